@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* A tunnel definition: the systemd-style INI file /etc/inlets.d/NAME.conf parsed into one
+ * structure. The daemon, inletsctl check and the inlets-style command lines all produce it. */
+#pragma once
+
+#include "util.h"
+
+typedef enum Role {
+        ROLE_SERVER,
+        ROLE_CLIENT,
+        ROLE_FILESERVER,
+        _ROLE_MAX,
+        _ROLE_INVALID = -EINVAL,
+} Role;
+
+typedef enum Mode {
+        MODE_TCP,
+        MODE_HTTP,
+        _MODE_MAX,
+        _MODE_INVALID = -EINVAL,
+} Mode;
+
+typedef struct PortMap {
+        uint16_t public_port;
+        uint16_t upstream_port;
+} PortMap;
+
+#define DEFAULT_CONTROL_PORT 8123
+#define DEFAULT_HTTP_PORT 8000
+#define DEFAULT_FILESERVER_PORT 8080
+#define TOKEN_MIN_LEN 16
+#define TOKEN_MAX_LEN 4096
+#define CONF_FILE_MAX (1024 * 1024)
+
+typedef struct Definition {
+        char *name;          /* NAME, or the file's basename without .conf */
+        char *path;          /* the main file */
+
+        /* [Tunnel] */
+        Role role;
+        Mode mode;
+        char *token;         /* secret: erased on free, never logged */
+        char *token_file;
+        uint64_t keepalive_usec;
+        uint64_t handshake_timeout_usec;
+        int log_level;       /* -1: not set */
+
+        /* [Server] */
+        SocketAddress control_listen;
+        SocketAddress data_listen;
+        SocketAddress http_listen;
+        int tls;             /* TLS on the control port; "no" is for a TLS-terminating proxy */
+        int auto_tls;
+        char **auto_tls_san;
+        size_t n_auto_tls_san;
+        char *certificate_file;
+        char *key_file;
+        char *state_directory;
+        uint16_t *allow_ports;
+        size_t n_allow_ports;
+        unsigned max_clients;
+        unsigned max_streams;   /* per client */
+        uint64_t max_frame_size; /* WebSocket frame / message limit */
+
+        /* [Client] */
+        char *url;
+        char *ca_file;
+        bool has_fingerprint;
+        uint8_t server_fingerprint[32];
+        char **upstreams;
+        size_t n_upstreams;
+        PortMap *ports;
+        size_t n_ports;
+        uint64_t reconnect_max_delay_usec;
+        char *client_id;
+
+        /* [FileServer] */
+        SocketAddress listen;
+        char *webroot;
+        int allow_browsing;
+} Definition;
+
+/* A parsed wss:// or ws:// URL. */
+typedef struct TunnelURL {
+        bool tls;
+        char *host;
+        uint16_t port;
+        char *path;
+} TunnelURL;
+
+Definition *definition_free(Definition *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Definition *, definition_free);
+
+const char *role_to_string(Role r);
+Role role_from_string(const char *s);
+const char *mode_to_string(Mode m);
+Mode mode_from_string(const char *s);
+
+/* Parses PATH and its drop-ins PATH.d/ *.conf, then checks the result and loads the token.
+ * On failure returns -errno and, if ret_error is set, a message naming file:line. Warnings
+ * (unknown keys) are logged. */
+int definition_load(const char *path, const char *name, Definition **ret, char **ret_error);
+
+/* The same from a memory buffer, for the fuzzer and unit tests: parse only. */
+int definition_parse_buffer(Definition *d, const char *path, const char *data, size_t size,
+                            char **ret_error);
+Definition *definition_new(const char *name, const char *path);
+/* Fills defaults, validates the combination of keys, reads the token. */
+int definition_finish(Definition *d, char **ret_error);
+
+int tunnel_url_parse(const char *s, TunnelURL *ret);
+void tunnel_url_done(TunnelURL *u);
+
+bool definition_port_allowed(const Definition *d, uint16_t port);

@@ -1,0 +1,927 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* HTTP/2-over-WebSocket tunnel sessions; see mux.h.
+ *
+ * Data path, socket to tunnel: recv() into the stream's buffer; nghttp2 asks how much to send
+ * (read_length callback lets DATA frames grow to 1 MiB) and, with NO_COPY, hands us the 9-byte
+ * frame header; we write WebSocket header + frame header + payload straight from the stream's
+ * buffer into TLS. Tunnel to socket: payload arrives in decrypted records and is send() to
+ * the socket directly; only what the socket does not take is copied, and the stream's window
+ * reopens (nghttp2_session_consume_stream) as that drains. The connection window is consumed
+ * at once, so a stalled socket never holds back the other streams. */
+
+#include <gnutls/crypto.h>
+#include <inttypes.h>
+#include <nghttp2/nghttp2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "mux.h"
+#include "util.h"
+#include "ws.h"
+
+#define STREAM_READ_SIZE (256 * 1024)
+#define H2_MAX_FRAME (1024 * 1024)
+#define H2_WINDOW (16 * 1024 * 1024)
+#define OUT_HIGH_WATER (1024 * 1024)
+#define TLS_RECORD 16384
+
+struct MuxStream {
+        Mux *mux;
+        MuxStream *prev, *next;
+        int32_t id;          /* -1 once the HTTP/2 stream is closed */
+        int fd;
+        sd_event_source *io;
+        bool aborted;        /* reset: drop whatever still arrives */
+        bool responded;      /* tunnel client: 200 sent; exit server: 200 received */
+        bool reading;        /* may read from the socket */
+
+        uint8_t *rbuf;       /* socket -> tunnel */
+        size_t roff, rlen;
+        bool read_eof, deferred;
+
+        uint8_t *wbuf;       /* tunnel -> socket, only what send() did not take */
+        size_t woff, wlen, wcap;
+        bool remote_eof, wr_shut;
+
+        uint64_t bytes_in, bytes_out, created;
+        char *authority, *peer, *method;
+        void *userdata;
+};
+
+struct Mux {
+        sd_event *event;
+        sd_event_source *io, *timer, *defer;
+        TlsConn *conn;
+        nghttp2_session *h2;
+        WsParser ws;
+        MuxConfig cfg;
+        const MuxCallbacks *cb;
+        void *userdata;
+
+        MuxStream *streams;
+        unsigned n_streams;
+        uint64_t total_streams, bytes_in, bytes_out;
+        uint64_t last_rx;
+        bool ping_outstanding;
+
+        bool dead, close_sent;
+        int error;
+        char reason[160];
+        uint8_t scratch[TLS_RECORD];
+};
+
+static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
+static void mux_pump(Mux *m);
+
+/* ---- WebSocket output ---- */
+
+static void ws_key(Mux *m, uint8_t key[4]) {
+        /* RFC 6455 wants an unpredictable key per frame; the nonce generator is cheap. */
+        (void) gnutls_rnd(GNUTLS_RND_NONCE, key, 4);
+}
+
+/* One WebSocket frame: header, then prefix (small, copied), then payload. A mutable payload
+ * is masked in place (the caller owns and discards it); a const one is copied in chunks when
+ * it must be masked. The first record carries the headers and the start of the payload, so
+ * no tiny records go out. */
+static int ws_send(Mux *m, WsOpcode op, const uint8_t *prefix, size_t plen, uint8_t *payload,
+                   const uint8_t *cpayload, size_t len) {
+        uint8_t key[4], *stage = m->scratch;
+        const uint8_t *src = payload ?: cpayload;
+        bool mask = m->cfg.ws_client;
+        size_t h, first, off;
+        int r;
+
+        if (mask)
+                ws_key(m, key);
+        h = ws_header_build(stage, op, plen + len, mask ? key : NULL);
+        memcpy(stage + h, prefix, plen);
+        first = MIN(len, sizeof(m->scratch) - h - plen);
+        memcpy(stage + h + plen, src, first);
+        if (mask)
+                ws_mask(stage + h, plen + first, key, 0);
+        r = tls_conn_send(m->conn, stage, h + plen + first);
+        if (r < 0)
+                return r;
+
+        for (off = first; off < len;) {
+                size_t n = len - off;
+                if (!mask) {
+                        r = tls_conn_send(m->conn, src + off, n);
+                } else if (payload) {
+                        ws_mask(payload + off, n, key, plen + off);
+                        r = tls_conn_send(m->conn, payload + off, n);
+                } else {
+                        n = MIN(n, sizeof(m->scratch));
+                        memcpy(m->scratch, src + off, n);
+                        ws_mask(m->scratch, n, key, plen + off);
+                        r = tls_conn_send(m->conn, m->scratch, n);
+                }
+                if (r < 0)
+                        return r;
+                off += n;
+        }
+        return 0;
+}
+
+static void ws_send_close(Mux *m, int code) {
+        uint8_t b[2] = { (uint8_t) (code >> 8), (uint8_t) code };
+        if (m->close_sent)
+                return;
+        m->close_sent = true;
+        (void) ws_send(m, WS_OP_CLOSE, NULL, 0, NULL, b, 2);
+}
+
+/* ---- streams ---- */
+
+static void stream_update_events(MuxStream *s) {
+        uint32_t ev = 0;
+
+        if (!s->io)
+                return;
+        if (s->reading && !s->read_eof && s->roff + s->rlen < STREAM_READ_SIZE && s->id > 0)
+                ev |= EPOLLIN;
+        if (s->wlen > 0)
+                ev |= EPOLLOUT;
+        if (ev == 0)
+                (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+        else {
+                (void) sd_event_source_set_io_events(s->io, ev);
+                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
+        }
+}
+
+static void stream_close_fd(MuxStream *s, bool reset) {
+        s->io = sd_event_source_disable_unref(s->io);
+        if (s->fd >= 0) {
+                if (reset) {
+                        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+                        (void) setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+                }
+                s->fd = safe_close(s->fd);
+        }
+}
+
+static MuxStream *stream_free(MuxStream *s) {
+        if (!s)
+                return NULL;
+        stream_close_fd(s, true);
+        free(s->rbuf);
+        free(s->wbuf);
+        free(s->authority);
+        free(s->peer);
+        free(s->method);
+        free(s);
+        return NULL;
+}
+
+/* Done with the stream on both layers: unlink, report, free. */
+static void stream_maybe_finish(MuxStream *s) {
+        Mux *m = s->mux;
+
+        if (s->id > 0 || s->fd >= 0)
+                return;
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                m->streams = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        m->n_streams--;
+        if (m->cb->stream_closed)
+                m->cb->stream_closed(m, s, m->userdata);
+        stream_free(s);
+}
+
+/* Local socket trouble: reset the stream on the wire and the socket at once. */
+static void stream_abort(MuxStream *s, uint32_t h2_error) {
+        s->aborted = true;
+        s->wlen = 0;
+        if (s->id > 0)
+                (void) nghttp2_submit_rst_stream(s->mux->h2, NGHTTP2_FLAG_NONE, s->id, h2_error);
+        stream_close_fd(s, true);
+        /* The HTTP/2 close callback finishes the stream. */
+}
+
+/* Returns true when the stream was freed. */
+static bool stream_try_shutdown(MuxStream *s) {
+        if (s->wlen > 0 || !s->remote_eof || s->fd < 0)
+                return false;
+        if (!s->wr_shut) {
+                (void) shutdown(s->fd, SHUT_WR);
+                s->wr_shut = true;
+        }
+        /* Closed on HTTP/2 and drained: nothing more will ever cross this socket. */
+        if (s->id < 0) {
+                stream_close_fd(s, false);
+                stream_maybe_finish(s);
+                return true;
+        }
+        return false;
+}
+
+/* Returns 1 when the stream was freed. */
+static int stream_write(MuxStream *s) {
+        Mux *m = s->mux;
+
+        while (s->wlen > 0) {
+                ssize_t n = send(s->fd, s->wbuf + s->woff, s->wlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                s->woff += (size_t) n;
+                s->wlen -= (size_t) n;
+                s->bytes_in += (size_t) n;
+                m->bytes_in += (size_t) n;
+                if (s->id > 0)
+                        (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
+        }
+        if (s->wlen == 0)
+                s->woff = 0;
+        return stream_try_shutdown(s) ? 1 : 0;
+}
+
+static int stream_read(MuxStream *s) {
+        Mux *m = s->mux;
+        ssize_t n;
+
+        if (!s->rbuf) {
+                s->rbuf = malloc(STREAM_READ_SIZE);
+                if (!s->rbuf)
+                        return -ENOMEM;
+        }
+        if (s->rlen == 0)
+                s->roff = 0;
+        if (s->roff + s->rlen >= STREAM_READ_SIZE)
+                return 0;
+        n = recv(s->fd, s->rbuf + s->roff + s->rlen, STREAM_READ_SIZE - s->roff - s->rlen, MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                s->read_eof = true;
+        s->rlen += (size_t) n;
+        if (s->deferred && s->id > 0) {
+                s->deferred = false;
+                (void) nghttp2_session_resume_data(m->h2, s->id);
+        }
+        return 0;
+}
+
+static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
+        MuxStream *s = source->ptr;
+        size_t n;
+
+        if (s->rlen == 0) {
+                if (s->read_eof) {
+                        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+                        return 0;
+                }
+                s->deferred = true;
+                return NGHTTP2_ERR_DEFERRED;
+        }
+        n = MIN(length, s->rlen);
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        if (s->read_eof && n == s->rlen)
+                *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t) n;
+}
+
+static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                        nghttp2_data_source *source, void *user_data) {
+        Mux *m = user_data;
+        MuxStream *s = source->ptr;
+        int r;
+
+        if (tls_conn_pending(m->conn) > OUT_HIGH_WATER)
+                return NGHTTP2_ERR_WOULDBLOCK;
+        r = ws_send(m, WS_OP_BINARY, framehd, 9, s->rbuf + s->roff, NULL, length);
+        if (r < 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        s->roff += length;
+        s->rlen -= length;
+        if (s->rlen == 0)
+                s->roff = 0;
+        s->bytes_out += length;
+        m->bytes_out += length;
+        stream_update_events(s);
+        return 0;
+}
+
+static ssize_t read_length_cb(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+                              int32_t session_remote_window_size, int32_t stream_remote_window_size,
+                              uint32_t remote_max_frame_size, void *user_data) {
+        int32_t w = MIN(session_remote_window_size, stream_remote_window_size);
+        return MIN((ssize_t) w, (ssize_t) remote_max_frame_size);
+}
+
+static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        MuxStream *s = userdata;
+        Mux *m = s->mux;
+        int r;
+
+        if (m->dead)
+                return 0;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                r = stream_read(s);
+                if (r < 0) {
+                        log_debug_errno(r, "Stream %d: read failed: %m", s->id);
+                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                        goto out;
+                }
+        }
+        if ((revents & (EPOLLOUT | EPOLLERR)) && s->fd >= 0) {
+                r = stream_write(s);
+                if (r > 0)
+                        goto out;
+                if (r < 0) {
+                        log_debug_errno(r, "Stream %d: write failed: %m", s->id);
+                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                        goto out;
+                }
+        }
+        if (s->fd >= 0)
+                stream_update_events(s);
+out:
+        mux_pump(m);
+        return 0;
+}
+
+static MuxStream *stream_new(Mux *m, int32_t id) {
+        MuxStream *s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->mux = m;
+        s->id = id;
+        s->fd = -1;
+        s->created = now_usec();
+        s->next = m->streams;
+        if (m->streams)
+                m->streams->prev = s;
+        m->streams = s;
+        m->n_streams++;
+        m->total_streams++;
+        return s;
+}
+
+static int stream_attach_fd(MuxStream *s, int fd) {
+        int r;
+
+        s->fd = fd;
+        r = sd_event_add_io(s->mux->event, &s->io, fd, EPOLLIN, stream_handler, s);
+        if (r < 0)
+                return r;
+        stream_update_events(s);
+        return 0;
+}
+
+int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, void *userdata, MuxStream **ret) {
+        nghttp2_nv nva[] = {
+                { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) ":authority", (uint8_t *) authority, 10, strlen(authority), NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) "x-forwarded-for", (uint8_t *) peer, 15, strlen(peer), NGHTTP2_NV_FLAG_NONE },
+        };
+        nghttp2_data_provider prd = { .read_callback = data_read_cb };
+        MuxStream *s;
+        int32_t id;
+        int r;
+
+        if (m->dead) {
+                safe_close(fd);
+                return -ENOTCONN;
+        }
+        s = stream_new(m, 0);
+        if (!s) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        s->userdata = userdata;
+        s->peer = strdup(peer);
+        s->authority = strdup(authority);
+        prd.source.ptr = s;
+        id = nghttp2_submit_request(m->h2, NULL, nva, ELEMENTSOF(nva), &prd, s);
+        if (id < 0) {
+                s->id = -1;
+                safe_close(fd);
+                stream_maybe_finish(s);
+                return -ENOBUFS;
+        }
+        s->id = id;
+        /* Bytes the public peer sends before the upstream answers travel at once. */
+        s->reading = true;
+        r = stream_attach_fd(s, fd);
+        if (r < 0) {
+                stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                mux_pump(m);
+                return r;
+        }
+        mux_pump(m);
+        if (ret)
+                *ret = s;
+        return 0;
+}
+
+int mux_stream_accept(MuxStream *s, int fd) {
+        Mux *m = s->mux;
+        nghttp2_nv nva[] = { { (uint8_t *) ":status", (uint8_t *) "200", 7, 3, NGHTTP2_NV_FLAG_NONE } };
+        nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+        int r;
+
+        if (s->id < 0) { /* reset while we were dialling */
+                safe_close(fd);
+                stream_maybe_finish(s);
+                return -ECANCELED;
+        }
+        if (s->aborted) {
+                safe_close(fd);
+                return -ECANCELED;
+        }
+        r = stream_attach_fd(s, fd);
+        if (r < 0) {
+                stream_close_fd(s, true);
+                mux_stream_refuse(s, false);
+                return r;
+        }
+        r = nghttp2_submit_response(m->h2, s->id, nva, ELEMENTSOF(nva), &prd);
+        if (r < 0) {
+                stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                return -EIO;
+        }
+        s->responded = true;
+        s->reading = true;
+        /* Bytes that arrived while we were dialling. */
+        if (stream_write(s) < 0)
+                stream_abort(s, NGHTTP2_CONNECT_ERROR);
+        else
+                stream_update_events(s);
+        return 0;
+}
+
+void mux_stream_refuse(MuxStream *s, bool connect_error) {
+        stream_abort(s, connect_error ? NGHTTP2_CONNECT_ERROR : NGHTTP2_REFUSED_STREAM);
+        if (s->id < 0)
+                stream_maybe_finish(s);
+        else
+                mux_pump(s->mux);
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags, void *user_data) {
+        Mux *m = user_data;
+
+        if (tls_conn_pending(m->conn) > OUT_HIGH_WATER)
+                return NGHTTP2_ERR_WOULDBLOCK;
+        if (ws_send(m, WS_OP_BINARY, NULL, 0, NULL, data, length) < 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return (ssize_t) length;
+}
+
+static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user_data) {
+        Mux *m = user_data;
+        MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
+
+        (void) nghttp2_session_consume_connection(session, len);
+        if (!s || s->aborted || s->wr_shut) {
+                (void) nghttp2_session_consume_stream(session, stream_id, len);
+                return 0;
+        }
+        /* Before the upstream is connected (fd < 0) everything is held for it. */
+        if (s->wlen == 0 && s->fd >= 0) {
+                ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                        return 0;
+                }
+                if (n > 0) {
+                        data += n;
+                        len -= (size_t) n;
+                        s->bytes_in += (size_t) n;
+                        m->bytes_in += (size_t) n;
+                        (void) nghttp2_session_consume_stream(session, stream_id, (size_t) n);
+                }
+        }
+        if (len > 0) {
+                /* Bounded by the stream window: the peer cannot send more than we allow. */
+                if (s->woff + s->wlen + len > s->wcap) {
+                        if (s->woff > 0) {
+                                memmove(s->wbuf, s->wbuf + s->woff, s->wlen);
+                                s->woff = 0;
+                        }
+                        if (s->wlen + len > s->wcap) {
+                                size_t cap = MAX(s->wcap * 2, s->wlen + len);
+                                uint8_t *t = realloc(s->wbuf, cap);
+                                if (!t) {
+                                        stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                                        return 0;
+                                }
+                                s->wbuf = t;
+                                s->wcap = cap;
+                        }
+                }
+                memcpy(s->wbuf + s->woff + s->wlen, data, len);
+                s->wlen += len;
+                if (s->fd >= 0)
+                        stream_update_events(s);
+        }
+        return 0;
+}
+
+static int begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+        Mux *m = user_data;
+        MuxStream *s;
+
+        if (m->cfg.h2_client || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+                return 0;
+        s = stream_new(m, frame->hd.stream_id);
+        if (!s)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+        return 0;
+}
+
+static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
+        MuxStream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        char **dst = NULL;
+
+        if (!s || frame->hd.type != NGHTTP2_HEADERS)
+                return 0;
+        if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+                dst = &s->authority;
+        else if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+                dst = &s->method;
+        else if (namelen == 15 && memcmp(name, "x-forwarded-for", 15) == 0)
+                dst = &s->peer;
+        else if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+                s->responded = valuelen == 3 && memcmp(value, "200", 3) == 0;
+                return 0;
+        }
+        if (dst && !*dst)
+                *dst = strndup((const char *) value, MIN(valuelen, (size_t) 255));
+        return 0;
+}
+
+static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+        Mux *m = user_data;
+        MuxStream *s;
+
+        if (frame->hd.stream_id == 0)
+                return 0;
+        s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (!s)
+                return 0;
+
+        if (frame->hd.type == NGHTTP2_HEADERS) {
+                if (m->cfg.h2_client) {
+                        if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE && !s->responded)
+                                stream_abort(s, NGHTTP2_CANCEL);
+                } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+                        if (!s->method || !streq(s->method, "CONNECT") || !s->authority) {
+                                stream_abort(s, NGHTTP2_REFUSED_STREAM);
+                                return 0;
+                        }
+                        if (m->cb->stream_request)
+                                m->cb->stream_request(m, s, s->authority, m->userdata);
+                        else
+                                stream_abort(s, NGHTTP2_REFUSED_STREAM);
+                }
+        }
+        if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->id > 0) {
+                s->remote_eof = true;
+                (void) stream_try_shutdown(s); /* id > 0: never frees here */
+        }
+        return 0;
+}
+
+static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
+        MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
+
+        if (!s)
+                return 0;
+        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        s->id = -1;
+        if (error_code != NGHTTP2_NO_ERROR)
+                stream_close_fd(s, true);
+        else if (s->fd >= 0) {
+                /* Both sides ended cleanly: linger until what we hold is written. */
+                s->remote_eof = true;
+                if (stream_try_shutdown(s))
+                        return 0;
+                if (s->fd >= 0)
+                        stream_update_events(s);
+        }
+        stream_maybe_finish(s);
+        return 0;
+}
+
+/* ---- WebSocket input ---- */
+
+static int ws_data_cb(void *userdata, uint8_t *p, size_t n) {
+        Mux *m = userdata;
+        ssize_t r = nghttp2_session_mem_recv(m->h2, p, n);
+        if (r < 0) {
+                mux_fail(m, -EPROTO, "HTTP/2 error: %s", nghttp2_strerror((int) r));
+                return -EPROTO;
+        }
+        return 0;
+}
+
+static int ws_control_cb(void *userdata, WsOpcode op, const uint8_t *p, size_t n) {
+        Mux *m = userdata;
+
+        switch (op) {
+        case WS_OP_PING:
+                return ws_send(m, WS_OP_PONG, NULL, 0, NULL, p, n);
+        case WS_OP_CLOSE: {
+                int code = n >= 2 ? (p[0] << 8 | p[1]) : WS_CLOSE_NO_STATUS;
+                ws_send_close(m, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code);
+                (void) tls_conn_flush(m->conn);
+                mux_fail(m, code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? 0 : -ECONNRESET,
+                         "peer closed the WebSocket (%d%s%.*s)", code, n > 2 ? ": " : "", (int) (n > 2 ? n - 2 : 0),
+                         (const char *) p + 2);
+                return -ECONNRESET;
+        }
+        default:
+                return 0;
+        }
+}
+
+static void mux_read(Mux *m) {
+        static const WsCallbacks wscb = { .data = ws_data_cb, .control = ws_control_cb };
+
+        while (!m->dead) {
+                uint8_t *p;
+                size_t n;
+                int r = tls_conn_recv(m->conn, &p, &n);
+
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0) {
+                        mux_fail(m, r, "%s", tls_conn_error(m->conn));
+                        break;
+                }
+                if (r == 0) {
+                        mux_fail(m, -ECONNRESET, "connection closed by peer");
+                        break;
+                }
+                m->last_rx = now_usec();
+                m->ping_outstanding = false;
+                r = ws_parse(&m->ws, p, n, &wscb, m);
+                if (r < 0 && !m->dead) {
+                        ws_send_close(m, m->ws.close_code ?: WS_CLOSE_PROTOCOL_ERROR);
+                        (void) tls_conn_flush(m->conn);
+                        mux_fail(m, r, "WebSocket protocol error: %s", m->ws.error ?: "callback failed");
+                }
+        }
+}
+
+static void mux_pump(Mux *m) {
+        int r;
+
+        if (m->dead)
+                return;
+        while (tls_conn_pending(m->conn) <= OUT_HIGH_WATER && nghttp2_session_want_write(m->h2)) {
+                size_t before = tls_conn_pending(m->conn);
+                r = nghttp2_session_send(m->h2);
+                if (r < 0) {
+                        mux_fail(m, -EPROTO, "HTTP/2 send failed: %s", nghttp2_strerror(r));
+                        return;
+                }
+                r = tls_conn_flush(m->conn);
+                if (r < 0 && r != -EAGAIN) {
+                        mux_fail(m, r, "%s", tls_conn_error(m->conn));
+                        return;
+                }
+                if (tls_conn_pending(m->conn) == before && before > 0)
+                        break;
+                if (!nghttp2_session_want_write(m->h2))
+                        break;
+                /* nghttp2 stopped on WOULDBLOCK or a deferred stream; the socket decides. */
+                if (tls_conn_pending(m->conn) > 0)
+                        break;
+        }
+        r = tls_conn_flush(m->conn);
+        if (r < 0 && r != -EAGAIN) {
+                mux_fail(m, r, "%s", tls_conn_error(m->conn));
+                return;
+        }
+        if (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
+            tls_conn_pending(m->conn) == 0) {
+                mux_fail(m, 0, "session ended (GOAWAY)");
+                return;
+        }
+        (void) sd_event_source_set_io_events(m->io, EPOLLIN | (tls_conn_pending(m->conn) > 0 ? EPOLLOUT : 0));
+}
+
+static int mux_io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Mux *m = userdata;
+
+        if (revents & EPOLLOUT) {
+                int r = tls_conn_flush(m->conn);
+                if (r < 0 && r != -EAGAIN) {
+                        mux_fail(m, r, "%s", tls_conn_error(m->conn));
+                        return 0;
+                }
+        }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                mux_read(m);
+        mux_pump(m);
+        return 0;
+}
+
+static int mux_timer_handler(sd_event_source *src, uint64_t usec, void *userdata) {
+        Mux *m = userdata;
+        uint64_t idle = now_usec() - m->last_rx, k = m->cfg.keepalive_usec;
+
+        if (idle >= k) {
+                mux_fail(m, -ETIMEDOUT, "no answer from the peer for %" PRIu64 " s", idle / USEC_PER_SEC);
+                return 0;
+        }
+        if (idle >= k / 3 && !m->ping_outstanding) {
+                (void) nghttp2_submit_ping(m->h2, NGHTTP2_FLAG_NONE, NULL);
+                m->ping_outstanding = true;
+                mux_pump(m);
+        }
+        (void) sd_event_source_set_time_relative(src, k / 6);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int mux_defer_handler(sd_event_source *src, void *userdata) {
+        Mux *m = userdata;
+        m->defer = sd_event_source_disable_unref(m->defer);
+        m->cb->closed(m, m->error, m->reason, m->userdata);
+        return 0;
+}
+
+static void mux_fail(Mux *m, int error, const char *format, ...) {
+        va_list ap;
+
+        if (m->dead)
+                return;
+        m->dead = true;
+        m->error = error;
+        va_start(ap, format);
+        vsnprintf(m->reason, sizeof(m->reason), format, ap);
+        va_end(ap);
+        (void) sd_event_source_set_enabled(m->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+        for (MuxStream *s = m->streams; s; s = s->next)
+                if (s->io)
+                        (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+        /* The owner hears of it from the loop, never from inside one of our frames. */
+        if (sd_event_add_defer(m->event, &m->defer, mux_defer_handler, m) < 0)
+                log_oom();
+}
+
+void mux_shutdown(Mux *m, int ws_code) {
+        if (m->dead)
+                return;
+        (void) nghttp2_session_terminate_session(m->h2, NGHTTP2_NO_ERROR);
+        (void) nghttp2_session_send(m->h2);
+        ws_send_close(m, ws_code);
+        tls_conn_bye(m->conn);
+        mux_fail(m, 0, "shut down");
+}
+
+int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *initial, size_t n_initial,
+            const MuxCallbacks *cb, void *userdata, Mux **ret) {
+        _cleanup_(mux_freep) Mux *m = NULL;
+        nghttp2_session_callbacks *cbs;
+        nghttp2_option *opt;
+        uint32_t frame = (uint32_t) MIN((uint64_t) H2_MAX_FRAME, cfg->max_frame_size - 64);
+        nghttp2_settings_entry iv[] = {
+                { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->h2_client ? 0 : cfg->max_streams },
+                { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
+                { NGHTTP2_SETTINGS_MAX_FRAME_SIZE, MAX(frame, 16384u) },
+                { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        };
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                tls_conn_free(conn);
+                return -ENOMEM;
+        }
+        m->conn = conn;
+        m->event = sd_event_ref(e);
+        m->cfg = *cfg;
+        m->cb = cb;
+        m->userdata = userdata;
+        m->last_rx = now_usec();
+        /* A client sends masked frames and expects unmasked ones; a server the reverse. */
+        ws_parser_init(&m->ws, !cfg->ws_client, cfg->max_frame_size);
+
+        if (nghttp2_session_callbacks_new(&cbs) != 0)
+                return -ENOMEM;
+        nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+        nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
+        nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, read_length_cb);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, begin_headers_cb);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, stream_close_cb);
+        if (nghttp2_option_new(&opt) != 0) {
+                nghttp2_session_callbacks_del(cbs);
+                return -ENOMEM;
+        }
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        if (!cfg->h2_client)
+                nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+        r = cfg->h2_client ? nghttp2_session_client_new2(&m->h2, cbs, m, opt)
+                           : nghttp2_session_server_new2(&m->h2, cbs, m, opt);
+        nghttp2_session_callbacks_del(cbs);
+        nghttp2_option_del(opt);
+        if (r != 0)
+                return -ENOMEM;
+        if (nghttp2_submit_settings(m->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv)) != 0 ||
+            nghttp2_session_set_local_window_size(m->h2, NGHTTP2_FLAG_NONE, 0, H2_WINDOW) != 0)
+                return -ENOMEM;
+
+        r = sd_event_add_io(e, &m->io, tls_conn_fd(conn), EPOLLIN, mux_io_handler, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(e, &m->timer, CLOCK_MONOTONIC, cfg->keepalive_usec / 6, 0,
+                                       mux_timer_handler, m);
+        if (r < 0)
+                return r;
+
+        if (n_initial > 0) {
+                static const WsCallbacks wscb = { .data = ws_data_cb, .control = ws_control_cb };
+                _cleanup_free_ uint8_t *copy = malloc(n_initial);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, initial, n_initial);
+                if (ws_parse(&m->ws, copy, n_initial, &wscb, m) < 0 && !m->dead)
+                        mux_fail(m, -EPROTO, "WebSocket protocol error: %s", m->ws.error ?: "?");
+        }
+        /* Records may already sit in TLS buffers, where epoll cannot see them. */
+        mux_read(m);
+        mux_pump(m);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Mux *mux_free(Mux *m) {
+        if (!m)
+                return NULL;
+        while (m->streams) {
+                MuxStream *s = m->streams;
+                m->streams = s->next;
+                stream_free(s);
+        }
+        sd_event_source_disable_unref(m->io);
+        sd_event_source_disable_unref(m->timer);
+        sd_event_source_disable_unref(m->defer);
+        if (m->h2)
+                nghttp2_session_del(m->h2);
+        tls_conn_free(m->conn);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+void mux_get_stats(Mux *m, MuxStats *ret) {
+        *ret = (MuxStats) {
+                .bytes_in = m->bytes_in,
+                .bytes_out = m->bytes_out,
+                .active_streams = m->n_streams,
+                .total_streams = m->total_streams,
+        };
+}
+
+void *mux_stream_userdata(MuxStream *s) {
+        return s->userdata;
+}
+
+void mux_stream_get(MuxStream *s, uint64_t *ret_in, uint64_t *ret_out, const char **ret_peer) {
+        if (ret_in)
+                *ret_in = s->bytes_in;
+        if (ret_out)
+                *ret_out = s->bytes_out;
+        if (ret_peer)
+                *ret_peer = s->peer;
+}
+
+int mux_stream_id(MuxStream *s) {
+        return s->id;
+}
+
+void mux_stream_set_userdata(MuxStream *s, void *userdata) {
+        s->userdata = userdata;
+}
+
+const char *mux_stream_authority(MuxStream *s) {
+        return s->authority;
+}

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* GnuTLS on non-blocking sockets; see tls.h. The push function never blocks: ciphertext
+ * goes to an output buffer that the owner flushes when the socket is writable, and the
+ * owner stops producing while that buffer is above its high-water mark. */
+
+#include <arpa/inet.h>
+#include <gnutls/x509.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+#define TLS_READ_SIZE (256 * 1024)
+#define TLS_FLUSH_THRESHOLD (128 * 1024)
+
+struct TlsConn {
+        int fd;
+        gnutls_session_t session; /* NULL: plaintext */
+        TlsVerify verify;
+
+        uint8_t *in;
+        size_t in_off, in_len;
+
+        uint8_t *out;
+        size_t out_off, out_len, out_cap;
+        int write_error;
+
+        gnutls_packet_t packet;
+        char error[256];
+};
+
+static int set_err(TlsConn *c, int r, const char *what, int gnutls_error) {
+        snprintf(c->error, sizeof(c->error), "%s: %s", what, gnutls_strerror(gnutls_error));
+        return r;
+}
+
+const char *tls_conn_error(TlsConn *c) {
+        return c->error[0] ? c->error : "unknown error";
+}
+
+int tls_conn_fd(TlsConn *c) {
+        return c->fd;
+}
+
+bool tls_conn_is_tls(TlsConn *c) {
+        return c->session != NULL;
+}
+
+static int out_reserve(TlsConn *c, size_t n) {
+        if (c->out_off + c->out_len + n <= c->out_cap)
+                return 0;
+        if (c->out_off > 0) {
+                memmove(c->out, c->out + c->out_off, c->out_len);
+                c->out_off = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+                size_t cap = MAX(c->out_cap * 2, c->out_len + n);
+                uint8_t *t = realloc(c->out, cap);
+                if (!t)
+                        return -ENOMEM;
+                c->out = t;
+                c->out_cap = cap;
+        }
+        return 0;
+}
+
+int tls_conn_flush(TlsConn *c) {
+        if (c->write_error)
+                return c->write_error;
+        while (c->out_len > 0) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return -EAGAIN;
+                        snprintf(c->error, sizeof(c->error), "send: %m");
+                        return c->write_error = -errno;
+                }
+                c->out_off += (size_t) n;
+                c->out_len -= (size_t) n;
+        }
+        c->out_off = 0;
+        return 0;
+}
+
+size_t tls_conn_pending(TlsConn *c) {
+        return c->out_len;
+}
+
+static int queue(TlsConn *c, const void *p, size_t n) {
+        int r = out_reserve(c, n);
+        if (r < 0)
+                return r;
+        memcpy(c->out + c->out_off + c->out_len, p, n);
+        c->out_len += n;
+        if (c->out_len >= TLS_FLUSH_THRESHOLD) {
+                r = tls_conn_flush(c);
+                if (r < 0 && r != -EAGAIN)
+                        return r;
+        }
+        return 0;
+}
+
+static ssize_t vec_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt) {
+        TlsConn *c = p;
+        size_t total = 0;
+
+        for (int i = 0; i < iovcnt; i++)
+                total += iov[i].iov_len;
+        if (out_reserve(c, total) < 0) {
+                gnutls_transport_set_errno(c->session, ENOMEM);
+                return -1;
+        }
+        for (int i = 0; i < iovcnt; i++) {
+                memcpy(c->out + c->out_off + c->out_len, iov[i].iov_base, iov[i].iov_len);
+                c->out_len += iov[i].iov_len;
+        }
+        if (c->out_len >= TLS_FLUSH_THRESHOLD)
+                (void) tls_conn_flush(c); /* errors surface at the owner's next flush */
+        return (ssize_t) total;
+}
+
+static ssize_t pull(gnutls_transport_ptr_t p, void *data, size_t size) {
+        TlsConn *c = p;
+        size_t k;
+
+        if (c->in_len == 0) {
+                ssize_t n;
+                do
+                        n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
+                while (n < 0 && errno == EINTR);
+                if (n < 0) {
+                        gnutls_transport_set_errno(c->session, errno);
+                        return -1;
+                }
+                if (n == 0)
+                        return 0;
+                c->in_off = 0;
+                c->in_len = (size_t) n;
+        }
+        k = MIN(size, c->in_len);
+        memcpy(data, c->in + c->in_off, k);
+        c->in_off += k;
+        c->in_len -= k;
+        return (ssize_t) k;
+}
+
+static int pull_timeout(gnutls_transport_ptr_t p, unsigned ms) {
+        TlsConn *c = p;
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+        if (c->in_len > 0)
+                return 1;
+        /* Never wait: the event loop does the waiting. */
+        return poll(&pfd, 1, 0);
+}
+
+static int conn_new(int fd, TlsConn **ret) {
+        TlsConn *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = fd;
+        c->in = malloc(TLS_READ_SIZE);
+        if (!c->in) {
+                c->fd = -1;
+                tls_conn_free(c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+static int session_setup(TlsConn *c, unsigned flags, gnutls_certificate_credentials_t creds) {
+        const char *err_pos = NULL;
+        int r;
+
+        r = gnutls_init(&c->session, flags | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+        if (r < 0)
+                return set_err(c, -ENOMEM, "gnutls_init", r);
+        /* The system's priority string, minus protocol versions older than TLS 1.2. */
+        r = gnutls_set_default_priority_append(c->session, "-VERS-TLS1.1:-VERS-TLS1.0", &err_pos, 0);
+        if (r < 0)
+                return set_err(c, -EINVAL, "priority", r);
+        r = gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE, creds);
+        if (r < 0)
+                return set_err(c, -EINVAL, "credentials", r);
+        gnutls_transport_set_ptr(c->session, c);
+        gnutls_transport_set_vec_push_function(c->session, vec_push);
+        gnutls_transport_set_pull_function(c->session, pull);
+        gnutls_transport_set_pull_timeout_function(c->session, pull_timeout);
+        gnutls_handshake_set_timeout(c->session, 0); /* the owner's timer bounds it */
+        return 0;
+}
+
+int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn **ret) {
+        _cleanup_(tls_conn_freep) TlsConn *c = NULL;
+        int r;
+
+        r = conn_new(fd, &c);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        if (creds) {
+                r = session_setup(c, GNUTLS_SERVER, creds);
+                if (r < 0)
+                        return r;
+                gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static bool is_ip_address(const char *host) {
+        uint8_t buf[16];
+        return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, TlsVerify verify,
+                        TlsConn **ret) {
+        _cleanup_(tls_conn_freep) TlsConn *c = NULL;
+        int r;
+
+        r = conn_new(fd, &c);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        c->verify = verify;
+        if (creds) {
+                r = session_setup(c, GNUTLS_CLIENT, creds);
+                if (r < 0)
+                        return r;
+                if (!is_ip_address(host)) {
+                        r = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, host, strlen(host));
+                        if (r < 0)
+                                return set_err(c, -EINVAL, "server name", r);
+                }
+                /* Chain and name (or IP SAN) are checked inside the handshake, which then fails
+                 * with a verification error rather than continuing. */
+                if (verify == TLS_VERIFY_CA)
+                        gnutls_session_set_verify_cert(c->session, host, 0);
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+TlsConn *tls_conn_free(TlsConn *c) {
+        if (!c)
+                return NULL;
+        if (c->packet)
+                gnutls_packet_deinit(c->packet);
+        if (c->session)
+                gnutls_deinit(c->session);
+        safe_close(c->fd);
+        free(c->in);
+        free(c->out);
+        free(c);
+        return NULL;
+}
+
+bool tls_conn_handshake_wants_write(TlsConn *c) {
+        return c->out_len > 0 || (c->session && gnutls_record_get_direction(c->session) == 1);
+}
+
+int tls_conn_handshake(TlsConn *c) {
+        int r;
+
+        if (!c->session)
+                return 1;
+        r = gnutls_handshake(c->session);
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_WARNING_ALERT_RECEIVED ||
+            r == GNUTLS_E_GOT_APPLICATION_DATA) {
+                r = tls_conn_flush(c);
+                return r == -EAGAIN ? 0 : r;
+        }
+        if (r < 0) {
+                if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+                        gnutls_datum_t out = {};
+                        unsigned status = gnutls_session_get_verify_cert_status(c->session);
+                        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >= 0) {
+                                snprintf(c->error, sizeof(c->error), "server certificate rejected: %s",
+                                         (const char *) out.data);
+                                gnutls_free(out.data);
+                        } else
+                                set_err(c, 0, "server certificate rejected", r);
+                        (void) tls_conn_flush(c);
+                        return -EPERM;
+                }
+                (void) tls_conn_flush(c); /* deliver our alert if we can */
+                set_err(c, 0, "TLS handshake failed", r);
+                return r == GNUTLS_E_PREMATURE_TERMINATION || r == GNUTLS_E_PULL_ERROR ? -ECONNRESET : -EPROTO;
+        }
+        r = tls_conn_flush(c);
+        if (r < 0 && r != -EAGAIN)
+                return r;
+        return 1;
+}
+
+int tls_cert_fingerprint(const gnutls_datum_t *der, uint8_t ret[static 32]) {
+        return sha256(der->data, der->size, ret);
+}
+
+int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32]) {
+        const gnutls_datum_t *certs;
+        unsigned n = 0;
+
+        certs = gnutls_certificate_get_peers(c->session, &n);
+        for (unsigned i = 0; certs && i < n; i++) {
+                uint8_t d[32];
+                if (tls_cert_fingerprint(&certs[i], d) >= 0 && memcmp(d, fp, 32) == 0)
+                        return 0;
+        }
+        snprintf(c->error, sizeof(c->error),
+                 "no certificate sent by the server matches ServerFingerprint= (%u certificates)", n);
+        return -EPERM;
+}
+
+char *tls_conn_describe(TlsConn *c) {
+        char *d;
+        if (!c->session)
+                return strdup("plaintext");
+        d = gnutls_session_get_desc(c->session);
+        if (d) {
+                char *s = strdup(d);
+                gnutls_free(d);
+                return s;
+        }
+        return strdup("TLS");
+}
+
+int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
+        ssize_t n;
+
+        if (!c->session) {
+                /* Plaintext: the input buffer itself holds what we hand out. */
+                do
+                        n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
+                while (n < 0 && errno == EINTR);
+                if (n < 0) {
+                        if (errno == EAGAIN)
+                                return -EAGAIN;
+                        snprintf(c->error, sizeof(c->error), "recv: %m");
+                        return -errno;
+                }
+                *ret = c->in;
+                *ret_len = (size_t) n;
+                return n > 0;
+        }
+
+        if (c->packet) {
+                gnutls_packet_deinit(c->packet);
+                c->packet = NULL;
+        }
+        for (;;) {
+                /* The packet API hands out the decrypted record without copying it. */
+                n = gnutls_record_recv_packet(c->session, &c->packet);
+                if (n > 0) {
+                        gnutls_datum_t d;
+                        gnutls_packet_get(c->packet, &d, NULL);
+                        *ret = d.data;
+                        *ret_len = d.size;
+                        return 1;
+                }
+                if (n == 0)
+                        return 0;
+                if (c->packet) {
+                        gnutls_packet_deinit(c->packet);
+                        c->packet = NULL;
+                }
+                switch (n) {
+                case GNUTLS_E_AGAIN:
+                        return -EAGAIN;
+                case GNUTLS_E_INTERRUPTED:
+                case GNUTLS_E_WARNING_ALERT_RECEIVED:
+                case GNUTLS_E_REHANDSHAKE:
+                        continue;
+                case GNUTLS_E_PREMATURE_TERMINATION:
+                        return set_err(c, -ECONNRESET, "connection closed without close_notify", (int) n);
+                case GNUTLS_E_PULL_ERROR:
+                        return set_err(c, -ECONNRESET, "recv", (int) n);
+                default:
+                        return set_err(c, -EPROTO, "TLS", (int) n);
+                }
+        }
+}
+
+int tls_conn_send(TlsConn *c, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+
+        if (c->write_error)
+                return c->write_error;
+        if (!c->session)
+                return queue(c, buf, len);
+        while (len > 0) {
+                ssize_t n = gnutls_record_send(c->session, p, len);
+                if (n == GNUTLS_E_INTERRUPTED)
+                        continue;
+                if (n < 0) {
+                        if (c->write_error)
+                                return c->write_error;
+                        return set_err(c, -EPROTO, "TLS send", (int) n);
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return c->write_error;
+}
+
+void tls_conn_bye(TlsConn *c) {
+        if (c->session)
+                (void) gnutls_bye(c->session, GNUTLS_SHUT_WR);
+        (void) tls_conn_flush(c);
+}
+
+/* ---- credentials ---- */
+
+static int cred_error(char **ret_error, int r, const char *what, const char *file, int gr) {
+        if (ret_error) {
+                free(*ret_error);
+                if (asprintf(ret_error, "%s%s%s: %s", what, file ? " " : "", file ?: "", gnutls_strerror(gr)) < 0)
+                        *ret_error = NULL;
+        }
+        return r;
+}
+
+int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                           gnutls_certificate_credentials_t *ret, char **ret_error) {
+        gnutls_certificate_credentials_t creds;
+        gnutls_datum_t cd = { (unsigned char *) cert_pem, (unsigned) cert_len };
+        gnutls_datum_t kd = { (unsigned char *) key_pem, (unsigned) key_len };
+        int r;
+
+        r = gnutls_certificate_allocate_credentials(&creds);
+        if (r < 0)
+                return -ENOMEM;
+        r = gnutls_certificate_set_x509_key_mem2(creds, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (r < 0) {
+                gnutls_certificate_free_credentials(creds);
+                return cred_error(ret_error, -EINVAL, "Failed to load certificate and key", NULL, r);
+        }
+        *ret = creds;
+        return 0;
+}
+
+int tls_server_credentials_from_files(const char *cert_file, const char *key_file,
+                                      gnutls_certificate_credentials_t *ret, char **ret_error) {
+        gnutls_certificate_credentials_t creds;
+        int r;
+
+        r = gnutls_certificate_allocate_credentials(&creds);
+        if (r < 0)
+                return -ENOMEM;
+        r = gnutls_certificate_set_x509_key_file2(creds, cert_file, key_file, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (r < 0) {
+                gnutls_certificate_free_credentials(creds);
+                return cred_error(ret_error, r == GNUTLS_E_FILE_ERROR ? -ENOENT : -EINVAL,
+                                  "Failed to load certificate/key", cert_file, r);
+        }
+        *ret = creds;
+        return 0;
+}
+
+int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t *ret, char **ret_error) {
+        gnutls_certificate_credentials_t creds;
+        int r;
+
+        r = gnutls_certificate_allocate_credentials(&creds);
+        if (r < 0)
+                return -ENOMEM;
+        if (ca_file)
+                r = gnutls_certificate_set_x509_trust_file(creds, ca_file, GNUTLS_X509_FMT_PEM);
+        else
+                r = gnutls_certificate_set_x509_system_trust(creds);
+        if (r <= 0 && ca_file) {
+                gnutls_certificate_free_credentials(creds);
+                return cred_error(ret_error, -EINVAL, "Failed to load CA certificates from", ca_file,
+                                  r == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : r);
+        }
+        *ret = creds;
+        return 0;
+}

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The byte layer: a non-blocking socket with or without a GnuTLS session on it. Reads are
+ * buffered (one 256 KiB recv feeds many records); writes are collected and flushed in large
+ * send()s. Nothing above this file sees a GNUTLS_E_* code. */
+#pragma once
+
+#include <gnutls/gnutls.h>
+
+#include "macro.h"
+
+typedef struct TlsConn TlsConn;
+
+typedef enum TlsVerify {
+        TLS_VERIFY_NONE,        /* server side */
+        TLS_VERIFY_CA,          /* chain to CAFile= or the system store, and the host name/IP */
+        TLS_VERIFY_FINGERPRINT, /* some certificate in the chain has this SHA-256 */
+} TlsVerify;
+
+int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                           gnutls_certificate_credentials_t *ret, char **ret_error);
+int tls_server_credentials_from_files(const char *cert_file, const char *key_file,
+                                      gnutls_certificate_credentials_t *ret, char **ret_error);
+int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t *ret, char **ret_error);
+
+/* Takes ownership of fd. creds NULL: plaintext. */
+int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn **ret);
+int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, TlsVerify verify,
+                        TlsConn **ret);
+TlsConn *tls_conn_free(TlsConn *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(TlsConn *, tls_conn_free);
+
+int tls_conn_fd(TlsConn *c);
+bool tls_conn_is_tls(TlsConn *c);
+
+/* 1: done; 0: in progress, call again when the socket is ready; <0: failed
+ * (tls_conn_error() says why). */
+int tls_conn_handshake(TlsConn *c);
+/* After the handshake, for TLS_VERIFY_FINGERPRINT. */
+int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32]);
+/* "TLS1.3/ECDHE-SECP256R1/..." */
+char *tls_conn_describe(TlsConn *c);
+
+/* 1 with a pointer to plaintext valid until the next call; 0 at EOF; -EAGAIN; <0 error. */
+int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len);
+/* Queues all of buf (encrypting it); never -EAGAIN. */
+int tls_conn_send(TlsConn *c, const void *buf, size_t len);
+/* 0 when everything queued went out, -EAGAIN when some is left, <0 on error. */
+int tls_conn_flush(TlsConn *c);
+size_t tls_conn_pending(TlsConn *c);
+/* Whether the handshake waits for the socket to become writable. */
+bool tls_conn_handshake_wants_write(TlsConn *c);
+/* Sends close_notify, best effort. */
+void tls_conn_bye(TlsConn *c);
+
+const char *tls_conn_error(TlsConn *c);
+
+/* SHA-256 of a DER certificate. */
+int tls_cert_fingerprint(const gnutls_datum_t *der, uint8_t ret[static 32]);

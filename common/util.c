@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Parsing and formatting helpers; see util.h. */
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util.h"
+
+uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+int parse_boolean(const char *s) {
+        static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+        static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcaseeq(s, yes[i]))
+                        return 1;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcaseeq(s, no[i]))
+                        return 0;
+        return -EINVAL;
+}
+
+static int parse_u64(const char *s, uint64_t *ret, const char **ret_end) {
+        char *end;
+        unsigned long long v;
+
+        if (!isdigit((unsigned char) *s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        *ret = v;
+        *ret_end = end;
+        return 0;
+}
+
+int parse_unsigned(const char *s, unsigned *ret) {
+        uint64_t v;
+        const char *end;
+        int r = parse_u64(s, &v, &end);
+        if (r < 0)
+                return r;
+        if (*end)
+                return -EINVAL;
+        if (v > UINT_MAX)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+int parse_port(const char *s, uint16_t *ret) {
+        unsigned v;
+        int r = parse_unsigned(s, &v);
+        if (r < 0)
+                return r;
+        if (v == 0 || v > 65535)
+                return -ERANGE;
+        *ret = (uint16_t) v;
+        return 0;
+}
+
+/* "30", "30s", "500ms", "2min", "1h"; several may be added: "1min 30s". */
+int parse_sec(const char *s, uint64_t *ret_usec) {
+        static const struct { const char *suffix; uint64_t mult; } units[] = {
+                { "ms", USEC_PER_MSEC }, { "msec", USEC_PER_MSEC }, { "s", USEC_PER_SEC },
+                { "sec", USEC_PER_SEC }, { "", USEC_PER_SEC }, { "m", 60 * USEC_PER_SEC },
+                { "min", 60 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
+        };
+        uint64_t total = 0;
+        bool any = false;
+
+        while (*s) {
+                uint64_t v;
+                const char *end;
+                size_t n;
+                bool found = false;
+                int r;
+
+                s += strspn(s, " \t");
+                if (!*s)
+                        break;
+                r = parse_u64(s, &v, &end);
+                if (r < 0)
+                        return r;
+                n = strcspn(end, " \t0123456789");
+                for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                        if (strlen(units[i].suffix) == n && strncmp(end, units[i].suffix, n) == 0) {
+                                if (v > UINT64_MAX / units[i].mult / 2)
+                                        return -ERANGE;
+                                total += v * units[i].mult;
+                                found = true;
+                                break;
+                        }
+                if (!found)
+                        return -EINVAL;
+                s = end + n;
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret_usec = total;
+        return 0;
+}
+
+/* "1048576", "64K", "16M", "1G" (binary units). */
+int parse_size(const char *s, uint64_t *ret) {
+        uint64_t v, mult = 1;
+        const char *end;
+        int r = parse_u64(s, &v, &end);
+        if (r < 0)
+                return r;
+        if (streq(end, "K") || streq(end, "KiB"))
+                mult = 1024;
+        else if (streq(end, "M") || streq(end, "MiB"))
+                mult = 1024 * 1024;
+        else if (streq(end, "G") || streq(end, "GiB"))
+                mult = 1024 * 1024 * 1024;
+        else if (*end)
+                return -EINVAL;
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+int split_host_port(const char *s, uint16_t default_port, char **ret_host, uint16_t *ret_port) {
+        _cleanup_free_ char *host = NULL;
+        const char *port = NULL;
+        uint16_t p = default_port;
+        int r;
+
+        if (s[0] == '[') {
+                const char *e = strchr(s, ']');
+                if (!e)
+                        return -EINVAL;
+                host = strndup(s + 1, e - s - 1);
+                if (e[1] == ':')
+                        port = e + 2;
+                else if (e[1])
+                        return -EINVAL;
+        } else {
+                const char *c = strrchr(s, ':');
+                if (c && strchr(s, ':') == c) { /* exactly one colon: host:port */
+                        host = strndup(s, c - s);
+                        port = c + 1;
+                } else
+                        host = strdup(s); /* no colon, or a bare IPv6 address */
+        }
+        if (!host)
+                return -ENOMEM;
+        if (port) {
+                r = parse_port(port, &p);
+                if (r < 0)
+                        return r;
+        }
+        if (p == 0)
+                return -EINVAL;
+        *ret_host = TAKE_PTR(host);
+        *ret_port = p;
+        return 0;
+}
+
+int socket_address_parse(const char *s, uint16_t default_port, SocketAddress *ret) {
+        _cleanup_free_ char *host = NULL;
+        SocketAddress a = {};
+        uint16_t port;
+        int r;
+
+        r = split_host_port(s, default_port, &host, &port);
+        if (r < 0)
+                return r;
+
+        if (host[0] == 0 || streq(host, "*")) {
+                a.in6.sin6_family = AF_INET6; /* dual-stack any */
+                a.in6.sin6_addr = in6addr_any;
+                a.in6.sin6_port = htons(port);
+                a.len = sizeof(a.in6);
+        } else if (inet_pton(AF_INET, host, &a.in.sin_addr) == 1) {
+                a.in.sin_family = AF_INET;
+                a.in.sin_port = htons(port);
+                a.len = sizeof(a.in);
+        } else {
+                char *pct = strchr(host, '%');
+                if (pct) {
+                        *pct = 0;
+                        a.in6.sin6_scope_id = if_nametoindex(pct + 1);
+                        if (a.in6.sin6_scope_id == 0)
+                                return -EINVAL;
+                }
+                if (inet_pton(AF_INET6, host, &a.in6.sin6_addr) != 1)
+                        return -EINVAL;
+                a.in6.sin6_family = AF_INET6;
+                a.in6.sin6_port = htons(port);
+                a.len = sizeof(a.in6);
+        }
+        *ret = a;
+        return 0;
+}
+
+const char *socket_address_format(const SocketAddress *a, char buf[static SOCKADDR_STR_MAX]) {
+        char ip[INET6_ADDRSTRLEN];
+
+        if (a->sa.sa_family == AF_INET) {
+                inet_ntop(AF_INET, &a->in.sin_addr, ip, sizeof(ip));
+                snprintf(buf, SOCKADDR_STR_MAX, "%s:%u", ip, ntohs(a->in.sin_port));
+        } else if (a->sa.sa_family == AF_INET6) {
+                if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr)) {
+                        inet_ntop(AF_INET, &a->in6.sin6_addr.s6_addr[12], ip, sizeof(ip));
+                        snprintf(buf, SOCKADDR_STR_MAX, "%s:%u", ip, ntohs(a->in6.sin6_port));
+                } else {
+                        inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof(ip));
+                        snprintf(buf, SOCKADDR_STR_MAX, "[%s]:%u", ip, ntohs(a->in6.sin6_port));
+                }
+        } else
+                snprintf(buf, SOCKADDR_STR_MAX, "(unknown)");
+        return buf;
+}
+
+uint16_t socket_address_port(const SocketAddress *a) {
+        return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);
+}
+
+void socket_address_set_port(SocketAddress *a, uint16_t port) {
+        if (a->sa.sa_family == AF_INET)
+                a->in.sin_port = htons(port);
+        else
+                a->in6.sin6_port = htons(port);
+}
+
+int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, cap = 4096;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+                if (n == cap) {
+                        char *b;
+                        if (cap >= max_size)
+                                return -EFBIG;
+                        cap = MIN(cap * 2, max_size);
+                        b = realloc(buf, cap + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                }
+                k = read(fd, buf + n, cap - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        if (ret_size)
+                *ret_size = n;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        const uint8_t *p = data;
+
+        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, mode) < 0)
+                goto fail;
+        while (size > 0) {
+                ssize_t k = write(fd, p, size);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto fail;
+                }
+                p += k;
+                size -= (size_t) k;
+        }
+        if (fsync(fd) < 0 || rename(tmp, path) < 0)
+                goto fail;
+        return 0;
+fail:;
+        int r = -errno;
+        (void) unlink(tmp);
+        return r;
+}
+
+int random_bytes(void *buf, size_t n) {
+        return gnutls_rnd(GNUTLS_RND_KEY, buf, n) < 0 ? -EIO : 0;
+}
+
+char *hexmem(const void *p, size_t n) {
+        static const char hex[] = "0123456789abcdef";
+        const uint8_t *b = p;
+        char *s = malloc(n * 2 + 1);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                s[2 * i] = hex[b[i] >> 4];
+                s[2 * i + 1] = hex[b[i] & 15];
+        }
+        s[n * 2] = 0;
+        return s;
+}
+
+static int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -EINVAL;
+}
+
+/* Accepts "ab12..." and "AB:12:..." (as openssl and gnutls print fingerprints). */
+int unhexmem(const char *s, void *ret, size_t n) {
+        uint8_t *b = ret;
+        size_t i = 0;
+
+        while (*s) {
+                int hi, lo;
+                if (*s == ':') {
+                        s++;
+                        continue;
+                }
+                hi = unhexchar(s[0]);
+                lo = s[1] ? unhexchar(s[1]) : -EINVAL;
+                if (hi < 0 || lo < 0 || i >= n)
+                        return -EINVAL;
+                b[i++] = (uint8_t) (hi << 4 | lo);
+                s += 2;
+        }
+        return i == n ? 0 : -EINVAL;
+}
+
+int random_token(char **ret) {
+        uint8_t b[32];
+        char *s;
+        int r = random_bytes(b, sizeof(b));
+        if (r < 0)
+                return r;
+        s = hexmem(b, sizeof(b));
+        explicit_bzero(b, sizeof(b));
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+char *base64mem(const void *p, size_t n) {
+        static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const uint8_t *b = p;
+        char *s = malloc((n + 2) / 3 * 4 + 1), *o = s;
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t) b[i] << 16 | (i + 1 < n ? (uint32_t) b[i + 1] << 8 : 0) |
+                             (i + 2 < n ? b[i + 2] : 0);
+                *o++ = t[v >> 18 & 63];
+                *o++ = t[v >> 12 & 63];
+                *o++ = i + 1 < n ? t[v >> 6 & 63] : '=';
+                *o++ = i + 2 < n ? t[v & 63] : '=';
+        }
+        *o = 0;
+        return s;
+}
+
+int sha256(const void *data, size_t n, uint8_t ret[static 32]) {
+        return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, ret) < 0 ? -EIO : 0;
+}
+
+bool secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
+        uint8_t ha[32], hb[32];
+        uint8_t d = 0;
+
+        /* Hashing first makes the comparison independent of the lengths too. */
+        if (sha256(a, alen, ha) < 0 || sha256(b, blen, hb) < 0)
+                return false;
+        for (size_t i = 0; i < sizeof(ha); i++)
+                d |= ha[i] ^ hb[i];
+        return d == 0;
+}
+
+char *strstrip(char *s) {
+        char *e;
+        s += strspn(s, " \t\r\n");
+        e = s + strlen(s);
+        while (e > s && strchr(" \t\r\n", e[-1]))
+                e--;
+        *e = 0;
+        return s;
+}
+
+bool string_is_safe_id(const char *s, size_t max_len) {
+        size_t n = strlen(s);
+        if (n == 0 || n > max_len)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("._@-", *s))
+                        return false;
+        return true;
+}
+
+int strv_push(char ***l, size_t *n, char *value) {
+        char **t = realloc(*l, sizeof(char *) * (*n + 2));
+        if (!t) {
+                free(value);
+                return -ENOMEM;
+        }
+        t[(*n)++] = value;
+        t[*n] = NULL;
+        *l = t;
+        return 0;
+}
+
+int socket_listen_tcp(const SocketAddress *a, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        int one = 1, zero = 0;
+
+        fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr))
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        if (bind(fd, &a->sa, a->len) < 0)
+                return -errno;
+        if (listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+void socket_set_nodelay(int fd) {
+        int one = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}

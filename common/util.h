@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Parsing and formatting helpers shared by the daemon, inletsctl and the tests:
+ * addresses, ports, booleans, time spans, files, tokens, hashes. */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "macro.h"
+
+#define USEC_PER_SEC UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+
+typedef struct SocketAddress {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+                struct sockaddr_storage storage;
+        };
+        socklen_t len;
+} SocketAddress;
+
+/* Room for "[v6addr%scope]:port". */
+#define SOCKADDR_STR_MAX 80
+
+uint64_t now_usec(void);
+
+int parse_boolean(const char *s);
+int parse_port(const char *s, uint16_t *ret);
+int parse_sec(const char *s, uint64_t *ret_usec);
+int parse_size(const char *s, uint64_t *ret);
+int parse_unsigned(const char *s, unsigned *ret);
+
+/* "1.2.3.4:80", "[::1]:80", "*:80"/":80" (any), or a bare address with default_port.
+ * Numeric only: listen addresses never need DNS. */
+int socket_address_parse(const char *s, uint16_t default_port, SocketAddress *ret);
+const char *socket_address_format(const SocketAddress *a, char buf[static SOCKADDR_STR_MAX]);
+uint16_t socket_address_port(const SocketAddress *a);
+void socket_address_set_port(SocketAddress *a, uint16_t port);
+
+/* Splits "host:port" / "[v6]:port" / "host"; ret_host is newly allocated. */
+int split_host_port(const char *s, uint16_t default_port, char **ret_host, uint16_t *ret_port);
+
+int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+
+int random_bytes(void *buf, size_t n);
+int random_token(char **ret); /* 32 random bytes, hex encoded */
+char *hexmem(const void *p, size_t n);
+int unhexmem(const char *s, void *ret, size_t n);
+char *base64mem(const void *p, size_t n);
+int sha256(const void *data, size_t n, uint8_t ret[static 32]);
+/* Compares two secrets in time independent of where they differ, and of their lengths. */
+bool secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+char *strstrip(char *s);
+bool string_is_safe_id(const char *s, size_t max_len);
+int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */
+
+/* A non-blocking listening TCP socket; "any" IPv6 addresses also take IPv4. */
+int socket_listen_tcp(const SocketAddress *a, int *ret_fd);
+void socket_set_nodelay(int fd);

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The tunnel client; see client.h. One connection at a time moves through
+ * CONNECTING (TCP) -> HANDSHAKE (TLS) -> UPGRADE (WebSocket) -> CONNECTED (Mux); any failure
+ * leads to WAITING, a backoff timer with jitter, and round again. Upstream connections are
+ * dialled here, trying each resolved address in turn, and handed to the Mux once connected. */
+
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "client.h"
+#include "http1.h"
+#include "log.h"
+#include "mux.h"
+#include "tls.h"
+#include "version.h"
+#include "ws.h"
+
+#define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
+#define HEALTHY_USEC (10 * USEC_PER_SEC)
+
+typedef enum ClientState {
+        STATE_WAITING,
+        STATE_CONNECTING,
+        STATE_HANDSHAKE,
+        STATE_UPGRADE,
+        STATE_CONNECTED,
+        STATE_STOPPED,
+} ClientState;
+
+typedef struct Dial Dial;
+
+struct Dial {
+        Client *client;
+        Dial *prev, *next;
+        MuxStream *stream;
+        int fd;
+        sd_event_source *io;
+        uint16_t port;
+        size_t next_addr;
+};
+
+struct Client {
+        Manager *manager;
+        TunnelURL url;
+        gnutls_certificate_credentials_t creds;
+        char *client_id;
+        ClientState state;
+
+        struct addrinfo *server_addrs, *server_next;
+        int fd;
+        TlsConn *conn;
+        sd_event_source *io, *timer;
+        char key[32];
+        char head[HTTP_HEAD_MAX_DEFAULT];
+        size_t head_len;
+
+        Mux *mux;
+        uint64_t connected_at;
+        unsigned attempt;
+        char last_error[256];
+
+        SocketAddress *upstream_addrs;
+        size_t n_upstream_addrs;
+        Dial *dials;
+};
+
+static const Definition *def(Client *c) {
+        return c->manager->def;
+}
+
+static void client_schedule(Client *c);
+static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata);
+
+static void set_error(Client *c, const char *msg) {
+        snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+}
+
+/* ---- upstream dialling ---- */
+
+static Dial *dial_free(Dial *d) {
+        Client *c;
+
+        if (!d)
+                return NULL;
+        c = d->client;
+        if (d->prev)
+                d->prev->next = d->next;
+        else if (c->dials == d)
+                c->dials = d->next;
+        if (d->next)
+                d->next->prev = d->prev;
+        sd_event_source_disable_unref(d->io);
+        safe_close(d->fd);
+        free(d);
+        return NULL;
+}
+
+static int dial_next(Dial *d);
+
+static void dial_done(Dial *d, int fd) {
+        MuxStream *s = d->stream;
+
+        mux_stream_set_userdata(s, NULL);
+        d->fd = -1;
+        dial_free(d);
+        if (fd >= 0)
+                (void) mux_stream_accept(s, fd);
+        else
+                mux_stream_refuse(s, true);
+}
+
+static int dial_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Dial *d = userdata;
+        int err = 0;
+        socklen_t l = sizeof(err);
+
+        (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        d->io = sd_event_source_disable_unref(d->io);
+        if (err == 0) {
+                dial_done(d, TAKE_FD(d->fd));
+                return 0;
+        }
+        log_debug("Upstream port %u: %s", d->port, strerror(err));
+        d->fd = safe_close(d->fd);
+        if (dial_next(d) < 0)
+                dial_done(d, -1);
+        return 0;
+}
+
+/* Starts connecting to the next address; <0 when none is left. */
+static int dial_next(Dial *d) {
+        Client *c = d->client;
+
+        while (d->next_addr < c->n_upstream_addrs) {
+                SocketAddress a = c->upstream_addrs[d->next_addr++];
+                int fd, r;
+
+                socket_address_set_port(&a, d->port);
+                fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        continue;
+                socket_set_nodelay(fd);
+                if (connect(fd, &a.sa, a.len) < 0 && errno != EINPROGRESS) {
+                        log_debug_errno(errno, "Upstream port %u: %m", d->port);
+                        safe_close(fd);
+                        continue;
+                }
+                r = sd_event_add_io(c->manager->event, &d->io, fd, EPOLLOUT, dial_handler, d);
+                if (r < 0) {
+                        safe_close(fd);
+                        return r;
+                }
+                d->fd = fd;
+                return 0;
+        }
+        return -ECONNREFUSED;
+}
+
+static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
+        Client *c = userdata;
+        const char *colon = strrchr(authority, ':');
+        uint16_t public_port = 0, port = 0;
+        Dial *d;
+
+        /* Only the port of :authority counts: the upstream is ours to choose, never the
+         * server's, so a hostile server cannot steer us at other hosts. */
+        if (colon)
+                (void) parse_port(colon + 1, &public_port);
+        for (size_t i = 0; i < def(c)->n_ports; i++)
+                if (def(c)->ports[i].public_port == public_port)
+                        port = def(c)->ports[i].upstream_port;
+        if (port == 0) {
+                log_warning("Server asked for %s, which is not in Ports=; refused.", authority);
+                mux_stream_refuse(s, false);
+                return;
+        }
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                mux_stream_refuse(s, false);
+                return;
+        }
+        d->client = c;
+        d->stream = s;
+        d->fd = -1;
+        d->port = port;
+        d->next = c->dials;
+        if (c->dials)
+                c->dials->prev = d;
+        c->dials = d;
+        mux_stream_set_userdata(s, d);
+        if (dial_next(d) < 0) {
+                log_info("Upstream %s:%u refused the connection for public port %u.", def(c)->upstreams[0], port,
+                         public_port);
+                dial_done(d, -1);
+        }
+}
+
+static void stream_closed(Mux *m, MuxStream *s, void *userdata) {
+        Dial *d = mux_stream_userdata(s);
+        /* Reset while we were still dialling. */
+        if (d)
+                dial_free(d);
+}
+
+/* ---- the control connection ---- */
+
+static void connection_reset(Client *c) {
+        c->io = sd_event_source_disable_unref(c->io);
+        c->conn = tls_conn_free(c->conn);
+        c->fd = safe_close(c->fd);
+        explicit_bzero(c->head, sizeof(c->head));
+        c->head_len = 0;
+}
+
+static void session_end(Client *c, const char *why) {
+        uint64_t lasted = c->connected_at ? now_usec() - c->connected_at : 0;
+
+        while (c->dials)
+                dial_free(c->dials);
+        c->mux = mux_free(c->mux);
+        connection_reset(c);
+        if (c->state == STATE_STOPPED)
+                return;
+        set_error(c, why);
+        /* A session that was healthy for a while starts the backoff over. */
+        if (lasted >= HEALTHY_USEC)
+                c->attempt = 0;
+        c->connected_at = 0;
+        client_schedule(c);
+}
+
+static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
+        Client *c = userdata;
+        log_warning("Connection to %s lost: %s", def(c)->url, reason);
+        session_end(c, reason);
+}
+
+static const MuxCallbacks client_mux_callbacks = {
+        .stream_request = stream_request,
+        .stream_closed = stream_closed,
+        .closed = mux_closed,
+};
+
+static void fail(Client *c, const char *format, ...) _printf_(2, 3);
+static void fail(Client *c, const char *format, ...) {
+        char msg[256];
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(msg, sizeof(msg), format, ap);
+        va_end(ap);
+        log_error("%s", msg);
+        session_end(c, msg);
+}
+
+static int send_upgrade(Client *c) {
+        const Definition *d = def(c);
+        _cleanup_(erase_and_freep) char *req = NULL;
+        _cleanup_free_ char *key64 = NULL;
+        char ports[MAX(1, 6 * 256) + 1] = "";
+        uint8_t key[16];
+        size_t o = 0;
+        int r;
+
+        if (random_bytes(key, sizeof(key)) < 0 || !(key64 = base64mem(key, sizeof(key))))
+                return -ENOMEM;
+        snprintf(c->key, sizeof(c->key), "%s", key64);
+        for (size_t i = 0; i < d->n_ports && o < sizeof(ports) - 8; i++)
+                o += (size_t) snprintf(ports + o, sizeof(ports) - o, "%s%u", i ? "," : "", d->ports[i].public_port);
+        r = asprintf(&req,
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n"
+                     "X-Inlets-Mode: %s\r\nX-Inlets-Ports: %s\r\nX-Inlets-Client-Id: %s\r\n"
+                     "User-Agent: inletsd/%s\r\n\r\n",
+                     c->url.path, strchr(c->url.host, ':') ? "[" : "", c->url.host,
+                     strchr(c->url.host, ':') ? "]" : "", c->url.port, key64, d->token, mode_to_string(d->mode),
+                     ports, c->client_id, PROJECT_VERSION);
+        if (r < 0)
+                return -ENOMEM;
+        r = tls_conn_send(c->conn, req, strlen(req));
+        if (r < 0)
+                return r;
+        r = tls_conn_flush(c->conn);
+        return r == -EAGAIN ? 0 : r;
+}
+
+/* Printable first line of an error body, for the log. */
+static void body_excerpt(const char *p, size_t n, char *buf, size_t size) {
+        size_t o = 0;
+        for (size_t i = 0; i < n && o + 1 < size && p[i] != '\n'; i++)
+                buf[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+        buf[o] = 0;
+}
+
+static void handle_response(Client *c, size_t head_len) {
+        const Definition *d = def(c);
+        _cleanup_(http_head_freep) HttpHead *h = NULL;
+        _cleanup_free_ char *expect = NULL;
+        const char *accept;
+        char body[160];
+        MuxConfig cfg = {
+                .h2_client = false,
+                .ws_client = true,
+                .max_frame_size = d->max_frame_size,
+                .max_streams = d->max_streams,
+                .keepalive_usec = d->keepalive_usec,
+        };
+        int r;
+
+        r = http_head_parse(c->head, head_len, false, HTTP_HEADERS_MAX_DEFAULT, &h);
+        if (r < 0)
+                return fail(c, "Malformed response from %s to the upgrade request.", d->url);
+        body_excerpt(c->head + head_len, c->head_len - head_len, body, sizeof(body));
+        if (h->status == 401)
+                return fail(c, "The server at %s refused the token (401 Unauthorized)%s%s", d->url, *body ? ": " : "",
+                            body);
+        if (h->status != 101)
+                return fail(c, "The server at %s refused the tunnel: HTTP %u%s%s", d->url, h->status, *body ? ": " : "",
+                            body);
+        expect = ws_accept_key(c->key);
+        accept = http_head_get(h, "Sec-WebSocket-Accept");
+        if (!expect || !accept || !streq(expect, accept) ||
+            !http_header_has_token(http_head_get(h, "Upgrade"), "websocket"))
+                return fail(c, "The server at %s answered the upgrade with a wrong Sec-WebSocket-Accept.", d->url);
+
+        c->io = sd_event_source_disable_unref(c->io);
+        r = mux_new(c->manager->event, TAKE_PTR(c->conn), &cfg, (const uint8_t *) c->head + head_len,
+                    c->head_len - head_len, &client_mux_callbacks, c, &c->mux);
+        c->fd = -1; /* owned by the mux now */
+        if (r < 0)
+                return fail(c, "Failed to start the tunnel session: %s", strerror(-r));
+        c->state = STATE_CONNECTED;
+        c->connected_at = now_usec();
+        c->last_error[0] = 0;
+        c->timer = sd_event_source_disable_unref(c->timer);
+        {
+                char list[256] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < d->n_ports && o < sizeof(list) - 16; i++)
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u->%u", i ? " " : "",
+                                               d->ports[i].public_port, d->ports[i].upstream_port);
+                log_info("Connection established with %s as %s: ports %s forwarded to %s.", d->url,
+                         c->client_id, list, d->upstreams[0]);
+        }
+}
+
+static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Client *c = userdata;
+        int r;
+
+        switch (c->state) {
+        case STATE_CONNECTING: {
+                int err = 0;
+                socklen_t l = sizeof(err);
+                (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err != 0) {
+                        char m[160];
+                        snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
+                        connection_reset(c);
+                        if (c->server_next) {
+                                /* Try the next address before giving up. */
+                                c->state = STATE_WAITING;
+                                client_schedule(c);
+                                return 0;
+                        }
+                        return fail(c, "%s", m), 0;
+                }
+                r = tls_conn_new_client(c->fd, c->url.tls ? c->creds : NULL, c->url.host,
+                                        def(c)->has_fingerprint ? TLS_VERIFY_FINGERPRINT : TLS_VERIFY_CA, &c->conn);
+                /* The TlsConn owns the fd now, failure or not. */
+                if (r < 0) {
+                        c->io = sd_event_source_disable_unref(c->io);
+                        c->fd = -1;
+                        return fail(c, "TLS setup failed: %s", strerror(-r)), 0;
+                }
+                c->state = STATE_HANDSHAKE;
+                _fallthrough_;
+        }
+        case STATE_HANDSHAKE:
+                r = tls_conn_handshake(c->conn);
+                if (r < 0)
+                        return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
+                if (r == 0) {
+                        (void) sd_event_source_set_io_events(
+                                c->io, EPOLLIN | (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : 0));
+                        return 0;
+                }
+                if (def(c)->has_fingerprint && tls_conn_check_fingerprint(c->conn, def(c)->server_fingerprint) < 0)
+                        return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
+                r = send_upgrade(c);
+                if (r < 0)
+                        return fail(c, "Failed to send the upgrade request: %s", strerror(-r)), 0;
+                c->state = STATE_UPGRADE;
+                (void) sd_event_source_set_io_events(c->io, EPOLLIN | (tls_conn_pending(c->conn) ? EPOLLOUT : 0));
+                _fallthrough_;
+        case STATE_UPGRADE:
+                if (revents & EPOLLOUT) {
+                        r = tls_conn_flush(c->conn);
+                        if (r < 0 && r != -EAGAIN)
+                                return fail(c, "Connection to %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
+                        (void) sd_event_source_set_io_events(c->io, EPOLLIN | (r == -EAGAIN ? EPOLLOUT : 0));
+                }
+                for (;;) {
+                        uint8_t *data;
+                        size_t n;
+                        ssize_t end;
+
+                        r = tls_conn_recv(c->conn, &data, &n);
+                        if (r == -EAGAIN)
+                                return 0;
+                        if (r <= 0)
+                                return fail(c, "Connection to %s closed during the upgrade%s%s", def(c)->url,
+                                            r < 0 ? ": " : "", r < 0 ? tls_conn_error(c->conn) : ""),
+                                       0;
+                        if (n > sizeof(c->head) - c->head_len)
+                                n = sizeof(c->head) - c->head_len;
+                        memcpy(c->head + c->head_len, data, n);
+                        c->head_len += n;
+                        end = http_head_end(c->head, c->head_len, sizeof(c->head));
+                        if (end < 0)
+                                return fail(c, "Response from %s too large.", def(c)->url), 0;
+                        if (end > 0) {
+                                handle_response(c, (size_t) end);
+                                return 0;
+                        }
+                }
+        default:
+                return 0;
+        }
+}
+
+static int resolve(const char *host, uint16_t port, struct addrinfo **ret) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        char p[8];
+        int r;
+
+        snprintf(p, sizeof(p), "%u", port);
+        r = getaddrinfo(host, p, &hints, ret);
+        if (r == EAI_SYSTEM)
+                return -errno;
+        return r == 0 ? 0 : -EHOSTUNREACH;
+}
+
+static void connect_next(Client *c) {
+        struct addrinfo *ai;
+        int r;
+
+        if (!c->server_next) {
+                freeaddrinfo(c->server_addrs);
+                c->server_addrs = NULL;
+                /* Names are resolved per attempt, when no stream is live to be held up. */
+                r = resolve(c->url.host, c->url.port, &c->server_addrs);
+                if (r < 0)
+                        return fail(c, "Cannot resolve %s: %s", c->url.host,
+                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                c->server_next = c->server_addrs;
+        }
+        ai = c->server_next;
+        c->server_next = ai->ai_next;
+
+        c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0)
+                return fail(c, "socket: %s", strerror(errno));
+        socket_set_nodelay(c->fd);
+        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+                return fail(c, "Cannot connect to %s: %s", def(c)->url, strerror(errno));
+        r = sd_event_add_io(c->manager->event, &c->io, c->fd, EPOLLOUT, io_handler, c);
+        if (r < 0)
+                return fail(c, "sd_event_add_io: %s", strerror(-r));
+        c->state = STATE_CONNECTING;
+        /* The handshake timer bounds TCP, TLS and the upgrade together. */
+        c->timer = sd_event_source_disable_unref(c->timer);
+        (void) sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
+                                          def(c)->handshake_timeout_usec, 0, timer_handler, c);
+}
+
+static int refresh_upstream(Client *c) {
+        struct addrinfo *ai = NULL;
+        size_t n = 0;
+        int r;
+
+        r = resolve(def(c)->upstreams[0], 1, &ai);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot resolve upstream %s: %s", def(c)->upstreams[0],
+                                         r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+        for (struct addrinfo *i = ai; i; i = i->ai_next)
+                n++;
+        free(c->upstream_addrs);
+        c->upstream_addrs = calloc(n, sizeof(SocketAddress));
+        c->n_upstream_addrs = 0;
+        if (!c->upstream_addrs) {
+                freeaddrinfo(ai);
+                return -ENOMEM;
+        }
+        for (struct addrinfo *i = ai; i; i = i->ai_next)
+                if (i->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+                        SocketAddress *a = &c->upstream_addrs[c->n_upstream_addrs++];
+                        memcpy(&a->storage, i->ai_addr, i->ai_addrlen);
+                        a->len = i->ai_addrlen;
+                }
+        freeaddrinfo(ai);
+        return 0;
+}
+
+static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata) {
+        Client *c = userdata;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->state == STATE_WAITING) {
+                if (!c->server_next)
+                        (void) refresh_upstream(c);
+                connect_next(c);
+        } else if (c->state != STATE_CONNECTED && c->state != STATE_STOPPED)
+                fail(c, "Timed out connecting to %s.", def(c)->url);
+        return 0;
+}
+
+static void client_schedule(Client *c) {
+        uint64_t delay = 0;
+
+        c->state = STATE_WAITING;
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (!c->server_next) {
+                /* Exponential, capped, with jitter in [delay/2, delay). */
+                uint64_t max = def(c)->reconnect_max_delay_usec, base = BACKOFF_MIN_USEC;
+                uint32_t rnd = 0;
+                for (unsigned i = 0; i < c->attempt && base < max; i++)
+                        base *= 2;
+                base = MIN(base, max);
+                (void) random_bytes(&rnd, sizeof(rnd));
+                delay = base / 2 + (base / 2) * rnd / UINT32_MAX;
+                c->attempt++;
+                log_info("Reconnecting in %.1f s.", (double) delay / USEC_PER_SEC);
+        }
+        if (sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC, delay, 0, timer_handler, c) < 0)
+                log_oom();
+}
+
+int client_new(Manager *m, Client **ret) {
+        Client *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->fd = -1;
+        c->state = STATE_STOPPED;
+        *ret = c;
+        return 0;
+}
+
+int client_start(Client *c) {
+        const Definition *d = def(c);
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (d->mode != MODE_TCP)
+                return log_error_errno(EOPNOTSUPP, "%s: Mode=http is not supported by this version yet.", d->path);
+        r = tunnel_url_parse(d->url, &c->url);
+        if (r < 0)
+                return log_error_errno(r, "%s: invalid URL=", d->path);
+        if (c->url.tls && !d->has_fingerprint) {
+                r = tls_client_credentials(d->ca_file, &c->creds, &err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err);
+        } else if (c->url.tls) {
+                r = tls_client_credentials(NULL, &c->creds, &err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err);
+        } else
+                log_warning("URL= is ws://: the tunnel is not encrypted unless a proxy adds TLS.");
+
+        if (d->client_id)
+                c->client_id = strdup(d->client_id);
+        else {
+                char host[65] = "";
+                (void) gethostname(host, sizeof(host) - 1);
+                /* Stable across restarts, so the server replaces our old session at once. */
+                if (asprintf(&c->client_id, "%s-%s", *host ? host : "client", d->name ?: "tunnel") >= 0 &&
+                    !string_is_safe_id(c->client_id, 64)) {
+                        for (char *p = c->client_id; *p; p++)
+                                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-", *p))
+                                        *p = '_';
+                        if (strlen(c->client_id) > 64)
+                                c->client_id[64] = 0;
+                }
+        }
+        if (!c->client_id)
+                return log_oom();
+
+        (void) refresh_upstream(c);
+        c->state = STATE_WAITING;
+        connect_next(c);
+        return 0;
+}
+
+void client_stop(Client *c) {
+        c->state = STATE_STOPPED;
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->mux)
+                mux_shutdown(c->mux, WS_CLOSE_GOING_AWAY);
+}
+
+Client *client_free(Client *c) {
+        if (!c)
+                return NULL;
+        c->state = STATE_STOPPED;
+        while (c->dials)
+                dial_free(c->dials);
+        mux_free(c->mux);
+        connection_reset(c);
+        sd_event_source_disable_unref(c->timer);
+        freeaddrinfo(c->server_addrs);
+        free(c->upstream_addrs);
+        tunnel_url_done(&c->url);
+        if (c->creds)
+                gnutls_certificate_free_credentials(c->creds);
+        free(c->client_id);
+        free(c);
+        return NULL;
+}

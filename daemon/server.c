@@ -1,0 +1,661 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The exit server; see server.h. A client's session starts as a Pending handshake (TLS,
+ * then the WebSocket upgrade with its token and offer) and becomes a Session with a Mux.
+ * Public ports are Listeners shared by every session that offers them, round-robin, and
+ * closed the moment the last of those sessions ends, so a reconnecting client can take them
+ * again at once. */
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "autotls.h"
+#include "http1.h"
+#include "log.h"
+#include "mux.h"
+#include "server.h"
+#include "tls.h"
+#include "version.h"
+#include "ws.h"
+
+#define MAX_PENDING 1024
+#define MAX_OFFERED_PORTS 256
+
+typedef struct Session Session;
+typedef struct Pending Pending;
+typedef struct Listener Listener;
+
+struct Listener {
+        Server *server;
+        Listener *next;
+        uint16_t port;
+        int fd;
+        sd_event_source *io;
+        unsigned refs, rr;
+};
+
+struct Session {
+        Server *server;
+        Session *prev, *next;
+        char *id;
+        char remote[SOCKADDR_STR_MAX];
+        uint64_t since;
+        Mux *mux;
+        uint16_t *ports;
+        size_t n_ports;
+};
+
+struct Pending {
+        Server *server;
+        Pending *prev, *next;
+        TlsConn *conn;
+        sd_event_source *io, *timer;
+        bool handshake_done;
+        char head[HTTP_HEAD_MAX_DEFAULT];
+        size_t head_len;
+        char remote[SOCKADDR_STR_MAX];
+};
+
+struct Server {
+        Manager *manager;
+        gnutls_certificate_credentials_t creds;
+        int control_fd;
+        sd_event_source *control_io;
+        Listener *listeners;
+        Session *sessions;
+        Pending *pending;
+        unsigned n_sessions, n_pending;
+        RateLimit auth_log;
+};
+
+static const Definition *def(Server *s) {
+        return s->manager->def;
+}
+
+/* ---- listeners ---- */
+
+static Listener *listener_free(Listener *l) {
+        if (!l)
+                return NULL;
+        sd_event_source_disable_unref(l->io);
+        safe_close(l->fd);
+        free(l);
+        return NULL;
+}
+
+static Listener *listener_find(Server *s, uint16_t port) {
+        for (Listener *l = s->listeners; l; l = l->next)
+                if (l->port == port)
+                        return l;
+        return NULL;
+}
+
+static void listener_unref(Server *s, uint16_t port) {
+        Listener **p = &s->listeners;
+
+        for (; *p; p = &(*p)->next)
+                if ((*p)->port == port) {
+                        Listener *l = *p;
+                        if (--l->refs > 0)
+                                return;
+                        *p = l->next;
+                        log_info("Port %u closed: no client offers it any more.", port);
+                        listener_free(l);
+                        return;
+                }
+}
+
+static Session *session_for_port(Server *s, Listener *l) {
+        unsigned n = 0, pick;
+
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_ports; i++)
+                        if (x->ports[i] == l->port)
+                                n++;
+        if (n == 0)
+                return NULL;
+        pick = l->rr++ % n;
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_ports; i++)
+                        if (x->ports[i] == l->port && pick-- == 0)
+                                return x;
+        return NULL;
+}
+
+static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Listener *l = userdata;
+        Server *s = l->server;
+
+        for (unsigned i = 0; i < 64; i++) {
+                SocketAddress peer = { .len = sizeof(peer.storage) }, local = { .len = sizeof(local.storage) };
+                char peer_s[SOCKADDR_STR_MAX], local_s[SOCKADDR_STR_MAX];
+                Session *x;
+                int cfd, r;
+
+                cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(errno, "Failed to accept on port %u: %m", l->port);
+                        break;
+                }
+                socket_set_nodelay(cfd);
+                (void) getsockname(cfd, &local.sa, &local.len);
+                socket_address_format(&peer, peer_s);
+                socket_address_format(&local, local_s);
+
+                x = session_for_port(s, l);
+                if (!x) {
+                        safe_close(cfd);
+                        continue;
+                }
+                r = mux_open_stream(x->mux, cfd, local_s, peer_s, x, NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Port %u: cannot open a stream to client %s for %s: %m", l->port, x->id,
+                                          peer_s);
+                else
+                        log_debug("Port %u: %s -> client %s", l->port, peer_s, x->id);
+        }
+        return 0;
+}
+
+static int listener_ref(Server *s, uint16_t port, char **ret_error) {
+        Listener *l = listener_find(s, port);
+        SocketAddress a = def(s)->data_listen;
+        char buf[SOCKADDR_STR_MAX];
+        int r;
+
+        if (l) {
+                l->refs++;
+                return 0;
+        }
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->server = s;
+        l->port = port;
+        l->refs = 1;
+        socket_address_set_port(&a, port);
+        r = socket_listen_tcp(&a, &l->fd);
+        if (r < 0) {
+                l->fd = -1;
+                listener_free(l);
+                if (asprintf(ret_error, "cannot listen on %s: %s", socket_address_format(&a, buf), strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        r = sd_event_add_io(s->manager->event, &l->io, l->fd, EPOLLIN, listener_handler, l);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        l->next = s->listeners;
+        s->listeners = l;
+        log_info("Listening on %s for tunneled connections.", socket_address_format(&a, buf));
+        return 0;
+}
+
+/* ---- sessions ---- */
+
+static Session *session_free(Session *x) {
+        Server *s;
+
+        if (!x)
+                return NULL;
+        s = x->server;
+        if (x->prev)
+                x->prev->next = x->next;
+        else if (s->sessions == x)
+                s->sessions = x->next;
+        if (x->next)
+                x->next->prev = x->prev;
+        s->n_sessions--;
+        /* Streams go first, then the ports, so no listener hands out a dead session. */
+        mux_free(x->mux);
+        for (size_t i = 0; i < x->n_ports; i++)
+                listener_unref(s, x->ports[i]);
+        free(x->ports);
+        free(x->id);
+        free(x);
+        return NULL;
+}
+
+static void session_closed(Mux *m, int error, const char *reason, void *userdata) {
+        Session *x = userdata;
+        MuxStats st;
+
+        mux_get_stats(m, &st);
+        if (error < 0)
+                log_info("Client %s (%s) disconnected: %s; %" PRIu64 " streams, %" PRIu64 " bytes in, %" PRIu64
+                         " bytes out.", x->id, x->remote, reason, st.total_streams, st.bytes_in, st.bytes_out);
+        else
+                log_info("Client %s (%s) left: %s.", x->id, x->remote, reason);
+        session_free(x);
+}
+
+static const MuxCallbacks session_callbacks = {
+        .closed = session_closed,
+};
+
+/* ---- handshakes ---- */
+
+static Pending *pending_free(Pending *p) {
+        Server *s;
+
+        if (!p)
+                return NULL;
+        s = p->server;
+        if (p->prev)
+                p->prev->next = p->next;
+        else if (s->pending == p)
+                s->pending = p->next;
+        if (p->next)
+                p->next->prev = p->prev;
+        s->n_pending--;
+        sd_event_source_disable_unref(p->io);
+        sd_event_source_disable_unref(p->timer);
+        tls_conn_free(p->conn);
+        explicit_bzero(p->head, sizeof(p->head)); /* held the token */
+        free(p);
+        return NULL;
+}
+
+static void pending_reply(Pending *p, int status, const char *reason, const char *body, const char *extra) {
+        char buf[1024];
+        int n;
+
+        n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s\r\n%s\n",
+                     status, reason, strlen(body) + 1, extra ?: "", body);
+        if (n > 0 && (size_t) n < sizeof(buf)) {
+                (void) tls_conn_send(p->conn, buf, (size_t) n);
+                tls_conn_bye(p->conn);
+        }
+        pending_free(p);
+}
+
+static int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint16_t *ports = NULL;
+        size_t n = 0;
+
+        while (v && *v) {
+                char num[8];
+                size_t k;
+                uint16_t port;
+
+                v += strspn(v, " \t,");
+                k = strcspn(v, " \t,");
+                if (k == 0)
+                        break;
+                if (k >= sizeof(num) || n >= MAX_OFFERED_PORTS)
+                        return -EINVAL;
+                memcpy(num, v, k);
+                num[k] = 0;
+                if (parse_port(num, &port) < 0)
+                        return -EINVAL;
+                for (size_t i = 0; i < n; i++)
+                        if (ports[i] == port)
+                                return -EINVAL;
+                uint16_t *t = realloc(ports, sizeof(uint16_t) * (n + 1));
+                if (!t)
+                        return -ENOMEM;
+                ports = t;
+                ports[n++] = port;
+                v += k;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(ports);
+        *ret_n = n;
+        return 0;
+}
+
+/* The upgrade request is complete: check it, and either refuse or start the session. */
+static void pending_upgrade(Pending *p, size_t head_len) {
+        Server *s = p->server;
+        _cleanup_(http_head_freep) HttpHead *h = NULL;
+        _cleanup_free_ uint16_t *ports = NULL;
+        _cleanup_free_ char *accept = NULL, *generated_id = NULL, *why = NULL;
+        const char *auth, *key, *id, *v;
+        size_t n_ports = 0, bound = 0;
+        Session *x;
+        char response[512];
+        MuxConfig cfg = {
+                .h2_client = true,
+                .ws_client = false,
+                .max_frame_size = def(s)->max_frame_size,
+                .max_streams = def(s)->max_streams,
+                .keepalive_usec = def(s)->keepalive_usec,
+        };
+        int r;
+
+        r = http_head_parse(p->head, head_len, true, HTTP_HEADERS_MAX_DEFAULT, &h);
+        if (r == -E2BIG)
+                return pending_reply(p, 431, "Request Header Fields Too Large", "too many header fields", NULL);
+        if (r < 0)
+                return pending_reply(p, 400, "Bad Request", "malformed HTTP request", NULL);
+        if (!streq(h->method, "GET") || !h->url || strncmp(h->url, "/connect", 8) != 0 ||
+            (h->url[8] != 0 && h->url[8] != '?'))
+                return pending_reply(p, 404, "Not Found", "the tunnel endpoint is GET /connect", NULL);
+        key = http_head_get(h, "Sec-WebSocket-Key");
+        if (!h->upgrade || !http_header_has_token(http_head_get(h, "Upgrade"), "websocket") ||
+            !http_header_has_token(http_head_get(h, "Connection"), "upgrade") || !key || strlen(key) != 24)
+                return pending_reply(p, 400, "Bad Request", "expected a WebSocket upgrade", NULL);
+        v = http_head_get(h, "Sec-WebSocket-Version");
+        if (!v || !streq(v, "13"))
+                return pending_reply(p, 426, "Upgrade Required", "WebSocket version 13 required",
+                                     "Sec-WebSocket-Version: 13\r\n");
+
+        auth = http_head_get(h, "Authorization");
+        if (!auth || http_head_count(h, "Authorization") != 1 || strncasecmp(auth, "Bearer ", 7) != 0 ||
+            !secret_equal(auth + 7, strlen(auth + 7), def(s)->token, strlen(def(s)->token))) {
+                if (ratelimit_below(&s->auth_log))
+                        log_warning("Refused a client from %s: %s token.", p->remote, auth ? "wrong" : "no");
+                return pending_reply(p, 401, "Unauthorized", "invalid or missing token",
+                                     "WWW-Authenticate: Bearer\r\n");
+        }
+
+        v = http_head_get(h, "X-Inlets-Mode");
+        if (v && !streq(v, mode_to_string(def(s)->mode)))
+                return pending_reply(p, 409, "Conflict", def(s)->mode == MODE_TCP ? "this server runs in TCP mode"
+                                                                                    : "this server runs in HTTP mode",
+                                     NULL);
+        if (parse_offered_ports(http_head_get(h, "X-Inlets-Ports"), &ports, &n_ports) < 0)
+                return pending_reply(p, 400, "Bad Request",
+                                     "X-Inlets-Ports must list 1 to 256 distinct ports, comma-separated", NULL);
+        for (size_t i = 0; i < n_ports; i++)
+                if (!definition_port_allowed(def(s), ports[i])) {
+                        char msg[96];
+                        snprintf(msg, sizeof(msg), "port %u is not in AllowPorts=", ports[i]);
+                        log_warning("Refused client from %s: %s.", p->remote, msg);
+                        return pending_reply(p, 409, "Conflict", msg, NULL);
+                }
+
+        id = http_head_get(h, "X-Inlets-Client-Id");
+        if (id && !string_is_safe_id(id, 64))
+                return pending_reply(p, 400, "Bad Request", "X-Inlets-Client-Id: up to 64 of A-Z a-z 0-9 . _ @ -",
+                                     NULL);
+        if (!id) {
+                uint8_t b[6];
+                if (random_bytes(b, sizeof(b)) < 0 || !(generated_id = hexmem(b, sizeof(b))))
+                        return pending_reply(p, 500, "Internal Server Error", "out of memory", NULL);
+                id = generated_id;
+        }
+
+        /* The same client again (it restarted, or its old connection is half dead): the new
+         * session replaces the old one. */
+        for (x = s->sessions; x; x = x->next)
+                if (streq(x->id, id)) {
+                        log_info("Client %s reconnected from %s: dropping its previous session.", id, p->remote);
+                        session_free(x);
+                        break;
+                }
+        if (s->n_sessions >= def(s)->max_clients)
+                return pending_reply(p, 503, "Service Unavailable", "too many clients (MaxClients=)", NULL);
+
+        for (bound = 0; bound < n_ports; bound++) {
+                r = listener_ref(s, ports[bound], &why);
+                if (r < 0) {
+                        char msg[256];
+                        while (bound > 0)
+                                listener_unref(s, ports[--bound]);
+                        snprintf(msg, sizeof(msg), "%s", why ?: strerror(-r));
+                        log_warning("Refused client %s from %s: %s.", id, p->remote, msg);
+                        return pending_reply(p, 409, "Conflict", msg, NULL);
+                }
+        }
+
+        accept = ws_accept_key(key);
+        x = calloc(1, sizeof(*x));
+        if (!accept || !x || !(x->id = strdup(id))) {
+                free(x);
+                for (size_t i = 0; i < n_ports; i++)
+                        listener_unref(s, ports[i]);
+                return pending_reply(p, 500, "Internal Server Error", "out of memory", NULL);
+        }
+        x->server = s;
+        memcpy(x->remote, p->remote, sizeof(x->remote));
+        x->since = (uint64_t) time(NULL);
+        x->ports = TAKE_PTR(ports);
+        x->n_ports = n_ports;
+        x->next = s->sessions;
+        if (s->sessions)
+                s->sessions->prev = x;
+        s->sessions = x;
+        s->n_sessions++;
+
+        snprintf(response, sizeof(response),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\nServer: inletsd/%s\r\n\r\n",
+                 accept, PROJECT_VERSION);
+        r = tls_conn_send(p->conn, response, strlen(response));
+        /* The fd moves to the mux: epoll must not know it twice. */
+        p->io = sd_event_source_disable_unref(p->io);
+        if (r >= 0)
+                r = mux_new(s->manager->event, TAKE_PTR(p->conn), &cfg, (const uint8_t *) p->head + head_len,
+                            p->head_len - head_len, &session_callbacks, x, &x->mux);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start the session of client %s: %m", id);
+                session_free(x);
+                pending_free(p);
+                return;
+        }
+        {
+                char list[MAX_OFFERED_PORTS * 6 + 1] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < x->n_ports; i++)
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u", i ? " " : "", x->ports[i]);
+                log_info("Client %s connected from %s, ports %s.", x->id, x->remote, list);
+        }
+        pending_free(p);
+}
+
+static int pending_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Pending *p = userdata;
+        int r;
+
+        if (!p->handshake_done) {
+                r = tls_conn_handshake(p->conn);
+                if (r < 0) {
+                        log_debug("TLS handshake with %s failed: %s", p->remote, tls_conn_error(p->conn));
+                        pending_free(p);
+                        return 0;
+                }
+                if (r == 0) {
+                        (void) sd_event_source_set_io_events(
+                                p->io, EPOLLIN | (tls_conn_handshake_wants_write(p->conn) ? EPOLLOUT : 0));
+                        return 0;
+                }
+                p->handshake_done = true;
+                (void) sd_event_source_set_io_events(p->io, EPOLLIN);
+        }
+
+        for (;;) {
+                uint8_t *data;
+                size_t n;
+                ssize_t end;
+
+                r = tls_conn_recv(p->conn, &data, &n);
+                if (r == -EAGAIN)
+                        return 0;
+                if (r <= 0) {
+                        log_debug("Connection from %s ended during the upgrade: %s", p->remote,
+                                  r == 0 ? "EOF" : tls_conn_error(p->conn));
+                        pending_free(p);
+                        return 0;
+                }
+                if (n > sizeof(p->head) - p->head_len) {
+                        pending_reply(p, 431, "Request Header Fields Too Large", "request head too large", NULL);
+                        return 0;
+                }
+                memcpy(p->head + p->head_len, data, n);
+                p->head_len += n;
+                end = http_head_end(p->head, p->head_len, sizeof(p->head));
+                if (end < 0) {
+                        pending_reply(p, 431, "Request Header Fields Too Large", "request head too large", NULL);
+                        return 0;
+                }
+                if (end > 0) {
+                        pending_upgrade(p, (size_t) end);
+                        return 0;
+                }
+        }
+}
+
+static int pending_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Pending *p = userdata;
+        log_debug("Handshake with %s timed out.", p->remote);
+        pending_free(p);
+        return 0;
+}
+
+static int control_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+
+        for (unsigned i = 0; i < 64; i++) {
+                SocketAddress peer = { .len = sizeof(peer.storage) };
+                Pending *p;
+                int cfd, r;
+
+                cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(errno, "Failed to accept on the control port: %m");
+                        return 0;
+                }
+                if (s->n_pending >= MAX_PENDING) {
+                        safe_close(cfd);
+                        continue;
+                }
+                socket_set_nodelay(cfd);
+                p = calloc(1, sizeof(*p));
+                if (!p) {
+                        safe_close(cfd);
+                        return log_oom(), 0;
+                }
+                p->server = s;
+                socket_address_format(&peer, p->remote);
+                p->next = s->pending;
+                if (s->pending)
+                        s->pending->prev = p;
+                s->pending = p;
+                s->n_pending++;
+
+                r = tls_conn_new_server(cfd, def(s)->tls ? s->creds : NULL, &p->conn);
+                if (r >= 0)
+                        r = sd_event_add_io(s->manager->event, &p->io, cfd, EPOLLIN, pending_handler, p);
+                if (r >= 0)
+                        r = sd_event_add_time_relative(s->manager->event, &p->timer, CLOCK_MONOTONIC,
+                                                       def(s)->handshake_timeout_usec, 0, pending_timeout, p);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to set up a connection from %s: %m", p->remote);
+                        pending_free(p);
+                }
+        }
+        return 0;
+}
+
+/* ---- the server ---- */
+
+static int load_credentials(Server *s) {
+        const Definition *d = def(s);
+        _cleanup_free_ char *err = NULL, *fp = NULL;
+        _cleanup_strv_free_ char **sans = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!d->tls) {
+                log_warning("TLS=no: the control port speaks plain WebSocket; terminate TLS in front of it.");
+                return 0;
+        }
+        if (!d->auto_tls) {
+                r = tls_server_credentials_from_files(d->certificate_file, d->key_file, &s->creds, &err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err ?: "Failed to load the certificate");
+                log_info("Using certificate %s.", d->certificate_file);
+                return 0;
+        }
+        if (d->n_auto_tls_san == 0) {
+                char host[256] = "";
+                (void) gethostname(host, sizeof(host) - 1);
+                static const char *const defaults[] = { "localhost", "127.0.0.1", "::1" };
+                if (*host && strv_push(&sans, &n, strdup(host)) < 0)
+                        return log_oom();
+                for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+                        if (strv_push(&sans, &n, strdup(defaults[i])) < 0)
+                                return log_oom();
+                log_notice("AutoTLSSAN= not set: the certificate names %s, localhost, 127.0.0.1 and ::1; "
+                           "remote clients should pin ServerFingerprint=.", host);
+        }
+        r = autotls_setup(d->state_directory, n > 0 ? sans : d->auto_tls_san, n > 0 ? n : d->n_auto_tls_san,
+                          &s->creds, &fp, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Auto-TLS failed");
+        log_info("Auto-TLS CA %s/ca.crt, fingerprint %s", d->state_directory, fp);
+        return 0;
+}
+
+int server_new(Manager *m, Server **ret) {
+        Server *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->control_fd = -1;
+        s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        *ret = s;
+        return 0;
+}
+
+int server_start(Server *s) {
+        const Definition *d = def(s);
+        char buf[SOCKADDR_STR_MAX];
+        int r;
+
+        if (d->mode != MODE_TCP)
+                return log_error_errno(EOPNOTSUPP, "%s: Mode=http is not supported by this version yet.", d->path);
+        r = load_credentials(s);
+        if (r < 0)
+                return r;
+        r = socket_listen_tcp(&d->control_listen, &s->control_fd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on control address %s: %m",
+                                       socket_address_format(&d->control_listen, buf));
+        r = sd_event_add_io(s->manager->event, &s->control_io, s->control_fd, EPOLLIN, control_handler, s);
+        if (r < 0)
+                return r;
+        socket_address_format(&d->data_listen, buf);
+        log_info("Control port %s (%s), tunneled ports bind to %.*s.",
+                 socket_address_format(&d->control_listen, (char[SOCKADDR_STR_MAX]) {}),
+                 d->tls ? "wss" : "ws, no TLS", (int) (strrchr(buf, ':') - buf), buf);
+        return 0;
+}
+
+void server_stop(Server *s) {
+        s->control_io = sd_event_source_disable_unref(s->control_io);
+        s->control_fd = safe_close(s->control_fd);
+        while (s->pending)
+                pending_free(s->pending);
+        for (Session *x = s->sessions; x; x = x->next)
+                mux_shutdown(x->mux, WS_CLOSE_GOING_AWAY);
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        while (s->pending)
+                pending_free(s->pending);
+        while (s->sessions)
+                session_free(s->sessions);
+        while (s->listeners) {
+                Listener *l = s->listeners;
+                s->listeners = l->next;
+                listener_free(l);
+        }
+        sd_event_source_disable_unref(s->control_io);
+        safe_close(s->control_fd);
+        if (s->creds)
+                gnutls_certificate_free_credentials(s->creds);
+        free(s);
+        return NULL;
+}
