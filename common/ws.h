@@ -29,7 +29,7 @@ enum {
 
 #define WS_HEADER_MAX 14
 #define WS_CONTROL_MAX 125
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef struct WsCallbacks {
         /* Payload bytes of binary messages, already unmasked; may be called with any split. */

@@ -38,7 +38,7 @@ struct Dial {
         MuxStream *stream;
         int fd;
         sd_event_source *io;
-        uint16_t port;
+        uint16_t port, public_port;
         size_t next_addr;
 };
 
@@ -103,6 +103,9 @@ static int dial_next(Dial *d);
 static void dial_done(Dial *d, int fd) {
         MuxStream *s = d->stream;
 
+        if (fd < 0)
+                log_info("Upstream %s port %u refused the connection for public port %u.",
+                         d->client->manager->def->upstreams[0], d->port, d->public_port);
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;
         dial_free(d);
@@ -186,16 +189,14 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
         d->stream = s;
         d->fd = -1;
         d->port = port;
+        d->public_port = public_port;
         d->next = c->dials;
         if (c->dials)
                 c->dials->prev = d;
         c->dials = d;
         mux_stream_set_userdata(s, d);
-        if (dial_next(d) < 0) {
-                log_info("Upstream %s:%u refused the connection for public port %u.", def(c)->upstreams[0], port,
-                         public_port);
+        if (dial_next(d) < 0)
                 dial_done(d, -1);
-        }
 }
 
 static void stream_closed(Mux *m, MuxStream *s, void *userdata) {

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Unit tests for the definition parser: every key, errors with file:line, warnings, lists,
+ * quoting, drop-ins, tokens. */
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "log.h"
+#include "tests.h"
+
+static char dir[] = "/tmp/test-conf-XXXXXX";
+
+static char *write_file(const char *name, const char *content) {
+        char *p;
+        FILE *f;
+        if (asprintf(&p, "%s/%s", dir, name) < 0)
+                abort();
+        f = fopen(p, "w");
+        if (!f)
+                abort();
+        fputs(content, f);
+        fclose(f);
+        return p;
+}
+
+/* Loads content as NAME.conf; returns the error (or NULL) and the captured stderr. */
+static int load(const char *content, Definition **ret, char **ret_error, char **ret_log) {
+        _cleanup_free_ char *path = write_file("t.conf", content), *logpath = NULL;
+        int saved = dup(STDERR_FILENO), fd, r;
+
+        if (asprintf(&logpath, "%s/stderr", dir) < 0)
+                abort();
+        fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        *ret_error = NULL;
+        r = definition_load(path, NULL, ret, ret_error);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        if (ret_log)
+                (void) read_full_file(logpath, 65536, ret_log, NULL);
+        return r;
+}
+
+static void expect_error(const char *content, const char *needle) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *log = NULL;
+        int r = load(content, &d, &err, &log);
+        CHECK(r < 0, "expected failure for: %s", content);
+        CHECK_CONTAINS(err, needle);
+        definition_free(d);
+}
+
+static void test_server_keys(void) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *log = NULL;
+        char buf[SOCKADDR_STR_MAX];
+        int r = load("# a comment\n; another\n[Tunnel]\nRole=server\nMode=tcp\nToken=0123456789abcdef0123\n"
+                     "KeepaliveSec=5s\nHandshakeTimeoutSec=500ms\nLogLevel=debug\n"
+                     "[Server]\nControlListen=127.0.0.1:9000\nDataListen=[::1]\nHTTPListen=0.0.0.0:8080\n"
+                     "AutoTLS=yes\nAutoTLSSAN=a.example.com 10.0.0.1\nAutoTLSSAN=\"b.example.com\"\n"
+                     "StateDirectory=/var/lib/x\nAllowPorts=22 3000-3010\nMaxClients=5\n"
+                     "MaxStreamsPerClient=7\nMaxFrameSize=1M\n",
+                     &d, &err, &log);
+        CHECK(r == 0, "load failed: %s", err);
+        if (r < 0)
+                return;
+        CHECK(d->role == ROLE_SERVER && d->mode == MODE_TCP, "role/mode");
+        CHECK_STR(d->token, "0123456789abcdef0123");
+        CHECK(d->keepalive_usec == 5 * USEC_PER_SEC, "KeepaliveSec");
+        CHECK(d->handshake_timeout_usec == 500 * USEC_PER_MSEC, "HandshakeTimeoutSec");
+        CHECK(d->log_level == LOG_DEBUG, "LogLevel");
+        CHECK_STR(socket_address_format(&d->control_listen, buf), "127.0.0.1:9000");
+        CHECK(d->data_listen.sa.sa_family == AF_INET6, "DataListen family");
+        CHECK_STR(socket_address_format(&d->http_listen, buf), "0.0.0.0:8080");
+        CHECK(d->auto_tls == 1 && d->tls == 1, "AutoTLS");
+        CHECK(d->n_auto_tls_san == 3, "3 SANs, got %zu", d->n_auto_tls_san);
+        if (d->n_auto_tls_san == 3)
+                CHECK_STR(d->auto_tls_san[2], "b.example.com");
+        CHECK_STR(d->state_directory, "/var/lib/x");
+        CHECK(definition_port_allowed(d, 22) && definition_port_allowed(d, 3005) &&
+                      !definition_port_allowed(d, 23) && !definition_port_allowed(d, 3011),
+              "AllowPorts");
+        CHECK(d->max_clients == 5 && d->max_streams == 7 && d->max_frame_size == 1024 * 1024, "limits");
+        CHECK(log == NULL || !strstr(log, "Unknown"), "no warnings expected, got %s", log);
+        definition_free(d);
+}
+
+static void test_client_keys(void) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *log = NULL, *tok = write_file("tok", "  0123456789abcdefXYZ \n");
+        _cleanup_free_ char *conf = NULL;
+        int r;
+
+        if (asprintf(&conf,
+                     "[Tunnel]\nRole=client\nTokenFile=tok\n[Client]\nURL=wss://example.com:8123/base/connect\n"
+                     "ServerFingerprint=sha256:%s\nUpstream=db.internal\nPorts=3389 2222:22\nPorts=5432\n"
+                     "ReconnectMaxDelaySec=1min\nClientID=rdp-1\n",
+                     "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89") < 0)
+                abort();
+        r = load(conf, &d, &err, &log);
+        CHECK(r == 0, "load failed: %s", err);
+        if (r < 0)
+                return;
+        CHECK_STR(d->token, "0123456789abcdefXYZ"); /* relative TokenFile=, whitespace stripped */
+        CHECK(d->has_fingerprint && d->server_fingerprint[0] == 0xab && d->server_fingerprint[31] == 0x89,
+              "fingerprint");
+        CHECK(d->n_ports == 3, "3 ports, got %zu", d->n_ports);
+        if (d->n_ports == 3)
+                CHECK(d->ports[0].public_port == 3389 && d->ports[0].upstream_port == 3389 &&
+                              d->ports[1].public_port == 2222 && d->ports[1].upstream_port == 22 &&
+                              d->ports[2].public_port == 5432,
+                      "port maps");
+        CHECK_STR(d->upstreams[0], "db.internal");
+        CHECK(d->reconnect_max_delay_usec == 60 * USEC_PER_SEC, "ReconnectMaxDelaySec");
+        CHECK_STR(d->client_id, "rdp-1");
+        {
+                TunnelURL u;
+                CHECK(tunnel_url_parse(d->url, &u) == 0, "URL parses");
+                CHECK(u.tls && u.port == 8123, "URL tls/port");
+                CHECK_STR(u.host, "example.com");
+                CHECK_STR(u.path, "/base/connect");
+                tunnel_url_done(&u);
+                CHECK(tunnel_url_parse("ws://[::1]", &u) == 0 && !u.tls && u.port == 80, "ws://[::1]");
+                CHECK_STR(u.path, "/connect");
+                CHECK_STR(u.host, "::1");
+                tunnel_url_done(&u);
+                CHECK(tunnel_url_parse("https://x", &u) < 0, "https:// refused");
+        }
+        definition_free(d);
+}
+
+static void test_lists_and_quotes(void) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r = load("[Tunnel]\nRole = client \nToken=\"0123456789abcdef0123\"\n[Client]\nURL='wss://h'\n"
+                     "Ports=1 2 3\nPorts=\nPorts=4,5\n",
+                     &d, &err, NULL);
+        CHECK(r == 0, "load failed: %s", err);
+        if (r < 0)
+                return;
+        CHECK(d->n_ports == 2 && d->ports[0].public_port == 4 && d->ports[1].public_port == 5,
+              "empty assignment resets Ports=, got %zu", d->n_ports);
+        CHECK_STR(d->token, "0123456789abcdef0123");
+        CHECK_STR(d->url, "wss://h");
+        CHECK_STR(d->upstreams[0], "127.0.0.1"); /* default upstream */
+        definition_free(d);
+}
+
+static void test_warnings(void) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *log = NULL;
+        int r = load("[Tunnel]\nRole=server\nToken=0123456789abcdef\nFrobnicate=1\n[Nope]\nX=1\n", &d, &err, &log);
+        CHECK(r == 0, "unknown keys must not fail: %s", err);
+        CHECK_CONTAINS(log, "t.conf:4: Unknown key Frobnicate= in [Tunnel]");
+        CHECK_CONTAINS(log, "t.conf:5: Unknown section [Nope]");
+        definition_free(d);
+}
+
+static void test_errors(void) {
+        expect_error("[Tunnel]\nRole=router\n", "t.conf:2: Invalid Role= value 'router'");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=70000\n",
+                     "t.conf:6: Invalid Ports= value '70000'");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1 1\n",
+                     "public port listed twice");
+        expect_error("[Tunnel]\nRole=server\n[Server]\nControlListen=example.com:80\n",
+                     "t.conf:4: Invalid ControlListen= value");
+        expect_error("[Tunnel]\nRole=server\n[Server]\nAutoTLS=maybe\n", "t.conf:4: Invalid AutoTLS= value 'maybe'");
+        expect_error("[Tunnel]\nRole=server\nKeepaliveSec=0\n", "t.conf:3: Invalid KeepaliveSec= value");
+        expect_error("[Tunnel]\nRole=server\nKeepaliveSec=5 parsecs\n", "t.conf:3");
+        expect_error("[Tunnel]\nRole=client\n[Client]\nServerFingerprint=md5:00\n", "t.conf:4");
+        expect_error("[Tunnel]\nRole=client\n[Client]\nURL=http://x\n", "t.conf:4: Invalid URL=");
+        expect_error("[Tunnel]\nRole=server\n[Server]\nAllowPorts=10-5\n", "t.conf:4");
+        expect_error("[Tunnel]\nRole=client\n[Client]\nClientID=a b\n", "t.conf:4");
+        expect_error("Role=server\n", "t.conf:1: Assignment outside of any section");
+        expect_error("[Tunnel]\nRole\n", "t.conf:2: Expected Key=Value");
+        expect_error("[Tunnel\n", "t.conf:1: Invalid section header");
+        expect_error("[Tunnel]\nMode=tcp\n", "Role= is not set");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n", "URL= is not set");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n", "Ports= is not set");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "Upstream=a\nUpstream=b\n",
+                     "TCP mode takes one Upstream=");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nCertificateFile=/x\n",
+                     "CertificateFile= and KeyFile= must be set together");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nAutoTLS=no\n",
+                     "TLS needs AutoTLS=yes or CertificateFile=");
+        /* Secrets are never echoed. */
+        expect_error("[Tunnel]\nRole=server\nToken=short-secret\n", "shorter than 16 bytes");
+        {
+                Definition *d = NULL;
+                _cleanup_free_ char *err = NULL;
+                (void) load("[Tunnel]\nRole=server\nToken=short-secret\n", &d, &err, NULL);
+                CHECK(err && !strstr(err, "short-secret"), "token echoed in '%s'", err);
+        }
+        expect_error("[Tunnel]\nRole=server\nToken=has space in the token\n", "spaces or control characters");
+}
+
+static void test_files(void) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *path = NULL, *sub = NULL;
+
+        CHECK(definition_load("/nonexistent/x.conf", NULL, &d, &err) == -ENOENT, "missing file");
+        CHECK_CONTAINS(err, "/nonexistent/x.conf: No such file or directory");
+        free(TAKE_PTR(err));
+
+        expect_error("[Tunnel]\nRole=server\nTokenFile=/nonexistent/token\n",
+                     "cannot read token file /nonexistent/token: No such file or directory");
+        /* A directory cannot be read as a token, even by root. */
+        expect_error("[Tunnel]\nRole=server\nTokenFile=/\n", "cannot read token file /: Is a directory");
+        /* No token at all. */
+        unsetenv("CREDENTIALS_DIRECTORY");
+        expect_error("[Tunnel]\nRole=server\n", "no token");
+        /* The systemd credential. */
+        if (asprintf(&sub, "%s/creds", dir) < 0)
+                abort();
+        mkdir(sub, 0700);
+        free(write_file("creds/token", "credential-token-0123456789\n"));
+        setenv("CREDENTIALS_DIRECTORY", sub, 1);
+        {
+                _cleanup_free_ char *e = NULL;
+                CHECK(load("[Tunnel]\nRole=server\n", &d, &e, NULL) == 0, "credential: %s", e);
+                if (d)
+                        CHECK_STR(d->token, "credential-token-0123456789");
+                d = definition_free(d);
+        }
+        unsetenv("CREDENTIALS_DIRECTORY");
+
+        /* Drop-ins override in lexical order. */
+        free(sub);
+        if (asprintf(&sub, "%s/t.conf.d", dir) < 0)
+                abort();
+        mkdir(sub, 0700);
+        free(write_file("t.conf.d/20-b.conf", "[Server]\nMaxClients=20\n"));
+        free(write_file("t.conf.d/10-a.conf", "[Server]\nMaxClients=10\nAllowPorts=80\n"));
+        free(write_file("t.conf.d/ignored.txt", "garbage"));
+        {
+                _cleanup_free_ char *e = NULL;
+                CHECK(load("[Tunnel]\nRole=server\nToken=0123456789abcdef\n", &d, &e, NULL) == 0, "drop-ins: %s", e);
+                if (d)
+                        CHECK(d->max_clients == 20 && d->n_allow_ports == 2, "drop-in values, got %u",
+                              d->max_clients);
+                d = definition_free(d);
+        }
+        free(write_file("t.conf.d/30-bad.conf", "[Server]\nMaxClients=lots\n"));
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n", "t.conf.d/30-bad.conf:2: Invalid MaxClients=");
+        (void) path;
+}
+
+static void test_parsers(void) {
+        uint64_t u;
+        uint16_t p;
+        char *h = NULL;
+        CHECK(parse_sec("1min 30s", &u) == 0 && u == 90 * USEC_PER_SEC, "1min 30s");
+        CHECK(parse_sec("", &u) < 0 && parse_sec("x", &u) < 0 && parse_sec("-1", &u) < 0, "bad spans");
+        CHECK(parse_port("0", &p) < 0 && parse_port("65536", &p) < 0 && parse_port("22", &p) == 0 && p == 22, "ports");
+        CHECK(split_host_port("[::1]:80", 1, &h, &p) == 0 && p == 80, "v6 host:port");
+        CHECK_STR(h, "::1");
+        free(h);
+        CHECK(secret_equal("abc", 3, "abc", 3) && !secret_equal("abc", 3, "abd", 3) && !secret_equal("abc", 3, "ab", 2),
+              "secret_equal");
+}
+
+int main(void) {
+        if (!mkdtemp(dir))
+                return EXIT_FAILURE;
+        test_server_keys();
+        test_client_keys();
+        test_lists_and_quotes();
+        test_warnings();
+        test_errors();
+        test_files();
+        test_parsers();
+        {
+                char cmd[64];
+                snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+                (void) system(cmd);
+        }
+        return tests_finish("test-conf");
+}

@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Helpers for the integration tests: real inletsd processes on loopback, with bounded waits
+and cleanup that cannot be skipped."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+INLETSD = os.environ.get("INLETSD", "build/daemon/inletsd")
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port(host="127.0.0.1"):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class EchoServer:
+    """A threaded TCP echo upstream; counts connections."""
+
+    def __init__(self, host="127.0.0.1", port=0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _serve(c):
+        try:
+            while True:
+                b = c.recv(1 << 18)
+                if not b:
+                    break
+                c.sendall(b)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def echo_roundtrip(port, data, timeout=30.0, host="127.0.0.1"):
+    """Sends data, half-closes, reads everything back; returns the bytes."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    err = []
+
+    def send():
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=send)
+    t.start()
+    chunks = []
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        t.join(timeout)
+        s.close()
+    if err:
+        raise err[0]
+    return b"".join(chunks)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class Daemon:
+    def __init__(self, tmp, name, conf, args=(), env=None):
+        self.name = name
+        self.path = os.path.join(tmp, name + ".conf")
+        with open(self.path, "w") as f:
+            f.write(conf)
+        self.log = os.path.join(tmp, name + ".log")
+        self.args = list(args)
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        self.logf = open(self.log, "ab")
+        env = dict(os.environ)
+        env.pop("CREDENTIALS_DIRECTORY", None)
+        env.pop("STATE_DIRECTORY", None)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen([INLETSD, "--config", self.path, "-v"] + self.args,
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def output(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, text, timeout=10.0):
+        return wait_until(lambda: text in self.output(), timeout, f"{self.name} to log {text!r}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        if self.proc:
+            self.logf.close()
+        self.proc = None
+        return rc
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+
+class TunnelTest(unittest.TestCase):
+    """Base class: a temp dir, a token file, and daemons that are always stopped."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="inletsd-test-")
+        self.token_file = os.path.join(self.tmp, "token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(self.token_file, 0o600)
+        self.daemons = []
+        self.upstreams = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            rc = d.stop()
+            if rc not in (0, None, -9) and not getattr(d, "expect_failure", False):
+                print(f"--- {d.name} exited {rc}; log:\n{d.output()}")
+            # Sanitizer reports are failures even when the exit code hides them.
+            out = d.output()
+            if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
+                print(out)
+                self.fail(f"{d.name}: sanitizer report")
+        for u in self.upstreams:
+            u.close()
+        subprocess.run(["rm", "-rf", self.tmp])
+
+    def echo(self, host="127.0.0.1"):
+        e = EchoServer(host)
+        self.upstreams.append(e)
+        return e
+
+    def server(self, control_port=None, extra_tunnel="", extra_server="", name="server", start=True):
+        self.control_port = control_port or free_port()
+        conf = (f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\nKeepaliveSec=3\n{extra_tunnel}\n"
+                f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.1\n"
+                f"StateDirectory={self.tmp}/state\nAutoTLSSAN=127.0.0.1\n{extra_server}\n")
+        d = Daemon(self.tmp, name, conf)
+        self.daemons.append(d)
+        if start:
+            d.start()
+            wait_until(lambda: port_open(self.control_port), 10, "control port")
+        return d
+
+    def client(self, ports, upstream="127.0.0.1", extra_client="", extra_tunnel="", name="client",
+               ca=True, url=None, token_file=None, start=True, wait=True):
+        ca_line = f"CAFile={self.tmp}/state/ca.crt\n" if ca is True else (ca or "")
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={token_file or self.token_file}\nKeepaliveSec=3\n"
+                f"{extra_tunnel}\n[Client]\nURL={url or f'wss://127.0.0.1:{self.control_port}'}\n{ca_line}"
+                f"Upstream={upstream}\nPorts={ports}\nReconnectMaxDelaySec=2\n{extra_client}\n")
+        d = Daemon(self.tmp, name, conf)
+        self.daemons.append(d)
+        if start:
+            d.start()
+            if wait:
+                d.wait_log("Connection established")
+        return d
+
+
+def main():
+    unittest.main(verbosity=2)

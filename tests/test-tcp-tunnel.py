@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""TCP mode end to end: real inletsd server and client on loopback, echo upstreams."""
+
+import os
+import re
+import signal
+import socket
+import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from inletstest import (TunnelTest, echo_roundtrip, free_port, main, port_open, sha, wait_until)
+
+
+class TcpTunnel(TunnelTest):
+    def start_pair(self, upstream_host="127.0.0.1", **kw):
+        self.up = self.echo(upstream_host)
+        self.pub = free_port()
+        self.srv = self.server()
+        self.cli = self.client(f"{self.pub}:{self.up.port}", upstream=kw.pop("upstream", upstream_host), **kw)
+        wait_until(lambda: port_open(self.pub), 5, "public port")
+
+    def test_64mib_each_way(self):
+        self.start_pair()
+        data = os.urandom(1 << 20) * 64
+        t0 = time.monotonic()
+        got = echo_roundtrip(self.pub, data, timeout=60)
+        dt = time.monotonic() - t0
+        self.assertEqual(len(got), len(data))
+        self.assertEqual(sha(got), sha(data))
+        print(f"64 MiB each way, sha256 matches, {dt:.2f} s")
+
+    def test_200_parallel_connections(self):
+        self.start_pair()
+        payloads = [os.urandom(32 * 1024 + i) for i in range(200)]
+        with ThreadPoolExecutor(max_workers=200) as ex:
+            results = list(ex.map(lambda p: echo_roundtrip(self.pub, p, timeout=30), payloads))
+        for p, r in zip(payloads, results):
+            self.assertEqual(sha(p), sha(r))
+        self.assertGreaterEqual(self.up.connections, 200)
+        print("200 parallel connections each got their own payload back")
+
+    def test_half_close_both_ways(self):
+        """Public side closes its write half first; then the upstream does."""
+        ready = threading.Event()
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        up_port = ls.getsockname()[1]
+        received = []
+
+        def upstream():
+            # 1: read to EOF, then answer and close.
+            c, _ = ls.accept()
+            buf = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                buf += b
+            c.sendall(b"got %d" % len(buf))
+            c.close()
+            # 2: greet and close our write half first, then read what comes.
+            c, _ = ls.accept()
+            c.sendall(b"hello")
+            c.shutdown(socket.SHUT_WR)
+            buf = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                buf += b
+            received.append(buf)
+            c.close()
+
+        t = threading.Thread(target=upstream, daemon=True)
+        t.start()
+        pub = free_port()
+        srv = self.server()
+        self.client(f"{pub}:{up_port}")
+        srv.wait_log(f"Listening on 127.0.0.1:{pub} ")  # no probe: the upstream counts connections
+
+        s = socket.create_connection(("127.0.0.1", pub), timeout=10)
+        s.sendall(b"x" * 100000)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            reply += b
+        s.close()
+        self.assertEqual(reply, b"got 100000")
+
+        s = socket.create_connection(("127.0.0.1", pub), timeout=10)
+        greet = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            greet += b
+        self.assertEqual(greet, b"hello")  # EOF from upstream reached us while we could still write
+        s.sendall(b"after-eof")
+        s.shutdown(socket.SHUT_WR)
+        t.join(10)
+        s.close()
+        ls.close()
+        self.assertEqual(received, [b"after-eof"])
+        print("half-close works in both directions")
+
+    def test_upstream_refuses(self):
+        dead = free_port()
+        pub = free_port()
+        self.server()
+        cli = self.client(f"{pub}:{dead}")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        s = socket.create_connection(("127.0.0.1", pub), timeout=5)
+        t0 = time.monotonic()
+        try:
+            b = s.recv(10)
+        except ConnectionResetError:
+            b = b""
+        dt = time.monotonic() - t0
+        self.assertEqual(b, b"")
+        self.assertLess(dt, 2.0)
+        cli.wait_log("refused the connection")
+        print(f"refused upstream closes the public connection in {dt * 1000:.0f} ms")
+
+    def test_wrong_token(self):
+        bad = os.path.join(self.tmp, "bad-token")
+        with open(bad, "w") as f:
+            f.write("wrong-token-but-long-enough\n")
+        pub = free_port()
+        srv = self.server()
+        cli = self.client(f"{pub}:9", token_file=bad, wait=False)
+        cli.wait_log("refused the token (401 Unauthorized)")
+        srv.wait_log("Refused a client from 127.0.0.1")
+        cli.wait_log("Reconnecting in")
+        self.assertFalse(port_open(pub))
+        self.assertNotIn("wrong-token-but-long-enough", srv.output() + cli.output())
+        print("wrong token: 401, logged by both, no port opened, token never logged")
+
+    def test_client_sigkill_frees_ports(self):
+        self.start_pair()
+        s = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
+        s.sendall(b"ping")
+        self.assertEqual(s.recv(4), b"ping")
+        self.cli.stop(signal.SIGKILL)
+        t0 = time.monotonic()
+        wait_until(lambda: not port_open(self.pub), 3, "public port to close")
+        try:
+            b = s.recv(10)
+        except ConnectionResetError:
+            b = b""
+        self.assertEqual(b, b"")
+        dt = time.monotonic() - t0
+        s.close()
+        # The same client comes back and takes its port again at once.
+        self.cli.start()
+        self.cli.wait_log("Connection established", 10)
+        wait_until(lambda: port_open(self.pub), 5, "port to reopen")
+        self.assertEqual(echo_roundtrip(self.pub, b"again"), b"again")
+        print(f"SIGKILLed client: port and live connection closed within {dt:.2f} s; reconnect retook the port")
+
+    def test_server_restart(self):
+        self.start_pair()
+        self.assertEqual(echo_roundtrip(self.pub, b"one"), b"one")
+        self.srv.stop()
+        self.cli.wait_log("lost", 5)
+        t0 = time.monotonic()
+        self.srv.start()
+        wait_until(lambda: self.cli.output().count("Connection established") >= 2, 10, "reconnect")
+        wait_until(lambda: port_open(self.pub), 5, "public port")
+        self.assertEqual(echo_roundtrip(self.pub, b"two"), b"two")
+        print(f"server restart: traffic flows again after {time.monotonic() - t0:.2f} s")
+
+    def test_wrong_ca_refused(self):
+        # A second server makes a CA of its own; the client trusts only that one.
+        other = self.server(name="other")
+        other.stop()
+        os.rename(f"{self.tmp}/state", f"{self.tmp}/other-state")
+        pub = free_port()
+        self.server()
+        cli = self.client(f"{pub}:9", ca=f"CAFile={self.tmp}/other-state/ca.crt\n", wait=False)
+        cli.wait_log("server certificate rejected")
+        self.assertFalse(port_open(pub))
+        self.assertNotIn("Connection established", cli.output())
+        print("client refuses a server whose certificate is not from CAFile=")
+
+    def test_fingerprint_pin(self):
+        pub = free_port()
+        srv = self.server()
+        fp = re.search(r"fingerprint (sha256:[0-9a-f]{64})", srv.wait_log("fingerprint") and srv.output()).group(1)
+        up = self.echo()
+        self.client(f"{pub}:{up.port}", ca=f"ServerFingerprint={fp}\n")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"pinned"), b"pinned")
+        bad = "sha256:" + "00" * 32
+        cli2 = self.client(f"{free_port()}:9", ca=f"ServerFingerprint={bad}\n", name="badpin", wait=False,
+                           extra_client="ClientID=badpin")
+        cli2.wait_log("no certificate sent by the server matches ServerFingerprint=")
+        print("ServerFingerprint= pin of the CA accepted; a wrong pin refused")
+
+    def test_allow_ports(self):
+        allowed, denied = free_port(), free_port()
+        srv = self.server(extra_server=f"AllowPorts={allowed}")
+        cli = self.client(f"{denied}:9", wait=False)
+        cli.wait_log(f"port {denied} is not in AllowPorts=")
+        srv.wait_log("Refused client")
+        self.assertFalse(port_open(denied))
+        print("a port outside AllowPorts= is refused with 409 and a reason")
+
+    def test_ipv6_and_name_upstreams(self):
+        up6 = self.echo("::1")
+        up4 = self.echo("127.0.0.1")
+        p6, p4 = free_port(), free_port()
+        self.server()
+        self.client(f"{p6}:{up6.port}", upstream="::1", name="c6", extra_client="ClientID=c6")
+        # "localhost" may resolve to ::1 first; the client must fall back to 127.0.0.1.
+        self.client(f"{p4}:{up4.port}", upstream="localhost", name="c4", extra_client="ClientID=c4")
+        wait_until(lambda: port_open(p6) and port_open(p4), 5, "ports")
+        self.assertEqual(echo_roundtrip(p6, b"six"), b"six")
+        self.assertEqual(echo_roundtrip(p4, b"four"), b"four")
+        print("IPv6 upstream and a host-name upstream with address fallback both work")
+
+    def test_shared_port_round_robin(self):
+        pub = free_port()
+        hits = {"a": 0, "b": 0}
+
+        def tagged(tag):
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(16)
+
+            def run():
+                while True:
+                    try:
+                        c, _ = ls.accept()
+                    except OSError:
+                        return
+                    hits[tag] += 1
+                    c.sendall(tag.encode())
+                    c.close()
+            threading.Thread(target=run, daemon=True).start()
+            return ls
+
+        la, lb = tagged("a"), tagged("b")
+        self.server()
+        ca = self.client(f"{pub}:{la.getsockname()[1]}", name="ca", extra_client="ClientID=a")
+        self.client(f"{pub}:{lb.getsockname()[1]}", name="cb", extra_client="ClientID=b")
+        wait_until(lambda: port_open(pub), 5, "port")
+        hits["a"] = hits["b"] = 0
+        for _ in range(10):
+            with socket.create_connection(("127.0.0.1", pub), timeout=5) as s:
+                s.recv(1)
+        self.assertGreaterEqual(hits["a"], 4)
+        self.assertGreaterEqual(hits["b"], 4)
+        ca.stop(signal.SIGKILL)
+        time.sleep(0.5)
+        self.assertTrue(port_open(pub))  # still offered by b
+        la.close()
+        lb.close()
+        print(f"two clients share a port round-robin ({hits}); it stays open while one remains")
+
+    def test_autotls_files(self):
+        srv = self.server()
+        st = f"{self.tmp}/state"
+        for f in ("ca.key", "server.key"):
+            self.assertEqual(stat.S_IMODE(os.stat(f"{st}/{f}").st_mode), 0o600, f)
+        fp1 = re.search(r"fingerprint (sha256:\w+)", srv.output()).group(1)
+        crt1 = open(f"{st}/server.crt").read()
+        srv.stop()
+        srv.start()
+        wait_until(lambda: srv.output().count("fingerprint") == 2, 5, "restart")
+        self.assertEqual(open(f"{st}/server.crt").read(), crt1, "server certificate reused")
+        srv.stop()
+        with open(srv.path, "a") as f:
+            f.write("AutoTLSSAN=localhost\n")
+        srv.start()
+        wait_until(lambda: srv.output().count("fingerprint") == 3, 5, "restart")
+        self.assertIn("AutoTLSSAN= changed", srv.output())
+        self.assertNotEqual(open(f"{st}/server.crt").read(), crt1, "new SANs, new certificate")
+        fps = re.findall(r"fingerprint (sha256:\w+)", srv.output())
+        self.assertEqual(set(fps), {fp1}, "the CA stays")
+        print("auto-TLS keys are 0600, reused across restarts, reissued when the SANs change, CA kept")
+
+
+if __name__ == "__main__":
+    main()
