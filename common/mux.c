@@ -66,7 +66,7 @@ struct Mux {
         uint64_t last_rx;
         bool ping_outstanding;
 
-        bool dead, close_sent;
+        bool dead, close_sent, draining;
         int error;
         char reason[160];
         uint8_t scratch[TLS_RECORD];
@@ -74,6 +74,8 @@ struct Mux {
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_pump(Mux *m);
+static void mux_finish(Mux *m);
+static void mux_drain(Mux *m);
 
 /* ---- WebSocket output ---- */
 
@@ -726,6 +728,10 @@ static void mux_pump(Mux *m) {
 static int mux_io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Mux *m = userdata;
 
+        if (m->draining) {
+                mux_drain(m);
+                return 0;
+        }
         if (revents & EPOLLOUT) {
                 int r = tls_conn_flush(m->conn);
                 if (r < 0 && r != -EAGAIN) {
@@ -743,6 +749,10 @@ static int mux_timer_handler(sd_event_source *src, uint64_t usec, void *userdata
         Mux *m = userdata;
         uint64_t idle = now_usec() - m->last_rx, k = m->cfg.keepalive_usec;
 
+        if (m->draining) {
+                mux_finish(m);
+                return 0;
+        }
         if (idle >= k) {
                 mux_fail(m, -ETIMEDOUT, "no answer from the peer for %" PRIu64 " s", idle / USEC_PER_SEC);
                 return 0;
@@ -764,6 +774,33 @@ static int mux_defer_handler(sd_event_source *src, void *userdata) {
         return 0;
 }
 
+static void mux_finish(Mux *m) {
+        if (m->defer)
+                return;
+        (void) sd_event_source_set_enabled(m->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+        /* The owner hears of it from the loop, never from inside one of our frames. */
+        if (sd_event_add_defer(m->event, &m->defer, mux_defer_handler, m) < 0)
+                log_oom();
+}
+
+/* After our close frame: discard what the peer still sends until it closes too (or a second
+ * passes). Closing at once would make the kernel answer with RST, and the peer might never
+ * read our close frame and its reason. */
+static void mux_drain(Mux *m) {
+        int fd = tls_conn_fd(m->conn);
+        for (;;) {
+                char buf[16384];
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n > 0)
+                        continue;
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                mux_finish(m);
+                return;
+        }
+}
+
 static void mux_fail(Mux *m, int error, const char *format, ...) {
         va_list ap;
 
@@ -774,14 +811,19 @@ static void mux_fail(Mux *m, int error, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(m->reason, sizeof(m->reason), format, ap);
         va_end(ap);
-        (void) sd_event_source_set_enabled(m->io, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
         for (MuxStream *s = m->streams; s; s = s->next)
                 if (s->io)
                         (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
-        /* The owner hears of it from the loop, never from inside one of our frames. */
-        if (sd_event_add_defer(m->event, &m->defer, mux_defer_handler, m) < 0)
-                log_oom();
+        if (m->close_sent && tls_conn_flush(m->conn) >= 0) {
+                m->draining = true;
+                tls_conn_bye(m->conn);
+                (void) shutdown(tls_conn_fd(m->conn), SHUT_WR);
+                (void) sd_event_source_set_io_events(m->io, EPOLLIN);
+                (void) sd_event_source_set_time_relative(m->timer, USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        mux_finish(m);
 }
 
 void mux_shutdown(Mux *m, int ws_code) {
@@ -790,7 +832,6 @@ void mux_shutdown(Mux *m, int ws_code) {
         (void) nghttp2_session_terminate_session(m->h2, NGHTTP2_NO_ERROR);
         (void) nghttp2_session_send(m->h2);
         ws_send_close(m, ws_code);
-        tls_conn_bye(m->conn);
         mux_fail(m, 0, "shut down");
 }
 

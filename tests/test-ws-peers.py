@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Our WebSocket layer against an independent implementation, python3-websockets (with
+OpenSSL for TLS): handshake, 401, ping/pong, fragmented and oversized messages, close —
+against our server, and as a server against our client."""
+
+import asyncio
+import ssl
+import struct
+
+import websockets
+import websockets.exceptions
+
+from inletstest import TOKEN, TunnelTest, free_port, main, wait_until
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SETTINGS = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)         # empty SETTINGS
+SETTINGS_ACK = struct.pack(">I", 0)[1:] + bytes([4, 1]) + struct.pack(">I", 0)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+class WsPeers(TunnelTest):
+    def connect(self, token=TOKEN, ports=None, **kw):
+        ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
+        headers = {"Authorization": f"Bearer {token}", "X-Inlets-Ports": str(ports or free_port()),
+                   "X-Inlets-Client-Id": "pyws"}
+        return websockets.connect(f"wss://127.0.0.1:{self.control_port}/connect", ssl=ctx,
+                                  extra_headers=headers, max_size=None, **kw)
+
+    @staticmethod
+    async def read_until(ws, needle):
+        buf = b""
+        while needle not in buf:
+            buf += await ws.recv()
+        return buf
+
+    def test_handshake_ping_fragments_close(self):
+        srv = self.server()
+
+        async def go():
+            async with self.connect() as ws:
+                first = await ws.recv()
+                self.assertTrue(first.startswith(PREFACE), first[:30])
+                pong = await ws.ping(b"are-you-there")
+                await asyncio.wait_for(pong, 5)
+                # A SETTINGS frame split over three WebSocket fragments must be reassembled.
+                await ws.send([SETTINGS[:2], SETTINGS[2:5], SETTINGS[5:]])
+                await self.read_until(ws, SETTINGS_ACK)
+                await ws.close(1000)
+                self.assertEqual(ws.close_code, 1000)
+        run(go())
+        srv.wait_log("Client pyws (127.0.0.1")
+        srv.wait_log("left")
+        print("python-websockets: 101 + HTTP/2 preface, pong, fragmented SETTINGS acked, close 1000 echoed")
+
+    def test_bad_token_401(self):
+        self.server()
+
+        async def go():
+            with self.assertRaises(websockets.exceptions.InvalidStatusCode) as cm:
+                async with self.connect(token="not-the-right-token-at-all"):
+                    pass
+            self.assertEqual(cm.exception.status_code, 401)
+        run(go())
+        print("python-websockets: wrong token gets 401")
+
+    def test_oversized_message(self):
+        self.server(extra_server="MaxFrameSize=64K")
+
+        async def go():
+            async with self.connect() as ws:
+                await ws.recv()
+                await ws.send(b"\0" * (65 * 1024))
+                with self.assertRaises(websockets.exceptions.ConnectionClosed) as cm:
+                    while True:
+                        await ws.recv()
+                self.assertEqual(cm.exception.rcvd.code, 1009)
+        run(go())
+        print("python-websockets: a message over MaxFrameSize= is closed with 1009")
+
+    def test_text_frame_refused(self):
+        self.server()
+
+        async def go():
+            async with self.connect() as ws:
+                await ws.recv()
+                await ws.send("text is not our protocol")
+                with self.assertRaises(websockets.exceptions.ConnectionClosed) as cm:
+                    while True:
+                        await ws.recv()
+                self.assertEqual(cm.exception.rcvd.code, 1003)
+        run(go())
+        print("python-websockets: a text frame is closed with 1003")
+
+    def test_our_client_against_websockets_server(self):
+        """python-websockets as the server: it insists on masked client frames and answers
+        our pong; our client must send the token and its offer."""
+        port = free_port()
+        seen = {}
+
+        async def handler(ws, path=None):
+            seen["auth"] = ws.request_headers.get("Authorization")
+            seen["ports"] = ws.request_headers.get("X-Inlets-Ports")
+            seen["path"] = ws.path
+            await ws.send(PREFACE + SETTINGS)
+            buf = await self.read_until(ws, SETTINGS_ACK)   # only readable if masking was right
+            seen["settings"] = buf[:9]
+            pong = await ws.ping(b"x")
+            await asyncio.wait_for(pong, 5)
+            seen["pong"] = True
+            await ws.close(1000)
+
+        async def go():
+            async with websockets.serve(handler, "127.0.0.1", port):
+                self.client("7001:7002", url=f"ws://127.0.0.1:{port}", ca=False, wait=False)
+                for _ in range(200):
+                    if "pong" in seen:
+                        break
+                    await asyncio.sleep(0.05)
+        run(go())
+        self.assertEqual(seen.get("auth"), f"Bearer {TOKEN}")
+        self.assertEqual(seen.get("ports"), "7001")
+        self.assertEqual(seen.get("path"), "/connect")
+        self.assertEqual(seen.get("settings", b"")[3], 4, "our client's first frame is SETTINGS")
+        self.assertTrue(seen.get("pong"))
+        cli = self.daemons[-1]
+        cli.wait_log("peer closed the WebSocket (1000")
+        print("python-websockets server: our client masks, answers ping, sends token and offer, honours close")
+
+
+if __name__ == "__main__":
+    main()
