@@ -99,7 +99,8 @@ static int ws_send(Mux *m, WsOpcode op, const uint8_t *prefix, size_t plen, uint
         if (mask)
                 ws_key(m, key);
         h = ws_header_build(stage, op, plen + len, mask ? key : NULL);
-        memcpy(stage + h, prefix, plen);
+        if (plen > 0)
+                memcpy(stage + h, prefix, plen);
         first = MIN(len, sizeof(m->scratch) - h - plen);
         memcpy(stage + h + plen, src, first);
         if (mask)

@@ -219,13 +219,14 @@ static void connection_reset(Client *c) {
 static void session_end(Client *c, const char *why) {
         uint64_t lasted = c->connected_at ? now_usec() - c->connected_at : 0;
 
+        /* why may point into the mux: keep it before the mux goes. */
+        set_error(c, why);
         while (c->dials)
                 dial_free(c->dials);
         c->mux = mux_free(c->mux);
         connection_reset(c);
         if (c->state == STATE_STOPPED)
                 return;
-        set_error(c, why);
         /* A session that was healthy for a while starts the backoff over. */
         if (lasted >= HEALTHY_USEC)
                 c->attempt = 0;

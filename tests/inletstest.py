@@ -179,18 +179,23 @@ class TunnelTest(unittest.TestCase):
         self.upstreams = []
 
     def tearDown(self):
-        for d in self.daemons:
-            rc = d.stop()
-            if rc not in (0, None, -9) and not getattr(d, "expect_failure", False):
-                print(f"--- {d.name} exited {rc}; log:\n{d.output()}")
-            # Sanitizer reports are failures even when the exit code hides them.
-            out = d.output()
-            if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
-                print(out)
-                self.fail(f"{d.name}: sanitizer report")
+        # Stop everything first; only then judge, so one failure cannot leave processes behind.
+        codes = [(d, d.stop()) for d in self.daemons]
         for u in self.upstreams:
             u.close()
+        bad = []
+        for d, rc in codes:
+            out = d.output() if os.path.exists(d.log) else ""
+            if rc not in (0, None, -9):
+                print(f"--- {d.name} exited {rc}; log:\n{out}")
+                bad.append(f"{d.name} exited {rc}")
+            # Sanitizer reports are failures even when the exit code hides them.
+            if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
+                print(out)
+                bad.append(f"{d.name}: sanitizer report")
         subprocess.run(["rm", "-rf", self.tmp])
+        if bad:
+            self.fail("; ".join(bad))
 
     def echo(self, host="127.0.0.1"):
         e = EchoServer(host)
