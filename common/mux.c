@@ -967,3 +967,27 @@ void mux_stream_set_userdata(MuxStream *s, void *userdata) {
 const char *mux_stream_authority(MuxStream *s) {
         return s->authority;
 }
+
+void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata) {
+        for (MuxStream *s = m->streams; s; s = s->next) {
+                MuxStreamInfo i = {
+                        .id = s->id,
+                        .authority = s->authority,
+                        .peer = s->peer,
+                        .bytes_in = s->bytes_in,
+                        .bytes_out = s->bytes_out,
+                        .created = s->created,
+                        .userdata = s->userdata,
+                };
+                f(&i, userdata);
+        }
+}
+
+void mux_abort(Mux *m, const char *reason) {
+        if (m->dead)
+                return;
+        (void) nghttp2_session_terminate_session(m->h2, NGHTTP2_NO_ERROR);
+        (void) nghttp2_session_send(m->h2);
+        ws_send_close(m, WS_CLOSE_POLICY);
+        mux_fail(m, -ECONNABORTED, "%s", reason);
+}

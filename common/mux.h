@@ -62,3 +62,16 @@ void mux_get_stats(Mux *m, MuxStats *ret);
 void *mux_stream_userdata(MuxStream *s);
 void mux_stream_get(MuxStream *s, uint64_t *ret_in, uint64_t *ret_out, const char **ret_peer);
 int mux_stream_id(MuxStream *s);
+
+typedef struct MuxStreamInfo {
+        int id;
+        const char *authority;  /* exit server: public address; tunnel client: as asked */
+        const char *peer;       /* public peer address */
+        uint64_t bytes_in, bytes_out;
+        uint64_t created;       /* CLOCK_MONOTONIC µs */
+        void *userdata;
+} MuxStreamInfo;
+
+void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata);
+/* Ends the session at once (reset), as if the peer had gone; closed() follows. */
+void mux_abort(Mux *m, const char *reason);

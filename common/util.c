@@ -463,3 +463,41 @@ void socket_set_nodelay(int fd) {
         int one = 1;
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
+
+char *bus_label_escape(const char *s) {
+        char *r = malloc(strlen(s) * 3 + 2), *o = r;
+        if (!r)
+                return NULL;
+        if (!*s) {
+                strcpy(r, "_");
+                return r;
+        }
+        for (size_t i = 0; s[i]; i++) {
+                unsigned char c = (unsigned char) s[i];
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9'))
+                        *o++ = (char) c;
+                else
+                        o += sprintf(o, "_%02x", c);
+        }
+        *o = 0;
+        return r;
+}
+
+char *bus_label_unescape(const char *s) {
+        char *r = malloc(strlen(s) + 1), *o = r;
+        if (!r)
+                return NULL;
+        if (streq(s, "_")) {
+                *r = 0;
+                return r;
+        }
+        for (size_t i = 0; s[i]; i++) {
+                if (s[i] == '_' && s[i + 1] && s[i + 2] && unhexchar(s[i + 1]) >= 0 && unhexchar(s[i + 2]) >= 0) {
+                        *o++ = (char) (unhexchar(s[i + 1]) << 4 | unhexchar(s[i + 2]));
+                        i += 2;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return r;
+}

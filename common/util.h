@@ -62,3 +62,7 @@ int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */
 /* A non-blocking listening TCP socket; "any" IPv6 addresses also take IPv4. */
 int socket_listen_tcp(const SocketAddress *a, int *ret_fd);
 void socket_set_nodelay(int fd);
+
+/* D-Bus name label: every byte outside [A-Za-z0-9] as _xx, and a leading digit escaped. */
+char *bus_label_escape(const char *s);
+char *bus_label_unescape(const char *s);

@@ -65,6 +65,11 @@ struct Client {
         SocketAddress *upstream_addrs;
         size_t n_upstream_addrs;
         Dial *dials;
+
+        TunnelCounters closed;     /* of sessions that ended */
+        bool ever_connected, reconnect_now;
+        gnutls_certificate_credentials_t new_creds, retired_creds;
+        bool new_creds_set;
 };
 
 static const Definition *def(Client *c) {
@@ -72,10 +77,12 @@ static const Definition *def(Client *c) {
 }
 
 static void client_schedule(Client *c);
+static int compute_client_id(Client *c);
 static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata);
 
 static void set_error(Client *c, const char *msg) {
         snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+        manager_set_error(c->manager, msg);
 }
 
 /* ---- upstream dialling ---- */
@@ -223,6 +230,13 @@ static void session_end(Client *c, const char *why) {
         set_error(c, why);
         while (c->dials)
                 dial_free(c->dials);
+        if (c->mux) {
+                MuxStats st;
+                mux_get_stats(c->mux, &st);
+                c->closed.bytes_in += st.bytes_in;
+                c->closed.bytes_out += st.bytes_out;
+                c->closed.total_streams += st.total_streams;
+        }
         c->mux = mux_free(c->mux);
         connection_reset(c);
         if (c->state == STATE_STOPPED)
@@ -336,8 +350,15 @@ static void handle_response(Client *c, size_t head_len) {
                 return fail(c, "Failed to start the tunnel session: %s", strerror(-r));
         c->state = STATE_CONNECTED;
         c->connected_at = now_usec();
+        c->ever_connected = true;
         c->last_error[0] = 0;
         c->timer = sd_event_source_disable_unref(c->timer);
+        manager_set_state(c->manager, TUNNEL_CONNECTED);
+        /* Credentials replaced by a reload: no session uses them any more. */
+        if (c->retired_creds) {
+                gnutls_certificate_free_credentials(c->retired_creds);
+                c->retired_creds = NULL;
+        }
         {
                 char list[256] = "";
                 size_t o = 0;
@@ -473,6 +494,7 @@ static void connect_next(Client *c) {
         if (r < 0)
                 return fail(c, "sd_event_add_io: %s", strerror(-r));
         c->state = STATE_CONNECTING;
+        manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
         /* The handshake timer bounds TCP, TLS and the upgrade together. */
         c->timer = sd_event_source_disable_unref(c->timer);
         (void) sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
@@ -525,7 +547,11 @@ static void client_schedule(Client *c) {
 
         c->state = STATE_WAITING;
         c->timer = sd_event_source_disable_unref(c->timer);
-        if (!c->server_next) {
+        manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
+        if (c->reconnect_now) {
+                c->reconnect_now = false;
+                c->attempt = 0;
+        } else if (!c->server_next) {
                 /* Exponential, capped, with jitter in [delay/2, delay). */
                 uint64_t max = def(c)->reconnect_max_delay_usec, base = BACKOFF_MIN_USEC;
                 uint32_t rnd = 0;
@@ -573,6 +599,22 @@ int client_start(Client *c) {
         } else
                 log_warning("URL= is ws://: the tunnel is not encrypted unless a proxy adds TLS.");
 
+        r = compute_client_id(c);
+        if (r < 0)
+                return log_oom();
+
+        (void) refresh_upstream(c);
+        c->state = STATE_WAITING;
+        manager_set_state(c->manager, TUNNEL_CONNECTING);
+        connect_next(c);
+        return 0;
+}
+
+static int compute_client_id(Client *c) {
+        const Definition *d = def(c);
+
+        free(c->client_id);
+        c->client_id = NULL;
         if (d->client_id)
                 c->client_id = strdup(d->client_id);
         else {
@@ -588,17 +630,12 @@ int client_start(Client *c) {
                                 c->client_id[64] = 0;
                 }
         }
-        if (!c->client_id)
-                return log_oom();
-
-        (void) refresh_upstream(c);
-        c->state = STATE_WAITING;
-        connect_next(c);
-        return 0;
+        return c->client_id ? 0 : -ENOMEM;
 }
 
 void client_stop(Client *c) {
         c->state = STATE_STOPPED;
+        manager_set_state(c->manager, TUNNEL_STOPPING);
         c->timer = sd_event_source_disable_unref(c->timer);
         if (c->mux)
                 mux_shutdown(c->mux, WS_CLOSE_GOING_AWAY);
@@ -618,7 +655,130 @@ Client *client_free(Client *c) {
         tunnel_url_done(&c->url);
         if (c->creds)
                 gnutls_certificate_free_credentials(c->creds);
+        if (c->new_creds)
+                gnutls_certificate_free_credentials(c->new_creds);
+        if (c->retired_creds)
+                gnutls_certificate_free_credentials(c->retired_creds);
         free(c->client_id);
         free(c);
         return NULL;
+}
+
+/* ---- what the bus shows ---- */
+
+void client_get_counters(Client *c, TunnelCounters *ret) {
+        *ret = c->closed;
+        if (c->mux) {
+                MuxStats st;
+                mux_get_stats(c->mux, &st);
+                ret->bytes_in += st.bytes_in;
+                ret->bytes_out += st.bytes_out;
+                ret->total_streams += st.total_streams;
+                ret->active_streams = st.active_streams;
+        }
+}
+
+typedef struct StreamWalk {
+        void (*f)(const StreamInfo *i, void *userdata);
+        void *userdata;
+        uint64_t now;
+} StreamWalk;
+
+static void walk_stream(const MuxStreamInfo *i, void *userdata) {
+        StreamWalk *w = userdata;
+        const char *colon = i->authority ? strrchr(i->authority, ':') : NULL;
+        uint16_t port = 0;
+        if (colon)
+                (void) parse_port(colon + 1, &port);
+        StreamInfo si = {
+                .id = i->id > 0 ? (uint32_t) i->id : 0,
+                .client = NULL,
+                .peer = i->peer,
+                .port = port,
+                .bytes_in = i->bytes_in,
+                .bytes_out = i->bytes_out,
+                .age_usec = w->now - i->created,
+        };
+        w->f(&si, w->userdata);
+}
+
+void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata) {
+        StreamWalk w = { f, userdata, now_usec() };
+        if (c->mux)
+                mux_foreach_stream(c->mux, walk_stream, &w);
+}
+
+/* ---- reload ---- */
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && streq(a, b));
+}
+
+static bool offer_changed(const Definition *a, const Definition *b) {
+        if (a->n_ports != b->n_ports)
+                return true;
+        for (size_t i = 0; i < a->n_ports; i++)
+                if (a->ports[i].public_port != b->ports[i].public_port)
+                        return true;
+        return false;
+}
+
+int client_reload(Client *c, const Definition *n, char **ret_error) {
+        const Definition *o = def(c);
+        TunnelURL u;
+        int r;
+
+        r = tunnel_url_parse(n->url, &u);
+        if (r < 0)
+                return r;
+        if (u.tls && (!streq_ptr(o->ca_file, n->ca_file) || o->has_fingerprint != n->has_fingerprint || !c->creds)) {
+                r = tls_client_credentials(n->has_fingerprint ? NULL : n->ca_file, &c->new_creds, ret_error);
+                if (r < 0) {
+                        tunnel_url_done(&u);
+                        return r;
+                }
+                c->new_creds_set = true;
+        }
+        tunnel_url_done(&u);
+        return 0;
+}
+
+void client_reloaded(Client *c, const Definition *o) {
+        const Definition *n = def(c);
+        bool reconnect;
+
+        reconnect = !streq(o->url, n->url) || !streq_ptr(o->ca_file, n->ca_file) ||
+                    o->has_fingerprint != n->has_fingerprint ||
+                    memcmp(o->server_fingerprint, n->server_fingerprint, 32) != 0 || !streq(o->token, n->token) ||
+                    !streq_ptr(o->client_id, n->client_id) || offer_changed(o, n) ||
+                    o->keepalive_usec != n->keepalive_usec || o->max_frame_size != n->max_frame_size ||
+                    o->max_streams != n->max_streams;
+
+        tunnel_url_done(&c->url);
+        (void) tunnel_url_parse(n->url, &c->url);
+        if (c->new_creds_set) {
+                if (c->retired_creds)
+                        gnutls_certificate_free_credentials(c->retired_creds);
+                c->retired_creds = c->creds;
+                c->creds = TAKE_PTR(c->new_creds);
+                c->new_creds_set = false;
+        }
+        if (compute_client_id(c) < 0)
+                log_oom();
+        /* A new Upstream= or port mapping applies to new streams. */
+        if (!streq(o->upstreams[0], n->upstreams[0]))
+                (void) refresh_upstream(c);
+        if (!reconnect || c->state == STATE_STOPPED)
+                return;
+
+        log_info("Reconnecting to apply the new configuration.");
+        freeaddrinfo(c->server_addrs);
+        c->server_addrs = c->server_next = NULL;
+        c->reconnect_now = true;
+        if (c->mux)
+                mux_abort(c->mux, "configuration reloaded");
+        else {
+                connection_reset(c);
+                client_schedule(c);
+        }
 }

@@ -10,3 +10,9 @@ Client *client_free(Client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Client *, client_free);
 int client_start(Client *c);
 void client_stop(Client *c);
+
+int client_reload(Client *c, const Definition *new_def, char **ret_error);
+void client_reloaded(Client *c, const Definition *old_def);
+
+void client_get_counters(Client *c, TunnelCounters *ret);
+void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata);

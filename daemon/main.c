@@ -14,6 +14,7 @@ static const char *arg_config = NULL;
 static const char *arg_config_dir = SYSCONFDIR "/inlets.d";
 static const char *arg_name = NULL;
 static int arg_log_level = -1;
+static BusMode arg_bus = BUS_SYSTEM;
 
 static void help(void) {
         printf("Usage: inletsd [OPTIONS] NAME\n"
@@ -25,6 +26,8 @@ static void help(void) {
                "      --config-dir DIR    Look up NAME in DIR (default: %s)\n"
                "  -v, --verbose           Log debug messages\n"
                "      --log-level LEVEL   err, warning, notice, info or debug\n"
+               "      --user              Offer the D-Bus API on the session bus\n"
+               "      --no-bus            Run without the D-Bus API\n"
                "  -h, --help              Show this help\n"
                "      --version           Show the version and git revision\n\n"
                "See inletsd(8) and inlets.d(5).\n",
@@ -32,7 +35,7 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG_DIR, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG_DIR, ARG_LOG_LEVEL, ARG_USER, ARG_NO_BUS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -40,6 +43,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
                 { "verbose", no_argument, NULL, 'v' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "user", no_argument, NULL, ARG_USER },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 {}
         };
         int c;
@@ -65,6 +70,12 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_log_level = log_parse_level(optarg);
                         if (arg_log_level < 0)
                                 return log_error_errno(EINVAL, "Invalid --log-level: %s", optarg);
+                        break;
+                case ARG_USER:
+                        arg_bus = BUS_USER;
+                        break;
+                case ARG_NO_BUS:
+                        arg_bus = BUS_NONE;
                         break;
                 default:
                         return -EINVAL;
@@ -103,7 +114,7 @@ static int run(int argc, char *argv[]) {
         if (arg_log_level < 0 && def->log_level >= 0)
                 log_max_level = def->log_level;
 
-        r = manager_new(def, &m);
+        r = manager_new(def, path ?: arg_config, arg_name, arg_bus, &m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up: %m");
         TAKE_PTR(def);

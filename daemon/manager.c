@@ -1,12 +1,123 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The manager: event loop, signals, and the role object; see manager.h. */
+/* The manager: event loop, signals, bus, reload, and dispatch to the role object. */
 
 #include <signal.h>
+#include <time.h>
 
+#include "bus.h"
 #include "client.h"
 #include "log.h"
 #include "manager.h"
+#include "polkit.h"
 #include "server.h"
+
+static const char *const state_table[_TUNNEL_STATE_MAX] = {
+        [TUNNEL_STARTING] = "starting",         [TUNNEL_LISTENING] = "listening",
+        [TUNNEL_CONNECTING] = "connecting",     [TUNNEL_CONNECTED] = "connected",
+        [TUNNEL_RECONNECTING] = "reconnecting", [TUNNEL_STOPPING] = "stopping",
+};
+
+const char *tunnel_state_to_string(TunnelState s) {
+        return s >= 0 && s < _TUNNEL_STATE_MAX ? state_table[s] : "unknown";
+}
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+void manager_emit_changed(Manager *m, const char *property) {
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, property, NULL);
+}
+
+void manager_set_state(Manager *m, TunnelState s) {
+        if (m->state == s)
+                return;
+        m->state = s;
+        manager_emit_changed(m, "State");
+}
+
+void manager_set_error(Manager *m, const char *error) {
+        if (m->last_error && error && streq(m->last_error, error))
+                return;
+        free(m->last_error);
+        m->last_error = error ? strdup(error) : NULL;
+        manager_emit_changed(m, "LastError");
+}
+
+void manager_client_event(Manager *m, bool connected, const char *id, const char *text) {
+        if (!m->bus)
+                return;
+        (void) sd_bus_emit_signal(m->bus, BUS_PATH, BUS_INTERFACE,
+                                  connected ? "ClientConnected" : "ClientDisconnected", "ss", id, text ?: "");
+        (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Clients", "Ports", NULL);
+}
+
+void manager_get_counters(Manager *m, TunnelCounters *ret) {
+        *ret = (TunnelCounters) {};
+        if (m->server)
+                server_get_counters(m->server, ret);
+        else if (m->client)
+                client_get_counters(m->client, ret);
+}
+
+void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
+        if (m->server && f)
+                server_foreach_client(m->server, f, userdata);
+}
+
+void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata) {
+        if (m->server)
+                server_foreach_stream(m->server, f, userdata);
+        else if (m->client)
+                client_foreach_stream(m->client, f, userdata);
+}
+
+int manager_disconnect_client(Manager *m, const char *id) {
+        return m->server ? server_disconnect_client(m->server, id) : -ENOENT;
+}
+
+int manager_reload(Manager *m, char **ret_error) {
+        _cleanup_(definition_freep) Definition *d = NULL, *old = NULL;
+        int r;
+
+        log_info("Reloading %s.", m->config_path);
+        r = definition_load(m->config_path, m->name, &d, ret_error);
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s", *ret_error ?: strerror(-r));
+                return r;
+        }
+        if (d->role != m->def->role || d->mode != m->def->mode) {
+                free(*ret_error);
+                if (asprintf(ret_error, "%s: changing Role= or Mode= needs a restart", m->config_path) < 0)
+                        *ret_error = NULL;
+                log_error("Reload refused: %s", *ret_error ?: "Role/Mode changed");
+                return -EINVAL;
+        }
+        /* The role checks what it must (a new control port must bind) before anything moves. */
+        r = m->server ? server_reload(m->server, d, ret_error) : m->client ? client_reload(m->client, d, ret_error) : 0;
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s", *ret_error ?: strerror(-r));
+                return r;
+        }
+        old = m->def;
+        m->def = TAKE_PTR(d);
+        if (m->def->log_level >= 0)
+                log_max_level = m->def->log_level;
+        if (m->server)
+                server_reloaded(m->server, old);
+        else if (m->client)
+                client_reloaded(m->client, old);
+        if (m->bus) {
+                (void) sd_bus_emit_signal(m->bus, BUS_PATH, BUS_INTERFACE, "Reloaded", "");
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Ports", "Upstreams", "URL",
+                                                      "ControlAddress", NULL);
+        }
+        log_info("Reloaded.");
+        return 0;
+}
 
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
@@ -16,6 +127,7 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                 return sd_event_exit(m->event, 0);
         }
         m->stopping = true;
+        manager_set_state(m, TUNNEL_STOPPING);
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
         if (m->server)
                 server_stop(m->server);
@@ -26,11 +138,12 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        log_notice("SIGHUP: live reload is not available in this version; restart to apply changes.");
+        _cleanup_free_ char *err = NULL;
+        (void) manager_reload(userdata, &err);
         return 0;
 }
 
-int manager_new(Definition *def, Manager **ret) {
+int manager_new(Definition *def, const char *config_path, const char *name, BusMode bus_mode, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         sigset_t ss;
         int r;
@@ -38,6 +151,12 @@ int manager_new(Definition *def, Manager **ret) {
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
+        m->config_path = strdup(config_path);
+        m->name = name ? strdup(name) : NULL;
+        if (!m->config_path || (name && !m->name))
+                return -ENOMEM;
+        m->bus_mode = bus_mode;
+        m->started_at = realtime_usec();
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
@@ -66,18 +185,20 @@ int manager_start(Manager *m) {
         switch (m->def->role) {
         case ROLE_SERVER:
                 r = server_new(m, &m->server);
-                if (r < 0)
-                        return log_oom();
-                return server_start(m->server);
+                break;
         case ROLE_CLIENT:
                 r = client_new(m, &m->client);
-                if (r < 0)
-                        return log_oom();
-                return client_start(m->client);
+                break;
         default:
-                return log_error_errno(EOPNOTSUPP, "%s: Role=%s is not supported by this version yet.", m->def->path,
+                return log_error_errno(EOPNOTSUPP, "%s: Role=%s is not supported by this version yet.", m->config_path,
                                        role_to_string(m->def->role));
         }
+        if (r < 0)
+                return log_oom();
+        r = bus_setup(m);
+        if (r < 0)
+                return r;
+        return m->server ? server_start(m->server) : client_start(m->client);
 }
 
 int manager_run(Manager *m) {
@@ -89,11 +210,21 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         server_free(m->server);
         client_free(m->client);
+        polkit_queries_free(m);
+        sd_event_source_disable_unref(m->counter_timer);
+        if (m->bus) {
+                sd_bus_flush(m->bus);
+                sd_bus_flush_close_unref(m->bus);
+        }
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);
         sd_event_unref(m->event);
         definition_free(m->def);
+        free(m->config_path);
+        free(m->name);
+        free(m->bus_name);
+        free(m->last_error);
         free(m);
         return NULL;
 }

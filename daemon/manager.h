@@ -1,26 +1,97 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The manager owns everything one inletsd process runs: the event loop, the definition and
- * the role object (exit server or tunnel client). */
+/* The manager owns everything one inletsd process runs: the event loop, the definition, the
+ * role object (exit server or tunnel client) and the bus connection. */
 #pragma once
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
 
 typedef struct Server Server;
 typedef struct Client Client;
+typedef struct PolkitQuery PolkitQuery;
+
+typedef enum TunnelState {
+        TUNNEL_STARTING,
+        TUNNEL_LISTENING,
+        TUNNEL_CONNECTING,
+        TUNNEL_CONNECTED,
+        TUNNEL_RECONNECTING,
+        TUNNEL_STOPPING,
+        _TUNNEL_STATE_MAX,
+} TunnelState;
+
+typedef enum BusMode {
+        BUS_SYSTEM,
+        BUS_USER,
+        BUS_NONE,
+} BusMode;
+
+/* What the bus shows of a connected tunnel client (exit server side). */
+typedef struct PeerInfo {
+        const char *id;
+        const char *address;
+        uint64_t since_usec;   /* CLOCK_REALTIME */
+        uint64_t bytes_in, bytes_out;
+        unsigned streams;
+        const uint16_t *ports;
+        size_t n_ports;
+} PeerInfo;
+
+typedef struct StreamInfo {
+        uint32_t id;
+        const char *client;
+        const char *peer;
+        uint16_t port;
+        uint64_t bytes_in, bytes_out;
+        uint64_t age_usec;
+} StreamInfo;
+
+typedef struct TunnelCounters {
+        uint64_t bytes_in, bytes_out, total_streams;
+        unsigned active_streams;
+} TunnelCounters;
 
 typedef struct Manager {
         sd_event *event;
         Definition *def;
+        char *config_path;
+        char *name;           /* NAME for `inletsd NAME`, else NULL */
         Server *server;
         Client *client;
         sd_event_source *sigterm, *sigint, *sighup;
         bool stopping;
+
+        BusMode bus_mode;
+        sd_bus *bus;
+        char *bus_name;
+        PolkitQuery *polkit_queries;
+        sd_event_source *counter_timer;
+        TunnelCounters emitted;
+
+        TunnelState state;
+        char *last_error;
+        uint64_t started_at;  /* CLOCK_REALTIME µs */
 } Manager;
 
-int manager_new(Definition *def, Manager **ret);
+const char *tunnel_state_to_string(TunnelState s);
+
+int manager_new(Definition *def, const char *config_path, const char *name, BusMode bus_mode, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
 int manager_run(Manager *m);
+
+/* Re-reads the definition. A bad file changes nothing and returns its error (file:line). */
+int manager_reload(Manager *m, char **ret_error);
+
+void manager_set_state(Manager *m, TunnelState s);
+void manager_set_error(Manager *m, const char *error);
+void manager_emit_changed(Manager *m, const char *property);
+void manager_client_event(Manager *m, bool connected, const char *id, const char *text);
+
+void manager_get_counters(Manager *m, TunnelCounters *ret);
+void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
+void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata);
+int manager_disconnect_client(Manager *m, const char *id);

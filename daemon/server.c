@@ -40,7 +40,7 @@ struct Session {
         Session *prev, *next;
         char *id;
         char remote[SOCKADDR_STR_MAX];
-        uint64_t since;
+        uint64_t since;       /* CLOCK_REALTIME µs */
         Mux *mux;
         uint16_t *ports;
         size_t n_ports;
@@ -60,8 +60,14 @@ struct Pending {
 struct Server {
         Manager *manager;
         gnutls_certificate_credentials_t creds;
-        int control_fd;
+        /* Replaced by a reload; kept until exit, as handshakes may still use them. */
+        gnutls_certificate_credentials_t *retired_creds;
+        size_t n_retired_creds;
+        gnutls_certificate_credentials_t new_creds;
+        bool new_creds_set;
+        int control_fd, new_control_fd;
         sd_event_source *control_io;
+        TunnelCounters closed;    /* of sessions that ended */
         Listener *listeners;
         Session *sessions;
         Pending *pending;
@@ -225,6 +231,10 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
         MuxStats st;
 
         mux_get_stats(m, &st);
+        x->server->closed.bytes_in += st.bytes_in;
+        x->server->closed.bytes_out += st.bytes_out;
+        x->server->closed.total_streams += st.total_streams;
+        manager_client_event(x->server->manager, false, x->id, reason);
         if (error < 0)
                 log_info("Client %s (%s) disconnected: %s; %" PRIu64 " streams, %" PRIu64 " bytes in, %" PRIu64
                          " bytes out.", x->id, x->remote, reason, st.total_streams, st.bytes_in, st.bytes_out);
@@ -416,7 +426,11 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         }
         x->server = s;
         memcpy(x->remote, p->remote, sizeof(x->remote));
-        x->since = (uint64_t) time(NULL);
+        {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                x->since = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        }
         x->ports = TAKE_PTR(ports);
         x->n_ports = n_ports;
         x->next = s->sessions;
@@ -448,6 +462,7 @@ static void pending_upgrade(Pending *p, size_t head_len) {
                         o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u", i ? " " : "", x->ports[i]);
                 log_info("Client %s connected from %s, ports %s.", x->id, x->remote, list);
         }
+        manager_client_event(s->manager, true, x->id, x->remote);
         pending_free(p);
 }
 
@@ -558,21 +573,21 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
 
 /* ---- the server ---- */
 
-static int load_credentials(Server *s) {
-        const Definition *d = def(s);
+static int load_credentials(const Definition *d, gnutls_certificate_credentials_t *ret, char **ret_error) {
         _cleanup_free_ char *err = NULL, *fp = NULL;
         _cleanup_strv_free_ char **sans = NULL;
         size_t n = 0;
         int r;
 
+        *ret = NULL;
         if (!d->tls) {
                 log_warning("TLS=no: the control port speaks plain WebSocket; terminate TLS in front of it.");
                 return 0;
         }
         if (!d->auto_tls) {
-                r = tls_server_credentials_from_files(d->certificate_file, d->key_file, &s->creds, &err);
+                r = tls_server_credentials_from_files(d->certificate_file, d->key_file, ret, ret_error);
                 if (r < 0)
-                        return log_error_errno(r, "%s", err ?: "Failed to load the certificate");
+                        return r;
                 log_info("Using certificate %s.", d->certificate_file);
                 return 0;
         }
@@ -581,17 +596,17 @@ static int load_credentials(Server *s) {
                 (void) gethostname(host, sizeof(host) - 1);
                 static const char *const defaults[] = { "localhost", "127.0.0.1", "::1" };
                 if (*host && strv_push(&sans, &n, strdup(host)) < 0)
-                        return log_oom();
+                        return -ENOMEM;
                 for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
                         if (strv_push(&sans, &n, strdup(defaults[i])) < 0)
-                                return log_oom();
+                                return -ENOMEM;
                 log_notice("AutoTLSSAN= not set: the certificate names %s, localhost, 127.0.0.1 and ::1; "
                            "remote clients should pin ServerFingerprint=.", host);
         }
-        r = autotls_setup(d->state_directory, n > 0 ? sans : d->auto_tls_san, n > 0 ? n : d->n_auto_tls_san,
-                          &s->creds, &fp, &err);
+        r = autotls_setup(d->state_directory, n > 0 ? sans : d->auto_tls_san, n > 0 ? n : d->n_auto_tls_san, ret,
+                          &fp, ret_error);
         if (r < 0)
-                return log_error_errno(r, "%s", err ?: "Auto-TLS failed");
+                return r;
         log_info("Auto-TLS CA %s/ca.crt, fingerprint %s", d->state_directory, fp);
         return 0;
 }
@@ -601,7 +616,7 @@ int server_new(Manager *m, Server **ret) {
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->control_fd = -1;
+        s->control_fd = s->new_control_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = s;
         return 0;
@@ -614,9 +629,10 @@ int server_start(Server *s) {
 
         if (d->mode != MODE_TCP)
                 return log_error_errno(EOPNOTSUPP, "%s: Mode=http is not supported by this version yet.", d->path);
-        r = load_credentials(s);
+        _cleanup_free_ char *err = NULL;
+        r = load_credentials(d, &s->creds, &err);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "%s", err ?: "Failed to set up TLS");
         r = socket_listen_tcp(&d->control_listen, &s->control_fd);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on control address %s: %m",
@@ -628,6 +644,7 @@ int server_start(Server *s) {
         log_info("Control port %s (%s), tunneled ports bind to %.*s.",
                  socket_address_format(&d->control_listen, (char[SOCKADDR_STR_MAX]) {}),
                  d->tls ? "wss" : "ws, no TLS", (int) (strrchr(buf, ':') - buf), buf);
+        manager_set_state(s->manager, TUNNEL_LISTENING);
         return 0;
 }
 
@@ -654,8 +671,183 @@ Server *server_free(Server *s) {
         }
         sd_event_source_disable_unref(s->control_io);
         safe_close(s->control_fd);
+        safe_close(s->new_control_fd);
         if (s->creds)
                 gnutls_certificate_free_credentials(s->creds);
+        if (s->new_creds)
+                gnutls_certificate_free_credentials(s->new_creds);
+        for (size_t i = 0; i < s->n_retired_creds; i++)
+                gnutls_certificate_free_credentials(s->retired_creds[i]);
+        free(s->retired_creds);
         free(s);
         return NULL;
+}
+
+/* ---- what the bus shows ---- */
+
+void server_get_counters(Server *s, TunnelCounters *ret) {
+        *ret = s->closed;
+        for (Session *x = s->sessions; x; x = x->next) {
+                MuxStats st;
+                mux_get_stats(x->mux, &st);
+                ret->bytes_in += st.bytes_in;
+                ret->bytes_out += st.bytes_out;
+                ret->total_streams += st.total_streams;
+                ret->active_streams += st.active_streams;
+        }
+}
+
+void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
+        for (Session *x = s->sessions; x; x = x->next) {
+                MuxStats st;
+                mux_get_stats(x->mux, &st);
+                PeerInfo p = {
+                        .id = x->id,
+                        .address = x->remote,
+                        .since_usec = x->since,
+                        .bytes_in = st.bytes_in,
+                        .bytes_out = st.bytes_out,
+                        .streams = st.active_streams,
+                        .ports = x->ports,
+                        .n_ports = x->n_ports,
+                };
+                f(&p, userdata);
+        }
+}
+
+typedef struct StreamWalk {
+        Session *session;
+        void (*f)(const StreamInfo *i, void *userdata);
+        void *userdata;
+        uint64_t now;
+} StreamWalk;
+
+static uint16_t authority_port(const char *authority) {
+        const char *c = authority ? strrchr(authority, ':') : NULL;
+        uint16_t p = 0;
+        if (c)
+                (void) parse_port(c + 1, &p);
+        return p;
+}
+
+static void walk_stream(const MuxStreamInfo *i, void *userdata) {
+        StreamWalk *w = userdata;
+        StreamInfo si = {
+                .id = i->id > 0 ? (uint32_t) i->id : 0,
+                .client = w->session ? w->session->id : NULL,
+                .peer = i->peer,
+                .port = authority_port(i->authority),
+                .bytes_in = i->bytes_in,
+                .bytes_out = i->bytes_out,
+                .age_usec = w->now - i->created,
+        };
+        w->f(&si, w->userdata);
+}
+
+void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata) {
+        StreamWalk w = { .f = f, .userdata = userdata, .now = now_usec() };
+        for (Session *x = s->sessions; x; x = x->next) {
+                w.session = x;
+                mux_foreach_stream(x->mux, walk_stream, &w);
+        }
+}
+
+int server_disconnect_client(Server *s, const char *id) {
+        for (Session *x = s->sessions; x; x = x->next)
+                if (streq(x->id, id)) {
+                        log_info("Disconnecting client %s (%s) on request.", x->id, x->remote);
+                        mux_abort(x->mux, "disconnected by an administrator");
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+/* ---- reload ---- */
+
+static bool strv_equal(char **a, size_t na, char **b, size_t nb) {
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && streq(a, b));
+}
+
+static bool tls_changed(const Definition *a, const Definition *b) {
+        return a->tls != b->tls || a->auto_tls != b->auto_tls ||
+               !strv_equal(a->auto_tls_san, a->n_auto_tls_san, b->auto_tls_san, b->n_auto_tls_san) ||
+               !streq_ptr(a->certificate_file, b->certificate_file) || !streq_ptr(a->key_file, b->key_file) ||
+               !streq_ptr(a->state_directory, b->state_directory);
+}
+
+int server_reload(Server *s, const Definition *n, char **ret_error) {
+        const Definition *o = def(s);
+        char buf[SOCKADDR_STR_MAX];
+        int r;
+
+        if (o->control_listen.len != n->control_listen.len ||
+            memcmp(&o->control_listen.storage, &n->control_listen.storage, n->control_listen.len) != 0) {
+                r = socket_listen_tcp(&n->control_listen, &s->new_control_fd);
+                if (r < 0) {
+                        if (asprintf(ret_error, "%s: cannot listen on ControlListen=%s: %s", n->path,
+                                     socket_address_format(&n->control_listen, buf), strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+        }
+        if (tls_changed(o, n)) {
+                r = load_credentials(n, &s->new_creds, ret_error);
+                if (r < 0) {
+                        s->new_control_fd = safe_close(s->new_control_fd);
+                        return r;
+                }
+                s->new_creds_set = true;
+        }
+        return 0;
+}
+
+void server_reloaded(Server *s, const Definition *old) {
+        const Definition *d = def(s);
+        Session *x, *next;
+
+        if (s->new_control_fd >= 0) {
+                char buf[SOCKADDR_STR_MAX];
+                s->control_io = sd_event_source_disable_unref(s->control_io);
+                safe_close(s->control_fd);
+                s->control_fd = TAKE_FD(s->new_control_fd);
+                if (sd_event_add_io(s->manager->event, &s->control_io, s->control_fd, EPOLLIN, control_handler, s) < 0)
+                        log_oom();
+                log_info("Control port moved to %s.", socket_address_format(&d->control_listen, buf));
+        }
+        if (s->new_creds_set) {
+                if (s->creds) {
+                        gnutls_certificate_credentials_t *t =
+                                realloc(s->retired_creds, sizeof(*t) * (s->n_retired_creds + 1));
+                        if (t) {
+                                s->retired_creds = t;
+                                s->retired_creds[s->n_retired_creds++] = s->creds;
+                        } /* else: leak rather than free what a handshake may still use */
+                }
+                s->creds = s->new_creds;
+                s->new_creds = NULL;
+                s->new_creds_set = false;
+                log_info("TLS settings changed: new handshakes use the new certificate.");
+        }
+        /* Clients holding ports that are no longer allowed lose their session; the rest
+         * (and their streams) carry on. A new token applies to new clients. */
+        for (x = s->sessions; x; x = next) {
+                next = x->next;
+                for (size_t i = 0; i < x->n_ports; i++)
+                        if (!definition_port_allowed(d, x->ports[i])) {
+                                log_info("Client %s: port %u is no longer in AllowPorts=, disconnecting.", x->id,
+                                         x->ports[i]);
+                                mux_abort(x->mux, "port no longer allowed");
+                                break;
+                        }
+        }
+        (void) old;
 }

@@ -10,3 +10,13 @@ Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 int server_start(Server *s);
 void server_stop(Server *s);
+
+/* Reload in two steps: check and prepare with the new definition (nothing changes on
+ * failure), then, once the manager holds the new definition, apply. */
+int server_reload(Server *s, const Definition *new_def, char **ret_error);
+void server_reloaded(Server *s, const Definition *old_def);
+
+void server_get_counters(Server *s, TunnelCounters *ret);
+void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
+void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);
+int server_disconnect_client(Server *s, const char *id);

@@ -117,7 +117,7 @@ def sha(b):
 
 
 class Daemon:
-    def __init__(self, tmp, name, conf, args=(), env=None):
+    def __init__(self, tmp, name, conf, args=("--no-bus",), env=None):
         self.name = name
         self.path = os.path.join(tmp, name + ".conf")
         with open(self.path, "w") as f:
@@ -202,12 +202,13 @@ class TunnelTest(unittest.TestCase):
         self.upstreams.append(e)
         return e
 
-    def server(self, control_port=None, extra_tunnel="", extra_server="", name="server", start=True):
+    def server(self, control_port=None, extra_tunnel="", extra_server="", name="server", start=True,
+               args=("--no-bus",), env=None):
         self.control_port = control_port or free_port()
         conf = (f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\nKeepaliveSec=3\n{extra_tunnel}\n"
                 f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.1\n"
                 f"StateDirectory={self.tmp}/state\nAutoTLSSAN=127.0.0.1\n{extra_server}\n")
-        d = Daemon(self.tmp, name, conf)
+        d = Daemon(self.tmp, name, conf, args, env)
         self.daemons.append(d)
         if start:
             d.start()
@@ -215,12 +216,12 @@ class TunnelTest(unittest.TestCase):
         return d
 
     def client(self, ports, upstream="127.0.0.1", extra_client="", extra_tunnel="", name="client",
-               ca=True, url=None, token_file=None, start=True, wait=True):
+               ca=True, url=None, token_file=None, start=True, wait=True, args=("--no-bus",), env=None):
         ca_line = f"CAFile={self.tmp}/state/ca.crt\n" if ca is True else (ca or "")
         conf = (f"[Tunnel]\nRole=client\nTokenFile={token_file or self.token_file}\nKeepaliveSec=3\n"
                 f"{extra_tunnel}\n[Client]\nURL={url or f'wss://127.0.0.1:{self.control_port}'}\n{ca_line}"
                 f"Upstream={upstream}\nPorts={ports}\nReconnectMaxDelaySec=2\n{extra_client}\n")
-        d = Daemon(self.tmp, name, conf)
+        d = Daemon(self.tmp, name, conf, args, env)
         self.daemons.append(d)
         if start:
             d.start()

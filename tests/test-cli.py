@@ -37,7 +37,7 @@ class Cli(TunnelTest):
         with open(f"{self.tmp}/rdp.conf", "w") as f:
             f.write(f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\n[Server]\n"
                     f"ControlListen=127.0.0.1:{cport}\nStateDirectory={self.tmp}/st\nAutoTLSSAN=127.0.0.1\n")
-        p = subprocess.Popen([INLETSD, "--config-dir", self.tmp, "rdp"], stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen([INLETSD, "--no-bus", "--config-dir", self.tmp, "rdp"], stderr=subprocess.PIPE, text=True)
         try:
             wait_until(lambda: port_open(cport), 10, "control port")
         finally:
@@ -77,7 +77,7 @@ class Cli(TunnelTest):
         with open(f"{self.tmp}/s.conf", "w") as f:
             f.write(f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\n[Server]\nControlListen=127.0.0.1:{busy}\n"
                     f"StateDirectory={self.tmp}/st\n")
-        r = run("--config", f"{self.tmp}/s.conf")
+        r = run("--no-bus", "--config", f"{self.tmp}/s.conf")
         s.close()
         self.assertEqual(r.returncode, 1)
         self.assertIn(f"Failed to listen on control address 127.0.0.1:{busy}: Address already in use", r.stderr)

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The io.inletsd.Tunnel1 vtable and its getters, and nothing else. Reading is open to all;
+ * Reload and DisconnectClient ask polkit. No secret is reachable from here: the token, keys
+ * and TokenFile= contents are never properties. */
+
+#include <stdio.h>
+#include <time.h>
+
+#include "bus.h"
+#include "log.h"
+#include "polkit.h"
+
+static int get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const Definition *d = m->def;
+        char buf[SOCKADDR_STR_MAX];
+        const char *v = "";
+
+        if (streq(property, "Name"))
+                v = d->name ?: "";
+        else if (streq(property, "Role"))
+                v = role_to_string(d->role);
+        else if (streq(property, "Mode"))
+                v = mode_to_string(d->mode);
+        else if (streq(property, "State"))
+                v = tunnel_state_to_string(m->state);
+        else if (streq(property, "ConfigFile"))
+                v = m->config_path;
+        else if (streq(property, "ControlAddress"))
+                v = d->role == ROLE_SERVER ? socket_address_format(&d->control_listen, buf) : "";
+        else if (streq(property, "URL"))
+                v = d->role == ROLE_CLIENT ? d->url : "";
+        else if (streq(property, "LastError"))
+                v = m->last_error ?: "";
+        return sd_bus_message_append(reply, "s", v);
+}
+
+static int get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        TunnelCounters c;
+
+        manager_get_counters(m, &c);
+        if (streq(property, "ActiveStreams"))
+                return sd_bus_message_append(reply, "u", c.active_streams);
+        return sd_bus_message_append(reply, "t",
+                                     streq(property, "BytesIn")    ? c.bytes_in
+                                     : streq(property, "BytesOut") ? c.bytes_out
+                                     : streq(property, "StartedAt") ? m->started_at
+                                                                    : c.total_streams);
+}
+
+typedef struct PortSet {
+        uint16_t ports[1024];
+        size_t n;
+} PortSet;
+
+static void collect_ports(const PeerInfo *p, void *userdata) {
+        PortSet *set = userdata;
+        for (size_t i = 0; i < p->n_ports; i++) {
+                bool seen = false;
+                for (size_t j = 0; j < set->n && !seen; j++)
+                        seen = set->ports[j] == p->ports[i];
+                if (!seen && set->n < ELEMENTSOF(set->ports))
+                        set->ports[set->n++] = p->ports[i];
+        }
+}
+
+/* Server: the public ports open now (offered by some client); client: the ports it offers. */
+static int get_ports(sd_bus *bus, const char *path, const char *interface, const char *property,
+                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        PortSet set = {};
+        int r;
+
+        if (m->def->role == ROLE_CLIENT)
+                for (size_t i = 0; i < m->def->n_ports && set.n < ELEMENTSOF(set.ports); i++)
+                        set.ports[set.n++] = m->def->ports[i].public_port;
+        else
+                manager_foreach_client(m, collect_ports, &set);
+        r = sd_bus_message_open_container(reply, 'a', "q");
+        for (size_t i = 0; i < set.n && r >= 0; i++)
+                r = sd_bus_message_append(reply, "q", set.ports[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int get_upstreams(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const Definition *d = m->def;
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        if (d->role == ROLE_CLIENT && d->mode == MODE_TCP)
+                for (size_t i = 0; i < d->n_ports && r >= 0; i++) {
+                        char buf[300];
+                        snprintf(buf, sizeof(buf), "%u=%s%s%s:%u", d->ports[i].public_port,
+                                 strchr(d->upstreams[0], ':') ? "[" : "", d->upstreams[0],
+                                 strchr(d->upstreams[0], ':') ? "]" : "", d->ports[i].upstream_port);
+                        r = sd_bus_message_append(reply, "s", buf);
+                }
+        else if (d->role == ROLE_CLIENT)
+                for (size_t i = 0; i < d->n_upstreams && r >= 0; i++)
+                        r = sd_bus_message_append(reply, "s", d->upstreams[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+typedef struct AppendState {
+        sd_bus_message *reply;
+        int r;
+} AppendState;
+
+static void append_client(const PeerInfo *p, void *userdata) {
+        AppendState *a = userdata;
+        if (a->r >= 0)
+                a->r = sd_bus_message_append(a->reply, "(sstttu)", p->id, p->address, p->since_usec, p->bytes_in,
+                                             p->bytes_out, p->streams);
+}
+
+static int get_clients(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        AppendState a = { reply, 0 };
+        a.r = sd_bus_message_open_container(reply, 'a', "(sstttu)");
+        if (a.r < 0)
+                return a.r;
+        manager_foreach_client(userdata, append_client, &a);
+        if (a.r < 0)
+                return a.r;
+        return sd_bus_message_close_container(reply);
+}
+
+static void append_stream(const StreamInfo *s, void *userdata) {
+        AppendState *a = userdata;
+        if (a->r >= 0)
+                a->r = sd_bus_message_append(a->reply, "(ussqttt)", s->id, s->client ?: "", s->peer ?: "", s->port,
+                                             s->bytes_in, s->bytes_out, s->age_usec);
+}
+
+static int method_list_streams(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        AppendState a = {};
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        a.reply = reply;
+        a.r = sd_bus_message_open_container(reply, 'a', "(ussqttt)");
+        if (a.r >= 0)
+                manager_foreach_stream(userdata, append_stream, &a);
+        if (a.r < 0)
+                return a.r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = polkit_verify(m, msg, "io.inletsd.reload", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_reload(m, &err);
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s", err ?: strerror(-r));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_disconnect_client(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *id;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+        r = polkit_verify(m, msg, "io.inletsd.manage", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_disconnect_client(m, id);
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_CLIENT, "No client with id '%s'.", id);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static const sd_bus_vtable tunnel_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Role", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Mode", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ConfigFile", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ControlAddress", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("URL", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Ports", "aq", get_ports, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Upstreams", "as", get_upstreams, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Clients", "a(sstttu)", get_clients, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ActiveStreams", "u", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TotalStreams", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesIn", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesOut", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StartedAt", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DisconnectClient", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
+                                method_disconnect_client, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListStreams", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ussqttt)", streams),
+                                method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("ClientConnected", SD_BUS_ARGS("s", id, "s", address), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ClientDisconnected", SD_BUS_ARGS("s", id, "s", reason), 0),
+        SD_BUS_SIGNAL("Reloaded", "", 0),
+        SD_BUS_VTABLE_END
+};
+
+/* Counters change with every byte; they are announced at most once a second. */
+static int on_counter_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        TunnelCounters c;
+
+        manager_get_counters(m, &c);
+        if (memcmp(&c, &m->emitted, sizeof(c)) != 0) {
+                m->emitted = c;
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "BytesIn", "BytesOut",
+                                                      "ActiveStreams", "TotalStreams", NULL);
+        }
+        (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+int bus_setup(Manager *m) {
+        _cleanup_free_ char *label = NULL;
+        int r;
+
+        if (m->bus_mode == BUS_NONE)
+                return 0;
+        r = m->bus_mode == BUS_USER ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the %s bus: %m (use --no-bus to run without it)",
+                                       m->bus_mode == BUS_USER ? "user" : "system");
+        r = sd_bus_add_object_vtable(m->bus, NULL, BUS_PATH, BUS_INTERFACE, tunnel_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the D-Bus object: %m");
+        label = bus_label_escape(m->def->name ?: "tunnel");
+        if (!label || asprintf(&m->bus_name, BUS_NAME_PREFIX "%s", label) < 0)
+                return log_oom();
+        r = sd_bus_request_name(m->bus, m->bus_name, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Bus name %s is taken: is tunnel '%s' already running?", m->bus_name,
+                                       m->def->name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire bus name %s: %m", m->bus_name);
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = sd_event_add_time_relative(m->event, &m->counter_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0,
+                                       on_counter_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->counter_timer, SD_EVENT_ON);
+        log_debug("On the %s bus as %s.", m->bus_mode == BUS_USER ? "user" : "system", m->bus_name);
+        return 0;
+}

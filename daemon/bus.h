@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The D-Bus API: io.inletsd.Tunnel1 at /io/inletsd/Tunnel on io.inletsd.Tunnel.<label>. */
+#pragma once
+
+#include "manager.h"
+
+#define BUS_PATH "/io/inletsd/Tunnel"
+#define BUS_INTERFACE "io.inletsd.Tunnel1"
+#define BUS_NAME_PREFIX "io.inletsd.Tunnel."
+#define BUS_ERROR_INVALID_CONFIG "io.inletsd.Error.InvalidConfig"
+#define BUS_ERROR_NO_SUCH_CLIENT "io.inletsd.Error.NoSuchClient"
+
+int bus_setup(Manager *m);
