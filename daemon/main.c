@@ -114,7 +114,10 @@ static int run(int argc, char *argv[]) {
         if (arg_log_level < 0 && def->log_level >= 0)
                 log_max_level = def->log_level;
 
-        r = manager_new(def, path ?: arg_config, arg_name, arg_bus, &m);
+        {
+                _cleanup_free_ char *abs = realpath(path ?: arg_config, NULL);
+                r = manager_new(def, abs ?: path ?: arg_config, arg_name, arg_bus, &m);
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to set up: %m");
         TAKE_PTR(def);

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inletsctl: the running tunnels over D-Bus, and offline helpers. main() parses options and
+ * dispatches to one verb per file. */
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "version.h"
+
+CtlArgs arg = { .config_dir = SYSCONFDIR "/inlets.d" };
+
+static void help(void) {
+        printf("Usage: inletsctl [OPTIONS] COMMAND ...\n\n"
+               "Inspect and control the inletsd tunnels running on this machine.\n\n"
+               "Commands:\n"
+               "  list                     List running tunnels\n"
+               "  status [NAME...]         Show tunnels in detail (all when no NAME)\n"
+               "  reload NAME              Re-read NAME's definition (polkit: io.inletsd.reload)\n"
+               "  disconnect NAME CLIENT   Drop a client of an exit server (polkit: io.inletsd.manage)\n"
+               "  streams NAME             List NAME's live tunneled connections\n\n"
+               "Offline commands:\n"
+               "  check FILE|NAME...       Validate definitions\n"
+               "  token                    Print a fresh random token\n"
+               "  version                  Print the version\n\n"
+               "Options:\n"
+               "      --user               Talk to tunnels on the user bus (inletsd --user)\n"
+               "      --json               Print JSON\n"
+               "      --no-pager           Accepted for systemctl compatibility (never pages)\n"
+               "      --config-dir DIR     Where check looks up NAME (default: %s)\n"
+               "  -h, --help               Show this help\n"
+               "      --version            Print the version\n\n"
+               "Exit status: 0 ok, 1 error, 2 usage, 3 tunnel not running, 4 permission denied.\n"
+               "See inletsctl(1).\n",
+               SYSCONFDIR "/inlets.d");
+}
+
+static int verb_version(int argc, char *argv[]) {
+        printf("inletsctl %s (git %s)\n", PROJECT_VERSION, GIT_REVISION);
+        return EXIT_OK;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_USER = 0x100, ARG_JSON, ARG_NO_PAGER, ARG_VERSION, ARG_CONFIG_DIR };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "user", no_argument, NULL, ARG_USER },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
+                {}
+        };
+        static const struct {
+                const char *name;
+                int (*run)(int argc, char *argv[]);
+        } verbs[] = {
+                { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload },
+                { "disconnect", verb_disconnect }, { "streams", verb_streams }, { "check", verb_check },
+                { "token", verb_token },     { "version", verb_version },
+        };
+        int c;
+
+        log_max_level = LOG_WARNING; /* check's warnings (unknown keys) still show */
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case ARG_USER:
+                        arg.user = true;
+                        break;
+                case ARG_JSON:
+                        arg.json = true;
+                        break;
+                case ARG_NO_PAGER:
+                        arg.no_pager = true;
+                        break;
+                case ARG_VERSION:
+                        return verb_version(0, NULL);
+                case ARG_CONFIG_DIR:
+                        arg.config_dir = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind >= argc)
+                return verb_list(1, (char *[]) { (char *) "list", NULL });
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[optind], verbs[i].name))
+                        return verbs[i].run(argc - optind, argv + optind);
+        fprintf(stderr, "Unknown command '%s'; see inletsctl --help.\n", argv[optind]);
+        return EXIT_USAGE;
+}

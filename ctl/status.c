@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inletsctl status [NAME...]: a block per tunnel, shaped like systemctl status. */
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "util.h"
+
+static const char *dot_color(const char *state) {
+        if (streq(state, "listening") || streq(state, "connected"))
+                return "\033[0;1;32m";
+        if (streq(state, "stopping"))
+                return "\033[0;1;31m";
+        return "\033[0;1;33m";
+}
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void print_status(const TunnelInfo *t, bool color) {
+        char ts[64], age[32], in[16], out[16];
+        bool server = t->role && streq(t->role, "server");
+        uint64_t now = now_realtime();
+
+        printf("%s●%s %s - inletsd %s (%s)\n", color ? dot_color(t->state) : "", color ? "\033[0m" : "", t->name,
+               server ? "exit server" : "tunnel client", t->mode);
+        format_timestamp(t->started_at, ts);
+        format_age(now > t->started_at ? now - t->started_at : 0, age);
+        printf("     State: %s%s%s (running since %s; %s ago)\n", color ? dot_color(t->state) : "", t->state,
+               color ? "\033[0m" : "", ts, age);
+        printf("    Config: %s\n", t->config);
+        if (server)
+                printf("   Control: %s\n", t->control);
+        else
+                printf("       URL: %s\n", t->url);
+        printf("     Ports:");
+        if (!server && t->n_upstreams > 0)
+                for (size_t i = 0; i < t->n_upstreams; i++) {
+                        const char *eq = strchr(t->upstreams[i], '=');
+                        printf(" %.*s->%s", eq ? (int) (eq - t->upstreams[i]) : 0, t->upstreams[i],
+                               eq ? eq + 1 : t->upstreams[i]);
+                }
+        else
+                for (size_t i = 0; i < t->n_ports; i++)
+                        printf(" %u", t->ports[i]);
+        printf("%s\n", t->n_ports == 0 ? " (none)" : "");
+        if (server) {
+                printf("   Clients: %zu\n", t->n_clients);
+                for (size_t i = 0; i < t->n_clients; i++) {
+                        const ClientRow *c = &t->clients[i];
+                        format_age(now > c->since ? now - c->since : 0, age);
+                        format_bytes(c->bytes_in, in);
+                        format_bytes(c->bytes_out, out);
+                        printf("            %s from %s, for %s, %s in, %s out, %u stream%s\n", c->id, c->address, age,
+                               in, out, c->streams, c->streams == 1 ? "" : "s");
+                }
+        }
+        format_bytes(t->bytes_in, in);
+        format_bytes(t->bytes_out, out);
+        printf("   Streams: %u active, %" PRIu64 " total\n", t->active_streams, t->total_streams);
+        printf("   Traffic: %s in, %s out\n", in, out);
+        if (t->last_error && *t->last_error)
+                printf(" LastError: %s\n", t->last_error);
+}
+
+int verb_status(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_strv_free_ char **names = NULL;
+        json_object *arr = NULL;
+        bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+        size_t n = 0;
+        int r, ret = EXIT_OK;
+
+        if (ctl_bus(&bus) < 0)
+                return EXIT_ERROR;
+        if (argc > 1) {
+                for (int i = 1; i < argc; i++)
+                        if (strv_push(&names, &n, strdup(argv[i])) < 0)
+                                return EXIT_ERROR;
+        } else {
+                r = ctl_list_names(bus, &names, &n);
+                if (r < 0) {
+                        fprintf(stderr, "Failed to list bus names: %s\n", strerror(-r));
+                        return EXIT_ERROR;
+                }
+        }
+        if (arg.json)
+                arr = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                TunnelInfo t;
+                r = ctl_tunnel_info(bus, names[i], &t, &error);
+                if (r < 0) {
+                        int e = ctl_error(names[i], &error, r);
+                        ret = ret == EXIT_OK ? e : ret;
+                        continue;
+                }
+                if (arr)
+                        json_object_array_add(arr, tunnel_info_json(&t));
+                else {
+                        if (i > 0)
+                                putchar('\n');
+                        print_status(&t, color);
+                }
+                tunnel_info_done(&t);
+        }
+        if (arr) {
+                json_print(arr);
+                json_object_put(arr);
+        }
+        return ret;
+}

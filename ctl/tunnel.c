@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Finding running tunnels on the bus and reading their properties; see ctl.h. */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "util.h"
+
+#define BUS_PATH "/io/inletsd/Tunnel"
+#define BUS_INTERFACE "io.inletsd.Tunnel1"
+#define BUS_NAME_PREFIX "io.inletsd.Tunnel."
+
+int ctl_bus(sd_bus **ret) {
+        int r = arg.user ? sd_bus_open_user(ret) : sd_bus_open_system(ret);
+        if (r < 0) {
+                fprintf(stderr, "Failed to connect to the %s bus: %s\n", arg.user ? "user" : "system", strerror(-r));
+                return r;
+        }
+        /* polkit may ask the human at the terminal. */
+        (void) sd_bus_set_allow_interactive_authorization(*ret, isatty(STDIN_FILENO));
+        return 0;
+}
+
+char *ctl_bus_name(const char *name) {
+        _cleanup_free_ char *label = bus_label_escape(name);
+        char *s;
+        if (!label || asprintf(&s, BUS_NAME_PREFIX "%s", label) < 0)
+                return NULL;
+        return s;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int ctl_list_names(sd_bus *bus, char ***ret, size_t *ret_n) {
+        _cleanup_strv_free_ char **acquired = NULL, **names = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_list_names(bus, &acquired, NULL);
+        if (r < 0)
+                return r;
+        for (char **i = acquired; i && *i; i++)
+                if (strncmp(*i, BUS_NAME_PREFIX, strlen(BUS_NAME_PREFIX)) == 0) {
+                        char *u = bus_label_unescape(*i + strlen(BUS_NAME_PREFIX));
+                        if (!u || strv_push(&names, &n, u) < 0)
+                                return -ENOMEM;
+                }
+        if (n > 0)
+                qsort(names, n, sizeof(char *), cmp_str);
+        *ret = TAKE_PTR(names);
+        *ret_n = n;
+        return 0;
+}
+
+int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *error) {
+        _cleanup_free_ char *dest = ctl_bus_name(name);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *s1, *s2;
+        int r;
+
+        *t = (TunnelInfo) {};
+        if (!dest)
+                return -ENOMEM;
+        /* One GetAll: a consistent snapshot, one round trip. */
+        r = sd_bus_call_method(bus, dest, BUS_PATH, "org.freedesktop.DBus.Properties", "GetAll", error, &reply, "s",
+                               BUS_INTERFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *prop, *contents;
+                char type;
+
+                r = sd_bus_message_read(reply, "s", &prop);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_peek_type(reply, &type, &contents);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_enter_container(reply, 'v', contents);
+                if (r < 0)
+                        break;
+                if (streq(contents, "s")) {
+                        char **dst = streq(prop, "Name")             ? &t->name
+                                     : streq(prop, "Role")           ? &t->role
+                                     : streq(prop, "Mode")           ? &t->mode
+                                     : streq(prop, "State")          ? &t->state
+                                     : streq(prop, "ConfigFile")     ? &t->config
+                                     : streq(prop, "ControlAddress") ? &t->control
+                                     : streq(prop, "URL")            ? &t->url
+                                     : streq(prop, "LastError")      ? &t->last_error
+                                                                     : NULL;
+                        r = sd_bus_message_read(reply, "s", &s1);
+                        if (r >= 0 && dst)
+                                *dst = strdup(s1);
+                } else if (streq(prop, "Ports")) {
+                        const void *p;
+                        size_t n;
+                        r = sd_bus_message_read_array(reply, 'q', &p, &n);
+                        if (r >= 0 && n > 0 && (t->ports = malloc(n))) {
+                                memcpy(t->ports, p, n);
+                                t->n_ports = n / sizeof(uint16_t);
+                        }
+                } else if (streq(prop, "Upstreams")) {
+                        r = sd_bus_message_read_strv(reply, &t->upstreams);
+                        for (char **i = t->upstreams; r >= 0 && i && *i; i++)
+                                t->n_upstreams++;
+                } else if (streq(prop, "Clients")) {
+                        uint64_t since, in, out;
+                        uint32_t streams;
+                        r = sd_bus_message_enter_container(reply, 'a', "(sstttu)");
+                        while (r >= 0 &&
+                               (r = sd_bus_message_read(reply, "(sstttu)", &s1, &s2, &since, &in, &out, &streams)) > 0) {
+                                ClientRow *c = realloc(t->clients, sizeof(ClientRow) * (t->n_clients + 1));
+                                if (!c)
+                                        return -ENOMEM;
+                                t->clients = c;
+                                t->clients[t->n_clients++] = (ClientRow) { strdup(s1), strdup(s2), since, in, out,
+                                                                           streams };
+                        }
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                } else if (streq(contents, "t")) {
+                        uint64_t v;
+                        r = sd_bus_message_read(reply, "t", &v);
+                        if (streq(prop, "TotalStreams"))
+                                t->total_streams = v;
+                        else if (streq(prop, "BytesIn"))
+                                t->bytes_in = v;
+                        else if (streq(prop, "BytesOut"))
+                                t->bytes_out = v;
+                        else if (streq(prop, "StartedAt"))
+                                t->started_at = v;
+                } else if (streq(contents, "u"))
+                        r = sd_bus_message_read(reply, "u", &t->active_streams);
+                else
+                        r = sd_bus_message_skip(reply, contents);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0)
+                return r;
+        if (!t->name)
+                t->name = strdup(name);
+        return 0;
+}
+
+void tunnel_info_done(TunnelInfo *t) {
+        free(t->name);
+        free(t->role);
+        free(t->mode);
+        free(t->state);
+        free(t->config);
+        free(t->control);
+        free(t->url);
+        free(t->last_error);
+        free(t->ports);
+        strv_free(t->upstreams);
+        for (size_t i = 0; i < t->n_clients; i++) {
+                free(t->clients[i].id);
+                free(t->clients[i].address);
+        }
+        free(t->clients);
+        *t = (TunnelInfo) {};
+}
+
+static json_object *jstr(const char *s) {
+        return json_object_new_string(s ?: "");
+}
+
+json_object *tunnel_info_json(const TunnelInfo *t) {
+        json_object *o = json_object_new_object(), *a;
+
+        json_object_object_add(o, "name", jstr(t->name));
+        json_object_object_add(o, "role", jstr(t->role));
+        json_object_object_add(o, "mode", jstr(t->mode));
+        json_object_object_add(o, "state", jstr(t->state));
+        json_object_object_add(o, "config_file", jstr(t->config));
+        if (t->control && *t->control)
+                json_object_object_add(o, "control_address", jstr(t->control));
+        if (t->url && *t->url)
+                json_object_object_add(o, "url", jstr(t->url));
+        a = json_object_new_array();
+        for (size_t i = 0; i < t->n_ports; i++)
+                json_object_array_add(a, json_object_new_int(t->ports[i]));
+        json_object_object_add(o, "ports", a);
+        a = json_object_new_array();
+        for (size_t i = 0; i < t->n_upstreams; i++)
+                json_object_array_add(a, jstr(t->upstreams[i]));
+        json_object_object_add(o, "upstreams", a);
+        a = json_object_new_array();
+        for (size_t i = 0; i < t->n_clients; i++) {
+                json_object *c = json_object_new_object();
+                json_object_object_add(c, "id", jstr(t->clients[i].id));
+                json_object_object_add(c, "address", jstr(t->clients[i].address));
+                json_object_object_add(c, "connected_since_usec", json_object_new_int64((int64_t) t->clients[i].since));
+                json_object_object_add(c, "bytes_in", json_object_new_int64((int64_t) t->clients[i].bytes_in));
+                json_object_object_add(c, "bytes_out", json_object_new_int64((int64_t) t->clients[i].bytes_out));
+                json_object_object_add(c, "streams", json_object_new_int64(t->clients[i].streams));
+                json_object_array_add(a, c);
+        }
+        json_object_object_add(o, "clients", a);
+        json_object_object_add(o, "active_streams", json_object_new_int64(t->active_streams));
+        json_object_object_add(o, "total_streams", json_object_new_int64((int64_t) t->total_streams));
+        json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t) t->bytes_in));
+        json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t) t->bytes_out));
+        json_object_object_add(o, "started_at_usec", json_object_new_int64((int64_t) t->started_at));
+        json_object_object_add(o, "last_error", jstr(t->last_error));
+        return o;
+}
+
+void json_print(json_object *o) {
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+int ctl_error(const char *name, const sd_bus_error *error, int r) {
+        if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                fprintf(stderr, "Tunnel '%s' is not running.\n", name);
+                return EXIT_NOT_RUNNING;
+        }
+        if (sd_bus_error_has_names(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                   SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)) {
+                fprintf(stderr, "Permission denied: %s\n", error->message ?: error->name);
+                return EXIT_DENIED;
+        }
+        if (error && error->message)
+                fprintf(stderr, "%s\n", error->message);
+        else
+                fprintf(stderr, "Failed on tunnel '%s': %s\n", name, strerror(-r));
+        return EXIT_ERROR;
+}
+
+void format_bytes(uint64_t b, char buf[static 16]) {
+        static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double v = (double) b;
+        size_t i = 0;
+        while (v >= 1024 && i + 1 < ELEMENTSOF(u)) {
+                v /= 1024;
+                i++;
+        }
+        if (i == 0)
+                snprintf(buf, 16, "%" PRIu64 " B", b);
+        else
+                snprintf(buf, 16, "%.1f %s", v, u[i]);
+}
+
+void format_timestamp(uint64_t usec, char buf[static 64]) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+        strftime(buf, 64, "%a %Y-%m-%d %H:%M:%S %Z", localtime_r(&t, &tm));
+}
+
+void format_age(uint64_t usec, char buf[static 32]) {
+        uint64_t s = usec / USEC_PER_SEC;
+        if (s < 60)
+                snprintf(buf, 32, "%" PRIu64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, 32, "%" PRIu64 "min %" PRIu64 "s", s / 60, s % 60);
+        else if (s < 86400)
+                snprintf(buf, 32, "%" PRIu64 "h %" PRIu64 "min", s / 3600, s / 60 % 60);
+        else
+                snprintf(buf, 32, "%" PRIu64 " days %" PRIu64 "h", s / 86400, s / 3600 % 24);
+}
