@@ -67,6 +67,8 @@ struct Mux {
         bool ping_outstanding;
 
         bool dead, close_sent, draining;
+        char text[WS_TEXT_MAX + 1];
+        size_t text_len;
         int error;
         char reason[160];
         uint8_t scratch[TLS_RECORD];
@@ -659,8 +661,27 @@ static int ws_control_cb(void *userdata, WsOpcode op, const uint8_t *p, size_t n
         }
 }
 
+static int ws_text_cb(void *userdata, const uint8_t *p, size_t n, bool fin) {
+        Mux *m = userdata;
+
+        if (!fin) {
+                memcpy(m->text + m->text_len, p, n); /* the parser bounds a message to WS_TEXT_MAX */
+                m->text_len += n;
+                return 0;
+        }
+        size_t len = m->text_len;
+        m->text[len] = 0;
+        m->text_len = 0;
+        /* A NUL inside would cut the message short: such a message is not ours. */
+        if (strlen(m->text) == len && m->cb->control)
+                m->cb->control(m, m->text, m->userdata);
+        return 0;
+}
+
+static const WsCallbacks mux_ws_callbacks = { .data = ws_data_cb, .control = ws_control_cb, .text = ws_text_cb };
+
 static void mux_read(Mux *m) {
-        static const WsCallbacks wscb = { .data = ws_data_cb, .control = ws_control_cb };
+        const WsCallbacks wscb = mux_ws_callbacks;
 
         while (!m->dead) {
                 uint8_t *p;
@@ -863,6 +884,7 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         m->last_rx = now_usec();
         /* A client sends masked frames and expects unmasked ones; a server the reverse. */
         ws_parser_init(&m->ws, !cfg->ws_client, cfg->max_frame_size);
+        m->ws.allow_text = true;
 
         if (nghttp2_session_callbacks_new(&cbs) != 0)
                 return -ENOMEM;
@@ -900,7 +922,7 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
                 return r;
 
         if (n_initial > 0) {
-                static const WsCallbacks wscb = { .data = ws_data_cb, .control = ws_control_cb };
+                const WsCallbacks wscb = mux_ws_callbacks;
                 _cleanup_free_ uint8_t *copy = malloc(n_initial);
                 if (!copy)
                         return -ENOMEM;
@@ -969,7 +991,8 @@ const char *mux_stream_authority(MuxStream *s) {
 }
 
 void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata) {
-        for (MuxStream *s = m->streams; s; s = s->next) {
+        for (MuxStream *s = m->streams, *next; s; s = next) {
+                next = s->next; /* f may reset (and so free) s */
                 MuxStreamInfo i = {
                         .id = s->id,
                         .authority = s->authority,
@@ -978,6 +1001,7 @@ void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userd
                         .bytes_out = s->bytes_out,
                         .created = s->created,
                         .userdata = s->userdata,
+                        .stream = s,
                 };
                 f(&i, userdata);
         }
@@ -990,4 +1014,29 @@ void mux_abort(Mux *m, const char *reason) {
         (void) nghttp2_session_send(m->h2);
         ws_send_close(m, WS_CLOSE_POLICY);
         mux_fail(m, -ECONNABORTED, "%s", reason);
+}
+
+int mux_send_control(Mux *m, const char *message) {
+        size_t n = strlen(message);
+        int r;
+
+        if (m->dead)
+                return -ENOTCONN;
+        if (n > WS_TEXT_MAX)
+                return -E2BIG;
+        r = ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) message, n);
+        if (r < 0)
+                return r;
+        mux_pump(m);
+        return 0;
+}
+
+void mux_stream_reset(MuxStream *s) {
+        Mux *m = s->mux;
+        if (s->id < 0) { /* already closed on HTTP/2, still flushing: just drop it */
+                stream_close_fd(s, true);
+                stream_maybe_finish(s);
+        } else
+                stream_abort(s, NGHTTP2_CANCEL);
+        mux_pump(m);
 }

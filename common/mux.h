@@ -22,6 +22,8 @@ typedef struct MuxCallbacks {
         /* The session ended (error < 0, or 0 for an orderly end). Called from the event loop,
          * never from inside another mux call, so the callee may mux_free(m). */
         void (*closed)(Mux *m, int error, const char *reason, void *userdata);
+        /* A control message (a WebSocket text message, see docs/protocol.md). */
+        void (*control)(Mux *m, const char *message, void *userdata);
 } MuxCallbacks;
 
 typedef struct MuxConfig {
@@ -70,8 +72,14 @@ typedef struct MuxStreamInfo {
         uint64_t bytes_in, bytes_out;
         uint64_t created;       /* CLOCK_MONOTONIC µs */
         void *userdata;
+        MuxStream *stream;
 } MuxStreamInfo;
 
 void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata);
+/* Sends a control message (one line of text, at most WS_TEXT_MAX bytes). */
+int mux_send_control(Mux *m, const char *message);
+/* Resets one stream (RST_STREAM CANCEL, socket reset). Safe inside mux_foreach_stream(). */
+void mux_stream_reset(MuxStream *s);
+
 /* Ends the session at once (reset), as if the peer had gone; closed() follows. */
 void mux_abort(Mux *m, const char *reason);

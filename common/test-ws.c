@@ -31,7 +31,21 @@ static int on_control(void *u, WsOpcode op, const uint8_t *p, size_t n) {
         return 0;
 }
 
-static const WsCallbacks cb = { on_data, on_control };
+static char text_buf[8192];
+static size_t text_len;
+static int text_msgs;
+
+static int on_text(void *u, const uint8_t *p, size_t n, bool fin) {
+        if (fin) {
+                text_msgs++;
+                return 0;
+        }
+        memcpy(text_buf + text_len, p, n);
+        text_len += n;
+        return 0;
+}
+
+static const WsCallbacks cb = { on_data, on_control, on_text };
 static Sink sink;
 
 /* frame(op, fin, payload, masked) into buf */
@@ -156,7 +170,33 @@ static void test_mask_and_accept(void) {
                 }
 }
 
+static void test_text(void) {
+        uint8_t buf[9000], big[5000];
+        size_t n = 0;
+        WsParser p;
+
+        /* Text between binary data, fragmented, reaches the text callback whole and separate. */
+        n += frame(buf + n, WS_OP_BINARY, true, (const uint8_t *) "bin", 3, true);
+        n += frame(buf + n, WS_OP_TEXT, false, (const uint8_t *) "ports ", 6, true);
+        n += frame(buf + n, WS_OP_CONTINUATION, true, (const uint8_t *) "1,2", 3, true);
+        ws_parser_init(&p, true, 1 << 20);
+        p.allow_text = true;
+        sink.len = 0;
+        text_len = 0;
+        text_msgs = 0;
+        CHECK(ws_parse(&p, buf, n, &cb, &sink) == 0, "text accepted");
+        CHECK(text_msgs == 1 && text_len == 9 && memcmp(text_buf, "ports 1,2", 9) == 0, "text message, got %d/%zu",
+              text_msgs, text_len);
+        CHECK(sink.len == 3 && memcmp(sink.data, "bin", 3) == 0, "binary unaffected");
+        memset(big, 'x', sizeof(big));
+        n = frame(buf, WS_OP_TEXT, true, big, sizeof(big), true);
+        ws_parser_init(&p, true, 1 << 20);
+        p.allow_text = true;
+        CHECK(ws_parse(&p, buf, n, &cb, &sink) < 0 && p.close_code == WS_CLOSE_TOO_BIG, "text over 4096 -> 1009");
+}
+
 int main(void) {
+        test_text();
         test_roundtrip();
         test_fragments_and_control();
         test_violations();

@@ -94,9 +94,11 @@ static int header_done(WsParser *p) {
                 if (p->in_message)
                         return fail(p, WS_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
                 p->message_len = 0;
+                p->message_is_text = p->opcode == WS_OP_TEXT;
         }
         if (!control) {
-                if (len > p->max_message || p->message_len + len > p->max_message)
+                uint64_t max = p->message_is_text ? MIN(p->max_message, (uint64_t) WS_TEXT_MAX) : p->max_message;
+                if (len > max || p->message_len + len > max)
                         return fail(p, WS_CLOSE_TOO_BIG, "message larger than the limit");
                 p->message_len += len;
                 p->in_message = !p->fin;
@@ -113,6 +115,8 @@ static int frame_done(WsParser *p, const WsCallbacks *cb, void *userdata) {
 
         if ((p->opcode & 0x08) && cb->control)
                 r = cb->control(userdata, p->opcode, p->ctrl, p->ctrl_len);
+        else if (!(p->opcode & 0x08) && p->fin && p->message_is_text && cb->text)
+                r = cb->text(userdata, NULL, 0, true);
         p->in_payload = false;
         p->hdr_len = 0;
         p->hdr_need = 2;
@@ -138,7 +142,7 @@ int ws_parse(WsParser *p, uint8_t *buf, size_t len, const WsCallbacks *cb, void 
                                         return fail(p, WS_CLOSE_PROTOCOL_ERROR, "reserved bits set");
                                 if ((op > WS_OP_BINARY && op < WS_OP_CLOSE) || op > WS_OP_PONG)
                                         return fail(p, WS_CLOSE_PROTOCOL_ERROR, "unknown opcode");
-                                if (op == WS_OP_TEXT)
+                                if (op == WS_OP_TEXT && !p->allow_text)
                                         return fail(p, WS_CLOSE_UNSUPPORTED_DATA, "text frame (binary only)");
                                 if (!!(b1 & 0x80) != p->expect_masked)
                                         return fail(p, WS_CLOSE_PROTOCOL_ERROR,
@@ -164,6 +168,12 @@ int ws_parse(WsParser *p, uint8_t *buf, size_t len, const WsCallbacks *cb, void 
                         if (p->opcode & 0x08) {
                                 memcpy(p->ctrl + p->ctrl_len, buf, n);
                                 p->ctrl_len += n;
+                        } else if (p->message_is_text) {
+                                if (cb->text) {
+                                        r = cb->text(userdata, buf, n, false);
+                                        if (r < 0)
+                                                return r;
+                                }
                         } else if (cb->data) {
                                 r = cb->data(userdata, buf, n);
                                 if (r < 0)

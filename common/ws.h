@@ -29,6 +29,7 @@ enum {
 
 #define WS_HEADER_MAX 14
 #define WS_CONTROL_MAX 125
+#define WS_TEXT_MAX 4096
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef struct WsCallbacks {
@@ -36,10 +37,13 @@ typedef struct WsCallbacks {
         int (*data)(void *userdata, uint8_t *p, size_t n);
         /* A whole control frame (ping, pong or close). */
         int (*control)(void *userdata, WsOpcode op, const uint8_t *p, size_t n);
+        /* Text message bytes (only with allow_text); fin marks the message's end, with n = 0. */
+        int (*text)(void *userdata, const uint8_t *p, size_t n, bool fin);
 } WsCallbacks;
 
 typedef struct WsParser {
         bool expect_masked; /* true on the server side: clients must mask */
+        bool allow_text;    /* text messages (at most WS_TEXT_MAX) go to the text callback */
         uint64_t max_message;
 
         uint8_t hdr[WS_HEADER_MAX];
@@ -49,7 +53,7 @@ typedef struct WsParser {
         bool fin, masked;
         uint8_t key[4];
         uint64_t remaining, mask_offset;
-        bool in_message;
+        bool in_message, message_is_text;
         uint64_t message_len;
         uint8_t ctrl[WS_CONTROL_MAX];
         size_t ctrl_len;

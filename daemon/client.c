@@ -60,7 +60,7 @@ struct Client {
         Mux *mux;
         uint64_t connected_at;
         unsigned attempt;
-        char last_error[256];
+        char last_error[512];
 
         SocketAddress *upstream_addrs;
         size_t n_upstream_addrs;
@@ -254,10 +254,25 @@ static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
         session_end(c, reason);
 }
 
+static void mux_control(Mux *m, const char *message, void *userdata) {
+        Client *c = userdata;
+
+        if (strncmp(message, "ok ", 3) == 0)
+                log_info("The server accepted the new offer: %s.", message + 3);
+        else if (strncmp(message, "error ", 6) == 0) {
+                char msg[300];
+                snprintf(msg, sizeof(msg), "The server refused the new offer: %s", message + 6);
+                log_error("%s", msg);
+                set_error(c, msg);
+        } else
+                log_debug("Ignoring control message from the server.");
+}
+
 static const MuxCallbacks client_mux_callbacks = {
         .stream_request = stream_request,
         .stream_closed = stream_closed,
         .closed = mux_closed,
+        .control = mux_control,
 };
 
 static void fail(Client *c, const char *format, ...) _printf_(2, 3);
@@ -750,9 +765,8 @@ void client_reloaded(Client *c, const Definition *o) {
         reconnect = !streq(o->url, n->url) || !streq_ptr(o->ca_file, n->ca_file) ||
                     o->has_fingerprint != n->has_fingerprint ||
                     memcmp(o->server_fingerprint, n->server_fingerprint, 32) != 0 || !streq(o->token, n->token) ||
-                    !streq_ptr(o->client_id, n->client_id) || offer_changed(o, n) ||
-                    o->keepalive_usec != n->keepalive_usec || o->max_frame_size != n->max_frame_size ||
-                    o->max_streams != n->max_streams;
+                    !streq_ptr(o->client_id, n->client_id) || o->keepalive_usec != n->keepalive_usec ||
+                    o->max_frame_size != n->max_frame_size || o->max_streams != n->max_streams;
 
         tunnel_url_done(&c->url);
         (void) tunnel_url_parse(n->url, &c->url);
@@ -768,7 +782,17 @@ void client_reloaded(Client *c, const Definition *o) {
         /* A new Upstream= or port mapping applies to new streams. */
         if (!streq(o->upstreams[0], n->upstreams[0]))
                 (void) refresh_upstream(c);
-        if (!reconnect || c->state == STATE_STOPPED)
+        if (!reconnect && offer_changed(o, n) && c->state == STATE_CONNECTED) {
+                /* Tell the server in the running session: untouched ports keep their streams. */
+                char msg[MAX(1, 6 * 256) + 8];
+                size_t k = (size_t) snprintf(msg, sizeof(msg), "ports ");
+                for (size_t i = 0; i < n->n_ports && k < sizeof(msg) - 8; i++)
+                        k += (size_t) snprintf(msg + k, sizeof(msg) - k, "%s%u", i ? "," : "", n->ports[i].public_port);
+                if (mux_send_control(c->mux, msg) >= 0)
+                        return;
+                reconnect = true;
+        }
+        if ((!reconnect && !offer_changed(o, n)) || c->state == STATE_STOPPED)
                 return;
 
         log_info("Reconnecting to apply the new configuration.");

@@ -243,8 +243,12 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
         session_free(x);
 }
 
+static void reset_streams_on_port(const MuxStreamInfo *i, void *userdata);
+static void session_control(Mux *m, const char *message, void *userdata);
+
 static const MuxCallbacks session_callbacks = {
         .closed = session_closed,
+        .control = session_control,
 };
 
 /* ---- handshakes ---- */
@@ -850,4 +854,91 @@ void server_reloaded(Server *s, const Definition *old) {
                         }
         }
         (void) old;
+}
+
+/* ---- control messages: a client changes its offer without reconnecting ---- */
+
+typedef struct PortReset {
+        const uint16_t *removed;
+        size_t n_removed;
+} PortReset;
+
+static void reset_streams_on_port(const MuxStreamInfo *i, void *userdata) {
+        PortReset *pr = userdata;
+        uint16_t port = authority_port(i->authority);
+        for (size_t k = 0; k < pr->n_removed; k++)
+                if (pr->removed[k] == port) {
+                        mux_stream_reset(i->stream);
+                        return;
+                }
+}
+
+static bool has_port(const uint16_t *ports, size_t n, uint16_t port) {
+        for (size_t i = 0; i < n; i++)
+                if (ports[i] == port)
+                        return true;
+        return false;
+}
+
+/* "ports 3389,2222": the new complete offer. Answered "ok ports …" or "error …". */
+static void session_control(Mux *m, const char *message, void *userdata) {
+        Session *x = userdata;
+        Server *s = x->server;
+        _cleanup_free_ uint16_t *ports = NULL, *added = NULL, *removed = NULL;
+        _cleanup_free_ char *why = NULL;
+        size_t n = 0, n_added = 0, n_removed = 0;
+        char reply[MAX_OFFERED_PORTS * 6 + 64];
+        size_t o;
+        int r;
+
+        if (strncmp(message, "ports ", 6) != 0) {
+                (void) mux_send_control(m, "error unknown command");
+                return;
+        }
+        if (parse_offered_ports(message + 6, &ports, &n) < 0) {
+                (void) mux_send_control(m, "error ports must list 1 to 256 distinct ports, comma-separated");
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!definition_port_allowed(def(s), ports[i])) {
+                        snprintf(reply, sizeof(reply), "error port %u is not in AllowPorts=", ports[i]);
+                        (void) mux_send_control(m, reply);
+                        return;
+                }
+        added = calloc(n, sizeof(uint16_t));
+        removed = calloc(x->n_ports ?: 1, sizeof(uint16_t));
+        if (!added || !removed)
+                return (void) log_oom();
+        for (size_t i = 0; i < n; i++)
+                if (!has_port(x->ports, x->n_ports, ports[i]))
+                        added[n_added++] = ports[i];
+        for (size_t i = 0; i < x->n_ports; i++)
+                if (!has_port(ports, n, x->ports[i]))
+                        removed[n_removed++] = x->ports[i];
+        /* Bind everything new first: on failure nothing has changed. */
+        for (size_t i = 0; i < n_added; i++) {
+                r = listener_ref(s, added[i], &why);
+                if (r < 0) {
+                        while (i > 0)
+                                listener_unref(s, added[--i]);
+                        snprintf(reply, sizeof(reply), "error %s", why ?: strerror(-r));
+                        log_warning("Client %s: new offer refused: %s.", x->id, reply + 6);
+                        (void) mux_send_control(m, reply);
+                        return;
+                }
+        }
+        /* Connections on ports that went away end; all others carry on. */
+        mux_foreach_stream(m, reset_streams_on_port, &(PortReset) { removed, n_removed });
+        free(x->ports);
+        x->ports = TAKE_PTR(ports);
+        x->n_ports = n;
+        for (size_t i = 0; i < n_removed; i++)
+                listener_unref(s, removed[i]);
+        o = (size_t) snprintf(reply, sizeof(reply), "ok ports ");
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) snprintf(reply + o, sizeof(reply) - o, "%s%u", i ? "," : "", x->ports[i]);
+        log_info("Client %s now offers ports %s.", x->id, reply + 9);
+        (void) mux_send_control(m, reply);
+        manager_emit_changed(s->manager, "Clients");
+        manager_emit_changed(s->manager, "Ports");
 }

@@ -18,8 +18,18 @@ static int on_control(void *u, WsOpcode op, const uint8_t *p, size_t n) {
         return n > WS_CONTROL_MAX ? -EINVAL : 0;
 }
 
+static size_t text_len;
+
+static int on_text(void *u, const uint8_t *p, size_t n, bool fin) {
+        /* The parser promises at most WS_TEXT_MAX per message. */
+        text_len = fin ? 0 : text_len + n;
+        if (text_len > WS_TEXT_MAX)
+                abort();
+        return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const WsCallbacks cb = { on_data, on_control };
+        static const WsCallbacks cb = { on_data, on_control, on_text };
         uint8_t *buf;
         WsParser p;
 
@@ -30,7 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         memcpy(buf, data + 1, size - 1);
         ws_parser_init(&p, data[0] & 1, (data[0] & 2) ? 1024 : 1 << 20);
-        for (size_t off = 0, step = (data[0] >> 2) + 1; off < size - 1; off += step)
+        p.allow_text = data[0] & 0x80;
+        text_len = 0;
+        for (size_t off = 0, step = ((data[0] >> 2) & 0x1f) + 1; off < size - 1; off += step)
                 if (ws_parse(&p, buf + off, MIN(step, size - 1 - off), &cb, NULL) < 0)
                         break;
         free(buf);

@@ -179,18 +179,38 @@ class Bus(TunnelTest):
         self.assertRegex(r.stderr, rf"{cli.path}:\d+: Invalid Ports= value '99999'")
         self.assertTrue(port_open(keep) and port_open(drop))
         self.assertEqual(echo_roundtrip(keep, b"still"), b"still")
-        # A good one: one port removed, one added, the other keeps working.
+        # A good one: one port removed, one added; a connection open on the untouched port
+        # lives through it, one on the removed port is reset.
+        import socket
+        live = socket.create_connection(("127.0.0.1", keep), timeout=5)
+        live.sendall(b"before")
+        self.assertEqual(live.recv(6), b"before")
+        doomed = socket.create_connection(("127.0.0.1", drop), timeout=5)
+        doomed.sendall(b"x")
+        self.assertEqual(doomed.recv(1), b"x")
         with open(cli.path, "w") as f:
             f.write(good.replace(f"Ports={keep}:{up.port} {drop}:{up.port}", f"Ports={keep}:{up.port} {add}:{up.port}"))
         self.ctl("reload", "rdp-client", check=0)
         wait_until(lambda: port_open(add) and not port_open(drop), 10, "new port set")
+        cli.wait_log("The server accepted the new offer")
+        live.sendall(b"after")
+        self.assertEqual(live.recv(5), b"after")
+        live.close()
+        try:
+            gone = doomed.recv(1) == b""
+        except ConnectionResetError:
+            gone = True
+        doomed.close()
+        self.assertTrue(gone, "the connection on the removed port ends")
         self.assertEqual(echo_roundtrip(keep, b"kept"), b"kept")
         self.assertEqual(echo_roundtrip(add, b"added"), b"added")
         self.assertEqual(sorted(self.status("rdp-client")["ports"]), sorted([keep, add]))
         # SIGHUP does the same.
         cli.proc.send_signal(signal.SIGHUP)
         cli.wait_log("Reloaded.")
-        print("reload: bad file refused with file:line and nothing changed; good file moved the ports")
+        self.assertEqual(cli.output().count("Connection established"), 1, "no reconnect was needed")
+        print("reload: bad file refused with file:line, nothing changed; good file moved the ports in the "
+              "running session: the open connection on the kept port survived, the removed port's was reset")
 
     def test_disconnect_client(self):
         self.start_pair()

@@ -81,19 +81,33 @@ class WsPeers(TunnelTest):
         run(go())
         print("python-websockets: a message over MaxFrameSize= is closed with 1009")
 
-    def test_text_frame_refused(self):
+    def test_text_messages_are_control(self):
+        """Text messages are the control channel: unknown commands get an error answer, an
+        offer update an ok, an oversized one close 1009; binary traffic is unaffected."""
         self.server()
 
         async def go():
-            async with self.connect() as ws:
+            async with self.connect(ports=free_port()) as ws:
                 await ws.recv()
-                await ws.send("text is not our protocol")
+                await ws.send("frobnicate")
+                self.assertEqual(await self.read_text(ws), "error unknown command")
+                p = free_port()
+                await ws.send(f"ports {p}")
+                self.assertEqual(await self.read_text(ws), f"ok ports {p}")
+                await ws.send("x" * 5000)
                 with self.assertRaises(websockets.exceptions.ConnectionClosed) as cm:
                     while True:
                         await ws.recv()
-                self.assertEqual(cm.exception.rcvd.code, 1003)
+                self.assertEqual(cm.exception.rcvd.code, 1009)
         run(go())
-        print("python-websockets: a text frame is closed with 1003")
+        print("python-websockets: text control messages answered; over 4096 bytes closed with 1009")
+
+    @staticmethod
+    async def read_text(ws):
+        while True:
+            m = await ws.recv()
+            if isinstance(m, str):
+                return m
 
     def test_our_client_against_websockets_server(self):
         """python-websockets as the server: it insists on masked client frames and answers
