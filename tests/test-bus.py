@@ -247,6 +247,43 @@ class Bus(TunnelTest):
         print("polkit: root reloads; nobody reads but is refused (exit 4, action named); "
               "a rules file grants reload only; nobody cannot own a tunnel name")
 
+    def test_streams_and_offline_verbs(self):
+        import socket
+        self.start_pair()
+        c = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
+        c.sendall(b"hello")
+        self.assertEqual(c.recv(5), b"hello")
+        time.sleep(0.1)
+        rows = json.loads(self.ctl("--json", "streams", "rdp", check=0).stdout)
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual(rows[0]["client"], "office")
+        self.assertEqual(rows[0]["port"], self.pub)
+        self.assertEqual(rows[0]["peer"], "127.0.0.1:%d" % c.getsockname()[1])
+        self.assertGreaterEqual(rows[0]["bytes_out"], 5)
+        text = self.ctl("streams", "rdp-client", check=0).stdout
+        self.assertIn("1 stream.", text)
+        c.close()
+        wait_until(lambda: json.loads(self.ctl("--json", "streams", "rdp").stdout) == [], 5, "stream to end")
+        # Offline verbs need no bus at all.
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=/nonexistent")
+        tok = subprocess.run([INLETSCTL, "token"], capture_output=True, text=True, env=env)
+        self.assertRegex(tok.stdout, r"^[0-9a-f]{64}\n$")
+        ok = subprocess.run([INLETSCTL, "check", self.srv.path], capture_output=True, text=True, env=env)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("OK (server, tcp mode)", ok.stdout)
+        with open(f"{self.tmp}/bad.conf", "w") as f:
+            f.write("[Tunnel]\nRole=server\nMode=udp\n")
+        bad = subprocess.run([INLETSCTL, "check", f"{self.tmp}/bad.conf"], capture_output=True, text=True, env=env)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("bad.conf:3: Invalid Mode= value 'udp'", bad.stderr)
+        v = subprocess.run([INLETSCTL, "--version"], capture_output=True, text=True, env=env)
+        self.assertRegex(v.stdout, r"^inletsctl \d+\.\d+\.\d+ \(git ")
+        h = subprocess.run([INLETSCTL, "--help"], capture_output=True, text=True, env=env)
+        self.assertIn("Exit status: 0 ok, 1 error, 2 usage, 3 tunnel not running, 4 permission denied.", h.stdout)
+        u = subprocess.run([INLETSCTL, "frobnicate"], capture_output=True, text=True, env=env)
+        self.assertEqual(u.returncode, 2)
+        print("streams lists the live connection on both ends; token, check, --version, --help work offline")
+
 
 if __name__ == "__main__":
     main()
