@@ -624,6 +624,15 @@ static int load_token(Definition *d, char **ret_error) {
                 } else if (creds) {
                         if (asprintf(&p, "%s/token", creds) < 0)
                                 return -ENOMEM;
+                } else if (d->path && strlen(d->path) > 5 && streq(d->path + strlen(d->path) - 5, ".conf")) {
+                        /* NAME.token beside NAME.conf: what LoadCredential= hands over under
+                         * systemd, read directly when run by hand or by inletsctl check. */
+                        if (asprintf(&p, "%.*s.token", (int) strlen(d->path) - 5, d->path) < 0)
+                                return -ENOMEM;
+                        if (access(p, F_OK) < 0)
+                                return set_error(ret_error, -ENOKEY,
+                                                 "%s: no token: set Token= or TokenFile=, pass credential 'token', "
+                                                 "or create %s", d->path, p);
                 } else
                         return set_error(ret_error, -ENOKEY,
                                          "%s: no token: set Token= or TokenFile=, or pass credential 'token'",
@@ -653,7 +662,13 @@ static bool address_unset(const SocketAddress *a) {
         return a->len == 0;
 }
 
+static int finish(Definition *d, bool token, char **ret_error);
+
 int definition_finish(Definition *d, char **ret_error) {
+        return finish(d, true, ret_error);
+}
+
+static int finish(Definition *d, bool token, char **ret_error) {
         const char *f = d->path ?: d->name ?: "definition";
         int r;
 
@@ -740,13 +755,25 @@ int definition_finish(Definition *d, char **ret_error) {
                 break;
         }
 
+        if (!token)
+                return 0;
         r = load_token(d, ret_error);
         if (r < 0)
                 return r;
         return 0;
 }
 
+static int load(const char *path, const char *name, bool token, Definition **ret, char **ret_error);
+
 int definition_load(const char *path, const char *name, Definition **ret, char **ret_error) {
+        return load(path, name, true, ret, ret_error);
+}
+
+int definition_load_no_token(const char *path, const char *name, Definition **ret, char **ret_error) {
+        return load(path, name, false, ret, ret_error);
+}
+
+static int load(const char *path, const char *name, bool token, Definition **ret, char **ret_error) {
         _cleanup_(definition_freep) Definition *d = NULL;
         _cleanup_free_ char *n = NULL;
         int r;
@@ -768,7 +795,7 @@ int definition_load(const char *path, const char *name, Definition **ret, char *
         r = parse_dropins(d, path, ret_error);
         if (r < 0)
                 return r;
-        r = definition_finish(d, ret_error);
+        r = finish(d, token, ret_error);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(d);

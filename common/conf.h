@@ -100,6 +100,9 @@ Mode mode_from_string(const char *s);
  * On failure returns -errno and, if ret_error is set, a message naming file:line. Warnings
  * (unknown keys) are logged. */
 int definition_load(const char *path, const char *name, Definition **ret, char **ret_error);
+/* The same without reading the token (for the generator, which runs before any credential
+ * exists, and must not read secrets anyway). */
+int definition_load_no_token(const char *path, const char *name, Definition **ret, char **ret_error);
 
 /* The same from a memory buffer, for the fuzzer and unit tests: parse only. */
 int definition_parse_buffer(Definition *d, const char *path, const char *data, size_t size,

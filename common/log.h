@@ -11,8 +11,15 @@
 extern int log_max_level;
 
 void log_set_prefix(const char *prefix);
+/* TUNNEL= on every journal entry; also decides once whether stderr is the journal. */
+void log_set_tunnel(const char *name);
 int log_parse_level(const char *s);
 int log_internal(int level, int error, const char *format, ...) _printf_(3, 4);
+
+/* A message about one connection: under systemd its journal entry also carries CLIENT_ID=,
+ * REMOTE_ADDR= and PORT= (each only when given: NULL / 0). */
+int log_conn(int level, const char *client_id, const char *remote, unsigned port, const char *format, ...)
+        _printf_(5, 6);
 
 #define log_full_errno(level, error, ...)                                            \
         ({                                                                           \

@@ -214,6 +214,19 @@ static void test_files(void) {
         /* No token at all. */
         unsetenv("CREDENTIALS_DIRECTORY");
         expect_error("[Tunnel]\nRole=server\n", "no token");
+        /* NAME.token beside NAME.conf. */
+        free(write_file("t.token", "beside-token-0123456789\n"));
+        {
+                _cleanup_free_ char *e = NULL;
+                CHECK(load("[Tunnel]\nRole=server\n", &d, &e, NULL) == 0, "token beside: %s", e);
+                if (d)
+                        CHECK_STR(d->token, "beside-token-0123456789");
+                d = definition_free(d);
+                free(path);
+                if (asprintf(&path, "%s/t.token", dir) < 0)
+                        abort();
+                unlink(path);
+        }
         /* The systemd credential. */
         if (asprintf(&sub, "%s/creds", dir) < 0)
                 abort();

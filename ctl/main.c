@@ -63,7 +63,7 @@ int main(int argc, char *argv[]) {
         int c;
 
         log_max_level = LOG_WARNING; /* check's warnings (unknown keys) still show */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();

@@ -111,7 +111,7 @@ static void dial_done(Dial *d, int fd) {
         MuxStream *s = d->stream;
 
         if (fd < 0)
-                log_info("Upstream %s port %u refused the connection for public port %u.",
+                log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
                          d->client->manager->def->upstreams[0], d->port, d->public_port);
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;

@@ -113,6 +113,7 @@ static int run(int argc, char *argv[]) {
                 return log_error_errno(r, "%s", err ?: "Failed to load the definition.");
         if (arg_log_level < 0 && def->log_level >= 0)
                 log_max_level = def->log_level;
+        log_set_tunnel(def->name);
 
         {
                 _cleanup_free_ char *abs = realpath(path ?: arg_config, NULL);

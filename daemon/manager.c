@@ -2,6 +2,8 @@
 /* The manager: event loop, signals, bus, reload, and dispatch to the role object. */
 
 #include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "bus.h"
@@ -32,11 +34,52 @@ void manager_emit_changed(Manager *m, const char *property) {
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, property, NULL);
 }
 
+void manager_notify_status(Manager *m) {
+        TunnelCounters c;
+        char status[256];
+
+        manager_get_counters(m, &c);
+        if (m->server) {
+                size_t n_clients = 0;
+                char ports[160] = "";
+                server_status_summary(m->server, &n_clients, ports, sizeof(ports));
+                snprintf(status, sizeof(status), "%s: %zu client%s, ports %s, %u stream%s",
+                         tunnel_state_to_string(m->state), n_clients, n_clients == 1 ? "" : "s", *ports ? ports : "none",
+                         c.active_streams, c.active_streams == 1 ? "" : "s");
+        } else
+                snprintf(status, sizeof(status), "%s %s %s, %u stream%s", tunnel_state_to_string(m->state),
+                         m->state == TUNNEL_CONNECTED ? "to" : "with", m->def->url ?: "", c.active_streams,
+                         c.active_streams == 1 ? "" : "s");
+        (void) sd_notifyf(false, "STATUS=%s", status);
+}
+
 void manager_set_state(Manager *m, TunnelState s) {
         if (m->state == s)
                 return;
         m->state = s;
         manager_emit_changed(m, "State");
+        /* A server is ready once it listens; a client once it started trying (being connected
+         * depends on a machine elsewhere, and units ordered after us must not wait for that). */
+        if (!m->ready_sent && (s == TUNNEL_LISTENING || s == TUNNEL_CONNECTING || s == TUNNEL_CONNECTED)) {
+                m->ready_sent = true;
+                (void) sd_notify(false, "READY=1");
+        }
+        manager_notify_status(m);
+}
+
+/* The watchdog is fed from the loop itself, so a wedged loop is noticed; STATUS= is refreshed
+ * on the same tick. */
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t wd = 0, period = 5 * USEC_PER_SEC;
+
+        if (sd_watchdog_enabled(false, &wd) > 0) {
+                (void) sd_notify(false, "WATCHDOG=1");
+                period = MIN(period, wd / 2);
+        }
+        manager_notify_status(m);
+        (void) sd_event_source_set_time_relative(s, period);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
 void manager_set_error(Manager *m, const char *error) {
@@ -79,11 +122,28 @@ int manager_disconnect_client(Manager *m, const char *id) {
         return m->server ? server_disconnect_client(m->server, id) : -ENOENT;
 }
 
+static int manager_reload_apply(Manager *m, char **ret_error);
+
 int manager_reload(Manager *m, char **ret_error) {
-        _cleanup_(definition_freep) Definition *d = NULL, *old = NULL;
         int r;
 
         log_info("Reloading %s.", m->config_path);
+        {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                                  (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
+        }
+        r = manager_reload_apply(m, ret_error);
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
+        return r;
+}
+
+static int manager_reload_apply(Manager *m, char **ret_error) {
+        _cleanup_(definition_freep) Definition *d = NULL, *old = NULL;
+        int r;
+
         r = definition_load(m->config_path, m->name, &d, ret_error);
         if (r < 0) {
                 log_error("Reload failed, keeping the running configuration: %s", *ret_error ?: strerror(-r));
@@ -127,6 +187,7 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                 return sd_event_exit(m->event, 0);
         }
         m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1");
         manager_set_state(m, TUNNEL_STOPPING);
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
         if (m->server)
@@ -198,6 +259,9 @@ int manager_start(Manager *m) {
         r = bus_setup(m);
         if (r < 0)
                 return r;
+        r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0, on_status_timer, m);
+        if (r < 0)
+                return r;
         return m->server ? server_start(m->server) : client_start(m->client);
 }
 
@@ -212,6 +276,7 @@ Manager *manager_free(Manager *m) {
         client_free(m->client);
         polkit_queries_free(m);
         sd_event_source_disable_unref(m->counter_timer);
+        sd_event_source_disable_unref(m->status_timer);
         if (m->bus) {
                 sd_bus_flush(m->bus);
                 sd_bus_flush_close_unref(m->bus);

@@ -71,6 +71,8 @@ typedef struct Manager {
         TunnelCounters emitted;
 
         TunnelState state;
+        bool ready_sent;
+        sd_event_source *status_timer;
         char *last_error;
         uint64_t started_at;  /* CLOCK_REALTIME µs */
 } Manager;
@@ -87,6 +89,8 @@ int manager_run(Manager *m);
 int manager_reload(Manager *m, char **ret_error);
 
 void manager_set_state(Manager *m, TunnelState s);
+/* Tells systemd (if it listens) that we are ready, and what we are doing in one line. */
+void manager_notify_status(Manager *m);
 void manager_set_error(Manager *m, const char *error);
 void manager_emit_changed(Manager *m, const char *property);
 void manager_client_event(Manager *m, bool connected, const char *id, const char *text);

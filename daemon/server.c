@@ -6,8 +6,10 @@
  * again at once. */
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "autotls.h"
@@ -33,6 +35,7 @@ struct Listener {
         int fd;
         sd_event_source *io;
         unsigned refs, rr;
+        bool from_systemd;   /* kept open without clients: systemd owns it */
 };
 
 struct Session {
@@ -103,10 +106,17 @@ static void listener_unref(Server *s, uint16_t port) {
         for (; *p; p = &(*p)->next)
                 if ((*p)->port == port) {
                         Listener *l = *p;
-                        if (--l->refs > 0)
+                        if (l->refs == 0 || --l->refs > 0)
                                 return;
+                        if (l->from_systemd) {
+                                /* Not ours to close: stop accepting, and connections wait in the
+                                 * queue until a client offers the port again. */
+                                (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+                                log_info("Port %u: no client offers it now; connections wait in its queue.", port);
+                                return;
+                        }
                         *p = l->next;
-                        log_info("Port %u closed: no client offers it any more.", port);
+                        log_conn(LOG_INFO, NULL, NULL, port, "Port %u closed: no client offers it any more.", port);
                         listener_free(l);
                         return;
                 }
@@ -172,7 +182,8 @@ static int listener_ref(Server *s, uint16_t port, char **ret_error) {
         int r;
 
         if (l) {
-                l->refs++;
+                if (l->refs++ == 0)
+                        (void) sd_event_source_set_enabled(l->io, SD_EVENT_ON);
                 return 0;
         }
         l = calloc(1, sizeof(*l));
@@ -197,7 +208,8 @@ static int listener_ref(Server *s, uint16_t port, char **ret_error) {
         }
         l->next = s->listeners;
         s->listeners = l;
-        log_info("Listening on %s for tunneled connections.", socket_address_format(&a, buf));
+        log_conn(LOG_INFO, NULL, NULL, port, "Listening on %s for tunneled connections.",
+                 socket_address_format(&a, buf));
         return 0;
 }
 
@@ -236,10 +248,11 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
         x->server->closed.total_streams += st.total_streams;
         manager_client_event(x->server->manager, false, x->id, reason);
         if (error < 0)
-                log_info("Client %s (%s) disconnected: %s; %" PRIu64 " streams, %" PRIu64 " bytes in, %" PRIu64
+                log_conn(LOG_INFO, x->id, x->remote, 0,
+                         "Client %s (%s) disconnected: %s; %" PRIu64 " streams, %" PRIu64 " bytes in, %" PRIu64
                          " bytes out.", x->id, x->remote, reason, st.total_streams, st.bytes_in, st.bytes_out);
         else
-                log_info("Client %s (%s) left: %s.", x->id, x->remote, reason);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s (%s) left: %s.", x->id, x->remote, reason);
         session_free(x);
 }
 
@@ -365,7 +378,8 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         if (!auth || http_head_count(h, "Authorization") != 1 || strncasecmp(auth, "Bearer ", 7) != 0 ||
             !secret_equal(auth + 7, strlen(auth + 7), def(s)->token, strlen(def(s)->token))) {
                 if (ratelimit_below(&s->auth_log))
-                        log_warning("Refused a client from %s: %s token.", p->remote, auth ? "wrong" : "no");
+                        log_conn(LOG_WARNING, NULL, p->remote, 0, "Refused a client from %s: %s token.", p->remote,
+                                 auth ? "wrong" : "no");
                 return pending_reply(p, 401, "Unauthorized", "invalid or missing token",
                                      "WWW-Authenticate: Bearer\r\n");
         }
@@ -464,7 +478,8 @@ static void pending_upgrade(Pending *p, size_t head_len) {
                 size_t o = 0;
                 for (size_t i = 0; i < x->n_ports; i++)
                         o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u", i ? " " : "", x->ports[i]);
-                log_info("Client %s connected from %s, ports %s.", x->id, x->remote, list);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s connected from %s, ports %s.", x->id, x->remote,
+                         list);
         }
         manager_client_event(s->manager, true, x->id, x->remote);
         pending_free(p);
@@ -626,6 +641,54 @@ int server_new(Manager *m, Server **ret) {
         return 0;
 }
 
+/* Sockets systemd bound for us (inletsd@NAME.socket, written by inletsd-generator): "control"
+ * and "data-PORT". Privileged ports need no capability then, and a restart refuses nothing. */
+static int take_systemd_sockets(Server *s) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "";
+                uint16_t port;
+
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                        log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
+                        safe_close(fd);
+                } else if (streq(name, "control") && s->control_fd < 0) {
+                        s->control_fd = fd;
+                        log_info("Using the control socket passed by systemd.");
+                } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 &&
+                           !listener_find(s, port)) {
+                        Listener *l = calloc(1, sizeof(*l));
+                        if (!l || sd_event_add_io(s->manager->event, &l->io, fd, EPOLLIN, listener_handler, l) < 0) {
+                                free(l);
+                                safe_close(fd);
+                                continue;
+                        }
+                        l->server = s;
+                        l->port = port;
+                        l->fd = fd;
+                        l->from_systemd = true;
+                        (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF); /* until a client offers it */
+                        l->next = s->listeners;
+                        s->listeners = l;
+                        log_info("Using the socket passed by systemd for port %u.", port);
+                } else {
+                        log_warning("Ignoring passed socket '%s'.", name);
+                        safe_close(fd);
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        return 0;
+}
+
 int server_start(Server *s) {
         const Definition *d = def(s);
         char buf[SOCKADDR_STR_MAX];
@@ -637,10 +700,15 @@ int server_start(Server *s) {
         r = load_credentials(d, &s->creds, &err);
         if (r < 0)
                 return log_error_errno(r, "%s", err ?: "Failed to set up TLS");
-        r = socket_listen_tcp(&d->control_listen, &s->control_fd);
+        r = take_systemd_sockets(s);
         if (r < 0)
-                return log_error_errno(r, "Failed to listen on control address %s: %m",
-                                       socket_address_format(&d->control_listen, buf));
+                return r;
+        if (s->control_fd < 0) {
+                r = socket_listen_tcp(&d->control_listen, &s->control_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on control address %s: %m",
+                                               socket_address_format(&d->control_listen, buf));
+        }
         r = sd_event_add_io(s->manager->event, &s->control_io, s->control_fd, EPOLLIN, control_handler, s);
         if (r < 0)
                 return r;
@@ -941,4 +1009,13 @@ static void session_control(Mux *m, const char *message, void *userdata) {
         (void) mux_send_control(m, reply);
         manager_emit_changed(s->manager, "Clients");
         manager_emit_changed(s->manager, "Ports");
+}
+
+void server_status_summary(Server *s, size_t *ret_clients, char *ports, size_t size) {
+        size_t o = 0;
+        *ret_clients = s->n_sessions;
+        ports[0] = 0;
+        for (Listener *l = s->listeners; l && o + 8 < size; l = l->next)
+                if (l->refs > 0)
+                        o += (size_t) snprintf(ports + o, size - o, "%s%u", o ? " " : "", l->port);
 }

@@ -20,3 +20,4 @@ void server_get_counters(Server *s, TunnelCounters *ret);
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);
 int server_disconnect_client(Server *s, const char *id);
+void server_status_summary(Server *s, size_t *ret_clients, char *ports, size_t size);
