@@ -112,7 +112,8 @@ static void listener_unref(Server *s, uint16_t port) {
                                 /* Not ours to close: stop accepting, and connections wait in the
                                  * queue until a client offers the port again. */
                                 (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
-                                log_info("Port %u: no client offers it now; connections wait in its queue.", port);
+                                log_conn(LOG_INFO, NULL, NULL, port,
+                                         "Port %u: no client offers it now; connections wait in its queue.", port);
                                 return;
                         }
                         *p = l->next;
@@ -182,8 +183,10 @@ static int listener_ref(Server *s, uint16_t port, char **ret_error) {
         int r;
 
         if (l) {
-                if (l->refs++ == 0)
+                if (l->refs++ == 0) {
                         (void) sd_event_source_set_enabled(l->io, SD_EVENT_ON);
+                        log_conn(LOG_INFO, NULL, NULL, port, "Accepting on port %u (socket from systemd).", port);
+                }
                 return 0;
         }
         l = calloc(1, sizeof(*l));
@@ -677,7 +680,7 @@ static int take_systemd_sockets(Server *s) {
                         (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF); /* until a client offers it */
                         l->next = s->listeners;
                         s->listeners = l;
-                        log_info("Using the socket passed by systemd for port %u.", port);
+                        log_conn(LOG_INFO, NULL, NULL, port, "Using the socket passed by systemd for port %u.", port);
                 } else {
                         log_warning("Ignoring passed socket '%s'.", name);
                         safe_close(fd);
