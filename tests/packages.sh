@@ -71,7 +71,7 @@ if [ -n "$rpmfile" ]; then
         # Same content; only the distributions' conventions differ: /lib vs /usr/lib (merged
         # /usr), compressed man pages, Debian's changelog/copyright/examples/lintian files.
         norm() { sed -E 's|^/lib/|/usr/lib/|; s|\.gz$||' "$1" |
-                 grep -vE '^/usr/share/doc/inletsd/(changelog|copyright|examples/)|^/usr/share/lintian/|\.build-id' | sort -u; }
+                 grep -vE '^/usr/share/doc/inletsd/(changelog|copyright|examples/)|^/usr/share/lintian/|^/usr/share/licenses/|\.build-id' | sort -u; }
         norm "$T/deb.files" >"$T/a"
         norm "$T/rpm.files" >"$T/b"
         check rpm-files-match-deb bash -c "diff '$T/a' '$T/b'"
