@@ -432,22 +432,6 @@ static const struct ConfItem {
 };
 #undef F
 
-static int set_error(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (ret_error) {
-                va_start(ap, format);
-                if (vasprintf(&m, format, ap) < 0)
-                        m = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = m;
-        }
-        return r < 0 ? r : -EINVAL;
-}
-
 /* Strips one pair of matching outer quotes. */
 static char *unquote(char *v) {
         size_t n = strlen(v);
@@ -466,7 +450,7 @@ int definition_parse_buffer(Definition *d, const char *path, const char *data, s
         size_t pos = 0;
 
         if (memchr(data, 0, size))
-                return set_error(ret_error, -EBADMSG, "%s: file contains a NUL byte", path);
+                return errorf(ret_error, -EBADMSG, "%s: file contains a NUL byte", path);
 
         while (pos < size) {
                 _cleanup_free_ char *buf = NULL;
@@ -491,7 +475,7 @@ int definition_parse_buffer(Definition *d, const char *path, const char *data, s
                 if (*l == '[') {
                         size_t n = strlen(l);
                         if (l[n - 1] != ']' || n < 3)
-                                return set_error(ret_error, -EBADMSG, "%s:%u: Invalid section header", path, line);
+                                return errorf(ret_error, -EBADMSG, "%s:%u: Invalid section header", path, line);
                         free(section);
                         section = strndup(l + 1, n - 2);
                         if (!section)
@@ -507,10 +491,10 @@ int definition_parse_buffer(Definition *d, const char *path, const char *data, s
 
                 eq = strchr(l, '=');
                 if (!eq)
-                        return set_error(ret_error, -EBADMSG, "%s:%u: Expected Key=Value, got a line without '='",
+                        return errorf(ret_error, -EBADMSG, "%s:%u: Expected Key=Value, got a line without '='",
                                          path, line);
                 if (!section)
-                        return set_error(ret_error, -EBADMSG, "%s:%u: Assignment outside of any section", path, line);
+                        return errorf(ret_error, -EBADMSG, "%s:%u: Assignment outside of any section", path, line);
                 if (!section_known)
                         continue;
 
@@ -533,8 +517,8 @@ int definition_parse_buffer(Definition *d, const char *path, const char *data, s
                         return r;
                 if (r < 0) {
                         if (item->secret)
-                                return set_error(ret_error, r, "%s:%u: Invalid %s= value", path, line, key);
-                        return set_error(ret_error, r, "%s:%u: Invalid %s= value '%s'%s%s", path, line, key,
+                                return errorf(ret_error, r, "%s:%u: Invalid %s= value", path, line, key);
+                        return errorf(ret_error, r, "%s:%u: Invalid %s= value '%s'%s%s", path, line, key,
                                          value, reason ? ": " : "", reason ?: "");
                 }
                 if (item->secret && !d->token_file)
@@ -551,9 +535,9 @@ static int parse_file(Definition *d, const char *path, char **ret_error) {
 
         r = read_full_file(path, CONF_FILE_MAX, &data, &size);
         if (r == -EFBIG)
-                return set_error(ret_error, r, "%s: file larger than %u bytes", path, CONF_FILE_MAX);
+                return errorf(ret_error, r, "%s: file larger than %u bytes", path, CONF_FILE_MAX);
         if (r < 0)
-                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
+                return errorf(ret_error, r, "%s: %s", path, strerror(-r));
         return definition_parse_buffer(d, path, data, size, ret_error);
 }
 
@@ -574,7 +558,7 @@ static int parse_dropins(Definition *d, const char *path, char **ret_error) {
                 return -ENOMEM;
         dp = opendir(dir);
         if (!dp)
-                return errno == ENOENT || errno == ENOTDIR ? 0 : set_error(ret_error, -errno, "%s: %m", dir);
+                return errno == ENOENT || errno == ENOTDIR ? 0 : errorf(ret_error, -errno, "%s: %m", dir);
         while ((de = readdir(dp))) {
                 size_t k = strlen(de->d_name);
                 char *f;
@@ -630,17 +614,17 @@ static int load_token(Definition *d, char **ret_error) {
                         if (asprintf(&p, "%.*s.token", (int) strlen(d->path) - 5, d->path) < 0)
                                 return -ENOMEM;
                         if (access(p, F_OK) < 0)
-                                return set_error(ret_error, -ENOKEY,
+                                return errorf(ret_error, -ENOKEY,
                                                  "%s: no token: set Token= or TokenFile=, pass credential 'token', "
                                                  "or create %s", d->path, p);
                 } else
-                        return set_error(ret_error, -ENOKEY,
+                        return errorf(ret_error, -ENOKEY,
                                          "%s: no token: set Token= or TokenFile=, or pass credential 'token'",
                                          d->path ?: d->name);
                 source = p;
                 r = read_full_file(p, TOKEN_MAX_LEN, &data, NULL);
                 if (r < 0)
-                        return set_error(ret_error, r, "%s: cannot read token file %s: %s", d->path ?: d->name, p,
+                        return errorf(ret_error, r, "%s: cannot read token file %s: %s", d->path ?: d->name, p,
                                          r == -EFBIG ? "file too large" : strerror(-r));
                 t = strstrip(data);
                 d->token = strdup(t);
@@ -649,10 +633,10 @@ static int load_token(Definition *d, char **ret_error) {
                         return -ENOMEM;
         }
         if (strlen(d->token) < TOKEN_MIN_LEN)
-                return set_error(ret_error, -EINVAL, "%s: token from %s is shorter than %d bytes",
+                return errorf(ret_error, -EINVAL, "%s: token from %s is shorter than %d bytes",
                                  d->path ?: d->name, source, TOKEN_MIN_LEN);
         if (!token_chars_ok(d->token))
-                return set_error(ret_error, -EINVAL,
+                return errorf(ret_error, -EINVAL,
                                  "%s: token from %s contains spaces or control characters", d->path ?: d->name,
                                  source);
         return 0;
@@ -673,7 +657,7 @@ static int finish(Definition *d, bool token, char **ret_error) {
         int r;
 
         if (d->role < 0)
-                return set_error(ret_error, -EINVAL, "%s: Role= is not set in [Tunnel] (server, client or fileserver)", f);
+                return errorf(ret_error, -EINVAL, "%s: Role= is not set in [Tunnel] (server, client or fileserver)", f);
         if (d->mode < 0)
                 d->mode = MODE_TCP;
         if (d->keepalive_usec == 0)
@@ -694,13 +678,13 @@ static int finish(Definition *d, bool token, char **ret_error) {
                 if (d->tls < 0)
                         d->tls = true;
                 if (!!d->certificate_file != !!d->key_file)
-                        return set_error(ret_error, -EINVAL, "%s: CertificateFile= and KeyFile= must be set together", f);
+                        return errorf(ret_error, -EINVAL, "%s: CertificateFile= and KeyFile= must be set together", f);
                 if (d->auto_tls > 0 && d->certificate_file)
-                        return set_error(ret_error, -EINVAL, "%s: AutoTLS=yes and CertificateFile= exclude each other", f);
+                        return errorf(ret_error, -EINVAL, "%s: AutoTLS=yes and CertificateFile= exclude each other", f);
                 if (d->auto_tls < 0)
                         d->auto_tls = d->tls && !d->certificate_file;
                 if (d->tls && !d->auto_tls && !d->certificate_file)
-                        return set_error(ret_error, -EINVAL,
+                        return errorf(ret_error, -EINVAL,
                                          "%s: TLS needs AutoTLS=yes or CertificateFile=; set TLS=no only behind a "
                                          "TLS-terminating proxy", f);
                 if (!d->state_directory) {
@@ -722,20 +706,20 @@ static int finish(Definition *d, bool token, char **ret_error) {
 
         case ROLE_CLIENT:
                 if (!d->url)
-                        return set_error(ret_error, -EINVAL, "%s: URL= is not set in [Client]", f);
+                        return errorf(ret_error, -EINVAL, "%s: URL= is not set in [Client]", f);
                 if (d->ca_file && d->has_fingerprint)
-                        return set_error(ret_error, -EINVAL, "%s: CAFile= and ServerFingerprint= exclude each other", f);
+                        return errorf(ret_error, -EINVAL, "%s: CAFile= and ServerFingerprint= exclude each other", f);
                 if (d->mode == MODE_TCP) {
                         if (d->n_ports == 0)
-                                return set_error(ret_error, -EINVAL, "%s: Ports= is not set in [Client]", f);
+                                return errorf(ret_error, -EINVAL, "%s: Ports= is not set in [Client]", f);
                         if (d->n_upstreams > 1)
-                                return set_error(ret_error, -EINVAL,
+                                return errorf(ret_error, -EINVAL,
                                                  "%s: TCP mode takes one Upstream= host, %zu given", f, d->n_upstreams);
                         if (d->n_upstreams == 0 &&
                             strv_push(&d->upstreams, &d->n_upstreams, strdup("127.0.0.1")) < 0)
                                 return -ENOMEM;
                 } else if (d->n_upstreams == 0)
-                        return set_error(ret_error, -EINVAL, "%s: Upstream= is not set in [Client]", f);
+                        return errorf(ret_error, -EINVAL, "%s: Upstream= is not set in [Client]", f);
                 if (d->reconnect_max_delay_usec == 0)
                         d->reconnect_max_delay_usec = 30 * USEC_PER_SEC;
                 if (d->max_streams == 0)
@@ -744,7 +728,7 @@ static int finish(Definition *d, bool token, char **ret_error) {
 
         case ROLE_FILESERVER:
                 if (!d->webroot)
-                        return set_error(ret_error, -EINVAL, "%s: Webroot= is not set in [FileServer]", f);
+                        return errorf(ret_error, -EINVAL, "%s: Webroot= is not set in [FileServer]", f);
                 if (address_unset(&d->listen))
                         (void) socket_address_parse("127.0.0.1", DEFAULT_FILESERVER_PORT, &d->listen);
                 if (d->allow_browsing < 0)

@@ -420,15 +420,6 @@ void tls_conn_bye(TlsConn *c) {
 
 /* ---- credentials ---- */
 
-static int cred_error(char **ret_error, int r, const char *what, const char *file, int gr) {
-        if (ret_error) {
-                free(*ret_error);
-                if (asprintf(ret_error, "%s%s%s: %s", what, file ? " " : "", file ?: "", gnutls_strerror(gr)) < 0)
-                        *ret_error = NULL;
-        }
-        return r;
-}
-
 int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                            gnutls_certificate_credentials_t *ret, char **ret_error) {
         gnutls_certificate_credentials_t creds;
@@ -442,7 +433,7 @@ int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *ke
         r = gnutls_certificate_set_x509_key_mem2(creds, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (r < 0) {
                 gnutls_certificate_free_credentials(creds);
-                return cred_error(ret_error, -EINVAL, "Failed to load certificate and key", NULL, r);
+                return errorf(ret_error, -EINVAL, "Failed to load certificate and key: %s", gnutls_strerror(r));
         }
         *ret = creds;
         return 0;
@@ -459,8 +450,8 @@ int tls_server_credentials_from_files(const char *cert_file, const char *key_fil
         r = gnutls_certificate_set_x509_key_file2(creds, cert_file, key_file, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (r < 0) {
                 gnutls_certificate_free_credentials(creds);
-                return cred_error(ret_error, r == GNUTLS_E_FILE_ERROR ? -ENOENT : -EINVAL,
-                                  "Failed to load certificate/key", cert_file, r);
+                return errorf(ret_error, r == GNUTLS_E_FILE_ERROR ? -ENOENT : -EINVAL,
+                              "Failed to load certificate/key %s: %s", cert_file, gnutls_strerror(r));
         }
         *ret = creds;
         return 0;
@@ -479,8 +470,8 @@ int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t
                 r = gnutls_certificate_set_x509_system_trust(creds);
         if (r <= 0 && ca_file) {
                 gnutls_certificate_free_credentials(creds);
-                return cred_error(ret_error, -EINVAL, "Failed to load CA certificates from", ca_file,
-                                  r == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : r);
+                return errorf(ret_error, -EINVAL, "Failed to load CA certificates from %s: %s", ca_file,
+                              gnutls_strerror(r == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : r));
         }
         *ret = creds;
         return 0;

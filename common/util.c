@@ -7,6 +7,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -407,6 +408,29 @@ bool secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
         for (size_t i = 0; i < sizeof(ha); i++)
                 d |= ha[i] ^ hb[i];
         return d == 0;
+}
+
+int errorf(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        if (ret_error) {
+                va_start(ap, format);
+                if (vasprintf(&m, format, ap) < 0)
+                        m = NULL;
+                va_end(ap);
+                free(*ret_error);
+                *ret_error = m;
+        }
+        return r < 0 ? r : -EINVAL;
+}
+
+uint16_t authority_port(const char *authority) {
+        const char *c = authority ? strrchr(authority, ':') : NULL;
+        uint16_t p = 0;
+        if (c)
+                (void) parse_port(c + 1, &p);
+        return p;
 }
 
 char *strstrip(char *s) {

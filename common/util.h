@@ -55,6 +55,12 @@ int sha256(const void *data, size_t n, uint8_t ret[static 32]);
 /* Compares two secrets in time independent of where they differ, and of their lengths. */
 bool secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Sets *ret_error (if given) to a formatted message, replacing what it held; returns r (or
+ * -EINVAL when r is not negative). The one way errors with a message travel up. */
+int errorf(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
+/* The port of "host:port" / "[v6]:port", 0 if there is none. */
+uint16_t authority_port(const char *authority);
+
 char *strstrip(char *s);
 bool string_is_safe_id(const char *s, size_t max_len);
 int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */

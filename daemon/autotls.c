@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -25,19 +24,6 @@ static gnutls_x509_privkey_t key_free(gnutls_x509_privkey_t k) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, crt_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, key_free);
-
-static int fail(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        if (ret_error) {
-                free(*ret_error);
-                va_start(ap, format);
-                if (vasprintf(ret_error, format, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return r;
-}
 
 static int load_crt(const char *path, gnutls_x509_crt_t *ret) {
         _cleanup_free_ char *pem = NULL;
@@ -282,7 +268,7 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         int r;
 
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return fail(ret_error, -errno, "Failed to create state directory %s: %m", dir);
+                return errorf(ret_error, -errno, "Failed to create state directory %s: %m", dir);
         if (asprintf(&pca, "%s/ca.crt", dir) < 0 || asprintf(&pcakey, "%s/ca.key", dir) < 0 ||
             asprintf(&psrv, "%s/server.crt", dir) < 0 || asprintf(&psrvkey, "%s/server.key", dir) < 0)
                 return -ENOMEM;
@@ -292,7 +278,7 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
                 ca_key = key_free(ca_key);
                 r = make_ca(dir, &ca, &ca_key);
                 if (r < 0)
-                        return fail(ret_error, r, "Failed to create the auto-TLS CA in %s: %s", dir, strerror(-r));
+                        return errorf(ret_error, r, "Failed to create the auto-TLS CA in %s: %s", dir, strerror(-r));
                 log_info("Generated a new auto-TLS CA in %s/ca.crt.", dir);
                 regen_server = true;
         }
@@ -314,7 +300,7 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         if (regen_server) {
                 r = make_server(dir, ca, ca_key, sans, n_sans);
                 if (r < 0)
-                        return fail(ret_error, r, "Failed to issue the auto-TLS server certificate in %s: %s", dir,
+                        return errorf(ret_error, r, "Failed to issue the auto-TLS server certificate in %s: %s", dir,
                                     strerror(-r));
         }
 
@@ -324,7 +310,7 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         if (r >= 0)
                 r = read_full_file(psrvkey, 1024 * 1024, &key_pem, &nk);
         if (r < 0)
-                return fail(ret_error, r, "Failed to read auto-TLS files in %s: %s", dir, strerror(-r));
+                return errorf(ret_error, r, "Failed to read auto-TLS files in %s: %s", dir, strerror(-r));
         /* Serve the chain, so a client can pin the CA and survive server certificate renewal. */
         if (asprintf(&chain, "%s%s", srv_pem, ca_pem) < 0)
                 return -ENOMEM;

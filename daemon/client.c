@@ -171,14 +171,12 @@ static int dial_next(Dial *d) {
 
 static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
         Client *c = userdata;
-        const char *colon = strrchr(authority, ':');
-        uint16_t public_port = 0, port = 0;
+        uint16_t public_port, port = 0;
         Dial *d;
 
         /* Only the port of :authority counts: the upstream is ours to choose, never the
          * server's, so a hostile server cannot steer us at other hosts. */
-        if (colon)
-                (void) parse_port(colon + 1, &public_port);
+        public_port = authority_port(authority);
         for (size_t i = 0; i < def(c)->n_ports; i++)
                 if (def(c)->ports[i].public_port == public_port)
                         port = def(c)->ports[i].upstream_port;
@@ -701,15 +699,11 @@ typedef struct StreamWalk {
 
 static void walk_stream(const MuxStreamInfo *i, void *userdata) {
         StreamWalk *w = userdata;
-        const char *colon = i->authority ? strrchr(i->authority, ':') : NULL;
-        uint16_t port = 0;
-        if (colon)
-                (void) parse_port(colon + 1, &port);
         StreamInfo si = {
                 .id = i->id > 0 ? (uint32_t) i->id : 0,
                 .client = NULL,
                 .peer = i->peer,
-                .port = port,
+                .port = authority_port(i->authority),
                 .bytes_in = i->bytes_in,
                 .bytes_out = i->bytes_out,
                 .age_usec = w->now - i->created,
@@ -724,10 +718,6 @@ void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userd
 }
 
 /* ---- reload ---- */
-
-static bool streq_ptr(const char *a, const char *b) {
-        return a == b || (a && b && streq(a, b));
-}
 
 static bool offer_changed(const Definition *a, const Definition *b) {
         if (a->n_ports != b->n_ports)

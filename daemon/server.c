@@ -797,14 +797,6 @@ typedef struct StreamWalk {
         uint64_t now;
 } StreamWalk;
 
-static uint16_t authority_port(const char *authority) {
-        const char *c = authority ? strrchr(authority, ':') : NULL;
-        uint16_t p = 0;
-        if (c)
-                (void) parse_port(c + 1, &p);
-        return p;
-}
-
 static void walk_stream(const MuxStreamInfo *i, void *userdata) {
         StreamWalk *w = userdata;
         StreamInfo si = {
@@ -846,10 +838,6 @@ static bool strv_equal(char **a, size_t na, char **b, size_t nb) {
                 if (!streq(a[i], b[i]))
                         return false;
         return true;
-}
-
-static bool streq_ptr(const char *a, const char *b) {
-        return a == b || (a && b && streq(a, b));
 }
 
 static bool tls_changed(const Definition *a, const Definition *b) {

@@ -85,20 +85,6 @@ def definitions(root):
     write(root, "/etc/inlets.d/rdp-client.token", TOKEN + "\n", 0o600)
 
 
-def echo(port, payload, timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(payload)
-    s.shutdown(socket.SHUT_WR)
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
-    return out
-
-
 def main():
     if os.geteuid() != 0:
         print("e2e: needs root; skipped")
