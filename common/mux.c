@@ -1007,6 +1007,14 @@ void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userd
         }
 }
 
+void mux_goaway(Mux *m) {
+        if (m->dead)
+                return;
+        (void) nghttp2_submit_goaway(m->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(m->h2),
+                                     NGHTTP2_NO_ERROR, NULL, 0);
+        mux_pump(m);
+}
+
 void mux_abort(Mux *m, const char *reason) {
         if (m->dead)
                 return;

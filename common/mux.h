@@ -76,6 +76,9 @@ typedef struct MuxStreamInfo {
 } MuxStreamInfo;
 
 void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata);
+/* No new streams from the peer (HTTP/2 GOAWAY, graceful); the live ones carry on. */
+void mux_goaway(Mux *m);
+
 /* Sends a control message (one line of text, at most WS_TEXT_MAX bytes). */
 int mux_send_control(Mux *m, const char *message);
 /* Resets one stream (RST_STREAM CANCEL, socket reset). Safe inside mux_foreach_stream(). */

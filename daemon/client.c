@@ -646,6 +646,16 @@ static int compute_client_id(Client *c) {
         return c->client_id ? 0 : -ENOMEM;
 }
 
+void client_drain(Client *c) {
+        if (c->mux)
+                mux_goaway(c->mux);
+        else
+                connection_reset(c);
+        c->state = STATE_STOPPED;
+        c->timer = sd_event_source_disable_unref(c->timer);
+        manager_set_state(c->manager, TUNNEL_STOPPING);
+}
+
 void client_stop(Client *c) {
         c->state = STATE_STOPPED;
         manager_set_state(c->manager, TUNNEL_STOPPING);

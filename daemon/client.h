@@ -10,6 +10,8 @@ Client *client_free(Client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Client *, client_free);
 int client_start(Client *c);
 void client_stop(Client *c);
+/* Ask the server for no new streams and never reconnect; streams carry on. */
+void client_drain(Client *c);
 
 int client_reload(Client *c, const Definition *new_def, char **ret_error);
 void client_reloaded(Client *c, const Definition *old_def);

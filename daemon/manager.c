@@ -179,23 +179,58 @@ static int manager_reload_apply(Manager *m, char **ret_error) {
         return 0;
 }
 
-static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Manager *m = userdata;
+#define DRAIN_USEC (10 * USEC_PER_SEC)
 
-        if (m->stopping) {
-                log_info("Second signal: exiting now.");
-                return sd_event_exit(m->event, 0);
-        }
-        m->stopping = true;
-        (void) sd_notify(false, "STOPPING=1");
-        manager_set_state(m, TUNNEL_STOPPING);
-        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+static int finish_stop(Manager *m) {
         if (m->server)
                 server_stop(m->server);
         if (m->client)
                 client_stop(m->client);
         /* What the sessions had queued (GOAWAY, close, close_notify) was flushed above. */
         return sd_event_exit(m->event, 0);
+}
+
+/* Draining: exit when the last tunneled connection has ended, or at the deadline. */
+static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        TunnelCounters c;
+
+        manager_get_counters(m, &c);
+        if (c.active_streams == 0 || now_usec() >= m->drain_deadline) {
+                if (c.active_streams > 0)
+                        log_notice("Drain time is up: resetting %u connection%s.", c.active_streams,
+                                   c.active_streams == 1 ? "" : "s");
+                return finish_stop(m);
+        }
+        (void) sd_event_source_set_time_relative(s, 50 * USEC_PER_MSEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        TunnelCounters c;
+
+        if (m->stopping) {
+                log_info("Second signal: exiting now.");
+                return finish_stop(m);
+        }
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1");
+        manager_set_state(m, TUNNEL_STOPPING);
+        manager_get_counters(m, &c);
+        log_info("Received %s, shutting down%s.", strsignal((int) si->ssi_signo),
+                 c.active_streams > 0 ? " once the open connections end" : "");
+        /* New connections go to the next process (systemd holds the sockets) or are refused;
+         * the ones in flight may finish, within a bound. */
+        if (m->server)
+                server_drain(m->server);
+        if (m->client)
+                client_drain(m->client);
+        if (c.active_streams == 0)
+                return finish_stop(m);
+        m->drain_deadline = now_usec() + DRAIN_USEC;
+        return sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 0,
+                                          on_drain_timer, m);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -284,6 +319,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);
+        sd_event_source_disable_unref(m->drain_timer);
         sd_event_unref(m->event);
         definition_free(m->def);
         free(m->config_path);

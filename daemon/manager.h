@@ -60,8 +60,9 @@ typedef struct Manager {
         char *name;           /* NAME for `inletsd NAME`, else NULL */
         Server *server;
         Client *client;
-        sd_event_source *sigterm, *sigint, *sighup;
+        sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
         bool stopping;
+        uint64_t drain_deadline;
 
         BusMode bus_mode;
         sd_bus *bus;

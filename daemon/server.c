@@ -723,6 +723,21 @@ int server_start(Server *s) {
         return 0;
 }
 
+void server_drain(Server *s) {
+        s->control_io = sd_event_source_disable_unref(s->control_io);
+        s->control_fd = safe_close(s->control_fd);
+        while (s->pending)
+                pending_free(s->pending);
+        for (Listener *l = s->listeners; l; l = l->next)
+                if (l->from_systemd)
+                        (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+                else {
+                        /* Ours: refuse at once rather than queue for a process that won't come. */
+                        l->io = sd_event_source_disable_unref(l->io);
+                        l->fd = safe_close(l->fd);
+                }
+}
+
 void server_stop(Server *s) {
         s->control_io = sd_event_source_disable_unref(s->control_io);
         s->control_fd = safe_close(s->control_fd);

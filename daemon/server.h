@@ -10,6 +10,8 @@ Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 int server_start(Server *s);
 void server_stop(Server *s);
+/* Stop accepting (systemd's sockets keep queueing for the next process); streams carry on. */
+void server_drain(Server *s);
 
 /* Reload in two steps: check and prepare with the new definition (nothing changes on
  * failure), then, once the manager holds the new definition, apply. */

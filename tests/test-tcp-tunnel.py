@@ -323,6 +323,29 @@ class TcpTunnel(TunnelTest):
         self.assertLess(dt, 10)
         print(f"{pushed >> 20} MiB stuck behind a stalled upstream; another stream echoed 16 MiB in {dt:.2f} s")
 
+    def test_sigterm_drains(self):
+        """A connection in flight when the server is told to stop finishes; new ones are
+        refused at once; then the server exits 0."""
+        self.start_pair()
+        s = socket.create_connection(("127.0.0.1", self.pub), timeout=10)
+        s.sendall(b"first half ")
+        self.assertEqual(s.recv(11), b"first half ")
+        self.srv.proc.send_signal(signal.SIGTERM)
+        self.srv.wait_log("once the open connections end")
+        self.assertFalse(port_open(self.pub), "new connections are refused while draining")
+        s.sendall(b"second half")
+        s.shutdown(socket.SHUT_WR)
+        rest = b""
+        while True:
+            b = s.recv(100)
+            if not b:
+                break
+            rest += b
+        s.close()
+        self.assertEqual(rest, b"second half")
+        self.assertEqual(self.srv.proc.wait(10), 0)
+        print("SIGTERM: the open connection finished, a new one was refused, exit 0")
+
     def test_keepalive_detects_dead_server(self):
         self.start_pair()
         self.srv.proc.send_signal(signal.SIGSTOP)   # alive for TCP, silent for the protocol
