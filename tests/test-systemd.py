@@ -72,6 +72,22 @@ class Systemd(TunnelTest):
         print("generator: control/data/http sockets for server definitions, none for clients, "
               "a broken definition skipped with a warning")
 
+    def test_examples_pass_check(self):
+        """docs/examples are what an admin copies: inletsctl check must accept each."""
+        inletsctl = os.environ.get("INLETSCTL", f"{BUILD}/ctl/inletsctl")
+        d = f"{self.tmp}/examples"
+        shutil.copytree(f"{SRC}/docs/examples", d)
+        names = sorted(n[:-5] for n in os.listdir(d) if n.endswith(".conf"))
+        self.assertEqual(names, ["files", "rdp", "rdp-client", "web", "web-client"])
+        for n in names:   # as installed: NAME.token beside NAME.conf
+            with open(f"{d}/{n}.token", "w") as f:
+                f.write(TOKEN + "\n")
+        r = subprocess.run([inletsctl, "check", "--config-dir", d, *names], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.count(": OK ("), len(names))
+        self.assertEqual(r.stderr, "", "no warnings either")
+        print(f"docs/examples: {', '.join(names)} all pass inletsctl check")
+
     def test_units_verify_and_security(self):
         out, _ = self.generate()
         udir = f"{self.tmp}/units"
