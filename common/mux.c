@@ -14,6 +14,8 @@
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "log.h"
@@ -34,6 +36,7 @@ struct MuxStream {
         int fd;
         sd_event_source *io;
         bool aborted;        /* reset: drop whatever still arrives */
+        bool corked;         /* written with MSG_MORE in this read batch, not pushed yet */
         bool responded;      /* tunnel client: 200 sent; exit server: 200 received */
         bool reading;        /* may read from the socket */
 
@@ -62,6 +65,7 @@ struct Mux {
 
         MuxStream *streams;
         unsigned n_streams;
+        bool any_corked;
         uint64_t total_streams, bytes_in, bytes_out;
         uint64_t last_rx;
         bool ping_outstanding;
@@ -499,9 +503,15 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
         }
-        /* Before the upstream is connected (fd < 0) everything is held for it. */
+        /* Before the upstream is connected (fd < 0) everything is held for it. Chunks come a
+         * TLS record at a time; MSG_MORE lets the kernel build full segments from them, and
+         * the end of the read batch pushes what is left (mux_push_corked). */
         if (s->wlen == 0 && s->fd >= 0) {
-                ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+                if (n > 0 && !s->corked) {
+                        s->corked = true;
+                        m->any_corked = true;
+                }
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
                         stream_abort(s, NGHTTP2_CONNECT_ERROR);
                         return 0;
@@ -680,6 +690,21 @@ static int ws_text_cb(void *userdata, const uint8_t *p, size_t n, bool fin) {
 
 static const WsCallbacks mux_ws_callbacks = { .data = ws_data_cb, .control = ws_control_cb, .text = ws_text_cb };
 
+/* Sends what MSG_MORE held back: setting TCP_NODELAY pushes pending frames. */
+static void mux_push_corked(Mux *m) {
+        int one = 1;
+
+        if (!m->any_corked)
+                return;
+        m->any_corked = false;
+        for (MuxStream *s = m->streams; s; s = s->next)
+                if (s->corked) {
+                        s->corked = false;
+                        if (s->fd >= 0)
+                                (void) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                }
+}
+
 static void mux_read(Mux *m) {
         const WsCallbacks wscb = mux_ws_callbacks;
 
@@ -707,6 +732,7 @@ static void mux_read(Mux *m) {
                         mux_fail(m, r, "WebSocket protocol error: %s", m->ws.error ?: "callback failed");
                 }
         }
+        mux_push_corked(m);
 }
 
 static void mux_pump(Mux *m) {

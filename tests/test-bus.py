@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -134,6 +135,9 @@ class Bus(TunnelTest):
         self.start_pair()
         mon = subprocess.Popen(["busctl", f"--address={self.addr}", "monitor", "io.inletsd.Tunnel.rdp",
                                 "--json=short"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(mon.stdout.readline, "")), daemon=True)
+        reader.start()
         try:
             s1 = self.status("rdp")
             self.assertEqual(s1["role"], "server")
@@ -151,10 +155,13 @@ class Bus(TunnelTest):
             s2 = self.status("rdp")
             self.assertGreaterEqual(s2["bytes_out"], s1["bytes_out"] + len(data))
             self.assertGreaterEqual(s2["total_streams"], 1)
-            time.sleep(1.5)   # counters are announced at most once a second
+            # Counters are announced at most once a second: wait for the announcement.
+            wait_until(lambda: any('"PropertiesChanged"' in l and "BytesOut" in l for l in list(lines)), 10,
+                       "PropertiesChanged with BytesOut")
         finally:
             mon.terminate()
-            out, _ = mon.communicate(10)
+            mon.wait(10)
+        out = "".join(lines)
         changed = [json.loads(l) for l in out.splitlines() if '"PropertiesChanged"' in l]
         self.assertTrue(any("BytesOut" in json.dumps(m.get("payload", {})) for m in changed), out[-2000:])
         text = self.ctl("status", "rdp", check=0).stdout
