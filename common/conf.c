@@ -44,6 +44,8 @@ Definition *definition_new(const char *name, const char *path) {
         d->tls = -1;
         d->auto_tls = -1;
         d->allow_browsing = -1;
+        d->basic_auth = -1;
+        d->allow_hidden = -1;
         d->log_level = -1;
         d->name = name ? strdup(name) : NULL;
         d->path = path ? strdup(path) : NULL;
@@ -429,6 +431,8 @@ static const struct ConfItem {
         { "FileServer", "Listen", conf_fileserver_listen, F(listen) },
         { "FileServer", "Webroot", conf_string, F(webroot) },
         { "FileServer", "AllowBrowsing", conf_bool, F(allow_browsing) },
+        { "FileServer", "BasicAuth", conf_bool, F(basic_auth) },
+        { "FileServer", "AllowHidden", conf_bool, F(allow_hidden) },
 };
 #undef F
 
@@ -733,6 +737,14 @@ static int finish(Definition *d, bool token, char **ret_error) {
                         (void) socket_address_parse("127.0.0.1", DEFAULT_FILESERVER_PORT, &d->listen);
                 if (d->allow_browsing < 0)
                         d->allow_browsing = false;
+                if (d->allow_hidden < 0)
+                        d->allow_hidden = false;
+                if (d->basic_auth < 0)
+                        d->basic_auth = true;
+                if (d->max_clients == 0)
+                        d->max_clients = 512; /* connections */
+                if (!d->basic_auth)
+                        return 0; /* explicitly open: no token needed */
                 break;
 
         default:

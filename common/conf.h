@@ -78,6 +78,8 @@ typedef struct Definition {
         SocketAddress listen;
         char *webroot;
         int allow_browsing;
+        int basic_auth;      /* user "admin", the token as password */
+        int allow_hidden;    /* serve and list names starting with '.' */
 } Definition;
 
 /* A parsed wss:// or ws:// URL. */

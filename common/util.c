@@ -394,6 +394,46 @@ char *base64mem(const void *p, size_t n) {
         return s;
 }
 
+int unbase64mem(const char *s, char **ret, size_t *ret_len) {
+        size_t n = strlen(s), o = 0;
+        _cleanup_free_ char *r = NULL;
+        uint32_t acc = 0;
+        int bits = 0, pad = 0;
+
+        if (n % 4 != 0)
+                return -EINVAL;
+        r = malloc(n / 4 * 3 + 1);
+        if (!r)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                int v;
+                if (c == '=') {
+                        if (i < n - 2)
+                                return -EINVAL;
+                        pad++;
+                        continue;
+                }
+                if (pad)
+                        return -EINVAL;
+                v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                  : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+                if (v < 0)
+                        return -EINVAL;
+                acc = acc << 6 | (uint32_t) v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        r[o++] = (char) (acc >> bits);
+                }
+        }
+        r[o] = 0;
+        if (ret_len)
+                *ret_len = o;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
 int sha256(const void *data, size_t n, uint8_t ret[static 32]) {
         return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, ret) < 0 ? -EIO : 0;
 }

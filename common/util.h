@@ -51,6 +51,8 @@ int random_token(char **ret); /* 32 random bytes, hex encoded */
 char *hexmem(const void *p, size_t n);
 int unhexmem(const char *s, void *ret, size_t n);
 char *base64mem(const void *p, size_t n);
+/* Standard base64 with padding; -EINVAL on anything else. ret is NUL-terminated. */
+int unbase64mem(const char *s, char **ret, size_t *ret_len);
 int sha256(const void *data, size_t n, uint8_t ret[static 32]);
 /* Compares two secrets in time independent of where they differ, and of their lengths. */
 bool secret_equal(const char *a, size_t alen, const char *b, size_t blen);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The manager: event loop, signals, bus, reload, and dispatch to the role object. */
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
@@ -8,6 +9,7 @@
 
 #include "bus.h"
 #include "client.h"
+#include "fileserver.h"
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
@@ -46,7 +48,11 @@ void manager_notify_status(Manager *m) {
                 snprintf(status, sizeof(status), "%s: %zu client%s, ports %s, %u stream%s",
                          tunnel_state_to_string(m->state), n_clients, n_clients == 1 ? "" : "s", *ports ? ports : "none",
                          c.active_streams, c.active_streams == 1 ? "" : "s");
-        } else
+        } else if (m->fileserver)
+                snprintf(status, sizeof(status), "%s: %s, %u connection%s, %" PRIu64 " requests",
+                         tunnel_state_to_string(m->state), m->def->webroot, c.active_streams,
+                         c.active_streams == 1 ? "" : "s", c.total_streams);
+        else
                 snprintf(status, sizeof(status), "%s %s %s, %u stream%s", tunnel_state_to_string(m->state),
                          m->state == TUNNEL_CONNECTED ? "to" : "with", m->def->url ?: "", c.active_streams,
                          c.active_streams == 1 ? "" : "s");
@@ -104,6 +110,8 @@ void manager_get_counters(Manager *m, TunnelCounters *ret) {
                 server_get_counters(m->server, ret);
         else if (m->client)
                 client_get_counters(m->client, ret);
+        else if (m->fileserver)
+                fileserver_get_counters(m->fileserver, ret);
 }
 
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
@@ -182,6 +190,8 @@ static int manager_reload_apply(Manager *m, char **ret_error) {
 #define DRAIN_USEC (10 * USEC_PER_SEC)
 
 static int finish_stop(Manager *m) {
+        if (m->fileserver)
+                fileserver_stop(m->fileserver);
         if (m->server)
                 server_stop(m->server);
         if (m->client)
@@ -285,6 +295,9 @@ int manager_start(Manager *m) {
         case ROLE_CLIENT:
                 r = client_new(m, &m->client);
                 break;
+        case ROLE_FILESERVER:
+                r = fileserver_new(m, &m->fileserver);
+                break;
         default:
                 return log_error_errno(EOPNOTSUPP, "%s: Role=%s is not supported by this version yet.", m->config_path,
                                        role_to_string(m->def->role));
@@ -297,7 +310,8 @@ int manager_start(Manager *m) {
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0, on_status_timer, m);
         if (r < 0)
                 return r;
-        return m->server ? server_start(m->server) : client_start(m->client);
+        return m->server ? server_start(m->server) : m->client ? client_start(m->client)
+                                                               : fileserver_start(m->fileserver);
 }
 
 int manager_run(Manager *m) {
@@ -309,6 +323,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         server_free(m->server);
         client_free(m->client);
+        fileserver_free(m->fileserver);
         polkit_queries_free(m);
         sd_event_source_disable_unref(m->counter_timer);
         sd_event_source_disable_unref(m->status_timer);

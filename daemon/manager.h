@@ -11,6 +11,7 @@
 typedef struct Server Server;
 typedef struct Client Client;
 typedef struct PolkitQuery PolkitQuery;
+typedef struct FileServer FileServer;
 
 typedef enum TunnelState {
         TUNNEL_STARTING,
@@ -60,6 +61,7 @@ typedef struct Manager {
         char *name;           /* NAME for `inletsd NAME`, else NULL */
         Server *server;
         Client *client;
+        FileServer *fileserver;
         sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
         bool stopping;
         uint64_t drain_deadline;

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The fileserver role: auth, files, HEAD, ranges, conditional requests, listings, and every
+way out of the webroot refused — directly and through a TCP tunnel."""
+
+import base64
+import hashlib
+import html.parser
+import http.client
+import os
+import socket
+import subprocess
+
+from inletstest import TOKEN, Daemon, TunnelTest, free_port, main, port_open, wait_until
+
+AUTH = "Basic " + base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+
+
+class Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.links.append(dict(attrs)["href"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+class FileServer(TunnelTest):
+    def setUp(self):
+        super().setUp()
+        w = self.webroot = f"{self.tmp}/www"
+        os.makedirs(f"{w}/sub dir")
+        with open(f"{w}/hello.txt", "w") as f:
+            f.write("hello, file\n")
+        with open(f"{w}/<b>&\"x'.txt", "w") as f:
+            f.write("odd name\n")
+        with open(f"{w}/.secret", "w") as f:
+            f.write("hidden\n")
+        with open(f"{w}/sub dir/inner.html", "w") as f:
+            f.write("<p>inner</p>\n")
+        with open(f"{self.tmp}/outside.txt", "w") as f:
+            f.write("OUTSIDE-SECRET\n")
+        os.symlink(f"{self.tmp}/outside.txt", f"{w}/link-out")
+        os.symlink("hello.txt", f"{w}/link-in")
+        os.mkfifo(f"{w}/fifo")
+        self.big = os.urandom(1 << 20) * 64
+        with open(f"{w}/big.bin", "wb") as f:
+            f.write(self.big)
+
+    def fileserver(self, extra="", name="files"):
+        self.fport = free_port()
+        conf = (f"[Tunnel]\nRole=fileserver\nTokenFile={self.token_file}\n[FileServer]\n"
+                f"Listen=127.0.0.1:{self.fport}\nWebroot={self.webroot}\nAllowBrowsing=yes\n{extra}")
+        d = Daemon(self.tmp, name, conf)
+        self.daemons.append(d)
+        d.start()
+        wait_until(lambda: port_open(self.fport), 10, "fileserver")
+        return d
+
+    def get(self, path, headers=None, method="GET", port=None, auth=True):
+        c = http.client.HTTPConnection("127.0.0.1", port or self.fport, timeout=30)
+        h = dict(headers or {})
+        if auth:
+            h.setdefault("Authorization", AUTH)
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r, body
+
+    def test_auth(self):
+        fs = self.fileserver()
+        r, _ = self.get("/hello.txt", auth=False)
+        self.assertEqual(r.status, 401)
+        self.assertIn('Basic realm="inletsd"', r.getheader("WWW-Authenticate"))
+        bad = "Basic " + base64.b64encode(b"admin:wrong-password").decode()
+        r, _ = self.get("/hello.txt", {"Authorization": bad})
+        self.assertEqual(r.status, 401)
+        r, body = self.get("/hello.txt")
+        self.assertEqual((r.status, body), (200, b"hello, file\n"))
+        fs.wait_log("wrong credentials from 127.0.0.1")
+        self.assertNotIn(TOKEN, fs.output())
+        print("basic auth: none -> 401 with a challenge, wrong -> 401 (logged), right -> 200")
+
+    def test_files_head_ranges_conditionals(self):
+        self.fileserver()
+        r, body = self.get("/hello.txt")
+        self.assertEqual(r.getheader("Content-Type"), "text/plain; charset=utf-8")
+        self.assertEqual(r.getheader("Content-Length"), "12")
+        etag, lm = r.getheader("ETag"), r.getheader("Last-Modified")
+        r, body = self.get("/hello.txt", method="HEAD")
+        self.assertEqual((r.status, body, r.getheader("Content-Length")), (200, b"", "12"))
+        r, body = self.get("/hello.txt", {"Range": "bytes=0-4"})
+        self.assertEqual((r.status, body, r.getheader("Content-Range")), (206, b"hello", "bytes 0-4/12"))
+        r, body = self.get("/hello.txt", {"Range": "bytes=-5"})
+        self.assertEqual((r.status, body), (206, b"file\n"))
+        r, body = self.get("/hello.txt", {"Range": "bytes=7-"})
+        self.assertEqual((r.status, body), (206, b"file\n"))
+        r, _ = self.get("/hello.txt", {"Range": "bytes=100-200"})
+        self.assertEqual((r.status, r.getheader("Content-Range")), (416, "bytes */12"))
+        r, body = self.get("/hello.txt", {"If-None-Match": etag})
+        self.assertEqual((r.status, body), (304, b""))
+        r, body = self.get("/hello.txt", {"If-Modified-Since": lm})
+        self.assertEqual(r.status, 304)
+        r, body = self.get("/link-in")
+        self.assertEqual((r.status, body), (200, b"hello, file\n"))
+        r, body = self.get("/big.bin")
+        self.assertEqual(hashlib.sha256(body).digest(), hashlib.sha256(self.big).digest())
+        r, _ = self.get("/hello.txt", method="POST")
+        self.assertEqual((r.status, r.getheader("Allow")), (405, "GET, HEAD"))
+        print("GET/HEAD, Content-Type/Length, ranges 206/416, ETag and Last-Modified 304, 64 MiB, 405")
+
+    def test_nothing_leaves_the_webroot(self):
+        self.fileserver()
+        attempts = ["/../outside.txt", "/%2e%2e/outside.txt", "/sub%20dir/../../outside.txt", "/link-out",
+                    "/hello.txt%00.png", "/sub%2f..%2f..%2foutside.txt", "/.secret", "/%2esecret",
+                    "/sub dir/%2e%2e/%2e%2e/outside.txt", "//..//outside.txt", "/..%5coutside.txt", "/fifo"]
+        for p in attempts:
+            s = socket.create_connection(("127.0.0.1", self.fport), timeout=10)
+            s.sendall(f"GET {p.replace(' ', '%20')} HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            out = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+            s.close()
+            status = int(out.split(b" ")[1])
+            self.assertIn(status, (400, 403, 404), p)
+            self.assertNotIn(b"OUTSIDE-SECRET", out, p)
+            self.assertNotIn(b"hidden", out, p)
+        print(f"{len(attempts)} ways out of the webroot (dot segments, encoded slashes, NUL, symlink out, "
+              "hidden files) all refused")
+
+    def test_listing(self):
+        self.fileserver()
+        r, body = self.get("/")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("Content-Type").startswith("text/html"))
+        p = Links()
+        p.feed(body.decode())
+        self.assertIn("sub%20dir/", p.links)
+        self.assertIn("%3Cb%3E%26%22x%27.txt", p.links)         # href percent-encoded
+        self.assertIn("<b>&\"x'.txt", "".join(p.text))             # text escaped, parses back
+        self.assertNotIn(b"<b>&", body)                           # never raw in the markup
+        self.assertNotIn(".secret", "".join(p.links))
+        self.assertNotIn("link-out", "".join(p.links))           # points outside: not shown
+        self.assertIn("link-in", p.links)
+        r, body = self.get("/%3Cb%3E%26%22x%27.txt")
+        self.assertEqual(body, b"odd name\n")
+        r, _ = self.get("/sub%20dir")
+        self.assertEqual((r.status, r.getheader("Location")), (301, "/sub%20dir/"))
+        r, body = self.get("/sub%20dir/")
+        self.assertIn('href="../"', body.decode())
+        self.assertIn('href="inner.html"', body.decode())
+        print("listing: valid HTML, names escaped and hrefs encoded, hidden and escaping links left out, "
+              "directory redirect")
+
+    def test_keepalive_and_options(self):
+        self.fileserver(extra="AllowBrowsing=no\n")
+        c = http.client.HTTPConnection("127.0.0.1", self.fport, timeout=10)
+        for _ in range(3):
+            c.request("GET", "/hello.txt", headers={"Authorization": AUTH})
+            r = c.getresponse()
+            self.assertEqual(r.read(), b"hello, file\n")
+        c.request("GET", "/", headers={"Authorization": AUTH})
+        self.assertEqual(c.getresponse().status, 403)   # browsing off
+        c.close()
+        # Pipelined requests on one connection are answered in order.
+        s = socket.create_connection(("127.0.0.1", self.fport), timeout=10)
+        req = f"GET /hello.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n\r\n"
+        s.sendall((req * 2 + req.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")).encode())
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        s.close()
+        self.assertEqual(out.count(b"hello, file\n"), 3)
+        print("keep-alive and pipelining answered in order; AllowBrowsing=no gives 403 on directories")
+
+    def test_open_mode_and_errors(self):
+        fs = self.fileserver(extra="BasicAuth=no\n", name="open")
+        r, body = self.get("/hello.txt", auth=False)
+        self.assertEqual(body, b"hello, file\n")
+        fs.wait_log("BasicAuth=no")
+        bad = subprocess.run([os.environ.get("INLETSD", "build/daemon/inletsd"), "--no-bus", "--config",
+                              self.write_conf("missing", f"Webroot={self.tmp}/nope\n")],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(f"cannot open Webroot={self.tmp}/nope", bad.stderr)
+        print("BasicAuth=no serves without credentials (with a warning); a missing Webroot= is a clear error")
+
+    def write_conf(self, name, extra):
+        p = f"{self.tmp}/{name}.conf"
+        with open(p, "w") as f:
+            f.write(f"[Tunnel]\nRole=fileserver\nTokenFile={self.token_file}\n[FileServer]\n"
+                    f"Listen=127.0.0.1:{free_port()}\n{extra}")
+        return p
+
+    def test_through_the_tunnel(self):
+        self.fileserver()
+        pub = free_port()
+        self.server()
+        self.client(f"{pub}:{self.fport}")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        r, body = self.get("/big.bin", port=pub)
+        self.assertEqual(hashlib.sha256(body).digest(), hashlib.sha256(self.big).digest())
+        r, body = self.get("/big.bin", {"Range": "bytes=1048576-1048591"}, port=pub)
+        self.assertEqual((r.status, body), (206, self.big[1 << 20:(1 << 20) + 16]))
+        r, _ = self.get("/hello.txt", port=pub, auth=False)
+        self.assertEqual(r.status, 401)
+        print("through the tunnel: 64 MiB intact, ranges, auth enforced")
+
+
+if __name__ == "__main__":
+    main()
