@@ -656,6 +656,10 @@ int definition_finish(Definition *d, char **ret_error) {
         return finish(d, true, ret_error);
 }
 
+int definition_finish_no_token(Definition *d, char **ret_error) {
+        return finish(d, false, ret_error);
+}
+
 static int finish(Definition *d, bool token, char **ret_error) {
         const char *f = d->path ?: d->name ?: "definition";
         int r;

@@ -112,6 +112,8 @@ int definition_parse_buffer(Definition *d, const char *path, const char *data, s
 Definition *definition_new(const char *name, const char *path);
 /* Fills defaults, validates the combination of keys, reads the token. */
 int definition_finish(Definition *d, char **ret_error);
+/* The same without the token (to write a definition out, or for the generator). */
+int definition_finish_no_token(Definition *d, char **ret_error);
 
 int tunnel_url_parse(const char *s, TunnelURL *ret);
 void tunnel_url_done(TunnelURL *u);

@@ -20,6 +20,7 @@ typedef struct CtlArgs {
         bool user;
         bool json;
         bool no_pager;
+        bool force;
         const char *config_dir;
 } CtlArgs;
 
@@ -65,3 +66,4 @@ int verb_disconnect(int argc, char *argv[]);
 int verb_streams(int argc, char *argv[]);
 int verb_check(int argc, char *argv[]);
 int verb_token(int argc, char *argv[]);
+int verb_define(int argc, char *argv[]);

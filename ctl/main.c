@@ -23,12 +23,16 @@ static void help(void) {
                "Offline commands:\n"
                "  check FILE|NAME...       Validate definitions\n"
                "  token                    Print a fresh random token\n"
+               "  define NAME tcp|http server|client|fileserver [FLAGS]\n"
+               "                           Save an inlets-style command line as /etc/inlets.d/NAME.conf\n"
+               "                           and NAME.token (see inletsd --help for the flags)\n"
                "  version                  Print the version\n\n"
                "Options:\n"
                "      --user               Talk to tunnels on the user bus (inletsd --user)\n"
                "      --json               Print JSON\n"
                "      --no-pager           Accepted for systemctl compatibility (never pages)\n"
-               "      --config-dir DIR     Where check looks up NAME (default: %s)\n"
+               "      --config-dir DIR     Where check and define look (default: %s)\n"
+               "      --force              define: replace an existing definition\n"
                "  -h, --help               Show this help\n"
                "      --version            Print the version\n\n"
                "Exit status: 0 ok, 1 error, 2 usage, 3 tunnel not running, 4 permission denied.\n"
@@ -42,7 +46,7 @@ static int verb_version(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_USER = 0x100, ARG_JSON, ARG_NO_PAGER, ARG_VERSION, ARG_CONFIG_DIR };
+        enum { ARG_USER = 0x100, ARG_JSON, ARG_NO_PAGER, ARG_VERSION, ARG_CONFIG_DIR, ARG_FORCE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "user", no_argument, NULL, ARG_USER },
@@ -50,6 +54,7 @@ int main(int argc, char *argv[]) {
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {}
         };
         static const struct {
@@ -58,12 +63,18 @@ int main(int argc, char *argv[]) {
         } verbs[] = {
                 { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload },
                 { "disconnect", verb_disconnect }, { "streams", verb_streams }, { "check", verb_check },
-                { "token", verb_token },     { "version", verb_version },
+                { "token", verb_token },     { "version", verb_version }, { "define", verb_define },
         };
-        int c;
+        int c, argc_opts = argc;
 
         log_max_level = LOG_WARNING; /* check's warnings (unknown keys) still show */
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        /* define passes inlets-style flags through: stop option parsing at its NAME. */
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "define")) {
+                        argc_opts = i + 1;
+                        break;
+                }
+        while ((c = getopt_long(argc_opts, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -82,9 +93,14 @@ int main(int argc, char *argv[]) {
                 case ARG_CONFIG_DIR:
                         arg.config_dir = optarg;
                         break;
+                case ARG_FORCE:
+                        arg.force = true;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
+        if (argc_opts < argc && optind >= argc_opts)
+                optind = argc_opts - 1; /* at "define" */
         if (optind >= argc)
                 return verb_list(1, (char *[]) { (char *) "list", NULL });
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)

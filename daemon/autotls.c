@@ -267,8 +267,19 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         size_t ns, nc, nk;
         int r;
 
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return errorf(ret_error, -errno, "Failed to create state directory %s: %m", dir);
+        {
+                /* Parents too: a foreground run as root may be the first user of /var/lib/inlets. */
+                _cleanup_free_ char *p = strdup(dir);
+                if (!p)
+                        return -ENOMEM;
+                for (char *s = p + 1; (s = strchr(s, '/')); s++) {
+                        *s = 0;
+                        (void) mkdir(p, 0755);
+                        *s = '/';
+                }
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        return errorf(ret_error, -errno, "Failed to create state directory %s: %m", dir);
+        }
         if (asprintf(&pca, "%s/ca.crt", dir) < 0 || asprintf(&pcakey, "%s/ca.key", dir) < 0 ||
             asprintf(&psrv, "%s/server.crt", dir) < 0 || asprintf(&psrvkey, "%s/server.key", dir) < 0)
                 return -ENOMEM;

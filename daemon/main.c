@@ -5,7 +5,10 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include <sys/stat.h>
+
 #include "conf.h"
+#include "inlets-args.h"
 #include "log.h"
 #include "manager.h"
 #include "version.h"
@@ -15,10 +18,14 @@ static const char *arg_config_dir = SYSCONFDIR "/inlets.d";
 static const char *arg_name = NULL;
 static int arg_log_level = -1;
 static BusMode arg_bus = BUS_SYSTEM;
+static bool arg_bus_set = false;
+static const char *arg_tunnel_name = NULL;
+static int arg_inlets = 0; /* index of the mode word in argv, for inlets-style command lines */
 
 static void help(void) {
         printf("Usage: inletsd [OPTIONS] NAME\n"
-               "       inletsd [OPTIONS] --config FILE\n\n"
+               "       inletsd [OPTIONS] --config FILE\n"
+               "       inletsd [OPTIONS] tcp|http server|client|fileserver [FLAGS]\n\n"
                "Runs the tunnel defined in %s/NAME.conf (or FILE) until stopped:\n"
                "an exit server, a tunnel client, or a fileserver, as its Role= says.\n\n"
                "Options:\n"
@@ -27,15 +34,18 @@ static void help(void) {
                "  -v, --verbose           Log debug messages\n"
                "      --log-level LEVEL   err, warning, notice, info or debug\n"
                "      --user              Offer the D-Bus API on the session bus\n"
-               "      --no-bus            Run without the D-Bus API\n"
+               "      --no-bus            Run without the D-Bus API (the default for tcp/http commands)\n"
+               "      --name NAME         The tunnel's name for tcp/http commands (default: inlets)\n"
                "  -h, --help              Show this help\n"
                "      --version           Show the version and git revision\n\n"
-               "See inletsd(8) and inlets.d(5).\n",
+               "\n",
                SYSCONFDIR "/inlets.d", SYSCONFDIR "/inlets.d");
+        inlets_args_help(stdout);
+        printf("\nSee inletsd(8) and inlets.d(5).\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG_DIR, ARG_LOG_LEVEL, ARG_USER, ARG_NO_BUS };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG_DIR, ARG_LOG_LEVEL, ARG_USER, ARG_NO_BUS, ARG_SYSTEM, ARG_NAME };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -45,18 +55,35 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "user", no_argument, NULL, ARG_USER },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                { "name", required_argument, NULL, ARG_NAME },
                 {}
         };
         int c;
 
-        while ((c = getopt_long(argc, argv, "hc:v", options, NULL)) >= 0)
+        /* "+": stop at the first word, so "tcp server --port 80" keeps its own flags. */
+        while ((c = getopt_long(argc, argv, "+hc:v", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
                         return 0;
                 case ARG_VERSION:
+                        printf("  _       _      _             _\n"
+                               " (_)_ __ | | ___| |_ ___  __| |\n"
+                               " | | '_ \\| |/ _ \\ __/ __|/ _` |\n"
+                               " | | | | | |  __/ |_\\__ \\ (_| |\n"
+                               " |_|_| |_|_|\\___|\\__|___/\\__,_|\n\n");
                         printf("inletsd %s (git %s)\n", PROJECT_VERSION, GIT_REVISION);
                         return 0;
+                case ARG_SYSTEM:
+                        arg_bus = BUS_SYSTEM;
+                        arg_bus_set = true;
+                        break;
+                case ARG_NAME:
+                        if (!string_is_safe_id(optarg, 128))
+                                return log_error_errno(EINVAL, "Invalid --name '%s'.", optarg);
+                        arg_tunnel_name = optarg;
+                        break;
                 case 'c':
                         arg_config = optarg;
                         break;
@@ -73,14 +100,22 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_USER:
                         arg_bus = BUS_USER;
+                        arg_bus_set = true;
                         break;
                 case ARG_NO_BUS:
                         arg_bus = BUS_NONE;
+                        arg_bus_set = true;
                         break;
                 default:
                         return -EINVAL;
                 }
 
+        if (optind < argc && inlets_args_is_mode(argv[optind])) {
+                if (arg_config)
+                        return log_error_errno(EINVAL, "Give either --config or a tcp/http command, not both.");
+                arg_inlets = optind;
+                return 1;
+        }
         if (optind < argc) {
                 if (arg_config)
                         return log_error_errno(EINVAL, "Give either NAME or --config, not both.");
@@ -91,6 +126,94 @@ static int parse_argv(int argc, char *argv[]) {
                         return log_error_errno(EINVAL, "Invalid tunnel name '%s'.", arg_name);
         } else if (!arg_config)
                 return log_error_errno(EINVAL, "No tunnel given: inletsd NAME or inletsd --config FILE; see --help.");
+        return 1;
+}
+
+static void print_systemd_unit(const Definition *d, const InletsArgs *a, int argc, char *argv[]) {
+        printf("# A standalone unit for inletsd %s %s (%s). Save as /etc/systemd/system/inletsd-%s.service.\n"
+               "# With the packaged inletsd@.service, prefer: inletsctl define %s %s %s … && systemctl enable --now inletsd@%s\n"
+               "[Unit]\nDescription=inletsd %s %s %s\nDocumentation=man:inletsd(8)\n"
+               "Wants=network-online.target\nAfter=network-online.target\n\n"
+               "[Service]\nType=notify\nExecStart=%s/inletsd --no-bus --name %s",
+               argv[0], argv[1], d->name, d->name, d->name, argv[0], argv[1], d->name, d->name, argv[0], argv[1],
+               "/usr/bin", d->name);
+        printf(" %s %s", argv[0], argv[1]);
+        /* The same flags, minus what the unit does itself: the token comes as a credential. */
+        for (int i = 2; i < argc; i++) {
+                if (strncmp(argv[i], "--generate", 10) == 0 || strncmp(argv[i], "--token", 7) == 0) {
+                        if (!strchr(argv[i], '=') && (streq(argv[i], "--generate") || streq(argv[i], "--token") ||
+                                                     streq(argv[i], "--token-file")))
+                                i++;
+                        continue;
+                }
+                printf(" %s", argv[i]);
+        }
+        printf("\nLoadCredential=token:%s\nStateDirectory=inlets/%s\nRestart=on-failure\nRestartSec=2s\n"
+               "DynamicUser=yes\nAmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
+               "NoNewPrivileges=yes\nProtectSystem=strict\nProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\n"
+               "ProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectControlGroups=yes\n"
+               "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallFilter=@system-service\n\n"
+               "[Install]\nWantedBy=multi-user.target\n",
+               a->token_file ?: "/etc/inlets.d/inlets.token", d->name);
+}
+
+/* inletsd tcp server --auto-tls-san … : the flags become a definition; --generate prints it. */
+static int run_inlets(int argc, char *argv[], Definition **ret, char **ret_path) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        InletsArgs a = {};
+        const char *name = arg_tunnel_name ?: "inlets";
+        int r;
+
+        r = inlets_args_parse(argc, argv, name, &d, &a, &err);
+        if (r < 0) {
+                log_error("%s", err ?: strerror(-r));
+                return r;
+        }
+        if (a.generate == GENERATE_CONFIG) {
+                _cleanup_free_ char *ini = NULL;
+                r = definition_finish_no_token(d, &err);
+                if (r < 0) {
+                        log_error("%s", err ?: strerror(-r));
+                        return r;
+                }
+                ini = definition_to_ini(d, a.token_file);
+                if (!ini)
+                        return log_oom();
+                fputs(ini, stdout);
+                inlets_args_done(&a);
+                return 0;
+        }
+        if (a.generate == GENERATE_SYSTEMD) {
+                print_systemd_unit(d, &a, argc, argv);
+                inlets_args_done(&a);
+                return 0;
+        }
+        if (a.token_inline)
+                log_warning("--token is visible to every user of this machine (ps, /proc): prefer --token-file.");
+        inlets_args_done(&a);
+        /* Auto-TLS state of a foreground run: the service's directory, root's, or the user's. */
+        if (!getenv("STATE_DIRECTORY") && d->role == ROLE_SERVER && !d->state_directory && geteuid() != 0 &&
+            getenv("HOME")) {
+                if (asprintf(&d->state_directory, "%s/.local/state/inletsd/%s", getenv("HOME"), name) < 0)
+                        return log_oom();
+                for (char *p = d->state_directory + 1; (p = strchr(p, '/')); p++) {
+                        *p = 0;
+                        (void) mkdir(d->state_directory, 0700);
+                        *p = '/';
+                }
+        }
+        r = definition_finish(d, &err);
+        if (r < 0) {
+                log_error("%s", err ?: strerror(-r));
+                return r;
+        }
+        if (!arg_bus_set)
+                arg_bus = BUS_NONE;
+        *ret_path = strdup("(command line)");
+        if (!*ret_path)
+                return log_oom();
+        *ret = TAKE_PTR(d);
         return 1;
 }
 
@@ -105,18 +228,28 @@ static int run(int argc, char *argv[]) {
                 return r;
         if (arg_log_level >= 0)
                 log_max_level = arg_log_level;
+        if (arg_inlets > 0 && (streq(argv[argc - 1], "--help") || streq(argv[argc - 1], "-h"))) {
+                inlets_args_help(stdout);
+                return 0;
+        }
 
-        if (arg_name && asprintf(&path, "%s/%s.conf", arg_config_dir, arg_name) < 0)
-                return log_oom();
-        r = definition_load(path ?: arg_config, arg_name, &def, &err);
-        if (r < 0)
-                return log_error_errno(r, "%s", err ?: "Failed to load the definition.");
+        if (arg_inlets > 0) {
+                r = run_inlets(argc - arg_inlets, argv + arg_inlets, &def, &path);
+                if (r <= 0)
+                        return r;
+        } else {
+                if (arg_name && asprintf(&path, "%s/%s.conf", arg_config_dir, arg_name) < 0)
+                        return log_oom();
+                r = definition_load(path ?: arg_config, arg_name, &def, &err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err ?: "Failed to load the definition.");
+        }
         if (arg_log_level < 0 && def->log_level >= 0)
                 log_max_level = def->log_level;
         log_set_tunnel(def->name);
 
         {
-                _cleanup_free_ char *abs = realpath(path ?: arg_config, NULL);
+                _cleanup_free_ char *abs = arg_inlets > 0 ? NULL : realpath(path ?: arg_config, NULL);
                 r = manager_new(def, abs ?: path ?: arg_config, arg_name, arg_bus, &m);
         }
         if (r < 0)

@@ -21,7 +21,7 @@ class Cli(TunnelTest):
         self.assertIn("--config-dir", r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stdout, r"^inletsd \d+\.\d+\.\d+ \(git [0-9a-f]{7,}(-dirty)?\)")
+        self.assertRegex(r.stdout, r"(?m)^inletsd \d+\.\d+\.\d+ \(git [0-9a-f]{7,}(-dirty)?\)$")
         print("--help and --version:", r.stdout.strip())
 
     def test_usage_errors(self):

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inlets PRO's command lines ("tcp server --auto-tls-san 1.2.3.4 …") turned into the same
+ * Definition a file gives, and a Definition written back as a file. inletsd runs them;
+ * inletsctl define saves them. */
+#pragma once
+
+#include "conf.h"
+
+typedef enum Generate {
+        GENERATE_NONE,
+        GENERATE_CONFIG,
+        GENERATE_SYSTEMD,
+} Generate;
+
+typedef struct InletsArgs {
+        Generate generate;
+        char *token_file;     /* where the definition will read its token from */
+        bool token_inline;    /* --token was used (a warning: visible in ps) */
+} InletsArgs;
+
+/* argv starts at the mode word: "tcp" "server" FLAGS… On failure *ret_error says why. */
+int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret, InletsArgs *ret_args,
+                      char **ret_error);
+void inlets_args_done(InletsArgs *a);
+bool inlets_args_is_mode(const char *word);
+void inlets_args_help(FILE *f);
+
+/* The definition as /etc/inlets.d/NAME.conf text; the token is never written inline. */
+char *definition_to_ini(const Definition *d, const char *token_file);
