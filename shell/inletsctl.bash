@@ -2,8 +2,8 @@
 # bash completion for inletsctl
 _inletsctl() {
         local cur=${COMP_WORDS[COMP_CWORD]} verb="" i
-        local verbs="list status reload disconnect streams check token version"
-        local opts="--user --json --no-pager --config-dir --help --version"
+        local verbs="list status reload disconnect streams check token define version"
+        local opts="--user --json --no-pager --config-dir --force --help --version"
         for ((i = 1; i < COMP_CWORD; i++)); do
                 case ${COMP_WORDS[i]} in
                         -*) ;;
