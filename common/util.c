@@ -11,8 +11,11 @@
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "log.h"
 
 #include "util.h"
 
@@ -564,4 +567,45 @@ char *bus_label_unescape(const char *s) {
         }
         *o = 0;
         return r;
+}
+
+static int spare_fd = -1;
+
+int accept_shed(int fd, SocketAddress *ret_peer) {
+        static RateLimit rl = { .interval_usec = 10 * USEC_PER_SEC, .burst = 1 };
+        SocketAddress peer = { .len = sizeof(peer.storage) };
+        int cfd;
+
+        cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd >= 0) {
+                if (ret_peer)
+                        *ret_peer = peer;
+                return cfd;
+        }
+        if (errno == EMFILE || errno == ENFILE) {
+                /* The connection stays queued and epoll would report it again at once: use the
+                 * spare descriptor to take it off the queue and close it, instead of spinning. */
+                int r = -errno;
+                if (ratelimit_below(&rl))
+                        log_warning_errno(r, "Cannot accept connections: %m; refusing new ones until "
+                                             "descriptors are free.");
+                spare_fd = safe_close(spare_fd);
+                cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                safe_close(cfd);
+                spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                return -EAGAIN;
+        }
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_debug_errno(errno, "Failed to accept a connection: %m");
+        return -EAGAIN;
+}
+
+void raise_fd_limit(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (spare_fd < 0)
+                spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }

@@ -74,3 +74,11 @@ void socket_set_nodelay(int fd);
 /* D-Bus name label: every byte outside [A-Za-z0-9] as _xx, and a leading digit escaped. */
 char *bus_label_escape(const char *s);
 char *bus_label_unescape(const char *s);
+
+/* accept4() (non-blocking, close-on-exec) for a listening socket on the event loop: the fd,
+ * or -EAGAIN when there is nothing (more) to take now. At the descriptor limit it takes the
+ * connection off the queue with a spare descriptor and closes it: epoll would otherwise
+ * report the same connection forever. raise_fd_limit() sets the spare up. */
+int accept_shed(int fd, SocketAddress *ret_peer);
+/* Raises the soft RLIMIT_NOFILE to the hard one (we use epoll, never select()). */
+void raise_fd_limit(void);

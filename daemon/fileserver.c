@@ -508,9 +508,9 @@ static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *us
         FileServer *fs = userdata;
 
         for (unsigned i = 0; i < 64; i++) {
-                SocketAddress peer = { .len = sizeof(peer.storage) };
+                SocketAddress peer;
                 FsConn *c;
-                int cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int cfd = accept_shed(fd, &peer);
 
                 if (cfd < 0)
                         return 0;

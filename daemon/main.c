@@ -226,6 +226,7 @@ static int run(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
+        raise_fd_limit();
         if (arg_log_level >= 0)
                 log_max_level = arg_log_level;
         if (arg_inlets > 0 && (streq(argv[argc - 1], "--help") || streq(argv[argc - 1], "-h"))) {

@@ -145,17 +145,14 @@ static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void
         Server *s = l->server;
 
         for (unsigned i = 0; i < 64; i++) {
-                SocketAddress peer = { .len = sizeof(peer.storage) }, local = { .len = sizeof(local.storage) };
+                SocketAddress peer, local = { .len = sizeof(local.storage) };
                 char peer_s[SOCKADDR_STR_MAX], local_s[SOCKADDR_STR_MAX];
                 Session *x;
                 int cfd, r;
 
-                cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept on port %u: %m", l->port);
+                cfd = accept_shed(fd, &peer);
+                if (cfd < 0)
                         break;
-                }
                 socket_set_nodelay(cfd);
                 (void) getsockname(cfd, &local.sa, &local.len);
                 socket_address_format(&peer, peer_s);
@@ -551,19 +548,20 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
         Server *s = userdata;
 
         for (unsigned i = 0; i < 64; i++) {
-                SocketAddress peer = { .len = sizeof(peer.storage) };
+                SocketAddress peer;
                 Pending *p;
                 int cfd, r;
 
-                cfd = accept4(fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept on the control port: %m");
+                cfd = accept_shed(fd, &peer);
+                if (cfd < 0)
                         return 0;
-                }
                 if (s->n_pending >= MAX_PENDING) {
-                        safe_close(cfd);
-                        continue;
+                        /* Full of handshakes that go nowhere: the oldest makes room, so a flood
+                         * of stalled connections cannot lock a real client out. */
+                        Pending *oldest = s->pending;
+                        while (oldest->next)
+                                oldest = oldest->next;
+                        pending_free(oldest);
                 }
                 socket_set_nodelay(cfd);
                 p = calloc(1, sizeof(*p));

@@ -7,11 +7,12 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from inletstest import (TunnelTest, echo_roundtrip, free_port, main, port_open, sha, wait_until)
+from inletstest import (INLETSD, TunnelTest, echo_roundtrip, free_port, main, port_open, sha, wait_until)
 
 
 class TcpTunnel(TunnelTest):
@@ -345,6 +346,68 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(rest, b"second half")
         self.assertEqual(self.srv.proc.wait(10), 0)
         print("SIGTERM: the open connection finished, a new one was refused, exit 0")
+
+    def test_stalled_handshakes_do_not_lock_out_a_client(self):
+        """1500 connections that never say a word (over the 1024 handshakes kept): the oldest
+        make room, and a real client still gets in."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+        up = self.echo()
+        pub = free_port()
+        srv = self.server()
+        stalled = []
+        try:
+            for _ in range(1500):
+                stalled.append(socket.create_connection(("127.0.0.1", self.control_port), timeout=5))
+            self.client(f"{pub}:{up.port}")     # waits for "Connection established"
+            wait_until(lambda: port_open(pub), 5, "public port")
+            self.assertEqual(echo_roundtrip(pub, b"still here"), b"still here")
+        finally:
+            for c in stalled:
+                c.close()
+        self.assertTrue(srv.alive())
+        print("1500 stalled handshakes: a real client connected and carried traffic")
+
+    def test_fd_limit_sheds_instead_of_spinning(self):
+        """At its descriptor limit the server refuses new connections; it must not spin on
+        the one it cannot accept, and it recovers when descriptors are free again."""
+        up = self.echo()
+        pub = free_port()
+        srv = self.server(start=False)
+        srv.start()
+        srv.proc.kill()   # restart it under a small limit
+        srv.proc.wait()
+        srv.logf.close()
+        srv.proc = None
+        env = dict(os.environ)
+        srv.logf = open(srv.log, "ab")
+        srv.proc = subprocess.Popen(["prlimit", "--nofile=48:48", INLETSD, "--config", srv.path, "-v", "--no-bus"],
+                                    stdout=srv.logf, stderr=subprocess.STDOUT, env=env)
+        wait_until(lambda: port_open(self.control_port), 10, "control port")
+        conns = []
+        for _ in range(80):
+            try:
+                conns.append(socket.create_connection(("127.0.0.1", self.control_port), timeout=2))
+            except OSError:
+                pass
+        time.sleep(0.5)
+
+        def cpu():
+            with open(f"/proc/{srv.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        c0 = cpu()
+        time.sleep(1.5)
+        used = cpu() - c0
+        for c in conns:
+            c.close()
+        self.assertLess(used, 0.3, f"{used:.2f} s of CPU in 1.5 s: the loop spins")
+        srv.wait_log("Cannot accept connections")
+        self.client(f"{pub}:{up.port}")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"recovered"), b"recovered")
+        print(f"at the fd limit: {used:.2f} s CPU in 1.5 s (no spin), a clear log line, recovery afterwards")
 
     def test_keepalive_detects_dead_server(self):
         self.start_pair()
