@@ -136,7 +136,7 @@ static void print_systemd_unit(const Definition *d, const InletsArgs *a, int arg
                "Wants=network-online.target\nAfter=network-online.target\n\n"
                "[Service]\nType=notify\nExecStart=%s/inletsd --no-bus --name %s",
                argv[0], argv[1], d->name, d->name, d->name, argv[0], argv[1], d->name, d->name, argv[0], argv[1],
-               "/usr/bin", d->name);
+               BINDIR, d->name);
         printf(" %s %s", argv[0], argv[1]);
         /* The same flags, minus what the unit does itself: the token comes as a credential. */
         for (int i = 2; i < argc; i++) {
