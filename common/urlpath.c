@@ -4,16 +4,7 @@
 #include <stdio.h>
 
 #include "urlpath.h"
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
+#include "util.h"
 
 int url_path_resolve(const char *target, bool allow_hidden, char **ret, bool *ret_dir) {
         _cleanup_free_ char *out = NULL;
@@ -49,7 +40,7 @@ int url_path_resolve(const char *target, bool allow_hidden, char **ret, bool *re
                 }
                 c = target[i];
                 if (c == '%') {
-                        int hi = i + 2 < n ? unhex(target[i + 1]) : -1, lo = i + 2 < n ? unhex(target[i + 2]) : -1;
+                        int hi = i + 2 < n ? unhexchar(target[i + 1]) : -1, lo = i + 2 < n ? unhexchar(target[i + 2]) : -1;
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
                         c = (char) (hi << 4 | lo);

@@ -334,7 +334,7 @@ char *hexmem(const void *p, size_t n) {
         return s;
 }
 
-static int unhexchar(char c) {
+int unhexchar(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
         if (c >= 'a' && c <= 'f')

@@ -49,6 +49,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 int random_bytes(void *buf, size_t n);
 int random_token(char **ret); /* 32 random bytes, hex encoded */
 char *hexmem(const void *p, size_t n);
+int unhexchar(char c); /* 0-15, or -EINVAL */
 int unhexmem(const char *s, void *ret, size_t n);
 char *base64mem(const void *p, size_t n);
 /* Standard base64 with padding; -EINVAL on anything else. ret is NUL-terminated. */
