@@ -23,6 +23,17 @@
 
 #define MAX_PENDING 1024
 #define MAX_OFFERED_PORTS 256
+#define AUTH_SOURCES 256
+#define AUTH_FORGET_USEC (60 * USEC_PER_SEC)
+#define AUTH_DELAY_MIN_USEC (100 * USEC_PER_MSEC)
+#define AUTH_DELAY_MAX_USEC (5 * USEC_PER_SEC)
+
+/* Recent wrong tokens from one address (the port does not count). */
+typedef struct AuthFailures {
+        uint8_t addr[16];
+        unsigned count;
+        uint64_t last;
+} AuthFailures;
 
 typedef struct Session Session;
 typedef struct Pending Pending;
@@ -55,9 +66,11 @@ struct Pending {
         TlsConn *conn;
         sd_event_source *io, *timer;
         bool handshake_done;
+        bool refuse_on_timer;   /* a wrong token: the 401 goes out when the timer fires */
         char head[HTTP_HEAD_MAX_DEFAULT];
         size_t head_len;
         char remote[SOCKADDR_STR_MAX];
+        SocketAddress peer;
 };
 
 struct Server {
@@ -76,10 +89,58 @@ struct Server {
         Pending *pending;
         unsigned n_sessions, n_pending;
         RateLimit auth_log;
+        AuthFailures auth_failures[AUTH_SOURCES];
 };
 
 static const Definition *def(Server *s) {
         return s->manager->def;
+}
+
+static void address_key(const SocketAddress *a, uint8_t ret[static 16]) {
+        memset(ret, 0, 16);
+        if (a->sa.sa_family == AF_INET) {
+                ret[10] = ret[11] = 0xff; /* as v4-mapped, so both spellings are one source */
+                memcpy(ret + 12, &a->in.sin_addr, 4);
+        } else if (a->sa.sa_family == AF_INET6)
+                memcpy(ret, &a->in6.sin6_addr, 16);
+}
+
+/* Records a wrong token from the peer's address and returns how long to wait before the 401:
+ * 100 ms, doubling per failure up to 5 s; an address quiet for a minute starts over. The
+ * table is fixed-size; the stalest entry makes room. */
+static uint64_t auth_failure_delay(Server *s, const SocketAddress *peer) {
+        uint8_t key[16];
+        uint64_t now = now_usec();
+        AuthFailures *slot = NULL, *stalest = &s->auth_failures[0];
+
+        address_key(peer, key);
+        for (size_t i = 0; i < AUTH_SOURCES; i++) {
+                AuthFailures *f = &s->auth_failures[i];
+                if (f->count > 0 && memcmp(f->addr, key, 16) == 0) {
+                        slot = f;
+                        break;
+                }
+                if (f->last < stalest->last)
+                        stalest = f;
+        }
+        if (!slot) {
+                slot = stalest;
+                memcpy(slot->addr, key, 16);
+                slot->count = 0;
+        }
+        if (now - slot->last > AUTH_FORGET_USEC)
+                slot->count = 0;
+        slot->count++;
+        slot->last = now;
+        return MIN(AUTH_DELAY_MIN_USEC << MIN(slot->count - 1, 10u), AUTH_DELAY_MAX_USEC);
+}
+
+static void auth_success(Server *s, const SocketAddress *peer) {
+        uint8_t key[16];
+        address_key(peer, key);
+        for (size_t i = 0; i < AUTH_SOURCES; i++)
+                if (s->auth_failures[i].count > 0 && memcmp(s->auth_failures[i].addr, key, 16) == 0)
+                        s->auth_failures[i].count = 0;
 }
 
 /* ---- listeners ---- */
@@ -377,12 +438,19 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         auth = http_head_get(h, "Authorization");
         if (!auth || http_head_count(h, "Authorization") != 1 || strncasecmp(auth, "Bearer ", 7) != 0 ||
             !secret_equal(auth + 7, strlen(auth + 7), def(s)->token, strlen(def(s)->token))) {
+                uint64_t delay = auth_failure_delay(s, &p->peer);
                 if (ratelimit_below(&s->auth_log))
                         log_conn(LOG_WARNING, NULL, p->remote, 0, "Refused a client from %s: %s token.", p->remote,
                                  auth ? "wrong" : "no");
-                return pending_reply(p, 401, "Unauthorized", "invalid or missing token",
-                                     "WWW-Authenticate: Bearer\r\n");
+                /* Answered later, the more so the more often this address was wrong: guessing
+                 * gets slow, and the answer never tells how close a guess was. */
+                p->refuse_on_timer = true;
+                p->io = sd_event_source_disable_unref(p->io);
+                (void) sd_event_source_set_time_relative(p->timer, delay);
+                (void) sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
+                return;
         }
+        auth_success(s, &p->peer);
 
         v = http_head_get(h, "X-Inlets-Mode");
         if (v && !streq(v, mode_to_string(def(s)->mode)))
@@ -539,6 +607,10 @@ static int pending_handler(sd_event_source *src, int fd, uint32_t revents, void 
 
 static int pending_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         Pending *p = userdata;
+        if (p->refuse_on_timer) {
+                pending_reply(p, 401, "Unauthorized", "invalid or missing token", "WWW-Authenticate: Bearer\r\n");
+                return 0;
+        }
         log_debug("Handshake with %s timed out.", p->remote);
         pending_free(p);
         return 0;
@@ -570,6 +642,7 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
                         return log_oom(), 0;
                 }
                 p->server = s;
+                p->peer = peer;
                 socket_address_format(&peer, p->remote);
                 p->next = s->pending;
                 if (s->pending)

@@ -12,7 +12,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from inletstest import (INLETSD, TunnelTest, echo_roundtrip, free_port, main, port_open, sha, wait_until)
+from inletstest import (INLETSD, TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, sha,
+                        wait_until)
 
 
 class TcpTunnel(TunnelTest):
@@ -142,6 +143,40 @@ class TcpTunnel(TunnelTest):
         self.assertFalse(port_open(pub))
         self.assertNotIn("wrong-token-but-long-enough", srv.output() + cli.output())
         print("wrong token: 401, logged by both, no port opened, token never logged")
+
+    def test_wrong_token_backoff_per_source(self):
+        """401s come slower the more often an address was wrong; another address is not
+        slowed; the right token is not slowed."""
+        import ssl
+        srv = self.server()
+        ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
+
+        def attempt(token, source="127.0.0.1"):
+            raw = socket.create_connection(("127.0.0.1", self.control_port), timeout=15, source_address=(source, 0))
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            t0 = time.monotonic()
+            s.sendall(("GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                       f"Authorization: Bearer {token}\r\nX-Inlets-Ports: {free_port()}\r\n\r\n").encode())
+            head = s.recv(200)
+            dt = time.monotonic() - t0
+            s.close()
+            return int(head.split(b" ")[1]), dt
+
+        times = [attempt("wrong-token-but-long-enough") for _ in range(5)]
+        self.assertTrue(all(code == 401 for code, _ in times))
+        d = [dt for _, dt in times]
+        self.assertLess(d[0], 0.6)
+        self.assertGreater(d[4], 1.2)                      # 100 ms doubling: the 5th waits 1.6 s
+        self.assertGreater(d[4], d[2] * 2)
+        code, other = attempt("wrong-token-but-long-enough", source="127.0.0.2")
+        self.assertEqual(code, 401)
+        self.assertLess(other, 0.6)                        # per source address
+        code, good = attempt(TOKEN)
+        self.assertEqual(code, 101)
+        self.assertLess(good, 0.6)
+        print("wrong-token replies after " + ", ".join(f"{x:.2f}" for x in d) +
+              f" s; another address {other:.2f} s; the right token {good:.2f} s")
 
     def test_client_sigkill_frees_ports(self):
         self.start_pair()
