@@ -71,6 +71,26 @@ static inline void closep(int *fd) {
                         *p = func(*p);           \
         }
 
+/* Intrusive doubly-linked lists, as systemd's list.h: items carry prev/next pointers. */
+#define LIST_PREPEND(head, item)                                 \
+        do {                                                     \
+                (item)->prev = NULL;                             \
+                (item)->next = (head);                           \
+                if (head)                                        \
+                        (head)->prev = (item);                   \
+                (head) = (item);                                 \
+        } while (0)
+#define LIST_REMOVE(head, item)                                  \
+        do {                                                     \
+                if ((item)->prev)                                \
+                        (item)->prev->next = (item)->next;       \
+                else if ((head) == (item))                       \
+                        (head) = (item)->next;                   \
+                if ((item)->next)                                \
+                        (item)->next->prev = (item)->prev;       \
+                (item)->prev = (item)->next = NULL;              \
+        } while (0)
+
 /* Frees an array of strings and the array. */
 static inline char **strv_free(char **l) {
         if (l)

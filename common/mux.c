@@ -192,12 +192,7 @@ static void stream_maybe_finish(MuxStream *s) {
 
         if (s->id > 0 || s->fd >= 0)
                 return;
-        if (s->prev)
-                s->prev->next = s->next;
-        else
-                m->streams = s->next;
-        if (s->next)
-                s->next->prev = s->prev;
+        LIST_REMOVE(m->streams, s);
         m->n_streams--;
         if (m->cb->stream_closed)
                 m->cb->stream_closed(m, s, m->userdata);
@@ -371,10 +366,7 @@ static MuxStream *stream_new(Mux *m, int32_t id) {
         s->id = id;
         s->fd = -1;
         s->created = now_usec();
-        s->next = m->streams;
-        if (m->streams)
-                m->streams->prev = s;
-        m->streams = s;
+        LIST_PREPEND(m->streams, s);
         m->n_streams++;
         m->total_streams++;
         return s;

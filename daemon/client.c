@@ -93,12 +93,7 @@ static Dial *dial_free(Dial *d) {
         if (!d)
                 return NULL;
         c = d->client;
-        if (d->prev)
-                d->prev->next = d->next;
-        else if (c->dials == d)
-                c->dials = d->next;
-        if (d->next)
-                d->next->prev = d->prev;
+        LIST_REMOVE(c->dials, d);
         sd_event_source_disable_unref(d->io);
         safe_close(d->fd);
         free(d);
@@ -195,10 +190,7 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
         d->fd = -1;
         d->port = port;
         d->public_port = public_port;
-        d->next = c->dials;
-        if (c->dials)
-                c->dials->prev = d;
-        c->dials = d;
+        LIST_PREPEND(c->dials, d);
         mux_stream_set_userdata(s, d);
         if (dial_next(d) < 0)
                 dial_done(d, -1);

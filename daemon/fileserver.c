@@ -59,12 +59,7 @@ static FsConn *conn_free(FsConn *c) {
         if (!c)
                 return NULL;
         f = c->fs;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                f->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(f->conns, c);
         f->n_conns--;
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
@@ -527,10 +522,7 @@ static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                 c->fd = cfd;
                 c->file_fd = -1;
                 socket_address_format(&peer, c->remote);
-                c->next = fs->conns;
-                if (fs->conns)
-                        fs->conns->prev = c;
-                fs->conns = c;
+                LIST_PREPEND(fs->conns, c);
                 fs->n_conns++;
                 if (sd_event_add_io(fs->manager->event, &c->io, cfd, EPOLLIN, conn_handler, c) < 0 ||
                     sd_event_add_time_relative(fs->manager->event, &c->timer, CLOCK_MONOTONIC,

@@ -282,12 +282,7 @@ static Session *session_free(Session *x) {
         if (!x)
                 return NULL;
         s = x->server;
-        if (x->prev)
-                x->prev->next = x->next;
-        else if (s->sessions == x)
-                s->sessions = x->next;
-        if (x->next)
-                x->next->prev = x->prev;
+        LIST_REMOVE(s->sessions, x);
         s->n_sessions--;
         /* Streams go first, then the ports, so no listener hands out a dead session. */
         mux_free(x->mux);
@@ -333,12 +328,7 @@ static Pending *pending_free(Pending *p) {
         if (!p)
                 return NULL;
         s = p->server;
-        if (p->prev)
-                p->prev->next = p->next;
-        else if (s->pending == p)
-                s->pending = p->next;
-        if (p->next)
-                p->next->prev = p->prev;
+        LIST_REMOVE(s->pending, p);
         s->n_pending--;
         sd_event_source_disable_unref(p->io);
         sd_event_source_disable_unref(p->timer);
@@ -519,10 +509,7 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         }
         x->ports = TAKE_PTR(ports);
         x->n_ports = n_ports;
-        x->next = s->sessions;
-        if (s->sessions)
-                s->sessions->prev = x;
-        s->sessions = x;
+        LIST_PREPEND(s->sessions, x);
         s->n_sessions++;
 
         snprintf(response, sizeof(response),
@@ -644,10 +631,7 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
                 p->server = s;
                 p->peer = peer;
                 socket_address_format(&peer, p->remote);
-                p->next = s->pending;
-                if (s->pending)
-                        s->pending->prev = p;
-                s->pending = p;
+                LIST_PREPEND(s->pending, p);
                 s->n_pending++;
 
                 r = tls_conn_new_server(cfd, def(s)->tls ? s->creds : NULL, &p->conn);
