@@ -693,30 +693,9 @@ void client_get_counters(Client *c, TunnelCounters *ret) {
         }
 }
 
-typedef struct StreamWalk {
-        void (*f)(const StreamInfo *i, void *userdata);
-        void *userdata;
-        uint64_t now;
-} StreamWalk;
-
-static void walk_stream(const MuxStreamInfo *i, void *userdata) {
-        StreamWalk *w = userdata;
-        StreamInfo si = {
-                .id = i->id > 0 ? (uint32_t) i->id : 0,
-                .client = NULL,
-                .peer = i->peer,
-                .port = authority_port(i->authority),
-                .bytes_in = i->bytes_in,
-                .bytes_out = i->bytes_out,
-                .age_usec = w->now - i->created,
-        };
-        w->f(&si, w->userdata);
-}
-
 void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata) {
-        StreamWalk w = { f, userdata, now_usec() };
         if (c->mux)
-                mux_foreach_stream(c->mux, walk_stream, &w);
+                manager_foreach_mux_stream(c->mux, NULL, f, userdata);
 }
 
 /* ---- reload ---- */

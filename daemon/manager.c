@@ -126,6 +126,33 @@ void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *use
                 client_foreach_stream(m->client, f, userdata);
 }
 
+typedef struct StreamWalk {
+        const char *client;
+        void (*f)(const StreamInfo *i, void *userdata);
+        void *userdata;
+        uint64_t now;
+} StreamWalk;
+
+static void walk_stream(const MuxStreamInfo *i, void *userdata) {
+        StreamWalk *w = userdata;
+        StreamInfo si = {
+                .id = i->id > 0 ? (uint32_t) i->id : 0,
+                .client = w->client,
+                .peer = i->peer,
+                .port = authority_port(i->authority),
+                .bytes_in = i->bytes_in,
+                .bytes_out = i->bytes_out,
+                .age_usec = w->now - i->created,
+        };
+        w->f(&si, w->userdata);
+}
+
+void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const StreamInfo *s, void *userdata),
+                                void *userdata) {
+        StreamWalk w = { client, f, userdata, now_usec() };
+        mux_foreach_stream(mux, walk_stream, &w);
+}
+
 int manager_disconnect_client(Manager *m, const char *id) {
         return m->server ? server_disconnect_client(m->server, id) : -ENOENT;
 }

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "mux.h"
 
 typedef struct Server Server;
 typedef struct Client Client;
@@ -101,4 +102,7 @@ void manager_client_event(Manager *m, bool connected, const char *id, const char
 void manager_get_counters(Manager *m, TunnelCounters *ret);
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata);
+/* The streams of one session as the bus shows them (client: the exit server side's id). */
+void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const StreamInfo *s, void *userdata),
+                                void *userdata);
 int manager_disconnect_client(Manager *m, const char *id);

@@ -860,33 +860,9 @@ void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdat
         }
 }
 
-typedef struct StreamWalk {
-        Session *session;
-        void (*f)(const StreamInfo *i, void *userdata);
-        void *userdata;
-        uint64_t now;
-} StreamWalk;
-
-static void walk_stream(const MuxStreamInfo *i, void *userdata) {
-        StreamWalk *w = userdata;
-        StreamInfo si = {
-                .id = i->id > 0 ? (uint32_t) i->id : 0,
-                .client = w->session ? w->session->id : NULL,
-                .peer = i->peer,
-                .port = authority_port(i->authority),
-                .bytes_in = i->bytes_in,
-                .bytes_out = i->bytes_out,
-                .age_usec = w->now - i->created,
-        };
-        w->f(&si, w->userdata);
-}
-
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata) {
-        StreamWalk w = { .f = f, .userdata = userdata, .now = now_usec() };
-        for (Session *x = s->sessions; x; x = x->next) {
-                w.session = x;
-                mux_foreach_stream(x->mux, walk_stream, &w);
-        }
+        for (Session *x = s->sessions; x; x = x->next)
+                manager_foreach_mux_stream(x->mux, x->id, f, userdata);
 }
 
 int server_disconnect_client(Server *s, const char *id) {

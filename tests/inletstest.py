@@ -83,6 +83,16 @@ class EchoServer:
         self.sock.close()
 
 
+def recv_all(sock, size=65536):
+    """Reads until the peer closes; returns the bytes."""
+    out = b""
+    while True:
+        b = sock.recv(size)
+        if not b:
+            return out
+        out += b
+
+
 def echo_roundtrip(port, data, timeout=30.0, host="127.0.0.1"):
     """Sends data, half-closes, reads everything back; returns the bytes."""
     s = socket.create_connection((host, port), timeout=timeout)

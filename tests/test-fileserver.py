@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 
-from inletstest import TOKEN, Daemon, TunnelTest, free_port, main, port_open, wait_until
+from inletstest import TOKEN, Daemon, TunnelTest, free_port, main, port_open, recv_all, wait_until
 
 AUTH = "Basic " + base64.b64encode(f"admin:{TOKEN}".encode()).decode()
 
@@ -123,12 +123,7 @@ class FileServer(TunnelTest):
             s = socket.create_connection(("127.0.0.1", self.fport), timeout=10)
             s.sendall(f"GET {p.replace(' ', '%20')} HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n"
                       "Connection: close\r\n\r\n".encode())
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
+            out = recv_all(s)
             s.close()
             status = int(out.split(b" ")[1])
             self.assertIn(status, (400, 403, 404), p)
@@ -175,12 +170,7 @@ class FileServer(TunnelTest):
         s = socket.create_connection(("127.0.0.1", self.fport), timeout=10)
         req = f"GET /hello.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n\r\n"
         s.sendall((req * 2 + req.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")).encode())
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
+        out = recv_all(s)
         s.close()
         self.assertEqual(out.count(b"hello, file\n"), 3)
         print("keep-alive and pipelining answered in order; AllowBrowsing=no gives 403 on directories")

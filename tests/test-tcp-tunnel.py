@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from inletstest import (INLETSD, TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, sha,
+from inletstest import (INLETSD, TOKEN, TunnelTest, echo_roundtrip, recv_all, free_port, main, port_open, sha,
                         wait_until)
 
 
@@ -56,24 +56,14 @@ class TcpTunnel(TunnelTest):
         def upstream():
             # 1: read to EOF, then answer and close.
             c, _ = ls.accept()
-            buf = b""
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                buf += b
+            buf = recv_all(c)
             c.sendall(b"got %d" % len(buf))
             c.close()
             # 2: greet and close our write half first, then read what comes.
             c, _ = ls.accept()
             c.sendall(b"hello")
             c.shutdown(socket.SHUT_WR)
-            buf = b""
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                buf += b
+            buf = recv_all(c)
             received.append(buf)
             c.close()
 
@@ -87,22 +77,12 @@ class TcpTunnel(TunnelTest):
         s = socket.create_connection(("127.0.0.1", pub), timeout=10)
         s.sendall(b"x" * 100000)
         s.shutdown(socket.SHUT_WR)
-        reply = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            reply += b
+        reply = recv_all(s)
         s.close()
         self.assertEqual(reply, b"got 100000")
 
         s = socket.create_connection(("127.0.0.1", pub), timeout=10)
-        greet = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            greet += b
+        greet = recv_all(s)
         self.assertEqual(greet, b"hello")  # EOF from upstream reached us while we could still write
         s.sendall(b"after-eof")
         s.shutdown(socket.SHUT_WR)
@@ -371,12 +351,7 @@ class TcpTunnel(TunnelTest):
         self.assertFalse(port_open(self.pub), "new connections are refused while draining")
         s.sendall(b"second half")
         s.shutdown(socket.SHUT_WR)
-        rest = b""
-        while True:
-            b = s.recv(100)
-            if not b:
-                break
-            rest += b
+        rest = recv_all(s)
         s.close()
         self.assertEqual(rest, b"second half")
         self.assertEqual(self.srv.proc.wait(10), 0)
