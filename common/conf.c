@@ -63,21 +63,19 @@ Definition *definition_free(Definition *d) {
         free(d->token_file);
         strv_free(d->auto_tls_san);
         free(d->certificate_file);
+        free(d->https_certificate_file);
+        free(d->https_key_file);
         free(d->key_file);
         free(d->state_directory);
         free(d->allow_ports);
         free(d->url);
         free(d->ca_file);
+        free(d->upstream_ca_file);
         strv_free(d->upstreams);
         free(d->ports);
         free(d->client_id);
         free(d->webroot);
         free(d);
-        return NULL;
-}
-
-static void *mfree(void *p) {
-        free(p);
         return NULL;
 }
 
@@ -162,6 +160,28 @@ static int conf_unsigned(const char *value, void *field, Definition *d, const ch
         return 0;
 }
 
+static int conf_size_or_zero(const char *value, void *field, Definition *d, const char **reason) {
+        uint64_t u;
+        int r = parse_size(value, &u);
+        if (r < 0) {
+                *reason = "expected a size (K, M, G suffixes), 0 for no limit";
+                return r;
+        }
+        *(uint64_t *) field = u;
+        return 0;
+}
+
+static int conf_header_bytes(const char *value, void *field, Definition *d, const char **reason) {
+        uint64_t u;
+        int r = parse_size(value, &u);
+        if (r < 0 || u < 1024 || u > 1024 * 1024) {
+                *reason = "expected a size between 1K and 1M";
+                return r < 0 ? r : -ERANGE;
+        }
+        *(uint64_t *) field = u;
+        return 0;
+}
+
 static int conf_size(const char *value, void *field, Definition *d, const char **reason) {
         uint64_t u;
         int r = parse_size(value, &u);
@@ -199,6 +219,13 @@ static int conf_control_listen(const char *v, void *f, Definition *d, const char
 }
 static int conf_http_listen(const char *v, void *f, Definition *d, const char **reason) {
         return conf_address(v, f, d, reason, DEFAULT_HTTP_PORT);
+}
+static int conf_https_listen(const char *v, void *f, Definition *d, const char **reason) {
+        if (!*v) {
+                *(SocketAddress *) f = (SocketAddress) {};
+                return 0;
+        }
+        return conf_address(v, f, d, reason, DEFAULT_HTTPS_PORT);
 }
 static int conf_fileserver_listen(const char *v, void *f, Definition *d, const char **reason) {
         return conf_address(v, f, d, reason, DEFAULT_FILESERVER_PORT);
@@ -282,6 +309,14 @@ static int conf_upstream(const char *value, void *field, Definition *d, const ch
         if (strpbrk(value, " \t")) {
                 *reason = "one upstream per line";
                 return -EINVAL;
+        }
+        if (strstr(value, "://")) {
+                HttpUpstream u;
+                if (http_upstream_parse(value, &u) < 0) {
+                        *reason = "expected [HOST=]http://HOST[:PORT][/PATH] or https://...";
+                        return -EINVAL;
+                }
+                http_upstream_done(&u);
         }
         v = strdup(value);
         if (!v)
@@ -408,9 +443,18 @@ static const struct ConfItem {
         { "Tunnel", "KeepaliveSec", conf_positive_sec, F(keepalive_usec) },
         { "Tunnel", "HandshakeTimeoutSec", conf_positive_sec, F(handshake_timeout_usec) },
         { "Tunnel", "LogLevel", conf_log_level, F(log_level) },
+        { "Tunnel", "MaxHeaderBytes", conf_header_bytes, F(max_header_bytes) },
+        { "Tunnel", "MaxHeaders", conf_unsigned, F(max_headers) },
+        { "Tunnel", "IdleTimeoutSec", conf_positive_sec, F(idle_timeout_usec) },
         { "Server", "ControlListen", conf_control_listen, F(control_listen) },
         { "Server", "DataListen", conf_data_listen, F(data_listen) },
         { "Server", "HTTPListen", conf_http_listen, F(http_listen) },
+        { "Server", "HTTPSListen", conf_https_listen, F(https_listen) },
+        { "Server", "HTTPSCertificateFile", conf_string, F(https_certificate_file) },
+        { "Server", "HTTPSKeyFile", conf_string, F(https_key_file) },
+        { "Server", "MaxBodyBytes", conf_size_or_zero, F(max_body_bytes) },
+        { "Server", "MaxConnections", conf_unsigned, F(max_connections) },
+        { "Server", "ResponseTimeoutSec", conf_positive_sec, F(response_timeout_usec) },
         { "Server", "TLS", conf_bool, F(tls) },
         { "Server", "AutoTLS", conf_bool, F(auto_tls) },
         { "Server", "AutoTLSSAN", conf_san, F(auto_tls_san) },
@@ -423,6 +467,7 @@ static const struct ConfItem {
         { "Server", "MaxFrameSize", conf_size, F(max_frame_size) },
         { "Client", "URL", conf_url, F(url) },
         { "Client", "CAFile", conf_string, F(ca_file) },
+        { "Client", "UpstreamCAFile", conf_string, F(upstream_ca_file) },
         { "Client", "ServerFingerprint", conf_fingerprint, F(server_fingerprint) },
         { "Client", "Upstream", conf_upstream, F(upstreams) },
         { "Client", "Ports", conf_ports, F(ports) },
@@ -674,6 +719,14 @@ static int finish(Definition *d, bool token, char **ret_error) {
                 d->handshake_timeout_usec = 10 * USEC_PER_SEC;
         if (d->max_frame_size == 0)
                 d->max_frame_size = 2 * 1024 * 1024;
+        if (d->max_header_bytes == 0)
+                d->max_header_bytes = 16 * 1024;
+        if (d->max_headers == 0)
+                d->max_headers = 100;
+        if (d->idle_timeout_usec == 0)
+                d->idle_timeout_usec = 60 * USEC_PER_SEC;
+        if (d->response_timeout_usec == 0)
+                d->response_timeout_usec = 60 * USEC_PER_SEC;
 
         switch (d->role) {
         case ROLE_SERVER:
@@ -708,8 +761,19 @@ static int finish(Definition *d, bool token, char **ret_error) {
                         d->max_clients = 64;
                 if (d->max_streams == 0)
                         d->max_streams = 1024;
-                if (d->mode == MODE_TCP && d->n_upstreams > 0)
+                if (d->max_connections == 0)
+                        d->max_connections = 4096;
+                if (d->n_upstreams > 0)
                         log_warning("%s: Upstream= has no meaning for a server, ignoring.", f);
+                if (!!d->https_certificate_file != !!d->https_key_file)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: HTTPSCertificateFile= and HTTPSKeyFile= must be set together", f);
+                if (!address_unset(&d->https_listen) && d->mode != MODE_HTTP)
+                        log_warning("%s: HTTPSListen= is for Mode=http, ignoring.", f);
+                if (!address_unset(&d->https_listen) && !d->https_certificate_file && !d->certificate_file &&
+                    !d->auto_tls)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: HTTPSListen= needs HTTPSCertificateFile=, CertificateFile= or AutoTLS=yes", f);
                 break;
 
         case ROLE_CLIENT:
@@ -728,6 +792,19 @@ static int finish(Definition *d, bool token, char **ret_error) {
                                 return -ENOMEM;
                 } else if (d->n_upstreams == 0)
                         return errorf(ret_error, -EINVAL, "%s: Upstream= is not set in [Client]", f);
+                for (size_t i = 0; i < d->n_upstreams; i++) {
+                        bool url = strstr(d->upstreams[i], "://");
+                        if (d->mode == MODE_HTTP && !url)
+                                return errorf(ret_error, -EINVAL,
+                                              "%s: Upstream=%s: HTTP mode takes [HOST=]http(s)://HOST[:PORT] URLs", f,
+                                              d->upstreams[i]);
+                        if (d->mode == MODE_TCP && url)
+                                return errorf(ret_error, -EINVAL,
+                                              "%s: Upstream=%s: TCP mode takes a host name or address, not a URL "
+                                              "(Mode=http?)", f, d->upstreams[i]);
+                }
+                if (d->mode == MODE_HTTP && d->n_ports > 0)
+                        log_warning("%s: Ports= has no meaning in HTTP mode, ignoring.", f);
                 if (d->reconnect_max_delay_usec == 0)
                         d->reconnect_max_delay_usec = 30 * USEC_PER_SEC;
                 if (d->max_streams == 0)
@@ -851,4 +928,76 @@ bool definition_port_allowed(const Definition *d, uint16_t port) {
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
                         return true;
         return false;
+}
+
+bool hostname_is_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                      *p == '.'))
+                        return false;
+        return true;
+}
+
+int http_upstream_parse(const char *s, HttpUpstream *ret) {
+        _cleanup_free_ char *hostport = NULL, *host = NULL, *match = NULL;
+        const char *scheme = strstr(s, "://"), *eq = strchr(s, '='), *rest, *slash;
+        HttpUpstream u = {};
+        size_t plen;
+        int r;
+
+        if (!scheme)
+                return -EINVAL;
+        if (eq && eq < scheme) {
+                match = strndup(s, (size_t) (eq - s));
+                if (!match)
+                        return -ENOMEM;
+                if (!hostname_is_valid(match))
+                        return -EINVAL;
+                for (char *p = match; *p; p++)
+                        *p = ascii_tolower(*p);
+                s = eq + 1;
+        }
+        if (strncasecmp(s, "https://", 8) == 0) {
+                u.tls = true;
+                rest = s + 8;
+        } else if (strncasecmp(s, "http://", 7) == 0)
+                rest = s + 7;
+        else
+                return -EPROTONOSUPPORT;
+        slash = strchr(rest, '/');
+        hostport = strndup(rest, slash ? (size_t) (slash - rest) : strlen(rest));
+        if (!hostport)
+                return -ENOMEM;
+        if (!*hostport || strpbrk(hostport, "@ \t?#"))
+                return -EINVAL;
+        r = split_host_port(hostport, u.tls ? 443 : 80, &host, &u.port);
+        if (r < 0 || !*host)
+                return -EINVAL;
+        slash = slash ?: "";
+        if (strpbrk(slash, " \t\r\n?#"))
+                return -EINVAL;
+        plen = strlen(slash);
+        while (plen > 0 && slash[plen - 1] == '/')
+                plen--;
+        u.prefix = strndup(slash, plen);
+        u.authority = TAKE_PTR(hostport);
+        u.host = TAKE_PTR(host);
+        u.match = TAKE_PTR(match);
+        if (!u.prefix) {
+                http_upstream_done(&u);
+                return -ENOMEM;
+        }
+        *ret = u;
+        return 0;
+}
+
+void http_upstream_done(HttpUpstream *u) {
+        free(u->match);
+        free(u->host);
+        free(u->authority);
+        free(u->prefix);
+        *u = (HttpUpstream) {};
 }

@@ -28,6 +28,7 @@ typedef struct PortMap {
 #define DEFAULT_CONTROL_PORT 8123
 #define DEFAULT_HTTP_PORT 8000
 #define DEFAULT_FILESERVER_PORT 8080
+#define DEFAULT_HTTPS_PORT 8443
 #define TOKEN_MIN_LEN 16
 #define TOKEN_MAX_LEN 4096
 #define CONF_FILE_MAX (1024 * 1024)
@@ -44,11 +45,20 @@ typedef struct Definition {
         uint64_t keepalive_usec;
         uint64_t handshake_timeout_usec;
         int log_level;       /* -1: not set */
+        uint64_t max_header_bytes;  /* HTTP mode: request/response head limits */
+        unsigned max_headers;
+        uint64_t idle_timeout_usec; /* HTTP mode: keep-alive connections */
 
         /* [Server] */
         SocketAddress control_listen;
         SocketAddress data_listen;
         SocketAddress http_listen;
+        SocketAddress https_listen;   /* unset: no HTTPS */
+        char *https_certificate_file;
+        char *https_key_file;
+        uint64_t max_body_bytes;      /* 0: no limit */
+        unsigned max_connections;     /* public HTTP connections */
+        uint64_t response_timeout_usec;
         int tls;             /* TLS on the control port; "no" is for a TLS-terminating proxy */
         int auto_tls;
         char **auto_tls_san;
@@ -65,6 +75,7 @@ typedef struct Definition {
         /* [Client] */
         char *url;
         char *ca_file;
+        char *upstream_ca_file;  /* HTTP mode: CAs for https:// upstreams (default: the system's) */
         bool has_fingerprint;
         uint8_t server_fingerprint[32];
         char **upstreams;
@@ -81,6 +92,21 @@ typedef struct Definition {
         int basic_auth;      /* user "admin", the token as password */
         int allow_hidden;    /* serve and list names starting with '.' */
 } Definition;
+
+/* One HTTP-mode Upstream= line: [HOST=]http(s)://HOST[:PORT][/PREFIX]. */
+typedef struct HttpUpstream {
+        char *match;      /* the public host name it serves (lower case); NULL: any other */
+        bool tls;
+        char *host;       /* to dial */
+        uint16_t port;
+        char *authority;  /* the Host: the upstream sees */
+        char *prefix;     /* path prefix without a trailing slash; "" for none */
+} HttpUpstream;
+
+int http_upstream_parse(const char *s, HttpUpstream *ret);
+void http_upstream_done(HttpUpstream *u);
+/* Host name syntax for Upstream= and X-Inlets-Hosts: letters, digits, '-', '.'. */
+bool hostname_is_valid(const char *s);
 
 /* A parsed wss:// or ws:// URL. */
 typedef struct TunnelURL {

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* HTTP/1.1 message heads (the WebSocket upgrade request and its response), parsed with
- * libhttp-parser. The caller finds the end of the head first, so the parser always sees a
- * whole head at once and never a split callback. */
+/* HTTP/1.1 messages through libhttp-parser: whole heads (the WebSocket upgrade and its
+ * response), and a streaming parser (HttpMsgParser) for HTTP mode that hands over the head,
+ * then the body as it arrives, then the trailers, one message at a time. An HttpHead is also
+ * how HTTP/2 requests and responses cross the tunnel (mux.h). */
 #pragma once
 
+#include <http_parser.h>
 #include <sys/types.h>
 
 #include "macro.h"
@@ -16,12 +18,19 @@ typedef struct HttpHeader {
 typedef struct HttpHead {
         bool request;
         char *method;      /* requests */
-        char *url;         /* requests */
+        char *url;         /* requests: the request-target, or HTTP/2 :path */
+        char *authority;   /* HTTP/2 :authority */
+        char *scheme;      /* HTTP/2 :scheme */
+        char *protocol;    /* HTTP/2 :protocol (extended CONNECT, RFC 8441) */
         unsigned status;   /* responses */
         unsigned short http_major, http_minor;
         HttpHeader *headers;
         size_t n_headers;
+        size_t bytes;      /* names and values, as counted against limits */
         bool upgrade;
+        bool keep_alive;   /* HTTP/1.x: the connection may carry another message */
+        bool chunked;
+        int64_t content_length; /* -1 when absent */
 } HttpHead;
 
 #define HTTP_HEAD_MAX_DEFAULT 8192
@@ -29,6 +38,10 @@ typedef struct HttpHead {
 
 HttpHead *http_head_free(HttpHead *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpHead *, http_head_free);
+
+HttpHead *http_head_new(bool request);
+/* Appends a header (copies; a NUL inside name or value is refused). */
+int http_head_add(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* Length of the head in buf including the blank line, 0 if not complete yet, -E2BIG if no
  * end within max bytes. */
@@ -43,3 +56,45 @@ const char *http_head_get(const HttpHead *h, const char *name);
 size_t http_head_count(const HttpHead *h, const char *name);
 /* Whether a comma-separated header value contains token (case-insensitive). */
 bool http_header_has_token(const char *value, const char *token);
+
+/* "Not Found" for 404, and so on; "Unknown" for codes without a phrase here. */
+const char *http_status_reason(unsigned status);
+
+/* Hop-by-hop: the fields RFC 9110 §7.6.1 says a proxy must not forward (Connection and what
+ * it names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade), plus Host, which
+ * every hop sets itself. */
+bool http_header_is_hop_by_hop(const HttpHead *h, const char *name);
+
+typedef struct HttpMsgCallbacks {
+        /* The head (ownership passes to the callee). Return 0 to read a body, 1 when the
+         * message has none whatever its head says (a response to HEAD), 2 to stop after the
+         * head (a 101 response: what follows is not HTTP), <0 to fail. */
+        int (*head)(void *userdata, HttpHead *h);
+        int (*body)(void *userdata, const uint8_t *p, size_t n);
+        /* The message is complete; trailers (may be NULL) pass to the callee. */
+        int (*complete)(void *userdata, HttpHead *trailers);
+} HttpMsgCallbacks;
+
+typedef struct HttpMsgParser {
+        http_parser p;
+        const HttpMsgCallbacks *cb;
+        void *userdata;
+        HttpHead *head, *trailers;
+        size_t max_bytes, max_headers;
+        bool request, last_was_value, started, stopped, complete;
+        int error;
+} HttpMsgParser;
+
+void http_msg_parser_init(HttpMsgParser *mp, bool request, size_t max_bytes, size_t max_headers,
+                          const HttpMsgCallbacks *cb, void *userdata);
+void http_msg_parser_done(HttpMsgParser *mp);
+/* Parses what it can of p and returns how much it used. It stops after a complete message
+ * (pipelined bytes stay with the caller until http_msg_parser_next()) and after a head whose
+ * callback returned 2. n == 0 signals the end of the input (a body delimited by close ends
+ * there). Errors: -EBADMSG malformed, -E2BIG head over max_bytes, -EMLINK over max_headers,
+ * -EPIPE input ended inside a message, or the callback's. */
+ssize_t http_msg_parser_feed(HttpMsgParser *mp, const uint8_t *p, size_t n);
+/* Ready for the next message on the same connection. */
+void http_msg_parser_next(HttpMsgParser *mp);
+/* Whether the parser is between messages (nothing of the next one seen yet). */
+bool http_msg_parser_idle(const HttpMsgParser *mp);

@@ -22,13 +22,18 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define streq(a, b) (strcmp((a), (b)) == 0)
+#define new0(t, n) ((t *) calloc((n) > 0 ? (n) : 1, sizeof(t)))
+
+static inline char ascii_tolower(char c) {
+        return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
+}
 #define strcaseeq(a, b) (strcasecmp((a), (b)) == 0)
 
 static inline bool streq_ptr(const char *a, const char *b) {
         return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static inline void *mfree_ptr(void *p) {
+static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }

@@ -28,6 +28,10 @@
 #define H2_WINDOW (16 * 1024 * 1024)
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
+#define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
+#define MSG_LOW_WATER (64 * 1024)     /* ... and to go on */
+#define MSG_MAX_HEADERS 256
+#define MSG_MAX_HEADER_BYTES (64 * 1024)
 
 struct MuxStream {
         Mux *mux;
@@ -51,11 +55,19 @@ struct MuxStream {
         uint64_t bytes_in, bytes_out, created;
         char *authority, *peer, *method;
         void *userdata;
+
+        /* Message streams (HTTP mode): no fd; the owner is the endpoint. */
+        bool message, want_writable, notify_writable, no_body;
+        const MuxStreamOps *ops;
+        size_t rcap;
+        HttpHead *head;          /* the head (or trailers) being received */
+        HttpHead *trailers;      /* ours, to send after the body */
+        uint32_t close_error;
 };
 
 struct Mux {
         sd_event *event;
-        sd_event_source *io, *timer, *defer;
+        sd_event_source *io, *timer, *defer, *kick;
         TlsConn *conn;
         nghttp2_session *h2;
         WsParser ws;
@@ -65,7 +77,7 @@ struct Mux {
 
         MuxStream *streams;
         unsigned n_streams;
-        bool any_corked;
+        bool any_corked, any_writable;
         uint64_t total_streams, bytes_in, bytes_out;
         uint64_t last_rx;
         bool ping_outstanding;
@@ -82,6 +94,13 @@ static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_pump(Mux *m);
 static void mux_finish(Mux *m);
 static void mux_drain(Mux *m);
+
+/* Runs mux_pump() from the loop: for calls from the owners of message streams, which may be
+ * inside one of our callbacks. */
+static void mux_kick(Mux *m) {
+        if (!m->dead && m->kick)
+                (void) sd_event_source_set_enabled(m->kick, SD_EVENT_ONESHOT);
+}
 
 /* ---- WebSocket output ---- */
 
@@ -182,6 +201,8 @@ static MuxStream *stream_free(MuxStream *s) {
         free(s->authority);
         free(s->peer);
         free(s->method);
+        http_head_free(s->head);
+        http_head_free(s->trailers);
         free(s);
         return NULL;
 }
@@ -194,6 +215,13 @@ static void stream_maybe_finish(MuxStream *s) {
                 return;
         LIST_REMOVE(m->streams, s);
         m->n_streams--;
+        if (s->ops) {
+                const MuxStreamOps *ops = TAKE_PTR(s->ops);
+                if (ops->closed)
+                        ops->closed(s, s->close_error != NGHTTP2_NO_ERROR, s->userdata);
+        }
+        if (s->message)
+                s->userdata = NULL; /* the owner's, and gone now */
         if (m->cb->stream_closed)
                 m->cb->stream_closed(m, s, m->userdata);
         stream_free(s);
@@ -259,6 +287,7 @@ static int stream_read(MuxStream *s) {
                 s->rbuf = malloc(STREAM_READ_SIZE);
                 if (!s->rbuf)
                         return -ENOMEM;
+                s->rcap = STREAM_READ_SIZE;
         }
         if (s->rlen == 0)
                 s->roff = 0;
@@ -277,6 +306,81 @@ static int stream_read(MuxStream *s) {
         return 0;
 }
 
+/* HTTP/2 field lines from an HttpHead: pseudo-header fields first, then the rest with
+ * lower-case names; fields HTTP/2 forbids (RFC 9113 §8.2.2) are left out. */
+typedef struct NvList {
+        nghttp2_nv *nva;
+        size_t n;
+        char *names;
+        char status[4];
+} NvList;
+
+static void nv_done(NvList *l) {
+        free(l->nva);
+        free(l->names);
+}
+
+static void nv_add(NvList *l, const char *name, size_t nl, const char *value) {
+        l->nva[l->n++] = (nghttp2_nv) { (uint8_t *) name, (uint8_t *) value, nl, strlen(value), NGHTTP2_NV_FLAG_NONE };
+}
+
+static int nv_build(NvList *l, const HttpHead *h, unsigned status, const HttpHeader *hd, size_t n) {
+        size_t total = 0, o = 0;
+
+        *l = (NvList) {};
+        for (size_t i = 0; i < n; i++)
+                total += strlen(hd[i].name) + 1;
+        l->nva = new0(nghttp2_nv, n + 6);
+        l->names = malloc(total + 1);
+        if (!l->nva || !l->names) {
+                nv_done(l);
+                return -ENOMEM;
+        }
+        if (h) {
+                if (h->method)
+                        nv_add(l, ":method", 7, h->method);
+                if (h->protocol)
+                        nv_add(l, ":protocol", 9, h->protocol);
+                if (h->scheme)
+                        nv_add(l, ":scheme", 7, h->scheme);
+                if (h->authority)
+                        nv_add(l, ":authority", 10, h->authority);
+                if (h->url)
+                        nv_add(l, ":path", 5, h->url);
+        }
+        if (status > 0) {
+                snprintf(l->status, sizeof(l->status), "%03u", MIN(status, 999u));
+                nv_add(l, ":status", 7, l->status);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char *lower = l->names + o;
+                size_t nl = strlen(hd[i].name);
+                for (size_t j = 0; j <= nl; j++)
+                        lower[j] = (char) ascii_tolower(hd[i].name[j]);
+                o += nl + 1;
+                if (nl == 0 || streq(lower, "connection") || streq(lower, "keep-alive") ||
+                    streq(lower, "proxy-connection") || streq(lower, "transfer-encoding") ||
+                    streq(lower, "upgrade") || streq(lower, "host") ||
+                    (streq(lower, "te") && !streq(hd[i].value, "trailers")))
+                        continue;
+                nv_add(l, lower, nl, hd[i].value);
+        }
+        return 0;
+}
+
+static void data_eof(MuxStream *s, uint32_t *data_flags) {
+        NvList l;
+
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s->trailers || s->trailers->n_headers == 0)
+                return;
+        if (nv_build(&l, NULL, 0, s->trailers->headers, s->trailers->n_headers) < 0)
+                return;
+        if (l.n > 0 && nghttp2_submit_trailer(s->mux->h2, s->id, l.nva, l.n) == 0)
+                *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nv_done(&l);
+}
+
 static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
         MuxStream *s = source->ptr;
@@ -284,7 +388,7 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 
         if (s->rlen == 0) {
                 if (s->read_eof) {
-                        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+                        data_eof(s, data_flags);
                         return 0;
                 }
                 s->deferred = true;
@@ -293,7 +397,7 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         n = MIN(length, s->rlen);
         *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
         if (s->read_eof && n == s->rlen)
-                *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+                data_eof(s, data_flags);
         return (ssize_t) n;
 }
 
@@ -314,6 +418,11 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                 s->roff = 0;
         s->bytes_out += length;
         m->bytes_out += length;
+        if (s->want_writable && s->rlen < MSG_LOW_WATER) {
+                s->want_writable = false;
+                s->notify_writable = true;
+                m->any_writable = true;
+        }
         stream_update_events(s);
         return 0;
 }
@@ -491,7 +600,12 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
         (void) nghttp2_session_consume_connection(session, len);
-        if (!s || s->aborted || s->wr_shut) {
+        if (s && s->message && s->ops && !s->aborted) {
+                /* The owner consumes the stream window as it passes the bytes on. */
+                s->ops->data(s, data, len, s->userdata);
+                return 0;
+        }
+        if (!s || s->aborted || s->wr_shut || s->message) {
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
         }
@@ -546,13 +660,66 @@ static int begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame
         Mux *m = user_data;
         MuxStream *s;
 
-        if (m->cfg.h2_client || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        if (frame->hd.type != NGHTTP2_HEADERS)
                 return 0;
+        if (m->cfg.h2_client) {
+                /* A response head or trailers for a message stream: collect it whole. */
+                s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+                if (s && s->message) {
+                        http_head_free(s->head);
+                        s->head = http_head_new(false);
+                        if (!s->head)
+                                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+                }
+                return 0;
+        }
+        if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+                s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+                if (s && s->message) { /* trailers */
+                        http_head_free(s->head);
+                        s->head = http_head_new(true);
+                        if (!s->head)
+                                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+                }
+                return 0;
+        }
         s = stream_new(m, frame->hd.stream_id);
         if (!s)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        s->head = http_head_new(true);
+        if (!s->head)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
         return 0;
+}
+
+/* Collects one field line into s->head; pseudo-header fields go to their own members. */
+static int head_collect(MuxStream *s, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen) {
+        HttpHead *h = s->head;
+        char **dst = NULL;
+
+        if (namelen > 0 && name[0] == ':') {
+                if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+                        dst = &h->method;
+                else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+                        dst = &h->url;
+                else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+                        dst = &h->authority;
+                else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+                        dst = &h->scheme;
+                else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
+                        dst = &h->protocol;
+                else if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+                        h->status = valuelen == 3 ? (unsigned) atoi((const char *) value) : 0;
+                        return 0;
+                }
+                if (dst && !*dst && !(*dst = strndup((const char *) value, valuelen)))
+                        return -ENOMEM;
+                return 0;
+        }
+        if (h->n_headers >= MSG_MAX_HEADERS || h->bytes + namelen + valuelen > MSG_MAX_HEADER_BYTES)
+                return -E2BIG;
+        return http_head_add(h, (const char *) name, namelen, (const char *) value, valuelen);
 }
 
 static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
@@ -562,18 +729,46 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
 
         if (!s || frame->hd.type != NGHTTP2_HEADERS)
                 return 0;
+        if (s->head && head_collect(s, name, namelen, value, valuelen) < 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
                 dst = &s->authority;
         else if (namelen == 7 && memcmp(name, ":method", 7) == 0)
                 dst = &s->method;
         else if (namelen == 15 && memcmp(name, "x-forwarded-for", 15) == 0)
                 dst = &s->peer;
-        else if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+        else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && !s->message) {
                 s->responded = valuelen == 3 && memcmp(value, "200", 3) == 0;
                 return 0;
         }
         if (dst && !*dst)
                 *dst = strndup((const char *) value, MIN(valuelen, (size_t) 255));
+        return 0;
+}
+
+/* HEADERS and DATA on a message stream: the response head (exit server), trailers, the end. */
+static int message_frame_recv(Mux *m, MuxStream *s, const nghttp2_frame *frame) {
+        bool end = (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+                   (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+        _cleanup_(http_head_freep) HttpHead *trailers = NULL;
+
+        if (frame->hd.type == NGHTTP2_HEADERS && m->cfg.h2_client && !s->responded) {
+                HttpHead *h = TAKE_PTR(s->head);
+                if (!h)
+                        return 0;
+                if (h->status < 200 && !end) { /* interim (1xx): the final one follows */
+                        http_head_free(h);
+                        return 0;
+                }
+                s->responded = true;
+                if (s->ops && s->ops->head)
+                        s->ops->head(s, h, s->userdata);
+                else
+                        http_head_free(h);
+        } else if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+                trailers = TAKE_PTR(s->head);
+        if (end && s->ops && s->ops->end)
+                s->ops->end(s, TAKE_PTR(trailers), s->userdata);
         return 0;
 }
 
@@ -587,19 +782,31 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
         if (!s)
                 return 0;
 
+        if (s->message)
+                return message_frame_recv(m, s, frame);
         if (frame->hd.type == NGHTTP2_HEADERS) {
                 if (m->cfg.h2_client) {
                         if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE && !s->responded)
                                 stream_abort(s, NGHTTP2_CANCEL);
                 } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-                        if (!s->method || !streq(s->method, "CONNECT") || !s->authority) {
+                        bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+                        bool plain_connect = s->method && streq(s->method, "CONNECT") && !s->head->protocol;
+
+                        if (!plain_connect) {
+                                if (!s->method || !m->cb->http_request) {
+                                        stream_abort(s, NGHTTP2_REFUSED_STREAM);
+                                        return 0;
+                                }
+                                s->message = true;
+                                m->cb->http_request(m, s, TAKE_PTR(s->head), end, m->userdata);
+                                return message_frame_recv(m, s, frame);
+                        }
+                        s->head = http_head_free(s->head);
+                        if (!s->authority || !m->cb->stream_request) {
                                 stream_abort(s, NGHTTP2_REFUSED_STREAM);
                                 return 0;
                         }
-                        if (m->cb->stream_request)
-                                m->cb->stream_request(m, s, s->authority, m->userdata);
-                        else
-                                stream_abort(s, NGHTTP2_REFUSED_STREAM);
+                        m->cb->stream_request(m, s, s->authority, m->userdata);
                 }
         }
         if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
@@ -613,10 +820,13 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
 static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
+        if (error_code != NGHTTP2_NO_ERROR)
+                log_debug("Stream %d closed: %s", stream_id, nghttp2_http2_strerror(error_code));
         if (!s)
                 return 0;
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
         s->id = -1;
+        s->close_error = error_code;
         if (error_code != NGHTTP2_NO_ERROR)
                 stream_close_fd(s, true);
         else if (s->fd >= 0) {
@@ -628,6 +838,11 @@ static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t
                         stream_update_events(s);
         }
         stream_maybe_finish(s);
+        return 0;
+}
+
+static int error_cb(nghttp2_session *session, int lib_error_code, const char *msg, size_t len, void *user_data) {
+        log_debug("HTTP/2: %.*s", (int) len, msg);
         return 0;
 }
 
@@ -727,11 +942,28 @@ static void mux_read(Mux *m) {
         mux_push_corked(m);
 }
 
+/* Message streams whose owners wait for room. */
+static void mux_notify_writable(Mux *m) {
+        while (m->any_writable && !m->dead) {
+                MuxStream *s;
+                m->any_writable = false;
+                for (s = m->streams; s && !s->notify_writable; s = s->next)
+                        ;
+                if (!s)
+                        break;
+                m->any_writable = true;
+                s->notify_writable = false;
+                if (s->ops && s->ops->writable)
+                        s->ops->writable(s, s->userdata);
+        }
+}
+
 static void mux_pump(Mux *m) {
         int r;
 
         if (m->dead)
                 return;
+        mux_notify_writable(m);
         while (tls_conn_pending(m->conn) <= OUT_HIGH_WATER && nghttp2_session_want_write(m->h2)) {
                 size_t before = tls_conn_pending(m->conn);
                 r = nghttp2_session_send(m->h2);
@@ -763,6 +995,8 @@ static void mux_pump(Mux *m) {
                 return;
         }
         (void) sd_event_source_set_io_events(m->io, EPOLLIN | (tls_conn_pending(m->conn) > 0 ? EPOLLOUT : 0));
+        if (m->any_writable)
+                mux_kick(m); /* owners waiting for room hear of it from the loop */
 }
 
 static int mux_io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -804,6 +1038,11 @@ static int mux_timer_handler(sd_event_source *src, uint64_t usec, void *userdata
         }
         (void) sd_event_source_set_time_relative(src, k / 6);
         (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int mux_kick_handler(sd_event_source *src, void *userdata) {
+        mux_pump(userdata);
         return 0;
 }
 
@@ -886,6 +1125,8 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
                 { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
                 { NGHTTP2_SETTINGS_MAX_FRAME_SIZE, MAX(frame, 16384u) },
                 { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+                /* Upgrades in HTTP mode travel as extended CONNECT (RFC 8441). */
+                { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
         };
         int r;
 
@@ -914,6 +1155,7 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, stream_close_cb);
+        nghttp2_session_callbacks_set_error_callback2(cbs, error_cb);
         if (nghttp2_option_new(&opt) != 0) {
                 nghttp2_session_callbacks_del(cbs);
                 return -ENOMEM;
@@ -927,7 +1169,7 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         nghttp2_option_del(opt);
         if (r != 0)
                 return -ENOMEM;
-        if (nghttp2_submit_settings(m->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv)) != 0 ||
+        if (nghttp2_submit_settings(m->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv) - cfg->h2_client) != 0 ||
             nghttp2_session_set_local_window_size(m->h2, NGHTTP2_FLAG_NONE, 0, H2_WINDOW) != 0)
                 return -ENOMEM;
 
@@ -938,6 +1180,10 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
                                        mux_timer_handler, m);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(e, &m->kick, mux_kick_handler, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
 
         if (n_initial > 0) {
                 const WsCallbacks wscb = mux_ws_callbacks;
@@ -958,12 +1204,19 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
 Mux *mux_free(Mux *m) {
         if (!m)
                 return NULL;
+        m->dead = true;
         while (m->streams) {
                 MuxStream *s = m->streams;
                 m->streams = s->next;
+                if (s->ops) { /* the owner must let go of it */
+                        const MuxStreamOps *ops = TAKE_PTR(s->ops);
+                        if (ops->closed)
+                                ops->closed(s, true, s->userdata);
+                }
                 stream_free(s);
         }
         sd_event_source_disable_unref(m->io);
+        sd_event_source_disable_unref(m->kick);
         sd_event_source_disable_unref(m->timer);
         sd_event_source_disable_unref(m->defer);
         if (m->h2)
@@ -1059,10 +1312,151 @@ int mux_send_control(Mux *m, const char *message) {
 
 void mux_stream_reset(MuxStream *s) {
         Mux *m = s->mux;
+        s->ops = NULL;
         if (s->id < 0) { /* already closed on HTTP/2, still flushing: just drop it */
                 stream_close_fd(s, true);
                 stream_maybe_finish(s);
         } else
                 stream_abort(s, NGHTTP2_CANCEL);
-        mux_pump(m);
+        /* Callers may be inside one of our callbacks: send from the loop. */
+        mux_kick(m);
+}
+
+/* ---- message streams (HTTP mode) ---- */
+
+int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, const MuxStreamOps *ops,
+                void *userdata, MuxStream **ret) {
+        nghttp2_data_provider prd = { .read_callback = data_read_cb };
+        NvList l;
+        MuxStream *s;
+        int32_t id;
+        int r;
+
+        if (m->dead)
+                return -ENOTCONN;
+        r = nv_build(&l, h, 0, h->headers, h->n_headers);
+        if (r < 0)
+                return r;
+        s = stream_new(m, 0);
+        if (!s) {
+                nv_done(&l);
+                return -ENOMEM;
+        }
+        s->message = true;
+        s->no_body = end_stream;
+        s->userdata = userdata;
+        s->peer = strdup(peer);
+        s->authority = strdup(h->authority ?: "");
+        s->method = strdup(h->method ?: "");
+        prd.source.ptr = s;
+        id = nghttp2_submit_request(m->h2, NULL, l.nva, l.n, end_stream ? NULL : &prd, s);
+        nv_done(&l);
+        if (id < 0) {
+                s->id = -1;
+                stream_maybe_finish(s);
+                return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EBUSY : -EINVAL;
+        }
+        s->id = id;
+        s->ops = ops;
+        mux_kick(m);
+        if (ret)
+                *ret = s;
+        return 0;
+}
+
+void mux_stream_set_ops(MuxStream *s, const MuxStreamOps *ops, void *userdata) {
+        s->ops = ops;
+        s->userdata = userdata;
+}
+
+int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t n_headers, bool end_stream) {
+        nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+        NvList l;
+        int r;
+
+        if (s->id <= 0 || s->aborted || s->responded)
+                return -EPIPE;
+        r = nv_build(&l, NULL, status, headers, n_headers);
+        if (r < 0)
+                return r;
+        r = nghttp2_submit_response(s->mux->h2, s->id, l.nva, l.n, end_stream ? NULL : &prd);
+        nv_done(&l);
+        if (r < 0)
+                return -EINVAL;
+        s->responded = true;
+        s->no_body = end_stream;
+        mux_kick(s->mux);
+        return 0;
+}
+
+int mux_stream_write(MuxStream *s, const void *p, size_t n) {
+        if (s->id <= 0 || s->aborted || s->read_eof || s->no_body)
+                return -EPIPE;
+        if (n == 0)
+                return 0;
+        if (s->roff + s->rlen + n > s->rcap) {
+                if (s->roff > 0) {
+                        memmove(s->rbuf, s->rbuf + s->roff, s->rlen);
+                        s->roff = 0;
+                }
+                if (s->rlen + n > s->rcap) {
+                        size_t cap = MAX(MAX(s->rcap * 2, s->rlen + n), (size_t) 16384);
+                        uint8_t *t = realloc(s->rbuf, cap);
+                        if (!t)
+                                return -ENOMEM;
+                        s->rbuf = t;
+                        s->rcap = cap;
+                }
+        }
+        memcpy(s->rbuf + s->roff + s->rlen, p, n);
+        s->rlen += n;
+        if (s->deferred) {
+                s->deferred = false;
+                (void) nghttp2_session_resume_data(s->mux->h2, s->id);
+        }
+        mux_kick(s->mux);
+        if (s->rlen >= MSG_HIGH_WATER) {
+                s->want_writable = true;
+                return 1;
+        }
+        return 0;
+}
+
+bool mux_stream_full(MuxStream *s) {
+        if (s->rlen < MSG_HIGH_WATER)
+                return false;
+        s->want_writable = true;
+        return true;
+}
+
+int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers) {
+        if (s->id <= 0 || s->aborted || s->read_eof || s->no_body)
+                return -EPIPE;
+        if (n_trailers > 0) {
+                s->trailers = http_head_new(false);
+                if (!s->trailers)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n_trailers; i++)
+                        if (http_head_add(s->trailers, trailers[i].name, strlen(trailers[i].name), trailers[i].value,
+                                          strlen(trailers[i].value)) < 0)
+                                return -ENOMEM;
+        }
+        s->read_eof = true;
+        if (s->deferred) {
+                s->deferred = false;
+                (void) nghttp2_session_resume_data(s->mux->h2, s->id);
+        }
+        mux_kick(s->mux);
+        return 0;
+}
+
+void mux_stream_consume(MuxStream *s, size_t n) {
+        Mux *m = s->mux;
+
+        s->bytes_in += n;
+        m->bytes_in += n;
+        if (s->id > 0 && !m->dead) {
+                (void) nghttp2_session_consume_stream(m->h2, s->id, n);
+                mux_kick(m);
+        }
 }

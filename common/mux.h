@@ -8,15 +8,34 @@
 
 #include <systemd/sd-event.h>
 
+#include "http1.h"
 #include "tls.h"
 
 typedef struct Mux Mux;
 typedef struct MuxStream MuxStream;
 
+/* HTTP mode: a message stream has no socket; its owner is the endpoint. The head callback
+ * brings the response (exit server); data brings body bytes, which the owner acknowledges
+ * with mux_stream_consume() once it has passed them on (that reopens the window); end brings
+ * the end of the body and any trailers. closed comes last, exactly once, also when the
+ * session dies; after it the stream is gone. Callbacks may call mux_stream_* functions but
+ * must not free the Mux. */
+typedef struct MuxStreamOps {
+        void (*head)(MuxStream *s, HttpHead *h, void *userdata);     /* h passes to the callee */
+        void (*data)(MuxStream *s, const uint8_t *p, size_t n, void *userdata);
+        void (*end)(MuxStream *s, HttpHead *trailers, void *userdata); /* trailers may be NULL */
+        void (*writable)(MuxStream *s, void *userdata);
+        void (*closed)(MuxStream *s, bool reset, void *userdata);
+} MuxStreamOps;
+
 typedef struct MuxCallbacks {
         /* Tunnel client: a CONNECT request arrived. Answer with mux_stream_accept() or
          * mux_stream_refuse(), now or later. */
         void (*stream_request)(Mux *m, MuxStream *s, const char *authority, void *userdata);
+        /* Tunnel client, HTTP mode: a request (or an extended CONNECT carrying :protocol)
+         * arrived; h passes to the callee. Call mux_stream_set_ops() at once, then answer with
+         * mux_respond() or mux_stream_reset(). */
+        void (*http_request)(Mux *m, MuxStream *s, HttpHead *h, bool end_stream, void *userdata);
         /* A stream is gone; its counters are final. */
         void (*stream_closed)(Mux *m, MuxStream *s, void *userdata);
         /* The session ended (error < 0, or 0 for an orderly end). Called from the event loop,
@@ -57,6 +76,23 @@ void mux_stream_refuse(MuxStream *s, bool connect_error);
 void mux_stream_set_userdata(MuxStream *s, void *userdata);
 const char *mux_stream_authority(MuxStream *s);
 
+/* HTTP mode. Exit server: opens a request stream (h: method, url as :path, authority,
+ * scheme, protocol, headers; hop-by-hop fields are the caller's to remove). */
+int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, const MuxStreamOps *ops,
+                void *userdata, MuxStream **ret);
+void mux_stream_set_ops(MuxStream *s, const MuxStreamOps *ops, void *userdata);
+/* Tunnel client: the response head. */
+int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t n_headers, bool end_stream);
+/* Queues body bytes (all of them). Returns 1 when the stream holds enough: stop reading until
+ * the writable callback. */
+int mux_stream_write(MuxStream *s, const void *p, size_t n);
+/* Whether the stream already holds enough (then the writable callback follows). */
+bool mux_stream_full(MuxStream *s);
+/* The body is complete; trailers optional. */
+int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers);
+/* n bytes from the data callback went on their way. */
+void mux_stream_consume(MuxStream *s, size_t n);
+
 /* Ends the session politely (GOAWAY, WebSocket close, close_notify); closed() follows. */
 void mux_shutdown(Mux *m, int ws_code);
 
@@ -81,7 +117,8 @@ void mux_goaway(Mux *m);
 
 /* Sends a control message (one line of text, at most WS_TEXT_MAX bytes). */
 int mux_send_control(Mux *m, const char *message);
-/* Resets one stream (RST_STREAM CANCEL, socket reset). Safe inside mux_foreach_stream(). */
+/* Resets one stream (RST_STREAM CANCEL, socket reset). Safe inside mux_foreach_stream(). A
+ * message stream's closed callback is not called for a reset its owner asked for. */
 void mux_stream_reset(MuxStream *s);
 
 /* Ends the session at once (reset), as if the peer had gone; closed() follows. */

@@ -7,6 +7,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
@@ -608,4 +609,64 @@ void raise_fd_limit(void) {
         }
         if (spare_fd < 0)
                 spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+char *asprintf_safe(const char *format, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&s, format, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *ai = NULL;
+        SocketAddress *l;
+        size_t n = 0;
+        int r;
+
+        r = getaddrinfo(host, "1", &hints, &ai);
+        if (r == EAI_SYSTEM)
+                return -errno;
+        if (r != 0)
+                return -EHOSTUNREACH;
+        for (struct addrinfo *i = ai; i; i = i->ai_next)
+                n++;
+        l = new0(SocketAddress, n);
+        if (!l) {
+                freeaddrinfo(ai);
+                return -ENOMEM;
+        }
+        n = 0;
+        for (struct addrinfo *i = ai; i; i = i->ai_next)
+                if (i->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+                        memcpy(&l[n].storage, i->ai_addr, i->ai_addrlen);
+                        l[n++].len = i->ai_addrlen;
+                }
+        freeaddrinfo(ai);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port) {
+        while (*next < n) {
+                SocketAddress a = addrs[(*next)++];
+                int fd;
+
+                socket_address_set_port(&a, port);
+                fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        continue;
+                socket_set_nodelay(fd);
+                if (connect(fd, &a.sa, a.len) < 0 && errno != EINPROGRESS) {
+                        safe_close(fd);
+                        continue;
+                }
+                return fd;
+        }
+        return -ECONNREFUSED;
 }

@@ -65,8 +65,16 @@ int errorf(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
 uint16_t authority_port(const char *authority);
 
 char *strstrip(char *s);
+/* asprintf() that returns the string, or NULL. */
+char *asprintf_safe(const char *format, ...) _printf_(1, 2);
 bool string_is_safe_id(const char *s, size_t max_len);
 int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */
+
+/* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
+int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);
+/* Starts a non-blocking connect() to the next of addrs (from *next on) with port: the fd, or
+ * -ECONNREFUSED when none is left. Wait for EPOLLOUT, then check SO_ERROR. */
+int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port);
 
 /* A non-blocking listening TCP socket; "any" IPv6 addresses also take IPv4. */
 int socket_listen_tcp(const SocketAddress *a, int *ret_fd);

@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "http1.h"
+#include "httpupstream.h"
 #include "log.h"
 #include "mux.h"
 #include "tls.h"
@@ -65,6 +66,7 @@ struct Client {
         SocketAddress *upstream_addrs;
         size_t n_upstream_addrs;
         Dial *dials;
+        HttpUpstreams *http;   /* HTTP mode */
 
         TunnelCounters closed;     /* of sessions that ended */
         bool ever_connected, reconnect_now;
@@ -138,30 +140,18 @@ static int dial_handler(sd_event_source *src, int fd, uint32_t revents, void *us
 /* Starts connecting to the next address; <0 when none is left. */
 static int dial_next(Dial *d) {
         Client *c = d->client;
+        int fd, r;
 
-        while (d->next_addr < c->n_upstream_addrs) {
-                SocketAddress a = c->upstream_addrs[d->next_addr++];
-                int fd, r;
-
-                socket_address_set_port(&a, d->port);
-                fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        continue;
-                socket_set_nodelay(fd);
-                if (connect(fd, &a.sa, a.len) < 0 && errno != EINPROGRESS) {
-                        log_debug_errno(errno, "Upstream port %u: %m", d->port);
-                        safe_close(fd);
-                        continue;
-                }
-                r = sd_event_add_io(c->manager->event, &d->io, fd, EPOLLOUT, dial_handler, d);
-                if (r < 0) {
-                        safe_close(fd);
-                        return r;
-                }
-                d->fd = fd;
-                return 0;
+        fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port);
+        if (fd < 0)
+                return fd;
+        r = sd_event_add_io(c->manager->event, &d->io, fd, EPOLLOUT, dial_handler, d);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
         }
-        return -ECONNREFUSED;
+        d->fd = fd;
+        return 0;
 }
 
 static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
@@ -258,8 +248,21 @@ static void mux_control(Mux *m, const char *message, void *userdata) {
                 log_debug("Ignoring control message from the server.");
 }
 
+static void http_request(Mux *m, MuxStream *s, HttpHead *h, bool end_stream, void *userdata) {
+        Client *c = userdata;
+
+        if (!c->http) {
+                http_head_free(h);
+                log_warning("The server sent an HTTP request, but this tunnel runs in TCP mode; refused.");
+                mux_stream_reset(s);
+                return;
+        }
+        http_upstreams_request(c->http, s, h, end_stream);
+}
+
 static const MuxCallbacks client_mux_callbacks = {
         .stream_request = stream_request,
+        .http_request = http_request,
         .stream_closed = stream_closed,
         .closed = mux_closed,
         .control = mux_control,
@@ -280,7 +283,7 @@ static void fail(Client *c, const char *format, ...) {
 static int send_upgrade(Client *c) {
         const Definition *d = def(c);
         _cleanup_(erase_and_freep) char *req = NULL;
-        _cleanup_free_ char *key64 = NULL;
+        _cleanup_free_ char *key64 = NULL, *offer = NULL;
         char ports[MAX(1, 6 * 256) + 1] = "";
         uint8_t key[16];
         size_t o = 0;
@@ -289,16 +292,22 @@ static int send_upgrade(Client *c) {
         if (random_bytes(key, sizeof(key)) < 0 || !(key64 = base64mem(key, sizeof(key))))
                 return -ENOMEM;
         snprintf(c->key, sizeof(c->key), "%s", key64);
-        for (size_t i = 0; i < d->n_ports && o < sizeof(ports) - 8; i++)
-                o += (size_t) snprintf(ports + o, sizeof(ports) - o, "%s%u", i ? "," : "", d->ports[i].public_port);
+        if (d->mode == MODE_HTTP) {
+                offer = http_upstreams_offer(d);
+                if (!offer)
+                        return -ENOMEM;
+        } else
+                for (size_t i = 0; i < d->n_ports && o < sizeof(ports) - 8; i++)
+                        o += (size_t) snprintf(ports + o, sizeof(ports) - o, "%s%u", i ? "," : "",
+                                               d->ports[i].public_port);
         r = asprintf(&req,
                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n"
-                     "X-Inlets-Mode: %s\r\nX-Inlets-Ports: %s\r\nX-Inlets-Client-Id: %s\r\n"
+                     "X-Inlets-Mode: %s\r\n%s: %s\r\nX-Inlets-Client-Id: %s\r\n"
                      "User-Agent: inletsd/%s\r\n\r\n",
                      c->url.path, strchr(c->url.host, ':') ? "[" : "", c->url.host,
                      strchr(c->url.host, ':') ? "]" : "", c->url.port, key64, d->token, mode_to_string(d->mode),
-                     ports, c->client_id, PROJECT_VERSION);
+                     offer ? "X-Inlets-Hosts" : "X-Inlets-Ports", offer ?: ports, c->client_id, PROJECT_VERSION);
         if (r < 0)
                 return -ENOMEM;
         r = tls_conn_send(c->conn, req, strlen(req));
@@ -364,7 +373,11 @@ static void handle_response(Client *c, size_t head_len) {
                 gnutls_certificate_free_credentials(c->retired_creds);
                 c->retired_creds = NULL;
         }
-        {
+        if (d->mode == MODE_HTTP) {
+                _cleanup_free_ char *hosts = http_upstreams_offer(d);
+                log_info("Connection established with %s as %s: serving hosts %s (%zu upstreams).", d->url,
+                         c->client_id, hosts ?: "?", d->n_upstreams);
+        } else {
                 char list[256] = "";
                 size_t o = 0;
                 for (size_t i = 0; i < d->n_ports && o < sizeof(list) - 16; i++)
@@ -507,30 +520,19 @@ static void connect_next(Client *c) {
 }
 
 static int refresh_upstream(Client *c) {
-        struct addrinfo *ai = NULL;
+        SocketAddress *l = NULL;
         size_t n = 0;
         int r;
 
-        r = resolve(def(c)->upstreams[0], 1, &ai);
+        if (def(c)->mode != MODE_TCP)
+                return c->http ? http_upstreams_refresh(c->http) : 0;
+        r = resolve_addresses(def(c)->upstreams[0], &l, &n);
         if (r < 0)
                 return log_warning_errno(r, "Cannot resolve upstream %s: %s", def(c)->upstreams[0],
                                          r == -EHOSTUNREACH ? "no such host" : strerror(-r));
-        for (struct addrinfo *i = ai; i; i = i->ai_next)
-                n++;
         free(c->upstream_addrs);
-        c->upstream_addrs = calloc(n, sizeof(SocketAddress));
-        c->n_upstream_addrs = 0;
-        if (!c->upstream_addrs) {
-                freeaddrinfo(ai);
-                return -ENOMEM;
-        }
-        for (struct addrinfo *i = ai; i; i = i->ai_next)
-                if (i->ai_addrlen <= sizeof(struct sockaddr_storage)) {
-                        SocketAddress *a = &c->upstream_addrs[c->n_upstream_addrs++];
-                        memcpy(&a->storage, i->ai_addr, i->ai_addrlen);
-                        a->len = i->ai_addrlen;
-                }
-        freeaddrinfo(ai);
+        c->upstream_addrs = l;
+        c->n_upstream_addrs = n;
         return 0;
 }
 
@@ -588,8 +590,6 @@ int client_start(Client *c) {
         _cleanup_free_ char *err = NULL;
         int r;
 
-        if (d->mode != MODE_TCP)
-                return log_error_errno(EOPNOTSUPP, "%s: Mode=http is not supported by this version yet.", d->path);
         r = tunnel_url_parse(d->url, &c->url);
         if (r < 0)
                 return log_error_errno(r, "%s: invalid URL=", d->path);
@@ -608,7 +608,12 @@ int client_start(Client *c) {
         if (r < 0)
                 return log_oom();
 
-        (void) refresh_upstream(c);
+        if (d->mode == MODE_HTTP) {
+                r = http_upstreams_new(c->manager, &c->http);
+                if (r < 0)
+                        return r;
+        } else
+                (void) refresh_upstream(c);
         c->state = STATE_WAITING;
         manager_set_state(c->manager, TUNNEL_CONNECTING);
         connect_next(c);
@@ -663,6 +668,7 @@ Client *client_free(Client *c) {
         while (c->dials)
                 dial_free(c->dials);
         mux_free(c->mux);
+        http_upstreams_free(c->http); /* after the mux: its streams let go of their exchanges */
         connection_reset(c);
         sd_event_source_disable_unref(c->timer);
         freeaddrinfo(c->server_addrs);
@@ -701,6 +707,10 @@ void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userd
 /* ---- reload ---- */
 
 static bool offer_changed(const Definition *a, const Definition *b) {
+        if (a->mode == MODE_HTTP) {
+                _cleanup_free_ char *x = http_upstreams_offer(a), *y = http_upstreams_offer(b);
+                return !streq_ptr(x, y);
+        }
         if (a->n_ports != b->n_ports)
                 return true;
         for (size_t i = 0; i < a->n_ports; i++)
@@ -751,8 +761,10 @@ void client_reloaded(Client *c, const Definition *o) {
         if (compute_client_id(c) < 0)
                 log_oom();
         /* A new Upstream= or port mapping applies to new streams. */
-        if (!streq(o->upstreams[0], n->upstreams[0]))
+        if (n->mode == MODE_HTTP || !streq(o->upstreams[0], n->upstreams[0]))
                 (void) refresh_upstream(c);
+        if (n->mode == MODE_HTTP && offer_changed(o, n))
+                reconnect = true; /* new host names: the server learns them from a new session */
         if (!reconnect && offer_changed(o, n) && c->state == STATE_CONNECTED) {
                 /* Tell the server in the running session: untouched ports keep their streams. */
                 char msg[MAX(1, 6 * 256) + 8];

@@ -417,7 +417,7 @@ static bool conn_write(FsConn *c) {
         }
         /* Response complete. */
         c->file_fd = safe_close(c->file_fd);
-        c->out = mfree_ptr(c->out);
+        c->out = mfree(c->out);
         c->out_len = c->out_off = 0;
         c->writing = false;
         if (!c->keep_alive) {

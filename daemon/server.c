@@ -14,6 +14,7 @@
 
 #include "autotls.h"
 #include "http1.h"
+#include "httpfront.h"
 #include "log.h"
 #include "mux.h"
 #include "server.h"
@@ -58,6 +59,8 @@ struct Session {
         Mux *mux;
         uint16_t *ports;
         size_t n_ports;
+        char **hosts;         /* HTTP mode: lower case; "*" serves any host */
+        size_t n_hosts;
 };
 
 struct Pending {
@@ -90,6 +93,11 @@ struct Server {
         unsigned n_sessions, n_pending;
         RateLimit auth_log;
         AuthFailures auth_failures[AUTH_SOURCES];
+        /* HTTP mode */
+        int http_fd, https_fd;   /* from systemd, until started */
+        HttpFront *http, *https;
+        gnutls_certificate_credentials_t https_creds; /* HTTPSCertificateFile= only */
+        unsigned host_rr;
 };
 
 static const Definition *def(Server *s) {
@@ -289,6 +297,7 @@ static Session *session_free(Session *x) {
         for (size_t i = 0; i < x->n_ports; i++)
                 listener_unref(s, x->ports[i]);
         free(x->ports);
+        strv_free(x->hosts);
         free(x->id);
         free(x);
         return NULL;
@@ -389,11 +398,71 @@ static int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n) {
         return 0;
 }
 
+/* X-Inlets-Hosts: comma-separated host names, "*" for any. */
+static int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+
+        while (v && *v) {
+                size_t k;
+                char *h;
+
+                v += strspn(v, " \t,");
+                k = strcspn(v, " \t,");
+                if (k == 0)
+                        break;
+                if (n >= MAX_OFFERED_PORTS || k > 253)
+                        return -EINVAL;
+                h = strndup(v, k);
+                if (!h)
+                        return -ENOMEM;
+                for (char *q = h; *q; q++)
+                        *q = ascii_tolower(*q);
+                if (!streq(h, "*") && !hostname_is_valid(h)) {
+                        free(h);
+                        return -EINVAL;
+                }
+                if (strv_push(&l, &n, h) < 0)
+                        return -ENOMEM;
+                v += k;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
+
+/* HTTP mode: the session for a request's host, round-robin among those that name it, else
+ * among those that serve any host. */
+static Mux *route_host(const char *host, void *userdata) {
+        Server *s = userdata;
+        unsigned exact = 0, any = 0, pick;
+
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_hosts; i++) {
+                        if (streq(x->hosts[i], host))
+                                exact++;
+                        else if (streq(x->hosts[i], "*"))
+                                any++;
+                }
+        if (exact + any == 0)
+                return NULL;
+        pick = s->host_rr++ % (exact ?: any);
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_hosts; i++)
+                        if (streq(x->hosts[i], exact ? host : "*") && pick-- == 0)
+                                return x->mux;
+        return NULL;
+}
+
 /* The upgrade request is complete: check it, and either refuse or start the session. */
 static void pending_upgrade(Pending *p, size_t head_len) {
         Server *s = p->server;
         _cleanup_(http_head_freep) HttpHead *h = NULL;
         _cleanup_free_ uint16_t *ports = NULL;
+        _cleanup_strv_free_ char **hosts = NULL;
+        size_t n_hosts = 0;
         _cleanup_free_ char *accept = NULL, *generated_id = NULL, *why = NULL;
         const char *auth, *key, *id, *v;
         size_t n_ports = 0, bound = 0;
@@ -447,7 +516,14 @@ static void pending_upgrade(Pending *p, size_t head_len) {
                 return pending_reply(p, 409, "Conflict", def(s)->mode == MODE_TCP ? "this server runs in TCP mode"
                                                                                     : "this server runs in HTTP mode",
                                      NULL);
-        if (parse_offered_ports(http_head_get(h, "X-Inlets-Ports"), &ports, &n_ports) < 0)
+        if (def(s)->mode == MODE_HTTP) {
+                if (!v)
+                        return pending_reply(p, 409, "Conflict", "this server runs in HTTP mode", NULL);
+                if (parse_offered_hosts(http_head_get(h, "X-Inlets-Hosts"), &hosts, &n_hosts) < 0)
+                        return pending_reply(p, 400, "Bad Request",
+                                             "X-Inlets-Hosts must list 1 to 256 host names (or *), comma-separated",
+                                             NULL);
+        } else if (parse_offered_ports(http_head_get(h, "X-Inlets-Ports"), &ports, &n_ports) < 0)
                 return pending_reply(p, 400, "Bad Request",
                                      "X-Inlets-Ports must list 1 to 256 distinct ports, comma-separated", NULL);
         for (size_t i = 0; i < n_ports; i++)
@@ -509,6 +585,8 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         }
         x->ports = TAKE_PTR(ports);
         x->n_ports = n_ports;
+        x->hosts = TAKE_PTR(hosts);
+        x->n_hosts = n_hosts;
         LIST_PREPEND(s->sessions, x);
         s->n_sessions++;
 
@@ -528,7 +606,14 @@ static void pending_upgrade(Pending *p, size_t head_len) {
                 pending_free(p);
                 return;
         }
-        {
+        if (x->n_hosts > 0) {
+                char list[1024] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < x->n_hosts && o < sizeof(list) - 1; i++)
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%s", i ? " " : "", x->hosts[i]);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s connected from %s, hosts %s.", x->id, x->remote,
+                         list);
+        } else {
                 char list[MAX_OFFERED_PORTS * 6 + 1] = "";
                 size_t o = 0;
                 for (size_t i = 0; i < x->n_ports; i++)
@@ -693,7 +778,7 @@ int server_new(Manager *m, Server **ret) {
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->control_fd = s->new_control_fd = -1;
+        s->control_fd = s->new_control_fd = s->http_fd = s->https_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = s;
         return 0;
@@ -720,6 +805,12 @@ static int take_systemd_sockets(Server *s) {
                 } else if (streq(name, "control") && s->control_fd < 0) {
                         s->control_fd = fd;
                         log_info("Using the control socket passed by systemd.");
+                } else if (streq(name, "http") && s->http_fd < 0) {
+                        s->http_fd = fd;
+                        log_info("Using the HTTP socket passed by systemd.");
+                } else if (streq(name, "https") && s->https_fd < 0) {
+                        s->https_fd = fd;
+                        log_info("Using the HTTPS socket passed by systemd.");
                 } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 &&
                            !listener_find(s, port)) {
                         Listener *l = calloc(1, sizeof(*l));
@@ -747,13 +838,54 @@ static int take_systemd_sockets(Server *s) {
         return 0;
 }
 
+static bool address_set(const SocketAddress *a) {
+        return a->len > 0;
+}
+
+/* HTTP mode: the public HTTP port, and HTTPS when HTTPSListen= is set (or systemd passed it). */
+static int start_http(Server *s) {
+        const Definition *d = def(s);
+        char buf[SOCKADDR_STR_MAX];
+        int r;
+
+        if (s->http_fd < 0) {
+                r = socket_listen_tcp(&d->http_listen, &s->http_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on HTTP address %s: %m",
+                                               socket_address_format(&d->http_listen, buf));
+        }
+        r = http_front_new(s->manager, TAKE_FD(s->http_fd), NULL, route_host, s, &s->http);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP port: %m");
+
+        if (!address_set(&d->https_listen) && s->https_fd < 0)
+                return 0;
+        if (d->https_certificate_file) {
+                _cleanup_free_ char *err = NULL;
+                r = tls_server_credentials_from_files(d->https_certificate_file, d->https_key_file, &s->https_creds,
+                                                      &err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err ?: "Failed to load the HTTPS certificate");
+        } else if (!s->creds)
+                return log_error_errno(EINVAL, "%s: HTTPS needs HTTPSCertificateFile= (TLS=no leaves no certificate to "
+                                       "share)", d->path);
+        if (s->https_fd < 0) {
+                r = socket_listen_tcp(&d->https_listen, &s->https_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on HTTPS address %s: %m",
+                                               socket_address_format(&d->https_listen, buf));
+        }
+        r = http_front_new(s->manager, TAKE_FD(s->https_fd), s->https_creds ?: s->creds, route_host, s, &s->https);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTPS port: %m");
+        return 0;
+}
+
 int server_start(Server *s) {
         const Definition *d = def(s);
         char buf[SOCKADDR_STR_MAX];
         int r;
 
-        if (d->mode != MODE_TCP)
-                return log_error_errno(EOPNOTSUPP, "%s: Mode=http is not supported by this version yet.", d->path);
         _cleanup_free_ char *err = NULL;
         r = load_credentials(d, &s->creds, &err);
         if (r < 0)
@@ -770,15 +902,30 @@ int server_start(Server *s) {
         r = sd_event_add_io(s->manager->event, &s->control_io, s->control_fd, EPOLLIN, control_handler, s);
         if (r < 0)
                 return r;
-        socket_address_format(&d->data_listen, buf);
-        log_info("Control port %s (%s), tunneled ports bind to %.*s.",
-                 socket_address_format(&d->control_listen, (char[SOCKADDR_STR_MAX]) {}),
-                 d->tls ? "wss" : "ws, no TLS", (int) (strrchr(buf, ':') - buf), buf);
+        if (d->mode == MODE_HTTP) {
+                r = start_http(s);
+                if (r < 0)
+                        return r;
+                log_info("Control port %s (%s), HTTP on %s%s%s.",
+                         socket_address_format(&d->control_listen, (char[SOCKADDR_STR_MAX]) {}),
+                         d->tls ? "wss" : "ws, no TLS", socket_address_format(&d->http_listen, buf),
+                         s->https ? ", HTTPS on " : "",
+                         s->https ? socket_address_format(&d->https_listen, (char[SOCKADDR_STR_MAX]) {}) : "");
+        } else {
+                socket_address_format(&d->data_listen, buf);
+                log_info("Control port %s (%s), tunneled ports bind to %.*s.",
+                         socket_address_format(&d->control_listen, (char[SOCKADDR_STR_MAX]) {}),
+                         d->tls ? "wss" : "ws, no TLS", (int) (strrchr(buf, ':') - buf), buf);
+        }
         manager_set_state(s->manager, TUNNEL_LISTENING);
         return 0;
 }
 
 void server_drain(Server *s) {
+        if (s->http)
+                http_front_stop(s->http);
+        if (s->https)
+                http_front_stop(s->https);
         s->control_io = sd_event_source_disable_unref(s->control_io);
         s->control_fd = safe_close(s->control_fd);
         while (s->pending)
@@ -807,6 +954,8 @@ Server *server_free(Server *s) {
                 return NULL;
         while (s->pending)
                 pending_free(s->pending);
+        http_front_free(s->http);
+        http_front_free(s->https);
         while (s->sessions)
                 session_free(s->sessions);
         while (s->listeners) {
@@ -821,6 +970,10 @@ Server *server_free(Server *s) {
                 gnutls_certificate_free_credentials(s->creds);
         if (s->new_creds)
                 gnutls_certificate_free_credentials(s->new_creds);
+        if (s->https_creds)
+                gnutls_certificate_free_credentials(s->https_creds);
+        safe_close(s->http_fd);
+        safe_close(s->https_fd);
         for (size_t i = 0; i < s->n_retired_creds; i++)
                 gnutls_certificate_free_credentials(s->retired_creds[i]);
         free(s->retired_creds);

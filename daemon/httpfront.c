@@ -1,0 +1,889 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The public HTTP port of an exit server in HTTP mode; see httpfront.h.
+ *
+ * One HttpConn per public connection, one request at a time (pipelined requests wait in the
+ * input buffer until the response before them is out). A request's head is parsed whole
+ * (libhttp-parser, size and count limited), routed by Host, and submitted as an HTTP/2 request
+ * stream with X-Forwarded-* added and hop-by-hop fields removed; its body follows as it
+ * arrives, and reading stops while the stream holds enough. The response head becomes an
+ * HTTP/1.1 status line; its body goes out as it comes, chunked when its length is unknown,
+ * and the stream's window reopens only as the socket drains. Upgrade requests (WebSocket)
+ * travel as extended CONNECT; after the 101 both directions are plain bytes.
+ *
+ * Connections are freed only from the loop (conn_close() defers), never from inside a
+ * parser or mux callback. */
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "http1.h"
+#include "httpfront.h"
+#include "log.h"
+#include "tls.h"
+
+#define OUT_HIGH_WATER (256 * 1024)
+#define LINGER_USEC (2 * USEC_PER_SEC)
+
+typedef enum ConnTimer {
+        TIMER_HEAD,      /* a request head (or the TLS handshake) must complete */
+        TIMER_IDLE,      /* keep-alive: waiting for the next request */
+        TIMER_RESPONSE,  /* the response head must come */
+        TIMER_LINGER,    /* closing: draining what the peer still sends */
+        TIMER_NONE,
+} ConnTimer;
+
+typedef struct HttpConn HttpConn;
+
+struct HttpFront {
+        Manager *manager;
+        int fd;
+        gnutls_certificate_credentials_t creds;
+        sd_event_source *io;
+        HttpRouteFunc route;
+        void *userdata;
+        HttpConn *conns;
+        unsigned n_conns;
+        uint64_t requests;
+};
+
+struct HttpConn {
+        HttpFront *front;
+        HttpConn *prev, *next;
+        TlsConn *conn;
+        sd_event_source *io, *timer, *kick;
+        ConnTimer timer_kind;
+        char peer[SOCKADDR_STR_MAX];
+        char peer_ip[INET6_ADDRSTRLEN + 2];
+        bool handshake_done, eof, closing, lingering, dead;
+        HttpMsgParser parser;
+        uint8_t *in;            /* plaintext the parser has not taken yet */
+        size_t in_len;
+
+        /* the exchange in progress */
+        MuxStream *stream;
+        char *protocol;         /* an upgrade: the Upgrade token */
+        uint64_t body_bytes;
+        unsigned short minor;
+        bool busy, req_done, resp_started, resp_done, resp_chunked, resp_close, upgraded, head_request,
+                keep_alive, read_paused;
+        size_t unacked;
+};
+
+static const Definition *def(HttpConn *c) {
+        return c->front->manager->def;
+}
+
+static void conn_update(HttpConn *c);
+static void conn_finish_exchange(HttpConn *c);
+static const MuxStreamOps conn_stream_ops;
+
+static HttpConn *conn_free(HttpConn *c) {
+        if (!c)
+                return NULL;
+        if (c->stream)
+                mux_stream_reset(TAKE_PTR(c->stream));
+        LIST_REMOVE(c->front->conns, c);
+        c->front->n_conns--;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->kick);
+        http_msg_parser_done(&c->parser);
+        tls_conn_free(c->conn);
+        free(c->in);
+        free(c->protocol);
+        free(c);
+        return NULL;
+}
+
+/* Drops the connection; the memory goes from the loop. */
+static void conn_close(HttpConn *c) {
+        if (c->stream)
+                mux_stream_reset(TAKE_PTR(c->stream));
+        c->dead = true;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+}
+
+static void set_timer(HttpConn *c, ConnTimer kind) {
+        uint64_t usec = 0;
+
+        c->timer_kind = kind;
+        switch (kind) {
+        case TIMER_HEAD:
+                usec = def(c)->handshake_timeout_usec;
+                break;
+        case TIMER_IDLE:
+                usec = def(c)->idle_timeout_usec;
+                break;
+        case TIMER_RESPONSE:
+                usec = def(c)->response_timeout_usec;
+                break;
+        case TIMER_LINGER:
+                usec = LINGER_USEC;
+                break;
+        case TIMER_NONE:
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time_relative(c->timer, usec);
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+static void out(HttpConn *c, const void *p, size_t n) {
+        if (n > 0 && tls_conn_send(c->conn, p, n) < 0)
+                conn_close(c);
+}
+
+static void outf(HttpConn *c, const char *format, ...) _printf_(2, 3);
+static void outf(HttpConn *c, const char *format, ...) {
+        char buf[1024];
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+        out(c, buf, (size_t) MIN(MAX(n, 0), (int) sizeof(buf) - 1));
+}
+
+/* After what is queued: no more requests on this connection. */
+static void conn_close_after(HttpConn *c) {
+        c->closing = true;
+        conn_update(c);
+}
+
+/* A status page of our own. Only before a response started; the connection ends after it
+ * when the request's body may still be on its way. */
+static void reply_error(HttpConn *c, unsigned status, const char *format, ...) _printf_(3, 4);
+static void reply_error(HttpConn *c, unsigned status, const char *format, ...) {
+        char body[512];
+        va_list ap;
+        int n;
+
+        if (c->resp_started || c->dead)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(body, sizeof(body) - 1, format, ap);
+        va_end(ap);
+        n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
+        body[n++] = '\n';
+        c->resp_started = c->resp_done = true;
+        if (!c->req_done || c->protocol)
+                c->resp_close = true;
+        outf(c, "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+             "Cache-Control: no-store\r\n%s\r\n", status, http_status_reason(status), c->head_request ? 0 : n,
+             c->resp_close || !c->keep_alive ? "Connection: close\r\n" : "");
+        if (!c->head_request)
+                out(c, body, (size_t) n);
+        log_debug("HTTP %s: %u %.*s", c->peer, status, n - 1, body);
+}
+
+/* ---- the response, from the tunnel ---- */
+
+/* Reopens the stream's window for what the socket took. */
+static void conn_ack(HttpConn *c) {
+        if (c->unacked > 0 && c->stream && tls_conn_pending(c->conn) < OUT_HIGH_WATER) {
+                mux_stream_consume(c->stream, c->unacked);
+                c->unacked = 0;
+        }
+}
+
+static void write_headers(HttpConn *c, const HttpHead *h) {
+        for (size_t i = 0; i < h->n_headers; i++) {
+                out(c, h->headers[i].name, strlen(h->headers[i].name));
+                out(c, ": ", 2);
+                out(c, h->headers[i].value, strlen(h->headers[i].value));
+                out(c, "\r\n", 2);
+        }
+}
+
+static void on_stream_head(MuxStream *s, HttpHead *h_, void *userdata) {
+        _cleanup_(http_head_freep) HttpHead *h = h_;
+        HttpConn *c = userdata;
+        bool no_body;
+
+        if (c->dead || c->resp_started)
+                return;
+        set_timer(c, TIMER_NONE);
+        c->resp_started = true;
+
+        if (c->protocol && h->status == 200) {
+                /* The upstream switched protocols (RFC 8441 answers 200 for 101). */
+                outf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n", c->protocol);
+                write_headers(c, h);
+                out(c, "\r\n", 2);
+                c->upgraded = true;
+                c->read_paused = false;
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT); /* bytes already read go now */
+                return;
+        }
+        if (c->protocol)
+                c->resp_close = true; /* refused: what follows the request may not be HTTP */
+
+        no_body = c->head_request || h->status == 204 || h->status == 304 || h->status < 200;
+        outf(c, "HTTP/1.1 %u %s\r\n", h->status, http_status_reason(h->status));
+        write_headers(c, h);
+        if (!no_body && !http_head_get(h, "content-length")) {
+                if (c->minor >= 1) {
+                        c->resp_chunked = true;
+                        out(c, "Transfer-Encoding: chunked\r\n", 28);
+                } else
+                        c->resp_close = true; /* HTTP/1.0: the end of the body is the end of the connection */
+        }
+        if (c->resp_close || !c->keep_alive)
+                out(c, "Connection: close\r\n", 19);
+        else if (c->minor == 0)
+                out(c, "Connection: keep-alive\r\n", 24);
+        out(c, "\r\n", 2);
+        conn_update(c);
+}
+
+static void on_stream_data(MuxStream *s, const uint8_t *p, size_t n, void *userdata) {
+        HttpConn *c = userdata;
+
+        if (c->dead || !c->resp_started || c->resp_done) {
+                mux_stream_consume(s, n);
+                return;
+        }
+        if (c->resp_chunked)
+                outf(c, "%zx\r\n", n);
+        out(c, p, n);
+        if (c->resp_chunked)
+                out(c, "\r\n", 2);
+        c->unacked += n;
+        conn_ack(c);
+        conn_update(c);
+}
+
+static void on_stream_end(MuxStream *s, HttpHead *trailers_, void *userdata) {
+        _cleanup_(http_head_freep) HttpHead *trailers = trailers_;
+        HttpConn *c = userdata;
+
+        if (c->dead || !c->resp_started || c->resp_done)
+                return;
+        if (c->resp_chunked) {
+                out(c, "0\r\n", 3);
+                if (trailers)
+                        write_headers(c, trailers);
+                out(c, "\r\n", 2);
+        }
+        c->resp_done = true;
+        if (c->upgraded) /* the upstream closed its side of the upgraded connection */
+                c->resp_close = true;
+        conn_finish_exchange(c);
+}
+
+static void on_stream_writable(MuxStream *s, void *userdata) {
+        HttpConn *c = userdata;
+        c->read_paused = false;
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+}
+
+static void on_stream_closed(MuxStream *s, bool reset, void *userdata) {
+        HttpConn *c = userdata;
+
+        c->stream = NULL;
+        c->unacked = 0;
+        if (c->dead)
+                return;
+        if (!c->resp_started) {
+                set_timer(c, TIMER_NONE);
+                reply_error(c, 502, "The tunnel client did not answer (it refused the request or went away).");
+                if (c->req_done)
+                        conn_finish_exchange(c);
+                else
+                        conn_close_after(c); /* the rest of the body has nowhere to go */
+        } else if (!c->resp_done)
+                conn_close(c); /* a truncated response must not look complete */
+        else if (!c->req_done)
+                conn_close_after(c);
+}
+
+static const MuxStreamOps conn_stream_ops = {
+        .head = on_stream_head,
+        .data = on_stream_data,
+        .end = on_stream_end,
+        .writable = on_stream_writable,
+        .closed = on_stream_closed,
+};
+
+/* Both halves are done: the next request, or the end of the connection. */
+static void conn_finish_exchange(HttpConn *c) {
+        if (c->dead || !c->req_done || !c->resp_done)
+                return;
+        if (c->stream) /* it ends on its own; we hear no more of it */
+                mux_stream_set_ops(TAKE_PTR(c->stream), NULL, NULL);
+        if (c->resp_close || !c->keep_alive || c->eof) {
+                conn_close_after(c);
+                return;
+        }
+        c->busy = false;
+        c->protocol = mfree(c->protocol);
+        http_msg_parser_next(&c->parser);
+        set_timer(c, TIMER_IDLE);
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+}
+
+/* ---- the request, from the public side ---- */
+
+static const char *forwarded_for(HttpConn *c, char *buf, size_t size) {
+        /* RFC 7239: IPv6 addresses quoted and bracketed. */
+        if (strchr(c->peer_ip, ':'))
+                snprintf(buf, size, "\"[%s]\"", c->peer_ip);
+        else
+                snprintf(buf, size, "%s", c->peer_ip);
+        return buf;
+}
+
+/* host: the Host value without its port, lower case, checked. */
+static int normalize_host(const char *authority, char *ret, size_t size) {
+        size_t n;
+
+        if (authority[0] == '[') {
+                const char *e = strchr(authority, ']');
+                if (!e || (e[1] && e[1] != ':'))
+                        return -EINVAL;
+                n = (size_t) (e - authority + 1);
+        } else
+                n = strcspn(authority, ":");
+        if (n == 0 || n >= size)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                ret[i] = ascii_tolower(authority[i]);
+        ret[n] = 0;
+        if (ret[0] != '[' && !hostname_is_valid(ret))
+                return -EINVAL;
+        if (ret[0] == '[' && strspn(ret + 1, "0123456789abcdef:.") != n - 2)
+                return -EINVAL;
+        if (authority[n] == ':' && authority_port(authority) == 0)
+                return -EINVAL;
+        return 0;
+}
+
+static int add(HttpHead *t, const char *name, const char *value) {
+        return http_head_add(t, name, strlen(name), value, strlen(value));
+}
+
+static int on_request_head(void *userdata, HttpHead *h_) {
+        _cleanup_(http_head_freep) HttpHead *h = h_, *t = NULL;
+        HttpConn *c = userdata;
+        _cleanup_free_ char *xff = NULL, *fwd = NULL, *authority = NULL, *path = NULL;
+        const char *host_hdr, *v, *prev_xff = NULL, *prev_fwd = NULL;
+        const char *scheme = c->front->creds ? "https" : "http";
+        char host[256], fbuf[INET6_ADDRSTRLEN + 8];
+        bool end_stream, expect_continue = false;
+        Mux *mux;
+        int r;
+
+        c->busy = true;
+        c->req_done = c->resp_started = c->resp_done = c->resp_chunked = c->resp_close = c->upgraded = false;
+        c->body_bytes = 0;
+        c->minor = h->http_major == 1 ? h->http_minor : 0;
+        c->keep_alive = h->keep_alive;
+        c->head_request = streq(h->method, "HEAD");
+        c->front->requests++;
+        set_timer(c, TIMER_NONE);
+
+        if (h->http_major != 1) {
+                reply_error(c, 505, "Only HTTP/1.x here (HTTP/2 needs TLS with ALPN).");
+                return -ECANCELED;
+        }
+        if (streq(h->method, "CONNECT")) {
+                reply_error(c, 405, "CONNECT is not served here.");
+                return -ECANCELED;
+        }
+        host_hdr = http_head_get(h, "Host");
+        if (http_head_count(h, "Host") > 1 || (!host_hdr && c->minor >= 1)) {
+                reply_error(c, 400, "A request needs exactly one Host header.");
+                return -ECANCELED;
+        }
+        if (!h->url) {
+                reply_error(c, 400, "Malformed request target.");
+                return -ECANCELED;
+        }
+        if (h->url[0] == '/')
+                path = strdup(h->url);
+        else if (strncasecmp(h->url, "http://", 7) == 0 || strncasecmp(h->url, "https://", 8) == 0) {
+                /* absolute-form: its authority wins over Host (RFC 9112 §3.2.2) */
+                const char *a = strstr(h->url, "://") + 3, *e = a + strcspn(a, "/?#");
+                authority = strndup(a, (size_t) (e - a));
+                path = *e == '/' ? strdup(e) : asprintf_safe("/%s", e);
+        } else if (streq(h->url, "*") && streq(h->method, "OPTIONS"))
+                path = strdup("*");
+        else {
+                reply_error(c, 400, "Malformed request target.");
+                return -ECANCELED;
+        }
+        if (!path || (!authority && !(authority = strdup(host_hdr ?: "")))) {
+                reply_error(c, 500, "Out of memory.");
+                return -ECANCELED;
+        }
+        if (normalize_host(authority, host, sizeof(host)) < 0) {
+                reply_error(c, 400, "Missing or malformed Host.");
+                return -ECANCELED;
+        }
+        if (def(c)->max_body_bytes > 0 && h->content_length > 0 &&
+            (uint64_t) h->content_length > def(c)->max_body_bytes) {
+                reply_error(c, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
+                            def(c)->max_body_bytes);
+                return -ECANCELED;
+        }
+        v = http_head_get(h, "Expect");
+        if (v) {
+                if (strcasecmp(v, "100-continue") != 0) {
+                        reply_error(c, 417, "Only Expect: 100-continue is understood.");
+                        return -ECANCELED;
+                }
+                expect_continue = c->minor >= 1;
+        }
+
+        mux = c->front->route(host, c->front->userdata);
+        if (!mux) {
+                reply_error(c, 502, "No tunnel client serves %s.", host);
+                return -ECANCELED;
+        }
+
+        t = http_head_new(true);
+        if (!t)
+                return -ENOMEM;
+        t->url = TAKE_PTR(path);
+        t->authority = TAKE_PTR(authority);
+        t->scheme = strdup(scheme);
+        v = http_head_get(h, "Upgrade");
+        if (h->upgrade && v && !http_header_has_token(v, "h2c")) {
+                size_t n = strcspn(v, " \t,/");
+                t->method = strdup("CONNECT");
+                t->protocol = strndup(v, n);
+                c->protocol = strdup(v);
+                if (!t->protocol || !c->protocol)
+                        return -ENOMEM;
+                for (char *p = t->protocol; *p; p++)
+                        *p = ascii_tolower(*p);
+        } else
+                t->method = strdup(h->method);
+        if (!t->method || !t->scheme)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < h->n_headers; i++) {
+                const char *name = h->headers[i].name;
+                if (strcasecmp(name, "X-Forwarded-For") == 0) {
+                        prev_xff = h->headers[i].value;
+                        continue;
+                }
+                if (strcasecmp(name, "Forwarded") == 0) {
+                        prev_fwd = h->headers[i].value;
+                        continue;
+                }
+                /* Ours to set: what the public side claims about itself is not trusted. */
+                if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
+                    strcasecmp(name, "Expect") == 0 || strcasecmp(name, "Content-Length") == 0)
+                        continue;
+                if (http_header_is_hop_by_hop(h, name) &&
+                    !(strcasecmp(name, "TE") == 0 && http_header_has_token(h->headers[i].value, "trailers")))
+                        continue;
+                r = add(t, name, strcasecmp(name, "TE") == 0 ? "trailers" : h->headers[i].value);
+                if (r < 0)
+                        return r;
+        }
+        if (h->content_length >= 0 && !h->chunked) {
+                char cl[32];
+                snprintf(cl, sizeof(cl), "%" PRId64, h->content_length);
+                if (add(t, "Content-Length", cl) < 0)
+                        return -ENOMEM;
+        }
+        xff = prev_xff ? asprintf_safe("%s, %s", prev_xff, c->peer_ip) : strdup(c->peer_ip);
+        fwd = asprintf_safe("%s%sfor=%s;host=\"%s\";proto=%s", prev_fwd ?: "", prev_fwd ? ", " : "",
+                            forwarded_for(c, fbuf, sizeof(fbuf)), t->authority, scheme);
+        if (!xff || !fwd || add(t, "X-Forwarded-For", xff) < 0 || add(t, "X-Forwarded-Proto", scheme) < 0 ||
+            add(t, "X-Forwarded-Host", t->authority) < 0 || add(t, "Forwarded", fwd) < 0)
+                return -ENOMEM;
+
+        end_stream = !t->protocol && !h->chunked && h->content_length <= 0;
+        r = mux_request(mux, t, end_stream, c->peer, &conn_stream_ops, c, &c->stream);
+        if (r < 0) {
+                reply_error(c, r == -EBUSY ? 503 : 502, "Cannot open a stream to the tunnel client: %s.",
+                            strerror(-r));
+                return -ECANCELED;
+        }
+        if (expect_continue)
+                out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (end_stream || t->protocol)
+                c->req_done = true;
+        set_timer(c, TIMER_RESPONSE);
+        log_debug("HTTP %s: %s %s%s -> tunnel", c->peer, h->method, host, t->url);
+        return t->protocol ? 2 : 0;
+}
+
+static int on_request_body(void *userdata, const uint8_t *p, size_t n) {
+        HttpConn *c = userdata;
+        int r;
+
+        c->body_bytes += n;
+        if (def(c)->max_body_bytes > 0 && c->body_bytes > def(c)->max_body_bytes) {
+                if (c->stream)
+                        mux_stream_reset(TAKE_PTR(c->stream));
+                reply_error(c, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
+                            def(c)->max_body_bytes);
+                return -ECANCELED;
+        }
+        if (!c->stream)
+                return 0; /* the exchange already failed: discard */
+        r = mux_stream_write(c->stream, p, n);
+        if (r > 0)
+                c->read_paused = true;
+        return 0;
+}
+
+static int on_request_complete(void *userdata, HttpHead *trailers_) {
+        _cleanup_(http_head_freep) HttpHead *trailers = trailers_;
+        HttpConn *c = userdata;
+
+        if (!c->req_done && c->stream)
+                (void) mux_stream_end(c->stream, trailers ? trailers->headers : NULL, trailers ? trailers->n_headers : 0);
+        c->req_done = true;
+        conn_finish_exchange(c);
+        return 0;
+}
+
+static const HttpMsgCallbacks request_callbacks = {
+        .head = on_request_head,
+        .body = on_request_body,
+        .complete = on_request_complete,
+};
+
+/* Feeds input to the parser (or, once upgraded, to the stream). Returns how much was taken,
+ * or -1 when the connection is done for. */
+static ssize_t conn_feed(HttpConn *c, const uint8_t *p, size_t n) {
+        ssize_t r;
+
+        if (c->upgraded) {
+                if (c->stream && mux_stream_write(c->stream, p, n) > 0)
+                        c->read_paused = true;
+                return (ssize_t) n;
+        }
+        r = http_msg_parser_feed(&c->parser, p, n);
+        if (r >= 0) {
+                if (!c->busy && !http_msg_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
+                        set_timer(c, TIMER_HEAD); /* a head has begun: it must not take forever */
+                return r;
+        }
+        if (c->stream)
+                mux_stream_reset(TAKE_PTR(c->stream));
+        switch (r) {
+        case -E2BIG:
+                reply_error(c, 431, "The request head is larger than MaxHeaderBytes=%" PRIu64 ".", def(c)->max_header_bytes);
+                break;
+        case -EMLINK:
+                reply_error(c, 431, "The request has more than MaxHeaders=%u header fields.", def(c)->max_headers);
+                break;
+        case -EBADMSG:
+                reply_error(c, 400, "Malformed HTTP request.");
+                break;
+        case -ECANCELED:
+        case -EPIPE:
+                break;
+        default:
+                reply_error(c, 500, "Internal error: %s.", strerror((int) -r));
+        }
+        c->resp_close = true;
+        conn_close_after(c);
+        return -1;
+}
+
+static bool conn_wants_input(HttpConn *c) {
+        if (c->dead || c->closing || c->read_paused || c->eof)
+                return false;
+        if (c->upgraded)
+                return true;
+        return !(c->busy && c->req_done); /* the next request waits for this response */
+}
+
+static void conn_read(HttpConn *c) {
+        while (conn_wants_input(c)) {
+                uint8_t *p;
+                size_t n;
+                ssize_t used;
+                int r;
+
+                if (c->in_len > 0) {
+                        used = conn_feed(c, c->in, c->in_len);
+                        if (used < 0)
+                                return;
+                        memmove(c->in, c->in + used, c->in_len - (size_t) used);
+                        c->in_len -= (size_t) used;
+                        if (used == 0 && c->in_len > 0 && !c->upgraded)
+                                break;
+                        continue;
+                }
+                r = tls_conn_recv(c->conn, &p, &n);
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0) {
+                        log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
+                        conn_close(c);
+                        return;
+                }
+                if (r == 0) {
+                        c->eof = true;
+                        if (c->upgraded) {
+                                if (c->stream)
+                                        (void) mux_stream_end(c->stream, NULL, 0);
+                        } else if (!c->busy)
+                                conn_close(c);
+                        else if (!c->req_done)
+                                conn_close(c); /* the request was cut short */
+                        return;
+                }
+                used = conn_feed(c, p, n);
+                if (used < 0)
+                        return;
+                if ((size_t) used < n) {
+                        /* Pipelined (or post-upgrade) bytes: keep them for later. */
+                        uint8_t *t = realloc(c->in, c->in_len + n - (size_t) used);
+                        if (!t) {
+                                conn_close(c);
+                                return;
+                        }
+                        memcpy(t + c->in_len, p + used, n - (size_t) used);
+                        c->in = t;
+                        c->in_len += n - (size_t) used;
+                        if (c->in_len > def(c)->max_header_bytes + 65536) {
+                                conn_close(c); /* pipelining that much is not a browser */
+                                return;
+                        }
+                }
+        }
+}
+
+static void conn_update(HttpConn *c) {
+        uint32_t ev = 0;
+        int r;
+
+        if (c->dead)
+                return;
+        r = tls_conn_flush(c->conn);
+        if (r < 0 && r != -EAGAIN) {
+                conn_close(c);
+                return;
+        }
+        conn_ack(c);
+        if (c->closing && tls_conn_pending(c->conn) == 0 && !c->lingering) {
+                /* Everything is out: stop sending, and read until the peer is done, so the
+                 * kernel does not answer its late bytes with a reset that kills our reply. */
+                if (c->stream)
+                        mux_stream_reset(TAKE_PTR(c->stream));
+                tls_conn_bye(c->conn);
+                (void) tls_conn_flush(c->conn);
+                (void) shutdown(tls_conn_fd(c->conn), SHUT_WR);
+                c->lingering = true;
+                set_timer(c, TIMER_LINGER);
+        }
+        if (c->lingering)
+                ev = EPOLLIN;
+        else {
+                if (conn_wants_input(c))
+                        ev |= EPOLLIN;
+                if (tls_conn_pending(c->conn) > 0)
+                        ev |= EPOLLOUT;
+        }
+        (void) sd_event_source_set_io_events(c->io, ev);
+        (void) sd_event_source_set_enabled(c->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void conn_linger(HttpConn *c) {
+        char buf[4096];
+        for (;;) {
+                ssize_t n = recv(tls_conn_fd(c->conn), buf, sizeof(buf), MSG_DONTWAIT);
+                if (n > 0)
+                        continue;
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                conn_close(c);
+                return;
+        }
+}
+
+static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        HttpConn *c = userdata;
+
+        if (c->lingering) {
+                conn_linger(c);
+                return 0;
+        }
+        if (!c->handshake_done) {
+                int r = tls_conn_handshake(c->conn);
+                if (r < 0) {
+                        log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
+                        conn_close(c);
+                        return 0;
+                }
+                if (r == 0) {
+                        (void) sd_event_source_set_io_events(
+                                c->io, tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : EPOLLIN);
+                        return 0;
+                }
+                c->handshake_done = true;
+        }
+        if (revents & EPOLLOUT) {
+                int r = tls_conn_flush(c->conn);
+                if (r < 0 && r != -EAGAIN) {
+                        conn_close(c);
+                        return 0;
+                }
+                conn_ack(c);
+        }
+        conn_read(c);
+        conn_update(c);
+        return 0;
+}
+
+static int conn_kick(sd_event_source *src, void *userdata) {
+        HttpConn *c = userdata;
+
+        if (c->dead) {
+                conn_free(c);
+                return 0;
+        }
+        if (c->handshake_done && !c->lingering)
+                conn_read(c);
+        conn_update(c);
+        if (c->dead)
+                conn_free(c);
+        return 0;
+}
+
+static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        HttpConn *c = userdata;
+
+        switch (c->timer_kind) {
+        case TIMER_RESPONSE:
+                log_debug("HTTP %s: no response within %" PRIu64 " s.", c->peer,
+                          def(c)->response_timeout_usec / USEC_PER_SEC);
+                if (c->stream)
+                        mux_stream_reset(TAKE_PTR(c->stream));
+                reply_error(c, 504, "The upstream did not answer within %" PRIu64 " s (ResponseTimeoutSec=).",
+                            def(c)->response_timeout_usec / USEC_PER_SEC);
+                c->resp_close = true;
+                conn_close_after(c);
+                break;
+        case TIMER_HEAD:
+                if (c->handshake_done && !http_msg_parser_idle(&c->parser) && !c->busy) {
+                        c->busy = true; /* so the 408 says "close" */
+                        reply_error(c, 408, "The request head did not arrive in time.");
+                        conn_close_after(c);
+                        break;
+                }
+                _fallthrough_;
+        default:
+                conn_close(c);
+        }
+        if (c->dead)
+                conn_free(c);
+        return 0;
+}
+
+static const char *peer_ip(const SocketAddress *a, char *buf, size_t size) {
+        const void *addr = a->sa.sa_family == AF_INET6 ? (const void *) &a->in6.sin6_addr : (const void *) &a->in.sin_addr;
+        if (!inet_ntop(a->sa.sa_family, addr, buf, (socklen_t) size))
+                snprintf(buf, size, "unknown");
+        /* v4-mapped addresses read as v4 */
+        if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf, '.'))
+                memmove(buf, buf + 7, strlen(buf + 7) + 1);
+        return buf;
+}
+
+static int listen_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        HttpFront *f = userdata;
+
+        for (unsigned i = 0; i < 64; i++) {
+                SocketAddress peer;
+                HttpConn *c;
+                int cfd = accept_shed(fd, &peer), r;
+
+                if (cfd < 0)
+                        return 0;
+                if (f->n_conns >= f->manager->def->max_connections) {
+                        safe_close(cfd);
+                        continue;
+                }
+                socket_set_nodelay(cfd);
+                c = calloc(1, sizeof(*c));
+                if (!c) {
+                        safe_close(cfd);
+                        return 0;
+                }
+                c->front = f;
+                socket_address_format(&peer, c->peer);
+                peer_ip(&peer, c->peer_ip, sizeof(c->peer_ip));
+                LIST_PREPEND(f->conns, c);
+                f->n_conns++;
+                http_msg_parser_init(&c->parser, true, def(c)->max_header_bytes, def(c)->max_headers, &request_callbacks,
+                                     c);
+                r = tls_conn_new_server(cfd, f->creds, &c->conn);
+                if (r < 0) {
+                        conn_free(c);
+                        continue;
+                }
+                if (sd_event_add_io(f->manager->event, &c->io, cfd, EPOLLIN, conn_io, c) < 0 ||
+                    sd_event_add_time_relative(f->manager->event, &c->timer, CLOCK_MONOTONIC,
+                                               def(c)->handshake_timeout_usec, 0, conn_timeout, c) < 0 ||
+                    sd_event_add_defer(f->manager->event, &c->kick, conn_kick, c) < 0) {
+                        conn_free(c);
+                        continue;
+                }
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+                c->timer_kind = TIMER_HEAD;
+        }
+        return 0;
+}
+
+int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t creds, HttpRouteFunc route,
+                   void *userdata, HttpFront **ret) {
+        HttpFront *f = calloc(1, sizeof(*f));
+        int r;
+
+        if (!f) {
+                safe_close(listen_fd);
+                return -ENOMEM;
+        }
+        f->manager = m;
+        f->fd = listen_fd;
+        f->creds = creds;
+        f->route = route;
+        f->userdata = userdata;
+        r = sd_event_add_io(m->event, &f->io, listen_fd, EPOLLIN, listen_handler, f);
+        if (r < 0) {
+                http_front_free(f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}
+
+HttpFront *http_front_free(HttpFront *f) {
+        if (!f)
+                return NULL;
+        while (f->conns)
+                conn_free(f->conns);
+        sd_event_source_disable_unref(f->io);
+        safe_close(f->fd);
+        free(f);
+        return NULL;
+}
+
+void http_front_stop(HttpFront *f) {
+        f->io = sd_event_source_disable_unref(f->io);
+        f->fd = safe_close(f->fd);
+}
+
+void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds) {
+        f->creds = creds;
+}
+
+uint64_t http_front_requests(HttpFront *f) {
+        return f ? f->requests : 0;
+}

@@ -1,0 +1,893 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* HTTP mode on the tunnel client; see httpupstream.h.
+ *
+ * An Exchange is one request stream from the tunnel; an UpConn one HTTP/1.1 connection to an
+ * upstream (plain or TLS), busy with one exchange at a time or idle in the pool. The request
+ * head is written when the connection is ready, and its body follows as DATA arrives (chunked
+ * when its length is unknown); body bytes that come before are held, bounded by the stream
+ * window. The response is parsed as it arrives and submitted head, body, trailers; reading
+ * from the upstream stops while the stream holds enough. After a 101, both directions are
+ * plain bytes. A connection goes back to the pool only when both messages ended cleanly and
+ * the upstream did not say close. */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "http1.h"
+#include "httpupstream.h"
+#include "log.h"
+#include "tls.h"
+
+#define OUT_HIGH_WATER (256 * 1024)
+#define MAX_IDLE_PER_UPSTREAM 16
+
+typedef struct UpConn UpConn;
+typedef struct Exchange Exchange;
+
+typedef struct Target {
+        HttpUpstream u;
+        SocketAddress *addrs;
+        size_t n_addrs;
+} Target;
+
+/* The Upstream= table, shared by the exchanges and connections made with it: a reload makes
+ * a new one, and the old one goes when the last of those is done. */
+typedef struct Targets {
+        unsigned refs;
+        Target *t;
+        size_t n;
+} Targets;
+
+struct HttpUpstreams {
+        Manager *manager;
+        Targets *targets;
+        gnutls_certificate_credentials_t creds;
+        UpConn *conns;
+};
+
+typedef enum UpState {
+        UP_CONNECTING,
+        UP_HANDSHAKE,
+        UP_BUSY,
+        UP_IDLE,
+} UpState;
+
+struct UpConn {
+        HttpUpstreams *owner;
+        UpConn *prev, *next;
+        Targets *targets;
+        size_t target;
+        UpState state;
+        int fd;                 /* while connecting */
+        size_t next_addr;
+        TlsConn *conn;
+        sd_event_source *io, *timer;
+        HttpMsgParser parser;
+        Exchange *x;
+        bool reusable;          /* the response allowed keep-alive */
+};
+
+struct Exchange {
+        HttpUpstreams *owner;
+        MuxStream *s;
+        UpConn *uc;
+        HttpHead *req;          /* until its head is written */
+        Targets *targets;
+        size_t target;
+        uint8_t *pre;           /* body bytes that came before the connection was ready */
+        size_t pre_len, unacked;
+        bool has_body, chunked, body_end, body_end_written, head_written;
+        bool head_request, upgrade, upgraded, interim, responded, resp_done, resp_no_body;
+        HttpHead *end_trailers;
+};
+
+static const Definition *def(HttpUpstreams *u) {
+        return u->manager->def;
+}
+
+static Targets *targets_ref(Targets *t) {
+        t->refs++;
+        return t;
+}
+
+static Targets *targets_unref(Targets *t) {
+        if (!t || --t->refs > 0)
+                return NULL;
+        for (size_t i = 0; i < t->n; i++) {
+                http_upstream_done(&t->t[i].u);
+                free(t->t[i].addrs);
+        }
+        free(t->t);
+        free(t);
+        return NULL;
+}
+
+#define TARGET(x) (&(x)->targets->t[(x)->target])
+
+static void up_process(UpConn *uc);
+static void exchange_start(Exchange *x);
+static const MuxStreamOps exchange_ops;
+
+/* ---- replies of our own ---- */
+
+static void respond_error(MuxStream *s, unsigned status, const char *format, ...) _printf_(3, 4);
+static void respond_error(MuxStream *s, unsigned status, const char *format, ...) {
+        HttpHeader h[] = { { (char *) "content-type", (char *) "text/plain; charset=utf-8" },
+                           { (char *) "cache-control", (char *) "no-store" } };
+        char body[512];
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(body, sizeof(body) - 1, format, ap);
+        va_end(ap);
+        n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
+        body[n++] = '\n';
+        log_info("HTTP %u for the exit server: %.*s", status, n - 1, body);
+        mux_stream_set_ops(s, NULL, NULL); /* what else arrives is dropped */
+        if (mux_respond(s, status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, (size_t) n) < 0 ||
+            mux_stream_end(s, NULL, 0) < 0)
+                mux_stream_reset(s);
+}
+
+/* ---- connections ---- */
+
+static UpConn *up_free(UpConn *uc) {
+        if (!uc)
+                return NULL;
+        if (uc->x)
+                uc->x->uc = NULL;
+        LIST_REMOVE(uc->owner->conns, uc);
+        sd_event_source_disable_unref(uc->io);
+        sd_event_source_disable_unref(uc->timer);
+        safe_close(uc->fd);
+        tls_conn_free(uc->conn);
+        http_msg_parser_done(&uc->parser);
+        targets_unref(uc->targets);
+        free(uc);
+        return NULL;
+}
+
+static Exchange *exchange_free(Exchange *x) {
+        if (!x)
+                return NULL;
+        if (x->uc) {
+                x->uc->x = NULL;
+                up_free(x->uc); /* cut mid-exchange: the connection's state is unknown */
+        }
+        http_head_free(x->req);
+        http_head_free(x->end_trailers);
+        targets_unref(x->targets);
+        free(x->pre);
+        free(x);
+        return NULL;
+}
+
+/* The exchange ends here: stream reset (or answered with an error page), memory freed. */
+static void exchange_fail(Exchange *x, unsigned status, const char *format, ...) _printf_(3, 4);
+static void exchange_fail(Exchange *x, unsigned status, const char *format, ...) {
+        char msg[384];
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(msg, sizeof(msg), format, ap);
+        va_end(ap);
+        if (x->s) {
+                if (!x->responded && status > 0)
+                        respond_error(x->s, status, "%s", msg);
+                else {
+                        log_debug("HTTP upstream, request reset: %s", msg);
+                        mux_stream_reset(x->s);
+                }
+                x->s = NULL;
+        }
+        exchange_free(x);
+}
+
+static void up_set_events(UpConn *uc) {
+        Exchange *x = uc->x;
+        uint32_t ev = 0;
+
+        if (!uc->io)
+                return;
+        if (uc->state == UP_IDLE)
+                ev = EPOLLIN;
+        else if (uc->state == UP_BUSY) {
+                if (tls_conn_pending(uc->conn) > 0)
+                        ev |= EPOLLOUT;
+                if (x && x->s && !x->resp_done)
+                        ev |= EPOLLIN;
+        } else
+                return;
+        (void) sd_event_source_set_io_events(uc->io, ev);
+        (void) sd_event_source_set_enabled(uc->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+/* Back to the pool, or closed. */
+static void up_release(UpConn *uc) {
+        HttpUpstreams *u = uc->owner;
+        unsigned idle = 0;
+
+        if (uc->x)
+                uc->x->uc = NULL;
+        uc->x = NULL;
+        for (UpConn *i = u->conns; i; i = i->next)
+                if (i->state == UP_IDLE && i->targets == uc->targets && i->target == uc->target)
+                        idle++;
+        if (!uc->reusable || uc->targets != u->targets || idle >= MAX_IDLE_PER_UPSTREAM ||
+            tls_conn_pending(uc->conn) > 0) {
+                up_free(uc);
+                return;
+        }
+        uc->state = UP_IDLE;
+        http_msg_parser_next(&uc->parser);
+        (void) sd_event_source_set_time_relative(uc->timer, def(u)->idle_timeout_usec);
+        (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_ONESHOT);
+        up_set_events(uc);
+}
+
+/* Both messages done? Then the stream closes on its own, and the connection is free. */
+static void exchange_maybe_done(Exchange *x) {
+        UpConn *uc = x->uc;
+
+        if (!uc || x->upgraded || !x->resp_done)
+                return;
+        if (!x->body_end_written) {
+                /* The upstream answered before it had the whole body: the connection is not
+                 * in a state to reuse; what still comes from the tunnel is dropped. */
+                uc->reusable = false;
+        }
+        up_release(uc);
+}
+
+/* ---- the request, towards the upstream ---- */
+
+static void up_send(UpConn *uc, const void *p, size_t n) {
+        if (n > 0)
+                (void) tls_conn_send(uc->conn, p, n);
+}
+
+static void up_sendf(UpConn *uc, const char *format, ...) _printf_(2, 3);
+static void up_sendf(UpConn *uc, const char *format, ...) {
+        char buf[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+        up_send(uc, buf, (size_t) MIN(MAX(n, 0), (int) sizeof(buf) - 1));
+}
+
+static void send_body(Exchange *x, const uint8_t *p, size_t n) {
+        if (n == 0)
+                return;
+        if (x->chunked)
+                up_sendf(x->uc, "%zx\r\n", n);
+        up_send(x->uc, p, n);
+        if (x->chunked)
+                up_send(x->uc, "\r\n", 2);
+}
+
+static void send_headers(UpConn *uc, const HttpHead *h) {
+        for (size_t i = 0; i < h->n_headers; i++) {
+                up_send(uc, h->headers[i].name, strlen(h->headers[i].name));
+                up_send(uc, ": ", 2);
+                up_send(uc, h->headers[i].value, strlen(h->headers[i].value));
+                up_send(uc, "\r\n", 2);
+        }
+}
+
+static void send_body_end(Exchange *x) {
+        if (x->body_end_written || !x->body_end || !x->head_written)
+                return;
+        x->body_end_written = true;
+        if (x->upgraded) {
+                /* The public side finished sending; tell the upstream. */
+                tls_conn_bye(x->uc->conn);
+                (void) tls_conn_flush(x->uc->conn);
+                (void) shutdown(tls_conn_fd(x->uc->conn), SHUT_WR);
+                return;
+        }
+        if (x->chunked) {
+                up_send(x->uc, "0\r\n", 3);
+                if (x->end_trailers)
+                        send_headers(x->uc, x->end_trailers);
+                up_send(x->uc, "\r\n", 2);
+        }
+}
+
+static void exchange_ack(Exchange *x) {
+        if (x->unacked > 0 && x->s && x->uc && tls_conn_pending(x->uc->conn) < OUT_HIGH_WATER) {
+                mux_stream_consume(x->s, x->unacked);
+                x->unacked = 0;
+        }
+}
+
+/* The connection is ready: the head, what body came already, maybe its end. */
+static void exchange_write_head(Exchange *x) {
+        const HttpUpstream *t = &TARGET(x)->u;
+        UpConn *uc = x->uc;
+        HttpHead *h = x->req;
+
+        up_sendf(uc, "%s ", x->upgrade ? "GET" : h->method);
+        if (!streq(h->url, "*") || !*t->prefix)
+                up_send(uc, t->prefix, strlen(t->prefix));
+        up_send(uc, h->url, strlen(h->url));
+        up_send(uc, " HTTP/1.1\r\nHost: ", 17);
+        up_send(uc, t->authority, strlen(t->authority));
+        up_send(uc, "\r\n", 2);
+        for (size_t i = 0; i < h->n_headers; i++) {
+                const char *name = h->headers[i].name;
+                if (http_header_is_hop_by_hop(h, name) || (x->chunked && strcaseeq(name, "content-length")))
+                        continue;
+                up_send(uc, name, strlen(name));
+                up_send(uc, ": ", 2);
+                up_send(uc, h->headers[i].value, strlen(h->headers[i].value));
+                up_send(uc, "\r\n", 2);
+        }
+        if (x->upgrade)
+                up_sendf(uc, "Connection: Upgrade\r\nUpgrade: %s\r\n", h->protocol);
+        else if (x->chunked)
+                up_send(uc, "Transfer-Encoding: chunked\r\n", 28);
+        up_send(uc, "\r\n", 2);
+        x->req = http_head_free(x->req);
+        x->head_written = true;
+        if (x->pre_len > 0) {
+                send_body(x, x->pre, x->pre_len);
+                x->pre = mfree(x->pre);
+                x->pre_len = 0;
+        }
+        send_body_end(x);
+        exchange_ack(x);
+}
+
+/* ---- the response, from the upstream ---- */
+
+static int on_response_head(void *userdata, HttpHead *h_) {
+        _cleanup_(http_head_freep) HttpHead *h = h_;
+        _cleanup_(http_head_freep) HttpHead *fwd = NULL;
+        UpConn *uc = userdata;
+        Exchange *x = uc->x;
+        bool no_body;
+        int r;
+
+        if (!x || !x->s)
+                return -ECANCELED;
+        if (h->status == 101 && x->upgrade) {
+                x->interim = false;
+        } else if (h->status < 200) {
+                x->interim = true; /* 100 Continue and friends: not passed on */
+                return 0;
+        }
+        uc->reusable = h->keep_alive;
+        fwd = http_head_new(false);
+        if (!fwd)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n_headers; i++) {
+                const char *name = h->headers[i].name;
+                if (http_header_is_hop_by_hop(h, name) || (h->chunked && strcaseeq(name, "content-length")))
+                        continue;
+                r = http_head_add(fwd, name, strlen(name), h->headers[i].value, strlen(h->headers[i].value));
+                if (r < 0)
+                        return r;
+        }
+        if (h->status == 101) {
+                r = mux_respond(x->s, 200, fwd->headers, fwd->n_headers, false);
+                if (r < 0)
+                        return r;
+                x->responded = x->upgraded = true;
+                uc->reusable = false;
+                return 2; /* what follows is not HTTP */
+        }
+        no_body = x->head_request || h->status == 204 || h->status == 304;
+        r = mux_respond(x->s, h->status, fwd->headers, fwd->n_headers, no_body);
+        if (r < 0)
+                return r;
+        x->responded = true;
+        x->resp_no_body = no_body;
+        if (x->upgrade)
+                uc->reusable = false; /* refused upgrade: the request may have left state behind */
+        return x->head_request ? 1 : 0;
+}
+
+static int on_response_body(void *userdata, const uint8_t *p, size_t n) {
+        UpConn *uc = userdata;
+        Exchange *x = uc->x;
+
+        if (!x || !x->s)
+                return -ECANCELED;
+        return mux_stream_write(x->s, p, n) < 0 ? -EPIPE : 0;
+}
+
+static int on_response_complete(void *userdata, HttpHead *trailers_) {
+        _cleanup_(http_head_freep) HttpHead *trailers = trailers_;
+        UpConn *uc = userdata;
+        Exchange *x = uc->x;
+
+        if (!x || !x->s)
+                return -ECANCELED;
+        if (x->interim) {
+                x->interim = false;
+                return 0; /* the final response follows; up_process() resumes the parser */
+        }
+        if (!x->resp_no_body && mux_stream_end(x->s, trailers ? trailers->headers : NULL,
+                                               trailers ? trailers->n_headers : 0) < 0)
+                return -EPIPE;
+        x->resp_done = true;
+        return 0;
+}
+
+static const HttpMsgCallbacks response_callbacks = {
+        .head = on_response_head,
+        .body = on_response_body,
+        .complete = on_response_complete,
+};
+
+static void up_read(UpConn *uc) {
+        for (;;) {
+                Exchange *x = uc->x;
+                uint8_t *p;
+                size_t n, off = 0;
+                int r;
+
+                if (!x || !x->s || x->resp_done || mux_stream_full(x->s))
+                        return;
+                r = tls_conn_recv(uc->conn, &p, &n);
+                if (r == -EAGAIN)
+                        return;
+                if (r < 0) {
+                        exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
+                                      tls_conn_error(uc->conn));
+                        return;
+                }
+                if (r == 0) {
+                        if (x->upgraded) {
+                                /* The upstream is done sending; the stream ends when both are. */
+                                (void) mux_stream_end(x->s, NULL, 0);
+                                x->resp_done = true;
+                                return;
+                        }
+                        /* A body delimited by the close ends here; anything else was cut. */
+                        uc->reusable = false;
+                        if (http_msg_parser_feed(&uc->parser, NULL, 0) < 0 || !x->resp_done) {
+                                exchange_fail(x, 502, "Upstream %s closed the connection %s.",
+                                              TARGET(x)->u.authority,
+                                              x->responded ? "in the middle of the response" : "without a response");
+                                return;
+                        }
+                        exchange_maybe_done(x);
+                        return;
+                }
+                while (off < n) {
+                        ssize_t used;
+
+                        x = uc->x;
+                        if (!x)
+                                return;
+                        if (x->upgraded) {
+                                (void) mux_stream_write(x->s, p + off, n - off);
+                                break;
+                        }
+                        used = http_msg_parser_feed(&uc->parser, p + off, n - off);
+                        if (used < 0) {
+                                exchange_fail(x, 502, "Upstream %s sent a malformed response (%s).",
+                                              TARGET(x)->u.authority,
+                                              used == -E2BIG || used == -EMLINK ? "head too large" : "parse error");
+                                return;
+                        }
+                        off += (size_t) used;
+                        if (uc->parser.complete) {
+                                if (x->resp_done) {
+                                        if (off < n)
+                                                uc->reusable = false; /* bytes nobody asked for */
+                                        exchange_maybe_done(x);
+                                        return;
+                                }
+                                http_msg_parser_next(&uc->parser); /* after an interim response */
+                        } else if (uc->parser.stopped) {
+                                continue; /* the 101: the rest is raw */
+                        } else if (used == 0)
+                                break;
+                }
+        }
+}
+
+static void up_process(UpConn *uc) {
+        Exchange *x = uc->x;
+        int r;
+
+        if (uc->state != UP_BUSY)
+                return;
+        r = tls_conn_flush(uc->conn);
+        if (r < 0 && r != -EAGAIN) {
+                if (x)
+                        exchange_fail(x, 502, "Upstream %s: %s", TARGET(uc)->u.authority,
+                                      tls_conn_error(uc->conn));
+                else
+                        up_free(uc);
+                return;
+        }
+        if (x)
+                exchange_ack(x);
+        up_read(uc);
+        /* up_read() may have freed or released the connection. */
+}
+
+static void up_connected(UpConn *uc) {
+        uc->state = UP_BUSY;
+        (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
+        if (uc->x)
+                exchange_write_head(uc->x);
+        up_process(uc);
+}
+
+static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
+static void up_dial_failed(UpConn *uc, int error) {
+        Exchange *x = uc->x;
+        const HttpUpstream *t = &TARGET(uc)->u;
+
+        if (x)
+                exchange_fail(x, error == -ETIMEDOUT ? 504 : 502, "Upstream %s: %s", t->authority,
+                              error == -EPERM || error == -EPROTO ? tls_conn_error(uc->conn) : strerror(-error));
+        else
+                up_free(uc);
+}
+
+static int up_dial_next(UpConn *uc) {
+        Target *t = TARGET(uc);
+        int fd = socket_connect_next(t->addrs, t->n_addrs, &uc->next_addr, t->u.port), r;
+
+        if (fd < 0)
+                return fd;
+        uc->fd = fd;
+        uc->io = sd_event_source_disable_unref(uc->io);
+        r = sd_event_add_io(uc->owner->manager->event, &uc->io, fd, EPOLLOUT, up_io, uc);
+        return r < 0 ? r : 0;
+}
+
+static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        UpConn *uc = userdata;
+        HttpUpstreams *u = uc->owner;
+        Target *t = TARGET(uc);
+        int r;
+
+        switch (uc->state) {
+        case UP_CONNECTING: {
+                int err = 0;
+                socklen_t l = sizeof(err);
+                (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err != 0) {
+                        uc->fd = safe_close(uc->fd);
+                        r = up_dial_next(uc);
+                        if (r < 0)
+                                up_dial_failed(uc, -err);
+                        return 0;
+                }
+                r = t->u.tls ? tls_conn_new_client(TAKE_FD(uc->fd), uc->owner->creds, t->u.host, TLS_VERIFY_CA, &uc->conn)
+                             : tls_conn_new_server(TAKE_FD(uc->fd), NULL, &uc->conn);
+                if (r < 0) {
+                        up_dial_failed(uc, r);
+                        return 0;
+                }
+                uc->state = UP_HANDSHAKE;
+        }
+                _fallthrough_;
+        case UP_HANDSHAKE:
+                r = tls_conn_handshake(uc->conn);
+                if (r < 0) {
+                        up_dial_failed(uc, -EPROTO);
+                        return 0;
+                }
+                if (r == 0) {
+                        (void) sd_event_source_set_io_events(uc->io, tls_conn_handshake_wants_write(uc->conn)
+                                                                             ? EPOLLOUT : EPOLLIN);
+                        return 0;
+                }
+                up_connected(uc);
+                break;
+        case UP_BUSY:
+                up_process(uc);
+                break;
+        case UP_IDLE:
+                up_free(uc); /* the upstream closed it, or sent what nobody asked for */
+                return 0;
+        }
+        /* uc may be gone: only touch it through the list */
+        for (UpConn *i = u->conns; i; i = i->next)
+                if (i == uc) {
+                        up_set_events(uc);
+                        break;
+                }
+        return 0;
+}
+
+static int up_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        UpConn *uc = userdata;
+
+        if (uc->state == UP_IDLE)
+                up_free(uc);
+        else
+                up_dial_failed(uc, -ETIMEDOUT);
+        return 0;
+}
+
+/* ---- exchanges ---- */
+
+static void on_request_data(MuxStream *s, const uint8_t *p, size_t n, void *userdata) {
+        Exchange *x = userdata;
+
+        if (x->body_end_written || (x->resp_done && !x->upgraded) || !x->has_body) {
+                mux_stream_consume(s, n); /* nobody wants it any more */
+                return;
+        }
+        if (!x->head_written || !x->uc) {
+                uint8_t *t = realloc(x->pre, x->pre_len + n);
+                if (!t) {
+                        exchange_fail(x, 500, "Out of memory.");
+                        return;
+                }
+                memcpy(t + x->pre_len, p, n);
+                x->pre = t;
+                x->pre_len += n;
+                x->unacked += n;
+                return;
+        }
+        send_body(x, p, n);
+        x->unacked += n;
+        exchange_ack(x);
+        up_set_events(x->uc);
+}
+
+static void on_request_end(MuxStream *s, HttpHead *trailers, void *userdata) {
+        Exchange *x = userdata;
+
+        x->body_end = true;
+        http_head_free(x->end_trailers);
+        x->end_trailers = trailers;
+        if (x->uc && x->head_written) {
+                send_body_end(x);
+                exchange_ack(x);
+                up_set_events(x->uc);
+        }
+}
+
+static void on_request_writable(MuxStream *s, void *userdata) {
+        Exchange *x = userdata;
+        if (x->uc && x->uc->state == UP_BUSY)
+                up_process(x->uc);
+        if (x->uc)
+                up_set_events(x->uc);
+}
+
+static void on_request_closed(MuxStream *s, bool reset, void *userdata) {
+        Exchange *x = userdata;
+
+        if (reset)
+                log_debug("HTTP: the exit server reset a request (%s).",
+                          x->responded ? "during the response" : "before the response");
+        x->s = NULL;
+        if (!reset && x->uc && x->resp_done && !x->upgraded)
+                up_release(x->uc);
+        exchange_free(x); /* a connection still attached was cut mid-exchange */
+}
+
+static const MuxStreamOps exchange_ops = {
+        .data = on_request_data,
+        .end = on_request_end,
+        .writable = on_request_writable,
+        .closed = on_request_closed,
+};
+
+static int up_new(HttpUpstreams *u, Targets *targets, size_t target, UpConn **ret) {
+        UpConn *uc = calloc(1, sizeof(*uc));
+        int r;
+
+        if (!uc)
+                return -ENOMEM;
+        uc->owner = u;
+        uc->target = target;
+        uc->targets = targets_ref(targets);
+        uc->fd = -1;
+        LIST_PREPEND(u->conns, uc);
+        http_msg_parser_init(&uc->parser, false, def(u)->max_header_bytes, def(u)->max_headers, &response_callbacks, uc);
+        r = sd_event_add_time_relative(u->manager->event, &uc->timer, CLOCK_MONOTONIC, def(u)->handshake_timeout_usec,
+                                       0, up_timeout, uc);
+        if (r < 0) {
+                up_free(uc);
+                return r;
+        }
+        r = up_dial_next(uc);
+        if (r < 0) {
+                up_free(uc);
+                return r;
+        }
+        *ret = uc;
+        return 0;
+}
+
+static void exchange_start(Exchange *x) {
+        HttpUpstreams *u = x->owner;
+        UpConn *uc = NULL;
+        int r;
+
+        for (UpConn *i = u->conns; i; i = i->next)
+                if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target) {
+                        uc = i;
+                        break;
+                }
+        if (uc) {
+                (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
+                uc->state = UP_BUSY;
+                uc->x = x;
+                x->uc = uc;
+                exchange_write_head(x);
+                up_set_events(uc);
+                return;
+        }
+        r = up_new(u, x->targets, x->target, &uc);
+        if (r < 0) {
+                exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
+                              r == -ECONNREFUSED ? "no address to connect to" : strerror(-r));
+                return;
+        }
+        uc->x = x;
+        x->uc = uc;
+}
+
+static ssize_t find_target(HttpUpstreams *u, const char *authority) {
+        char host[256];
+        size_t n = authority[0] == '[' ? strcspn(authority, "]") + 1 : strcspn(authority, ":");
+        ssize_t fallback = -1;
+
+        if (n >= sizeof(host))
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                host[i] = ascii_tolower(authority[i]);
+        host[n] = 0;
+        for (size_t i = 0; i < u->targets->n; i++) {
+                if (!u->targets->t[i].u.match) {
+                        if (fallback < 0)
+                                fallback = (ssize_t) i;
+                } else if (streq(u->targets->t[i].u.match, host))
+                        return (ssize_t) i;
+        }
+        return fallback;
+}
+
+static bool token_ok(const char *s) {
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (*s <= ' ' || *s >= 127 || strchr("\"(),/:;<=>?@[\\]{}", *s))
+                        return false;
+        return true;
+}
+
+void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool end_stream) {
+        Exchange *x;
+        ssize_t t;
+
+        if (!h || !h->method || !h->url || !token_ok(h->method) || (h->url[0] != '/' && !streq(h->url, "*")) ||
+            strpbrk(h->url, " \t\r\n") || (h->protocol && !token_ok(h->protocol))) {
+                http_head_free(h);
+                respond_error(s, 400, "Malformed request from the exit server.");
+                return;
+        }
+        t = find_target(u, h->authority ?: "");
+        if (t < 0) {
+                respond_error(s, 502, "No Upstream= for host %s on this tunnel client.", h->authority ?: "(none)");
+                http_head_free(h);
+                return;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x) {
+                http_head_free(h);
+                respond_error(s, 500, "Out of memory.");
+                return;
+        }
+        x->owner = u;
+        x->s = s;
+        x->targets = targets_ref(u->targets);
+        x->target = (size_t) t;
+        x->req = h;
+        x->upgrade = !!h->protocol;
+        x->head_request = streq(h->method, "HEAD");
+        x->has_body = !end_stream;
+        x->body_end = end_stream;
+        x->chunked = x->has_body && !x->upgrade && !http_head_get(h, "content-length");
+        mux_stream_set_ops(s, &exchange_ops, x);
+        exchange_start(x);
+}
+
+char *http_upstreams_offer(const Definition *d) {
+        size_t size = 0;
+        char *s;
+
+        for (size_t i = 0; i < d->n_upstreams; i++)
+                size += strlen(d->upstreams[i]) + 2;
+        s = calloc(1, size + 2);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < d->n_upstreams; i++) {
+                HttpUpstream u;
+                if (http_upstream_parse(d->upstreams[i], &u) < 0)
+                        continue;
+                if (*s)
+                        strcat(s, ",");
+                strcat(s, u.match ?: "*");
+                http_upstream_done(&u);
+        }
+        return s;
+}
+
+int http_upstreams_refresh(HttpUpstreams *u) {
+        const Definition *d = def(u);
+        Targets *t;
+        int r;
+
+        t = new0(Targets, 1);
+        if (!t)
+                return -ENOMEM;
+        t->refs = 1;
+        t->t = new0(Target, d->n_upstreams);
+        if (!t->t) {
+                free(t);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->n_upstreams; i++) {
+                r = http_upstream_parse(d->upstreams[i], &t->t[i].u);
+                if (r < 0) {
+                        targets_unref(t);
+                        return log_error_errno(r, "Bad Upstream=%s", d->upstreams[i]);
+                }
+                t->n++;
+                r = resolve_addresses(t->t[i].u.host, &t->t[i].addrs, &t->t[i].n_addrs);
+                if (r < 0)
+                        log_warning("Cannot resolve upstream %s: %s", t->t[i].u.host,
+                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+        }
+        /* Idle connections belong to the old table; busy ones finish with it. */
+        for (UpConn *i = u->conns, *next; i; i = next) {
+                next = i->next;
+                if (i->state == UP_IDLE)
+                        up_free(i);
+        }
+        targets_unref(u->targets);
+        u->targets = t;
+        return 0;
+}
+
+int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
+        _cleanup_(http_upstreams_freep) HttpUpstreams *u = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return -ENOMEM;
+        u->manager = m;
+        r = tls_client_credentials(m->def->upstream_ca_file, &u->creds, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Failed to set up TLS for upstreams");
+        r = http_upstreams_refresh(u);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+HttpUpstreams *http_upstreams_free(HttpUpstreams *u) {
+        if (!u)
+                return NULL;
+        while (u->conns)
+                up_free(u->conns);
+        targets_unref(u->targets);
+        if (u->creds)
+                gnutls_certificate_free_credentials(u->creds);
+        free(u);
+        return NULL;
+}
