@@ -216,6 +216,26 @@ int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn 
         return 0;
 }
 
+int tls_conn_set_alpn(TlsConn *c, const char *const *protocols, size_t n) {
+        gnutls_datum_t d[4];
+
+        if (!c->session)
+                return 0;
+        if (n > ELEMENTSOF(d))
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++)
+                d[i] = (gnutls_datum_t) { (unsigned char *) protocols[i], (unsigned) strlen(protocols[i]) };
+        return gnutls_alpn_set_protocols(c->session, d, (unsigned) n, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0 ? -EINVAL : 0;
+}
+
+bool tls_conn_alpn_is(TlsConn *c, const char *protocol) {
+        gnutls_datum_t d = {};
+
+        if (!c->session || gnutls_alpn_get_selected_protocol(c->session, &d) < 0)
+                return false;
+        return d.size == strlen(protocol) && memcmp(d.data, protocol, d.size) == 0;
+}
+
 static bool is_ip_address(const char *host) {
         uint8_t buf[16];
         return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;

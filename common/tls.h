@@ -32,6 +32,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(TlsConn *, tls_conn_free);
 int tls_conn_fd(TlsConn *c);
 bool tls_conn_is_tls(TlsConn *c);
 
+/* Server side, before the handshake: offer these ALPN protocols (our order wins). */
+int tls_conn_set_alpn(TlsConn *c, const char *const *protocols, size_t n);
+/* After the handshake: whether ALPN selected protocol. */
+bool tls_conn_alpn_is(TlsConn *c, const char *protocol);
+
 /* 1: done; 0: in progress, call again when the socket is ready; <0: failed
  * (tls_conn_error() says why). */
 int tls_conn_handshake(TlsConn *c);

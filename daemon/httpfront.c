@@ -47,6 +47,7 @@ struct HttpFront {
         void *userdata;
         HttpConn *conns;
         unsigned n_conns;
+        H2Conn *h2conns;
         uint64_t requests;
 };
 
@@ -328,14 +329,26 @@ static void conn_finish_exchange(HttpConn *c) {
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
 }
 
-/* ---- the request, from the public side ---- */
+/* ---- shared with the HTTP/2 side (h2front.c) ---- */
 
-static const char *forwarded_for(HttpConn *c, char *buf, size_t size) {
+const Definition *http_front_def(HttpFront *f) {
+        return f->manager->def;
+}
+
+sd_event *http_front_event(HttpFront *f) {
+        return f->manager->event;
+}
+
+void http_front_count_request(HttpFront *f) {
+        f->requests++;
+}
+
+static const char *forwarded_for(const char *ip, char *buf, size_t size) {
         /* RFC 7239: IPv6 addresses quoted and bracketed. */
-        if (strchr(c->peer_ip, ':'))
-                snprintf(buf, size, "\"[%s]\"", c->peer_ip);
+        if (strchr(ip, ':'))
+                snprintf(buf, size, "\"[%s]\"", ip);
         else
-                snprintf(buf, size, "%s", c->peer_ip);
+                snprintf(buf, size, "%s", ip);
         return buf;
 }
 
@@ -364,17 +377,70 @@ static int normalize_host(const char *authority, char *ret, size_t size) {
         return 0;
 }
 
-static int add(HttpHead *t, const char *name, const char *value) {
-        return http_head_add(t, name, strlen(name), value, strlen(value));
+Mux *http_front_route(HttpFront *f, const char *authority, unsigned *ret_status, char host[static 256]) {
+        Mux *m;
+
+        host[0] = 0;
+        if (normalize_host(authority, host, 256) < 0) {
+                *ret_status = 400;
+                return NULL;
+        }
+        m = f->route(host, f->userdata);
+        *ret_status = m ? 0 : 502;
+        return m;
 }
+
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme) {
+        _cleanup_free_ char *xff = NULL, *fwd = NULL;
+        const char *prev_xff = NULL, *prev_fwd = NULL;
+        char fbuf[INET6_ADDRSTRLEN + 8];
+        int r;
+
+        for (size_t i = 0; i < h->n_headers; i++) {
+                const char *name = h->headers[i].name;
+                if (strcasecmp(name, "X-Forwarded-For") == 0) {
+                        prev_xff = h->headers[i].value;
+                        continue;
+                }
+                if (strcasecmp(name, "Forwarded") == 0) {
+                        prev_fwd = h->headers[i].value;
+                        continue;
+                }
+                /* Ours to set: what the public side claims about itself is not trusted. */
+                if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
+                    strcasecmp(name, "Expect") == 0 || strcasecmp(name, "Content-Length") == 0)
+                        continue;
+                if (http_header_is_hop_by_hop(h, name) &&
+                    !(strcasecmp(name, "TE") == 0 && http_header_has_token(h->headers[i].value, "trailers")))
+                        continue;
+                r = http_head_add(t, name, strlen(name), strcasecmp(name, "TE") == 0 ? "trailers" : h->headers[i].value,
+                                  strcasecmp(name, "TE") == 0 ? 8 : strlen(h->headers[i].value));
+                if (r < 0)
+                        return r;
+        }
+        xff = prev_xff ? asprintf_safe("%s, %s", prev_xff, peer_ip) : strdup(peer_ip);
+        fwd = asprintf_safe("%s%sfor=%s;host=\"%s\";proto=%s", prev_fwd ?: "", prev_fwd ? ", " : "",
+                            forwarded_for(peer_ip, fbuf, sizeof(fbuf)), t->authority, scheme);
+        if (!xff || !fwd)
+                return -ENOMEM;
+        if (http_head_add(t, "X-Forwarded-For", 15, xff, strlen(xff)) < 0 ||
+            http_head_add(t, "X-Forwarded-Proto", 17, scheme, strlen(scheme)) < 0 ||
+            http_head_add(t, "X-Forwarded-Host", 16, t->authority, strlen(t->authority)) < 0 ||
+            http_head_add(t, "Forwarded", 9, fwd, strlen(fwd)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- the request, from the public side ---- */
 
 static int on_request_head(void *userdata, HttpHead *h_) {
         _cleanup_(http_head_freep) HttpHead *h = h_, *t = NULL;
         HttpConn *c = userdata;
-        _cleanup_free_ char *xff = NULL, *fwd = NULL, *authority = NULL, *path = NULL;
-        const char *host_hdr, *v, *prev_xff = NULL, *prev_fwd = NULL;
+        _cleanup_free_ char *authority = NULL, *path = NULL;
+        const char *host_hdr, *v;
         const char *scheme = c->front->creds ? "https" : "http";
-        char host[256], fbuf[INET6_ADDRSTRLEN + 8];
+        char host[256];
+        unsigned status;
         bool end_stream, expect_continue = false;
         Mux *mux;
         int r;
@@ -422,10 +488,6 @@ static int on_request_head(void *userdata, HttpHead *h_) {
                 reply_error(c, 500, "Out of memory.");
                 return -ECANCELED;
         }
-        if (normalize_host(authority, host, sizeof(host)) < 0) {
-                reply_error(c, 400, "Missing or malformed Host.");
-                return -ECANCELED;
-        }
         if (def(c)->max_body_bytes > 0 && h->content_length > 0 &&
             (uint64_t) h->content_length > def(c)->max_body_bytes) {
                 reply_error(c, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
@@ -440,10 +502,12 @@ static int on_request_head(void *userdata, HttpHead *h_) {
                 }
                 expect_continue = c->minor >= 1;
         }
-
-        mux = c->front->route(host, c->front->userdata);
+        mux = http_front_route(c->front, authority, &status, host);
         if (!mux) {
-                reply_error(c, 502, "No tunnel client serves %s.", host);
+                if (status == 400)
+                        reply_error(c, 400, "Missing or malformed Host.");
+                else
+                        reply_error(c, 502, "No tunnel client serves %s.", host);
                 return -ECANCELED;
         }
 
@@ -467,40 +531,15 @@ static int on_request_head(void *userdata, HttpHead *h_) {
                 t->method = strdup(h->method);
         if (!t->method || !t->scheme)
                 return -ENOMEM;
-
-        for (size_t i = 0; i < h->n_headers; i++) {
-                const char *name = h->headers[i].name;
-                if (strcasecmp(name, "X-Forwarded-For") == 0) {
-                        prev_xff = h->headers[i].value;
-                        continue;
-                }
-                if (strcasecmp(name, "Forwarded") == 0) {
-                        prev_fwd = h->headers[i].value;
-                        continue;
-                }
-                /* Ours to set: what the public side claims about itself is not trusted. */
-                if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
-                    strcasecmp(name, "Expect") == 0 || strcasecmp(name, "Content-Length") == 0)
-                        continue;
-                if (http_header_is_hop_by_hop(h, name) &&
-                    !(strcasecmp(name, "TE") == 0 && http_header_has_token(h->headers[i].value, "trailers")))
-                        continue;
-                r = add(t, name, strcasecmp(name, "TE") == 0 ? "trailers" : h->headers[i].value);
-                if (r < 0)
-                        return r;
-        }
+        r = http_forward_fields(t, h, c->peer_ip, scheme);
+        if (r < 0)
+                return r;
         if (h->content_length >= 0 && !h->chunked) {
                 char cl[32];
                 snprintf(cl, sizeof(cl), "%" PRId64, h->content_length);
-                if (add(t, "Content-Length", cl) < 0)
+                if (http_head_add(t, "Content-Length", 14, cl, strlen(cl)) < 0)
                         return -ENOMEM;
         }
-        xff = prev_xff ? asprintf_safe("%s, %s", prev_xff, c->peer_ip) : strdup(c->peer_ip);
-        fwd = asprintf_safe("%s%sfor=%s;host=\"%s\";proto=%s", prev_fwd ?: "", prev_fwd ? ", " : "",
-                            forwarded_for(c, fbuf, sizeof(fbuf)), t->authority, scheme);
-        if (!xff || !fwd || add(t, "X-Forwarded-For", xff) < 0 || add(t, "X-Forwarded-Proto", scheme) < 0 ||
-            add(t, "X-Forwarded-Host", t->authority) < 0 || add(t, "Forwarded", fwd) < 0)
-                return -ENOMEM;
 
         end_stream = !t->protocol && !h->chunked && h->content_length <= 0;
         r = mux_request(mux, t, end_stream, c->peer, &conn_stream_ops, c, &c->stream);
@@ -727,6 +766,14 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         return 0;
                 }
                 c->handshake_done = true;
+                if (tls_conn_alpn_is(c->conn, "h2")) {
+                        /* HTTP/2: the connection moves to h2front.c. */
+                        c->io = sd_event_source_disable_unref(c->io);
+                        if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), c->peer, c->peer_ip) < 0)
+                                log_debug("HTTP %s: cannot start HTTP/2.", c->peer);
+                        conn_close(c);
+                        return 0;
+                }
         }
         if (revents & EPOLLOUT) {
                 int r = tls_conn_flush(c->conn);
@@ -828,6 +875,8 @@ static int listen_handler(sd_event_source *src, int fd, uint32_t revents, void *
                         conn_free(c);
                         continue;
                 }
+                if (f->creds)
+                        (void) tls_conn_set_alpn(c->conn, (const char *const[]) { "h2", "http/1.1" }, 2);
                 if (sd_event_add_io(f->manager->event, &c->io, cfd, EPOLLIN, conn_io, c) < 0 ||
                     sd_event_add_time_relative(f->manager->event, &c->timer, CLOCK_MONOTONIC,
                                                def(c)->handshake_timeout_usec, 0, conn_timeout, c) < 0 ||
@@ -869,6 +918,7 @@ HttpFront *http_front_free(HttpFront *f) {
                 return NULL;
         while (f->conns)
                 conn_free(f->conns);
+        h2_conns_free(&f->h2conns);
         sd_event_source_disable_unref(f->io);
         safe_close(f->fd);
         free(f);

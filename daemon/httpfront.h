@@ -5,6 +5,7 @@
 #pragma once
 
 #include "manager.h"
+#include "tls.h"
 
 typedef struct HttpFront HttpFront;
 
@@ -21,3 +22,20 @@ void http_front_stop(HttpFront *f);
 /* Future connections use these credentials (a reload replaced the certificate). */
 void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds);
 uint64_t http_front_requests(HttpFront *f);
+
+/* ---- shared by the HTTP/1.1 side (httpfront.c) and the HTTP/2 side (h2front.c) ---- */
+
+const Definition *http_front_def(HttpFront *f);
+sd_event *http_front_event(HttpFront *f);
+void http_front_count_request(HttpFront *f);
+/* The session for a Host value; NULL with *ret_status 400 (malformed) or 502 (nobody serves
+ * it). host gets the normalized name. */
+Mux *http_front_route(HttpFront *f, const char *authority, unsigned *ret_status, char host[static 256]);
+/* Copies the end-to-end fields of h into t and adds X-Forwarded-For/-Proto/-Host and
+ * Forwarded (t->authority set). */
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme);
+
+typedef struct H2Conn H2Conn;
+/* Serves an HTTP/2 connection (ALPN chose h2); takes conn, links into *list. */
+int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, const char *peer_ip);
+void h2_conns_free(H2Conn **list);

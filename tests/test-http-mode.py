@@ -220,6 +220,32 @@ class HttpMode(TunnelTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         h = {k.lower(): v for k, v in json.loads(r.stdout)["headers"]}
         self.assertEqual(h["x-forwarded-proto"], "https")
+        # HTTP/2 by ALPN: curl, nghttp (with a request body) and h2load.
+        tls = ["--cacert", f"{self.tmp}/state/ca.crt", "--resolve", f"a.test:{https_port}:127.0.0.1"]
+        r = curl(*tls, "--http2", "-w", "%{http_version}", "-o", "/dev/null", f"https://a.test:{https_port}/hello")
+        self.assertEqual(r.stdout, b"2", r.stderr)
+        data = os.urandom(3 << 20)
+        with open(f"{self.tmp}/body", "wb") as f:
+            f.write(data)
+        r = curl(*tls, "--http2", "--data-binary", f"@{self.tmp}/body", f"https://a.test:{https_port}/sha")
+        self.assertEqual(json.loads(r.stdout), {"len": len(data), "sha256": sha(data)})
+        r = curl(*tls, "--http2", f"https://a.test:{https_port}/size/{16 << 20}")
+        self.assertEqual(sha(r.stdout), sha(pattern(16 << 20)))
+        r = curl(*tls, "--http2", "-D", "-", f"https://a.test:{https_port}/trailers")
+        self.assertIn(b"x-checksum: abc123", r.stdout)
+        r = curl(*tls, "--http2", "-o", "/dev/null", "-w", "%{http_code}", f"https://nobody.test:{https_port}/",
+                 "--resolve", f"nobody.test:{https_port}:127.0.0.1", "-k")
+        self.assertEqual(r.stdout, b"502")
+        r = subprocess.run(["nghttp", "-v", "-H", ":authority: a.test", f"https://127.0.0.1:{https_port}/hello"],
+                           capture_output=True, timeout=30)
+        self.assertIn(b"hello from a", r.stdout)
+        self.assertIn(b"h2", r.stdout)
+        r = subprocess.run(["h2load", "-n", "400", "-c", "4", "-m", "10", "-H", ":authority: a.test",
+                            f"https://127.0.0.1:{https_port}/hello"], capture_output=True, timeout=60)
+        out = r.stdout.decode()
+        print(out[out.find("finished in"):].splitlines()[0])
+        self.assertIn("400 succeeded, 0 failed", out, out)
+        self.assertIn("Application protocol: h2", out)
         # Now a client whose upstream is https://.
         for d in self.daemons[1:]:
             d.stop()

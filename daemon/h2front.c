@@ -1,0 +1,565 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* HTTP/2 on the public HTTPS port (ALPN "h2"), through nghttp2; see httpfront.h. Each public
+ * stream becomes one request stream through the tunnel. Request bodies go into the tunnel
+ * stream as they arrive; the public stream's window reopens only while the tunnel stream has
+ * room. Response bodies wait in a per-stream buffer for the public side, and the tunnel
+ * stream's window reopens as nghttp2 takes them. */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "http1.h"
+#include "httpfront.h"
+#include "log.h"
+
+#define OUT_HIGH_WATER (1024 * 1024)
+#define H2_WINDOW (1024 * 1024)
+#define H2_MAX_STREAMS 100
+
+typedef struct H2Stream H2Stream;
+
+struct H2Conn {
+        HttpFront *front;
+        H2Conn **list;
+        H2Conn *prev, *next;
+        TlsConn *conn;
+        sd_event_source *io, *timer, *kick;
+        nghttp2_session *h2;
+        char peer[SOCKADDR_STR_MAX];
+        char peer_ip[INET6_ADDRSTRLEN + 2];
+        H2Stream *streams;
+        bool dead;
+};
+
+struct H2Stream {
+        H2Conn *c;
+        H2Stream *prev, *next;
+        int32_t id;
+        HttpHead *req;
+        bool too_large, head_request;
+        MuxStream *tunnel;
+        size_t paused;          /* request bytes not yet acknowledged to the public peer */
+
+        uint8_t *buf;           /* response body bytes for the public side */
+        size_t off, len, cap;
+        bool responded, eof, deferred;
+        HttpHead *trailers;
+};
+
+static const Definition *def(H2Conn *c) {
+        return http_front_def(c->front);
+}
+
+static void h2_kick(H2Conn *c) {
+        if (!c->dead)
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+}
+
+static H2Stream *stream_free(H2Stream *st) {
+        if (!st)
+                return NULL;
+        if (st->tunnel)
+                mux_stream_reset(TAKE_PTR(st->tunnel));
+        LIST_REMOVE(st->c->streams, st);
+        http_head_free(st->req);
+        http_head_free(st->trailers);
+        free(st->buf);
+        free(st);
+        return NULL;
+}
+
+static H2Conn *h2_conn_free(H2Conn *c) {
+        if (!c)
+                return NULL;
+        while (c->streams)
+                stream_free(c->streams);
+        LIST_REMOVE(*c->list, c);
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->kick);
+        if (c->h2)
+                nghttp2_session_del(c->h2);
+        tls_conn_free(c->conn);
+        free(c);
+        return NULL;
+}
+
+static void h2_conn_close(H2Conn *c) {
+        c->dead = true;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT); /* frees from the loop */
+}
+
+static int buf_append(H2Stream *st, const void *p, size_t n) {
+        if (st->off + st->len + n > st->cap) {
+                if (st->off > 0) {
+                        memmove(st->buf, st->buf + st->off, st->len);
+                        st->off = 0;
+                }
+                if (st->len + n > st->cap) {
+                        size_t cap = MAX(MAX(st->cap * 2, st->len + n), (size_t) 16384);
+                        uint8_t *t = realloc(st->buf, cap);
+                        if (!t)
+                                return -ENOMEM;
+                        st->buf = t;
+                        st->cap = cap;
+                }
+        }
+        memcpy(st->buf + st->off + st->len, p, n);
+        st->len += n;
+        return 0;
+}
+
+/* ---- responses to the public side ---- */
+
+static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *out, size_t length,
+                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
+        H2Stream *st = source->ptr;
+        size_t n = MIN(length, st->len);
+
+        if (n == 0 && !st->eof) {
+                st->deferred = true;
+                return NGHTTP2_ERR_DEFERRED;
+        }
+        memcpy(out, st->buf + st->off, n);
+        st->off += n;
+        st->len -= n;
+        if (st->tunnel && n > 0)
+                mux_stream_consume(st->tunnel, n); /* taken: the tunnel may send more */
+        if (st->len == 0 && st->eof) {
+                *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+                if (st->trailers && st->trailers->n_headers > 0) {
+                        nghttp2_nv nva[64];
+                        size_t k = 0;
+                        for (size_t i = 0; i < st->trailers->n_headers && k < ELEMENTSOF(nva); i++)
+                                nva[k++] = (nghttp2_nv) { (uint8_t *) st->trailers->headers[i].name,
+                                                          (uint8_t *) st->trailers->headers[i].value,
+                                                          strlen(st->trailers->headers[i].name),
+                                                          strlen(st->trailers->headers[i].value),
+                                                          NGHTTP2_NV_FLAG_NONE };
+                        if (nghttp2_submit_trailer(session, stream_id, nva, k) == 0)
+                                *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                }
+        }
+        return (ssize_t) n;
+}
+
+/* Status and fields (lower-case names; HTTP/2 has no hop-by-hop fields) with our body. */
+static int submit_response(H2Stream *st, unsigned status, const HttpHeader *h, size_t n, bool body) {
+        nghttp2_data_provider prd = { .source.ptr = st, .read_callback = body_read_cb };
+        _cleanup_free_ nghttp2_nv *nva = new0(nghttp2_nv, n + 1);
+        _cleanup_free_ char *names = NULL;
+        char s[4];
+        size_t k = 0, total = 0, o = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += strlen(h[i].name) + 1;
+        names = malloc(total + 1);
+        if (!nva || !names)
+                return -ENOMEM;
+        snprintf(s, sizeof(s), "%03u", MIN(status, 999u));
+        nva[k++] = (nghttp2_nv) { (uint8_t *) ":status", (uint8_t *) s, 7, 3, NGHTTP2_NV_FLAG_NONE };
+        for (size_t i = 0; i < n; i++) {
+                size_t nl = strlen(h[i].name);
+                for (size_t j = 0; j <= nl; j++)
+                        names[o + j] = ascii_tolower(h[i].name[j]);
+                nva[k++] = (nghttp2_nv) { (uint8_t *) names + o, (uint8_t *) h[i].value, nl, strlen(h[i].value),
+                                          NGHTTP2_NV_FLAG_NONE };
+                o += nl + 1;
+        }
+        st->responded = true;
+        if (nghttp2_submit_response(st->c->h2, st->id, nva, k, body ? &prd : NULL) < 0)
+                return -EINVAL;
+        h2_kick(st->c);
+        return 0;
+}
+
+static void reply_error(H2Stream *st, unsigned status, const char *format, ...) _printf_(3, 4);
+static void reply_error(H2Stream *st, unsigned status, const char *format, ...) {
+        HttpHeader h[] = { { (char *) "content-type", (char *) "text/plain; charset=utf-8" },
+                           { (char *) "cache-control", (char *) "no-store" } };
+        char body[512];
+        va_list ap;
+        int n;
+
+        if (st->responded)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(body, sizeof(body) - 1, format, ap);
+        va_end(ap);
+        n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
+        body[n++] = '\n';
+        st->len = st->off = 0;
+        st->eof = true;
+        if (!st->head_request && buf_append(st, body, (size_t) n) < 0)
+                st->len = 0;
+        log_debug("HTTP/2 %s: %u %.*s", st->c->peer, status, n - 1, body);
+        /* What else the peer sends for this request is dropped (data_chunk_cb). */
+        if (submit_response(st, status, h, ELEMENTSOF(h), !st->head_request) < 0)
+                (void) nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        h2_kick(st->c);
+}
+
+/* ---- the tunnel side of a stream ---- */
+
+static void on_tunnel_head(MuxStream *s, HttpHead *h_, void *userdata) {
+        _cleanup_(http_head_freep) HttpHead *h = h_;
+        H2Stream *st = userdata;
+        bool body = !st->head_request && h->status != 204 && h->status != 304;
+
+        if (submit_response(st, h->status, h->headers, h->n_headers, body) < 0)
+                (void) nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void on_tunnel_data(MuxStream *s, const uint8_t *p, size_t n, void *userdata) {
+        H2Stream *st = userdata;
+
+        if (buf_append(st, p, n) < 0) {
+                mux_stream_consume(s, n);
+                return;
+        }
+        if (st->deferred) {
+                st->deferred = false;
+                (void) nghttp2_session_resume_data(st->c->h2, st->id);
+        }
+        h2_kick(st->c);
+}
+
+static void on_tunnel_end(MuxStream *s, HttpHead *trailers, void *userdata) {
+        H2Stream *st = userdata;
+
+        st->eof = true;
+        http_head_free(st->trailers);
+        st->trailers = trailers;
+        if (st->deferred) {
+                st->deferred = false;
+                (void) nghttp2_session_resume_data(st->c->h2, st->id);
+        }
+        h2_kick(st->c);
+}
+
+static void on_tunnel_writable(MuxStream *s, void *userdata) {
+        H2Stream *st = userdata;
+
+        if (st->paused > 0) {
+                (void) nghttp2_session_consume_stream(st->c->h2, st->id, st->paused);
+                st->paused = 0;
+                h2_kick(st->c);
+        }
+}
+
+static void on_tunnel_closed(MuxStream *s, bool reset, void *userdata) {
+        H2Stream *st = userdata;
+
+        st->tunnel = NULL;
+        if (!st->responded)
+                reply_error(st, 502, "The tunnel client did not answer (it refused the request or went away).");
+        else if (!st->eof || reset)
+                (void) nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        h2_kick(st->c);
+}
+
+static const MuxStreamOps tunnel_ops = {
+        .head = on_tunnel_head,
+        .data = on_tunnel_data,
+        .end = on_tunnel_end,
+        .writable = on_tunnel_writable,
+        .closed = on_tunnel_closed,
+};
+
+/* ---- requests from the public side ---- */
+
+static void handle_request(H2Stream *st, bool end_stream) {
+        H2Conn *c = st->c;
+        HttpHead *h = st->req;
+        _cleanup_(http_head_freep) HttpHead *t = NULL;
+        const char *authority = h->authority ?: http_head_get(h, "host");
+        const char *cl = http_head_get(h, "content-length");
+        char host[256];
+        unsigned status;
+        Mux *mux;
+        int r;
+
+        http_front_count_request(c->front);
+        st->head_request = h->method && streq(h->method, "HEAD");
+        if (st->too_large)
+                return reply_error(st, 431, "The request head is larger than MaxHeaderBytes=/MaxHeaders= allow.");
+        if (!h->method || streq(h->method, "CONNECT"))
+                return reply_error(st, 405, "CONNECT is not served here.");
+        if (!h->url || !authority)
+                return reply_error(st, 400, "A request needs :path and :authority.");
+        if (cl && def(c)->max_body_bytes > 0 && strtoull(cl, NULL, 10) > def(c)->max_body_bytes)
+                return reply_error(st, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64
+                                   ").", def(c)->max_body_bytes);
+        mux = http_front_route(c->front, authority, &status, host);
+        if (!mux)
+                return status == 400 ? reply_error(st, 400, "Missing or malformed :authority.")
+                                     : reply_error(st, 502, "No tunnel client serves %s.", host);
+        t = http_head_new(true);
+        if (!t || !(t->method = strdup(h->method)) || !(t->url = strdup(h->url)) ||
+            !(t->authority = strdup(authority)) || !(t->scheme = strdup("https")))
+                return reply_error(st, 500, "Out of memory.");
+        r = http_forward_fields(t, h, c->peer_ip, "https");
+        if (r >= 0 && cl)
+                r = http_head_add(t, "content-length", 14, cl, strlen(cl));
+        if (r < 0)
+                return reply_error(st, 500, "Out of memory.");
+        r = mux_request(mux, t, end_stream, c->peer, &tunnel_ops, st, &st->tunnel);
+        if (r < 0)
+                return reply_error(st, r == -EBUSY ? 503 : 502, "Cannot open a stream to the tunnel client: %s.",
+                                   strerror(-r));
+        log_debug("HTTP/2 %s: %s %s%s -> tunnel", c->peer, h->method, host, h->url);
+}
+
+static int begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+        H2Conn *c = user_data;
+        H2Stream *st;
+
+        if (frame->hd.type != NGHTTP2_HEADERS)
+                return 0;
+        st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (st) { /* trailers */
+                http_head_free(st->trailers);
+                st->trailers = http_head_new(true);
+                return st->trailers ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        st = calloc(1, sizeof(*st));
+        if (!st || !(st->req = http_head_new(true))) {
+                free(st);
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        st->c = c;
+        st->id = frame->hd.stream_id;
+        LIST_PREPEND(c->streams, st);
+        nghttp2_session_set_stream_user_data(session, st->id, st);
+        return 0;
+}
+
+static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
+        H2Conn *c = user_data;
+        H2Stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        HttpHead *h;
+        char **dst = NULL;
+
+        if (!st || frame->hd.type != NGHTTP2_HEADERS)
+                return 0;
+        h = st->tunnel || st->responded ? st->trailers : st->req;
+        if (!h)
+                return 0;
+        if (namelen > 0 && name[0] == ':') {
+                if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+                        dst = &h->method;
+                else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+                        dst = &h->url;
+                else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+                        dst = &h->authority;
+                else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+                        dst = &h->scheme;
+                if (dst && !*dst && !(*dst = strndup((const char *) value, valuelen)))
+                        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+                return 0;
+        }
+        if (h->n_headers >= def(c)->max_headers || h->bytes + namelen + valuelen > def(c)->max_header_bytes) {
+                st->too_large = true;
+                return 0;
+        }
+        if (http_head_add(h, (const char *) name, namelen, (const char *) value, valuelen) < 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        return 0;
+}
+
+static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+        H2Stream *st;
+        bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+
+        if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+                return 0;
+        st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (!st)
+                return 0;
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+                handle_request(st, end);
+                return 0;
+        }
+        if (end && st->tunnel) {
+                HttpHead *t = frame->hd.type == NGHTTP2_HEADERS ? st->trailers : NULL;
+                (void) mux_stream_end(st->tunnel, t ? t->headers : NULL, t ? t->n_headers : 0);
+        }
+        return 0;
+}
+
+static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user_data) {
+        H2Conn *c = user_data;
+        H2Stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+
+        (void) nghttp2_session_consume_connection(session, len);
+        if (!st || !st->tunnel) {
+                (void) nghttp2_session_consume_stream(session, stream_id, len);
+                return 0;
+        }
+        if (mux_stream_write(st->tunnel, data, len) > 0)
+                st->paused += len; /* acknowledged when the tunnel stream has room */
+        else
+                (void) nghttp2_session_consume_stream(session, stream_id, len);
+        h2_kick(c);
+        return 0;
+}
+
+static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
+        H2Stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+
+        if (st) {
+                nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+                stream_free(st);
+        }
+        return 0;
+}
+
+/* ---- the connection ---- */
+
+static void h2_flush(H2Conn *c) {
+        int r;
+
+        while (!c->dead && tls_conn_pending(c->conn) < OUT_HIGH_WATER && nghttp2_session_want_write(c->h2)) {
+                const uint8_t *data;
+                ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+                if (n < 0) {
+                        h2_conn_close(c);
+                        return;
+                }
+                if (n == 0)
+                        break;
+                (void) tls_conn_send(c->conn, data, (size_t) n);
+        }
+        r = tls_conn_flush(c->conn);
+        if (r < 0 && r != -EAGAIN) {
+                h2_conn_close(c);
+                return;
+        }
+        if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) && tls_conn_pending(c->conn) == 0) {
+                h2_conn_close(c);
+                return;
+        }
+        (void) sd_event_source_set_io_events(c->io, EPOLLIN | (tls_conn_pending(c->conn) > 0 ? EPOLLOUT : 0));
+}
+
+static int h2_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        H2Conn *c = userdata;
+
+        for (unsigned i = 0; i < 64 && !c->dead; i++) {
+                uint8_t *p;
+                size_t n;
+                int r = tls_conn_recv(c->conn, &p, &n);
+
+                if (r == -EAGAIN)
+                        break;
+                if (r <= 0) {
+                        h2_conn_close(c);
+                        break;
+                }
+                if (nghttp2_session_mem_recv(c->h2, p, n) < 0) {
+                        log_debug("HTTP/2 %s: protocol error, closing.", c->peer);
+                        h2_conn_close(c);
+                        break;
+                }
+        }
+        (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
+        h2_flush(c);
+        if (c->dead)
+                h2_conn_free(c);
+        return 0;
+}
+
+static int h2_kick_handler(sd_event_source *src, void *userdata) {
+        H2Conn *c = userdata;
+
+        if (!c->dead)
+                h2_flush(c);
+        if (c->dead)
+                h2_conn_free(c);
+        return 0;
+}
+
+static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
+        H2Conn *c = userdata;
+
+        if (c->streams) {
+                (void) sd_event_source_set_time_relative(src, def(c)->idle_timeout_usec);
+                (void) sd_event_source_set_enabled(src, SD_EVENT_ON);
+                return 0;
+        }
+        (void) nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+        h2_flush(c);
+        h2_conn_close(c);
+        return 0;
+}
+
+int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, const char *peer_ip) {
+        nghttp2_session_callbacks *cbs;
+        nghttp2_option *opt;
+        nghttp2_settings_entry iv[] = {
+                { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS },
+                { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
+                { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t) http_front_def(f)->max_header_bytes },
+        };
+        H2Conn *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c) {
+                tls_conn_free(conn);
+                return -ENOMEM;
+        }
+        c->front = f;
+        c->list = list;
+        c->conn = conn;
+        snprintf(c->peer, sizeof(c->peer), "%s", peer);
+        snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
+        LIST_PREPEND(*list, c);
+
+        if (nghttp2_session_callbacks_new(&cbs) != 0) {
+                h2_conn_free(c);
+                return -ENOMEM;
+        }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, begin_headers_cb);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, stream_close_cb);
+        if (nghttp2_option_new(&opt) != 0) {
+                nghttp2_session_callbacks_del(cbs);
+                h2_conn_free(c);
+                return -ENOMEM;
+        }
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        r = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
+        nghttp2_session_callbacks_del(cbs);
+        nghttp2_option_del(opt);
+        if (r != 0 || nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv)) != 0) {
+                h2_conn_free(c);
+                return -ENOMEM;
+        }
+        if (sd_event_add_io(http_front_event(f), &c->io, tls_conn_fd(conn), EPOLLIN, h2_io, c) < 0 ||
+            sd_event_add_time_relative(http_front_event(f), &c->timer, CLOCK_MONOTONIC,
+                                       http_front_def(f)->idle_timeout_usec, 0, h2_idle, c) < 0 ||
+            sd_event_add_defer(http_front_event(f), &c->kick, h2_kick_handler, c) < 0) {
+                h2_conn_free(c);
+                return -ENOMEM;
+        }
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+        /* The client preface may already sit in TLS buffers. */
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        h2_io(c->io, tls_conn_fd(conn), EPOLLIN, c);
+        return 0;
+}
+
+void h2_conns_free(H2Conn **list) {
+        while (*list)
+                h2_conn_free(*list);
+}
