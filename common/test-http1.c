@@ -48,7 +48,175 @@ static void test_bad(void) {
         CHECK(http_head_end("GET / HTTP/1.1\r\n", 16, 8192) == 0, "incomplete");
 }
 
+/* ---- the streaming parser ---- */
+
+typedef struct Seen {
+        unsigned heads, completes;
+        char body[256];
+        size_t body_len;
+        HttpHead *last, *trailers;
+        int head_return;
+} Seen;
+
+static int seen_head(void *userdata, HttpHead *h) {
+        Seen *s = userdata;
+        s->heads++;
+        http_head_free(s->last);
+        s->last = h;
+        return s->head_return;
+}
+
+static int seen_body(void *userdata, const uint8_t *p, size_t n) {
+        Seen *s = userdata;
+        if (s->body_len + n < sizeof(s->body)) {
+                memcpy(s->body + s->body_len, p, n);
+                s->body_len += n;
+        }
+        return 0;
+}
+
+static int seen_complete(void *userdata, HttpHead *t) {
+        Seen *s = userdata;
+        s->completes++;
+        http_head_free(s->trailers);
+        s->trailers = t;
+        return 0;
+}
+
+static const HttpMsgCallbacks seen_callbacks = { seen_head, seen_body, seen_complete };
+
+static void seen_done(Seen *s) {
+        http_head_free(s->last);
+        http_head_free(s->trailers);
+}
+
+/* Feeds in pieces of `step` bytes, resuming after each complete message. */
+static ssize_t feed_all(HttpMsgParser *mp, const char *in, size_t len, size_t step) {
+        size_t off = 0;
+        while (off < len) {
+                size_t n = MIN(step, len - off);
+                ssize_t r = http_msg_parser_feed(mp, (const uint8_t *) in + off, n);
+                if (r < 0)
+                        return r;
+                off += (size_t) r;
+                if (mp->complete)
+                        http_msg_parser_next(mp);
+                else if (mp->stopped)
+                        break;
+        }
+        return (ssize_t) off;
+}
+
+static void test_stream(void) {
+        const char *in = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n"
+                         "GET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+
+        for (size_t step = 1; step <= 64; step *= 4) {
+                HttpMsgParser mp;
+                Seen s = {};
+                http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
+                CHECK(feed_all(&mp, in, strlen(in), step) == (ssize_t) strlen(in), "all taken (step %zu)", step);
+                CHECK(s.heads == 2 && s.completes == 2, "two messages (step %zu): %u %u", step, s.heads, s.completes);
+                CHECK(s.body_len == 14 && memcmp(s.body, "hello worldabc", 14) == 0, "bodies (step %zu)", step);
+                CHECK(s.last && s.last->content_length == 3 && s.last->keep_alive, "second head");
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+
+        /* Trailers of the first message, seen at its end. */
+        {
+                HttpMsgParser mp;
+                Seen s = {};
+                http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
+                ssize_t r = http_msg_parser_feed(&mp, (const uint8_t *) in, strlen(in));
+                CHECK(r > 0 && (size_t) r < strlen(in) && mp.complete, "stops after one message");
+                CHECK(s.trailers && s.trailers->n_headers == 1, "one trailer");
+                if (s.trailers && s.trailers->n_headers == 1)
+                        CHECK_STR(http_head_get(s.trailers, "x-sum"), "42");
+                CHECK(s.last && s.last->chunked, "chunked flag");
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+
+        /* A response whose body ends with the connection; a 100 before the real one. */
+        {
+                const char *resp = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nA: b\r\n\r\nuntil eof";
+                HttpMsgParser mp;
+                Seen s = {};
+                http_msg_parser_init(&mp, false, 8192, 64, &seen_callbacks, &s);
+                CHECK(feed_all(&mp, resp, strlen(resp), 1000) == (ssize_t) strlen(resp), "response taken");
+                CHECK(http_msg_parser_feed(&mp, NULL, 0) == 0 && s.completes == 2, "EOF completes it");
+                CHECK(s.last && s.last->status == 200 && !s.last->keep_alive, "1.0 response");
+                CHECK(s.body_len == 9, "close-delimited body %zu", s.body_len);
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+
+        /* A HEAD response: the head callback says there is no body. */
+        {
+                const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+                HttpMsgParser mp;
+                Seen s = { .head_return = 1 };
+                http_msg_parser_init(&mp, false, 8192, 64, &seen_callbacks, &s);
+                CHECK(feed_all(&mp, resp, strlen(resp), 1000) == (ssize_t) strlen(resp), "HEAD response taken");
+                CHECK(s.completes == 2 && s.body_len == 0, "no body read");
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+
+        /* Limits, a truncated message, a 101 that stops the parser. */
+        {
+                HttpMsgParser mp;
+                Seen s = {};
+                const char *big = "GET / HTTP/1.1\r\nX: 0123456789012345678901234567890123456789\r\n\r\n";
+                http_msg_parser_init(&mp, true, 32, 64, &seen_callbacks, &s);
+                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) big, strlen(big)) == -E2BIG, "head bytes limit");
+                http_msg_parser_done(&mp);
+                http_msg_parser_init(&mp, true, 8192, 1, &seen_callbacks, &s);
+                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", 32) == -EMLINK,
+                      "header count limit");
+                http_msg_parser_done(&mp);
+                http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
+                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc", 44) > 0,
+                      "partial body");
+                CHECK(http_msg_parser_feed(&mp, NULL, 0) == -EPIPE, "EOF inside the body");
+                http_msg_parser_done(&mp);
+                http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
+                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 30) == -EBADMSG,
+                      "NUL in a value");
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+        {
+                const char *resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nRAW";
+                HttpMsgParser mp;
+                Seen s = { .head_return = 2 };
+                http_msg_parser_init(&mp, false, 8192, 64, &seen_callbacks, &s);
+                ssize_t r = http_msg_parser_feed(&mp, (const uint8_t *) resp, strlen(resp));
+                CHECK(r == (ssize_t) strlen(resp) - 3 && mp.stopped, "stops at the raw bytes (%zd)", r);
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+        CHECK_STR(http_status_reason(431), "Request Header Fields Too Large");
+        CHECK_STR(http_status_reason(299), "Unknown");
+}
+
+static void test_hop_by_hop(void) {
+        HttpHead *h = http_head_new(true);
+        CHECK(h && http_head_add(h, "Connection", 10, "close, X-Secret", 15) == 0, "add");
+        if (!h)
+                return;
+        CHECK(http_header_is_hop_by_hop(h, "x-secret"), "named by Connection");
+        CHECK(http_header_is_hop_by_hop(h, "Transfer-Encoding"), "fixed list");
+        CHECK(!http_header_is_hop_by_hop(h, "X-Other"), "end-to-end");
+        CHECK(http_head_add(h, "A", 1, "b\0c", 3) == -EBADMSG, "NUL refused");
+        http_head_free(h);
+}
+
 int main(void) {
+        test_stream();
+        test_hop_by_hop();
         test_request();
         test_response();
         test_bad();

@@ -4,6 +4,7 @@
  * capability and a restart refuses no connection:
  *   inletsd@NAME.socket            ControlListen=   FileDescriptorName=control
  *   inletsd-http@NAME.socket       HTTPListen=      FileDescriptorName=http      (HTTP mode)
+ *   inletsd-https@NAME.socket      HTTPSListen=     FileDescriptorName=https     (if set)
  *   inletsd-data-PORT@NAME.socket  DataListen=:PORT FileDescriptorName=data-PORT (each single
  *                                  port of AllowPorts=; ranges are bound by the daemon)
  * and inletsd@NAME.service.d/50-sockets.conf with Sockets=, Requires= and After= for them.
@@ -107,6 +108,14 @@ static int generate(const char *dir, const char *path, const char *name) {
                 r = socket_unit(dir, unit, d, "HTTP", &d->http_listen, "http", &units);
                 if (r < 0)
                         return r;
+                if (d->https_listen.len > 0) {
+                        free(unit);
+                        if (asprintf(&unit, "inletsd-https@%s.socket", name) < 0)
+                                return -ENOMEM;
+                        r = socket_unit(dir, unit, d, "HTTPS", &d->https_listen, "https", &units);
+                        if (r < 0)
+                                return r;
+                }
         } else
                 for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
                         if (d->allow_ports[i] == d->allow_ports[i + 1]) {

@@ -45,8 +45,9 @@ void manager_notify_status(Manager *m) {
                 size_t n_clients = 0;
                 char ports[160] = "";
                 server_status_summary(m->server, &n_clients, ports, sizeof(ports));
-                snprintf(status, sizeof(status), "%s: %zu client%s, ports %s, %u stream%s",
-                         tunnel_state_to_string(m->state), n_clients, n_clients == 1 ? "" : "s", *ports ? ports : "none",
+                snprintf(status, sizeof(status), "%s: %zu client%s, %s %s, %u stream%s",
+                         tunnel_state_to_string(m->state), n_clients, n_clients == 1 ? "" : "s",
+                         m->def->mode == MODE_HTTP ? "hosts" : "ports", *ports ? ports : "none",
                          c.active_streams, c.active_streams == 1 ? "" : "s");
         } else if (m->fileserver)
                 snprintf(status, sizeof(status), "%s: %s, %u connection%s, %" PRIu64 " requests",

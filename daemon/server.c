@@ -1098,7 +1098,14 @@ void server_reloaded(Server *s, const Definition *old) {
                 s->new_creds = NULL;
                 s->new_creds_set = false;
                 log_info("TLS settings changed: new handshakes use the new certificate.");
+                if (s->https && !s->https_creds)
+                        http_front_set_credentials(s->https, s->creds);
         }
+        if (d->mode == MODE_HTTP &&
+            (memcmp(&d->http_listen, &old->http_listen, sizeof(d->http_listen)) != 0 ||
+             memcmp(&d->https_listen, &old->https_listen, sizeof(d->https_listen)) != 0 ||
+             !streq_ptr(d->https_certificate_file, old->https_certificate_file)))
+                log_warning("HTTPListen=, HTTPSListen= and the HTTPS certificate apply at the next restart.");
         /* Clients holding ports that are no longer allowed lose their session; the rest
          * (and their streams) carry on. A new token applies to new clients. */
         for (x = s->sessions; x; x = next) {
@@ -1111,7 +1118,6 @@ void server_reloaded(Server *s, const Definition *old) {
                                 break;
                         }
         }
-        (void) old;
 }
 
 /* ---- control messages: a client changes its offer without reconnecting ---- */
@@ -1205,6 +1211,12 @@ void server_status_summary(Server *s, size_t *ret_clients, char *ports, size_t s
         size_t o = 0;
         *ret_clients = s->n_sessions;
         ports[0] = 0;
+        if (def(s)->mode == MODE_HTTP) {
+                for (Session *x = s->sessions; x; x = x->next)
+                        for (size_t i = 0; i < x->n_hosts && o + 2 < size; i++)
+                                o += (size_t) snprintf(ports + o, size - o, "%s%s", o ? " " : "", x->hosts[i]);
+                return;
+        }
         for (Listener *l = s->listeners; l && o + 8 < size; l = l->next)
                 if (l->refs > 0)
                         o += (size_t) snprintf(ports + o, size - o, "%s%u", o ? " " : "", l->port);

@@ -8,6 +8,7 @@ import hashlib
 import html.parser
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 
@@ -207,6 +208,25 @@ class FileServer(TunnelTest):
         r, _ = self.get("/hello.txt", port=pub, auth=False)
         self.assertEqual(r.status, 401)
         print("through the tunnel: 64 MiB intact, ranges, auth enforced")
+
+        # A real browser renders the listing through the tunnel (basic auth in the URL).
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not chromium:
+            self.skipTest("chromium not installed (tools/deps installs it)")
+        prof = f"{self.tmp}/chromium-profile"
+        r = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                            f"--user-data-dir={prof}", "--dump-dom", f"http://admin:{TOKEN}@127.0.0.1:{pub}/"],
+                           capture_output=True, timeout=90)
+        dom = r.stdout.decode()
+        self.assertIn("<title>Index of /</title>", dom, r.stderr.decode()[-2000:])
+        links = Links()
+        links.feed(dom)
+        self.assertEqual(sorted(links.links), sorted(["sub%20dir/", "hello.txt", "%3Cb%3E%26%22x%27.txt", "big.bin", "fifo",
+                                                      "link-in"]))
+        # The odd name is text in the DOM, not markup.
+        self.assertIn("&lt;b&gt;&amp;\"x'.txt", dom)
+        self.assertNotIn("OUTSIDE", dom)
+        print("chromium: the listing renders with the expected links; names escaped")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,45 @@ class HttpMode(TunnelTest):
         self.assertEqual(body, b"hello from secure\n")
 
 
+class HttpModeSystemd(TunnelTest):
+    def test_http_socket_from_systemd(self):
+        """The HTTP port arrives as a passed socket named "http" (as inletsd-http@NAME.socket
+        gives it); HTTPListen= names another port, which must stay unused."""
+        up = HttpUpstream("a")
+        self.upstreams.append(up)
+        held = socket.create_server(("127.0.0.1", 0), backlog=64)
+        port, unused = held.getsockname()[1], free_port()
+        self.control_port = free_port()
+        path = f"{self.tmp}/server.conf"
+        with open(path, "w") as f:
+            f.write(f"[Tunnel]\nRole=server\nMode=http\nTokenFile={self.token_file}\n[Server]\n"
+                    f"ControlListen=127.0.0.1:{self.control_port}\nHTTPListen=127.0.0.1:{unused}\n"
+                    f"StateDirectory={self.tmp}/state\nAutoTLSSAN=127.0.0.1\n")
+        log = open(f"{self.tmp}/act.log", "ab")
+        # The shell moves the socket to fd 3 (SD_LISTEN_FDS_START) and execs the daemon.
+        srv = subprocess.Popen(["sh", "-c", f"exec 3<&{held.fileno()} {held.fileno()}<&-; LISTEN_PID=$$ exec "
+                                f"{os.environ['INLETSD']} --no-bus -v --config {path}"],
+                               pass_fds=[held.fileno()], stdout=log, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="http"))
+        try:
+            wait_until(lambda: port_open(self.control_port), 10, "server")
+            conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
+                    f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\nUpstream={up.url()}\n")
+            d = Daemon(self.tmp, "client", conf)
+            self.daemons.append(d)
+            d.start()
+            d.wait_log("Connection established")
+            r = curl("-H", "Host: x.test", f"http://127.0.0.1:{port}/hello", timeout=10)
+            self.assertEqual(r.stdout, b"hello from a\n")
+            self.assertFalse(port_open(unused))
+            with open(f"{self.tmp}/act.log") as f:
+                self.assertIn("Using the HTTP socket passed by systemd", f.read())
+        finally:
+            srv.send_signal(15)
+            self.assertEqual(srv.wait(10), 0)
+            held.close()
+
+
 def recv_all_exact(s, n):
     buf = b""
     while len(buf) < n:

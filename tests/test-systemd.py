@@ -33,7 +33,8 @@ class Systemd(TunnelTest):
         with open(f"{d}/rdp.conf", "w") as f:
             f.write("[Tunnel]\nRole=server\n[Server]\nControlListen=0.0.0.0:8123\nAllowPorts=3389 2222 5000-5010\n")
         with open(f"{d}/web.conf", "w") as f:
-            f.write("[Tunnel]\nRole=server\nMode=http\n[Server]\nControlListen=[::]:9123\nHTTPListen=0.0.0.0:80\n")
+            f.write("[Tunnel]\nRole=server\nMode=http\n[Server]\nControlListen=[::]:9123\nHTTPListen=0.0.0.0:80\n"
+                    "HTTPSListen=0.0.0.0:443\n")
         with open(f"{d}/office.conf", "w") as f:
             f.write("[Tunnel]\nRole=client\n[Client]\nURL=wss://x\nPorts=3389\n")
         with open(f"{d}/broken.conf", "w") as f:
@@ -52,7 +53,8 @@ class Systemd(TunnelTest):
         out, err = self.generate()
         files = sorted(os.path.relpath(os.path.join(dp, f), out) for dp, _, fs in os.walk(out) for f in fs)
         self.assertEqual(files, ["inletsd-data-2222@rdp.socket", "inletsd-data-3389@rdp.socket",
-                                 "inletsd-http@web.socket", "inletsd@rdp.service.d/50-sockets.conf",
+                                 "inletsd-http@web.socket", "inletsd-https@web.socket",
+                                 "inletsd@rdp.service.d/50-sockets.conf",
                                  "inletsd@rdp.socket", "inletsd@web.service.d/50-sockets.conf",
                                  "inletsd@web.socket"])
         ctl = readf(f"{out}/inletsd@rdp.socket")
@@ -64,6 +66,8 @@ class Systemd(TunnelTest):
         self.assertIn("FileDescriptorName=data-3389\n", data)
         self.assertIn("ListenStream=[::]:9123\n", readf(f"{out}/inletsd@web.socket"))
         self.assertIn("FileDescriptorName=http\n", readf(f"{out}/inletsd-http@web.socket"))
+        self.assertIn("ListenStream=0.0.0.0:443\n", readf(f"{out}/inletsd-https@web.socket"))
+        self.assertIn("FileDescriptorName=https\n", readf(f"{out}/inletsd-https@web.socket"))
         dropin = readf(f"{out}/inletsd@rdp.service.d/50-sockets.conf")
         self.assertIn("Sockets=inletsd@rdp.socket inletsd-data-3389@rdp.socket inletsd-data-2222@rdp.socket",
                       dropin.replace("inletsd-data-2222@rdp.socket inletsd-data-3389@rdp.socket",
