@@ -50,6 +50,9 @@ static void test_bad(void) {
 
 /* ---- the streaming parser ---- */
 
+/* A string literal as bytes and length, NULs inside included. */
+#define LIT(s) (const uint8_t *) (s), sizeof(s) - 1
+
 typedef struct Seen {
         unsigned heads, completes;
         char body[256];
@@ -174,16 +177,16 @@ static void test_stream(void) {
                 CHECK(http_msg_parser_feed(&mp, (const uint8_t *) big, strlen(big)) == -E2BIG, "head bytes limit");
                 http_msg_parser_done(&mp);
                 http_msg_parser_init(&mp, true, 8192, 1, &seen_callbacks, &s);
-                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", 32) == -EMLINK,
+                CHECK(http_msg_parser_feed(&mp, LIT("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n")) == -EMLINK,
                       "header count limit");
                 http_msg_parser_done(&mp);
                 http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
-                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc", 44) > 0,
+                CHECK(http_msg_parser_feed(&mp, LIT("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc")) > 0,
                       "partial body");
                 CHECK(http_msg_parser_feed(&mp, NULL, 0) == -EPIPE, "EOF inside the body");
                 http_msg_parser_done(&mp);
                 http_msg_parser_init(&mp, true, 8192, 64, &seen_callbacks, &s);
-                CHECK(http_msg_parser_feed(&mp, (const uint8_t *) "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 30) == -EBADMSG,
+                CHECK(http_msg_parser_feed(&mp, LIT("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n")) == -EBADMSG,
                       "NUL in a value");
                 http_msg_parser_done(&mp);
                 seen_done(&s);

@@ -427,21 +427,29 @@ static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t
 static void h2_flush(H2Conn *c) {
         int r;
 
-        while (!c->dead && tls_conn_pending(c->conn) < OUT_HIGH_WATER && nghttp2_session_want_write(c->h2)) {
-                const uint8_t *data;
-                ssize_t n = nghttp2_session_mem_send(c->h2, &data);
-                if (n < 0) {
+        /* Frames are produced while the socket keeps taking them: stopping with nothing
+         * pending would leave no EPOLLOUT to wake us for the rest. */
+        for (;;) {
+                while (!c->dead && tls_conn_pending(c->conn) < OUT_HIGH_WATER && nghttp2_session_want_write(c->h2)) {
+                        const uint8_t *data;
+                        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+                        if (n < 0) {
+                                h2_conn_close(c);
+                                return;
+                        }
+                        if (n == 0)
+                                break;
+                        (void) tls_conn_send(c->conn, data, (size_t) n);
+                }
+                if (c->dead)
+                        return;
+                r = tls_conn_flush(c->conn);
+                if (r < 0 && r != -EAGAIN) {
                         h2_conn_close(c);
                         return;
                 }
-                if (n == 0)
+                if (r == -EAGAIN || tls_conn_pending(c->conn) > 0 || !nghttp2_session_want_write(c->h2))
                         break;
-                (void) tls_conn_send(c->conn, data, (size_t) n);
-        }
-        r = tls_conn_flush(c->conn);
-        if (r < 0 && r != -EAGAIN) {
-                h2_conn_close(c);
-                return;
         }
         if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) && tls_conn_pending(c->conn) == 0) {
                 h2_conn_close(c);

@@ -207,7 +207,25 @@ class FileServer(TunnelTest):
         self.assertEqual((r.status, body), (206, self.big[1 << 20:(1 << 20) + 16]))
         r, _ = self.get("/hello.txt", port=pub, auth=False)
         self.assertEqual(r.status, 401)
-        print("through the tunnel: 64 MiB intact, ranges, auth enforced")
+        # The same with curl: wrong password, 304, and every way out of the webroot refused.
+        base = f"http://127.0.0.1:{pub}"
+
+        def curl_code(*args):
+            r = subprocess.run(["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"] + list(args),
+                               capture_output=True, timeout=30)
+            return int(r.stdout or b"0")
+
+        self.assertEqual(curl_code("-u", "admin:wrong-password-123", f"{base}/hello.txt"), 401)
+        self.assertEqual(curl_code("-u", f"admin:{TOKEN}", f"{base}/hello.txt"), 200)
+        r = subprocess.run(["curl", "-sS", "-u", f"admin:{TOKEN}", "-D", "-", "-o", "/dev/null", f"{base}/hello.txt"],
+                           capture_output=True, timeout=30)
+        etag = [l.split(":", 1)[1].strip() for l in r.stdout.decode().splitlines() if l.lower().startswith("etag:")][0]
+        self.assertEqual(curl_code("-u", f"admin:{TOKEN}", "-H", f"If-None-Match: {etag}", f"{base}/hello.txt"), 304)
+        for evil in ("/../outside.txt", "/%2e%2e/outside.txt", "/sub%20dir/..%2f..%2foutside.txt", "/link-out",
+                     "/hello.txt%00.png", "/.secret", "//etc/passwd", "/%2fetc%2fpasswd"):
+            code = curl_code("--path-as-is", "-u", f"admin:{TOKEN}", base + evil)
+            self.assertIn(code, (400, 403, 404), evil)
+        print("through the tunnel: 64 MiB intact, ranges, 304, auth enforced, traversal refused (curl)")
 
         # A real browser renders the listing through the tunnel (basic auth in the URL).
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")

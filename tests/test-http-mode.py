@@ -86,8 +86,9 @@ class HttpMode(TunnelTest):
             f.write(data)
         r = curl("-H", "Host: b.test", "--data-binary", f"@{self.tmp}/body", self.url("/echo"))
         self.assertEqual(sha(r.stdout), sha(data))
-        r = curl("-H", "Host: a.test", self.url(f"/size/{64 << 20}"))
-        self.assertEqual(sha(r.stdout), sha(pattern(64 << 20)))
+        for size in (0, 1 << 20, 64 << 20):
+            r = curl("-H", "Host: a.test", self.url(f"/size/{size}"))
+            self.assertEqual(sha(r.stdout), sha(pattern(size)), size)
 
     def test_keepalive_two_hosts_and_headers(self):
         self.start()
@@ -262,12 +263,11 @@ class HttpMode(TunnelTest):
 
 class HttpModeSystemd(TunnelTest):
     def test_http_socket_from_systemd(self):
-        """The HTTP port arrives as a passed socket named "http" (as inletsd-http@NAME.socket
-        gives it); HTTPListen= names another port, which must stay unused."""
+        """systemd-socket-activate holds the HTTP port and passes it as "http" (what
+        inletsd-http@NAME.socket does); HTTPListen= names another port, which stays unused."""
         up = HttpUpstream("a")
         self.upstreams.append(up)
-        held = socket.create_server(("127.0.0.1", 0), backlog=64)
-        port, unused = held.getsockname()[1], free_port()
+        port, unused = free_port(), free_port()
         self.control_port = free_port()
         path = f"{self.tmp}/server.conf"
         with open(path, "w") as f:
@@ -275,28 +275,30 @@ class HttpModeSystemd(TunnelTest):
                     f"ControlListen=127.0.0.1:{self.control_port}\nHTTPListen=127.0.0.1:{unused}\n"
                     f"StateDirectory={self.tmp}/state\nAutoTLSSAN=127.0.0.1\n")
         log = open(f"{self.tmp}/act.log", "ab")
-        # The shell moves the socket to fd 3 (SD_LISTEN_FDS_START) and execs the daemon.
-        srv = subprocess.Popen(["sh", "-c", f"exec 3<&{held.fileno()} {held.fileno()}<&-; LISTEN_PID=$$ exec "
-                                f"{os.environ['INLETSD']} --no-bus -v --config {path}"],
-                               pass_fds=[held.fileno()], stdout=log, stderr=subprocess.STDOUT,
-                               env=dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="http"))
+        srv = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=http",
+                                os.environ["INLETSD"], "--no-bus", "-v", "--config", path],
+                               stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: port_open(self.control_port), 10, "server")
+            wait_until(lambda: port_open(port), 10, "systemd-socket-activate")
+            # The first connection starts the daemon; nobody serves the host yet.
+            r = curl("-H", "Host: x.test", f"http://127.0.0.1:{port}/hello", timeout=20)
+            self.assertEqual(r.stdout, b"No tunnel client serves x.test.\n")
+            wait_until(lambda: port_open(self.control_port), 10, "control port")
             conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
                     f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\nUpstream={up.url()}\n")
             d = Daemon(self.tmp, "client", conf)
             self.daemons.append(d)
             d.start()
             d.wait_log("Connection established")
-            r = curl("-H", "Host: x.test", f"http://127.0.0.1:{port}/hello", timeout=10)
+            r = curl("-H", "Host: x.test", f"http://127.0.0.1:{port}/hello", timeout=20)
             self.assertEqual(r.stdout, b"hello from a\n")
             self.assertFalse(port_open(unused))
             with open(f"{self.tmp}/act.log") as f:
                 self.assertIn("Using the HTTP socket passed by systemd", f.read())
         finally:
             srv.send_signal(15)
-            self.assertEqual(srv.wait(10), 0)
-            held.close()
+            srv.wait(10)
+            log.close()
 
 
 def recv_all_exact(s, n):
