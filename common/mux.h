@@ -49,7 +49,8 @@ typedef struct MuxConfig {
         bool h2_client;            /* exit server */
         bool ws_client;            /* tunnel client: masks its frames */
         uint64_t max_frame_size;   /* WebSocket frame/message limit */
-        unsigned max_streams;
+        unsigned max_streams;      /* exit server: streams it opens at most (-EBUSY beyond);
+                                    * tunnel client: SETTINGS_MAX_CONCURRENT_STREAMS */
         uint64_t keepalive_usec;
 } MuxConfig;
 

@@ -21,7 +21,7 @@
 #include "tls.h"
 
 #define OUT_HIGH_WATER (256 * 1024)
-#define MAX_IDLE_PER_UPSTREAM 16
+#define MAX_IDLE_PER_UPSTREAM 256
 
 typedef struct UpConn UpConn;
 typedef struct Exchange Exchange;
@@ -567,6 +567,15 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                                 up_dial_failed(uc, -err);
                         return 0;
                 }
+                if (t->u.tls && !uc->owner->creds) { /* an https:// upstream came with a reload */
+                        _cleanup_free_ char *why = NULL;
+                        r = tls_client_credentials(def(uc->owner)->upstream_ca_file, &uc->owner->creds, &why);
+                        if (r < 0) {
+                                log_error("%s", why ?: "Failed to set up TLS for upstreams");
+                                up_dial_failed(uc, r);
+                                return 0;
+                        }
+                }
                 r = t->u.tls ? tls_conn_new_client(TAKE_FD(uc->fd), uc->owner->creds, t->u.host, TLS_VERIFY_CA, &uc->conn)
                              : tls_conn_new_server(TAKE_FD(uc->fd), NULL, &uc->conn);
                 if (r < 0) {
@@ -870,9 +879,13 @@ int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
         if (!u)
                 return -ENOMEM;
         u->manager = m;
-        r = tls_client_credentials(m->def->upstream_ca_file, &u->creds, &err);
-        if (r < 0)
-                return log_error_errno(r, "%s", err ?: "Failed to set up TLS for upstreams");
+        /* The trust store costs megabytes: only load it for https:// upstreams. */
+        for (size_t i = 0; i < m->def->n_upstreams && !u->creds; i++)
+                if (strstr(m->def->upstreams[i], "https://")) {
+                        r = tls_client_credentials(m->def->upstream_ca_file, &u->creds, &err);
+                        if (r < 0)
+                                return log_error_errno(r, "%s", err ?: "Failed to set up TLS for upstreams");
+                }
         r = http_upstreams_refresh(u);
         if (r < 0)
                 return r;

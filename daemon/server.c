@@ -91,7 +91,7 @@ struct Server {
         Session *sessions;
         Pending *pending;
         unsigned n_sessions, n_pending;
-        RateLimit auth_log;
+        RateLimit auth_log, busy_log;
         AuthFailures auth_failures[AUTH_SOURCES];
         /* HTTP mode */
         int http_fd, https_fd;   /* from systemd, until started */
@@ -233,7 +233,11 @@ static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void
                         continue;
                 }
                 r = mux_open_stream(x->mux, cfd, local_s, peer_s, x, NULL);
-                if (r < 0)
+                if (r == -EBUSY) {
+                        if (ratelimit_below(&s->busy_log))
+                                log_warning("Port %u: client %s has MaxStreamsPerClient=%u streams open; refused %s.",
+                                            l->port, x->id, def(s)->max_streams, peer_s);
+                } else if (r < 0)
                         log_warning_errno(r, "Port %u: cannot open a stream to client %s for %s: %m", l->port, x->id,
                                           peer_s);
                 else
@@ -780,6 +784,7 @@ int server_new(Manager *m, Server **ret) {
         s->manager = m;
         s->control_fd = s->new_control_fd = s->http_fd = s->https_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        s->busy_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 5 };
         *ret = s;
         return 0;
 }

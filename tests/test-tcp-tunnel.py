@@ -92,6 +92,36 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(received, [b"after-eof"])
         print("half-close works in both directions")
 
+    def test_max_clients_and_streams(self):
+        """MaxClients=: the next client gets 503 and retries; MaxStreamsPerClient=: the public
+        connection beyond it is closed at once while the others carry on."""
+        self.server(extra_server="MaxClients=2\nMaxStreamsPerClient=3\n")
+        up = self.echo()
+        pubs = [free_port() for _ in range(3)]
+        for i in range(2):
+            self.client(f"{pubs[i]}:{up.port}", extra_client=f"ClientID=c{i}", name=f"c{i}")
+        third = self.client(f"{pubs[2]}:{up.port}", extra_client="ClientID=c2", name="c2", wait=False)
+        third.wait_log("503")
+        self.assertIn("too many clients", third.output())
+        held = [socket.create_connection(("127.0.0.1", pubs[0]), timeout=5) for _ in range(3)]
+        for h in held:
+            h.sendall(b"x")
+            self.assertEqual(h.recv(1), b"x")
+        extra = socket.create_connection(("127.0.0.1", pubs[0]), timeout=5)
+        extra.settimeout(5)
+        try:
+            self.assertEqual(extra.recv(1), b"")
+        except ConnectionResetError:
+            pass
+        extra.close()
+        for h in held:
+            h.sendall(b"y")
+            self.assertEqual(h.recv(1), b"y")
+            h.close()
+        time.sleep(0.3)  # the closed streams end on both sides
+        self.assertEqual(echo_roundtrip(pubs[0], b"after"), b"after")
+        print("MaxClients=2: third client refused with 503; MaxStreamsPerClient=3: fourth connection closed")
+
     def test_upstream_refuses(self):
         dead = free_port()
         pub = free_port()
