@@ -67,6 +67,7 @@ struct UpConn {
         HttpMsgParser parser;
         Exchange *x;
         bool reusable;          /* the response allowed keep-alive */
+        bool reused;            /* taken from the pool for this exchange */
 };
 
 struct Exchange {
@@ -79,7 +80,7 @@ struct Exchange {
         uint8_t *pre;           /* body bytes that came before the connection was ready */
         size_t pre_len, unacked;
         bool has_body, chunked, body_end, body_end_written, head_written;
-        bool head_request, upgrade, upgraded, interim, responded, resp_done, resp_no_body;
+        bool head_request, upgrade, upgraded, interim, responded, resp_done, resp_no_body, retried;
         HttpHead *end_trailers;
 };
 
@@ -333,7 +334,6 @@ static void exchange_write_head(Exchange *x) {
         else if (x->chunked)
                 up_send(uc, "Transfer-Encoding: chunked\r\n", 28);
         up_send(uc, "\r\n", 2);
-        x->req = http_head_free(x->req);
         x->head_written = true;
         if (x->pre_len > 0) {
                 send_body(x, x->pre, x->pre_len);
@@ -363,6 +363,7 @@ static int on_response_head(void *userdata, HttpHead *h_) {
                 return 0;
         }
         uc->reusable = h->keep_alive;
+        x->req = http_head_free(x->req); /* answered: no retry will need it */
         fwd = http_head_new(false);
         if (!fwd)
                 return -ENOMEM;
@@ -426,6 +427,23 @@ static const HttpMsgCallbacks response_callbacks = {
         .complete = on_response_complete,
 };
 
+/* A pooled connection the upstream closed just as we sent on it: a request without a body
+ * goes again, once, on a new connection (RFC 9112 §9.3.1 allows it when nothing came back). */
+static bool exchange_retry(Exchange *x) {
+        UpConn *uc = x->uc;
+
+        if (!uc || !uc->reused || x->responded || x->has_body || x->retried || !x->req)
+                return false;
+        log_debug("HTTP upstream %s closed a reused connection; sending the request again.", TARGET(x)->u.authority);
+        uc->x = NULL;
+        x->uc = NULL;
+        up_free(uc);
+        x->retried = true;
+        x->head_written = x->body_end_written = false;
+        exchange_start(x);
+        return true;
+}
+
 static void up_read(UpConn *uc) {
         for (;;) {
                 Exchange *x = uc->x;
@@ -439,8 +457,9 @@ static void up_read(UpConn *uc) {
                 if (r == -EAGAIN)
                         return;
                 if (r < 0) {
-                        exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
-                                      tls_conn_error(uc->conn));
+                        if (!exchange_retry(x))
+                                exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
+                                              tls_conn_error(uc->conn));
                         return;
                 }
                 if (r == 0) {
@@ -452,6 +471,8 @@ static void up_read(UpConn *uc) {
                         }
                         /* A body delimited by the close ends here; anything else was cut. */
                         uc->reusable = false;
+                        if (http_msg_parser_idle(&uc->parser) && exchange_retry(x))
+                                return;
                         if (http_msg_parser_feed(&uc->parser, NULL, 0) < 0 || !x->resp_done) {
                                 exchange_fail(x, 502, "Upstream %s closed the connection %s.",
                                               TARGET(x)->u.authority,
@@ -723,7 +744,7 @@ static void exchange_start(Exchange *x) {
         UpConn *uc = NULL;
         int r;
 
-        for (UpConn *i = u->conns; i; i = i->next)
+        for (UpConn *i = u->conns; i && !x->retried; i = i->next)
                 if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target) {
                         uc = i;
                         break;
@@ -731,6 +752,7 @@ static void exchange_start(Exchange *x) {
         if (uc) {
                 (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
                 uc->state = UP_BUSY;
+                uc->reused = true;
                 uc->x = x;
                 x->uc = uc;
                 exchange_write_head(x);
