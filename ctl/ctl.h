@@ -67,3 +67,4 @@ int verb_streams(int argc, char *argv[]);
 int verb_check(int argc, char *argv[]);
 int verb_token(int argc, char *argv[]);
 int verb_define(int argc, char *argv[]);
+int verb_create(int argc, char *argv[]);

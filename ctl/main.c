@@ -26,13 +26,16 @@ static void help(void) {
                "  define NAME tcp|http server|client|fileserver [FLAGS]\n"
                "                           Save an inlets-style command line as /etc/inlets.d/NAME.conf\n"
                "                           and NAME.token (see inletsd --help for the flags)\n"
+               "  create --provider cloud-init [--name NAME] [--mode tcp|http] [--ports LIST] [--host HOST]\n"
+               "                           Make an exit server's cloud-init user-data (token and CA made\n"
+               "                           here) and the client definition that pins its CA\n"
                "  version                  Print the version\n\n"
                "Options:\n"
                "      --user               Talk to tunnels on the user bus (inletsd --user)\n"
                "      --json               Print JSON\n"
                "      --no-pager           Accepted for systemctl compatibility (never pages)\n"
                "      --config-dir DIR     Where check and define look (default: %s)\n"
-               "      --force              define: replace an existing definition\n"
+               "      --force              define, create: replace an existing definition\n"
                "  -h, --help               Show this help\n"
                "      --version            Print the version\n\n"
                "Exit status: 0 ok, 1 error, 2 usage, 3 tunnel not running, 4 permission denied.\n"
@@ -64,13 +67,15 @@ int main(int argc, char *argv[]) {
                 { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload },
                 { "disconnect", verb_disconnect }, { "streams", verb_streams }, { "check", verb_check },
                 { "token", verb_token },     { "version", verb_version }, { "define", verb_define },
+                { "create", verb_create },
         };
         int c, argc_opts = argc;
 
         log_max_level = LOG_WARNING; /* check's warnings (unknown keys) still show */
-        /* define passes inlets-style flags through: stop option parsing at its NAME. */
+        /* define passes inlets-style flags through, create has flags of its own: stop option
+         * parsing at the verb. */
         for (int i = 1; i < argc; i++)
-                if (streq(argv[i], "define")) {
+                if (streq(argv[i], "define") || streq(argv[i], "create")) {
                         argc_opts = i + 1;
                         break;
                 }
@@ -100,7 +105,7 @@ int main(int argc, char *argv[]) {
                         return EXIT_USAGE;
                 }
         if (argc_opts < argc && optind >= argc_opts)
-                optind = argc_opts - 1; /* at "define" */
+                optind = argc_opts - 1; /* at "define" or "create" */
         if (optind >= argc)
                 return verb_list(1, (char *[]) { (char *) "list", NULL });
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)

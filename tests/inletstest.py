@@ -13,6 +13,7 @@ import time
 import unittest
 
 INLETSD = os.environ.get("INLETSD", "build/daemon/inletsd")
+INLETSCTL = os.environ.get("INLETSCTL", "build/ctl/inletsctl")
 TOKEN = "test-token-0123456789abcdef"
 
 

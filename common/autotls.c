@@ -334,3 +334,14 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         *ret_ca_fingerprint = TAKE_PTR(fp);
         return 0;
 }
+
+int autotls_make_ca(const char *dir, char **ret_ca_fingerprint, char **ret_error) {
+        _cleanup_(crt_freep) gnutls_x509_crt_t ca = NULL;
+        _cleanup_(key_freep) gnutls_x509_privkey_t ca_key = NULL;
+        int r;
+
+        r = make_ca(dir, &ca, &ca_key);
+        if (r < 0)
+                return errorf(ret_error, r, "Failed to create a CA in %s: %s", dir, strerror(-r));
+        return fingerprint_string(ca, ret_ca_fingerprint);
+}

@@ -16,3 +16,7 @@
  * "sha256:…" of the CA (what a client puts in ServerFingerprint=). */
 int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_certificate_credentials_t *ret,
                   char **ret_ca_fingerprint, char **ret_error);
+
+/* Only a new CA (ca.crt, ca.key 0600) in dir, which must exist: for an exit server made
+ * elsewhere (inletsctl create), whose auto-TLS then issues its certificate from it. */
+int autotls_make_ca(const char *dir, char **ret_ca_fingerprint, char **ret_error);
