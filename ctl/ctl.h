@@ -68,3 +68,5 @@ int verb_check(int argc, char *argv[]);
 int verb_token(int argc, char *argv[]);
 int verb_define(int argc, char *argv[]);
 int verb_create(int argc, char *argv[]);
+int verb_delete(int argc, char *argv[]);
+int verb_list_hosts(int argc, char *argv[]);

@@ -26,9 +26,12 @@ static void help(void) {
                "  define NAME tcp|http server|client|fileserver [FLAGS]\n"
                "                           Save an inlets-style command line as /etc/inlets.d/NAME.conf\n"
                "                           and NAME.token (see inletsd --help for the flags)\n"
-               "  create --provider cloud-init [--name NAME] [--mode tcp|http] [--ports LIST] [--host HOST]\n"
-               "                           Make an exit server's cloud-init user-data (token and CA made\n"
-               "                           here) and the client definition that pins its CA\n"
+               "  create --provider cloud-init|digitalocean [--name NAME] [--mode tcp|http] [--ports LIST] ...\n"
+               "                           An exit server: its token and CA made here, its cloud-init user-data\n"
+               "                           printed (cloud-init) or a host created with it (digitalocean), and\n"
+               "                           the client definition that pins its CA (create --help for more)\n"
+               "  delete --provider P (--id ID | --ip IP) --access-token-file F\n"
+               "  list-hosts --provider P --access-token-file F\n"
                "  version                  Print the version\n\n"
                "Options:\n"
                "      --user               Talk to tunnels on the user bus (inletsd --user)\n"
@@ -67,7 +70,7 @@ int main(int argc, char *argv[]) {
                 { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload },
                 { "disconnect", verb_disconnect }, { "streams", verb_streams }, { "check", verb_check },
                 { "token", verb_token },     { "version", verb_version }, { "define", verb_define },
-                { "create", verb_create },
+                { "create", verb_create },   { "delete", verb_delete }, { "list-hosts", verb_list_hosts },
         };
         int c, argc_opts = argc;
 
@@ -75,7 +78,8 @@ int main(int argc, char *argv[]) {
         /* define passes inlets-style flags through, create has flags of its own: stop option
          * parsing at the verb. */
         for (int i = 1; i < argc; i++)
-                if (streq(argv[i], "define") || streq(argv[i], "create")) {
+                if (streq(argv[i], "define") || streq(argv[i], "create") || streq(argv[i], "delete") ||
+                    streq(argv[i], "list-hosts")) {
                         argc_opts = i + 1;
                         break;
                 }

@@ -12,6 +12,8 @@ import subprocess
 
 import yaml
 
+from do_standin import DOStandIn
+
 from inletstest import INLETSCTL, Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
 
@@ -94,6 +96,69 @@ class Cloud(TunnelTest):
         for d in (srv, cli):
             self.assertNotIn(files["/etc/inlets.d/rdp.token"]["content"].strip(), d.output())
 
+    def do_create(self, api, name, *extra, out=None):
+        out = out or f"{self.tmp}/do-{name}"
+        os.makedirs(out, exist_ok=True)
+        return subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--name", name, "--ports", "3389",
+                               "--access-token-file", self.api_token, "--api-url", api.url, "--poll-interval", "0.1",
+                               "--output-dir", out, *extra], capture_output=True, text=True, timeout=60), out
+
+    def test_digitalocean(self):
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = DOStandIn("dop_v1_secret_0123456789", active_after=3, rate_limit_first_post=True)
+        self.upstreams.append(api)
+        r, out = self.do_create(api, "rdp")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("[1/", r.stdout)
+        self.assertIn("Host: 1001, status: new", r.stdout)
+        self.assertIn("status: active", r.stdout)
+        self.assertIn("is host 1001 at 127.0.0.1", r.stdout)
+        posts = [b for m, p, b in api.requests if m == "POST"]
+        self.assertEqual(len(posts), 2)   # the first was answered 429 and retried
+        body = posts[-1]
+        self.assertEqual((body["name"], body["region"], body["size"], body["image"]),
+                         ("inletsd-rdp", "lon1", "s-1vcpu-1gb", "debian-12-x64"))
+        self.assertEqual(body["tags"], ["inletsd", "inletsd-rdp"])
+        with open(f"{self.tmp}/do-user-data", "w") as f:
+            f.write(body["user_data"])
+        if shutil.which("cloud-init"):
+            v = subprocess.run(["cloud-init", "schema", "--config-file", f"{self.tmp}/do-user-data"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        with open(f"{out}/rdp.conf") as f:
+            self.assertIn("URL=wss://127.0.0.1:8123", f.read())
+        self.assertNotIn("dop_v1_secret", r.stdout + r.stderr)
+
+        # Again for the same name: the tagged host is found, nothing created.
+        r, _ = self.do_create(api, "rdp", out=f"{self.tmp}/do-again")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("exists already: host 1001", r.stdout)
+        self.assertEqual(len([1 for m, p, b in api.requests if m == "POST"]), 2)
+
+        base = ["--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", api.url]
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"1001\s+inletsd-rdp\s+active\s+127.0.0.1")
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(("DELETE", "/v2/droplets/1001", None), api.requests)
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.9"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+
+        # A host that never becomes active is deleted again; a wrong token is said plainly.
+        api.active_after = 10 ** 6
+        r, _ = self.do_create(api, "stuck", "--timeout", "0.5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("did not become active", r.stderr)
+        self.assertEqual(api.droplets, {})
+        with open(self.api_token, "w") as f:
+            f.write("wrong-token\n")
+        r, _ = self.do_create(api, "denied")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
+
     def test_refusals(self):
         r, out = self.create("--name", "x")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -104,9 +169,13 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 2)
         r, _ = self.create("--name", "y", "--package-url", "http://insecure.example/x.deb")
         self.assertEqual(r.returncode, 2)
-        r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean"], capture_output=True, text=True)
+        r = subprocess.run([INLETSCTL, "create", "--provider", "nimbus"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("cloud-init", r.stderr)
+        r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--output-dir", self.tmp],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--access-token-file is required", r.stderr)
 
 
 if __name__ == "__main__":
