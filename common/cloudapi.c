@@ -35,6 +35,12 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v) : NULL;
+}
+
 void cloud_api_done(CloudApi *api) {
         free(api->base_url);
         erase_and_free(api->token);
@@ -104,9 +110,12 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                 {
                         json_object *j = b.n > 0 ? json_tokener_parse(b.p) : NULL;
                         if (status < 200 || status > 299) {
-                                json_object *m = NULL;
+                                json_object *m = NULL, *e = NULL;
+                                /* DigitalOcean: {"message"}; Hetzner: {"error": {"message"}} */
                                 const char *msg = j && json_object_object_get_ex(j, "message", &m)
-                                                          ? json_object_get_string(m) : NULL;
+                                                          ? json_object_get_string(m)
+                                                  : j && json_object_object_get_ex(j, "error", &e)
+                                                          ? jstr(e, "message") : NULL;
                                 r = errorf(ret_error, status == 401 || status == 403 ? -EACCES : -EIO,
                                            "%s %s: HTTP %ld%s%s%s", method, path, status, msg ? " (" : "", msg ?: "",
                                            msg ? ")" : "");
@@ -129,12 +138,6 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
 }
 
 /* ---- DigitalOcean ---- */
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = NULL;
-        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v) : NULL;
-}
 
 static int do_host(json_object *d, CloudHost *ret) {
         json_object *id = NULL, *nets = NULL, *v4 = NULL;
@@ -245,8 +248,117 @@ const CloudProvider cloud_provider_digitalocean = {
         .list = do_list,
 };
 
+/* ---- Hetzner Cloud: API v1, servers and labels (our tags become labels without values) ---- */
+
+static int hz_host(json_object *d, CloudHost *ret) {
+        json_object *id = NULL, *net = NULL, *v4 = NULL;
+        const char *st;
+
+        if (!d || !json_object_object_get_ex(d, "id", &id))
+                return -EBADMSG;
+        st = jstr(d, "status") ?: "unknown";
+        *ret = (CloudHost) {
+                .id = strdup(json_object_get_string(id)),
+                .name = strdup(jstr(d, "name") ?: ""),
+                .status = strdup(streq(st, "running") ? "active" : st), /* one word for "ready" */
+        };
+        if (json_object_object_get_ex(d, "public_net", &net) && json_object_object_get_ex(net, "ipv4", &v4) &&
+            jstr(v4, "ip"))
+                ret->ip = strdup(jstr(v4, "ip"));
+        if (!ret->id || !ret->name || !ret->status) {
+                cloud_host_done(ret);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int hz_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
+        json_object *body = json_object_new_object(), *labels = json_object_new_object(), *res = NULL, *d = NULL;
+        int r;
+
+        json_object_object_add(body, "name", json_object_new_string(c->name));
+        json_object_object_add(body, "location", json_object_new_string(c->region));
+        json_object_object_add(body, "server_type", json_object_new_string(c->size));
+        json_object_object_add(body, "image", json_object_new_string(c->image));
+        json_object_object_add(body, "user_data", json_object_new_string(c->user_data));
+        for (size_t i = 0; i < c->n_tags; i++)
+                json_object_object_add(labels, c->tags[i], json_object_new_string(""));
+        json_object_object_add(body, "labels", labels);
+        r = cloud_api_call(api, "POST", "/v1/servers", body, NULL, &res, ret_error);
+        json_object_put(body);
+        if (r < 0)
+                return r;
+        r = json_object_object_get_ex(res, "server", &d) ? hz_host(d, ret) : -EBADMSG;
+        json_object_put(res);
+        return r < 0 ? errorf(ret_error, r, "POST /v1/servers: no server in the answer") : 0;
+}
+
+static int hz_get(CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        json_object *res = NULL, *d = NULL;
+        int r;
+
+        if (asprintf(&path, "/v1/servers/%s", id) < 0)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        if (r < 0)
+                return r;
+        r = json_object_object_get_ex(res, "server", &d) ? hz_host(d, ret) : -EBADMSG;
+        json_object_put(res);
+        return r < 0 ? errorf(ret_error, r, "GET %s: no server in the answer", path) : 0;
+}
+
+static int hz_destroy(CloudApi *api, const char *id, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "/v1/servers/%s", id) < 0)
+                return -ENOMEM;
+        return cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
+}
+
+static int hz_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        json_object *res = NULL, *arr = NULL;
+        CloudHost *l;
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&path, "/v1/servers?label_selector=%s&per_page=50", tag) < 0)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(res, "servers", &arr) || !json_object_is_type(arr, json_type_array)) {
+                json_object_put(res);
+                return errorf(ret_error, -EBADMSG, "GET %s: no servers in the answer", path);
+        }
+        l = new0(CloudHost, json_object_array_length(arr));
+        for (size_t i = 0; l && i < json_object_array_length(arr); i++)
+                if (hz_host(json_object_array_get_idx(arr, i), &l[n]) >= 0)
+                        n++;
+        json_object_put(res);
+        if (!l)
+                return -ENOMEM;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+const CloudProvider cloud_provider_hetzner = {
+        .name = "hetzner",
+        .api_url = "https://api.hetzner.cloud",
+        .region = "fsn1",
+        .size = "cx22",
+        .image = "debian-12",
+        .create = hz_create,
+        .get = hz_get,
+        .destroy = hz_destroy,
+        .list = hz_list,
+};
+
 const CloudProvider *cloud_provider_find(const char *name) {
         if (streq(name, "digitalocean") || streq(name, "do"))
                 return &cloud_provider_digitalocean;
+        if (streq(name, "hetzner"))
+                return &cloud_provider_hetzner;
         return NULL;
 }

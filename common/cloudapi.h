@@ -41,5 +41,5 @@ typedef struct CloudProvider {
         int (*list)(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error);
 } CloudProvider;
 
-extern const CloudProvider cloud_provider_digitalocean;
+extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner;
 const CloudProvider *cloud_provider_find(const char *name);

@@ -12,7 +12,7 @@ import subprocess
 
 import yaml
 
-from do_standin import DOStandIn
+from cloud_standin import CloudStandIn
 
 from inletstest import INLETSCTL, Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
@@ -107,7 +107,7 @@ class Cloud(TunnelTest):
         self.api_token = f"{self.tmp}/do-token"
         with open(self.api_token, "w") as f:
             f.write("dop_v1_secret_0123456789\n")
-        api = DOStandIn("dop_v1_secret_0123456789", active_after=3, rate_limit_first_post=True)
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=3, rate_limit_first_post=True)
         self.upstreams.append(api)
         r, out = self.do_create(api, "rdp")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -156,6 +156,37 @@ class Cloud(TunnelTest):
         with open(self.api_token, "w") as f:
             f.write("wrong-token\n")
         r, _ = self.do_create(api, "denied")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
+
+    def test_hetzner(self):
+        self.api_token = f"{self.tmp}/hz-token"
+        with open(self.api_token, "w") as f:
+            f.write("hz-secret-0123456789\n")
+        api = CloudStandIn("hz-secret-0123456789", "hetzner", active_after=2)
+        self.upstreams.append(api)
+        out = f"{self.tmp}/hz"
+        os.makedirs(out)
+        base = ["--provider", "hetzner", "--access-token-file", self.api_token, "--api-url", api.url]
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--poll-interval", "0.1",
+                            "--output-dir", out, "--size", "cpx11"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("status: initializing", r.stdout)
+        self.assertIn("is host 1001 at 127.0.0.1", r.stdout)
+        body = [b for m, p, b in api.requests if m == "POST"][0]
+        self.assertEqual((body["location"], body["server_type"], body["image"]), ("fsn1", "cpx11", "debian-12"))
+        self.assertEqual(body["labels"], {"inletsd": "", "inletsd-web": ""})
+        self.assertIn("HTTPListen=0.0.0.0:80", body["user_data"])
+        with open(f"{out}/web.conf") as f:
+            self.assertIn("Mode=http", f.read())
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
+        self.assertRegex(r.stdout, r"1001\s+inletsd-web\s+active\s+127.0.0.1")
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "1001"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(api.droplets, {})
+        with open(self.api_token, "w") as f:
+            f.write("nope\n")
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
 
