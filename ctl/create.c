@@ -301,11 +301,16 @@ int verb_create(int argc, char *argv[]) {
                 return EXIT_ERROR;
         }
         if (host_made.id) {
+                bool v6 = strchr(host_made.ip, ':');
                 printf("Exit server '%s' is host %s at %s.\nClient definition: %s (token %s, CA %s, pinned %s).\n"
                        "Run it: inletsd --config %s   (or install it as /etc/inlets.d/%s.conf and "
-                       "systemctl enable --now inletsd@%s)\n",
+                       "systemctl enable --now inletsd@%s)\n"
+                       "or, inlets-style: inletsd %s client --url wss://%s%s%s:%u --fingerprint %s --token-file %s "
+                       "--upstream %s%s%s\n",
                        name, host_made.id, host_made.ip, conf_path, tok_path, ca_path, p->ca_fingerprint, conf_path, name,
-                       name);
+                       name, mode_to_string(mode), v6 ? "[" : "", host_made.ip, v6 ? "]" : "", control_port,
+                       p->ca_fingerprint, tok_path, mode == MODE_HTTP ? "http://127.0.0.1:8080" : "127.0.0.1",
+                       mode == MODE_TCP && p->ports ? " --ports " : "", mode == MODE_TCP && p->ports ? p->ports : "");
                 cloud_host_done(&host_made);
                 return EXIT_OK;
         }

@@ -115,6 +115,13 @@ class Cloud(TunnelTest):
         self.assertIn("Host: 1001, status: new", r.stdout)
         self.assertIn("status: active", r.stdout)
         self.assertIn("is host 1001 at 127.0.0.1", r.stdout)
+        line = [l for l in r.stdout.splitlines() if l.startswith("or, inlets-style: ")][0][18:]
+        self.assertTrue(line.startswith("inletsd tcp client --url wss://127.0.0.1:8123 --fingerprint sha256:"), line)
+        # The printed command line is one inletsd takes (checked without running it).
+        g = subprocess.run([os.environ["INLETSD"], *line.split()[1:], "--generate=config"], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(g.returncode, 0, g.stderr)
+        self.assertIn("Ports=3389", g.stdout)
         posts = [b for m, p, b in api.requests if m == "POST"]
         self.assertEqual(len(posts), 2)   # the first was answered 429 and retried
         body = posts[-1]
