@@ -137,204 +137,217 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
         }
 }
 
-/* ---- DigitalOcean ---- */
+/* ---- providers: one generic implementation, described per provider ---- */
 
-static int do_host(json_object *d, CloudHost *ret) {
-        json_object *id = NULL, *nets = NULL, *v4 = NULL;
+typedef struct Flavour {
+        const char *collection;   /* "/v2/droplets" */
+        const char *one, *many;   /* the answer's wrapper keys; one NULL: the object is the answer */
+        const char *list_query;   /* appended to the collection with the tag; NULL: list all, filter here */
+        const char *name_key;     /* "name" or "label" */
+        const char *ready;        /* the provider's word for running ("active" is ours) */
+        const char *(*ip)(json_object *d);
+        json_object *(*body)(const CloudCreate *c);
+} Flavour;
 
-        if (!d || !json_object_object_get_ex(d, "id", &id))
-                return -EBADMSG;
-        *ret = (CloudHost) {
-                .id = strdup(json_object_get_string(id)),
-                .name = strdup(jstr(d, "name") ?: ""),
-                .status = strdup(jstr(d, "status") ?: "unknown"),
-        };
+static const char *ip_do(json_object *d) {
+        json_object *nets = NULL, *v4 = NULL;
         if (json_object_object_get_ex(d, "networks", &nets) && json_object_object_get_ex(nets, "v4", &v4) &&
             json_object_is_type(v4, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(v4); i++) {
                         json_object *n = json_object_array_get_idx(v4, i);
-                        if (streq_ptr(jstr(n, "type"), "public") && jstr(n, "ip_address")) {
-                                ret->ip = strdup(jstr(n, "ip_address"));
-                                break;
-                        }
+                        if (streq_ptr(jstr(n, "type"), "public"))
+                                return jstr(n, "ip_address");
                 }
-        if (!ret->id || !ret->name || !ret->status) {
-                cloud_host_done(ret);
-                return -ENOMEM;
-        }
-        return 0;
+        return NULL;
 }
 
-static int do_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        json_object *body = json_object_new_object(), *tags = json_object_new_array(), *res = NULL, *d = NULL;
-        int r;
+static const char *ip_hetzner(json_object *d) {
+        json_object *net = NULL, *v4 = NULL;
+        return json_object_object_get_ex(d, "public_net", &net) && json_object_object_get_ex(net, "ipv4", &v4)
+                       ? jstr(v4, "ip") : NULL;
+}
 
-        json_object_object_add(body, "name", json_object_new_string(c->name));
-        json_object_object_add(body, "region", json_object_new_string(c->region));
-        json_object_object_add(body, "size", json_object_new_string(c->size));
-        json_object_object_add(body, "image", json_object_new_string(c->image));
-        json_object_object_add(body, "user_data", json_object_new_string(c->user_data));
+static const char *ip_vultr(json_object *d) {
+        const char *ip = jstr(d, "main_ip");
+        return ip && !streq(ip, "0.0.0.0") ? ip : NULL;
+}
+
+static const char *ip_linode(json_object *d) {
+        json_object *v4 = NULL;
+        return json_object_object_get_ex(d, "ipv4", &v4) && json_object_is_type(v4, json_type_array) &&
+                               json_object_array_length(v4) > 0
+                       ? json_object_get_string(json_object_array_get_idx(v4, 0)) : NULL;
+}
+
+static json_object *tags_array(const CloudCreate *c) {
+        json_object *t = json_object_new_array();
         for (size_t i = 0; i < c->n_tags; i++)
-                json_object_array_add(tags, json_object_new_string(c->tags[i]));
-        json_object_object_add(body, "tags", tags);
-        r = cloud_api_call(api, "POST", "/v2/droplets", body, NULL, &res, ret_error);
-        json_object_put(body);
-        if (r < 0)
-                return r;
-        r = json_object_object_get_ex(res, "droplet", &d) ? do_host(d, ret) : -EBADMSG;
-        json_object_put(res);
-        return r < 0 ? errorf(ret_error, r, "POST /v2/droplets: no droplet in the answer") : 0;
+                json_object_array_add(t, json_object_new_string(c->tags[i]));
+        return t;
 }
 
-static int do_get(CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        json_object *res = NULL, *d = NULL;
-        int r;
-
-        if (asprintf(&path, "/v2/droplets/%s", id) < 0)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        r = json_object_object_get_ex(res, "droplet", &d) ? do_host(d, ret) : -EBADMSG;
-        json_object_put(res);
-        return r < 0 ? errorf(ret_error, r, "GET %s: no droplet in the answer", path) : 0;
+static void add_str(json_object *o, const char *k, const char *v) {
+        json_object_object_add(o, k, json_object_new_string(v));
 }
 
-static int do_destroy(CloudApi *api, const char *id, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "/v2/droplets/%s", id) < 0)
-                return -ENOMEM;
-        return cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
+static json_object *body_do(const CloudCreate *c) {
+        json_object *b = json_object_new_object();
+        add_str(b, "name", c->name);
+        add_str(b, "region", c->region);
+        add_str(b, "size", c->size);
+        add_str(b, "image", c->image);
+        add_str(b, "user_data", c->user_data);
+        json_object_object_add(b, "tags", tags_array(c));
+        return b;
 }
 
-static int do_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        json_object *res = NULL, *arr = NULL;
-        CloudHost *l = NULL;
-        size_t n = 0;
-        int r;
-
-        if (asprintf(&path, "/v2/droplets?tag_name=%s&per_page=200", tag) < 0)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(res, "droplets", &arr) || !json_object_is_type(arr, json_type_array)) {
-                json_object_put(res);
-                return errorf(ret_error, -EBADMSG, "GET %s: no droplets in the answer", path);
-        }
-        l = new0(CloudHost, json_object_array_length(arr));
-        for (size_t i = 0; l && i < json_object_array_length(arr); i++)
-                if (do_host(json_object_array_get_idx(arr, i), &l[n]) >= 0)
-                        n++;
-        json_object_put(res);
-        if (!l)
-                return -ENOMEM;
-        *ret = l;
-        *ret_n = n;
-        return 0;
+static json_object *body_hetzner(const CloudCreate *c) {
+        json_object *b = json_object_new_object(), *labels = json_object_new_object();
+        add_str(b, "name", c->name);
+        add_str(b, "location", c->region);
+        add_str(b, "server_type", c->size);
+        add_str(b, "image", c->image);
+        add_str(b, "user_data", c->user_data);
+        for (size_t i = 0; i < c->n_tags; i++) /* labels without values stand for tags */
+                add_str(labels, c->tags[i], "");
+        json_object_object_add(b, "labels", labels);
+        return b;
 }
 
-const CloudProvider cloud_provider_digitalocean = {
-        .name = "digitalocean",
-        .api_url = "https://api.digitalocean.com",
-        .region = "lon1",
-        .size = "s-1vcpu-1gb",
-        .image = "debian-12-x64",
-        .create = do_create,
-        .get = do_get,
-        .destroy = do_destroy,
-        .list = do_list,
-};
+static json_object *body_vultr(const CloudCreate *c) {
+        json_object *b = json_object_new_object();
+        _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data));
+        add_str(b, "label", c->name);
+        add_str(b, "hostname", c->name);
+        add_str(b, "region", c->region);
+        add_str(b, "plan", c->size);
+        if (c->image[strspn(c->image, "0123456789")] == 0) /* Vultr images are operating system ids */
+                json_object_object_add(b, "os_id", json_object_new_int(atoi(c->image)));
+        else
+                add_str(b, "image_id", c->image);
+        add_str(b, "user_data", ud ?: "");
+        json_object_object_add(b, "tags", tags_array(c));
+        return b;
+}
 
-/* ---- Hetzner Cloud: API v1, servers and labels (our tags become labels without values) ---- */
+static json_object *body_linode(const CloudCreate *c) {
+        json_object *b = json_object_new_object(), *meta = json_object_new_object();
+        _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data));
+        _cleanup_(erase_and_freep) char *root = NULL;
+        add_str(b, "label", c->name);
+        add_str(b, "region", c->region);
+        add_str(b, "type", c->size);
+        add_str(b, "image", c->image);
+        /* Required by the API; nobody needs it (no password logins), so it is random and forgotten. */
+        if (random_token(&root) >= 0)
+                add_str(b, "root_pass", root);
+        json_object_object_add(b, "tags", tags_array(c));
+        add_str(meta, "user_data", ud ?: "");
+        json_object_object_add(b, "metadata", meta);
+        return b;
+}
 
-static int hz_host(json_object *d, CloudHost *ret) {
-        json_object *id = NULL, *net = NULL, *v4 = NULL;
-        const char *st;
+static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
+        json_object *id = NULL;
+        const char *st, *ip;
 
         if (!d || !json_object_object_get_ex(d, "id", &id))
                 return -EBADMSG;
         st = jstr(d, "status") ?: "unknown";
+        ip = f->ip(d);
+        /* "active" once the provider says so and the host has its public address. */
+        if (streq(st, f->ready))
+                st = ip ? "active" : "pending";
         *ret = (CloudHost) {
                 .id = strdup(json_object_get_string(id)),
-                .name = strdup(jstr(d, "name") ?: ""),
-                .status = strdup(streq(st, "running") ? "active" : st), /* one word for "ready" */
+                .name = strdup(jstr(d, f->name_key) ?: ""),
+                .status = strdup(st),
+                .ip = ip ? strdup(ip) : NULL,
         };
-        if (json_object_object_get_ex(d, "public_net", &net) && json_object_object_get_ex(net, "ipv4", &v4) &&
-            jstr(v4, "ip"))
-                ret->ip = strdup(jstr(v4, "ip"));
-        if (!ret->id || !ret->name || !ret->status) {
+        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
                 cloud_host_done(ret);
                 return -ENOMEM;
         }
         return 0;
 }
 
-static int hz_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        json_object *body = json_object_new_object(), *labels = json_object_new_object(), *res = NULL, *d = NULL;
+static int one_host(const Flavour *f, json_object *res, const char *what, CloudHost *ret, char **ret_error) {
+        json_object *d = res;
         int r;
 
-        json_object_object_add(body, "name", json_object_new_string(c->name));
-        json_object_object_add(body, "location", json_object_new_string(c->region));
-        json_object_object_add(body, "server_type", json_object_new_string(c->size));
-        json_object_object_add(body, "image", json_object_new_string(c->image));
-        json_object_object_add(body, "user_data", json_object_new_string(c->user_data));
-        for (size_t i = 0; i < c->n_tags; i++)
-                json_object_object_add(labels, c->tags[i], json_object_new_string(""));
-        json_object_object_add(body, "labels", labels);
-        r = cloud_api_call(api, "POST", "/v1/servers", body, NULL, &res, ret_error);
-        json_object_put(body);
-        if (r < 0)
-                return r;
-        r = json_object_object_get_ex(res, "server", &d) ? hz_host(d, ret) : -EBADMSG;
-        json_object_put(res);
-        return r < 0 ? errorf(ret_error, r, "POST /v1/servers: no server in the answer") : 0;
+        if (f->one && !json_object_object_get_ex(res, f->one, &d))
+                d = NULL;
+        r = host_parse(f, d, ret);
+        return r < 0 ? errorf(ret_error, r, "%s: no %s in the answer", what, f->one ?: "host") : 0;
 }
 
-static int hz_get(CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        json_object *res = NULL, *d = NULL;
+static int gen_create(const Flavour *f, CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
+        json_object *body = f->body(c), *res = NULL;
         int r;
 
-        if (asprintf(&path, "/v1/servers/%s", id) < 0)
+        r = cloud_api_call(api, "POST", f->collection, body, NULL, &res, ret_error);
+        json_object_put(body);
+        if (r >= 0)
+                r = one_host(f, res, f->collection, ret, ret_error);
+        json_object_put(res);
+        return r;
+}
+
+static int gen_get(const Flavour *f, CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        json_object *res = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/%s", f->collection, id) < 0)
                 return -ENOMEM;
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        r = json_object_object_get_ex(res, "server", &d) ? hz_host(d, ret) : -EBADMSG;
+        if (r >= 0)
+                r = one_host(f, res, path, ret, ret_error);
         json_object_put(res);
-        return r < 0 ? errorf(ret_error, r, "GET %s: no server in the answer", path) : 0;
+        return r;
 }
 
-static int hz_destroy(CloudApi *api, const char *id, char **ret_error) {
+static int gen_destroy(const Flavour *f, CloudApi *api, const char *id, char **ret_error) {
         _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "/v1/servers/%s", id) < 0)
+        if (asprintf(&path, "%s/%s", f->collection, id) < 0)
                 return -ENOMEM;
         return cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
 }
 
-static int hz_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error) {
+static bool has_tag(json_object *d, const char *tag) {
+        json_object *t = NULL;
+        if (!json_object_object_get_ex(d, "tags", &t) || !json_object_is_type(t, json_type_array))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(t); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(t, i)), tag))
+                        return true;
+        return false;
+}
+
+static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n,
+                    char **ret_error) {
         _cleanup_free_ char *path = NULL;
         json_object *res = NULL, *arr = NULL;
         CloudHost *l;
         size_t n = 0;
         int r;
 
-        if (asprintf(&path, "/v1/servers?label_selector=%s&per_page=50", tag) < 0)
+        if (asprintf(&path, "%s%s%s", f->collection, f->list_query ?: "?page_size=500",
+                     f->list_query ? tag : "") < 0)
                 return -ENOMEM;
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
         if (r < 0)
                 return r;
-        if (!json_object_object_get_ex(res, "servers", &arr) || !json_object_is_type(arr, json_type_array)) {
+        if (!json_object_object_get_ex(res, f->many, &arr) || !json_object_is_type(arr, json_type_array)) {
                 json_object_put(res);
-                return errorf(ret_error, -EBADMSG, "GET %s: no servers in the answer", path);
+                return errorf(ret_error, -EBADMSG, "GET %s: no %s in the answer", path, f->many);
         }
         l = new0(CloudHost, json_object_array_length(arr));
-        for (size_t i = 0; l && i < json_object_array_length(arr); i++)
-                if (hz_host(json_object_array_get_idx(arr, i), &l[n]) >= 0)
+        for (size_t i = 0; l && i < json_object_array_length(arr); i++) {
+                json_object *d = json_object_array_get_idx(arr, i);
+                if ((f->list_query || has_tag(d, tag)) && host_parse(f, d, &l[n]) >= 0)
                         n++;
+        }
         json_object_put(res);
         if (!l)
                 return -ENOMEM;
@@ -343,22 +356,50 @@ static int hz_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_
         return 0;
 }
 
-const CloudProvider cloud_provider_hetzner = {
-        .name = "hetzner",
-        .api_url = "https://api.hetzner.cloud",
-        .region = "fsn1",
-        .size = "cx22",
-        .image = "debian-12",
-        .create = hz_create,
-        .get = hz_get,
-        .destroy = hz_destroy,
-        .list = hz_list,
-};
+#define PROVIDER(id, flavour, pname, url, reg, sz, img)                                                          \
+        static int id##_create(CloudApi *a, const CloudCreate *c, CloudHost *r, char **e) {                  \
+                return gen_create(&flavour, a, c, r, e);                                                    \
+        }                                                                                                   \
+        static int id##_get(CloudApi *a, const char *i, CloudHost *r, char **e) {                           \
+                return gen_get(&flavour, a, i, r, e);                                                       \
+        }                                                                                                   \
+        static int id##_destroy(CloudApi *a, const char *i, char **e) {                                     \
+                return gen_destroy(&flavour, a, i, e);                                                      \
+        }                                                                                                   \
+        static int id##_list(CloudApi *a, const char *t, CloudHost **r, size_t *n, char **e) {              \
+                return gen_list(&flavour, a, t, r, n, e);                                                   \
+        }                                                                                                   \
+        const CloudProvider cloud_provider_##id = {                                                         \
+                .name = pname, .api_url = url, .region = reg, .size = sz, .image = img,                     \
+                .create = id##_create, .get = id##_get, .destroy = id##_destroy, .list = id##_list,         \
+        }
+
+/* DigitalOcean API v2: droplets and tags. */
+static const Flavour flavour_do = { "/v2/droplets", "droplet", "droplets", "?per_page=200&tag_name=", "name",
+                                    "active", ip_do, body_do };
+/* Hetzner Cloud API v1: servers and labels. */
+static const Flavour flavour_hetzner = { "/v1/servers", "server", "servers", "?per_page=50&label_selector=", "name",
+                                         "running", ip_hetzner, body_hetzner };
+/* Vultr API v2: instances and tags; user data base64. */
+static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances", "?per_page=500&tag=", "label",
+                                       "active", ip_vultr, body_vultr };
+/* Linode API v4: instances (the bare object), tags filtered here; metadata user data base64. */
+static const Flavour flavour_linode = { "/v4/linode/instances", NULL, "data", NULL, "label", "running", ip_linode,
+                                        body_linode };
+
+PROVIDER(digitalocean, flavour_do, "digitalocean", "https://api.digitalocean.com", "lon1", "s-1vcpu-1gb",
+         "debian-12-x64");
+PROVIDER(hetzner, flavour_hetzner, "hetzner", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
+PROVIDER(vultr, flavour_vultr, "vultr", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
+PROVIDER(linode, flavour_linode, "linode", "https://api.linode.com", "eu-west", "g6-nanode-1", "linode/debian12");
 
 const CloudProvider *cloud_provider_find(const char *name) {
-        if (streq(name, "digitalocean") || streq(name, "do"))
+        static const CloudProvider *const all[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
+                                                    &cloud_provider_vultr, &cloud_provider_linode };
+        if (streq(name, "do"))
                 return &cloud_provider_digitalocean;
-        if (streq(name, "hetzner"))
-                return &cloud_provider_hetzner;
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                if (streq(name, all[i]->name))
+                        return all[i];
         return NULL;
 }

@@ -41,5 +41,6 @@ typedef struct CloudProvider {
         int (*list)(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error);
 } CloudProvider;
 
-extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner;
+extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
+        cloud_provider_linode;
 const CloudProvider *cloud_provider_find(const char *name);

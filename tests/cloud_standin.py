@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Stand-ins for cloud APIs on loopback, checking requests the way the providers document them:
-DigitalOcean API v2 (droplets, tags: name/region/size/image/user_data/tags) and Hetzner Cloud
-API v1 (servers, labels: name/location/server_type/image/user_data/labels). Bearer auth both."""
+DigitalOcean API v2 (droplets; name/region/size/image/user_data/tags), Hetzner Cloud API v1
+(servers; name/location/server_type/image/user_data/labels), Vultr API v2 (instances;
+label/region/plan/os_id/user_data in base64/tags) and Linode API v4 (instances;
+label/region/type/image/root_pass/tags/metadata.user_data in base64). Bearer auth for all."""
 
+import base64
 import http.server
 import json
 import re
@@ -15,6 +18,11 @@ FLAVOURS = {
     "hetzner": {"collection": "/v1/servers", "one": "server", "many": "servers",
                 "required": ("name", "location", "server_type", "image", "user_data"), "ready": "running",
                 "starting": "initializing"},
+    "vultr": {"collection": "/v2/instances", "one": "instance", "many": "instances",
+              "required": ("label", "region", "plan", "user_data"), "ready": "active", "starting": "pending"},
+    "linode": {"collection": "/v4/linode/instances", "one": None, "many": "data",
+               "required": ("label", "region", "type", "image", "root_pass"), "ready": "running",
+               "starting": "provisioning"},
 }
 
 
@@ -55,7 +63,7 @@ class CloudStandIn:
                 if self.headers.get("Authorization") != f"Bearer {outer.token}":
                     return self.error(401, "unauthorized", "Unable to authenticate you")
                 coll = f["collection"]
-                m = re.fullmatch(coll + r"/(\d+)", self.path)
+                m = re.fullmatch(coll + r"/([\w-]+)", self.path)
                 if method == "POST" and self.path == coll:
                     if outer.rate_limit:
                         outer.rate_limit = False
@@ -63,30 +71,42 @@ class CloudStandIn:
                     for k in f["required"]:
                         if not isinstance(body.get(k), str) or not body[k]:
                             return self.error(422, "invalid_input", f"{k} is required")
-                    tags = body.get("tags") if outer.flavour == "do" else body.get("labels")
-                    if not isinstance(tags, list if outer.flavour == "do" else dict):
+                    tags = body.get("labels") if outer.flavour == "hetzner" else body.get("tags")
+                    if not isinstance(tags, dict if outer.flavour == "hetzner" else list):
                         return self.error(422, "invalid_input", "tags/labels missing")
-                    d = {"id": outer.next_id, "name": body["name"], "status": f["starting"], "tags": list(tags),
-                         "polls": 0}
-                    outer.droplets[d["id"]] = d
+                    ud = body["user_data"] if outer.flavour in ("do", "hetzner") else \
+                        body["user_data"] if outer.flavour == "vultr" else body.get("metadata", {}).get("user_data")
+                    if outer.flavour in ("vultr", "linode"):
+                        ud = base64.b64decode(ud, validate=True).decode()
+                    if outer.flavour == "vultr" and not isinstance(body.get("os_id"), int):
+                        return self.error(422, "invalid_input", "os_id must be an integer")
+                    if not ud.startswith("#cloud-config"):
+                        return self.error(422, "invalid_input", "user_data is not cloud-config")
+                    outer.user_data = ud
+                    ident = f"{outer.next_id}" if outer.flavour == "vultr" else outer.next_id
+                    d = {"id": ident, "name": body.get("name") or body["label"], "status": f["starting"],
+                         "tags": list(tags), "polls": 0}
+                    outer.droplets[str(d["id"])] = d
                     outer.next_id += 1
-                    return self.reply(201, {f["one"]: outer.public(d)})
+                    wrapped = outer.public(d)
+                    return self.reply(202 if outer.flavour in ("do", "vultr") else 201,
+                                      {f["one"]: wrapped} if f["one"] else wrapped)
                 if method == "GET" and m:
-                    d = outer.droplets.get(int(m.group(1)))
+                    d = outer.droplets.get(m.group(1))
                     if not d:
                         return self.error(404, "not_found", "The resource you were accessing could not be found.")
                     d["polls"] += 1
                     if d["polls"] >= outer.active_after:
                         d["status"] = f["ready"]
                         d["ip"] = "127.0.0.1"
-                    return self.reply(200, {f["one"]: outer.public(d)})
+                    return self.reply(200, {f["one"]: outer.public(d)} if f["one"] else outer.public(d))
                 if method == "GET" and self.path.startswith(coll + "?"):
-                    key = "tag_name" if outer.flavour == "do" else "label_selector"
-                    tag = re.search(key + r"=([^&]+)", self.path).group(1)
-                    ds = [outer.public(d) for d in outer.droplets.values() if tag in d["tags"]]
+                    key = {"do": "tag_name", "hetzner": "label_selector", "vultr": "tag", "linode": None}[outer.flavour]
+                    tag = re.search(key + r"=([^&]+)", self.path).group(1) if key else None
+                    ds = [outer.public(d) for d in outer.droplets.values() if tag is None or tag in d["tags"]]
                     return self.reply(200, {f["many"]: ds, "meta": {"total": len(ds)}})
                 if method == "DELETE" and m:
-                    if outer.droplets.pop(int(m.group(1)), None) is None:
+                    if outer.droplets.pop(m.group(1), None) is None:
                         return self.error(404, "not_found", "not found")
                     return self.reply(204)
                 return self.error(404, "not_found", "no such endpoint")
@@ -117,7 +137,13 @@ class CloudStandIn:
             out["tags"] = d["tags"]
             out["networks"] = {"v4": [{"ip_address": "10.0.0.5", "type": "private"}] +
                                      ([{"ip_address": ip, "type": "public"}] if ip else [])}
-        else:
+        elif self.flavour == "hetzner":
             out["labels"] = {t: "" for t in d["tags"]}
             out["public_net"] = {"ipv4": {"ip": ip} if ip else None}
+        elif self.flavour == "vultr":
+            out = {"id": d["id"], "label": d["name"], "status": d["status"], "tags": d["tags"],
+                   "main_ip": ip or "0.0.0.0"}
+        else:
+            out = {"id": d["id"], "label": d["name"], "status": d["status"], "tags": d["tags"],
+                   "ipv4": [ip] if ip else []}
         return out

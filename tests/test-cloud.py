@@ -197,6 +197,29 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
 
+    def test_vultr_and_linode(self):
+        self.api_token = f"{self.tmp}/token-api"
+        with open(self.api_token, "w") as f:
+            f.write("api-secret-0123456789\n")
+        for flavour, first in (("vultr", "pending"), ("linode", "provisioning")):
+            api = CloudStandIn("api-secret-0123456789", flavour, active_after=2)
+            self.upstreams.append(api)
+            out = f"{self.tmp}/{flavour}"
+            os.makedirs(out)
+            base = ["--provider", flavour, "--access-token-file", self.api_token, "--api-url", api.url]
+            r = subprocess.run([INLETSCTL, "create", *base, "--name", "rdp", "--ports", "3389", "--poll-interval", "0.1",
+                                "--output-dir", out], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(f"status: {first}", r.stdout)
+            self.assertIn("at 127.0.0.1", r.stdout)
+            self.assertIn("AllowPorts=3389", api.user_data)   # sent base64, read back here
+            r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
+            self.assertRegex(r.stdout, r"1001\s+inletsd-rdp\s+active\s+127.0.0.1", flavour)
+            r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(api.droplets, {}, flavour)
+
     def test_refusals(self):
         r, out = self.create("--name", "x")
         self.assertEqual(r.returncode, 0, r.stderr)
