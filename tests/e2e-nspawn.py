@@ -21,7 +21,7 @@ import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKGS = ("systemd,systemd-sysv,dbus,libpam-systemd,polkitd,iproute2,socat,"
-        "libgnutls30,libnghttp2-14,libhttp-parser2.9,libjson-c5")
+        "libgnutls30,libnghttp2-14,libhttp-parser2.9,libjson-c5,libcurl3-gnutls")
 CACHE = f"/var/tmp/inletsd-nspawn/base-{hashlib.sha256(PKGS.encode()).hexdigest()[:12]}"
 TOKEN = "e2e-token-0123456789abcdef0123"
 results = []
