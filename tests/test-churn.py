@@ -57,8 +57,20 @@ class Churn(TunnelTest):
                 size = rnd.randint(1, 64 << 10)
                 data = rnd.randbytes(size)
                 abort = rnd.random() < 0.1
+                # While a daemon is down the public port is closed: a refused connect is not an
+                # attempt, the worker waits and tries the same transfer again.
+                s = None
+                deadline = time.monotonic() + 60
+                while s is None and time.monotonic() < deadline:
+                    try:
+                        s = socket.create_connection(("127.0.0.1", pub), timeout=10)
+                    except ConnectionRefusedError:
+                        time.sleep(0.05)
+                    except OSError:
+                        break
                 try:
-                    s = socket.create_connection(("127.0.0.1", pub), timeout=10)
+                    if s is None:
+                        raise OSError("no connection")
                     if abort:
                         s.sendall(data[: size // 2])
                         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -118,8 +130,8 @@ class Churn(TunnelTest):
         print(f"{TOTAL} connections: {stats}; the baseline was taken after {paused_at}")
         self.assertEqual(stats["corrupt"], 0)
         self.assertEqual(done(), TOTAL)
-        # Attempts made while a daemon is down fail fast (refused); most of the rest completes.
-        self.assertGreater(stats["ok"], TOTAL // 3)
+        # Only transfers cut by a kill fail; most complete.
+        self.assertGreater(stats["ok"], TOTAL * 0.6)
 
         # All closed: descriptors back to rest, memory close to it.
         wait_until(lambda: srv.fds() <= srv_rest[0] and cli.fds() <= cli_rest[0], 15, "descriptors back to rest")
