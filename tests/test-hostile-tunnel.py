@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A hostile tunnel client (it has the token) against the exit server: a fake client speaking
+the protocol with python3-h2 over our own WebSocket framing. With a zero flow-control window
+it must not make the server buffer what public peers send (the server stops reading them);
+a SETTINGS flood must end its session, not the server; a good client still connects."""
+
+import os
+import base64
+import socket
+import ssl
+import struct
+import subprocess
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import hyperframe.frame
+
+from inletstest import TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+def sanitized():
+    r = subprocess.run(["ldd", os.environ["INLETSD"]], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
+class FakeClient:
+    def __init__(self, port, ca, ports, settings=None):
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False
+        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                        f"Authorization: Bearer {TOKEN}\r\nX-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n"
+                        f"X-Inlets-Client-Id: hostile\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.s.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.buf = b""
+        # (CONNECT without :path is valid HTTP/2 (RFC 9113 §8.5), but h2 insists on :path.)
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                      validate_inbound_headers=False))
+        self.h2.initiate_connection()
+        if settings:
+            self.h2.update_settings(settings)
+        self.flush()
+
+    def send_ws(self, data):
+        mask = os.urandom(4)
+        n = len(data)
+        hdr = bytes([0x82, 0x80 | n]) if n < 126 else (bytes([0x82, 0xFE]) + struct.pack("!H", n) if n < 65536
+                                                       else bytes([0x82, 0xFF]) + struct.pack("!Q", n))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.s.sendall(hdr + mask + masked)
+
+    def flush(self):
+        data = self.h2.data_to_send()
+        if data:
+            self.send_ws(data)
+
+    def pump(self, seconds):
+        """Reads WebSocket frames into the HTTP/2 state machine; answers CONNECTs with 200."""
+        self.s.settimeout(0.1)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                chunk = self.s.recv(65536)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            if not chunk:
+                return False
+            self.buf += chunk
+            while len(self.buf) >= 2:
+                n, off = self.buf[1] & 0x7F, 2
+                if n == 126:
+                    if len(self.buf) < 4:
+                        break
+                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+                elif n == 127:
+                    if len(self.buf) < 10:
+                        break
+                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+                if len(self.buf) < off + n:
+                    break
+                op, payload = self.buf[0] & 0x0F, self.buf[off:off + n]
+                self.buf = self.buf[off + n:]
+                if op == 2:
+                    for ev in self.h2.receive_data(payload):
+                        if isinstance(ev, h2.events.RequestReceived):
+                            self.h2.send_headers(ev.stream_id, [(":status", "200")])
+                    self.flush()
+                elif op == 8:
+                    return False
+        return True
+
+
+class HostileTunnel(TunnelTest):
+    def test_zero_window_and_settings_flood(self):
+        srv = self.server()
+        ca = f"{self.tmp}/state/ca.crt"
+        wait_until(lambda: os.path.exists(ca), 10, "CA")
+        pub = free_port()
+        fake = FakeClient(self.control_port, ca, pub, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        fake.pump(0.5)
+        wait_until(lambda: port_open(pub), 10, "the fake client's public port")
+        base = rss_kib(srv.proc.pid)
+
+        # Public peers push 64 MiB each through a tunnel whose window is shut.
+        pushers = []
+        for _ in range(4):
+            p = socket.create_connection(("127.0.0.1", pub), timeout=10)
+            p.setblocking(False)
+            pushers.append(p)
+        chunk = b"x" * 65536
+        sent = 0
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            for p in pushers:
+                try:
+                    sent += p.send(chunk)
+                except BlockingIOError:
+                    pass
+            fake.pump(0.05)
+        grown = rss_kib(srv.proc.pid) - base
+        print(f"zero window: the public peers got {sent / 1048576:.1f} MiB into their sockets; server RSS +{grown} KiB")
+        self.assertLess(sent, 48 << 20)   # far from 4 x 64 MiB: the server stopped reading them
+        if not sanitized():
+            self.assertLess(grown, 8 * 1024)
+        for p in pushers:
+            p.close()
+
+        # A SETTINGS flood: the server ends this session and carries on.
+        flood = hyperframe.frame.SettingsFrame(0, settings={hyperframe.frame.SettingsFrame.MAX_CONCURRENT_STREAMS: 5})
+        blob = flood.serialize() * 2000
+        alive = True
+        try:
+            for _ in range(20):
+                fake.send_ws(blob)
+                alive = fake.pump(0.05)
+                if not alive:
+                    break
+            alive = alive and fake.pump(3)
+        except OSError:
+            alive = False
+        self.assertFalse(alive, "the server kept a session that floods it")
+        self.assertTrue(srv.alive())
+        up = self.echo()
+        good = free_port()
+        self.client(f"{good}:{up.port}")
+        wait_until(lambda: port_open(good), 10, "a good client's port")
+        self.assertEqual(echo_roundtrip(good, b"still serving"), b"still serving")
+
+
+if __name__ == "__main__":
+    main()
