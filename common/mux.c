@@ -655,21 +655,9 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         }
         if (len > 0) {
                 /* Bounded by the stream window: the peer cannot send more than we allow. */
-                if (s->woff + s->wlen + len > s->wcap) {
-                        if (s->woff > 0) {
-                                memmove(s->wbuf, s->wbuf + s->woff, s->wlen);
-                                s->woff = 0;
-                        }
-                        if (s->wlen + len > s->wcap) {
-                                size_t cap = MAX(s->wcap * 2, s->wlen + len);
-                                uint8_t *t = realloc(s->wbuf, cap);
-                                if (!t) {
-                                        stream_abort(s, NGHTTP2_INTERNAL_ERROR);
-                                        return 0;
-                                }
-                                s->wbuf = t;
-                                s->wcap = cap;
-                        }
+                if (buffer_reserve(&s->wbuf, &s->woff, s->wlen, &s->wcap, len) < 0) {
+                        stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                        return 0;
                 }
                 memcpy(s->wbuf + s->woff + s->wlen, data, len);
                 s->wlen += len;
@@ -1419,20 +1407,8 @@ int mux_stream_write(MuxStream *s, const void *p, size_t n) {
                 return -EPIPE;
         if (n == 0)
                 return 0;
-        if (s->roff + s->rlen + n > s->rcap) {
-                if (s->roff > 0) {
-                        memmove(s->rbuf, s->rbuf + s->roff, s->rlen);
-                        s->roff = 0;
-                }
-                if (s->rlen + n > s->rcap) {
-                        size_t cap = MAX(MAX(s->rcap * 2, s->rlen + n), (size_t) 16384);
-                        uint8_t *t = realloc(s->rbuf, cap);
-                        if (!t)
-                                return -ENOMEM;
-                        s->rbuf = t;
-                        s->rcap = cap;
-                }
-        }
+        if (buffer_reserve(&s->rbuf, &s->roff, s->rlen, &s->rcap, n) < 0)
+                return -ENOMEM;
         memcpy(s->rbuf + s->roff + s->rlen, p, n);
         s->rlen += n;
         if (s->deferred) {

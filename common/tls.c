@@ -51,21 +51,7 @@ bool tls_conn_is_tls(TlsConn *c) {
 }
 
 static int out_reserve(TlsConn *c, size_t n) {
-        if (c->out_off + c->out_len + n <= c->out_cap)
-                return 0;
-        if (c->out_off > 0) {
-                memmove(c->out, c->out + c->out_off, c->out_len);
-                c->out_off = 0;
-        }
-        if (c->out_len + n > c->out_cap) {
-                size_t cap = MAX(c->out_cap * 2, c->out_len + n);
-                uint8_t *t = realloc(c->out, cap);
-                if (!t)
-                        return -ENOMEM;
-                c->out = t;
-                c->out_cap = cap;
-        }
-        return 0;
+        return buffer_reserve(&c->out, &c->out_off, c->out_len, &c->out_cap, n);
 }
 
 int tls_conn_flush(TlsConn *c) {

@@ -670,3 +670,21 @@ int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint
         }
         return -ECONNREFUSED;
 }
+
+int buffer_reserve(uint8_t **buf, size_t *off, size_t len, size_t *cap, size_t n) {
+        if (*off + len + n <= *cap)
+                return 0;
+        if (*off > 0) {
+                memmove(*buf, *buf + *off, len);
+                *off = 0;
+        }
+        if (len + n > *cap) {
+                size_t c = MAX(MAX(*cap * 2, len + n), (size_t) 16384);
+                uint8_t *t = realloc(*buf, c);
+                if (!t)
+                        return -ENOMEM;
+                *buf = t;
+                *cap = c;
+        }
+        return 0;
+}

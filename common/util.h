@@ -65,6 +65,9 @@ int errorf(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
 uint16_t authority_port(const char *authority);
 
 char *strstrip(char *s);
+/* A byte queue buf[*off, *off + len) of capacity *cap: makes room for n more bytes after it,
+ * sliding the data to the front or growing the buffer (at least doubling). */
+int buffer_reserve(uint8_t **buf, size_t *off, size_t len, size_t *cap, size_t n);
 /* asprintf() that returns the string, or NULL. */
 char *asprintf_safe(const char *format, ...) _printf_(1, 2);
 bool string_is_safe_id(const char *s, size_t max_len);

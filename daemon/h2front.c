@@ -96,20 +96,8 @@ static void h2_conn_close(H2Conn *c) {
 }
 
 static int buf_append(H2Stream *st, const void *p, size_t n) {
-        if (st->off + st->len + n > st->cap) {
-                if (st->off > 0) {
-                        memmove(st->buf, st->buf + st->off, st->len);
-                        st->off = 0;
-                }
-                if (st->len + n > st->cap) {
-                        size_t cap = MAX(MAX(st->cap * 2, st->len + n), (size_t) 16384);
-                        uint8_t *t = realloc(st->buf, cap);
-                        if (!t)
-                                return -ENOMEM;
-                        st->buf = t;
-                        st->cap = cap;
-                }
-        }
+        if (buffer_reserve(&st->buf, &st->off, st->len, &st->cap, n) < 0)
+                return -ENOMEM;
         memcpy(st->buf + st->off + st->len, p, n);
         st->len += n;
         return 0;

@@ -123,6 +123,20 @@ def echo_roundtrip(port, data, timeout=30.0, host="127.0.0.1"):
     return b"".join(chunks)
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+def sanitized():
+    """Whether the daemon under test is built with AddressSanitizer (its RSS then says little)."""
+    r = subprocess.run(["ldd", INLETSD], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 

@@ -7,7 +7,6 @@ may fail, never return wrong bytes); afterwards the daemons' descriptors are bac
 they held at rest, and their memory within 4 MiB of it."""
 
 import hashlib
-import os
 import random
 import signal
 import socket
@@ -15,17 +14,9 @@ import struct
 import threading
 import time
 
-from inletstest import TunnelTest, free_port, main, wait_until
+from inletstest import TunnelTest, free_port, main, rss_kib, sanitized, wait_until
 
 TOTAL = 5000
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            if l.startswith("VmRSS:"):
-                return int(l.split()[1])
-    return 0
 
 
 class Churn(TunnelTest):
@@ -158,12 +149,6 @@ class Churn(TunnelTest):
                     got += b
         except OSError:
             return False
-
-
-def sanitized():
-    import subprocess
-    r = subprocess.run(["ldd", os.environ["INLETSD"]], capture_output=True, text=True)
-    return "libasan" in r.stdout
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ idle limits, and HTTP/2 tricks on the HTTPS port (rapid reset, CONTINUATION and 
 floods, a zero window). Each time a good request must still be served, the daemon must stay
 within a memory bound, and the sanitizers must stay quiet."""
 
-import os
 import resource
 import socket
 import ssl
@@ -19,25 +18,12 @@ import h2.settings
 import hyperframe.frame
 
 from http_upstream import HttpUpstream
-from inletstest import Daemon, TunnelTest, free_port, main, port_open, wait_until
+from inletstest import Daemon, TunnelTest, free_port, main, rss_kib, sanitized, wait_until
 
 
 def curl(*args, timeout=20):
     return subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + list(args), capture_output=True,
                           timeout=timeout + 10)
-
-
-def sanitized():
-    r = subprocess.run(["ldd", os.environ["INLETSD"]], capture_output=True, text=True)
-    return "libasan" in r.stdout
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            if l.startswith("VmRSS:"):
-                return int(l.split()[1])
-    return 0
 
 
 class Hostile(TunnelTest):

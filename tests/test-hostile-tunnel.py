@@ -10,7 +10,6 @@ import base64
 import socket
 import ssl
 import struct
-import subprocess
 import time
 
 import h2.config
@@ -19,20 +18,8 @@ import h2.events
 import h2.settings
 import hyperframe.frame
 
-from inletstest import TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            if l.startswith("VmRSS:"):
-                return int(l.split()[1])
-    return 0
-
-
-def sanitized():
-    r = subprocess.run(["ldd", os.environ["INLETSD"]], capture_output=True, text=True)
-    return "libasan" in r.stdout
+from inletstest import (TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, rss_kib, sanitized,
+                        wait_until)
 
 
 class FakeClient:
