@@ -13,19 +13,17 @@
 #include "tls.h"
 #include "util.h"
 
-static gnutls_x509_crt_t crt_free(gnutls_x509_crt_t c) {
+gnutls_x509_crt_t x509_crt_free(gnutls_x509_crt_t c) {
         gnutls_x509_crt_deinit(c);
         return NULL;
 }
-static gnutls_x509_privkey_t key_free(gnutls_x509_privkey_t k) {
+gnutls_x509_privkey_t x509_key_free(gnutls_x509_privkey_t k) {
         gnutls_x509_privkey_deinit(k);
         return NULL;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, crt_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, key_free);
 
-static int load_crt(const char *path, gnutls_x509_crt_t *ret) {
+int x509_load_crt(const char *path, gnutls_x509_crt_t *ret) {
         _cleanup_free_ char *pem = NULL;
         gnutls_datum_t d;
         gnutls_x509_crt_t c;
@@ -46,7 +44,7 @@ static int load_crt(const char *path, gnutls_x509_crt_t *ret) {
         return 0;
 }
 
-static int load_key(const char *path, gnutls_x509_privkey_t *ret) {
+int x509_load_key(const char *path, gnutls_x509_privkey_t *ret) {
         _cleanup_(erase_and_freep) char *pem = NULL;
         gnutls_datum_t d;
         gnutls_x509_privkey_t k;
@@ -67,7 +65,7 @@ static int load_key(const char *path, gnutls_x509_privkey_t *ret) {
         return 0;
 }
 
-static int save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
+int x509_save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
         gnutls_datum_t d = {};
         int r;
 
@@ -82,7 +80,7 @@ static int save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey
         return r;
 }
 
-static int new_key(gnutls_x509_privkey_t *ret) {
+int x509_new_key(gnutls_x509_privkey_t *ret) {
         gnutls_x509_privkey_t k;
         if (gnutls_x509_privkey_init(&k) < 0)
                 return -ENOMEM;
@@ -109,7 +107,7 @@ static int sign(gnutls_x509_crt_t crt, gnutls_x509_crt_t issuer, gnutls_x509_pri
 }
 
 static int new_crt(gnutls_x509_privkey_t key, const char *cn, unsigned days, gnutls_x509_crt_t *ret) {
-        _cleanup_(crt_freep) gnutls_x509_crt_t c = NULL;
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
         uint8_t serial[16];
         time_t now = time(NULL);
 
@@ -129,14 +127,14 @@ static int new_crt(gnutls_x509_privkey_t key, const char *cn, unsigned days, gnu
 }
 
 static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
-        _cleanup_(crt_freep) gnutls_x509_crt_t c = NULL;
-        _cleanup_(key_freep) gnutls_x509_privkey_t k = NULL;
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
         _cleanup_free_ char *pc = NULL, *pk = NULL;
         uint8_t id[64];
         size_t idlen = sizeof(id);
         int r;
 
-        r = new_key(&k);
+        r = x509_new_key(&k);
         if (r < 0)
                 return r;
         r = new_crt(k, "inletsd auto-TLS CA", AUTOTLS_CA_DAYS, &c);
@@ -152,10 +150,10 @@ static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_priv
                 return r;
         if (asprintf(&pc, "%s/ca.crt", dir) < 0 || asprintf(&pk, "%s/ca.key", dir) < 0)
                 return -ENOMEM;
-        r = save_pem(pk, NULL, k);
+        r = x509_save_pem(pk, NULL, k);
         if (r < 0)
                 return r;
-        r = save_pem(pc, c, NULL);
+        r = x509_save_pem(pc, c, NULL);
         if (r < 0)
                 return r;
         *ret_crt = TAKE_PTR(c);
@@ -174,14 +172,14 @@ static int add_san(gnutls_x509_crt_t c, const char *san) {
 
 static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans,
                        size_t n_sans) {
-        _cleanup_(crt_freep) gnutls_x509_crt_t c = NULL;
-        _cleanup_(key_freep) gnutls_x509_privkey_t k = NULL;
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
         _cleanup_free_ char *pc = NULL, *pk = NULL;
         uint8_t id[64];
         size_t idlen = sizeof(id);
         int r;
 
-        r = new_key(&k);
+        r = x509_new_key(&k);
         if (r < 0)
                 return r;
         r = new_crt(k, n_sans > 0 ? sans[0] : "inletsd", AUTOTLS_SERVER_DAYS, &c);
@@ -201,14 +199,14 @@ static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privke
                 return r;
         if (asprintf(&pc, "%s/server.crt", dir) < 0 || asprintf(&pk, "%s/server.key", dir) < 0)
                 return -ENOMEM;
-        r = save_pem(pk, NULL, k);
+        r = x509_save_pem(pk, NULL, k);
         if (r < 0)
                 return r;
-        return save_pem(pc, c, NULL);
+        return x509_save_pem(pc, c, NULL);
 }
 
 /* Whether crt names exactly the SANs asked for, in any order. */
-static bool sans_match(gnutls_x509_crt_t crt, char *const *sans, size_t n_sans) {
+bool x509_crt_names_match(gnutls_x509_crt_t crt, char *const *sans, size_t n_sans) {
         size_t n = 0;
 
         for (unsigned seq = 0;; seq++) {
@@ -258,8 +256,8 @@ static int fingerprint_string(gnutls_x509_crt_t crt, char **ret) {
 
 int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_certificate_credentials_t *ret,
                   char **ret_ca_fingerprint, char **ret_error) {
-        _cleanup_(crt_freep) gnutls_x509_crt_t ca = NULL, srv = NULL;
-        _cleanup_(key_freep) gnutls_x509_privkey_t ca_key = NULL;
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t ca = NULL, srv = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t ca_key = NULL;
         _cleanup_free_ char *pca = NULL, *pcakey = NULL, *psrv = NULL, *psrvkey = NULL, *chain = NULL,
                             *srv_pem = NULL, *ca_pem = NULL, *fp = NULL;
         _cleanup_(erase_and_freep) char *key_pem = NULL;
@@ -284,9 +282,9 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
             asprintf(&psrv, "%s/server.crt", dir) < 0 || asprintf(&psrvkey, "%s/server.key", dir) < 0)
                 return -ENOMEM;
 
-        if (load_crt(pca, &ca) < 0 || load_key(pcakey, &ca_key) < 0) {
-                ca = crt_free(ca);
-                ca_key = key_free(ca_key);
+        if (x509_load_crt(pca, &ca) < 0 || x509_load_key(pcakey, &ca_key) < 0) {
+                ca = x509_crt_free(ca);
+                ca_key = x509_key_free(ca_key);
                 r = make_ca(dir, &ca, &ca_key);
                 if (r < 0)
                         return errorf(ret_error, r, "Failed to create the auto-TLS CA in %s: %s", dir, strerror(-r));
@@ -296,9 +294,9 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
 
         if (!regen_server) {
                 unsigned status = 0;
-                if (load_crt(psrv, &srv) < 0 || access(psrvkey, R_OK) < 0)
+                if (x509_load_crt(psrv, &srv) < 0 || access(psrvkey, R_OK) < 0)
                         regen_server = true;
-                else if (!sans_match(srv, sans, n_sans)) {
+                else if (!x509_crt_names_match(srv, sans, n_sans)) {
                         log_info("AutoTLSSAN= changed: issuing a new server certificate.");
                         regen_server = true;
                 } else if (gnutls_x509_crt_get_expiration_time(srv) < time(NULL) + AUTOTLS_RENEW_DAYS * 86400) {
@@ -306,7 +304,7 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
                         regen_server = true;
                 } else if (gnutls_x509_crt_verify(srv, &ca, 1, 0, &status) < 0 || status != 0)
                         regen_server = true;
-                srv = crt_free(srv);
+                srv = x509_crt_free(srv);
         }
         if (regen_server) {
                 r = make_server(dir, ca, ca_key, sans, n_sans);
@@ -336,8 +334,8 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
 }
 
 int autotls_make_ca(const char *dir, char **ret_ca_fingerprint, char **ret_error) {
-        _cleanup_(crt_freep) gnutls_x509_crt_t ca = NULL;
-        _cleanup_(key_freep) gnutls_x509_privkey_t ca_key = NULL;
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t ca = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t ca_key = NULL;
         int r;
 
         r = make_ca(dir, &ca, &ca_key);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "macro.h"
 
@@ -20,3 +21,15 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
 /* Only a new CA (ca.crt, ca.key 0600) in dir, which must exist: for an exit server made
  * elsewhere (inletsctl create), whose auto-TLS then issues its certificate from it. */
 int autotls_make_ca(const char *dir, char **ret_ca_fingerprint, char **ret_error);
+
+/* x509 helpers, also used by the ACME client. Keys are ECDSA P-256; keys are saved 0600. */
+gnutls_x509_crt_t x509_crt_free(gnutls_x509_crt_t c);
+gnutls_x509_privkey_t x509_key_free(gnutls_x509_privkey_t k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, x509_crt_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, x509_key_free);
+int x509_new_key(gnutls_x509_privkey_t *ret);
+int x509_load_crt(const char *path, gnutls_x509_crt_t *ret);
+int x509_load_key(const char *path, gnutls_x509_privkey_t *ret);
+int x509_save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key);
+/* Whether crt names exactly these DNS names / IP addresses, in any order. */
+bool x509_crt_names_match(gnutls_x509_crt_t crt, char *const *sans, size_t n_sans);

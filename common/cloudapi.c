@@ -1,45 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Cloud provider APIs; see cloudapi.h. DigitalOcean: REST API v2, droplets and tags. */
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "cloudapi.h"
 #include "util.h"
-
-#define BODY_MAX (4 * 1024 * 1024)
-
-typedef struct Buf {
-        char *p;
-        size_t n;
-        bool overflow;
-} Buf;
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        Buf *b = userdata;
-        size_t n = size * nmemb;
-        char *t;
-
-        if (b->n + n > BODY_MAX) {
-                b->overflow = true;
-                return 0;
-        }
-        t = realloc(b->p, b->n + n + 1);
-        if (!t)
-                return 0;
-        memcpy(t + b->n, ptr, n);
-        b->p = t;
-        b->n += n;
-        b->p[b->n] = 0;
-        return n;
-}
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = NULL;
-        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v) : NULL;
-}
+#include "web.h"
 
 void cloud_api_done(CloudApi *api) {
         free(api->base_url);
@@ -59,81 +26,54 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                    json_object **ret_json, char **ret_error) {
         _cleanup_free_ char *url = NULL, *auth = NULL;
         const char *payload = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
-        long status = 0;
-        int r = -EIO;
 
         if (asprintf(&url, "%s%s", api->base_url, path) < 0 || asprintf(&auth, "Authorization: Bearer %s", api->token) < 0)
                 return -ENOMEM;
         for (unsigned attempt = 0;; attempt++) {
-                CURL *c = curl_easy_init();
-                struct curl_slist *h = NULL;
-                Buf b = {};
-                CURLcode cc;
+                const char *headers[] = { auth, "Content-Type: application/json", "Accept: application/json", NULL };
+                WebRequest q = {
+                        .method = method, .url = url, .headers = headers, .body = payload,
+                        .body_len = payload ? strlen(payload) : 0, .timeout_sec = api->timeout_sec,
+                        .user_agent = "inletsctl",
+                };
+                _cleanup_(web_response_done) WebResponse a = {};
+                _cleanup_free_ char *err = NULL;
+                json_object *j;
+                int r;
 
-                if (!c)
-                        return -ENOMEM;
-                h = curl_slist_append(h, auth);
-                h = curl_slist_append(h, "Content-Type: application/json");
-                h = curl_slist_append(h, "Accept: application/json");
-                curl_easy_setopt(c, CURLOPT_URL, url);
-                curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-                curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-                curl_easy_setopt(c, CURLOPT_TIMEOUT, api->timeout_sec ?: 30L);
-                curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-                curl_easy_setopt(c, CURLOPT_USERAGENT, "inletsctl");
-                if (payload)
-                        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-                cc = curl_easy_perform(c);
-                if (cc == CURLE_OK)
-                        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-                curl_slist_free_all(h);
-                curl_easy_cleanup(c);
-
-                if (cc != CURLE_OK) {
-                        free(b.p);
-                        if (attempt < api->max_retries && (cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_COULDNT_CONNECT)) {
+                r = web_request(&q, &a, &err);
+                if (r < 0) {
+                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED)) {
                                 sleep(1u << MIN(attempt, 4u));
                                 continue;
                         }
-                        return errorf(ret_error, -EIO, "%s %s: %s", method, path, curl_easy_strerror(cc));
+                        return errorf(ret_error, r, "%s", err);
                 }
-                if ((status == 429 || status >= 500) && attempt < api->max_retries) {
-                        free(b.p);
+                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries) {
                         sleep(1u << MIN(attempt, 4u)); /* rate limited or a hiccup: back off */
                         continue;
                 }
                 if (ret_status)
-                        *ret_status = status;
-                {
-                        json_object *j = b.n > 0 ? json_tokener_parse(b.p) : NULL;
-                        if (status < 200 || status > 299) {
-                                json_object *m = NULL, *e = NULL;
-                                /* DigitalOcean: {"message"}; Hetzner: {"error": {"message"}} */
-                                const char *msg = j && json_object_object_get_ex(j, "message", &m)
-                                                          ? json_object_get_string(m)
-                                                  : j && json_object_object_get_ex(j, "error", &e)
-                                                          ? jstr(e, "message") : NULL;
-                                r = errorf(ret_error, status == 401 || status == 403 ? -EACCES : -EIO,
-                                           "%s %s: HTTP %ld%s%s%s", method, path, status, msg ? " (" : "", msg ?: "",
-                                           msg ? ")" : "");
-                                json_object_put(j);
-                                free(b.p);
-                                return r;
-                        }
-                        if (b.n > 0 && !j) {
-                                free(b.p);
-                                return errorf(ret_error, -EBADMSG, "%s %s: the answer is not JSON", method, path);
-                        }
-                        free(b.p);
-                        if (ret_json)
-                                *ret_json = j;
-                        else
-                                json_object_put(j);
-                        return 0;
+                        *ret_status = a.status;
+                j = a.body_len > 0 ? json_tokener_parse(a.body) : NULL;
+                if (a.status < 200 || a.status > 299) {
+                        json_object *m = NULL, *e = NULL;
+                        /* DigitalOcean: {"message"}; Hetzner: {"error": {"message"}} */
+                        const char *msg = j && json_object_object_get_ex(j, "message", &m) ? json_object_get_string(m)
+                                          : j && json_object_object_get_ex(j, "error", &e) ? json_get_string(e, "message") : NULL;
+                        r = errorf(ret_error, a.status == 401 || a.status == 403 ? -EACCES : -EIO,
+                                   "%s %s: HTTP %ld%s%s%s", method, path, a.status, msg ? " (" : "", msg ?: "",
+                                   msg ? ")" : "");
+                        json_object_put(j);
+                        return r;
                 }
+                if (a.body_len > 0 && !j)
+                        return errorf(ret_error, -EBADMSG, "%s %s: the answer is not JSON", method, path);
+                if (ret_json)
+                        *ret_json = j;
+                else
+                        json_object_put(j);
+                return 0;
         }
 }
 
@@ -155,8 +95,8 @@ static const char *ip_do(json_object *d) {
             json_object_is_type(v4, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(v4); i++) {
                         json_object *n = json_object_array_get_idx(v4, i);
-                        if (streq_ptr(jstr(n, "type"), "public"))
-                                return jstr(n, "ip_address");
+                        if (streq_ptr(json_get_string(n, "type"), "public"))
+                                return json_get_string(n, "ip_address");
                 }
         return NULL;
 }
@@ -164,11 +104,11 @@ static const char *ip_do(json_object *d) {
 static const char *ip_hetzner(json_object *d) {
         json_object *net = NULL, *v4 = NULL;
         return json_object_object_get_ex(d, "public_net", &net) && json_object_object_get_ex(net, "ipv4", &v4)
-                       ? jstr(v4, "ip") : NULL;
+                       ? json_get_string(v4, "ip") : NULL;
 }
 
 static const char *ip_vultr(json_object *d) {
-        const char *ip = jstr(d, "main_ip");
+        const char *ip = json_get_string(d, "main_ip");
         return ip && !streq(ip, "0.0.0.0") ? ip : NULL;
 }
 
@@ -253,14 +193,14 @@ static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
 
         if (!d || !json_object_object_get_ex(d, "id", &id))
                 return -EBADMSG;
-        st = jstr(d, "status") ?: "unknown";
+        st = json_get_string(d, "status") ?: "unknown";
         ip = f->ip(d);
         /* "active" once the provider says so and the host has its public address. */
         if (streq(st, f->ready))
                 st = ip ? "active" : "pending";
         *ret = (CloudHost) {
                 .id = strdup(json_object_get_string(id)),
-                .name = strdup(jstr(d, f->name_key) ?: ""),
+                .name = strdup(json_get_string(d, f->name_key) ?: ""),
                 .status = strdup(st),
                 .ip = ip ? strdup(ip) : NULL,
         };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "acme.h"
 #include "conf.h"
 #include "log.h"
 
@@ -62,6 +63,10 @@ Definition *definition_free(Definition *d) {
         erase_and_free(d->token);
         free(d->token_file);
         strv_free(d->auto_tls_san);
+        strv_free(d->acme_domains);
+        free(d->acme_email);
+        free(d->acme_directory);
+        free(d->acme_ca_file);
         free(d->certificate_file);
         free(d->https_certificate_file);
         free(d->https_key_file);
@@ -429,6 +434,60 @@ static int conf_client_id(const char *value, void *field, Definition *d, const c
         return conf_string(value, field, d, reason);
 }
 
+static int conf_acme_domain(const char *value, void *field, Definition *d, const char **reason) {
+        _cleanup_strv_free_ char **words = NULL;
+        size_t nw = 0;
+        int r;
+
+        if (!*value) {
+                d->acme_domains = strv_free(d->acme_domains);
+                d->n_acme_domains = 0;
+                return 0;
+        }
+        r = split_words(value, &words, &nw);
+        if (r < 0) {
+                *reason = "unbalanced quotes";
+                return r;
+        }
+        for (size_t i = 0; i < nw; i++) {
+                if (words[i][0] == '*') {
+                        *reason = "wildcard names need the DNS-01 challenge; inletsd answers HTTP-01 only";
+                        return -EINVAL;
+                }
+                if (!hostname_is_valid(words[i]) || !strchr(words[i], '.') || words[i][strlen(words[i]) - 1] == '.') {
+                        *reason = "expected DNS names such as www.example.com";
+                        return -EINVAL;
+                }
+                for (char *p = words[i]; *p; p++)
+                        *p = ascii_tolower(*p);
+                r = strv_push(&d->acme_domains, &d->n_acme_domains, TAKE_PTR(words[i]));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int conf_acme_email(const char *value, void *field, Definition *d, const char **reason) {
+        const char *at = strchr(value, '@');
+        if (!at || at == value || !at[1] || strpbrk(value, " \t<>\"\\,;:()[]")) {
+                *reason = "expected an e-mail address such as admin@example.com";
+                return -EINVAL;
+        }
+        return conf_string(value, field, d, reason);
+}
+
+static int conf_acme_directory(const char *value, void *field, Definition *d, const char **reason) {
+        if (strcaseeq(value, "production") || strcaseeq(value, "letsencrypt"))
+                value = ACME_DIRECTORY_PRODUCTION;
+        else if (strcaseeq(value, "staging"))
+                value = ACME_DIRECTORY_STAGING;
+        else if (strncasecmp(value, "https://", 8) != 0 || !value[8] || strpbrk(value, " \t")) {
+                *reason = "expected production, staging or an https:// ACME directory URL";
+                return -EINVAL;
+        }
+        return conf_string(value, field, d, reason);
+}
+
 #define F(x) offsetof(Definition, x)
 static const struct ConfItem {
         const char *section, *key;
@@ -461,6 +520,10 @@ static const struct ConfItem {
         { "Server", "CertificateFile", conf_string, F(certificate_file) },
         { "Server", "KeyFile", conf_string, F(key_file) },
         { "Server", "StateDirectory", conf_string, F(state_directory) },
+        { "Server", "ACMEDomain", conf_acme_domain, F(acme_domains) },
+        { "Server", "ACMEEmail", conf_acme_email, F(acme_email) },
+        { "Server", "ACMEDirectory", conf_acme_directory, F(acme_directory) },
+        { "Server", "ACMECAFile", conf_string, F(acme_ca_file) },
         { "Server", "AllowPorts", conf_allow_ports, F(allow_ports) },
         { "Server", "MaxClients", conf_unsigned, F(max_clients) },
         { "Server", "MaxStreamsPerClient", conf_unsigned, F(max_streams) },
@@ -734,6 +797,21 @@ static int finish(Definition *d, bool token, char **ret_error) {
                         (void) socket_address_parse("0.0.0.0", DEFAULT_CONTROL_PORT, &d->control_listen);
                 if (address_unset(&d->data_listen))
                         (void) socket_address_parse("0.0.0.0", 1, &d->data_listen);
+                if (d->n_acme_domains > 0) {
+                        if (d->mode != MODE_HTTP)
+                                return errorf(ret_error, -EINVAL, "%s: ACMEDomain= needs Mode=http", f);
+                        if (d->https_certificate_file)
+                                return errorf(ret_error, -EINVAL,
+                                              "%s: ACMEDomain= and HTTPSCertificateFile= exclude each other", f);
+                        /* the CA validates on port 80; the certificate is for 443 */
+                        if (address_unset(&d->http_listen))
+                                (void) socket_address_parse("0.0.0.0", 80, &d->http_listen);
+                        if (address_unset(&d->https_listen))
+                                (void) socket_address_parse("0.0.0.0", 443, &d->https_listen);
+                        if (!d->acme_directory && !(d->acme_directory = strdup(ACME_DIRECTORY_PRODUCTION)))
+                                return -ENOMEM;
+                } else if (d->acme_email || d->acme_directory || d->acme_ca_file)
+                        log_warning("%s: ACMEEmail=, ACMEDirectory= and ACMECAFile= need ACMEDomain=, ignoring.", f);
                 if (address_unset(&d->http_listen))
                         (void) socket_address_parse("0.0.0.0", DEFAULT_HTTP_PORT, &d->http_listen);
                 if (d->tls < 0)
@@ -771,7 +849,7 @@ static int finish(Definition *d, bool token, char **ret_error) {
                 if (!address_unset(&d->https_listen) && d->mode != MODE_HTTP)
                         log_warning("%s: HTTPSListen= is for Mode=http, ignoring.", f);
                 if (!address_unset(&d->https_listen) && !d->https_certificate_file && !d->certificate_file &&
-                    !d->auto_tls)
+                    !d->auto_tls && d->n_acme_domains == 0)
                         return errorf(ret_error, -EINVAL,
                                       "%s: HTTPSListen= needs HTTPSCertificateFile=, CertificateFile= or AutoTLS=yes", f);
                 break;

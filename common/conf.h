@@ -71,6 +71,11 @@ typedef struct Definition {
         unsigned max_clients;
         unsigned max_streams;   /* per client */
         uint64_t max_frame_size; /* WebSocket frame / message limit */
+        char **acme_domains;    /* HTTP mode: certificates for the HTTPS port from an ACME CA */
+        size_t n_acme_domains;
+        char *acme_email;
+        char *acme_directory;   /* the directory URL ("production"/"staging" resolved) */
+        char *acme_ca_file;     /* trust for the CA's own HTTPS (default: the system's) */
 
         /* [Client] */
         char *url;

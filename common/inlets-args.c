@@ -11,7 +11,7 @@ enum {
         OPT_AUTO_TLS = 0x100, OPT_AUTO_TLS_SAN, OPT_TOKEN, OPT_TOKEN_FILE, OPT_CONTROL_PORT, OPT_CONTROL_ADDR,
         OPT_PORT, OPT_DATA_ADDR, OPT_URL, OPT_UPSTREAM, OPT_PORTS, OPT_WEBROOT, OPT_ALLOW_BROWSING,
         OPT_GENERATE, OPT_TLS_CA, OPT_FINGERPRINT, OPT_ALLOW_PORTS, OPT_CLIENT_ID, OPT_TLS_CERT, OPT_TLS_KEY,
-        OPT_BASIC_AUTH,
+        OPT_BASIC_AUTH, OPT_LE_DOMAIN, OPT_LE_EMAIL, OPT_LE_ISSUER,
 };
 
 bool inlets_args_is_mode(const char *word) {
@@ -24,6 +24,8 @@ void inlets_args_help(FILE *f) {
               "              [--data-addr 0.0.0.0] [--allow-ports LIST] [--tls-cert FILE --tls-key FILE]\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
               "  http server [--port 8000] (and the server flags above)\n"
+              "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
+              "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
               "  http client --url … --upstream [HOST=]URL\n"
               "  http fileserver --webroot DIR [--port 8080] [--allow-browsing] [--basic-auth=true]\n"
               "  every mode: --token-file FILE (or --token T, visible to other users), --generate=config|systemd\n",
@@ -93,6 +95,9 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
                 { "client-id", required_argument, NULL, OPT_CLIENT_ID },
                 { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
                 { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+                { "letsencrypt-domain", required_argument, NULL, OPT_LE_DOMAIN },
+                { "letsencrypt-email", required_argument, NULL, OPT_LE_EMAIL },
+                { "letsencrypt-issuer", required_argument, NULL, OPT_LE_ISSUER },
                 {}
         };
         _cleanup_(definition_freep) Definition *d = NULL;
@@ -205,6 +210,16 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
                 case OPT_TLS_KEY:
                         r = set_key(d, "Server", "KeyFile", optarg, "--tls-key", ret_error);
                         break;
+                case OPT_LE_DOMAIN:
+                        r = set_key(d, "Server", "ACMEDomain", optarg, "--letsencrypt-domain", ret_error);
+                        break;
+                case OPT_LE_EMAIL:
+                        r = set_key(d, "Server", "ACMEEmail", optarg, "--letsencrypt-email", ret_error);
+                        break;
+                case OPT_LE_ISSUER: /* inlets: prod or staging */
+                        r = set_key(d, "Server", "ACMEDirectory", streq(optarg, "prod") ? "production" : optarg,
+                                    "--letsencrypt-issuer", ret_error);
+                        break;
                 default:
                         r = errorf(ret_error, -EINVAL, "unknown or incomplete option '%s'", argv[optind - 1]);
                 }
@@ -268,6 +283,16 @@ char *definition_to_ini(const Definition *d, const char *token_file) {
                 fprintf(f, "DataListen=%.*s\n", (int) (strrchr(addr, ':') - addr), addr);
                 if (d->mode == MODE_HTTP)
                         fprintf(f, "HTTPListen=%s\n", socket_address_format(&d->http_listen, addr));
+                if (d->mode == MODE_HTTP && d->https_listen.len > 0)
+                        fprintf(f, "HTTPSListen=%s\n", socket_address_format(&d->https_listen, addr));
+                for (size_t i = 0; i < d->n_acme_domains; i++)
+                        fprintf(f, "ACMEDomain=%s\n", d->acme_domains[i]);
+                if (d->acme_email)
+                        fprintf(f, "ACMEEmail=%s\n", d->acme_email);
+                if (d->n_acme_domains > 0 && d->acme_directory)
+                        fprintf(f, "ACMEDirectory=%s\n", d->acme_directory);
+                if (d->acme_ca_file)
+                        fprintf(f, "ACMECAFile=%s\n", d->acme_ca_file);
                 if (!d->tls)
                         fprintf(f, "TLS=no\n");
                 else if (d->certificate_file)

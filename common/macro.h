@@ -33,6 +33,12 @@ static inline bool streq_ptr(const char *a, const char *b) {
         return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* The rest of s after prefix, or NULL. */
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
 static inline void *mfree(void *p) {
         free(p);
         return NULL;
@@ -42,6 +48,8 @@ static inline void freep(void *p) {
         free(*(void **) p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+
+#define _noreturn_ __attribute__((__noreturn__))
 
 static inline int safe_close(int fd) {
         if (fd >= 0) {

@@ -26,6 +26,12 @@ uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
 int parse_boolean(const char *s) {
         static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
         static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
@@ -395,6 +401,22 @@ char *base64mem(const void *p, size_t n) {
                 *o++ = i + 2 < n ? t[v & 63] : '=';
         }
         *o = 0;
+        return s;
+}
+
+char *base64url_mem(const void *p, size_t n) {
+        char *s = base64mem(p, n);
+        if (!s)
+                return NULL;
+        for (char *c = s; *c; c++)
+                if (*c == '+')
+                        *c = '-';
+                else if (*c == '/')
+                        *c = '_';
+                else if (*c == '=') {
+                        *c = 0;
+                        break;
+                }
         return s;
 }
 

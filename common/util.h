@@ -25,7 +25,8 @@ typedef struct SocketAddress {
 /* Room for "[v6addr%scope]:port". */
 #define SOCKADDR_STR_MAX 80
 
-uint64_t now_usec(void);
+uint64_t now_usec(void);      /* CLOCK_MONOTONIC */
+uint64_t realtime_usec(void); /* CLOCK_REALTIME */
 
 int parse_boolean(const char *s);
 int parse_port(const char *s, uint16_t *ret);
@@ -52,6 +53,7 @@ char *hexmem(const void *p, size_t n);
 int unhexchar(char c); /* 0-15, or -EINVAL */
 int unhexmem(const char *s, void *ret, size_t n);
 char *base64mem(const void *p, size_t n);
+char *base64url_mem(const void *p, size_t n); /* RFC 4648 §5, no padding (JOSE) */
 /* Standard base64 with padding; -EINVAL on anything else. ret is NUL-terminated. */
 int unbase64mem(const char *s, char **ret, size_t *ret_len);
 int sha256(const void *data, size_t n, uint8_t ret[static 32]);

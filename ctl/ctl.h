@@ -42,6 +42,9 @@ typedef struct TunnelInfo {
         size_t n_clients;
         uint32_t active_streams;
         uint64_t total_streams, bytes_in, bytes_out, started_at;
+        char **cert_names;      /* ACME: the certificate in service */
+        size_t n_cert_names;
+        uint64_t cert_not_after, cert_renew_at;
 } TunnelInfo;
 
 int ctl_bus(sd_bus **ret);
@@ -62,6 +65,7 @@ void json_print(json_object *o);
 int verb_list(int argc, char *argv[]);
 int verb_status(int argc, char *argv[]);
 int verb_reload(int argc, char *argv[]);
+int verb_renew(int argc, char *argv[]);
 int verb_disconnect(int argc, char *argv[]);
 int verb_streams(int argc, char *argv[]);
 int verb_check(int argc, char *argv[]);

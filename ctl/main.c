@@ -19,6 +19,7 @@ static void help(void) {
                "  status [NAME...]         Show tunnels in detail (all when no NAME)\n"
                "  reload NAME              Re-read NAME's definition (polkit: io.inletsd.reload)\n"
                "  disconnect NAME CLIENT   Drop a client of an exit server (polkit: io.inletsd.manage)\n"
+               "  renew NAME               Ask NAME's ACME CA for a new certificate now (polkit: io.inletsd.manage)\n"
                "  streams NAME             List NAME's live tunneled connections\n\n"
                "Offline commands:\n"
                "  check FILE|NAME...       Validate definitions\n"
@@ -67,7 +68,7 @@ int main(int argc, char *argv[]) {
                 const char *name;
                 int (*run)(int argc, char *argv[]);
         } verbs[] = {
-                { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload },
+                { "list", verb_list },       { "status", verb_status }, { "reload", verb_reload }, { "renew", verb_renew },
                 { "disconnect", verb_disconnect }, { "streams", verb_streams }, { "check", verb_check },
                 { "token", verb_token },     { "version", verb_version }, { "define", verb_define },
                 { "create", verb_create },   { "delete", verb_delete }, { "list-hosts", verb_list_hosts },

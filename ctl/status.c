@@ -64,6 +64,15 @@ static void print_status(const TunnelInfo *t, bool color) {
         format_bytes(t->bytes_out, out);
         printf("   Streams: %u active, %" PRIu64 " total\n", t->active_streams, t->total_streams);
         printf("   Traffic: %s in, %s out\n", in, out);
+        if (t->n_cert_names > 0) {
+                char na[64], ra[64];
+                format_timestamp(t->cert_not_after, na);
+                format_timestamp(t->cert_renew_at, ra);
+                printf("      Cert:");
+                for (size_t i = 0; i < t->n_cert_names; i++)
+                        printf(" %s", t->cert_names[i]);
+                printf("; expires %s, renews from %s\n", na, ra);
+        }
         if (t->last_error && *t->last_error)
                 printf(" LastError: %s\n", t->last_error);
 }

@@ -110,6 +110,10 @@ int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *
                         r = sd_bus_message_read_strv(reply, &t->upstreams);
                         for (char **i = t->upstreams; r >= 0 && i && *i; i++)
                                 t->n_upstreams++;
+                } else if (streq(prop, "CertificateNames")) {
+                        r = sd_bus_message_read_strv(reply, &t->cert_names);
+                        for (char **i = t->cert_names; r >= 0 && i && *i; i++)
+                                t->n_cert_names++;
                 } else if (streq(prop, "Clients")) {
                         uint64_t since, in, out;
                         uint32_t streams;
@@ -136,6 +140,10 @@ int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *
                                 t->bytes_out = v;
                         else if (streq(prop, "StartedAt"))
                                 t->started_at = v;
+                        else if (streq(prop, "CertificateNotAfter"))
+                                t->cert_not_after = v;
+                        else if (streq(prop, "CertificateRenewAt"))
+                                t->cert_renew_at = v;
                 } else if (streq(contents, "u"))
                         r = sd_bus_message_read(reply, "u", &t->active_streams);
                 else
@@ -164,6 +172,7 @@ void tunnel_info_done(TunnelInfo *t) {
         free(t->last_error);
         free(t->ports);
         strv_free(t->upstreams);
+        strv_free(t->cert_names);
         for (size_t i = 0; i < t->n_clients; i++) {
                 free(t->clients[i].id);
                 free(t->clients[i].address);
@@ -213,6 +222,16 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
         json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t) t->bytes_in));
         json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t) t->bytes_out));
         json_object_object_add(o, "started_at_usec", json_object_new_int64((int64_t) t->started_at));
+        if (t->n_cert_names > 0) {
+                json_object *c = json_object_new_object();
+                a = json_object_new_array();
+                for (size_t i = 0; i < t->n_cert_names; i++)
+                        json_object_array_add(a, jstr(t->cert_names[i]));
+                json_object_object_add(c, "names", a);
+                json_object_object_add(c, "not_after_usec", json_object_new_int64((int64_t) t->cert_not_after));
+                json_object_object_add(c, "renew_at_usec", json_object_new_int64((int64_t) t->cert_renew_at));
+                json_object_object_add(o, "certificate", c);
+        }
         json_object_object_add(o, "last_error", jstr(t->last_error));
         return o;
 }

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "acmecert.h"
 #include "bus.h"
 #include "log.h"
 #include "polkit.h"
+#include "server.h"
 
 static int get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -192,6 +194,45 @@ static int method_disconnect_client(sd_bus_message *msg, void *userdata, sd_bus_
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+static AcmeCert *acme(Manager *m) {
+        return m->server ? server_acme(m->server) : NULL;
+}
+
+static int get_certificate(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        AcmeCertInfo i = {};
+        int r;
+
+        if (acme(userdata))
+                acme_cert_get_info(acme(userdata), &i);
+        if (streq(property, "CertificateNotAfter"))
+                return sd_bus_message_append(reply, "t", i.not_after_usec);
+        if (streq(property, "CertificateRenewAt"))
+                return sd_bus_message_append(reply, "t", i.renew_at_usec);
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t k = 0; r >= 0 && k < i.n_names; k++)
+                r = sd_bus_message_append(reply, "s", i.names[k]);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int method_renew_certificate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        if (!acme(m))
+                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                        "This tunnel has no ACME certificate (ACMEDomain= is not set).");
+        r = polkit_verify(m, msg, "io.inletsd.manage", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = acme_cert_renew(acme(m));
+        if (r == -EBUSY)
+                return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED, "A renewal is already in progress.");
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot start the ACME helper: %m");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -210,12 +251,17 @@ static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_PROPERTY("BytesOut", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CertificateNames", "as", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CertificateNotAfter", "t", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CertificateRenewAt", "t", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DisconnectClient", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
                                 method_disconnect_client, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListStreams", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ussqttt)", streams),
                                 method_list_streams, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RenewCertificate", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_renew_certificate,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("ClientConnected", SD_BUS_ARGS("s", id, "s", address), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ClientDisconnected", SD_BUS_ARGS("s", id, "s", reason), 0),
         SD_BUS_SIGNAL("Reloaded", "", 0),

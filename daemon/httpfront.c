@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "acme.h"
 #include "http1.h"
 #include "httpfront.h"
 #include "log.h"
@@ -49,6 +50,8 @@ struct HttpFront {
         unsigned n_conns;
         H2Conn *h2conns;
         uint64_t requests;
+        char *acme_thumbprint;  /* plain HTTP with ACME: answer challenges, redirect the rest */
+        uint16_t https_port;
 };
 
 struct HttpConn {
@@ -157,29 +160,34 @@ static void conn_close_after(HttpConn *c) {
         conn_update(c);
 }
 
-/* A status page of our own. Only before a response started; the connection ends after it
- * when the request's body may still be on its way. */
+/* A response of our own (text/plain), before any response started; the connection ends
+ * after it when the request's body may still be on its way. */
+static void reply_text(HttpConn *c, unsigned status, const char *extra_headers, const char *body, size_t n) {
+        if (c->resp_started || c->dead)
+                return;
+        c->resp_started = c->resp_done = true;
+        if (!c->req_done || c->protocol)
+                c->resp_close = true;
+        outf(c, "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+             "Cache-Control: no-store\r\n%s%s\r\n", status, http_status_reason(status), c->head_request ? 0 : n,
+             extra_headers ?: "", c->resp_close || !c->keep_alive ? "Connection: close\r\n" : "");
+        if (!c->head_request)
+                out(c, body, n);
+}
+
+/* A status page of our own: one line saying what went wrong. */
 static void reply_error(HttpConn *c, unsigned status, const char *format, ...) _printf_(3, 4);
 static void reply_error(HttpConn *c, unsigned status, const char *format, ...) {
         char body[512];
         va_list ap;
         int n;
 
-        if (c->resp_started || c->dead)
-                return;
         va_start(ap, format);
         n = vsnprintf(body, sizeof(body) - 1, format, ap);
         va_end(ap);
         n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
         body[n++] = '\n';
-        c->resp_started = c->resp_done = true;
-        if (!c->req_done || c->protocol)
-                c->resp_close = true;
-        outf(c, "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-             "Cache-Control: no-store\r\n%s\r\n", status, http_status_reason(status), c->head_request ? 0 : n,
-             c->resp_close || !c->keep_alive ? "Connection: close\r\n" : "");
-        if (!c->head_request)
-                out(c, body, (size_t) n);
+        reply_text(c, status, NULL, body, (size_t) n);
         log_debug("HTTP %s: %u %.*s", c->peer, status, n - 1, body);
 }
 
@@ -433,6 +441,46 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, con
 
 /* ---- the request, from the public side ---- */
 
+/* HTTP-01 (RFC 8555 §8.3), answered for any well-formed token: the key authorization is
+ * public, and only orders signed with our account key can use it. Everything else moves to
+ * HTTPS. Whether it replied. */
+static bool acme_reply(HttpConn *c, const HttpHead *h, const char *path, const char *authority) {
+        const char *token = startswith(path, ACME_CHALLENGE_PREFIX);
+        _cleanup_free_ char *body = NULL, *location = NULL;
+        char host[256];
+
+        if (token && (streq(h->method, "GET") || streq(h->method, "HEAD"))) {
+                size_t n = strcspn(token, "?");
+                if (!acme_token_is_valid(token, n)) {
+                        reply_error(c, 404, "No such ACME challenge.");
+                        return true;
+                }
+                body = asprintf_safe("%.*s.%s", (int) n, token, c->front->acme_thumbprint);
+                if (!body) {
+                        reply_error(c, 500, "Out of memory.");
+                        return true;
+                }
+                log_debug("HTTP %s: ACME challenge %.*s answered.", c->peer, (int) n, token);
+                reply_text(c, 200, NULL, body, strlen(body));
+                return true;
+        }
+        if (normalize_host(authority, host, sizeof(host)) < 0) {
+                reply_error(c, 400, "Missing or malformed Host.");
+                return true;
+        }
+        if (c->front->https_port == 443)
+                location = asprintf_safe("Location: https://%s%s\r\n", host, path);
+        else
+                location = asprintf_safe("Location: https://%s:%u%s\r\n", host, c->front->https_port, path);
+        if (!location || strlen(location) > 800) {
+                reply_error(c, 414, "The request target is too long to redirect.");
+                return true;
+        }
+        c->resp_close = !c->req_done;
+        reply_text(c, 308, location, "Moved to HTTPS.\n", 16);
+        return true;
+}
+
 static int on_request_head(void *userdata, HttpHead *h_) {
         _cleanup_(http_head_freep) HttpHead *h = h_, *t = NULL;
         HttpConn *c = userdata;
@@ -488,6 +536,8 @@ static int on_request_head(void *userdata, HttpHead *h_) {
                 reply_error(c, 500, "Out of memory.");
                 return -ECANCELED;
         }
+        if (c->front->acme_thumbprint && acme_reply(c, h, path, authority))
+                return -ECANCELED;
         if (def(c)->max_body_bytes > 0 && h->content_length > 0 &&
             (uint64_t) h->content_length > def(c)->max_body_bytes) {
                 reply_error(c, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
@@ -921,6 +971,7 @@ HttpFront *http_front_free(HttpFront *f) {
         h2_conns_free(&f->h2conns);
         sd_event_source_disable_unref(f->io);
         safe_close(f->fd);
+        free(f->acme_thumbprint);
         free(f);
         return NULL;
 }
@@ -928,6 +979,12 @@ HttpFront *http_front_free(HttpFront *f) {
 void http_front_stop(HttpFront *f) {
         f->io = sd_event_source_disable_unref(f->io);
         f->fd = safe_close(f->fd);
+}
+
+void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port) {
+        free(f->acme_thumbprint);
+        f->acme_thumbprint = thumbprint ? strdup(thumbprint) : NULL;
+        f->https_port = https_port;
 }
 
 void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds) {

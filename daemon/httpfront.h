@@ -22,6 +22,9 @@ void http_front_stop(HttpFront *f);
 /* Future connections use these credentials (a reload replaced the certificate). */
 void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds);
 uint64_t http_front_requests(HttpFront *f);
+/* Plain HTTP next to an ACME certificate: answer HTTP-01 challenges with token.thumbprint and
+ * redirect every other request to HTTPS on https_port. */
+void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port);
 
 /* ---- shared by the HTTP/1.1 side (httpfront.c) and the HTTP/2 side (h2front.c) ---- */
 

@@ -25,12 +25,6 @@ const char *tunnel_state_to_string(TunnelState s) {
         return s >= 0 && s < _TUNNEL_STATE_MAX ? state_table[s] : "unknown";
 }
 
-static uint64_t realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 void manager_emit_changed(Manager *m, const char *property) {
         if (m->bus)
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, property, NULL);
@@ -298,6 +292,7 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, SIGCHLD); /* for sd_event_add_child(): the ACME helper */
         if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
                 return -errno;
         (void) signal(SIGPIPE, SIG_IGN);

@@ -9,9 +9,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "acmecert.h"
 #include "autotls.h"
 #include "http1.h"
 #include "httpfront.h"
@@ -96,7 +98,9 @@ struct Server {
         /* HTTP mode */
         int http_fd, https_fd;   /* from systemd, until started */
         HttpFront *http, *https;
-        gnutls_certificate_credentials_t https_creds; /* HTTPSCertificateFile= only */
+        gnutls_certificate_credentials_t https_creds; /* HTTPSCertificateFile= or ACME */
+        gnutls_certificate_credentials_t placeholder_creds; /* ACME, until its first certificate */
+        AcmeCert *acme;
         unsigned host_rr;
 };
 
@@ -847,6 +851,55 @@ static bool address_set(const SocketAddress *a) {
         return a->len > 0;
 }
 
+/* Credentials that a handshake in progress may still use are kept until exit. */
+static void retire_credentials(Server *s, gnutls_certificate_credentials_t c) {
+        gnutls_certificate_credentials_t *t;
+
+        if (!c)
+                return;
+        t = realloc(s->retired_creds, sizeof(*t) * (s->n_retired_creds + 1));
+        if (t) {
+                s->retired_creds = t;
+                s->retired_creds[s->n_retired_creds++] = c;
+        } /* else: leak rather than free what a handshake may still use */
+}
+
+static void on_acme_credentials(gnutls_certificate_credentials_t creds, void *userdata) {
+        Server *s = userdata;
+
+        retire_credentials(s, s->https_creds);
+        s->https_creds = creds;
+        if (s->https)
+                http_front_set_credentials(s->https, creds);
+}
+
+static uint16_t fd_port(int fd) {
+        SocketAddress a = { .len = sizeof(a.storage) };
+        return getsockname(fd, &a.sa, &a.len) < 0 ? 443 : socket_address_port(&a);
+}
+
+/* ACMEDomain=: the account key, the stored certificate or, until one is issued, a
+ * placeholder (the control port's certificate, else an auto-TLS one for the names). */
+static int start_acme(Server *s) {
+        const Definition *d = def(s);
+        _cleanup_free_ char *err = NULL, *dir = NULL, *fp = NULL;
+        int r;
+
+        r = acme_cert_new(s->manager, on_acme_credentials, s, &s->acme, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Failed to set up ACME");
+        if (s->https_creds || s->creds)
+                return 0;
+        dir = asprintf_safe("%s/acme/placeholder", d->state_directory);
+        if (!dir)
+                return log_oom();
+        (void) mkdir(dir, 0700);
+        r = autotls_setup(dir, d->acme_domains, d->n_acme_domains, &s->placeholder_creds, &fp, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Failed to make a placeholder HTTPS certificate");
+        return 0;
+}
+
 /* HTTP mode: the public HTTP port, and HTTPS when HTTPSListen= is set (or systemd passed it). */
 static int start_http(Server *s) {
         const Definition *d = def(s);
@@ -865,7 +918,14 @@ static int start_http(Server *s) {
 
         if (!address_set(&d->https_listen) && s->https_fd < 0)
                 return 0;
-        if (d->https_certificate_file) {
+        if (d->n_acme_domains > 0) {
+                r = start_acme(s);
+                if (r < 0)
+                        return r;
+                http_front_set_acme(s->http, acme_cert_thumbprint(s->acme),
+                                    s->https_fd >= 0 ? fd_port(s->https_fd)
+                                                     : socket_address_port(&d->https_listen));
+        } else if (d->https_certificate_file) {
                 _cleanup_free_ char *err = NULL;
                 r = tls_server_credentials_from_files(d->https_certificate_file, d->https_key_file, &s->https_creds,
                                                       &err);
@@ -880,7 +940,8 @@ static int start_http(Server *s) {
                         return log_error_errno(r, "Failed to listen on HTTPS address %s: %m",
                                                socket_address_format(&d->https_listen, buf));
         }
-        r = http_front_new(s->manager, TAKE_FD(s->https_fd), s->https_creds ?: s->creds, route_host, s, &s->https);
+        r = http_front_new(s->manager, TAKE_FD(s->https_fd), s->https_creds ?: s->creds ?: s->placeholder_creds,
+                           route_host, s, &s->https);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTPS port: %m");
         return 0;
@@ -961,6 +1022,7 @@ Server *server_free(Server *s) {
                 pending_free(s->pending);
         http_front_free(s->http);
         http_front_free(s->https);
+        acme_cert_free(s->acme);
         while (s->sessions)
                 session_free(s->sessions);
         while (s->listeners) {
@@ -977,6 +1039,8 @@ Server *server_free(Server *s) {
                 gnutls_certificate_free_credentials(s->new_creds);
         if (s->https_creds)
                 gnutls_certificate_free_credentials(s->https_creds);
+        if (s->placeholder_creds)
+                gnutls_certificate_free_credentials(s->placeholder_creds);
         safe_close(s->http_fd);
         safe_close(s->https_fd);
         for (size_t i = 0; i < s->n_retired_creds; i++)
@@ -987,6 +1051,10 @@ Server *server_free(Server *s) {
 }
 
 /* ---- what the bus shows ---- */
+
+AcmeCert *server_acme(Server *s) {
+        return s->acme;
+}
 
 void server_get_counters(Server *s, TunnelCounters *ret) {
         *ret = s->closed;
@@ -1091,14 +1159,7 @@ void server_reloaded(Server *s, const Definition *old) {
                 log_info("Control port moved to %s.", socket_address_format(&d->control_listen, buf));
         }
         if (s->new_creds_set) {
-                if (s->creds) {
-                        gnutls_certificate_credentials_t *t =
-                                realloc(s->retired_creds, sizeof(*t) * (s->n_retired_creds + 1));
-                        if (t) {
-                                s->retired_creds = t;
-                                s->retired_creds[s->n_retired_creds++] = s->creds;
-                        } /* else: leak rather than free what a handshake may still use */
-                }
+                retire_credentials(s, s->creds);
                 s->creds = s->new_creds;
                 s->new_creds = NULL;
                 s->new_creds_set = false;
@@ -1109,8 +1170,12 @@ void server_reloaded(Server *s, const Definition *old) {
         if (d->mode == MODE_HTTP &&
             (memcmp(&d->http_listen, &old->http_listen, sizeof(d->http_listen)) != 0 ||
              memcmp(&d->https_listen, &old->https_listen, sizeof(d->https_listen)) != 0 ||
-             !streq_ptr(d->https_certificate_file, old->https_certificate_file)))
-                log_warning("HTTPListen=, HTTPSListen= and the HTTPS certificate apply at the next restart.");
+             !streq_ptr(d->https_certificate_file, old->https_certificate_file) ||
+             !!d->n_acme_domains != !!old->n_acme_domains))
+                log_warning("HTTPListen=, HTTPSListen=, the HTTPS certificate and turning ACME on or off apply at the "
+                            "next restart.");
+        if (s->acme && d->n_acme_domains > 0)
+                acme_cert_reloaded(s->acme);
         /* Clients holding ports that are no longer allowed lose their session; the rest
          * (and their streams) carry on. A new token applies to new clients. */
         for (x = s->sessions; x; x = next) {

@@ -2,7 +2,7 @@
 # bash completion for inletsctl
 _inletsctl() {
         local cur=${COMP_WORDS[COMP_CWORD]} verb="" i
-        local verbs="list status reload disconnect streams check token define create delete list-hosts version"
+        local verbs="list status reload renew disconnect streams check token define create delete list-hosts version"
         local opts="--user --json --no-pager --config-dir --force --help --version"
         for ((i = 1; i < COMP_CWORD; i++)); do
                 case ${COMP_WORDS[i]} in
@@ -16,7 +16,7 @@ _inletsctl() {
                 COMPREPLY=($(compgen -W "$verbs" -- "$cur"))
         else
                 case $verb in
-                status|reload|streams|disconnect)
+                status|reload|renew|streams|disconnect)
                         local names
                         names=$(inletsctl list --json 2>/dev/null | sed -n 's/^ *"name": *"\(.*\)",$/\1/p')
                         COMPREPLY=($(compgen -W "$names" -- "$cur")) ;;

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* See web.h. */
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <strings.h>
+
+#include "util.h"
+#include "web.h"
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        WebResponse *r = userdata;
+        size_t n = size * nmemb;
+        char *t;
+
+        if (r->body_len + n > WEB_BODY_MAX)
+                return 0; /* curl reports CURLE_WRITE_ERROR */
+        t = realloc(r->body, r->body_len + n + 1);
+        if (!t)
+                return 0;
+        memcpy(t + r->body_len, ptr, n);
+        r->body = t;
+        r->body_len += n;
+        r->body[r->body_len] = 0;
+        return n;
+}
+
+static void set_field(char **field, const char *v, size_t n) {
+        while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+        free(*field);
+        *field = strndup(v, n);
+}
+
+static size_t header(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        WebResponse *r = userdata;
+        size_t n = size * nmemb;
+        static const struct {
+                const char *name;
+                size_t offset;
+        } wanted[] = {
+                { "location", offsetof(WebResponse, location) },
+                { "replay-nonce", offsetof(WebResponse, replay_nonce) },
+                { "content-type", offsetof(WebResponse, content_type) },
+        };
+        const char *colon = memchr(ptr, ':', n);
+
+        if (!colon)
+                return n; /* the status line, or the blank line */
+        size_t nl = (size_t) (colon - ptr);
+        const char *v = colon + 1;
+        size_t vl = n - nl - 1;
+        while (vl > 0 && (*v == ' ' || *v == '\t'))
+                v++, vl--;
+        for (size_t i = 0; i < ELEMENTSOF(wanted); i++)
+                if (strlen(wanted[i].name) == nl && strncasecmp(ptr, wanted[i].name, nl) == 0)
+                        set_field((char **) ((uint8_t *) r + wanted[i].offset), v, vl);
+        if (nl == 11 && strncasecmp(ptr, "retry-after", 11) == 0) {
+                char buf[32];
+                snprintf(buf, sizeof(buf), "%.*s", (int) MIN(vl, sizeof(buf) - 1), v);
+                /* delta-seconds only; an HTTP date counts as "some time": 60 s */
+                r->retry_after_sec = buf[0] >= '0' && buf[0] <= '9' ? MIN(strtol(buf, NULL, 10), 86400L) : 60;
+        }
+        return n;
+}
+
+void web_response_done(WebResponse *r) {
+        free(r->body);
+        free(r->location);
+        free(r->replay_nonce);
+        free(r->content_type);
+        *r = (WebResponse) { .retry_after_sec = -1 };
+}
+
+int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
+        WebResponse r = { .retry_after_sec = -1 };
+        struct curl_slist *h = NULL;
+        CURL *c;
+        CURLcode cc;
+
+        c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+        for (const char *const *p = q->headers; p && *p; p++) {
+                struct curl_slist *t = curl_slist_append(h, *p);
+                if (!t) {
+                        curl_slist_free_all(h);
+                        curl_easy_cleanup(c);
+                        return -ENOMEM;
+                }
+                h = t;
+        }
+        curl_easy_setopt(c, CURLOPT_URL, q->url);
+        if (streq(q->method, "HEAD"))
+                curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        else if (!streq(q->method, "GET"))
+                curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, q->timeout_sec ?: 30L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+        curl_easy_setopt(c, CURLOPT_USERAGENT, q->user_agent ?: "inletsd");
+        if (q->ca_file)
+                curl_easy_setopt(c, CURLOPT_CAINFO, q->ca_file);
+        if (q->body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) q->body_len);
+        }
+        cc = curl_easy_perform(c);
+        if (cc == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        if (cc != CURLE_OK) {
+                web_response_done(&r);
+                return errorf(ret_error,
+                              cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO, "%s %s: %s", q->method,
+                              q->url, cc == CURLE_WRITE_ERROR ? "the answer is too large" : curl_easy_strerror(cc));
+        }
+        *ret = r;
+        return 0;
+}
+
+const char *json_get_string(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v) : NULL;
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* One blocking HTTP(S) request with libcurl (GnuTLS), for the cloud APIs (inletsctl) and the
+ * ACME client (in the exit server's ACME helper process, never on the event loop). */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "macro.h"
+
+#define WEB_BODY_MAX (4 * 1024 * 1024)
+
+typedef struct WebRequest {
+        const char *method;              /* "GET", "POST", "HEAD", ... */
+        const char *url;
+        const char *const *headers;      /* "Name: value", NULL-terminated; may be NULL */
+        const char *body;                /* NULL: none */
+        size_t body_len;
+        const char *ca_file;             /* NULL: the system's trust store */
+        long timeout_sec;                /* 0: 30 s */
+        const char *user_agent;
+} WebRequest;
+
+typedef struct WebResponse {
+        long status;
+        char *body;                      /* NUL-terminated, NULL when empty */
+        size_t body_len;
+        char *location;                  /* the fields ACME and the APIs need */
+        char *replay_nonce;
+        char *content_type;
+        long retry_after_sec;            /* -1: none */
+} WebResponse;
+
+/* 0 with any HTTP status in ret (a 4xx is not an error here); <0 when no answer came,
+ * with a message naming the URL. */
+int web_request(const WebRequest *q, WebResponse *ret, char **ret_error);
+void web_response_done(WebResponse *r);
+
+/* o[key] if it is a string, else NULL (o may be NULL). */
+const char *json_get_string(json_object *o, const char *key);
