@@ -72,20 +72,14 @@ void web_response_done(WebResponse *r) {
         *r = (WebResponse) { .retry_after_sec = -1 };
 }
 
-int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
-        WebResponse r = { .retry_after_sec = -1 };
+int web_setup(void *curl_easy, const WebRequest *q, struct curl_slist **ret_headers) {
+        CURL *c = curl_easy;
         struct curl_slist *h = NULL;
-        CURL *c;
-        CURLcode cc;
 
-        c = curl_easy_init();
-        if (!c)
-                return -ENOMEM;
         for (const char *const *p = q->headers; p && *p; p++) {
                 struct curl_slist *t = curl_slist_append(h, *p);
                 if (!t) {
                         curl_slist_free_all(h);
-                        curl_easy_cleanup(c);
                         return -ENOMEM;
                 }
                 h = t;
@@ -96,10 +90,6 @@ int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
         else if (!streq(q->method, "GET"))
                 curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, q->timeout_sec ?: 30L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -107,10 +97,35 @@ int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
         curl_easy_setopt(c, CURLOPT_USERAGENT, q->user_agent ?: "inletsd");
         if (q->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, q->ca_file);
+        if (q->cert_file)
+                curl_easy_setopt(c, CURLOPT_SSLCERT, q->cert_file);
+        if (q->key_file)
+                curl_easy_setopt(c, CURLOPT_SSLKEY, q->key_file);
         if (q->body) {
                 curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
                 curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) q->body_len);
         }
+        *ret_headers = h;
+        return 0;
+}
+
+int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
+        WebResponse r = { .retry_after_sec = -1 };
+        struct curl_slist *h = NULL;
+        CURL *c;
+        CURLcode cc;
+
+        c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+        if (web_setup(c, q, &h) < 0) {
+                curl_easy_cleanup(c);
+                return -ENOMEM;
+        }
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         cc = curl_easy_perform(c);
         if (cc == CURLE_OK)
                 curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* One blocking HTTP(S) request with libcurl (GnuTLS), for the cloud APIs (inletsctl) and the
- * ACME client (in the exit server's ACME helper process, never on the event loop). */
+ * ACME client (in the exit server's ACME helper process, never on the event loop), and the
+ * operator's Kubernetes calls. web_setup() sets the same options on a handle of one's own
+ * (the operator's watches run on a curl multi handle). */
 #pragma once
 
 #include <json-c/json.h>
+
+struct curl_slist;
 
 #include "macro.h"
 
@@ -16,6 +20,7 @@ typedef struct WebRequest {
         const char *body;                /* NULL: none */
         size_t body_len;
         const char *ca_file;             /* NULL: the system's trust store */
+        const char *cert_file, *key_file; /* a client certificate (PEM), or NULL */
         long timeout_sec;                /* 0: 30 s */
         const char *user_agent;
 } WebRequest;
@@ -33,6 +38,9 @@ typedef struct WebResponse {
 /* 0 with any HTTP status in ret (a 4xx is not an error here); <0 when no answer came,
  * with a message naming the URL. */
 int web_request(const WebRequest *q, WebResponse *ret, char **ret_error);
+/* The options of q on c; the caller owns *ret_headers (curl_slist_free_all) and sets its own
+ * write function. */
+int web_setup(void *curl_easy, const WebRequest *q, struct curl_slist **ret_headers);
 void web_response_done(WebResponse *r);
 
 /* o[key] if it is a string, else NULL (o may be NULL). */

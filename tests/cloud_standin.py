@@ -85,7 +85,7 @@ class CloudStandIn:
                     outer.user_data = ud
                     ident = f"{outer.next_id}" if outer.flavour == "vultr" else outer.next_id
                     d = {"id": ident, "name": body.get("name") or body["label"], "status": f["starting"],
-                         "tags": list(tags), "polls": 0}
+                         "tags": list(tags), "polls": 0, "user_data": ud}
                     outer.droplets[str(d["id"])] = d
                     outer.next_id += 1
                     wrapped = outer.public(d)

@@ -26,6 +26,7 @@ git diff HEAD --binary | (cd "$T/src/inletsd-$version" && git apply --allow-empt
 ( cd "$T/src/inletsd-$version" && dpkg-buildpackage -us -uc -b ) >"$T/deb.log" 2>&1
 deb=$(ls "$T"/src/inletsd_*.deb 2>/dev/null | head -1)
 check deb-builds test -n "$deb"
+check operator-deb-builds bash -c "dpkg -c '$T'/src/inlets-operator_*.deb | grep -q ' ./usr/bin/inlets-operator$'"
 [ -n "$deb" ] || { tail -40 "$T/deb.log"; echo "pkg: $fails failed"; exit 1; }
 lintian --no-tag-display-limit "$deb" >"$T/lintian.log" 2>&1
 check lintian-no-errors bash -c "! grep -E '^E: ' '$T/lintian.log'"
@@ -65,6 +66,7 @@ tar -C "$T/src" -czf "$T/rpm/SOURCES/inletsd-$version.tar.gz" "inletsd-$version"
 rpmbuild -bb --nodeps --define "_topdir $T/rpm" "$T/src/inletsd-$version/rpm/inletsd.spec" >"$T/rpm.log" 2>&1
 rpmfile=$(ls "$T"/rpm/RPMS/*/inletsd-*.rpm 2>/dev/null | head -1)
 check rpm-builds test -n "$rpmfile"
+check operator-rpm-builds bash -c "rpm -qpl '$T'/rpm/RPMS/*/inlets-operator-*.rpm 2>/dev/null | grep -qx /usr/bin/inlets-operator"
 if [ -n "$rpmfile" ]; then
         rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpmfile" 2>/dev/null | awk '$1 ~ /^[-l]/ {print $2}' \
                 | sort >"$T/rpm.files"

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* libFuzzer target: the YAML reader the operator uses for kubeconfig files. Whatever parses
+ * must print as JSON that parses again. */
+
+#include <stdio.h>
+
+#include "yamljson.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        json_object *o = NULL;
+        char *err = NULL;
+
+        if (size > 65536)
+                return 0;
+        if (yaml_to_json((const char *) data, size, &o, &err) >= 0) {
+                json_object *again = json_tokener_parse(json_object_to_json_string(o));
+                if (o && !again)
+                        abort();
+                json_object_put(again);
+        }
+        json_object_put(o);
+        free(err);
+        return 0;
+}

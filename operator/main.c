@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inlets-operator: see operator.h and man/inlets-operator.8. */
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "operator.h"
+#include "util.h"
+#include "version.h"
+
+int operator_start(Operator *o);
+
+static void help(void) {
+        printf("Usage: inlets-operator --provider P --access-token-file F [OPTIONS]\n\n"
+               "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host and a\n"
+               "tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
+               "  --provider P             digitalocean, hetzner, vultr or linode\n"
+               "  --access-token-file F    the cloud API token (never on the command line)\n"
+               "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
+               "  --api-url URL            the provider's API (default: its public one)\n"
+               "  --client-image IMAGE     image of the tunnel client (default: ghcr.io/inletsd/inletsd:latest)\n"
+               "  --package-url URL        the inletsd .deb hosts install (default: the distribution's)\n"
+               "  --annotated-only         manage only Services annotated dev.inlets.manage=true\n"
+               "  --kubeconfig FILE        run outside the cluster (default: the pod's service account)\n"
+               "  --context NAME           a kubeconfig context other than the current one\n"
+               "  --control-port PORT      the exit servers' control port (default 8123)\n"
+               "  --poll-interval TIME     how often a provisioning host is checked (default 5s; 500ms works)\n"
+               "  --resync-interval TIME   how often everything is reconciled anyway (default 5min)\n"
+               "  -v, --verbose            debug logging\n"
+               "  -h, --help, --version\n");
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received %s, exiting.", strsignal((int) si->ssi_signo));
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int parse_args(int argc, char *argv[], Options *o) {
+        enum { OPT_PROVIDER = 0x100, OPT_TOKEN_FILE, OPT_REGION, OPT_SIZE, OPT_IMAGE, OPT_API_URL, OPT_CLIENT_IMAGE,
+               OPT_PACKAGE_URL, OPT_ANNOTATED, OPT_KUBECONFIG, OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC,
+               OPT_VERSION };
+        static const struct option options[] = {
+                { "provider", required_argument, NULL, OPT_PROVIDER },
+                { "access-token-file", required_argument, NULL, OPT_TOKEN_FILE },
+                { "region", required_argument, NULL, OPT_REGION },
+                { "size", required_argument, NULL, OPT_SIZE },
+                { "image", required_argument, NULL, OPT_IMAGE },
+                { "api-url", required_argument, NULL, OPT_API_URL },
+                { "client-image", required_argument, NULL, OPT_CLIENT_IMAGE },
+                { "package-url", required_argument, NULL, OPT_PACKAGE_URL },
+                { "annotated-only", optional_argument, NULL, OPT_ANNOTATED },
+                { "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+                { "context", required_argument, NULL, OPT_CONTEXT },
+                { "control-port", required_argument, NULL, OPT_CONTROL_PORT },
+                { "poll-interval", required_argument, NULL, OPT_POLL },
+                { "resync-interval", required_argument, NULL, OPT_RESYNC },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {}
+        };
+        int c, b;
+
+        while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
+                switch (c) {
+                case OPT_PROVIDER: o->provider = optarg; break;
+                case OPT_TOKEN_FILE: o->access_token_file = optarg; break;
+                case OPT_REGION: o->region = optarg; break;
+                case OPT_SIZE: o->size = optarg; break;
+                case OPT_IMAGE: o->image = optarg; break;
+                case OPT_API_URL: o->api_url = optarg; break;
+                case OPT_CLIENT_IMAGE: o->client_image = optarg; break;
+                case OPT_PACKAGE_URL: o->package_url = optarg; break;
+                case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
+                case OPT_CONTEXT: o->context = optarg; break;
+                case OPT_ANNOTATED:
+                        b = optarg ? parse_boolean(optarg) : 1;
+                        if (b < 0) {
+                                fprintf(stderr, "--annotated-only: expected a boolean, got '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        o->annotated_only = b;
+                        break;
+                case OPT_CONTROL_PORT:
+                        if (parse_port(optarg, &o->control_port) < 0) {
+                                fprintf(stderr, "--control-port: expected a port, got '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case OPT_POLL:
+                case OPT_RESYNC:
+                        if (parse_sec(optarg, c == OPT_POLL ? &o->poll_usec : &o->resync_usec) < 0) {
+                                fprintf(stderr, "--%s: expected seconds, got '%s'\n", options[c - 0x100].name, optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'v': log_max_level = LOG_DEBUG; break;
+                case 'h': help(); exit(EXIT_SUCCESS);
+                case OPT_VERSION: printf("inlets-operator %s (%s)\n", PROJECT_VERSION, GIT_REVISION); exit(EXIT_SUCCESS);
+                default: return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "Unexpected argument '%s'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!o->provider || !o->access_token_file) {
+                fprintf(stderr, "--provider and --access-token-file are required (see --help).\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        Operator o = { .opt = { .client_image = "ghcr.io/inletsd/inletsd:latest", .control_port = 8123,
+                                .poll_usec = 5 * USEC_PER_SEC, .resync_usec = 300 * USEC_PER_SEC } };
+        _cleanup_(erase_and_freep) char *token = NULL;
+        _cleanup_free_ char *err = NULL;
+        sigset_t ss;
+        int r;
+
+        log_set_tunnel("inlets-operator");
+        if (parse_args(argc, argv, &o.opt) < 0)
+                return 2;
+        o.provider = cloud_provider_find(o.opt.provider);
+        if (!o.provider) {
+                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode).", o.opt.provider);
+                return 2;
+        }
+        r = read_full_file(o.opt.access_token_file, 4096, &token, NULL);
+        if (r < 0 || !*strstrip(token)) {
+                log_error("Cannot read the API token from %s: %s", o.opt.access_token_file, r < 0 ? strerror(-r) : "empty");
+                return 1;
+        }
+        /* one try per call: the reconcile loop retries, and must not sleep */
+        o.cloud = (CloudApi) { .base_url = strdup(o.opt.api_url ?: o.provider->api_url), .token = TAKE_PTR(token),
+                               .timeout_sec = 20, .max_retries = 0 };
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !o.cloud.base_url)
+                return log_oom(), 1;
+        r = o.opt.kubeconfig ? kube_new_from_kubeconfig(o.opt.kubeconfig, o.opt.context, &o.kube, &err)
+                             : kube_new_in_cluster(KUBE_SA_DIR, &o.kube, &err);
+        if (r < 0) {
+                log_error("%s", err ?: strerror(-r));
+                return 1;
+        }
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = sd_event_default(&o.event);
+        if (r >= 0)
+                r = sd_event_add_signal(o.event, NULL, SIGTERM, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(o.event, NULL, SIGINT, on_signal, NULL);
+        if (r >= 0)
+                r = operator_start(&o);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start: %m");
+                return 1;
+        }
+        log_info("inlets-operator %s: %s, provider %s, %s Services.", PROJECT_VERSION, kube_server(o.kube),
+                 o.provider->name, o.opt.annotated_only ? "annotated LoadBalancer" : "all LoadBalancer");
+        r = sd_event_loop(o.event);
+        /* in this order: the watches' curl handles, then what they fed */
+        o.kube = kube_free(o.kube);
+        operator_done(&o);
+        cloud_api_done(&o.cloud);
+        o.event = sd_event_unref(o.event);
+        curl_global_cleanup();
+        return r < 0 ? 1 : 0;
+}

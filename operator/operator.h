@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inlets-operator: Services of type LoadBalancer get a public IP through an inletsd exit
+ * server. Level-triggered: watches fill two caches (LoadBalancer Services, Tunnels), every
+ * change queues the Service's key, and reconcile() makes the world match, one step at a time,
+ * from whatever state it finds (so restarts, resyncs and conflicts never make a second host). */
+#pragma once
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "cloudapi.h"
+#include "kube.h"
+
+#define TUNNEL_GROUP "inlets.inlets.dev"
+#define TUNNEL_VERSION "v1alpha1"
+#define TUNNEL_FINALIZER "inlets.inlets.dev/host-cleanup"
+
+typedef struct Options {
+        const char *provider, *region, *size, *image, *api_url, *access_token_file;
+        const char *client_image, *package_url, *kubeconfig, *context;
+        bool annotated_only;
+        uint16_t control_port;
+        uint64_t poll_usec, resync_usec;
+} Options;
+
+typedef struct CacheEntry CacheEntry;
+typedef struct WorkItem WorkItem;
+
+typedef struct Operator {
+        Options opt;
+        Kube *kube;
+        const CloudProvider *provider;
+        CloudApi cloud;
+        sd_event *event;
+        sd_event_source *work_timer, *resync_timer;
+        CacheEntry *services, *tunnels;   /* keyed "namespace/name" */
+        WorkItem *work;                   /* keyed by the Service: "namespace/name" */
+} Operator;
+
+void operator_enqueue(Operator *o, const char *key, uint64_t delay_usec);
+void operator_on_service(const char *type, json_object *obj, void *userdata);
+void operator_on_tunnel(const char *type, json_object *obj, void *userdata);
+/* One step for the Service at key; <0 means "try again later". */
+int operator_reconcile(Operator *o, const char *key);
+void operator_resync(Operator *o);
+void operator_done(Operator *o);

@@ -1,0 +1,790 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The reconcile loop of inlets-operator; see operator.h.
+ *
+ * For Service NS/SVC (managed: type LoadBalancer, not being deleted, annotated unless
+ * --annotated-only is off):
+ *   Tunnel NS/SVC-tunnel       owned by the Service, finalizer TUNNEL_FINALIZER
+ *   Secret NS/SVC-tunnel-auth  owned by the Tunnel: token, fingerprint (and ca.crt, ca.key
+ *                              until the host is up: the host's user-data needs them)
+ *   cloud host                 tagged inletsd-tunnel-<Tunnel uid>: found again after a crash
+ *   Deployment NS/SVC-tunnel-client, owned by the Tunnel: `inletsd tcp client`
+ *   the Service's status.loadBalancer.ingress: the host's IP
+ * A Tunnel being deleted (its Service went away or stopped being managed) has its host
+ * deleted before the finalizer is removed; the garbage collector does the rest. */
+
+#include <stdio.h>
+#include <strings.h>
+
+#include "cloud.h"
+#include "log.h"
+#include "operator.h"
+#include "util.h"
+#include "web.h"
+
+struct CacheEntry {
+        CacheEntry *next;
+        char *key;
+        json_object *obj;
+};
+
+struct WorkItem {
+        WorkItem *next;
+        char *key;
+        uint64_t when;   /* CLOCK_MONOTONIC µs */
+};
+
+/* ---- small helpers ---- */
+
+static json_object *jget(json_object *o, const char *k) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static const char *meta(json_object *o, const char *k) {
+        return json_get_string(jget(o, "metadata"), k);
+}
+
+static char *obj_key(json_object *o) {
+        const char *ns = meta(o, "namespace"), *name = meta(o, "name");
+        return ns && name ? asprintf_safe("%s/%s", ns, name) : NULL;
+}
+
+static CacheEntry **cache_find(CacheEntry **l, const char *key) {
+        for (; *l; l = &(*l)->next)
+                if (streq((*l)->key, key))
+                        return l;
+        return NULL;
+}
+
+static json_object *cache_get(CacheEntry *l, const char *key) {
+        CacheEntry **e = cache_find(&l, key);
+        return e ? (*e)->obj : NULL;
+}
+
+static void cache_remove(CacheEntry **l, const char *key) {
+        CacheEntry **e = cache_find(l, key), *x;
+        if (!e)
+                return;
+        x = *e;
+        *e = x->next;
+        json_object_put(x->obj);
+        free(x->key);
+        free(x);
+}
+
+static void cache_put(CacheEntry **l, const char *key, json_object *obj) {
+        CacheEntry **e = cache_find(l, key), *x;
+        if (e) {
+                json_object_put((*e)->obj);
+                (*e)->obj = json_object_get(obj);
+                return;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x || !(x->key = strdup(key))) {
+                free(x);
+                log_oom();
+                return;
+        }
+        x->obj = json_object_get(obj);
+        x->next = *l;
+        *l = x;
+}
+
+static void cache_clear(CacheEntry **l) {
+        while (*l)
+                cache_remove(l, (*l)->key);
+}
+
+static bool is_load_balancer(json_object *svc) {
+        return streq_ptr(json_get_string(jget(svc, "spec"), "type"), "LoadBalancer");
+}
+
+static bool annotated(json_object *svc) {
+        json_object *a = jget(jget(svc, "metadata"), "annotations");
+        const char *v1 = json_get_string(a, "dev.inlets.manage"), *v2 = json_get_string(a, "operator.inlets.dev/manage");
+        return (v1 && parse_boolean(v1) > 0) || (v2 && parse_boolean(v2) > 0);
+}
+
+static bool managed(Operator *o, json_object *svc) {
+        return svc && is_load_balancer(svc) && !meta(svc, "deletionTimestamp") && (!o->opt.annotated_only || annotated(svc));
+}
+
+/* ---- the work queue ---- */
+
+static void work_arm(Operator *o) {
+        uint64_t first = UINT64_MAX;
+        for (WorkItem *w = o->work; w; w = w->next)
+                first = MIN(first, w->when);
+        if (first == UINT64_MAX) {
+                (void) sd_event_source_set_enabled(o->work_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(o->work_timer, first);
+        (void) sd_event_source_set_enabled(o->work_timer, SD_EVENT_ONESHOT);
+}
+
+void operator_enqueue(Operator *o, const char *key, uint64_t delay_usec) {
+        uint64_t when = now_usec() + delay_usec;
+        WorkItem *w;
+
+        for (w = o->work; w; w = w->next)
+                if (streq(w->key, key)) {
+                        w->when = MIN(w->when, when);
+                        work_arm(o);
+                        return;
+                }
+        w = calloc(1, sizeof(*w));
+        if (!w || !(w->key = strdup(key))) {
+                free(w);
+                log_oom();
+                return;
+        }
+        w->when = when;
+        w->next = o->work;
+        o->work = w;
+        work_arm(o);
+}
+
+static int on_work(sd_event_source *s, uint64_t usec, void *userdata) {
+        Operator *o = userdata;
+        uint64_t now = now_usec();
+
+        /* one item per wakeup: watches and signals get their turn between reconciles */
+        for (WorkItem **p = &o->work; *p; p = &(*p)->next)
+                if ((*p)->when <= now) {
+                        WorkItem *w = *p;
+                        *p = w->next;
+                        if (operator_reconcile(o, w->key) < 0)
+                                operator_enqueue(o, w->key, 10 * USEC_PER_SEC);
+                        free(w->key);
+                        free(w);
+                        break;
+                }
+        work_arm(o);
+        return 0;
+}
+
+void operator_resync(Operator *o) {
+        for (CacheEntry *e = o->services; e; e = e->next)
+                operator_enqueue(o, e->key, 0);
+        for (CacheEntry *e = o->tunnels; e; e = e->next) {
+                const char *svc = json_get_string(jget(e->obj, "spec"), "serviceName");
+                _cleanup_free_ char *k = svc ? asprintf_safe("%s/%s", meta(e->obj, "namespace"), svc) : NULL;
+                if (k)
+                        operator_enqueue(o, k, 0);
+        }
+}
+
+static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
+        Operator *o = userdata;
+        operator_resync(o);
+        (void) sd_event_source_set_time_relative(s, o->opt.resync_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+void operator_done(Operator *o) {
+        cache_clear(&o->services);
+        cache_clear(&o->tunnels);
+        while (o->work) {
+                WorkItem *w = o->work;
+                o->work = w->next;
+                free(w->key);
+                free(w);
+        }
+        sd_event_source_disable_unref(o->work_timer);
+        sd_event_source_disable_unref(o->resync_timer);
+}
+
+int operator_start(Operator *o);
+int operator_start(Operator *o) {
+        int r = sd_event_add_time(o->event, &o->work_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_work, o);
+        if (r >= 0)
+                r = sd_event_add_time_relative(o->event, &o->resync_timer, CLOCK_MONOTONIC, o->opt.resync_usec, 0,
+                                               on_resync, o);
+        if (r >= 0)
+                r = kube_watch(o->kube, o->event, "/api/v1/services", operator_on_service, o);
+        if (r >= 0)
+                r = kube_watch(o->kube, o->event, "/apis/" TUNNEL_GROUP "/" TUNNEL_VERSION "/tunnels", operator_on_tunnel, o);
+        return r;
+}
+
+/* ---- what the watches say ---- */
+
+void operator_on_service(const char *type, json_object *obj, void *userdata) {
+        Operator *o = userdata;
+        _cleanup_free_ char *key = NULL;
+
+        if (streq(type, "RELIST")) {
+                /* what vanished while we were not watching is reconciled too */
+                for (CacheEntry *e = o->services; e; e = e->next)
+                        operator_enqueue(o, e->key, 0);
+                cache_clear(&o->services);
+                return;
+        }
+        key = obj_key(obj);
+        if (!key)
+                return;
+        if (streq(type, "DELETED") || !is_load_balancer(obj)) {
+                if (cache_get(o->services, key)) {
+                        cache_remove(&o->services, key);
+                        operator_enqueue(o, key, 0);
+                }
+                return;
+        }
+        cache_put(&o->services, key, obj);
+        operator_enqueue(o, key, 0);
+}
+
+void operator_on_tunnel(const char *type, json_object *obj, void *userdata) {
+        Operator *o = userdata;
+        _cleanup_free_ char *key = NULL, *svc_key = NULL;
+        const char *svc;
+
+        if (streq(type, "RELIST")) {
+                operator_resync(o);
+                cache_clear(&o->tunnels);
+                return;
+        }
+        key = obj_key(obj);
+        svc = json_get_string(jget(obj, "spec"), "serviceName");
+        if (!key)
+                return;
+        if (streq(type, "DELETED"))
+                cache_remove(&o->tunnels, key);
+        else
+                cache_put(&o->tunnels, key, obj);
+        svc_key = svc ? asprintf_safe("%s/%s", meta(obj, "namespace"), svc) : NULL;
+        if (svc_key)
+                operator_enqueue(o, svc_key, 0);
+}
+
+/* ---- the API calls a step makes ---- */
+
+static char *tunnel_path(const char *ns, const char *name, const char *sub) {
+        return asprintf_safe("/apis/" TUNNEL_GROUP "/" TUNNEL_VERSION "/namespaces/%s/tunnels%s%s%s", ns,
+                             name ? "/" : "", name ?: "", sub ?: "");
+}
+
+/* A write; on success the answer (the object as it now is) in *ret if asked for. 409 is
+ * -EEXIST (created already) or -ESTALE (changed under us), 404 -ENOENT. */
+static int kcall(Operator *o, const char *method, const char *path, json_object *body, const char *ctype,
+                 json_object **ret) {
+        _cleanup_free_ char *err = NULL;
+        json_object *a = NULL;
+        long st = kube_call(o->kube, method, path, body, ctype, &a, &err);
+
+        if (st >= 200 && st <= 299) {
+                if (ret)
+                        *ret = a;
+                else
+                        json_object_put(a);
+                return 0;
+        }
+        if (st < 0)
+                log_warning("%s %s: %s", method, path, err);
+        else if (st != 404 && st != 409)
+                log_warning("%s %s: HTTP %ld: %s", method, path, st, a ? kube_status_message(a) : "no message");
+        json_object_put(a);
+        return st == 404 ? -ENOENT : st == 409 ? (streq(method, "POST") ? -EEXIST : -ESTALE) : st < 0 ? (int) st : -EIO;
+}
+
+static json_object *owner_ref(const char *api_version, const char *kind, json_object *owner) {
+        json_object *a = json_object_new_array(), *r = json_object_new_object();
+        json_object_object_add(r, "apiVersion", json_object_new_string(api_version));
+        json_object_object_add(r, "kind", json_object_new_string(kind));
+        json_object_object_add(r, "name", json_object_new_string(meta(owner, "name") ?: ""));
+        json_object_object_add(r, "uid", json_object_new_string(meta(owner, "uid") ?: ""));
+        json_object_object_add(r, "controller", json_object_new_boolean(true));
+        json_object_object_add(r, "blockOwnerDeletion", json_object_new_boolean(true));
+        json_object_array_add(a, r);
+        return a;
+}
+
+static json_object *metadata(const char *name, const char *ns, json_object *owner_refs) {
+        json_object *m = json_object_new_object(), *l = json_object_new_object();
+        json_object_object_add(m, "name", json_object_new_string(name));
+        json_object_object_add(m, "namespace", json_object_new_string(ns));
+        json_object_object_add(l, "app.kubernetes.io/managed-by", json_object_new_string("inlets-operator"));
+        json_object_object_add(m, "labels", l);
+        if (owner_refs)
+                json_object_object_add(m, "ownerReferences", owner_refs);
+        return m;
+}
+
+static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_status, const char *id, const char *ip) {
+        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), "/status");
+        json_object *b = json_object_new_object(), *s = json_object_new_object(), *m = json_object_new_object(), *a = NULL;
+        _cleanup_free_ char *key = obj_key(tun);
+        int r;
+
+        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
+        json_object_object_add(b, "metadata", m);
+        json_object_object_add(s, "hostStatus", json_object_new_string(host_status));
+        json_object_object_add(s, "hostId", id ? json_object_new_string(id) : NULL);
+        json_object_object_add(s, "hostIP", ip ? json_object_new_string(ip) : NULL);
+        json_object_object_add(b, "status", s);
+        r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", &a) : -ENOMEM;
+        json_object_put(b);
+        if (r >= 0 && key)
+                cache_put(&o->tunnels, key, a);
+        json_object_put(a);
+        return r;
+}
+
+static void host_tag(json_object *tun, char buf[static 64]) {
+        snprintf(buf, 64, "inletsd-tunnel-%s", meta(tun, "uid") ?: "none");
+}
+
+/* Hosts carrying this Tunnel's tag (normally none or one). */
+static int tagged_hosts(Operator *o, json_object *tun, CloudHost **ret, size_t *ret_n) {
+        _cleanup_free_ char *err = NULL;
+        char tag[64];
+        int r;
+
+        host_tag(tun, tag);
+        r = o->provider->list(&o->cloud, tag, ret, ret_n, &err);
+        if (r < 0)
+                log_warning("Listing %s hosts tagged %s: %s", o->provider->name, tag, err);
+        return r;
+}
+
+static void hosts_free(CloudHost *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                cloud_host_done(&l[i]);
+        free(l);
+}
+
+/* The host goes before the finalizer does. */
+static int finalize(Operator *o, json_object *tun) {
+        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep, *b, *m;
+        const char *id = json_get_string(jget(tun, "status"), "hostId");
+        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL);
+        CloudHost *l = NULL;
+        size_t n = 0;
+        bool ours = false;
+        int r;
+
+        for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
+                ours = ours || streq_ptr(json_object_get_string(json_object_array_get_idx(fin, i)), TUNNEL_FINALIZER);
+        if (!ours)
+                return 0;
+        r = tagged_hosts(o, tun, &l, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i <= n; i++) {
+                _cleanup_free_ char *err = NULL;
+                const char *h = i < n ? l[i].id : id;
+                if (!h || (i == n && n > 0 && streq(h, l[0].id)))
+                        continue;
+                r = o->provider->destroy(&o->cloud, h, &err);
+                if (r < 0 && !strstr(err ?: "", "HTTP 404")) {
+                        log_warning("Deleting host %s of tunnel %s/%s: %s", h, meta(tun, "namespace"), meta(tun, "name"), err);
+                        hosts_free(l, n);
+                        return r;
+                }
+                log_info("Deleted host %s of tunnel %s/%s.", h, meta(tun, "namespace"), meta(tun, "name"));
+        }
+        hosts_free(l, n);
+        keep = json_object_new_array();
+        for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
+                const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
+                if (!streq_ptr(f, TUNNEL_FINALIZER))
+                        json_object_array_add(keep, json_object_new_string(f));
+        }
+        b = json_object_new_object();
+        m = json_object_new_object();
+        json_object_object_add(m, "finalizers", keep);
+        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
+        json_object_object_add(b, "metadata", m);
+        r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
+        json_object_put(b);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int create_tunnel(Operator *o, json_object *svc, const char *name, json_object **ret) {
+        const char *ns = meta(svc, "namespace");
+        json_object *t = json_object_new_object(), *m = metadata(name, ns, owner_ref("v1", "Service", svc)),
+                    *fin = json_object_new_array(), *spec = json_object_new_object(), *cd = json_object_new_object();
+        _cleanup_free_ char *path = tunnel_path(ns, NULL, NULL), *dep = asprintf_safe("%s-client", name);
+        int r;
+
+        json_object_array_add(fin, json_object_new_string(TUNNEL_FINALIZER));
+        json_object_object_add(m, "finalizers", fin);
+        json_object_object_add(t, "apiVersion", json_object_new_string(TUNNEL_GROUP "/" TUNNEL_VERSION));
+        json_object_object_add(t, "kind", json_object_new_string("Tunnel"));
+        json_object_object_add(t, "metadata", m);
+        json_object_object_add(spec, "serviceName", json_object_new_string(meta(svc, "name")));
+        json_object_object_add(cd, "name", json_object_new_string(dep ?: ""));
+        json_object_object_add(spec, "client_deployment", cd);
+        json_object_object_add(t, "spec", spec);
+        r = path ? kcall(o, "POST", path, t, NULL, ret) : -ENOMEM;
+        json_object_put(t);
+        if (r >= 0)
+                log_info("Service %s/%s: created Tunnel %s.", ns, meta(svc, "name"), name);
+        return r;
+}
+
+/* The Secret's data as plain strings (token, fingerprint, ca.crt, ca.key). */
+typedef struct Auth {
+        char *token, *fingerprint, *ca_crt, *ca_key;
+} Auth;
+
+static void auth_done(Auth *a) {
+        erase_and_free(a->token);
+        free(a->fingerprint);
+        free(a->ca_crt);
+        erase_and_free(a->ca_key);
+        *a = (Auth) {};
+}
+
+static char *secret_value(json_object *secret, const char *k) {
+        const char *v = json_get_string(jget(secret, "data"), k);
+        char *raw = NULL;
+        size_t n;
+        return v && unbase64mem(v, &raw, &n) >= 0 ? raw : NULL;
+}
+
+static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *ret) {
+        const char *ns = meta(tun, "namespace");
+        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", ns, name), *coll = NULL, *err = NULL;
+        _cleanup_(exit_server_plan_freep) ExitServerPlan *p = NULL;
+        json_object *s = NULL, *b, *data;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = kcall(o, "GET", path, NULL, NULL, &s);
+        if (r == -ENOENT) {
+                /* a token and a CA for this tunnel, made here: the client pins the CA */
+                r = exit_server_plan_new("tunnel", MODE_TCP, NULL, o->opt.control_port, o->opt.package_url, &p, &err);
+                if (r < 0) {
+                        log_error("Cannot make the tunnel's token and CA: %s", err);
+                        return r;
+                }
+                b = json_object_new_object();
+                data = json_object_new_object();
+                json_object_object_add(b, "apiVersion", json_object_new_string("v1"));
+                json_object_object_add(b, "kind", json_object_new_string("Secret"));
+                json_object_object_add(b, "metadata",
+                                       metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION, "Tunnel", tun)));
+                json_object_object_add(b, "type", json_object_new_string("Opaque"));
+                json_object_object_add(data, "token", json_object_new_string(p->token));
+                json_object_object_add(data, "fingerprint", json_object_new_string(p->ca_fingerprint));
+                json_object_object_add(data, "ca.crt", json_object_new_string(p->ca_crt));
+                json_object_object_add(data, "ca.key", json_object_new_string(p->ca_key));
+                json_object_object_add(b, "stringData", data);
+                coll = asprintf_safe("/api/v1/namespaces/%s/secrets", ns);
+                r = coll ? kcall(o, "POST", coll, b, NULL, &s) : -ENOMEM;
+                /* the body held secrets: wipe json-c's copy of its text */
+                {
+                        const char *t = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
+                        explicit_bzero((char *) t, strlen(t));
+                }
+                json_object_put(b);
+                if (r == -EEXIST)
+                        r = kcall(o, "GET", path, NULL, NULL, &s);
+                if (r < 0)
+                        return r;
+                log_info("Tunnel %s/%s: created Secret %s.", ns, meta(tun, "name"), name);
+        } else if (r < 0)
+                return r;
+        *ret = (Auth) { secret_value(s, "token"), secret_value(s, "fingerprint"), secret_value(s, "ca.crt"),
+                        secret_value(s, "ca.key") };
+        json_object_put(s);
+        return ret->token && ret->fingerprint ? 0 : -EBADMSG;
+}
+
+/* Once the host is up its CA key is needed nowhere: it leaves the Secret. */
+static int drop_ca_key(Operator *o, json_object *tun, const char *name) {
+        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", meta(tun, "namespace"), name);
+        json_object *b = json_tokener_parse("{\"data\":{\"ca.key\":null}}");
+        int r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
+        json_object_put(b);
+        return r;
+}
+
+static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHost *ret) {
+        ExitServerPlan p = {
+                .name = (char *) "tunnel", .mode = MODE_TCP, .control_port = o->opt.control_port,
+                .package_url = (char *) o->opt.package_url, .token = auth->token, .ca_crt = auth->ca_crt,
+                .ca_key = auth->ca_key, .ca_fingerprint = auth->fingerprint,
+        };
+        _cleanup_free_ char *user_data = NULL, *hostname = NULL, *err = NULL;
+        char tag[64];
+        int r;
+
+        if (!auth->ca_crt || !auth->ca_key)
+                return log_error_errno(EBADMSG, "Tunnel %s/%s: the Secret lost its CA before a host was made; delete the "
+                                       "Secret to start over.", meta(tun, "namespace"), meta(tun, "name"));
+        user_data = exit_server_user_data(&p);
+        hostname = asprintf_safe("inlets-%s-%s", meta(tun, "namespace"), meta(tun, "name"));
+        if (!user_data || !hostname)
+                return -ENOMEM;
+        for (char *c = hostname; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                        *c = '-';
+        hostname[MIN(strlen(hostname), (size_t) 63)] = 0;
+        host_tag(tun, tag);
+        CloudCreate c = {
+                .name = hostname, .region = o->opt.region ?: o->provider->region, .size = o->opt.size ?: o->provider->size,
+                .image = o->opt.image ?: o->provider->image, .user_data = user_data,
+                .tags = (const char *const[]) { "inletsd", tag }, .n_tags = 2,
+        };
+        r = o->provider->create(&o->cloud, &c, ret, &err);
+        explicit_bzero(user_data, strlen(user_data));
+        if (r < 0)
+                log_error("Tunnel %s/%s: creating the host failed: %s", meta(tun, "namespace"), meta(tun, "name"), err);
+        return r;
+}
+
+/* "80,443": the Service's ports, public port = Service port. */
+static char *service_ports(json_object *svc) {
+        json_object *ports = jget(jget(svc, "spec"), "ports");
+        char *s = strdup(""), *t;
+
+        for (size_t i = 0; s && ports && i < json_object_array_length(ports); i++) {
+                json_object *p = json_object_array_get_idx(ports, i), *v = jget(p, "port");
+                if (!v || (json_get_string(p, "protocol") && !streq(json_get_string(p, "protocol"), "TCP")))
+                        continue;
+                t = asprintf_safe("%s%s%d", s, *s ? "," : "", json_object_get_int(v));
+                free(s);
+                s = t;
+        }
+        return s;
+}
+
+static json_object *client_container(Operator *o, json_object *svc, const char *ip, const Auth *auth) {
+        json_object *c = json_object_new_object(), *args = json_object_new_array(), *cmd = json_object_new_array(),
+                    *mounts = json_object_new_array(), *mnt = json_object_new_object();
+        _cleanup_free_ char *url = asprintf_safe(strchr(ip, ':') ? "wss://[%s]:%u" : "wss://%s:%u", ip, o->opt.control_port),
+                            *upstream = asprintf_safe("%s.%s.svc", meta(svc, "name"), meta(svc, "namespace")),
+                            *ports = service_ports(svc);
+        const char *a[] = { "tcp", "client", "--url", url, "--upstream", upstream, "--ports", ports,
+                            "--token-file", "/var/lib/inlets/auth/token", "--fingerprint", auth->fingerprint };
+
+        json_object_object_add(c, "name", json_object_new_string("inlets-client"));
+        json_object_object_add(c, "image", json_object_new_string(o->opt.client_image));
+        json_object_array_add(cmd, json_object_new_string("inletsd"));
+        json_object_object_add(c, "command", cmd);
+        for (size_t i = 0; i < ELEMENTSOF(a); i++)
+                json_object_array_add(args, json_object_new_string(a[i] ?: ""));
+        json_object_object_add(c, "args", args);
+        json_object_object_add(mnt, "name", json_object_new_string("auth"));
+        json_object_object_add(mnt, "mountPath", json_object_new_string("/var/lib/inlets/auth"));
+        json_object_object_add(mnt, "readOnly", json_object_new_boolean(true));
+        json_object_array_add(mounts, mnt);
+        json_object_object_add(c, "volumeMounts", mounts);
+        return c;
+}
+
+static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, const char *name, const char *secret,
+                             const char *ip, const Auth *auth) {
+        const char *ns = meta(svc, "namespace");
+        _cleanup_free_ char *path = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments/%s", ns, name),
+                            *coll = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments", ns);
+        json_object *cur = NULL, *want = client_container(o, svc, ip, auth), *b, *spec, *tmpl, *pspec, *cs, *sel, *lab,
+                    *vols, *vol, *sec, *items, *item;
+        int r;
+
+        if (!path || !coll)
+                return -ENOMEM;
+        r = kcall(o, "GET", path, NULL, NULL, &cur);
+        if (r >= 0) {
+                json_object *have = json_object_array_get_idx(
+                        jget(jget(jget(jget(cur, "spec"), "template"), "spec"), "containers"), 0);
+                bool same = have && json_object_equal(jget(have, "args"), jget(want, "args")) &&
+                            json_object_equal(jget(have, "image"), jget(want, "image"));
+                if (!same)
+                        log_debug("Deployment %s/%s: have %s %s, want %s %s", ns, name,
+                                  json_object_to_json_string(jget(have, "image")), json_object_to_json_string(jget(have, "args")),
+                                  json_object_to_json_string(jget(want, "image")), json_object_to_json_string(jget(want, "args")));
+                json_object_put(cur);
+                if (same) {
+                        json_object_put(want);
+                        return 0;
+                }
+                b = json_object_new_object();
+                spec = json_object_new_object();
+                tmpl = json_object_new_object();
+                pspec = json_object_new_object();
+                cs = json_object_new_array();
+                json_object_array_add(cs, want);
+                json_object_object_add(pspec, "containers", cs);
+                json_object_object_add(tmpl, "spec", pspec);
+                json_object_object_add(spec, "template", tmpl);
+                json_object_object_add(b, "spec", spec);
+                r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
+                if (r >= 0)
+                        log_info("Service %s/%s: updated Deployment %s (ports %s).", ns, meta(svc, "name"), name,
+                                 json_object_get_string(json_object_array_get_idx(jget(want, "args"), 7)));
+                json_object_put(b); /* and want with it */
+                return r;
+        }
+        if (r != -ENOENT) {
+                json_object_put(want);
+                return r;
+        }
+        b = json_object_new_object();
+        json_object_object_add(b, "apiVersion", json_object_new_string("apps/v1"));
+        json_object_object_add(b, "kind", json_object_new_string("Deployment"));
+        json_object_object_add(b, "metadata", metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION, "Tunnel", tun)));
+        spec = json_object_new_object();
+        json_object_object_add(spec, "replicas", json_object_new_int(1));
+        sel = json_object_new_object();
+        lab = json_object_new_object();
+        json_object_object_add(lab, "inlets.inlets.dev/tunnel", json_object_new_string(meta(tun, "name")));
+        json_object_object_add(sel, "matchLabels", json_object_get(lab));
+        json_object_object_add(spec, "selector", sel);
+        tmpl = json_object_new_object();
+        {
+                json_object *tm = json_object_new_object();
+                json_object_object_add(tm, "labels", lab);
+                json_object_object_add(tmpl, "metadata", tm);
+        }
+        pspec = json_object_new_object();
+        cs = json_object_new_array();
+        json_object_array_add(cs, want);
+        json_object_object_add(pspec, "containers", cs);
+        vols = json_object_new_array();
+        vol = json_object_new_object();
+        sec = json_object_new_object();
+        items = json_object_new_array();
+        item = json_object_new_object();
+        json_object_object_add(item, "key", json_object_new_string("token"));
+        json_object_object_add(item, "path", json_object_new_string("token"));
+        json_object_array_add(items, item);
+        json_object_object_add(sec, "secretName", json_object_new_string(secret));
+        json_object_object_add(sec, "items", items);
+        json_object_object_add(sec, "defaultMode", json_object_new_int(0400));
+        json_object_object_add(vol, "name", json_object_new_string("auth"));
+        json_object_object_add(vol, "secret", sec);
+        json_object_array_add(vols, vol);
+        json_object_object_add(pspec, "volumes", vols);
+        json_object_object_add(tmpl, "spec", pspec);
+        json_object_object_add(spec, "template", tmpl);
+        json_object_object_add(b, "spec", spec);
+        r = kcall(o, "POST", coll, b, NULL, NULL);
+        json_object_put(b);
+        if (r >= 0)
+                log_info("Service %s/%s: created Deployment %s.", ns, meta(svc, "name"), name);
+        return r == -EEXIST ? 0 : r;
+}
+
+static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
+        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress"), *b;
+        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"),
+                                                  meta(svc, "name")),
+                            *body = asprintf_safe("{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"%s\"}]}}}", ip);
+        int r;
+
+        if (ing && json_object_array_length(ing) == 1 &&
+            streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), "ip"), ip))
+                return 0;
+        if (!path || !body)
+                return -ENOMEM;
+        b = json_tokener_parse(body);
+        r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
+        json_object_put(b);
+        if (r >= 0)
+                log_info("Service %s/%s: external IP %s.", meta(svc, "namespace"), meta(svc, "name"), ip);
+        return r;
+}
+
+int operator_reconcile(Operator *o, const char *key) {
+        _cleanup_free_ char *ns = strndup(key, strcspn(key, "/")), *tname = NULL, *tkey = NULL, *secret = NULL,
+                            *dep = NULL, *path = NULL;
+        json_object *svc = cache_get(o->services, key), *tun;
+        _cleanup_(auth_done) Auth auth = {};
+        const char *svcname = strchr(key, '/') ? strchr(key, '/') + 1 : key, *hs, *id, *ip;
+        int r;
+
+        if (!ns || !(tname = asprintf_safe("%s-tunnel", svcname)) || !(tkey = asprintf_safe("%s/%s", ns, tname)) ||
+            !(secret = asprintf_safe("%s-auth", tname)) || !(dep = asprintf_safe("%s-client", tname)))
+                return -ENOMEM;
+        tun = json_object_get(cache_get(o->tunnels, tkey));
+
+        if (!managed(o, svc)) {
+                r = 0;
+                if (tun && meta(tun, "deletionTimestamp"))
+                        r = finalize(o, tun);
+                else if (tun && (path = tunnel_path(ns, tname, NULL))) {
+                        log_info("Service %s is gone or no longer managed: deleting Tunnel %s.", key, tname);
+                        r = kcall(o, "DELETE", path, NULL, NULL, NULL);
+                        r = r == -ENOENT ? 0 : r;
+                }
+                json_object_put(tun);
+                return r;
+        }
+        if (!tun) {
+                r = create_tunnel(o, svc, tname, &tun);
+                if (r == -EEXIST) /* the watch will bring it */
+                        return 0;
+                if (r < 0)
+                        return r;
+                cache_put(&o->tunnels, tkey, tun);
+        }
+        if (meta(tun, "deletionTimestamp")) {
+                r = finalize(o, tun);
+                json_object_put(tun);
+                return r;
+        }
+        r = ensure_secret(o, tun, secret, &auth);
+        if (r < 0)
+                goto out;
+        hs = json_get_string(jget(tun, "status"), "hostStatus");
+        id = json_get_string(jget(tun, "status"), "hostId");
+        ip = json_get_string(jget(tun, "status"), "hostIP");
+
+        if (!id) {
+                CloudHost *l = NULL, h = {};
+                size_t n = 0;
+                r = tagged_hosts(o, tun, &l, &n);
+                if (r < 0)
+                        goto out;
+                if (n > 0) {
+                        log_info("Tunnel %s: found its host %s again (tagged).", tkey, l[0].id);
+                        h = l[0];
+                        l[0] = (CloudHost) {};
+                } else {
+                        r = create_host(o, tun, &auth, &h);
+                        if (r >= 0)
+                                log_info("Tunnel %s: created host %s on %s.", tkey, h.id, o->provider->name);
+                }
+                hosts_free(l, n);
+                if (r >= 0)
+                        r = patch_tunnel_status(o, tun, "provisioning", h.id, NULL);
+                cloud_host_done(&h);
+                if (r >= 0)
+                        operator_enqueue(o, key, o->opt.poll_usec);
+                goto out;
+        }
+        if (!streq_ptr(hs, "active") || !ip) {
+                _cleanup_free_ char *err = NULL;
+                CloudHost h = {};
+                r = o->provider->get(&o->cloud, id, &h, &err);
+                if (r < 0 && strstr(err ?: "", "HTTP 404")) {
+                        log_warning("Tunnel %s: host %s is gone; making another.", tkey, id);
+                        r = patch_tunnel_status(o, tun, "provisioning", NULL, NULL);
+                } else if (r < 0)
+                        log_warning("Tunnel %s: host %s: %s", tkey, id, err);
+                else if (streq_ptr(h.status, "active") && h.ip) {
+                        log_info("Tunnel %s: host %s is active at %s.", tkey, id, h.ip);
+                        r = patch_tunnel_status(o, tun, "active", id, h.ip);
+                        if (r >= 0)
+                                operator_enqueue(o, key, 0);
+                } else if (!streq_ptr(h.status, hs))
+                        r = patch_tunnel_status(o, tun, "provisioning", id, NULL);
+                cloud_host_done(&h);
+                if (r >= 0 && !streq_ptr(hs, "active"))
+                        operator_enqueue(o, key, o->opt.poll_usec);
+                goto out;
+        }
+        r = ensure_deployment(o, svc, tun, dep, secret, ip, &auth);
+        if (r >= 0)
+                r = ensure_ingress(o, svc, ip);
+        if (r >= 0 && auth.ca_key)
+                r = drop_ca_key(o, tun, secret);
+out:
+        json_object_put(tun);
+        return r;
+}

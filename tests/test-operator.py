@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""inlets-operator against a real kube-apiserver, controller manager (garbage collection) and
+etcd on loopback (tests/kube_cluster.py), with the DigitalOcean API stand-in as the cloud, and
+the operator limited to deploy/rbac.yaml: an annotated LoadBalancer Service gets a Tunnel with
+its columns, one host, a client Deployment with the right args, owners and Secret, and an
+external IP; the Deployment follows port changes; the client command it would run carries bytes
+through an exit server made from the host's user-data; a Service that stops being managed, or
+is deleted (also while the operator is down), loses its host and everything else; killing the
+operator mid-provisioning never makes a second host; an unannotated Service is left alone."""
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+
+import yaml
+
+import kube_cluster
+from cloud_standin import CloudStandIn
+from inletstest import Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPERATOR = os.environ.get("INLETS_OPERATOR")
+API_TOKEN = "dop_v1_operator_secret_0123456789"
+TUNNELS = "/apis/inlets.inlets.dev/v1alpha1/namespaces/default/tunnels"
+
+
+@unittest.skipUnless(kube_cluster.available() or os.environ.get("CI"), "no kube-apiserver: run tools/kube")
+class Operator(TunnelTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.ktmp = subprocess.check_output(["mktemp", "-d", "/tmp/inletsd-kube.XXXXXX"], text=True).strip()
+        cls.kube = kube_cluster.KubeCluster(cls.ktmp)
+        cls.kube.apply_file(f"{SRC}/deploy/crd.yaml")
+        cls.kube.apply_file(f"{SRC}/deploy/rbac.yaml")
+        cls.kubeconfig = cls.kube.kubeconfig("operator", kube_cluster.OPERATOR_TOKEN)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kube.close()
+        subprocess.run(["rm", "-rf", cls.ktmp])
+
+    def setUp(self):
+        super().setUp()
+        self.api = CloudStandIn(API_TOKEN, "do", active_after=2)
+        self.upstreams.append(self.api)
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write(API_TOKEN + "\n")
+        self.control_port = free_port()
+        self.op = None
+
+    def start_operator(self, *extra):
+        d = Daemon(self.tmp, "operator", "")
+        d.logf = open(d.log, "ab")
+        d.proc = subprocess.Popen(
+            [OPERATOR, "--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", self.api.url,
+             "--kubeconfig", self.kubeconfig, "--client-image", "registry.test/inletsd:1", "--poll-interval", "500ms",
+             "--control-port", str(self.control_port), "-v", *extra],
+            stdout=d.logf, stderr=subprocess.STDOUT)
+        self.daemons.append(d)
+        self.op = d
+        return d
+
+    def service(self, name, ports, annotated=True):
+        body = {"metadata": {"name": name, "annotations": {"dev.inlets.manage": "true"} if annotated else {}},
+                "spec": {"type": "LoadBalancer", "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP"}
+                                                            for p in ports], "selector": {"app": name}}}
+        st, obj = self.kube.call("POST", "/api/v1/namespaces/default/services", body)
+        self.assertEqual(st, 201, obj)
+        return obj
+
+    def run(self, result=None):
+        # on a failure, the operator's log explains it
+        n = len(result.failures) + len(result.errors) if result else 0
+        out = super().run(result)
+        if result and len(result.failures) + len(result.errors) > n and self.op_log:
+            print(f"--- operator log:\n{self.op_log}")
+        return out
+
+    def tearDown(self):
+        self.op_log = self.op.output() if self.op else ""
+        super().tearDown()
+
+    def tunnel(self, name):
+        return self.kube.get(f"{TUNNELS}/{name}")
+
+    def wait_active(self, name, timeout=60):
+        wait_until(lambda: ((self.tunnel(name) or {}).get("status") or {}).get("hostStatus") == "active", timeout,
+                   f"tunnel {name} active")
+        return self.tunnel(name)
+
+    def hosts_tagged(self, tun):
+        return [d for d in self.api.droplets.values() if f"inletsd-tunnel-{tun['metadata']['uid']}" in d["tags"]]
+
+    def creates(self):
+        return sum(1 for m, p, _ in self.api.requests if m == "POST" and p == "/v2/droplets")
+
+    def test_lifecycle(self):
+        self.start_operator("--annotated-only")
+        pub1, pub2 = free_port(), free_port()
+        svc = self.service("web", [pub1, pub2])
+        plain = self.service("plain", [free_port()], annotated=False)
+
+        tun = self.wait_active("web-tunnel")
+        self.assertEqual(tun["spec"]["serviceName"], "web")
+        self.assertNotIn("token", str(tun["spec"]).lower())
+        self.assertIn("inlets.inlets.dev/host-cleanup", tun["metadata"]["finalizers"])
+        own = tun["metadata"]["ownerReferences"][0]
+        self.assertEqual((own["kind"], own["name"], own["uid"], own["controller"]),
+                         ("Service", "web", svc["metadata"]["uid"], True))
+        self.assertEqual(self.creates(), 1)
+        host = self.hosts_tagged(tun)
+        self.assertEqual(len(host), 1)
+        self.assertEqual(tun["status"]["hostId"], str(host[0]["id"]))
+        self.assertEqual(tun["status"]["hostIP"], "127.0.0.1")
+
+        # kubectl's columns, from the CRD's printer columns
+        st, table = self.kube.call("GET", f"{TUNNELS}/web-tunnel",
+                                   accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+        self.assertEqual(st, 200)
+        cols = [c["name"] for c in table["columnDefinitions"]]
+        self.assertEqual(cols[:6], ["Name", "Service", "Tunnel", "HostStatus", "HostIP", "HostID"])
+        self.assertEqual(table["rows"][0]["cells"][:6], ["web-tunnel", "web", "web-tunnel-client", "active",
+                                                         "127.0.0.1", str(host[0]["id"])])
+
+        # the client Deployment: args, owner, the Secret mounted
+        dep = None
+
+        def deployment():
+            nonlocal dep
+            dep = self.kube.get("/apis/apps/v1/namespaces/default/deployments/web-tunnel-client")
+            return dep is not None
+        wait_until(deployment, 30, "client deployment")
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(c["image"], "registry.test/inletsd:1")
+        self.assertEqual(c["command"], ["inletsd"])
+        fp = c["args"][c["args"].index("--fingerprint") + 1]
+        self.assertEqual(c["args"], ["tcp", "client", "--url", f"wss://127.0.0.1:{self.control_port}",
+                                     "--upstream", "web.default.svc", "--ports", f"{pub1},{pub2}",
+                                     "--token-file", "/var/lib/inlets/auth/token", "--fingerprint", fp])
+        self.assertTrue(fp.startswith("sha256:"))
+        self.assertEqual(dep["metadata"]["ownerReferences"][0]["kind"], "Tunnel")
+        self.assertEqual(dep["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
+        vol = dep["spec"]["template"]["spec"]["volumes"][0]
+        self.assertEqual(vol["secret"]["secretName"], "web-tunnel-auth")
+        self.assertEqual(c["volumeMounts"][0]["mountPath"], "/var/lib/inlets/auth")
+        secret = self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")
+        self.assertEqual(secret["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
+        wait_until(lambda: "ca.key" not in self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")["data"],
+                   20, "the CA key to leave the Secret")
+        token = base64.b64decode(secret["data"]["token"]).decode()
+
+        # the Service's external IP, as kubectl get svc -w shows it
+        wait_until(lambda: (self.kube.get("/api/v1/namespaces/default/services/web")["status"].get("loadBalancer", {})
+                            .get("ingress") or [{}])[0].get("ip") == "127.0.0.1", 20, "external IP")
+
+        # the unannotated Service: untouched
+        self.assertIsNone(self.tunnel("plain-tunnel"))
+        self.assertEqual(self.kube.get("/api/v1/namespaces/default/services/plain")["status"].get("loadBalancer"), {})
+
+        # the client the Deployment runs, as a local process, against the exit server the host runs
+        self.run_client_against_host(host[0]["user_data"], c["args"], token, [pub1, pub2])
+
+        # ports change: the Deployment follows
+        pub3 = free_port()
+        st, _ = self.kube.call("PATCH", "/api/v1/namespaces/default/services/web",
+                               {"spec": {"ports": [{"name": "p1", "port": pub1}, {"name": "p3", "port": pub3}]}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        wait_until(lambda: f"{pub1},{pub3}" in self.kube.get(
+            "/apis/apps/v1/namespaces/default/deployments/web-tunnel-client")["spec"]["template"]["spec"]
+            ["containers"][0]["args"], 30, "the Deployment to follow the ports")
+        self.assertEqual(self.creates(), 1)
+
+        # no longer managed (annotation removed): host deleted, Tunnel, Deployment, Secret collected
+        st, _ = self.kube.call("PATCH", "/api/v1/namespaces/default/services/web",
+                               {"metadata": {"annotations": {"dev.inlets.manage": None}}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.wait_gone("web", host[0]["id"])
+        self.assertIsNotNone(self.kube.get("/api/v1/namespaces/default/services/web"))
+        self.assertNotIn(API_TOKEN, self.op.output())
+        self.assertNotIn(token, self.op.output())
+        self.assertEqual(self.op.output().count("updated Deployment"), 1)  # only for the port change
+        for name in ("web", "plain"):
+            self.assertEqual(self.kube.call("DELETE", f"/api/v1/namespaces/default/services/{name}")[0], 200)
+
+    def wait_gone(self, svc, host_id, timeout=60):
+        wait_until(lambda: str(host_id) not in self.api.droplets, timeout, "the host to be deleted")
+        for path in (f"{TUNNELS}/{svc}-tunnel", f"/apis/apps/v1/namespaces/default/deployments/{svc}-tunnel-client",
+                     f"/api/v1/namespaces/default/secrets/{svc}-tunnel-auth"):
+            wait_until(lambda: self.kube.get(path) is None, timeout, f"{path} to be collected")
+
+    def run_client_against_host(self, user_data, args, token, ports):
+        doc = yaml.safe_load(user_data)
+        files = {f["path"]: f for f in doc["write_files"]}
+        root = f"{self.tmp}/host"
+        for path, f in files.items():
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            with open(root + path, "w") as fh:
+                fh.write(f["content"])
+            os.chmod(root + path, int(f["permissions"], 8))
+        os.makedirs(f"{root}/etc/inlets.d/tunnel.conf.d")
+        with open(f"{root}/etc/inlets.d/tunnel.conf.d/loopback.conf", "w") as fh:
+            # loopback: the public ports on 127.0.0.2, the "Service" (echo servers) on 127.0.0.1
+            fh.write(f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.2\n")
+        creds = f"{self.tmp}/host-creds"
+        os.makedirs(creds)
+        shutil.copy(f"{root}/etc/inlets.d/tunnel.token", f"{creds}/token")
+        srv = Daemon(self.tmp, "host", "")
+        srv.path = f"{root}/etc/inlets.d/tunnel.conf"
+        srv.env = {"CREDENTIALS_DIRECTORY": creds, "STATE_DIRECTORY": f"{root}/var/lib/inlets/tunnel"}
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(self.control_port), 10, "exit server")
+        # echo servers on the Service's ports, as the Service would be
+        for p in ports:
+            self.upstreams.append(EchoServer("127.0.0.1", p))
+        tok = f"{self.tmp}/auth-token"
+        with open(tok, "w") as f:
+            f.write(token)
+        a = list(args)
+        a[a.index("--upstream") + 1] = "127.0.0.1"
+        a[a.index("--token-file") + 1] = tok
+        cli = Daemon(self.tmp, "deployment-client", "", args=a)
+        cli.logf = open(cli.log, "ab")
+        cli.proc = subprocess.Popen([os.environ["INLETSD"], *a], stdout=cli.logf, stderr=subprocess.STDOUT)
+        self.daemons.append(cli)
+        cli.wait_log("Connection established", 15)
+        for p in ports:
+            wait_until(lambda: port_open(p, "127.0.0.2"), 10, f"public port {p}")
+            self.assertEqual(echo_roundtrip(p, b"through the operator's tunnel", host="127.0.0.2"),
+                             b"through the operator's tunnel")
+        cli.stop()
+        srv.stop()
+
+    def test_restarts_and_deletion_while_down(self):
+        # provisioning takes a while: kill the operator in the middle, twice
+        self.api.active_after = 6
+        self.start_operator()
+        self.service("api", [free_port()])
+        wait_until(lambda: ((self.tunnel("api-tunnel") or {}).get("status") or {}).get("hostStatus") == "provisioning",
+                   30, "provisioning")
+        self.op.stop(signal.SIGKILL)
+        self.start_operator()
+        time.sleep(1)
+        self.op.stop(signal.SIGKILL)
+        # the worst moment: the host exists but the Tunnel does not say so (crash before the
+        # status write); the tag finds it again
+        st, _ = self.kube.call("PATCH", f"{TUNNELS}/api-tunnel/status", {"status": {"hostId": None}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.start_operator()
+        tun = self.wait_active("api-tunnel")
+        self.assertEqual(self.creates(), 1)
+        self.assertEqual(len(self.hosts_tagged(tun)), 1)
+        self.assertIn("found its host", self.op.output())
+        # SIGTERM: a clean exit
+        self.assertEqual(self.op.stop(), 0)
+
+        # the Service deleted while the operator is down: the finalizer holds the Tunnel until
+        # the operator is back and has deleted the host
+        host_id = tun["status"]["hostId"]
+        st, _ = self.kube.call("DELETE", "/api/v1/namespaces/default/services/api")
+        self.assertEqual(st, 200)
+        wait_until(lambda: (self.tunnel("api-tunnel") or {}).get("metadata", {}).get("deletionTimestamp"), 30,
+                   "the garbage collector to delete the Tunnel")
+        time.sleep(1)
+        self.assertIsNotNone(self.tunnel("api-tunnel"))
+        self.assertIn(str(host_id), self.api.droplets)
+        self.start_operator()
+        self.wait_gone("api", host_id)
+        self.assertEqual(self.op.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()
