@@ -44,7 +44,12 @@ struct Kube {
         CURLM *multi;
         sd_event_source *multi_timer;
         KubeWatch *watches;
+        unsigned watch_timeout_sec;
 };
+
+void kube_set_watch_timeout(Kube *k, unsigned sec) {
+        k->watch_timeout_sec = sec;
+}
 
 const char *kube_server(Kube *k) {
         return k->server;
@@ -420,14 +425,14 @@ static int watch_start(KubeWatch *w) {
                         return r;
         }
         url = asprintf_safe("%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s",
-                            w->kube->server, w->path, WATCH_TIMEOUT_SEC, w->rv);
+                            w->kube->server, w->path, w->kube->watch_timeout_sec ?: WATCH_TIMEOUT_SEC, w->rv);
         if (!url)
                 return -ENOMEM;
         r = request_setup(w->kube, "GET", url, NULL, NULL, &q, &auth, &ctype);
         if (r < 0)
                 return r;
         q.headers = (const char *const[]) { "Accept: application/json", auth, NULL };
-        q.timeout_sec = WATCH_TIMEOUT_SEC + 30;
+        q.timeout_sec = (long) (w->kube->watch_timeout_sec ?: WATCH_TIMEOUT_SEC) + 30;
         w->easy = curl_easy_init();
         if (!w->easy || web_setup(w->easy, &q, &w->headers) < 0)
                 return -ENOMEM;
@@ -481,7 +486,7 @@ static void process_done(Kube *k) {
                         continue;
                 if (m->data.result == CURLE_OK && status == 200) {
                         w->retry_usec = 0; /* the server ended it (timeoutSeconds): resume at once */
-                        log_debug("Watch %s ended; resuming from %s.", w->path, w->rv);
+                        log_info("Watch %s ended; resuming from resourceVersion %s.", w->path, w->rv);
                 } else {
                         if (status == 410)
                                 w->relist = true;

@@ -20,6 +20,8 @@ int kube_new_from_kubeconfig(const char *path, const char *context, Kube **ret, 
 Kube *kube_free(Kube *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Kube *, kube_free);
 const char *kube_server(Kube *k);
+/* How long one watch request lasts before the server ends it and it is resumed (default 290 s). */
+void kube_set_watch_timeout(Kube *k, unsigned sec);
 
 /* One request. Returns the HTTP status (answers of every status parse into *ret_json when
  * JSON), or <0 when none came (*ret_error says why). content_type NULL: application/json. */

@@ -29,6 +29,8 @@ static void help(void) {
                "  --control-port PORT      the exit servers' control port (default 8123)\n"
                "  --poll-interval TIME     how often a provisioning host is checked (default 5s; 500ms works)\n"
                "  --resync-interval TIME   how often everything is reconciled anyway (default 5min)\n"
+               "  --watch-timeout TIME     how long one watch request lasts before it is resumed (default 290s;\n"
+               "                           lower it behind proxies that cut long requests)\n"
                "  -v, --verbose            debug logging\n"
                "  -h, --help, --version\n");
 }
@@ -41,7 +43,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int parse_args(int argc, char *argv[], Options *o) {
         enum { OPT_PROVIDER = 0x100, OPT_TOKEN_FILE, OPT_REGION, OPT_SIZE, OPT_IMAGE, OPT_API_URL, OPT_CLIENT_IMAGE,
                OPT_PACKAGE_URL, OPT_ANNOTATED, OPT_KUBECONFIG, OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC,
-               OPT_VERSION };
+               OPT_VERSION, OPT_WATCH_TIMEOUT };
         static const struct option options[] = {
                 { "provider", required_argument, NULL, OPT_PROVIDER },
                 { "access-token-file", required_argument, NULL, OPT_TOKEN_FILE },
@@ -60,6 +62,7 @@ static int parse_args(int argc, char *argv[], Options *o) {
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
+                { "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
                 {}
         };
         int c, b;
@@ -92,7 +95,9 @@ static int parse_args(int argc, char *argv[], Options *o) {
                         break;
                 case OPT_POLL:
                 case OPT_RESYNC:
-                        if (parse_sec(optarg, c == OPT_POLL ? &o->poll_usec : &o->resync_usec) < 0) {
+                case OPT_WATCH_TIMEOUT:
+                        if (parse_sec(optarg, c == OPT_POLL ? &o->poll_usec : c == OPT_RESYNC ? &o->resync_usec
+                                                                                           : &o->watch_timeout_usec) < 0) {
                                 fprintf(stderr, "--%s: expected seconds, got '%s'\n", options[c - 0x100].name, optarg);
                                 return -EINVAL;
                         }
@@ -145,6 +150,8 @@ int main(int argc, char *argv[]) {
                 log_error("%s", err ?: strerror(-r));
                 return 1;
         }
+        if (o.opt.watch_timeout_usec > 0)
+                kube_set_watch_timeout(o.kube, (unsigned) MAX(o.opt.watch_timeout_usec / USEC_PER_SEC, (uint64_t) 1));
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);

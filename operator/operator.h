@@ -20,7 +20,7 @@ typedef struct Options {
         const char *client_image, *package_url, *kubeconfig, *context;
         bool annotated_only;
         uint16_t control_port;
-        uint64_t poll_usec, resync_usec;
+        uint64_t poll_usec, resync_usec, watch_timeout_usec;
 } Options;
 
 typedef struct CacheEntry CacheEntry;

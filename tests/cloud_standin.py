@@ -8,8 +8,12 @@ label/region/type/image/root_pass/tags/metadata.user_data in base64). Bearer aut
 import base64
 import http.server
 import json
+import os
 import re
+import shutil
 import threading
+
+import yaml
 
 
 FLAVOURS = {
@@ -147,3 +151,28 @@ class CloudStandIn:
             out = {"id": d["id"], "label": d["name"], "status": d["status"], "tags": d["tags"],
                    "ipv4": [ip] if ip else []}
         return out
+
+
+def host_daemon(tmp, user_data, name, loopback_conf, daemon_name="host"):
+    """The exit server a created host would run, played on loopback: the files the user-data
+    writes laid out under a scratch root, loopback_conf as a drop-in (the test stays on
+    loopback), the token as the unit's credential, the state directory as systemd gives it.
+    Returns (an unstarted inletstest.Daemon, the write_files entries by path)."""
+    from inletstest import Daemon
+    files = {f["path"]: f for f in yaml.safe_load(user_data)["write_files"]}
+    root = f"{tmp}/{daemon_name}-root"
+    for path, f in files.items():
+        os.makedirs(os.path.dirname(root + path), exist_ok=True)
+        with open(root + path, "w") as fh:
+            fh.write(f["content"])
+        os.chmod(root + path, int(f["permissions"], 8))
+    os.makedirs(f"{root}/etc/inlets.d/{name}.conf.d")
+    with open(f"{root}/etc/inlets.d/{name}.conf.d/loopback.conf", "w") as fh:
+        fh.write(loopback_conf)
+    creds = f"{tmp}/{daemon_name}-creds"
+    os.makedirs(creds)
+    shutil.copy(f"{root}/etc/inlets.d/{name}.token", f"{creds}/token")
+    d = Daemon(tmp, daemon_name, "")
+    d.path = f"{root}/etc/inlets.d/{name}.conf"
+    d.env = {"CREDENTIALS_DIRECTORY": creds, "STATE_DIRECTORY": f"{root}/var/lib/inlets/{name}"}
+    return d, files

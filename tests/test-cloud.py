@@ -12,7 +12,7 @@ import subprocess
 
 import yaml
 
-from cloud_standin import CloudStandIn
+from cloud_standin import CloudStandIn, host_daemon
 
 from inletstest import INLETSCTL, Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
@@ -61,21 +61,8 @@ class Cloud(TunnelTest):
 
         # The host, played on loopback: the written files under a scratch root, the token as
         # the unit's credential, the state directory as systemd would give it.
-        root = f"{self.tmp}/root"
-        for path, f in files.items():
-            os.makedirs(os.path.dirname(root + path), exist_ok=True)
-            with open(root + path, "w") as fh:
-                fh.write(f["content"])
-            os.chmod(root + path, int(f["permissions"], 8))
-        os.makedirs(f"{root}/etc/inlets.d/rdp.conf.d")
-        with open(f"{root}/etc/inlets.d/rdp.conf.d/loopback.conf", "w") as fh:   # the test stays on loopback
-            fh.write(f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n")
-        creds = f"{self.tmp}/creds"
-        os.makedirs(creds)
-        shutil.copy(root + "/etc/inlets.d/rdp.token", f"{creds}/token")
-        srv = Daemon(self.tmp, "server-host", "")
-        srv.path = f"{root}/etc/inlets.d/rdp.conf"
-        srv.env = {"CREDENTIALS_DIRECTORY": creds, "STATE_DIRECTORY": f"{root}/var/lib/inlets/rdp"}
+        srv, _ = host_daemon(self.tmp, ud, "rdp", f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n",
+                             "server-host")
         self.daemons.append(srv)
         srv.start()
         wait_until(lambda: port_open(cport), 10, "exit server")

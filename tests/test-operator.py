@@ -17,10 +17,8 @@ import subprocess
 import time
 import unittest
 
-import yaml
-
 import kube_cluster
-from cloud_standin import CloudStandIn
+from cloud_standin import CloudStandIn, host_daemon
 from inletstest import Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,14 +52,14 @@ class Operator(TunnelTest):
         self.control_port = free_port()
         self.op = None
 
-    def start_operator(self, *extra):
+    def start_operator(self, *extra, kubeconfig=True, env=None):
         d = Daemon(self.tmp, "operator", "")
         d.logf = open(d.log, "ab")
         d.proc = subprocess.Popen(
             [OPERATOR, "--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", self.api.url,
-             "--kubeconfig", self.kubeconfig, "--client-image", "registry.test/inletsd:1", "--poll-interval", "500ms",
-             "--control-port", str(self.control_port), "-v", *extra],
-            stdout=d.logf, stderr=subprocess.STDOUT)
+             *(["--kubeconfig", self.kubeconfig] if kubeconfig else []), "--client-image", "registry.test/inletsd:1",
+             "--poll-interval", "500ms", "--control-port", str(self.control_port), "-v", *extra],
+            stdout=d.logf, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
         self.daemons.append(d)
         self.op = d
         return d
@@ -197,24 +195,9 @@ class Operator(TunnelTest):
             wait_until(lambda: self.kube.get(path) is None, timeout, f"{path} to be collected")
 
     def run_client_against_host(self, user_data, args, token, ports):
-        doc = yaml.safe_load(user_data)
-        files = {f["path"]: f for f in doc["write_files"]}
-        root = f"{self.tmp}/host"
-        for path, f in files.items():
-            os.makedirs(os.path.dirname(root + path), exist_ok=True)
-            with open(root + path, "w") as fh:
-                fh.write(f["content"])
-            os.chmod(root + path, int(f["permissions"], 8))
-        os.makedirs(f"{root}/etc/inlets.d/tunnel.conf.d")
-        with open(f"{root}/etc/inlets.d/tunnel.conf.d/loopback.conf", "w") as fh:
-            # loopback: the public ports on 127.0.0.2, the "Service" (echo servers) on 127.0.0.1
-            fh.write(f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.2\n")
-        creds = f"{self.tmp}/host-creds"
-        os.makedirs(creds)
-        shutil.copy(f"{root}/etc/inlets.d/tunnel.token", f"{creds}/token")
-        srv = Daemon(self.tmp, "host", "")
-        srv.path = f"{root}/etc/inlets.d/tunnel.conf"
-        srv.env = {"CREDENTIALS_DIRECTORY": creds, "STATE_DIRECTORY": f"{root}/var/lib/inlets/tunnel"}
+        # loopback: the public ports on 127.0.0.2, the "Service" (echo servers) on 127.0.0.1
+        srv, _ = host_daemon(self.tmp, user_data, "tunnel",
+                             f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.2\n")
         self.daemons.append(srv)
         srv.start()
         wait_until(lambda: port_open(self.control_port), 10, "exit server")
@@ -242,7 +225,7 @@ class Operator(TunnelTest):
     def test_restarts_and_deletion_while_down(self):
         # provisioning takes a while: kill the operator in the middle, twice
         self.api.active_after = 6
-        self.start_operator()
+        self.start_operator("--watch-timeout", "2s")
         self.service("api", [free_port()])
         wait_until(lambda: ((self.tunnel("api-tunnel") or {}).get("status") or {}).get("hostStatus") == "provisioning",
                    30, "provisioning")
@@ -255,11 +238,13 @@ class Operator(TunnelTest):
         st, _ = self.kube.call("PATCH", f"{TUNNELS}/api-tunnel/status", {"status": {"hostId": None}},
                                ctype="application/merge-patch+json")
         self.assertEqual(st, 200)
-        self.start_operator()
+        self.start_operator("--watch-timeout", "1s")
         tun = self.wait_active("api-tunnel")
         self.assertEqual(self.creates(), 1)
         self.assertEqual(len(self.hosts_tagged(tun)), 1)
         self.assertIn("found its host", self.op.output())
+        # watches the server ended were resumed where they stopped (and the work still got done)
+        self.assertRegex(self.op.output(), r"Watch /api/v1/services ended; resuming from resourceVersion \d+")
         # SIGTERM: a clean exit
         self.assertEqual(self.op.stop(), 0)
 
@@ -276,6 +261,26 @@ class Operator(TunnelTest):
         self.start_operator()
         self.wait_gone("api", host_id)
         self.assertEqual(self.op.stop(), 0)
+
+    @unittest.skipUnless(os.getuid() == 0 and not os.path.exists("/var/run/secrets/kubernetes.io"),
+                         "needs root and no real service account here")
+    def test_in_cluster_credentials(self):
+        # The pod's view, on this machine: the service account's token and CA where the kubelet
+        # puts them, KUBERNETES_SERVICE_HOST/PORT in the environment, no --kubeconfig.
+        sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+        made_parent = not os.path.exists("/var/run/secrets")
+        os.makedirs(sa)
+        try:
+            with open(f"{sa}/token", "w") as f:
+                f.write(kube_cluster.OPERATOR_TOKEN)
+            shutil.copy(self.kube.ca, f"{sa}/ca.crt")
+            self.start_operator("--annotated-only", kubeconfig=False,
+                                env={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.kube.port)})
+            self.op.wait_log("Listed /apis/inlets.inlets.dev/v1alpha1/tunnels", 20)
+            self.assertIn(f"https://127.0.0.1:{self.kube.port}", self.op.output())
+            self.assertEqual(self.op.stop(), 0)
+        finally:
+            shutil.rmtree("/var/run/secrets" if made_parent else "/var/run/secrets/kubernetes.io")
 
 
 if __name__ == "__main__":
