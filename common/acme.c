@@ -198,6 +198,11 @@ bool acme_token_is_valid(const char *s, size_t n) {
         return true;
 }
 
+uint64_t acme_renew_time(uint64_t not_before, uint64_t not_after) {
+        uint64_t life = not_after > not_before ? not_after - not_before : 0;
+        return not_after - MIN(life / 3, (uint64_t) 30 * 24 * 3600);
+}
+
 /* ---- keys and JWS (RFC 7515, 7518 §3.4, 7638) ---- */
 
 int acme_account_key_load(const char *path, gnutls_privkey_t *ret, char **ret_error) {
@@ -340,7 +345,8 @@ static int new_nonce(Acme *a) {
 }
 
 /* A JWS-signed POST (§6.2); payload NULL is POST-as-GET (§6.3). Retries a rejected nonce
- * (§6.5) with the fresh one the error carried. Non-2xx: an error with the CA's problem. */
+ * (§6.5) with the fresh one the error carried. Non-2xx: an error with the CA's problem. The
+ * answer replaces what *ret held (which must be initialized). */
 static int post(Acme *a, const char *url, json_object *payload, const char *accept, WebResponse *ret) {
         const char *pl = payload ? json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN) : NULL;
         _cleanup_free_ char *pl64 = pl ? base64url_mem(pl, strlen(pl)) : strdup("");
@@ -386,6 +392,7 @@ static int post(Acme *a, const char *url, json_object *payload, const char *acce
                 if (r < 0)
                         return r;
                 if (w.status >= 200 && w.status <= 299) {
+                        web_response_done(ret); /* it replaces what *ret held */
                         *ret = w;
                         w = (WebResponse) { .retry_after_sec = -1 };
                         return 0;

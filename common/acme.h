@@ -38,6 +38,10 @@ typedef struct AcmeRequest {
 int acme_obtain(const AcmeRequest *q, char **ret_chain_pem, char **ret_key_pem, long *ret_retry_after_sec,
                 char **ret_error);
 
+/* When to renew a certificate valid [not_before, not_after] (seconds): 30 days before it
+ * expires, or at two thirds of its lifetime when that is shorter than 90 days. */
+uint64_t acme_renew_time(uint64_t not_before, uint64_t not_after);
+
 /* ---- the parsers for what the CA sends (fuzz/fuzz-acme.c) ---- */
 
 typedef struct AcmeDirectory {

@@ -18,7 +18,6 @@
 
 #define RETRY_MIN_USEC (60 * USEC_PER_SEC)
 #define RETRY_MAX_USEC (6 * 3600 * USEC_PER_SEC)
-#define DAY_SEC (24 * 3600)
 
 struct AcmeCert {
         Manager *manager;
@@ -45,11 +44,6 @@ static const Definition *def(AcmeCert *c) {
 
 static char *path(AcmeCert *c, const char *file) {
         return asprintf_safe("%s/%s", c->dir, file);
-}
-
-uint64_t acme_renew_time(uint64_t not_before, uint64_t not_after) {
-        uint64_t life = not_after > not_before ? not_after - not_before : 0;
-        return not_after - MIN(life / 3, (uint64_t) 30 * DAY_SEC);
 }
 
 static void emit(AcmeCert *c) {

@@ -36,7 +36,3 @@ typedef struct AcmeCertInfo {
         bool running;
 } AcmeCertInfo;
 void acme_cert_get_info(AcmeCert *c, AcmeCertInfo *ret);
-
-/* When to renew a certificate valid [not_before, not_after] (s): 30 days before it expires,
- * or at two thirds of its lifetime when that is shorter than 90 days. */
-uint64_t acme_renew_time(uint64_t not_before, uint64_t not_after);

@@ -129,7 +129,8 @@ class KubeCluster:
                 if kind == "CustomResourceDefinition":
                     name = doc["metadata"]["name"]
                     wait_until(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in (
-                        self.get(f"{p}/{name}") or {}).get("status", {}).get("conditions", [])), 30, "CRD established")
+                        ((self.get(f"{p}/{name}") or {}).get("status") or {}).get("conditions") or [])), 30,
+                        "CRD established")
 
     def close(self):
         for p in reversed(self.procs):
