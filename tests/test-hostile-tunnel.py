@@ -3,7 +3,9 @@
 """A hostile tunnel client (it has the token) against the exit server: a fake client speaking
 the protocol with python3-h2 over our own WebSocket framing. With a zero flow-control window
 it must not make the server buffer what public peers send (the server stops reading them);
-a SETTINGS flood must end its session, not the server; a good client still connects."""
+a SETTINGS flood must end its session, not the server; a good client still connects. A client
+that resets every stream the server opens leaves no public connection or descriptor behind;
+PING and CONTINUATION floods end that session only."""
 
 import os
 import base64
@@ -14,6 +16,7 @@ import time
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 import hyperframe.frame
@@ -58,8 +61,9 @@ class FakeClient:
         if data:
             self.send_ws(data)
 
-    def pump(self, seconds):
-        """Reads WebSocket frames into the HTTP/2 state machine; answers CONNECTs with 200."""
+    def pump(self, seconds, on_request=None):
+        """Reads WebSocket frames into the HTTP/2 state machine; answers CONNECTs with 200 (or
+        calls on_request(stream_id) instead)."""
         self.s.settimeout(0.1)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -87,7 +91,10 @@ class FakeClient:
                 if op == 2:
                     for ev in self.h2.receive_data(payload):
                         if isinstance(ev, h2.events.RequestReceived):
-                            self.h2.send_headers(ev.stream_id, [(":status", "200")])
+                            if on_request:
+                                on_request(ev.stream_id)
+                            else:
+                                self.h2.send_headers(ev.stream_id, [(":status", "200")])
                     self.flush()
                 elif op == 8:
                     return False
@@ -149,6 +156,87 @@ class HostileTunnel(TunnelTest):
         self.client(f"{good}:{up.port}")
         wait_until(lambda: port_open(good), 10, "a good client's port")
         self.assertEqual(echo_roundtrip(good, b"still serving"), b"still serving")
+
+    def good_client_works(self):
+        up = self.echo()
+        good = free_port()
+        self.client(f"{good}:{up.port}", name=f"good-{good}")
+        wait_until(lambda: port_open(good), 10, "a good client's port")
+        self.assertEqual(echo_roundtrip(good, b"still serving"), b"still serving")
+
+    def flood_ends_session(self, fake, blob, rounds=20):
+        try:
+            for _ in range(rounds):
+                fake.send_ws(blob)
+                if not fake.pump(0.05):
+                    return True
+            return not fake.pump(3)
+        except OSError:
+            return True
+
+    def test_resets_and_floods(self):
+        srv = self.server()
+        ca = f"{self.tmp}/state/ca.crt"
+        wait_until(lambda: os.path.exists(ca), 10, "CA")
+        pub = free_port()
+
+        # Every stream the server opens is refused at once: each public connection is closed,
+        # and nothing is left behind.
+        fake = FakeClient(self.control_port, ca, pub)
+        fake.pump(0.5)
+        wait_until(lambda: port_open(pub), 10, "the fake client's public port")
+        base_fds = srv.fds()
+
+        def refuse(sid):
+            fake.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+        conns, closed = [], 0
+        for _ in range(200):
+            conns.append(socket.create_connection(("127.0.0.1", pub), timeout=10))
+            fake.pump(0.005, on_request=refuse)
+        fake.pump(1, on_request=refuse)
+        for c in conns:
+            c.settimeout(5)
+            try:
+                if c.recv(1) == b"":
+                    closed += 1
+            except OSError:
+                closed += 1
+            c.close()
+        self.assertEqual(closed, 200)
+        wait_until(lambda: srv.fds() <= base_fds, 10, "descriptors back to the baseline")
+        print(f"200 refused streams: all public connections closed, descriptors {srv.fds()} (baseline {base_fds})")
+
+        # A PING flood (never reading the answers): the server ends this session.
+        ping = hyperframe.frame.PingFrame(0, opaque_data=b"12345678").serialize()
+        self.assertTrue(self.flood_ends_session(fake, ping * 5000), "the server kept a session that floods it")
+        self.assertTrue(srv.alive())
+
+        # A CONTINUATION flood: response headers that never end.
+        pub2 = free_port()
+        fake2 = FakeClient(self.control_port, ca, pub2)
+        fake2.pump(0.5)
+        wait_until(lambda: port_open(pub2), 10, "the second fake client's port")
+        base_rss = rss_kib(srv.proc.pid)
+        sids = []
+        peer = socket.create_connection(("127.0.0.1", pub2), timeout=10)
+        fake2.pump(1, on_request=sids.append)
+        self.assertGreaterEqual(len(sids), 1)   # (port_open()'s probe made one too)
+        head = hyperframe.frame.HeadersFrame(sids[-1], data=b"\x88")  # :status 200, no END_HEADERS
+        cont = hyperframe.frame.ContinuationFrame(sids[-1], data=b"\x40\x01a\x01b")  # a: b, literal, indexed
+        ended = self.flood_ends_session(fake2, head.serialize() + cont.serialize() * 20000, rounds=10)
+        grown = rss_kib(srv.proc.pid) - base_rss
+        print(f"CONTINUATION flood: session ended {ended}, server RSS +{grown} KiB")
+        self.assertTrue(ended, "the server kept a session that floods it")
+        if not sanitized():
+            self.assertLess(grown, 8 * 1024)
+        peer.settimeout(5)
+        try:   # its public connection went with it (closed or reset)
+            self.assertEqual(peer.recv(1), b"")
+        except ConnectionResetError:
+            pass
+        peer.close()
+        self.assertTrue(srv.alive())
+        self.good_client_works()
 
 
 if __name__ == "__main__":
