@@ -7,7 +7,9 @@
  * buffer into TLS. Tunnel to socket: payload arrives in decrypted records and is send() to
  * the socket directly; only what the socket does not take is copied, and the stream's window
  * reopens (nghttp2_session_consume_stream) as that drains. The connection window is consumed
- * at once, so a stalled socket never holds back the other streams. */
+ * at once, so a stalled socket never holds back the other streams -- until the session holds
+ * SESSION_BUFFER_BUDGET bytes for sockets that do not read: then it is consumed only as they
+ * drain, which bounds what one session can make the process hold (budget + one window). */
 
 #include <gnutls/crypto.h>
 #include <inttypes.h>
@@ -27,6 +29,7 @@
 #define STREAM_READ_FIRST (16 * 1024)  /* what an idle or chatty connection needs */
 #define H2_MAX_FRAME (1024 * 1024)
 #define H2_WINDOW (16 * 1024 * 1024)
+#define SESSION_BUFFER_BUDGET ((size_t) 32 << 20)
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
 #define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
@@ -79,6 +82,8 @@ struct Mux {
         MuxStream *streams;
         unsigned n_streams;
         bool any_corked, any_writable;
+        size_t held;          /* bytes in stream buffers waiting for their sockets */
+        size_t conn_owed;     /* connection window not yet given back (over the budget) */
         uint64_t total_streams, bytes_in, bytes_out;
         uint64_t last_rx;
         bool ping_outstanding;
@@ -93,6 +98,23 @@ struct Mux {
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_pump(Mux *m);
+
+/* Bytes a stream buffer took (n > 0) or let go: the connection window follows the budget. */
+static void held_add(Mux *m, size_t n) {
+        m->held += n;
+        if (m->held > SESSION_BUFFER_BUDGET)
+                m->conn_owed += n;
+        else
+                (void) nghttp2_session_consume_connection(m->h2, n);
+}
+
+static void held_sub(Mux *m, size_t n) {
+        m->held -= MIN(n, m->held);
+        if (m->conn_owed > 0 && m->held <= SESSION_BUFFER_BUDGET) {
+                (void) nghttp2_session_consume_connection(m->h2, m->conn_owed);
+                m->conn_owed = 0;
+        }
+}
 static void mux_finish(Mux *m);
 static void mux_drain(Mux *m);
 
@@ -196,6 +218,8 @@ static void stream_close_fd(MuxStream *s, bool reset) {
 static MuxStream *stream_free(MuxStream *s) {
         if (!s)
                 return NULL;
+        if (s->wlen > 0 && !s->mux->dead)
+                held_sub(s->mux, s->wlen);
         stream_close_fd(s, true);
         free(s->rbuf);
         free(s->wbuf);
@@ -231,6 +255,7 @@ static void stream_maybe_finish(MuxStream *s) {
 /* Local socket trouble: reset the stream on the wire and the socket at once. */
 static void stream_abort(MuxStream *s, uint32_t h2_error) {
         s->aborted = true;
+        held_sub(s->mux, s->wlen);
         s->wlen = 0;
         if (s->id > 0)
                 (void) nghttp2_submit_rst_stream(s->mux->h2, NGHTTP2_FLAG_NONE, s->id, h2_error);
@@ -272,6 +297,7 @@ static int stream_write(MuxStream *s) {
                 s->wlen -= (size_t) n;
                 s->bytes_in += (size_t) n;
                 m->bytes_in += (size_t) n;
+                held_sub(m, (size_t) n);
                 if (s->id > 0)
                         (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
         }
@@ -622,7 +648,8 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         Mux *m = user_data;
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
-        (void) nghttp2_session_consume_connection(session, len);
+        if (!s || s->message || s->aborted || s->wr_shut)
+                (void) nghttp2_session_consume_connection(session, len);
         if (s && s->message && s->ops && !s->aborted) {
                 /* The owner consumes the stream window as it passes the bytes on. */
                 s->ops->data(s, data, len, s->userdata);
@@ -642,6 +669,7 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                         m->any_corked = true;
                 }
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        (void) nghttp2_session_consume_connection(session, len);
                         stream_abort(s, NGHTTP2_CONNECT_ERROR);
                         return 0;
                 }
@@ -650,17 +678,20 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                         len -= (size_t) n;
                         s->bytes_in += (size_t) n;
                         m->bytes_in += (size_t) n;
+                        (void) nghttp2_session_consume_connection(session, (size_t) n);
                         (void) nghttp2_session_consume_stream(session, stream_id, (size_t) n);
                 }
         }
         if (len > 0) {
                 /* Bounded by the stream window: the peer cannot send more than we allow. */
                 if (buffer_reserve(&s->wbuf, &s->woff, s->wlen, &s->wcap, len) < 0) {
+                        (void) nghttp2_session_consume_connection(session, len);
                         stream_abort(s, NGHTTP2_INTERNAL_ERROR);
                         return 0;
                 }
                 memcpy(s->wbuf + s->woff + s->wlen, data, len);
                 s->wlen += len;
+                held_add(m, len);
                 if (s->fd >= 0)
                         stream_update_events(s);
         }

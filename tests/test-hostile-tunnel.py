@@ -12,6 +12,7 @@ import base64
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import h2.config
@@ -49,11 +50,12 @@ class FakeClient:
         self.flush()
 
     def send_ws(self, data):
-        mask = os.urandom(4)
+        # A zero masking key is valid (RFC 6455 §5.3) and lets bulk data skip Python's XOR loop.
+        mask = os.urandom(4) if len(data) < 65536 else bytes(4)
         n = len(data)
         hdr = bytes([0x82, 0x80 | n]) if n < 126 else (bytes([0x82, 0xFE]) + struct.pack("!H", n) if n < 65536
                                                        else bytes([0x82, 0xFF]) + struct.pack("!Q", n))
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        masked = data if mask == bytes(4) else bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         self.s.sendall(hdr + mask + masked)
 
     def flush(self):
@@ -237,6 +239,64 @@ class HostileTunnel(TunnelTest):
         peer.close()
         self.assertTrue(srv.alive())
         self.good_client_works()
+
+    def test_readers_that_stop_reading_are_bounded(self):
+        # The tunnel client pushes to 8 public peers that never read: without a bound the exit
+        # server would hold a 16 MiB stream window for each; the session budget (32 MiB) makes
+        # it stop giving back connection window instead. Then the peers read: every byte comes.
+        srv = self.server()
+        ca = f"{self.tmp}/state/ca.crt"
+        wait_until(lambda: os.path.exists(ca), 10, "CA")
+        pub = free_port()
+        fake = FakeClient(self.control_port, ca, pub)
+        fake.pump(0.5)
+        wait_until(lambda: port_open(pub), 10, "the fake client's public port")
+        fake.pump(0.5, on_request=lambda sid: fake.h2.reset_stream(sid))   # port_open()'s probe
+        sids = []
+
+        def accept(sid):
+            fake.h2.send_headers(sid, [(":status", "200")])
+            sids.append(sid)
+        peers = []
+        for _ in range(8):
+            p = socket.create_connection(("127.0.0.1", pub))
+            peers.append(p)
+            fake.pump(0.05, on_request=accept)
+        fake.pump(0.5, on_request=accept)
+        self.assertEqual(len(sids), 8)
+        base = rss_kib(srv.proc.pid)
+        sent = 0
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            for sid in sids:
+                w = min(fake.h2.local_flow_control_window(sid), 1 << 20)
+                if w > 0:
+                    fake.h2.send_data(sid, b"y" * w)
+                    fake.flush()   # one WebSocket message each: under MaxFrameSize=
+                    sent += w
+            fake.pump(0.02)
+        grown = rss_kib(srv.proc.pid) - base
+        print(f"8 peers not reading: the tunnel client got {sent / 1048576:.1f} MiB out, server RSS +{grown / 1024:.1f} MiB")
+        if not sanitized():   # without the budget: up to 8 x 16 MiB
+            self.assertLess(grown, 64 * 1024)
+        got = 0
+        for p in peers:
+            p.setblocking(False)
+        end = time.monotonic() + 30
+        while got < sent and time.monotonic() < end:
+            for p in peers:
+                try:
+                    got += len(p.recv(1 << 20))
+                except BlockingIOError:
+                    pass
+            fake.pump(0.01)
+        if got != sent:
+            print(subprocess.run(["ss", "-tnoi", f"( sport = :{pub} or dport = :{pub} or sport = :{self.control_port} )"],
+                                 capture_output=True, text=True).stdout)
+        self.assertEqual(got, sent)
+        for p in peers:
+            p.close()
+        self.assertTrue(srv.alive())
 
 
 if __name__ == "__main__":
