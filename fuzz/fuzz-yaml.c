@@ -15,10 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 65536)
                 return 0;
         if (yaml_to_json((const char *) data, size, &o, &err) >= 0) {
-                json_object *again = json_tokener_parse(json_object_to_json_string(o));
-                if (o && !again)
+                /* json-c's parser stops at depth 32 unless told; ours allows YAML_MAX_DEPTH */
+                json_tokener *t = json_tokener_new_ex(YAML_MAX_DEPTH + 2);
+                json_object *again = t ? json_tokener_parse_ex(t, json_object_to_json_string(o), -1) : NULL;
+                if (t && o && !again)
                         abort();
                 json_object_put(again);
+                json_tokener_free(t);
         }
         json_object_put(o);
         free(err);
