@@ -677,7 +677,7 @@ static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
                             *body = asprintf_safe("{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"%s\"}]}}}", ip);
         int r;
 
-        if (ing && json_object_array_length(ing) == 1 &&
+        if (ing && json_object_is_type(ing, json_type_array) && json_object_array_length(ing) == 1 &&
             streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), "ip"), ip))
                 return 0;
         if (!path || !body)
@@ -688,6 +688,27 @@ static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
         if (r >= 0)
                 log_info("Service %s/%s: external IP %s.", meta(svc, "namespace"), meta(svc, "name"), ip);
         return r;
+}
+
+/* A Service that is no longer managed keeps no address that is about to go away. */
+static int clear_ingress(Operator *o, json_object *svc, const char *ip) {
+        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress"), *b;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!ip || !ing || !json_object_is_type(ing, json_type_array) || json_object_array_length(ing) != 1 ||
+            !streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), "ip"), ip))
+                return 0;
+        path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"), meta(svc, "name"));
+        if (!path)
+                return -ENOMEM;
+        b = json_tokener_parse("{\"status\":{\"loadBalancer\":{\"ingress\":null}}}");
+        r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
+        json_object_put(b);
+        if (r >= 0)
+                log_info("Service %s/%s: no longer managed, external IP %s removed.", meta(svc, "namespace"),
+                         meta(svc, "name"), ip);
+        return r == -ENOENT ? 0 : r;
 }
 
 int operator_reconcile(Operator *o, const char *key) {
@@ -705,6 +726,12 @@ int operator_reconcile(Operator *o, const char *key) {
 
         if (!managed(o, svc)) {
                 r = 0;
+                if (svc && tun)
+                        r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
+                if (r < 0) {
+                        json_object_put(tun);
+                        return r;
+                }
                 if (tun && meta(tun, "deletionTimestamp"))
                         r = finalize(o, tun);
                 else if (tun && (path = tunnel_path(ns, tname, NULL))) {

@@ -181,7 +181,8 @@ class Operator(TunnelTest):
                                ctype="application/merge-patch+json")
         self.assertEqual(st, 200)
         self.wait_gone("web", host[0]["id"])
-        self.assertIsNotNone(self.kube.get("/api/v1/namespaces/default/services/web"))
+        svc = self.kube.get("/api/v1/namespaces/default/services/web")
+        self.assertEqual(svc["status"].get("loadBalancer"), {})   # no stale address
         self.assertNotIn(API_TOKEN, self.op.output())
         self.assertNotIn(token, self.op.output())
         self.assertEqual(self.op.output().count("updated Deployment"), 1)  # only for the port change
