@@ -29,7 +29,7 @@
 #define STREAM_READ_FIRST (16 * 1024)  /* what an idle or chatty connection needs */
 #define H2_MAX_FRAME (1024 * 1024)
 #define H2_WINDOW (16 * 1024 * 1024)
-#define SESSION_BUFFER_BUDGET ((size_t) 32 << 20)
+#define SESSION_BUFFER_BUDGET ((size_t) 128 << 20)
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
 #define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
