@@ -59,7 +59,11 @@ class KubeCluster:
             "--allow-privileged=true", "--endpoint-reconciler-type=none"])
         self.server = f"https://127.0.0.1:{self.port}"
         self.ca = f"{pki}/apiserver.crt"
-        wait_until(lambda: os.path.exists(self.ca) and self.ready(), 90, "kube-apiserver")
+        try:
+            wait_until(lambda: os.path.exists(self.ca) and self.ready(), 90, "kube-apiserver")
+        except BaseException:
+            self.close()
+            raise
         self.admin_kubeconfig = self.kubeconfig("admin", ADMIN_TOKEN)
         self.start("controller-manager", [
             f"{KUBE_BIN}/kube-controller-manager", f"--kubeconfig={self.admin_kubeconfig}", "--leader-elect=false",

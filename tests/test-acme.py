@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from http_upstream import HttpUpstream
@@ -56,13 +57,16 @@ class Pebble:
         self.proc = subprocess.Popen(["pebble", "-config", f"{tmp}/pebble.json", "-dnsserver",
                                       f"127.0.0.1:{self.dns_port}"], stdout=self.logs[1],
                                      stderr=subprocess.STDOUT, env=env)
-        wait_until(lambda: port_open(self.port) and port_open(self.mgmt_port), 20, "pebble")
-        ctx = ssl.create_default_context(cafile=self.cert)
-        import urllib.request
-        self.root = f"{tmp}/pebble-root.pem"
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.mgmt_port}/roots/0", context=ctx, timeout=10) as r, \
-                open(self.root, "wb") as f:
-            f.write(r.read())
+        try:
+            wait_until(lambda: port_open(self.port) and port_open(self.mgmt_port), 20, "pebble")
+            ctx = ssl.create_default_context(cafile=self.cert)
+            self.root = f"{tmp}/pebble-root.pem"
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.mgmt_port}/roots/0", context=ctx,
+                                        timeout=10) as r, open(self.root, "wb") as f:
+                f.write(r.read())
+        except BaseException:
+            self.close()
+            raise
 
     def directory(self):
         return f"https://127.0.0.1:{self.port}/dir"
@@ -164,8 +168,12 @@ class Acme(TunnelTest):
         cls.http_port = free_port()
         cls.pebble = Pebble(cls.ptmp, cls.http_port)
         # A private session bus: the daemon runs with --user, inletsctl --user talks to it.
-        out = subprocess.check_output(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1",
-                                       f"--address=unix:path={cls.ptmp}/bus"], text=True).split()
+        try:
+            out = subprocess.check_output(["dbus-daemon", "--session", "--fork", "--print-address=1",
+                                           "--print-pid=1", f"--address=unix:path={cls.ptmp}/bus"], text=True).split()
+        except BaseException:   # tearDownClass does not run when setUpClass fails
+            cls.pebble.close()
+            raise
         cls.bus_addr, cls.bus_pid = out[0], int(out[1])
         cls.env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=cls.bus_addr)
 

@@ -33,9 +33,13 @@ class Operator(TunnelTest):
     def setUpClass(cls):
         cls.ktmp = subprocess.check_output(["mktemp", "-d", "/tmp/inletsd-kube.XXXXXX"], text=True).strip()
         cls.kube = kube_cluster.KubeCluster(cls.ktmp)
-        cls.kube.apply_file(f"{SRC}/deploy/crd.yaml")
-        cls.kube.apply_file(f"{SRC}/deploy/rbac.yaml")
-        cls.kubeconfig = cls.kube.kubeconfig("operator", kube_cluster.OPERATOR_TOKEN)
+        try:
+            cls.kube.apply_file(f"{SRC}/deploy/crd.yaml")
+            cls.kube.apply_file(f"{SRC}/deploy/rbac.yaml")
+            cls.kubeconfig = cls.kube.kubeconfig("operator", kube_cluster.OPERATOR_TOKEN)
+        except BaseException:   # tearDownClass does not run when setUpClass fails
+            cls.tearDownClass()
+            raise
 
     @classmethod
     def tearDownClass(cls):
