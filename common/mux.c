@@ -1001,11 +1001,14 @@ static void mux_notify_writable(Mux *m) {
 }
 
 static void mux_pump(Mux *m) {
+        bool stranded = false;
+        uint64_t out_before = 0;
         int r;
 
         if (m->dead)
                 return;
         mux_notify_writable(m);
+again:
         while (tls_conn_pending(m->conn) <= OUT_HIGH_WATER && nghttp2_session_want_write(m->h2)) {
                 size_t before = tls_conn_pending(m->conn);
                 r = nghttp2_session_send(m->h2);
@@ -1030,6 +1033,18 @@ static void mux_pump(Mux *m) {
         if (r < 0 && r != -EAGAIN) {
                 mux_fail(m, r, "%s", tls_conn_error(m->conn));
                 return;
+        }
+        /* The flush may just have emptied a buffer that was above the high-water mark when the
+         * loop looked: then nghttp2 still has frames for us and nothing would wake us for them
+         * (no output left to wait for; the streams' sockets may be paused on full buffers). */
+        if (tls_conn_pending(m->conn) == 0 && nghttp2_session_want_write(m->h2)) {
+                if (!stranded) {
+                        stranded = true;
+                        out_before = m->bytes_out;
+                        goto again;
+                }
+                if (m->bytes_out != out_before)
+                        mux_kick(m); /* still moving: once more from the loop, after other events */
         }
         if (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
             tls_conn_pending(m->conn) == 0) {

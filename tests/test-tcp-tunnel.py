@@ -34,6 +34,71 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(sha(got), sha(data))
         print(f"64 MiB each way, sha256 matches, {dt:.2f} s")
 
+    def test_bulk_transfers_never_stall(self):
+        # A mux whose last flush emptied an output buffer that had been over its high-water mark
+        # used to leave nghttp2's pending DATA unsent, with nothing to wake it but the next
+        # keepalive ping (iperf3 ran at a quarter of the speed, now and then). Keepalives far
+        # apart make such a stall a timeout: 256 MiB each way, six times, read as fast as
+        # Python can.
+        rounds, blob = 8, os.urandom(1 << 20) * 32
+        size = rounds * len(blob)
+        sink, source = socket.socket(), socket.socket()
+        for l in (sink, source):
+            l.bind(("127.0.0.1", 0))
+            l.listen(16)
+
+        def drain(c):
+            buf, n = bytearray(1 << 20), 0
+            while (k := c.recv_into(buf)):
+                n += k
+            return n
+
+        def serve(listener, handle):
+            while True:
+                try:
+                    c, _ = listener.accept()
+                except OSError:
+                    return
+                try:   # (port_open()'s probes come and go too)
+                    handle(c)
+                except OSError:
+                    pass
+                c.close()
+
+        def sink_handle(c):
+            c.sendall(str(drain(c)).encode())
+
+        def source_handle(c):
+            for _ in range(rounds):
+                c.sendall(blob)
+        threading.Thread(target=serve, args=(sink, sink_handle), daemon=True).start()
+        threading.Thread(target=serve, args=(source, source_handle), daemon=True).start()
+        pin, pout = free_port(), free_port()
+        self.server(extra_tunnel="KeepaliveSec=600\n")
+        self.client(f"{pin}:{sink.getsockname()[1]},{pout}:{source.getsockname()[1]}",
+                    extra_tunnel="KeepaliveSec=600\n")
+        wait_until(lambda: port_open(pin) and port_open(pout), 5, "public ports")
+        times = []
+        try:
+            for i in range(12):
+                t0 = time.monotonic()
+                if i % 2 == 0:
+                    c = socket.create_connection(("127.0.0.1", pin), timeout=30)
+                    for _ in range(rounds):
+                        c.sendall(blob)
+                    c.shutdown(socket.SHUT_WR)
+                    self.assertEqual(recv_all(c), str(size).encode())
+                else:
+                    c = socket.create_connection(("127.0.0.1", pout), timeout=30)
+                    self.assertEqual(drain(c), size)
+                c.close()
+                times.append(time.monotonic() - t0)
+        finally:
+            sink.close()
+            source.close()
+        print("12 x 256 MiB, seconds each: " + " ".join(f"{t:.2f}" for t in times))
+        self.assertLess(max(times), 25)
+
     def test_200_parallel_connections(self):
         self.start_pair()
         payloads = [os.urandom(32 * 1024 + i) for i in range(200)]
