@@ -40,7 +40,10 @@ class TcpTunnel(TunnelTest):
         # keepalive ping (iperf3 ran at a quarter of the speed, now and then). Keepalives far
         # apart make such a stall a timeout: 256 MiB each way, six times, read as fast as
         # Python can.
-        rounds, blob = 8, os.urandom(1 << 20) * 32
+        # under valgrind (tools/valgrind) each daemon runs some 30 times slower: less data,
+        # and a bound that still tells a stall (keepalives 10 minutes apart) from slowness
+        slow = bool(os.environ.get("INLETS_UNDER_VALGRIND"))
+        rounds, blob = (1 if slow else 8), os.urandom(1 << 20) * 32
         size = rounds * len(blob)
         sink, source = socket.socket(), socket.socket()
         for l in (sink, source):
@@ -80,24 +83,24 @@ class TcpTunnel(TunnelTest):
         wait_until(lambda: port_open(pin) and port_open(pout), 5, "public ports")
         times = []
         try:
-            for i in range(12):
+            for i in range(4 if slow else 12):
                 t0 = time.monotonic()
                 if i % 2 == 0:
-                    c = socket.create_connection(("127.0.0.1", pin), timeout=30)
+                    c = socket.create_connection(("127.0.0.1", pin), timeout=120 if slow else 30)
                     for _ in range(rounds):
                         c.sendall(blob)
                     c.shutdown(socket.SHUT_WR)
                     self.assertEqual(recv_all(c), str(size).encode())
                 else:
-                    c = socket.create_connection(("127.0.0.1", pout), timeout=30)
+                    c = socket.create_connection(("127.0.0.1", pout), timeout=120 if slow else 30)
                     self.assertEqual(drain(c), size)
                 c.close()
                 times.append(time.monotonic() - t0)
         finally:
             sink.close()
             source.close()
-        print("12 x 256 MiB, seconds each: " + " ".join(f"{t:.2f}" for t in times))
-        self.assertLess(max(times), 25)
+        print(f"{len(times)} x {size >> 20} MiB, seconds each: " + " ".join(f"{t:.2f}" for t in times))
+        self.assertLess(max(times), 100 if slow else 25)
 
     def test_200_parallel_connections(self):
         self.start_pair()
