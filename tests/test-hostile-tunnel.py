@@ -105,10 +105,7 @@ class FakeClient:
 
 class HostileTunnel(TunnelTest):
     def test_zero_window_and_settings_flood(self):
-        srv = self.server()
-        ca = f"{self.tmp}/state/ca.crt"
-        wait_until(lambda: os.path.exists(ca), 10, "CA")
-        pub = free_port()
+        srv, ca, pub = self.server_and_ca()
         fake = FakeClient(self.control_port, ca, pub, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
         fake.pump(0.5)
         wait_until(lambda: port_open(pub), 10, "the fake client's public port")
@@ -159,6 +156,13 @@ class HostileTunnel(TunnelTest):
         wait_until(lambda: port_open(good), 10, "a good client's port")
         self.assertEqual(echo_roundtrip(good, b"still serving"), b"still serving")
 
+    def server_and_ca(self):
+        """The exit server, its CA file, and a free public port for a fake client."""
+        srv = self.server()
+        ca = f"{self.tmp}/state/ca.crt"
+        wait_until(lambda: os.path.exists(ca), 10, "CA")
+        return srv, ca, free_port()
+
     def good_client_works(self):
         up = self.echo()
         good = free_port()
@@ -177,10 +181,7 @@ class HostileTunnel(TunnelTest):
             return True
 
     def test_resets_and_floods(self):
-        srv = self.server()
-        ca = f"{self.tmp}/state/ca.crt"
-        wait_until(lambda: os.path.exists(ca), 10, "CA")
-        pub = free_port()
+        srv, ca, pub = self.server_and_ca()
 
         # Every stream the server opens is refused at once: each public connection is closed,
         # and nothing is left behind.
@@ -244,10 +245,7 @@ class HostileTunnel(TunnelTest):
         # The tunnel client pushes to 16 public peers that never read: without a bound the exit
         # server would hold a 16 MiB stream window for each; the session budget (128 MiB) makes
         # it stop giving back connection window instead. Then the peers read: every byte comes.
-        srv = self.server()
-        ca = f"{self.tmp}/state/ca.crt"
-        wait_until(lambda: os.path.exists(ca), 10, "CA")
-        pub = free_port()
+        srv, ca, pub = self.server_and_ca()
         fake = FakeClient(self.control_port, ca, pub)
         fake.pump(0.5)
         wait_until(lambda: port_open(pub), 10, "the fake client's public port")
