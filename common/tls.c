@@ -16,6 +16,12 @@
 
 #define TLS_READ_SIZE (256 * 1024)
 #define TLS_FLUSH_THRESHOLD (128 * 1024)
+/* Writes below this size are corked: an HTTP head written field by field, a chunk size line,
+ * the small HTTP/2 frames of many streams all leave in one record at the next flush, instead
+ * of one record (and its AEAD setup and 22 bytes) each. Larger writes go straight to records,
+ * after what is corked, so bulk data is never copied into the cork buffer. */
+#define TLS_CORK_BELOW 4096
+#define TLS_CORK_MAX (64 * 1024)
 
 struct TlsConn {
         int fd;
@@ -24,10 +30,12 @@ struct TlsConn {
 
         uint8_t *in;
         size_t in_off, in_len;
+        bool last_short;        /* the last recv() returned less than it could: the socket was empty */
 
         uint8_t *out;
         size_t out_off, out_len, out_cap;
         int write_error;
+        bool corked;
 
         gnutls_packet_t packet;
         char error[256];
@@ -54,8 +62,28 @@ static int out_reserve(TlsConn *c, size_t n) {
         return buffer_reserve(&c->out, &c->out_off, c->out_len, &c->out_cap, n);
 }
 
+/* Turns what is corked into records in the output buffer. */
+static int uncork(TlsConn *c) {
+        ssize_t n;
+
+        if (!c->corked)
+                return 0;
+        c->corked = false;
+        do
+                n = gnutls_record_uncork(c->session, 0);
+        while (n == GNUTLS_E_INTERRUPTED);
+        if (n < 0) {
+                if (c->write_error)
+                        return c->write_error;
+                return c->write_error = set_err(c, -EPROTO, "TLS send", (int) n);
+        }
+        return 0;
+}
+
 int tls_conn_flush(TlsConn *c) {
         if (c->write_error)
+                return c->write_error;
+        if (uncork(c) < 0)
                 return c->write_error;
         while (c->out_len > 0) {
                 ssize_t n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -74,8 +102,16 @@ int tls_conn_flush(TlsConn *c) {
         return 0;
 }
 
+bool tls_conn_buffered(TlsConn *c) {
+        return c->session && (c->in_len > 0 || gnutls_record_check_pending(c->session) > 0);
+}
+
+bool tls_conn_drained(TlsConn *c) {
+        return c->last_short && !tls_conn_buffered(c);
+}
+
 size_t tls_conn_pending(TlsConn *c) {
-        return c->out_len;
+        return c->out_len + (c->corked ? gnutls_record_check_corked(c->session) : 0);
 }
 
 static int queue(TlsConn *c, const void *p, size_t n) {
@@ -111,15 +147,23 @@ static ssize_t vec_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcn
         return (ssize_t) total;
 }
 
+/* One recv() into the input buffer. */
+static ssize_t socket_read(TlsConn *c) {
+        ssize_t n;
+
+        do
+                n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        c->last_short = n >= 0 && n < TLS_READ_SIZE;
+        return n;
+}
+
 static ssize_t pull(gnutls_transport_ptr_t p, void *data, size_t size) {
         TlsConn *c = p;
         size_t k;
 
         if (c->in_len == 0) {
-                ssize_t n;
-                do
-                        n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
-                while (n < 0 && errno == EINTR);
+                ssize_t n = socket_read(c);
                 if (n < 0) {
                         gnutls_transport_set_errno(c->session, errno);
                         return -1;
@@ -345,9 +389,7 @@ int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
 
         if (!c->session) {
                 /* Plaintext: the input buffer itself holds what we hand out. */
-                do
-                        n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
-                while (n < 0 && errno == EINTR);
+                n = socket_read(c);
                 if (n < 0) {
                         if (errno == EAGAIN)
                                 return -EAGAIN;
@@ -381,6 +423,10 @@ int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
                 }
                 switch (n) {
                 case GNUTLS_E_AGAIN:
+                        /* Also after a post-handshake message (a TLS 1.3 session ticket), with
+                         * records still in our buffer: those need no event to be read. */
+                        if (c->in_len > 0 || gnutls_record_check_pending(c->session) > 0)
+                                continue;
                         return -EAGAIN;
                 case GNUTLS_E_INTERRUPTED:
                 case GNUTLS_E_WARNING_ALERT_RECEIVED:
@@ -403,6 +449,13 @@ int tls_conn_send(TlsConn *c, const void *buf, size_t len) {
                 return c->write_error;
         if (!c->session)
                 return queue(c, buf, len);
+        if (len < TLS_CORK_BELOW && (!c->corked || gnutls_record_check_corked(c->session) < TLS_CORK_MAX)) {
+                if (!c->corked) {
+                        gnutls_record_cork(c->session);
+                        c->corked = true;
+                }
+        } else if (uncork(c) < 0)
+                return c->write_error;
         while (len > 0) {
                 ssize_t n = gnutls_record_send(c->session, p, len);
                 if (n == GNUTLS_E_INTERRUPTED)
@@ -419,7 +472,7 @@ int tls_conn_send(TlsConn *c, const void *buf, size_t len) {
 }
 
 void tls_conn_bye(TlsConn *c) {
-        if (c->session)
+        if (c->session && uncork(c) >= 0)
                 (void) gnutls_bye(c->session, GNUTLS_SHUT_WR);
         (void) tls_conn_flush(c);
 }

@@ -47,10 +47,19 @@ char *tls_conn_describe(TlsConn *c);
 
 /* 1 with a pointer to plaintext valid until the next call; 0 at EOF; -EAGAIN; <0 error. */
 int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len);
-/* Queues all of buf (encrypting it); never -EAGAIN. */
+/* Whether input was read from the socket that tls_conn_recv() has not handed out yet (epoll
+ * cannot tell). */
+bool tls_conn_buffered(TlsConn *c);
+/* Whether everything the socket held when last read has been handed out: a short recv()
+ * empties a TCP socket's queue, so with edge-triggered epoll there is nothing to read until
+ * the next edge (a peer's close excepted: EPOLLRDHUP tells of it). */
+bool tls_conn_drained(TlsConn *c);
+/* Queues all of buf (encrypting it); never -EAGAIN. Small writes are corked and share one
+ * record at the next flush (or the next large write). */
 int tls_conn_send(TlsConn *c, const void *buf, size_t len);
 /* 0 when everything queued went out, -EAGAIN when some is left, <0 on error. */
 int tls_conn_flush(TlsConn *c);
+/* Bytes queued, corked ones included. */
 size_t tls_conn_pending(TlsConn *c);
 /* Whether the handshake waits for the socket to become writable. */
 bool tls_conn_handshake_wants_write(TlsConn *c);
