@@ -63,6 +63,9 @@ struct HttpConn {
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         bool handshake_done, eof, closing, lingering, dead;
+        bool readable;          /* the socket may hold bytes not read yet (edge-triggered) */
+        bool hup;               /* the peer closed (EPOLLRDHUP): read until EOF, however short */
+        uint32_t io_events;     /* as last given to the io source */
         HttpMsgParser parser;
         uint8_t *in;            /* plaintext the parser has not taken yet */
         size_t in_len;
@@ -201,6 +204,17 @@ static void conn_ack(HttpConn *c) {
         }
 }
 
+/* What the tunnel delivered goes out once its batch is handled: the head and the body of a
+ * small response leave in one send(), and the peer wakes once. */
+/* Input that no edge will announce again: read ahead, held by TLS, or left in the socket. */
+static bool conn_has_input(HttpConn *c) {
+        return c->in_len > 0 || c->readable || tls_conn_buffered(c->conn);
+}
+
+static void conn_schedule(HttpConn *c) {
+        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+}
+
 static void write_headers(HttpConn *c, const HttpHead *h) {
         for (size_t i = 0; i < h->n_headers; i++) {
                 out(c, h->headers[i].name, strlen(h->headers[i].name));
@@ -248,7 +262,7 @@ static void on_stream_head(MuxStream *s, HttpHead *h_, void *userdata) {
         else if (c->minor == 0)
                 out(c, "Connection: keep-alive\r\n", 24);
         out(c, "\r\n", 2);
-        conn_update(c);
+        conn_schedule(c);
 }
 
 static void on_stream_data(MuxStream *s, const uint8_t *p, size_t n, void *userdata) {
@@ -264,8 +278,7 @@ static void on_stream_data(MuxStream *s, const uint8_t *p, size_t n, void *userd
         if (c->resp_chunked)
                 out(c, "\r\n", 2);
         c->unacked += n;
-        conn_ack(c);
-        conn_update(c);
+        conn_schedule(c);
 }
 
 static void on_stream_end(MuxStream *s, HttpHead *trailers_, void *userdata) {
@@ -326,7 +339,7 @@ static void conn_finish_exchange(HttpConn *c) {
                 return;
         if (c->stream) /* it ends on its own; we hear no more of it */
                 mux_stream_set_ops(TAKE_PTR(c->stream), NULL, NULL);
-        if (c->resp_close || !c->keep_alive || c->eof) {
+        if (c->resp_close || !c->keep_alive || (c->eof && c->in_len == 0)) {
                 conn_close_after(c);
                 return;
         }
@@ -334,7 +347,13 @@ static void conn_finish_exchange(HttpConn *c) {
         c->protocol = mfree(c->protocol);
         http_msg_parser_next(&c->parser);
         set_timer(c, TIMER_IDLE);
-        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        if (conn_has_input(c))
+                conn_schedule(c); /* the next request may be here already */
+        else {
+                /* The response goes out now, not from one more round through the loop. */
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+                conn_update(c);
+        }
 }
 
 /* ---- shared with the HTTP/2 side (h2front.c) ---- */
@@ -684,11 +703,71 @@ static ssize_t conn_feed(HttpConn *c, const uint8_t *p, size_t n) {
 }
 
 static bool conn_wants_input(HttpConn *c) {
-        if (c->dead || c->closing || c->read_paused || c->eof)
-                return false;
+        if (c->dead || c->closing || c->read_paused || (c->eof && c->in_len == 0))
+                return false; /* after the peer's close, what it sent before still counts */
         if (c->upgraded)
                 return true;
         return !(c->busy && c->req_done); /* the next request waits for this response */
+}
+
+/* While a response is on its way, what the peer sends next (a pipelined request, or its
+ * close) is read ahead into c->in, up to a bound; the rest waits in the socket (c->readable). */
+#define READ_AHEAD_MAX (16 * 1024)
+
+static bool conn_reads_ahead(HttpConn *c) {
+        return !c->dead && !c->closing && !c->eof && !c->read_paused && !c->upgraded && c->busy && c->req_done &&
+               c->in_len < READ_AHEAD_MAX;
+}
+
+/* After a read: a short one emptied the socket, and the next edge says when more comes; no
+ * recv() that finds nothing (unless the peer closed: its EOF needs reading, edge or not). */
+static void conn_note_read(HttpConn *c) {
+        if (!c->hup && tls_conn_drained(c->conn))
+                c->readable = false;
+}
+
+static int conn_keep(HttpConn *c, const uint8_t *p, size_t n) {
+        uint8_t *t = realloc(c->in, c->in_len + n);
+        if (!t)
+                return -ENOMEM;
+        memcpy(t + c->in_len, p, n);
+        c->in = t;
+        c->in_len += n;
+        return 0;
+}
+
+static void conn_read_ahead(HttpConn *c) {
+        uint8_t *p;
+        size_t n;
+        int r;
+
+        while (conn_reads_ahead(c) && (c->readable || tls_conn_buffered(c->conn))) {
+                r = tls_conn_recv(c->conn, &p, &n);
+                if (r == -EAGAIN) {
+                        c->readable = false;
+                        return;
+                }
+                if (r < 0) {
+                        log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
+                        conn_close(c);
+                } else if (r == 0)
+                        c->eof = true; /* the response still goes out; then the connection closes */
+                else if (conn_keep(c, p, n) < 0)
+                        conn_close(c);
+                else
+                        conn_note_read(c);
+        }
+}
+
+/* The peer closed its side, and all it sent before has been fed to the parser. */
+static void conn_eof(HttpConn *c) {
+        if (c->upgraded) {
+                if (c->stream)
+                        (void) mux_stream_end(c->stream, NULL, 0);
+        } else if (!c->busy)
+                conn_close_after(c); /* between requests: what is queued still goes out */
+        else if (!c->req_done)
+                conn_close(c); /* a request cut short */
 }
 
 static void conn_read(HttpConn *c) {
@@ -704,13 +783,24 @@ static void conn_read(HttpConn *c) {
                                 return;
                         memmove(c->in, c->in + used, c->in_len - (size_t) used);
                         c->in_len -= (size_t) used;
-                        if (used == 0 && c->in_len > 0 && !c->upgraded)
+                        if (used == 0 && c->in_len > 0 && !c->upgraded) {
+                                if (c->eof)
+                                        conn_close(c); /* nothing more will come to complete it */
                                 break;
+                        }
+                        if (c->in_len == 0 && c->eof) {
+                                conn_eof(c); /* read ahead: the close came after these bytes */
+                                return;
+                        }
                         continue;
                 }
+                if (!c->readable && !tls_conn_buffered(c->conn))
+                        break; /* the next edge tells when there is more */
                 r = tls_conn_recv(c->conn, &p, &n);
-                if (r == -EAGAIN)
+                if (r == -EAGAIN) {
+                        c->readable = false;
                         break;
+                }
                 if (r < 0) {
                         log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
                         conn_close(c);
@@ -718,34 +808,31 @@ static void conn_read(HttpConn *c) {
                 }
                 if (r == 0) {
                         c->eof = true;
-                        if (c->upgraded) {
-                                if (c->stream)
-                                        (void) mux_stream_end(c->stream, NULL, 0);
-                        } else if (!c->busy)
-                                conn_close(c);
-                        else if (!c->req_done)
-                                conn_close(c); /* the request was cut short */
+                        conn_eof(c);
                         return;
                 }
+                conn_note_read(c);
                 used = conn_feed(c, p, n);
                 if (used < 0)
                         return;
                 if ((size_t) used < n) {
                         /* Pipelined (or post-upgrade) bytes: keep them for later. */
-                        uint8_t *t = realloc(c->in, c->in_len + n - (size_t) used);
-                        if (!t) {
+                        if (conn_keep(c, p + used, n - (size_t) used) < 0) {
                                 conn_close(c);
                                 return;
                         }
-                        memcpy(t + c->in_len, p + used, n - (size_t) used);
-                        c->in = t;
-                        c->in_len += n - (size_t) used;
                         if (c->in_len > def(c)->max_header_bytes + 65536) {
                                 conn_close(c); /* pipelining that much is not a browser */
                                 return;
                         }
                 }
         }
+}
+
+/* sd-event re-arms an EPOLLET source with epoll_ctl() on every call, changed or not. */
+static void conn_set_events(HttpConn *c, uint32_t ev) {
+        if (ev != c->io_events && sd_event_source_set_io_events(c->io, ev) >= 0)
+                c->io_events = ev;
 }
 
 static void conn_update(HttpConn *c) {
@@ -771,16 +858,15 @@ static void conn_update(HttpConn *c) {
                 c->lingering = true;
                 set_timer(c, TIMER_LINGER);
         }
-        if (c->lingering)
-                ev = EPOLLIN;
-        else {
-                if (conn_wants_input(c))
-                        ev |= EPOLLIN;
-                if (tls_conn_pending(c->conn) > 0)
-                        ev |= EPOLLOUT;
-        }
-        (void) sd_event_source_set_io_events(c->io, ev);
-        (void) sd_event_source_set_enabled(c->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+        /* Edge-triggered, and EPOLLIN always on: an edge while we do not want input only marks
+         * the socket readable. Level-triggered, every socket the loop had not come to yet was
+         * polled again on each of its epoll_wait() calls (one per dispatched event), which cost
+         * a tenth of the CPU with 64 busy connections; and turning EPOLLIN off and on around
+         * each exchange cost epoll_ctl() calls. */
+        ev = EPOLLIN | EPOLLRDHUP | EPOLLET;
+        if (!c->lingering && tls_conn_pending(c->conn) > 0)
+                ev |= EPOLLOUT;
+        conn_set_events(c, ev);
 }
 
 static void conn_linger(HttpConn *c) {
@@ -811,8 +897,8 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         return 0;
                 }
                 if (r == 0) {
-                        (void) sd_event_source_set_io_events(
-                                c->io, tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : EPOLLIN);
+                        conn_set_events(c, EPOLLET | EPOLLRDHUP |
+                                                   (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : EPOLLIN));
                         return 0;
                 }
                 c->handshake_done = true;
@@ -833,7 +919,14 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 }
                 conn_ack(c);
         }
-        conn_read(c);
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->hup = true;
+        if (conn_wants_input(c))
+                conn_read(c);
+        else if (c->readable)
+                conn_read_ahead(c);
         conn_update(c);
         return 0;
 }
@@ -845,7 +938,7 @@ static int conn_kick(sd_event_source *src, void *userdata) {
                 conn_free(c);
                 return 0;
         }
-        if (c->handshake_done && !c->lingering)
+        if (c->handshake_done && !c->lingering && conn_has_input(c))
                 conn_read(c);
         conn_update(c);
         if (c->dead)
@@ -927,7 +1020,8 @@ static int listen_handler(sd_event_source *src, int fd, uint32_t revents, void *
                 }
                 if (f->creds)
                         (void) tls_conn_set_alpn(c->conn, (const char *const[]) { "h2", "http/1.1" }, 2);
-                if (sd_event_add_io(f->manager->event, &c->io, cfd, EPOLLIN, conn_io, c) < 0 ||
+                c->io_events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+                if (sd_event_add_io(f->manager->event, &c->io, cfd, c->io_events, conn_io, c) < 0 ||
                     sd_event_add_time_relative(f->manager->event, &c->timer, CLOCK_MONOTONIC,
                                                def(c)->handshake_timeout_usec, 0, conn_timeout, c) < 0 ||
                     sd_event_add_defer(f->manager->event, &c->kick, conn_kick, c) < 0) {

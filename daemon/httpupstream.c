@@ -68,6 +68,9 @@ struct UpConn {
         Exchange *x;
         bool reusable;          /* the response allowed keep-alive */
         bool reused;            /* taken from the pool for this exchange */
+        bool readable;          /* the socket may hold bytes not read yet (edge-triggered) */
+        bool hup;               /* the upstream closed (EPOLLRDHUP): read until EOF */
+        uint32_t io_events;     /* as last given to the io source */
 };
 
 struct Exchange {
@@ -187,23 +190,32 @@ static void exchange_fail(Exchange *x, unsigned status, const char *format, ...)
         exchange_free(x);
 }
 
+/* sd-event re-arms an EPOLLET source with epoll_ctl() on every call, changed or not. */
+static void up_set_io(UpConn *uc, uint32_t ev) {
+        if (ev != uc->io_events && sd_event_source_set_io_events(uc->io, ev) >= 0)
+                uc->io_events = ev;
+}
+
+/* Connected sockets are edge-triggered with EPOLLIN always on (as in httpfront.c): no socket
+ * the loop has not come to yet is polled again on each epoll_wait(), and no epoll_ctl() goes
+ * with each exchange. */
 static void up_set_events(UpConn *uc) {
         Exchange *x = uc->x;
-        uint32_t ev = 0;
+        uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
         if (!uc->io)
                 return;
-        if (uc->state == UP_IDLE)
-                ev = EPOLLIN;
-        else if (uc->state == UP_BUSY) {
+        if (uc->state == UP_BUSY) {
+                /* A whole request (or bytes of an upgraded connection) goes out now: waiting
+                 * for EPOLLOUT would cost two epoll_ctl() and a round through the loop. A body
+                 * still coming collects until the socket says it is writable. */
+                if (tls_conn_pending(uc->conn) > 0 && x && (x->body_end_written || x->upgraded))
+                        (void) tls_conn_flush(uc->conn); /* errors: up_process() hears of them */
                 if (tls_conn_pending(uc->conn) > 0)
                         ev |= EPOLLOUT;
-                if (x && x->s && !x->resp_done)
-                        ev |= EPOLLIN;
-        } else
+        } else if (uc->state != UP_IDLE)
                 return;
-        (void) sd_event_source_set_io_events(uc->io, ev);
-        (void) sd_event_source_set_enabled(uc->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+        up_set_io(uc, ev);
 }
 
 /* Back to the pool, or closed. */
@@ -218,7 +230,7 @@ static void up_release(UpConn *uc) {
                 if (i->state == UP_IDLE && i->targets == uc->targets && i->target == uc->target)
                         idle++;
         if (!uc->reusable || uc->targets != u->targets || idle >= MAX_IDLE_PER_UPSTREAM ||
-            tls_conn_pending(uc->conn) > 0) {
+            tls_conn_pending(uc->conn) > 0 || uc->readable || tls_conn_buffered(uc->conn)) {
                 up_free(uc);
                 return;
         }
@@ -453,9 +465,13 @@ static void up_read(UpConn *uc) {
 
                 if (!x || !x->s || x->resp_done || mux_stream_full(x->s))
                         return;
+                if (!uc->readable && !tls_conn_buffered(uc->conn))
+                        return; /* the next edge tells when there is more */
                 r = tls_conn_recv(uc->conn, &p, &n);
-                if (r == -EAGAIN)
+                if (r == -EAGAIN) {
+                        uc->readable = false;
                         return;
+                }
                 if (r < 0) {
                         if (!exchange_retry(x))
                                 exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
@@ -482,6 +498,9 @@ static void up_read(UpConn *uc) {
                         exchange_maybe_done(x);
                         return;
                 }
+                /* A short read emptied the socket (a close excepted: its EOF needs reading). */
+                if (!uc->hup && tls_conn_drained(uc->conn))
+                        uc->readable = false;
                 while (off < n) {
                         ssize_t used;
 
@@ -566,7 +585,8 @@ static int up_dial_next(UpConn *uc) {
                 return fd;
         uc->fd = fd;
         uc->io = sd_event_source_disable_unref(uc->io);
-        r = sd_event_add_io(uc->owner->manager->event, &uc->io, fd, EPOLLOUT, up_io, uc);
+        uc->io_events = EPOLLOUT;
+        r = sd_event_add_io(uc->owner->manager->event, &uc->io, fd, uc->io_events, up_io, uc);
         return r < 0 ? r : 0;
 }
 
@@ -576,6 +596,10 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
         Target *t = TARGET(uc);
         int r;
 
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                uc->readable = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                uc->hup = true;
         switch (uc->state) {
         case UP_CONNECTING: {
                 int err = 0;
@@ -613,8 +637,7 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                         return 0;
                 }
                 if (r == 0) {
-                        (void) sd_event_source_set_io_events(uc->io, tls_conn_handshake_wants_write(uc->conn)
-                                                                             ? EPOLLOUT : EPOLLIN);
+                        up_set_io(uc, tls_conn_handshake_wants_write(uc->conn) ? EPOLLOUT : EPOLLIN);
                         return 0;
                 }
                 up_connected(uc);
@@ -623,8 +646,11 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                 up_process(uc);
                 break;
         case UP_IDLE:
-                up_free(uc); /* the upstream closed it, or sent what nobody asked for */
-                return 0;
+                if (uc->readable) {
+                        up_free(uc); /* the upstream closed it, or sent what nobody asked for */
+                        return 0;
+                }
+                break;
         }
         /* uc may be gone: only touch it through the list */
         for (UpConn *i = u->conns; i; i = i->next)

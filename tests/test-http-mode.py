@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -114,6 +115,57 @@ class HttpMode(TunnelTest):
         self.assertNotIn("x-drop", h)
         self.assertEqual(self.a.connections, 1)
         c.close()
+
+    def test_pipelining_and_read_ahead(self):
+        self.start()
+        # Three requests in one write: three answers, in order, on one connection.
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+        s.sendall(b"".join(b"GET /hello HTTP/1.1\r\nHost: %s\r\n\r\n" % h for h in (b"a.test", b"b.test", b"a.test")))
+        got = b""
+        while got.count(b"hello from") < 3:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, got)
+            got += chunk
+        self.assertEqual(got.count(b"HTTP/1.1 200"), 3)
+        self.assertEqual(re.findall(rb"hello from \w", got), [b"hello from a", b"hello from b", b"hello from a"])
+        # The next request, and then the peer's close, arrive while a slow response is still
+        # streaming: both wait their turn; the connection closes after the second answer.
+        s.sendall(b"GET /sse HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        first = s.recv(65536)
+        self.assertIn(b"HTTP/1.1 200", first)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: b.test\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        got = first
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        self.assertLess(got.index(b"event 2"), got.index(b"hello from b"), got)
+        self.assertTrue(got.endswith(b"hello from b\n"), got[-200:])
+        self.assertEqual(got.count(b"HTTP/1.1 200"), 2)
+        # Half a request and a close during a streamed response: the response ends, then the
+        # connection closes (nothing will complete that request), and the daemon does not spin.
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+        s.sendall(b"GET /sse HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        got = s.recv(65536)
+        s.sendall(b"GET /hel")
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        self.assertTrue(got.endswith(b"0\r\n\r\n"), got[-100:])
+        cpu = lambda: sum(int(x) for x in open(f"/proc/{self.daemons[0].proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+        c0 = cpu()
+        time.sleep(1)
+        self.assertLess(cpu() - c0, 20, "the exit server kept busy after the connection closed (clock ticks)")
+        head, body = self.get("a.test", "/hello")
+        self.assertEqual(body, b"hello from a\n")
+        print("3 pipelined requests answered in order; a request and a close sent during a streamed response waited")
 
     def test_websocket_passthrough(self):
         self.start()
