@@ -35,6 +35,9 @@ typedef struct WebResponse {
         long retry_after_sec;            /* -1: none */
 } WebResponse;
 
+/* Loads libcurl (web_request() and web_setup() do it on first use); <0 with a message when it
+ * is not installed. */
+int web_load(char **ret_error);
 /* 0 with any HTTP status in ret (a 4xx is not an error here); <0 when no answer came,
  * with a message naming the URL. */
 int web_request(const WebRequest *q, WebResponse *ret, char **ret_error);
