@@ -301,8 +301,13 @@ static int stream_write(MuxStream *s) {
                 if (s->id > 0)
                         (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
         }
-        if (s->wlen == 0)
+        if (s->wlen == 0) {
                 s->woff = 0;
+                if (s->wcap <= STREAM_READ_FIRST) { /* as for rbuf: nothing held while idle */
+                        s->wbuf = mfree(s->wbuf);
+                        s->wcap = 0;
+                }
+        }
         return stream_try_shutdown(s) ? 1 : 0;
 }
 
@@ -314,10 +319,11 @@ static int stream_read(MuxStream *s) {
         /* Buffers start small (most connections are idle or chatty) and grow to full size
          * the first time a read fills one: then it is a bulk transfer. */
         if (!s->rbuf) {
-                s->rbuf = malloc(STREAM_READ_FIRST);
+                s->rcap = s->grow ? STREAM_READ_SIZE : STREAM_READ_FIRST;
+                s->grow = false;
+                s->rbuf = malloc(s->rcap);
                 if (!s->rbuf)
                         return -ENOMEM;
-                s->rcap = STREAM_READ_FIRST;
         } else if (s->rcap < STREAM_READ_SIZE && s->grow) {
                 /* A fresh allocation, not realloc(): at this size glibc maps it on its own,
                  * which measured faster for bulk streams than a buffer grown in the heap. */
@@ -459,8 +465,15 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         s->roff += length;
         s->rlen -= length;
-        if (s->rlen == 0)
+        if (s->rlen == 0) {
                 s->roff = 0;
+                if (s->rcap <= STREAM_READ_FIRST) {
+                        /* A chatty or idle stream holds no buffer between messages: 10,000
+                         * idle connections kept a page of each 16 KiB buffer resident. */
+                        s->rbuf = mfree(s->rbuf);
+                        s->rcap = 0;
+                }
+        }
         s->bytes_out += length;
         m->bytes_out += length;
         if (s->want_writable && s->rlen < MSG_LOW_WATER) {
