@@ -200,6 +200,48 @@ class Hostile(TunnelTest):
         s.close()
         wait_until(lambda: self.good(https=True), 10, "service after the tricks")
 
+    def test_pipelining_flood(self):
+        # Requests pipelined behind a streamed response are read ahead only up to a bound (16
+        # KiB); the rest waits in the socket, and all are answered, in order, once it ends.
+        self.start()
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=20)
+        n = 1000
+        s.sendall(b"GET /sse HTTP/1.1\r\nHost: x.test\r\n\r\n" + b"GET /hello HTTP/1.1\r\nHost: x.test\r\n\r\n" * n)
+        got = b""
+        while got.count(b"hello from a\n") < n:
+            chunk = s.recv(1 << 20)
+            self.assertTrue(chunk, f"closed after {got.count(b'hello from a')} answers")
+            got += chunk
+        s.close()
+        self.assertEqual(got.count(b"HTTP/1.1 200"), n + 1)
+        self.assertLess(got.index(b"event 2"), got.index(b"hello from a"))
+        print(f"{n} requests pipelined behind a streamed response: all answered, in order")
+
+        # Many connections that pipeline megabytes behind a slow response and never read: the
+        # server holds at most the read-ahead bound for each, and keeps serving others.
+        pid = self.srv.proc.pid
+        base = rss_kib(pid)
+        flood = []
+        junk = b"GET /hello HTTP/1.1\r\nHost: x.test\r\n\r\n" * 30000
+        for _ in range(20):
+            f = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+            f.sendall(b"GET /slow HTTP/1.1\r\nHost: x.test\r\n\r\n")
+            f.setblocking(False)
+            try:
+                f.send(junk)
+            except BlockingIOError:
+                pass
+            flood.append(f)
+        time.sleep(1)
+        self.assertTrue(self.good())
+        grown = rss_kib(pid) - base
+        print(f"20 connections pipelining 1 MiB each behind a slow response: server RSS +{grown} KiB")
+        if not sanitized():
+            self.assertLess(grown, 8 * 1024)
+        for f in flood:
+            f.close()
+        wait_until(self.good, 10, "service after the flood")
+
 
 if __name__ == "__main__":
     main()
