@@ -7,6 +7,7 @@
 #include <gnutls/x509.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -30,7 +31,8 @@ struct TlsConn {
 
         uint8_t *in;
         size_t in_off, in_len;
-        bool last_short;        /* the last recv() returned less than it could: the socket was empty */
+        bool readable;          /* edge-triggered owners: the socket may hold bytes not read yet */
+        bool hup;               /* the peer closed: read to EOF, however short the reads */
 
         uint8_t *out;
         size_t out_off, out_len, out_cap;
@@ -102,12 +104,19 @@ int tls_conn_flush(TlsConn *c) {
         return 0;
 }
 
-bool tls_conn_buffered(TlsConn *c) {
+static bool buffered(TlsConn *c) {
         return c->session && (c->in_len > 0 || gnutls_record_check_pending(c->session) > 0);
 }
 
-bool tls_conn_drained(TlsConn *c) {
-        return c->last_short && !tls_conn_buffered(c);
+void tls_conn_edge(TlsConn *c, uint32_t revents) {
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->hup = true;
+}
+
+bool tls_conn_readable(TlsConn *c) {
+        return c->readable || buffered(c);
 }
 
 size_t tls_conn_pending(TlsConn *c) {
@@ -154,7 +163,10 @@ static ssize_t socket_read(TlsConn *c) {
         do
                 n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
-        c->last_short = n >= 0 && n < TLS_READ_SIZE;
+        /* EAGAIN, or a short read (it emptied the socket's queue; the next arrival is a new
+         * edge): nothing to read until the next edge, except a peer's close, read to EOF. */
+        if ((n < 0 && errno == EAGAIN) || (n >= 0 && n < TLS_READ_SIZE && !c->hup))
+                c->readable = false;
         return n;
 }
 

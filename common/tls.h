@@ -47,13 +47,12 @@ char *tls_conn_describe(TlsConn *c);
 
 /* 1 with a pointer to plaintext valid until the next call; 0 at EOF; -EAGAIN; <0 error. */
 int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len);
-/* Whether input was read from the socket that tls_conn_recv() has not handed out yet (epoll
- * cannot tell). */
-bool tls_conn_buffered(TlsConn *c);
-/* Whether everything the socket held when last read has been handed out: a short recv()
- * empties a TCP socket's queue, so with edge-triggered epoll there is nothing to read until
- * the next edge (a peer's close excepted: EPOLLRDHUP tells of it). */
-bool tls_conn_drained(TlsConn *c);
+/* For owners of edge-triggered sockets (EPOLLIN|EPOLLRDHUP|EPOLLET): tls_conn_edge() with each
+ * event's revents; tls_conn_readable() then says whether tls_conn_recv() may find input: what
+ * the socket may still hold (until EAGAIN, or a short read, which empties a TCP socket's queue),
+ * and what was read but not handed out yet (epoll cannot tell of that). */
+void tls_conn_edge(TlsConn *c, uint32_t revents);
+bool tls_conn_readable(TlsConn *c);
 /* Queues all of buf (encrypting it); never -EAGAIN. Small writes are corked and share one
  * record at the next flush (or the next large write). */
 int tls_conn_send(TlsConn *c, const void *buf, size_t len);

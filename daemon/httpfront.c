@@ -63,8 +63,6 @@ struct HttpConn {
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         bool handshake_done, eof, closing, lingering, dead;
-        bool readable;          /* the socket may hold bytes not read yet (edge-triggered) */
-        bool hup;               /* the peer closed (EPOLLRDHUP): read until EOF, however short */
         uint32_t io_events;     /* as last given to the io source */
         HttpMsgParser parser;
         uint8_t *in;            /* plaintext the parser has not taken yet */
@@ -204,13 +202,13 @@ static void conn_ack(HttpConn *c) {
         }
 }
 
-/* What the tunnel delivered goes out once its batch is handled: the head and the body of a
- * small response leave in one send(), and the peer wakes once. */
 /* Input that no edge will announce again: read ahead, held by TLS, or left in the socket. */
 static bool conn_has_input(HttpConn *c) {
-        return c->in_len > 0 || c->readable || tls_conn_buffered(c->conn);
+        return c->in_len > 0 || tls_conn_readable(c->conn);
 }
 
+/* What the tunnel delivered goes out once its batch is handled: the head and the body of a
+ * small response leave in one send(), and the peer wakes once. */
 static void conn_schedule(HttpConn *c) {
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
 }
@@ -711,19 +709,12 @@ static bool conn_wants_input(HttpConn *c) {
 }
 
 /* While a response is on its way, what the peer sends next (a pipelined request, or its
- * close) is read ahead into c->in, up to a bound; the rest waits in the socket (c->readable). */
+ * close) is read ahead into c->in, up to a bound; the rest waits in the socket. */
 #define READ_AHEAD_MAX (16 * 1024)
 
 static bool conn_reads_ahead(HttpConn *c) {
         return !c->dead && !c->closing && !c->eof && !c->read_paused && !c->upgraded && c->busy && c->req_done &&
                c->in_len < READ_AHEAD_MAX;
-}
-
-/* After a read: a short one emptied the socket, and the next edge says when more comes; no
- * recv() that finds nothing (unless the peer closed: its EOF needs reading, edge or not). */
-static void conn_note_read(HttpConn *c) {
-        if (!c->hup && tls_conn_drained(c->conn))
-                c->readable = false;
 }
 
 static int conn_keep(HttpConn *c, const uint8_t *p, size_t n) {
@@ -741,12 +732,10 @@ static void conn_read_ahead(HttpConn *c) {
         size_t n;
         int r;
 
-        while (conn_reads_ahead(c) && (c->readable || tls_conn_buffered(c->conn))) {
+        while (conn_reads_ahead(c) && tls_conn_readable(c->conn)) {
                 r = tls_conn_recv(c->conn, &p, &n);
-                if (r == -EAGAIN) {
-                        c->readable = false;
+                if (r == -EAGAIN)
                         return;
-                }
                 if (r < 0) {
                         log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
                         conn_close(c);
@@ -754,8 +743,6 @@ static void conn_read_ahead(HttpConn *c) {
                         c->eof = true; /* the response still goes out; then the connection closes */
                 else if (conn_keep(c, p, n) < 0)
                         conn_close(c);
-                else
-                        conn_note_read(c);
         }
 }
 
@@ -794,13 +781,11 @@ static void conn_read(HttpConn *c) {
                         }
                         continue;
                 }
-                if (!c->readable && !tls_conn_buffered(c->conn))
+                if (!tls_conn_readable(c->conn))
                         break; /* the next edge tells when there is more */
                 r = tls_conn_recv(c->conn, &p, &n);
-                if (r == -EAGAIN) {
-                        c->readable = false;
+                if (r == -EAGAIN)
                         break;
-                }
                 if (r < 0) {
                         log_debug("HTTP %s: %s", c->peer, tls_conn_error(c->conn));
                         conn_close(c);
@@ -811,7 +796,6 @@ static void conn_read(HttpConn *c) {
                         conn_eof(c);
                         return;
                 }
-                conn_note_read(c);
                 used = conn_feed(c, p, n);
                 if (used < 0)
                         return;
@@ -889,6 +873,7 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 conn_linger(c);
                 return 0;
         }
+        tls_conn_edge(c->conn, revents);
         if (!c->handshake_done) {
                 int r = tls_conn_handshake(c->conn);
                 if (r < 0) {
@@ -919,13 +904,9 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 }
                 conn_ack(c);
         }
-        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->readable = true;
-        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->hup = true;
         if (conn_wants_input(c))
                 conn_read(c);
-        else if (c->readable)
+        else
                 conn_read_ahead(c);
         conn_update(c);
         return 0;

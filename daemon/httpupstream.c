@@ -68,8 +68,6 @@ struct UpConn {
         Exchange *x;
         bool reusable;          /* the response allowed keep-alive */
         bool reused;            /* taken from the pool for this exchange */
-        bool readable;          /* the socket may hold bytes not read yet (edge-triggered) */
-        bool hup;               /* the upstream closed (EPOLLRDHUP): read until EOF */
         uint32_t io_events;     /* as last given to the io source */
 };
 
@@ -230,7 +228,7 @@ static void up_release(UpConn *uc) {
                 if (i->state == UP_IDLE && i->targets == uc->targets && i->target == uc->target)
                         idle++;
         if (!uc->reusable || uc->targets != u->targets || idle >= MAX_IDLE_PER_UPSTREAM ||
-            tls_conn_pending(uc->conn) > 0 || uc->readable || tls_conn_buffered(uc->conn)) {
+            tls_conn_pending(uc->conn) > 0 || tls_conn_readable(uc->conn)) {
                 up_free(uc);
                 return;
         }
@@ -465,13 +463,11 @@ static void up_read(UpConn *uc) {
 
                 if (!x || !x->s || x->resp_done || mux_stream_full(x->s))
                         return;
-                if (!uc->readable && !tls_conn_buffered(uc->conn))
+                if (!tls_conn_readable(uc->conn))
                         return; /* the next edge tells when there is more */
                 r = tls_conn_recv(uc->conn, &p, &n);
-                if (r == -EAGAIN) {
-                        uc->readable = false;
+                if (r == -EAGAIN)
                         return;
-                }
                 if (r < 0) {
                         if (!exchange_retry(x))
                                 exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
@@ -498,9 +494,6 @@ static void up_read(UpConn *uc) {
                         exchange_maybe_done(x);
                         return;
                 }
-                /* A short read emptied the socket (a close excepted: its EOF needs reading). */
-                if (!uc->hup && tls_conn_drained(uc->conn))
-                        uc->readable = false;
                 while (off < n) {
                         ssize_t used;
 
@@ -596,10 +589,8 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
         Target *t = TARGET(uc);
         int r;
 
-        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                uc->readable = true;
-        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                uc->hup = true;
+        if (uc->conn)
+                tls_conn_edge(uc->conn, revents);
         switch (uc->state) {
         case UP_CONNECTING: {
                 int err = 0;
@@ -646,7 +637,7 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                 up_process(uc);
                 break;
         case UP_IDLE:
-                if (uc->readable) {
+                if (tls_conn_readable(uc->conn)) {
                         up_free(uc); /* the upstream closed it, or sent what nobody asked for */
                         return 0;
                 }
