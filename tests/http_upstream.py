@@ -95,6 +95,10 @@ class HttpUpstream:
 
     async def _serve(self, r, w):
         self.connections += 1
+        # A head and a body written apart would otherwise wait for the client's delayed ACK
+        # (40 ms a response on a kept-alive connection: asyncio leaves a passed-in socket's
+        # accepted connections without TCP_NODELAY).
+        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
                 line = await r.readline()

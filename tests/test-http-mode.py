@@ -135,12 +135,7 @@ class HttpMode(TunnelTest):
         self.assertIn(b"HTTP/1.1 200", first)
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: b.test\r\n\r\n")
         s.shutdown(socket.SHUT_WR)
-        got = first
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = first + recv_all(s)
         s.close()
         self.assertLess(got.index(b"event 2"), got.index(b"hello from b"), got)
         self.assertTrue(got.endswith(b"hello from b\n"), got[-200:])
@@ -152,11 +147,7 @@ class HttpMode(TunnelTest):
         got = s.recv(65536)
         s.sendall(b"GET /hel")
         s.shutdown(socket.SHUT_WR)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got += recv_all(s)
         s.close()
         self.assertTrue(got.endswith(b"0\r\n\r\n"), got[-100:])
         cpu = lambda: sum(int(x) for x in open(f"/proc/{self.daemons[0].proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
