@@ -47,6 +47,9 @@ struct MuxStream {
         bool corked;         /* written with MSG_MORE in this read batch, not pushed yet */
         bool responded;      /* tunnel client: 200 sent; exit server: 200 received */
         bool reading;        /* may read from the socket */
+        bool rready, rhup;   /* edge-triggered: the socket may hold bytes; it saw a close */
+        bool wready;         /* ... it may take bytes */
+        bool rearmed;        /* asked epoll to report the socket again */
 
         uint8_t *rbuf;       /* socket -> tunnel */
         size_t roff, rlen;
@@ -187,20 +190,22 @@ static void ws_send_close(Mux *m, int code) {
 
 /* ---- streams ---- */
 
-static void stream_update_events(MuxStream *s) {
-        uint32_t ev = 0;
+/* Stream sockets are registered once, edge-triggered, for everything: no epoll_ctl() while a
+ * connection lives (level-triggered registrations cost several per connection and a re-poll
+ * of each ready socket on every loop iteration). rready and wready keep what the last edge
+ * said until a read finds the socket drained or a write finds it full. */
+#define STREAM_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-        if (!s->io)
-                return;
-        if (s->reading && !s->read_eof && s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) && s->id > 0)
-                ev |= EPOLLIN;
-        if (s->wlen > 0)
-                ev |= EPOLLOUT;
-        if (ev == 0)
-                (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
-        else {
-                (void) sd_event_source_set_io_events(s->io, ev);
-                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
+static bool stream_wants_read(const MuxStream *s) {
+        return s->reading && !s->read_eof && s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) && s->id > 0;
+}
+
+/* The stream may read again (room in its buffer, reading allowed) while the socket still holds
+ * bytes: no new edge comes for those, so have epoll report the socket once more. */
+static void stream_rearm(MuxStream *s) {
+        if (s->io && s->rready && !s->rearmed && stream_wants_read(s)) {
+                s->rearmed = true;
+                (void) sd_event_source_set_io_events(s->io, STREAM_EVENTS); /* EPOLL_CTL_MOD */
         }
 }
 
@@ -289,8 +294,10 @@ static int stream_write(MuxStream *s) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN)
+                        if (errno == EAGAIN) {
+                                s->wready = false; /* EPOLLOUT comes when it has room */
                                 break;
+                        }
                         return -errno;
                 }
                 s->woff += (size_t) n;
@@ -343,10 +350,17 @@ static int stream_read(MuxStream *s) {
                 return 0;
         want = s->rcap - s->roff - s->rlen;
         n = recv(s->fd, s->rbuf + s->roff + s->rlen, want, MSG_DONTWAIT);
-        if (n < 0)
+        if (n < 0) {
+                if (errno == EAGAIN)
+                        s->rready = false;
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        }
         if ((size_t) n == want && s->rcap < STREAM_READ_SIZE)
                 s->grow = true; /* the socket had more: a bulk transfer */
+        /* Less than asked for: the socket is empty, and new bytes bring a new edge -- unless
+         * the peer's FIN is already in, which brings none: then read on until 0. */
+        if ((size_t) n < want && !s->rhup)
+                s->rready = false;
         if (n == 0)
                 s->read_eof = true;
         s->rlen += (size_t) n;
@@ -481,7 +495,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                 s->notify_writable = true;
                 m->any_writable = true;
         }
-        stream_update_events(s);
+        stream_rearm(s);
         return 0;
 }
 
@@ -492,6 +506,21 @@ static ssize_t read_length_cb(nghttp2_session *session, uint8_t frame_type, int3
         return MIN((ssize_t) w, (ssize_t) remote_max_frame_size);
 }
 
+/* Moves what it can between the socket and the stream's buffers: <0 on a socket error, 1 when
+ * the stream was freed. */
+static int stream_service(MuxStream *s) {
+        int r;
+
+        if (s->wlen > 0 && s->wready) {
+                r = stream_write(s);
+                if (r != 0)
+                        return r;
+        }
+        if (s->rready && stream_wants_read(s))
+                return stream_read(s);
+        return 0;
+}
+
 static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         MuxStream *s = userdata;
         Mux *m = s->mux;
@@ -499,28 +528,18 @@ static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *
 
         if (m->dead)
                 return 0;
-
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                r = stream_read(s);
-                if (r < 0) {
-                        log_debug_errno(r, "Stream %d: read failed: %m", s->id);
-                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
-                        goto out;
-                }
+        s->rearmed = false;
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                s->rready = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                s->rhup = true;
+        if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                s->wready = true;
+        r = stream_service(s);
+        if (r < 0) {
+                log_debug_errno(r, "Stream %d: socket: %m", s->id);
+                stream_abort(s, NGHTTP2_CONNECT_ERROR);
         }
-        if ((revents & (EPOLLOUT | EPOLLERR)) && s->fd >= 0) {
-                r = stream_write(s);
-                if (r > 0)
-                        goto out;
-                if (r < 0) {
-                        log_debug_errno(r, "Stream %d: write failed: %m", s->id);
-                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
-                        goto out;
-                }
-        }
-        if (s->fd >= 0)
-                stream_update_events(s);
-out:
         mux_pump(m);
         return 0;
 }
@@ -543,10 +562,10 @@ static int stream_attach_fd(MuxStream *s, int fd) {
         int r;
 
         s->fd = fd;
-        r = sd_event_add_io(s->mux->event, &s->io, fd, EPOLLIN, stream_handler, s);
+        /* Adding an edge-triggered registration reports the socket's state at once. */
+        r = sd_event_add_io(s->mux->event, &s->io, fd, STREAM_EVENTS, stream_handler, s);
         if (r < 0)
                 return r;
-        stream_update_events(s);
         return 0;
 }
 
@@ -628,11 +647,10 @@ int mux_stream_accept(MuxStream *s, int fd) {
         }
         s->responded = true;
         s->reading = true;
-        /* Bytes that arrived while we were dialling. */
+        /* Bytes that arrived while we were dialling; the socket's first edge does the rest. */
+        s->wready = true;
         if (stream_write(s) < 0)
                 stream_abort(s, NGHTTP2_CONNECT_ERROR);
-        else
-                stream_update_events(s);
         return 0;
 }
 
@@ -681,6 +699,8 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                         s->corked = true;
                         m->any_corked = true;
                 }
+                if ((n >= 0 && (size_t) n < len) || (n < 0 && errno == EAGAIN))
+                        s->wready = false; /* full: EPOLLOUT comes when it has room */
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
                         (void) nghttp2_session_consume_connection(session, len);
                         stream_abort(s, NGHTTP2_CONNECT_ERROR);
@@ -705,8 +725,6 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 memcpy(s->wbuf + s->woff + s->wlen, data, len);
                 s->wlen += len;
                 held_add(m, len);
-                if (s->fd >= 0)
-                        stream_update_events(s);
         }
         return 0;
 }
@@ -889,8 +907,6 @@ static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t
                 s->remote_eof = true;
                 if (stream_try_shutdown(s))
                         return 0;
-                if (s->fd >= 0)
-                        stream_update_events(s);
         }
         stream_maybe_finish(s);
         return 0;

@@ -674,7 +674,7 @@ int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n) {
         return 0;
 }
 
-int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port) {
+int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port, bool *ret_connected) {
         while (*next < n) {
                 SocketAddress a = addrs[(*next)++];
                 int fd;
@@ -687,6 +687,18 @@ int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint
                 if (connect(fd, &a.sa, a.len) < 0 && errno != EINPROGRESS) {
                         safe_close(fd);
                         continue;
+                }
+                if (ret_connected) {
+                        /* To a local address the handshake is over when connect() returns (the
+                         * kernel ran both ends before it did): asking again says so, and saves
+                         * waiting for EPOLLOUT (two epoll_ctl() and a loop iteration). */
+                        *ret_connected = false;
+                        if (connect(fd, &a.sa, a.len) == 0 || errno == EISCONN)
+                                *ret_connected = true;
+                        else if (errno != EALREADY && errno != EINPROGRESS) {
+                                safe_close(fd); /* refused at once */
+                                continue;
+                        }
                 }
                 return fd;
         }

@@ -78,8 +78,9 @@ int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */
 /* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
 int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);
 /* Starts a non-blocking connect() to the next of addrs (from *next on) with port: the fd, or
- * -ECONNREFUSED when none is left. Wait for EPOLLOUT, then check SO_ERROR. */
-int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port);
+ * -ECONNREFUSED when none is left. Wait for EPOLLOUT, then check SO_ERROR -- unless
+ * ret_connected is given and comes back true: connected already. */
+int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port, bool *ret_connected);
 
 /* A non-blocking listening TCP socket; "any" IPv6 addresses also take IPv4. */
 int socket_listen_tcp(const SocketAddress *a, int *ret_fd);

@@ -140,11 +140,16 @@ static int dial_handler(sd_event_source *src, int fd, uint32_t revents, void *us
 /* Starts connecting to the next address; <0 when none is left. */
 static int dial_next(Dial *d) {
         Client *c = d->client;
+        bool connected;
         int fd, r;
 
-        fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port);
+        fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port, &connected);
         if (fd < 0)
                 return fd;
+        if (connected) { /* a local upstream: no need to wait */
+                dial_done(d, fd);
+                return 0;
+        }
         r = sd_event_add_io(c->manager->event, &d->io, fd, EPOLLOUT, dial_handler, d);
         if (r < 0) {
                 safe_close(fd);

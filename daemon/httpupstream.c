@@ -572,7 +572,7 @@ static void up_dial_failed(UpConn *uc, int error) {
 
 static int up_dial_next(UpConn *uc) {
         Target *t = TARGET(uc);
-        int fd = socket_connect_next(t->addrs, t->n_addrs, &uc->next_addr, t->u.port), r;
+        int fd = socket_connect_next(t->addrs, t->n_addrs, &uc->next_addr, t->u.port, NULL), r;
 
         if (fd < 0)
                 return fd;

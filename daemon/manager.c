@@ -285,7 +285,7 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
                 return -ENOMEM;
         m->bus_mode = bus_mode;
         m->started_at = realtime_usec();
-        r = sd_event_default(&m->event);
+        r = sd_event_new(&m->event); /* not the default loop: sd_event_prepare() would check the thread with gettid() on every iteration */
         if (r < 0)
                 return r;
         sigemptyset(&ss);
