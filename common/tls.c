@@ -38,6 +38,7 @@ struct TlsConn {
         size_t out_off, out_len, out_cap;
         int write_error;
         bool corked;
+        bool blocked;           /* the last send() found the socket full */
 
         gnutls_packet_t packet;
         char error[256];
@@ -92,8 +93,10 @@ int tls_conn_flush(TlsConn *c) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN)
+                        if (errno == EAGAIN) {
+                                c->blocked = true;
                                 return -EAGAIN;
+                        }
                         snprintf(c->error, sizeof(c->error), "send: %m");
                         return c->write_error = -errno;
                 }
@@ -101,6 +104,7 @@ int tls_conn_flush(TlsConn *c) {
                 c->out_len -= (size_t) n;
         }
         c->out_off = 0;
+        c->blocked = false;
         return 0;
 }
 
@@ -129,7 +133,7 @@ static int queue(TlsConn *c, const void *p, size_t n) {
                 return r;
         memcpy(c->out + c->out_off + c->out_len, p, n);
         c->out_len += n;
-        if (c->out_len >= TLS_FLUSH_THRESHOLD) {
+        if (c->out_len >= TLS_FLUSH_THRESHOLD && !c->blocked) {
                 r = tls_conn_flush(c);
                 if (r < 0 && r != -EAGAIN)
                         return r;
@@ -151,7 +155,10 @@ static ssize_t vec_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcn
                 memcpy(c->out + c->out_off + c->out_len, iov[i].iov_base, iov[i].iov_len);
                 c->out_len += iov[i].iov_len;
         }
-        if (c->out_len >= TLS_FLUSH_THRESHOLD)
+        /* Records leave in large send()s while they are made -- unless the socket was full at
+         * the last try: then the owner flushes when it says it has room (a send() per record
+         * into a full socket made six failed calls per 256 KiB moved). */
+        if (c->out_len >= TLS_FLUSH_THRESHOLD && !c->blocked)
                 (void) tls_conn_flush(c); /* errors surface at the owner's next flush */
         return (ssize_t) total;
 }
