@@ -32,6 +32,7 @@
 #define SESSION_BUFFER_BUDGET ((size_t) 128 << 20)
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
+#define CORK_MIN 4096                 /* tunnel-to-socket chunks this large are corked */
 #define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
 #define MSG_LOW_WATER (64 * 1024)     /* ... and to go on */
 #define MSG_MAX_HEADERS 256
@@ -691,11 +692,14 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 return 0;
         }
         /* Before the upstream is connected (fd < 0) everything is held for it. Chunks come a
-         * TLS record at a time; MSG_MORE lets the kernel build full segments from them, and
-         * the end of the read batch pushes what is left (mux_push_corked). */
+         * TLS record at a time; for a bulk transfer MSG_MORE lets the kernel build full
+         * segments from them, and the end of the read batch pushes what is left
+         * (mux_push_corked). A small chunk -- a chatty protocol's message -- goes at once:
+         * corking it would only cost the push. */
         if (s->wlen == 0 && s->fd >= 0) {
-                ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
-                if (n > 0 && !s->corked) {
+                bool more = len >= CORK_MIN;
+                ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+                if (n > 0 && more && !s->corked) {
                         s->corked = true;
                         m->any_corked = true;
                 }

@@ -541,6 +541,9 @@ int socket_listen_tcp(const SocketAddress *a, int *ret_fd) {
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr))
                 (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        /* Accepted sockets inherit TCP_NODELAY from their listener: no setsockopt() per
+         * connection. */
+        socket_set_nodelay(fd);
         if (bind(fd, &a->sa, a->len) < 0)
                 return -errno;
         if (listen(fd, SOMAXCONN) < 0)

@@ -981,7 +981,6 @@ static int listen_handler(sd_event_source *src, int fd, uint32_t revents, void *
                         safe_close(cfd);
                         continue;
                 }
-                socket_set_nodelay(cfd);
                 c = calloc(1, sizeof(*c));
                 if (!c) {
                         safe_close(cfd);

@@ -226,7 +226,6 @@ static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void
                 cfd = accept_shed(fd, &peer);
                 if (cfd < 0)
                         break;
-                socket_set_nodelay(cfd);
                 (void) getsockname(cfd, &local.sa, &local.len);
                 socket_address_format(&peer, peer_s);
                 socket_address_format(&local, local_s);
@@ -715,7 +714,6 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
                                 oldest = oldest->next;
                         pending_free(oldest);
                 }
-                socket_set_nodelay(cfd);
                 p = calloc(1, sizeof(*p));
                 if (!p) {
                         safe_close(cfd);
@@ -808,6 +806,7 @@ static int take_systemd_sockets(Server *s) {
 
                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
                 (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
+                socket_set_nodelay(fd); /* inherited by what we accept, as for our own listeners */
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                         log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
                         safe_close(fd);
