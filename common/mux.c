@@ -541,7 +541,9 @@ static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *
                 log_debug_errno(r, "Stream %d: socket: %m", s->id);
                 stream_abort(s, NGHTTP2_CONNECT_ERROR);
         }
-        mux_pump(m);
+        /* Send from the loop once the sockets that were ready with this one had their turn:
+         * their frames share TLS records and send()s. */
+        mux_kick(m);
         return 0;
 }
 
@@ -614,7 +616,17 @@ int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, voi
                 mux_pump(m);
                 return r;
         }
-        mux_pump(m);
+        /* What the peer sent with its handshake is usually there already: read it now, so
+         * that it leaves with the HEADERS frame; and send from the loop, after the caller's
+         * other new connections, so that a burst of them shares TLS records and send()s. */
+        s->rready = true;
+        r = stream_read(s);
+        if (r < 0) {
+                stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                mux_pump(m);
+                return r;
+        }
+        mux_kick(m);
         if (ret)
                 *ret = s;
         return 0;
