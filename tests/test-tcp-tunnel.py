@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import time
@@ -111,6 +112,27 @@ class TcpTunnel(TunnelTest):
             self.assertEqual(sha(p), sha(r))
         self.assertGreaterEqual(self.up.connections, 200)
         print("200 parallel connections each got their own payload back")
+
+    def test_bytes_and_resets_at_accept(self):
+        """What a peer sends with its handshake is read as the connection is accepted (and
+        leaves with the stream's HEADERS); peers that send and reset at once, or send, close
+        and go, are cleaned up; a local upstream is connected without waiting for EPOLLOUT."""
+        self.start_pair()
+        base = (self.srv.fds(), self.cli.fds())
+        linger0 = struct.pack("ii", 1, 0)
+        for i in range(100):
+            s = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
+            s.sendall(b"q" * (i * 97 % 20000 + 1))
+            if i % 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)   # RST
+            s.close()
+        payloads = [os.urandom(i * 613 % 40000 + 1) for i in range(100)]
+        with ThreadPoolExecutor(max_workers=50) as ex:
+            results = list(ex.map(lambda p: echo_roundtrip(self.pub, p, timeout=30), payloads))
+        self.assertEqual([sha(r) for r in results], [sha(p) for p in payloads])
+        wait_until(lambda: (self.srv.fds(), self.cli.fds()) == base, 10,
+                   f"descriptors back to {base}")
+        print("100 connections sent and went (half with RST), 100 echoed; descriptors back to", base)
 
     def test_half_close_both_ways(self):
         """Public side closes its write half first; then the upstream does."""
