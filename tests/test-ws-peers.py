@@ -5,8 +5,13 @@ OpenSSL for TLS): handshake, 401, ping/pong, fragmented and oversized messages, 
 against our server, and as a server against our client."""
 
 import asyncio
+import base64
+import hashlib
+import re
+import socket
 import ssl
 import struct
+import time
 
 import websockets
 import websockets.exceptions
@@ -143,6 +148,48 @@ class WsPeers(TunnelTest):
         cli = self.daemons[-1]
         cli.wait_log("peer closed the WebSocket (1000")
         print("python-websockets server: our client masks, answers ping, sends token and offer, honours close")
+
+    def test_client_masking_keys_are_fresh(self):
+        """Our client's frames, read raw off a plain ws:// connection: each masked with its own
+        non-zero key (keys come from a pool filled by the nonce generator)."""
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        ls.settimeout(10)
+        self.client("7001:7002", url=f"ws://127.0.0.1:{ls.getsockname()[1]}", ca=False, wait=False)
+        c, _ = ls.accept()
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(4096)
+        key = re.search(rb"(?i)sec-websocket-key: *([^\r]+)", head).group(1)
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        data = PREFACE + SETTINGS
+        c.sendall(bytes([0x82, len(data)]) + data)
+        buf, keys = b"", []
+        end = time.monotonic() + 5
+        while len(keys) < 3 and time.monotonic() < end:
+            if c.send(bytes([0x82, 17]) + struct.pack(">I", 8)[1:] + bytes([6, 0]) + bytes(4) + b"pingping") <= 0:
+                break   # a PING each round: every answer is one more client frame
+            buf += c.recv(65536)
+            while len(buf) >= 2:
+                n, off = buf[1] & 0x7F, 2
+                if n == 126:
+                    n, off = struct.unpack(">H", buf[2:4])[0], 4
+                elif n == 127:
+                    n, off = struct.unpack(">Q", buf[2:10])[0], 10
+                if not buf[1] & 0x80 or len(buf) < off + 4 + n:
+                    break
+                keys.append(buf[off:off + 4])
+                buf = buf[off + 4 + n:]
+        c.close()
+        ls.close()
+        self.assertGreaterEqual(len(keys), 3, "client frames")
+        self.assertNotIn(bytes(4), keys)
+        self.assertEqual(len(set(keys)), len(keys), f"keys repeat: {keys}")
+        print(f"{len(keys)} client frames, each with its own non-zero masking key")
 
 
 if __name__ == "__main__":
