@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "log.h"
 #include "mux.h"
@@ -33,6 +34,7 @@
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
 #define CORK_MIN 4096                 /* tunnel-to-socket chunks this large are corked */
+#define MUX_BATCH_MAX 64
 #define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
 #define MSG_LOW_WATER (64 * 1024)     /* ... and to go on */
 #define MSG_MAX_HEADERS 256
@@ -58,6 +60,7 @@ struct MuxStream {
 
         uint8_t *wbuf;       /* tunnel -> socket, only what send() did not take */
         size_t woff, wlen, wcap;
+        size_t batched;      /* bytes in m->batch, still in the records they came in */
         bool remote_eof, wr_shut;
 
         uint64_t bytes_in, bytes_out, created;
@@ -100,10 +103,17 @@ struct Mux {
         uint8_t scratch[TLS_RECORD];
         uint8_t key_pool[256];   /* WebSocket masking keys not used yet */
         size_t key_off;
+
+        /* Tunnel-to-socket data of one read batch, pointing into the decrypted records
+         * (tls_conn_hold): written with one writev() per stream at the end of the batch. */
+        bool batching;
+        unsigned n_batch;
+        struct { MuxStream *s; const uint8_t *p; size_t n; } batch[MUX_BATCH_MAX];
 };
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_pump(Mux *m);
+static void mux_flush_batch(Mux *m);
 
 /* Bytes a stream buffer took (n > 0) or let go: the connection window follows the budget. */
 static void held_add(Mux *m, size_t n) {
@@ -219,7 +229,24 @@ static void stream_rearm(MuxStream *s) {
         }
 }
 
+/* Forgets what a stream has in the batch: its socket is going. The connection window is
+ * given back; the stream's own does not matter any more. */
+static void stream_unbatch(MuxStream *s) {
+        Mux *m = s->mux;
+
+        if (s->batched == 0)
+                return;
+        for (unsigned i = 0; i < m->n_batch; i++)
+                if (m->batch[i].s == s) {
+                        m->batch[i].s = NULL;
+                        if (!m->dead)
+                                (void) nghttp2_session_consume_connection(m->h2, m->batch[i].n);
+                }
+        s->batched = 0;
+}
+
 static void stream_close_fd(MuxStream *s, bool reset) {
+        stream_unbatch(s);
         s->io = sd_event_source_disable_unref(s->io);
         if (s->fd >= 0) {
                 if (reset) {
@@ -280,7 +307,7 @@ static void stream_abort(MuxStream *s, uint32_t h2_error) {
 
 /* Returns true when the stream was freed. */
 static bool stream_try_shutdown(MuxStream *s) {
-        if (s->wlen > 0 || !s->remote_eof || s->fd < 0)
+        if (s->wlen > 0 || s->batched > 0 || !s->remote_eof || s->fd < 0)
                 return false;
         if (!s->wr_shut) {
                 (void) shutdown(s->fd, SHUT_WR);
@@ -549,6 +576,8 @@ static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *
         if (r < 0) {
                 log_debug_errno(r, "Stream %d: socket: %m", s->id);
                 stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                if (s->id < 0) /* closed on HTTP/2 already: no callback will finish it */
+                        stream_maybe_finish(s);
         }
         /* Send from the loop once the sockets that were ready with this one had their turn:
          * their frames share TLS records and send()s. */
@@ -711,6 +740,25 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         if (!s || s->aborted || s->wr_shut || s->message) {
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
+        }
+        /* In a read batch, bulk chunks wait in their records for one writev() per stream at
+         * its end (mux_flush_batch): a send() per 16 KiB record was most of the syscalls. */
+        if (m->batching && s->fd >= 0 && s->wlen == 0 && (len >= CORK_MIN || s->batched > 0)) {
+                if (m->n_batch == MUX_BATCH_MAX)
+                        mux_flush_batch(m);
+                if (s->fd >= 0 && s->wlen == 0 && m->n_batch < MUX_BATCH_MAX) {
+                        m->batch[m->n_batch].s = s;
+                        m->batch[m->n_batch].p = data;
+                        m->batch[m->n_batch].n = len;
+                        m->n_batch++;
+                        s->batched += len;
+                        return 0;
+                }
+                if (s->fd < 0 || s->aborted) { /* the flush found the socket gone */
+                        (void) nghttp2_session_consume_connection(session, len);
+                        (void) nghttp2_session_consume_stream(session, stream_id, len);
+                        return 0;
+                }
         }
         /* Before the upstream is connected (fd < 0) everything is held for it. Chunks come a
          * TLS record at a time; for a bulk transfer MSG_MORE lets the kernel build full
@@ -1008,9 +1056,70 @@ static void mux_push_corked(Mux *m) {
                 }
 }
 
+/* Writes what the batch holds, one writev() per stream in the order it came; what a socket
+ * does not take is copied into the stream's buffer, to go on EPOLLOUT. */
+static void mux_flush_batch(Mux *m) {
+        unsigned n = m->n_batch;
+
+        m->n_batch = 0;
+        for (unsigned i = 0; i < n && !m->dead; i++) {
+                MuxStream *s = m->batch[i].s;
+                struct iovec iov[MUX_BATCH_MAX];
+                size_t total = 0, done, k = 0;
+                ssize_t w;
+
+                if (!s)
+                        continue;
+                for (unsigned j = i; j < n; j++)
+                        if (m->batch[j].s == s) {
+                                iov[k++] = (struct iovec) { (void *) m->batch[j].p, m->batch[j].n };
+                                total += m->batch[j].n;
+                                m->batch[j].s = NULL;
+                        }
+                s->batched = 0;
+                do
+                        w = writev(s->fd, iov, (int) k);
+                while (w < 0 && errno == EINTR);
+                if (w < 0 && errno != EAGAIN) {
+                        (void) nghttp2_session_consume_connection(m->h2, total);
+                        stream_abort(s, NGHTTP2_CONNECT_ERROR);
+                        if (s->id < 0) /* closed on HTTP/2 already: no callback will finish it */
+                                stream_maybe_finish(s);
+                        continue;
+                }
+                done = w > 0 ? (size_t) w : 0;
+                s->bytes_in += done;
+                m->bytes_in += done;
+                (void) nghttp2_session_consume_connection(m->h2, done);
+                if (s->id > 0)
+                        (void) nghttp2_session_consume_stream(m->h2, s->id, done);
+                if (done < total) {
+                        s->wready = false; /* full: EPOLLOUT comes when it has room */
+                        if (buffer_reserve(&s->wbuf, &s->woff, s->wlen, &s->wcap, total - done) < 0) {
+                                (void) nghttp2_session_consume_connection(m->h2, total - done);
+                                stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                                continue;
+                        }
+                        for (size_t j = 0, off = 0; j < k; off += iov[j].iov_len, j++) {
+                                size_t from = MAX(off, done) - off;
+                                if (from >= iov[j].iov_len)
+                                        continue;
+                                memcpy(s->wbuf + s->woff + s->wlen, (uint8_t *) iov[j].iov_base + from,
+                                       iov[j].iov_len - from);
+                                s->wlen += iov[j].iov_len - from;
+                        }
+                        held_add(m, total - done);
+                        continue;
+                }
+                (void) stream_try_shutdown(s); /* the END_STREAM came in the batch */
+        }
+}
+
 static void mux_read(Mux *m) {
         const WsCallbacks wscb = mux_ws_callbacks;
 
+        m->batching = true;
+        tls_conn_hold(m->conn, true);
         while (!m->dead) {
                 uint8_t *p;
                 size_t n;
@@ -1034,7 +1143,21 @@ static void mux_read(Mux *m) {
                         (void) tls_conn_flush(m->conn);
                         mux_fail(m, r, "WebSocket protocol error: %s", m->ws.error ?: "callback failed");
                 }
+                if (!tls_conn_can_hold(m->conn)) { /* the next record would overwrite these */
+                        mux_flush_batch(m);
+                        tls_conn_release(m->conn);
+                }
         }
+        if (m->dead) {
+                for (unsigned i = 0; i < m->n_batch; i++)
+                        if (m->batch[i].s)
+                                m->batch[i].s->batched = 0;
+                m->n_batch = 0;
+        }
+        mux_flush_batch(m);
+        m->batching = false;
+        tls_conn_hold(m->conn, false);
+        tls_conn_release(m->conn);
         mux_push_corked(m);
 }
 

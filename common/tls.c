@@ -17,6 +17,7 @@
 
 #define TLS_READ_SIZE (256 * 1024)
 #define TLS_FLUSH_THRESHOLD (128 * 1024)
+#define TLS_HOLD_MAX 32
 /* Writes below this size are corked: an HTTP head written field by field, a chunk size line,
  * the small HTTP/2 frames of many streams all leave in one record at the next flush, instead
  * of one record (and its AEAD setup and 22 bytes) each. Larger writes go straight to records,
@@ -41,6 +42,9 @@ struct TlsConn {
         bool blocked;           /* the last send() found the socket full */
 
         gnutls_packet_t packet;
+        gnutls_packet_t held[TLS_HOLD_MAX]; /* records handed out and still in use */
+        unsigned n_held;
+        bool hold;
         char error[256];
 };
 
@@ -322,6 +326,7 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
 TlsConn *tls_conn_free(TlsConn *c) {
         if (!c)
                 return NULL;
+        tls_conn_release(c);
         if (c->packet)
                 gnutls_packet_deinit(c->packet);
         if (c->session)
@@ -403,6 +408,20 @@ char *tls_conn_describe(TlsConn *c) {
         return strdup("TLS");
 }
 
+void tls_conn_hold(TlsConn *c, bool hold) {
+        c->hold = hold;
+}
+
+bool tls_conn_can_hold(TlsConn *c) {
+        /* Plaintext is handed out from the input buffer, which the next read overwrites. */
+        return c->hold && c->session && c->n_held < TLS_HOLD_MAX;
+}
+
+void tls_conn_release(TlsConn *c) {
+        while (c->n_held > 0)
+                gnutls_packet_deinit(c->held[--c->n_held]);
+}
+
 int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
         ssize_t n;
 
@@ -421,7 +440,10 @@ int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
         }
 
         if (c->packet) {
-                gnutls_packet_deinit(c->packet);
+                if (c->hold && c->n_held < TLS_HOLD_MAX)
+                        c->held[c->n_held++] = c->packet;
+                else
+                        gnutls_packet_deinit(c->packet);
                 c->packet = NULL;
         }
         for (;;) {

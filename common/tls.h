@@ -47,6 +47,12 @@ char *tls_conn_describe(TlsConn *c);
 
 /* 1 with a pointer to plaintext valid until the next call; 0 at EOF; -EAGAIN; <0 error. */
 int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len);
+/* While holding, what tls_conn_recv() handed out stays valid until tls_conn_release() -- as long
+ * as tls_conn_can_hold() said so before the next tls_conn_recv(): the owner can then write the
+ * plaintext of several records to a socket in one writev(). */
+void tls_conn_hold(TlsConn *c, bool hold);
+bool tls_conn_can_hold(TlsConn *c);
+void tls_conn_release(TlsConn *c);
 /* For owners of edge-triggered sockets (EPOLLIN|EPOLLRDHUP|EPOLLET): tls_conn_edge() with each
  * event's revents; tls_conn_readable() then says whether tls_conn_recv() may find input: what
  * the socket may still hold (until EAGAIN, or a short read, which empties a TCP socket's queue),
