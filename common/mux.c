@@ -4,12 +4,15 @@
  * Data path, socket to tunnel: recv() into the stream's buffer; nghttp2 asks how much to send
  * (read_length callback lets DATA frames grow to 1 MiB) and, with NO_COPY, hands us the 9-byte
  * frame header; we write WebSocket header + frame header + payload straight from the stream's
- * buffer into TLS. Tunnel to socket: payload arrives in decrypted records and is send() to
- * the socket directly; only what the socket does not take is copied, and the stream's window
- * reopens (nghttp2_session_consume_stream) as that drains. The connection window is consumed
- * at once, so a stalled socket never holds back the other streams -- until the session holds
- * SESSION_BUFFER_BUDGET bytes for sockets that do not read: then it is consumed only as they
- * drain, which bounds what one session can make the process hold (budget + one window). */
+ * buffer into TLS. Tunnel to socket: payload arrives in decrypted records, which are held
+ * for the read batch; each stream's chunks then go to its socket in one writev() straight
+ * from them (small chunks outside a batch are send() at once); only what the socket does
+ * not take is copied, and the stream's window reopens (nghttp2_session_consume_stream) as
+ * that drains. The connection window is consumed at once, so a stalled socket never holds
+ * back the other streams -- until the session holds SESSION_BUFFER_BUDGET bytes for sockets
+ * that do not read: then it is consumed only as they drain, which bounds what one session can
+ * make the process hold (budget + one window). Stream sockets are edge-triggered (see
+ * STREAM_EVENTS). */
 
 #include <gnutls/crypto.h>
 #include <inttypes.h>
