@@ -1101,6 +1101,8 @@ static void mux_flush_batch(Mux *m) {
                         if (buffer_reserve(&s->wbuf, &s->woff, s->wlen, &s->wcap, total - done) < 0) {
                                 (void) nghttp2_session_consume_connection(m->h2, total - done);
                                 stream_abort(s, NGHTTP2_INTERNAL_ERROR);
+                                if (s->id < 0)
+                                        stream_maybe_finish(s);
                                 continue;
                         }
                         for (size_t j = 0, off = 0; j < k; off += iov[j].iov_len, j++) {

@@ -50,7 +50,21 @@ struct Listener {
         sd_event_source *io;
         unsigned refs, rr;
         bool from_systemd;   /* kept open without clients: systemd owns it */
+        char local[SOCKADDR_STR_MAX]; /* bound to one address: what every connection has */
 };
+
+/* A listener bound to one address gives every connection that local address: format it once
+ * instead of a getsockname() per connection. */
+static void listener_note_address(Listener *l) {
+        SocketAddress a = { .len = sizeof(a.storage) };
+
+        l->local[0] = 0;
+        if (getsockname(l->fd, &a.sa, &a.len) < 0)
+                return;
+        if ((a.sa.sa_family == AF_INET && a.in.sin_addr.s_addr != htonl(INADDR_ANY)) ||
+            (a.sa.sa_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&a.in6.sin6_addr)))
+                socket_address_format(&a, l->local);
+}
 
 struct Session {
         Server *server;
@@ -226,9 +240,13 @@ static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void
                 cfd = accept_shed(fd, &peer);
                 if (cfd < 0)
                         break;
-                (void) getsockname(cfd, &local.sa, &local.len);
                 socket_address_format(&peer, peer_s);
-                socket_address_format(&local, local_s);
+                if (l->local[0])
+                        strcpy(local_s, l->local);
+                else {
+                        (void) getsockname(cfd, &local.sa, &local.len);
+                        socket_address_format(&local, local_s);
+                }
 
                 x = session_for_port(s, l);
                 if (!x) {
@@ -270,6 +288,8 @@ static int listener_ref(Server *s, uint16_t port, char **ret_error) {
         l->refs = 1;
         socket_address_set_port(&a, port);
         r = socket_listen_tcp(&a, &l->fd);
+        if (r >= 0)
+                listener_note_address(l);
         if (r < 0) {
                 l->fd = -1;
                 listener_free(l);
@@ -831,6 +851,7 @@ static int take_systemd_sockets(Server *s) {
                         l->port = port;
                         l->fd = fd;
                         l->from_systemd = true;
+                        listener_note_address(l);
                         (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF); /* until a client offers it */
                         l->next = s->listeners;
                         s->listeners = l;
