@@ -1062,9 +1062,10 @@ static void mux_push_corked(Mux *m) {
 /* Writes what the batch holds, one writev() per stream in the order it came; what a socket
  * does not take is copied into the stream's buffer, to go on EPOLLOUT. */
 static void mux_flush_batch(Mux *m) {
+        /* n_batch stays until the end: a stream freed on the way (none should be, but its
+         * owner's callbacks run) clears its own entries in stream_unbatch(). */
         unsigned n = m->n_batch;
 
-        m->n_batch = 0;
         for (unsigned i = 0; i < n && !m->dead; i++) {
                 MuxStream *s = m->batch[i].s;
                 struct iovec iov[MUX_BATCH_MAX];
@@ -1118,6 +1119,7 @@ static void mux_flush_batch(Mux *m) {
                 }
                 (void) stream_try_shutdown(s); /* the END_STREAM came in the batch */
         }
+        m->n_batch = 0;
 }
 
 static void mux_read(Mux *m) {
