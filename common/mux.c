@@ -53,7 +53,7 @@ struct MuxStream {
         bool corked;         /* written with MSG_MORE in this read batch, not pushed yet */
         bool responded;      /* tunnel client: 200 sent; exit server: 200 received */
         bool reading;        /* may read from the socket */
-        bool rready, rhup;   /* edge-triggered: the socket may hold bytes; it saw a close */
+        EdgeInput redge;     /* edge-triggered: the socket may hold bytes */
         bool wready;         /* ... it may take bytes */
         bool rearmed;        /* asked epoll to report the socket again */
 
@@ -215,7 +215,7 @@ static void ws_send_close(Mux *m, int code) {
 
 /* Stream sockets are registered once, edge-triggered, for everything: no epoll_ctl() while a
  * connection lives (level-triggered registrations cost several per connection and a re-poll
- * of each ready socket on every loop iteration). rready and wready keep what the last edge
+ * of each ready socket on every loop iteration). redge and wready keep what the last edge
  * said until a read finds the socket drained or a write finds it full. */
 #define STREAM_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
@@ -226,7 +226,7 @@ static bool stream_wants_read(const MuxStream *s) {
 /* The stream may read again (room in its buffer, reading allowed) while the socket still holds
  * bytes: no new edge comes for those, so have epoll report the socket once more. */
 static void stream_rearm(MuxStream *s) {
-        if (s->io && s->rready && !s->rearmed && stream_wants_read(s)) {
+        if (s->io && s->redge.readable && !s->rearmed && stream_wants_read(s)) {
                 s->rearmed = true;
                 (void) sd_event_source_set_io_events(s->io, STREAM_EVENTS); /* EPOLL_CTL_MOD */
         }
@@ -390,17 +390,11 @@ static int stream_read(MuxStream *s) {
                 return 0;
         want = s->rcap - s->roff - s->rlen;
         n = recv(s->fd, s->rbuf + s->roff + s->rlen, want, MSG_DONTWAIT);
-        if (n < 0) {
-                if (errno == EAGAIN)
-                        s->rready = false;
+        edge_input_read(&s->redge, n, want);
+        if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-        }
         if ((size_t) n == want && s->rcap < STREAM_READ_SIZE)
                 s->grow = true; /* the socket had more: a bulk transfer */
-        /* Less than asked for: the socket is empty, and new bytes bring a new edge -- unless
-         * the peer's FIN is already in, which brings none: then read on until 0. */
-        if ((size_t) n < want && !s->rhup)
-                s->rready = false;
         if (n == 0)
                 s->read_eof = true;
         s->rlen += (size_t) n;
@@ -556,7 +550,7 @@ static int stream_service(MuxStream *s) {
                 if (r != 0)
                         return r;
         }
-        if (s->rready && stream_wants_read(s))
+        if (s->redge.readable && stream_wants_read(s))
                 return stream_read(s);
         return 0;
 }
@@ -569,10 +563,7 @@ static int stream_handler(sd_event_source *src, int fd, uint32_t revents, void *
         if (m->dead)
                 return 0;
         s->rearmed = false;
-        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                s->rready = true;
-        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                s->rhup = true;
+        edge_input_event(&s->redge, revents);
         if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 s->wready = true;
         r = stream_service(s);
@@ -660,7 +651,7 @@ int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, voi
         /* What the peer sent with its handshake is usually there already: read it now, so
          * that it leaves with the HEADERS frame; and send from the loop, after the caller's
          * other new connections, so that a burst of them shares TLS records and send()s. */
-        s->rready = true;
+        s->redge.readable = true;
         r = stream_read(s);
         if (r < 0) {
                 stream_abort(s, NGHTTP2_CONNECT_ERROR);

@@ -32,8 +32,7 @@ struct TlsConn {
 
         uint8_t *in;
         size_t in_off, in_len;
-        bool readable;          /* edge-triggered owners: the socket may hold bytes not read yet */
-        bool hup;               /* the peer closed: read to EOF, however short the reads */
+        EdgeInput edge;         /* edge-triggered owners: the socket may hold bytes not read yet */
 
         uint8_t *out;
         size_t out_off, out_len, out_cap;
@@ -117,14 +116,11 @@ static bool buffered(TlsConn *c) {
 }
 
 void tls_conn_edge(TlsConn *c, uint32_t revents) {
-        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->readable = true;
-        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                c->hup = true;
+        edge_input_event(&c->edge, revents);
 }
 
 bool tls_conn_readable(TlsConn *c) {
-        return c->readable || buffered(c);
+        return c->edge.readable || buffered(c);
 }
 
 size_t tls_conn_pending(TlsConn *c) {
@@ -174,10 +170,7 @@ static ssize_t socket_read(TlsConn *c) {
         do
                 n = recv(c->fd, c->in, TLS_READ_SIZE, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
-        /* EAGAIN, or a short read (it emptied the socket's queue; the next arrival is a new
-         * edge): nothing to read until the next edge, except a peer's close, read to EOF. */
-        if ((n < 0 && errno == EAGAIN) || (n >= 0 && n < TLS_READ_SIZE && !c->hup))
-                c->readable = false;
+        edge_input_read(&c->edge, n, TLS_READ_SIZE);
         return n;
 }
 

@@ -3,11 +3,38 @@
  * addresses, ports, booleans, time spans, files, tokens, hashes. */
 #pragma once
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "macro.h"
+
+/* Input readiness of an edge-triggered socket (EPOLLIN|EPOLLRDHUP|EPOLLET): what the last edge
+ * said, kept until a read finds the socket empty -- EAGAIN, or a short read (it emptied the
+ * TCP queue, and the next arrival is a new edge), except after the peer's close, which brings
+ * no new edge: then read on until 0. */
+typedef struct EdgeInput {
+        bool readable;
+        bool hup;
+} EdgeInput;
+
+static inline void edge_input_event(EdgeInput *e, uint32_t revents) {
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                e->readable = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                e->hup = true;
+}
+
+/* After recv() of up to want bytes returned n (errno set when n < 0). */
+static inline void edge_input_read(EdgeInput *e, ssize_t n, size_t want) {
+        if ((n < 0 && errno == EAGAIN) || (n >= 0 && (size_t) n < want && !e->hup))
+                e->readable = false;
+}
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
