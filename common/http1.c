@@ -1,57 +1,174 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* HTTP/1.1 messages through libhttp-parser; see http1.h. */
 
+#include <ctype.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "http1.h"
 
+typedef struct HttpHeadBlock {
+        struct HttpHeadBlock *next;
+        char data[];
+} HttpHeadBlock;
+
 HttpHead *http_head_new(bool request) {
-        HttpHead *h = calloc(1, sizeof(*h));
+        HttpHead *h = malloc(sizeof(*h));
         if (!h)
                 return NULL;
+        /* the inline blocks need no zeroing */
+        memset(h, 0, offsetof(HttpHead, inline_headers));
         h->request = request;
         h->content_length = -1;
+        h->headers = h->inline_headers;
+        h->n_headers_max = ELEMENTSOF(h->inline_headers);
+        h->arena = h->inline_arena;
+        h->arena_left = h->block_size = sizeof(h->inline_arena);
         return h;
 }
 
 HttpHead *http_head_free(HttpHead *h) {
         if (!h)
                 return NULL;
-        for (size_t i = 0; i < h->n_headers; i++) {
-                free(h->headers[i].name);
-                free(h->headers[i].value);
+        while (h->blocks) {
+                HttpHeadBlock *b = h->blocks;
+                h->blocks = b->next;
+                free(b);
         }
-        free(h->headers);
-        free(h->method);
-        free(h->url);
-        free(h->authority);
-        free(h->scheme);
-        free(h->protocol);
+        if (h->headers != h->inline_headers)
+                free(h->headers);
         free(h);
         return NULL;
 }
 
+/* n bytes of the arena; a new block, twice the last one's size or n, when they do not fit. */
+static char *arena_alloc(HttpHead *h, size_t n) {
+        char *p;
+
+        if (n > h->arena_left) {
+                size_t size = MAX(h->block_size * 2, n);
+                HttpHeadBlock *b;
+
+                if (size > SIZE_MAX / 2 - sizeof(*b))
+                        return NULL;
+                b = malloc(sizeof(*b) + size);
+                if (!b)
+                        return NULL;
+                b->next = h->blocks;
+                h->blocks = b;
+                h->arena = b->data;
+                h->arena_left = h->block_size = size;
+        }
+        p = h->arena;
+        h->arena += n;
+        h->arena_left -= n;
+        return p;
+}
+
+/* Appends at[0..n) to *s, a string of h's arena or NULL. The streaming parser's callbacks see a
+ * field in pieces when it arrives split across reads: the last string of the arena grows in
+ * place; otherwise it moves, into a block at least twice as large as the last, so that a head
+ * fed byte by byte still takes a bounded, linear amount of memory. */
+static int head_append(HttpHead *h, char **s, const char *at, size_t n) {
+        size_t old = *s ? strlen(*s) : 0;
+        char *t;
+
+        if (memchr(at, 0, n))
+                return -EBADMSG;
+        if (*s && *s + old + 1 == h->arena && n <= h->arena_left) {
+                t = *s;
+                h->arena += n;
+                h->arena_left -= n;
+        } else {
+                if (old + n + 1 < n)
+                        return -ENOMEM;
+                t = arena_alloc(h, old + n + 1);
+                if (!t)
+                        return -ENOMEM;
+                if (old > 0)
+                        memcpy(t, *s, old);
+        }
+        memcpy(t + old, at, n);
+        t[old + n] = 0;
+        *s = t;
+        return 0;
+}
+
+char *http_head_strndup(HttpHead *h, const char *s, size_t n) {
+        char *t = n < SIZE_MAX ? arena_alloc(h, n + 1) : NULL;
+        if (!t)
+                return NULL;
+        memcpy(t, s, n);
+        t[n] = 0;
+        return t;
+}
+
+/* Room for one more header (the array doubles; it starts inline). */
+static HttpHeader *head_new_header(HttpHead *h) {
+        if (h->n_headers == h->n_headers_max) {
+                size_t max = h->n_headers_max * 2;
+                HttpHeader *t;
+
+                if (max > SIZE_MAX / sizeof(HttpHeader))
+                        return NULL;
+                if (h->headers == h->inline_headers) {
+                        t = malloc(max * sizeof(HttpHeader));
+                        if (t)
+                                memcpy(t, h->headers, h->n_headers * sizeof(HttpHeader));
+                } else
+                        t = realloc(h->headers, max * sizeof(HttpHeader));
+                if (!t)
+                        return NULL;
+                h->headers = t;
+                h->n_headers_max = max;
+        }
+        h->headers[h->n_headers] = (HttpHeader) {};
+        return &h->headers[h->n_headers++];
+}
+
 int http_head_add(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len) {
+        char *n, *v;
         HttpHeader *t;
 
         if (memchr(name, 0, name_len) || memchr(value, 0, value_len))
                 return -EBADMSG;
-        t = realloc(h->headers, sizeof(HttpHeader) * (h->n_headers + 1));
+        n = http_head_strndup(h, name, name_len);
+        v = n ? http_head_strndup(h, value, value_len) : NULL;
+        t = v ? head_new_header(h) : NULL;
         if (!t)
                 return -ENOMEM;
-        h->headers = t;
-        t = &h->headers[h->n_headers];
-        t->name = strndup(name, name_len);
-        t->value = strndup(value, value_len);
-        if (!t->name || !t->value) {
-                free(t->name);
-                free(t->value);
-                return -ENOMEM;
-        }
-        h->n_headers++;
+        *t = (HttpHeader) { n, v };
         h->bytes += name_len + value_len;
         return 0;
+}
+
+int http_head_add_h2(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len) {
+        char **dst = NULL;
+
+        if (name_len == 0 || name[0] != ':')
+                return http_head_add(h, name, name_len, value, value_len);
+        if (name_len == 7 && memcmp(name, ":method", 7) == 0)
+                dst = &h->method;
+        else if (name_len == 5 && memcmp(name, ":path", 5) == 0)
+                dst = &h->url;
+        else if (name_len == 10 && memcmp(name, ":authority", 10) == 0)
+                dst = &h->authority;
+        else if (name_len == 7 && memcmp(name, ":scheme", 7) == 0)
+                dst = &h->scheme;
+        else if (name_len == 9 && memcmp(name, ":protocol", 9) == 0)
+                dst = &h->protocol;
+        else if (name_len == 7 && memcmp(name, ":status", 7) == 0) {
+                h->status = value_len == 3 && isdigit(value[0]) && isdigit(value[1]) && isdigit(value[2])
+                                    ? (unsigned) ((value[0] - '0') * 100 + (value[1] - '0') * 10 + value[2] - '0')
+                                    : 0;
+                return 0;
+        }
+        if (!dst || *dst)
+                return 0;
+        if (memchr(value, 0, value_len))
+                return -EBADMSG;
+        *dst = http_head_strndup(h, value, value_len);
+        return *dst ? 0 : -ENOMEM;
 }
 
 ssize_t http_head_end(const char *buf, size_t len, size_t max) {
@@ -62,21 +179,6 @@ ssize_t http_head_end(const char *buf, size_t len, size_t max) {
 }
 
 /* ---- the streaming parser ---- */
-
-static int append(char **s, const char *at, size_t n) {
-        size_t old = *s ? strlen(*s) : 0;
-        char *t;
-
-        if (memchr(at, 0, n))
-                return -EBADMSG;
-        t = realloc(*s, old + n + 1);
-        if (!t)
-                return -ENOMEM;
-        memcpy(t + old, at, n);
-        t[old + n] = 0;
-        *s = t;
-        return 0;
-}
 
 static int fail(HttpMsgParser *mp, int error) {
         mp->error = error;
@@ -115,7 +217,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
 
         if (count(mp, mp->head, n) < 0)
                 return -1;
-        r = append(&mp->head->url, at, n);
+        r = head_append(mp->head, &mp->head->url, at, n);
         return r < 0 ? fail(mp, r) : 0;
 }
 
@@ -129,17 +231,13 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
         if (count(mp, h, n) < 0)
                 return -1;
         if (h->n_headers == 0 || mp->last_was_value) {
-                HttpHeader *t;
                 if (h->n_headers >= mp->max_headers)
                         return fail(mp, -EMLINK);
-                t = realloc(h->headers, sizeof(HttpHeader) * (h->n_headers + 1));
-                if (!t)
+                if (!head_new_header(h))
                         return fail(mp, -ENOMEM);
-                h->headers = t;
-                h->headers[h->n_headers++] = (HttpHeader) {};
                 mp->last_was_value = false;
         }
-        r = append(&h->headers[h->n_headers - 1].name, at, n);
+        r = head_append(h, &h->headers[h->n_headers - 1].name, at, n);
         return r < 0 ? fail(mp, r) : 0;
 }
 
@@ -155,14 +253,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
         if (count(mp, h, n) < 0)
                 return -1;
         mp->last_was_value = true;
-        r = append(&h->headers[h->n_headers - 1].value, at, n);
+        r = head_append(h, &h->headers[h->n_headers - 1].value, at, n);
         return r < 0 ? fail(mp, r) : 0;
 }
 
 /* A header with an empty value never got a value callback. */
 static int fill_empty_values(HttpHead *h) {
         for (size_t i = 0; h && i < h->n_headers; i++)
-                if (!h->headers[i].value && !(h->headers[i].value = strdup("")))
+                if (!h->headers[i].value && !(h->headers[i].value = http_head_strndup(h, "", 0)))
                         return -ENOMEM;
         return 0;
 }
@@ -181,7 +279,7 @@ static int on_headers_complete(http_parser *p) {
         h->chunked = p->flags & F_CHUNKED;
         h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t) p->content_length : -1;
         if (h->request) {
-                h->method = strdup(http_method_str(p->method));
+                h->method = http_head_strdup(h, http_method_str(p->method));
                 if (!h->method)
                         return fail(mp, -ENOMEM);
         } else
@@ -329,16 +427,26 @@ bool http_header_has_token(const char *value, const char *token) {
         return false;
 }
 
+/* Called for every field of every message a proxy forwards: lengths and first letters decide
+ * before any strcasecmp() (a strcasecmp() per fixed name and per field was a tenth of the
+ * tunnel client's instructions in HTTP mode). */
 bool http_header_is_hop_by_hop(const HttpHead *h, const char *name) {
-        static const char *const fixed[] = {
-                "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade", "Host",
+        static const struct {
+                const char *name;
+                size_t len;
+        } fixed[] = {
+                { "Connection", 10 },       { "Keep-Alive", 10 }, { "Proxy-Connection", 16 }, { "TE", 2 },
+                { "Transfer-Encoding", 17 }, { "Upgrade", 7 },     { "Host", 4 },
         };
+        size_t len = strlen(name);
+        char first = ascii_tolower(name[0]);
 
         for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
-                if (strcasecmp(name, fixed[i]) == 0)
+                if (fixed[i].len == len && ascii_tolower(fixed[i].name[0]) == first &&
+                    strcasecmp(name, fixed[i].name) == 0)
                         return true;
         for (size_t i = 0; i < h->n_headers; i++)
-                if (strcasecmp(h->headers[i].name, "Connection") == 0 &&
+                if (ascii_tolower(h->headers[i].name[0]) == 'c' && strcasecmp(h->headers[i].name, "Connection") == 0 &&
                     http_header_has_token(h->headers[i].value, name))
                         return true;
         return false;

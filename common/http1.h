@@ -15,6 +15,13 @@ typedef struct HttpHeader {
         char *value;
 } HttpHeader;
 
+#define HTTP_HEAD_INLINE_HEADERS 16
+#define HTTP_HEAD_INLINE_BYTES 512
+
+/* A head owns its strings: the pseudo-header members, names and values all live in the head's
+ * own arena (an inline block, then blocks that double), set through http_head_strndup() and
+ * http_head_add(), and are freed with the head, never one by one. A typical head is one
+ * allocation. A head is never copied or moved (the inline blocks point into it). */
 typedef struct HttpHead {
         bool request;
         char *method;      /* requests */
@@ -31,6 +38,14 @@ typedef struct HttpHead {
         bool keep_alive;   /* HTTP/1.x: the connection may carry another message */
         bool chunked;
         int64_t content_length; /* -1 when absent */
+
+        /* the arena; see above */
+        size_t n_headers_max;
+        char *arena;
+        size_t arena_left, block_size;
+        struct HttpHeadBlock *blocks;
+        HttpHeader inline_headers[HTTP_HEAD_INLINE_HEADERS];
+        char inline_arena[HTTP_HEAD_INLINE_BYTES];
 } HttpHead;
 
 #define HTTP_HEAD_MAX_DEFAULT 8192
@@ -40,8 +55,18 @@ HttpHead *http_head_free(HttpHead *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpHead *, http_head_free);
 
 HttpHead *http_head_new(bool request);
+/* A NUL-terminated copy of s[0..n) in h's arena, freed with h; NULL without memory. */
+char *http_head_strndup(HttpHead *h, const char *s, size_t n);
+static inline char *http_head_strdup(HttpHead *h, const char *s) {
+        return http_head_strndup(h, s, strlen(s));
+}
 /* Appends a header (copies; a NUL inside name or value is refused). */
 int http_head_add(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len);
+
+/* An HTTP/2 field line: a pseudo-header field (:method, :path, :authority, :scheme, :protocol,
+ * :status) sets its member (the first one seen counts; others are ignored), any other is
+ * added as a header. */
+int http_head_add_h2(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* Length of the head in buf including the blank line, 0 if not complete yet, -E2BIG if no
  * end within max bytes. */

@@ -833,33 +833,14 @@ static int begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
 }
 
-/* Collects one field line into s->head; pseudo-header fields go to their own members. */
+/* Collects one field line into s->head. */
 static int head_collect(MuxStream *s, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen) {
         HttpHead *h = s->head;
-        char **dst = NULL;
 
-        if (namelen > 0 && name[0] == ':') {
-                if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-                        dst = &h->method;
-                else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
-                        dst = &h->url;
-                else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-                        dst = &h->authority;
-                else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
-                        dst = &h->scheme;
-                else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
-                        dst = &h->protocol;
-                else if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-                        h->status = valuelen == 3 ? (unsigned) atoi((const char *) value) : 0;
-                        return 0;
-                }
-                if (dst && !*dst && !(*dst = strndup((const char *) value, valuelen)))
-                        return -ENOMEM;
-                return 0;
-        }
-        if (h->n_headers >= MSG_MAX_HEADERS || h->bytes + namelen + valuelen > MSG_MAX_HEADER_BYTES)
+        if ((namelen == 0 || name[0] != ':') &&
+            (h->n_headers >= MSG_MAX_HEADERS || h->bytes + namelen + valuelen > MSG_MAX_HEADER_BYTES))
                 return -E2BIG;
-        return http_head_add(h, (const char *) name, namelen, (const char *) value, valuelen);
+        return http_head_add_h2(h, (const char *) name, namelen, (const char *) value, valuelen);
 }
 
 static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,

@@ -205,6 +205,80 @@ static void test_stream(void) {
         CHECK_STR(http_status_reason(299), "Unknown");
 }
 
+/* Heads keep their strings in an arena: a head past the inline blocks (40 fields, values of 300
+ * bytes), fed whole and byte by byte, comes out intact, and the arena stays in proportion. */
+static void test_arena(void) {
+        char in[16384], *p = in;
+        size_t head_bytes = 0;
+
+        p += sprintf(p, "GET /%0200d HTTP/1.1\r\nHost: x\r\n", 7);
+        for (int i = 0; i < 40; i++) {
+                p += sprintf(p, "X-Field-%d: ", i);
+                for (int k = 0; k < 300; k++)
+                        *p++ = (char) ('a' + (i + k) % 26);
+                p += sprintf(p, "\r\n");
+                head_bytes += 300 + 10;
+        }
+        p += sprintf(p, "\r\n");
+
+        for (size_t step = 1; step <= 4096; step *= 8) {
+                HttpMsgParser mp;
+                Seen s = {};
+                bool ok = true;
+                http_msg_parser_init(&mp, true, 16384, 64, &seen_callbacks, &s);
+                CHECK(feed_all(&mp, in, (size_t) (p - in), step) == p - in, "big head taken (step %zu)", step);
+                CHECK(s.last && s.last->n_headers == 41, "41 fields (step %zu)", step);
+                if (!s.last || s.last->n_headers != 41) {
+                        http_msg_parser_done(&mp);
+                        seen_done(&s);
+                        continue;
+                }
+                CHECK(strlen(s.last->url) == 201 && s.last->url[0] == '/', "target (step %zu)", step);
+                CHECK_STR(s.last->method, "GET");
+                CHECK_STR(http_head_get(s.last, "host"), "x");
+                for (int i = 0; i < 40; i++) {
+                        char name[32];
+                        const char *v;
+                        snprintf(name, sizeof(name), "x-field-%d", i);
+                        v = http_head_get(s.last, name);
+                        ok = ok && v && strlen(v) == 300;
+                        for (int k = 0; ok && k < 300; k++)
+                                ok = v[k] == (char) ('a' + (i + k) % 26);
+                }
+                CHECK(ok, "every value intact (step %zu)", step);
+                /* the blocks double: the last is at most four times what the head holds */
+                CHECK(s.last->block_size <= 4 * (head_bytes + 512), "arena in proportion (step %zu): %zu",
+                      step, s.last->block_size);
+                CHECK(http_head_add(s.last, "Late", 4, "added", 5) == 0 && s.last->n_headers == 42, "added late");
+                CHECK_STR(http_head_get(s.last, "late"), "added");
+                http_msg_parser_done(&mp);
+                seen_done(&s);
+        }
+}
+
+#define S(s) s, sizeof(s) - 1
+static void test_h2_fields(void) {
+        HttpHead *h = http_head_new(false);
+        CHECK(h, "new");
+        if (!h)
+                return;
+        CHECK(http_head_add_h2(h, S(":status"), S("204")) == 0 && h->status == 204, ":status");
+        CHECK(http_head_add_h2(h, S(":path"), S("/a")) == 0 && http_head_add_h2(h, S(":path"), S("/b")) == 0,
+              ":path twice");
+        CHECK_STR(h->url, "/a");
+        CHECK(http_head_add_h2(h, S(":authority"), S("x.example")) == 0, ":authority");
+        CHECK_STR(h->authority, "x.example");
+        CHECK(http_head_add_h2(h, S(":protocol"), S("websocket")) == 0, ":protocol");
+        CHECK_STR(h->protocol, "websocket");
+        CHECK(http_head_add_h2(h, S(":bogus"), S("1")) == 0 && h->n_headers == 0, "unknown pseudo field ignored");
+        CHECK(http_head_add_h2(h, S("content-type"), S("text/plain")) == 0 && h->n_headers == 1, "a header");
+        CHECK(http_head_add_h2(h, S(":method"), "G\0T", 3) == -EBADMSG, "NUL refused");
+        CHECK(http_head_add_h2(h, S(":status"), S("2x0")) == 0 && h->status == 0, "malformed :status");
+        http_head_free(h);
+}
+
+#undef S
+
 static void test_hop_by_hop(void) {
         HttpHead *h = http_head_new(true);
         CHECK(h && http_head_add(h, "Connection", 10, "close, X-Secret", 15) == 0, "add");
@@ -213,6 +287,10 @@ static void test_hop_by_hop(void) {
         CHECK(http_header_is_hop_by_hop(h, "x-secret"), "named by Connection");
         CHECK(http_header_is_hop_by_hop(h, "Transfer-Encoding"), "fixed list");
         CHECK(!http_header_is_hop_by_hop(h, "X-Other"), "end-to-end");
+        CHECK(http_header_is_hop_by_hop(h, "keep-alive") && http_header_is_hop_by_hop(h, "TRANSFER-ENCODING") &&
+              http_header_is_hop_by_hop(h, "te") && http_header_is_hop_by_hop(h, "hOST"), "any case");
+        CHECK(!http_header_is_hop_by_hop(h, "Tf") && !http_header_is_hop_by_hop(h, "Hostile") &&
+              !http_header_is_hop_by_hop(h, "Connection-X") && !http_header_is_hop_by_hop(h, ""), "near misses");
         CHECK(http_head_add(h, "A", 1, "b\0c", 3) == -EBADMSG, "NUL refused");
         http_head_free(h);
 }
@@ -220,6 +298,8 @@ static void test_hop_by_hop(void) {
 int main(void) {
         test_stream();
         test_hop_by_hop();
+        test_arena();
+        test_h2_fields();
         test_request();
         test_response();
         test_bad();

@@ -289,8 +289,8 @@ static void handle_request(H2Stream *st, bool end_stream) {
                 return status == 400 ? reply_error(st, 400, "Missing or malformed :authority.")
                                      : reply_error(st, 502, "No tunnel client serves %s.", host);
         t = http_head_new(true);
-        if (!t || !(t->method = strdup(h->method)) || !(t->url = strdup(h->url)) ||
-            !(t->authority = strdup(authority)) || !(t->scheme = strdup("https")))
+        if (!t || !(t->method = http_head_strdup(t, h->method)) || !(t->url = http_head_strdup(t, h->url)) ||
+            !(t->authority = http_head_strdup(t, authority)) || !(t->scheme = http_head_strdup(t, "https")))
                 return reply_error(st, 500, "Out of memory.");
         r = http_forward_fields(t, h, c->peer_ip, "https");
         if (r >= 0 && cl)
@@ -333,26 +333,16 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
         H2Conn *c = user_data;
         H2Stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
         HttpHead *h;
-        char **dst = NULL;
 
         if (!st || frame->hd.type != NGHTTP2_HEADERS)
                 return 0;
         h = st->tunnel || st->responded ? st->trailers : st->req;
         if (!h)
                 return 0;
-        if (namelen > 0 && name[0] == ':') {
-                if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-                        dst = &h->method;
-                else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
-                        dst = &h->url;
-                else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-                        dst = &h->authority;
-                else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
-                        dst = &h->scheme;
-                if (dst && !*dst && !(*dst = strndup((const char *) value, valuelen)))
-                        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-                return 0;
-        }
+        if (namelen > 0 && name[0] == ':')
+                return http_head_add_h2(h, (const char *) name, namelen, (const char *) value, valuelen) < 0
+                               ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+                               : 0;
         if (h->n_headers >= def(c)->max_headers || h->bytes + namelen + valuelen > def(c)->max_header_bytes) {
                 st->too_large = true;
                 return 0;

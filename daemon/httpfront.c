@@ -501,8 +501,7 @@ static bool acme_reply(HttpConn *c, const HttpHead *h, const char *path, const c
 static int on_request_head(void *userdata, HttpHead *h_) {
         _cleanup_(http_head_freep) HttpHead *h = h_, *t = NULL;
         HttpConn *c = userdata;
-        _cleanup_free_ char *authority = NULL, *path = NULL;
-        const char *host_hdr, *v;
+        const char *authority = NULL, *path = NULL, *host_hdr, *v;
         const char *scheme = c->front->creds ? "https" : "http";
         char host[256];
         unsigned status;
@@ -537,19 +536,29 @@ static int on_request_head(void *userdata, HttpHead *h_) {
                 return -ECANCELED;
         }
         if (h->url[0] == '/')
-                path = strdup(h->url);
+                path = h->url;
         else if (strncasecmp(h->url, "http://", 7) == 0 || strncasecmp(h->url, "https://", 8) == 0) {
                 /* absolute-form: its authority wins over Host (RFC 9112 §3.2.2) */
                 const char *a = strstr(h->url, "://") + 3, *e = a + strcspn(a, "/?#");
-                authority = strndup(a, (size_t) (e - a));
-                path = *e == '/' ? strdup(e) : asprintf_safe("/%s", e);
+                char *p;
+                authority = http_head_strndup(h, a, (size_t) (e - a));
+                if (!authority)
+                        path = NULL; /* out of memory, below */
+                else if (*e == '/')
+                        path = e;
+                else if ((p = http_head_strndup(h, e - 1, strlen(e) + 1))) {
+                        p[0] = '/';
+                        path = p;
+                }
         } else if (streq(h->url, "*") && streq(h->method, "OPTIONS"))
-                path = strdup("*");
+                path = "*";
         else {
                 reply_error(c, 400, "Malformed request target.");
                 return -ECANCELED;
         }
-        if (!path || (!authority && !(authority = strdup(host_hdr ?: "")))) {
+        if (!authority)
+                authority = host_hdr ?: "";
+        if (!path) {
                 reply_error(c, 500, "Out of memory.");
                 return -ECANCELED;
         }
@@ -581,22 +590,22 @@ static int on_request_head(void *userdata, HttpHead *h_) {
         t = http_head_new(true);
         if (!t)
                 return -ENOMEM;
-        t->url = TAKE_PTR(path);
-        t->authority = TAKE_PTR(authority);
-        t->scheme = strdup(scheme);
+        t->url = http_head_strdup(t, path);
+        t->authority = http_head_strdup(t, authority);
+        t->scheme = http_head_strdup(t, scheme);
         v = http_head_get(h, "Upgrade");
         if (h->upgrade && v && !http_header_has_token(v, "h2c")) {
                 size_t n = strcspn(v, " \t,/");
-                t->method = strdup("CONNECT");
-                t->protocol = strndup(v, n);
+                t->method = http_head_strdup(t, "CONNECT");
+                t->protocol = http_head_strndup(t, v, n);
                 c->protocol = strdup(v);
                 if (!t->protocol || !c->protocol)
                         return -ENOMEM;
                 for (char *p = t->protocol; *p; p++)
                         *p = ascii_tolower(*p);
         } else
-                t->method = strdup(h->method);
-        if (!t->method || !t->scheme)
+                t->method = http_head_strdup(t, h->method);
+        if (!t->method || !t->scheme || !t->url || !t->authority)
                 return -ENOMEM;
         r = http_forward_fields(t, h, c->peer_ip, scheme);
         if (r < 0)
