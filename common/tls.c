@@ -373,18 +373,98 @@ int tls_cert_fingerprint(const gnutls_datum_t *der, uint8_t ret[static 32]) {
         return sha256(der->data, der->size, ret);
 }
 
-int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32]) {
-        const gnutls_datum_t *certs;
-        unsigned n = 0;
+static gnutls_x509_trust_list_t trust_list_free(gnutls_x509_trust_list_t l) {
+        if (l)
+                gnutls_x509_trust_list_deinit(l, 1);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_trust_list_t, trust_list_free);
 
-        certs = gnutls_certificate_get_peers(c->session, &n);
-        for (unsigned i = 0; certs && i < n; i++) {
-                uint8_t d[32];
-                if (tls_cert_fingerprint(&certs[i], d) >= 0 && memcmp(d, fp, 32) == 0)
-                        return 0;
+static void crt_list_free(gnutls_x509_crt_t *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (l[i])
+                        gnutls_x509_crt_deinit(l[i]);
+}
+
+/* The pin is the only trust anchor. A pin of the leaf is an exact identity: the handshake has
+ * proven the server holds that certificate's key, so nothing else is asked of it. A pin of a
+ * CA (or intermediate) sent in the chain must be where the chain verifies to, and then, as
+ * with CAFile=, the certificate must name the host or IP address dialled and be fit for a TLS
+ * server: a pinned CA may have signed certificates for other hosts. Some certificate of the
+ * chain merely hashing to the pin proves nothing -- the CA certificate is public. */
+int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const char *host) {
+        _cleanup_(trust_list_freep) gnutls_x509_trust_list_t tl = NULL;
+        gnutls_x509_crt_t chain[16] = {}, anchor = NULL;
+        const gnutls_datum_t *certs;
+        gnutls_datum_t out = {};
+        size_t n_chain = 0;
+        unsigned n = 0, status = 0, anchor_at = 0;
+        uint8_t d[32];
+        int r;
+
+        certs = c->session ? gnutls_certificate_get_peers(c->session, &n) : NULL;
+        if (!certs || n == 0) {
+                snprintf(c->error, sizeof(c->error), "the server sent no certificate");
+                return -EPERM;
         }
-        snprintf(c->error, sizeof(c->error),
-                 "no certificate sent by the server matches ServerFingerprint= (%u certificates)", n);
+        if (tls_cert_fingerprint(&certs[0], d) >= 0 && memcmp(d, fp, 32) == 0)
+                return 0;
+        for (unsigned i = 1; i < n && anchor_at == 0; i++)
+                if (tls_cert_fingerprint(&certs[i], d) >= 0 && memcmp(d, fp, 32) == 0)
+                        anchor_at = i;
+        if (anchor_at == 0) {
+                snprintf(c->error, sizeof(c->error),
+                         "no certificate of the server's chain is the one ServerFingerprint= pins (%u certificates)", n);
+                return -EPERM;
+        }
+
+        /* The anchor alone is trusted; every other certificate sent may serve as an
+         * intermediate, and must chain up to it with valid signatures. */
+        r = gnutls_x509_trust_list_init(&tl, 0);
+        if (r < 0)
+                return set_err(c, -ENOMEM, "trust list", r);
+        if (gnutls_x509_crt_init(&anchor) < 0)
+                return -ENOMEM;
+        r = gnutls_x509_crt_import(anchor, &certs[anchor_at], GNUTLS_X509_FMT_DER);
+        if (r < 0) {
+                gnutls_x509_crt_deinit(anchor);
+                return set_err(c, -EPERM, "pinned certificate", r);
+        }
+        r = gnutls_x509_trust_list_add_cas(tl, &anchor, 1, 0); /* the list owns it now */
+        if (r != 1) {
+                gnutls_x509_crt_deinit(anchor);
+                return set_err(c, -ENOMEM, "trust list", r < 0 ? r : GNUTLS_E_MEMORY_ERROR);
+        }
+        for (unsigned i = 0; i < n && n_chain < ELEMENTSOF(chain); i++) {
+                if (i == anchor_at)
+                        continue;
+                if (gnutls_x509_crt_init(&chain[n_chain]) < 0) {
+                        crt_list_free(chain, n_chain);
+                        return -ENOMEM;
+                }
+                r = gnutls_x509_crt_import(chain[n_chain++], &certs[i], GNUTLS_X509_FMT_DER);
+                if (r < 0) {
+                        crt_list_free(chain, n_chain);
+                        return set_err(c, -EPERM, "server certificate", r);
+                }
+        }
+        gnutls_typed_vdata_st vdata[] = {
+                { .type = GNUTLS_DT_DNS_HOSTNAME, .data = (unsigned char *) host },
+                { .type = GNUTLS_DT_KEY_PURPOSE_OID, .data = (unsigned char *) GNUTLS_KP_TLS_WWW_SERVER },
+        };
+        r = gnutls_x509_trust_list_verify_crt2(tl, chain, (unsigned) n_chain, vdata, ELEMENTSOF(vdata), 0, &status,
+                                               NULL);
+        crt_list_free(chain, n_chain);
+        if (r < 0)
+                return set_err(c, -EPERM, "server certificate", r);
+        if (status == 0)
+                return 0;
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >= 0) {
+                snprintf(c->error, sizeof(c->error), "server certificate rejected against the pinned CA: %s",
+                         (const char *) out.data);
+                gnutls_free(out.data);
+        } else
+                snprintf(c->error, sizeof(c->error), "server certificate rejected against the pinned CA");
         return -EPERM;
 }
 

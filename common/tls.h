@@ -13,7 +13,7 @@ typedef struct TlsConn TlsConn;
 typedef enum TlsVerify {
         TLS_VERIFY_NONE,        /* server side */
         TLS_VERIFY_CA,          /* chain to CAFile= or the system store, and the host name/IP */
-        TLS_VERIFY_FINGERPRINT, /* some certificate in the chain has this SHA-256 */
+        TLS_VERIFY_FINGERPRINT, /* a pinned certificate: see tls_conn_check_fingerprint() */
 } TlsVerify;
 
 int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
@@ -40,8 +40,11 @@ bool tls_conn_alpn_is(TlsConn *c, const char *protocol);
 /* 1: done; 0: in progress, call again when the socket is ready; <0: failed
  * (tls_conn_error() says why). */
 int tls_conn_handshake(TlsConn *c);
-/* After the handshake, for TLS_VERIFY_FINGERPRINT. */
-int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32]);
+/* After the handshake, for TLS_VERIFY_FINGERPRINT: 0 when the leaf is the certificate with
+ * SHA-256 fp, or when the chain verifies to the certificate with that hash (sent by the server,
+ * the only trust anchor) and the leaf names host (a DNS name or an IP address) for a TLS
+ * server; -EPERM otherwise (tls_conn_error() says why). */
+int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const char *host);
 /* "TLS1.3/ECDHE-SECP256R1/..." */
 char *tls_conn_describe(TlsConn *c);
 

@@ -434,7 +434,7 @@ static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *user
                                 c->io, EPOLLIN | (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : 0));
                         return 0;
                 }
-                if (def(c)->has_fingerprint && tls_conn_check_fingerprint(c->conn, def(c)->server_fingerprint) < 0)
+                if (def(c)->has_fingerprint && tls_conn_check_fingerprint(c->conn, def(c)->server_fingerprint, c->url.host) < 0)
                         return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
                 r = send_upgrade(c);
                 if (r < 0)
