@@ -1000,8 +1000,9 @@ void tunnel_url_done(TunnelURL *u) {
 }
 
 bool definition_port_allowed(const Definition *d, uint16_t port) {
+        /* Unset: any unprivileged port. A privileged one (SMTP, DNS …) only when listed. */
         if (d->n_allow_ports == 0)
-                return true;
+                return port >= 1024;
         for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
                         return true;

@@ -520,7 +520,11 @@ bool string_is_safe_id(const char *s, size_t max_len) {
 }
 
 int strv_push(char ***l, size_t *n, char *value) {
-        char **t = realloc(*l, sizeof(char *) * (*n + 2));
+        char **t;
+
+        if (!value) /* a failed strdup() passed straight in */
+                return -ENOMEM;
+        t = realloc(*l, sizeof(char *) * (*n + 2));
         if (!t) {
                 free(value);
                 return -ENOMEM;
@@ -529,6 +533,13 @@ int strv_push(char ***l, size_t *n, char *value) {
         t[*n] = NULL;
         *l = t;
         return 0;
+}
+
+bool strv_contains(char *const *l, size_t n, const char *s) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
 }
 
 int socket_listen_tcp(const SocketAddress *a, int *ret_fd) {

@@ -100,7 +100,8 @@ int buffer_reserve(uint8_t **buf, size_t *off, size_t len, size_t *cap, size_t n
 /* asprintf() that returns the string, or NULL. */
 char *asprintf_safe(const char *format, ...) _printf_(1, 2);
 bool string_is_safe_id(const char *s, size_t max_len);
-int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value */
+int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value; NULL: -ENOMEM */
+bool strv_contains(char *const *l, size_t n, const char *s);
 
 /* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
 int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);

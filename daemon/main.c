@@ -130,6 +130,25 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+/* Whether the tunnel binds a port below 1024 itself: a standalone unit has no generator to
+ * bind them for it, so only then does it need CAP_NET_BIND_SERVICE. Clients get privileged
+ * ports only where AllowPorts= names them. */
+static bool binds_privileged_ports(const Definition *d) {
+        if (d->role == ROLE_CLIENT)
+                return false;
+        if (d->role == ROLE_FILESERVER)
+                return socket_address_port(&d->listen) < 1024;
+        if (socket_address_port(&d->control_listen) < 1024)
+                return true;
+        if (d->mode == MODE_HTTP)
+                return socket_address_port(&d->http_listen) < 1024 ||
+                       (d->https_listen.len > 0 && socket_address_port(&d->https_listen) < 1024);
+        for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
+                if (d->allow_ports[i] < 1024)
+                        return true;
+        return false;
+}
+
 static void print_systemd_unit(const Definition *d, const InletsArgs *a, int argc, char *argv[]) {
         printf("# A standalone unit for inletsd %s %s (%s). Save as /etc/systemd/system/inletsd-%s.service.\n"
                "# With the packaged inletsd@.service, prefer: inletsctl define %s %s %s … && systemctl enable --now inletsd@%s\n"
@@ -150,12 +169,14 @@ static void print_systemd_unit(const Definition *d, const InletsArgs *a, int arg
                 printf(" %s", argv[i]);
         }
         printf("\nLoadCredential=token:%s\nStateDirectory=inlets/%s\nRestart=on-failure\nRestartSec=2s\n"
-               "DynamicUser=yes\nAmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
+               "DynamicUser=yes\n%s"
                "NoNewPrivileges=yes\nProtectSystem=strict\nProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\n"
                "ProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectControlGroups=yes\n"
                "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallFilter=@system-service\n\n"
                "[Install]\nWantedBy=multi-user.target\n",
-               a->token_file ?: "/etc/inlets.d/inlets.token", d->name);
+               a->token_file ?: "/etc/inlets.d/inlets.token", d->name,
+               binds_privileged_ports(d) ? "AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
+                                         : "CapabilityBoundingSet=\n");
 }
 
 /* inletsd tcp server --auto-tls-san … : the flags become a definition; --generate prints it. */

@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,7 +33,7 @@
 #define AUTH_DELAY_MIN_USEC (100 * USEC_PER_MSEC)
 #define AUTH_DELAY_MAX_USEC (5 * USEC_PER_SEC)
 
-/* Recent wrong tokens from one address (the port does not count). */
+/* Recent wrong tokens from one source (address_key(); the port does not count). */
 typedef struct AuthFailures {
         uint8_t addr[16];
         unsigned count;
@@ -122,13 +124,27 @@ static const Definition *def(Server *s) {
         return s->manager->def;
 }
 
+/* One source is one IPv4 address, or one IPv6 /64: a single host usually holds a whole /64
+ * and could otherwise start afresh from each of its 2^64 addresses. */
 static void address_key(const SocketAddress *a, uint8_t ret[static 16]) {
         memset(ret, 0, 16);
         if (a->sa.sa_family == AF_INET) {
                 ret[10] = ret[11] = 0xff; /* as v4-mapped, so both spellings are one source */
                 memcpy(ret + 12, &a->in.sin_addr, 4);
-        } else if (a->sa.sa_family == AF_INET6)
-                memcpy(ret, &a->in6.sin6_addr, 16);
+        } else if (a->sa.sa_family == AF_INET6) {
+                if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr))
+                        memcpy(ret, &a->in6.sin6_addr, 16);
+                else
+                        memcpy(ret, &a->in6.sin6_addr, 8);
+        }
+}
+
+/* Why a port a client asked for is refused, for the 409 and the log. */
+static void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size) {
+        if (d->n_allow_ports == 0)
+                snprintf(buf, size, "port %u is privileged: list it in AllowPorts= to allow it", port);
+        else
+                snprintf(buf, size, "port %u is not in AllowPorts=", port);
 }
 
 /* Records a wrong token from the peer's address and returns how long to wait before the 401:
@@ -556,7 +572,7 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         for (size_t i = 0; i < n_ports; i++)
                 if (!definition_port_allowed(def(s), ports[i])) {
                         char msg[96];
-                        snprintf(msg, sizeof(msg), "port %u is not in AllowPorts=", ports[i]);
+                        port_refusal(def(s), ports[i], msg, sizeof(msg));
                         log_warning("Refused client from %s: %s.", p->remote, msg);
                         return pending_reply(p, 409, "Conflict", msg, NULL);
                 }
@@ -761,6 +777,61 @@ static int control_handler(sd_event_source *src, int fd, uint32_t revents, void 
 
 /* ---- the server ---- */
 
+/* Without AutoTLSSAN=: the host name, loopback, and the global addresses of the machine's
+ * interfaces, so that a client pinning the CA and dialling the address it reaches us by passes
+ * the name check (a pinned CA does not waive it). An exit server behind NAT has to name its
+ * public address with AutoTLSSAN=. */
+static int default_sans(char ***sans, size_t *n) {
+        static const char *const fixed[] = { "localhost", "127.0.0.1", "::1" };
+        _cleanup_free_ char *list = NULL;
+        struct ifaddrs *ifa = NULL;
+        char host[256] = "";
+        size_t len = 0;
+        FILE *f;
+
+        (void) gethostname(host, sizeof(host) - 1);
+        if (*host && strv_push(sans, n, strdup(host)) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
+                if (strv_push(sans, n, strdup(fixed[i])) < 0)
+                        return -ENOMEM;
+        if (getifaddrs(&ifa) >= 0) {
+                for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+                        char buf[INET6_ADDRSTRLEN];
+                        const void *a;
+
+                        if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK))
+                                continue;
+                        if (i->ifa_addr->sa_family == AF_INET)
+                                a = &((struct sockaddr_in *) i->ifa_addr)->sin_addr;
+                        else if (i->ifa_addr->sa_family == AF_INET6) {
+                                const struct in6_addr *a6 = &((struct sockaddr_in6 *) i->ifa_addr)->sin6_addr;
+                                if (IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_LOOPBACK(a6))
+                                        continue;
+                                a = a6;
+                        } else
+                                continue;
+                        if (!inet_ntop(i->ifa_addr->sa_family, a, buf, sizeof(buf)) || strv_contains(*sans, *n, buf))
+                                continue;
+                        if (strv_push(sans, n, strdup(buf)) < 0) {
+                                freeifaddrs(ifa);
+                                return -ENOMEM;
+                        }
+                }
+                freeifaddrs(ifa);
+        }
+        f = open_memstream(&list, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < *n; i++)
+                fprintf(f, "%s%s", i ? ", " : "", (*sans)[i]);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        log_notice("AutoTLSSAN= not set: the certificate names %s. Clients pinning the CA must dial one of "
+                   "these; set AutoTLSSAN= to the public name or address clients use.", list);
+        return 0;
+}
+
 static int load_credentials(const Definition *d, gnutls_certificate_credentials_t *ret, char **ret_error) {
         _cleanup_free_ char *err = NULL, *fp = NULL;
         _cleanup_strv_free_ char **sans = NULL;
@@ -780,16 +851,9 @@ static int load_credentials(const Definition *d, gnutls_certificate_credentials_
                 return 0;
         }
         if (d->n_auto_tls_san == 0) {
-                char host[256] = "";
-                (void) gethostname(host, sizeof(host) - 1);
-                static const char *const defaults[] = { "localhost", "127.0.0.1", "::1" };
-                if (*host && strv_push(&sans, &n, strdup(host)) < 0)
-                        return -ENOMEM;
-                for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
-                        if (strv_push(&sans, &n, strdup(defaults[i])) < 0)
-                                return -ENOMEM;
-                log_notice("AutoTLSSAN= not set: the certificate names %s, localhost, 127.0.0.1 and ::1; "
-                           "remote clients should pin ServerFingerprint=.", host);
+                r = default_sans(&sans, &n);
+                if (r < 0)
+                        return r;
         }
         r = autotls_setup(d->state_directory, n > 0 ? sans : d->auto_tls_san, n > 0 ? n : d->n_auto_tls_san, ret,
                           &fp, ret_error);
@@ -1202,8 +1266,8 @@ void server_reloaded(Server *s, const Definition *old) {
                 next = x->next;
                 for (size_t i = 0; i < x->n_ports; i++)
                         if (!definition_port_allowed(d, x->ports[i])) {
-                                log_info("Client %s: port %u is no longer in AllowPorts=, disconnecting.", x->id,
-                                         x->ports[i]);
+                                log_info("Client %s: port %u is no longer allowed (AllowPorts=), disconnecting.",
+                                         x->id, x->ports[i]);
                                 mux_abort(x->mux, "port no longer allowed");
                                 break;
                         }
@@ -1249,13 +1313,20 @@ static void session_control(Mux *m, const char *message, void *userdata) {
                 (void) mux_send_control(m, "error unknown command");
                 return;
         }
+        /* An HTTP-mode client offers host names only: it must not get ports bound. */
+        if (def(s)->mode != MODE_TCP) {
+                log_warning("Client %s asked for ports on an HTTP-mode server: refused.", x->id);
+                (void) mux_send_control(m, "error this server runs in HTTP mode: it opens no ports");
+                return;
+        }
         if (parse_offered_ports(message + 6, &ports, &n) < 0) {
                 (void) mux_send_control(m, "error ports must list 1 to 256 distinct ports, comma-separated");
                 return;
         }
         for (size_t i = 0; i < n; i++)
                 if (!definition_port_allowed(def(s), ports[i])) {
-                        snprintf(reply, sizeof(reply), "error port %u is not in AllowPorts=", ports[i]);
+                        memcpy(reply, "error ", 6);
+                        port_refusal(def(s), ports[i], reply + 6, sizeof(reply) - 6);
                         (void) mux_send_control(m, reply);
                         return;
                 }

@@ -27,20 +27,23 @@ from inletstest import (TOKEN, TunnelTest, echo_roundtrip, free_port, main, port
 
 
 class FakeClient:
-    def __init__(self, port, ca, ports, settings=None):
+    def __init__(self, port, ca, ports, settings=None, hosts=None):
         ctx = ssl.create_default_context(cafile=ca)
         ctx.check_hostname = False
         self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                        f"Authorization: Bearer {TOKEN}\r\nX-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n"
+                        f"Authorization: Bearer {TOKEN}\r\n"
+                        + (f"X-Inlets-Mode: http\r\nX-Inlets-Hosts: {hosts}\r\n" if hosts else
+                           f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n") +
                         f"X-Inlets-Client-Id: hostile\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.s.recv(1)
         assert head.startswith(b"HTTP/1.1 101"), head
         self.buf = b""
+        self.texts = []
         # (CONNECT without :path is valid HTTP/2 (RFC 9113 §8.5), but h2 insists on :path.)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
                                                                       validate_inbound_headers=False))
@@ -57,6 +60,11 @@ class FakeClient:
                                                        else bytes([0x82, 0xFF]) + struct.pack("!Q", n))
         masked = data if mask == bytes(4) else bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         self.s.sendall(hdr + mask + masked)
+
+    def send_text(self, text):
+        data = text.encode()
+        mask = os.urandom(4)
+        self.s.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -98,6 +106,8 @@ class FakeClient:
                             else:
                                 self.h2.send_headers(ev.stream_id, [(":status", "200")])
                     self.flush()
+                elif op == 1:
+                    self.texts.append(payload.decode(errors="replace"))
                 elif op == 8:
                     return False
         return True
@@ -240,6 +250,25 @@ class HostileTunnel(TunnelTest):
         peer.close()
         self.assertTrue(srv.alive())
         self.good_client_works()
+
+    def test_http_mode_client_cannot_open_ports(self):
+        # A client of an HTTP-mode exit server offers host names; its control message
+        # "ports N" must not make the server bind a port (AllowPorts= unset allows any).
+        pub = free_port()
+        srv = self.server(extra_tunnel="Mode=http", extra_server=f"HTTPListen=127.0.0.1:{free_port()}")
+        ca = f"{self.tmp}/state/ca.crt"
+        wait_until(lambda: os.path.exists(ca), 10, "CA")
+        fake = FakeClient(self.control_port, ca, None, hosts="a.test")
+        fake.pump(0.5)
+        fake.send_text(f"ports {pub}")
+        end = time.monotonic() + 5
+        while not fake.texts and time.monotonic() < end:
+            fake.pump(0.1)
+        self.assertEqual(len(fake.texts), 1, fake.texts)
+        self.assertTrue(fake.texts[0].startswith("error "), fake.texts[0])
+        self.assertFalse(port_open(pub))
+        self.assertTrue(srv.alive())
+        print(f"HTTP-mode client asked for port {pub}: {fake.texts[0]!r}, nothing bound")
 
     def test_readers_that_stop_reading_are_bounded(self):
         # The tunnel client pushes to 16 public peers that never read: without a bound the exit

@@ -77,7 +77,13 @@ class InletsCli(TunnelTest):
         self.assertIn("tcp server --auto-tls-san 203.0.113.10", exec_line)
         self.assertNotIn("--token", exec_line)
         self.assertNotIn("--generate", exec_line)
-        print("--generate=systemd: a standalone notify unit, token as a credential, not on the command line")
+        self.assertIn("\nCapabilityBoundingSet=\n", r.stdout)
+        self.assertNotIn("CAP_NET_BIND_SERVICE", r.stdout)
+        r = run([INLETSD, "--name", "web", "http", "server", "--port", "80", "--token", TOKEN, "--generate=systemd"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("AmbientCapabilities=CAP_NET_BIND_SERVICE", r.stdout)
+        print("--generate=systemd: a standalone notify unit, token as a credential, not on the command line; "
+              "CAP_NET_BIND_SERVICE only for a server that binds port 80 itself")
 
     def test_define(self):
         d = f"{self.tmp}/etc"

@@ -98,6 +98,9 @@ class Systemd(TunnelTest):
         os.makedirs(udir)
         # verify checks ExecStart= binaries on this host: point them at the build.
         unit = readf(UNIT)
+        # systemd's sockets bind the privileged ports: the daemon holds no capability.
+        self.assertRegex(unit, r"(?m)^CapabilityBoundingSet=$")
+        self.assertNotRegex(unit, r"(?m)^AmbientCapabilities=")
         bindir = re.search(r"ExecStart=(\S+)/inletsd ", unit).group(1)
         unit = unit.replace(f"{bindir}/inletsd ", f"{BUILD}/daemon/inletsd ").replace(
             f"{bindir}/inletsctl ", f"{BUILD}/ctl/inletsctl ")

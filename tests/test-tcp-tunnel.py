@@ -279,6 +279,52 @@ class TcpTunnel(TunnelTest):
         print("wrong-token replies after " + ", ".join(f"{x:.2f}" for x in d) +
               f" s; another address {other:.2f} s; the right token {good:.2f} s")
 
+    def test_wrong_token_backoff_per_ipv6_prefix(self):
+        """One IPv6 host holds a whole /64: wrong tokens from one address slow down the next
+        address of the same /64, not one of another /64. Runs in a network namespace of its
+        own (loopback with fd00:6464:0:1::/64 and fd00:6464:0:2::/64)."""
+        if os.environ.get("INLETS_TEST_NETNS") != "1":
+            if os.geteuid() != 0:
+                self.skipTest("needs root for a network namespace")
+            r = subprocess.run(["unshare", "-n", "/usr/bin/python3", os.path.abspath(__file__), "-v",
+                                "TcpTunnel.test_wrong_token_backoff_per_ipv6_prefix"],
+                               env=dict(os.environ, INLETS_TEST_NETNS="1"), capture_output=True, text=True, timeout=90)
+            print(r.stdout + r.stderr)
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("OK", r.stderr)
+            return
+        import ssl
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        for a in ("fd00:6464:0:1::1", "fd00:6464:0:1::2", "fd00:6464:0:2::1"):
+            subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", "lo", "nodad"], check=True)
+        port = free_port()
+        srv = self.server(control_port=port, extra_server=f"ControlListen=[::]:{port}", start=False)
+        srv.start()
+        wait_until(lambda: port_open(port, "::1"), 10, "control port")
+        ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
+        ctx.check_hostname = False
+
+        def attempt(source):
+            raw = socket.create_connection(("::1", port), timeout=15, source_address=(source, 0))
+            s = ctx.wrap_socket(raw)
+            t0 = time.monotonic()
+            s.sendall(("GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                       f"Authorization: Bearer wrong-token-but-long-enough\r\nX-Inlets-Ports: 9\r\n\r\n").encode())
+            head = s.recv(200)
+            dt = time.monotonic() - t0
+            s.close()
+            self.assertTrue(head.startswith(b"HTTP/1.1 401"), head)
+            return dt
+
+        first = [attempt("fd00:6464:0:1::1") for _ in range(4)]
+        same64 = attempt("fd00:6464:0:1::2")
+        other64 = attempt("fd00:6464:0:2::1")
+        self.assertGreater(same64, 1.2)                    # the 5th failure of that /64: 1.6 s
+        self.assertLess(other64, 0.6)
+        print("wrong tokens from fd00:6464:0:1::1 after " + ", ".join(f"{x:.2f}" for x in first) +
+              f" s; from ::2 of the same /64 {same64:.2f} s; from another /64 {other64:.2f} s")
+
     def test_client_sigkill_frees_ports(self):
         self.start_pair()
         s = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
@@ -337,7 +383,7 @@ class TcpTunnel(TunnelTest):
         bad = "sha256:" + "00" * 32
         cli2 = self.client(f"{free_port()}:9", ca=f"ServerFingerprint={bad}\n", name="badpin", wait=False,
                            extra_client="ClientID=badpin")
-        cli2.wait_log("no certificate sent by the server matches ServerFingerprint=")
+        cli2.wait_log("no certificate of the server's chain is the one ServerFingerprint= pins")
         print("ServerFingerprint= pin of the CA accepted; a wrong pin refused")
 
     def test_allow_ports(self):
@@ -348,6 +394,29 @@ class TcpTunnel(TunnelTest):
         srv.wait_log("Refused client")
         self.assertFalse(port_open(denied))
         print("a port outside AllowPorts= is refused with 409 and a reason")
+
+    def test_privileged_ports_need_allow_ports(self):
+        """AllowPorts= unset allows unprivileged ports only: a token holder must not get SMTP,
+        DNS or any other port below 1024 (the daemon may run with the capability to bind them,
+        here as root)."""
+        priv = next(p for p in range(1000, 600, -1) if not port_open(p))
+        srv = self.server()
+        up = self.echo()
+        ok = free_port()
+        cli = self.client(f"{priv}:9", wait=False, name="priv", extra_client="ClientID=priv")
+        cli.wait_log(f"port {priv} is privileged: list it in AllowPorts=")
+        self.assertFalse(port_open(priv))
+        self.client(f"{ok}:{up.port}", name="unpriv", extra_client="ClientID=unpriv")
+        wait_until(lambda: port_open(ok), 5, "an unprivileged port")
+        self.assertEqual(echo_roundtrip(ok, b"high"), b"high")
+        srv.stop()
+        srv2 = self.server(extra_server=f"AllowPorts={priv}", name="server2")
+        self.client(f"{priv}:{up.port}", name="priv2", extra_client="ClientID=priv2")
+        wait_until(lambda: port_open(priv), 5, "the listed privileged port")
+        self.assertEqual(echo_roundtrip(priv, b"low"), b"low")
+        self.assertTrue(srv2.alive())
+        print(f"AllowPorts= unset: port {priv} refused (409, privileged), port {ok} served; "
+              f"AllowPorts={priv}: served")
 
     def test_ipv6_and_name_upstreams(self):
         up6 = self.echo("::1")
