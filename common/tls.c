@@ -28,7 +28,9 @@
 struct TlsConn {
         int fd;
         gnutls_session_t session; /* NULL: plaintext */
-        TlsVerify verify;
+        bool pinned;            /* client: pin[] is the only trust anchor */
+        uint8_t pin[32];
+        char *host;             /* client: the name or address dialled */
 
         uint8_t *in;
         size_t in_off, in_len;
@@ -287,7 +289,7 @@ static bool is_ip_address(const char *host) {
         return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, TlsVerify verify,
+int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, const uint8_t *pin,
                         TlsConn **ret) {
         _cleanup_(tls_conn_freep) TlsConn *c = NULL;
         int r;
@@ -297,7 +299,13 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
                 safe_close(fd);
                 return r;
         }
-        c->verify = verify;
+        if (pin) {
+                c->pinned = true;
+                memcpy(c->pin, pin, sizeof(c->pin));
+        }
+        c->host = strdup(host);
+        if (!c->host)
+                return -ENOMEM;
         if (creds) {
                 r = session_setup(c, GNUTLS_CLIENT, creds);
                 if (r < 0)
@@ -309,7 +317,7 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
                 }
                 /* Chain and name (or IP SAN) are checked inside the handshake, which then fails
                  * with a verification error rather than continuing. */
-                if (verify == TLS_VERIFY_CA)
+                if (!pin)
                         gnutls_session_set_verify_cert(c->session, host, 0);
         }
         *ret = TAKE_PTR(c);
@@ -327,6 +335,7 @@ TlsConn *tls_conn_free(TlsConn *c) {
         safe_close(c->fd);
         free(c->in);
         free(c->out);
+        free(c->host);
         free(c);
         return NULL;
 }
@@ -334,6 +343,8 @@ TlsConn *tls_conn_free(TlsConn *c) {
 bool tls_conn_handshake_wants_write(TlsConn *c) {
         return c->out_len > 0 || (c->session && gnutls_record_get_direction(c->session) == 1);
 }
+
+static int check_pin(TlsConn *c);
 
 int tls_conn_handshake(TlsConn *c) {
         int r;
@@ -362,6 +373,12 @@ int tls_conn_handshake(TlsConn *c) {
                 (void) tls_conn_flush(c); /* deliver our alert if we can */
                 set_err(c, 0, "TLS handshake failed", r);
                 return r == GNUTLS_E_PREMATURE_TERMINATION || r == GNUTLS_E_PULL_ERROR ? -ECONNRESET : -EPROTO;
+        }
+        /* Nothing is written on a pinned connection until the pin has been checked. */
+        if (c->pinned) {
+                r = check_pin(c);
+                if (r < 0)
+                        return r;
         }
         r = tls_conn_flush(c);
         if (r < 0 && r != -EAGAIN)
@@ -392,7 +409,7 @@ static void crt_list_free(gnutls_x509_crt_t *l, size_t n) {
  * with CAFile=, the certificate must name the host or IP address dialled and be fit for a TLS
  * server: a pinned CA may have signed certificates for other hosts. Some certificate of the
  * chain merely hashing to the pin proves nothing -- the CA certificate is public. */
-int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const char *host) {
+static int check_pin(TlsConn *c) {
         _cleanup_(trust_list_freep) gnutls_x509_trust_list_t tl = NULL;
         gnutls_x509_crt_t chain[16] = {}, anchor = NULL;
         const gnutls_datum_t *certs;
@@ -407,10 +424,10 @@ int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const ch
                 snprintf(c->error, sizeof(c->error), "the server sent no certificate");
                 return -EPERM;
         }
-        if (tls_cert_fingerprint(&certs[0], d) >= 0 && memcmp(d, fp, 32) == 0)
+        if (tls_cert_fingerprint(&certs[0], d) >= 0 && memcmp(d, c->pin, 32) == 0)
                 return 0;
         for (unsigned i = 1; i < n && anchor_at == 0; i++)
-                if (tls_cert_fingerprint(&certs[i], d) >= 0 && memcmp(d, fp, 32) == 0)
+                if (tls_cert_fingerprint(&certs[i], d) >= 0 && memcmp(d, c->pin, 32) == 0)
                         anchor_at = i;
         if (anchor_at == 0) {
                 snprintf(c->error, sizeof(c->error),
@@ -449,7 +466,7 @@ int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const ch
                 }
         }
         gnutls_typed_vdata_st vdata[] = {
-                { .type = GNUTLS_DT_DNS_HOSTNAME, .data = (unsigned char *) host },
+                { .type = GNUTLS_DT_DNS_HOSTNAME, .data = (unsigned char *) c->host },
                 { .type = GNUTLS_DT_KEY_PURPOSE_OID, .data = (unsigned char *) GNUTLS_KP_TLS_WWW_SERVER },
         };
         r = gnutls_x509_trust_list_verify_crt2(tl, chain, (unsigned) n_chain, vdata, ELEMENTSOF(vdata), 0, &status,

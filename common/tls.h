@@ -10,21 +10,19 @@
 
 typedef struct TlsConn TlsConn;
 
-typedef enum TlsVerify {
-        TLS_VERIFY_NONE,        /* server side */
-        TLS_VERIFY_CA,          /* chain to CAFile= or the system store, and the host name/IP */
-        TLS_VERIFY_FINGERPRINT, /* a pinned certificate: see tls_conn_check_fingerprint() */
-} TlsVerify;
-
 int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                            gnutls_certificate_credentials_t *ret, char **ret_error);
 int tls_server_credentials_from_files(const char *cert_file, const char *key_file,
                                       gnutls_certificate_credentials_t *ret, char **ret_error);
 int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t *ret, char **ret_error);
 
-/* Takes ownership of fd. creds NULL: plaintext. */
+/* Takes ownership of fd. creds NULL: plaintext. A client checks the server's certificate against
+ * creds' CAs and host (a DNS name or an IP address); or, with pin (a SHA-256), against that one
+ * certificate alone: the leaf is accepted when it is the pinned certificate; otherwise the
+ * pinned certificate must be in the chain sent, the chain must verify to it, and the leaf must
+ * name host for a TLS server. Either way the handshake fails before anything is written. */
 int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn **ret);
-int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, TlsVerify verify,
+int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const char *host, const uint8_t *pin,
                         TlsConn **ret);
 TlsConn *tls_conn_free(TlsConn *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TlsConn *, tls_conn_free);
@@ -40,11 +38,6 @@ bool tls_conn_alpn_is(TlsConn *c, const char *protocol);
 /* 1: done; 0: in progress, call again when the socket is ready; <0: failed
  * (tls_conn_error() says why). */
 int tls_conn_handshake(TlsConn *c);
-/* After the handshake, for TLS_VERIFY_FINGERPRINT: 0 when the leaf is the certificate with
- * SHA-256 fp, or when the chain verifies to the certificate with that hash (sent by the server,
- * the only trust anchor) and the leaf names host (a DNS name or an IP address) for a TLS
- * server; -EPERM otherwise (tls_conn_error() says why). */
-int tls_conn_check_fingerprint(TlsConn *c, const uint8_t fp[static 32], const char *host);
 /* "TLS1.3/ECDHE-SECP256R1/..." */
 char *tls_conn_describe(TlsConn *c);
 

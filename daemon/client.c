@@ -415,7 +415,7 @@ static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *user
                         return fail(c, "%s", m), 0;
                 }
                 r = tls_conn_new_client(c->fd, c->url.tls ? c->creds : NULL, c->url.host,
-                                        def(c)->has_fingerprint ? TLS_VERIFY_FINGERPRINT : TLS_VERIFY_CA, &c->conn);
+                                        def(c)->has_fingerprint ? def(c)->server_fingerprint : NULL, &c->conn);
                 /* The TlsConn owns the fd now, failure or not. */
                 if (r < 0) {
                         c->io = sd_event_source_disable_unref(c->io);
@@ -434,8 +434,6 @@ static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *user
                                 c->io, EPOLLIN | (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : 0));
                         return 0;
                 }
-                if (def(c)->has_fingerprint && tls_conn_check_fingerprint(c->conn, def(c)->server_fingerprint, c->url.host) < 0)
-                        return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
                 r = send_upgrade(c);
                 if (r < 0)
                         return fail(c, "Failed to send the upgrade request: %s", strerror(-r)), 0;

@@ -612,7 +612,7 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                                 return 0;
                         }
                 }
-                r = t->u.tls ? tls_conn_new_client(TAKE_FD(uc->fd), uc->owner->creds, t->u.host, TLS_VERIFY_CA, &uc->conn)
+                r = t->u.tls ? tls_conn_new_client(TAKE_FD(uc->fd), uc->owner->creds, t->u.host, NULL, &uc->conn)
                              : tls_conn_new_server(TAKE_FD(uc->fd), NULL, &uc->conn);
                 if (r < 0) {
                         up_dial_failed(uc, r);
