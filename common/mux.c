@@ -11,8 +11,11 @@
  * that drains. The connection window is consumed at once, so a stalled socket never holds
  * back the other streams -- until the session holds SESSION_BUFFER_BUDGET bytes for sockets
  * that do not read: then it is consumed only as they drain, which bounds what one session can
- * make the process hold (budget + one window). Stream sockets are edge-triggered (see
- * STREAM_EVENTS). */
+ * make the process hold (budget + one window). Message streams (HTTP mode) count the same
+ * way: what their owner was handed is held until it says it passed it on (mux_stream_consume);
+ * on the exit server a stream that ended cleanly on HTTP/2 stays until then, so neither a
+ * public front's buffer nor a slot of max_streams comes free early. Stream sockets are
+ * edge-triggered (see STREAM_EVENTS). */
 
 #include <gnutls/crypto.h>
 #include <inttypes.h>
@@ -72,6 +75,8 @@ struct MuxStream {
 
         /* Message streams (HTTP mode): no fd; the owner is the endpoint. */
         bool message, want_writable, notify_writable, no_body;
+        bool finish_pending;     /* closed on HTTP/2; waits for the owner to consume msg_held */
+        size_t msg_held;         /* handed to the owner, not consumed yet (in m->held) */
         const MuxStreamOps *ops;
         size_t rcap;
         HttpHead *head;          /* the head (or trailers) being received */
@@ -91,7 +96,7 @@ struct Mux {
 
         MuxStream *streams;
         unsigned n_streams;
-        bool any_corked, any_writable;
+        bool any_corked, any_writable, any_finish;
         size_t held;          /* bytes in stream buffers waiting for their sockets */
         size_t conn_owed;     /* connection window not yet given back (over the budget) */
         uint64_t total_streams, bytes_in, bytes_out;
@@ -133,6 +138,13 @@ static void held_sub(Mux *m, size_t n) {
                 (void) nghttp2_session_consume_connection(m->h2, m->conn_owed);
                 m->conn_owed = 0;
         }
+}
+
+/* A message stream's owner is done with what it was handed (reset, detached, or gone). */
+static void stream_release_message(MuxStream *s) {
+        if (s->msg_held > 0 && !s->mux->dead)
+                held_sub(s->mux, s->msg_held);
+        s->msg_held = 0;
 }
 static void mux_finish(Mux *m);
 static void mux_drain(Mux *m);
@@ -265,6 +277,7 @@ static MuxStream *stream_free(MuxStream *s) {
                 return NULL;
         if (s->wlen > 0 && !s->mux->dead)
                 held_sub(s->mux, s->wlen);
+        stream_release_message(s);
         stream_close_fd(s, true);
         free(s->rbuf);
         free(s->wbuf);
@@ -283,6 +296,16 @@ static void stream_maybe_finish(MuxStream *s) {
 
         if (s->id > 0 || s->fd >= 0)
                 return;
+        if (s->message && s->ops && s->msg_held > 0 && s->close_error == NGHTTP2_NO_ERROR && m->cfg.h2_client &&
+            !m->dead) {
+                /* The owner (a public front) still passes on what it was handed, to a peer
+                 * that may never read: the stream and its bytes count until it has
+                 * (mux_stream_consume), or lets go of the stream. The tunnel client's owners
+                 * write to configured upstreams; what they hold is released here. */
+                s->finish_pending = true;
+                return;
+        }
+        s->finish_pending = false;
         LIST_REMOVE(m->streams, s);
         m->n_streams--;
         if (s->ops) {
@@ -302,6 +325,7 @@ static void stream_abort(MuxStream *s, uint32_t h2_error) {
         s->aborted = true;
         held_sub(s->mux, s->wlen);
         s->wlen = 0;
+        stream_release_message(s);
         if (s->id > 0)
                 (void) nghttp2_submit_rst_stream(s->mux->h2, NGHTTP2_FLAG_NONE, s->id, h2_error);
         stream_close_fd(s, true);
@@ -724,14 +748,17 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         Mux *m = user_data;
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
-        if (!s || s->message || s->aborted || s->wr_shut)
-                (void) nghttp2_session_consume_connection(session, len);
         if (s && s->message && s->ops && !s->aborted) {
-                /* The owner consumes the stream window as it passes the bytes on. */
+                /* The owner consumes the stream window as it passes the bytes on; until then
+                 * they are held, like bytes waiting for a socket (the owner may be a public
+                 * peer that does not read). */
+                s->msg_held += len;
+                held_add(m, len);
                 s->ops->data(s, data, len, s->userdata);
                 return 0;
         }
         if (!s || s->aborted || s->wr_shut || s->message) {
+                (void) nghttp2_session_consume_connection(session, len);
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
         }
@@ -1156,6 +1183,16 @@ static void mux_notify_writable(Mux *m) {
         }
 }
 
+/* Message streams that ended on HTTP/2 and whose owners have now consumed all (or let go). */
+static void mux_finish_streams(Mux *m) {
+        m->any_finish = false;
+        for (MuxStream *s = m->streams, *next; s; s = next) {
+                next = s->next;
+                if (s->finish_pending && (s->msg_held == 0 || !s->ops))
+                        stream_maybe_finish(s); /* owners' callbacks may not free other streams */
+        }
+}
+
 static void mux_pump(Mux *m) {
         bool stranded = false;
         uint64_t out_before = 0;
@@ -1163,6 +1200,8 @@ static void mux_pump(Mux *m) {
 
         if (m->dead)
                 return;
+        if (m->any_finish)
+                mux_finish_streams(m);
         mux_notify_writable(m);
 again:
         while (tls_conn_pending(m->conn) <= OUT_HIGH_WATER && nghttp2_session_want_write(m->h2)) {
@@ -1583,6 +1622,14 @@ int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, co
 void mux_stream_set_ops(MuxStream *s, const MuxStreamOps *ops, void *userdata) {
         s->ops = ops;
         s->userdata = userdata;
+        if (!ops) {
+                /* Nobody will consume what the stream handed out: it is not held any more. */
+                stream_release_message(s);
+                if (s->finish_pending) {
+                        s->mux->any_finish = true;
+                        mux_kick(s->mux);
+                }
+        }
 }
 
 int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t n_headers, bool end_stream) {
@@ -1656,11 +1703,21 @@ int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers) 
 
 void mux_stream_consume(MuxStream *s, size_t n) {
         Mux *m = s->mux;
+        size_t k = MIN(n, s->msg_held);
 
         s->bytes_in += n;
         m->bytes_in += n;
-        if (s->id > 0 && !m->dead) {
+        s->msg_held -= k;
+        if (m->dead)
+                return;
+        held_sub(m, k);
+        if (s->id > 0) {
                 (void) nghttp2_session_consume_stream(m->h2, s->id, n);
                 mux_kick(m);
-        }
+        } else if (s->finish_pending && s->msg_held == 0) {
+                /* From the loop: the owner may be inside its own callback. */
+                m->any_finish = true;
+                mux_kick(m);
+        } else if (k > 0)
+                mux_kick(m); /* the connection window may have reopened */
 }

@@ -16,10 +16,13 @@ typedef struct MuxStream MuxStream;
 
 /* HTTP mode: a message stream has no socket; its owner is the endpoint. The head callback
  * brings the response (exit server); data brings body bytes, which the owner acknowledges
- * with mux_stream_consume() once it has passed them on (that reopens the window); end brings
- * the end of the body and any trailers. closed comes last, exactly once, also when the
- * session dies; after it the stream is gone. Callbacks may call mux_stream_* functions but
- * must not free the Mux. */
+ * with mux_stream_consume() once it has passed them on (that reopens the window; until then
+ * they count against the session's buffer budget); end brings the end of the body and any
+ * trailers. closed comes last, exactly once, also when the session dies; after it the stream
+ * is gone. On the exit server a stream that ended cleanly is closed only once its owner has
+ * consumed all it was handed (or reset it, or detached with mux_stream_set_ops(s, NULL, NULL),
+ * which gives up what is unconsumed). Callbacks may call mux_stream_* functions but must not
+ * free the Mux. */
 typedef struct MuxStreamOps {
         void (*head)(MuxStream *s, HttpHead *h, void *userdata);     /* h passes to the callee */
         void (*data)(MuxStream *s, const uint8_t *p, size_t n, void *userdata);

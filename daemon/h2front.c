@@ -3,7 +3,11 @@
  * stream becomes one request stream through the tunnel. Request bodies go into the tunnel
  * stream as they arrive; the public stream's window reopens only while the tunnel stream has
  * room. Response bodies wait in a per-stream buffer for the public side, and the tunnel
- * stream's window reopens as nghttp2 takes them. */
+ * stream's window reopens as nghttp2 takes them; until then they count against the session's
+ * buffer budget (mux.c). The limits of the HTTP/1.1 side hold here too: MaxConnections=
+ * (the connection keeps the place it took in httpfront.c), IdleTimeoutSec= (only while no
+ * stream is open: PING and SETTINGS are not activity), ResponseTimeoutSec= (a timer per
+ * stream) and MaxBodyBytes= (DATA counted, whatever content-length said). */
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -41,9 +45,11 @@ struct H2Stream {
         H2Stream *prev, *next;
         int32_t id;
         HttpHead *req;
-        bool too_large, head_request;
+        bool too_large, head_request, req_done, body_refused;
         MuxStream *tunnel;
         size_t paused;          /* request bytes not yet acknowledged to the public peer */
+        uint64_t body_bytes;    /* request DATA so far (MaxBodyBytes=) */
+        sd_event_source *timer; /* the response head must come (ResponseTimeoutSec=) */
 
         uint8_t *buf;           /* response body bytes for the public side */
         size_t off, len, cap;
@@ -60,12 +66,26 @@ static void h2_kick(H2Conn *c) {
                 (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
 }
 
+/* The idle timer runs only while no stream is open: frames that open none (PING, SETTINGS,
+ * WINDOW_UPDATE) must not keep a connection -- and its place under MaxConnections= -- forever. */
+static void h2_update_idle(H2Conn *c) {
+        if (c->streams)
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        else {
+                (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        }
+}
+
 static H2Stream *stream_free(H2Stream *st) {
         if (!st)
                 return NULL;
         if (st->tunnel)
                 mux_stream_reset(TAKE_PTR(st->tunnel));
+        sd_event_source_disable_unref(st->timer);
         LIST_REMOVE(st->c->streams, st);
+        if (!st->c->dead)
+                h2_update_idle(st->c);
         http_head_free(st->req);
         http_head_free(st->trailers);
         free(st->buf);
@@ -79,6 +99,7 @@ static H2Conn *h2_conn_free(H2Conn *c) {
         while (c->streams)
                 stream_free(c->streams);
         LIST_REMOVE(*c->list, c);
+        http_front_count_conn(c->front, false);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->kick);
@@ -200,6 +221,7 @@ static void on_tunnel_head(MuxStream *s, HttpHead *h_, void *userdata) {
         H2Stream *st = userdata;
         bool body = !st->head_request && h->status != 204 && h->status != 304;
 
+        st->timer = sd_event_source_disable_unref(st->timer);
         if (submit_response(st, h->status, h->headers, h->n_headers, body) < 0)
                 (void) nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
@@ -245,6 +267,7 @@ static void on_tunnel_closed(MuxStream *s, bool reset, void *userdata) {
         H2Stream *st = userdata;
 
         st->tunnel = NULL;
+        st->timer = sd_event_source_disable_unref(st->timer);
         if (!st->responded)
                 reply_error(st, 502, "The tunnel client did not answer (it refused the request or went away).");
         else if (!st->eof || reset)
@@ -262,11 +285,41 @@ static const MuxStreamOps tunnel_ops = {
 
 /* ---- requests from the public side ---- */
 
+static int response_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        H2Stream *st = userdata;
+        H2Conn *c = st->c;
+
+        st->timer = sd_event_source_disable_unref(st->timer);
+        log_debug("HTTP/2 %s: no response within %" PRIu64 " s.", c->peer, def(c)->response_timeout_usec / USEC_PER_SEC);
+        /* Its place under MaxStreamsPerClient= comes free now, not when the upstream wakes. */
+        if (st->tunnel)
+                mux_stream_reset(TAKE_PTR(st->tunnel));
+        reply_error(st, 504, "The upstream did not answer within %" PRIu64 " s (ResponseTimeoutSec=).",
+                    def(c)->response_timeout_usec / USEC_PER_SEC);
+        return 0;
+}
+
+/* More request DATA than MaxBodyBytes=: 413 if nothing was answered yet, else the public
+ * stream is reset; either way the upstream gets no more of it. */
+static void body_too_large(H2Stream *st) {
+        H2Conn *c = st->c;
+
+        st->timer = sd_event_source_disable_unref(st->timer);
+        if (st->tunnel)
+                mux_stream_reset(TAKE_PTR(st->tunnel));
+        if (st->responded)
+                (void) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        else
+                reply_error(st, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
+                            def(c)->max_body_bytes);
+        h2_kick(c);
+}
+
 static void handle_request(H2Stream *st, bool end_stream) {
         H2Conn *c = st->c;
         HttpHead *h = st->req;
         _cleanup_(http_head_freep) HttpHead *t = NULL;
-        const char *authority = h->authority ?: http_head_get(h, "host");
+        const char *authority = h->authority ?: http_head_get(h, "host"), *host_hdr = http_head_get(h, "host");
         const char *cl = http_head_get(h, "content-length");
         char host[256];
         unsigned status;
@@ -281,6 +334,10 @@ static void handle_request(H2Stream *st, bool end_stream) {
                 return reply_error(st, 405, "CONNECT is not served here.");
         if (!h->url || !authority)
                 return reply_error(st, 400, "A request needs :path and :authority.");
+        /* As HTTP/1.1 wants exactly one Host; and one that names another host than :authority
+         * makes the request malformed (RFC 9113 §8.3.1). */
+        if (http_head_count(h, "host") > 1 || (h->authority && host_hdr && strcasecmp(host_hdr, h->authority) != 0))
+                return reply_error(st, 400, "Conflicting :authority and host.");
         if (cl && def(c)->max_body_bytes > 0 && strtoull(cl, NULL, 10) > def(c)->max_body_bytes)
                 return reply_error(st, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64
                                    ").", def(c)->max_body_bytes);
@@ -301,6 +358,12 @@ static void handle_request(H2Stream *st, bool end_stream) {
         if (r < 0)
                 return reply_error(st, r == -EBUSY ? 503 : 502, "Cannot open a stream to the tunnel client: %s.",
                                    strerror(-r));
+        r = sd_event_add_time_relative(http_front_event(c->front), &st->timer, CLOCK_MONOTONIC,
+                                       def(c)->response_timeout_usec, 0, response_timeout, st);
+        if (r < 0) {
+                mux_stream_reset(TAKE_PTR(st->tunnel));
+                return reply_error(st, 500, "Internal error: %s.", strerror(-r));
+        }
         log_debug("HTTP/2 %s: %s %s%s -> tunnel", c->peer, h->method, host, h->url);
 }
 
@@ -324,6 +387,7 @@ static int begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame
         st->c = c;
         st->id = frame->hd.stream_id;
         LIST_PREPEND(c->streams, st);
+        h2_update_idle(c);
         nghttp2_session_set_stream_user_data(session, st->id, st);
         return 0;
 }
@@ -339,11 +403,19 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
         h = st->tunnel || st->responded ? st->trailers : st->req;
         if (!h)
                 return 0;
-        if (namelen > 0 && name[0] == ':')
-                return http_head_add_h2(h, (const char *) name, namelen, (const char *) value, valuelen) < 0
-                               ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
-                               : 0;
-        if (h->n_headers >= def(c)->max_headers || h->bytes + namelen + valuelen > def(c)->max_header_bytes) {
+        /* Pseudo-header fields count as the request line does on HTTP/1.1: a 1 MiB :path
+         * must not get past MaxHeaderBytes=. */
+        if (h->bytes + namelen + valuelen > def(c)->max_header_bytes) {
+                st->too_large = true;
+                return 0;
+        }
+        if (namelen > 0 && name[0] == ':') {
+                if (http_head_add_h2(h, (const char *) name, namelen, (const char *) value, valuelen) < 0)
+                        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+                h->bytes += namelen + valuelen;
+                return 0;
+        }
+        if (h->n_headers >= def(c)->max_headers) {
                 st->too_large = true;
                 return 0;
         }
@@ -361,6 +433,8 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
         st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
         if (!st)
                 return 0;
+        if (end)
+                st->req_done = true;
         if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
                 handle_request(st, end);
                 return 0;
@@ -378,6 +452,13 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         H2Stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
 
         (void) nghttp2_session_consume_connection(session, len);
+        if (st && def(c)->max_body_bytes > 0 && !st->body_refused) {
+                st->body_bytes += len;
+                if (st->body_bytes > def(c)->max_body_bytes) {
+                        st->body_refused = true;
+                        body_too_large(st);
+                }
+        }
         if (!st || !st->tunnel) {
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
@@ -387,6 +468,21 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         else
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
         h2_kick(c);
+        return 0;
+}
+
+/* The response is complete while the request is not: the peer may stop sending (RFC 9113
+ * §8.1). Nothing reads the rest, and a half-open stream would keep the connection from ever
+ * being idle. */
+static int frame_send_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+        H2Stream *st;
+
+        if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+            !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+                return 0;
+        st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (st && !st->req_done)
+                (void) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
         return 0;
 }
 
@@ -456,7 +552,6 @@ static int h2_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                         break;
                 }
         }
-        (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
         h2_flush(c);
         if (c->dead)
                 h2_conn_free(c);
@@ -476,11 +571,8 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
 static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         H2Conn *c = userdata;
 
-        if (c->streams) {
-                (void) sd_event_source_set_time_relative(src, def(c)->idle_timeout_usec);
-                (void) sd_event_source_set_enabled(src, SD_EVENT_ON);
-                return 0;
-        }
+        if (c->streams)
+                return 0; /* the last one to close starts the timer again */
         (void) nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
         h2_flush(c);
         h2_conn_close(c);
@@ -508,6 +600,7 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
         snprintf(c->peer, sizeof(c->peer), "%s", peer);
         snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
         LIST_PREPEND(*list, c);
+        http_front_count_conn(f, true);
 
         if (nghttp2_session_callbacks_new(&cbs) != 0) {
                 h2_conn_free(c);
@@ -518,6 +611,7 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, frame_recv_cb);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_chunk_cb);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, stream_close_cb);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, frame_send_cb);
         if (nghttp2_option_new(&opt) != 0) {
                 nghttp2_session_callbacks_del(cbs);
                 h2_conn_free(c);

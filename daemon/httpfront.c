@@ -7,7 +7,9 @@
  * stream with X-Forwarded-* added and hop-by-hop fields removed; its body follows as it
  * arrives, and reading stops while the stream holds enough. The response head becomes an
  * HTTP/1.1 status line; its body goes out as it comes, chunked when its length is unknown,
- * and the stream's window reopens only as the socket drains. Upgrade requests (WebSocket)
+ * and the stream's window reopens only as the socket drains. Until then those bytes count
+ * against the session's buffer budget (mux.c), so the exchange -- and the next pipelined
+ * request -- ends only once they have left. Upgrade requests (WebSocket)
  * travel as extended CONNECT; after the 101 both directions are plain bytes.
  *
  * Connections are freed only from the loop (conn_close() defers), never from inside a
@@ -47,7 +49,7 @@ struct HttpFront {
         HttpRouteFunc route;
         void *userdata;
         HttpConn *conns;
-        unsigned n_conns;
+        unsigned n_conns;       /* HTTP/1.x connections and HTTP/2 ones (h2front.c) */
         H2Conn *h2conns;
         uint64_t requests;
         char *acme_thumbprint;  /* plain HTTP with ACME: answer challenges, redirect the rest */
@@ -194,11 +196,17 @@ static void reply_error(HttpConn *c, unsigned status, const char *format, ...) {
 
 /* ---- the response, from the tunnel ---- */
 
+static bool conn_exchange_complete(HttpConn *c) {
+        return c->busy && c->req_done && c->resp_done && !c->closing && !c->dead;
+}
+
 /* Reopens the stream's window for what the socket took. */
 static void conn_ack(HttpConn *c) {
         if (c->unacked > 0 && c->stream && tls_conn_pending(c->conn) < OUT_HIGH_WATER) {
                 mux_stream_consume(c->stream, c->unacked);
                 c->unacked = 0;
+                if (conn_exchange_complete(c))
+                        (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT); /* it waited for this */
         }
 }
 
@@ -335,6 +343,12 @@ static const MuxStreamOps conn_stream_ops = {
 static void conn_finish_exchange(HttpConn *c) {
         if (c->dead || !c->req_done || !c->resp_done)
                 return;
+        /* Not while the response's last bytes still wait for a peer that may never read:
+         * they count against the session budget only while the stream is ours, and the next
+         * pipelined response would pile up behind them (conn_ack calls again). */
+        conn_ack(c);
+        if (c->unacked > 0)
+                return;
         if (c->stream) /* it ends on its own; we hear no more of it */
                 mux_stream_set_ops(TAKE_PTR(c->stream), NULL, NULL);
         if (c->resp_close || !c->keep_alive || (c->eof && c->in_len == 0)) {
@@ -368,6 +382,13 @@ void http_front_count_request(HttpFront *f) {
         f->requests++;
 }
 
+void http_front_count_conn(HttpFront *f, bool open) {
+        if (open)
+                f->n_conns++;
+        else
+                f->n_conns--;
+}
+
 static const char *forwarded_for(const char *ip, char *buf, size_t size) {
         /* RFC 7239: IPv6 addresses quoted and bracketed. */
         if (strchr(ip, ':'))
@@ -377,27 +398,41 @@ static const char *forwarded_for(const char *ip, char *buf, size_t size) {
         return buf;
 }
 
-/* host: the Host value without its port, lower case, checked. */
+/* A port after the host: 1-65535, digits only, nothing after it. */
+static bool port_is_valid(const char *p) {
+        unsigned v = 0;
+        size_t n = strspn(p, "0123456789");
+
+        if (n == 0 || n > 5 || p[n] != 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                v = v * 10 + (unsigned) (p[i] - '0');
+        return v >= 1 && v <= 65535;
+}
+
+/* host: the Host value without its port, lower case, checked. Only host[:port] and
+ * [v6][:port]: anything else ("a.test:1@evil:80") would be routed by one part and passed on
+ * (X-Forwarded-Host, Forwarded) whole. */
 static int normalize_host(const char *authority, char *ret, size_t size) {
         size_t n;
 
         if (authority[0] == '[') {
                 const char *e = strchr(authority, ']');
-                if (!e || (e[1] && e[1] != ':'))
+                if (!e)
                         return -EINVAL;
                 n = (size_t) (e - authority + 1);
         } else
                 n = strcspn(authority, ":");
         if (n == 0 || n >= size)
                 return -EINVAL;
+        if (authority[n] != 0 && (authority[n] != ':' || !port_is_valid(authority + n + 1)))
+                return -EINVAL;
         for (size_t i = 0; i < n; i++)
                 ret[i] = ascii_tolower(authority[i]);
         ret[n] = 0;
         if (ret[0] != '[' && !hostname_is_valid(ret))
                 return -EINVAL;
-        if (ret[0] == '[' && strspn(ret + 1, "0123456789abcdef:.") != n - 2)
-                return -EINVAL;
-        if (authority[n] == ':' && authority_port(authority) == 0)
+        if (ret[0] == '[' && (n < 4 || strspn(ret + 1, "0123456789abcdef:.") != n - 2))
                 return -EINVAL;
         return 0;
 }
@@ -899,6 +934,7 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 if (tls_conn_alpn_is(c->conn, "h2")) {
                         /* HTTP/2: the connection moves to h2front.c. */
                         c->io = sd_event_source_disable_unref(c->io);
+                        /* It keeps its place under MaxConnections= (h2_conn_start() counts it). */
                         if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), c->peer, c->peer_ip) < 0)
                                 log_debug("HTTP %s: cannot start HTTP/2.", c->peer);
                         conn_close(c);
@@ -928,6 +964,8 @@ static int conn_kick(sd_event_source *src, void *userdata) {
                 conn_free(c);
                 return 0;
         }
+        if (conn_exchange_complete(c) && c->unacked == 0)
+                conn_finish_exchange(c); /* it waited for the output to drain */
         if (c->handshake_done && !c->lingering && conn_has_input(c))
                 conn_read(c);
         conn_update(c);

@@ -31,6 +31,8 @@ void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_po
 const Definition *http_front_def(HttpFront *f);
 sd_event *http_front_event(HttpFront *f);
 void http_front_count_request(HttpFront *f);
+/* An HTTP/2 connection opened or ended: it counts under MaxConnections= while it lives. */
+void http_front_count_conn(HttpFront *f, bool open);
 /* The session for a Host value; NULL with *ret_status 400 (malformed) or 502 (nobody serves
  * it). host gets the normalized name. */
 Mux *http_front_route(HttpFront *f, const char *authority, unsigned *ret_status, char host[static 256]);

@@ -14,6 +14,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
@@ -34,11 +35,11 @@ class Hostile(TunnelTest):
         self.up = HttpUpstream("a")
         self.upstreams.append(self.up)
 
-    def start(self, extra_server="", extra_tunnel=""):
+    def start(self, extra_server="", extra_tunnel="", env=None):
         self.http_port, self.https_port = free_port(), free_port()
         self.srv = self.server(extra_tunnel="Mode=http\n" + extra_tunnel,
                                extra_server=f"HTTPListen=127.0.0.1:{self.http_port}\n"
-                                            f"HTTPSListen=127.0.0.1:{self.https_port}\n{extra_server}")
+                                            f"HTTPSListen=127.0.0.1:{self.https_port}\n{extra_server}", env=env)
         conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
                 f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\nUpstream={self.up.url()}\n")
         d = Daemon(self.tmp, "client", conf)
@@ -105,15 +106,68 @@ class Hostile(TunnelTest):
         raw = socket.create_connection(("127.0.0.1", self.https_port), timeout=10)
         s = ctx.wrap_socket(raw, server_hostname="x.test")
         self.assertEqual(s.selected_alpn_protocol(), "h2")
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                                                  validate_outbound_headers=False))
         c.initiate_connection()
         if settings:
             c.update_settings(settings)
         s.sendall(c.data_to_send())
         return s, c
 
-    def headers(self, path="/hello"):
-        return [(":method", "GET"), (":path", path), (":scheme", "https"), (":authority", "x.test")]
+    def headers(self, path="/hello", method="GET", authority="x.test"):
+        h = [(":method", method), (":path", path), (":scheme", "https")]
+        return h + [(":authority", authority)] if authority is not None else h
+
+    def h2_exchange(self, headers, body=None, timeout=10.0, s=None, c=None):
+        """One request over a fresh HTTP/2 connection (or s, c); returns (status, body, seconds)
+        with status None when the stream was reset, or "closed" when the connection went."""
+        if s is None:
+            s, c = self.h2conn()
+            own = True
+        else:
+            own = False
+        t0 = time.monotonic()
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, headers, end_stream=body is None)
+        s.sendall(c.data_to_send())
+        status, data, off, sent = None, b"", 0, body is None
+        s.settimeout(0.2)
+        try:
+            while time.monotonic() - t0 < timeout:
+                # The request body, as the flow-control windows allow.
+                while not sent:
+                    n = min(c.local_flow_control_window(sid), c.max_outbound_frame_size, len(body) - off)
+                    if n <= 0 and off < len(body):
+                        break
+                    sent = off + n == len(body)
+                    c.send_data(sid, body[off:off + n], end_stream=sent)
+                    off += n
+                s.sendall(c.data_to_send())
+                try:
+                    raw = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not raw:
+                    return "closed", data, time.monotonic() - t0
+                for ev in c.receive_data(raw):
+                    if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                        status = int(dict(ev.headers)[":status"])
+                    elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                        data += ev.data
+                        c.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                        return status, data, time.monotonic() - t0
+                    elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                        return (status if status and status >= 400 else None), data, time.monotonic() - t0
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        return "closed", data, time.monotonic() - t0
+                s.sendall(c.data_to_send())
+        except (h2.exceptions.StreamClosedError, OSError):
+            return (status if status and status >= 400 else None), data, time.monotonic() - t0
+        finally:
+            if own:
+                s.close()
+        return "timeout", data, time.monotonic() - t0
 
     def drained(self, s, seconds):
         """Reads until the server closes (True) or seconds pass (False)."""
@@ -242,6 +296,255 @@ class Hostile(TunnelTest):
             f.close()
         wait_until(self.good, 10, "service after the flood")
 
+
+    # ---- HTTP mode limits that must hold on both fronts ----
+
+    def sample_rss(self, pid, seconds):
+        """The largest RSS (KiB) seen over seconds."""
+        top, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            top = max(top, rss_kib(pid))
+            time.sleep(0.1)
+        return top
+
+    def rss_bound(self, mib):
+        # Under AddressSanitizer (shadow memory, redzones) the same bound needs more room.
+        return (mib * 3 // 2 if sanitized() else mib) * 1024
+
+    # The session budget (128 MiB) holds response bytes the public side has not taken, on
+    # HTTP/2: a zero window on 24 streams of a 64 MiB file used to buffer 16 MiB for each.
+    def test_h2_zero_window_session_budget(self):
+        self.start(env={"ASAN_OPTIONS": "quarantine_size_mb=8:detect_leaks=1"})
+        pid = self.srv.proc.pid
+        base = rss_kib(pid)
+        s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        for _ in range(24):
+            c.send_headers(c.get_next_available_stream_id(), self.headers(f"/size/{64 << 20}"), end_stream=True)
+        s.sendall(c.data_to_send())
+        grown = self.sample_rss(pid, 6) - base
+        print(f"HTTP/2, zero window, 24 streams of 64 MiB: server RSS +{grown / 1024:.1f} MiB")
+        self.assertLess(grown, self.rss_bound(200), "response bytes beyond the session budget were buffered")
+        s.close()
+        wait_until(lambda: self.good(https=True), 15, "service after the stalled streams went")
+
+    # The same on HTTP/1.1: sockets that never read.
+    def test_h1_nonreading_session_budget(self):
+        self.start(env={"ASAN_OPTIONS": "quarantine_size_mb=8:detect_leaks=1"})
+        pid = self.srv.proc.pid
+        base = rss_kib(pid)
+        socks = []
+        for _ in range(30):
+            f = socket.socket()
+            f.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            f.connect(("127.0.0.1", self.http_port))
+            f.sendall(f"GET /size/{64 << 20} HTTP/1.1\r\nHost: x.test\r\n\r\n".encode())
+            socks.append(f)
+        grown = self.sample_rss(pid, 6) - base
+        print(f"HTTP/1.1, 30 sockets not reading 64 MiB each: server RSS +{grown / 1024:.1f} MiB")
+        self.assertLess(grown, self.rss_bound(200), "response bytes beyond the session budget were buffered")
+        for f in socks:
+            f.close()
+        wait_until(self.good, 15, "service after the stalled sockets went")
+
+    # Pipelined requests behind responses the peer does not read: the next response must not
+    # be taken in while the last one still fills the output.
+    def test_h1_pipelined_nonreading(self):
+        self.start(env={"ASAN_OPTIONS": "quarantine_size_mb=8:detect_leaks=1"})
+        pid = self.srv.proc.pid
+        base = rss_kib(pid)
+        f = socket.socket()
+        f.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        f.connect(("127.0.0.1", self.http_port))
+        f.sendall(f"GET /size/{8 << 20} HTTP/1.1\r\nHost: x.test\r\n\r\n".encode() * 40)
+        grown = self.sample_rss(pid, 6) - base
+        print(f"HTTP/1.1, 40 pipelined 8 MiB responses never read: server RSS +{grown / 1024:.1f} MiB")
+        self.assertLess(grown, self.rss_bound(64), "pipelined responses piled up in the output")
+        f.close()
+        wait_until(self.good, 15, "service after the pipelining socket went")
+
+    # MaxConnections= counts HTTP/2 connections, and IdleTimeoutSec= closes one that only
+    # sends PINGs.
+    def test_h2_max_connections_and_idle(self):
+        self.start(extra_server="MaxConnections=5\n", extra_tunnel="IdleTimeoutSec=2\n")
+        held = []
+        refused = 0
+        for _ in range(12):
+            try:
+                held.append(self.h2conn())
+            except (OSError, AssertionError):
+                refused += 1
+        time.sleep(0.5)
+        alive = 0
+        for s, c in held:
+            s.settimeout(0.2)
+            try:
+                c.ping(b"12345678")
+                s.sendall(c.data_to_send())
+                alive += s.recv(65536) != b""
+            except socket.timeout:
+                alive += 1
+            except OSError:
+                pass
+        print(f"MaxConnections=5: {alive} HTTP/2 connections of 12 stayed open, {refused} refused")
+        self.assertLessEqual(alive, 5)
+        for s, c in held:
+            s.close()
+        # One that pings every half second is still closed after IdleTimeoutSec= (2 s).
+        s, c = wait_until(lambda: self.try_h2conn(), 10, "a connection after the others went")
+        t = time.monotonic()
+        closed = False
+        s.settimeout(0.1)
+        while time.monotonic() - t < 6 and not closed:
+            try:
+                c.ping(b"abcdefgh")
+                s.sendall(c.data_to_send())
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    try:
+                        raw = s.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if not raw or any(isinstance(e, h2.events.ConnectionTerminated) for e in c.receive_data(raw)):
+                        closed = True
+                        break
+            except OSError:
+                closed = True
+        took = time.monotonic() - t
+        s.close()
+        print(f"an HTTP/2 connection sending only PINGs: {'closed' if closed else 'open'} after {took:.1f} s")
+        self.assertTrue(closed and took < 4.5, "PINGs kept an idle HTTP/2 connection open")
+        # A long response is not cut by the idle timer: streams are activity.
+        status, data, took = self.h2_exchange(self.headers("/slow"), timeout=10)
+        self.assertEqual((status, data), (200, b"late\n"))
+
+    def try_h2conn(self):
+        try:
+            return self.h2conn()
+        except (OSError, AssertionError):
+            return None
+
+    # MaxHeaderBytes= on HTTP/2 counts pseudo-header fields, as HTTP/1.1 counts the request
+    # line: a long :path is answered 431 on both fronts.
+    def test_header_bytes_both_fronts(self):
+        self.start(extra_tunnel="MaxHeaderBytes=4K\n")
+        path = "/hello?" + "p" * 8000
+        f = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+        f.sendall(f"GET {path} HTTP/1.1\r\nHost: x.test\r\n\r\n".encode())
+        got = f.recv(100)
+        f.close()
+        status, data, took = self.h2_exchange(self.headers(path))
+        print(f"an 8 KB request target under MaxHeaderBytes=4K: HTTP/1.1 {got[:12]!r}, HTTP/2 {status}")
+        self.assertTrue(got.startswith(b"HTTP/1.1 431"), got)
+        self.assertEqual(status, 431)
+        status, data, took = self.h2_exchange(self.headers("/hello"))
+        self.assertEqual(status, 200)
+
+    # ResponseTimeoutSec= on HTTP/2: a silent upstream gets 504, and the tunnel stream is
+    # reset, so its MaxStreamsPerClient= slot comes back.
+    def test_h2_response_timeout(self):
+        self.start(extra_server="ResponseTimeoutSec=1\nMaxStreamsPerClient=8\n")
+        s, c = self.h2conn()
+        ids = []
+        for _ in range(8):
+            ids.append(c.get_next_available_stream_id())
+            c.send_headers(ids[-1], self.headers("/slow"), end_stream=True)
+        s.sendall(c.data_to_send())
+        t0 = time.monotonic()
+        status = {}
+        s.settimeout(0.2)
+        while len(status) < 8 and time.monotonic() - t0 < 8:
+            try:
+                raw = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not raw:
+                break
+            for ev in c.receive_data(raw):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status[ev.stream_id] = (int(dict(ev.headers)[":status"]), time.monotonic() - t0)
+            s.sendall(c.data_to_send())
+        print(f"8 HTTP/2 requests to a silent upstream, ResponseTimeoutSec=1: {sorted(status.values())}")
+        self.assertEqual(len(status), 8)
+        for code, took in status.values():
+            self.assertEqual(code, 504)
+            self.assertLess(took, 3.5)
+        # The slots are free again at once (the upstream still sleeps for seconds).
+        status, data, took = self.h2_exchange(self.headers("/hello"), timeout=3)
+        self.assertEqual((status, data), (200, b"hello from a\n"))
+        s.close()
+
+    # MaxBodyBytes= on HTTP/2 counts DATA, with or without content-length; on HTTP/1.1 a
+    # chunked body is counted too.
+    def test_max_body_bytes_both_fronts(self):
+        self.start(extra_server="MaxBodyBytes=1M\n")
+        body = b"x" * (5 << 20)
+        h = self.headers("/sha", "POST")
+        status, data, took = self.h2_exchange(h, body, timeout=20)
+        print(f"HTTP/2 POST of 5 MiB without content-length, MaxBodyBytes=1M: {status} {data[:60]!r}")
+        self.assertEqual(status, 413)
+        # A content-length that lies (says 100, sends 5 MiB): never more than it said.
+        status, data, took = self.h2_exchange(h + [("content-length", "100")], body, timeout=20)
+        print(f"HTTP/2 POST with content-length 100 and 5 MiB of DATA: {status} {data[:60]!r}")
+        self.assertNotEqual(status, 200)
+        # Under the limit still goes through.
+        status, data, took = self.h2_exchange(h, b"y" * 1000, timeout=20)
+        self.assertEqual(status, 200)
+        self.assertIn(b'"len": 1000', data)
+        self.assertFalse(any(m == "POST" and int(hd.get("content-length", "0") or 0) > (1 << 20)
+                             for m, p, hd in self.up.requests))
+        # HTTP/1.1, chunked.
+        f = socket.create_connection(("127.0.0.1", self.http_port), timeout=20)
+        f.sendall(b"POST /sha HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        got = b""
+        try:
+            for _ in range(5 * 16):
+                f.sendall(b"10000\r\n" + b"z" * 65536 + b"\r\n")
+            f.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            while True:
+                b = f.recv(65536)
+                if not b:
+                    break
+                got += b
+        except OSError:
+            pass
+        f.close()
+        print(f"HTTP/1.1 chunked POST of 5 MiB: {got[:40]!r}")
+        self.assertTrue(got.startswith(b"HTTP/1.1 413"), got[:200])
+
+    # Host and :authority: host[:port] or [v6][:port] only.
+    def test_authority_syntax_both_fronts(self):
+        self.start()
+        bad = ["a.test:1@evil.example:80", "a.test:", "a.test:0", "a.test:65536", "a.test:8o", "a.test:+80",
+               "a.test:80:80", "[::1]x", "[::1]:", "a.test:99999999999999999999", "user@a.test"]
+        good = ["a.test", "A.TEST:8080", "a.test:65535", "[::1]:80", "[::1]"]
+        for v in bad + good:
+            f = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+            f.sendall(f"GET /hello HTTP/1.1\r\nHost: {v}\r\nConnection: close\r\n\r\n".encode())
+            got = b""
+            while True:
+                b = f.recv(65536)
+                if not b:
+                    break
+                got += b
+            f.close()
+            code = int(got.split(b" ", 2)[1]) if got.startswith(b"HTTP/1.1 ") else None
+            self.assertEqual(code, 400 if v in bad else 200, f"HTTP/1.1 Host: {v} -> {got[:80]!r}")
+            # HTTP/2: as :authority, and as host when :authority is absent.
+            for h in (self.headers("/hello", authority=v), self.headers("/hello", authority=None) + [("host", v)]):
+                status, data, took = self.h2_exchange(h)
+                self.assertEqual(status, 400 if v in bad else 200, f"HTTP/2 {h[3:]} -> {status} {data[:80]!r}")
+        # HTTP/2 only: two host fields (nghttp2 resets the stream), or one that contradicts
+        # :authority (400).
+        for h in (self.headers("/hello", authority=None) + [("host", "a.test"), ("host", "b.test")],
+                  self.headers("/hello", authority="a.test") + [("host", "evil.example")]):
+            status, data, took = self.h2_exchange(h)
+            self.assertIn(status, (400, None), f"HTTP/2 {h[3:]} -> {status} {data[:80]!r}")
+        seen = [hd.get("x-forwarded-host", "") for m, p, hd in self.up.requests]
+        self.assertFalse(any("evil" in x or "@" in x for x in seen), seen)
+        print(f"{len(bad)} malformed authorities answered 400 on both fronts, {len(good)} good ones served")
 
 if __name__ == "__main__":
     main()
