@@ -65,19 +65,31 @@ int x509_load_key(const char *path, gnutls_x509_privkey_t *ret) {
         return 0;
 }
 
-int x509_save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
+int x509_export_pem(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, char **ret) {
         gnutls_datum_t d = {};
-        int r;
+        char *s;
 
-        r = crt ? gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)
-                : gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d);
-        if (r < 0)
+        if ((crt ? gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)
+                 : gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d)) < 0)
                 return -EIO;
-        r = write_file_atomic(path, d.data, d.size, crt ? 0644 : 0600);
+        s = strndup((const char *) d.data, d.size);
         if (!crt)
                 explicit_bzero(d.data, d.size);
         gnutls_free(d.data);
-        return r;
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int x509_save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
+        _cleanup_(erase_and_freep) char *pem = NULL;
+        int r;
+
+        r = x509_export_pem(crt, key, &pem);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, pem, strlen(pem), crt ? 0644 : 0600);
 }
 
 int x509_new_key(gnutls_x509_privkey_t *ret) {
@@ -126,10 +138,9 @@ static int new_crt(gnutls_x509_privkey_t key, const char *cn, unsigned days, gnu
         return 0;
 }
 
-static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
+int x509_new_ca(gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
         _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
         _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
-        _cleanup_free_ char *pc = NULL, *pk = NULL;
         uint8_t id[64];
         size_t idlen = sizeof(id);
         int r;
@@ -146,6 +157,20 @@ static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_priv
             gnutls_x509_crt_set_subject_key_id(c, id, idlen) < 0)
                 return -EIO;
         r = sign(c, c, k);
+        if (r < 0)
+                return r;
+        *ret_crt = TAKE_PTR(c);
+        *ret_key = TAKE_PTR(k);
+        return 0;
+}
+
+static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
+        _cleanup_free_ char *pc = NULL, *pk = NULL;
+        int r;
+
+        r = x509_new_ca(&c, &k);
         if (r < 0)
                 return r;
         if (asprintf(&pc, "%s/ca.crt", dir) < 0 || asprintf(&pk, "%s/ca.key", dir) < 0)
@@ -170,11 +195,10 @@ static int add_san(gnutls_x509_crt_t c, const char *san) {
         return gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, san, strlen(san), GNUTLS_FSAN_APPEND);
 }
 
-static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans,
-                       size_t n_sans) {
+int x509_issue_server(gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans, size_t n_sans,
+                      unsigned days, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
         _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
         _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
-        _cleanup_free_ char *pc = NULL, *pk = NULL;
         uint8_t id[64];
         size_t idlen = sizeof(id);
         int r;
@@ -182,7 +206,7 @@ static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privke
         r = x509_new_key(&k);
         if (r < 0)
                 return r;
-        r = new_crt(k, n_sans > 0 ? sans[0] : "inletsd", AUTOTLS_SERVER_DAYS, &c);
+        r = new_crt(k, n_sans > 0 ? sans[0] : "inletsd", days, &c);
         if (r < 0)
                 return r;
         if (gnutls_x509_crt_set_basic_constraints(c, 0, -1) < 0 ||
@@ -195,6 +219,21 @@ static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privke
                 if (add_san(c, sans[i]) < 0)
                         return -EINVAL;
         r = sign(c, ca, ca_key);
+        if (r < 0)
+                return r;
+        *ret_crt = TAKE_PTR(c);
+        *ret_key = TAKE_PTR(k);
+        return 0;
+}
+
+static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans,
+                       size_t n_sans) {
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
+        _cleanup_free_ char *pc = NULL, *pk = NULL;
+        int r;
+
+        r = x509_issue_server(ca, ca_key, sans, n_sans, AUTOTLS_SERVER_DAYS, &c, &k);
         if (r < 0)
                 return r;
         if (asprintf(&pc, "%s/server.crt", dir) < 0 || asprintf(&pk, "%s/server.key", dir) < 0)
@@ -236,7 +275,7 @@ bool x509_crt_names_match(gnutls_x509_crt_t crt, char *const *sans, size_t n_san
         return n == n_sans;
 }
 
-static int fingerprint_string(gnutls_x509_crt_t crt, char **ret) {
+int x509_fingerprint(gnutls_x509_crt_t crt, char **ret) {
         gnutls_datum_t der = {};
         uint8_t fp[32];
         _cleanup_free_ char *hex = NULL;
@@ -326,20 +365,9 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         r = tls_server_credentials(chain, strlen(chain), key_pem, nk, ret, ret_error);
         if (r < 0)
                 return r;
-        r = fingerprint_string(ca, &fp);
+        r = x509_fingerprint(ca, &fp);
         if (r < 0)
                 return r;
         *ret_ca_fingerprint = TAKE_PTR(fp);
         return 0;
-}
-
-int autotls_make_ca(const char *dir, char **ret_ca_fingerprint, char **ret_error) {
-        _cleanup_(x509_crt_freep) gnutls_x509_crt_t ca = NULL;
-        _cleanup_(x509_key_freep) gnutls_x509_privkey_t ca_key = NULL;
-        int r;
-
-        r = make_ca(dir, &ca, &ca_key);
-        if (r < 0)
-                return errorf(ret_error, r, "Failed to create a CA in %s: %s", dir, strerror(-r));
-        return fingerprint_string(ca, ret_ca_fingerprint);
 }

@@ -696,9 +696,27 @@ static bool token_chars_ok(const char *t) {
         return true;
 }
 
+/* NAME.token beside NAME.conf: the file inletsd@.service loads as credential "token". */
+static int token_beside(const char *path, char **ret) {
+        size_t n = path ? strlen(path) : 0;
+
+        *ret = NULL;
+        if (n <= 5 || !streq(path + n - 5, ".conf"))
+                return 0;
+        return asprintf(ret, "%.*s.token", (int) n - 5, path) < 0 ? -ENOMEM : 1;
+}
+
+static bool same_file(const char *a, const char *b) {
+        struct stat sa, sb;
+
+        /* stat() needs no read permission on the file itself, only on the way to it. */
+        return streq(a, b) ||
+               (stat(a, &sa) >= 0 && stat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
 static int load_token(Definition *d, char **ret_error) {
-        _cleanup_free_ char *p = NULL;
-        const char *source;
+        _cleanup_free_ char *p = NULL, *beside = NULL, *cred = NULL;
+        const char *source, *creds = getenv("CREDENTIALS_DIRECTORY");
         char *data = NULL, *t;
         int r;
 
@@ -707,7 +725,11 @@ static int load_token(Definition *d, char **ret_error) {
                 t = strstrip(d->token);
                 memmove(d->token, t, strlen(t) + 1);
         } else {
-                const char *creds = getenv("CREDENTIALS_DIRECTORY");
+                r = token_beside(d->path, &beside);
+                if (r < 0)
+                        return r;
+                if (creds && asprintf(&cred, "%s/token", creds) < 0)
+                        return -ENOMEM;
 
                 if (d->token_file) {
                         if (d->token_file[0] != '/' && d->path && strchr(d->path, '/')) {
@@ -717,14 +739,19 @@ static int load_token(Definition *d, char **ret_error) {
                                         return -ENOMEM;
                         } else if (!(p = strdup(d->token_file)))
                                 return -ENOMEM;
-                } else if (creds) {
-                        if (asprintf(&p, "%s/token", creds) < 0)
-                                return -ENOMEM;
-                } else if (d->path && strlen(d->path) > 5 && streq(d->path + strlen(d->path) - 5, ".conf")) {
+                        /* TokenFile= naming the definition's own NAME.token is the file the unit
+                         * already handed over as credential "token": read systemd's copy, as the
+                         * root-only original is not for the daemon's own user to open. */
+                        if (cred && beside && access(cred, F_OK) >= 0 && same_file(p, beside)) {
+                                free(p);
+                                p = TAKE_PTR(cred);
+                        }
+                } else if (cred)
+                        p = TAKE_PTR(cred);
+                else if (beside) {
                         /* NAME.token beside NAME.conf: what LoadCredential= hands over under
                          * systemd, read directly when run by hand or by inletsctl check. */
-                        if (asprintf(&p, "%.*s.token", (int) strlen(d->path) - 5, d->path) < 0)
-                                return -ENOMEM;
+                        p = TAKE_PTR(beside);
                         if (access(p, F_OK) < 0)
                                 return errorf(ret_error, -ENOKEY,
                                                  "%s: no token: set Token= or TokenFile=, pass credential 'token', "
@@ -736,8 +763,11 @@ static int load_token(Definition *d, char **ret_error) {
                 source = p;
                 r = read_full_file(p, TOKEN_MAX_LEN, &data, NULL);
                 if (r < 0)
-                        return errorf(ret_error, r, "%s: cannot read token file %s: %s", d->path ?: d->name, p,
-                                         r == -EFBIG ? "file too large" : strerror(-r));
+                        return errorf(ret_error, r, "%s: cannot read token file %s: %s%s", d->path ?: d->name, p,
+                                         r == -EFBIG ? "file too large" : strerror(-r),
+                                         r == -EACCES && creds ?
+                                         " (under inletsd@.service leave TokenFile= unset, or name NAME.token beside "
+                                         "the definition: the unit passes that file as credential 'token')" : "");
                 t = strstrip(data);
                 d->token = strdup(t);
                 erase_and_free(data);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "conf.h"
 #include "log.h"
@@ -199,6 +200,109 @@ static void test_errors(void) {
         expect_error("[Tunnel]\nRole=server\nToken=has space in the token\n", "spaces or control characters");
 }
 
+/* Loads content as t.conf; 0 with the token in *ret_token (to be freed), or the error. */
+static int load_token_of(const char *content, char **ret_token, char **ret_error) {
+        Definition *d = NULL;
+        int r = load(content, &d, ret_error, NULL);
+        if (r >= 0)
+                *ret_token = strdup(d->token);
+        definition_free(d);
+        return r;
+}
+
+/* TokenFile= naming t.token beside t.conf is what inletsd@.service passes as credential "token"
+ * (LoadCredential=token:/etc/inlets.d/%i.token): systemd's copy is read, so the README's
+ * TokenFile=/etc/inlets.d/rdp.token works for a daemon that may not open the root-only file. */
+static void test_token_file_credential(const char *creds) {
+        _cleanup_free_ char *beside = NULL, *conf_abs = NULL, *conf_link = NULL, *conf_other = NULL;
+        const char *want_cred = "credential-token-0123456789", *want_file = "file-token-0123456789abc";
+        pid_t pid;
+        int status;
+
+        free(write_file("t.token", "file-token-0123456789abc\n"));
+        free(write_file("other.token", "other-token-0123456789abc\n"));
+        if (asprintf(&beside, "%s/t.token", dir) < 0 ||
+            asprintf(&conf_abs, "[Tunnel]\nRole=server\nTokenFile=%s/t.token\n", dir) < 0 ||
+            asprintf(&conf_link, "[Tunnel]\nRole=server\nTokenFile=%s/link.token\n", dir) < 0 ||
+            asprintf(&conf_other, "[Tunnel]\nRole=server\nTokenFile=%s/other.token\n", dir) < 0)
+                abort();
+        {
+                _cleanup_free_ char *l = NULL;
+                if (asprintf(&l, "%s/link.token", dir) < 0 || symlink(beside, l) < 0)
+                        abort();
+        }
+
+        setenv("CREDENTIALS_DIRECTORY", creds, 1);
+        struct {
+                const char *conf, *want;
+        } cases[] = {
+                { "[Tunnel]\nRole=server\nTokenFile=t.token\n", want_cred },  /* relative */
+                { conf_abs, want_cred },                                        /* absolute */
+                { conf_link, want_cred },                                       /* the same file by another name */
+                { conf_other, "other-token-0123456789abc" },                    /* another file: read as named */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *e = NULL, *tok = NULL;
+                CHECK(load_token_of(cases[i].conf, &tok, &e) == 0, "TokenFile= case %zu: %s", i, e);
+                CHECK_STR(tok, cases[i].want);
+        }
+        /* A credentials directory without "token": the file itself. */
+        {
+                _cleanup_free_ char *e = NULL, *tok = NULL;
+                setenv("CREDENTIALS_DIRECTORY", dir, 1);
+                CHECK(load_token_of("[Tunnel]\nRole=server\nTokenFile=t.token\n", &tok, &e) == 0, "no credential: %s", e);
+                CHECK_STR(tok, want_file);
+        }
+        /* No credentials at all (inletsctl check as root, a foreground run): the file itself. */
+        unsetenv("CREDENTIALS_DIRECTORY");
+        {
+                _cleanup_free_ char *e = NULL, *tok = NULL;
+                CHECK(load_token_of("[Tunnel]\nRole=server\nTokenFile=t.token\n", &tok, &e) == 0, "no creds: %s", e);
+                CHECK_STR(tok, want_file);
+        }
+
+        /* As the unit runs it: not root, the token files root's and 0600, the credential the
+         * service user's. Needs root to set up; the documented way must work unchanged. */
+        if (geteuid() != 0) {
+                printf("test-conf: not root, skipped the unprivileged TokenFile= check\n");
+                return;
+        }
+        _cleanup_free_ char *cred_file = NULL, *other = NULL, *t_conf = write_file("t.conf", conf_abs),
+                            *o_conf = write_file("o.conf", conf_other);
+        if (asprintf(&cred_file, "%s/token", creds) < 0)
+                abort();
+        if (asprintf(&other, "%s/other.token", dir) < 0)
+                abort();
+        if (chmod(dir, 0711) < 0 || chmod(beside, 0600) < 0 || chmod(other, 0600) < 0 || chown(creds, 65534, 65534) < 0 ||
+            chown(cred_file, 65534, 65534) < 0)
+                abort();
+        pid = fork();
+        if (pid == 0) {
+                _cleanup_free_ char *e = NULL;
+                Definition *d = NULL;
+                int r;
+
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(10);
+                setenv("CREDENTIALS_DIRECTORY", creds, 1);
+                if (definition_load(t_conf, NULL, &d, &e) < 0 || strcmp(d->token, want_cred) != 0)
+                        _exit(11);
+                d = definition_free(d);
+                free(TAKE_PTR(e));
+                /* Another root-only file stays unreadable, and the error says what to do. */
+                r = definition_load(o_conf, NULL, &d, &e);
+                if (r != -EACCES || !e || !strstr(e, "credential 'token'"))
+                        _exit(12);
+                _exit(0);
+        }
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "as an unprivileged user, TokenFile= of the root-only NAME.token reads the credential (exit %d)",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        (void) chmod(dir, 0700);
+        (void) chown(creds, 0, 0);
+        (void) chown(cred_file, 0, 0);
+}
+
 static void test_files(void) {
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL, *path = NULL, *sub = NULL;
@@ -241,6 +345,7 @@ static void test_files(void) {
                 d = definition_free(d);
         }
         unsetenv("CREDENTIALS_DIRECTORY");
+        test_token_file_credential(sub);
 
         /* Drop-ins override in lexical order. */
         free(sub);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* inletsctl create / delete / list-hosts: an exit server on a host that does not exist yet.
- * The token and the CA are made here; the host gets them in its cloud-init user-data, and the
- * client definition written here pins that CA. Providers: "cloud-init" prints the user-data
- * for any cloud; "digitalocean" creates the droplet through the API (cloudapi.c), tagged so
- * that a second create for the same name finds it and delete --ip finds it by address. */
+ * The token and the host's certificate are made here (its CA key is never saved); the host gets
+ * them in its cloud-init user-data, and the client definition written here pins that
+ * certificate, which holds whatever address the cloud gives the host. Providers: "cloud-init"
+ * prints the user-data for any cloud; "digitalocean" creates the droplet through the API
+ * (cloudapi.c), tagged so that a second create for the same name finds it and delete --ip finds
+ * it by address. */
 
 #include <getopt.h>
 #include <stdio.h>
@@ -265,7 +267,7 @@ int verb_create(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        r = exit_server_plan_new(name, mode, ports, control_port, package_url, &p, &err);
+        r = exit_server_plan_new(name, mode, ports, control_port, package_url, host, &p, &err);
         if (r < 0) {
                 fprintf(stderr, "%s\n", err ?: strerror(-r));
                 return EXIT_USAGE;
@@ -307,17 +309,17 @@ int verb_create(int argc, char *argv[]) {
                        "systemctl enable --now inletsd@%s)\n"
                        "or, inlets-style: inletsd %s client --url wss://%s%s%s:%u --fingerprint %s --token-file %s "
                        "--upstream %s%s%s\n",
-                       name, host_made.id, host_made.ip, conf_path, tok_path, ca_path, p->ca_fingerprint, conf_path, name,
+                       name, host_made.id, host_made.ip, conf_path, tok_path, ca_path, p->fingerprint, conf_path, name,
                        name, mode_to_string(mode), v6 ? "[" : "", host_made.ip, v6 ? "]" : "", control_port,
-                       p->ca_fingerprint, tok_path, mode == MODE_HTTP ? "http://127.0.0.1:8080" : "127.0.0.1",
+                       p->fingerprint, tok_path, mode == MODE_HTTP ? "http://127.0.0.1:8080" : "127.0.0.1",
                        mode == MODE_TCP && p->ports ? " --ports " : "", mode == MODE_TCP && p->ports ? p->ports : "");
                 cloud_host_done(&host_made);
                 return EXIT_OK;
         }
         fputs(user_data, stdout);
-        fprintf(stderr, "Exit server '%s': give the user-data above to the new host (it holds the token and the CA "
-                        "key).\nClient definition: %s (token %s, CA %s, pinned %s).\n", name, conf_path, tok_path,
-                ca_path, p->ca_fingerprint);
+        fprintf(stderr, "Exit server '%s': give the user-data above to the new host (it holds the token and the "
+                        "host's TLS key).\nClient definition: %s (token %s, CA %s, pinned %s).\n", name, conf_path,
+                tok_path, ca_path, p->fingerprint);
         if (!host)
                 fprintf(stderr, "Set URL= in %s to the host's address once it has one (or pass --host).\n", conf_path);
         if (!package_url)

@@ -4,8 +4,9 @@
  * For Service NS/SVC (managed: type LoadBalancer, not being deleted, annotated unless
  * --annotated-only is off):
  *   Tunnel NS/SVC-tunnel       owned by the Service, finalizer TUNNEL_FINALIZER
- *   Secret NS/SVC-tunnel-auth  owned by the Tunnel: token, fingerprint (and ca.crt, ca.key
- *                              until the host is up: the host's user-data needs them)
+ *   Secret NS/SVC-tunnel-auth  owned by the Tunnel: token, fingerprint (and tls.crt, tls.key,
+ *                              the host's certificate, until the host is up: its user-data
+ *                              needs them; no CA key is ever made to keep)
  *   cloud host                 tagged inletsd-tunnel-<Tunnel uid>: found again after a crash
  *   Deployment NS/SVC-tunnel-client, owned by the Tunnel: `inletsd tcp client`
  *   the Service's status.loadBalancer.ingress: the host's IP
@@ -424,16 +425,16 @@ static int create_tunnel(Operator *o, json_object *svc, const char *name, json_o
         return r;
 }
 
-/* The Secret's data as plain strings (token, fingerprint, ca.crt, ca.key). */
+/* The Secret's data as plain strings (token, fingerprint, tls.crt, tls.key). */
 typedef struct Auth {
-        char *token, *fingerprint, *ca_crt, *ca_key;
+        char *token, *fingerprint, *tls_crt, *tls_key;
 } Auth;
 
 static void auth_done(Auth *a) {
         erase_and_free(a->token);
         free(a->fingerprint);
-        free(a->ca_crt);
-        erase_and_free(a->ca_key);
+        free(a->tls_crt);
+        erase_and_free(a->tls_key);
         *a = (Auth) {};
 }
 
@@ -455,10 +456,11 @@ static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *
                 return -ENOMEM;
         r = kcall(o, "GET", path, NULL, NULL, &s);
         if (r == -ENOENT) {
-                /* a token and a CA for this tunnel, made here: the client pins the CA */
-                r = exit_server_plan_new("tunnel", MODE_TCP, NULL, o->opt.control_port, o->opt.package_url, &p, &err);
+                /* a token and the host's certificate, made here: the client pins the certificate */
+                r = exit_server_plan_new("tunnel", MODE_TCP, NULL, o->opt.control_port, o->opt.package_url, NULL, &p,
+                                         &err);
                 if (r < 0) {
-                        log_error("Cannot make the tunnel's token and CA: %s", err);
+                        log_error("Cannot make the tunnel's token and certificate: %s", err);
                         return r;
                 }
                 b = json_object_new_object();
@@ -469,9 +471,9 @@ static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *
                                        metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION, "Tunnel", tun)));
                 json_object_object_add(b, "type", json_object_new_string("Opaque"));
                 json_object_object_add(data, "token", json_object_new_string(p->token));
-                json_object_object_add(data, "fingerprint", json_object_new_string(p->ca_fingerprint));
-                json_object_object_add(data, "ca.crt", json_object_new_string(p->ca_crt));
-                json_object_object_add(data, "ca.key", json_object_new_string(p->ca_key));
+                json_object_object_add(data, "fingerprint", json_object_new_string(p->fingerprint));
+                json_object_object_add(data, "tls.crt", json_object_new_string(p->server_crt));
+                json_object_object_add(data, "tls.key", json_object_new_string(p->server_key));
                 json_object_object_add(b, "stringData", data);
                 coll = asprintf_safe("/api/v1/namespaces/%s/secrets", ns);
                 r = coll ? kcall(o, "POST", coll, b, NULL, &s) : -ENOMEM;
@@ -488,16 +490,17 @@ static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *
                 log_info("Tunnel %s/%s: created Secret %s.", ns, meta(tun, "name"), name);
         } else if (r < 0)
                 return r;
-        *ret = (Auth) { secret_value(s, "token"), secret_value(s, "fingerprint"), secret_value(s, "ca.crt"),
-                        secret_value(s, "ca.key") };
+        *ret = (Auth) { secret_value(s, "token"), secret_value(s, "fingerprint"), secret_value(s, "tls.crt"),
+                        secret_value(s, "tls.key") };
         json_object_put(s);
         return ret->token && ret->fingerprint ? 0 : -EBADMSG;
 }
 
-/* Once the host is up its CA key is needed nowhere: it leaves the Secret. */
-static int drop_ca_key(Operator *o, json_object *tun, const char *name) {
+/* Once the host is up its key is needed nowhere else: it leaves the Secret (and so does a CA
+ * key a Secret made by an older operator may still hold). */
+static int drop_host_key(Operator *o, json_object *tun, const char *name) {
         _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", meta(tun, "namespace"), name);
-        json_object *b = json_tokener_parse("{\"data\":{\"ca.key\":null}}");
+        json_object *b = json_tokener_parse("{\"data\":{\"tls.key\":null,\"ca.key\":null}}");
         int r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
         json_object_put(b);
         return r;
@@ -506,16 +509,17 @@ static int drop_ca_key(Operator *o, json_object *tun, const char *name) {
 static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHost *ret) {
         ExitServerPlan p = {
                 .name = (char *) "tunnel", .mode = MODE_TCP, .control_port = o->opt.control_port,
-                .package_url = (char *) o->opt.package_url, .token = auth->token, .ca_crt = auth->ca_crt,
-                .ca_key = auth->ca_key, .ca_fingerprint = auth->fingerprint,
+                .package_url = (char *) o->opt.package_url, .token = auth->token, .server_crt = auth->tls_crt,
+                .server_key = auth->tls_key, .fingerprint = auth->fingerprint,
         };
         _cleanup_free_ char *user_data = NULL, *hostname = NULL, *err = NULL;
         char tag[64];
         int r;
 
-        if (!auth->ca_crt || !auth->ca_key)
-                return log_error_errno(EBADMSG, "Tunnel %s/%s: the Secret lost its CA before a host was made; delete the "
-                                       "Secret to start over.", meta(tun, "namespace"), meta(tun, "name"));
+        if (!auth->tls_crt || !auth->tls_key)
+                return log_error_errno(EBADMSG, "Tunnel %s/%s: the Secret has no host certificate and key (lost, or "
+                                       "made by an older operator) and no host yet; delete the Secret to start over.",
+                                       meta(tun, "namespace"), meta(tun, "name"));
         user_data = exit_server_user_data(&p);
         hostname = asprintf_safe("inlets-%s-%s", meta(tun, "namespace"), meta(tun, "name"));
         if (!user_data || !hostname)
@@ -809,8 +813,8 @@ int operator_reconcile(Operator *o, const char *key) {
         r = ensure_deployment(o, svc, tun, dep, secret, ip, &auth);
         if (r >= 0)
                 r = ensure_ingress(o, svc, ip);
-        if (r >= 0 && auth.ca_key)
-                r = drop_ca_key(o, tun, secret);
+        if (r >= 0 && auth.tls_key)
+                r = drop_host_key(o, tun, secret);
 out:
         json_object_put(tun);
         return r;

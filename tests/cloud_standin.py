@@ -156,7 +156,8 @@ class CloudStandIn:
 def host_daemon(tmp, user_data, name, loopback_conf, daemon_name="host"):
     """The exit server a created host would run, played on loopback: the files the user-data
     writes laid out under a scratch root, loopback_conf as a drop-in (the test stays on
-    loopback), the token as the unit's credential, the state directory as systemd gives it.
+    loopback; CertificateFile=/KeyFile= are moved under the root), the token as the unit's
+    credential, the state directory as systemd gives it.
     Returns (an unstarted inletstest.Daemon, the write_files entries by path)."""
     from inletstest import Daemon
     files = {f["path"]: f for f in yaml.safe_load(user_data)["write_files"]}
@@ -166,9 +167,13 @@ def host_daemon(tmp, user_data, name, loopback_conf, daemon_name="host"):
         with open(root + path, "w") as fh:
             fh.write(f["content"])
         os.chmod(root + path, int(f["permissions"], 8))
+    # The certificate and key the definition names (absolute paths on the host), under the root.
+    moved = "".join(f"{line.split('=', 1)[0]}={root}{line.split('=', 1)[1]}\n"
+                    for line in files[f"/etc/inlets.d/{name}.conf"]["content"].splitlines()
+                    if line.startswith(("CertificateFile=/", "KeyFile=/")))
     os.makedirs(f"{root}/etc/inlets.d/{name}.conf.d")
     with open(f"{root}/etc/inlets.d/{name}.conf.d/loopback.conf", "w") as fh:
-        fh.write(loopback_conf)
+        fh.write(loopback_conf + ("\n[Server]\n" + moved if moved else ""))
     creds = f"{tmp}/{daemon_name}-creds"
     os.makedirs(creds)
     shutil.copy(f"{root}/etc/inlets.d/{name}.token", f"{creds}/token")

@@ -2,10 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """inletsctl create --provider cloud-init: the user-data passes `cloud-init schema`; the files
 it writes, laid out under a scratch root, run an exit server whose certificate the generated
-client definition trusts by the CA pinned at creation (no trust on first use), and traffic
-flows; the token never reaches a command line and the client's token file is 0600."""
+client definition pins (made at creation: no trust on first use), and traffic flows. The
+user-data carries one private key, the host's own: the CA that signed its certificate has no
+key anywhere. The token never reaches a command line and the client's token file is 0600."""
 
+import hashlib
 import os
+import re
+import socket
+import ssl
 import shutil
 import stat
 import subprocess
@@ -14,7 +19,41 @@ import yaml
 
 from cloud_standin import CloudStandIn, host_daemon
 
-from inletstest import INLETSCTL, Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+from inletstest import INLETSCTL, Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def pem_certs(pem):
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", pem, re.S)
+
+
+def fingerprint(pem_cert):
+    return "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem_cert)).hexdigest()
+
+
+def check_user_data_secrets(test, ud, name):
+    """One private key in the user-data, the host's own, in its 0600 file; the CA key nowhere."""
+    files = {f["path"]: f for f in yaml.safe_load(ud)["write_files"]}
+    key_path, crt_path = f"/var/lib/inlets/{name}/server.key", f"/var/lib/inlets/{name}/server.crt"
+    test.assertEqual(len(PRIVATE_KEY.findall(ud)), 1, "the user-data holds one private key")
+    test.assertEqual(len(PRIVATE_KEY.findall(files[key_path]["content"])), 1)
+    test.assertEqual(files[key_path]["permissions"], "0600")
+    test.assertEqual(files[f"/etc/inlets.d/{name}.token"]["permissions"], "0600")
+    test.assertTrue(all(f["owner"] == "root:root" for f in files.values()))
+    for path in (f"/var/lib/inlets/{name}/ca.key", f"/var/lib/inlets/{name}/ca.crt"):
+        test.assertNotIn(path, files)   # no CA on the host: it could issue certificates
+    conf = files[f"/etc/inlets.d/{name}.conf"]["content"]
+    test.assertIn(f"CertificateFile={crt_path}\nKeyFile={key_path}\n", conf)
+    runcmd = yaml.safe_load(ud)["runcmd"]
+    test.assertIn(["chown", "-R", "inletsd:inletsd", f"/var/lib/inlets/{name}"], runcmd)
+    # cloud-init's own copies go last, once the service is set up.
+    test.assertEqual(runcmd[-2:], [["systemctl", "enable", "--now", f"inletsd@{name}.service"],
+                                   ["rm", "-f", "/var/lib/cloud/instance/user-data.txt",
+                                    "/var/lib/cloud/instance/user-data.txt.i", "/var/lib/cloud/instance/cloud-config.txt"]])
+    chain = pem_certs(files[crt_path]["content"])
+    test.assertEqual(len(chain), 2, "leaf, then the CA")
+    return files, chain
 
 
 class Cloud(TunnelTest):
@@ -40,24 +79,36 @@ class Cloud(TunnelTest):
             self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
             self.assertIn("Valid cloud-config", v.stdout + v.stderr)
         doc = yaml.safe_load(ud)
-        files = {f["path"]: f for f in doc["write_files"]}
+        files, chain = check_user_data_secrets(self, ud, "rdp")
+        print("checked: one private key in the user-data, the host's (0600); no CA key; the chain is leaf + CA")
         self.assertEqual(sorted(files), ["/etc/inlets.d/rdp.conf", "/etc/inlets.d/rdp.token",
-                                         "/var/lib/inlets/rdp/ca.crt", "/var/lib/inlets/rdp/ca.key"])
-        self.assertEqual(files["/etc/inlets.d/rdp.token"]["permissions"], "0600")
-        self.assertEqual(files["/var/lib/inlets/rdp/ca.key"]["permissions"], "0600")
+                                         "/var/lib/inlets/rdp/server.crt", "/var/lib/inlets/rdp/server.key"])
         self.assertIn(["systemctl", "enable", "--now", "inletsd@rdp.service"], doc["runcmd"])
         self.assertIn(["apt-get", "install", "-y", "/tmp/inletsd.deb"], doc["runcmd"])
 
-        # The client side: 0600 token equal to the host's, the CA, a definition pinning it.
+        # The client side: 0600 token equal to the host's, the CA, a definition pinning the
+        # host's certificate; no private key kept here either.
         self.assertEqual(stat.S_IMODE(os.stat(f"{out}/rdp.token").st_mode), 0o600)
         with open(f"{out}/rdp.token") as f:
             self.assertEqual(f.read(), files["/etc/inlets.d/rdp.token"]["content"])
         with open(f"{out}/rdp-ca.crt") as f:
-            self.assertEqual(f.read(), files["/var/lib/inlets/rdp/ca.crt"]["content"])
+            self.assertEqual(f.read(), chain[1])
         with open(f"{out}/rdp.conf") as f:
             client_conf = f.read()
-        self.assertIn("ServerFingerprint=sha256:", client_conf)
+        self.assertIn(f"ServerFingerprint={fingerprint(chain[0])}\n", client_conf)
         self.assertIn(f"URL=wss://127.0.0.1:{cport}", client_conf)
+        self.assertIn(fingerprint(chain[0]), r.stderr)
+        for fn in os.listdir(out):
+            with open(f"{out}/{fn}") as f:
+                self.assertIsNone(PRIVATE_KEY.search(f.read()), fn)
+        if shutil.which("certtool"):
+            leaf = f"{self.tmp}/leaf.pem"
+            with open(leaf, "w") as f:
+                f.write(chain[0])
+            v = subprocess.run(["certtool", "--verify", "--load-ca-certificate", f"{out}/rdp-ca.crt", "--infile", leaf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            print("checked: certtool --verify: the host's certificate is signed by the CA kept beside the client")
 
         # The host, played on loopback: the written files under a scratch root, the token as
         # the unit's credential, the state directory as systemd would give it.
@@ -66,8 +117,20 @@ class Cloud(TunnelTest):
         self.daemons.append(srv)
         srv.start()
         wait_until(lambda: port_open(cport), 10, "exit server")
-        self.assertIn("Auto-TLS CA", srv.output())
-        self.assertNotIn("Generated a new auto-TLS CA", srv.output())   # it used the CA from the user-data
+        self.assertIn("Using certificate", srv.output())
+        self.assertNotIn("auto-TLS CA", srv.output())   # it serves what it was given, and makes no CA
+        self.assertEqual(sorted(os.listdir(f"{self.tmp}/server-host-root/var/lib/inlets/rdp")),
+                         ["server.crt", "server.key"])
+
+        # What a TLS client trusting only the local CA sees: the chain verifies, the leaf names
+        # the --host address, and it is the certificate the definition pins.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(f"{out}/rdp-ca.crt")
+        with socket.create_connection(("127.0.0.1", cport), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            served = "sha256:" + hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+        self.assertEqual(served, fingerprint(chain[0]))
+        print("checked: the exit server's chain verifies to the local CA for 127.0.0.1 and serves the pinned leaf")
 
         up = self.echo()
         os.makedirs(f"{out}/rdp.conf.d")
@@ -82,6 +145,7 @@ class Cloud(TunnelTest):
         self.assertEqual(echo_roundtrip(pub, b"through a created exit server"), b"through a created exit server")
         for d in (srv, cli):
             self.assertNotIn(files["/etc/inlets.d/rdp.token"]["content"].strip(), d.output())
+        print("checked: the client definition written by create connects to the host run from its user-data")
 
     def do_create(self, api, name, *extra, out=None):
         out = out or f"{self.tmp}/do-{name}"
@@ -153,6 +217,50 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
 
+    def test_api_host_pins_leaf(self):
+        """A host made through an API gets its address only after creation, so its certificate
+        cannot name it: the client pins the certificate itself, and the inlets-style command
+        line create prints connects to the host run from the user-data the API was given."""
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=1)
+        self.upstreams.append(api)
+        pub, cport = free_port("127.0.0.2"), free_port()
+        out = f"{self.tmp}/pin"
+        os.makedirs(out)
+        r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--name", "app", "--ports", str(pub),
+                            "--control-port", str(cport), "--access-token-file", self.api_token, "--api-url", api.url,
+                            "--poll-interval", "0.1", "--output-dir", out], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        ud = [b for m, p, b in api.requests if m == "POST"][0]["user_data"]
+        files, chain = check_user_data_secrets(self, ud, "app")
+        line = [l for l in r.stdout.splitlines() if l.startswith("or, inlets-style: ")][0][18:].split()
+        self.assertEqual(line[line.index("--fingerprint") + 1], fingerprint(chain[0]))
+
+        srv, _ = host_daemon(self.tmp, ud, "app", f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.2\n",
+                             "app-host")
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(cport), 10, "exit server")
+        # The CA alone does not vouch for the address: the certificate names none.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(f"{out}/app-ca.crt")
+        with socket.create_connection(("127.0.0.1", cport), timeout=5) as raw:
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1").close()
+
+        self.upstreams.append(EchoServer("127.0.0.1", pub))
+        cli = Daemon(self.tmp, "app-client", "", args=line[1:])
+        cli.logf = open(cli.log, "ab")
+        cli.proc = subprocess.Popen([os.environ["INLETSD"], *line[1:]], stdout=cli.logf, stderr=subprocess.STDOUT)
+        self.daemons.append(cli)
+        cli.wait_log("Connection established", 15)
+        wait_until(lambda: port_open(pub, "127.0.0.2"), 10, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"pinned leaf", host="127.0.0.2"), b"pinned leaf")
+        print("checked: an API-made host (address unknown at creation) is reached by the printed command line, "
+              "pinning its certificate")
+
     def test_hetzner(self):
         self.api_token = f"{self.tmp}/hz-token"
         with open(self.api_token, "w") as f:
@@ -171,6 +279,7 @@ class Cloud(TunnelTest):
         self.assertEqual((body["location"], body["server_type"], body["image"]), ("fsn1", "cpx11", "debian-12"))
         self.assertEqual(body["labels"], {"inletsd": "", "inletsd-web": ""})
         self.assertIn("HTTPListen=0.0.0.0:80", body["user_data"])
+        check_user_data_secrets(self, body["user_data"], "web")
         with open(f"{out}/web.conf") as f:
             self.assertIn("Mode=http", f.read())
         r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
@@ -200,6 +309,7 @@ class Cloud(TunnelTest):
             self.assertIn(f"status: {first}", r.stdout)
             self.assertIn("at 127.0.0.1", r.stdout)
             self.assertIn("AllowPorts=3389", api.user_data)   # sent base64, read back here
+            check_user_data_secrets(self, api.user_data, "rdp")
             r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
             self.assertRegex(r.stdout, r"1001\s+inletsd-rdp\s+active\s+127.0.0.1", flavour)
             r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
@@ -217,6 +327,9 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 2)
         r, _ = self.create("--name", "y", "--package-url", "http://insecure.example/x.deb")
         self.assertEqual(r.returncode, 2)
+        r, _ = self.create("--name", "z", "--host", "203.0.113.10\nAllowPorts=22")   # it goes into a certificate
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--host takes a host name or an IP address", r.stderr)
         r = subprocess.run([INLETSCTL, "create", "--provider", "nimbus"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("cloud-init", r.stderr)

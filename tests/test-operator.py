@@ -153,8 +153,9 @@ class Operator(TunnelTest):
         self.assertEqual(c["volumeMounts"][0]["mountPath"], "/var/lib/inlets/auth")
         secret = self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")
         self.assertEqual(secret["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
-        wait_until(lambda: "ca.key" not in self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")["data"],
-                   20, "the CA key to leave the Secret")
+        wait_until(lambda: "tls.key" not in self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")["data"],
+                   20, "the host's key to leave the Secret")
+        self.assertNotIn("ca.key", secret["data"])   # no CA key is ever made to keep
         token = base64.b64decode(secret["data"]["token"]).decode()
 
         # the Service's external IP, as kubectl get svc -w shows it
