@@ -2,7 +2,13 @@
 /* The fileserver; see fileserver.h. One FsConn per HTTP/1.1 connection: read a head, answer
  * (GET or HEAD), keep alive. Files go out with sendfile(). Paths are resolved with openat2()
  * and RESOLVE_BENEATH against the webroot, so neither "..", symlinks nor anything else can
- * leave it; url_path_resolve() has already refused encoded slashes, NULs and dot segments. */
+ * leave it; url_path_resolve() has already refused encoded slashes, NULs and dot segments.
+ *
+ * One timer per connection, always armed, bounds what the peer can make us wait for: a head,
+ * within HandshakeTimeoutSec= of its start (accept, or the first byte after a response; bytes
+ * that keep trickling do not extend it); between requests, IdleTimeoutSec=; while a response
+ * goes out, IdleTimeoutSec= without a byte taken (a download that moves is never cut, one
+ * nobody reads does not hold the file and the slot for ever). */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,9 +25,13 @@
 #include "log.h"
 #include "urlpath.h"
 
-#define IDLE_USEC (30 * USEC_PER_SEC)
-
 typedef struct FsConn FsConn;
+
+typedef enum FsTimer {
+        FS_TIMER_HEAD,
+        FS_TIMER_IDLE,
+        FS_TIMER_WRITE,
+} FsTimer;
 
 struct FileServer {
         Manager *manager;
@@ -46,11 +56,21 @@ struct FsConn {
         int file_fd;
         off_t file_off;
         uint64_t file_left;
+        FsTimer timer_kind;
         bool keep_alive, writing;
 };
 
 static const Definition *def(FileServer *f) {
         return f->manager->def;
+}
+
+static void set_timer(FsConn *c, FsTimer kind) {
+        const Definition *d = def(c->fs);
+
+        c->timer_kind = kind;
+        (void) sd_event_source_set_time_relative(c->timer, kind == FS_TIMER_HEAD ? d->handshake_timeout_usec
+                                                                                 : d->idle_timeout_usec);
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
 static FsConn *conn_free(FsConn *c) {
@@ -393,11 +413,13 @@ static void conn_process(FsConn *c);
 
 /* Returns false when the connection was freed. */
 static bool conn_write(FsConn *c) {
+        uint64_t before = c->fs->bytes_out;
+
         while (c->out_off < c->out_len) {
                 ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EAGAIN)
-                                return true;
+                                goto wait;
                         conn_free(c);
                         return false;
                 }
@@ -407,7 +429,7 @@ static bool conn_write(FsConn *c) {
         while (c->file_left > 0) {
                 ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, MIN(c->file_left, (uint64_t) (4 << 20)));
                 if (n < 0 && errno == EAGAIN)
-                        return true;
+                        goto wait;
                 if (n <= 0) { /* error, or the file shrank under us */
                         conn_free(c);
                         return false;
@@ -426,8 +448,15 @@ static bool conn_write(FsConn *c) {
                 return false;
         }
         (void) sd_event_source_set_io_events(c->io, EPOLLIN);
-        (void) sd_event_source_set_time_relative(c->timer, IDLE_USEC);
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        /* Bytes of the next request already here (pipelining) start its head's clock now. */
+        set_timer(c, c->in_len > 0 ? FS_TIMER_HEAD : FS_TIMER_IDLE);
+        return true;
+
+wait:
+        /* The socket is full: the stall bound counts from the last byte it took, so only a
+         * wakeup that moved something re-arms it (once per buffer-full, not per byte). */
+        if (c->fs->bytes_out != before)
+                set_timer(c, FS_TIMER_WRITE);
         return true;
 }
 
@@ -458,6 +487,7 @@ static void conn_process(FsConn *c) {
                 }
                 log_debug("Fileserver: %s %s %s", c->remote, h ? h->method : "-", h ? h->url : "(bad request)");
                 c->writing = true;
+                set_timer(c, FS_TIMER_WRITE);
                 (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
                 if (!conn_write(c))
                         return;
@@ -487,9 +517,10 @@ static int conn_handler(sd_event_source *s, int fd, uint32_t revents, void *user
                 }
                 c->in_len += (size_t) n;
         }
-        /* Activity: the head must now complete within the handshake bound. */
-        (void) sd_event_source_set_time_relative(c->timer, def(c->fs)->handshake_timeout_usec);
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        /* The first byte of a head after an idle wait starts its clock; later bytes do not move
+         * it (re-arming here let one byte a second hold a connection for ever). */
+        if (c->timer_kind == FS_TIMER_IDLE && c->in_len > 0)
+                set_timer(c, FS_TIMER_HEAD);
         conn_process(c);
         return 0;
 }
@@ -521,6 +552,7 @@ static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                 c->fs = fs;
                 c->fd = cfd;
                 c->file_fd = -1;
+                c->timer_kind = FS_TIMER_HEAD; /* the first head: within the bound from accept */
                 socket_address_format(&peer, c->remote);
                 LIST_PREPEND(fs->conns, c);
                 fs->n_conns++;

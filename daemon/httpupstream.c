@@ -8,7 +8,13 @@
  * window. The response is parsed as it arrives and submitted head, body, trailers; reading
  * from the upstream stops while the stream holds enough. After a 101, both directions are
  * plain bytes. A connection goes back to the pool only when both messages ended cleanly and
- * the upstream did not say close. */
+ * the upstream did not say close.
+ *
+ * Memory: an exchange ends (exchange_fail(), freeing it and its connection) or lets go of its
+ * connection (to the pool, or freed) deep inside the response path, called from the
+ * connection's own io callback and from the stream's writable callback. Everything on that path
+ * returns whether the two are still there and still together (bool, true: yes); a caller that
+ * gets false touches neither again. */
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -108,7 +114,12 @@ static Targets *targets_unref(Targets *t) {
 
 #define TARGET(x) (&(x)->targets->t[(x)->target])
 
-static void up_process(UpConn *uc);
+/* These return false when the exchange ended or left the connection: both may be gone. */
+static bool up_process(UpConn *uc) __attribute__((warn_unused_result));
+static bool up_read(UpConn *uc) __attribute__((warn_unused_result));
+static bool up_connected(UpConn *uc) __attribute__((warn_unused_result));
+static bool exchange_maybe_done(Exchange *x) __attribute__((warn_unused_result));
+/* May end (free) x. */
 static void exchange_start(Exchange *x);
 static const MuxStreamOps exchange_ops;
 
@@ -239,18 +250,20 @@ static void up_release(UpConn *uc) {
         up_set_events(uc);
 }
 
-/* Both messages done? Then the stream closes on its own, and the connection is free. */
-static void exchange_maybe_done(Exchange *x) {
+/* Both messages done? Then the stream closes on its own, and the connection is free (pooled
+ * or freed: false). */
+static bool exchange_maybe_done(Exchange *x) {
         UpConn *uc = x->uc;
 
         if (!uc || x->upgraded || !x->resp_done)
-                return;
+                return true;
         if (!x->body_end_written) {
                 /* The upstream answered before it had the whole body: the connection is not
                  * in a state to reuse; what still comes from the tunnel is dropped. */
                 uc->reusable = false;
         }
         up_release(uc);
+        return false;
 }
 
 /* ---- the request, towards the upstream ---- */
@@ -438,7 +451,8 @@ static const HttpMsgCallbacks response_callbacks = {
 };
 
 /* A pooled connection the upstream closed just as we sent on it: a request without a body
- * goes again, once, on a new connection (RFC 9112 §9.3.1 allows it when nothing came back). */
+ * goes again, once, on a new connection (RFC 9112 §9.3.1 allows it when nothing came back).
+ * True when it did: the old connection is freed, and x has a new one or failed (freed). */
 static bool exchange_retry(Exchange *x) {
         UpConn *uc = x->uc;
 
@@ -454,7 +468,7 @@ static bool exchange_retry(Exchange *x) {
         return true;
 }
 
-static void up_read(UpConn *uc) {
+static bool up_read(UpConn *uc) {
         for (;;) {
                 Exchange *x = uc->x;
                 uint8_t *p;
@@ -462,44 +476,40 @@ static void up_read(UpConn *uc) {
                 int r;
 
                 if (!x || !x->s || x->resp_done || mux_stream_full(x->s))
-                        return;
+                        return true;
                 if (!tls_conn_readable(uc->conn))
-                        return; /* the next edge tells when there is more */
+                        return true; /* the next edge tells when there is more */
                 r = tls_conn_recv(uc->conn, &p, &n);
                 if (r == -EAGAIN)
-                        return;
+                        return true;
                 if (r < 0) {
                         if (!exchange_retry(x))
                                 exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
                                               tls_conn_error(uc->conn));
-                        return;
+                        return false;
                 }
                 if (r == 0) {
                         if (x->upgraded) {
                                 /* The upstream is done sending; the stream ends when both are. */
                                 (void) mux_stream_end(x->s, NULL, 0);
                                 x->resp_done = true;
-                                return;
+                                return true;
                         }
                         /* A body delimited by the close ends here; anything else was cut. */
                         uc->reusable = false;
                         if (http_msg_parser_idle(&uc->parser) && exchange_retry(x))
-                                return;
+                                return false;
                         if (http_msg_parser_feed(&uc->parser, NULL, 0) < 0 || !x->resp_done) {
                                 exchange_fail(x, 502, "Upstream %s closed the connection %s.",
                                               TARGET(x)->u.authority,
                                               x->responded ? "in the middle of the response" : "without a response");
-                                return;
+                                return false;
                         }
-                        exchange_maybe_done(x);
-                        return;
+                        return exchange_maybe_done(x);
                 }
                 while (off < n) {
                         ssize_t used;
 
-                        x = uc->x;
-                        if (!x)
-                                return;
                         if (x->upgraded) {
                                 (void) mux_stream_write(x->s, p + off, n - off);
                                 break;
@@ -509,15 +519,14 @@ static void up_read(UpConn *uc) {
                                 exchange_fail(x, 502, "Upstream %s sent a malformed response (%s).",
                                               TARGET(x)->u.authority,
                                               used == -E2BIG || used == -EMLINK ? "head too large" : "parse error");
-                                return;
+                                return false;
                         }
                         off += (size_t) used;
                         if (uc->parser.complete) {
                                 if (x->resp_done) {
                                         if (off < n)
                                                 uc->reusable = false; /* bytes nobody asked for */
-                                        exchange_maybe_done(x);
-                                        return;
+                                        return exchange_maybe_done(x);
                                 }
                                 http_msg_parser_next(&uc->parser); /* after an interim response */
                         } else if (uc->parser.stopped) {
@@ -528,12 +537,12 @@ static void up_read(UpConn *uc) {
         }
 }
 
-static void up_process(UpConn *uc) {
+static bool up_process(UpConn *uc) {
         Exchange *x = uc->x;
         int r;
 
         if (uc->state != UP_BUSY)
-                return;
+                return true;
         r = tls_conn_flush(uc->conn);
         if (r < 0 && r != -EAGAIN) {
                 if (x)
@@ -541,20 +550,19 @@ static void up_process(UpConn *uc) {
                                       tls_conn_error(uc->conn));
                 else
                         up_free(uc);
-                return;
+                return false;
         }
         if (x)
                 exchange_ack(x);
-        up_read(uc);
-        /* up_read() may have freed or released the connection. */
+        return up_read(uc);
 }
 
-static void up_connected(UpConn *uc) {
+static bool up_connected(UpConn *uc) {
         uc->state = UP_BUSY;
         (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
         if (uc->x)
                 exchange_write_head(uc->x);
-        up_process(uc);
+        return up_process(uc);
 }
 
 static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata);
@@ -585,7 +593,6 @@ static int up_dial_next(UpConn *uc) {
 
 static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         UpConn *uc = userdata;
-        HttpUpstreams *u = uc->owner;
         Target *t = TARGET(uc);
         int r;
 
@@ -631,10 +638,12 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                         up_set_io(uc, tls_conn_handshake_wants_write(uc->conn) ? EPOLLOUT : EPOLLIN);
                         return 0;
                 }
-                up_connected(uc);
+                if (!up_connected(uc))
+                        return 0;
                 break;
         case UP_BUSY:
-                up_process(uc);
+                if (!up_process(uc))
+                        return 0;
                 break;
         case UP_IDLE:
                 if (tls_conn_readable(uc->conn)) {
@@ -643,12 +652,7 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                 }
                 break;
         }
-        /* uc may be gone: only touch it through the list */
-        for (UpConn *i = u->conns; i; i = i->next)
-                if (i == uc) {
-                        up_set_events(uc);
-                        break;
-                }
+        up_set_events(uc);
         return 0;
 }
 
@@ -704,8 +708,9 @@ static void on_request_end(MuxStream *s, HttpHead *trailers, void *userdata) {
 
 static void on_request_writable(MuxStream *s, void *userdata) {
         Exchange *x = userdata;
-        if (x->uc && x->uc->state == UP_BUSY)
-                up_process(x->uc);
+
+        if (x->uc && x->uc->state == UP_BUSY && !up_process(x->uc))
+                return; /* x, its connection, or both are gone */
         if (x->uc)
                 up_set_events(x->uc);
 }

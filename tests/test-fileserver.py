@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The fileserver role: auth, files, HEAD, ranges, conditional requests, listings, and every
-way out of the webroot refused — directly and through a TCP tunnel."""
+"""The fileserver role: auth, files, HEAD, ranges, conditional requests, listings, every
+way out of the webroot refused — directly and through a TCP tunnel — and the time bounds: a
+head within HandshakeTimeoutSec= of its first byte however slowly it trickles, idle keep-alive
+and stalled readers within IdleTimeoutSec=, and a slow but moving download never cut."""
 
 import base64
 import hashlib
 import html.parser
 import http.client
 import os
+import select
 import shutil
 import socket
 import subprocess
+import time
 
 from inletstest import TOKEN, Daemon, TunnelTest, free_port, main, port_open, recv_all, wait_until
 
@@ -52,9 +56,9 @@ class FileServer(TunnelTest):
         with open(f"{w}/big.bin", "wb") as f:
             f.write(self.big)
 
-    def fileserver(self, extra="", name="files"):
+    def fileserver(self, extra="", name="files", tunnel=""):
         self.fport = free_port()
-        conf = (f"[Tunnel]\nRole=fileserver\nTokenFile={self.token_file}\n[FileServer]\n"
+        conf = (f"[Tunnel]\nRole=fileserver\nTokenFile={self.token_file}\n{tunnel}[FileServer]\n"
                 f"Listen=127.0.0.1:{self.fport}\nWebroot={self.webroot}\nAllowBrowsing=yes\n{extra}")
         d = Daemon(self.tmp, name, conf)
         self.daemons.append(d)
@@ -187,6 +191,147 @@ class FileServer(TunnelTest):
         self.assertEqual(bad.returncode, 1)
         self.assertIn(f"cannot open Webroot={self.tmp}/nope", bad.stderr)
         print("BasicAuth=no serves without credentials (with a warning); a missing Webroot= is a clear error")
+
+    # ---- time bounds (HandshakeTimeoutSec=2, IdleTimeoutSec=3) ----
+
+    HEAD_SEC, IDLE_SEC = 2, 3
+
+    def bounded_fileserver(self):
+        return self.fileserver(tunnel=f"HandshakeTimeoutSec={self.HEAD_SEC}\nIdleTimeoutSec={self.IDLE_SEC}\n")
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.fport), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def trickle(self, s, data, interval=1.0, limit=12.0):
+        """Sends data a byte per interval until the server closes the connection; returns the
+        seconds from the first byte to the close (None: still open after limit seconds)."""
+        t0 = time.monotonic()
+        for b in data:
+            if time.monotonic() - t0 > limit:
+                return None
+            try:
+                s.send(bytes([b]))
+                readable, _, _ = select.select([s], [], [], interval)
+                if readable:
+                    got = s.recv(65536)
+                    self.assertEqual(got, b"", "an answer to half a head")
+                    return time.monotonic() - t0
+            except (ConnectionResetError, BrokenPipeError):
+                return time.monotonic() - t0
+        self.fail("the whole head went out a byte at a time")
+
+    def wait_closed(self, s, limit):
+        """Seconds until the server closes s (reading and dropping what comes), None after limit."""
+        t0 = time.monotonic()
+        s.settimeout(limit)
+        try:
+            while s.recv(65536):
+                pass
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            pass
+        return time.monotonic() - t0
+
+    def request(self, s, path="/hello.txt"):
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n\r\n".encode())
+
+    def test_slowloris_head_bound(self):
+        self.bounded_fileserver()
+        slow_head = f"GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Pad: {'a' * 100}\r\n\r\n".encode()
+        # A fresh connection: one byte a second. Before, every byte re-armed the bound.
+        s = self.connect()
+        t = self.trickle(s, slow_head)
+        s.close()
+        self.assertIsNotNone(t, "a head trickled at 1 byte/s held the connection for 12 s")
+        self.assertLess(t, self.HEAD_SEC + 1.5, t)
+        print(f"fresh connection, 1 byte/s: closed {t:.1f} s after the first byte (bound {self.HEAD_SEC} s)")
+        # The same on a kept-alive connection, after one answered request.
+        s = self.connect()
+        self.request(s)
+        got = b""
+        while not got.endswith(b"hello, file\n"):
+            b = s.recv(65536)
+            self.assertTrue(b, got)
+            got += b
+        time.sleep(0.5)
+        t = self.trickle(s, slow_head)
+        s.close()
+        self.assertIsNotNone(t, "the second head, trickled at 1 byte/s, held the connection for 12 s")
+        self.assertLess(t, self.HEAD_SEC + 1.5, t)
+        self.assertGreater(t, self.HEAD_SEC - 0.5, t)
+        print(f"kept-alive connection, next head at 1 byte/s: closed {t:.1f} s after its first byte")
+        # A head in pieces that completes within the bound is served.
+        s = self.connect()
+        req = (f"GET /hello.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n"
+               "Connection: close\r\n\r\n").encode()
+        for i in range(0, len(req), len(req) // 3 + 1):
+            s.sendall(req[i:i + len(req) // 3 + 1])
+            time.sleep(0.4)
+        out = recv_all(s)
+        s.close()
+        self.assertTrue(out.startswith(b"HTTP/1.1 200") and out.endswith(b"hello, file\n"), out)
+        print("a head in three pieces over 1.2 s: served")
+
+    def test_idle_and_stalled_reader_bounds(self):
+        fs = self.bounded_fileserver()
+        # Kept alive and silent: closed after IdleTimeoutSec=.
+        s = self.connect()
+        self.request(s)
+        got = b""
+        while not got.endswith(b"hello, file\n"):
+            b = s.recv(65536)
+            self.assertTrue(b, got)
+            got += b
+        t = self.wait_closed(s, 15)
+        s.close()
+        self.assertIsNotNone(t, "an idle kept-alive connection stayed open for 15 s")
+        self.assertLess(abs(t - self.IDLE_SEC), 1.5, t)
+        print(f"idle kept-alive connection closed after {t:.1f} s (IdleTimeoutSec={self.IDLE_SEC})")
+        # A reader that asks for 64 MiB and never reads: the connection (and the file) are let
+        # go once nothing moved for IdleTimeoutSec=. (Counted now: the server has closed every
+        # connection so far, the probe of port_open() too.)
+        base = fs.fds()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", self.fport))
+        self.request(s, "/big.bin")
+        t0 = time.monotonic()
+        wait_until(lambda: fs.fds() >= base + 2, 5, "the fileserver to open the file")
+        wait_until(lambda: fs.fds() == base, 15, "the fileserver to drop a stalled reader")
+        t = time.monotonic() - t0
+        s.close()
+        self.assertLess(t, self.IDLE_SEC + 2, t)
+        self.assertGreater(t, self.IDLE_SEC - 0.5, t)
+        print(f"a reader that never read: dropped after {t:.1f} s (IdleTimeoutSec={self.IDLE_SEC})")
+
+    def test_slow_download_is_not_cut(self):
+        self.bounded_fileserver()
+        # 64 MiB taken in small steps over ~6 s: longer than both bounds, never silent for long.
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 262144)
+        s.connect(("127.0.0.1", self.fport))
+        s.settimeout(10)
+        self.request(s, "/big.bin")
+        t0 = time.monotonic()
+        got = bytearray()
+        head = None
+        while head is None or len(got) < len(self.big):
+            b = s.recv(1 << 20)
+            self.assertTrue(b, f"cut after {time.monotonic() - t0:.1f} s, {len(got)} bytes of the body")
+            got += b
+            if head is None and b"\r\n\r\n" in got:
+                head, _, rest = bytes(got).partition(b"\r\n\r\n")
+                got = bytearray(rest)
+            time.sleep(0.09 * len(b) / (1 << 20))
+        t = time.monotonic() - t0
+        s.close()
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(self.big).digest())
+        self.assertGreater(t, self.IDLE_SEC + self.HEAD_SEC)
+        print(f"64 MiB read slowly over {t:.1f} s (bounds {self.HEAD_SEC} s and {self.IDLE_SEC} s): intact")
 
     def write_conf(self, name, extra):
         p = f"{self.tmp}/{name}.conf"
