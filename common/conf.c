@@ -889,6 +889,11 @@ static int finish(Definition *d, bool token, char **ret_error) {
                         return errorf(ret_error, -EINVAL, "%s: URL= is not set in [Client]", f);
                 if (d->ca_file && d->has_fingerprint)
                         return errorf(ret_error, -EINVAL, "%s: CAFile= and ServerFingerprint= exclude each other", f);
+                /* A pin or a CA on ws:// would be checked against nothing, and the token would
+                 * go out in clear to whoever answers: say so rather than run. */
+                if ((d->ca_file || d->has_fingerprint) && strncasecmp(d->url, "ws://", 5) == 0)
+                        return errorf(ret_error, -EINVAL, "%s: %s= needs a wss:// URL=, got %s", f,
+                                      d->has_fingerprint ? "ServerFingerprint" : "CAFile", d->url);
                 if (d->mode == MODE_TCP) {
                         if (d->n_ports == 0)
                                 return errorf(ret_error, -EINVAL, "%s: Ports= is not set in [Client]", f);

@@ -86,6 +86,8 @@ struct Exchange {
         size_t target;
         uint8_t *pre;           /* body bytes that came before the connection was ready */
         size_t pre_len, unacked;
+        size_t pre_held;        /* of pre_len: bytes of an upgrade not answered yet, not in unacked */
+        unsigned refused_status; /* an upgrade answered with a 2xx instead of 101 */
         bool has_body, chunked, body_end, body_end_written, head_written;
         bool head_request, upgrade, upgraded, interim, responded, resp_done, resp_no_body, retried;
         HttpHead *end_trailers;
@@ -305,7 +307,7 @@ static void send_headers(UpConn *uc, const HttpHead *h) {
 }
 
 static void send_body_end(Exchange *x) {
-        if (x->body_end_written || !x->body_end || !x->head_written)
+        if (x->body_end_written || !x->body_end || !x->head_written || (x->upgrade && !x->upgraded))
                 return;
         x->body_end_written = true;
         if (x->upgraded) {
@@ -328,6 +330,17 @@ static void exchange_ack(Exchange *x) {
                 mux_stream_consume(x->s, x->unacked);
                 x->unacked = 0;
         }
+}
+
+/* What came before the connection was ready (or before an upgrade was answered) goes out. */
+static void send_pre(Exchange *x) {
+        if (x->pre_len > 0) {
+                send_body(x, x->pre, x->pre_len);
+                x->pre = mfree(x->pre);
+                x->pre_len = 0;
+        }
+        x->unacked += x->pre_held;
+        x->pre_held = 0;
 }
 
 /* The connection is ready: the head, what body came already, maybe its end. */
@@ -358,11 +371,8 @@ static void exchange_write_head(Exchange *x) {
                 up_send(uc, "Transfer-Encoding: chunked\r\n", 28);
         up_send(uc, "\r\n", 2);
         x->head_written = true;
-        if (x->pre_len > 0) {
-                send_body(x, x->pre, x->pre_len);
-                x->pre = mfree(x->pre);
-                x->pre_len = 0;
-        }
+        if (!x->upgrade)
+                send_pre(x);
         send_body_end(x);
         exchange_ack(x);
 }
@@ -404,7 +414,17 @@ static int on_response_head(void *userdata, HttpHead *h_) {
                         return r;
                 x->responded = x->upgraded = true;
                 uc->reusable = false;
+                send_pre(x);
+                send_body_end(x);
+                exchange_ack(x);
                 return 2; /* what follows is not HTTP */
+        }
+        if (x->upgrade && h->status < 300) {
+                /* Over extended CONNECT a 2xx means "switched" (RFC 8441): an upstream that
+                 * ignored the Upgrade and answered 200 must not be passed on as one. */
+                uc->reusable = false;
+                x->refused_status = h->status;
+                return -EPROTONOSUPPORT;
         }
         no_body = x->head_request || h->status == 204 || h->status == 304;
         r = mux_respond(x->s, h->status, fwd->headers, fwd->n_headers, no_body);
@@ -515,6 +535,11 @@ static bool up_read(UpConn *uc) {
                                 break;
                         }
                         used = http_msg_parser_feed(&uc->parser, p + off, n - off);
+                        if (used == -EPROTONOSUPPORT && x->refused_status > 0) {
+                                exchange_fail(x, 502, "Upstream %s answered the upgrade with %u, not 101 Switching "
+                                              "Protocols.", TARGET(x)->u.authority, x->refused_status);
+                                return false;
+                        }
                         if (used < 0) {
                                 exchange_fail(x, 502, "Upstream %s sent a malformed response (%s).",
                                               TARGET(x)->u.authority,
@@ -673,6 +698,22 @@ static void on_request_data(MuxStream *s, const uint8_t *p, size_t n, void *user
 
         if (x->body_end_written || (x->resp_done && !x->upgraded) || !x->has_body) {
                 mux_stream_consume(s, n); /* nobody wants it any more */
+                return;
+        }
+        if (x->upgrade && !x->upgraded && x->head_written) {
+                /* Bytes after an upgrade request belong to the new protocol: they go to the
+                 * upstream only once it answered 101. Sent on an HTTP connection that was not
+                 * switched, they would be a second request that never passed the exit server
+                 * (smuggling). Held unacknowledged: the stream window bounds them. */
+                uint8_t *t = realloc(x->pre, x->pre_len + n);
+                if (!t) {
+                        exchange_fail(x, 500, "Out of memory.");
+                        return;
+                }
+                memcpy(t + x->pre_len, p, n);
+                x->pre = t;
+                x->pre_len += n;
+                x->pre_held += n;
                 return;
         }
         if (!x->head_written || !x->uc) {

@@ -640,6 +640,14 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(echo_roundtrip(pub, b"plain"), b"plain")
         self.assertFalse(os.path.exists(f"{self.tmp}/state"), "no TLS material made")
         print("TLS=no / ws:// works, with a warning on both sides")
+        # A pin (or CAFile=) on ws:// would check nothing while the token goes out in clear.
+        bad = self.client(f"{free_port()}:9", url=f"ws://127.0.0.1:{self.control_port}", name="pinned-ws",
+                          ca="ServerFingerprint=sha256:" + "ab" * 32 + "\n", wait=False)
+        wait_until(lambda: not bad.alive(), 10, "the pinned ws:// client to refuse to start")
+        self.assertIn("ServerFingerprint= needs a wss:// URL=", bad.output())
+        self.assertNotEqual(bad.stop(), 0)
+        self.daemons.remove(bad)
+        print("ServerFingerprint= with a ws:// URL= is refused at start")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,70 @@ class CuttingUpstream:
         self.sock.close()
 
 
+class RecordingUpstream:
+    """HTTP/1.1 origin that records every request it parses. An upgrade to "echo" is answered
+    101 and then echoes raw bytes; any other request (upgrade or not) gets 200 with a 4 MiB
+    body, as a server that ignores Upgrade does."""
+
+    def __init__(self):
+        self.requests = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            c.settimeout(30)
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    buf += b
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode(errors="replace").split("\r\n")
+                fields = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+                self.requests.append((lines[0], fields.get("host")))
+                n = int(fields.get("content-length", "0"))
+                while len(buf) < n:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    buf += b
+                buf = buf[n:]
+                if fields.get("upgrade") == "echo":
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+                    if buf:
+                        c.sendall(buf)
+                    while True:
+                        b = c.recv(65536)
+                        if not b:
+                            return
+                        c.sendall(b)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (4 << 20) + b"p" * (4 << 20))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
 def read_until_closed(s, slow=False, timeout=60):
     """Reads until EOF or reset; returns (head, number of body bytes)."""
     got, n = b"", 0
@@ -203,6 +267,45 @@ class UpstreamFaults(TunnelTest):
         client.wait_log("in the middle of the response")   # the FIN
         client.wait_log("Connection reset by peer")        # the RST
         print("the tunnel client cut the responses and kept serving")
+
+    def test_refused_upgrade_smuggles_nothing(self):
+        """An upstream that ignores Upgrade answers 200: that must not reach the public client
+        as 101, and what the client sends after its upgrade request must never reach the
+        upstream's HTTP connection as a second request (it would bypass routing,
+        X-Forwarded-For and MaxBodyBytes=). A real upgrade still gets bytes sent early."""
+        up = RecordingUpstream()
+        self.upstreams.append(up)
+        self.start(up)
+        smuggled = (b"POST /admin HTTP/1.1\r\nHost: internal.admin\r\nX-Forwarded-For: 10.9.9.9\r\n"
+                    b"Content-Length: 5\r\n\r\nAAAAA")
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+        s.sendall(b"GET /page HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n" + smuggled)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = s.recv(1)
+            self.assertTrue(b, head)
+            head += b
+        s.sendall(smuggled)
+        time.sleep(1.5)
+        s.close()
+        self.assertTrue(head.startswith(b"HTTP/1.1 502"), head)
+        self.assertEqual([r[0] for r in up.requests], ["GET /page HTTP/1.1"])
+        e = socket.create_connection(("127.0.0.1", self.http_port), timeout=10)
+        e.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly")
+        got = b""
+        while b"early" not in got:
+            b = e.recv(4096)
+            self.assertTrue(b, got)
+            got += b
+        self.assertTrue(got.startswith(b"HTTP/1.1 101"), got)
+        e.sendall(b" later")
+        while b"early later" not in got:
+            b = e.recv(4096)
+            self.assertTrue(b, got)
+            got += b
+        e.close()
+        print(f"refused upgrade: {head.splitlines()[0].decode()}, upstream saw {len(up.requests) - 1} request "
+              "before the real upgrade; bytes sent before a 101 arrive after it")
 
     def test_cut_response_fast_reader(self):
         up = CuttingUpstream(limit=8 << 20)
