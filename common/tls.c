@@ -39,6 +39,7 @@ struct TlsConn {
         uint8_t *out;
         size_t out_off, out_len, out_cap;
         int write_error;
+        uint64_t sent;          /* bytes the socket took, ever */
         bool corked;
         bool blocked;           /* the last send() found the socket full */
 
@@ -107,10 +108,15 @@ int tls_conn_flush(TlsConn *c) {
                 }
                 c->out_off += (size_t) n;
                 c->out_len -= (size_t) n;
+                c->sent += (uint64_t) n;
         }
         c->out_off = 0;
         c->blocked = false;
         return 0;
+}
+
+uint64_t tls_conn_sent(TlsConn *c) {
+        return c->sent;
 }
 
 static bool buffered(TlsConn *c) {

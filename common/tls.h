@@ -62,6 +62,8 @@ int tls_conn_send(TlsConn *c, const void *buf, size_t len);
 int tls_conn_flush(TlsConn *c);
 /* Bytes queued, corked ones included. */
 size_t tls_conn_pending(TlsConn *c);
+/* Bytes the socket has taken so far: progress, for a peer that may have stopped reading. */
+uint64_t tls_conn_sent(TlsConn *c);
 /* Whether the handshake waits for the socket to become writable. */
 bool tls_conn_handshake_wants_write(TlsConn *c);
 /* Sends close_notify, best effort. */

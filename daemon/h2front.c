@@ -37,7 +37,8 @@ struct H2Conn {
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         H2Stream *streams;
-        bool dead;
+        uint64_t sent, sent_mark; /* response body bytes taken for sending; at the last check */
+        bool dead, stall_check;
 };
 
 struct H2Stream {
@@ -66,15 +67,32 @@ static void h2_kick(H2Conn *c) {
                 (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
 }
 
-/* The idle timer runs only while no stream is open: frames that open none (PING, SETTINGS,
- * WINDOW_UPDATE) must not keep a connection -- and its place under MaxConnections= -- forever. */
+/* One timer, IdleTimeoutSec=. With no stream open it is the idle bound: frames that open none
+ * (PING, SETTINGS, WINDOW_UPDATE) must not keep a connection -- and its place under
+ * MaxConnections= -- forever. With streams open it checks for a peer that takes none of the
+ * response bytes waiting for it (a zero window, or a socket it does not read): such a peer
+ * would keep its streams, their MaxStreamsPerClient= slots and their share of the session's
+ * buffer budget for as long as it liked. Only body bytes leaving count as progress: PING acks
+ * do not. */
 static void h2_update_idle(H2Conn *c) {
-        if (c->streams)
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-        else {
-                (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-        }
+        bool check = c->streams;
+
+        if (check && c->stall_check)
+                return; /* running: its next expiry looks at progress */
+        c->stall_check = check;
+        c->sent_mark = c->sent;
+        (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+/* Whether response bytes (or frames) wait for the peer. */
+static bool h2_output_waits(H2Conn *c) {
+        if (tls_conn_pending(c->conn) > 0)
+                return true;
+        for (H2Stream *st = c->streams; st; st = st->next)
+                if (st->len > 0)
+                        return true;
+        return false;
 }
 
 static H2Stream *stream_free(H2Stream *st) {
@@ -138,6 +156,7 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         memcpy(out, st->buf + st->off, n);
         st->off += n;
         st->len -= n;
+        st->c->sent += n;
         if (st->tunnel && n > 0)
                 mux_stream_consume(st->tunnel, n); /* taken: the tunnel may send more */
         if (st->len == 0 && st->eof) {
@@ -571,8 +590,19 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
 static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         H2Conn *c = userdata;
 
-        if (c->streams)
-                return 0; /* the last one to close starts the timer again */
+        if (c->streams) {
+                if (c->sent != c->sent_mark || !h2_output_waits(c)) {
+                        c->stall_check = false;
+                        h2_update_idle(c);
+                        return 0;
+                }
+                log_debug("HTTP/2 %s: the peer took no response bytes for %" PRIu64 " s (IdleTimeoutSec=), "
+                          "closing.", c->peer, def(c)->idle_timeout_usec / USEC_PER_SEC);
+                (void) nghttp2_session_terminate_session(c->h2, NGHTTP2_ENHANCE_YOUR_CALM);
+                h2_flush(c);
+                h2_conn_close(c);
+                return 0;
+        }
         (void) nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
         h2_flush(c);
         h2_conn_close(c);

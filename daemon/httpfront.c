@@ -36,6 +36,7 @@ typedef enum ConnTimer {
         TIMER_IDLE,      /* keep-alive: waiting for the next request */
         TIMER_RESPONSE,  /* the response head must come */
         TIMER_LINGER,    /* closing: draining what the peer still sends */
+        TIMER_SEND,      /* output waits for a peer that takes none of it */
         TIMER_NONE,
 } ConnTimer;
 
@@ -66,6 +67,7 @@ struct HttpConn {
         char peer_ip[INET6_ADDRSTRLEN + 2];
         bool handshake_done, eof, closing, lingering, dead;
         uint32_t io_events;     /* as last given to the io source */
+        uint64_t sent_mark;     /* tls_conn_sent() when TIMER_SEND was last armed */
         HttpMsgParser parser;
         uint8_t *in;            /* plaintext the parser has not taken yet */
         size_t in_len;
@@ -124,6 +126,7 @@ static void set_timer(HttpConn *c, ConnTimer kind) {
                 usec = def(c)->handshake_timeout_usec;
                 break;
         case TIMER_IDLE:
+        case TIMER_SEND:
                 usec = def(c)->idle_timeout_usec;
                 break;
         case TIMER_RESPONSE:
@@ -329,6 +332,8 @@ static void on_stream_closed(MuxStream *s, bool reset, void *userdata) {
                 conn_close(c); /* a truncated response must not look complete */
         else if (!c->req_done)
                 conn_close_after(c);
+        else
+                conn_finish_exchange(c); /* it waited for the last bytes to be acknowledged */
 }
 
 static const MuxStreamOps conn_stream_ops = {
@@ -895,6 +900,19 @@ static void conn_update(HttpConn *c) {
         if (!c->lingering && tls_conn_pending(c->conn) > 0)
                 ev |= EPOLLOUT;
         conn_set_events(c, ev);
+        /* Output the peer does not take: bounded by IdleTimeoutSec= without progress (any byte
+         * the socket took since the timer was armed re-arms it), wherever no other timer bounds
+         * the connection. Nothing waiting: the upstream's pace, not ours. */
+        if (!c->lingering && tls_conn_pending(c->conn) > 0) {
+                int on = SD_EVENT_OFF;
+                (void) sd_event_source_get_enabled(c->timer, &on);
+                if (c->timer_kind == TIMER_NONE || on == SD_EVENT_OFF ||
+                    (c->timer_kind == TIMER_SEND && tls_conn_sent(c->conn) != c->sent_mark)) {
+                        c->sent_mark = tls_conn_sent(c->conn);
+                        set_timer(c, TIMER_SEND);
+                }
+        } else if (c->timer_kind == TIMER_SEND)
+                set_timer(c, TIMER_NONE);
 }
 
 static void conn_linger(HttpConn *c) {
@@ -997,6 +1015,9 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                 }
                 _fallthrough_;
         default:
+                if (c->timer_kind == TIMER_SEND)
+                        log_debug("HTTP %s: the peer took nothing for %" PRIu64 " s (IdleTimeoutSec=), closing.",
+                                  c->peer, def(c)->idle_timeout_usec / USEC_PER_SEC);
                 conn_close(c);
         }
         if (c->dead)
