@@ -192,6 +192,17 @@ class FileServer(TunnelTest):
         self.assertIn(f"cannot open Webroot={self.tmp}/nope", bad.stderr)
         print("BasicAuth=no serves without credentials (with a warning); a missing Webroot= is a clear error")
 
+    def test_head_limits(self):
+        """MaxHeaderBytes= and MaxHeaders= hold here as on the HTTP fronts: 431 beyond them."""
+        self.fileserver(tunnel="MaxHeaderBytes=1K\nMaxHeaders=8\n")
+        r, body = self.get("/hello.txt")
+        self.assertEqual((r.status, body), (200, b"hello, file\n"))
+        r, _ = self.get("/hello.txt", headers={"X-Big": "y" * 1500})
+        self.assertEqual(r.status, 431)
+        r, _ = self.get("/hello.txt", headers={f"X-H{i}": "1" for i in range(12)})
+        self.assertEqual(r.status, 431)
+        print("MaxHeaderBytes=1K and MaxHeaders=8: a 1.5 KB field and 12 fields get 431; a plain GET 200")
+
     # ---- time bounds (HandshakeTimeoutSec=2, IdleTimeoutSec=3) ----
 
     HEAD_SEC, IDLE_SEC = 2, 3
