@@ -700,11 +700,13 @@ static void on_request_data(MuxStream *s, const uint8_t *p, size_t n, void *user
                 mux_stream_consume(s, n); /* nobody wants it any more */
                 return;
         }
-        if (x->upgrade && !x->upgraded && x->head_written) {
-                /* Bytes after an upgrade request belong to the new protocol: they go to the
-                 * upstream only once it answered 101. Sent on an HTTP connection that was not
-                 * switched, they would be a second request that never passed the exit server
-                 * (smuggling). Held unacknowledged: the stream window bounds them. */
+        /* Bytes after an upgrade request belong to the new protocol: they go to the upstream
+         * only once it answered 101. Sent on an HTTP connection that was not switched, they
+         * would be a second request that never passed the exit server (smuggling). They are
+         * held unacknowledged (pre_held): the stream window bounds them. Before the connection
+         * is ready, bytes wait too, acknowledged as usual. */
+        bool hold = x->upgrade && !x->upgraded && x->head_written;
+        if (hold || !x->head_written || !x->uc) {
                 uint8_t *t = realloc(x->pre, x->pre_len + n);
                 if (!t) {
                         exchange_fail(x, 500, "Out of memory.");
@@ -713,19 +715,10 @@ static void on_request_data(MuxStream *s, const uint8_t *p, size_t n, void *user
                 memcpy(t + x->pre_len, p, n);
                 x->pre = t;
                 x->pre_len += n;
-                x->pre_held += n;
-                return;
-        }
-        if (!x->head_written || !x->uc) {
-                uint8_t *t = realloc(x->pre, x->pre_len + n);
-                if (!t) {
-                        exchange_fail(x, 500, "Out of memory.");
-                        return;
-                }
-                memcpy(t + x->pre_len, p, n);
-                x->pre = t;
-                x->pre_len += n;
-                x->unacked += n;
+                if (hold)
+                        x->pre_held += n;
+                else
+                        x->unacked += n;
                 return;
         }
         send_body(x, p, n);
