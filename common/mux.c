@@ -43,6 +43,12 @@
 #define MUX_BATCH_MAX 64
 #define MSG_HIGH_WATER (256 * 1024)   /* message streams: ask the owner to stop */
 #define MSG_LOW_WATER (64 * 1024)     /* ... and to go on */
+/* Exit server: request body bytes all message streams of a session may queue for the tunnel.
+ * Past it every owner hears "full" (and stops taking from its peer) until the queue drains
+ * below MSG_SESSION_LOW: without it each public stream could queue its own share, and a
+ * tunnel that takes nothing made the process hold MaxStreamsPerClient= times that. */
+#define MSG_SESSION_BUDGET ((size_t) 16 << 20)
+#define MSG_SESSION_LOW ((size_t) 12 << 20)
 #define MSG_MAX_HEADERS 256
 #define MSG_MAX_HEADER_BYTES (64 * 1024)
 
@@ -98,6 +104,8 @@ struct Mux {
         unsigned n_streams;
         bool any_corked, any_writable, any_finish;
         size_t held;          /* bytes in stream buffers waiting for their sockets */
+        size_t msg_queued;    /* message streams: body bytes in rbuf, waiting for the tunnel */
+        bool msg_waiting;     /* owners were told "full" because of msg_queued */
         size_t conn_owed;     /* connection window not yet given back (over the budget) */
         uint64_t total_streams, bytes_in, bytes_out;
         uint64_t last_rx;
@@ -148,6 +156,50 @@ static void stream_release_message(MuxStream *s) {
 }
 static void mux_finish(Mux *m);
 static void mux_drain(Mux *m);
+static void mux_kick(Mux *m);
+
+/* Whether a message stream holds enough for now; if so its owner hears (writable) when that
+ * changes. */
+static bool msg_full(MuxStream *s) {
+        Mux *m = s->mux;
+
+        if (s->rlen >= MSG_HIGH_WATER) {
+                s->want_writable = true;
+                return true;
+        }
+        if (m->cfg.h2_client && m->msg_queued >= MSG_SESSION_BUDGET) {
+                s->want_writable = true;
+                m->msg_waiting = true;
+                return true;
+        }
+        return false;
+}
+
+/* n bytes of a message stream's rbuf left it (sent, or dropped): owners waiting for the
+ * session's queue to drain may go on. */
+static void msg_dequeued(Mux *m, size_t n) {
+        m->msg_queued -= MIN(n, m->msg_queued);
+        if (!m->msg_waiting || m->msg_queued >= MSG_SESSION_LOW || m->dead)
+                return;
+        m->msg_waiting = false;
+        for (MuxStream *s = m->streams; s; s = s->next)
+                if (s->want_writable && s->rlen < MSG_LOW_WATER) {
+                        s->want_writable = false;
+                        s->notify_writable = true;
+                        m->any_writable = true;
+                }
+        if (m->any_writable)
+                mux_kick(m);
+}
+
+/* A message stream's queued body bytes will never be sent (reset, or gone). */
+static void msg_drop_queued(MuxStream *s) {
+        if (!s->message || s->rlen == 0)
+                return;
+        size_t n = s->rlen;
+        s->rlen = s->roff = 0;
+        msg_dequeued(s->mux, n);
+}
 
 /* Runs mux_pump() from the loop: for calls from the owners of message streams, which may be
  * inside one of our callbacks. */
@@ -278,6 +330,7 @@ static MuxStream *stream_free(MuxStream *s) {
         if (s->wlen > 0 && !s->mux->dead)
                 held_sub(s->mux, s->wlen);
         stream_release_message(s);
+        msg_drop_queued(s);
         stream_close_fd(s, true);
         free(s->rbuf);
         free(s->wbuf);
@@ -326,6 +379,7 @@ static void stream_abort(MuxStream *s, uint32_t h2_error) {
         held_sub(s->mux, s->wlen);
         s->wlen = 0;
         stream_release_message(s);
+        msg_drop_queued(s);
         if (s->id > 0)
                 (void) nghttp2_submit_rst_stream(s->mux->h2, NGHTTP2_FLAG_NONE, s->id, h2_error);
         stream_close_fd(s, true);
@@ -549,9 +603,17 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
         s->bytes_out += length;
         m->bytes_out += length;
         if (s->want_writable && s->rlen < MSG_LOW_WATER) {
-                s->want_writable = false;
-                s->notify_writable = true;
-                m->any_writable = true;
+                if (!m->cfg.h2_client || m->msg_queued - MIN(length, m->msg_queued) < MSG_SESSION_LOW) {
+                        s->want_writable = false;
+                        s->notify_writable = true;
+                        m->any_writable = true;
+                } else
+                        m->msg_waiting = true; /* when the session's queue drains */
+        }
+        if (s->message) {
+                msg_dequeued(m, length);
+                if (s->ops && s->ops->sent)
+                        s->ops->sent(s, length, s->userdata);
         }
         stream_rearm(s);
         return 0;
@@ -1661,23 +1723,17 @@ int mux_stream_write(MuxStream *s, const void *p, size_t n) {
                 return -ENOMEM;
         memcpy(s->rbuf + s->roff + s->rlen, p, n);
         s->rlen += n;
+        s->mux->msg_queued += n;
         if (s->deferred) {
                 s->deferred = false;
                 (void) nghttp2_session_resume_data(s->mux->h2, s->id);
         }
         mux_kick(s->mux);
-        if (s->rlen >= MSG_HIGH_WATER) {
-                s->want_writable = true;
-                return 1;
-        }
-        return 0;
+        return msg_full(s);
 }
 
 bool mux_stream_full(MuxStream *s) {
-        if (s->rlen < MSG_HIGH_WATER)
-                return false;
-        s->want_writable = true;
-        return true;
+        return msg_full(s);
 }
 
 int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers) {

@@ -22,12 +22,15 @@ typedef struct MuxStream MuxStream;
  * is gone. On the exit server a stream that ended cleanly is closed only once its owner has
  * consumed all it was handed (or reset it, or detached with mux_stream_set_ops(s, NULL, NULL),
  * which gives up what is unconsumed). Callbacks may call mux_stream_* functions but must not
- * free the Mux. */
+ * free the Mux. sent (optional) says that n body bytes given with mux_stream_write() went into
+ * the tunnel: the owner may let its peer send as many more. It comes from inside the session's
+ * output, so it must not call mux_* functions. */
 typedef struct MuxStreamOps {
         void (*head)(MuxStream *s, HttpHead *h, void *userdata);     /* h passes to the callee */
         void (*data)(MuxStream *s, const uint8_t *p, size_t n, void *userdata);
         void (*end)(MuxStream *s, HttpHead *trailers, void *userdata); /* trailers may be NULL */
         void (*writable)(MuxStream *s, void *userdata);
+        void (*sent)(MuxStream *s, size_t n, void *userdata);
         void (*closed)(MuxStream *s, bool reset, void *userdata);
 } MuxStreamOps;
 
@@ -87,8 +90,9 @@ int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, co
 void mux_stream_set_ops(MuxStream *s, const MuxStreamOps *ops, void *userdata);
 /* Tunnel client: the response head. */
 int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t n_headers, bool end_stream);
-/* Queues body bytes (all of them). Returns 1 when the stream holds enough: stop reading until
- * the writable callback. */
+/* Queues body bytes (all of them). Returns 1 when the stream holds enough, or (exit server)
+ * when all message streams of the session together do: stop reading until the writable
+ * callback. */
 int mux_stream_write(MuxStream *s, const void *p, size_t n);
 /* Whether the stream already holds enough (then the writable callback follows). */
 bool mux_stream_full(MuxStream *s);

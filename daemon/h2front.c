@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* HTTP/2 on the public HTTPS port (ALPN "h2"), through nghttp2; see httpfront.h. Each public
  * stream becomes one request stream through the tunnel. Request bodies go into the tunnel
- * stream as they arrive; the public stream's window reopens only while the tunnel stream has
- * room. Response bodies wait in a per-stream buffer for the public side, and the tunnel
+ * stream as they arrive; the public stream's window reopens only while the tunnel stream (and
+ * the session's queue of request bodies, mux.c) has room, and the connection's window only for
+ * bytes the tunnel has taken: one connection never makes this process hold more than
+ * H2_CONN_WINDOW of request bodies. Response bodies wait in a per-stream buffer for the public side, and the tunnel
  * stream's window reopens as nghttp2 takes them; until then they count against the session's
  * buffer budget (mux.c). The limits of the HTTP/1.1 side hold here too: MaxConnections=
  * (the connection keeps the place it took in httpfront.c), IdleTimeoutSec= (only while no
@@ -22,7 +24,8 @@
 #include "log.h"
 
 #define OUT_HIGH_WATER (1024 * 1024)
-#define H2_WINDOW (1024 * 1024)
+#define H2_WINDOW (256 * 1024)            /* per stream */
+#define H2_CONN_WINDOW (1024 * 1024)      /* per connection: request bodies held, at most */
 #define H2_MAX_STREAMS 100
 
 typedef struct H2Stream H2Stream;
@@ -49,6 +52,8 @@ struct H2Stream {
         bool too_large, head_request, req_done, body_refused;
         MuxStream *tunnel;
         size_t paused;          /* request bytes not yet acknowledged to the public peer */
+        size_t in_tunnel;       /* request bytes queued in the tunnel stream, not sent yet: their
+                                 * connection window comes back as they go */
         uint64_t body_bytes;    /* request DATA so far (MaxBodyBytes=) */
         sd_event_source *timer; /* the response head must come (ResponseTimeoutSec=) */
 
@@ -95,11 +100,25 @@ static bool h2_output_waits(H2Conn *c) {
         return false;
 }
 
+/* The tunnel stream will send no more of what it queued: that connection window is free. */
+static void stream_return_window(H2Stream *st) {
+        if (st->in_tunnel > 0 && !st->c->dead) {
+                (void) nghttp2_session_consume_connection(st->c->h2, st->in_tunnel);
+                h2_kick(st->c);
+        }
+        st->in_tunnel = 0;
+}
+
+static void stream_drop_tunnel(H2Stream *st) {
+        if (st->tunnel)
+                mux_stream_reset(TAKE_PTR(st->tunnel));
+        stream_return_window(st);
+}
+
 static H2Stream *stream_free(H2Stream *st) {
         if (!st)
                 return NULL;
-        if (st->tunnel)
-                mux_stream_reset(TAKE_PTR(st->tunnel));
+        stream_drop_tunnel(st);
         sd_event_source_disable_unref(st->timer);
         LIST_REMOVE(st->c->streams, st);
         if (!st->c->dead)
@@ -282,10 +301,21 @@ static void on_tunnel_writable(MuxStream *s, void *userdata) {
         }
 }
 
+static void on_tunnel_sent(MuxStream *s, size_t n, void *userdata) {
+        H2Stream *st = userdata;
+        size_t k = MIN(n, st->in_tunnel);
+
+        /* Taken by the tunnel: the peer may send as much more on this connection. */
+        st->in_tunnel -= k;
+        (void) nghttp2_session_consume_connection(st->c->h2, k);
+        h2_kick(st->c);
+}
+
 static void on_tunnel_closed(MuxStream *s, bool reset, void *userdata) {
         H2Stream *st = userdata;
 
         st->tunnel = NULL;
+        stream_return_window(st);
         st->timer = sd_event_source_disable_unref(st->timer);
         if (!st->responded)
                 reply_error(st, 502, "The tunnel client did not answer (it refused the request or went away).");
@@ -299,6 +329,7 @@ static const MuxStreamOps tunnel_ops = {
         .data = on_tunnel_data,
         .end = on_tunnel_end,
         .writable = on_tunnel_writable,
+        .sent = on_tunnel_sent,
         .closed = on_tunnel_closed,
 };
 
@@ -311,8 +342,7 @@ static int response_timeout(sd_event_source *src, uint64_t usec, void *userdata)
         st->timer = sd_event_source_disable_unref(st->timer);
         log_debug("HTTP/2 %s: no response within %" PRIu64 " s.", c->peer, def(c)->response_timeout_usec / USEC_PER_SEC);
         /* Its place under MaxStreamsPerClient= comes free now, not when the upstream wakes. */
-        if (st->tunnel)
-                mux_stream_reset(TAKE_PTR(st->tunnel));
+        stream_drop_tunnel(st);
         reply_error(st, 504, "The upstream did not answer within %" PRIu64 " s (ResponseTimeoutSec=).",
                     def(c)->response_timeout_usec / USEC_PER_SEC);
         return 0;
@@ -324,8 +354,7 @@ static void body_too_large(H2Stream *st) {
         H2Conn *c = st->c;
 
         st->timer = sd_event_source_disable_unref(st->timer);
-        if (st->tunnel)
-                mux_stream_reset(TAKE_PTR(st->tunnel));
+        stream_drop_tunnel(st);
         if (st->responded)
                 (void) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         else
@@ -469,8 +498,8 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                          size_t len, void *user_data) {
         H2Conn *c = user_data;
         H2Stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+        int r;
 
-        (void) nghttp2_session_consume_connection(session, len);
         if (st && def(c)->max_body_bytes > 0 && !st->body_refused) {
                 st->body_bytes += len;
                 if (st->body_bytes > def(c)->max_body_bytes) {
@@ -478,11 +507,14 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                         body_too_large(st);
                 }
         }
-        if (!st || !st->tunnel) {
+        r = st && st->tunnel ? mux_stream_write(st->tunnel, data, len) : -EPIPE;
+        if (r < 0) { /* dropped */
+                (void) nghttp2_session_consume_connection(session, len);
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
         }
-        if (mux_stream_write(st->tunnel, data, len) > 0)
+        st->in_tunnel += len; /* the connection window comes back as the tunnel takes them */
+        if (r > 0)
                 st->paused += len; /* acknowledged when the tunnel stream has room */
         else
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
@@ -651,7 +683,8 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
         r = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
         nghttp2_session_callbacks_del(cbs);
         nghttp2_option_del(opt);
-        if (r != 0 || nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv)) != 0) {
+        if (r != 0 || nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv)) != 0 ||
+            nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0) {
                 h2_conn_free(c);
                 return -ENOMEM;
         }

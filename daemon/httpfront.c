@@ -830,6 +830,12 @@ static void conn_read(HttpConn *c) {
                         }
                         continue;
                 }
+                /* A body on its way into the tunnel: no read while the stream or the session's
+                 * queue of request bodies is full, or each connection would add one to it. */
+                if (c->stream && (c->upgraded || (c->busy && !c->req_done)) && mux_stream_full(c->stream)) {
+                        c->read_paused = true;
+                        break;
+                }
                 if (!tls_conn_readable(c->conn))
                         break; /* the next edge tells when there is more */
                 r = tls_conn_recv(c->conn, &p, &n);

@@ -5,10 +5,15 @@ idle limits, and HTTP/2 tricks on the HTTPS port (rapid reset, CONTINUATION and 
 floods, a zero window). Each time a good request must still be served, the daemon must stay
 within a memory bound, and the sanitizers must stay quiet."""
 
+import json
+import os
 import resource
+import select
+import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import h2.config
@@ -19,7 +24,7 @@ import h2.settings
 import hyperframe.frame
 
 from http_upstream import HttpUpstream
-from inletstest import Daemon, TunnelTest, free_port, main, rss_kib, sanitized, wait_until
+from inletstest import Daemon, TunnelTest, free_port, main, rss_kib, sanitized, sha, wait_until
 
 
 def curl(*args, timeout=20):
@@ -643,6 +648,143 @@ class Hostile(TunnelTest):
         seen = [hd.get("x-forwarded-host", "") for m, p, hd in self.up.requests]
         self.assertFalse(any("evil" in x or "@" in x for x in seen), seen)
         print(f"{len(bad)} malformed authorities answered 400 on both fronts, {len(good)} good ones served")
+
+    # Request bodies the tunnel does not take (here: the tunnel client stopped) are bounded
+    # per session, not only per stream: 200 HTTP/2 streams (two connections) and 16 HTTP/1.1
+    # connections uploading at once used to make the exit server hold a 1 MiB window plus
+    # 256 KiB queued for every HTTP/2 stream. Once the tunnel takes bytes again, every body
+    # arrives whole.
+    def test_request_bodies_bounded_per_session(self):
+        # The tunnel client stops for 6 s: the session must not be declared dead meanwhile.
+        self.start(extra_tunnel="KeepaliveSec=60\n", env={"ASAN_OPTIONS": "quarantine_size_mb=8:detect_leaks=1"})
+        self.assertTrue(self.good(https=True))
+        pid = self.srv.proc.pid
+        base = rss_kib(pid)
+        body = bytes(range(256)) * (6 << 10)  # 1.5 MiB
+        want = {"len": len(body), "sha256": sha(body)}
+        cli = self.daemons[-1]
+        os.kill(cli.proc.pid, signal.SIGSTOP)
+        try:
+            conns = [H2Uploads(self, 100, body) for _ in range(2)]
+            h1 = [H1Upload(self.http_port, body * 3) for _ in range(16)]
+            top, end = 0, time.monotonic() + 6
+            while time.monotonic() < end:
+                for u in conns:
+                    u.pump(0.1)
+                top = max(top, rss_kib(pid))
+            sent = sum(u.sent() for u in conns)
+        finally:
+            os.kill(cli.proc.pid, signal.SIGCONT)
+        grown = top - base
+        print(f"200 HTTP/2 and 16 HTTP/1.1 uploads into a stopped tunnel: {sent / 1048576:.0f} MiB sent on "
+              f"HTTP/2, server RSS +{grown / 1024:.1f} MiB")
+        self.assertLess(grown, self.rss_bound(48), "request bodies beyond the session budget were buffered")
+        end = time.monotonic() + 90
+        while time.monotonic() < end and not all(u.finished() for u in conns):
+            for u in conns:
+                u.pump(0.1)
+        for t in h1:
+            t.join(max(1, end - time.monotonic()))
+        results = [r for u in conns for r in u.results()] + [t.result for t in h1]
+        bad = [r for r in results[:200] if r != (200, want)]
+        bad += [r for r in results[200:] if r != (200, {"len": 3 * len(body), "sha256": sha(body * 3)})]
+        print(f"after the tunnel client went on: {len(results) - len(bad)} of {len(results)} bodies arrived whole")
+        self.assertEqual(bad, [])
+        for u in conns:
+            u.s.close()
+        self.assertTrue(self.good(https=True))
+
+
+class H2Uploads:
+    """n POSTs of body to /sha on one HTTP/2 connection, sent as the windows allow."""
+
+    def __init__(self, test, n, body):
+        self.s, self.c = test.h2conn()
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.body = body
+        self.off, self.status, self.data, self.ended = {}, {}, {}, set()
+        for _ in range(n):
+            sid = self.c.get_next_available_stream_id()
+            h = test.headers("/sha", "POST") + [("content-length", str(len(body)))]
+            self.c.send_headers(sid, h)
+            self.off[sid], self.data[sid] = 0, b""
+        self.s.sendall(self.c.data_to_send())
+
+    def pump(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self.finished():
+            for sid, off in self.off.items():
+                while off < len(self.body) and sid not in self.ended:
+                    n = min(self.c.local_flow_control_window(sid), self.c.max_outbound_frame_size,
+                            len(self.body) - off)
+                    if n <= 0:
+                        break
+                    self.c.send_data(sid, self.body[off:off + n], end_stream=off + n == len(self.body))
+                    off += n
+                self.off[sid] = off
+            out = self.c.data_to_send()
+            if out:
+                self.s.sendall(out)
+            if not self.s.pending() and not select.select([self.s], [], [], 0.05)[0]:
+                continue
+            raw = self.s.recv(1 << 20)
+            if not raw:
+                self.ended.update(self.off)
+                return
+            for ev in self.c.receive_data(raw):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    self.status[ev.stream_id] = int(dict(ev.headers)[":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    self.data[ev.stream_id] += ev.data
+                    self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    self.ended.add(ev.stream_id)
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    self.ended.update(self.off)
+            out = self.c.data_to_send()
+            if out:
+                self.s.sendall(out)
+
+    def sent(self):
+        return sum(self.off.values())
+
+    def finished(self):
+        return len(self.ended) == len(self.off)
+
+    def results(self):
+        out = []
+        for sid in self.off:
+            try:
+                out.append((self.status.get(sid), json.loads(self.data[sid])))
+            except ValueError:
+                out.append((self.status.get(sid), self.data[sid][:80]))
+        return out
+
+
+class H1Upload(threading.Thread):
+    """One POST of body to /sha over HTTP/1.1, on its own thread; result is (status, json)."""
+
+    def __init__(self, port, body):
+        super().__init__(daemon=True)
+        self.port, self.body, self.result = port, body, None
+        self.start()
+
+    def run(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=90) as f:
+                f.sendall(f"POST /sha HTTP/1.1\r\nHost: x.test\r\nContent-Length: {len(self.body)}\r\n"
+                          f"Connection: close\r\n\r\n".encode() + self.body)
+                got = b""
+                while True:
+                    b = f.recv(65536)
+                    if not b:
+                        break
+                    got += b
+            head, _, data = got.partition(b"\r\n\r\n")
+            self.result = (int(head.split()[1]), json.loads(data))
+        except (OSError, ValueError, IndexError) as e:
+            self.result = repr(e)
+
 
 if __name__ == "__main__":
     main()
