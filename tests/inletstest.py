@@ -15,6 +15,10 @@ import unittest
 INLETSD = os.environ.get("INLETSD", "build/daemon/inletsd")
 INLETSCTL = os.environ.get("INLETSCTL", "build/ctl/inletsctl")
 TOKEN = "test-token-0123456789abcdef"
+# Under valgrind (tools/valgrind) a daemon moving megabytes can be busy for seconds at a time:
+# 3 s keepalives would then end sessions for slowness, not silence. Tests of the keepalive
+# itself set KeepaliveSec= explicitly.
+KEEPALIVE_SEC = 15 if os.environ.get("INLETS_UNDER_VALGRIND") else 3
 
 
 def free_port(host="127.0.0.1"):
@@ -230,7 +234,7 @@ class TunnelTest(unittest.TestCase):
     def server(self, control_port=None, extra_tunnel="", extra_server="", name="server", start=True,
                args=("--no-bus",), env=None):
         self.control_port = control_port or free_port()
-        conf = (f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\nKeepaliveSec=3\n{extra_tunnel}\n"
+        conf = (f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\nKeepaliveSec={KEEPALIVE_SEC}\n{extra_tunnel}\n"
                 f"[Server]\nControlListen=127.0.0.1:{self.control_port}\nDataListen=127.0.0.1\n"
                 f"StateDirectory={self.tmp}/state\nAutoTLSSAN=127.0.0.1\n{extra_server}\n")
         d = Daemon(self.tmp, name, conf, args, env)
@@ -243,7 +247,7 @@ class TunnelTest(unittest.TestCase):
     def client(self, ports, upstream="127.0.0.1", extra_client="", extra_tunnel="", name="client",
                ca=True, url=None, token_file=None, start=True, wait=True, args=("--no-bus",), env=None):
         ca_line = f"CAFile={self.tmp}/state/ca.crt\n" if ca is True else (ca or "")
-        conf = (f"[Tunnel]\nRole=client\nTokenFile={token_file or self.token_file}\nKeepaliveSec=3\n"
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={token_file or self.token_file}\nKeepaliveSec={KEEPALIVE_SEC}\n"
                 f"{extra_tunnel}\n[Client]\nURL={url or f'wss://127.0.0.1:{self.control_port}'}\n{ca_line}"
                 f"Upstream={upstream}\nPorts={ports}\nReconnectMaxDelaySec=2\n{extra_client}\n")
         d = Daemon(self.tmp, name, conf, args, env)

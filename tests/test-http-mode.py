@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from http_upstream import HttpUpstream, pattern
-from inletstest import Daemon, TunnelTest, free_port, main, port_open, recv_all, sha, wait_until
+from inletstest import KEEPALIVE_SEC, Daemon, TunnelTest, free_port, main, port_open, recv_all, sha, wait_until
 
 
 def curl(*args, timeout=60):
@@ -37,7 +37,7 @@ class HttpMode(TunnelTest):
                     extra_server=f"HTTPListen=127.0.0.1:{self.http_port}\n{extra_server}")
         if upstreams is None:
             upstreams = [f"a.test={self.a.url()}", f"b.test={self.b.url()}"]
-        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\nKeepaliveSec=3\n{extra_tunnel}\n"
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\nKeepaliveSec={KEEPALIVE_SEC}\n{extra_tunnel}\n"
                 f"[Client]\nURL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
                 + "".join(f"Upstream={u}\n" for u in upstreams) + f"ReconnectMaxDelaySec=2\n{extra_client}\n")
         d = Daemon(self.tmp, "client", conf)

@@ -610,7 +610,7 @@ class TcpTunnel(TunnelTest):
         print(f"at the fd limit: {used:.2f} s CPU in 1.5 s (no spin), a clear log line, recovery afterwards")
 
     def test_keepalive_detects_dead_server(self):
-        self.start_pair()
+        self.start_pair(extra_tunnel="KeepaliveSec=3")
         self.srv.proc.send_signal(signal.SIGSTOP)   # alive for TCP, silent for the protocol
         t0 = time.monotonic()
         try:
