@@ -8,6 +8,8 @@
 #include <gnutls/gnutls.h>
 #include <limits.h>
 #include <netdb.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <stdarg.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
@@ -533,6 +535,14 @@ int strv_push(char ***l, size_t *n, char *value) {
         t[*n] = NULL;
         *l = t;
         return 0;
+}
+
+size_t socket_outq(int fd) {
+        int n = 0;
+
+        if (ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0)
+                return 0;
+        return (size_t) n;
 }
 
 bool strv_contains(char *const *l, size_t n, const char *s) {

@@ -102,6 +102,10 @@ char *asprintf_safe(const char *format, ...) _printf_(1, 2);
 bool string_is_safe_id(const char *s, size_t max_len);
 int strv_push(char ***l, size_t *n, char *value); /* takes ownership of value; NULL: -ENOMEM */
 bool strv_contains(char *const *l, size_t n, const char *s);
+/* Bytes the kernel still holds for the peer (sent and not acknowledged, or not sent yet):
+ * SIOCOUTQ. A send-stall check compares it across an interval, since the daemon's own writes
+ * move only when half the send buffer has drained. 0 when it cannot tell. */
+size_t socket_outq(int fd);
 
 /* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
 int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);

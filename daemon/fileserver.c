@@ -57,6 +57,7 @@ struct FsConn {
         off_t file_off;
         uint64_t file_left;
         FsTimer timer_kind;
+        size_t outq_mark;       /* socket_outq() when FS_TIMER_WRITE was armed */
         bool keep_alive, writing;
 };
 
@@ -68,6 +69,8 @@ static void set_timer(FsConn *c, FsTimer kind) {
         const Definition *d = def(c->fs);
 
         c->timer_kind = kind;
+        if (kind == FS_TIMER_WRITE)
+                c->outq_mark = socket_outq(c->fd);
         (void) sd_event_source_set_time_relative(c->timer, kind == FS_TIMER_HEAD ? d->handshake_timeout_usec
                                                                                  : d->idle_timeout_usec);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
@@ -532,7 +535,19 @@ static int conn_handler(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 static int conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        conn_free(userdata);
+        FsConn *c = userdata;
+
+        /* A download whose bytes leave the kernel's queue is moving, even when no wakeup came
+         * (one comes only once half the socket buffer drained). */
+        if (c->timer_kind == FS_TIMER_WRITE) {
+                size_t q = socket_outq(c->fd);
+                if (q < c->outq_mark) {
+                        c->outq_mark = q;
+                        set_timer(c, FS_TIMER_WRITE);
+                        return 0;
+                }
+        }
+        conn_free(c);
         return 0;
 }
 

@@ -41,6 +41,8 @@ struct H2Conn {
         char peer_ip[INET6_ADDRSTRLEN + 2];
         H2Stream *streams;
         uint64_t sent, sent_mark; /* response body bytes taken for sending; at the last check */
+        uint64_t tls_sent_mark;   /* tls_conn_sent() at the last check */
+        size_t outq_mark;         /* socket_outq() at the last check */
         bool dead, stall_check;
 };
 
@@ -86,6 +88,8 @@ static void h2_update_idle(H2Conn *c) {
                 return; /* running: its next expiry looks at progress */
         c->stall_check = check;
         c->sent_mark = c->sent;
+        c->tls_sent_mark = tls_conn_sent(c->conn);
+        c->outq_mark = socket_outq(tls_conn_fd(c->conn));
         (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
@@ -621,9 +625,16 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
 
 static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         H2Conn *c = userdata;
+        size_t outq = socket_outq(tls_conn_fd(c->conn));
+        /* Output still on its way (in our buffer or the kernel's) is not idleness, even with
+         * no stream open: closing now would cut the end of a response. */
+        bool waits = outq > 0 || h2_output_waits(c);
 
-        if (c->streams) {
-                if (c->sent != c->sent_mark || !h2_output_waits(c)) {
+        if (c->streams || waits) {
+                /* Progress: body bytes taken, bytes into the socket, or the kernel's queue
+                 * shrinking (our own writes wait until half the socket buffer drained). */
+                if (!waits || c->sent != c->sent_mark || tls_conn_sent(c->conn) != c->tls_sent_mark ||
+                    outq < c->outq_mark) {
                         c->stall_check = false;
                         h2_update_idle(c);
                         return 0;

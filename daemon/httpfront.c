@@ -68,6 +68,7 @@ struct HttpConn {
         bool handshake_done, eof, closing, lingering, dead;
         uint32_t io_events;     /* as last given to the io source */
         uint64_t sent_mark;     /* tls_conn_sent() when TIMER_SEND was last armed */
+        size_t outq_mark;       /* and socket_outq() then */
         HttpMsgParser parser;
         uint8_t *in;            /* plaintext the parser has not taken yet */
         size_t in_len;
@@ -915,10 +916,11 @@ static void conn_update(HttpConn *c) {
                 if (c->timer_kind == TIMER_NONE || on == SD_EVENT_OFF ||
                     (c->timer_kind == TIMER_SEND && tls_conn_sent(c->conn) != c->sent_mark)) {
                         c->sent_mark = tls_conn_sent(c->conn);
+                        c->outq_mark = socket_outq(tls_conn_fd(c->conn));
                         set_timer(c, TIMER_SEND);
                 }
         } else if (c->timer_kind == TIMER_SEND)
-                set_timer(c, TIMER_NONE);
+                set_timer(c, c->busy ? TIMER_NONE : TIMER_IDLE); /* drained after the exchange: idle */
 }
 
 static void conn_linger(HttpConn *c) {
@@ -1001,6 +1003,11 @@ static int conn_kick(sd_event_source *src, void *userdata) {
 static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         HttpConn *c = userdata;
 
+        /* Not idle while the last response is still on its way: closing would cut its tail. */
+        if (c->timer_kind == TIMER_IDLE && !c->lingering &&
+            (tls_conn_pending(c->conn) > 0 || socket_outq(tls_conn_fd(c->conn)) > 0))
+                c->timer_kind = TIMER_SEND;
+
         switch (c->timer_kind) {
         case TIMER_RESPONSE:
                 log_debug("HTTP %s: no response within %" PRIu64 " s.", c->peer,
@@ -1019,6 +1026,18 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                         conn_close_after(c);
                         break;
                 }
+                _fallthrough_;
+        case TIMER_SEND: {
+                /* The peer may have taken bytes out of the kernel's queue without the socket
+                 * becoming writable (an edge comes only once half the buffer drained). */
+                size_t q = socket_outq(tls_conn_fd(c->conn));
+                if (q < c->outq_mark || tls_conn_sent(c->conn) != c->sent_mark) {
+                        c->outq_mark = q;
+                        c->sent_mark = tls_conn_sent(c->conn);
+                        set_timer(c, TIMER_SEND);
+                        break;
+                }
+        }
                 _fallthrough_;
         default:
                 if (c->timer_kind == TIMER_SEND)

@@ -314,7 +314,9 @@ class FileServer(TunnelTest):
         wait_until(lambda: fs.fds() == base, 15, "the fileserver to drop a stalled reader")
         t = time.monotonic() - t0
         s.close()
-        self.assertLess(t, self.IDLE_SEC + 2, t)
+        # One interval, or two when the kernel was still filling the reader's window during
+        # the first (its queue shrank: that counts as progress).
+        self.assertLess(t, 2 * self.IDLE_SEC + 2, t)
         self.assertGreater(t, self.IDLE_SEC - 0.5, t)
         print(f"a reader that never read: dropped after {t:.1f} s (IdleTimeoutSec={self.IDLE_SEC})")
 

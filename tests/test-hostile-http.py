@@ -493,6 +493,51 @@ class Hostile(TunnelTest):
         r.close()
         print(f"a slow reader got all 32 MiB in {time.monotonic() - t:.1f} s")
 
+    def test_steady_slow_readers_are_not_cut(self):
+        """Readers that take a download steadily but slower than the socket buffer drains in
+        IdleTimeoutSec= (here 1 s) must not look stalled: our own writes wait for half the
+        kernel's send buffer to drain, the kernel's queue shrinks all the while."""
+        self.start(extra_tunnel="IdleTimeoutSec=1\n")
+        size, rate = 6 << 20, 768 << 10
+        r = socket.create_connection(("127.0.0.1", self.http_port))
+        r.sendall(f"GET /size/{size} HTTP/1.1\r\nHost: x.test\r\n\r\n".encode())
+        r.settimeout(10)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += r.recv(1)
+        n, t = 0, time.monotonic()
+        while n < size:
+            b = r.recv(16384)
+            self.assertTrue(b, f"HTTP/1.1 cut after {n} bytes, {time.monotonic() - t:.1f} s")
+            n += len(b)
+            time.sleep(len(b) / rate)
+        r.close()
+        h1 = time.monotonic() - t
+        # HTTP/2 with browser-like windows (6 MiB per stream, 15 MiB per connection).
+        s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 6 << 20})
+        c.increment_flow_control_window((15 << 20) - 65535)
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, self.headers(f"/size/{size}"), end_stream=True)
+        s.sendall(c.data_to_send())
+        n, ended, t = 0, False, time.monotonic()
+        while not ended:
+            d = s.recv(16384)
+            self.assertTrue(d, f"HTTP/2 closed after {n} bytes, {time.monotonic() - t:.1f} s")
+            for ev in c.receive_data(d):
+                if isinstance(ev, h2.events.DataReceived):
+                    n += len(ev.data)
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended = True
+                elif isinstance(ev, (h2.events.ConnectionTerminated, h2.events.StreamReset)):
+                    self.fail(f"HTTP/2 cut after {n} bytes: {ev!r}")
+            s.sendall(c.data_to_send())
+            time.sleep(len(d) / rate)
+        s.close()
+        self.assertEqual(n, size)
+        print(f"6 MiB read at 768 KiB/s with IdleTimeoutSec=1: HTTP/1.1 whole in {h1:.1f} s, "
+              f"HTTP/2 whole in {time.monotonic() - t:.1f} s")
+
     def test_h1_session_death_behind_slow_readers(self):
         """The tunnel session dies while the front still drains complete responses to slow
         readers: once they have read everything and closed, nothing of them stays."""
