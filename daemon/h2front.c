@@ -4,12 +4,13 @@
  * stream as they arrive; the public stream's window reopens only while the tunnel stream (and
  * the session's queue of request bodies, mux.c) has room, and the connection's window only for
  * bytes the tunnel has taken: one connection never makes this process hold more than
- * H2_CONN_WINDOW of request bodies. Response bodies wait in a per-stream buffer for the public side, and the tunnel
- * stream's window reopens as nghttp2 takes them; until then they count against the session's
- * buffer budget (mux.c). The limits of the HTTP/1.1 side hold here too: MaxConnections=
- * (the connection keeps the place it took in httpfront.c), IdleTimeoutSec= (only while no
- * stream is open: PING and SETTINGS are not activity), ResponseTimeoutSec= (a timer per
- * stream) and MaxBodyBytes= (DATA counted, whatever content-length said). */
+ * H2_CONN_WINDOW of request bodies. Response bodies wait in a per-stream buffer for the public
+ * side, and the tunnel stream's window reopens as nghttp2 takes them; until then they count
+ * against the session's buffer budget (mux.c). The limits of the HTTP/1.1 side hold here too:
+ * MaxConnections= (the connection keeps the place it took in httpfront.c), IdleTimeoutSec=
+ * (idle: no stream open, PING and SETTINGS are not activity; stalled: response bytes wait and
+ * none leave), ResponseTimeoutSec= (a timer per stream) and MaxBodyBytes= (DATA counted,
+ * whatever content-length said). */
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -79,8 +80,7 @@ static void h2_kick(H2Conn *c) {
  * MaxConnections= -- forever. With streams open it checks for a peer that takes none of the
  * response bytes waiting for it (a zero window, or a socket it does not read): such a peer
  * would keep its streams, their MaxStreamsPerClient= slots and their share of the session's
- * buffer budget for as long as it liked. Only body bytes leaving count as progress: PING acks
- * do not. */
+ * buffer budget for as long as it liked. h2_idle() says what counts as progress. */
 static void h2_update_idle(H2Conn *c) {
         bool check = c->streams;
 
@@ -631,10 +631,12 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         bool waits = outq > 0 || h2_output_waits(c);
 
         if (c->streams || waits) {
-                /* Progress: body bytes taken, bytes into the socket, or the kernel's queue
-                 * shrinking (our own writes wait until half the socket buffer drained). */
-                if (!waits || c->sent != c->sent_mark || tls_conn_sent(c->conn) != c->tls_sent_mark ||
-                    outq < c->outq_mark) {
+                /* Progress: response body bytes taken (not PING acks: with streams open,
+                 * bytes into the socket do not count), or the kernel's queue shrinking (our own
+                 * writes wait until half the socket buffer drained); with no stream left, the
+                 * tail of the output going into the socket. */
+                if (!waits || c->sent != c->sent_mark || outq < c->outq_mark ||
+                    (!c->streams && tls_conn_sent(c->conn) != c->tls_sent_mark)) {
                         c->stall_check = false;
                         h2_update_idle(c);
                         return 0;
