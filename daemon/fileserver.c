@@ -542,8 +542,7 @@ static int conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         if (c->timer_kind == FS_TIMER_WRITE) {
                 size_t q = socket_outq(c->fd);
                 if (q < c->outq_mark) {
-                        c->outq_mark = q;
-                        set_timer(c, FS_TIMER_WRITE);
+                        set_timer(c, FS_TIMER_WRITE); /* marks the queue anew */
                         return 0;
                 }
         }

@@ -1029,9 +1029,10 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                 _fallthrough_;
         case TIMER_SEND: {
                 /* The peer may have taken bytes out of the kernel's queue without the socket
-                 * becoming writable (an edge comes only once half the buffer drained). */
+                 * becoming writable (an edge comes only once half the buffer drained). (A head
+                 * timeout falls through here: it closes.) */
                 size_t q = socket_outq(tls_conn_fd(c->conn));
-                if (q < c->outq_mark || tls_conn_sent(c->conn) != c->sent_mark) {
+                if (c->timer_kind == TIMER_SEND && (q < c->outq_mark || tls_conn_sent(c->conn) != c->sent_mark)) {
                         c->outq_mark = q;
                         c->sent_mark = tls_conn_sent(c->conn);
                         set_timer(c, TIMER_SEND);

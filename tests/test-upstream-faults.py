@@ -17,24 +17,12 @@ CHUNK = 64 * 1024
 DECLARED = 1 << 30  # far more than is ever sent
 
 
-class CuttingUpstream:
-    """HTTP/1.1 origin on its own thread. GET /ok: "ok\\n" (keep-alive). GET /cut: a head with
-    Content-Length: DECLARED, then bytes until the tunnel client stops taking them for
-    `stall` seconds (its stream towards the exit server is full) or `limit` bytes went, then
-    close."""
+class Origin:
+    """An HTTP/1.1 origin on loopback: a thread per connection runs self._serve(sock)."""
 
-    def __init__(self, stall=1.0, limit=None):
-        self.stall = stall
-        self.limit = limit
-        self.reset = False  # close with RST (SO_LINGER 0) instead of FIN
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self.sock.getsockname()[1]
-        self.cut_done = threading.Event()
-        self.cut_sent = 0
-        self.cut_stalled = False
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -48,6 +36,26 @@ class CuttingUpstream:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class CuttingUpstream(Origin):
+    """HTTP/1.1 origin on its own thread. GET /ok: "ok\\n" (keep-alive). GET /cut: a head with
+    Content-Length: DECLARED, then bytes until the tunnel client stops taking them for
+    `stall` seconds (its stream towards the exit server is full) or `limit` bytes went, then
+    close."""
+
+    def __init__(self, stall=1.0, limit=None):
+        self.stall = stall
+        self.limit = limit
+        self.reset = False  # close with RST (SO_LINGER 0) instead of FIN
+        self.cut_done = threading.Event()
+        self.cut_sent = 0
+        self.cut_stalled = False
+        super().__init__()
 
     def _serve(self, c):
         buf = b""
@@ -96,33 +104,15 @@ class CuttingUpstream:
         c.close()
         self.cut_done.set()
 
-    def close(self):
-        self.closed = True
-        self.sock.close()
 
-
-class RecordingUpstream:
+class RecordingUpstream(Origin):
     """HTTP/1.1 origin that records every request it parses. An upgrade to "echo" is answered
     101 and then echoes raw bytes; any other request (upgrade or not) gets 200 with a 4 MiB
     body, as a server that ignores Upgrade does."""
 
     def __init__(self):
         self.requests = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, c):
         buf = b""
@@ -160,9 +150,6 @@ class RecordingUpstream:
         finally:
             c.close()
 
-    def close(self):
-        self.closed = True
-        self.sock.close()
 
 
 def read_until_closed(s, slow=False, timeout=60):
