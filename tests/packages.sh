@@ -36,7 +36,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" >"$T/install.log" 2>
 check deb-installs dpkg-query -W -f='${Status}' inletsd
 check inletsctl-version bash -c "inletsctl --version | grep -q '^inletsctl $version'"
 check inletsd-version bash -c "inletsd --version | grep -q '^inletsd $version'"
-# libcurl is dlopen()ed for ACME (common/web.c): the package depends on it, the daemon does not map it
+# libcurl is dlopen()ed for ACME (lib/web/web.c): the package depends on it, the daemon does not map it
 check daemon-links-no-libcurl bash -c "! ldd \"\$(command -v inletsd)\" | grep -q libcurl && dpkg-query -W -f='\${Depends}' inletsd | grep -q libcurl3-gnutls"
 unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
 check unit-where-systemd-looks test -f "$unitdir/inletsd@.service"

@@ -12,8 +12,6 @@
 
 #include "macro.h"
 
-#define ACME_DIRECTORY_PRODUCTION "https://acme-v02.api.letsencrypt.org/directory"
-#define ACME_DIRECTORY_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
 #define ACME_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
 
 /* Loads the ECDSA P-256 account key at path, or makes one there (0600). */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "acme.h"
 #include "conf.h"
 #include "log.h"
 

@@ -5,6 +5,10 @@
 
 #include "util.h"
 
+/* What ACMEDirectory=production|staging stand for (the ACME client itself is lib/web/acme.c). */
+#define ACME_DIRECTORY_PRODUCTION "https://acme-v02.api.letsencrypt.org/directory"
+#define ACME_DIRECTORY_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
+
 typedef enum Role {
         ROLE_SERVER,
         ROLE_CLIENT,
