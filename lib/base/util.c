@@ -647,6 +647,16 @@ int accept_shed(int fd, SocketAddress *ret_peer) {
         return -EAGAIN;
 }
 
+void accept_batch(int fd, unsigned max, accept_func_t f, void *userdata) {
+        for (unsigned i = 0; i < max; i++) {
+                SocketAddress peer;
+                int cfd = accept_shed(fd, &peer);
+
+                if (cfd < 0 || f(cfd, &peer, userdata) < 0)
+                        return;
+        }
+}
+
 void raise_fd_limit(void) {
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {

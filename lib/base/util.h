@@ -127,5 +127,11 @@ char *bus_label_unescape(const char *s);
  * connection off the queue with a spare descriptor and closes it: epoll would otherwise
  * report the same connection forever. raise_fd_limit() sets the spare up. */
 int accept_shed(int fd, SocketAddress *ret_peer);
+/* The body of every listening socket's handler: takes up to max connections off fd's queue
+ * (accept_shed()) and hands each to f, which owns cfd from then on (it closes it when it
+ * refuses it). Stops early when f returns < 0 (out of memory: let the loop breathe). Bounding
+ * the batch keeps one busy port from starving the rest of the event loop. */
+typedef int (*accept_func_t)(int cfd, const SocketAddress *peer, void *userdata);
+void accept_batch(int fd, unsigned max, accept_func_t f, void *userdata);
 /* Raises the soft RLIMIT_NOFILE to the hard one (we use epoll, never select()). */
 void raise_fd_limit(void);
