@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* stderr logger with syslog priority prefixes and a small rate limiter. */
+/* stderr logger with syslog priority prefixes, or the journal with per-connection fields.
+ * Built on macro.h alone: every other helper may log, so this file must not need them. */
 
+#include <assert.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
-#include <time.h>
 
 #include "log.h"
-#include "util.h"
+#include "macro.h"
 
 int log_max_level = LOG_INFO;
 static const char *log_prefix = NULL;
@@ -73,6 +74,8 @@ int log_conn(int level, const char *client_id, const char *remote, unsigned port
         va_list ap;
         int saved = errno;
 
+        assert(format);
+
         if (level > log_max_level)
                 return 0;
         va_start(ap, format);
@@ -86,6 +89,9 @@ int log_conn(int level, const char *client_id, const char *remote, unsigned port
 int log_parse_level(const char *s) {
         static const char *const names[] = { "emerg", "alert", "crit", "err",
                                              "warning", "notice", "info", "debug" };
+
+        assert(s);
+
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (strcaseeq(s, names[i]))
                         return (int) i;
@@ -99,6 +105,8 @@ int log_internal(int level, int error, const char *format, ...) {
         va_list ap;
         int saved = errno;
 
+        assert(format);
+
         error = abs(error);
         errno = error; /* for %m */
         va_start(ap, format);
@@ -108,22 +116,4 @@ int log_internal(int level, int error, const char *format, ...) {
 
         errno = saved;
         return -error;
-}
-
-bool ratelimit_below(RateLimit *rl) {
-        uint64_t ts = now_usec();
-
-        if (rl->begin == 0 || ts - rl->begin > rl->interval_usec) {
-                if (rl->suppressed > 0)
-                        log_warning("(%u similar messages suppressed)", rl->suppressed);
-                rl->begin = ts;
-                rl->num = 0;
-                rl->suppressed = 0;
-        }
-        if (rl->num < rl->burst) {
-                rl->num++;
-                return true;
-        }
-        rl->suppressed++;
-        return false;
 }

@@ -39,10 +39,3 @@ int log_conn(int level, const char *client_id, const char *remote, unsigned port
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 #define log_oom() log_error_errno(ENOMEM, "Out of memory.")
 
-/* At most `burst` messages per `interval_usec`; the rest are counted and reported later. */
-typedef struct RateLimit {
-        uint64_t interval_usec, begin;
-        unsigned burst, num, suppressed;
-} RateLimit;
-
-bool ratelimit_below(RateLimit *rl);
