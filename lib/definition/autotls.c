@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Auto-TLS certificate authority; see autotls.h. ECDSA P-256 keys, SHA-256 signatures. */
+/* Auto-TLS certificate authority; see autotls.h. The policy only: which files, names and
+ * lifetimes, and when to renew; the X.509 work itself is lib/wire/x509.c. */
 
-#include <arpa/inet.h>
-#include <gnutls/abstract.h>
-#include <gnutls/x509.h>
+#include <assert.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -13,345 +12,100 @@
 #include "tls.h"
 #include "util.h"
 
-gnutls_x509_crt_t x509_crt_free(gnutls_x509_crt_t c) {
-        gnutls_x509_crt_deinit(c);
-        return NULL;
-}
-gnutls_x509_privkey_t x509_key_free(gnutls_x509_privkey_t k) {
-        gnutls_x509_privkey_deinit(k);
-        return NULL;
-}
-
-
-int x509_load_crt(const char *path, gnutls_x509_crt_t *ret) {
-        _cleanup_free_ char *pem = NULL;
-        gnutls_datum_t d;
-        gnutls_x509_crt_t c;
-        size_t n;
-        int r;
-
-        r = read_full_file(path, 1024 * 1024, &pem, &n);
-        if (r < 0)
-                return r;
-        d = (gnutls_datum_t) { (unsigned char *) pem, (unsigned) n };
-        if (gnutls_x509_crt_init(&c) < 0)
-                return -ENOMEM;
-        if (gnutls_x509_crt_import(c, &d, GNUTLS_X509_FMT_PEM) < 0) {
-                gnutls_x509_crt_deinit(c);
-                return -EBADMSG;
-        }
-        *ret = c;
-        return 0;
-}
-
-int x509_load_key(const char *path, gnutls_x509_privkey_t *ret) {
-        _cleanup_(erase_and_freep) char *pem = NULL;
-        gnutls_datum_t d;
-        gnutls_x509_privkey_t k;
-        size_t n;
-        int r;
-
-        r = read_full_file(path, 1024 * 1024, &pem, &n);
-        if (r < 0)
-                return r;
-        d = (gnutls_datum_t) { (unsigned char *) pem, (unsigned) n };
-        if (gnutls_x509_privkey_init(&k) < 0)
-                return -ENOMEM;
-        if (gnutls_x509_privkey_import(k, &d, GNUTLS_X509_FMT_PEM) < 0) {
-                gnutls_x509_privkey_deinit(k);
-                return -EBADMSG;
-        }
-        *ret = k;
-        return 0;
-}
-
-int x509_export_pem(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, char **ret) {
-        gnutls_datum_t d = {};
-        char *s;
-
-        if ((crt ? gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)
-                 : gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d)) < 0)
-                return -EIO;
-        s = strndup((const char *) d.data, d.size);
-        if (!crt)
-                explicit_bzero(d.data, d.size);
-        gnutls_free(d.data);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-int x509_save_pem(const char *path, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
-        _cleanup_(erase_and_freep) char *pem = NULL;
-        int r;
-
-        r = x509_export_pem(crt, key, &pem);
-        if (r < 0)
-                return r;
-        return write_file_atomic(path, pem, strlen(pem), crt ? 0644 : 0600);
-}
-
-int x509_new_key(gnutls_x509_privkey_t *ret) {
-        gnutls_x509_privkey_t k;
-        if (gnutls_x509_privkey_init(&k) < 0)
-                return -ENOMEM;
-        if (gnutls_x509_privkey_generate(k, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
-                                         0) < 0) {
-                gnutls_x509_privkey_deinit(k);
-                return -EIO;
-        }
-        *ret = k;
-        return 0;
-}
-
-static int sign(gnutls_x509_crt_t crt, gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key) {
-        gnutls_privkey_t pk;
-        int r;
-
-        if (gnutls_privkey_init(&pk) < 0)
-                return -ENOMEM;
-        r = gnutls_privkey_import_x509(pk, issuer_key, 0);
-        if (r >= 0)
-                r = gnutls_x509_crt_privkey_sign(crt, issuer, pk, GNUTLS_DIG_SHA256, 0);
-        gnutls_privkey_deinit(pk);
-        return r < 0 ? -EIO : 0;
-}
-
-static int new_crt(gnutls_x509_privkey_t key, const char *cn, unsigned days, gnutls_x509_crt_t *ret) {
-        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
-        uint8_t serial[16];
-        time_t now = time(NULL);
-
-        if (gnutls_x509_crt_init(&c) < 0)
-                return -ENOMEM;
-        if (random_bytes(serial, sizeof(serial)) < 0)
-                return -EIO;
-        serial[0] &= 0x7f; /* positive */
-        if (gnutls_x509_crt_set_version(c, 3) < 0 || gnutls_x509_crt_set_serial(c, serial, sizeof(serial)) < 0 ||
-            gnutls_x509_crt_set_activation_time(c, now - 3600) < 0 ||
-            gnutls_x509_crt_set_expiration_time(c, now + (time_t) days * 86400) < 0 ||
-            gnutls_x509_crt_set_dn_by_oid(c, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn)) < 0 ||
-            gnutls_x509_crt_set_key(c, key) < 0)
-                return -EIO;
-        *ret = TAKE_PTR(c);
-        return 0;
-}
-
 int x509_new_ca(gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
-        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
-        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
-        uint8_t id[64];
-        size_t idlen = sizeof(id);
-        int r;
+        return x509_make_ca("inletsd auto-TLS CA", AUTOTLS_CA_DAYS, ret_crt, ret_key);
+}
 
-        r = x509_new_key(&k);
-        if (r < 0)
-                return r;
-        r = new_crt(k, "inletsd auto-TLS CA", AUTOTLS_CA_DAYS, &c);
-        if (r < 0)
-                return r;
-        if (gnutls_x509_crt_set_basic_constraints(c, 1, 0) < 0 ||
-            gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN) < 0 ||
-            gnutls_x509_crt_get_key_id(c, GNUTLS_KEYID_USE_SHA1, id, &idlen) < 0 ||
-            gnutls_x509_crt_set_subject_key_id(c, id, idlen) < 0)
-                return -EIO;
-        r = sign(c, c, k);
-        if (r < 0)
-                return r;
-        *ret_crt = TAKE_PTR(c);
-        *ret_key = TAKE_PTR(k);
+/* The state directory and its parents: a foreground run as root may be the first user of
+ * /var/lib/inlets. */
+static int make_state_directory(const char *dir, char **ret_error) {
+        _cleanup_free_ char *p = strdup(dir);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; (s = strchr(s, '/')); s++) {
+                *s = 0;
+                (void) mkdir(p, 0755);
+                *s = '/';
+        }
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return errorf(ret_error, -errno, "Failed to create state directory %s: %m", dir);
         return 0;
 }
 
-static int make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
+/* ca.crt + ca.key from dir, or a new CA saved there (then *ret_new is set). */
+static int load_or_make_ca(const char *dir, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key,
+                           bool *ret_new, char **ret_error) {
         _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
         _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
         _cleanup_free_ char *pc = NULL, *pk = NULL;
         int r;
 
-        r = x509_new_ca(&c, &k);
-        if (r < 0)
-                return r;
         if (asprintf(&pc, "%s/ca.crt", dir) < 0 || asprintf(&pk, "%s/ca.key", dir) < 0)
                 return -ENOMEM;
-        r = x509_save_pem(pk, NULL, k);
-        if (r < 0)
-                return r;
-        r = x509_save_pem(pc, c, NULL);
-        if (r < 0)
-                return r;
+        *ret_new = false;
+        if (x509_load_crt(pc, &c) < 0 || x509_load_key(pk, &k) < 0) {
+                c = x509_crt_free(c);
+                k = x509_key_free(k);
+                r = x509_new_ca(&c, &k);
+                if (r >= 0)
+                        r = x509_save_pair(dir, "ca", c, k);
+                if (r < 0)
+                        return errorf(ret_error, r, "Failed to create the auto-TLS CA in %s: %s", dir,
+                                      strerror(-r));
+                log_info("Generated a new auto-TLS CA in %s/ca.crt.", dir);
+                *ret_new = true;
+        }
         *ret_crt = TAKE_PTR(c);
         *ret_key = TAKE_PTR(k);
         return 0;
 }
 
-static int add_san(gnutls_x509_crt_t c, const char *san) {
-        uint8_t ip[16];
-        if (inet_pton(AF_INET, san, ip) == 1)
-                return gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, ip, 4, GNUTLS_FSAN_APPEND);
-        if (inet_pton(AF_INET6, san, ip) == 1)
-                return gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, ip, 16, GNUTLS_FSAN_APPEND);
-        return gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, san, strlen(san), GNUTLS_FSAN_APPEND);
-}
+/* Whether server.crt/server.key in dir can stay: present, for these names, far from expiry,
+ * issued by ca. */
+static bool server_is_current(const char *dir, gnutls_x509_crt_t ca, char *const *sans, size_t n_sans) {
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t srv = NULL;
+        _cleanup_free_ char *pc = NULL, *pk = NULL;
+        unsigned status = 0;
 
-int x509_issue_server(gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans, size_t n_sans,
-                      unsigned days, gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
-        _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
-        _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
-        uint8_t id[64];
-        size_t idlen = sizeof(id);
-        int r;
-
-        r = x509_new_key(&k);
-        if (r < 0)
-                return r;
-        r = new_crt(k, n_sans > 0 ? sans[0] : "inletsd", days, &c);
-        if (r < 0)
-                return r;
-        if (gnutls_x509_crt_set_basic_constraints(c, 0, -1) < 0 ||
-            gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
-            gnutls_x509_crt_set_key_purpose_oid(c, GNUTLS_KP_TLS_WWW_SERVER, 0) < 0 ||
-            gnutls_x509_crt_get_subject_key_id(ca, id, &idlen, NULL) < 0 ||
-            gnutls_x509_crt_set_authority_key_id(c, id, idlen) < 0)
-                return -EIO;
-        for (size_t i = 0; i < n_sans; i++)
-                if (add_san(c, sans[i]) < 0)
-                        return -EINVAL;
-        r = sign(c, ca, ca_key);
-        if (r < 0)
-                return r;
-        *ret_crt = TAKE_PTR(c);
-        *ret_key = TAKE_PTR(k);
-        return 0;
+        if (asprintf(&pc, "%s/server.crt", dir) < 0 || asprintf(&pk, "%s/server.key", dir) < 0)
+                return false;
+        if (x509_load_crt(pc, &srv) < 0 || access(pk, R_OK) < 0)
+                return false;
+        if (!x509_crt_names_match(srv, sans, n_sans)) {
+                log_info("AutoTLSSAN= changed: issuing a new server certificate.");
+                return false;
+        }
+        if (gnutls_x509_crt_get_expiration_time(srv) < time(NULL) + AUTOTLS_RENEW_DAYS * 86400) {
+                log_info("Server certificate expires within %d days: issuing a new one.", AUTOTLS_RENEW_DAYS);
+                return false;
+        }
+        return gnutls_x509_crt_verify(srv, &ca, 1, 0, &status) >= 0 && status == 0;
 }
 
 static int make_server(const char *dir, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, char *const *sans,
                        size_t n_sans) {
         _cleanup_(x509_crt_freep) gnutls_x509_crt_t c = NULL;
         _cleanup_(x509_key_freep) gnutls_x509_privkey_t k = NULL;
-        _cleanup_free_ char *pc = NULL, *pk = NULL;
         int r;
 
         r = x509_issue_server(ca, ca_key, sans, n_sans, AUTOTLS_SERVER_DAYS, &c, &k);
         if (r < 0)
                 return r;
-        if (asprintf(&pc, "%s/server.crt", dir) < 0 || asprintf(&pk, "%s/server.key", dir) < 0)
-                return -ENOMEM;
-        r = x509_save_pem(pk, NULL, k);
-        if (r < 0)
-                return r;
-        return x509_save_pem(pc, c, NULL);
+        return x509_save_pair(dir, "server", c, k);
 }
 
-/* Whether crt names exactly the SANs asked for, in any order. */
-bool x509_crt_names_match(gnutls_x509_crt_t crt, char *const *sans, size_t n_sans) {
-        size_t n = 0;
-
-        for (unsigned seq = 0;; seq++) {
-                char buf[256];
-                size_t size = sizeof(buf) - 1;
-                bool found = false;
-                int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, buf, &size, NULL);
-
-                if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-                        break;
-                if (type < 0)
-                        return false;
-                buf[size] = 0;
-                for (size_t i = 0; i < n_sans && !found; i++) {
-                        uint8_t ip[16];
-                        if (type == GNUTLS_SAN_IPADDRESS) {
-                                if ((size == 4 && inet_pton(AF_INET, sans[i], ip) == 1 && memcmp(ip, buf, 4) == 0) ||
-                                    (size == 16 && inet_pton(AF_INET6, sans[i], ip) == 1 && memcmp(ip, buf, 16) == 0))
-                                        found = true;
-                        } else if (type == GNUTLS_SAN_DNSNAME && strcasecmp(buf, sans[i]) == 0)
-                                found = true;
-                }
-                if (!found)
-                        return false;
-                n++;
-        }
-        return n == n_sans;
-}
-
-int x509_fingerprint(gnutls_x509_crt_t crt, char **ret) {
-        gnutls_datum_t der = {};
-        uint8_t fp[32];
-        _cleanup_free_ char *hex = NULL;
-        int r;
-
-        if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0)
-                return -EIO;
-        r = tls_cert_fingerprint(&der, fp);
-        gnutls_free(der.data);
-        if (r < 0)
-                return r;
-        hex = hexmem(fp, sizeof(fp));
-        if (!hex || asprintf(ret, "sha256:%s", hex) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
-int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_certificate_credentials_t *ret,
-                  char **ret_ca_fingerprint, char **ret_error) {
-        _cleanup_(x509_crt_freep) gnutls_x509_crt_t ca = NULL, srv = NULL;
-        _cleanup_(x509_key_freep) gnutls_x509_privkey_t ca_key = NULL;
-        _cleanup_free_ char *pca = NULL, *pcakey = NULL, *psrv = NULL, *psrvkey = NULL, *chain = NULL,
-                            *srv_pem = NULL, *ca_pem = NULL, *fp = NULL;
+/* Credentials from the files in dir, serving the chain server.crt + ca.crt. */
+static int load_credentials(const char *dir, gnutls_certificate_credentials_t *ret, char **ret_error) {
+        _cleanup_free_ char *pca = NULL, *psrv = NULL, *psrvkey = NULL, *chain = NULL, *srv_pem = NULL,
+                            *ca_pem = NULL;
         _cleanup_(erase_and_freep) char *key_pem = NULL;
-        bool regen_server = false;
         size_t ns, nc, nk;
         int r;
 
-        {
-                /* Parents too: a foreground run as root may be the first user of /var/lib/inlets. */
-                _cleanup_free_ char *p = strdup(dir);
-                if (!p)
-                        return -ENOMEM;
-                for (char *s = p + 1; (s = strchr(s, '/')); s++) {
-                        *s = 0;
-                        (void) mkdir(p, 0755);
-                        *s = '/';
-                }
-                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                        return errorf(ret_error, -errno, "Failed to create state directory %s: %m", dir);
-        }
-        if (asprintf(&pca, "%s/ca.crt", dir) < 0 || asprintf(&pcakey, "%s/ca.key", dir) < 0 ||
-            asprintf(&psrv, "%s/server.crt", dir) < 0 || asprintf(&psrvkey, "%s/server.key", dir) < 0)
+        if (asprintf(&pca, "%s/ca.crt", dir) < 0 || asprintf(&psrv, "%s/server.crt", dir) < 0 ||
+            asprintf(&psrvkey, "%s/server.key", dir) < 0)
                 return -ENOMEM;
-
-        if (x509_load_crt(pca, &ca) < 0 || x509_load_key(pcakey, &ca_key) < 0) {
-                ca = x509_crt_free(ca);
-                ca_key = x509_key_free(ca_key);
-                r = make_ca(dir, &ca, &ca_key);
-                if (r < 0)
-                        return errorf(ret_error, r, "Failed to create the auto-TLS CA in %s: %s", dir, strerror(-r));
-                log_info("Generated a new auto-TLS CA in %s/ca.crt.", dir);
-                regen_server = true;
-        }
-
-        if (!regen_server) {
-                unsigned status = 0;
-                if (x509_load_crt(psrv, &srv) < 0 || access(psrvkey, R_OK) < 0)
-                        regen_server = true;
-                else if (!x509_crt_names_match(srv, sans, n_sans)) {
-                        log_info("AutoTLSSAN= changed: issuing a new server certificate.");
-                        regen_server = true;
-                } else if (gnutls_x509_crt_get_expiration_time(srv) < time(NULL) + AUTOTLS_RENEW_DAYS * 86400) {
-                        log_info("Server certificate expires within %d days: issuing a new one.", AUTOTLS_RENEW_DAYS);
-                        regen_server = true;
-                } else if (gnutls_x509_crt_verify(srv, &ca, 1, 0, &status) < 0 || status != 0)
-                        regen_server = true;
-                srv = x509_crt_free(srv);
-        }
-        if (regen_server) {
-                r = make_server(dir, ca, ca_key, sans, n_sans);
-                if (r < 0)
-                        return errorf(ret_error, r, "Failed to issue the auto-TLS server certificate in %s: %s", dir,
-                                    strerror(-r));
-        }
-
         r = read_full_file(psrv, 1024 * 1024, &srv_pem, &ns);
         if (r >= 0)
                 r = read_full_file(pca, 1024 * 1024, &ca_pem, &nc);
@@ -362,7 +116,35 @@ int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_cert
         /* Serve the chain, so a client can pin the CA and survive server certificate renewal. */
         if (asprintf(&chain, "%s%s", srv_pem, ca_pem) < 0)
                 return -ENOMEM;
-        r = tls_server_credentials(chain, strlen(chain), key_pem, nk, ret, ret_error);
+        return tls_server_credentials(chain, strlen(chain), key_pem, nk, ret, ret_error);
+}
+
+int autotls_setup(const char *dir, char *const *sans, size_t n_sans, gnutls_certificate_credentials_t *ret,
+                  char **ret_ca_fingerprint, char **ret_error) {
+        _cleanup_(x509_crt_freep) gnutls_x509_crt_t ca = NULL;
+        _cleanup_(x509_key_freep) gnutls_x509_privkey_t ca_key = NULL;
+        _cleanup_free_ char *fp = NULL;
+        bool new_ca;
+        int r;
+
+        assert(dir);
+        assert(sans || n_sans == 0);
+        assert(ret);
+        assert(ret_ca_fingerprint);
+
+        r = make_state_directory(dir, ret_error);
+        if (r < 0)
+                return r;
+        r = load_or_make_ca(dir, &ca, &ca_key, &new_ca, ret_error);
+        if (r < 0)
+                return r;
+        if (new_ca || !server_is_current(dir, ca, sans, n_sans)) {
+                r = make_server(dir, ca, ca_key, sans, n_sans);
+                if (r < 0)
+                        return errorf(ret_error, r, "Failed to issue the auto-TLS server certificate in %s: %s", dir,
+                                    strerror(-r));
+        }
+        r = load_credentials(dir, ret, ret_error);
         if (r < 0)
                 return r;
         r = x509_fingerprint(ca, &fp);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* A tunnel definition: the systemd-style INI file /etc/inlets.d/NAME.conf parsed into one
- * structure. The daemon, inletsctl check and the inlets-style command lines all produce it. */
+ * structure. The daemon, inletsctl check and the inlets-style command lines all produce it.
+ * Files: ini.c (the INI reader), conf-keys.c (the key table), conf-check.c (defaults and checks
+ * per role), conf-token.c (the token), conf-url.c (URL= and Upstream=), conf.c (loading). */
 #pragma once
 
+#include "conf-url.h"
+#include "string-table.h"
 #include "util.h"
 
 /* What ACMEDirectory=production|staging stand for (the ACME client itself is lib/web/acme.c). */
@@ -102,36 +106,11 @@ typedef struct Definition {
         int allow_hidden;    /* serve and list names starting with '.' */
 } Definition;
 
-/* One HTTP-mode Upstream= line: [HOST=]http(s)://HOST[:PORT][/PREFIX]. */
-typedef struct HttpUpstream {
-        char *match;      /* the public host name it serves (lower case); NULL: any other */
-        bool tls;
-        char *host;       /* to dial */
-        uint16_t port;
-        char *authority;  /* the Host: the upstream sees */
-        char *prefix;     /* path prefix without a trailing slash; "" for none */
-} HttpUpstream;
-
-int http_upstream_parse(const char *s, HttpUpstream *ret);
-void http_upstream_done(HttpUpstream *u);
-/* Host name syntax for Upstream= and X-Inlets-Hosts: letters, digits, '-', '.'. */
-bool hostname_is_valid(const char *s);
-
-/* A parsed wss:// or ws:// URL. */
-typedef struct TunnelURL {
-        bool tls;
-        char *host;
-        uint16_t port;
-        char *path;
-} TunnelURL;
-
 Definition *definition_free(Definition *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Definition *, definition_free);
 
-const char *role_to_string(Role r);
-Role role_from_string(const char *s);
-const char *mode_to_string(Mode m);
-Mode mode_from_string(const char *s);
+DECLARE_STRING_TABLE_LOOKUP(role, Role);
+DECLARE_STRING_TABLE_LOOKUP(mode, Mode);
 
 /* Parses PATH and its drop-ins PATH.d/ *.conf, then checks the result and loads the token.
  * On failure returns -errno and, if ret_error is set, a message naming file:line. Warnings
@@ -149,8 +128,5 @@ Definition *definition_new(const char *name, const char *path);
 int definition_finish(Definition *d, char **ret_error);
 /* The same without the token (to write a definition out, or for the generator). */
 int definition_finish_no_token(Definition *d, char **ret_error);
-
-int tunnel_url_parse(const char *s, TunnelURL *ret);
-void tunnel_url_done(TunnelURL *u);
 
 bool definition_port_allowed(const Definition *d, uint16_t port);

@@ -2,17 +2,11 @@
 /* inlets-style command lines; see inlets-args.h. Defaults are inlets PRO's: control port 8123,
  * HTTP data port 8000, fileserver port 8080, auto-TLS on. */
 
+#include <assert.h>
 #include <getopt.h>
 #include <stdio.h>
 
 #include "inlets-args.h"
-
-enum {
-        OPT_AUTO_TLS = 0x100, OPT_AUTO_TLS_SAN, OPT_TOKEN, OPT_TOKEN_FILE, OPT_CONTROL_PORT, OPT_CONTROL_ADDR,
-        OPT_PORT, OPT_DATA_ADDR, OPT_URL, OPT_UPSTREAM, OPT_PORTS, OPT_WEBROOT, OPT_ALLOW_BROWSING,
-        OPT_GENERATE, OPT_TLS_CA, OPT_FINGERPRINT, OPT_ALLOW_PORTS, OPT_CLIENT_ID, OPT_TLS_CERT, OPT_TLS_KEY,
-        OPT_BASIC_AUTH, OPT_LE_DOMAIN, OPT_LE_EMAIL, OPT_LE_ISSUER,
-};
 
 bool inlets_args_is_mode(const char *word) {
         return word && (streq(word, "tcp") || streq(word, "http"));
@@ -71,41 +65,159 @@ static int set_key(Definition *d, const char *section, const char *key, const ch
         return r;
 }
 
+static int port_arg(const char *flag, const char *v, uint16_t *ret, char **ret_error) {
+        int r = parse_port(v, ret);
+        if (r < 0)
+                return errorf(ret_error, r, "%s: expected a port, got '%s'", flag, v);
+        return 0;
+}
+
+typedef enum FlagKind {
+        FLAG_KEY,      /* the value is the key's */
+        FLAG_BOOL,     /* --flag[=BOOL]: the key gets yes or no */
+        FLAG_CUSTOM,   /* handled in inlets_args_parse() */
+} FlagKind;
+
+/* inlets PRO's flags, and the definition key each one sets. */
+static const struct Flag {
+        const char *name;
+        FlagKind kind;
+        const char *section, *key;
+} flags[] = {
+        { "auto-tls", FLAG_BOOL, "Server", "AutoTLS" },
+        { "auto-tls-san", FLAG_KEY, "Server", "AutoTLSSAN" },
+        { "token", FLAG_CUSTOM, "Tunnel", "Token" },
+        { "token-file", FLAG_CUSTOM, "Tunnel", "TokenFile" },
+        { "control-port", FLAG_CUSTOM },
+        { "control-addr", FLAG_CUSTOM },
+        { "port", FLAG_CUSTOM },
+        { "data-addr", FLAG_KEY, "Server", "DataListen" },
+        { "url", FLAG_KEY, "Client", "URL" },
+        { "upstream", FLAG_KEY, "Client", "Upstream" },
+        { "ports", FLAG_CUSTOM },
+        { "webroot", FLAG_KEY, "FileServer", "Webroot" },
+        { "allow-browsing", FLAG_BOOL, "FileServer", "AllowBrowsing" },
+        { "basic-auth", FLAG_BOOL, "FileServer", "BasicAuth" },
+        { "generate", FLAG_CUSTOM },
+        { "tls-ca", FLAG_KEY, "Client", "CAFile" },
+        { "fingerprint", FLAG_KEY, "Client", "ServerFingerprint" },
+        { "allow-ports", FLAG_KEY, "Server", "AllowPorts" },
+        { "client-id", FLAG_KEY, "Client", "ClientID" },
+        { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
+        { "tls-key", FLAG_KEY, "Server", "KeyFile" },
+        { "letsencrypt-domain", FLAG_KEY, "Server", "ACMEDomain" },
+        { "letsencrypt-email", FLAG_KEY, "Server", "ACMEEmail" },
+        { "letsencrypt-issuer", FLAG_CUSTOM, "Server", "ACMEDirectory" },
+};
+
+/* What getopt_long() returns for flags[i]; below it, getopt's own '?' and ':'. */
+#define FLAG_VAL 0x100
+
+/* Per-parse state the flags without a key of their own write. */
+typedef struct ArgsState {
+        InletsArgs args;
+        const char *control_addr;
+        uint16_t control_port, port;
+} ArgsState;
+
+static void args_state_done(ArgsState *st) {
+        inlets_args_done(&st->args);
+}
+
+static int set_flag(Definition *d, const struct Flag *f, const char *value, char **ret_error) {
+        _cleanup_free_ char *flag = NULL;
+
+        if (asprintf(&flag, "--%s", f->name) < 0)
+                return -ENOMEM;
+        return set_key(d, f->section, f->key, value, flag, ret_error);
+}
+
+/* The flags FLAG_CUSTOM marks. */
+static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const char *v, char **ret_error) {
+        if (streq(f->name, "token"))
+                st->args.token_inline = true;
+        else if (streq(f->name, "token-file")) {
+                free(st->args.token_file);
+                st->args.token_file = strdup(v);
+        } else if (streq(f->name, "control-port"))
+                return port_arg("--control-port", v, &st->control_port, ret_error);
+        else if (streq(f->name, "control-addr")) {
+                st->control_addr = v;
+                return 0;
+        } else if (streq(f->name, "port"))
+                return port_arg("--port", v, &st->port, ret_error);
+        else if (streq(f->name, "ports"))
+                return add_ports(d, v, ret_error);
+        else if (streq(f->name, "generate")) {
+                if (streq(v, "config"))
+                        st->args.generate = GENERATE_CONFIG;
+                else if (streq(v, "systemd"))
+                        st->args.generate = GENERATE_SYSTEMD;
+                else
+                        return errorf(ret_error, -EINVAL, "--generate: expected config or systemd, got '%s'",
+                                      v);
+                return 0;
+        } else if (streq(f->name, "letsencrypt-issuer") && streq(v, "prod")) /* inlets: prod or staging */
+                v = "production";
+        return set_flag(d, f, v, ret_error);
+}
+
+/* One flag getopt_long() returned (c) with its argument v. */
+static int apply_flag(Definition *d, ArgsState *st, int c, const char *v, const char *arg,
+                      char **ret_error) {
+        const struct Flag *f;
+        int b, r;
+
+        if (c < FLAG_VAL || c - FLAG_VAL >= (int) ELEMENTSOF(flags))
+                return errorf(ret_error, -EINVAL, "unknown or incomplete option '%s'", arg);
+        f = &flags[c - FLAG_VAL];
+        switch (f->kind) {
+        case FLAG_KEY:
+                return set_flag(d, f, v, ret_error);
+        case FLAG_BOOL:
+                r = boolarg(v, &b);
+                if (r < 0)
+                        return r;
+                return set_flag(d, f, b ? "yes" : "no", ret_error);
+        default:
+                return custom_flag(d, st, f, v, ret_error);
+        }
+}
+
+/* --control-port/--control-addr and --port are two halves of one address each. */
+static int set_listen_addresses(Definition *d, const char *role, const ArgsState *st, char **ret_error) {
+        char port_s[16];
+        int r = 0;
+
+        if (streq(role, "server")) {
+                _cleanup_free_ char *addr = NULL;
+                const char *ca = st->control_addr;
+                if (asprintf(&addr, "%s%s%s:%u", ca && strchr(ca, ':') ? "[" : "", ca ?: "0.0.0.0",
+                             ca && strchr(ca, ':') ? "]" : "", st->control_port) < 0)
+                        return -ENOMEM;
+                r = set_key(d, "Server", "ControlListen", addr, "--control-addr", ret_error);
+                if (r >= 0 && st->port) {
+                        snprintf(port_s, sizeof(port_s), "0.0.0.0:%u", st->port);
+                        r = set_key(d, "Server", "HTTPListen", port_s, "--port", ret_error);
+                }
+        } else if (streq(role, "fileserver")) {
+                snprintf(port_s, sizeof(port_s), "127.0.0.1:%u", st->port ?: DEFAULT_FILESERVER_PORT);
+                r = set_key(d, "FileServer", "Listen", port_s, "--port", ret_error);
+        }
+        return r;
+}
+
 int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret, InletsArgs *ret_args,
                       char **ret_error) {
-        static const struct option options[] = {
-                { "auto-tls", optional_argument, NULL, OPT_AUTO_TLS },
-                { "auto-tls-san", required_argument, NULL, OPT_AUTO_TLS_SAN },
-                { "token", required_argument, NULL, OPT_TOKEN },
-                { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
-                { "control-port", required_argument, NULL, OPT_CONTROL_PORT },
-                { "control-addr", required_argument, NULL, OPT_CONTROL_ADDR },
-                { "port", required_argument, NULL, OPT_PORT },
-                { "data-addr", required_argument, NULL, OPT_DATA_ADDR },
-                { "url", required_argument, NULL, OPT_URL },
-                { "upstream", required_argument, NULL, OPT_UPSTREAM },
-                { "ports", required_argument, NULL, OPT_PORTS },
-                { "webroot", required_argument, NULL, OPT_WEBROOT },
-                { "allow-browsing", optional_argument, NULL, OPT_ALLOW_BROWSING },
-                { "basic-auth", optional_argument, NULL, OPT_BASIC_AUTH },
-                { "generate", required_argument, NULL, OPT_GENERATE },
-                { "tls-ca", required_argument, NULL, OPT_TLS_CA },
-                { "fingerprint", required_argument, NULL, OPT_FINGERPRINT },
-                { "allow-ports", required_argument, NULL, OPT_ALLOW_PORTS },
-                { "client-id", required_argument, NULL, OPT_CLIENT_ID },
-                { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-                { "tls-key", required_argument, NULL, OPT_TLS_KEY },
-                { "letsencrypt-domain", required_argument, NULL, OPT_LE_DOMAIN },
-                { "letsencrypt-email", required_argument, NULL, OPT_LE_EMAIL },
-                { "letsencrypt-issuer", required_argument, NULL, OPT_LE_ISSUER },
-                {}
-        };
+        struct option options[ELEMENTSOF(flags) + 1] = {};
         _cleanup_(definition_freep) Definition *d = NULL;
-        InletsArgs a = {};
+        _cleanup_(args_state_done) ArgsState st = { .control_port = DEFAULT_CONTROL_PORT };
         const char *mode, *role;
-        char *control_addr = NULL, port_s[16];
-        uint16_t control_port = DEFAULT_CONTROL_PORT, port = 0;
-        int c, r = 0, b;
+        int c, r = 0;
+
+        assert(argv || argc == 0);
+        assert(ret);
+        assert(ret_args);
 
         if (argc < 2 || !inlets_args_is_mode(argv[0]))
                 return errorf(ret_error, -EINVAL, "expected tcp|http server|client|fileserver");
@@ -122,150 +234,106 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
         if (r < 0)
                 return r;
 
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+                options[i] = (struct option) {
+                        .name = flags[i].name,
+                        .has_arg = flags[i].kind == FLAG_BOOL ? optional_argument : required_argument,
+                        .val = FLAG_VAL + (int) i,
+                };
         optind = 0; /* argv[1] is the role: getopt starts after it */
         opterr = 0;
         argc--;
         argv++;
-        while (r >= 0 && (c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
-                const char *flag = c >= 0x100 && c - 0x100 < (int) ELEMENTSOF(options) - 1 ? options[c - 0x100].name : "?";
-                switch (c) {
-                case OPT_AUTO_TLS:
-                        r = boolarg(optarg, &b);
-                        if (r >= 0)
-                                r = set_key(d, "Server", "AutoTLS", b ? "yes" : "no", "--auto-tls", ret_error);
-                        break;
-                case OPT_AUTO_TLS_SAN:
-                        r = set_key(d, "Server", "AutoTLSSAN", optarg, "--auto-tls-san", ret_error);
-                        break;
-                case OPT_TOKEN:
-                        r = set_key(d, "Tunnel", "Token", optarg, "--token", ret_error);
-                        a.token_inline = true;
-                        break;
-                case OPT_TOKEN_FILE:
-                        free(a.token_file);
-                        a.token_file = strdup(optarg);
-                        r = set_key(d, "Tunnel", "TokenFile", optarg, "--token-file", ret_error);
-                        break;
-                case OPT_CONTROL_PORT:
-                        r = parse_port(optarg, &control_port);
-                        if (r < 0)
-                                r = errorf(ret_error, r, "--control-port: expected a port, got '%s'", optarg);
-                        break;
-                case OPT_CONTROL_ADDR:
-                        control_addr = optarg;
-                        break;
-                case OPT_PORT:
-                        r = parse_port(optarg, &port);
-                        if (r < 0)
-                                r = errorf(ret_error, r, "--port: expected a port, got '%s'", optarg);
-                        break;
-                case OPT_DATA_ADDR:
-                        r = set_key(d, "Server", "DataListen", optarg, "--data-addr", ret_error);
-                        break;
-                case OPT_URL:
-                        r = set_key(d, "Client", "URL", optarg, "--url", ret_error);
-                        break;
-                case OPT_UPSTREAM:
-                        r = set_key(d, "Client", "Upstream", optarg, "--upstream", ret_error);
-                        break;
-                case OPT_PORTS:
-                        r = add_ports(d, optarg, ret_error);
-                        break;
-                case OPT_WEBROOT:
-                        r = set_key(d, "FileServer", "Webroot", optarg, "--webroot", ret_error);
-                        break;
-                case OPT_ALLOW_BROWSING:
-                        r = boolarg(optarg, &b);
-                        if (r >= 0)
-                                r = set_key(d, "FileServer", "AllowBrowsing", b ? "yes" : "no", flag, ret_error);
-                        break;
-                case OPT_BASIC_AUTH:
-                        r = boolarg(optarg, &b);
-                        if (r >= 0)
-                                r = set_key(d, "FileServer", "BasicAuth", b ? "yes" : "no", flag, ret_error);
-                        break;
-                case OPT_GENERATE:
-                        if (streq(optarg, "config"))
-                                a.generate = GENERATE_CONFIG;
-                        else if (streq(optarg, "systemd"))
-                                a.generate = GENERATE_SYSTEMD;
-                        else
-                                r = errorf(ret_error, -EINVAL, "--generate: expected config or systemd, got '%s'", optarg);
-                        break;
-                case OPT_TLS_CA:
-                        r = set_key(d, "Client", "CAFile", optarg, "--tls-ca", ret_error);
-                        break;
-                case OPT_FINGERPRINT:
-                        r = set_key(d, "Client", "ServerFingerprint", optarg, "--fingerprint", ret_error);
-                        break;
-                case OPT_ALLOW_PORTS:
-                        r = set_key(d, "Server", "AllowPorts", optarg, "--allow-ports", ret_error);
-                        break;
-                case OPT_CLIENT_ID:
-                        r = set_key(d, "Client", "ClientID", optarg, "--client-id", ret_error);
-                        break;
-                case OPT_TLS_CERT:
-                        r = set_key(d, "Server", "CertificateFile", optarg, "--tls-cert", ret_error);
-                        break;
-                case OPT_TLS_KEY:
-                        r = set_key(d, "Server", "KeyFile", optarg, "--tls-key", ret_error);
-                        break;
-                case OPT_LE_DOMAIN:
-                        r = set_key(d, "Server", "ACMEDomain", optarg, "--letsencrypt-domain", ret_error);
-                        break;
-                case OPT_LE_EMAIL:
-                        r = set_key(d, "Server", "ACMEEmail", optarg, "--letsencrypt-email", ret_error);
-                        break;
-                case OPT_LE_ISSUER: /* inlets: prod or staging */
-                        r = set_key(d, "Server", "ACMEDirectory", streq(optarg, "prod") ? "production" : optarg,
-                                    "--letsencrypt-issuer", ret_error);
-                        break;
-                default:
-                        r = errorf(ret_error, -EINVAL, "unknown or incomplete option '%s'", argv[optind - 1]);
-                }
-        }
+        while (r >= 0 && (c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                r = apply_flag(d, &st, c, optarg, argv[optind - 1], ret_error);
         if (r >= 0 && optind < argc)
                 r = errorf(ret_error, -EINVAL, "unexpected argument '%s'", argv[optind]);
-        if (r < 0) {
-                free(a.token_file);
+        if (r >= 0)
+                r = set_listen_addresses(d, role, &st, ret_error);
+        if (r < 0)
                 return r;
-        }
-
-        /* --control-port/--control-addr and --port are two halves of one address each. */
-        if (streq(role, "server")) {
-                _cleanup_free_ char *addr = NULL;
-                if (asprintf(&addr, "%s%s%s:%u", control_addr && strchr(control_addr, ':') ? "[" : "",
-                             control_addr ?: "0.0.0.0", control_addr && strchr(control_addr, ':') ? "]" : "",
-                             control_port) < 0)
-                        return -ENOMEM;
-                r = set_key(d, "Server", "ControlListen", addr, "--control-addr", ret_error);
-                if (r >= 0 && port) {
-                        snprintf(port_s, sizeof(port_s), "0.0.0.0:%u", port);
-                        r = set_key(d, "Server", "HTTPListen", port_s, "--port", ret_error);
-                }
-        } else if (streq(role, "fileserver")) {
-                snprintf(port_s, sizeof(port_s), "127.0.0.1:%u", port ?: DEFAULT_FILESERVER_PORT);
-                r = set_key(d, "FileServer", "Listen", port_s, "--port", ret_error);
-        }
-        if (r < 0) {
-                free(a.token_file);
-                return r;
-        }
         *ret = TAKE_PTR(d);
-        *ret_args = a;
+        *ret_args = st.args;
+        st.args = (InletsArgs) {};
         return 0;
 }
 
 void inlets_args_done(InletsArgs *a) {
+        assert(a);
         free(a->token_file);
         *a = (InletsArgs) {};
+}
+
+/* One item of a port list: "A", or "B-C" (Ports=: "PUBLIC:UPSTREAM") when the two differ. */
+static void write_port_item(FILE *f, size_t i, unsigned a, unsigned b, char sep) {
+        if (a == b)
+                fprintf(f, "%s%u", i ? " " : "", a);
+        else
+                fprintf(f, "%s%u%c%u", i ? " " : "", a, sep, b);
+}
+
+static void write_server(FILE *f, const Definition *d) {
+        char addr[SOCKADDR_STR_MAX];
+
+        fprintf(f, "\n[Server]\nControlListen=%s\n", socket_address_format(&d->control_listen, addr));
+        socket_address_format(&d->data_listen, addr);
+        fprintf(f, "DataListen=%.*s\n", (int) (strrchr(addr, ':') - addr), addr);
+        if (d->mode == MODE_HTTP)
+                fprintf(f, "HTTPListen=%s\n", socket_address_format(&d->http_listen, addr));
+        if (d->mode == MODE_HTTP && d->https_listen.len > 0)
+                fprintf(f, "HTTPSListen=%s\n", socket_address_format(&d->https_listen, addr));
+        for (size_t i = 0; i < d->n_acme_domains; i++)
+                fprintf(f, "ACMEDomain=%s\n", d->acme_domains[i]);
+        if (d->acme_email)
+                fprintf(f, "ACMEEmail=%s\n", d->acme_email);
+        if (d->n_acme_domains > 0 && d->acme_directory)
+                fprintf(f, "ACMEDirectory=%s\n", d->acme_directory);
+        if (d->acme_ca_file)
+                fprintf(f, "ACMECAFile=%s\n", d->acme_ca_file);
+        if (!d->tls)
+                fprintf(f, "TLS=no\n");
+        else if (d->certificate_file)
+                fprintf(f, "CertificateFile=%s\nKeyFile=%s\n", d->certificate_file, d->key_file);
+        else
+                fprintf(f, "AutoTLS=yes\n");
+        for (size_t i = 0; i < d->n_auto_tls_san; i++)
+                fprintf(f, "AutoTLSSAN=%s\n", d->auto_tls_san[i]);
+        if (d->n_allow_ports > 0) {
+                fprintf(f, "AllowPorts=");
+                for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2) /* pairs [lo, hi] */
+                        write_port_item(f, i, d->allow_ports[i], d->allow_ports[i + 1], '-');
+                fprintf(f, "\n");
+        }
+}
+
+static void write_client(FILE *f, const Definition *d) {
+        fprintf(f, "\n[Client]\nURL=%s\n", d->url);
+        if (d->ca_file)
+                fprintf(f, "CAFile=%s\n", d->ca_file);
+        if (d->has_fingerprint) {
+                _cleanup_free_ char *hex = hexmem(d->server_fingerprint, 32);
+                fprintf(f, "ServerFingerprint=sha256:%s\n", hex ?: "");
+        }
+        for (size_t i = 0; i < d->n_upstreams; i++)
+                fprintf(f, "Upstream=%s\n", d->upstreams[i]);
+        if (d->n_ports > 0) {
+                fprintf(f, "Ports=");
+                for (size_t i = 0; i < d->n_ports; i++)
+                        write_port_item(f, i, d->ports[i].public_port, d->ports[i].upstream_port, ':');
+                fprintf(f, "\n");
+        }
+        if (d->client_id)
+                fprintf(f, "ClientID=%s\n", d->client_id);
 }
 
 char *definition_to_ini(const Definition *d, const char *token_file) {
         char *buf = NULL, addr[SOCKADDR_STR_MAX];
         size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
+        FILE *f;
 
+        assert(d);
+
+        f = open_memstream(&buf, &size);
         if (!f)
                 return NULL;
         fprintf(f, "# inletsd definition%s%s\n[Tunnel]\nRole=%s\n", d->name ? " " : "", d->name ?: "",
@@ -278,60 +346,10 @@ char *definition_to_ini(const Definition *d, const char *token_file) {
                 fprintf(f, "# The token: NAME.token beside this file, or LoadCredential=token:… under systemd.\n");
         switch (d->role) {
         case ROLE_SERVER:
-                fprintf(f, "\n[Server]\nControlListen=%s\n", socket_address_format(&d->control_listen, addr));
-                socket_address_format(&d->data_listen, addr);
-                fprintf(f, "DataListen=%.*s\n", (int) (strrchr(addr, ':') - addr), addr);
-                if (d->mode == MODE_HTTP)
-                        fprintf(f, "HTTPListen=%s\n", socket_address_format(&d->http_listen, addr));
-                if (d->mode == MODE_HTTP && d->https_listen.len > 0)
-                        fprintf(f, "HTTPSListen=%s\n", socket_address_format(&d->https_listen, addr));
-                for (size_t i = 0; i < d->n_acme_domains; i++)
-                        fprintf(f, "ACMEDomain=%s\n", d->acme_domains[i]);
-                if (d->acme_email)
-                        fprintf(f, "ACMEEmail=%s\n", d->acme_email);
-                if (d->n_acme_domains > 0 && d->acme_directory)
-                        fprintf(f, "ACMEDirectory=%s\n", d->acme_directory);
-                if (d->acme_ca_file)
-                        fprintf(f, "ACMECAFile=%s\n", d->acme_ca_file);
-                if (!d->tls)
-                        fprintf(f, "TLS=no\n");
-                else if (d->certificate_file)
-                        fprintf(f, "CertificateFile=%s\nKeyFile=%s\n", d->certificate_file, d->key_file);
-                else
-                        fprintf(f, "AutoTLS=yes\n");
-                for (size_t i = 0; i < d->n_auto_tls_san; i++)
-                        fprintf(f, "AutoTLSSAN=%s\n", d->auto_tls_san[i]);
-                if (d->n_allow_ports > 0) {
-                        fprintf(f, "AllowPorts=");
-                        for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
-                                if (d->allow_ports[i] == d->allow_ports[i + 1])
-                                        fprintf(f, "%s%u", i ? " " : "", d->allow_ports[i]);
-                                else
-                                        fprintf(f, "%s%u-%u", i ? " " : "", d->allow_ports[i], d->allow_ports[i + 1]);
-                        fprintf(f, "\n");
-                }
+                write_server(f, d);
                 break;
         case ROLE_CLIENT:
-                fprintf(f, "\n[Client]\nURL=%s\n", d->url);
-                if (d->ca_file)
-                        fprintf(f, "CAFile=%s\n", d->ca_file);
-                if (d->has_fingerprint) {
-                        _cleanup_free_ char *hex = hexmem(d->server_fingerprint, 32);
-                        fprintf(f, "ServerFingerprint=sha256:%s\n", hex ?: "");
-                }
-                for (size_t i = 0; i < d->n_upstreams; i++)
-                        fprintf(f, "Upstream=%s\n", d->upstreams[i]);
-                if (d->n_ports > 0) {
-                        fprintf(f, "Ports=");
-                        for (size_t i = 0; i < d->n_ports; i++)
-                                if (d->ports[i].public_port == d->ports[i].upstream_port)
-                                        fprintf(f, "%s%u", i ? " " : "", d->ports[i].public_port);
-                                else
-                                        fprintf(f, "%s%u:%u", i ? " " : "", d->ports[i].public_port, d->ports[i].upstream_port);
-                        fprintf(f, "\n");
-                }
-                if (d->client_id)
-                        fprintf(f, "ClientID=%s\n", d->client_id);
+                write_client(f, d);
                 break;
         case ROLE_FILESERVER:
                 fprintf(f, "\n[FileServer]\nListen=%s\nWebroot=%s\nAllowBrowsing=%s\n",

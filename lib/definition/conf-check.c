@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* After parsing: the defaults a definition gets and the checks of its combination of keys, one
+ * function per role, then the token (conf-token.c). */
+
+#include <assert.h>
+#include <stdio.h>
+#include <strings.h>
+
+#include "conf-token.h"
+#include "conf.h"
+#include "log.h"
+
+static bool address_unset(const SocketAddress *a) {
+        return a->len == 0;
+}
+
+/* [Tunnel] defaults every role shares. */
+static void tunnel_defaults(Definition *d) {
+        if (d->mode < 0)
+                d->mode = MODE_TCP;
+        if (d->keepalive_usec == 0)
+                d->keepalive_usec = 20 * USEC_PER_SEC;
+        if (d->handshake_timeout_usec == 0)
+                d->handshake_timeout_usec = 10 * USEC_PER_SEC;
+        if (d->max_frame_size == 0)
+                d->max_frame_size = 2 * 1024 * 1024;
+        if (d->max_header_bytes == 0)
+                d->max_header_bytes = 16 * 1024;
+        if (d->max_headers == 0)
+                d->max_headers = 100;
+        if (d->idle_timeout_usec == 0)
+                d->idle_timeout_usec = 60 * USEC_PER_SEC;
+        if (d->response_timeout_usec == 0)
+                d->response_timeout_usec = 60 * USEC_PER_SEC;
+}
+
+/* ACMEDomain= and the ports it implies; runs before the HTTP port's own default. */
+static int server_check_acme(Definition *d, const char *f, char **ret_error) {
+        if (d->n_acme_domains > 0) {
+                if (d->mode != MODE_HTTP)
+                        return errorf(ret_error, -EINVAL, "%s: ACMEDomain= needs Mode=http", f);
+                if (d->https_certificate_file)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: ACMEDomain= and HTTPSCertificateFile= exclude each other", f);
+                /* the CA validates on port 80; the certificate is for 443 */
+                if (address_unset(&d->http_listen))
+                        (void) socket_address_parse("0.0.0.0", 80, &d->http_listen);
+                if (address_unset(&d->https_listen))
+                        (void) socket_address_parse("0.0.0.0", 443, &d->https_listen);
+                if (!d->acme_directory && !(d->acme_directory = strdup(ACME_DIRECTORY_PRODUCTION)))
+                        return -ENOMEM;
+        } else if (d->acme_email || d->acme_directory || d->acme_ca_file)
+                log_warning("%s: ACMEEmail=, ACMEDirectory= and ACMECAFile= need ACMEDomain=, ignoring.", f);
+        return 0;
+}
+
+/* TLS on the control port: own certificate, auto-TLS, or none behind a proxy. */
+static int server_check_tls(Definition *d, const char *f, char **ret_error) {
+        if (d->tls < 0)
+                d->tls = true;
+        if (!!d->certificate_file != !!d->key_file)
+                return errorf(ret_error, -EINVAL, "%s: CertificateFile= and KeyFile= must be set together", f);
+        if (d->auto_tls > 0 && d->certificate_file)
+                return errorf(ret_error, -EINVAL, "%s: AutoTLS=yes and CertificateFile= exclude each other", f);
+        if (d->auto_tls < 0)
+                d->auto_tls = d->tls && !d->certificate_file;
+        if (d->tls && !d->auto_tls && !d->certificate_file)
+                return errorf(ret_error, -EINVAL,
+                                 "%s: TLS needs AutoTLS=yes or CertificateFile=; set TLS=no only behind a "
+                                 "TLS-terminating proxy", f);
+        if (!d->state_directory) {
+                const char *e = getenv("STATE_DIRECTORY");
+                if (e && *e)
+                        d->state_directory = strndup(e, strcspn(e, ":"));
+                else if (asprintf(&d->state_directory, "/var/lib/inlets/%s", d->name ?: "default") < 0)
+                        d->state_directory = NULL;
+                if (!d->state_directory)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int server_check(Definition *d, const char *f, char **ret_error) {
+        int r;
+
+        if (address_unset(&d->control_listen))
+                (void) socket_address_parse("0.0.0.0", DEFAULT_CONTROL_PORT, &d->control_listen);
+        if (address_unset(&d->data_listen))
+                (void) socket_address_parse("0.0.0.0", 1, &d->data_listen);
+        r = server_check_acme(d, f, ret_error);
+        if (r < 0)
+                return r;
+        if (address_unset(&d->http_listen))
+                (void) socket_address_parse("0.0.0.0", DEFAULT_HTTP_PORT, &d->http_listen);
+        r = server_check_tls(d, f, ret_error);
+        if (r < 0)
+                return r;
+        if (d->max_clients == 0)
+                d->max_clients = 64;
+        if (d->max_streams == 0)
+                d->max_streams = 1024;
+        if (d->max_connections == 0)
+                d->max_connections = 4096;
+        if (d->n_upstreams > 0)
+                log_warning("%s: Upstream= has no meaning for a server, ignoring.", f);
+        if (!!d->https_certificate_file != !!d->https_key_file)
+                return errorf(ret_error, -EINVAL,
+                              "%s: HTTPSCertificateFile= and HTTPSKeyFile= must be set together", f);
+        if (!address_unset(&d->https_listen) && d->mode != MODE_HTTP)
+                log_warning("%s: HTTPSListen= is for Mode=http, ignoring.", f);
+        if (!address_unset(&d->https_listen) && !d->https_certificate_file && !d->certificate_file &&
+            !d->auto_tls && d->n_acme_domains == 0)
+                return errorf(ret_error, -EINVAL,
+                              "%s: HTTPSListen= needs HTTPSCertificateFile=, CertificateFile= or AutoTLS=yes", f);
+        return 0;
+}
+
+/* Upstream= and Ports= as the mode wants them (TCP: one host, default 127.0.0.1; HTTP: URLs). */
+static int client_check_upstreams(Definition *d, const char *f, char **ret_error) {
+        if (d->mode == MODE_TCP) {
+                if (d->n_ports == 0)
+                        return errorf(ret_error, -EINVAL, "%s: Ports= is not set in [Client]", f);
+                if (d->n_upstreams > 1)
+                        return errorf(ret_error, -EINVAL,
+                                         "%s: TCP mode takes one Upstream= host, %zu given", f, d->n_upstreams);
+                if (d->n_upstreams == 0 &&
+                    strv_push(&d->upstreams, &d->n_upstreams, strdup("127.0.0.1")) < 0)
+                        return -ENOMEM;
+        } else if (d->n_upstreams == 0)
+                return errorf(ret_error, -EINVAL, "%s: Upstream= is not set in [Client]", f);
+        for (size_t i = 0; i < d->n_upstreams; i++) {
+                bool url = strstr(d->upstreams[i], "://");
+                if (d->mode == MODE_HTTP && !url)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: Upstream=%s: HTTP mode takes [HOST=]http(s)://HOST[:PORT] URLs", f,
+                                      d->upstreams[i]);
+                if (d->mode == MODE_TCP && url)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: Upstream=%s: TCP mode takes a host name or address, not a URL "
+                                      "(Mode=http?)", f, d->upstreams[i]);
+        }
+        if (d->mode == MODE_HTTP && d->n_ports > 0)
+                log_warning("%s: Ports= has no meaning in HTTP mode, ignoring.", f);
+        return 0;
+}
+
+static int client_check(Definition *d, const char *f, char **ret_error) {
+        int r;
+
+        if (!d->url)
+                return errorf(ret_error, -EINVAL, "%s: URL= is not set in [Client]", f);
+        if (d->ca_file && d->has_fingerprint)
+                return errorf(ret_error, -EINVAL, "%s: CAFile= and ServerFingerprint= exclude each other", f);
+        /* A pin or a CA on ws:// would be checked against nothing, and the token would
+         * go out in clear to whoever answers: say so rather than run. */
+        if ((d->ca_file || d->has_fingerprint) && strncasecmp(d->url, "ws://", 5) == 0)
+                return errorf(ret_error, -EINVAL, "%s: %s= needs a wss:// URL=, got %s", f,
+                              d->has_fingerprint ? "ServerFingerprint" : "CAFile", d->url);
+        r = client_check_upstreams(d, f, ret_error);
+        if (r < 0)
+                return r;
+        if (d->reconnect_max_delay_usec == 0)
+                d->reconnect_max_delay_usec = 30 * USEC_PER_SEC;
+        if (d->max_streams == 0)
+                d->max_streams = 1024;
+        return 0;
+}
+
+static int fileserver_check(Definition *d, const char *f, char **ret_error) {
+        if (!d->webroot)
+                return errorf(ret_error, -EINVAL, "%s: Webroot= is not set in [FileServer]", f);
+        if (address_unset(&d->listen))
+                (void) socket_address_parse("127.0.0.1", DEFAULT_FILESERVER_PORT, &d->listen);
+        if (d->allow_browsing < 0)
+                d->allow_browsing = false;
+        if (d->allow_hidden < 0)
+                d->allow_hidden = false;
+        if (d->basic_auth < 0)
+                d->basic_auth = true;
+        if (d->max_clients == 0)
+                d->max_clients = 512; /* connections */
+        return 0;
+}
+
+/* Whether the role, as checked, authenticates its peers with the token. */
+static bool needs_token(const Definition *d) {
+        /* A fileserver with BasicAuth=no is explicitly open: no token needed. */
+        return !(d->role == ROLE_FILESERVER && !d->basic_auth);
+}
+
+static int finish(Definition *d, bool token, char **ret_error) {
+        const char *f = d->path ?: d->name ?: "definition";
+        int r;
+
+        assert(d);
+
+        if (d->role < 0)
+                return errorf(ret_error, -EINVAL,
+                              "%s: Role= is not set in [Tunnel] (server, client or fileserver)", f);
+        tunnel_defaults(d);
+
+        switch (d->role) {
+        case ROLE_SERVER:
+                r = server_check(d, f, ret_error);
+                break;
+        case ROLE_CLIENT:
+                r = client_check(d, f, ret_error);
+                break;
+        case ROLE_FILESERVER:
+                r = fileserver_check(d, f, ret_error);
+                break;
+        default:
+                r = 0;
+        }
+        if (r < 0)
+                return r;
+
+        if (!token || !needs_token(d))
+                return 0;
+        return definition_load_token(d, ret_error);
+}
+
+int definition_finish(Definition *d, char **ret_error) {
+        return finish(d, true, ret_error);
+}
+
+int definition_finish_no_token(Definition *d, char **ret_error) {
+        return finish(d, false, ret_error);
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Unit tests for inlets-args.c: inlets PRO command lines turned into definitions, what they
+ * refuse and how they say it, and definitions written back as files. */
+
+#include <stdio.h>
+
+#include "inlets-args.h"
+#include "log.h"
+#include "tests.h"
+
+/* Splits line on spaces into argv and parses it; *ret_error holds the message on failure. */
+static int parse(const char *line, Definition **ret, InletsArgs *ret_args, char **ret_error) {
+        _cleanup_free_ char *copy = strdup(line);
+        char *argv[64];
+        int argc = 0;
+
+        if (!copy)
+                abort();
+        for (char *w = strtok(copy, " "); w && argc < 63; w = strtok(NULL, " "))
+                argv[argc++] = w;
+        argv[argc] = NULL;
+        *ret = NULL;
+        *ret_args = (InletsArgs) {};
+        *ret_error = NULL;
+        return inlets_args_parse(argc, argv, "t", ret, ret_args, ret_error);
+}
+
+static void expect_refused(const char *line, const char *message) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        InletsArgs a;
+        int r = parse(line, &d, &a, &err);
+        CHECK(r < 0, "expected '%s' to be refused", line);
+        CHECK(!d, "'%s': no definition on failure", line);
+        if (message)
+                CHECK_STR(err, message);
+}
+
+static void test_tcp_server(void) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        char buf[SOCKADDR_STR_MAX];
+        InletsArgs a;
+        int r = parse("tcp server --auto-tls-san 1.2.3.4 --auto-tls-san=h.example.com --token-file /run/t "
+                      "--control-port 9000 --data-addr 127.0.0.1 --allow-ports 22,3000-3010", &d, &a, &err);
+        CHECK(r == 0, "tcp server: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK(d->role == ROLE_SERVER && d->mode == MODE_TCP, "role/mode");
+        CHECK(d->n_auto_tls_san == 2, "two SANs, got %zu", d->n_auto_tls_san);
+        CHECK_STR(d->auto_tls_san[1], "h.example.com");
+        CHECK_STR(socket_address_format(&d->control_listen, buf), "0.0.0.0:9000");
+        CHECK_STR(d->token_file, "/run/t");
+        CHECK_STR(a.token_file, "/run/t");
+        CHECK(!a.token_inline && a.generate == GENERATE_NONE, "no --token, no --generate");
+        CHECK(d->n_allow_ports == 4 && d->allow_ports[2] == 3000 && d->allow_ports[3] == 3010,
+              "--allow-ports");
+        inlets_args_done(&a);
+        CHECK(!a.token_file, "inlets_args_done() resets");
+        printf("inlets-args: tcp server flags become [Server] keys\n");
+}
+
+static void test_http_server(void) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        char buf[SOCKADDR_STR_MAX];
+        InletsArgs a;
+        int r = parse("http server --port 8080 --control-addr ::1 --letsencrypt-domain www.example.com "
+                      "--letsencrypt-email a@example.com --letsencrypt-issuer prod --token 0123456789abcdef0123 "
+                      "--generate=systemd --auto-tls=false --tls-cert /c --tls-key /k", &d, &a, &err);
+        CHECK(r == 0, "http server: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK(d->mode == MODE_HTTP, "mode http");
+        CHECK_STR(socket_address_format(&d->http_listen, buf), "0.0.0.0:8080");
+        CHECK_STR(socket_address_format(&d->control_listen, buf), "[::1]:8123");
+        CHECK_STR(d->acme_directory, ACME_DIRECTORY_PRODUCTION);
+        CHECK_STR(d->acme_email, "a@example.com");
+        CHECK(d->n_acme_domains == 1, "one ACME domain");
+        CHECK_STR(d->token, "0123456789abcdef0123");
+        CHECK(a.token_inline && a.generate == GENERATE_SYSTEMD, "--token and --generate=systemd noted");
+        CHECK(d->auto_tls == 0, "--auto-tls=false");
+        CHECK_STR(d->certificate_file, "/c");
+        CHECK_STR(d->key_file, "/k");
+        inlets_args_done(&a);
+        printf("inlets-args: http server, Let's Encrypt flags, --control-addr with IPv6\n");
+}
+
+static void test_clients(void) {
+        _cleanup_(definition_freep) Definition *d = NULL, *h = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL;
+        InletsArgs a;
+        int r = parse("tcp client --url wss://203.0.113.1:8123 --upstream 10.0.0.2 --ports 3389,2222:22 "
+                      "--fingerprint sha256:578d653986edb822ebe4d45296e69bf8d0ebc9df201d70b7e541ca8d7ed91dbb "
+                      "--client-id office --generate config", &d, &a, &err);
+        CHECK(r == 0, "tcp client: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK(d->role == ROLE_CLIENT && d->n_ports == 2, "role and two ports");
+        CHECK(d->ports[1].public_port == 2222 && d->ports[1].upstream_port == 22, "2222:22");
+        CHECK(d->has_fingerprint && d->server_fingerprint[0] == 0x57, "--fingerprint");
+        CHECK(a.generate == GENERATE_CONFIG, "--generate config");
+        CHECK(definition_finish_no_token(d, &err) == 0, "finish: %s", err ?: "");
+        ini = definition_to_ini(d, "/etc/inlets.d/t.token");
+        CHECK_CONTAINS(ini, "[Client]\nURL=wss://203.0.113.1:8123\nServerFingerprint=sha256:578d6539");
+        CHECK_CONTAINS(ini, "Upstream=10.0.0.2\nPorts=3389 2222:22\nClientID=office\n");
+        CHECK_CONTAINS(ini, "TokenFile=/etc/inlets.d/t.token\n");
+        inlets_args_done(&a);
+
+        r = parse("http client --url wss://h.example.com --upstream a.example.com=http://127.0.0.1:3000 "
+                  "--upstream http://127.0.0.1:4000 --tls-ca /ca.pem", &h, &a, &err);
+        CHECK(r == 0, "http client: %s", err ?: "");
+        if (r == 0) {
+                CHECK(h->mode == MODE_HTTP && h->n_upstreams == 2, "two upstreams");
+                CHECK_STR(h->ca_file, "/ca.pem");
+        }
+        inlets_args_done(&a);
+        printf("inlets-args: tcp and http clients, written back as a file\n");
+}
+
+static void test_fileserver(void) {
+        _cleanup_(definition_freep) Definition *d = NULL, *e = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL;
+        char buf[SOCKADDR_STR_MAX];
+        InletsArgs a;
+        int r = parse("http fileserver --webroot /srv --allow-browsing --basic-auth=false", &d, &a, &err);
+        CHECK(r == 0, "fileserver: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK_STR(socket_address_format(&d->listen, buf), "127.0.0.1:8080");
+        CHECK(d->allow_browsing == 1 && d->basic_auth == 0, "--allow-browsing, --basic-auth=false");
+        CHECK(definition_finish(d, &err) == 0, "an open fileserver needs no token: %s", err ?: "");
+        ini = definition_to_ini(d, NULL);
+        CHECK_STR(ini, "# inletsd definition t\n[Tunnel]\nRole=fileserver\n"
+                       "# The token: NAME.token beside this file, or LoadCredential=token:… under systemd.\n"
+                       "\n[FileServer]\nListen=127.0.0.1:8080\nWebroot=/srv\nAllowBrowsing=yes\nBasicAuth=no\n");
+        inlets_args_done(&a);
+
+        r = parse("http fileserver --webroot /srv --port 9999", &e, &a, &err);
+        CHECK(r == 0 && e, "fileserver --port: %s", err ?: "");
+        if (e)
+                CHECK_STR(socket_address_format(&e->listen, buf), "127.0.0.1:9999");
+        inlets_args_done(&a);
+        printf("inlets-args: http fileserver\n");
+}
+
+static void test_refusals(void) {
+        expect_refused("", "expected tcp|http server|client|fileserver");
+        expect_refused("tcp", "expected tcp|http server|client|fileserver");
+        expect_refused("udp server", "expected tcp|http server|client|fileserver");
+        expect_refused("tcp fileserver", "unknown command 'tcp fileserver'");
+        expect_refused("http proxy", "unknown command 'http proxy'");
+        expect_refused("tcp server --nope", "unknown or incomplete option '--nope'");
+        expect_refused("tcp client --url", "unknown or incomplete option '--url'");
+        expect_refused("tcp server stray", "unexpected argument 'stray'");
+        expect_refused("tcp server --control-port 0", "--control-port: expected a port, got '0'");
+        expect_refused("http server --port http", "--port: expected a port, got 'http'");
+        expect_refused("tcp server --generate yaml", "--generate: expected config or systemd, got 'yaml'");
+        expect_refused("tcp client --url ftp://x",
+                       "--url: Invalid URL= value 'ftp://x': expected wss://HOST[:PORT][/PATH] (or ws:// behind a "
+                       "TLS proxy)");
+        expect_refused("tcp client --ports 0", NULL);
+        expect_refused("tcp server --auto-tls=maybe", NULL);
+        expect_refused("tcp server --token short-but-has\nbreak",
+                       "--token: a value cannot contain a line break");
+        expect_refused("http server --letsencrypt-domain *.example.com", NULL);
+        printf("inlets-args: refusals say what was wrong\n");
+}
+
+static void test_is_mode(void) {
+        CHECK(inlets_args_is_mode("tcp") && inlets_args_is_mode("http"), "tcp and http are modes");
+        CHECK(!inlets_args_is_mode("server") && !inlets_args_is_mode(NULL), "others are not");
+        printf("inlets-args: inlets_args_is_mode()\n");
+}
+
+int main(void) {
+        log_max_level = LOG_ERR;
+        test_tcp_server();
+        test_http_server();
+        test_clients();
+        test_fileserver();
+        test_refusals();
+        test_is_mode();
+        return tests_finish("test-inlets-args");
+}
