@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* See acmecert.h. */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,6 +187,9 @@ static int on_helper_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         long retry_after = -1;
         ssize_t n;
 
+        assert(c);
+        assert(c->pid > 0);
+
         c->child = sd_event_source_unref(c->child);
         c->pid = 0;
         n = read(c->pipe_fd, buf, sizeof(buf) - 1);
@@ -224,6 +228,8 @@ int acme_cert_renew(AcmeCert *c) {
         int p[2], r;
         pid_t pid;
 
+        assert(c);
+
         if (c->pid > 0)
                 return -EBUSY;
         if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -250,6 +256,7 @@ int acme_cert_renew(AcmeCert *c) {
                 c->pipe_fd = safe_close(c->pipe_fd);
                 return r;
         }
+        (void) sd_event_source_set_description(c->child, "acme-helper");
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
         emit(c);
         return 0;
@@ -270,13 +277,19 @@ int acme_cert_new(Manager *m, AcmeCertFunc cb, void *userdata, AcmeCert **ret, c
         _cleanup_free_ char *pa = NULL;
         int r;
 
-        c = calloc(1, sizeof(*c));
+        assert(m);
+        assert(cb);
+        assert(ret);
+
+        c = malloc(sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        c->manager = m;
-        c->cb = cb;
-        c->userdata = userdata;
-        c->pipe_fd = -1;
+        *c = (AcmeCert) {
+                .manager = m,
+                .cb = cb,
+                .userdata = userdata,
+                .pipe_fd = -1,
+        };
         c->dir = asprintf_safe("%s/acme", m->def->state_directory);
         if (!c->dir || !(pa = path(c, "account.key")))
                 return -ENOMEM;
@@ -292,6 +305,7 @@ int acme_cert_new(Manager *m, AcmeCertFunc cb, void *userdata, AcmeCert **ret, c
         r = sd_event_add_time(m->event, &c->timer, CLOCK_REALTIME, 0, USEC_PER_SEC, on_timer, c);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(c->timer, "acme-renew");
         if (load_stored(c, false) >= 0) {
                 describe(c, "stored");
                 schedule(c, c->renew_at);
@@ -301,6 +315,8 @@ int acme_cert_new(Manager *m, AcmeCertFunc cb, void *userdata, AcmeCert **ret, c
 }
 
 void acme_cert_reloaded(AcmeCert *c) {
+        assert(c);
+
         if (c->pid > 0)
                 return; /* the running helper has the old names; its result is checked at exit */
         if (load_stored(c, true) >= 0)
@@ -329,10 +345,15 @@ AcmeCert *acme_cert_free(AcmeCert *c) {
 }
 
 const char *acme_cert_thumbprint(AcmeCert *c) {
+        assert(c);
+
         return c->thumbprint;
 }
 
 void acme_cert_get_info(AcmeCert *c, AcmeCertInfo *ret) {
+        assert(c);
+        assert(ret);
+
         *ret = (AcmeCertInfo) {
                 .names = c->names, .n_names = c->n_names, .not_after_usec = c->not_after,
                 .renew_at_usec = c->renew_at, .running = c->pid > 0,

@@ -12,6 +12,7 @@
  * none leave), ResponseTimeoutSec= (a timer per stream) and MaxBodyBytes= (DATA counted,
  * whatever content-length said). */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -152,6 +153,8 @@ static H2Conn *h2_conn_free(H2Conn *c) {
 }
 
 static void h2_conn_close(H2Conn *c) {
+        assert(c);
+
         c->dead = true;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT); /* frees from the loop */
@@ -208,6 +211,9 @@ static int submit_response(H2Stream *st, unsigned status, const HttpHeader *h, s
         char s[4];
         size_t k = 0, total = 0, o = 0;
 
+        assert(st);
+        assert(h || n == 0);
+
         for (size_t i = 0; i < n; i++)
                 total += strlen(h[i].name) + 1;
         names = malloc(total + 1);
@@ -236,20 +242,20 @@ static void reply_error(H2Stream *st, unsigned status, const char *format, ...) 
                            { (char *) "cache-control", (char *) "no-store" } };
         char body[512];
         va_list ap;
-        int n;
+        size_t n;
+
+        assert(st);
 
         if (st->responded)
                 return;
         va_start(ap, format);
-        n = vsnprintf(body, sizeof(body) - 1, format, ap);
+        n = http_format_line(body, sizeof(body), format, ap);
         va_end(ap);
-        n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
-        body[n++] = '\n';
         st->len = st->off = 0;
         st->eof = true;
-        if (!st->head_request && buf_append(st, body, (size_t) n) < 0)
+        if (!st->head_request && buf_append(st, body, n) < 0)
                 st->len = 0;
-        log_debug("HTTP/2 %s: %u %.*s", st->c->peer, status, n - 1, body);
+        log_debug("HTTP/2 %s: %u %.*s", st->c->peer, status, (int) n - 1, body);
         /* What else the peer sends for this request is dropped (data_chunk_cb). */
         if (submit_response(st, status, h, ELEMENTSOF(h), !st->head_request) < 0)
                 (void) nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -378,6 +384,9 @@ static void handle_request(H2Stream *st, bool end_stream) {
         Mux *mux;
         int r;
 
+        assert(h);
+        assert(!st->tunnel);
+
         http_front_count_request(c->front);
         st->head_request = h->method && streq(h->method, "HEAD");
         if (st->too_large)
@@ -416,6 +425,7 @@ static void handle_request(H2Stream *st, bool end_stream) {
                 mux_stream_reset(TAKE_PTR(st->tunnel));
                 return reply_error(st, 500, "Internal error: %s.", strerror(-r));
         }
+        (void) sd_event_source_set_description(st->timer, "h2-stream-response");
         log_debug("HTTP/2 %s: %s %s%s -> tunnel", c->peer, h->method, host, h->url);
 }
 
@@ -662,9 +672,16 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
                 { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
                 { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t) http_front_def(f)->max_header_bytes },
         };
-        H2Conn *c = calloc(1, sizeof(*c));
+        H2Conn *c;
         int r;
 
+        assert(f);
+        assert(list);
+        assert(conn);
+        assert(peer);
+        assert(peer_ip);
+
+        c = calloc(1, sizeof(*c));
         if (!c) {
                 tls_conn_free(conn);
                 return -ENOMEM;
@@ -708,6 +725,9 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
                 h2_conn_free(c);
                 return -ENOMEM;
         }
+        (void) sd_event_source_set_description(c->io, "h2-conn-io");
+        (void) sd_event_source_set_description(c->timer, "h2-conn-idle");
+        (void) sd_event_source_set_description(c->kick, "h2-conn-kick");
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
         /* The client preface may already sit in TLS buffers. */
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
@@ -716,6 +736,8 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
 }
 
 void h2_conns_free(H2Conn **list) {
+        assert(list);
+
         while (*list)
                 h2_conn_free(*list);
 }

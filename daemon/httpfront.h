@@ -26,7 +26,7 @@ uint64_t http_front_requests(HttpFront *f);
  * redirect every other request to HTTPS on https_port. */
 void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port);
 
-/* ---- shared by the HTTP/1.1 side (httpfront.c) and the HTTP/2 side (h2front.c) ---- */
+/* ---- shared by the HTTP/1.1 side (h1front.c) and the HTTP/2 side (h2front.c) ---- */
 
 const Definition *http_front_def(HttpFront *f);
 sd_event *http_front_event(HttpFront *f);

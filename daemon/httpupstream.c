@@ -16,6 +16,7 @@
  * returns whether the two are still there and still together (bool, true: yes); a caller that
  * gets false touches neither again. */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,16 +134,16 @@ static void respond_error(MuxStream *s, unsigned status, const char *format, ...
                            { (char *) "cache-control", (char *) "no-store" } };
         char body[512];
         va_list ap;
-        int n;
+        size_t n;
+
+        assert(s);
 
         va_start(ap, format);
-        n = vsnprintf(body, sizeof(body) - 1, format, ap);
+        n = http_format_line(body, sizeof(body), format, ap);
         va_end(ap);
-        n = MIN(MAX(n, 0), (int) sizeof(body) - 2);
-        body[n++] = '\n';
-        log_info("HTTP %u for the exit server: %.*s", status, n - 1, body);
+        log_info("HTTP %u for the exit server: %.*s", status, (int) n - 1, body);
         mux_stream_set_ops(s, NULL, NULL); /* what else arrives is dropped */
-        if (mux_respond(s, status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, (size_t) n) < 0 ||
+        if (mux_respond(s, status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, n) < 0 ||
             mux_stream_end(s, NULL, 0) < 0)
                 mux_stream_reset(s);
 }
@@ -234,6 +235,8 @@ static void up_release(UpConn *uc) {
         HttpUpstreams *u = uc->owner;
         unsigned idle = 0;
 
+        assert(uc->state == UP_BUSY);
+
         if (uc->x)
                 uc->x->uc = NULL;
         uc->x = NULL;
@@ -275,35 +278,23 @@ static void up_send(UpConn *uc, const void *p, size_t n) {
                 (void) tls_conn_send(uc->conn, p, n);
 }
 
+/* up_send() as an HttpOutFunc, for the writers of http1.h. */
+static void up_send_func(const void *p, size_t n, void *userdata) {
+        up_send(userdata, p, n);
+}
+
 static void up_sendf(UpConn *uc, const char *format, ...) _printf_(2, 3);
 static void up_sendf(UpConn *uc, const char *format, ...) {
-        char buf[256];
         va_list ap;
-        int n;
 
         va_start(ap, format);
-        n = vsnprintf(buf, sizeof(buf), format, ap);
+        http_vwritef(up_send_func, uc, 256, format, ap);
         va_end(ap);
-        up_send(uc, buf, (size_t) MIN(MAX(n, 0), (int) sizeof(buf) - 1));
 }
 
 static void send_body(Exchange *x, const uint8_t *p, size_t n) {
-        if (n == 0)
-                return;
-        if (x->chunked)
-                up_sendf(x->uc, "%zx\r\n", n);
-        up_send(x->uc, p, n);
-        if (x->chunked)
-                up_send(x->uc, "\r\n", 2);
-}
-
-static void send_headers(UpConn *uc, const HttpHead *h) {
-        for (size_t i = 0; i < h->n_headers; i++) {
-                up_send(uc, h->headers[i].name, strlen(h->headers[i].name));
-                up_send(uc, ": ", 2);
-                up_send(uc, h->headers[i].value, strlen(h->headers[i].value));
-                up_send(uc, "\r\n", 2);
-        }
+        if (n > 0)
+                http_write_body(p, n, x->chunked, up_send_func, x->uc);
 }
 
 static void send_body_end(Exchange *x) {
@@ -320,7 +311,7 @@ static void send_body_end(Exchange *x) {
         if (x->chunked) {
                 up_send(x->uc, "0\r\n", 3);
                 if (x->end_trailers)
-                        send_headers(x->uc, x->end_trailers);
+                        http_write_fields(x->end_trailers, up_send_func, x->uc);
                 up_send(x->uc, "\r\n", 2);
         }
 }
@@ -348,6 +339,10 @@ static void exchange_write_head(Exchange *x) {
         const HttpUpstream *t = &TARGET(x)->u;
         UpConn *uc = x->uc;
         HttpHead *h = x->req;
+
+        assert(uc);
+        assert(h);
+        assert(!x->head_written);
 
         up_sendf(uc, "%s ", x->upgrade ? "GET" : h->method);
         if (!streq(h->url, "*") || !*t->prefix)
@@ -583,6 +578,8 @@ static bool up_process(UpConn *uc) {
 }
 
 static bool up_connected(UpConn *uc) {
+        assert(uc->state == UP_HANDSHAKE);
+
         uc->state = UP_BUSY;
         (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
         if (uc->x)
@@ -613,7 +610,10 @@ static int up_dial_next(UpConn *uc) {
         uc->io = sd_event_source_disable_unref(uc->io);
         uc->io_events = EPOLLOUT;
         r = sd_event_add_io(uc->owner->manager->event, &uc->io, fd, uc->io_events, up_io, uc);
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(uc->io, "http-upstream-io");
+        return 0;
 }
 
 static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -786,6 +786,7 @@ static int up_new(HttpUpstreams *u, Targets *targets, size_t target, UpConn **re
                 up_free(uc);
                 return r;
         }
+        (void) sd_event_source_set_description(uc->timer, "http-upstream-timer");
         r = up_dial_next(uc);
         if (r < 0) {
                 up_free(uc);
@@ -799,6 +800,8 @@ static void exchange_start(Exchange *x) {
         HttpUpstreams *u = x->owner;
         UpConn *uc = NULL;
         int r;
+
+        assert(!x->uc);
 
         for (UpConn *i = u->conns; i && !x->retried; i = i->next)
                 if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target) {
@@ -858,6 +861,9 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
         Exchange *x;
         ssize_t t;
 
+        assert(u);
+        assert(s);
+
         if (!h || !h->method || !h->url || !token_ok(h->method) || (h->url[0] != '/' && !streq(h->url, "*")) ||
             strpbrk(h->url, " \t\r\n") || (h->protocol && !token_ok(h->protocol))) {
                 http_head_free(h);
@@ -894,6 +900,8 @@ char *http_upstreams_offer(const Definition *d) {
         size_t size = 0;
         char *s;
 
+        assert(d);
+
         for (size_t i = 0; i < d->n_upstreams; i++)
                 size += strlen(d->upstreams[i]) + 2;
         s = calloc(1, size + 2);
@@ -915,6 +923,8 @@ int http_upstreams_refresh(HttpUpstreams *u) {
         const Definition *d = def(u);
         Targets *t;
         int r;
+
+        assert(u);
 
         t = new0(Targets, 1);
         if (!t)
@@ -948,29 +958,6 @@ int http_upstreams_refresh(HttpUpstreams *u) {
         return 0;
 }
 
-int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
-        _cleanup_(http_upstreams_freep) HttpUpstreams *u = NULL;
-        _cleanup_free_ char *err = NULL;
-        int r;
-
-        u = calloc(1, sizeof(*u));
-        if (!u)
-                return -ENOMEM;
-        u->manager = m;
-        /* The trust store costs megabytes: only load it for https:// upstreams. */
-        for (size_t i = 0; i < m->def->n_upstreams && !u->creds; i++)
-                if (strstr(m->def->upstreams[i], "https://")) {
-                        r = tls_client_credentials(m->def->upstream_ca_file, &u->creds, &err);
-                        if (r < 0)
-                                return log_error_errno(r, "%s", err ?: "Failed to set up TLS for upstreams");
-                }
-        r = http_upstreams_refresh(u);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(u);
-        return 0;
-}
-
 HttpUpstreams *http_upstreams_free(HttpUpstreams *u) {
         if (!u)
                 return NULL;
@@ -981,4 +968,39 @@ HttpUpstreams *http_upstreams_free(HttpUpstreams *u) {
                 gnutls_certificate_free_credentials(u->creds);
         free(u);
         return NULL;
+}
+
+/* The trust store costs megabytes: only loaded when some Upstream= is https://. */
+static int upstreams_load_trust(HttpUpstreams *u) {
+        const Definition *d = def(u);
+
+        for (size_t i = 0; i < d->n_upstreams; i++)
+                if (strstr(d->upstreams[i], "https://")) {
+                        _cleanup_free_ char *err = NULL;
+                        int r = tls_client_credentials(d->upstream_ca_file, &u->creds, &err);
+                        if (r < 0)
+                                return log_error_errno(r, "%s", err ?: "Failed to set up TLS for upstreams");
+                        break;
+                }
+        return 0;
+}
+
+int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
+        _cleanup_(http_upstreams_freep) HttpUpstreams *u = NULL;
+        int r;
+
+        assert(m);
+        assert(ret);
+
+        u = new0(HttpUpstreams, 1);
+        if (!u)
+                return -ENOMEM;
+        u->manager = m;
+        r = upstreams_load_trust(u);
+        if (r >= 0)
+                r = http_upstreams_refresh(u);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(u);
+        return 0;
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* HTTP/1.1 messages through libhttp-parser; see http1.h. */
 
+#include <assert.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -95,7 +97,12 @@ static int head_append(HttpHead *h, char **s, const char *at, size_t n) {
 }
 
 char *http_head_strndup(HttpHead *h, const char *s, size_t n) {
-        char *t = n < SIZE_MAX ? arena_alloc(h, n + 1) : NULL;
+        char *t;
+
+        assert(h);
+        assert(s || n == 0);
+
+        t = n < SIZE_MAX ? arena_alloc(h, n + 1) : NULL;
         if (!t)
                 return NULL;
         memcpy(t, s, n);
@@ -130,6 +137,10 @@ int http_head_add(HttpHead *h, const char *name, size_t name_len, const char *va
         char *n, *v;
         HttpHeader *t;
 
+        assert(h);
+        assert(name || name_len == 0);
+        assert(value || value_len == 0);
+
         if (memchr(name, 0, name_len) || memchr(value, 0, value_len))
                 return -EBADMSG;
         n = http_head_strndup(h, name, name_len);
@@ -144,6 +155,10 @@ int http_head_add(HttpHead *h, const char *name, size_t name_len, const char *va
 
 int http_head_add_h2(HttpHead *h, const char *name, size_t name_len, const char *value, size_t value_len) {
         char **dst = NULL;
+
+        assert(h);
+        assert(name || name_len == 0);
+        assert(value || value_len == 0);
 
         if (name_len == 0 || name[0] != ':')
                 return http_head_add(h, name, name_len, value, value_len);
@@ -211,50 +226,50 @@ static int on_message_begin(http_parser *p) {
         return mp->head ? 0 : fail(mp, -ENOMEM);
 }
 
-static int on_url(http_parser *p, const char *at, size_t n) {
-        HttpMsgParser *mp = p->data;
-        int r;
-
-        if (count(mp, mp->head, n) < 0)
-                return -1;
-        r = head_append(mp->head, &mp->head->url, at, n);
+/* Appends a piece of a field to *s, a string of h's arena. */
+static int append(HttpMsgParser *mp, HttpHead *h, char **s, const char *at, size_t n) {
+        int r = head_append(h, s, at, n);
         return r < 0 ? fail(mp, r) : 0;
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t n) {
+static int on_url(http_parser *p, const char *at, size_t n) {
+        HttpMsgParser *mp = p->data;
+
+        if (count(mp, mp->head, n) < 0)
+                return -1;
+        return append(mp, mp->head, &mp->head->url, at, n);
+}
+
+/* A piece of a header's name or of its value: the parser gives them in turn, a name
+ * after a value starts the next header. */
+static int on_header_piece(http_parser *p, const char *at, size_t n, bool value) {
         HttpMsgParser *mp = p->data;
         HttpHead *h = current(mp);
-        int r;
+        HttpHeader *last;
 
         if (!h)
                 return fail(mp, -ENOMEM);
+        if (value && h->n_headers == 0)
+                return fail(mp, -EBADMSG);
         if (count(mp, h, n) < 0)
                 return -1;
-        if (h->n_headers == 0 || mp->last_was_value) {
+        if (!value && (h->n_headers == 0 || mp->last_was_value)) {
                 if (h->n_headers >= mp->max_headers)
                         return fail(mp, -EMLINK);
                 if (!head_new_header(h))
                         return fail(mp, -ENOMEM);
-                mp->last_was_value = false;
         }
-        r = head_append(h, &h->headers[h->n_headers - 1].name, at, n);
-        return r < 0 ? fail(mp, r) : 0;
+        mp->last_was_value = value;
+        last = &h->headers[h->n_headers - 1];
+        return append(mp, h, value ? &last->value : &last->name, at, n);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+        return on_header_piece(p, at, n, false);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
-        HttpMsgParser *mp = p->data;
-        HttpHead *h = current(mp);
-        int r;
-
-        if (!h)
-                return fail(mp, -ENOMEM);
-        if (h->n_headers == 0)
-                return fail(mp, -EBADMSG);
-        if (count(mp, h, n) < 0)
-                return -1;
-        mp->last_was_value = true;
-        r = head_append(h, &h->headers[h->n_headers - 1].value, at, n);
-        return r < 0 ? fail(mp, r) : 0;
+        return on_header_piece(p, at, n, true);
 }
 
 /* A header with an empty value never got a value callback. */
@@ -332,6 +347,8 @@ static const http_parser_settings msg_settings = {
 
 void http_msg_parser_init(HttpMsgParser *mp, bool request, size_t max_bytes, size_t max_headers,
                           const HttpMsgCallbacks *cb, void *userdata) {
+        assert(mp);
+
         *mp = (HttpMsgParser) {
                 .cb = cb,
                 .userdata = userdata,
@@ -344,23 +361,32 @@ void http_msg_parser_init(HttpMsgParser *mp, bool request, size_t max_bytes, siz
 }
 
 void http_msg_parser_done(HttpMsgParser *mp) {
+        assert(mp);
+
         mp->head = http_head_free(mp->head);
         mp->trailers = http_head_free(mp->trailers);
 }
 
 void http_msg_parser_next(HttpMsgParser *mp) {
+        assert(mp);
+
         mp->complete = false;
         mp->started = false;
         http_parser_pause(&mp->p, 0);
 }
 
 bool http_msg_parser_idle(const HttpMsgParser *mp) {
+        assert(mp);
+
         return !mp->started;
 }
 
 ssize_t http_msg_parser_feed(HttpMsgParser *mp, const uint8_t *p, size_t n) {
         enum http_errno e;
         size_t used;
+
+        assert(mp);
+        assert(p || n == 0);
 
         if (mp->error)
                 return mp->error;
@@ -383,6 +409,9 @@ int http_head_parse(const char *buf, size_t len, bool request, size_t max_header
         HttpMsgParser mp;
         ssize_t r;
 
+        assert(buf || len == 0);
+        assert(ret);
+
         http_msg_parser_init(&mp, request, SIZE_MAX, max_headers, NULL, NULL);
         r = http_msg_parser_feed(&mp, (const uint8_t *) buf, len);
         if (r >= 0 && (!mp.stopped || !mp.head))
@@ -397,6 +426,9 @@ int http_head_parse(const char *buf, size_t len, bool request, size_t max_header
 }
 
 const char *http_head_get(const HttpHead *h, const char *name) {
+        assert(h);
+        assert(name);
+
         for (size_t i = 0; i < h->n_headers; i++)
                 if (strcasecmp(h->headers[i].name, name) == 0)
                         return h->headers[i].value;
@@ -405,6 +437,10 @@ const char *http_head_get(const HttpHead *h, const char *name) {
 
 size_t http_head_count(const HttpHead *h, const char *name) {
         size_t n = 0;
+
+        assert(h);
+        assert(name);
+
         for (size_t i = 0; i < h->n_headers; i++)
                 if (strcasecmp(h->headers[i].name, name) == 0)
                         n++;
@@ -412,7 +448,11 @@ size_t http_head_count(const HttpHead *h, const char *name) {
 }
 
 bool http_header_has_token(const char *value, const char *token) {
-        size_t tl = strlen(token);
+        size_t tl;
+
+        assert(token);
+
+        tl = strlen(token);
 
         while (value && *value) {
                 size_t n;
@@ -438,8 +478,14 @@ bool http_header_is_hop_by_hop(const HttpHead *h, const char *name) {
                 { "Connection", 10 },       { "Keep-Alive", 10 }, { "Proxy-Connection", 16 }, { "TE", 2 },
                 { "Transfer-Encoding", 17 }, { "Upgrade", 7 },     { "Host", 4 },
         };
-        size_t len = strlen(name);
-        char first = ascii_tolower(name[0]);
+        size_t len;
+        char first;
+
+        assert(h);
+        assert(name);
+
+        len = strlen(name);
+        first = ascii_tolower(name[0]);
 
         for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
                 if (fixed[i].len == len && ascii_tolower(fixed[i].name[0]) == first &&
@@ -474,4 +520,56 @@ const char *http_status_reason(unsigned status) {
                 if (table[i].code == status)
                         return table[i].text;
         return "Unknown";
+}
+
+/* ---- writing ---- */
+
+void http_vwritef(HttpOutFunc out, void *userdata, size_t size, const char *format, va_list ap) {
+        char buf[HTTP_WRITEF_MAX];
+        int n;
+
+        assert(out);
+        assert(size > 0 && size <= sizeof(buf));
+
+        n = vsnprintf(buf, size, format, ap);
+        out(buf, (size_t) MIN(MAX(n, 0), (int) size - 1), userdata);
+}
+
+void http_write_fields(const HttpHead *h, HttpOutFunc out, void *userdata) {
+        assert(h);
+        assert(out);
+
+        for (size_t i = 0; i < h->n_headers; i++) {
+                out(h->headers[i].name, strlen(h->headers[i].name), userdata);
+                out(": ", 2, userdata);
+                out(h->headers[i].value, strlen(h->headers[i].value), userdata);
+                out("\r\n", 2, userdata);
+        }
+}
+
+void http_write_body(const void *p, size_t n, bool chunked, HttpOutFunc out, void *userdata) {
+        char size[24];
+
+        assert(p || n == 0);
+        assert(out);
+
+        if (chunked) {
+                int k = snprintf(size, sizeof(size), "%zx\r\n", n);
+                out(size, (size_t) k, userdata);
+        }
+        out(p, n, userdata);
+        if (chunked)
+                out("\r\n", 2, userdata);
+}
+
+size_t http_format_line(char *buf, size_t size, const char *format, va_list ap) {
+        int n;
+
+        assert(buf);
+        assert(size >= 2 && size <= INT_MAX);
+
+        n = vsnprintf(buf, size - 1, format, ap);
+        n = MIN(MAX(n, 0), (int) size - 2);
+        buf[n++] = '\n';
+        return (size_t) n;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <http_parser.h>
+#include <stdarg.h>
 #include <sys/types.h>
 
 #include "macro.h"
@@ -89,6 +90,24 @@ const char *http_status_reason(unsigned status);
  * it names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade), plus Host, which
  * every hop sets itself. */
 bool http_header_is_hop_by_hop(const HttpHead *h, const char *name);
+
+/* ---- writing HTTP/1.1 (the public side of the exit server, the upstream side of the client) ---- */
+
+/* Where the writers put bytes: a connection's output queue. */
+typedef void (*HttpOutFunc)(const void *p, size_t n, void *userdata);
+
+#define HTTP_WRITEF_MAX 1024
+/* vsnprintf() into a buffer of size bytes (at most HTTP_WRITEF_MAX), then out: a longer
+ * result is cut to size - 1 bytes. */
+void http_vwritef(HttpOutFunc out, void *userdata, size_t size, const char *format, va_list ap)
+        _printf_(4, 0);
+/* "Name: value\r\n" for each field of h. */
+void http_write_fields(const HttpHead *h, HttpOutFunc out, void *userdata);
+/* n bytes of a body: as they are, or as one chunk (n == 0 would be the last chunk). */
+void http_write_body(const void *p, size_t n, bool chunked, HttpOutFunc out, void *userdata);
+/* The body of a status page of our own, one line: the text cut to fit buf with its "\n".
+ * Returns its length (newline included). */
+size_t http_format_line(char *buf, size_t size, const char *format, va_list ap) _printf_(3, 0);
 
 typedef struct HttpMsgCallbacks {
         /* The head (ownership passes to the callee). Return 0 to read a body, 1 when the

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Unit tests for HTTP/1.1 head parsing. */
+/* Unit tests for HTTP/1.1 head parsing and writing. */
+
+#include <stdarg.h>
 
 #include "http1.h"
 #include "tests.h"
@@ -295,7 +297,68 @@ static void test_hop_by_hop(void) {
         http_head_free(h);
 }
 
+/* An HttpOutFunc collecting into a string. */
+typedef struct Sink {
+        char buf[2048];
+        size_t len;
+} Sink;
+
+static void sink_out(const void *p, size_t n, void *userdata) {
+        Sink *k = userdata;
+
+        if (n > sizeof(k->buf) - 1 - k->len)
+                n = sizeof(k->buf) - 1 - k->len;
+        memcpy(k->buf + k->len, p, n);
+        k->len += n;
+        k->buf[k->len] = 0;
+}
+
+static void sink_printf(Sink *k, size_t size, const char *format, ...) _printf_(3, 4);
+static void sink_printf(Sink *k, size_t size, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        http_vwritef(sink_out, k, size, format, ap);
+        va_end(ap);
+}
+
+static size_t line(char *buf, size_t size, const char *format, ...) _printf_(3, 4);
+static size_t line(char *buf, size_t size, const char *format, ...) {
+        va_list ap;
+        size_t n;
+
+        va_start(ap, format);
+        n = http_format_line(buf, size, format, ap);
+        va_end(ap);
+        return n;
+}
+
+static void test_write(void) {
+        HttpHead *h = http_head_new(false);
+        Sink k = {};
+        char buf[8];
+
+        CHECK(h && http_head_add(h, "A", 1, "1", 1) == 0 && http_head_add(h, "Bb", 2, "", 0) == 0, "add");
+        if (!h)
+                return;
+        http_write_fields(h, sink_out, &k);
+        CHECK_STR(k.buf, "A: 1\r\nBb: \r\n");
+        k = (Sink) {};
+        http_write_body("hello", 5, false, sink_out, &k);
+        http_write_body("hello", 5, true, sink_out, &k);
+        http_write_body("0123456789abcdef", 16, true, sink_out, &k);
+        CHECK_STR(k.buf, "hello5\r\nhello\r\n10\r\n0123456789abcdef\r\n");
+        k = (Sink) {};
+        sink_printf(&k, 8, "%s-%u", "status", 200u);
+        CHECK_STR(k.buf, "status-"); /* cut to size - 1 */
+        CHECK(line(buf, sizeof(buf), "%s", "ab") == 3 && memcmp(buf, "ab\n", 3) == 0, "a short line");
+        CHECK(line(buf, sizeof(buf), "%s", "far too long") == 7 && memcmp(buf, "far to\n", 7) == 0,
+              "a line cut to fit with its newline");
+        http_head_free(h);
+}
+
 int main(void) {
+        test_write();
         test_stream();
         test_hop_by_hop();
         test_arena();
