@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "web.h"
 
 enum {
         EXIT_OK = 0,
@@ -50,6 +51,8 @@ typedef struct TunnelInfo {
 int ctl_bus(sd_bus **ret);
 /* Names (unescaped) of the running tunnels, sorted. */
 int ctl_list_names(sd_bus *bus, char ***ret, size_t *ret_n);
+/* The same, saying on stderr why when the bus cannot tell. */
+int ctl_running_names(sd_bus *bus, char ***ret, size_t *ret_n);
 char *ctl_bus_name(const char *name);
 int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *ret, sd_bus_error *error);
 void tunnel_info_done(TunnelInfo *t);

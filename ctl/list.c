@@ -8,17 +8,11 @@
 int verb_list(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_strv_free_ char **names = NULL;
-        json_object *arr = NULL;
+        _cleanup_(json_object_putp) json_object *arr = NULL;
         size_t n;
-        int r;
 
-        if (ctl_bus(&bus) < 0)
+        if (ctl_bus(&bus) < 0 || ctl_running_names(bus, &names, &n) < 0)
                 return EXIT_ERROR;
-        r = ctl_list_names(bus, &names, &n);
-        if (r < 0) {
-                fprintf(stderr, "Failed to list bus names: %s\n", strerror(-r));
-                return EXIT_ERROR;
-        }
         if (arg.json)
                 arr = json_object_new_array();
         else if (n > 0)
@@ -35,10 +29,9 @@ int verb_list(int argc, char *argv[]) {
                                t.url && *t.url ? t.url : t.control);
                 tunnel_info_done(&t);
         }
-        if (arr) {
+        if (arr)
                 json_print(arr);
-                json_object_put(arr);
-        } else
+        else
                 printf("%s%zu tunnel%s running.\n", n > 0 ? "\n" : "", n, n == 1 ? "" : "s");
         return EXIT_OK;
 }

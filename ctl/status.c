@@ -2,7 +2,6 @@
 /* inletsctl status [NAME...]: a block per tunnel, shaped like systemctl status. */
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -16,16 +15,10 @@ static const char *dot_color(const char *state) {
         return "\033[0;1;33m";
 }
 
-static uint64_t now_realtime(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void print_status(const TunnelInfo *t, bool color) {
         char ts[64], age[32], in[16], out[16];
         bool server = t->role && streq(t->role, "server");
-        uint64_t now = now_realtime();
+        uint64_t now = realtime_usec();
 
         printf("%s●%s %s - inletsd %s (%s)\n", color ? dot_color(t->state) : "", color ? "\033[0m" : "", t->name,
                server ? "exit server" : "tunnel client", t->mode);
@@ -80,7 +73,7 @@ static void print_status(const TunnelInfo *t, bool color) {
 int verb_status(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_strv_free_ char **names = NULL;
-        json_object *arr = NULL;
+        _cleanup_(json_object_putp) json_object *arr = NULL;
         bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
         size_t n = 0;
         int r, ret = EXIT_OK;
@@ -91,13 +84,8 @@ int verb_status(int argc, char *argv[]) {
                 for (int i = 1; i < argc; i++)
                         if (strv_push(&names, &n, strdup(argv[i])) < 0)
                                 return EXIT_ERROR;
-        } else {
-                r = ctl_list_names(bus, &names, &n);
-                if (r < 0) {
-                        fprintf(stderr, "Failed to list bus names: %s\n", strerror(-r));
-                        return EXIT_ERROR;
-                }
-        }
+        } else if (ctl_running_names(bus, &names, &n) < 0)
+                return EXIT_ERROR;
         if (arg.json)
                 arr = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
@@ -118,9 +106,7 @@ int verb_status(int argc, char *argv[]) {
                 }
                 tunnel_info_done(&t);
         }
-        if (arr) {
+        if (arr)
                 json_print(arr);
-                json_object_put(arr);
-        }
         return ret;
 }

@@ -11,7 +11,7 @@ int verb_streams(int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *dest = NULL;
-        json_object *arr = NULL;
+        _cleanup_(json_object_putp) json_object *arr = NULL;
         const char *client, *peer;
         uint64_t in, out, age;
         uint32_t id;
@@ -60,10 +60,9 @@ int verb_streams(int argc, char *argv[]) {
                 fprintf(stderr, "Bad reply from %s: %s\n", argv[1], strerror(-r));
                 return EXIT_ERROR;
         }
-        if (arr) {
+        if (arr)
                 json_print(arr);
-                json_object_put(arr);
-        } else
+        else
                 printf("%s%u stream%s.\n", n ? "\n" : "", n, n == 1 ? "" : "s");
         return EXIT_OK;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Finding running tunnels on the bus and reading their properties; see ctl.h. */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
@@ -14,7 +15,11 @@
 #define BUS_NAME_PREFIX "io.inletsd.Tunnel."
 
 int ctl_bus(sd_bus **ret) {
-        int r = arg.user ? sd_bus_open_user(ret) : sd_bus_open_system(ret);
+        int r;
+
+        assert(ret);
+
+        r = arg.user ? sd_bus_open_user(ret) : sd_bus_open_system(ret);
         if (r < 0) {
                 fprintf(stderr, "Failed to connect to the %s bus: %s\n", arg.user ? "user" : "system", strerror(-r));
                 return r;
@@ -41,6 +46,10 @@ int ctl_list_names(sd_bus *bus, char ***ret, size_t *ret_n) {
         size_t n = 0;
         int r;
 
+        assert(bus);
+        assert(ret);
+        assert(ret_n);
+
         r = sd_bus_list_names(bus, &acquired, NULL);
         if (r < 0)
                 return r;
@@ -57,13 +66,104 @@ int ctl_list_names(sd_bus *bus, char ***ret, size_t *ret_n) {
         return 0;
 }
 
-int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *error) {
-        _cleanup_free_ char *dest = ctl_bus_name(name);
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *s1, *s2;
+int ctl_running_names(sd_bus *bus, char ***ret, size_t *ret_n) {
+        int r = ctl_list_names(bus, ret, ret_n);
+        if (r < 0)
+                fprintf(stderr, "Failed to list bus names: %s\n", strerror(-r));
+        return r;
+}
+
+static int read_clients(sd_bus_message *reply, TunnelInfo *t) {
+        const char *id, *address;
+        uint64_t since, in, out;
+        uint32_t streams;
         int r;
 
+        r = sd_bus_message_enter_container(reply, 'a', "(sstttu)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sstttu)", &id, &address, &since, &in, &out,
+                                                  &streams)) > 0) {
+                ClientRow *c = realloc(t->clients, sizeof(ClientRow) * (t->n_clients + 1));
+                if (!c)
+                        return -ENOMEM;
+                t->clients = c;
+                t->clients[t->n_clients++] = (ClientRow) { strdup(id), strdup(address), since, in, out,
+                                                           streams };
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
+/* The value of property prop (D-Bus signature contents) into its field of t; unknown ones are
+ * skipped, so that a newer daemon's properties do not trouble an older inletsctl. */
+static int read_property(sd_bus_message *reply, const char *prop, const char *contents, TunnelInfo *t) {
+        int r;
+
+        if (streq(contents, "s")) {
+                char **dst = streq(prop, "Name")             ? &t->name
+                             : streq(prop, "Role")           ? &t->role
+                             : streq(prop, "Mode")           ? &t->mode
+                             : streq(prop, "State")          ? &t->state
+                             : streq(prop, "ConfigFile")     ? &t->config
+                             : streq(prop, "ControlAddress") ? &t->control
+                             : streq(prop, "URL")            ? &t->url
+                             : streq(prop, "LastError")      ? &t->last_error
+                                                             : NULL;
+                const char *v;
+                r = sd_bus_message_read(reply, "s", &v);
+                if (r >= 0 && dst)
+                        *dst = strdup(v);
+        } else if (streq(prop, "Ports")) {
+                const void *p;
+                size_t n;
+                r = sd_bus_message_read_array(reply, 'q', &p, &n);
+                if (r >= 0 && n > 0 && (t->ports = malloc(n))) {
+                        memcpy(t->ports, p, n);
+                        t->n_ports = n / sizeof(uint16_t);
+                }
+        } else if (streq(prop, "Upstreams")) {
+                r = sd_bus_message_read_strv(reply, &t->upstreams);
+                for (char **i = t->upstreams; r >= 0 && i && *i; i++)
+                        t->n_upstreams++;
+        } else if (streq(prop, "CertificateNames")) {
+                r = sd_bus_message_read_strv(reply, &t->cert_names);
+                for (char **i = t->cert_names; r >= 0 && i && *i; i++)
+                        t->n_cert_names++;
+        } else if (streq(prop, "Clients"))
+                r = read_clients(reply, t);
+        else if (streq(contents, "t")) {
+                uint64_t v;
+                r = sd_bus_message_read(reply, "t", &v);
+                if (streq(prop, "TotalStreams"))
+                        t->total_streams = v;
+                else if (streq(prop, "BytesIn"))
+                        t->bytes_in = v;
+                else if (streq(prop, "BytesOut"))
+                        t->bytes_out = v;
+                else if (streq(prop, "StartedAt"))
+                        t->started_at = v;
+                else if (streq(prop, "CertificateNotAfter"))
+                        t->cert_not_after = v;
+                else if (streq(prop, "CertificateRenewAt"))
+                        t->cert_renew_at = v;
+        } else if (streq(contents, "u"))
+                r = sd_bus_message_read(reply, "u", &t->active_streams);
+        else
+                r = sd_bus_message_skip(reply, contents);
+        return r;
+}
+
+int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *error) {
+        _cleanup_free_ char *dest = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        assert(bus);
+        assert(name);
+        assert(t);
+
         *t = (TunnelInfo) {};
+        dest = ctl_bus_name(name);
         if (!dest)
                 return -ENOMEM;
         /* One GetAll: a consistent snapshot, one round trip. */
@@ -85,69 +185,7 @@ int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *
                 r = sd_bus_message_enter_container(reply, 'v', contents);
                 if (r < 0)
                         break;
-                if (streq(contents, "s")) {
-                        char **dst = streq(prop, "Name")             ? &t->name
-                                     : streq(prop, "Role")           ? &t->role
-                                     : streq(prop, "Mode")           ? &t->mode
-                                     : streq(prop, "State")          ? &t->state
-                                     : streq(prop, "ConfigFile")     ? &t->config
-                                     : streq(prop, "ControlAddress") ? &t->control
-                                     : streq(prop, "URL")            ? &t->url
-                                     : streq(prop, "LastError")      ? &t->last_error
-                                                                     : NULL;
-                        r = sd_bus_message_read(reply, "s", &s1);
-                        if (r >= 0 && dst)
-                                *dst = strdup(s1);
-                } else if (streq(prop, "Ports")) {
-                        const void *p;
-                        size_t n;
-                        r = sd_bus_message_read_array(reply, 'q', &p, &n);
-                        if (r >= 0 && n > 0 && (t->ports = malloc(n))) {
-                                memcpy(t->ports, p, n);
-                                t->n_ports = n / sizeof(uint16_t);
-                        }
-                } else if (streq(prop, "Upstreams")) {
-                        r = sd_bus_message_read_strv(reply, &t->upstreams);
-                        for (char **i = t->upstreams; r >= 0 && i && *i; i++)
-                                t->n_upstreams++;
-                } else if (streq(prop, "CertificateNames")) {
-                        r = sd_bus_message_read_strv(reply, &t->cert_names);
-                        for (char **i = t->cert_names; r >= 0 && i && *i; i++)
-                                t->n_cert_names++;
-                } else if (streq(prop, "Clients")) {
-                        uint64_t since, in, out;
-                        uint32_t streams;
-                        r = sd_bus_message_enter_container(reply, 'a', "(sstttu)");
-                        while (r >= 0 &&
-                               (r = sd_bus_message_read(reply, "(sstttu)", &s1, &s2, &since, &in, &out, &streams)) > 0) {
-                                ClientRow *c = realloc(t->clients, sizeof(ClientRow) * (t->n_clients + 1));
-                                if (!c)
-                                        return -ENOMEM;
-                                t->clients = c;
-                                t->clients[t->n_clients++] = (ClientRow) { strdup(s1), strdup(s2), since, in, out,
-                                                                           streams };
-                        }
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                } else if (streq(contents, "t")) {
-                        uint64_t v;
-                        r = sd_bus_message_read(reply, "t", &v);
-                        if (streq(prop, "TotalStreams"))
-                                t->total_streams = v;
-                        else if (streq(prop, "BytesIn"))
-                                t->bytes_in = v;
-                        else if (streq(prop, "BytesOut"))
-                                t->bytes_out = v;
-                        else if (streq(prop, "StartedAt"))
-                                t->started_at = v;
-                        else if (streq(prop, "CertificateNotAfter"))
-                                t->cert_not_after = v;
-                        else if (streq(prop, "CertificateRenewAt"))
-                                t->cert_renew_at = v;
-                } else if (streq(contents, "u"))
-                        r = sd_bus_message_read(reply, "u", &t->active_streams);
-                else
-                        r = sd_bus_message_skip(reply, contents);
+                r = read_property(reply, prop, contents, t);
                 if (r < 0)
                         break;
                 r = sd_bus_message_exit_container(reply);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* See kube.h. */
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -48,19 +49,27 @@ struct Kube {
 };
 
 void kube_set_watch_timeout(Kube *k, unsigned sec) {
+        assert(k);
         k->watch_timeout_sec = sec;
 }
 
 const char *kube_server(Kube *k) {
+        assert(k);
         return k->server;
 }
 
-static void watch_free(KubeWatch *w) {
+static void watch_stop(KubeWatch *w) {
         if (w->easy) {
                 curl_multi_remove_handle(w->kube->multi, w->easy);
                 curl_easy_cleanup(w->easy);
+                w->easy = NULL;
         }
         curl_slist_free_all(w->headers);
+        w->headers = NULL;
+}
+
+static void watch_free(KubeWatch *w) {
+        watch_stop(w);
         sd_event_source_disable_unref(w->timer);
         free(w->path);
         free(w->rv);
@@ -118,6 +127,9 @@ int kube_new_in_cluster(const char *sa_dir, Kube **ret, char **ret_error) {
         _cleanup_(kube_freep) Kube *k = calloc(1, sizeof(Kube));
         const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
         int r;
+
+        assert(sa_dir);
+        assert(ret);
 
         if (!k)
                 return -ENOMEM;
@@ -180,10 +192,14 @@ static int kubeconfig_file(Kube *k, json_object *o, const char *key, const char 
 int kube_new_from_kubeconfig(const char *path, const char *context, Kube **ret, char **ret_error) {
         _cleanup_(kube_freep) Kube *k = calloc(1, sizeof(Kube));
         _cleanup_free_ char *text = NULL, *copy = strdup(path);
-        json_object *config = NULL, *ctx, *cluster, *user;
+        _cleanup_(json_object_putp) json_object *config = NULL;
+        json_object *ctx, *cluster, *user;
         const char *dir, *v;
         size_t n;
         int r;
+
+        assert(path);
+        assert(ret);
 
         if (!k || !copy)
                 return -ENOMEM;
@@ -198,11 +214,9 @@ int kube_new_from_kubeconfig(const char *path, const char *context, Kube **ret, 
         ctx = named(config, "contexts", context, "context");
         cluster = ctx ? named(config, "clusters", json_get_string(ctx, "cluster"), "cluster") : NULL;
         user = ctx ? named(config, "users", json_get_string(ctx, "user"), "user") : NULL;
-        if (!ctx || !cluster || !json_get_string(cluster, "server")) {
-                json_object_put(config);
+        if (!ctx || !cluster || !json_get_string(cluster, "server"))
                 return errorf(ret_error, -EINVAL, "%s: no context '%s' with a cluster and its server", path,
                               context ?: "(current-context is not set)");
-        }
         k->server = strdup(json_get_string(cluster, "server"));
         if (k->server && k->server[strlen(k->server) - 1] == '/')
                 k->server[strlen(k->server) - 1] = 0;
@@ -215,7 +229,6 @@ int kube_new_from_kubeconfig(const char *path, const char *context, Kube **ret, 
                 r = -ENOMEM;
         if (r >= 0 && user && (v = json_get_string(user, "tokenFile")) && !(k->token_file = strdup(v)))
                 r = -ENOMEM;
-        json_object_put(config);
         if (r >= 0)
                 r = read_token(k);
         if (r < 0)
@@ -249,6 +262,10 @@ long kube_call(Kube *k, const char *method, const char *path, json_object *body,
         const char *payload = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
         WebRequest q;
         int r;
+
+        assert(k);
+        assert(method);
+        assert(path);
 
         if (ret_json)
                 *ret_json = NULL;
@@ -306,6 +323,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
                 return sd_event_source_set_io_events(s, events) < 0 ? -1 : 0;
         if (sd_event_add_io(k->event, &s, fd, events, on_io, k) < 0)
                 return -1;
+        (void) sd_event_source_set_description(s, "kube-curl-io");
         curl_multi_assign(k->multi, fd, s);
         return 0;
 }
@@ -338,12 +356,12 @@ static void set_rv(KubeWatch *w, json_object *o) {
 }
 
 static void watch_line(KubeWatch *w, const char *line, size_t n) {
-        json_object *e = json_tokener_parse(line), *obj = NULL;
+        _cleanup_(json_object_putp) json_object *e = json_tokener_parse(line);
+        json_object *obj = NULL;
         const char *type = json_get_string(e, "type");
 
         if (!e || !type || !json_object_object_get_ex(e, "object", &obj)) {
                 log_warning("Watch %s: an event that is not understood, ignoring.", w->path);
-                json_object_put(e);
                 return;
         }
         if (streq(type, "ERROR")) {
@@ -356,7 +374,6 @@ static void watch_line(KubeWatch *w, const char *line, size_t n) {
                 if (!streq(type, "BOOKMARK"))
                         w->f(type, obj, w->userdata);
         }
-        json_object_put(e);
 }
 
 static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -393,13 +410,13 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata) 
 
 static int watch_list(KubeWatch *w) {
         _cleanup_free_ char *err = NULL;
-        json_object *list = NULL, *items = NULL;
+        _cleanup_(json_object_putp) json_object *list = NULL;
+        json_object *items = NULL;
         long status = kube_call(w->kube, "GET", w->path, NULL, NULL, &list, &err);
 
         if (status != 200) {
                 log_error("Listing %s failed: %s", w->path,
                           status < 0 ? err : list ? kube_status_message(list) : "no answer");
-                json_object_put(list);
                 return -EIO;
         }
         w->f("RELIST", NULL, w->userdata);
@@ -407,7 +424,6 @@ static int watch_list(KubeWatch *w) {
                 for (size_t i = 0; i < json_object_array_length(items); i++)
                         w->f("ADDED", json_object_array_get_idx(items, i), w->userdata);
         set_rv(w, list);
-        json_object_put(list);
         w->relist = false;
         log_debug("Listed %s at resourceVersion %s.", w->path, w->rv ?: "?");
         return 0;
@@ -443,16 +459,6 @@ static int watch_start(KubeWatch *w) {
         if (curl_multi_add_handle(w->kube->multi, w->easy) != CURLM_OK)
                 return -EIO;
         return 0;
-}
-
-static void watch_stop(KubeWatch *w) {
-        if (w->easy) {
-                curl_multi_remove_handle(w->kube->multi, w->easy);
-                curl_easy_cleanup(w->easy);
-                w->easy = NULL;
-        }
-        curl_slist_free_all(w->headers);
-        w->headers = NULL;
 }
 
 static int on_watch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -504,6 +510,11 @@ int kube_watch(Kube *k, sd_event *event, const char *path, KubeEventFunc f, void
         KubeWatch *w;
         int r;
 
+        assert(k);
+        assert(event);
+        assert(path);
+        assert(f);
+
         if (!k->multi) {
                 k->event = sd_event_ref(event);
                 k->multi = curl_multi_init();
@@ -516,6 +527,7 @@ int kube_watch(Kube *k, sd_event *event, const char *path, KubeEventFunc f, void
                 r = sd_event_add_time_relative(event, &k->multi_timer, CLOCK_MONOTONIC, 0, 0, on_multi_timer, k);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(k->multi_timer, "kube-curl-timer");
                 (void) sd_event_source_set_enabled(k->multi_timer, SD_EVENT_OFF);
         }
         w = calloc(1, sizeof(*w));
@@ -530,5 +542,9 @@ int kube_watch(Kube *k, sd_event *event, const char *path, KubeEventFunc f, void
         if (!w->path)
                 return -ENOMEM;
         /* the first list happens on the loop, like every later one */
-        return sd_event_add_time_relative(event, &w->timer, CLOCK_MONOTONIC, 0, 0, on_watch_timer, w);
+        r = sd_event_add_time_relative(event, &w->timer, CLOCK_MONOTONIC, 0, 0, on_watch_timer, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(w->timer, "kube-watch");
+        return 0;
 }

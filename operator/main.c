@@ -11,8 +11,6 @@
 #include "util.h"
 #include "version.h"
 
-int operator_start(Operator *o);
-
 static void help(void) {
         printf("Usage: inlets-operator --provider P --access-token-file F [OPTIONS]\n\n"
                "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host and a\n"
@@ -40,17 +38,25 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+static int add_signal(sd_event *e, int sig, const char *description) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int r;
+
+        r = sd_event_add_signal(e, &s, sig, on_signal, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_description(s, description);
+        if (r < 0)
+                return r;
+        /* the loop owns it, as if added without a reference of ours */
+        return sd_event_source_set_floating(s, true);
+}
+
 static int parse_args(int argc, char *argv[], Options *o) {
-        enum { OPT_PROVIDER = 0x100, OPT_TOKEN_FILE, OPT_REGION, OPT_SIZE, OPT_IMAGE, OPT_API_URL, OPT_CLIENT_IMAGE,
-               OPT_PACKAGE_URL, OPT_ANNOTATED, OPT_KUBECONFIG, OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC,
-               OPT_VERSION, OPT_WATCH_TIMEOUT };
+        enum { OPT_CLIENT_IMAGE = _CLOUD_OPT_MAX, OPT_PACKAGE_URL, OPT_ANNOTATED, OPT_KUBECONFIG,
+               OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC, OPT_VERSION, OPT_WATCH_TIMEOUT };
         static const struct option options[] = {
-                { "provider", required_argument, NULL, OPT_PROVIDER },
-                { "access-token-file", required_argument, NULL, OPT_TOKEN_FILE },
-                { "region", required_argument, NULL, OPT_REGION },
-                { "size", required_argument, NULL, OPT_SIZE },
-                { "image", required_argument, NULL, OPT_IMAGE },
-                { "api-url", required_argument, NULL, OPT_API_URL },
+                CLOUD_OPTIONS, /* first: the messages below index this table by option */
                 { "client-image", required_argument, NULL, OPT_CLIENT_IMAGE },
                 { "package-url", required_argument, NULL, OPT_PACKAGE_URL },
                 { "annotated-only", optional_argument, NULL, OPT_ANNOTATED },
@@ -67,14 +73,10 @@ static int parse_args(int argc, char *argv[], Options *o) {
         };
         int c, b;
 
-        while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+                if (cloud_flags_parse(&o->cloud, c, optarg))
+                        continue;
                 switch (c) {
-                case OPT_PROVIDER: o->provider = optarg; break;
-                case OPT_TOKEN_FILE: o->access_token_file = optarg; break;
-                case OPT_REGION: o->region = optarg; break;
-                case OPT_SIZE: o->size = optarg; break;
-                case OPT_IMAGE: o->image = optarg; break;
-                case OPT_API_URL: o->api_url = optarg; break;
                 case OPT_CLIENT_IMAGE: o->client_image = optarg; break;
                 case OPT_PACKAGE_URL: o->package_url = optarg; break;
                 case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
@@ -107,11 +109,12 @@ static int parse_args(int argc, char *argv[], Options *o) {
                 case OPT_VERSION: printf("inlets-operator %s (%s)\n", PROJECT_VERSION, GIT_REVISION); exit(EXIT_SUCCESS);
                 default: return -EINVAL;
                 }
+        }
         if (optind < argc) {
                 fprintf(stderr, "Unexpected argument '%s'.\n", argv[optind]);
                 return -EINVAL;
         }
-        if (!o->provider || !o->access_token_file) {
+        if (!o->cloud.provider || !o->cloud.token_file) {
                 fprintf(stderr, "--provider and --access-token-file are required (see --help).\n");
                 return -EINVAL;
         }
@@ -129,19 +132,21 @@ int main(int argc, char *argv[]) {
         log_set_tunnel("inlets-operator");
         if (parse_args(argc, argv, &o.opt) < 0)
                 return 2;
-        o.provider = cloud_provider_find(o.opt.provider);
+        o.provider = cloud_provider_find(o.opt.cloud.provider);
         if (!o.provider) {
-                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode).", o.opt.provider);
+                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode).",
+                          o.opt.cloud.provider);
                 return 2;
         }
-        r = read_full_file(o.opt.access_token_file, 4096, &token, NULL);
+        r = read_full_file(o.opt.cloud.token_file, 4096, &token, NULL);
         if (r < 0 || !*strstrip(token)) {
-                log_error("Cannot read the API token from %s: %s", o.opt.access_token_file, r < 0 ? strerror(-r) : "empty");
+                log_error("Cannot read the API token from %s: %s", o.opt.cloud.token_file,
+                          r < 0 ? strerror(-r) : "empty");
                 return 1;
         }
         /* one try per call: the reconcile loop retries, and must not sleep */
-        o.cloud = (CloudApi) { .base_url = strdup(o.opt.api_url ?: o.provider->api_url), .token = TAKE_PTR(token),
-                               .timeout_sec = 20, .max_retries = 0 };
+        o.cloud = (CloudApi) { .base_url = strdup(o.opt.cloud.api_url ?: o.provider->api_url),
+                               .token = TAKE_PTR(token), .timeout_sec = 20, .max_retries = 0 };
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !o.cloud.base_url)
                 return log_oom(), 1;
         r = o.opt.kubeconfig ? kube_new_from_kubeconfig(o.opt.kubeconfig, o.opt.context, &o.kube, &err)
@@ -159,9 +164,9 @@ int main(int argc, char *argv[]) {
         (void) signal(SIGPIPE, SIG_IGN);
         r = sd_event_default(&o.event);
         if (r >= 0)
-                r = sd_event_add_signal(o.event, NULL, SIGTERM, on_signal, NULL);
+                r = add_signal(o.event, SIGTERM, "operator-sigterm");
         if (r >= 0)
-                r = sd_event_add_signal(o.event, NULL, SIGINT, on_signal, NULL);
+                r = add_signal(o.event, SIGINT, "operator-sigint");
         if (r >= 0)
                 r = operator_start(&o);
         if (r < 0) {

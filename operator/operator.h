@@ -16,7 +16,7 @@
 #define TUNNEL_FINALIZER "inlets.inlets.dev/host-cleanup"
 
 typedef struct Options {
-        const char *provider, *region, *size, *image, *api_url, *access_token_file;
+        CloudFlags cloud;                 /* --provider, --access-token-file, --region, ... */
         const char *client_image, *package_url, *kubeconfig, *context;
         bool annotated_only;
         uint16_t control_port;
@@ -37,6 +37,8 @@ typedef struct Operator {
         WorkItem *work;                   /* keyed by the Service: "namespace/name" */
 } Operator;
 
+/* Adds the work and resync timers and the two watches to o->event. */
+int operator_start(Operator *o);
 void operator_enqueue(Operator *o, const char *key, uint64_t delay_usec);
 void operator_on_service(const char *type, json_object *obj, void *userdata);
 void operator_on_tunnel(const char *type, json_object *obj, void *userdata);

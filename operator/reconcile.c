@@ -13,6 +13,7 @@
  * A Tunnel being deleted (its Service went away or stopped being managed) has its host
  * deleted before the finalizer is removed; the garbage collector does the rest. */
 
+#include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -128,6 +129,9 @@ void operator_enqueue(Operator *o, const char *key, uint64_t delay_usec) {
         uint64_t when = now_usec() + delay_usec;
         WorkItem *w;
 
+        assert(o);
+        assert(key);
+
         for (w = o->work; w; w = w->next)
                 if (streq(w->key, key)) {
                         w->when = MIN(w->when, when);
@@ -196,12 +200,21 @@ void operator_done(Operator *o) {
         sd_event_source_disable_unref(o->resync_timer);
 }
 
-int operator_start(Operator *o);
 int operator_start(Operator *o) {
-        int r = sd_event_add_time(o->event, &o->work_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_work, o);
+        int r;
+
+        assert(o);
+        assert(o->event);
+        assert(o->kube);
+
+        r = sd_event_add_time(o->event, &o->work_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_work, o);
+        if (r >= 0)
+                r = sd_event_source_set_description(o->work_timer, "operator-work");
         if (r >= 0)
                 r = sd_event_add_time_relative(o->event, &o->resync_timer, CLOCK_MONOTONIC, o->opt.resync_usec, 0,
                                                on_resync, o);
+        if (r >= 0)
+                r = sd_event_source_set_description(o->resync_timer, "operator-resync");
         if (r >= 0)
                 r = kube_watch(o->kube, o->event, "/api/v1/services", operator_on_service, o);
         if (r >= 0)
@@ -214,6 +227,9 @@ int operator_start(Operator *o) {
 void operator_on_service(const char *type, json_object *obj, void *userdata) {
         Operator *o = userdata;
         _cleanup_free_ char *key = NULL;
+
+        assert(o);
+        assert(type);
 
         if (streq(type, "RELIST")) {
                 /* what vanished while we were not watching is reconciled too */
@@ -240,6 +256,9 @@ void operator_on_tunnel(const char *type, json_object *obj, void *userdata) {
         Operator *o = userdata;
         _cleanup_free_ char *key = NULL, *svc_key = NULL;
         const char *svc;
+
+        assert(o);
+        assert(type);
 
         if (streq(type, "RELIST")) {
                 operator_resync(o);
@@ -271,21 +290,18 @@ static char *tunnel_path(const char *ns, const char *name, const char *sub) {
 static int kcall(Operator *o, const char *method, const char *path, json_object *body, const char *ctype,
                  json_object **ret) {
         _cleanup_free_ char *err = NULL;
-        json_object *a = NULL;
+        _cleanup_(json_object_putp) json_object *a = NULL;
         long st = kube_call(o->kube, method, path, body, ctype, &a, &err);
 
         if (st >= 200 && st <= 299) {
                 if (ret)
-                        *ret = a;
-                else
-                        json_object_put(a);
+                        *ret = TAKE_PTR(a);
                 return 0;
         }
         if (st < 0)
                 log_warning("%s %s: %s", method, path, err);
         else if (st != 404 && st != 409)
                 log_warning("%s %s: HTTP %ld: %s", method, path, st, a ? kube_status_message(a) : "no message");
-        json_object_put(a);
         return st == 404 ? -ENOENT : st == 409 ? (streq(method, "POST") ? -EEXIST : -ESTALE) : st < 0 ? (int) st : -EIO;
 }
 
@@ -314,7 +330,8 @@ static json_object *metadata(const char *name, const char *ns, json_object *owne
 
 static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_status, const char *id, const char *ip) {
         _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), "/status");
-        json_object *b = json_object_new_object(), *s = json_object_new_object(), *m = json_object_new_object(), *a = NULL;
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object(), *a = NULL;
+        json_object *s = json_object_new_object(), *m = json_object_new_object();
         _cleanup_free_ char *key = obj_key(tun);
         int r;
 
@@ -325,10 +342,8 @@ static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_s
         json_object_object_add(s, "hostIP", ip ? json_object_new_string(ip) : NULL);
         json_object_object_add(b, "status", s);
         r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", &a) : -ENOMEM;
-        json_object_put(b);
         if (r >= 0 && key)
                 cache_put(&o->tunnels, key, a);
-        json_object_put(a);
         return r;
 }
 
@@ -349,15 +364,10 @@ static int tagged_hosts(Operator *o, json_object *tun, CloudHost **ret, size_t *
         return r;
 }
 
-static void hosts_free(CloudHost *l, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                cloud_host_done(&l[i]);
-        free(l);
-}
-
 /* The host goes before the finalizer does. */
 static int finalize(Operator *o, json_object *tun) {
-        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep, *b, *m;
+        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep, *m;
+        _cleanup_(json_object_putp) json_object *b = NULL;
         const char *id = json_get_string(jget(tun, "status"), "hostId");
         _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL);
         CloudHost *l = NULL;
@@ -378,14 +388,14 @@ static int finalize(Operator *o, json_object *tun) {
                 if (!h || (i == n && n > 0 && streq(h, l[0].id)))
                         continue;
                 r = o->provider->destroy(&o->cloud, h, &err);
-                if (r < 0 && !strstr(err ?: "", "HTTP 404")) {
+                if (r < 0 && r != -ENOENT) { /* gone already is as good */
                         log_warning("Deleting host %s of tunnel %s/%s: %s", h, meta(tun, "namespace"), meta(tun, "name"), err);
-                        hosts_free(l, n);
+                        cloud_hosts_free(l, n);
                         return r;
                 }
                 log_info("Deleted host %s of tunnel %s/%s.", h, meta(tun, "namespace"), meta(tun, "name"));
         }
-        hosts_free(l, n);
+        cloud_hosts_free(l, n);
         keep = json_object_new_array();
         for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
                 const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
@@ -398,14 +408,14 @@ static int finalize(Operator *o, json_object *tun) {
         json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
         json_object_object_add(b, "metadata", m);
         r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
-        json_object_put(b);
         return r == -ENOENT ? 0 : r;
 }
 
 static int create_tunnel(Operator *o, json_object *svc, const char *name, json_object **ret) {
         const char *ns = meta(svc, "namespace");
-        json_object *t = json_object_new_object(), *m = metadata(name, ns, owner_ref("v1", "Service", svc)),
-                    *fin = json_object_new_array(), *spec = json_object_new_object(), *cd = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *t = json_object_new_object();
+        json_object *m = metadata(name, ns, owner_ref("v1", "Service", svc)), *fin = json_object_new_array(),
+                    *spec = json_object_new_object(), *cd = json_object_new_object();
         _cleanup_free_ char *path = tunnel_path(ns, NULL, NULL), *dep = asprintf_safe("%s-client", name);
         int r;
 
@@ -419,7 +429,6 @@ static int create_tunnel(Operator *o, json_object *svc, const char *name, json_o
         json_object_object_add(spec, "client_deployment", cd);
         json_object_object_add(t, "spec", spec);
         r = path ? kcall(o, "POST", path, t, NULL, ret) : -ENOMEM;
-        json_object_put(t);
         if (r >= 0)
                 log_info("Service %s/%s: created Tunnel %s.", ns, meta(svc, "name"), name);
         return r;
@@ -445,54 +454,65 @@ static char *secret_value(json_object *secret, const char *k) {
         return v && unbase64mem(v, &raw, &n) >= 0 ? raw : NULL;
 }
 
-static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *ret) {
+/* A token and the host's certificate, made here (the client pins the certificate), into a new
+ * Secret; the Secret as it now is in *ret. */
+static int create_secret(Operator *o, json_object *tun, const char *name, const char *path,
+                         json_object **ret) {
         const char *ns = meta(tun, "namespace");
-        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", ns, name), *coll = NULL, *err = NULL;
+        _cleanup_free_ char *coll = NULL, *err = NULL;
         _cleanup_(exit_server_plan_freep) ExitServerPlan *p = NULL;
-        json_object *s = NULL, *b, *data;
+        _cleanup_(json_object_putp) json_object *b = NULL;
+        json_object *data;
+        int r;
+
+        r = exit_server_plan_new("tunnel", MODE_TCP, NULL, o->opt.control_port, o->opt.package_url, NULL, &p,
+                                 &err);
+        if (r < 0) {
+                log_error("Cannot make the tunnel's token and certificate: %s", err);
+                return r;
+        }
+        b = json_object_new_object();
+        data = json_object_new_object();
+        json_object_object_add(b, "apiVersion", json_object_new_string("v1"));
+        json_object_object_add(b, "kind", json_object_new_string("Secret"));
+        json_object_object_add(b, "metadata", metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION,
+                                                                           "Tunnel", tun)));
+        json_object_object_add(b, "type", json_object_new_string("Opaque"));
+        json_object_object_add(data, "token", json_object_new_string(p->token));
+        json_object_object_add(data, "fingerprint", json_object_new_string(p->fingerprint));
+        json_object_object_add(data, "tls.crt", json_object_new_string(p->server_crt));
+        json_object_object_add(data, "tls.key", json_object_new_string(p->server_key));
+        json_object_object_add(b, "stringData", data);
+        coll = asprintf_safe("/api/v1/namespaces/%s/secrets", ns);
+        r = coll ? kcall(o, "POST", coll, b, NULL, ret) : -ENOMEM;
+        /* the body held secrets: wipe json-c's copy of its text */
+        {
+                const char *t = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
+                explicit_bzero((char *) t, strlen(t));
+        }
+        if (r == -EEXIST)
+                r = kcall(o, "GET", path, NULL, NULL, ret);
+        if (r < 0)
+                return r;
+        log_info("Tunnel %s/%s: created Secret %s.", ns, meta(tun, "name"), name);
+        return 0;
+}
+
+static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *ret) {
+        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", meta(tun, "namespace"),
+                                                  name);
+        _cleanup_(json_object_putp) json_object *s = NULL;
         int r;
 
         if (!path)
                 return -ENOMEM;
         r = kcall(o, "GET", path, NULL, NULL, &s);
-        if (r == -ENOENT) {
-                /* a token and the host's certificate, made here: the client pins the certificate */
-                r = exit_server_plan_new("tunnel", MODE_TCP, NULL, o->opt.control_port, o->opt.package_url, NULL, &p,
-                                         &err);
-                if (r < 0) {
-                        log_error("Cannot make the tunnel's token and certificate: %s", err);
-                        return r;
-                }
-                b = json_object_new_object();
-                data = json_object_new_object();
-                json_object_object_add(b, "apiVersion", json_object_new_string("v1"));
-                json_object_object_add(b, "kind", json_object_new_string("Secret"));
-                json_object_object_add(b, "metadata",
-                                       metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION, "Tunnel", tun)));
-                json_object_object_add(b, "type", json_object_new_string("Opaque"));
-                json_object_object_add(data, "token", json_object_new_string(p->token));
-                json_object_object_add(data, "fingerprint", json_object_new_string(p->fingerprint));
-                json_object_object_add(data, "tls.crt", json_object_new_string(p->server_crt));
-                json_object_object_add(data, "tls.key", json_object_new_string(p->server_key));
-                json_object_object_add(b, "stringData", data);
-                coll = asprintf_safe("/api/v1/namespaces/%s/secrets", ns);
-                r = coll ? kcall(o, "POST", coll, b, NULL, &s) : -ENOMEM;
-                /* the body held secrets: wipe json-c's copy of its text */
-                {
-                        const char *t = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
-                        explicit_bzero((char *) t, strlen(t));
-                }
-                json_object_put(b);
-                if (r == -EEXIST)
-                        r = kcall(o, "GET", path, NULL, NULL, &s);
-                if (r < 0)
-                        return r;
-                log_info("Tunnel %s/%s: created Secret %s.", ns, meta(tun, "name"), name);
-        } else if (r < 0)
+        if (r == -ENOENT)
+                r = create_secret(o, tun, name, path, &s);
+        if (r < 0)
                 return r;
         *ret = (Auth) { secret_value(s, "token"), secret_value(s, "fingerprint"), secret_value(s, "tls.crt"),
                         secret_value(s, "tls.key") };
-        json_object_put(s);
         return ret->token && ret->fingerprint ? 0 : -EBADMSG;
 }
 
@@ -500,10 +520,10 @@ static int ensure_secret(Operator *o, json_object *tun, const char *name, Auth *
  * key a Secret made by an older operator may still hold). */
 static int drop_host_key(Operator *o, json_object *tun, const char *name) {
         _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/secrets/%s", meta(tun, "namespace"), name);
-        json_object *b = json_tokener_parse("{\"data\":{\"tls.key\":null,\"ca.key\":null}}");
-        int r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
-        json_object_put(b);
-        return r;
+        _cleanup_(json_object_putp) json_object *b =
+                json_tokener_parse("{\"data\":{\"tls.key\":null,\"ca.key\":null}}");
+
+        return path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
 }
 
 static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHost *ret) {
@@ -530,10 +550,10 @@ static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHos
         hostname[MIN(strlen(hostname), (size_t) 63)] = 0;
         host_tag(tun, tag);
         CloudCreate c = {
-                .name = hostname, .region = o->opt.region ?: o->provider->region, .size = o->opt.size ?: o->provider->size,
-                .image = o->opt.image ?: o->provider->image, .user_data = user_data,
-                .tags = (const char *const[]) { "inletsd", tag }, .n_tags = 2,
+                .name = hostname, .user_data = user_data, .tags = (const char *const[]) { "inletsd", tag },
+                .n_tags = 2,
         };
+        cloud_create_defaults(&c, &o->opt.cloud, o->provider);
         r = o->provider->create(&o->cloud, &c, ret, &err);
         explicit_bzero(user_data, strlen(user_data));
         if (r < 0)
@@ -581,79 +601,28 @@ static json_object *client_container(Operator *o, json_object *svc, const char *
         return c;
 }
 
-static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, const char *name, const char *secret,
-                             const char *ip, const Auth *auth) {
-        const char *ns = meta(svc, "namespace");
-        _cleanup_free_ char *path = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments/%s", ns, name),
-                            *coll = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments", ns);
-        json_object *cur = NULL, *want = client_container(o, svc, ip, auth), *b, *spec, *tmpl, *pspec, *cs, *sel, *lab,
-                    *vols, *vol, *sec, *items, *item;
-        int r;
+/* The Deployment of the tunnel client: one replica of container c, the Secret's token mounted. */
+static json_object *deployment_new(json_object *tun, const char *name, const char *ns, const char *secret,
+                                   json_object *c) {
+        json_object *b = json_object_new_object(), *spec = json_object_new_object(),
+                    *sel = json_object_new_object(), *lab = json_object_new_object(),
+                    *tmpl = json_object_new_object(), *tm = json_object_new_object(),
+                    *pspec = json_object_new_object(), *cs = json_object_new_array(),
+                    *vols = json_object_new_array(), *vol = json_object_new_object(),
+                    *sec = json_object_new_object(), *items = json_object_new_array(),
+                    *item = json_object_new_object();
 
-        if (!path || !coll)
-                return -ENOMEM;
-        r = kcall(o, "GET", path, NULL, NULL, &cur);
-        if (r >= 0) {
-                json_object *have = json_object_array_get_idx(
-                        jget(jget(jget(jget(cur, "spec"), "template"), "spec"), "containers"), 0);
-                bool same = have && json_object_equal(jget(have, "args"), jget(want, "args")) &&
-                            json_object_equal(jget(have, "image"), jget(want, "image"));
-                if (!same)
-                        log_debug("Deployment %s/%s: have %s %s, want %s %s", ns, name,
-                                  json_object_to_json_string(jget(have, "image")), json_object_to_json_string(jget(have, "args")),
-                                  json_object_to_json_string(jget(want, "image")), json_object_to_json_string(jget(want, "args")));
-                json_object_put(cur);
-                if (same) {
-                        json_object_put(want);
-                        return 0;
-                }
-                b = json_object_new_object();
-                spec = json_object_new_object();
-                tmpl = json_object_new_object();
-                pspec = json_object_new_object();
-                cs = json_object_new_array();
-                json_object_array_add(cs, want);
-                json_object_object_add(pspec, "containers", cs);
-                json_object_object_add(tmpl, "spec", pspec);
-                json_object_object_add(spec, "template", tmpl);
-                json_object_object_add(b, "spec", spec);
-                r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
-                if (r >= 0)
-                        log_info("Service %s/%s: updated Deployment %s (ports %s).", ns, meta(svc, "name"), name,
-                                 json_object_get_string(json_object_array_get_idx(jget(want, "args"), 7)));
-                json_object_put(b); /* and want with it */
-                return r;
-        }
-        if (r != -ENOENT) {
-                json_object_put(want);
-                return r;
-        }
-        b = json_object_new_object();
         json_object_object_add(b, "apiVersion", json_object_new_string("apps/v1"));
         json_object_object_add(b, "kind", json_object_new_string("Deployment"));
         json_object_object_add(b, "metadata", metadata(name, ns, owner_ref(TUNNEL_GROUP "/" TUNNEL_VERSION, "Tunnel", tun)));
-        spec = json_object_new_object();
         json_object_object_add(spec, "replicas", json_object_new_int(1));
-        sel = json_object_new_object();
-        lab = json_object_new_object();
         json_object_object_add(lab, "inlets.inlets.dev/tunnel", json_object_new_string(meta(tun, "name")));
         json_object_object_add(sel, "matchLabels", json_object_get(lab));
         json_object_object_add(spec, "selector", sel);
-        tmpl = json_object_new_object();
-        {
-                json_object *tm = json_object_new_object();
-                json_object_object_add(tm, "labels", lab);
-                json_object_object_add(tmpl, "metadata", tm);
-        }
-        pspec = json_object_new_object();
-        cs = json_object_new_array();
-        json_object_array_add(cs, want);
+        json_object_object_add(tm, "labels", lab);
+        json_object_object_add(tmpl, "metadata", tm);
+        json_object_array_add(cs, json_object_get(c));
         json_object_object_add(pspec, "containers", cs);
-        vols = json_object_new_array();
-        vol = json_object_new_object();
-        sec = json_object_new_object();
-        items = json_object_new_array();
-        item = json_object_new_object();
         json_object_object_add(item, "key", json_object_new_string("token"));
         json_object_object_add(item, "path", json_object_new_string("token"));
         json_object_array_add(items, item);
@@ -667,15 +636,66 @@ static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, co
         json_object_object_add(tmpl, "spec", pspec);
         json_object_object_add(spec, "template", tmpl);
         json_object_object_add(b, "spec", spec);
-        r = kcall(o, "POST", coll, b, NULL, NULL);
-        json_object_put(b);
+        return b;
+}
+
+/* A merge patch that replaces the pod template's containers with c. */
+static json_object *deployment_patch(json_object *c) {
+        json_object *b = json_object_new_object(), *spec = json_object_new_object(),
+                    *tmpl = json_object_new_object(), *pspec = json_object_new_object(),
+                    *cs = json_object_new_array();
+
+        json_object_array_add(cs, json_object_get(c));
+        json_object_object_add(pspec, "containers", cs);
+        json_object_object_add(tmpl, "spec", pspec);
+        json_object_object_add(spec, "template", tmpl);
+        json_object_object_add(b, "spec", spec);
+        return b;
+}
+
+static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, const char *name,
+                             const char *secret, const char *ip, const Auth *auth) {
+        const char *ns = meta(svc, "namespace");
+        _cleanup_free_ char *path = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments/%s", ns, name),
+                            *coll = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments", ns);
+        _cleanup_(json_object_putp) json_object *cur = NULL, *b = NULL,
+                                                *want = client_container(o, svc, ip, auth);
+        json_object *have;
+        int r;
+
+        if (!path || !coll)
+                return -ENOMEM;
+        r = kcall(o, "GET", path, NULL, NULL, &cur);
+        if (r == -ENOENT) {
+                b = deployment_new(tun, name, ns, secret, want);
+                r = kcall(o, "POST", coll, b, NULL, NULL);
+                if (r >= 0)
+                        log_info("Service %s/%s: created Deployment %s.", ns, meta(svc, "name"), name);
+                return r == -EEXIST ? 0 : r;
+        }
+        if (r < 0)
+                return r;
+        have = jget(jget(jget(cur, "spec"), "template"), "spec");
+        have = json_object_array_get_idx(jget(have, "containers"), 0);
+        if (have && json_object_equal(jget(have, "args"), jget(want, "args")) &&
+            json_object_equal(jget(have, "image"), jget(want, "image")))
+                return 0;
+        log_debug("Deployment %s/%s: have %s %s, want %s %s", ns, name,
+                  json_object_to_json_string(jget(have, "image")),
+                  json_object_to_json_string(jget(have, "args")),
+                  json_object_to_json_string(jget(want, "image")),
+                  json_object_to_json_string(jget(want, "args")));
+        b = deployment_patch(want);
+        r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
         if (r >= 0)
-                log_info("Service %s/%s: created Deployment %s.", ns, meta(svc, "name"), name);
-        return r == -EEXIST ? 0 : r;
+                log_info("Service %s/%s: updated Deployment %s (ports %s).", ns, meta(svc, "name"), name,
+                         json_object_get_string(json_object_array_get_idx(jget(want, "args"), 7)));
+        return r;
 }
 
 static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
-        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress"), *b;
+        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress");
+        _cleanup_(json_object_putp) json_object *b = NULL;
         _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"),
                                                   meta(svc, "name")),
                             *body = asprintf_safe("{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"%s\"}]}}}", ip);
@@ -688,7 +708,6 @@ static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
                 return -ENOMEM;
         b = json_tokener_parse(body);
         r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
-        json_object_put(b);
         if (r >= 0)
                 log_info("Service %s/%s: external IP %s.", meta(svc, "namespace"), meta(svc, "name"), ip);
         return r;
@@ -696,7 +715,8 @@ static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
 
 /* A Service that is no longer managed keeps no address that is about to go away. */
 static int clear_ingress(Operator *o, json_object *svc, const char *ip) {
-        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress"), *b;
+        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress");
+        _cleanup_(json_object_putp) json_object *b = NULL;
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -708,114 +728,162 @@ static int clear_ingress(Operator *o, json_object *svc, const char *ip) {
                 return -ENOMEM;
         b = json_tokener_parse("{\"status\":{\"loadBalancer\":{\"ingress\":null}}}");
         r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
-        json_object_put(b);
         if (r >= 0)
                 log_info("Service %s/%s: no longer managed, external IP %s removed.", meta(svc, "namespace"),
                          meta(svc, "name"), ip);
         return r == -ENOENT ? 0 : r;
 }
 
-int operator_reconcile(Operator *o, const char *key) {
-        _cleanup_free_ char *ns = strndup(key, strcspn(key, "/")), *tname = NULL, *tkey = NULL, *secret = NULL,
-                            *dep = NULL, *path = NULL;
-        json_object *svc = cache_get(o->services, key), *tun;
-        _cleanup_(auth_done) Auth auth = {};
-        const char *svcname = strchr(key, '/') ? strchr(key, '/') + 1 : key, *hs, *id, *ip;
+/* The names a step works with, all derived from the Service's key "namespace/name". */
+typedef struct Names {
+        const char *key, *svcname;
+        char *ns, *tname, *tkey, *secret, *dep;
+} Names;
+
+static void names_done(Names *n) {
+        free(n->ns);
+        free(n->tname);
+        free(n->tkey);
+        free(n->secret);
+        free(n->dep);
+}
+
+static int names_from_key(const char *key, Names *ret) {
+        const char *slash = strchr(key, '/');
+
+        *ret = (Names) { .key = key, .svcname = slash ? slash + 1 : key };
+        if (!(ret->ns = strndup(key, strcspn(key, "/"))) ||
+            !(ret->tname = asprintf_safe("%s-tunnel", ret->svcname)) ||
+            !(ret->tkey = asprintf_safe("%s/%s", ret->ns, ret->tname)) ||
+            !(ret->secret = asprintf_safe("%s-auth", ret->tname)) ||
+            !(ret->dep = asprintf_safe("%s-client", ret->tname)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The Service is gone or no longer managed: its address goes, then its Tunnel (whose host goes
+ * before the finalizer does). */
+static int reconcile_unmanaged(Operator *o, const Names *n, json_object *svc, json_object *tun) {
+        _cleanup_free_ char *path = NULL;
+        int r = 0;
+
+        if (svc && tun)
+                r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
+        if (r < 0)
+                return r;
+        if (tun && meta(tun, "deletionTimestamp"))
+                return finalize(o, tun);
+        if (tun && (path = tunnel_path(n->ns, n->tname, NULL))) {
+                log_info("Service %s is gone or no longer managed: deleting Tunnel %s.", n->key, n->tname);
+                r = kcall(o, "DELETE", path, NULL, NULL, NULL);
+                r = r == -ENOENT ? 0 : r;
+        }
+        return r;
+}
+
+/* No host recorded: the one tagged for this Tunnel (after a crash), or a new one. */
+static int reconcile_find_host(Operator *o, const Names *n, json_object *tun, const Auth *auth) {
+        CloudHost *l = NULL, h = {};
+        size_t k = 0;
         int r;
 
-        if (!ns || !(tname = asprintf_safe("%s-tunnel", svcname)) || !(tkey = asprintf_safe("%s/%s", ns, tname)) ||
-            !(secret = asprintf_safe("%s-auth", tname)) || !(dep = asprintf_safe("%s-client", tname)))
-                return -ENOMEM;
-        tun = json_object_get(cache_get(o->tunnels, tkey));
-
-        if (!managed(o, svc)) {
-                r = 0;
-                if (svc && tun)
-                        r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
-                if (r < 0) {
-                        json_object_put(tun);
-                        return r;
-                }
-                if (tun && meta(tun, "deletionTimestamp"))
-                        r = finalize(o, tun);
-                else if (tun && (path = tunnel_path(ns, tname, NULL))) {
-                        log_info("Service %s is gone or no longer managed: deleting Tunnel %s.", key, tname);
-                        r = kcall(o, "DELETE", path, NULL, NULL, NULL);
-                        r = r == -ENOENT ? 0 : r;
-                }
-                json_object_put(tun);
+        r = tagged_hosts(o, tun, &l, &k);
+        if (r < 0)
                 return r;
+        if (k > 0) {
+                log_info("Tunnel %s: found its host %s again (tagged).", n->tkey, l[0].id);
+                h = l[0];
+                l[0] = (CloudHost) {};
+        } else {
+                r = create_host(o, tun, auth, &h);
+                if (r >= 0)
+                        log_info("Tunnel %s: created host %s on %s.", n->tkey, h.id, o->provider->name);
         }
+        cloud_hosts_free(l, k);
+        if (r >= 0)
+                r = patch_tunnel_status(o, tun, "provisioning", h.id, NULL);
+        cloud_host_done(&h);
+        if (r >= 0)
+                operator_enqueue(o, n->key, o->opt.poll_usec);
+        return r;
+}
+
+/* A host that is not up yet: ask the provider, record what it says, look again later. */
+static int reconcile_poll_host(Operator *o, const Names *n, json_object *tun, const char *id,
+                               const char *hs) {
+        _cleanup_free_ char *err = NULL;
+        CloudHost h = {};
+        int r;
+
+        r = o->provider->get(&o->cloud, id, &h, &err);
+        if (r == -ENOENT) {
+                log_warning("Tunnel %s: host %s is gone; making another.", n->tkey, id);
+                r = patch_tunnel_status(o, tun, "provisioning", NULL, NULL);
+        } else if (r < 0)
+                log_warning("Tunnel %s: host %s: %s", n->tkey, id, err);
+        else if (streq_ptr(h.status, "active") && h.ip) {
+                log_info("Tunnel %s: host %s is active at %s.", n->tkey, id, h.ip);
+                r = patch_tunnel_status(o, tun, "active", id, h.ip);
+                if (r >= 0)
+                        operator_enqueue(o, n->key, 0);
+        } else if (!streq_ptr(h.status, hs))
+                r = patch_tunnel_status(o, tun, "provisioning", id, NULL);
+        cloud_host_done(&h);
+        if (r >= 0 && !streq_ptr(hs, "active"))
+                operator_enqueue(o, n->key, o->opt.poll_usec);
+        return r;
+}
+
+/* A managed Service: its Tunnel, the Secret, the host, then the client and the address. */
+static int reconcile_managed(Operator *o, const Names *n, json_object *svc, json_object *tun) {
+        _cleanup_(auth_done) Auth auth = {};
+        const char *hs, *id, *ip;
+        int r;
+
+        if (meta(tun, "deletionTimestamp"))
+                return finalize(o, tun);
+        r = ensure_secret(o, tun, n->secret, &auth);
+        if (r < 0)
+                return r;
+        hs = json_get_string(jget(tun, "status"), "hostStatus");
+        id = json_get_string(jget(tun, "status"), "hostId");
+        ip = json_get_string(jget(tun, "status"), "hostIP");
+        if (!id)
+                return reconcile_find_host(o, n, tun, &auth);
+        if (!streq_ptr(hs, "active") || !ip)
+                return reconcile_poll_host(o, n, tun, id, hs);
+        r = ensure_deployment(o, svc, tun, n->dep, n->secret, ip, &auth);
+        if (r >= 0)
+                r = ensure_ingress(o, svc, ip);
+        if (r >= 0 && auth.tls_key)
+                r = drop_host_key(o, tun, n->secret);
+        return r;
+}
+
+int operator_reconcile(Operator *o, const char *key) {
+        _cleanup_(names_done) Names n = {};
+        _cleanup_(json_object_putp) json_object *tun = NULL;
+        json_object *svc;
+        int r;
+
+        assert(o);
+        assert(key);
+
+        r = names_from_key(key, &n);
+        if (r < 0)
+                return r;
+        svc = cache_get(o->services, key);
+        /* a reference of our own: the steps below replace the cache's */
+        tun = json_object_get(cache_get(o->tunnels, n.tkey));
+        if (!managed(o, svc))
+                return reconcile_unmanaged(o, &n, svc, tun);
         if (!tun) {
-                r = create_tunnel(o, svc, tname, &tun);
+                r = create_tunnel(o, svc, n.tname, &tun);
                 if (r == -EEXIST) /* the watch will bring it */
                         return 0;
                 if (r < 0)
                         return r;
-                cache_put(&o->tunnels, tkey, tun);
+                cache_put(&o->tunnels, n.tkey, tun);
         }
-        if (meta(tun, "deletionTimestamp")) {
-                r = finalize(o, tun);
-                json_object_put(tun);
-                return r;
-        }
-        r = ensure_secret(o, tun, secret, &auth);
-        if (r < 0)
-                goto out;
-        hs = json_get_string(jget(tun, "status"), "hostStatus");
-        id = json_get_string(jget(tun, "status"), "hostId");
-        ip = json_get_string(jget(tun, "status"), "hostIP");
-
-        if (!id) {
-                CloudHost *l = NULL, h = {};
-                size_t n = 0;
-                r = tagged_hosts(o, tun, &l, &n);
-                if (r < 0)
-                        goto out;
-                if (n > 0) {
-                        log_info("Tunnel %s: found its host %s again (tagged).", tkey, l[0].id);
-                        h = l[0];
-                        l[0] = (CloudHost) {};
-                } else {
-                        r = create_host(o, tun, &auth, &h);
-                        if (r >= 0)
-                                log_info("Tunnel %s: created host %s on %s.", tkey, h.id, o->provider->name);
-                }
-                hosts_free(l, n);
-                if (r >= 0)
-                        r = patch_tunnel_status(o, tun, "provisioning", h.id, NULL);
-                cloud_host_done(&h);
-                if (r >= 0)
-                        operator_enqueue(o, key, o->opt.poll_usec);
-                goto out;
-        }
-        if (!streq_ptr(hs, "active") || !ip) {
-                _cleanup_free_ char *err = NULL;
-                CloudHost h = {};
-                r = o->provider->get(&o->cloud, id, &h, &err);
-                if (r < 0 && strstr(err ?: "", "HTTP 404")) {
-                        log_warning("Tunnel %s: host %s is gone; making another.", tkey, id);
-                        r = patch_tunnel_status(o, tun, "provisioning", NULL, NULL);
-                } else if (r < 0)
-                        log_warning("Tunnel %s: host %s: %s", tkey, id, err);
-                else if (streq_ptr(h.status, "active") && h.ip) {
-                        log_info("Tunnel %s: host %s is active at %s.", tkey, id, h.ip);
-                        r = patch_tunnel_status(o, tun, "active", id, h.ip);
-                        if (r >= 0)
-                                operator_enqueue(o, key, 0);
-                } else if (!streq_ptr(h.status, hs))
-                        r = patch_tunnel_status(o, tun, "provisioning", id, NULL);
-                cloud_host_done(&h);
-                if (r >= 0 && !streq_ptr(hs, "active"))
-                        operator_enqueue(o, key, o->opt.poll_usec);
-                goto out;
-        }
-        r = ensure_deployment(o, svc, tun, dep, secret, ip, &auth);
-        if (r >= 0)
-                r = ensure_ingress(o, svc, ip);
-        if (r >= 0 && auth.tls_key)
-                r = drop_host_key(o, tun, secret);
-out:
-        json_object_put(tun);
-        return r;
+        return reconcile_managed(o, &n, svc, tun);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The ACME client; see acme.h. RFC 8555 sections are cited where the code follows one. */
 
+#include <assert.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <json-c/json.h>
@@ -71,7 +72,7 @@ void acme_authz_done(AcmeAuthz *a) {
 }
 
 int acme_parse_directory(const char *json, size_t n, AcmeDirectory *ret) {
-        json_object *o = parse_json(json, n);
+        _cleanup_(json_object_putp) json_object *o = parse_json(json, n);
         AcmeDirectory d = {};
         int r;
 
@@ -82,7 +83,6 @@ int acme_parse_directory(const char *json, size_t n, AcmeDirectory *ret) {
                 r = dup_str(o, "newAccount", true, &d.new_account);
         if (r >= 0)
                 r = dup_str(o, "newOrder", true, &d.new_order);
-        json_object_put(o);
         if (r < 0) {
                 acme_directory_done(&d);
                 return r;
@@ -92,7 +92,8 @@ int acme_parse_directory(const char *json, size_t n, AcmeDirectory *ret) {
 }
 
 int acme_parse_order(const char *json, size_t n, AcmeOrder *ret) {
-        json_object *o = parse_json(json, n), *a = NULL;
+        _cleanup_(json_object_putp) json_object *o = parse_json(json, n);
+        json_object *a = NULL;
         AcmeOrder d = {};
         int r;
 
@@ -113,7 +114,6 @@ int acme_parse_order(const char *json, size_t n, AcmeOrder *ret) {
                                 r = strv_push(&d.authorizations, &d.n_authorizations, strdup(json_object_get_string(e)));
                 }
         }
-        json_object_put(o);
         if (r < 0) {
                 acme_order_done(&d);
                 return r;
@@ -143,14 +143,13 @@ static char *problem_from(json_object *p, long status) {
 }
 
 char *acme_problem_string(const char *json, size_t n, long status) {
-        json_object *o = parse_json(json, n);
-        char *s = problem_from(o, status);
-        json_object_put(o);
-        return s;
+        _cleanup_(json_object_putp) json_object *o = parse_json(json, n);
+        return problem_from(o, status);
 }
 
 int acme_parse_authz(const char *json, size_t n, AcmeAuthz *ret) {
-        json_object *o = parse_json(json, n), *id = NULL, *ch = NULL;
+        _cleanup_(json_object_putp) json_object *o = parse_json(json, n);
+        json_object *id = NULL, *ch = NULL;
         AcmeAuthz d = {};
         int r;
 
@@ -179,7 +178,6 @@ int acme_parse_authz(const char *json, size_t n, AcmeAuthz *ret) {
                         break;
                 }
         }
-        json_object_put(o);
         if (r < 0) {
                 acme_authz_done(&d);
                 return r;
@@ -358,7 +356,7 @@ static int post(Acme *a, const char *url, json_object *payload, const char *acce
                 _cleanup_free_ char *prot = NULL, *prot64 = NULL, *input = NULL, *sig = NULL, *body = NULL,
                                     *accept_hdr = NULL;
                 _cleanup_(web_response_done) WebResponse w = { .retry_after_sec = -1 };
-                json_object *h;
+                _cleanup_(json_object_putp) json_object *h = NULL;
 
                 if (!a->nonce) {
                         r = new_nonce(a);
@@ -374,7 +372,6 @@ static int post(Acme *a, const char *url, json_object *payload, const char *acce
                 json_object_object_add(h, "nonce", json_object_new_string(a->nonce));
                 json_object_object_add(h, "url", json_object_new_string(url));
                 prot = strdup(json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN));
-                json_object_put(h);
                 a->nonce = mfree(a->nonce); /* each nonce is good once */
                 if (!prot || !(prot64 = base64url_mem(prot, strlen(prot))) ||
                     !(input = asprintf_safe("%s.%s", prot64, pl64)))
@@ -417,7 +414,7 @@ static void poll_wait(const WebResponse *w) {
 
 static int account(Acme *a) {
         _cleanup_(web_response_done) WebResponse w = {};
-        json_object *p = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
         int r;
 
         /* §7.3: an existing key's account comes back (200) with its URL; no state to keep */
@@ -429,7 +426,6 @@ static int account(Acme *a) {
                 json_object_object_add(p, "contact", c);
         }
         r = post(a, a->dir.new_account, p, NULL, &w);
-        json_object_put(p);
         if (r < 0)
                 return r;
         if (!w.location)
@@ -460,12 +456,11 @@ static int authorize(Acme *a, const char *url, uint64_t deadline) {
                         return errorf(a->error, -EOPNOTSUPP, "The CA offers no http-01 challenge for %s", z.identifier);
                 if (!triggered && streq_ptr(z.challenge_status, "pending")) {
                         _cleanup_(web_response_done) WebResponse c = {};
-                        json_object *empty = json_object_new_object();
+                        _cleanup_(json_object_putp) json_object *empty = json_object_new_object();
 
                         /* §7.5.1: {} says "ready, validate now"; the HTTP port already answers */
                         log_info("ACME: asking the CA to validate %s (http-01).", z.identifier);
                         r = post(a, z.challenge_url, empty, NULL, &c);
-                        json_object_put(empty);
                         if (r < 0)
                                 return r;
                         triggered = true;
@@ -526,17 +521,136 @@ static int check_chain(const AcmeRequest *q, const char *pem, size_t n, gnutls_x
         return r;
 }
 
-int acme_obtain(const AcmeRequest *q, char **ret_chain_pem, char **ret_key_pem, long *ret_retry_after_sec,
-                char **ret_error) {
-        _cleanup_(acme_done) Acme a = { .q = q, .error = ret_error, .retry_after = -1 };
-        _cleanup_(web_response_done) WebResponse w = {}, cert = {};
+/* §7.1.1 and §7.3: the directory, then the account of our key. */
+static int open_account(Acme *a) {
+        _cleanup_(web_response_done) WebResponse w = {};
+        int r;
+
+        r = fetch(a, "GET", a->q->directory_url, NULL, NULL, &w);
+        if (r < 0)
+                return r;
+        if (w.status != 200 || acme_parse_directory(w.body, w.body_len, &a->dir) < 0)
+                return errorf(a->error, -EBADMSG, "%s is not an ACME directory (HTTP %ld)",
+                              a->q->directory_url, w.status);
+        return account(a);
+}
+
+/* §7.4: an order for every domain; its URL in *ret_url. */
+static int new_order(Acme *a, AcmeOrder *ret, char **ret_url) {
+        _cleanup_(web_response_done) WebResponse w = {};
+        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+        json_object *ids = json_object_new_array();
+        int r;
+
+        for (size_t i = 0; i < a->q->n_domains; i++) {
+                json_object *id = json_object_new_object();
+                json_object_object_add(id, "type", json_object_new_string("dns"));
+                json_object_object_add(id, "value", json_object_new_string(a->q->domains[i]));
+                json_object_array_add(ids, id);
+        }
+        json_object_object_add(p, "identifiers", ids);
+        r = post(a, a->dir.new_order, p, NULL, &w);
+        if (r < 0)
+                return r;
+        if (!w.location || acme_parse_order(w.body, w.body_len, ret) < 0)
+                return errorf(a->error, -EBADMSG, "%s: the order is not understood", a->dir.new_order);
+        *ret_url = TAKE_PTR(w.location);
+        return 0;
+}
+
+/* §7.4: finalize with the CSR once the order is ready, then poll until it is valid. */
+static int finalize_order(Acme *a, AcmeOrder *order, const char *order_url, const char *csr,
+                          uint64_t deadline) {
+        _cleanup_(web_response_done) WebResponse w = {};
+        int r;
+
+        for (bool finalized = false;;) {
+                if (streq(order->status, "ready") && !finalized) {
+                        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+                        json_object_object_add(p, "csr", json_object_new_string(csr));
+                        r = post(a, order->finalize, p, NULL, &w);
+                        finalized = true;
+                } else if (streq(order->status, "valid") && order->certificate)
+                        return 0;
+                else if (streq(order->status, "invalid"))
+                        return errorf(a->error, -EIO, "The CA marked the order %s invalid", order_url);
+                else {
+                        if (now_usec() > deadline)
+                                return errorf(a->error, -ETIMEDOUT, "The order %s stayed \"%s\"", order_url,
+                                              order->status);
+                        poll_wait(&w);
+                        web_response_done(&w);
+                        r = post(a, order_url, NULL, NULL, &w);
+                }
+                if (r < 0)
+                        return r;
+                acme_order_done(order);
+                if (acme_parse_order(w.body, w.body_len, order) < 0)
+                        return errorf(a->error, -EBADMSG, "%s: the order is not understood", order_url);
+        }
+}
+
+/* §7.4.2: the chain, checked against our key and the domains; the key as PEM. */
+static int download(Acme *a, const AcmeOrder *order, gnutls_x509_privkey_t key, char **ret_chain_pem,
+                    char **ret_key_pem) {
+        _cleanup_(web_response_done) WebResponse cert = {};
+        gnutls_datum_t kd = {};
+        int r;
+
+        r = post(a, order->certificate, NULL, "application/pem-certificate-chain", &cert);
+        if (r < 0)
+                return r;
+        r = check_chain(a->q, cert.body, cert.body_len, key, a->error);
+        if (r < 0)
+                return r;
+        if (gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &kd) < 0)
+                return -EIO;
+        *ret_key_pem = strndup((char *) kd.data, kd.size);
+        explicit_bzero(kd.data, kd.size);
+        gnutls_free(kd.data);
+        *ret_chain_pem = TAKE_PTR(cert.body);
+        return *ret_key_pem ? 0 : -ENOMEM;
+}
+
+static int obtain(Acme *a, char **ret_chain_pem, char **ret_key_pem) {
         _cleanup_(acme_order_done) AcmeOrder order = {};
         _cleanup_(x509_key_freep) gnutls_x509_privkey_t key = NULL;
         _cleanup_free_ char *order_url = NULL, *csr = NULL;
-        uint64_t deadline = now_usec() + (q->poll_timeout_sec ?: 300) * USEC_PER_SEC;
-        gnutls_datum_t kd = {};
-        json_object *p, *ids;
+        uint64_t deadline = now_usec() + (a->q->poll_timeout_sec ?: 300) * USEC_PER_SEC;
         int r;
+
+        r = open_account(a);
+        if (r < 0)
+                return r;
+        r = new_order(a, &order, &order_url);
+        if (r < 0)
+                return r;
+        log_info("ACME: order %s for %zu name(s), status %s.", order_url, a->q->n_domains, order.status);
+        for (size_t i = 0; i < order.n_authorizations; i++) {
+                r = authorize(a, order.authorizations[i], deadline);
+                if (r < 0)
+                        return r;
+        }
+        r = x509_new_key(&key);
+        if (r < 0)
+                return r;
+        r = make_csr(a->q, key, &csr);
+        if (r < 0)
+                return errorf(a->error, r, "Failed to make the certificate request");
+        r = finalize_order(a, &order, order_url, csr, deadline);
+        if (r < 0)
+                return r;
+        return download(a, &order, key, ret_chain_pem, ret_key_pem);
+}
+
+int acme_obtain(const AcmeRequest *q, char **ret_chain_pem, char **ret_key_pem, long *ret_retry_after_sec,
+                char **ret_error) {
+        _cleanup_(acme_done) Acme a = { .q = q, .error = ret_error, .retry_after = -1 };
+        int r;
+
+        assert(q);
+        assert(ret_chain_pem);
+        assert(ret_key_pem);
 
         if (ret_retry_after_sec)
                 *ret_retry_after_sec = -1;
@@ -545,109 +659,8 @@ int acme_obtain(const AcmeRequest *q, char **ret_chain_pem, char **ret_key_pem, 
         a.jwk = jwk_json(q->account_key);
         if (!a.jwk)
                 return errorf(ret_error, -EINVAL, "The ACME account key is not an ECDSA P-256 key");
-
-        /* §7.1.1 */
-        r = fetch(&a, "GET", q->directory_url, NULL, NULL, &w);
-        if (r < 0)
-                goto fail;
-        if (w.status != 200 || acme_parse_directory(w.body, w.body_len, &a.dir) < 0) {
-                r = errorf(ret_error, -EBADMSG, "%s is not an ACME directory (HTTP %ld)", q->directory_url, w.status);
-                goto fail;
-        }
-        web_response_done(&w);
-
-        r = account(&a);
-        if (r < 0)
-                goto fail;
-
-        /* §7.4 */
-        p = json_object_new_object();
-        ids = json_object_new_array();
-        for (size_t i = 0; i < q->n_domains; i++) {
-                json_object *id = json_object_new_object();
-                json_object_object_add(id, "type", json_object_new_string("dns"));
-                json_object_object_add(id, "value", json_object_new_string(q->domains[i]));
-                json_object_array_add(ids, id);
-        }
-        json_object_object_add(p, "identifiers", ids);
-        r = post(&a, a.dir.new_order, p, NULL, &w);
-        json_object_put(p);
-        if (r < 0)
-                goto fail;
-        if (!w.location || acme_parse_order(w.body, w.body_len, &order) < 0) {
-                r = errorf(ret_error, -EBADMSG, "%s: the order is not understood", a.dir.new_order);
-                goto fail;
-        }
-        order_url = TAKE_PTR(w.location);
-        web_response_done(&w);
-        log_info("ACME: order %s for %zu name(s), status %s.", order_url, q->n_domains, order.status);
-
-        for (size_t i = 0; i < order.n_authorizations; i++) {
-                r = authorize(&a, order.authorizations[i], deadline);
-                if (r < 0)
-                        goto fail;
-        }
-
-        /* §7.4: finalize with a CSR for a new key, then wait for the certificate */
-        r = x509_new_key(&key);
-        if (r < 0)
-                goto fail;
-        r = make_csr(q, key, &csr);
-        if (r < 0) {
-                r = errorf(ret_error, r, "Failed to make the certificate request");
-                goto fail;
-        }
-        for (bool finalized = false;;) {
-                if (streq(order.status, "ready") && !finalized) {
-                        p = json_object_new_object();
-                        json_object_object_add(p, "csr", json_object_new_string(csr));
-                        r = post(&a, order.finalize, p, NULL, &w);
-                        json_object_put(p);
-                        finalized = true;
-                } else if (streq(order.status, "valid") && order.certificate)
-                        break;
-                else if (streq(order.status, "invalid")) {
-                        r = errorf(ret_error, -EIO, "The CA marked the order %s invalid", order_url);
-                        goto fail;
-                } else {
-                        if (now_usec() > deadline) {
-                                r = errorf(ret_error, -ETIMEDOUT, "The order %s stayed \"%s\"", order_url, order.status);
-                                goto fail;
-                        }
-                        poll_wait(&w);
-                        web_response_done(&w);
-                        r = post(&a, order_url, NULL, NULL, &w);
-                }
-                if (r < 0)
-                        goto fail;
-                acme_order_done(&order);
-                if (acme_parse_order(w.body, w.body_len, &order) < 0) {
-                        r = errorf(ret_error, -EBADMSG, "%s: the order is not understood", order_url);
-                        goto fail;
-                }
-        }
-
-        /* §7.4.2 */
-        r = post(&a, order.certificate, NULL, "application/pem-certificate-chain", &cert);
-        if (r < 0)
-                goto fail;
-        r = check_chain(q, cert.body, cert.body_len, key, ret_error);
-        if (r < 0)
-                goto fail;
-        if (gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &kd) < 0) {
-                r = -EIO;
-                goto fail;
-        }
-        *ret_key_pem = strndup((char *) kd.data, kd.size);
-        explicit_bzero(kd.data, kd.size);
-        gnutls_free(kd.data);
-        *ret_chain_pem = TAKE_PTR(cert.body);
-        if (!*ret_key_pem)
-                return -ENOMEM;
-        return 0;
-
-fail:
-        if (ret_retry_after_sec)
+        r = obtain(&a, ret_chain_pem, ret_key_pem);
+        if (r < 0 && ret_retry_after_sec)
                 *ret_retry_after_sec = a.retry_after;
         return r;
 }

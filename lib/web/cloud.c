@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Exit server plans and their cloud-init user-data; see cloud.h. */
 
+#include <assert.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -61,6 +62,9 @@ int exit_server_plan_new(const char *name, Mode mode, const char *ports, uint16_
         _cleanup_(exit_server_plan_freep) ExitServerPlan *p = NULL;
         int r;
 
+        assert(name);
+        assert(ret);
+
         if (!string_is_safe_id(name, 64) || name[0] == '.')
                 return errorf(ret_error, -EINVAL, "invalid tunnel name '%s'", name);
         if (package_url && (strncmp(package_url, "https://", 8) != 0 || strpbrk(package_url, " \t\r\n'\"\\")))
@@ -110,6 +114,8 @@ char *exit_server_user_data(const ExitServerPlan *p) {
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
+
+        assert(p);
 
         if (asprintf(&conf,
                      "# inletsd exit server, written by inletsctl create\n"
@@ -169,6 +175,8 @@ char *exit_server_client_conf(const ExitServerPlan *p, const char *host, const c
         bool v6 = strchr(host, ':');
         /* Ports= takes single ports; an AllowPorts= range leaves the choice to the user. */
         bool ports_ok = p->ports && !strchr(p->ports, '-');
+
+        assert(token_file);
 
         if (asprintf(&s,
                      "# inletsd client for exit server '%s', written by inletsctl create.\n"

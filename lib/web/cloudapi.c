@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Cloud provider APIs; see cloudapi.h. DigitalOcean: REST API v2, droplets and tags. */
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -22,10 +24,62 @@ void cloud_host_done(CloudHost *h) {
         *h = (CloudHost) {};
 }
 
+void cloud_hosts_free(CloudHost *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                cloud_host_done(&l[i]);
+        free(l);
+}
+
+bool cloud_flags_parse(CloudFlags *f, int c, const char *arg) {
+        static const size_t field[_CLOUD_OPT_MAX - CLOUD_OPT_PROVIDER] = {
+                [CLOUD_OPT_PROVIDER - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, provider),
+                [CLOUD_OPT_TOKEN_FILE - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, token_file),
+                [CLOUD_OPT_REGION - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, region),
+                [CLOUD_OPT_SIZE - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, size),
+                [CLOUD_OPT_IMAGE - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, image),
+                [CLOUD_OPT_API_URL - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, api_url),
+        };
+
+        assert(f);
+
+        if (c < CLOUD_OPT_PROVIDER || c >= _CLOUD_OPT_MAX)
+                return false;
+        *(const char **) ((uint8_t *) f + field[c - CLOUD_OPT_PROVIDER]) = arg;
+        return true;
+}
+
+void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p) {
+        assert(c);
+        assert(f);
+        assert(p);
+
+        c->region = f->region ?: p->region;
+        c->size = f->size ?: p->size;
+        c->image = f->image ?: p->image;
+}
+
+/* What a non-2xx status means to a caller: a host that is not there (404) is an outcome the
+ * operator handles, not a failure to log. */
+static int status_to_errno(long status) {
+        switch (status) {
+        case 401:
+        case 403:
+                return -EACCES;
+        case 404:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error) {
         _cleanup_free_ char *url = NULL, *auth = NULL;
         const char *payload = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
+
+        assert(api);
+        assert(method);
+        assert(path);
 
         if (asprintf(&url, "%s%s", api->base_url, path) < 0 || asprintf(&auth, "Authorization: Bearer %s", api->token) < 0)
                 return -ENOMEM;
@@ -38,7 +92,7 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                 };
                 _cleanup_(web_response_done) WebResponse a = {};
                 _cleanup_free_ char *err = NULL;
-                json_object *j;
+                _cleanup_(json_object_putp) json_object *j = NULL;
                 int r;
 
                 r = web_request(&q, &a, &err);
@@ -61,18 +115,13 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                         /* DigitalOcean: {"message"}; Hetzner: {"error": {"message"}} */
                         const char *msg = j && json_object_object_get_ex(j, "message", &m) ? json_object_get_string(m)
                                           : j && json_object_object_get_ex(j, "error", &e) ? json_get_string(e, "message") : NULL;
-                        r = errorf(ret_error, a.status == 401 || a.status == 403 ? -EACCES : -EIO,
-                                   "%s %s: HTTP %ld%s%s%s", method, path, a.status, msg ? " (" : "", msg ?: "",
-                                   msg ? ")" : "");
-                        json_object_put(j);
-                        return r;
+                        return errorf(ret_error, status_to_errno(a.status), "%s %s: HTTP %ld%s%s%s", method,
+                                      path, a.status, msg ? " (" : "", msg ?: "", msg ? ")" : "");
                 }
                 if (a.body_len > 0 && !j)
                         return errorf(ret_error, -EBADMSG, "%s %s: the answer is not JSON", method, path);
                 if (ret_json)
-                        *ret_json = j;
-                else
-                        json_object_put(j);
+                        *ret_json = TAKE_PTR(j);
                 return 0;
         }
 }
@@ -222,29 +271,26 @@ static int one_host(const Flavour *f, json_object *res, const char *what, CloudH
 }
 
 static int gen_create(const Flavour *f, CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        json_object *body = f->body(c), *res = NULL;
+        _cleanup_(json_object_putp) json_object *body = f->body(c), *res = NULL;
         int r;
 
         r = cloud_api_call(api, "POST", f->collection, body, NULL, &res, ret_error);
-        json_object_put(body);
-        if (r >= 0)
-                r = one_host(f, res, f->collection, ret, ret_error);
-        json_object_put(res);
-        return r;
+        if (r < 0)
+                return r;
+        return one_host(f, res, f->collection, ret, ret_error);
 }
 
 static int gen_get(const Flavour *f, CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
         _cleanup_free_ char *path = NULL;
-        json_object *res = NULL;
+        _cleanup_(json_object_putp) json_object *res = NULL;
         int r;
 
         if (asprintf(&path, "%s/%s", f->collection, id) < 0)
                 return -ENOMEM;
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r >= 0)
-                r = one_host(f, res, path, ret, ret_error);
-        json_object_put(res);
-        return r;
+        if (r < 0)
+                return r;
+        return one_host(f, res, path, ret, ret_error);
 }
 
 static int gen_destroy(const Flavour *f, CloudApi *api, const char *id, char **ret_error) {
@@ -267,7 +313,8 @@ static bool has_tag(json_object *d, const char *tag) {
 static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n,
                     char **ret_error) {
         _cleanup_free_ char *path = NULL;
-        json_object *res = NULL, *arr = NULL;
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        json_object *arr = NULL;
         CloudHost *l;
         size_t n = 0;
         int r;
@@ -278,17 +325,14 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
         if (r < 0)
                 return r;
-        if (!json_object_object_get_ex(res, f->many, &arr) || !json_object_is_type(arr, json_type_array)) {
-                json_object_put(res);
+        if (!json_object_object_get_ex(res, f->many, &arr) || !json_object_is_type(arr, json_type_array))
                 return errorf(ret_error, -EBADMSG, "GET %s: no %s in the answer", path, f->many);
-        }
         l = new0(CloudHost, json_object_array_length(arr));
         for (size_t i = 0; l && i < json_object_array_length(arr); i++) {
                 json_object *d = json_object_array_get_idx(arr, i);
                 if ((f->list_query || has_tag(d, tag)) && host_parse(f, d, &l[n]) >= 0)
                         n++;
         }
-        json_object_put(res);
         if (!l)
                 return -ENOMEM;
         *ret = l;

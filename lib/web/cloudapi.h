@@ -3,7 +3,9 @@
  * HTTPS with libcurl (GnuTLS) and json-c. A provider is a table of four operations on hosts. */
 #pragma once
 
+#include <getopt.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 
 #include "macro.h"
 
@@ -15,7 +17,9 @@ typedef struct CloudApi {
 } CloudApi;
 
 /* One request; *ret_json gets the parsed body (NULL when empty). A non-2xx answer is an error
- * whose message includes the API's own ("message" field) and the status. */
+ * whose message includes the API's own ("message" field) and the status; its code tells the
+ * status apart: 401/403 -EACCES, 404 -ENOENT (the host is gone), any other -EIO. The provider
+ * operations below return these codes too. */
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error);
 void cloud_api_done(CloudApi *api);
@@ -40,6 +44,38 @@ typedef struct CloudProvider {
         int (*destroy)(CloudApi *api, const char *id, char **ret_error);
         int (*list)(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error);
 } CloudProvider;
+
+void cloud_hosts_free(CloudHost *l, size_t n);
+
+/* The flags inletsctl create and inlets-operator share: the provider, the account, and the
+ * provider's host defaults overridden. */
+typedef struct CloudFlags {
+        const char *provider, *token_file, *region, *size, *image, *api_url;
+} CloudFlags;
+
+enum {
+        CLOUD_OPT_PROVIDER = 0x100,
+        CLOUD_OPT_TOKEN_FILE,
+        CLOUD_OPT_REGION,
+        CLOUD_OPT_SIZE,
+        CLOUD_OPT_IMAGE,
+        CLOUD_OPT_API_URL,
+        _CLOUD_OPT_MAX, /* a program's own getopt values continue from here */
+};
+
+/* Their getopt_long() entries, in this order (the enum's). */
+#define CLOUD_OPTIONS                                                                   \
+        { "provider", required_argument, NULL, CLOUD_OPT_PROVIDER },                    \
+        { "access-token-file", required_argument, NULL, CLOUD_OPT_TOKEN_FILE },         \
+        { "region", required_argument, NULL, CLOUD_OPT_REGION },                        \
+        { "size", required_argument, NULL, CLOUD_OPT_SIZE },                            \
+        { "image", required_argument, NULL, CLOUD_OPT_IMAGE },                          \
+        { "api-url", required_argument, NULL, CLOUD_OPT_API_URL }
+
+/* Stores getopt's option c and its argument in f; false when c is not a CLOUD_OPT_*. */
+bool cloud_flags_parse(CloudFlags *f, int c, const char *arg);
+/* What c names, with the provider's defaults where f names nothing. */
+void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p);
 
 extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
         cloud_provider_linode;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* See web.h. */
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -103,6 +104,7 @@ static size_t header(char *ptr, size_t size, size_t nmemb, void *userdata) {
 }
 
 void web_response_done(WebResponse *r) {
+        assert(r);
         free(r->body);
         free(r->location);
         free(r->replay_nonce);
@@ -113,6 +115,12 @@ void web_response_done(WebResponse *r) {
 int web_setup(void *curl_easy, const WebRequest *q, struct curl_slist **ret_headers) {
         CURL *c = curl_easy;
         struct curl_slist *h = NULL;
+
+        assert(c);
+        assert(q);
+        assert(q->method);
+        assert(q->url);
+        assert(ret_headers);
 
         if (web_load(NULL) < 0)
                 return -EOPNOTSUPP;
@@ -156,6 +164,11 @@ int web_request(const WebRequest *q, WebResponse *ret, char **ret_error) {
         CURL *c;
         CURLcode cc;
         int k;
+
+        assert(q);
+        assert(q->method);
+        assert(q->url);
+        assert(ret);
 
         k = web_load(ret_error);
         if (k < 0)

@@ -26,7 +26,7 @@ typedef struct WebRequest {
 } WebRequest;
 
 typedef struct WebResponse {
-        long status;
+        long status;                     /* the HTTP status: callers decide by it, never by a message */
         char *body;                      /* NUL-terminated, NULL when empty */
         size_t body_len;
         char *location;                  /* the fields ACME and the APIs need */
@@ -45,6 +45,13 @@ int web_request(const WebRequest *q, WebResponse *ret, char **ret_error);
  * write function. */
 int web_setup(void *curl_easy, const WebRequest *q, struct curl_slist **ret_headers);
 void web_response_done(WebResponse *r);
+
+/* json-c counts references and its put returns an int, so the trivial cleanup macro does not fit:
+ * _cleanup_(json_object_putp) json_object *o = ...; drops the reference on every path. */
+static inline void json_object_putp(json_object **o) {
+        if (*o)
+                *o = (json_object_put(*o), NULL);
+}
 
 /* o[key] if it is a string, else NULL (o may be NULL). */
 const char *json_get_string(json_object *o, const char *key);

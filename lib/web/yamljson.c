@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* See yaml.h. */
+/* See yamljson.h. */
 
+#include <assert.h>
 #include <stdlib.h>
 #include <yaml.h>
 
 #include "util.h"
+#include "web.h"
 #include "yamljson.h"
 
 typedef struct Reader {
@@ -46,11 +48,61 @@ static json_object *scalar(const yaml_event_t *e) {
         return json_object_new_string_len(v, (int) n);
 }
 
-/* The value that starts at the current event. */
-static int value(Reader *r, unsigned depth, json_object **ret, char **ret_error) {
-        json_object *o = NULL;
+static int value(Reader *r, unsigned depth, json_object **ret, char **ret_error);
+
+/* The items up to SEQUENCE-END, the current event being SEQUENCE-START. */
+static int sequence(Reader *r, unsigned depth, json_object **ret, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_array();
         int k;
 
+        for (;;) {
+                json_object *v = NULL;
+                k = next(r, ret_error);
+                if (k < 0)
+                        return k;
+                if (r->event.type == YAML_SEQUENCE_END_EVENT)
+                        break;
+                k = value(r, depth + 1, &v, ret_error);
+                if (k < 0)
+                        return k;
+                json_object_array_add(o, v);
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* The pairs up to MAPPING-END, the current event being MAPPING-START. */
+static int mapping(Reader *r, unsigned depth, json_object **ret, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        int k;
+
+        for (;;) {
+                _cleanup_free_ char *key = NULL;
+                json_object *v = NULL;
+                k = next(r, ret_error);
+                if (k < 0)
+                        return k;
+                if (r->event.type == YAML_MAPPING_END_EVENT)
+                        break;
+                if (r->event.type != YAML_SCALAR_EVENT)
+                        return errorf(ret_error, -EBADMSG, "YAML line %zu: a key must be a scalar",
+                                      r->event.start_mark.line + 1);
+                key = strndup((const char *) r->event.data.scalar.value, r->event.data.scalar.length);
+                if (!key)
+                        return -ENOMEM;
+                k = next(r, ret_error);
+                if (k >= 0)
+                        k = value(r, depth + 1, &v, ret_error);
+                if (k < 0)
+                        return k;
+                json_object_object_add(o, key, v);
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* The value that starts at the current event. */
+static int value(Reader *r, unsigned depth, json_object **ret, char **ret_error) {
         if (depth > YAML_MAX_DEPTH)
                 return errorf(ret_error, -E2BIG, "YAML nested deeper than %d levels", YAML_MAX_DEPTH);
         switch (r->event.type) {
@@ -61,62 +113,21 @@ static int value(Reader *r, unsigned depth, json_object **ret, char **ret_error)
                 return errorf(ret_error, -EOPNOTSUPP, "YAML line %zu: aliases are not supported",
                               r->event.start_mark.line + 1);
         case YAML_SEQUENCE_START_EVENT:
-                o = json_object_new_array();
-                for (;;) {
-                        json_object *v = NULL;
-                        k = next(r, ret_error);
-                        if (k < 0)
-                                goto fail;
-                        if (r->event.type == YAML_SEQUENCE_END_EVENT)
-                                break;
-                        k = value(r, depth + 1, &v, ret_error);
-                        if (k < 0)
-                                goto fail;
-                        json_object_array_add(o, v);
-                }
-                *ret = o;
-                return 0;
+                return sequence(r, depth, ret, ret_error);
         case YAML_MAPPING_START_EVENT:
-                o = json_object_new_object();
-                for (;;) {
-                        _cleanup_free_ char *key = NULL;
-                        json_object *v = NULL;
-                        k = next(r, ret_error);
-                        if (k < 0)
-                                goto fail;
-                        if (r->event.type == YAML_MAPPING_END_EVENT)
-                                break;
-                        if (r->event.type != YAML_SCALAR_EVENT) {
-                                k = errorf(ret_error, -EBADMSG, "YAML line %zu: a key must be a scalar",
-                                           r->event.start_mark.line + 1);
-                                goto fail;
-                        }
-                        key = strndup((const char *) r->event.data.scalar.value, r->event.data.scalar.length);
-                        if (!key) {
-                                k = -ENOMEM;
-                                goto fail;
-                        }
-                        k = next(r, ret_error);
-                        if (k >= 0)
-                                k = value(r, depth + 1, &v, ret_error);
-                        if (k < 0)
-                                goto fail;
-                        json_object_object_add(o, key, v);
-                }
-                *ret = o;
-                return 0;
+                return mapping(r, depth, ret, ret_error);
         default:
                 return errorf(ret_error, -EBADMSG, "YAML line %zu: unexpected event", r->event.start_mark.line + 1);
         }
-fail:
-        json_object_put(o);
-        return k;
 }
 
 int yaml_to_json(const char *data, size_t size, json_object **ret, char **ret_error) {
         Reader r = {};
-        json_object *o = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
         int k;
+
+        assert(data || size == 0);
+        assert(ret);
 
         if (!yaml_parser_initialize(&r.parser))
                 return -ENOMEM;
@@ -136,10 +147,8 @@ int yaml_to_json(const char *data, size_t size, json_object **ret, char **ret_er
         if (r.have)
                 yaml_event_delete(&r.event);
         yaml_parser_delete(&r.parser);
-        if (k < 0) {
-                json_object_put(o);
+        if (k < 0)
                 return k;
-        }
-        *ret = o;
+        *ret = TAKE_PTR(o);
         return 0;
 }
