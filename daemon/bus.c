@@ -3,6 +3,7 @@
  * Reload and DisconnectClient ask polkit. No secret is reachable from here: the token, keys
  * and TokenFile= contents are never properties. */
 
+#include <assert.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -10,7 +11,6 @@
 #include "bus.h"
 #include "log.h"
 #include "polkit.h"
-#include "server.h"
 
 static int get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -194,17 +194,14 @@ static int method_disconnect_client(sd_bus_message *msg, void *userdata, sd_bus_
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static AcmeCert *acme(Manager *m) {
-        return m->server ? server_acme(m->server) : NULL;
-}
-
 static int get_certificate(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        AcmeCert *acme = manager_acme(userdata);
         AcmeCertInfo i = {};
         int r;
 
-        if (acme(userdata))
-                acme_cert_get_info(acme(userdata), &i);
+        if (acme)
+                acme_cert_get_info(acme, &i);
         if (streq(property, "CertificateNotAfter"))
                 return sd_bus_message_append(reply, "t", i.not_after_usec);
         if (streq(property, "CertificateRenewAt"))
@@ -219,13 +216,13 @@ static int method_renew_certificate(sd_bus_message *msg, void *userdata, sd_bus_
         Manager *m = userdata;
         int r;
 
-        if (!acme(m))
+        if (!manager_acme(m))
                 return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
                                         "This tunnel has no ACME certificate (ACMEDomain= is not set).");
         r = polkit_verify(m, msg, "io.inletsd.manage", error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = acme_cert_renew(acme(m));
+        r = acme_cert_renew(manager_acme(m));
         if (r == -EBUSY)
                 return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED, "A renewal is already in progress.");
         if (r < 0)
@@ -287,6 +284,8 @@ int bus_setup(Manager *m) {
         _cleanup_free_ char *label = NULL;
         int r;
 
+        assert(m);
+        assert(!m->bus);
         if (m->bus_mode == BUS_NONE)
                 return 0;
         r = m->bus_mode == BUS_USER ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
@@ -312,6 +311,7 @@ int bus_setup(Manager *m) {
                                        on_counter_timer, m);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(m->counter_timer, "bus-counters");
         (void) sd_event_source_set_enabled(m->counter_timer, SD_EVENT_ON);
         log_debug("On the %s bus as %s.", m->bus_mode == BUS_USER ? "user" : "system", m->bus_name);
         return 0;

@@ -10,6 +10,7 @@
  * goes out, IdleTimeoutSec= without a byte taken (a download that moves is never cut, one
  * nobody reads does not hold the file and the slot for ever). */
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -62,6 +63,7 @@ struct FsConn {
 };
 
 static const Definition *def(FileServer *f) {
+        assert(f);
         return f->manager->def;
 }
 
@@ -310,16 +312,70 @@ static int open_beneath(int root, const char *rel, int flags) {
         return fd < 0 ? -errno : fd;
 }
 
+/* A regular file (fd, of path rel): conditional requests, ranges, then the head; the body goes
+ * out from conn_write(). */
+static int handle_file(FsConn *c, const HttpHead *h, const char *rel, int *fd, const struct stat *st,
+                       bool head_only) {
+        _cleanup_free_ char *extra = NULL;
+        bool unsat = false;
+        const char *v;
+        char etag[64], lm[64], cr[128] = "";
+        uint64_t start = 0, end = 0, size;
+        int r;
+
+        size = (uint64_t) st->st_size;
+        snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long) st->st_size,
+                 (unsigned long long) st->st_mtim.tv_sec * 1000000000ULL + (unsigned long long) st->st_mtim.tv_nsec);
+        http_date(st->st_mtime, lm);
+        v = http_head_get(h, "If-None-Match");
+        if (v ? (strstr(v, etag) || streq(v, "*")) : false)
+                goto not_modified;
+        if (!v && (v = http_head_get(h, "If-Modified-Since"))) {
+                struct tm tm = {};
+                if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm) && timegm(&tm) >= st->st_mtime)
+                        goto not_modified;
+        }
+
+        v = http_head_get(h, "If-Range");
+        if (parse_range(http_head_get(h, "Range"), size, &start, &end, &unsat) && (!v || streq(v, etag))) {
+                if (unsat) {
+                        snprintf(cr, sizeof(cr), "Content-Range: bytes */%" PRIu64 "\r\n", size);
+                        return respond_error(c, 416, "Range Not Satisfiable", cr, head_only);
+                }
+                snprintf(cr, sizeof(cr), "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", start, end, size);
+        } else {
+                start = 0;
+                end = size ? size - 1 : 0;
+        }
+        if (asprintf(&extra, "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n%s", lm, etag, cr) < 0)
+                return -ENOMEM;
+        r = respond(c, *cr ? 206 : 200, *cr ? "Partial Content" : "OK", extra, mime_type(rel), NULL, 0,
+                    size ? end - start + 1 : 0, true);
+        if (r < 0 || head_only)
+                return r;
+        c->file_fd = TAKE_FD(*fd);
+        c->file_off = (off_t) start;
+        c->file_left = size ? end - start + 1 : 0;
+        return 0;
+
+not_modified:
+        if (asprintf(&extra, "ETag: %s\r\nLast-Modified: %s\r\n", etag, lm) < 0)
+                return -ENOMEM;
+        /* 304 carries no body and no Content-Length of the file. */
+        return respond(c, 304, "Not Modified", extra, NULL, NULL, 0, 0, true);
+}
+
 static int handle(FsConn *c, const HttpHead *h) {
         FileServer *fs = c->fs;
         _cleanup_free_ char *rel = NULL, *extra = NULL;
         _cleanup_close_ int fd = -1;
-        bool head_only, dir_req, unsat = false;
+        bool head_only, dir_req;
         const char *v;
-        char etag[64], lm[64], cr[128] = "";
-        uint64_t start = 0, end = 0, size;
         struct stat st;
         int r;
+
+        assert(c);
+        assert(h);
 
         fs->requests++;
         head_only = streq(h->method, "HEAD");
@@ -369,47 +425,7 @@ static int handle(FsConn *c, const HttpHead *h) {
         }
         if (!S_ISREG(st.st_mode))
                 return respond_error(c, 403, "Forbidden", NULL, head_only);
-
-        size = (uint64_t) st.st_size;
-        snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long) st.st_size,
-                 (unsigned long long) st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long) st.st_mtim.tv_nsec);
-        http_date(st.st_mtime, lm);
-        v = http_head_get(h, "If-None-Match");
-        if (v ? (strstr(v, etag) || streq(v, "*")) : false)
-                goto not_modified;
-        if (!v && (v = http_head_get(h, "If-Modified-Since"))) {
-                struct tm tm = {};
-                if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm) && timegm(&tm) >= st.st_mtime)
-                        goto not_modified;
-        }
-
-        v = http_head_get(h, "If-Range");
-        if (parse_range(http_head_get(h, "Range"), size, &start, &end, &unsat) && (!v || streq(v, etag))) {
-                if (unsat) {
-                        snprintf(cr, sizeof(cr), "Content-Range: bytes */%" PRIu64 "\r\n", size);
-                        return respond_error(c, 416, "Range Not Satisfiable", cr, head_only);
-                }
-                snprintf(cr, sizeof(cr), "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", start, end, size);
-        } else {
-                start = 0;
-                end = size ? size - 1 : 0;
-        }
-        if (asprintf(&extra, "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n%s", lm, etag, cr) < 0)
-                return -ENOMEM;
-        r = respond(c, *cr ? 206 : 200, *cr ? "Partial Content" : "OK", extra, mime_type(rel), NULL, 0,
-                    size ? end - start + 1 : 0, true);
-        if (r < 0 || head_only)
-                return r;
-        c->file_fd = TAKE_FD(fd);
-        c->file_off = (off_t) start;
-        c->file_left = size ? end - start + 1 : 0;
-        return 0;
-
-not_modified:
-        if (asprintf(&extra, "ETag: %s\r\nLast-Modified: %s\r\n", etag, lm) < 0)
-                return -ENOMEM;
-        /* 304 carries no body and no Content-Length of the file. */
-        return respond(c, 304, "Not Modified", extra, NULL, NULL, 0, 0, true);
+        return handle_file(c, h, rel, &fd, &st, head_only);
 }
 
 static void conn_process(FsConn *c);
@@ -550,42 +566,58 @@ static int conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int conn_watch(FsConn *c) {
+        FileServer *fs = c->fs;
+        int r;
+
+        r = sd_event_add_io(fs->manager->event, &c->io, c->fd, EPOLLIN, conn_handler, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(c->io, "fileserver-conn");
+        r = sd_event_add_time_relative(fs->manager->event, &c->timer, CLOCK_MONOTONIC,
+                                       def(fs)->handshake_timeout_usec, 0, conn_timeout, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(c->timer, "fileserver-conn-timer");
+        return 0;
+}
+
+static int listen_accept(int cfd, const SocketAddress *peer, void *userdata) {
         FileServer *fs = userdata;
+        FsConn *c;
 
-        for (unsigned i = 0; i < 64; i++) {
-                SocketAddress peer;
-                FsConn *c;
-                int cfd = accept_shed(fd, &peer);
-
-                if (cfd < 0)
-                        return 0;
-                if (fs->n_conns >= def(fs)->max_clients) {
-                        safe_close(cfd);
-                        continue;
-                }
-                c = calloc(1, sizeof(*c));
-                if (!c) {
-                        safe_close(cfd);
-                        return 0;
-                }
-                c->fs = fs;
-                c->fd = cfd;
-                c->file_fd = -1;
-                c->timer_kind = FS_TIMER_HEAD; /* the first head: within the bound from accept */
-                socket_address_format(&peer, c->remote);
-                LIST_PREPEND(fs->conns, c);
-                fs->n_conns++;
-                if (sd_event_add_io(fs->manager->event, &c->io, cfd, EPOLLIN, conn_handler, c) < 0 ||
-                    sd_event_add_time_relative(fs->manager->event, &c->timer, CLOCK_MONOTONIC,
-                                               def(fs)->handshake_timeout_usec, 0, conn_timeout, c) < 0)
-                        conn_free(c);
+        if (fs->n_conns >= def(fs)->max_clients) {
+                safe_close(cfd);
+                return 0;
         }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(cfd);
+                return -ENOMEM;
+        }
+        c->fs = fs;
+        c->fd = cfd;
+        c->file_fd = -1;
+        c->timer_kind = FS_TIMER_HEAD; /* the first head: within the bound from accept */
+        socket_address_format(peer, c->remote);
+        LIST_PREPEND(fs->conns, c);
+        fs->n_conns++;
+        if (conn_watch(c) < 0)
+                conn_free(c);
+        return 0;
+}
+
+static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        accept_batch(fd, 64, listen_accept, userdata);
         return 0;
 }
 
 int fileserver_new(Manager *m, FileServer **ret) {
-        FileServer *f = calloc(1, sizeof(*f));
+        FileServer *f;
+
+        assert(m);
+        assert(ret);
+        f = calloc(1, sizeof(*f));
         if (!f)
                 return -ENOMEM;
         f->manager = m;
@@ -600,6 +632,7 @@ int fileserver_start(FileServer *f) {
         char buf[SOCKADDR_STR_MAX];
         int r;
 
+        assert(f->root_fd < 0 && f->listen_fd < 0);
         f->root_fd = open(d->webroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (f->root_fd < 0)
                 return log_error_errno(errno, "%s: cannot open Webroot=%s: %m", d->path, d->webroot);
@@ -609,6 +642,7 @@ int fileserver_start(FileServer *f) {
         r = sd_event_add_io(f->manager->event, &f->io, f->listen_fd, EPOLLIN, listen_handler, f);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(f->io, "fileserver-listen");
         if (!d->basic_auth)
                 log_warning("BasicAuth=no: anyone who reaches %s can read %s.", socket_address_format(&d->listen, buf),
                             d->webroot);
@@ -619,11 +653,14 @@ int fileserver_start(FileServer *f) {
 }
 
 void fileserver_stop(FileServer *f) {
+        assert(f);
         f->io = sd_event_source_disable_unref(f->io);
         f->listen_fd = safe_close(f->listen_fd);
 }
 
 void fileserver_get_counters(FileServer *f, TunnelCounters *ret) {
+        assert(f);
+        assert(ret);
         *ret = (TunnelCounters) { .bytes_out = f->bytes_out, .total_streams = f->requests, .active_streams = f->n_conns };
 }
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The manager: event loop, signals, bus, reload, and dispatch to the role object. */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 
 #include "bus.h"
 #include "client.h"
@@ -26,6 +26,8 @@ const char *tunnel_state_to_string(TunnelState s) {
 }
 
 void manager_emit_changed(Manager *m, const char *property) {
+        assert(m);
+        assert(property);
         if (m->bus)
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, property, NULL);
 }
@@ -34,6 +36,7 @@ void manager_notify_status(Manager *m) {
         TunnelCounters c;
         char status[256];
 
+        assert(m);
         manager_get_counters(m, &c);
         if (m->server) {
                 size_t n_clients = 0;
@@ -55,6 +58,7 @@ void manager_notify_status(Manager *m) {
 }
 
 void manager_set_state(Manager *m, TunnelState s) {
+        assert(m);
         if (m->state == s)
                 return;
         m->state = s;
@@ -84,6 +88,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void manager_set_error(Manager *m, const char *error) {
+        assert(m);
         if (m->last_error && error && streq(m->last_error, error))
                 return;
         free(m->last_error);
@@ -92,6 +97,8 @@ void manager_set_error(Manager *m, const char *error) {
 }
 
 void manager_client_event(Manager *m, bool connected, const char *id, const char *text) {
+        assert(m);
+        assert(id);
         if (!m->bus)
                 return;
         (void) sd_bus_emit_signal(m->bus, BUS_PATH, BUS_INTERFACE,
@@ -100,6 +107,8 @@ void manager_client_event(Manager *m, bool connected, const char *id, const char
 }
 
 void manager_get_counters(Manager *m, TunnelCounters *ret) {
+        assert(m);
+        assert(ret);
         *ret = (TunnelCounters) {};
         if (m->server)
                 server_get_counters(m->server, ret);
@@ -110,11 +119,14 @@ void manager_get_counters(Manager *m, TunnelCounters *ret) {
 }
 
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
+        assert(m);
         if (m->server && f)
                 server_foreach_client(m->server, f, userdata);
 }
 
 void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata) {
+        assert(m);
+        assert(f);
         if (m->server)
                 server_foreach_stream(m->server, f, userdata);
         else if (m->client)
@@ -145,11 +157,21 @@ static void walk_stream(const MuxStreamInfo *i, void *userdata) {
 void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const StreamInfo *s, void *userdata),
                                 void *userdata) {
         StreamWalk w = { client, f, userdata, now_usec() };
+
+        assert(mux);
+        assert(f);
         mux_foreach_stream(mux, walk_stream, &w);
 }
 
 int manager_disconnect_client(Manager *m, const char *id) {
+        assert(m);
+        assert(id);
         return m->server ? server_disconnect_client(m->server, id) : -ENOENT;
+}
+
+AcmeCert *manager_acme(Manager *m) {
+        assert(m);
+        return m->server ? server_acme(m->server) : NULL;
 }
 
 static int manager_reload_apply(Manager *m, char **ret_error);
@@ -157,13 +179,10 @@ static int manager_reload_apply(Manager *m, char **ret_error);
 int manager_reload(Manager *m, char **ret_error) {
         int r;
 
+        assert(m);
+        assert(ret_error);
         log_info("Reloading %s.", m->config_path);
-        {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu",
-                                  (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
-        }
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec());
         r = manager_reload_apply(m, ret_error);
         (void) sd_notify(false, "READY=1");
         manager_notify_status(m);
@@ -241,7 +260,9 @@ static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
         TunnelCounters c;
+        int r;
 
+        assert(m);
         if (m->stopping) {
                 log_info("Second signal: exiting now.");
                 return finish_stop(m);
@@ -261,8 +282,12 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         if (c.active_streams == 0)
                 return finish_stop(m);
         m->drain_deadline = now_usec() + DRAIN_USEC;
-        return sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 0,
-                                          on_drain_timer, m);
+        r = sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 0,
+                                       on_drain_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(m->drain_timer, "manager-drain");
+        return 0;
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -276,6 +301,9 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
         sigset_t ss;
         int r;
 
+        assert(def);
+        assert(config_path);
+        assert(ret);
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
@@ -303,6 +331,9 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
                 r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_sighup, m);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(m->sigterm, "manager-sigterm");
+        (void) sd_event_source_set_description(m->sigint, "manager-sigint");
+        (void) sd_event_source_set_description(m->sighup, "manager-sighup");
         m->def = def;
         *ret = TAKE_PTR(m);
         return 0;
@@ -311,6 +342,8 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
 int manager_start(Manager *m) {
         int r;
 
+        assert(m);
+        assert(!m->server && !m->client && !m->fileserver);
         switch (m->def->role) {
         case ROLE_SERVER:
                 r = server_new(m, &m->server);
@@ -333,11 +366,13 @@ int manager_start(Manager *m) {
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0, on_status_timer, m);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(m->status_timer, "manager-status");
         return m->server ? server_start(m->server) : m->client ? client_start(m->client)
                                                                : fileserver_start(m->fileserver);
 }
 
 int manager_run(Manager *m) {
+        assert(m);
         return sd_event_loop(m->event);
 }
 

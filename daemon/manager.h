@@ -13,6 +13,7 @@ typedef struct Server Server;
 typedef struct Client Client;
 typedef struct PolkitQuery PolkitQuery;
 typedef struct FileServer FileServer;
+typedef struct AcmeCert AcmeCert;
 
 typedef enum TunnelState {
         TUNNEL_STARTING,
@@ -106,3 +107,5 @@ void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *use
 void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const StreamInfo *s, void *userdata),
                                 void *userdata);
 int manager_disconnect_client(Manager *m, const char *id);
+/* The role's ACME certificate manager (exit server in HTTP mode with ACMEDomain=), else NULL. */
+AcmeCert *manager_acme(Manager *m);

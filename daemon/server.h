@@ -23,6 +23,6 @@ void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdat
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);
 int server_disconnect_client(Server *s, const char *id);
 void server_status_summary(Server *s, size_t *ret_clients, char *ports, size_t size);
-/* HTTP mode with ACMEDomain=: the certificate manager, else NULL. */
-typedef struct AcmeCert AcmeCert;
+/* HTTP mode with ACMEDomain=: the certificate manager, else NULL. For manager_acme() only:
+ * the rest of the daemon asks the manager. */
 AcmeCert *server_acme(Server *s);

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* What the exit server's files share: the Server, Listener, Session and Pending objects, and
+ * the calls one concern makes into another. Private to daemon/server*.c. */
+#pragma once
+
+#include <assert.h>
+#include <gnutls/gnutls.h>
+
+#include "http1.h"
+#include "httpfront.h"
+#include "mux.h"
+#include "server.h"
+#include "tls.h"
+
+#define MAX_PENDING 1024
+#define MAX_OFFERED_PORTS 256
+#define AUTH_SOURCES 256
+
+/* Recent wrong tokens from one source (address_key(); the port does not count). */
+typedef struct AuthFailures {
+        uint8_t addr[16];
+        unsigned count;
+        uint64_t last;
+} AuthFailures;
+
+/* What a client offers: ports in TCP mode, host names in HTTP mode. */
+typedef struct Offer {
+        uint16_t *ports;
+        size_t n_ports;
+        char **hosts;
+        size_t n_hosts;
+} Offer;
+
+static inline void offer_done(Offer *o) {
+        o->ports = mfree(o->ports);
+        o->hosts = strv_free(o->hosts);
+}
+
+typedef struct Session Session;
+typedef struct Pending Pending;
+typedef struct Listener Listener;
+
+/* A public port (TCP mode), shared by every session that offers it. */
+struct Listener {
+        Server *server;
+        Listener *next;
+        uint16_t port;
+        int fd;
+        sd_event_source *io;
+        unsigned refs, rr;
+        bool from_systemd;   /* kept open without clients: systemd owns it */
+        char local[SOCKADDR_STR_MAX]; /* bound to one address: what every connection has */
+};
+
+/* A tunnel client past its handshake: its Mux and what it offers. */
+struct Session {
+        Server *server;
+        Session *prev, *next;
+        char *id;
+        char remote[SOCKADDR_STR_MAX];
+        uint64_t since;       /* CLOCK_REALTIME µs */
+        Mux *mux;
+        uint16_t *ports;
+        size_t n_ports;
+        char **hosts;         /* HTTP mode: lower case; "*" serves any host */
+        size_t n_hosts;
+};
+
+/* A connection on the control port until its WebSocket upgrade is answered. */
+struct Pending {
+        Server *server;
+        Pending *prev, *next;
+        TlsConn *conn;
+        sd_event_source *io, *timer;
+        bool handshake_done;
+        bool refuse_on_timer;   /* a wrong token: the 401 goes out when the timer fires */
+        char head[HTTP_HEAD_MAX_DEFAULT];
+        size_t head_len;
+        char remote[SOCKADDR_STR_MAX];
+        SocketAddress peer;
+};
+
+struct Server {
+        Manager *manager;
+        gnutls_certificate_credentials_t creds;
+        /* Replaced by a reload; kept until exit, as handshakes may still use them. */
+        gnutls_certificate_credentials_t *retired_creds;
+        size_t n_retired_creds;
+        gnutls_certificate_credentials_t new_creds;
+        bool new_creds_set;
+        int control_fd, new_control_fd;
+        sd_event_source *control_io;
+        TunnelCounters closed;    /* of sessions that ended */
+        Listener *listeners;
+        Session *sessions;
+        Pending *pending;
+        unsigned n_sessions, n_pending;
+        RateLimit auth_log, busy_log;
+        AuthFailures auth_failures[AUTH_SOURCES];
+        /* HTTP mode */
+        int http_fd, https_fd;   /* from systemd, until started */
+        HttpFront *http, *https;
+        gnutls_certificate_credentials_t https_creds; /* HTTPSCertificateFile= or ACME */
+        gnutls_certificate_credentials_t placeholder_creds; /* ACME, until its first certificate */
+        AcmeCert *acme;
+        unsigned host_rr;
+};
+
+static inline const Definition *server_def(Server *s) {
+        assert(s);
+        return s->manager->def;
+}
+
+/* server.c */
+int server_load_credentials(const Definition *d, gnutls_certificate_credentials_t *ret, char **ret_error);
+void server_retire_credentials(Server *s, gnutls_certificate_credentials_t c);
+
+/* server-listener.c: public ports, counted by the sessions that offer them. */
+Listener *listener_free(Listener *l);
+Listener *listener_find(Server *s, uint16_t port);
+/* Takes one more reference on port, binding it first if needed; on failure a message for the
+ * client in *ret_error (may be NULL). */
+int listener_ref(Server *s, uint16_t port, char **ret_error);
+void listener_unref(Server *s, uint16_t port);
+/* A "data-PORT" socket systemd passed: takes fd, accepts only while a client offers the port. */
+int listener_add_from_systemd(Server *s, uint16_t port, int fd);
+void listener_drain(Listener *l);
+
+/* server-handshake.c: the control port and the Pending handshakes. */
+int server_control_watch(Server *s);
+Pending *pending_free(Pending *p);
+
+/* server-session.c: sessions, what they offer, and their control messages. */
+Session *session_free(Session *x);
+Session *session_find(Server *s, const char *id);
+/* Takes the offer's ports and hosts on success; the listeners of the ports must be referenced
+ * already. The session has no Mux until session_start(). */
+int session_new(Server *s, const char *id, const char *remote, Offer *offer, Session **ret);
+/* Takes conn; early: what the client sent after its upgrade request. */
+int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_early);
+void session_log_connected(Session *x);
+Session *session_for_port(Server *s, Listener *l);
+Mux *server_route_host(const char *host, void *userdata);
+int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n);
+int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n);
+/* Why a port a client asked for is refused, for the 409 and the log. */
+void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size);

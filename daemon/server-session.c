@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The exit server's sessions: one per connected tunnel client, with its Mux and its offer
+ * (ports or host names), the routing of public connections to them, and the control messages
+ * by which a client changes its offer without reconnecting. */
+
+#include <stdio.h>
+
+#include "log.h"
+#include "server-internal.h"
+
+Session *session_free(Session *x) {
+        Server *s;
+
+        if (!x)
+                return NULL;
+        s = x->server;
+        LIST_REMOVE(s->sessions, x);
+        s->n_sessions--;
+        /* Streams go first, then the ports, so no listener hands out a dead session. */
+        mux_free(x->mux);
+        for (size_t i = 0; i < x->n_ports; i++)
+                listener_unref(s, x->ports[i]);
+        free(x->ports);
+        strv_free(x->hosts);
+        free(x->id);
+        free(x);
+        return NULL;
+}
+
+static void session_closed(Mux *m, int error, const char *reason, void *userdata) {
+        Session *x = userdata;
+        MuxStats st;
+
+        mux_get_stats(m, &st);
+        x->server->closed.bytes_in += st.bytes_in;
+        x->server->closed.bytes_out += st.bytes_out;
+        x->server->closed.total_streams += st.total_streams;
+        manager_client_event(x->server->manager, false, x->id, reason);
+        if (error < 0)
+                log_conn(LOG_INFO, x->id, x->remote, 0,
+                         "Client %s (%s) disconnected: %s; %" PRIu64 " streams, %" PRIu64 " bytes in, %" PRIu64
+                         " bytes out.", x->id, x->remote, reason, st.total_streams, st.bytes_in, st.bytes_out);
+        else
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s (%s) left: %s.", x->id, x->remote, reason);
+        session_free(x);
+}
+
+static void session_control(Mux *m, const char *message, void *userdata);
+
+static const MuxCallbacks session_callbacks = {
+        .closed = session_closed,
+        .control = session_control,
+};
+
+Session *session_find(Server *s, const char *id) {
+        assert(s);
+        assert(id);
+        for (Session *x = s->sessions; x; x = x->next)
+                if (streq(x->id, id))
+                        return x;
+        return NULL;
+}
+
+int session_new(Server *s, const char *id, const char *remote, Offer *offer, Session **ret) {
+        Session *x;
+
+        assert(s);
+        assert(id);
+        assert(remote);
+        assert(offer);
+        assert(ret);
+        x = calloc(1, sizeof(*x));
+        if (!x || !(x->id = strdup(id))) {
+                free(x);
+                return -ENOMEM;
+        }
+        x->server = s;
+        snprintf(x->remote, sizeof(x->remote), "%s", remote);
+        x->since = realtime_usec();
+        x->ports = TAKE_PTR(offer->ports);
+        x->n_ports = offer->n_ports;
+        x->hosts = TAKE_PTR(offer->hosts);
+        x->n_hosts = offer->n_hosts;
+        LIST_PREPEND(s->sessions, x);
+        s->n_sessions++;
+        *ret = x;
+        return 0;
+}
+
+int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_early) {
+        const Definition *d;
+        MuxConfig cfg;
+
+        assert(x);
+        assert(!x->mux);
+        d = server_def(x->server);
+        cfg = (MuxConfig) {
+                .h2_client = true,
+                .ws_client = false,
+                .max_frame_size = d->max_frame_size,
+                .max_streams = d->max_streams,
+                .keepalive_usec = d->keepalive_usec,
+        };
+        return mux_new(x->server->manager->event, conn, &cfg, early, n_early, &session_callbacks, x,
+                       &x->mux);
+}
+
+void session_log_connected(Session *x) {
+        assert(x);
+        if (x->n_hosts > 0) {
+                char list[1024] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < x->n_hosts && o < sizeof(list) - 1; i++)
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%s", i ? " " : "", x->hosts[i]);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s connected from %s, hosts %s.", x->id, x->remote,
+                         list);
+        } else {
+                char list[MAX_OFFERED_PORTS * 6 + 1] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < x->n_ports; i++)
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u", i ? " " : "", x->ports[i]);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s connected from %s, ports %s.", x->id, x->remote,
+                         list);
+        }
+}
+
+/* TCP mode: the session for a public connection on l's port, round-robin among those that
+ * offer it. */
+Session *session_for_port(Server *s, Listener *l) {
+        unsigned n = 0, pick;
+
+        assert(s);
+        assert(l);
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_ports; i++)
+                        if (x->ports[i] == l->port)
+                                n++;
+        if (n == 0)
+                return NULL;
+        pick = l->rr++ % n;
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_ports; i++)
+                        if (x->ports[i] == l->port && pick-- == 0)
+                                return x;
+        return NULL;
+}
+
+/* HTTP mode: the session for a request's host, round-robin among those that name it, else
+ * among those that serve any host. */
+Mux *server_route_host(const char *host, void *userdata) {
+        Server *s = userdata;
+        unsigned exact = 0, any = 0, pick;
+
+        assert(s);
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_hosts; i++) {
+                        if (streq(x->hosts[i], host))
+                                exact++;
+                        else if (streq(x->hosts[i], "*"))
+                                any++;
+                }
+        if (exact + any == 0)
+                return NULL;
+        pick = s->host_rr++ % (exact ?: any);
+        for (Session *x = s->sessions; x; x = x->next)
+                for (size_t i = 0; i < x->n_hosts; i++)
+                        if (streq(x->hosts[i], exact ? host : "*") && pick-- == 0)
+                                return x->mux;
+        return NULL;
+}
+
+/* ---- what a client offers ---- */
+
+void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size) {
+        assert(d);
+        assert(buf);
+        if (d->n_allow_ports == 0)
+                snprintf(buf, size, "port %u is privileged: list it in AllowPorts= to allow it", port);
+        else
+                snprintf(buf, size, "port %u is not in AllowPorts=", port);
+}
+
+/* X-Inlets-Ports and the "ports" control message: distinct ports, comma-separated. */
+int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint16_t *ports = NULL;
+        size_t n = 0;
+
+        assert(ret);
+        assert(ret_n);
+        while (v && *v) {
+                char num[8];
+                size_t k;
+                uint16_t port;
+
+                v += strspn(v, " \t,");
+                k = strcspn(v, " \t,");
+                if (k == 0)
+                        break;
+                if (k >= sizeof(num) || n >= MAX_OFFERED_PORTS)
+                        return -EINVAL;
+                memcpy(num, v, k);
+                num[k] = 0;
+                if (parse_port(num, &port) < 0)
+                        return -EINVAL;
+                for (size_t i = 0; i < n; i++)
+                        if (ports[i] == port)
+                                return -EINVAL;
+                uint16_t *t = realloc(ports, sizeof(uint16_t) * (n + 1));
+                if (!t)
+                        return -ENOMEM;
+                ports = t;
+                ports[n++] = port;
+                v += k;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(ports);
+        *ret_n = n;
+        return 0;
+}
+
+/* X-Inlets-Hosts: comma-separated host names, "*" for any. */
+int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+
+        assert(ret);
+        assert(ret_n);
+        while (v && *v) {
+                size_t k;
+                char *h;
+
+                v += strspn(v, " \t,");
+                k = strcspn(v, " \t,");
+                if (k == 0)
+                        break;
+                if (n >= MAX_OFFERED_PORTS || k > 253)
+                        return -EINVAL;
+                h = strndup(v, k);
+                if (!h)
+                        return -ENOMEM;
+                for (char *q = h; *q; q++)
+                        *q = ascii_tolower(*q);
+                if (!streq(h, "*") && !hostname_is_valid(h)) {
+                        free(h);
+                        return -EINVAL;
+                }
+                if (strv_push(&l, &n, h) < 0)
+                        return -ENOMEM;
+                v += k;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- control messages: a client changes its offer without reconnecting ---- */
+
+typedef struct PortReset {
+        const uint16_t *removed;
+        size_t n_removed;
+} PortReset;
+
+static void reset_streams_on_port(const MuxStreamInfo *i, void *userdata) {
+        PortReset *pr = userdata;
+        uint16_t port = authority_port(i->authority);
+        for (size_t k = 0; k < pr->n_removed; k++)
+                if (pr->removed[k] == port) {
+                        mux_stream_reset(i->stream);
+                        return;
+                }
+}
+
+static bool has_port(const uint16_t *ports, size_t n, uint16_t port) {
+        for (size_t i = 0; i < n; i++)
+                if (ports[i] == port)
+                        return true;
+        return false;
+}
+
+/* The new offer's ports, parsed and allowed; else the "error …" answer is sent. */
+static int session_control_parse(Session *x, Mux *m, const char *list, uint16_t **ret, size_t *ret_n) {
+        const Definition *d = server_def(x->server);
+        char reply[128];
+
+        /* An HTTP-mode client offers host names only: it must not get ports bound. */
+        if (d->mode != MODE_TCP) {
+                log_warning("Client %s asked for ports on an HTTP-mode server: refused.", x->id);
+                (void) mux_send_control(m, "error this server runs in HTTP mode: it opens no ports");
+                return -EINVAL;
+        }
+        if (parse_offered_ports(list, ret, ret_n) < 0) {
+                (void) mux_send_control(m, "error ports must list 1 to 256 distinct ports, comma-separated");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < *ret_n; i++)
+                if (!definition_port_allowed(d, (*ret)[i])) {
+                        memcpy(reply, "error ", 6);
+                        port_refusal(d, (*ret)[i], reply + 6, sizeof(reply) - 6);
+                        (void) mux_send_control(m, reply);
+                        *ret = mfree(*ret);
+                        return -EPERM;
+                }
+        return 0;
+}
+
+/* "ports 3389,2222": the new complete offer. Answered "ok ports …" or "error …". */
+static void session_control(Mux *m, const char *message, void *userdata) {
+        Session *x = userdata;
+        Server *s = x->server;
+        _cleanup_free_ uint16_t *ports = NULL, *added = NULL, *removed = NULL;
+        _cleanup_free_ char *why = NULL;
+        size_t n = 0, n_added = 0, n_removed = 0;
+        char reply[MAX_OFFERED_PORTS * 6 + 64];
+        size_t o;
+        int r;
+
+        assert(m);
+        assert(message);
+        if (strncmp(message, "ports ", 6) != 0) {
+                (void) mux_send_control(m, "error unknown command");
+                return;
+        }
+        if (session_control_parse(x, m, message + 6, &ports, &n) < 0)
+                return;
+        added = calloc(n, sizeof(uint16_t));
+        removed = calloc(x->n_ports ?: 1, sizeof(uint16_t));
+        if (!added || !removed)
+                return (void) log_oom();
+        for (size_t i = 0; i < n; i++)
+                if (!has_port(x->ports, x->n_ports, ports[i]))
+                        added[n_added++] = ports[i];
+        for (size_t i = 0; i < x->n_ports; i++)
+                if (!has_port(ports, n, x->ports[i]))
+                        removed[n_removed++] = x->ports[i];
+        /* Bind everything new first: on failure nothing has changed. */
+        for (size_t i = 0; i < n_added; i++) {
+                r = listener_ref(s, added[i], &why);
+                if (r < 0) {
+                        while (i > 0)
+                                listener_unref(s, added[--i]);
+                        snprintf(reply, sizeof(reply), "error %s", why ?: strerror(-r));
+                        log_warning("Client %s: new offer refused: %s.", x->id, reply + 6);
+                        (void) mux_send_control(m, reply);
+                        return;
+                }
+        }
+        /* Connections on ports that went away end; all others carry on. */
+        mux_foreach_stream(m, reset_streams_on_port, &(PortReset) { removed, n_removed });
+        free(x->ports);
+        x->ports = TAKE_PTR(ports);
+        x->n_ports = n;
+        for (size_t i = 0; i < n_removed; i++)
+                listener_unref(s, removed[i]);
+        o = (size_t) snprintf(reply, sizeof(reply), "ok ports ");
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) snprintf(reply + o, sizeof(reply) - o, "%s%u", i ? "," : "", x->ports[i]);
+        log_info("Client %s now offers ports %s.", x->id, reply + 9);
+        (void) mux_send_control(m, reply);
+        manager_emit_changed(s->manager, "Clients");
+        manager_emit_changed(s->manager, "Ports");
+}
