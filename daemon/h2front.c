@@ -63,6 +63,8 @@ struct H2Stream {
 
         uint8_t *buf;           /* response body bytes for the public side */
         size_t off, len, cap;
+        uint64_t sent, sent_mark; /* of them taken for sending; at the last stall check */
+        bool marked;            /* open at the last stall check: sent_mark is meaningful */
         bool responded, eof, deferred;
         HttpHead *trailers;
 };
@@ -89,6 +91,10 @@ static void h2_update_idle(H2Conn *c) {
                 return; /* running: its next expiry looks at progress */
         c->stall_check = check;
         c->sent_mark = c->sent;
+        for (H2Stream *st = c->streams; st; st = st->next) {
+                st->sent_mark = st->sent;
+                st->marked = true;
+        }
         c->tls_sent_mark = tls_conn_sent(c->conn);
         c->outq_mark = socket_outq(tls_conn_fd(c->conn));
         (void) sd_event_source_set_time_relative(c->timer, def(c)->idle_timeout_usec);
@@ -182,6 +188,7 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         memcpy(out, st->buf + st->off, n);
         st->off += n;
         st->len -= n;
+        st->sent += n;
         st->c->sent += n;
         if (st->tunnel && n > 0)
                 mux_stream_consume(st->tunnel, n); /* taken: the tunnel may send more */
@@ -633,6 +640,24 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
         return 0;
 }
 
+/* The connection moved response bytes during the last interval, but maybe not for every
+ * stream: the peer's flow control chooses which streams it takes from, and a peer that opens
+ * one stream's window by a byte per interval would otherwise keep its other stalled streams,
+ * their MaxStreamsPerClient= slots and their buffered bytes for as long as it liked. A stream
+ * with response bytes waiting that took none of them for a whole interval is reset, as an
+ * HTTP/1.1 connection that does the same is closed. Only when others moved: while the kernel
+ * queue alone drains, our writes wait for it and no stream can move. */
+static void h2_reset_stalled_streams(H2Conn *c) {
+        for (H2Stream *st = c->streams; st; st = st->next)
+                if (st->marked && st->len > 0 && st->sent == st->sent_mark) {
+                        log_debug("HTTP/2 %s: stream %" PRIi32 " took no response bytes for %" PRIu64
+                                  " s (IdleTimeoutSec=), resetting it.", c->peer, st->id,
+                                  def(c)->idle_timeout_usec / USEC_PER_SEC);
+                        (void) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+                }
+        h2_kick(c);
+}
+
 static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         H2Conn *c = userdata;
         size_t outq = socket_outq(tls_conn_fd(c->conn));
@@ -647,6 +672,8 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
                  * tail of the output going into the socket. */
                 if (!waits || c->sent != c->sent_mark || outq < c->outq_mark ||
                     (!c->streams && tls_conn_sent(c->conn) != c->tls_sent_mark)) {
+                        if (c->sent != c->sent_mark)
+                                h2_reset_stalled_streams(c);
                         c->stall_check = false;
                         h2_update_idle(c);
                         return 0;

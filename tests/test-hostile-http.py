@@ -493,6 +493,51 @@ class Hostile(TunnelTest):
         r.close()
         print(f"a slow reader got all 32 MiB in {time.monotonic() - t:.1f} s")
 
+    def test_h2_dripping_stream_does_not_hold_the_others(self):
+        """The stall bound holds per HTTP/2 stream: a peer that opens one stream's window by a
+        byte per interval keeps that stream moving, but its zero-window streams are reset after
+        IdleTimeoutSec= (here 2 s) without progress, so their MaxStreamsPerClient= slots come
+        back. Before, the connection's progress kept all of them for as long as it dripped."""
+        self.start(extra_server="MaxStreamsPerClient=8\n", extra_tunnel="IdleTimeoutSec=2\n")
+        s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        c.increment_flow_control_window(64 << 20)
+        ids = []
+        for _ in range(8):
+            sid = c.get_next_available_stream_id()
+            c.send_headers(sid, self.headers(f"/size/{4 << 20}"), end_stream=True)
+            ids.append(sid)
+        s.sendall(c.data_to_send())
+        time.sleep(0.5)
+        self.assertFalse(self.good(), "all 8 stream slots should be taken")
+        s.settimeout(0.1)
+        reset, data, came_back, t = set(), {sid: 0 for sid in ids}, None, time.monotonic()
+        while time.monotonic() - t < 9 and came_back is None:
+            if ids[0] not in reset:
+                c.increment_flow_control_window(1, stream_id=ids[0])
+                s.sendall(c.data_to_send())
+            end = time.monotonic() + 1
+            while time.monotonic() < end:
+                try:
+                    raw = s.recv(1 << 20)
+                except socket.timeout:
+                    continue
+                self.assertTrue(raw, "the server closed the whole connection: the dripping stream moves")
+                for ev in c.receive_data(raw):
+                    if isinstance(ev, h2.events.StreamReset):
+                        reset.add(ev.stream_id)
+                    elif isinstance(ev, h2.events.DataReceived):
+                        data[ev.stream_id] += len(ev.data)
+                s.sendall(c.data_to_send())
+            if reset >= set(ids[1:]) and self.good():
+                came_back = time.monotonic() - t
+        print(f"dripping stream got {data[ids[0]]} bytes; streams reset: {sorted(reset)}; "
+              f"a good request served again after {came_back} s")
+        self.assertGreater(data[ids[0]], 0, "the dripping stream should move")
+        self.assertNotIn(ids[0], reset, "the dripping stream moves: it must not be reset")
+        self.assertEqual(reset, set(ids[1:]), "every zero-window stream should be reset")
+        self.assertIsNotNone(came_back, "the stream slots did not come back")
+        s.close()
+
     def test_steady_slow_readers_are_not_cut(self):
         """Readers that take a download steadily but slower than the socket buffer drains in
         IdleTimeoutSec= (here 1 s) must not look stalled: our own writes wait for half the
