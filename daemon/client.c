@@ -4,6 +4,7 @@
  * leads to WAITING, a backoff timer with jitter, and round again. Upstream connections are
  * dialled here, trying each resolved address in turn, and handed to the Mux once connected. */
 
+#include <assert.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ static int dial_next(Dial *d) {
                 safe_close(fd);
                 return r;
         }
+        (void) sd_event_source_set_description(d->io, "client-upstream-dial");
         d->fd = fd;
         return 0;
 }
@@ -345,6 +347,8 @@ static void handle_response(Client *c, size_t head_len) {
         };
         int r;
 
+        assert(c->state == STATE_UPGRADE);
+
         r = http_head_parse(c->head, head_len, false, HTTP_HEADERS_MAX_DEFAULT, &h);
         if (r < 0)
                 return fail(c, "Malformed response from %s to the upgrade request.", d->url);
@@ -393,84 +397,113 @@ static void handle_response(Client *c, size_t head_len) {
         }
 }
 
-static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Client *c = userdata;
+/* CONNECTING: TCP is up, or failed; TLS starts on the socket. Returns true to go on. */
+static bool on_connected(Client *c, int fd) {
+        int err = 0, r;
+        socklen_t l = sizeof(err);
+
+        assert(c->state == STATE_CONNECTING);
+
+        (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err != 0) {
+                char m[160];
+                snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
+                connection_reset(c);
+                if (c->server_next) {
+                        /* Try the next address before giving up. */
+                        c->state = STATE_WAITING;
+                        client_schedule(c);
+                        return false;
+                }
+                return fail(c, "%s", m), false;
+        }
+        r = tls_conn_new_client(c->fd, c->url.tls ? c->creds : NULL, c->url.host,
+                                def(c)->has_fingerprint ? def(c)->server_fingerprint : NULL, &c->conn);
+        /* The TlsConn owns the fd now, failure or not. */
+        if (r < 0) {
+                c->io = sd_event_source_disable_unref(c->io);
+                c->fd = -1;
+                return fail(c, "TLS setup failed: %s", strerror(-r)), false;
+        }
+        c->state = STATE_HANDSHAKE;
+        return true;
+}
+
+/* HANDSHAKE: a step of TLS; once it is done, the upgrade request goes out. Returns true to go
+ * on. */
+static bool on_handshake(Client *c) {
         int r;
 
-        switch (c->state) {
-        case STATE_CONNECTING: {
-                int err = 0;
-                socklen_t l = sizeof(err);
-                (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-                if (err != 0) {
-                        char m[160];
-                        snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
-                        connection_reset(c);
-                        if (c->server_next) {
-                                /* Try the next address before giving up. */
-                                c->state = STATE_WAITING;
-                                client_schedule(c);
-                                return 0;
-                        }
-                        return fail(c, "%s", m), 0;
-                }
-                r = tls_conn_new_client(c->fd, c->url.tls ? c->creds : NULL, c->url.host,
-                                        def(c)->has_fingerprint ? def(c)->server_fingerprint : NULL, &c->conn);
-                /* The TlsConn owns the fd now, failure or not. */
-                if (r < 0) {
-                        c->io = sd_event_source_disable_unref(c->io);
-                        c->fd = -1;
-                        return fail(c, "TLS setup failed: %s", strerror(-r)), 0;
-                }
-                c->state = STATE_HANDSHAKE;
-                _fallthrough_;
+        assert(c->state == STATE_HANDSHAKE);
+
+        r = tls_conn_handshake(c->conn);
+        if (r < 0)
+                return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), false;
+        if (r == 0) {
+                (void) sd_event_source_set_io_events(
+                        c->io, EPOLLIN | (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : 0));
+                return false;
         }
-        case STATE_HANDSHAKE:
-                r = tls_conn_handshake(c->conn);
-                if (r < 0)
-                        return fail(c, "TLS with %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
-                if (r == 0) {
-                        (void) sd_event_source_set_io_events(
-                                c->io, EPOLLIN | (tls_conn_handshake_wants_write(c->conn) ? EPOLLOUT : 0));
+        r = send_upgrade(c);
+        if (r < 0)
+                return fail(c, "Failed to send the upgrade request: %s", strerror(-r)), false;
+        c->state = STATE_UPGRADE;
+        (void) sd_event_source_set_io_events(c->io, EPOLLIN | (tls_conn_pending(c->conn) ? EPOLLOUT : 0));
+        return true;
+}
+
+/* UPGRADE: collects the response head; handle_response() takes it from there. */
+static void on_upgrade(Client *c, uint32_t revents) {
+        int r;
+
+        assert(c->state == STATE_UPGRADE);
+
+        if (revents & EPOLLOUT) {
+                r = tls_conn_flush(c->conn);
+                if (r < 0 && r != -EAGAIN)
+                        return fail(c, "Connection to %s failed: %s", def(c)->url, tls_conn_error(c->conn));
+                (void) sd_event_source_set_io_events(c->io, EPOLLIN | (r == -EAGAIN ? EPOLLOUT : 0));
+        }
+        for (;;) {
+                uint8_t *data;
+                size_t n;
+                ssize_t end;
+
+                r = tls_conn_recv(c->conn, &data, &n);
+                if (r == -EAGAIN)
+                        return;
+                if (r <= 0)
+                        return fail(c, "Connection to %s closed during the upgrade%s%s", def(c)->url,
+                                    r < 0 ? ": " : "", r < 0 ? tls_conn_error(c->conn) : "");
+                if (n > sizeof(c->head) - c->head_len)
+                        n = sizeof(c->head) - c->head_len;
+                memcpy(c->head + c->head_len, data, n);
+                c->head_len += n;
+                end = http_head_end(c->head, c->head_len, sizeof(c->head));
+                if (end < 0)
+                        return fail(c, "Response from %s too large.", def(c)->url);
+                if (end > 0)
+                        return handle_response(c, (size_t) end);
+        }
+}
+
+/* The control connection until the session starts: each phase goes on into the next when it
+ * completes at once. */
+static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Client *c = userdata;
+
+        switch (c->state) {
+        case STATE_CONNECTING:
+                if (!on_connected(c, fd))
                         return 0;
-                }
-                r = send_upgrade(c);
-                if (r < 0)
-                        return fail(c, "Failed to send the upgrade request: %s", strerror(-r)), 0;
-                c->state = STATE_UPGRADE;
-                (void) sd_event_source_set_io_events(c->io, EPOLLIN | (tls_conn_pending(c->conn) ? EPOLLOUT : 0));
+                _fallthrough_;
+        case STATE_HANDSHAKE:
+                if (!on_handshake(c))
+                        return 0;
                 _fallthrough_;
         case STATE_UPGRADE:
-                if (revents & EPOLLOUT) {
-                        r = tls_conn_flush(c->conn);
-                        if (r < 0 && r != -EAGAIN)
-                                return fail(c, "Connection to %s failed: %s", def(c)->url, tls_conn_error(c->conn)), 0;
-                        (void) sd_event_source_set_io_events(c->io, EPOLLIN | (r == -EAGAIN ? EPOLLOUT : 0));
-                }
-                for (;;) {
-                        uint8_t *data;
-                        size_t n;
-                        ssize_t end;
-
-                        r = tls_conn_recv(c->conn, &data, &n);
-                        if (r == -EAGAIN)
-                                return 0;
-                        if (r <= 0)
-                                return fail(c, "Connection to %s closed during the upgrade%s%s", def(c)->url,
-                                            r < 0 ? ": " : "", r < 0 ? tls_conn_error(c->conn) : ""),
-                                       0;
-                        if (n > sizeof(c->head) - c->head_len)
-                                n = sizeof(c->head) - c->head_len;
-                        memcpy(c->head + c->head_len, data, n);
-                        c->head_len += n;
-                        end = http_head_end(c->head, c->head_len, sizeof(c->head));
-                        if (end < 0)
-                                return fail(c, "Response from %s too large.", def(c)->url), 0;
-                        if (end > 0) {
-                                handle_response(c, (size_t) end);
-                                return 0;
-                        }
-                }
+                on_upgrade(c, revents);
+                return 0;
         default:
                 return 0;
         }
@@ -514,12 +547,14 @@ static void connect_next(Client *c) {
         r = sd_event_add_io(c->manager->event, &c->io, c->fd, EPOLLOUT, io_handler, c);
         if (r < 0)
                 return fail(c, "sd_event_add_io: %s", strerror(-r));
+        (void) sd_event_source_set_description(c->io, "client-tunnel-connect");
         c->state = STATE_CONNECTING;
         manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
         /* The handshake timer bounds TCP, TLS and the upgrade together. */
         c->timer = sd_event_source_disable_unref(c->timer);
-        (void) sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
-                                          def(c)->handshake_timeout_usec, 0, timer_handler, c);
+        if (sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
+                                       def(c)->handshake_timeout_usec, 0, timer_handler, c) >= 0)
+                (void) sd_event_source_set_description(c->timer, "client-handshake-timeout");
 }
 
 static int refresh_upstream(Client *c) {
@@ -575,10 +610,17 @@ static void client_schedule(Client *c) {
         }
         if (sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC, delay, 0, timer_handler, c) < 0)
                 log_oom();
+        else
+                (void) sd_event_source_set_description(c->timer, "client-reconnect");
 }
 
 int client_new(Manager *m, Client **ret) {
-        Client *c = calloc(1, sizeof(*c));
+        Client *c;
+
+        assert(m);
+        assert(ret);
+
+        c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->manager = m;
@@ -589,9 +631,14 @@ int client_new(Manager *m, Client **ret) {
 }
 
 int client_start(Client *c) {
-        const Definition *d = def(c);
         _cleanup_free_ char *err = NULL;
+        const Definition *d;
         int r;
+
+        assert(c);
+        assert(c->state == STATE_STOPPED);
+        assert(!c->mux);
+        d = def(c);
 
         r = tunnel_url_parse(d->url, &c->url);
         if (r < 0)
@@ -647,6 +694,8 @@ static int compute_client_id(Client *c) {
 }
 
 void client_drain(Client *c) {
+        assert(c);
+
         if (c->mux)
                 mux_goaway(c->mux);
         else
@@ -657,6 +706,8 @@ void client_drain(Client *c) {
 }
 
 void client_stop(Client *c) {
+        assert(c);
+
         c->state = STATE_STOPPED;
         manager_set_state(c->manager, TUNNEL_STOPPING);
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -691,6 +742,9 @@ Client *client_free(Client *c) {
 /* ---- what the bus shows ---- */
 
 void client_get_counters(Client *c, TunnelCounters *ret) {
+        assert(c);
+        assert(ret);
+
         *ret = c->closed;
         if (c->mux) {
                 MuxStats st;
@@ -703,6 +757,9 @@ void client_get_counters(Client *c, TunnelCounters *ret) {
 }
 
 void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata) {
+        assert(c);
+        assert(f);
+
         if (c->mux)
                 manager_foreach_mux_stream(c->mux, NULL, f, userdata);
 }
@@ -723,9 +780,13 @@ static bool offer_changed(const Definition *a, const Definition *b) {
 }
 
 int client_reload(Client *c, const Definition *n, char **ret_error) {
-        const Definition *o = def(c);
+        const Definition *o;
         TunnelURL u;
         int r;
+
+        assert(c);
+        assert(n);
+        o = def(c);
 
         r = tunnel_url_parse(n->url, &u);
         if (r < 0)
@@ -743,8 +804,12 @@ int client_reload(Client *c, const Definition *n, char **ret_error) {
 }
 
 void client_reloaded(Client *c, const Definition *o) {
-        const Definition *n = def(c);
+        const Definition *n;
         bool reconnect;
+
+        assert(c);
+        assert(o);
+        n = def(c);
 
         reconnect = !streq(o->url, n->url) || !streq_ptr(o->ca_file, n->ca_file) ||
                     o->has_fingerprint != n->has_fingerprint ||

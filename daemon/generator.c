@@ -38,12 +38,17 @@ static int write_unit(const char *dir, const char *name, const char *content) {
         return 0;
 }
 
-static int socket_unit(const char *dir, const char *unit, const Definition *d, const char *what,
+/* One socket unit for d's tunnel NAME, named after its fd: inletsd@NAME.socket for
+ * "control", inletsd-FDNAME@NAME.socket for the others. Its name joins *units. */
+static int socket_unit(const char *dir, const char *name, const Definition *d, const char *what,
                        const SocketAddress *a, const char *fdname, char **units) {
-        _cleanup_free_ char *content = NULL, *u = NULL;
+        _cleanup_free_ char *content = NULL, *unit = NULL, *u = NULL;
         char buf[SOCKADDR_STR_MAX], listen[SOCKADDR_STR_MAX];
         const char *s = socket_address_format(a, buf);
+        bool control = streq(fdname, "control");
 
+        if (asprintf(&unit, "inletsd%s%s@%s.socket", control ? "" : "-", control ? "" : fdname, name) < 0)
+                return -ENOMEM;
         /* systemd wants [::]:PORT for IPv6 and takes it dual-stack by default. */
         snprintf(listen, sizeof(listen), "%s", s);
         if (asprintf(&content,
@@ -80,7 +85,7 @@ static bool unit_name_ok(const char *name) {
 
 static int generate(const char *dir, const char *path, const char *name) {
         _cleanup_(definition_freep) Definition *d = NULL;
-        _cleanup_free_ char *err = NULL, *units = NULL, *unit = NULL, *dropin_dir = NULL, *dropin = NULL;
+        _cleanup_free_ char *err = NULL, *units = NULL, *dropin_dir = NULL, *dropin = NULL;
         int r;
 
         r = definition_load_no_token(path, name, &d, &err);
@@ -96,23 +101,15 @@ static int generate(const char *dir, const char *path, const char *name) {
                 return 0;
         }
 
-        if (asprintf(&unit, "inletsd@%s.socket", name) < 0)
-                return -ENOMEM;
-        r = socket_unit(dir, unit, d, "control", &d->control_listen, "control", &units);
+        r = socket_unit(dir, name, d, "control", &d->control_listen, "control", &units);
         if (r < 0)
                 return r;
         if (d->mode == MODE_HTTP) {
-                free(unit);
-                if (asprintf(&unit, "inletsd-http@%s.socket", name) < 0)
-                        return -ENOMEM;
-                r = socket_unit(dir, unit, d, "HTTP", &d->http_listen, "http", &units);
+                r = socket_unit(dir, name, d, "HTTP", &d->http_listen, "http", &units);
                 if (r < 0)
                         return r;
                 if (d->https_listen.len > 0) {
-                        free(unit);
-                        if (asprintf(&unit, "inletsd-https@%s.socket", name) < 0)
-                                return -ENOMEM;
-                        r = socket_unit(dir, unit, d, "HTTPS", &d->https_listen, "https", &units);
+                        r = socket_unit(dir, name, d, "HTTPS", &d->https_listen, "https", &units);
                         if (r < 0)
                                 return r;
                 }
@@ -124,10 +121,7 @@ static int generate(const char *dir, const char *path, const char *name) {
                                 socket_address_set_port(&a, d->allow_ports[i]);
                                 snprintf(fdname, sizeof(fdname), "data-%u", d->allow_ports[i]);
                                 snprintf(what, sizeof(what), "port %u", d->allow_ports[i]);
-                                free(unit);
-                                if (asprintf(&unit, "inletsd-%s@%s.socket", fdname, name) < 0)
-                                        return -ENOMEM;
-                                r = socket_unit(dir, unit, d, what, &a, fdname, &units);
+                                r = socket_unit(dir, name, d, what, &a, fdname, &units);
                                 if (r < 0)
                                         return r;
                         }

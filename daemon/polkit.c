@@ -4,6 +4,8 @@
  * with sd_bus_enqueue_for_read(), and the second dispatch finds the verdict. root passes
  * without asking; on the user bus the bus itself admits only our own user. */
 
+#include <assert.h>
+
 #include "log.h"
 #include "polkit.h"
 
@@ -38,6 +40,8 @@ static void query_unlink(Manager *m, PolkitQuery *q) {
 }
 
 void polkit_queries_free(Manager *m) {
+        assert(m);
+
         while (m->polkit_queries) {
                 PolkitQuery *q = m->polkit_queries;
                 m->polkit_queries = q->next;
@@ -49,6 +53,10 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         PolkitQuery *q = userdata;
         const sd_bus_error *e;
         int authorized = 0, challenge = 0, r;
+
+        assert(reply);
+        assert(q);
+        assert(!q->done);
 
         q->slot = sd_bus_slot_unref(q->slot);
         q->done = true;
@@ -79,6 +87,11 @@ int polkit_verify(Manager *m, sd_bus_message *call, const char *action, sd_bus_e
         const char *sender;
         uid_t uid;
         int r;
+
+        assert(m);
+        assert(call);
+        assert(action);
+        assert(error);
 
         for (q = m->polkit_queries; q; q = q->next)
                 if (q->request == call && streq(q->action, action)) {
@@ -134,6 +147,7 @@ int polkit_verify(Manager *m, sd_bus_message *call, const char *action, sd_bus_e
                 query_free(q);
                 return r;
         }
+        (void) sd_bus_slot_set_description(q->slot, "polkit-check");
         q->next = m->polkit_queries;
         m->polkit_queries = q;
         return 0;

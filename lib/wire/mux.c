@@ -17,6 +17,7 @@
  * public front's buffer nor a slot of max_streams comes free early. Stream sockets are
  * edge-triggered (see STREAM_EVENTS). */
 
+#include <assert.h>
 #include <gnutls/crypto.h>
 #include <inttypes.h>
 #include <nghttp2/nghttp2.h>
@@ -112,6 +113,8 @@ struct Mux {
         bool ping_outstanding;
 
         bool dead, close_sent, draining;
+        bool finished;           /* the owner heard closed(): all it may do now is free us */
+        unsigned in_callback;    /* depth of calls into the owners: none may free the Mux */
         char text[WS_TEXT_MAX + 1];
         size_t text_len;
         int error;
@@ -126,6 +129,16 @@ struct Mux {
         unsigned n_batch;
         struct { MuxStream *s; const uint8_t *p; size_t n; } batch[MUX_BATCH_MAX];
 };
+
+/* Every call into an owner is counted: an owner must not free the Mux from one (mux_free()
+ * asserts it), as we go on using it when the call returns. closed() is the exception: it
+ * comes from the loop, outside every other call. */
+#define CALL_OWNER(m, call)                     \
+        do {                                    \
+                (m)->in_callback++;             \
+                call;                           \
+                (m)->in_callback--;             \
+        } while (0)
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_pump(Mux *m);
@@ -345,7 +358,10 @@ static MuxStream *stream_free(MuxStream *s) {
 
 /* Done with the stream on both layers: unlink, report, free. */
 static void stream_maybe_finish(MuxStream *s) {
-        Mux *m = s->mux;
+        Mux *m;
+
+        assert(s);
+        m = s->mux;
 
         if (s->id > 0 || s->fd >= 0)
                 return;
@@ -358,18 +374,22 @@ static void stream_maybe_finish(MuxStream *s) {
                 s->finish_pending = true;
                 return;
         }
+        /* Nothing of the stream is left on either layer. */
+        assert(!s->io);
+        assert(s->batched == 0);
+        assert(m->n_streams > 0);
         s->finish_pending = false;
         LIST_REMOVE(m->streams, s);
         m->n_streams--;
         if (s->ops) {
                 const MuxStreamOps *ops = TAKE_PTR(s->ops);
                 if (ops->closed)
-                        ops->closed(s, s->close_error != NGHTTP2_NO_ERROR, s->userdata);
+                        CALL_OWNER(m, ops->closed(s, s->close_error != NGHTTP2_NO_ERROR, s->userdata));
         }
         if (s->message)
                 s->userdata = NULL; /* the owner's, and gone now */
         if (m->cb->stream_closed)
-                m->cb->stream_closed(m, s, m->userdata);
+                CALL_OWNER(m, m->cb->stream_closed(m, s, m->userdata));
         stream_free(s);
 }
 
@@ -403,9 +423,19 @@ static bool stream_try_shutdown(MuxStream *s) {
         return false;
 }
 
+/* The stream has bytes (or its end) for nghttp2 again, after data_read_cb() deferred it. */
+static void stream_resume_data(MuxStream *s) {
+        if (s->deferred && s->id > 0) {
+                s->deferred = false;
+                (void) nghttp2_session_resume_data(s->mux->h2, s->id);
+        }
+}
+
 /* Returns 1 when the stream was freed. */
 static int stream_write(MuxStream *s) {
         Mux *m = s->mux;
+
+        assert(s->fd >= 0);
 
         while (s->wlen > 0) {
                 ssize_t n = send(s->fd, s->wbuf + s->woff, s->wlen, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -437,9 +467,11 @@ static int stream_write(MuxStream *s) {
 }
 
 static int stream_read(MuxStream *s) {
-        Mux *m = s->mux;
         size_t want;
         ssize_t n;
+
+        assert(s->fd >= 0);
+        assert(!s->message);
 
         /* Buffers start small (most connections are idle or chatty) and grow to full size
          * the first time a read fills one: then it is a bulk transfer. */
@@ -476,10 +508,7 @@ static int stream_read(MuxStream *s) {
         if (n == 0)
                 s->read_eof = true;
         s->rlen += (size_t) n;
-        if (s->deferred && s->id > 0) {
-                s->deferred = false;
-                (void) nghttp2_session_resume_data(m->h2, s->id);
-        }
+        stream_resume_data(s);
         return 0;
 }
 
@@ -613,7 +642,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
         if (s->message) {
                 msg_dequeued(m, length);
                 if (s->ops && s->ops->sent)
-                        s->ops->sent(s, length, s->userdata);
+                        CALL_OWNER(m, s->ops->sent(s, length, s->userdata));
         }
         stream_rearm(s);
         return 0;
@@ -687,10 +716,19 @@ static int stream_attach_fd(MuxStream *s, int fd) {
         r = sd_event_add_io(s->mux->event, &s->io, fd, STREAM_EVENTS, stream_handler, s);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(s->io, "mux-stream");
         return 0;
 }
 
 int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, void *userdata, MuxStream **ret) {
+        /* The contract comes first: nva[] below takes the strings' lengths. */
+        assert(m);
+        assert(!m->finished);
+        assert(m->cfg.h2_client);
+        assert(fd >= 0);
+        assert(authority);
+        assert(peer);
+
         nghttp2_nv nva[] = {
                 { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
                 { (uint8_t *) ":authority", (uint8_t *) authority, 10, strlen(authority), NGHTTP2_NV_FLAG_NONE },
@@ -751,10 +789,18 @@ int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, voi
 }
 
 int mux_stream_accept(MuxStream *s, int fd) {
-        Mux *m = s->mux;
         nghttp2_nv nva[] = { { (uint8_t *) ":status", (uint8_t *) "200", 7, 3, NGHTTP2_NV_FLAG_NONE } };
         nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+        Mux *m;
         int r;
+
+        assert(s);
+        assert(fd >= 0);
+        m = s->mux;
+        /* A CONNECT stream of the tunnel client, answered once. */
+        assert(!m->cfg.h2_client);
+        assert(!s->message);
+        assert(s->fd < 0);
 
         if (s->id < 0) { /* reset while we were dialling */
                 safe_close(fd);
@@ -786,6 +832,9 @@ int mux_stream_accept(MuxStream *s, int fd) {
 }
 
 void mux_stream_refuse(MuxStream *s, bool connect_error) {
+        assert(s);
+        assert(!s->message);
+
         stream_abort(s, connect_error ? NGHTTP2_CONNECT_ERROR : NGHTTP2_REFUSED_STREAM);
         if (s->id < 0)
                 stream_maybe_finish(s);
@@ -816,7 +865,7 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                  * peer that does not read). */
                 s->msg_held += len;
                 held_add(m, len);
-                s->ops->data(s, data, len, s->userdata);
+                CALL_OWNER(m, s->ops->data(s, data, len, s->userdata));
                 return 0;
         }
         if (!s || s->aborted || s->wr_shut || s->message) {
@@ -972,13 +1021,13 @@ static int message_frame_recv(Mux *m, MuxStream *s, const nghttp2_frame *frame) 
                 }
                 s->responded = true;
                 if (s->ops && s->ops->head)
-                        s->ops->head(s, h, s->userdata);
+                        CALL_OWNER(m, s->ops->head(s, h, s->userdata));
                 else
                         http_head_free(h);
         } else if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat != NGHTTP2_HCAT_REQUEST)
                 trailers = TAKE_PTR(s->head);
         if (end && s->ops && s->ops->end)
-                s->ops->end(s, TAKE_PTR(trailers), s->userdata);
+                CALL_OWNER(m, s->ops->end(s, TAKE_PTR(trailers), s->userdata));
         return 0;
 }
 
@@ -1008,7 +1057,8 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
                                         return 0;
                                 }
                                 s->message = true;
-                                m->cb->http_request(m, s, TAKE_PTR(s->head), end, m->userdata);
+                                CALL_OWNER(m,
+                                           m->cb->http_request(m, s, TAKE_PTR(s->head), end, m->userdata));
                                 return message_frame_recv(m, s, frame);
                         }
                         s->head = http_head_free(s->head);
@@ -1016,7 +1066,7 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
                                 stream_abort(s, NGHTTP2_REFUSED_STREAM);
                                 return 0;
                         }
-                        m->cb->stream_request(m, s, s->authority, m->userdata);
+                        CALL_OWNER(m, m->cb->stream_request(m, s, s->authority, m->userdata));
                 }
         }
         if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
@@ -1099,7 +1149,7 @@ static int ws_text_cb(void *userdata, const uint8_t *p, size_t n, bool fin) {
         m->text_len = 0;
         /* A NUL inside would cut the message short: such a message is not ours. */
         if (strlen(m->text) == len && m->cb->control)
-                m->cb->control(m, m->text, m->userdata);
+                CALL_OWNER(m, m->cb->control(m, m->text, m->userdata));
         return 0;
 }
 
@@ -1126,6 +1176,8 @@ static void mux_flush_batch(Mux *m) {
         /* n_batch stays until the end: a stream freed on the way (none should be, but its
          * owner's callbacks run) clears its own entries in stream_unbatch(). */
         unsigned n = m->n_batch;
+
+        assert(n <= MUX_BATCH_MAX);
 
         for (unsigned i = 0; i < n && !m->dead; i++) {
                 MuxStream *s = m->batch[i].s;
@@ -1186,6 +1238,9 @@ static void mux_flush_batch(Mux *m) {
 static void mux_read(Mux *m) {
         const WsCallbacks wscb = mux_ws_callbacks;
 
+        assert(!m->batching); /* not re-entered from a callback */
+        assert(m->n_batch == 0);
+
         m->batching = true;
         tls_conn_hold(m->conn, true);
         while (!m->dead) {
@@ -1241,7 +1296,7 @@ static void mux_notify_writable(Mux *m) {
                 m->any_writable = true;
                 s->notify_writable = false;
                 if (s->ops && s->ops->writable)
-                        s->ops->writable(s, s->userdata);
+                        CALL_OWNER(m, s->ops->writable(s, s->userdata));
         }
 }
 
@@ -1362,7 +1417,10 @@ static int mux_kick_handler(sd_event_source *src, void *userdata) {
 
 static int mux_defer_handler(sd_event_source *src, void *userdata) {
         Mux *m = userdata;
+        assert(m->dead);
+        assert(!m->finished);
         m->defer = sd_event_source_disable_unref(m->defer);
+        m->finished = true;
         m->cb->closed(m, m->error, m->reason, m->userdata);
         return 0;
 }
@@ -1375,6 +1433,8 @@ static void mux_finish(Mux *m) {
         /* The owner hears of it from the loop, never from inside one of our frames. */
         if (sd_event_add_defer(m->event, &m->defer, mux_defer_handler, m) < 0)
                 log_oom();
+        else
+                (void) sd_event_source_set_description(m->defer, "mux-closed");
 }
 
 /* After our close frame: discard what the peer still sends until it closes too (or a second
@@ -1420,6 +1480,9 @@ static void mux_fail(Mux *m, int error, const char *format, ...) {
 }
 
 void mux_shutdown(Mux *m, int ws_code) {
+        assert(m);
+        assert(!m->finished);
+
         if (m->dead)
                 return;
         (void) nghttp2_session_terminate_session(m->h2, NGHTTP2_NO_ERROR);
@@ -1428,14 +1491,13 @@ void mux_shutdown(Mux *m, int ws_code) {
         mux_fail(m, 0, "shut down");
 }
 
-int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *initial, size_t n_initial,
-            const MuxCallbacks *cb, void *userdata, Mux **ret) {
-        _cleanup_(mux_freep) Mux *m = NULL;
+/* The HTTP/2 session, with our SETTINGS queued. */
+static int mux_h2_new(Mux *m) {
         nghttp2_session_callbacks *cbs;
         nghttp2_option *opt;
-        uint32_t frame = (uint32_t) MIN((uint64_t) H2_MAX_FRAME, cfg->max_frame_size - 64);
+        uint32_t frame = (uint32_t) MIN((uint64_t) H2_MAX_FRAME, m->cfg.max_frame_size - 64);
         nghttp2_settings_entry iv[] = {
-                { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->h2_client ? 0 : cfg->max_streams },
+                { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, m->cfg.h2_client ? 0 : m->cfg.max_streams },
                 { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
                 { NGHTTP2_SETTINGS_MAX_FRAME_SIZE, MAX(frame, 16384u) },
                 { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
@@ -1444,21 +1506,8 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         };
         int r;
 
-        m = calloc(1, sizeof(*m));
-        if (!m) {
-                tls_conn_free(conn);
-                return -ENOMEM;
-        }
-        m->conn = conn;
-        m->key_off = sizeof(m->key_pool); /* empty: filled at the first frame */
-        m->event = sd_event_ref(e);
-        m->cfg = *cfg;
-        m->cb = cb;
-        m->userdata = userdata;
-        m->last_rx = now_usec();
-        /* A client sends masked frames and expects unmasked ones; a server the reverse. */
-        ws_parser_init(&m->ws, !cfg->ws_client, cfg->max_frame_size);
-        m->ws.allow_text = true;
+        assert(m);
+        assert(!m->h2);
 
         if (nghttp2_session_callbacks_new(&cbs) != 0)
                 return -ENOMEM;
@@ -1476,29 +1525,78 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
                 return -ENOMEM;
         }
         nghttp2_option_set_no_auto_window_update(opt, 1);
-        if (!cfg->h2_client)
+        if (!m->cfg.h2_client)
                 nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-        r = cfg->h2_client ? nghttp2_session_client_new2(&m->h2, cbs, m, opt)
-                           : nghttp2_session_server_new2(&m->h2, cbs, m, opt);
+        r = m->cfg.h2_client ? nghttp2_session_client_new2(&m->h2, cbs, m, opt)
+                             : nghttp2_session_server_new2(&m->h2, cbs, m, opt);
         nghttp2_session_callbacks_del(cbs);
         nghttp2_option_del(opt);
         if (r != 0)
                 return -ENOMEM;
-        if (nghttp2_submit_settings(m->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv) - cfg->h2_client) != 0 ||
+        if (nghttp2_submit_settings(m->h2, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv) - m->cfg.h2_client) != 0 ||
             nghttp2_session_set_local_window_size(m->h2, NGHTTP2_FLAG_NONE, 0, H2_WINDOW) != 0)
                 return -ENOMEM;
+        return 0;
+}
 
-        r = sd_event_add_io(e, &m->io, tls_conn_fd(conn), EPOLLIN, mux_io_handler, m);
+/* The tunnel socket, the keepalive timer, and the kick that runs mux_pump() from the loop. */
+static int mux_add_sources(Mux *m) {
+        int r;
+
+        assert(m);
+
+        r = sd_event_add_io(m->event, &m->io, tls_conn_fd(m->conn), EPOLLIN, mux_io_handler, m);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(e, &m->timer, CLOCK_MONOTONIC, cfg->keepalive_usec / 6, 0,
+        (void) sd_event_source_set_description(m->io, "mux-tunnel");
+        r = sd_event_add_time_relative(m->event, &m->timer, CLOCK_MONOTONIC, m->cfg.keepalive_usec / 6, 0,
                                        mux_timer_handler, m);
         if (r < 0)
                 return r;
-        r = sd_event_add_defer(e, &m->kick, mux_kick_handler, m);
+        (void) sd_event_source_set_description(m->timer, "mux-keepalive");
+        r = sd_event_add_defer(m->event, &m->kick, mux_kick_handler, m);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(m->kick, "mux-kick");
         (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
+        return 0;
+}
+
+int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *initial, size_t n_initial,
+            const MuxCallbacks *cb, void *userdata, Mux **ret) {
+        _cleanup_(mux_freep) Mux *m = NULL;
+        int r;
+
+        assert(e);
+        assert(conn);
+        assert(cfg);
+        assert(initial || n_initial == 0);
+        assert(cb);
+        assert(cb->closed); /* the owner must hear of the end */
+        assert(ret);
+
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                tls_conn_free(conn);
+                return -ENOMEM;
+        }
+        m->conn = conn;
+        m->key_off = sizeof(m->key_pool); /* empty: filled at the first frame */
+        m->event = sd_event_ref(e);
+        m->cfg = *cfg;
+        m->cb = cb;
+        m->userdata = userdata;
+        m->last_rx = now_usec();
+        /* A client sends masked frames and expects unmasked ones; a server the reverse. */
+        ws_parser_init(&m->ws, !cfg->ws_client, cfg->max_frame_size);
+        m->ws.allow_text = true;
+
+        r = mux_h2_new(m);
+        if (r < 0)
+                return r;
+        r = mux_add_sources(m);
+        if (r < 0)
+                return r;
 
         if (n_initial > 0) {
                 const WsCallbacks wscb = mux_ws_callbacks;
@@ -1519,6 +1617,8 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
 Mux *mux_free(Mux *m) {
         if (!m)
                 return NULL;
+        /* Not from inside one of our calls into an owner: we would go on using m there. */
+        assert(m->in_callback == 0);
         m->dead = true;
         while (m->streams) {
                 MuxStream *s = m->streams;
@@ -1526,7 +1626,7 @@ Mux *mux_free(Mux *m) {
                 if (s->ops) { /* the owner must let go of it */
                         const MuxStreamOps *ops = TAKE_PTR(s->ops);
                         if (ops->closed)
-                                ops->closed(s, true, s->userdata);
+                                CALL_OWNER(m, ops->closed(s, true, s->userdata));
                 }
                 stream_free(s);
         }
@@ -1543,6 +1643,9 @@ Mux *mux_free(Mux *m) {
 }
 
 void mux_get_stats(Mux *m, MuxStats *ret) {
+        assert(m);
+        assert(ret);
+
         *ret = (MuxStats) {
                 .bytes_in = m->bytes_in,
                 .bytes_out = m->bytes_out,
@@ -1552,10 +1655,13 @@ void mux_get_stats(Mux *m, MuxStats *ret) {
 }
 
 void *mux_stream_userdata(MuxStream *s) {
+        assert(s);
         return s->userdata;
 }
 
 void mux_stream_get(MuxStream *s, uint64_t *ret_in, uint64_t *ret_out, const char **ret_peer) {
+        assert(s);
+
         if (ret_in)
                 *ret_in = s->bytes_in;
         if (ret_out)
@@ -1565,18 +1671,24 @@ void mux_stream_get(MuxStream *s, uint64_t *ret_in, uint64_t *ret_out, const cha
 }
 
 int mux_stream_id(MuxStream *s) {
+        assert(s);
         return s->id;
 }
 
 void mux_stream_set_userdata(MuxStream *s, void *userdata) {
+        assert(s);
         s->userdata = userdata;
 }
 
 const char *mux_stream_authority(MuxStream *s) {
+        assert(s);
         return s->authority;
 }
 
 void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userdata), void *userdata) {
+        assert(m);
+        assert(f);
+
         for (MuxStream *s = m->streams, *next; s; s = next) {
                 next = s->next; /* f may reset (and so free) s */
                 MuxStreamInfo i = {
@@ -1594,6 +1706,9 @@ void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userd
 }
 
 void mux_goaway(Mux *m) {
+        assert(m);
+        assert(!m->finished);
+
         if (m->dead)
                 return;
         (void) nghttp2_submit_goaway(m->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(m->h2),
@@ -1602,6 +1717,10 @@ void mux_goaway(Mux *m) {
 }
 
 void mux_abort(Mux *m, const char *reason) {
+        assert(m);
+        assert(!m->finished);
+        assert(reason);
+
         if (m->dead)
                 return;
         (void) nghttp2_session_terminate_session(m->h2, NGHTTP2_NO_ERROR);
@@ -1611,9 +1730,14 @@ void mux_abort(Mux *m, const char *reason) {
 }
 
 int mux_send_control(Mux *m, const char *message) {
-        size_t n = strlen(message);
+        size_t n;
         int r;
 
+        assert(m);
+        assert(!m->finished);
+        assert(message);
+
+        n = strlen(message);
         if (m->dead)
                 return -ENOTCONN;
         if (n > WS_TEXT_MAX)
@@ -1626,7 +1750,11 @@ int mux_send_control(Mux *m, const char *message) {
 }
 
 void mux_stream_reset(MuxStream *s) {
-        Mux *m = s->mux;
+        Mux *m;
+
+        assert(s);
+        m = s->mux;
+
         s->ops = NULL;
         if (s->id < 0) { /* already closed on HTTP/2, still flushing: just drop it */
                 stream_close_fd(s, true);
@@ -1646,6 +1774,13 @@ int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, co
         MuxStream *s;
         int32_t id;
         int r;
+
+        assert(m);
+        assert(!m->finished);
+        assert(m->cfg.h2_client);
+        assert(h);
+        assert(peer);
+        assert(ops);
 
         if (m->dead)
                 return -ENOTCONN;
@@ -1682,6 +1817,9 @@ int mux_request(Mux *m, const HttpHead *h, bool end_stream, const char *peer, co
 }
 
 void mux_stream_set_ops(MuxStream *s, const MuxStreamOps *ops, void *userdata) {
+        assert(s);
+        assert(s->message);
+
         s->ops = ops;
         s->userdata = userdata;
         if (!ops) {
@@ -1699,6 +1837,11 @@ int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t
         NvList l;
         int r;
 
+        assert(s);
+        assert(s->message);
+        assert(!s->mux->cfg.h2_client);
+        assert(headers || n_headers == 0);
+
         if (s->id <= 0 || s->aborted || s->responded)
                 return -EPIPE;
         r = nv_build(&l, NULL, status, headers, n_headers);
@@ -1714,8 +1857,17 @@ int mux_respond(MuxStream *s, unsigned status, const HttpHeader *headers, size_t
         return 0;
 }
 
+/* Whether the owner may still add to the body it sends. */
+static bool msg_body_open(const MuxStream *s) {
+        return s->id > 0 && !s->aborted && !s->read_eof && !s->no_body;
+}
+
 int mux_stream_write(MuxStream *s, const void *p, size_t n) {
-        if (s->id <= 0 || s->aborted || s->read_eof || s->no_body)
+        assert(s);
+        assert(s->message);
+        assert(p || n == 0);
+
+        if (!msg_body_open(s))
                 return -EPIPE;
         if (n == 0)
                 return 0;
@@ -1724,20 +1876,24 @@ int mux_stream_write(MuxStream *s, const void *p, size_t n) {
         memcpy(s->rbuf + s->roff + s->rlen, p, n);
         s->rlen += n;
         s->mux->msg_queued += n;
-        if (s->deferred) {
-                s->deferred = false;
-                (void) nghttp2_session_resume_data(s->mux->h2, s->id);
-        }
+        stream_resume_data(s);
         mux_kick(s->mux);
         return msg_full(s);
 }
 
 bool mux_stream_full(MuxStream *s) {
+        assert(s);
+        assert(s->message);
+
         return msg_full(s);
 }
 
 int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers) {
-        if (s->id <= 0 || s->aborted || s->read_eof || s->no_body)
+        assert(s);
+        assert(s->message);
+        assert(trailers || n_trailers == 0);
+
+        if (!msg_body_open(s))
                 return -EPIPE;
         if (n_trailers > 0) {
                 s->trailers = http_head_new(false);
@@ -1749,17 +1905,19 @@ int mux_stream_end(MuxStream *s, const HttpHeader *trailers, size_t n_trailers) 
                                 return -ENOMEM;
         }
         s->read_eof = true;
-        if (s->deferred) {
-                s->deferred = false;
-                (void) nghttp2_session_resume_data(s->mux->h2, s->id);
-        }
+        stream_resume_data(s);
         mux_kick(s->mux);
         return 0;
 }
 
 void mux_stream_consume(MuxStream *s, size_t n) {
-        Mux *m = s->mux;
-        size_t k = MIN(n, s->msg_held);
+        Mux *m;
+        size_t k;
+
+        assert(s);
+        assert(s->message);
+        m = s->mux;
+        k = MIN(n, s->msg_held);
 
         s->bytes_in += n;
         m->bytes_in += n;

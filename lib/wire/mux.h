@@ -70,6 +70,8 @@ typedef struct MuxStats {
 /* Takes ownership of conn. `initial` holds plaintext already read past the upgrade head. */
 int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *initial, size_t n_initial,
             const MuxCallbacks *cb, void *userdata, Mux **ret);
+/* From closed() or outside every mux call; never from another callback (asserted). After
+ * closed(), freeing is all that is left to do with m. */
 Mux *mux_free(Mux *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Mux *, mux_free);
 

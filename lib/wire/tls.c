@@ -4,6 +4,7 @@
  * owner stops producing while that buffer is above its high-water mark. */
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <gnutls/x509.h>
 #include <poll.h>
 #include <stdio.h>
@@ -56,14 +57,17 @@ static int set_err(TlsConn *c, int r, const char *what, int gnutls_error) {
 }
 
 const char *tls_conn_error(TlsConn *c) {
+        assert(c);
         return c->error[0] ? c->error : "unknown error";
 }
 
 int tls_conn_fd(TlsConn *c) {
+        assert(c);
         return c->fd;
 }
 
 bool tls_conn_is_tls(TlsConn *c) {
+        assert(c);
         return c->session != NULL;
 }
 
@@ -90,6 +94,7 @@ static int uncork(TlsConn *c) {
 }
 
 int tls_conn_flush(TlsConn *c) {
+        assert(c);
         if (c->write_error)
                 return c->write_error;
         if (uncork(c) < 0)
@@ -116,6 +121,7 @@ int tls_conn_flush(TlsConn *c) {
 }
 
 uint64_t tls_conn_sent(TlsConn *c) {
+        assert(c);
         return c->sent;
 }
 
@@ -124,14 +130,17 @@ static bool buffered(TlsConn *c) {
 }
 
 void tls_conn_edge(TlsConn *c, uint32_t revents) {
+        assert(c);
         edge_input_event(&c->edge, revents);
 }
 
 bool tls_conn_readable(TlsConn *c) {
+        assert(c);
         return c->edge.readable || buffered(c);
 }
 
 size_t tls_conn_pending(TlsConn *c) {
+        assert(c);
         return c->out_len + (c->corked ? gnutls_record_check_corked(c->session) : 0);
 }
 
@@ -214,21 +223,6 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned ms) {
         return poll(&pfd, 1, 0);
 }
 
-static int conn_new(int fd, TlsConn **ret) {
-        TlsConn *c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->fd = fd;
-        c->in = malloc(TLS_READ_SIZE);
-        if (!c->in) {
-                c->fd = -1;
-                tls_conn_free(c);
-                return -ENOMEM;
-        }
-        *ret = c;
-        return 0;
-}
-
 static int session_setup(TlsConn *c, unsigned flags, gnutls_certificate_credentials_t creds) {
         const char *err_pos = NULL;
         int r;
@@ -251,27 +245,53 @@ static int session_setup(TlsConn *c, unsigned flags, gnutls_certificate_credenti
         return 0;
 }
 
-int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn **ret) {
+/* The constructors' shared part. Takes ownership of fd, also on failure. With creds, a GnuTLS
+ * session in the role flags names; without, plaintext. */
+static int conn_new(int fd, unsigned flags, gnutls_certificate_credentials_t creds, TlsConn **ret) {
         _cleanup_(tls_conn_freep) TlsConn *c = NULL;
         int r;
 
-        r = conn_new(fd, &c);
-        if (r < 0) {
+        assert(fd >= 0);
+        assert(ret);
+
+        c = new0(TlsConn, 1);
+        if (!c) {
                 safe_close(fd);
-                return r;
+                return -ENOMEM;
         }
+        c->fd = fd;
+        c->in = malloc(TLS_READ_SIZE);
+        if (!c->in)
+                return -ENOMEM;
         if (creds) {
-                r = session_setup(c, GNUTLS_SERVER, creds);
+                r = session_setup(c, flags, creds);
                 if (r < 0)
                         return r;
-                gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
         }
         *ret = TAKE_PTR(c);
         return 0;
 }
 
+int tls_conn_new_server(int fd, gnutls_certificate_credentials_t creds, TlsConn **ret) {
+        TlsConn *c;
+        int r;
+
+        assert(ret);
+
+        r = conn_new(fd, GNUTLS_SERVER, creds, &c);
+        if (r < 0)
+                return r;
+        if (c->session)
+                gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
+        *ret = c;
+        return 0;
+}
+
 int tls_conn_set_alpn(TlsConn *c, const char *const *protocols, size_t n) {
         gnutls_datum_t d[4];
+
+        assert(c);
+        assert(protocols || n == 0);
 
         if (!c->session)
                 return 0;
@@ -284,6 +304,9 @@ int tls_conn_set_alpn(TlsConn *c, const char *const *protocols, size_t n) {
 
 bool tls_conn_alpn_is(TlsConn *c, const char *protocol) {
         gnutls_datum_t d = {};
+
+        assert(c);
+        assert(protocol);
 
         if (!c->session || gnutls_alpn_get_selected_protocol(c->session, &d) < 0)
                 return false;
@@ -300,11 +323,12 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
         _cleanup_(tls_conn_freep) TlsConn *c = NULL;
         int r;
 
-        r = conn_new(fd, &c);
-        if (r < 0) {
-                safe_close(fd);
+        assert(host);
+        assert(ret);
+
+        r = conn_new(fd, GNUTLS_CLIENT, creds, &c);
+        if (r < 0)
                 return r;
-        }
         if (pin) {
                 c->pinned = true;
                 memcpy(c->pin, pin, sizeof(c->pin));
@@ -312,10 +336,7 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
         c->host = strdup(host);
         if (!c->host)
                 return -ENOMEM;
-        if (creds) {
-                r = session_setup(c, GNUTLS_CLIENT, creds);
-                if (r < 0)
-                        return r;
+        if (c->session) {
                 if (!is_ip_address(host)) {
                         r = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, host, strlen(host));
                         if (r < 0)
@@ -347,6 +368,7 @@ TlsConn *tls_conn_free(TlsConn *c) {
 }
 
 bool tls_conn_handshake_wants_write(TlsConn *c) {
+        assert(c);
         return c->out_len > 0 || (c->session && gnutls_record_get_direction(c->session) == 1);
 }
 
@@ -354,6 +376,8 @@ static int check_pin(TlsConn *c);
 
 int tls_conn_handshake(TlsConn *c) {
         int r;
+
+        assert(c);
 
         if (!c->session)
                 return 1;
@@ -393,6 +417,8 @@ int tls_conn_handshake(TlsConn *c) {
 }
 
 int tls_cert_fingerprint(const gnutls_datum_t *der, uint8_t ret[static 32]) {
+        assert(der);
+        assert(ret);
         return sha256(der->data, der->size, ret);
 }
 
@@ -493,6 +519,8 @@ static int check_pin(TlsConn *c) {
 
 char *tls_conn_describe(TlsConn *c) {
         char *d;
+        assert(c);
+
         if (!c->session)
                 return strdup("plaintext");
         d = gnutls_session_get_desc(c->session);
@@ -505,21 +533,29 @@ char *tls_conn_describe(TlsConn *c) {
 }
 
 void tls_conn_hold(TlsConn *c, bool hold) {
+        assert(c);
         c->hold = hold;
 }
 
 bool tls_conn_can_hold(TlsConn *c) {
+        assert(c);
         /* Plaintext is handed out from the input buffer, which the next read overwrites. */
         return c->hold && c->session && c->n_held < TLS_HOLD_MAX;
 }
 
 void tls_conn_release(TlsConn *c) {
+        assert(c);
+        assert(c->n_held <= TLS_HOLD_MAX);
         while (c->n_held > 0)
                 gnutls_packet_deinit(c->held[--c->n_held]);
 }
 
 int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
         ssize_t n;
+
+        assert(c);
+        assert(ret);
+        assert(ret_len);
 
         if (!c->session) {
                 /* Plaintext: the input buffer itself holds what we hand out. */
@@ -582,6 +618,9 @@ int tls_conn_recv(TlsConn *c, uint8_t **ret, size_t *ret_len) {
 int tls_conn_send(TlsConn *c, const void *buf, size_t len) {
         const uint8_t *p = buf;
 
+        assert(c);
+        assert(buf || len == 0);
+
         if (c->write_error)
                 return c->write_error;
         if (!c->session)
@@ -609,6 +648,7 @@ int tls_conn_send(TlsConn *c, const void *buf, size_t len) {
 }
 
 void tls_conn_bye(TlsConn *c) {
+        assert(c);
         if (c->session && uncork(c) >= 0)
                 (void) gnutls_bye(c->session, GNUTLS_SHUT_WR);
         (void) tls_conn_flush(c);
@@ -616,46 +656,59 @@ void tls_conn_bye(TlsConn *c) {
 
 /* ---- credentials ---- */
 
+static gnutls_certificate_credentials_t creds_free(gnutls_certificate_credentials_t c) {
+        if (c)
+                gnutls_certificate_free_credentials(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_certificate_credentials_t, creds_free);
+
 int tls_server_credentials(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                            gnutls_certificate_credentials_t *ret, char **ret_error) {
-        gnutls_certificate_credentials_t creds;
+        _cleanup_(creds_freep) gnutls_certificate_credentials_t creds = NULL;
         gnutls_datum_t cd = { (unsigned char *) cert_pem, (unsigned) cert_len };
         gnutls_datum_t kd = { (unsigned char *) key_pem, (unsigned) key_len };
         int r;
+
+        assert(cert_pem);
+        assert(key_pem);
+        assert(ret);
 
         r = gnutls_certificate_allocate_credentials(&creds);
         if (r < 0)
                 return -ENOMEM;
         r = gnutls_certificate_set_x509_key_mem2(creds, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
-        if (r < 0) {
-                gnutls_certificate_free_credentials(creds);
+        if (r < 0)
                 return errorf(ret_error, -EINVAL, "Failed to load certificate and key: %s", gnutls_strerror(r));
-        }
-        *ret = creds;
+        *ret = TAKE_PTR(creds);
         return 0;
 }
 
 int tls_server_credentials_from_files(const char *cert_file, const char *key_file,
                                       gnutls_certificate_credentials_t *ret, char **ret_error) {
-        gnutls_certificate_credentials_t creds;
+        _cleanup_(creds_freep) gnutls_certificate_credentials_t creds = NULL;
         int r;
+
+        assert(cert_file);
+        assert(key_file);
+        assert(ret);
 
         r = gnutls_certificate_allocate_credentials(&creds);
         if (r < 0)
                 return -ENOMEM;
         r = gnutls_certificate_set_x509_key_file2(creds, cert_file, key_file, GNUTLS_X509_FMT_PEM, NULL, 0);
-        if (r < 0) {
-                gnutls_certificate_free_credentials(creds);
+        if (r < 0)
                 return errorf(ret_error, r == GNUTLS_E_FILE_ERROR ? -ENOENT : -EINVAL,
                               "Failed to load certificate/key %s: %s", cert_file, gnutls_strerror(r));
-        }
-        *ret = creds;
+        *ret = TAKE_PTR(creds);
         return 0;
 }
 
 int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t *ret, char **ret_error) {
-        gnutls_certificate_credentials_t creds;
+        _cleanup_(creds_freep) gnutls_certificate_credentials_t creds = NULL;
         int r;
+
+        assert(ret);
 
         r = gnutls_certificate_allocate_credentials(&creds);
         if (r < 0)
@@ -664,11 +717,9 @@ int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t
                 r = gnutls_certificate_set_x509_trust_file(creds, ca_file, GNUTLS_X509_FMT_PEM);
         else
                 r = gnutls_certificate_set_x509_system_trust(creds);
-        if (r <= 0 && ca_file) {
-                gnutls_certificate_free_credentials(creds);
+        if (r <= 0 && ca_file)
                 return errorf(ret_error, -EINVAL, "Failed to load CA certificates from %s: %s", ca_file,
                               gnutls_strerror(r == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : r));
-        }
-        *ret = creds;
+        *ret = TAKE_PTR(creds);
         return 0;
 }

@@ -2,12 +2,15 @@
 /* RFC 6455 framing: see ws.h. The parser is a byte-level state machine for the header and
  * a bulk path for payload, so any split of the input gives the same result. */
 
+#include <assert.h>
 #include <gnutls/crypto.h>
 
 #include "util.h"
 #include "ws.h"
 
 void ws_parser_init(WsParser *p, bool expect_masked, uint64_t max_message) {
+        assert(p);
+
         *p = (WsParser) {
                 .expect_masked = expect_masked,
                 .max_message = max_message,
@@ -25,6 +28,9 @@ void ws_mask(uint8_t *buf, size_t len, const uint8_t key[static 4], uint64_t off
         uint8_t k[4];
         uint64_t k8;
         size_t i = 0;
+
+        assert(buf || len == 0);
+        assert(key);
 
         for (size_t j = 0; j < 4; j++)
                 k[j] = key[(offset + j) & 3];
@@ -126,6 +132,10 @@ static int frame_done(WsParser *p, const WsCallbacks *cb, void *userdata) {
 int ws_parse(WsParser *p, uint8_t *buf, size_t len, const WsCallbacks *cb, void *userdata) {
         int r;
 
+        assert(p);
+        assert(buf || len == 0);
+        assert(cb);
+
         if (p->close_code)
                 return -EBADMSG; /* an earlier error is final */
 
@@ -195,6 +205,8 @@ size_t ws_header_build(uint8_t buf[static WS_HEADER_MAX], WsOpcode op, uint64_t 
                        const uint8_t *mask) {
         size_t o = 2;
 
+        assert(buf);
+
         buf[0] = 0x80 | (uint8_t) op;
         if (payload_len < 126)
                 buf[1] = (uint8_t) payload_len;
@@ -220,6 +232,8 @@ size_t ws_header_build(uint8_t buf[static WS_HEADER_MAX], WsOpcode op, uint64_t 
 char *ws_accept_key(const char *key) {
         _cleanup_free_ char *s = NULL;
         uint8_t digest[20];
+
+        assert(key);
 
         if (asprintf(&s, "%s" WS_GUID, key) < 0)
                 return NULL;

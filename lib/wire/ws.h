@@ -6,6 +6,8 @@
 
 #include "macro.h"
 
+/* The protocol's own numbers, spelled out (RFC 6455 §5.2 and §11.8): a reader checks them
+ * against the RFC line by line. */
 typedef enum WsOpcode {
         WS_OP_CONTINUATION = 0x0,
         WS_OP_TEXT = 0x1,
@@ -15,6 +17,7 @@ typedef enum WsOpcode {
         WS_OP_PONG = 0xA,
 } WsOpcode;
 
+/* Close frame status codes (RFC 6455 §7.4.1). */
 enum {
         WS_CLOSE_NORMAL = 1000,
         WS_CLOSE_GOING_AWAY = 1001,
