@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "ctl.h"
+#include "macro.h"
 
 int verb_check(int argc, char *argv[]) {
         int ret = EXIT_OK;

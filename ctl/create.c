@@ -14,8 +14,11 @@
 #include "cloud.h"
 #include "cloudapi.h"
 #include "ctl.h"
+#include "fileio.h"
 #include "log.h"
-#include "util.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "string-util.h"
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: inletsctl create --provider cloud-init|digitalocean [--name NAME] [--mode tcp|http]\n"

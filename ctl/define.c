@@ -7,9 +7,12 @@
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "crypto-util.h"
 #include "ctl.h"
+#include "fileio.h"
 #include "inlets-args.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
 
 int verb_define(int argc, char *argv[]) {
         _cleanup_(definition_freep) Definition *d = NULL;

@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "macro.h"
 #include "version.h"
 
 CtlArgs arg = { .config_dir = SYSCONFDIR "/inlets.d" };

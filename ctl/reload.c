@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "ctl.h"
+#include "macro.h"
 
 /* A method without arguments on tunnel NAME: an exit code. */
 static int call_simple(int argc, char *argv[], const char *verb, const char *method) {

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
+#include "time-util.h"
 
 static const char *dot_color(const char *state) {
         if (streq(state, "listening") || streq(state, "connected"))

@@ -3,8 +3,9 @@
 
 #include <stdio.h>
 
+#include "crypto-util.h"
 #include "ctl.h"
-#include "util.h"
+#include "macro.h"
 
 int verb_token(int argc, char *argv[]) {
         _cleanup_(erase_and_freep) char *t = NULL;

@@ -7,8 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus-label.h"
 #include "ctl.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
+#include "time-util.h"
 
 #define BUS_PATH "/io/inletsd/Tunnel"
 #define BUS_INTERFACE "io.inletsd.Tunnel1"

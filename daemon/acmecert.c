@@ -14,7 +14,11 @@
 #include "acme.h"
 #include "acmecert.h"
 #include "autotls.h"
+#include "fileio.h"
 #include "log.h"
+#include "macro.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "tls.h"
 
 #define RETRY_MIN_USEC (60 * USEC_PER_SEC)

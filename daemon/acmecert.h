@@ -8,6 +8,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "macro.h"
 #include "manager.h"
 
 typedef struct AcmeCert AcmeCert;

@@ -8,9 +8,13 @@
 #include <time.h>
 
 #include "acmecert.h"
+#include "bus-label.h"
 #include "bus.h"
 #include "log.h"
+#include "macro.h"
 #include "polkit.h"
+#include "socket-util.h"
+#include "time-util.h"
 
 static int get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {

@@ -12,10 +12,17 @@
 #include <time.h>
 
 #include "client.h"
+#include "crypto-util.h"
+#include "encoding.h"
 #include "http1.h"
 #include "httpupstream.h"
 #include "log.h"
+#include "macro.h"
 #include "mux.h"
+#include "parse-util.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "tls.h"
 #include "version.h"
 #include "ws.h"

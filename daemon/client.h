@@ -3,6 +3,7 @@
  * to its upstream. */
 #pragma once
 
+#include "macro.h"
 #include "manager.h"
 
 int client_new(Manager *m, Client **ret);

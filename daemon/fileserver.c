@@ -21,9 +21,15 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "crypto-util.h"
+#include "encoding.h"
 #include "fileserver.h"
 #include "http1.h"
 #include "log.h"
+#include "macro.h"
+#include "ratelimit.h"
+#include "socket-util.h"
+#include "time-util.h"
 #include "urlpath.h"
 
 typedef struct FsConn FsConn;

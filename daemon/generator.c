@@ -17,6 +17,8 @@
 
 #include "conf.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
 
 static const char *config_dir(void) {
         const char *e = getenv("INLETSD_GENERATOR_CONFIG_DIR"); /* for tests */

@@ -27,6 +27,10 @@
 #include "http1.h"
 #include "httpfront-internal.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "tls.h"
 
 #define OUT_HIGH_WATER (256 * 1024)

@@ -21,9 +21,13 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "buffer.h"
 #include "http1.h"
 #include "httpfront.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
+#include "time-util.h"
 
 #define OUT_HIGH_WATER (1024 * 1024)
 #define H2_WINDOW (256 * 1024)            /* per stream */

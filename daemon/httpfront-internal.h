@@ -4,6 +4,7 @@
 #pragma once
 
 #include "httpfront.h"
+#include "socket-util.h"
 
 typedef struct HttpConn HttpConn;
 

@@ -8,6 +8,9 @@
 #include <strings.h>
 
 #include "httpfront-internal.h"
+#include "macro.h"
+#include "socket-util.h"
+#include "string-util.h"
 
 /* ---- shared by the HTTP/1.1 side (h1front.c) and the HTTP/2 side (h2front.c) ---- */
 

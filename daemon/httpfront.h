@@ -4,6 +4,7 @@
  * response comes back the same way and goes out as HTTP/1.1. */
 #pragma once
 
+#include "macro.h"
 #include "manager.h"
 #include "tls.h"
 

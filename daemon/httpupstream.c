@@ -25,6 +25,8 @@
 #include "http1.h"
 #include "httpupstream.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
 #include "tls.h"
 
 #define OUT_HIGH_WATER (256 * 1024)

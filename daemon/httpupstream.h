@@ -4,6 +4,7 @@
  * the upstream's response comes back as it is, minus hop-by-hop fields. */
 #pragma once
 
+#include "macro.h"
 #include "manager.h"
 
 typedef struct HttpUpstreams HttpUpstreams;

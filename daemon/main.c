@@ -11,7 +11,10 @@
 #include "conf.h"
 #include "inlets-args.h"
 #include "log.h"
+#include "macro.h"
 #include "manager.h"
+#include "socket-util.h"
+#include "string-util.h"
 #include "version.h"
 
 static const char *arg_config = NULL;

@@ -11,19 +11,21 @@
 #include "client.h"
 #include "fileserver.h"
 #include "log.h"
+#include "macro.h"
 #include "manager.h"
+#include "parse-util.h"
 #include "polkit.h"
 #include "server.h"
+#include "string-table.h"
+#include "time-util.h"
 
-static const char *const state_table[_TUNNEL_STATE_MAX] = {
+static const char *const tunnel_state_table[_TUNNEL_STATE_MAX] = {
         [TUNNEL_STARTING] = "starting",         [TUNNEL_LISTENING] = "listening",
         [TUNNEL_CONNECTING] = "connecting",     [TUNNEL_CONNECTED] = "connected",
         [TUNNEL_RECONNECTING] = "reconnecting", [TUNNEL_STOPPING] = "stopping",
 };
 
-const char *tunnel_state_to_string(TunnelState s) {
-        return s >= 0 && s < _TUNNEL_STATE_MAX ? state_table[s] : "unknown";
-}
+DEFINE_STRING_TABLE_LOOKUP(tunnel_state, TunnelState);
 
 void manager_emit_changed(Manager *m, const char *property) {
         assert(m);

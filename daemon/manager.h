@@ -7,7 +7,9 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "macro.h"
 #include "mux.h"
+#include "string-table.h"
 
 typedef struct Server Server;
 typedef struct Client Client;
@@ -82,7 +84,7 @@ typedef struct Manager {
         uint64_t started_at;  /* CLOCK_REALTIME µs */
 } Manager;
 
-const char *tunnel_state_to_string(TunnelState s);
+DECLARE_STRING_TABLE_LOOKUP(tunnel_state, TunnelState);
 
 int manager_new(Definition *def, const char *config_path, const char *name, BusMode bus_mode, Manager **ret);
 Manager *manager_free(Manager *m);

@@ -7,7 +7,9 @@
 #include <assert.h>
 
 #include "log.h"
+#include "macro.h"
 #include "polkit.h"
+#include "time-util.h"
 
 struct PolkitQuery {
         Manager *manager;

@@ -4,8 +4,15 @@
 
 #include <stdio.h>
 
+#include "crypto-util.h"
+#include "encoding.h"
 #include "log.h"
+#include "macro.h"
+#include "ratelimit.h"
 #include "server-internal.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "version.h"
 #include "ws.h"
 

@@ -8,8 +8,11 @@
 
 #include "http1.h"
 #include "httpfront.h"
+#include "macro.h"
 #include "mux.h"
+#include "ratelimit.h"
 #include "server.h"
+#include "socket-util.h"
 #include "tls.h"
 
 #define MAX_PENDING 1024

@@ -7,7 +7,10 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "macro.h"
+#include "ratelimit.h"
 #include "server-internal.h"
+#include "socket-util.h"
 
 /* A listener bound to one address gives every connection that local address: format it once
  * instead of a getsockname() per connection. */

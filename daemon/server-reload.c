@@ -6,7 +6,9 @@
 
 #include "acmecert.h"
 #include "log.h"
+#include "macro.h"
 #include "server-internal.h"
+#include "socket-util.h"
 
 static bool strv_equal(char **a, size_t na, char **b, size_t nb) {
         if (na != nb)

@@ -6,7 +6,11 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "server-internal.h"
+#include "string-util.h"
+#include "time-util.h"
 
 Session *session_free(Session *x) {
         Server *s;

@@ -20,7 +20,13 @@
 #include "acmecert.h"
 #include "autotls.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "ratelimit.h"
 #include "server-internal.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "ws.h"
 
 /* Without AutoTLSSAN=: the host name, loopback, and the global addresses of the machine's

@@ -3,6 +3,7 @@
  * connections on the ports they offer. */
 #pragma once
 
+#include "macro.h"
 #include "manager.h"
 
 int server_new(Manager *m, Server **ret);

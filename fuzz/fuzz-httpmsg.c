@@ -5,6 +5,7 @@
  * what the head callback answers; byte 1 the piece size. */
 
 #include "http1.h"
+#include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "util.h"
+#include "fileio.h"
+#include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

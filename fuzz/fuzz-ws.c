@@ -2,6 +2,7 @@
 /* libFuzzer target: the WebSocket frame parser, as server and as client, fed in pieces whose
  * sizes come from the input, so every split of a frame is explored. */
 
+#include "macro.h"
 #include "ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -8,9 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "encoding.h"
+#include "fileio.h"
 #include "kube.h"
 #include "log.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "web.h"
 #include "yamljson.h"
 

@@ -6,9 +6,13 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "fileio.h"
 #include "log.h"
+#include "macro.h"
 #include "operator.h"
-#include "util.h"
+#include "parse-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "version.h"
 
 static void help(void) {

@@ -18,9 +18,13 @@
 #include <strings.h>
 
 #include "cloud.h"
+#include "encoding.h"
 #include "log.h"
+#include "macro.h"
 #include "operator.h"
-#include "util.h"
+#include "parse-util.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "web.h"
 
 struct CacheEntry {

@@ -8,9 +8,11 @@
 #include <time.h>
 
 #include "autotls.h"
+#include "fileio.h"
 #include "log.h"
+#include "macro.h"
+#include "string-util.h"
 #include "tls.h"
-#include "util.h"
 
 int x509_new_ca(gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key) {
         return x509_make_ca("inletsd auto-TLS CA", AUTOTLS_CA_DAYS, ret_crt, ret_key);

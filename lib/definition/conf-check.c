@@ -9,6 +9,9 @@
 #include "conf-token.h"
 #include "conf.h"
 #include "log.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
 
 static bool address_unset(const SocketAddress *a) {
         return a->len == 0;

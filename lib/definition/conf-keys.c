@@ -8,8 +8,14 @@
 #include <strings.h>
 
 #include "conf-keys.h"
+#include "crypto-util.h"
+#include "encoding.h"
 #include "ini.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "socket-util.h"
+#include "string-util.h"
 
 /* ---- value parsers: return 0, or -errno with an optional static reason ---- */
 

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include "conf-token.h"
+#include "fileio.h"
+#include "macro.h"
+#include "string-util.h"
 
 static bool token_chars_ok(const char *t) {
         for (; *t; t++)

@@ -6,7 +6,8 @@
 #include <strings.h>
 
 #include "conf-url.h"
-#include "util.h"
+#include "macro.h"
+#include "parse-util.h"
 
 /* A split SCHEME://HOST[:PORT][/PATH]. */
 typedef struct URLParts {

@@ -7,8 +7,11 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "fileio.h"
 #include "log.h"
+#include "macro.h"
 #include "string-table.h"
+#include "string-util.h"
 
 static const char *const role_table[_ROLE_MAX] = {
         [ROLE_SERVER] = "server", [ROLE_CLIENT] = "client", [ROLE_FILESERVER] = "fileserver",

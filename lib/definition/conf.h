@@ -6,8 +6,9 @@
 #pragma once
 
 #include "conf-url.h"
+#include "macro.h"
+#include "socket-util.h"
 #include "string-table.h"
-#include "util.h"
 
 /* What ACMEDirectory=production|staging stand for (the ACME client itself is lib/web/acme.c). */
 #define ACME_DIRECTORY_PRODUCTION "https://acme-v02.api.letsencrypt.org/directory"

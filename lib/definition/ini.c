@@ -6,7 +6,8 @@
 #include <stdio.h>
 
 #include "ini.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
 
 /* Strips one pair of matching outer quotes. */
 static char *unquote(char *v) {

@@ -6,7 +6,12 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "encoding.h"
 #include "inlets-args.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "socket-util.h"
+#include "string-util.h"
 
 bool inlets_args_is_mode(const char *word) {
         return word && (streq(word, "tcp") || streq(word, "http"));

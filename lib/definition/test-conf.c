@@ -8,8 +8,14 @@
 #include <sys/wait.h>
 
 #include "conf.h"
+#include "crypto-util.h"
+#include "fileio.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "socket-util.h"
 #include "tests.h"
+#include "time-util.h"
 
 static char dir[] = "/tmp/test-conf-XXXXXX";
 

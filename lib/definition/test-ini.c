@@ -6,8 +6,9 @@
 #include <stdio.h>
 
 #include "ini.h"
+#include "macro.h"
+#include "string-util.h"
 #include "tests.h"
-#include "util.h"
 
 /* Records every event as "[Section]@line" or "Section.Key=Value@line", one per line. */
 typedef struct Trace {

@@ -6,6 +6,8 @@
 
 #include "inlets-args.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
 #include "tests.h"
 
 /* Splits line on spaces into argv and parses it; *ret_error holds the message on failure. */

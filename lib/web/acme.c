@@ -11,8 +11,12 @@
 
 #include "acme.h"
 #include "autotls.h"
+#include "crypto-util.h"
+#include "encoding.h"
 #include "log.h"
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
+#include "time-util.h"
 #include "web.h"
 
 #define MAX_BAD_NONCE_RETRIES 5

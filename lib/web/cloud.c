@@ -7,6 +7,9 @@
 
 #include "autotls.h"
 #include "cloud.h"
+#include "crypto-util.h"
+#include "macro.h"
+#include "string-util.h"
 
 /* Nothing on the host can renew the certificate (it has no CA key), and the client pins the
  * certificate itself: it lasts as long as an auto-TLS CA, and a host is replaced, not renewed. */

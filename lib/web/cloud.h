@@ -7,6 +7,7 @@
 #pragma once
 
 #include "conf.h"
+#include "macro.h"
 
 typedef struct ExitServerPlan {
         char *name;

@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include "cloudapi.h"
-#include "util.h"
+#include "crypto-util.h"
+#include "encoding.h"
+#include "macro.h"
+#include "string-util.h"
 #include "web.h"
 
 void cloud_api_done(CloudApi *api) {

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "acme.h"
+#include "encoding.h"
 #include "tests.h"
-#include "util.h"
 
 #define DAY (24 * 3600ULL)
 

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
 #include "web.h"
 
 /* libcurl is loaded on first use rather than linked: the exit server needs it only in its ACME

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <yaml.h>
 
-#include "util.h"
+#include "macro.h"
+#include "string-util.h"
 #include "web.h"
 #include "yamljson.h"
 

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "http1.h"
+#include "macro.h"
 
 typedef struct HttpHeadBlock {
         struct HttpHeadBlock *next;

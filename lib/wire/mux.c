@@ -28,9 +28,12 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "buffer.h"
 #include "log.h"
+#include "macro.h"
 #include "mux.h"
-#include "util.h"
+#include "socket-util.h"
+#include "time-util.h"
 #include "ws.h"
 
 #define STREAM_READ_SIZE (256 * 1024)

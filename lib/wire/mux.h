@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "http1.h"
+#include "macro.h"
 #include "tls.h"
 
 typedef struct Mux Mux;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 
 #include "http1.h"
+#include "macro.h"
 #include "tests.h"
 
 static void test_request(void) {

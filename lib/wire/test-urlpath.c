@@ -4,9 +4,9 @@
 
 #include <stdio.h>
 
+#include "macro.h"
 #include "tests.h"
 #include "urlpath.h"
-#include "util.h"
 
 static void expect_path(const char *target, bool hidden, const char *path, bool dir) {
         _cleanup_free_ char *p = NULL;

@@ -2,8 +2,8 @@
 /* Unit tests for WebSocket framing: round trips at every length class, any input split,
  * fragmentation, control frames, and each protocol violation with its close code. */
 
+#include "macro.h"
 #include "tests.h"
-#include "util.h"
 #include "ws.h"
 
 typedef struct Sink {

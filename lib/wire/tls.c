@@ -12,9 +12,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "buffer.h"
+#include "crypto-util.h"
 #include "log.h"
+#include "macro.h"
+#include "socket-util.h"
+#include "string-util.h"
 #include "tls.h"
-#include "util.h"
 
 #define TLS_READ_SIZE (256 * 1024)
 #define TLS_FLUSH_THRESHOLD (128 * 1024)

@@ -3,8 +3,9 @@
 
 #include <stdio.h>
 
+#include "encoding.h"
+#include "macro.h"
 #include "urlpath.h"
-#include "util.h"
 
 int url_path_resolve(const char *target, bool allow_hidden, char **ret, bool *ret_dir) {
         _cleanup_free_ char *out = NULL;

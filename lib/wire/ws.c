@@ -4,8 +4,10 @@
 
 #include <assert.h>
 #include <gnutls/crypto.h>
+#include <stdio.h>
 
-#include "util.h"
+#include "encoding.h"
+#include "macro.h"
 #include "ws.h"
 
 void ws_parser_init(WsParser *p, bool expect_masked, uint64_t max_message) {

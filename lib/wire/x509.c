@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "crypto-util.h"
+#include "encoding.h"
+#include "fileio.h"
+#include "macro.h"
 #include "tls.h"
-#include "util.h"
 #include "x509.h"
 
 #define PEM_FILE_MAX (1024 * 1024)
