@@ -644,17 +644,29 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
         return 0;
 }
 
-/* The connection moved response bytes during the last interval, but maybe not for every
- * stream: the peer's flow control chooses which streams it takes from, and a peer that opens
- * one stream's window by a byte per interval would otherwise keep its other stalled streams,
- * their MaxStreamsPerClient= slots and their buffered bytes for as long as it liked. A stream
- * with response bytes waiting that took none of them for a whole interval is reset, as an
- * HTTP/1.1 connection that does the same is closed. Only when others moved: while the kernel
- * queue alone drains, our writes wait for it and no stream can move. */
-static void h2_reset_stalled_streams(H2Conn *c) {
+/* Less than this taken in a whole IdleTimeoutSec= while the peer's window is shut is not
+ * progress: one frame. Otherwise a peer opening each window by a byte per interval would keep
+ * its streams, their MaxStreamsPerClient= slots and the session budget they hold forever. */
+#define H2_MIN_PROGRESS (16 * 1024)
+
+/* Whether the peer withholds its connection window: what moved during the interval counts
+ * only if it was at least H2_MIN_PROGRESS. */
+static bool h2_conn_moved(H2Conn *c) {
+        if (c->sent == c->sent_mark)
+                return false;
+        return nghttp2_session_get_remote_window_size(c->h2) > 0 || c->sent - c->sent_mark >= H2_MIN_PROGRESS;
+}
+
+/* The connection moved, but maybe not for every stream: the peer's flow control chooses which
+ * streams it takes from. A stream whose window the peer keeps shut (response bytes waiting, its
+ * window at 0, less than H2_MIN_PROGRESS taken in the interval) is reset, as an HTTP/1.1
+ * connection that takes nothing is closed. A stream with an open window that our scheduler did
+ * not serve (RFC 7540 priorities put it behind another) is not the peer's doing and is left. */
+static void h2_reset_withheld_streams(H2Conn *c) {
         for (H2Stream *st = c->streams; st; st = st->next)
-                if (st->marked && st->len > 0 && st->sent == st->sent_mark) {
-                        log_debug("HTTP/2 %s: stream %" PRIi32 " took no response bytes for %" PRIu64
+                if (st->marked && st->len > 0 && st->sent - st->sent_mark < H2_MIN_PROGRESS &&
+                    nghttp2_session_get_stream_remote_window_size(c->h2, st->id) <= 0) {
+                        log_debug("HTTP/2 %s: stream %" PRIi32 " kept its window shut for %" PRIu64
                                   " s (IdleTimeoutSec=), resetting it.", c->peer, st->id,
                                   def(c)->idle_timeout_usec / USEC_PER_SEC);
                         (void) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
@@ -671,13 +683,16 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
 
         if (c->streams || waits) {
                 /* Progress: response body bytes taken (not PING acks: with streams open,
-                 * bytes into the socket do not count), or the kernel's queue shrinking (our own
-                 * writes wait until half the socket buffer drained); with no stream left, the
+                 * bytes into the socket do not count; not a trickle through a shut connection
+                 * window), or the kernel's queue shrinking (our own writes wait until half the
+                 * socket buffer drained: no stream is judged then); with no stream left, the
                  * tail of the output going into the socket. */
-                if (!waits || c->sent != c->sent_mark || outq < c->outq_mark ||
+                bool moved = h2_conn_moved(c);
+
+                if (!waits || moved || outq < c->outq_mark ||
                     (!c->streams && tls_conn_sent(c->conn) != c->tls_sent_mark)) {
-                        if (c->sent != c->sent_mark)
-                                h2_reset_stalled_streams(c);
+                        if (moved)
+                                h2_reset_withheld_streams(c);
                         c->stall_check = false;
                         h2_update_idle(c);
                         return 0;

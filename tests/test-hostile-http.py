@@ -493,49 +493,106 @@ class Hostile(TunnelTest):
         r.close()
         print(f"a slow reader got all 32 MiB in {time.monotonic() - t:.1f} s")
 
-    def test_h2_dripping_stream_does_not_hold_the_others(self):
-        """The stall bound holds per HTTP/2 stream: a peer that opens one stream's window by a
-        byte per interval keeps that stream moving, but its zero-window streams are reset after
-        IdleTimeoutSec= (here 2 s) without progress, so their MaxStreamsPerClient= slots come
-        back. Before, the connection's progress kept all of them for as long as it dripped."""
+    def h2pump(self, s, c, seconds, on_event, ack=False, rate=None):
+        """Reads s for `seconds` (at most `rate` bytes/s), feeding events to on_event and
+        acknowledging DATA when ack; returns False when the server closed the connection."""
+        s.settimeout(0.05)
+        end, got, t0 = time.monotonic() + seconds, 0, time.monotonic()
+        while time.monotonic() < end:
+            if rate and got > rate * (time.monotonic() - t0):
+                time.sleep(0.01)
+                continue
+            try:
+                raw = s.recv(4096 if rate else 1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return False
+            if not raw:
+                return False
+            got += len(raw)
+            for ev in c.receive_data(raw):
+                on_event(ev)
+                if ack and isinstance(ev, h2.events.DataReceived) and ev.flow_controlled_length:
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            s.sendall(c.data_to_send())
+        return True
+
+    def test_h2_dripping_streams_do_not_hold_slots(self):
+        """The stall bound holds per HTTP/2 stream and wants more than a trickle: a peer that
+        opens one stream's window, or every stream's, by a byte per interval keeps them moving,
+        but a stream whose window stays shut and that took less than one frame (16 KiB) in
+        IdleTimeoutSec= (here 2 s) is reset, so its MaxStreamsPerClient= slot comes back. Before,
+        any byte taken anywhere on the connection kept all of them for as long as it dripped."""
         self.start(extra_server="MaxStreamsPerClient=8\n", extra_tunnel="IdleTimeoutSec=2\n")
-        s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
-        c.increment_flow_control_window(64 << 20)
-        ids = []
-        for _ in range(8):
-            sid = c.get_next_available_stream_id()
-            c.send_headers(sid, self.headers(f"/size/{4 << 20}"), end_stream=True)
-            ids.append(sid)
+        for drip in ("one stream", "every stream"):
+            s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            c.increment_flow_control_window(64 << 20)
+            ids = []
+            for _ in range(8):
+                sid = c.get_next_available_stream_id()
+                c.send_headers(sid, self.headers(f"/size/{4 << 20}"), end_stream=True)
+                ids.append(sid)
+            s.sendall(c.data_to_send())
+            time.sleep(0.5)
+            self.assertFalse(self.good(), "all 8 stream slots should be taken")
+            reset, data, back, t = set(), {sid: 0 for sid in ids}, None, time.monotonic()
+
+            def on_event(ev):
+                if isinstance(ev, h2.events.StreamReset):
+                    reset.add(ev.stream_id)
+                elif isinstance(ev, h2.events.DataReceived):
+                    data[ev.stream_id] += len(ev.data)
+            open_ = True
+            while time.monotonic() - t < 9 and back is None:
+                for sid in ids[:1] if drip == "one stream" else ids:
+                    if sid not in reset and open_:
+                        c.increment_flow_control_window(1, stream_id=sid)
+                if open_:
+                    s.sendall(c.data_to_send())
+                    open_ = self.h2pump(s, c, 1, on_event)
+                else:
+                    time.sleep(1)
+                if (reset >= set(ids) or not open_) and self.good():
+                    back = time.monotonic() - t
+            print(f"dripping {drip}: bytes {sorted(data.values())}; streams reset: {sorted(reset)}; "
+                  f"connection {'open' if open_ else 'closed'}; a good request served again after {back} s")
+            self.assertGreater(data[ids[0]], 0, "the dripping stream should move")
+            if drip == "every stream":
+                self.assertTrue(open_, "the streams were reset one by one, not the connection closed")
+                self.assertEqual(reset, set(ids), "every stream trickling through a shut window should be reset")
+            self.assertIsNotNone(back, "the stream slots did not come back")
+            s.close()
+
+    def test_h2_unscheduled_stream_is_not_reset(self):
+        """A stream the peer does not hold back but our scheduler serves after another (an
+        exclusive RFC 7540 dependency, as browsers send) is not stalled: with a steady 1 MB/s
+        reader and IdleTimeoutSec=2 the second download waits for the first and then completes."""
+        self.start(extra_tunnel="IdleTimeoutSec=2\n")
+        s, c = self.h2conn(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 6 << 20})
+        c.increment_flow_control_window(15 << 20)
+        a = c.get_next_available_stream_id()
+        c.send_headers(a, self.headers(f"/size/{8 << 20}"), end_stream=True, priority_weight=256,
+                       priority_depends_on=0, priority_exclusive=True)
+        b = c.get_next_available_stream_id()
+        c.send_headers(b, self.headers(f"/size/{2 << 20}"), end_stream=True, priority_weight=256,
+                       priority_depends_on=a, priority_exclusive=True)
         s.sendall(c.data_to_send())
-        time.sleep(0.5)
-        self.assertFalse(self.good(), "all 8 stream slots should be taken")
-        s.settimeout(0.1)
-        reset, data, came_back, t = set(), {sid: 0 for sid in ids}, None, time.monotonic()
-        while time.monotonic() - t < 9 and came_back is None:
-            if ids[0] not in reset:
-                c.increment_flow_control_window(1, stream_id=ids[0])
-                s.sendall(c.data_to_send())
-            end = time.monotonic() + 1
-            while time.monotonic() < end:
-                try:
-                    raw = s.recv(1 << 20)
-                except socket.timeout:
-                    continue
-                self.assertTrue(raw, "the server closed the whole connection: the dripping stream moves")
-                for ev in c.receive_data(raw):
-                    if isinstance(ev, h2.events.StreamReset):
-                        reset.add(ev.stream_id)
-                    elif isinstance(ev, h2.events.DataReceived):
-                        data[ev.stream_id] += len(ev.data)
-                s.sendall(c.data_to_send())
-            if reset >= set(ids[1:]) and self.good():
-                came_back = time.monotonic() - t
-        print(f"dripping stream got {data[ids[0]]} bytes; streams reset: {sorted(reset)}; "
-              f"a good request served again after {came_back} s")
-        self.assertGreater(data[ids[0]], 0, "the dripping stream should move")
-        self.assertNotIn(ids[0], reset, "the dripping stream moves: it must not be reset")
-        self.assertEqual(reset, set(ids[1:]), "every zero-window stream should be reset")
-        self.assertIsNotNone(came_back, "the stream slots did not come back")
+        reset, data, ended, t = set(), {a: 0, b: 0}, set(), time.monotonic()
+
+        def on_event(ev):
+            if isinstance(ev, h2.events.StreamReset):
+                reset.add(ev.stream_id)
+            elif isinstance(ev, h2.events.DataReceived):
+                data[ev.stream_id] += len(ev.data)
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended.add(ev.stream_id)
+        while time.monotonic() - t < 25 and not {a, b} <= ended | reset:
+            self.assertTrue(self.h2pump(s, c, 0.5, on_event, ack=True, rate=1 << 20), "connection closed")
+        print(f"two downloads, the second behind the first: reset {sorted(reset)}, ended {sorted(ended)}, "
+              f"bytes {data} in {time.monotonic() - t:.1f} s")
+        self.assertEqual(reset, set(), "a stream the peer did not hold back was reset")
+        self.assertEqual(data, {a: 8 << 20, b: 2 << 20})
         s.close()
 
     def test_steady_slow_readers_are_not_cut(self):
