@@ -83,6 +83,26 @@ static int server_check_tls(Definition *d, const char *f, char **ret_error) {
         return 0;
 }
 
+/* A SCOPE=PREFIX item must scope what the mode serves: ports in TCP mode, hosts in HTTP mode. */
+static int server_check_access(Definition *d, const char *f, char **ret_error) {
+        for (size_t i = 0; i < d->access.n_rules; i++) {
+                const AccessRule *a = &d->access.rules[i];
+                char p[ADDRESS_PREFIX_STR_MAX];
+                bool port;
+
+                if (!a->scope)
+                        continue;
+                port = a->scope[strspn(a->scope, "0123456789")] == 0;
+                if (port == (d->mode == MODE_TCP))
+                        continue;
+                return errorf(ret_error, -EINVAL, "%s: %s=%s=%s: %s", f, a->allow ? "AllowFrom" : "DenyFrom",
+                              a->scope, address_prefix_format(&a->prefix, p),
+                              port ? "a port scope is for Mode=tcp; in HTTP mode scope by host name"
+                                   : "a host scope is for Mode=http; in TCP mode scope by port");
+        }
+        return 0;
+}
+
 static int server_check(Definition *d, const char *f, char **ret_error) {
         int r;
 
@@ -96,6 +116,9 @@ static int server_check(Definition *d, const char *f, char **ret_error) {
         if (address_unset(&d->http_listen))
                 (void) socket_address_parse("0.0.0.0", DEFAULT_HTTP_PORT, &d->http_listen);
         r = server_check_tls(d, f, ret_error);
+        if (r < 0)
+                return r;
+        r = server_check_access(d, f, ret_error);
         if (r < 0)
                 return r;
         if (d->max_clients == 0)
@@ -201,6 +224,10 @@ static int finish(Definition *d, bool token, char **ret_error) {
                 return errorf(ret_error, -EINVAL,
                               "%s: Role= is not set in [Tunnel] (server, client or fileserver)", f);
         tunnel_defaults(d);
+        /* Silently ignored, a list would look like protection that is not there. */
+        if (d->role != ROLE_SERVER && (d->access.n_rules > 0 || d->control_access.n_rules > 0))
+                return errorf(ret_error, -EINVAL, "%s: AllowFrom=, DenyFrom= and ControlAllowFrom= are for "
+                              "Role=server, not %s", f, role_to_string(d->role));
 
         switch (d->role) {
         case ROLE_SERVER:

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "access.h"
 #include "conf-keys.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -406,6 +407,28 @@ static int conf_acme_directory(const char *value, void *field, Definition *d, co
         return conf_string(value, field, d, reason);
 }
 
+/* AllowFrom=, DenyFrom=, ControlAllowFrom=: the reason names the item, for lists of hundreds. */
+static int conf_access(const char *value, AccessList *l, bool allow, bool scoped, const char **reason) {
+        static _Thread_local char buf[512];
+        _cleanup_free_ char *item = NULL;
+        int r = access_list_parse_full(l, value, allow, scoped, reason, &item);
+
+        if (r < 0 && r != -ENOMEM && item && *reason && !streq(item, value)) {
+                snprintf(buf, sizeof(buf), "'%s': %s", item, *reason);
+                *reason = buf;
+        }
+        return r;
+}
+static int conf_allow_from(const char *v, void *f, Definition *d, const char **reason) {
+        return conf_access(v, f, true, true, reason);
+}
+static int conf_deny_from(const char *v, void *f, Definition *d, const char **reason) {
+        return conf_access(v, f, false, true, reason);
+}
+static int conf_control_allow_from(const char *v, void *f, Definition *d, const char **reason) {
+        return conf_access(v, f, true, false, reason);
+}
+
 #define F(x) offsetof(Definition, x)
 static const struct ConfItem {
         const char *section, *key;
@@ -444,6 +467,9 @@ static const struct ConfItem {
         { "Server", "ACMEDirectory", conf_acme_directory, F(acme_directory) },
         { "Server", "ACMECAFile", conf_string, F(acme_ca_file) },
         { "Server", "AllowPorts", .list = &allow_ports_list },
+        { "Server", "AllowFrom", conf_allow_from, F(access) },
+        { "Server", "DenyFrom", conf_deny_from, F(access) },
+        { "Server", "ControlAllowFrom", conf_control_allow_from, F(control_access) },
         { "Server", "MaxClients", conf_unsigned, F(max_clients) },
         { "Server", "MaxStreamsPerClient", conf_unsigned, F(max_streams) },
         { "Server", "MaxFrameSize", conf_size, F(max_frame_size) },

@@ -58,6 +58,8 @@ Definition *definition_free(Definition *d) {
         free(d->key_file);
         free(d->state_directory);
         free(d->allow_ports);
+        access_list_done(&d->access);
+        access_list_done(&d->control_access);
         free(d->url);
         free(d->ca_file);
         free(d->upstream_ca_file);

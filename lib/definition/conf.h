@@ -5,6 +5,7 @@
  * per role), conf-token.c (the token), conf-url.c (URL= and Upstream=), conf.c (loading). */
 #pragma once
 
+#include "access.h"
 #include "conf-url.h"
 #include "macro.h"
 #include "socket-util.h"
@@ -85,6 +86,8 @@ typedef struct Definition {
         char *acme_email;
         char *acme_directory;   /* the directory URL ("production"/"staging" resolved) */
         char *acme_ca_file;     /* trust for the CA's own HTTPS (default: the system's) */
+        AccessList access;      /* AllowFrom= and DenyFrom=: the public ports and hosts */
+        AccessList control_access; /* ControlAllowFrom=: allow rules only, no scopes */
 
         /* [Client] */
         char *url;

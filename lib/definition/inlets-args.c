@@ -21,6 +21,7 @@ void inlets_args_help(FILE *f) {
         fputs("inlets-style command lines (inlets PRO's flags and defaults):\n"
               "  tcp server  [--auto-tls=true] [--auto-tls-san ADDR]... [--control-port 8123] [--control-addr 0.0.0.0]\n"
               "              [--data-addr 0.0.0.0] [--allow-ports LIST] [--tls-cert FILE --tls-key FILE]\n"
+              "              [--allow-ips CIDR,...] (visitors allowed to the public ports: AllowFrom=)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
               "  http server [--port 8000] (and the server flags above)\n"
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
@@ -107,6 +108,7 @@ static const struct Flag {
         { "tls-ca", FLAG_KEY, "Client", "CAFile" },
         { "fingerprint", FLAG_KEY, "Client", "ServerFingerprint" },
         { "allow-ports", FLAG_KEY, "Server", "AllowPorts" },
+        { "allow-ips", FLAG_KEY, "Server", "AllowFrom" },
         { "client-id", FLAG_KEY, "Client", "ClientID" },
         { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
         { "tls-key", FLAG_KEY, "Server", "KeyFile" },
@@ -277,6 +279,23 @@ static void write_port_item(FILE *f, size_t i, unsigned a, unsigned b, char sep)
                 fprintf(f, "%s%u%c%u", i ? " " : "", a, sep, b);
 }
 
+/* One AllowFrom=/DenyFrom=/ControlAllowFrom= line: the rules of one kind, if any. */
+static void write_access(FILE *f, const char *key, const AccessList *l, bool allow) {
+        bool any = false;
+
+        for (size_t i = 0; i < l->n_rules; i++) {
+                char p[ADDRESS_PREFIX_STR_MAX];
+
+                if (l->rules[i].allow != allow)
+                        continue;
+                fprintf(f, "%s%s%s%s", any ? " " : key, l->rules[i].scope ?: "", l->rules[i].scope ? "=" : "",
+                        address_prefix_format(&l->rules[i].prefix, p));
+                any = true;
+        }
+        if (any)
+                fputc('\n', f);
+}
+
 static void write_server(FILE *f, const Definition *d) {
         char addr[SOCKADDR_STR_MAX];
 
@@ -309,6 +328,9 @@ static void write_server(FILE *f, const Definition *d) {
                         write_port_item(f, i, d->allow_ports[i], d->allow_ports[i + 1], '-');
                 fprintf(f, "\n");
         }
+        write_access(f, "AllowFrom=", &d->access, true);
+        write_access(f, "DenyFrom=", &d->access, false);
+        write_access(f, "ControlAllowFrom=", &d->control_access, true);
 }
 
 static void write_client(FILE *f, const Definition *d) {

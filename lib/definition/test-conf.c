@@ -157,6 +157,79 @@ static void test_lists_and_quotes(void) {
         definition_free(d);
 }
 
+static bool allows(const AccessList *l, const char *scope, const char *addr) {
+        SocketAddress a;
+        if (socket_address_parse(addr, 1, &a) < 0)
+                abort();
+        return access_list_allows(l, scope, &a);
+}
+
+static void test_access_keys(void) {
+        static const char base[] = "[Tunnel]\nRole=server\nToken=0123456789abcdef\nMode=%s\n[Server]\nTLS=no\n%s";
+        static const struct { const char *mode, *keys, *error; } errors[] = {
+                { "tcp", "AllowFrom=10.0.0.0/8 10.1.2.3/8\n",
+                  "t.conf:7: Invalid AllowFrom= value '10.0.0.0/8 10.1.2.3/8': '10.1.2.3/8': address has bits set" },
+                { "tcp", "DenyFrom=example.com\n", "t.conf:7: Invalid DenyFrom= value 'example.com': expected a numeric" },
+                { "tcp", "AllowFrom=10.0.0.0/40\n", "t.conf:7: Invalid AllowFrom= value '10.0.0.0/40': IPv4 prefix length" },
+                { "tcp", "AllowFrom=\nAllowFrom=0=10.0.0.0/8\n", "t.conf:8: Invalid AllowFrom= value '0=10.0.0.0/8'" },
+                { "tcp", "AllowFrom==10.0.0.0/8\n", "empty scope" },
+                { "tcp", "AllowFrom=a_b=10.0.0.0/8\n", "host name" },
+                { "tcp", "ControlAllowFrom=8123=10.0.0.0/8\n",
+                  "t.conf:7: Invalid ControlAllowFrom= value '8123=10.0.0.0/8': this list takes addresses" },
+                { "tcp", "AllowFrom=app.example.com=10.0.0.0/8\n",
+                  "t.conf: AllowFrom=app.example.com=10.0.0.0/8: a host scope is for Mode=http" },
+                { "http", "DenyFrom=10.0.0.1 3389=10.0.0.0/8\n",
+                  "t.conf: DenyFrom=3389=10.0.0.0/8: a port scope is for Mode=tcp" },
+        };
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *conf = NULL;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(errors); i++) {
+                _cleanup_free_ char *c = NULL;
+                if (asprintf(&c, base, errors[i].mode, errors[i].keys) < 0)
+                        abort();
+                expect_error(c, errors[i].error);
+        }
+
+        /* Lines accumulate, an empty assignment resets that key only, drop-in order is kept. */
+        if (asprintf(&conf, base, "http",
+                     "AllowFrom=192.0.2.1\nAllowFrom=\nAllowFrom=10.0.0.0/8,2001:db8::/32\n"
+                     "DenyFrom=10.66.0.0/16 App.Example.com=10.0.0.0/8\nAllowFrom=app.example.com=10.1.0.0/16\n"
+                     "ControlAllowFrom=127.0.0.1\nControlAllowFrom=::1\n") < 0)
+                abort();
+        r = load(conf, &d, &err, NULL);
+        CHECK(r == 0, "load failed: %s", err);
+        if (r == 0) {
+                CHECK(d->access.n_rules == 5, "5 rules, got %zu", d->access.n_rules);
+                CHECK(d->control_access.n_rules == 2, "2 control rules, got %zu", d->control_access.n_rules);
+                CHECK(!allows(&d->access, NULL, "192.0.2.1"), "AllowFrom= reset drops 192.0.2.1");
+                CHECK(allows(&d->access, NULL, "10.1.2.3"), "10.1.2.3 allowed tunnel-wide");
+                CHECK(!allows(&d->access, NULL, "10.66.2.3"), "10.66.0.0/16 denied");
+                CHECK(allows(&d->access, "APP.example.com", "10.1.2.3"), "app host allows 10.1/16");
+                CHECK(!allows(&d->access, "app.example.com", "10.2.2.3"), "app host denies the rest of 10/8");
+                CHECK(allows(&d->access, "other.example.com", "10.2.2.3"), "another host: tunnel-wide");
+                CHECK(allows(&d->control_access, NULL, "[::1]") && !allows(&d->control_access, NULL, "10.1.2.3"),
+                      "ControlAllowFrom=");
+        }
+        d = definition_free(d);
+        err = mfree(err);
+
+        /* Only an exit server has these lists: anywhere else they would protect nothing. */
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "[Server]\nAllowFrom=10.0.0.0/8\n",
+                     "AllowFrom=, DenyFrom= and ControlAllowFrom= are for Role=server, not client");
+        expect_error("[Tunnel]\nRole=fileserver\n[FileServer]\nWebroot=/srv\nBasicAuth=no\n"
+                     "[Server]\nControlAllowFrom=any\n",
+                     "are for Role=server, not fileserver");
+        /* ...unless reset to nothing. */
+        r = load("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                 "[Server]\nDenyFrom=10.0.0.0/8\nDenyFrom=\n", &d, &err, NULL);
+        CHECK(r == 0, "an emptied list on a client: %s", err);
+        definition_free(d);
+        printf("test-conf: AllowFrom=, DenyFrom=, ControlAllowFrom=\n");
+}
+
 static void test_warnings(void) {
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL, *log = NULL;
@@ -394,6 +467,7 @@ int main(void) {
         test_server_keys();
         test_client_keys();
         test_lists_and_quotes();
+        test_access_keys();
         test_warnings();
         test_errors();
         test_files();

@@ -146,6 +146,58 @@ static void test_fileserver(void) {
         printf("inlets-args: http fileserver\n");
 }
 
+static void test_allow_ips(void) {
+        static const char scoped[] = "[Tunnel]\nRole=server\nMode=tcp\n[Server]\nTLS=no\nAllowFrom=any\n"
+                                     "DenyFrom=3389=192.0.2.0/24\nControlAllowFrom=127.0.0.1 ::1\n";
+        _cleanup_(definition_freep) Definition *d = NULL, *back = NULL, *c = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL;
+        SocketAddress peer;
+        InletsArgs a;
+        int r = parse("http server --allow-ips 10.0.0.0/8,192.168.1.1 --token-file /run/t "
+                      "--allow-ips=2001:db8::/32", &d, &a, &err);
+
+        CHECK(r == 0, "--allow-ips: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK(d->access.n_rules == 3, "three rules, got %zu", d->access.n_rules);
+        (void) socket_address_parse("10.9.8.7", 1, &peer);
+        CHECK(access_list_allows(&d->access, NULL, &peer), "10.9.8.7 in --allow-ips");
+        (void) socket_address_parse("11.9.8.7", 1, &peer);
+        CHECK(!access_list_allows(&d->access, NULL, &peer), "11.9.8.7 not in --allow-ips");
+        CHECK(definition_finish_no_token(d, &err) == 0, "finish: %s", err ?: "");
+        ini = definition_to_ini(d, "/run/t");
+        CHECK_CONTAINS(ini, "\nAllowFrom=192.168.1.1/32 10.0.0.0/8 2001:db8::/32\n");
+        CHECK(!strstr(ini ?: "", "DenyFrom=") && !strstr(ini ?: "", "ControlAllowFrom="),
+              "no empty lists written: %s", ini);
+        /* What --generate=config writes reads back to the same rules. */
+        back = definition_new("t", NULL);
+        CHECK(back && definition_parse_buffer(back, "gen.conf", ini, strlen(ini), &err) == 0, "read back: %s",
+              err ?: "");
+        CHECK(back && back->access.n_rules == 3 &&
+                      memcmp(back->access.rules[1].prefix.addr, d->access.rules[1].prefix.addr, 16) == 0,
+              "the rules read back");
+        inlets_args_done(&a);
+
+        /* Scoped and deny rules and the control port's list are written too. */
+        c = definition_new("t", NULL);
+        CHECK(c && definition_parse_buffer(c, "c.conf", scoped, strlen(scoped), &err) == 0, "scoped: %s",
+              err ?: "");
+        if (c && definition_finish_no_token(c, &err) == 0) {
+                free(ini);
+                ini = definition_to_ini(c, NULL);
+                CHECK_CONTAINS(ini, "\nAllowFrom=0.0.0.0/0 ::/0\nDenyFrom=3389=192.0.2.0/24\n"
+                                    "ControlAllowFrom=127.0.0.1/32 ::1/128\n");
+        }
+
+        expect_refused("tcp server --allow-ips 10.1.2.3/8",
+                       "--allow-ips: Invalid AllowFrom= value '10.1.2.3/8': address has bits set "
+                       "past the prefix length (write the network address, e.g. 10.0.0.0/8)");
+        expect_refused("tcp server --allow-ips 10.0.0.0/8,example.com",
+                       "--allow-ips: Invalid AllowFrom= value '10.0.0.0/8,example.com': 'example.com': expected a "
+                       "numeric IP address or prefix such as 192.0.2.0/24 or 2001:db8::/32 (no host names)");
+        printf("inlets-args: --allow-ips becomes AllowFrom= and is written back\n");
+}
+
 static void test_refusals(void) {
         expect_refused("", "expected tcp|http server|client|fileserver");
         expect_refused("tcp", "expected tcp|http server|client|fileserver");
@@ -181,6 +233,7 @@ int main(void) {
         test_http_server();
         test_clients();
         test_fileserver();
+        test_allow_ips();
         test_refusals();
         test_is_mode();
         return tests_finish("test-inlets-args");
