@@ -59,6 +59,15 @@ static void print_status(const TunnelInfo *t, bool color) {
         format_bytes(t->bytes_out, out);
         printf("   Streams: %u active, %" PRIu64 " total\n", t->active_streams, t->total_streams);
         printf("   Traffic: %s in, %s out\n", in, out);
+        if (t->refused_allow > 0 || t->refused_control > 0) {
+                printf("   Refused:");
+                if (t->refused_allow > 0)
+                        printf(" %" PRIu64 " (allow list)%s", t->refused_allow,
+                               t->refused_control > 0 ? "," : "");
+                if (t->refused_control > 0)
+                        printf(" %" PRIu64 " (control port)", t->refused_control);
+                putchar('\n');
+        }
         if (t->n_cert_names > 0) {
                 char na[64], ra[64];
                 format_timestamp(t->cert_not_after, na);

@@ -97,6 +97,25 @@ static int read_clients(sd_bus_message *reply, TunnelInfo *t) {
         return r;
 }
 
+/* Refused (a{st}): the reasons this inletsctl knows; others are skipped. */
+static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
+        const char *reason;
+        uint64_t n;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &reason, &n)) > 0) {
+                t->has_refused = true;
+                if (streq(reason, "allow-list"))
+                        t->refused_allow = n;
+                else if (streq(reason, "control-allow-list"))
+                        t->refused_control = n;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
 /* The value of property prop (D-Bus signature contents) into its field of t; unknown ones are
  * skipped, so that a newer daemon's properties do not trouble an older inletsctl. */
 static int read_property(sd_bus_message *reply, const char *prop, const char *contents, TunnelInfo *t) {
@@ -134,6 +153,8 @@ static int read_property(sd_bus_message *reply, const char *prop, const char *co
                         t->n_cert_names++;
         } else if (streq(prop, "Clients"))
                 r = read_clients(reply, t);
+        else if (streq(prop, "Refused") && streq(contents, "a{st}"))
+                r = read_refused(reply, t);
         else if (streq(contents, "t")) {
                 uint64_t v;
                 r = sd_bus_message_read(reply, "t", &v);
@@ -263,6 +284,13 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
         json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t) t->bytes_in));
         json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t) t->bytes_out));
         json_object_object_add(o, "started_at_usec", json_object_new_int64((int64_t) t->started_at));
+        if (t->has_refused) {
+                json_object *c = json_object_new_object();
+                json_object_object_add(c, "allow-list", json_object_new_int64((int64_t) t->refused_allow));
+                json_object_object_add(c, "control-allow-list",
+                                       json_object_new_int64((int64_t) t->refused_control));
+                json_object_object_add(o, "refused", c);
+        }
         if (t->n_cert_names > 0) {
                 json_object *c = json_object_new_object();
                 a = json_object_new_array();

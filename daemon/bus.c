@@ -57,6 +57,23 @@ static int get_counter(sd_bus *bus, const char *path, const char *interface, con
                                                                     : c.total_streams);
 }
 
+/* Exit server: how many visitors each access list turned away, by reason; empty otherwise. */
+static int get_refused(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        RefusedCounters c;
+        int r;
+
+        manager_get_refused(m, &c);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r >= 0 && m->def->role == ROLE_SERVER)
+                r = sd_bus_message_append(reply, "{st}{st}", "allow-list", c.allow_list,
+                                          "control-allow-list", c.control_allow_list);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 typedef struct PortSet {
         uint16_t ports[1024];
         size_t n;
@@ -250,6 +267,7 @@ static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_PROPERTY("TotalStreams", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesIn", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesOut", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Refused", "a{st}", get_refused, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CertificateNames", "as", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -269,16 +287,24 @@ static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-/* Counters change with every byte; they are announced at most once a second. */
+/* Counters change with every byte (or refused visitor); they are announced at most once a
+ * second. */
 static int on_counter_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         TunnelCounters c;
+        RefusedCounters rc;
 
         manager_get_counters(m, &c);
         if (memcmp(&c, &m->emitted, sizeof(c)) != 0) {
                 m->emitted = c;
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "BytesIn", "BytesOut",
                                                       "ActiveStreams", "TotalStreams", NULL);
+        }
+        /* A flood of refused visitors is one signal a second, not one per visitor. */
+        manager_get_refused(m, &rc);
+        if (memcmp(&rc, &m->emitted_refused, sizeof(rc)) != 0) {
+                m->emitted_refused = rc;
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Refused", NULL);
         }
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);

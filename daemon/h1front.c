@@ -52,6 +52,7 @@ struct HttpConn {
         TlsConn *conn;
         sd_event_source *io, *timer, *kick;
         ConnTimer timer_kind;
+        SocketAddress peer_addr; /* what access lists judge */
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         bool handshake_done, eof, closing, lingering, dead;
@@ -594,10 +595,12 @@ static int on_request_head(void *userdata, HttpHead *h_) {
         r = request_check_limits(c, h, &expect_continue);
         if (r < 0)
                 return r;
-        mux = http_front_route(c->front, authority, &status, host);
+        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host);
         if (!mux) {
                 if (status == 400)
                         reply_error(c, 400, "Missing or malformed Host.");
+                else if (status == 403)
+                        reply_error(c, 403, "Access to %s is not allowed from your address.", host);
                 else
                         reply_error(c, 502, "No tunnel client serves %s.", host);
                 return -ECANCELED;
@@ -903,7 +906,8 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         /* HTTP/2: the connection moves to h2front.c. */
                         c->io = sd_event_source_disable_unref(c->io);
                         /* It keeps its place under MaxConnections= (h2_conn_start() counts it). */
-                        if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), c->peer, c->peer_ip) < 0)
+                        if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), &c->peer_addr,
+                                          c->peer, c->peer_ip) < 0)
                                 log_debug("HTTP %s: cannot start HTTP/2.", c->peer);
                         conn_close(c);
                         return 0;
@@ -1023,6 +1027,7 @@ int h1_conn_accept(int cfd, const SocketAddress *peer, void *userdata) {
         if (!c)
                 return -ENOMEM;
         c->front = f;
+        c->peer_addr = *peer;
         socket_address_format(peer, c->peer);
         peer_ip(peer, c->peer_ip, sizeof(c->peer_ip));
         LIST_PREPEND(f->conns, c);

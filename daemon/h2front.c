@@ -43,6 +43,7 @@ struct H2Conn {
         TlsConn *conn;
         sd_event_source *io, *timer, *kick;
         nghttp2_session *h2;
+        SocketAddress peer_addr; /* what access lists judge */
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         H2Stream *streams;
@@ -413,10 +414,14 @@ static void handle_request(H2Stream *st, bool end_stream) {
         if (cl && def(c)->max_body_bytes > 0 && strtoull(cl, NULL, 10) > def(c)->max_body_bytes)
                 return reply_error(st, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64
                                    ").", def(c)->max_body_bytes);
-        mux = http_front_route(c->front, authority, &status, host);
-        if (!mux)
-                return status == 400 ? reply_error(st, 400, "Missing or malformed :authority.")
-                                     : reply_error(st, 502, "No tunnel client serves %s.", host);
+        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host);
+        if (!mux) {
+                if (status == 400)
+                        return reply_error(st, 400, "Missing or malformed :authority.");
+                if (status == 403)
+                        return reply_error(st, 403, "Access to %s is not allowed from your address.", host);
+                return reply_error(st, 502, "No tunnel client serves %s.", host);
+        }
         t = http_head_new(true);
         if (!t || !(t->method = http_head_strdup(t, h->method)) || !(t->url = http_head_strdup(t, h->url)) ||
             !(t->authority = http_head_strdup(t, authority)) || !(t->scheme = http_head_strdup(t, "https")))
@@ -710,7 +715,8 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, const char *peer_ip) {
+int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddress *peer_addr,
+                  const char *peer, const char *peer_ip) {
         nghttp2_session_callbacks *cbs;
         nghttp2_option *opt;
         nghttp2_settings_entry iv[] = {
@@ -724,6 +730,7 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
         assert(f);
         assert(list);
         assert(conn);
+        assert(peer_addr);
         assert(peer);
         assert(peer_ip);
 
@@ -735,6 +742,7 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, 
         c->front = f;
         c->list = list;
         c->conn = conn;
+        c->peer_addr = *peer_addr;
         snprintf(c->peer, sizeof(c->peer), "%s", peer);
         snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
         LIST_PREPEND(*list, c);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "httpfront.h"
+#include "ratelimit.h"
 #include "socket-util.h"
 
 typedef struct HttpConn HttpConn;
@@ -19,6 +20,8 @@ struct HttpFront {
         unsigned n_conns;       /* HTTP/1.x connections and HTTP/2 ones (h2front.c) */
         H2Conn *h2conns;
         uint64_t requests;
+        uint64_t refused;       /* requests AllowFrom=/DenyFrom= turned away */
+        RateLimit refused_log;
         char *acme_thumbprint;  /* plain HTTP with ACME: answer challenges, redirect the rest */
         uint16_t https_port;
 };

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "access.h"
 #include "httpfront-internal.h"
+#include "log.h"
 #include "macro.h"
 #include "socket-util.h"
 #include "string-util.h"
+#include "time-util.h"
 
 /* ---- shared by the HTTP/1.1 side (h1front.c) and the HTTP/2 side (h2front.c) ---- */
 
@@ -84,16 +87,31 @@ int http_front_normalize_host(const char *authority, char *ret, size_t size) {
         return 0;
 }
 
-Mux *http_front_route(HttpFront *f, const char *authority, unsigned *ret_status, char host[static 256]) {
+Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
+                      char host[static 256]) {
         Mux *m;
 
         assert(f);
         assert(authority);
+        assert(peer);
         assert(ret_status);
 
         host[0] = 0;
         if (http_front_normalize_host(authority, host, 256) < 0) {
                 *ret_status = 400;
+                return NULL;
+        }
+        /* Before routing: a refused visitor learns nothing of which hosts are served. The
+         * definition is read now, so a reload applies to the next request. */
+        if (!access_list_allows(&http_front_def(f)->access, host, peer)) {
+                f->refused++;
+                if (ratelimit_below(&f->refused_log)) {
+                        char buf[SOCKADDR_STR_MAX];
+                        socket_address_format(peer, buf);
+                        log_conn(LOG_INFO, NULL, buf, 0, "HTTP %s: refused %s (AllowFrom=/DenyFrom=).", host,
+                                 buf);
+                }
+                *ret_status = 403;
                 return NULL;
         }
         m = f->route(host, f->userdata);
@@ -188,6 +206,7 @@ int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t c
                 .creds = creds,
                 .route = route,
                 .userdata = userdata,
+                .refused_log = { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 },
         };
         r = sd_event_add_io(m->event, &f->io, listen_fd, EPOLLIN, listen_handler, f);
         if (r < 0)
@@ -220,4 +239,8 @@ void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t c
 
 uint64_t http_front_requests(HttpFront *f) {
         return f ? f->requests : 0;
+}
+
+uint64_t http_front_refused(HttpFront *f) {
+        return f ? f->refused : 0;
 }

@@ -23,6 +23,8 @@ void http_front_stop(HttpFront *f);
 /* Future connections use these credentials (a reload replaced the certificate). */
 void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds);
 uint64_t http_front_requests(HttpFront *f);
+/* Requests refused by AllowFrom=/DenyFrom= (0 for NULL). */
+uint64_t http_front_refused(HttpFront *f);
 /* Plain HTTP next to an ACME certificate: answer HTTP-01 challenges with token.thumbprint and
  * redirect every other request to HTTPS on https_port. */
 void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port);
@@ -34,14 +36,17 @@ sd_event *http_front_event(HttpFront *f);
 void http_front_count_request(HttpFront *f);
 /* An HTTP/2 connection opened or ended: it counts under MaxConnections= while it lives. */
 void http_front_count_conn(HttpFront *f, bool open);
-/* The session for a Host value; NULL with *ret_status 400 (malformed) or 502 (nobody serves
- * it). host gets the normalized name. */
-Mux *http_front_route(HttpFront *f, const char *authority, unsigned *ret_status, char host[static 256]);
+/* The session for a Host value asked for by peer; NULL with *ret_status 400 (malformed), 403
+ * (AllowFrom=/DenyFrom= refuse peer for this host: counted and logged here) or 502 (nobody
+ * serves it). host gets the normalized name. */
+Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
+                      char host[static 256]);
 /* Copies the end-to-end fields of h into t and adds X-Forwarded-For/-Proto/-Host and
  * Forwarded (t->authority set). */
 int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme);
 
 typedef struct H2Conn H2Conn;
 /* Serves an HTTP/2 connection (ALPN chose h2); takes conn, links into *list. */
-int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const char *peer, const char *peer_ip);
+int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddress *peer_addr,
+                  const char *peer, const char *peer_ip);
 void h2_conns_free(H2Conn **list);

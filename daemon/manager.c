@@ -120,6 +120,14 @@ void manager_get_counters(Manager *m, TunnelCounters *ret) {
                 fileserver_get_counters(m->fileserver, ret);
 }
 
+void manager_get_refused(Manager *m, RefusedCounters *ret) {
+        assert(m);
+        assert(ret);
+        *ret = (RefusedCounters) {};
+        if (m->server)
+                server_get_refused(m->server, ret);
+}
+
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
         assert(m);
         if (m->server && f)

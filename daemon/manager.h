@@ -58,6 +58,13 @@ typedef struct TunnelCounters {
         unsigned active_streams;
 } TunnelCounters;
 
+/* Visitors an access list turned away (exit server), per reason; the bus names the reasons
+ * "allow-list" (AllowFrom=/DenyFrom=, public ports and hosts) and "control-allow-list"
+ * (ControlAllowFrom=). */
+typedef struct RefusedCounters {
+        uint64_t allow_list, control_allow_list;
+} RefusedCounters;
+
 typedef struct Manager {
         sd_event *event;
         Definition *def;
@@ -76,6 +83,7 @@ typedef struct Manager {
         PolkitQuery *polkit_queries;
         sd_event_source *counter_timer;
         TunnelCounters emitted;
+        RefusedCounters emitted_refused;
 
         TunnelState state;
         bool ready_sent;
@@ -103,6 +111,8 @@ void manager_emit_changed(Manager *m, const char *property);
 void manager_client_event(Manager *m, bool connected, const char *id, const char *text);
 
 void manager_get_counters(Manager *m, TunnelCounters *ret);
+/* All zero but for an exit server. */
+void manager_get_refused(Manager *m, RefusedCounters *ret);
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata);
 /* The streams of one session as the bus shows them (client: the exit server side's id). */

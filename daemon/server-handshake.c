@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "access.h"
 #include "crypto-util.h"
 #include "encoding.h"
 #include "log.h"
@@ -395,6 +396,12 @@ static int control_accept(int cfd, const SocketAddress *peer, void *userdata) {
         Pending *p;
         int r;
 
+        /* Before TLS: a refused source costs no handshake and learns nothing. */
+        if (!access_list_allows(&server_def(s)->control_access, NULL, peer)) {
+                safe_close(cfd);
+                server_note_refused(s, 0, peer);
+                return 0;
+        }
         if (s->n_pending >= MAX_PENDING) {
                 /* Full of handshakes that go nowhere: the oldest makes room, so a flood of
                  * stalled connections cannot lock a real client out. */

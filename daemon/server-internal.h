@@ -48,6 +48,7 @@ struct Listener {
         Server *server;
         Listener *next;
         uint16_t port;
+        char scope[6];       /* the port as access_list_allows() takes it */
         int fd;
         sd_event_source *io;
         unsigned refs, rr;
@@ -98,7 +99,8 @@ struct Server {
         Session *sessions;
         Pending *pending;
         unsigned n_sessions, n_pending;
-        RateLimit auth_log, busy_log;
+        RateLimit auth_log, busy_log, refused_log;
+        RefusedCounters refused;  /* public ports (TCP mode) and the control port; HTTP: the fronts */
         AuthFailures auth_failures[AUTH_SOURCES];
         /* HTTP mode */
         int http_fd, https_fd;   /* from systemd, until started */
@@ -115,6 +117,9 @@ static inline const Definition *server_def(Server *s) {
 }
 
 /* server.c */
+/* An access list turned peer away: counted, and logged at a bounded rate. port 0: the control
+ * port (ControlAllowFrom=), else a public port (AllowFrom=/DenyFrom=). */
+void server_note_refused(Server *s, uint16_t port, const SocketAddress *peer);
 int server_load_credentials(const Definition *d, gnutls_certificate_credentials_t *ret, char **ret_error);
 void server_retire_credentials(Server *s, gnutls_certificate_credentials_t c);
 

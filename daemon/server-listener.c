@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "log.h"
 #include "macro.h"
 #include "ratelimit.h"
@@ -76,6 +77,13 @@ static int listener_accept(int cfd, const SocketAddress *peer, void *userdata) {
         Session *x;
         int r;
 
+        /* Read from the definition now, so a reload applies to the next connection. Closed
+         * before any stream exists: not one byte of it reaches a client. */
+        if (!access_list_allows(&server_def(s)->access, l->scope, peer)) {
+                safe_close(cfd);
+                server_note_refused(s, l->port, peer);
+                return 0;
+        }
         socket_address_format(peer, peer_s);
         if (l->local[0])
                 strcpy(local_s, l->local);
@@ -140,6 +148,7 @@ int listener_ref(Server *s, uint16_t port, char **ret_error) {
                 return -ENOMEM;
         l->server = s;
         l->port = port;
+        snprintf(l->scope, sizeof(l->scope), "%u", port);
         l->refs = 1;
         socket_address_set_port(&a, port);
         r = socket_listen_tcp(&a, &l->fd);
@@ -176,6 +185,7 @@ int listener_add_from_systemd(Server *s, uint16_t port, int fd) {
         }
         l->server = s;
         l->port = port;
+        snprintf(l->scope, sizeof(l->scope), "%u", port);
         l->fd = fd;
         if (listener_watch(l) < 0) {
                 listener_free(l);

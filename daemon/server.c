@@ -130,6 +130,7 @@ int server_new(Manager *m, Server **ret) {
         s->control_fd = s->new_control_fd = s->http_fd = s->https_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         s->busy_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 5 };
+        s->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = s;
         return 0;
 }
@@ -398,6 +399,33 @@ void server_get_counters(Server *s, TunnelCounters *ret) {
                 ret->total_streams += st.total_streams;
                 ret->active_streams += st.active_streams;
         }
+}
+
+void server_note_refused(Server *s, uint16_t port, const SocketAddress *peer) {
+        char buf[SOCKADDR_STR_MAX];
+
+        assert(s);
+        assert(peer);
+        if (port == 0)
+                s->refused.control_allow_list++;
+        else
+                s->refused.allow_list++;
+        /* Policy doing its work, not a fault; bounded, as anyone can provoke it. */
+        if (!ratelimit_below(&s->refused_log))
+                return;
+        socket_address_format(peer, buf);
+        if (port == 0)
+                log_conn(LOG_INFO, NULL, buf, 0, "Control port: refused %s (ControlAllowFrom=).", buf);
+        else
+                log_conn(LOG_INFO, NULL, buf, port, "Port %u: refused %s (AllowFrom=/DenyFrom=).", port,
+                         buf);
+}
+
+void server_get_refused(Server *s, RefusedCounters *ret) {
+        assert(s);
+        assert(ret);
+        *ret = s->refused;
+        ret->allow_list += http_front_refused(s->http) + http_front_refused(s->https);
 }
 
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {

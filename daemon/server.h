@@ -20,6 +20,7 @@ int server_reload(Server *s, const Definition *new_def, char **ret_error);
 void server_reloaded(Server *s, const Definition *old_def);
 
 void server_get_counters(Server *s, TunnelCounters *ret);
+void server_get_refused(Server *s, RefusedCounters *ret);
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);
 int server_disconnect_client(Server *s, const char *id);
