@@ -69,6 +69,8 @@ struct H2Stream {
         uint8_t *buf;           /* response body bytes for the public side */
         size_t off, len, cap;
         uint64_t sent, sent_mark; /* of them taken for sending; at the last stall check */
+        uint64_t sent_pos;      /* tls_conn_sent() once the last of them has gone into the socket
+                                 * (an upper bound): the peer has them when its TCP acked that */
         bool marked;            /* open at the last stall check: sent_mark is meaningful */
         bool responded, eof, deferred;
         HttpHead *trailers;
@@ -195,6 +197,9 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         st->len -= n;
         st->sent += n;
         st->c->sent += n;
+        /* This frame goes out behind what TLS already holds; 96 covers its header and up to
+         * two records' overhead. */
+        st->sent_pos = tls_conn_sent(st->c->conn) + tls_conn_pending(st->c->conn) + n + 96;
         if (st->tunnel && n > 0)
                 mux_stream_consume(st->tunnel, n); /* taken: the tunnel may send more */
         if (st->len == 0 && st->eof) {
@@ -654,23 +659,42 @@ static int h2_kick_handler(sd_event_source *src, void *userdata) {
  * its streams, their MaxStreamsPerClient= slots and the session budget they hold forever. */
 #define H2_MIN_PROGRESS (16 * 1024)
 
-/* Whether the peer withholds its connection window: what moved during the interval counts
- * only if it was at least H2_MIN_PROGRESS. */
+/* Whether response bytes moved during the interval: a trickle through a shut connection window
+ * (less than H2_MIN_PROGRESS) does not count. */
 static bool h2_conn_moved(H2Conn *c) {
         if (c->sent == c->sent_mark)
                 return false;
         return nghttp2_session_get_remote_window_size(c->h2) > 0 || c->sent - c->sent_mark >= H2_MIN_PROGRESS;
 }
 
+/* Bytes the peer's TCP acknowledged during the interval: the kernel's queue at the mark, plus
+ * what went into the socket since, less what is still queued. Whatever we wrote (PING acks too)
+ * counts, but only once the peer has read it. */
+static uint64_t h2_drained(H2Conn *c, size_t outq) {
+        uint64_t in = tls_conn_sent(c->conn) - c->tls_sent_mark + c->outq_mark;
+
+        return in > outq ? in - outq : 0;
+}
+
 /* The connection moved, but maybe not for every stream: the peer's flow control chooses which
- * streams it takes from. A stream whose window the peer keeps shut (response bytes waiting, its
- * window at 0, less than H2_MIN_PROGRESS taken in the interval) is reset, as an HTTP/1.1
- * connection that takes nothing is closed. A stream with an open window that our scheduler did
- * not serve (RFC 7540 priorities put it behind another) is not the peer's doing and is left. */
-static void h2_reset_withheld_streams(H2Conn *c) {
+ * streams it takes from. A stream is withheld by the peer when its window (or the connection's)
+ * is shut, bytes of it wait, it took less than H2_MIN_PROGRESS in the interval, and the peer's
+ * TCP has acknowledged everything of it we sent: a peer that has received all and still opens
+ * no window is holding the stream, not slow. Such a stream is reset, as an HTTP/1.1 connection
+ * that takes nothing is closed. Not reset: a stream our scheduler served after another (RFC 7540
+ * priorities: its windows are open), and a stream whose last bytes are still in the kernel's
+ * queue (a slow reader's window updates come as it reads them). */
+static void h2_reset_withheld_streams(H2Conn *c, size_t outq) {
+        /* All we wrote is acknowledged, or at least up to where a stream's last bytes end. */
+        bool all_acked = outq == 0 && tls_conn_pending(c->conn) == 0;
+        uint64_t acked = tls_conn_sent(c->conn) - MIN((uint64_t) outq, tls_conn_sent(c->conn));
+        bool conn_shut = nghttp2_session_get_remote_window_size(c->h2) <= 0 &&
+                         c->sent - c->sent_mark < H2_MIN_PROGRESS;
+
         for (H2Stream *st = c->streams; st; st = st->next)
                 if (st->marked && st->len > 0 && st->sent - st->sent_mark < H2_MIN_PROGRESS &&
-                    nghttp2_session_get_stream_remote_window_size(c->h2, st->id) <= 0) {
+                    (all_acked || acked >= st->sent_pos) &&
+                    (conn_shut || nghttp2_session_get_stream_remote_window_size(c->h2, st->id) <= 0)) {
                         log_debug("HTTP/2 %s: stream %" PRIi32 " kept its window shut for %" PRIu64
                                   " s (IdleTimeoutSec=), resetting it.", c->peer, st->id,
                                   def(c)->idle_timeout_usec / USEC_PER_SEC);
@@ -687,17 +711,14 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
         bool waits = outq > 0 || h2_output_waits(c);
 
         if (c->streams || waits) {
-                /* Progress: response body bytes taken (not PING acks: with streams open,
-                 * bytes into the socket do not count; not a trickle through a shut connection
-                 * window), or the kernel's queue shrinking (our own writes wait until half the
-                 * socket buffer drained: no stream is judged then); with no stream left, the
-                 * tail of the output going into the socket. */
-                bool moved = h2_conn_moved(c);
-
-                if (!waits || moved || outq < c->outq_mark ||
+                /* Progress: response body bytes taken (not a trickle through a shut connection
+                 * window), or bytes the peer's TCP acknowledged (it reads: with our buffer
+                 * refilling the kernel's queue, the queue alone may look no shorter); with no
+                 * stream left, the tail of the output going into the socket. Streams the peer
+                 * holds back are judged one by one. */
+                if (!waits || h2_conn_moved(c) || h2_drained(c, outq) > 0 ||
                     (!c->streams && tls_conn_sent(c->conn) != c->tls_sent_mark)) {
-                        if (moved)
-                                h2_reset_withheld_streams(c);
+                        h2_reset_withheld_streams(c, outq);
                         c->stall_check = false;
                         h2_update_idle(c);
                         return 0;
