@@ -80,7 +80,11 @@ int http_front_normalize_host(const char *authority, char *ret, size_t size) {
         for (size_t i = 0; i < n; i++)
                 ret[i] = ascii_tolower(authority[i]);
         ret[n] = 0;
-        if (ret[0] != '[' && !hostname_is_valid(ret))
+        /* "app.example.com." is the same name: one form, so that access rules and routing
+         * cannot be walked around with the trailing dot; empty labels are no name at all. */
+        if (ret[0] != '[' && n > 1 && ret[n - 1] == '.')
+                ret[--n] = 0;
+        if (ret[0] != '[' && (!hostname_is_valid(ret) || strstr(ret, "..") || ret[n - 1] == '.'))
                 return -EINVAL;
         if (ret[0] == '[' && (n < 4 || strspn(ret + 1, "0123456789abcdef:.") != n - 2))
                 return -EINVAL;

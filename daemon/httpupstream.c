@@ -839,6 +839,8 @@ static ssize_t find_target(HttpUpstreams *u, const char *authority) {
                 return -1;
         for (size_t i = 0; i < n; i++)
                 host[i] = ascii_tolower(authority[i]);
+        if (n > 1 && host[0] != '[' && host[n - 1] == '.')
+                n--; /* the same name as the exit server routes it (http_front_normalize_host()) */
         host[n] = 0;
         for (size_t i = 0; i < u->targets->n; i++) {
                 if (!u->targets->t[i].u.match) {

@@ -247,6 +247,8 @@ class Access(TunnelTest):
         self.assertEqual(status, 403, body)
         self.assertIn(b"not allowed", body)
         self.assertEqual(curl("127.0.0.3", http, "A.Test:80")[0], 403, "the host is matched normalized")
+        self.assertEqual(curl("127.0.0.3", http, "a.test.")[0], 403, "the trailing dot names the same host")
+        self.assertEqual(curl("127.0.0.3", http, "a..test")[0], 400, "an empty label is no host name")
         self.assertEqual(curl("127.0.0.3", https, "a.test")[0], 403)
         status, body = h2_get("127.0.0.3", https_port, "a.test")
         self.assertEqual(status, 403, body)
@@ -259,10 +261,10 @@ class Access(TunnelTest):
         self.assertEqual(curl("127.0.0.3", http, "c.test")[0], 502)
         self.assertEqual(len(a.requests), seen_a, "no refused request reached upstream a")
         self.assertEqual(len(b.requests), 2)
-        self.assertEqual(self.refused(), {"allow-list": 7, "control-allow-list": 0})
-        self.assertIn("Refused: 7 (allow list)\n", self.status_text())
+        self.assertEqual(self.refused(), {"allow-list": 8, "control-allow-list": 0})
+        self.assertIn("Refused: 8 (allow list)\n", self.status_text())
         print("HTTP: a.test 200 from 127.0.0.2 (HTTP/1.1, HTTPS, h2), 403 from .3 on all three; b.test 200 "
-              "from .3, 403 from .9 (tunnel-wide deny) on HTTP/1.1 and h2; Refused allow-list=7")
+              "from .3, 403 from .9 (tunnel-wide deny) on HTTP/1.1 and h2; a.test. 403, a..test 400; Refused allow-list=8")
 
     def test_control_allow_list(self):
         e = self.echo()

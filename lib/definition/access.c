@@ -151,7 +151,9 @@ static int parse_scope(const char *s, size_t n, char **ret, const char **reason)
                         return -ENOMEM;
                 }
         } else {
-                if (!hostname_is_valid(v)) {
+                if (n > 1 && v[n - 1] == '.')
+                        v[--n] = 0; /* the same name, as requests are matched */
+                if (!hostname_is_valid(v) || strstr(v, "..") || v[n - 1] == '.') {
                         *reason = "a scope is a port (1-65535) or a host name (letters, digits, '-', '.')";
                         return -EINVAL;
                 }

@@ -121,6 +121,11 @@ static void test_scopes(void) {
         expect(&l, "3389", "192.0.2.7", true, "the port's allow");
         expect(&l, "3389", "192.0.2.66", false, "the tunnel-wide deny holds on the port too");
         access_list_done(&l);
+        /* A host scope written with the root's trailing dot is the same host. */
+        build(&l, (const char *[]) { "+App.Example.COM.=10.3.0.0/16", NULL });
+        expect(&l, "app.example.com", "10.3.0.1", true, "dotted scope, plain host");
+        expect(&l, "app.example.com", "10.4.0.1", false, "dotted scope guards the plain host");
+        access_list_done(&l);
         /* A port scope written with leading zeros is the same port. */
         build(&l, (const char *[]) { "-03389=10.1.2.0/24", NULL });
         expect(&l, "3389", "10.1.2.1", false, "03389 is 3389");
@@ -168,6 +173,8 @@ static void test_errors(void) {
                 { "3389=example.com", true, "3389=example.com", "no host names" },
                 { "3389=10.0.0.0/8", false, "3389=10.0.0.0/8", "no SCOPE=PREFIX" },
                 { "\"10.0.0.1\"", true, "\"10.0.0.1\"", "no host names" },
+                { "a..test=10.0.0.0/8", true, "a..test=10.0.0.0/8", "host name" },
+                { "a.test..=10.0.0.0/8", true, "a.test..=10.0.0.0/8", "host name" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 AccessList l = {};
