@@ -99,7 +99,7 @@ struct Server {
         Session *sessions;
         Pending *pending;
         unsigned n_sessions, n_pending;
-        RateLimit auth_log, busy_log, refused_log;
+        RateLimit auth_log, busy_log, refused_log, control_refused_log;
         RefusedCounters refused;  /* public ports (TCP mode) and the control port; HTTP: the fronts */
         AuthFailures auth_failures[AUTH_SOURCES];
         /* HTTP mode */

@@ -130,7 +130,7 @@ int server_new(Manager *m, Server **ret) {
         s->control_fd = s->new_control_fd = s->http_fd = s->https_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         s->busy_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 5 };
-        s->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        s->refused_log = s->control_refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = s;
         return 0;
 }
@@ -410,8 +410,9 @@ void server_note_refused(Server *s, uint16_t port, const SocketAddress *peer) {
                 s->refused.control_allow_list++;
         else
                 s->refused.allow_list++;
-        /* Policy doing its work, not a fault; bounded, as anyone can provoke it. */
-        if (!ratelimit_below(&s->refused_log))
+        /* Policy doing its work, not a fault; bounded, as anyone can provoke it, and apart for
+         * the control port, so that a flood there does not hide refusals on public ports. */
+        if (!ratelimit_below(port == 0 ? &s->control_refused_log : &s->refused_log))
                 return;
         socket_address_format(peer, buf);
         if (port == 0)
