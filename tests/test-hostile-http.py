@@ -587,8 +587,12 @@ class Hostile(TunnelTest):
                 data[ev.stream_id] += len(ev.data)
             elif isinstance(ev, h2.events.StreamEnded):
                 ended.add(ev.stream_id)
+        # The server may close the connection once both responses are in the socket and it
+        # idled for IdleTimeoutSec= (the reader is still taking them from its kernel buffer):
+        # what counts is that every byte of both came and nothing was reset.
         while time.monotonic() - t < 25 and not {a, b} <= ended | reset:
-            self.assertTrue(self.h2pump(s, c, 0.5, on_event, ack=True, rate=1 << 20), "connection closed")
+            if not self.h2pump(s, c, 0.5, on_event, ack=True, rate=1 << 20):
+                break
         print(f"two downloads, the second behind the first: reset {sorted(reset)}, ended {sorted(ended)}, "
               f"bytes {data} in {time.monotonic() - t:.1f} s")
         self.assertEqual(reset, set(), "a stream the peer did not hold back was reset")
