@@ -2,7 +2,8 @@
 /* The tunnel client; see client.h. One connection at a time moves through
  * CONNECTING (TCP) -> HANDSHAKE (TLS) -> UPGRADE (WebSocket) -> CONNECTED (Mux); any failure
  * leads to WAITING, a backoff timer with jitter, and round again. Upstream connections are
- * dialled here, trying each resolved address in turn, and handed to the Mux once connected. */
+ * dialled here, trying each resolved address in turn, and handed to the Mux once connected --
+ * after the PROXY protocol header, when the port has one. */
 
 #include <assert.h>
 #include <netdb.h>
@@ -20,6 +21,8 @@
 #include "macro.h"
 #include "mux.h"
 #include "parse-util.h"
+#include "proxy-protocol.h"
+#include "ratelimit.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
@@ -49,6 +52,8 @@ struct Dial {
         sd_event_source *io;
         uint16_t port, public_port;
         size_t next_addr;
+        uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* written before the stream's first byte */
+        size_t proxy_header_len;
 };
 
 struct Client {
@@ -80,6 +85,7 @@ struct Client {
         bool ever_connected, reconnect_now;
         gnutls_certificate_credentials_t new_creds, retired_creds;
         bool new_creds_set;
+        RateLimit proxy_log;   /* streams without the addresses a PROXY header needs */
 };
 
 static const Definition *def(Client *c) {
@@ -112,10 +118,30 @@ static Dial *dial_free(Dial *d) {
 
 static int dial_next(Dial *d);
 
+/* The PROXY header goes out first, before the Mux writes what the exit server sent while we
+ * dialled. The socket has just connected and holds nothing: its buffer takes the whole header
+ * in one send(), and anything short of that is a failed connection. */
+static int dial_send_proxy_header(Dial *d, int fd) {
+        ssize_t n;
+
+        if (d->proxy_header_len == 0)
+                return 0;
+        n = send(fd, d->proxy_header, d->proxy_header_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0)
+                return -errno;
+        return (size_t) n == d->proxy_header_len ? 0 : -EAGAIN;
+}
+
 static void dial_done(Dial *d, int fd) {
         MuxStream *s = d->stream;
+        int r;
 
-        if (fd < 0)
+        if (fd >= 0 && (r = dial_send_proxy_header(d, fd)) < 0) {
+                log_conn(LOG_INFO, NULL, NULL, d->public_port,
+                         "Upstream %s port %u: failed to send the PROXY header for public port %u: %s",
+                         d->client->manager->def->upstreams[0], d->port, d->public_port, strerror(-r));
+                fd = safe_close(fd);
+        } else if (fd < 0)
                 log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
                          d->client->manager->def->upstreams[0], d->port, d->public_port);
         mux_stream_set_userdata(s, NULL);
@@ -168,9 +194,48 @@ static int dial_next(Dial *d) {
         return 0;
 }
 
+/* An address of a CONNECT stream as the exit server writes it (docs/protocol.md): "ADDR:PORT"
+ * or "[V6]:PORT", numeric, with a port, not the "any" address. */
+static int stream_address_parse(const char *s, SocketAddress *ret) {
+        SocketAddress a;
+
+        if (!s || !*s || strchr(s, '%') || socket_address_parse(s, 0, &a) < 0 ||
+            socket_address_port(&a) == 0)
+                return -EINVAL;
+        if ((a.sa.sa_family == AF_INET && a.in.sin_addr.s_addr == htonl(INADDR_ANY)) ||
+            (a.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a.in6.sin6_addr)))
+                return -EINVAL;
+        *ret = a;
+        return 0;
+}
+
+/* The PROXY header for stream s into d, built from x-forwarded-for (the visitor) and :authority
+ * (the public address it reached). A server that does not send both (an older or foreign one)
+ * gets no header: better none than a wrong one. */
+static void dial_prepare_proxy_header(Client *c, Dial *d, MuxStream *s, const char *authority,
+                                      ProxyProtocol version) {
+        SocketAddress source, destination;
+        const char *peer = NULL;
+        int n;
+
+        mux_stream_get(s, NULL, NULL, &peer);
+        if (stream_address_parse(peer, &source) < 0 || stream_address_parse(authority, &destination) < 0) {
+                if (ratelimit_below(&c->proxy_log))
+                        log_warning("Port %u: the server sent no usable visitor address "
+                                    "(x-forwarded-for '%s', :authority '%s'); connecting to the upstream "
+                                    "without a PROXY header.",
+                                    d->public_port, peer ?: "", authority);
+                return;
+        }
+        n = proxy_header_write(version, &source, &destination, d->proxy_header);
+        if (n > 0)
+                d->proxy_header_len = (size_t) n;
+}
+
 static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
         Client *c = userdata;
         uint16_t public_port, port = 0;
+        ProxyProtocol proxy;
         Dial *d;
 
         /* Only the port of :authority counts: the upstream is ours to choose, never the
@@ -194,6 +259,9 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
         d->fd = -1;
         d->port = port;
         d->public_port = public_port;
+        proxy = definition_proxy_protocol(def(c), public_port);
+        if (proxy != PROXY_PROTOCOL_NO)
+                dial_prepare_proxy_header(c, d, s, authority, proxy);
         LIST_PREPEND(c->dials, d);
         mux_stream_set_userdata(s, d);
         if (dial_next(d) < 0)
@@ -633,6 +701,7 @@ int client_new(Manager *m, Client **ret) {
         c->manager = m;
         c->fd = -1;
         c->state = STATE_STOPPED;
+        c->proxy_log = (RateLimit) { .interval_usec = 60 * USEC_PER_SEC, .burst = 1 };
         *ret = c;
         return 0;
 }

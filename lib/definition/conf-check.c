@@ -129,6 +129,9 @@ static int server_check(Definition *d, const char *f, char **ret_error) {
                 d->max_connections = 4096;
         if (d->n_upstreams > 0)
                 log_warning("%s: Upstream= has no meaning for a server, ignoring.", f);
+        if (d->proxy_protocol > PROXY_PROTOCOL_NO || d->n_proxy_protocol_ports > 0)
+                log_warning("%s: ProxyProtocol= is for the tunnel client, which writes the header to its "
+                            "upstreams; ignoring.", f);
         if (!!d->https_certificate_file != !!d->https_key_file)
                 return errorf(ret_error, -EINVAL,
                               "%s: HTTPSCertificateFile= and HTTPSKeyFile= must be set together", f);
@@ -170,6 +173,34 @@ static int client_check_upstreams(Definition *d, const char *f, char **ret_error
         return 0;
 }
 
+/* ProxyProtocol=: TCP mode, and only for ports the tunnel serves. */
+static int client_check_proxy_protocol(Definition *d, const char *f, char **ret_error) {
+        bool any = d->proxy_protocol > PROXY_PROTOCOL_NO;
+
+        for (size_t i = 0; i < d->n_proxy_protocol_ports; i++) {
+                const ProxyProtocolPort *p = &d->proxy_protocol_ports[i];
+                bool served = false;
+
+                any = any || p->version > PROXY_PROTOCOL_NO;
+                for (size_t j = 0; j < d->n_ports; j++)
+                        served = served || d->ports[j].public_port == p->public_port;
+                if (!served && d->mode == MODE_TCP)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: ProxyProtocol=%s %u: port %u is not a public port of Ports=", f,
+                                      proxy_protocol_to_string(p->version), p->public_port, p->public_port);
+        }
+        /* One pooled upstream connection carries the requests of many visitors, one after the
+         * other: a header at its start would name only the first. */
+        if (any && d->mode == MODE_HTTP)
+                return errorf(ret_error, -EINVAL,
+                              "%s: ProxyProtocol= is for Mode=tcp: in HTTP mode an upstream connection is "
+                              "pooled and carries the requests of several visitors (the upstream gets "
+                              "X-Forwarded-For and Forwarded instead)", f);
+        if (d->proxy_protocol < 0)
+                d->proxy_protocol = PROXY_PROTOCOL_NO;
+        return 0;
+}
+
 static int client_check(Definition *d, const char *f, char **ret_error) {
         int r;
 
@@ -183,6 +214,9 @@ static int client_check(Definition *d, const char *f, char **ret_error) {
                 return errorf(ret_error, -EINVAL, "%s: %s= needs a wss:// URL=, got %s", f,
                               d->has_fingerprint ? "ServerFingerprint" : "CAFile", d->url);
         r = client_check_upstreams(d, f, ret_error);
+        if (r < 0)
+                return r;
+        r = client_check_proxy_protocol(d, f, ret_error);
         if (r < 0)
                 return r;
         if (d->reconnect_max_delay_usec == 0)

@@ -407,6 +407,57 @@ static int conf_acme_directory(const char *value, void *field, Definition *d, co
         return conf_string(value, field, d, reason);
 }
 
+/* ProxyProtocol=no|v1|v2 [PORT...]: without ports for every port of the tunnel, with ports for
+ * those public ports only (a later line for the same port wins); empty: back to none at all. */
+static int conf_proxy_protocol(const char *value, void *field, Definition *d, const char **reason) {
+        _cleanup_strv_free_ char **words = NULL;
+        ProxyProtocol v;
+        size_t nw = 0;
+        int r;
+
+        if (!*value) {
+                d->proxy_protocol = _PROXY_PROTOCOL_INVALID;
+                d->proxy_protocol_ports = mfree(d->proxy_protocol_ports);
+                d->n_proxy_protocol_ports = 0;
+                return 0;
+        }
+        r = split_words(value, &words, &nw);
+        if (r < 0)
+                return r;
+        v = nw > 0 ? proxy_protocol_from_string(words[0]) : _PROXY_PROTOCOL_INVALID;
+        if (v < 0) {
+                *reason = "expected no, v1 or v2, optionally followed by public ports";
+                return -EINVAL;
+        }
+        if (nw == 1) {
+                d->proxy_protocol = v;
+                return 0;
+        }
+        for (size_t i = 1; i < nw; i++) {
+                ProxyProtocolPort *t;
+                uint16_t port;
+                size_t j;
+
+                if (parse_port(words[i], &port) < 0) {
+                        *reason = "expected public ports (the first number of a Ports= item) after the "
+                                  "version";
+                        return -EINVAL;
+                }
+                for (j = 0; j < d->n_proxy_protocol_ports; j++)
+                        if (d->proxy_protocol_ports[j].public_port == port)
+                                break;
+                if (j == d->n_proxy_protocol_ports) {
+                        t = realloc(d->proxy_protocol_ports, sizeof(*t) * (j + 1));
+                        if (!t)
+                                return -ENOMEM;
+                        d->proxy_protocol_ports = t;
+                        d->n_proxy_protocol_ports++;
+                }
+                d->proxy_protocol_ports[j] = (ProxyProtocolPort) { .public_port = port, .version = v };
+        }
+        return 0;
+}
+
 /* AllowFrom=, DenyFrom=, ControlAllowFrom=: the reason names the item, for lists of hundreds. */
 static int conf_access(const char *value, AccessList *l, bool allow, bool scoped, const char **reason) {
         static _Thread_local char buf[512];
@@ -481,6 +532,7 @@ static const struct ConfItem {
         { "Client", "Ports", .list = &ports_list },
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },
+        { "Client", "ProxyProtocol", conf_proxy_protocol, F(proxy_protocol) },
         { "FileServer", "Listen", conf_fileserver_listen, F(listen) },
         { "FileServer", "Webroot", conf_string, F(webroot) },
         { "FileServer", "AllowBrowsing", conf_bool, F(allow_browsing) },

@@ -33,6 +33,7 @@ Definition *definition_new(const char *name, const char *path) {
         d->basic_auth = -1;
         d->allow_hidden = -1;
         d->log_level = -1;
+        d->proxy_protocol = _PROXY_PROTOCOL_INVALID;
         d->name = name ? strdup(name) : NULL;
         d->path = path ? strdup(path) : NULL;
         if ((name && !d->name) || (path && !d->path))
@@ -65,6 +66,7 @@ Definition *definition_free(Definition *d) {
         free(d->upstream_ca_file);
         strv_free(d->upstreams);
         free(d->ports);
+        free(d->proxy_protocol_ports);
         free(d->client_id);
         free(d->webroot);
         free(d);
@@ -175,4 +177,13 @@ bool definition_port_allowed(const Definition *d, uint16_t port) {
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
                         return true;
         return false;
+}
+
+ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port) {
+        assert(d);
+
+        for (size_t i = 0; i < d->n_proxy_protocol_ports; i++)
+                if (d->proxy_protocol_ports[i].public_port == public_port)
+                        return d->proxy_protocol_ports[i].version;
+        return d->proxy_protocol > PROXY_PROTOCOL_NO ? d->proxy_protocol : PROXY_PROTOCOL_NO;
 }

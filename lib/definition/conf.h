@@ -8,6 +8,7 @@
 #include "access.h"
 #include "conf-url.h"
 #include "macro.h"
+#include "proxy-protocol.h"
 #include "socket-util.h"
 #include "string-table.h"
 
@@ -34,6 +35,13 @@ typedef struct PortMap {
         uint16_t public_port;
         uint16_t upstream_port;
 } PortMap;
+
+/* ProxyProtocol=VERSION PORT...: the version for these public ports, whatever the tunnel-wide
+ * ProxyProtocol= says. */
+typedef struct ProxyProtocolPort {
+        uint16_t public_port;
+        ProxyProtocol version;
+} ProxyProtocolPort;
 
 #define DEFAULT_CONTROL_PORT 8123
 #define DEFAULT_HTTP_PORT 8000
@@ -101,6 +109,9 @@ typedef struct Definition {
         size_t n_ports;
         uint64_t reconnect_max_delay_usec;
         char *client_id;
+        ProxyProtocol proxy_protocol;  /* TCP mode, every port; _PROXY_PROTOCOL_INVALID: not set (no) */
+        ProxyProtocolPort *proxy_protocol_ports; /* ... per public port, winning over it */
+        size_t n_proxy_protocol_ports;
 
         /* [FileServer] */
         SocketAddress listen;
@@ -134,3 +145,5 @@ int definition_finish(Definition *d, char **ret_error);
 int definition_finish_no_token(Definition *d, char **ret_error);
 
 bool definition_port_allowed(const Definition *d, uint16_t port);
+/* Tunnel client, TCP mode: the PROXY protocol version for a stream to this public port. */
+ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port);

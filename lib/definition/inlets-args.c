@@ -23,6 +23,7 @@ void inlets_args_help(FILE *f) {
               "              [--data-addr 0.0.0.0] [--allow-ports LIST] [--tls-cert FILE --tls-key FILE]\n"
               "              [--allow-ips CIDR,...] (visitors allowed to the public ports: AllowFrom=)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
+              "              [--proxy-protocol v1|v2] (a PROXY header to the upstream: ProxyProtocol=)\n"
               "  http server [--port 8000] (and the server flags above)\n"
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
               "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
@@ -110,6 +111,7 @@ static const struct Flag {
         { "allow-ports", FLAG_KEY, "Server", "AllowPorts" },
         { "allow-ips", FLAG_KEY, "Server", "AllowFrom" },
         { "client-id", FLAG_KEY, "Client", "ClientID" },
+        { "proxy-protocol", FLAG_CUSTOM, "Client", "ProxyProtocol" },
         { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
         { "tls-key", FLAG_KEY, "Server", "KeyFile" },
         { "letsencrypt-domain", FLAG_KEY, "Server", "ACMEDomain" },
@@ -166,6 +168,16 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                 return 0;
         } else if (streq(f->name, "letsencrypt-issuer") && streq(v, "prod")) /* inlets: prod or staging */
                 v = "production";
+        else if (streq(f->name, "proxy-protocol")) {
+                /* inlets PRO: "" (none), v1 or v2, on the TCP client only */
+                if (d->role != ROLE_CLIENT || d->mode != MODE_TCP)
+                        return errorf(ret_error, -EINVAL, "--proxy-protocol is for tcp client");
+                if (!streq(v, "") && !streq(v, "v1") && !streq(v, "v2"))
+                        return errorf(ret_error, -EINVAL, "--proxy-protocol: expected v1 or v2, got '%s'",
+                                      v);
+                if (!*v)
+                        v = "no";
+        }
         return set_flag(d, f, v, ret_error);
 }
 
@@ -351,6 +363,12 @@ static void write_client(FILE *f, const Definition *d) {
         }
         if (d->client_id)
                 fprintf(f, "ClientID=%s\n", d->client_id);
+        if (d->proxy_protocol > PROXY_PROTOCOL_NO)
+                fprintf(f, "ProxyProtocol=%s\n", proxy_protocol_to_string(d->proxy_protocol));
+        for (size_t i = 0; i < d->n_proxy_protocol_ports; i++)
+                fprintf(f, "ProxyProtocol=%s %u\n",
+                        proxy_protocol_to_string(d->proxy_protocol_ports[i].version),
+                        d->proxy_protocol_ports[i].public_port);
 }
 
 char *definition_to_ini(const Definition *d, const char *token_file) {

@@ -140,6 +140,71 @@ static void test_client_keys(void) {
         definition_free(d);
 }
 
+/* ProxyProtocol=: tunnel-wide, per public port (winning), TCP mode only. */
+static void test_proxy_protocol(void) {
+        const char *head = "[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                           "Ports=25 443:8443 2222:22\n";
+        _cleanup_free_ char *c1 = NULL, *c2 = NULL, *c3 = NULL, *c4 = NULL, *c5 = NULL, *c6 = NULL;
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *log = NULL;
+        int r;
+
+        if (asprintf(&c1, "%s", head) < 0 || asprintf(&c2, "%sProxyProtocol=v2\nProxyProtocol=no 2222\n", head) < 0 ||
+            asprintf(&c3, "%sProxyProtocol=v1 25 443\nProxyProtocol=v2 443\n", head) < 0 ||
+            asprintf(&c4, "%sProxyProtocol=v2\nProxyProtocol=v1 25\nProxyProtocol=\n", head) < 0 ||
+            asprintf(&c5, "%sProxyProtocol=v1 80\n", head) < 0 || asprintf(&c6, "%sProxyProtocol=v3\n", head) < 0)
+                abort();
+
+        r = load(c1, &d, &err, NULL);
+        CHECK(r == 0, "no ProxyProtocol=: %s", err);
+        if (r == 0)
+                CHECK(d->proxy_protocol == PROXY_PROTOCOL_NO && definition_proxy_protocol(d, 25) == PROXY_PROTOCOL_NO,
+                      "default: no");
+        d = definition_free(d);
+
+        r = load(c2, &d, &err, NULL);
+        CHECK(r == 0, "v2 and no 2222: %s", err);
+        if (r == 0)
+                CHECK(definition_proxy_protocol(d, 25) == PROXY_PROTOCOL_V2 &&
+                      definition_proxy_protocol(d, 443) == PROXY_PROTOCOL_V2 &&
+                      definition_proxy_protocol(d, 2222) == PROXY_PROTOCOL_NO,
+                      "tunnel-wide v2, port 2222 off");
+        d = definition_free(d);
+
+        r = load(c3, &d, &err, NULL);
+        CHECK(r == 0, "per port: %s", err);
+        if (r == 0)
+                CHECK(definition_proxy_protocol(d, 25) == PROXY_PROTOCOL_V1 &&
+                      definition_proxy_protocol(d, 443) == PROXY_PROTOCOL_V2 &&
+                      definition_proxy_protocol(d, 2222) == PROXY_PROTOCOL_NO && d->n_proxy_protocol_ports == 2,
+                      "25 v1, 443 v2 (the later line wins), 2222 none");
+        d = definition_free(d);
+
+        r = load(c4, &d, &err, NULL);
+        CHECK(r == 0, "reset: %s", err);
+        if (r == 0)
+                CHECK(definition_proxy_protocol(d, 25) == PROXY_PROTOCOL_NO &&
+                      definition_proxy_protocol(d, 443) == PROXY_PROTOCOL_NO && d->n_proxy_protocol_ports == 0,
+                      "an empty ProxyProtocol= resets all");
+        d = definition_free(d);
+
+        expect_error(c5, "ProxyProtocol=v1 80: port 80 is not a public port of Ports=");
+        expect_error(c6, "t.conf:7: Invalid ProxyProtocol= value 'v3': expected no, v1 or v2");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=25\n"
+                     "ProxyProtocol=v1 http\n", "expected public ports");
+        expect_error("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                     "Upstream=http://127.0.0.1:80\nProxyProtocol=v2\n", "ProxyProtocol= is for Mode=tcp");
+        r = load("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                 "Upstream=http://127.0.0.1:80\nProxyProtocol=no\n", &d, &err, NULL);
+        CHECK(r == 0, "ProxyProtocol=no in HTTP mode is fine: %s", err);
+        d = definition_free(d);
+        r = load("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Client]\nProxyProtocol=v1\n", &d, &err, &log);
+        CHECK(r == 0, "server with ProxyProtocol=: loads, %s", err);
+        CHECK_CONTAINS(log, "ProxyProtocol= is for the tunnel client");
+        d = definition_free(d);
+        printf("conf: ProxyProtocol= tunnel-wide, per port (later wins, reset), errors, HTTP mode refused\n");
+}
+
 static void test_lists_and_quotes(void) {
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL;
@@ -466,6 +531,7 @@ int main(void) {
                 return EXIT_FAILURE;
         test_server_keys();
         test_client_keys();
+        test_proxy_protocol();
         test_lists_and_quotes();
         test_access_keys();
         test_warnings();

@@ -117,7 +117,21 @@ static void test_clients(void) {
                 CHECK_STR(h->ca_file, "/ca.pem");
         }
         inlets_args_done(&a);
-        printf("inlets-args: tcp and http clients, written back as a file\n");
+        {
+                _cleanup_(definition_freep) Definition *pp = NULL;
+                _cleanup_free_ char *e = NULL, *text = NULL;
+
+                r = parse("tcp client --url wss://h --ports 25 --proxy-protocol v2", &pp, &a, &e);
+                CHECK(r == 0, "--proxy-protocol v2: %s", e ?: "");
+                if (r == 0) {
+                        CHECK(pp->proxy_protocol == PROXY_PROTOCOL_V2, "ProxyProtocol=v2");
+                        CHECK(definition_finish_no_token(pp, &e) == 0, "finish: %s", e ?: "");
+                        text = definition_to_ini(pp, NULL);
+                        CHECK_CONTAINS(text, "Ports=25\nProxyProtocol=v2\n");
+                }
+                inlets_args_done(&a);
+        }
+        printf("inlets-args: tcp and http clients, written back as a file; --proxy-protocol\n");
 }
 
 static void test_fileserver(void) {
@@ -218,6 +232,10 @@ static void test_refusals(void) {
         expect_refused("tcp server --token short-but-has\nbreak",
                        "--token: a value cannot contain a line break");
         expect_refused("http server --letsencrypt-domain *.example.com", NULL);
+        expect_refused("tcp client --url wss://h --ports 25 --proxy-protocol v3",
+                       "--proxy-protocol: expected v1 or v2, got 'v3'");
+        expect_refused("http client --url wss://h --proxy-protocol v1", "--proxy-protocol is for tcp client");
+        expect_refused("tcp server --proxy-protocol v1", "--proxy-protocol is for tcp client");
         printf("inlets-args: refusals say what was wrong\n");
 }
 

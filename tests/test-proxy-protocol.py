@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""PROXY protocol from the tunnel client to its upstream (ProxyProtocol=), with real peers on
+loopback (127.0.0.2, 127.0.0.3 … are distinct visitors): nginx behind `listen … proxy_protocol`
+reports the visitor's own address and port, for v1 and v2; without ProxyProtocol= no header is
+sent (a plain nginx answers normally); per-port on and off; a raw upstream sees the exact header
+bytes, with the visitor's early data after them; a foreign exit server that sends no visitor
+address gets no header at all, and one warning."""
+
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+from inletstest import TunnelTest, free_port, main, port_open, wait_until
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+class Nginx:
+    """nginx in the foreground with its own prefix: one proxy_protocol server and one plain."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "nginx")
+        os.makedirs(self.dir, exist_ok=True)
+        self.pp_port, self.plain_port = free_port(), free_port()
+        d = self.dir
+        conf = f"""
+worker_processes 1;
+error_log {d}/error.log info;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    log_format pp '$proxy_protocol_addr:$proxy_protocol_port $remote_addr "$request"';
+    access_log {d}/access.log pp;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{self.pp_port} proxy_protocol;
+        location / {{ return 200 "pp $proxy_protocol_addr:$proxy_protocol_port\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.plain_port};
+        location / {{ return 200 "plain $remote_addr\\n"; }}
+    }}
+}}
+"""
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen([NGINX, "-p", d, "-e", f"{d}/error.log", "-c", self.conf,
+                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: port_open(self.pp_port) and port_open(self.plain_port), 10, "nginx")
+
+    def access_log(self):
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class RawUpstream:
+    """Records the bytes of each connection until its peer closes. With a full accept queue
+    (listen(0) and one connection never accepted until release()), the tunnel client's connect
+    waits for a SYN retransmit, so the visitor's first bytes reach the client before its
+    upstream connection is up: they are early data."""
+
+    def __init__(self, block=False):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0 if block else 16)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.filler = None
+        if block:  # connected means queued: the queue (one entry with listen(0)) is full now
+            self.filler = socket.create_connection(("127.0.0.1", self.port))
+        self.thread = None
+
+    def release(self):
+        """Takes the filler off the queue, then serves."""
+        if self.filler:
+            c, _ = self.sock.accept()
+            c.close()
+            self.filler.close()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(20)
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            data = b""
+            c.settimeout(10)
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    data += b
+                    if data.endswith(b"END"):
+                        break
+                c.sendall(b"OK")
+            except OSError:
+                pass
+            c.close()
+            self.received.append(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def visit(src, port, request=b"GET / HTTP/1.0\r\nHost: test\r\n\r\n"):
+    """Connects from src, sends request: (the visitor's own address and port, the response)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.settimeout(15)
+    s.connect(("127.0.0.1", port))
+    me = s.getsockname()
+    try:
+        s.sendall(request)
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        return me, out
+    finally:
+        s.close()
+
+
+def body(response):
+    return response.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
+
+
+def v2_header(src, dst):
+    return (V2_SIG + b"\x21\x11\x00\x0c" + socket.inet_aton(src[0]) + socket.inet_aton(dst[0]) +
+            struct.pack("!HH", src[1], dst[1]))
+
+
+class ProxyProtocolTest(TunnelTest):
+    def setUp(self):
+        super().setUp()
+        self.nginx = None
+
+    def tearDown(self):
+        if self.nginx:
+            self.nginx.close()
+        super().tearDown()
+
+    def start_nginx(self):
+        self.nginx = Nginx(self.tmp)
+        return self.nginx
+
+    def expect_visitor_seen(self, public_port, what):
+        for src in ("127.0.0.2", "127.0.0.3"):
+            me, out = visit(src, public_port)
+            got = body(out)
+            self.assertEqual(got, f"pp {me[0]}:{me[1]}",
+                             f"{what}: nginx should report the visitor {me[0]}:{me[1]}; response {out!r}")
+            wait_until(lambda: f"{me[0]}:{me[1]} 127.0.0.1" in self.nginx.access_log(), 5,
+                       f"nginx's access log to name {me[0]}:{me[1]}")
+            print(f"{what}: nginx reports and logs {got[3:]} = the visitor's own address")
+
+    def expect_plain(self, public_port, what):
+        me, out = visit("127.0.0.2", public_port)
+        self.assertEqual(body(out), "plain 127.0.0.1", f"{what}: the plain nginx should answer normally: {out!r}")
+        print(f"{what}: no header; the plain nginx answered normally")
+
+    def test_nginx_v1_and_v2(self):
+        n = self.start_nginx()
+        self.server()
+        for version in ("v1", "v2"):
+            pub = free_port()
+            c = self.client(f"{pub}:{n.pp_port}", extra_client=f"ProxyProtocol={version}", name=f"client-{version}")
+            wait_until(lambda: port_open(pub), 10, "public port")
+            self.expect_visitor_seen(pub, f"ProxyProtocol={version}")
+            self.assertNotIn("without a PROXY header", c.output())
+
+    def test_no_header_by_default(self):
+        n = self.start_nginx()
+        pub = free_port()
+        self.server()
+        self.client(f"{pub}:{n.plain_port}")
+        wait_until(lambda: port_open(pub), 10, "public port")
+        self.expect_plain(pub, "ProxyProtocol= unset")
+        # ...and the proxy_protocol server refuses what has no header: proof it expects one.
+        pub2 = free_port()
+        self.client(f"{pub2}:{n.pp_port}", name="client2", extra_client="ProxyProtocol=no")
+        wait_until(lambda: port_open(pub2), 10, "public port")
+        _, out = visit("127.0.0.2", pub2)
+        self.assertNotIn(b"200 OK", out, "nginx with proxy_protocol must not answer a request without a header")
+        print("ProxyProtocol=no: nginx behind proxy_protocol gets no header and refuses the request")
+
+    def test_per_port(self):
+        n = self.start_nginx()
+        self.server()
+        # tunnel-wide v2, one port off
+        on, off = free_port(), free_port()
+        c = self.client(f"{on}:{n.pp_port} {off}:{n.plain_port}",
+                        extra_client=f"ProxyProtocol=v2\nProxyProtocol=no {off}")
+        wait_until(lambda: port_open(on) and port_open(off), 10, "public ports")
+        self.expect_visitor_seen(on, "ProxyProtocol=v2 with no for another port")
+        self.expect_plain(off, f"ProxyProtocol=no {off}")
+        c.stop()
+        # only one port on, v1
+        on, off = free_port(), free_port()
+        self.client(f"{on}:{n.pp_port} {off}:{n.plain_port}", extra_client=f"ProxyProtocol=v1 {on}",
+                    name="client-b")
+        wait_until(lambda: port_open(on) and port_open(off), 10, "public ports")
+        self.expect_visitor_seen(on, f"ProxyProtocol=v1 {on}")
+        self.expect_plain(off, "a port not listed")
+
+    def test_exact_bytes_and_early_data(self):
+        self.server()
+        for version in ("v1", "v2"):
+            up = RawUpstream(block=True)
+            self.upstreams.append(up)
+            pub = free_port()
+            c = self.client(f"{pub}:{up.port}", extra_client=f"ProxyProtocol={version}", name=f"client-{version}")
+            wait_until(lambda: port_open(pub), 10, "public port")
+            s = socket.socket()
+            s.bind(("127.0.0.3", 0))
+            s.settimeout(15)
+            s.connect(("127.0.0.1", pub))
+            me = s.getsockname()
+            early = b"early bytes, sent before the upstream connection is up;"
+            s.sendall(early)
+            time.sleep(0.5)  # the client holds them: its connect waits for a SYN retransmit
+            up.release()
+            s.sendall(b"later END")
+            self.assertEqual(s.recv(2), b"OK")
+            s.close()
+            # port_open()'s probe made a connection too (a header, then its end): skip it
+            got = wait_until(lambda: [r for r in up.received if r.endswith(b"END")], 10,
+                             "the upstream to get the connection")
+            want = (f"PROXY TCP4 {me[0]} 127.0.0.1 {me[1]} {pub}\r\n".encode() if version == "v1"
+                    else v2_header(me, ("127.0.0.1", pub)))
+            self.assertEqual(got, [want + early + b"later END"],
+                             f"{version}: expected the header, then the early data")
+            print(f"{version}: the upstream got exactly {want!r} and then the early data")
+            c.stop()
+
+    def test_server_without_addresses(self):
+        """A foreign exit server (no x-forwarded-for): no header at all, one warning."""
+        up = RawUpstream()
+        self.upstreams.append(up)
+        up.release()
+        fake = FakeExitServer()
+        try:
+            c = self.client("7000:%d" % up.port, extra_client="ProxyProtocol=v2", ca=False,
+                            url=f"ws://127.0.0.1:{fake.port}", wait=False)
+            fake.accept()
+            for i in range(3):
+                fake.connect_stream("127.0.0.1:7000", None, b"no header here END")
+            fake.connect_stream("127.0.0.1:7000", "not-an-address", b"nor here END")
+            fake.pump_until(lambda: len(up.received) == 4, 10)
+            self.assertEqual(sorted(up.received), sorted([b"no header here END"] * 3 + [b"nor here END"]),
+                             "the upstream must get the stream's bytes and nothing before them")
+            wait_until(lambda: "without a PROXY header" in c.output(), 5, "the warning")
+            self.assertEqual(c.output().count("without a PROXY header"), 1, "one warning, rate-limited")
+            print("a server without x-forwarded-for: no header (never a wrong one), one warning for four streams")
+        finally:
+            fake.close()
+
+
+class FakeExitServer:
+    """A foreign exit server on ws:// that opens CONNECT streams as it pleases (python3-h2)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.s = None
+        self.buf = b""
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8", validate_outbound_headers=False))
+
+    def accept(self):
+        self.ls.settimeout(15)
+        self.s, _ = self.ls.accept()
+        self.s.settimeout(15)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = self.s.recv(4096)
+            if not b:
+                raise AssertionError("the client closed during the upgrade")
+            head += b
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        self.s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        self.buf = head.partition(b"\r\n\r\n")[2]
+        self.h2.initiate_connection()
+        self.flush()
+
+    def flush(self):
+        data = self.h2.data_to_send()
+        if data:  # server to client: unmasked
+            n = len(data)
+            hdr = bytes([0x82, n]) if n < 126 else (bytes([0x82, 126]) + struct.pack("!H", n) if n < 65536
+                                                      else bytes([0x82, 127]) + struct.pack("!Q", n))
+            self.s.sendall(hdr + data)
+
+    def connect_stream(self, authority, peer, data):
+        sid = self.h2.get_next_available_stream_id()
+        headers = [(":method", "CONNECT"), (":authority", authority)]
+        if peer is not None:
+            headers.append(("x-forwarded-for", peer))
+        self.h2.send_headers(sid, headers)
+        self.h2.send_data(sid, data, end_stream=True)
+        self.flush()
+
+    def pump_until(self, pred, timeout):
+        end = time.monotonic() + timeout
+        self.s.settimeout(0.1)
+        while not pred():
+            if time.monotonic() > end:
+                raise AssertionError("timed out pumping the fake server's session")
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise AssertionError("the client closed the session")
+            self.buf += chunk
+            while len(self.buf) >= 2:  # client to server: masked
+                n, off = self.buf[1] & 0x7F, 2
+                if n == 126:
+                    if len(self.buf) < 4:
+                        break
+                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+                elif n == 127:
+                    if len(self.buf) < 10:
+                        break
+                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+                if len(self.buf) < off + 4 + n:
+                    break
+                mask = self.buf[off:off + 4]
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.buf[off + 4:off + 4 + n]))
+                op = self.buf[0] & 0x0F
+                self.buf = self.buf[off + 4 + n:]
+                if op == 2:
+                    for ev in self.h2.receive_data(payload):
+                        if isinstance(ev, h2.events.DataReceived):
+                            self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    self.flush()
+
+    def close(self):
+        if self.s:
+            self.s.close()
+        self.ls.close()
+
+
+if __name__ == "__main__":
+    main()
