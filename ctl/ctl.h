@@ -46,7 +46,8 @@ typedef struct TunnelInfo {
         char **cert_names;      /* ACME: the certificate in service */
         size_t n_cert_names;
         uint64_t cert_not_after, cert_renew_at;
-        uint64_t refused_allow, refused_control; /* Refused: "allow-list", "control-allow-list" */
+        /* Refused: "allow-list", "control-allow-list", "proxy-header" */
+        uint64_t refused_allow, refused_control, refused_proxy;
         bool has_refused;       /* the daemon has the property (an exit server) */
 } TunnelInfo;
 

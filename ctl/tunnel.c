@@ -110,6 +110,8 @@ static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
                         t->refused_allow = n;
                 else if (streq(reason, "control-allow-list"))
                         t->refused_control = n;
+                else if (streq(reason, "proxy-header"))
+                        t->refused_proxy = n;
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
@@ -289,6 +291,7 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
                 json_object_object_add(c, "allow-list", json_object_new_int64((int64_t) t->refused_allow));
                 json_object_object_add(c, "control-allow-list",
                                        json_object_new_int64((int64_t) t->refused_control));
+                json_object_object_add(c, "proxy-header", json_object_new_int64((int64_t) t->refused_proxy));
                 json_object_object_add(o, "refused", c);
         }
         if (t->n_cert_names > 0) {

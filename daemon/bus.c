@@ -67,8 +67,9 @@ static int get_refused(sd_bus *bus, const char *path, const char *interface, con
         manager_get_refused(m, &c);
         r = sd_bus_message_open_container(reply, 'a', "{st}");
         if (r >= 0 && m->def->role == ROLE_SERVER)
-                r = sd_bus_message_append(reply, "{st}{st}", "allow-list", c.allow_list,
-                                          "control-allow-list", c.control_allow_list);
+                r = sd_bus_message_append(reply, "{st}{st}{st}", "allow-list", c.allow_list,
+                                          "control-allow-list", c.control_allow_list, "proxy-header",
+                                          c.proxy_header);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -56,6 +56,7 @@ struct HttpConn {
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
         bool handshake_done, eof, closing, lingering, dead;
+        bool via_proxy;         /* from a trusted load balancer (AcceptProxyProtocol=) */
         uint32_t io_events;     /* as last given to the io source */
         uint64_t sent_mark;     /* tls_conn_sent() when TIMER_SEND was last armed */
         size_t outq_mark;       /* and socket_outq() then */
@@ -532,7 +533,7 @@ static int request_tunnel_head(HttpConn *c, const HttpHead *h, const char *path,
                 t->method = http_head_strdup(t, h->method);
         if (!t->method || !t->scheme || !t->url || !t->authority)
                 return -ENOMEM;
-        r = http_forward_fields(t, h, c->peer_ip, scheme);
+        r = http_forward_fields(t, h, c->peer_ip, scheme, c->via_proxy);
         if (r < 0)
                 return r;
         if (h->content_length >= 0 && !h->chunked) {
@@ -907,7 +908,7 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         c->io = sd_event_source_disable_unref(c->io);
                         /* It keeps its place under MaxConnections= (h2_conn_start() counts it). */
                         if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), &c->peer_addr,
-                                          c->peer, c->peer_ip) < 0)
+                                          c->peer, c->peer_ip, c->via_proxy) < 0)
                                 log_debug("HTTP %s: cannot start HTTP/2.", c->peer);
                         conn_close(c);
                         return 0;
@@ -1011,7 +1012,7 @@ static const char *peer_ip(const SocketAddress *a, char *buf, size_t size) {
         return buf;
 }
 
-int h1_conn_accept(int cfd, const SocketAddress *peer, void *userdata) {
+int h1_conn_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *userdata) {
         _cleanup_close_ int fd = cfd;
         HttpFront *f = userdata;
         HttpConn *c;
@@ -1028,6 +1029,7 @@ int h1_conn_accept(int cfd, const SocketAddress *peer, void *userdata) {
                 return -ENOMEM;
         c->front = f;
         c->peer_addr = *peer;
+        c->via_proxy = via_proxy;
         socket_address_format(peer, c->peer);
         peer_ip(peer, c->peer_ip, sizeof(c->peer_ip));
         LIST_PREPEND(f->conns, c);

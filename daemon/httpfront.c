@@ -123,7 +123,8 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
         return m;
 }
 
-int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme) {
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme,
+                        bool keep_forwarded) {
         _cleanup_free_ char *xff = NULL, *fwd = NULL;
         const char *prev_xff = NULL, *prev_fwd = NULL;
         char fbuf[INET6_ADDRSTRLEN + 8];
@@ -138,11 +139,13 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, con
         for (size_t i = 0; i < h->n_headers; i++) {
                 const char *name = h->headers[i].name;
                 if (strcasecmp(name, "X-Forwarded-For") == 0) {
-                        prev_xff = h->headers[i].value;
+                        if (keep_forwarded)
+                                prev_xff = h->headers[i].value;
                         continue;
                 }
                 if (strcasecmp(name, "Forwarded") == 0) {
-                        prev_fwd = h->headers[i].value;
+                        if (keep_forwarded)
+                                prev_fwd = h->headers[i].value;
                         continue;
                 }
                 /* Ours to set: what the public side claims about itself is not trusted. */
@@ -173,13 +176,16 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, con
 
 /* Every connection starts as HTTP/1.x (h1front.c) and may move to HTTP/2 after ALPN. */
 static int listen_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        accept_batch(fd, 64, h1_conn_accept, userdata);
+        HttpFront *f = userdata;
+
+        accept_batch(fd, 64, proxy_gate_accept, &f->gate);
         return 0;
 }
 
 HttpFront *http_front_free(HttpFront *f) {
         if (!f)
                 return NULL;
+        proxy_gate_done(&f->gate);
         h1_conns_free(&f->conns);
         h2_conns_free(&f->h2conns);
         sd_event_source_disable_unref(f->io);
@@ -212,6 +218,8 @@ int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t c
                 .userdata = userdata,
                 .refused_log = { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 },
         };
+        proxy_gate_init(&f->gate, m, creds ? "HTTPS port" : "HTTP port", false, &f->refused_proxy, h1_conn_accept,
+                        f);
         r = sd_event_add_io(m->event, &f->io, listen_fd, EPOLLIN, listen_handler, f);
         if (r < 0)
                 return r;
@@ -225,6 +233,7 @@ void http_front_stop(HttpFront *f) {
 
         f->io = sd_event_source_disable_unref(f->io);
         f->fd = safe_close(f->fd);
+        proxy_gate_done(&f->gate);
 }
 
 void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port) {
@@ -245,6 +254,10 @@ uint64_t http_front_requests(HttpFront *f) {
         return f ? f->requests : 0;
 }
 
-uint64_t http_front_refused(HttpFront *f) {
-        return f ? f->refused : 0;
+void http_front_add_refused(HttpFront *f, RefusedCounters *c) {
+        assert(c);
+        if (!f)
+                return;
+        c->allow_list += f->refused;
+        c->proxy_header += f->refused_proxy;
 }

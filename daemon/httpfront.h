@@ -23,8 +23,9 @@ void http_front_stop(HttpFront *f);
 /* Future connections use these credentials (a reload replaced the certificate). */
 void http_front_set_credentials(HttpFront *f, gnutls_certificate_credentials_t creds);
 uint64_t http_front_requests(HttpFront *f);
-/* Requests refused by AllowFrom=/DenyFrom= (0 for NULL). */
-uint64_t http_front_refused(HttpFront *f);
+/* Adds the requests AllowFrom=/DenyFrom= refused and the connections AcceptProxyProtocol=
+ * closed to c (nothing for NULL). */
+void http_front_add_refused(HttpFront *f, RefusedCounters *c);
 /* Plain HTTP next to an ACME certificate: answer HTTP-01 challenges with token.thumbprint and
  * redirect every other request to HTTPS on https_port. */
 void http_front_set_acme(HttpFront *f, const char *thumbprint, uint16_t https_port);
@@ -42,11 +43,15 @@ void http_front_count_conn(HttpFront *f, bool open);
 Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
                       char host[static 256]);
 /* Copies the end-to-end fields of h into t and adds X-Forwarded-For/-Proto/-Host and
- * Forwarded (t->authority set). */
-int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme);
+ * Forwarded (t->authority set). The X-Forwarded-For and Forwarded that came with the request
+ * are kept in front of ours only when keep_forwarded (a trusted load balancer sent it: see
+ * AcceptProxyProtocol=); from anyone else they are dropped, so the upstream never takes a
+ * visitor's claim for an address we saw. */
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme,
+                        bool keep_forwarded);
 
 typedef struct H2Conn H2Conn;
 /* Serves an HTTP/2 connection (ALPN chose h2); takes conn, links into *list. */
 int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddress *peer_addr,
-                  const char *peer, const char *peer_ip);
+                  const char *peer, const char *peer_ip, bool via_proxy);
 void h2_conns_free(H2Conn **list);

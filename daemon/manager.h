@@ -63,6 +63,7 @@ typedef struct TunnelCounters {
  * (ControlAllowFrom=). */
 typedef struct RefusedCounters {
         uint64_t allow_list, control_allow_list;
+        uint64_t proxy_header;  /* AcceptProxyProtocol=: no valid header from a trusted source */
 } RefusedCounters;
 
 typedef struct Manager {

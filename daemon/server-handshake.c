@@ -391,7 +391,7 @@ static int pending_watch(Pending *p, int cfd) {
         return 0;
 }
 
-static int control_accept(int cfd, const SocketAddress *peer, void *userdata) {
+int server_control_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *userdata) {
         Server *s = userdata;
         Pending *p;
         int r;
@@ -430,7 +430,9 @@ static int control_accept(int cfd, const SocketAddress *peer, void *userdata) {
 }
 
 static int control_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        accept_batch(fd, 64, control_accept, userdata);
+        Server *s = userdata;
+
+        accept_batch(fd, 64, proxy_gate_accept, &s->control_gate);
         return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "httpfront.h"
 #include "macro.h"
 #include "mux.h"
+#include "proxy-accept.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "socket-util.h"
@@ -49,6 +50,8 @@ struct Listener {
         Listener *next;
         uint16_t port;
         char scope[6];       /* the port as access_list_allows() takes it */
+        char what[12];       /* "Port 3389", for messages */
+        ProxyGate gate;      /* AcceptProxyProtocol= */
         int fd;
         sd_event_source *io;
         unsigned refs, rr;
@@ -94,6 +97,7 @@ struct Server {
         bool new_creds_set;
         int control_fd, new_control_fd;
         sd_event_source *control_io;
+        ProxyGate control_gate;   /* ControlAcceptProxyProtocol= */
         TunnelCounters closed;    /* of sessions that ended */
         Listener *listeners;
         Session *sessions;
@@ -136,6 +140,8 @@ void listener_drain(Listener *l);
 
 /* server-handshake.c: the control port and the Pending handshakes. */
 int server_control_watch(Server *s);
+/* The control port's connection from peer (see proxy-accept.h; userdata the Server). */
+int server_control_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *userdata);
 Pending *pending_free(Pending *p);
 
 /* server-session.c: sessions, what they offer, and their control messages. */

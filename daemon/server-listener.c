@@ -9,6 +9,7 @@
 #include "access.h"
 #include "log.h"
 #include "macro.h"
+#include "proxy-accept.h"
 #include "ratelimit.h"
 #include "server-internal.h"
 #include "socket-util.h"
@@ -30,6 +31,7 @@ static void listener_note_address(Listener *l) {
 Listener *listener_free(Listener *l) {
         if (!l)
                 return NULL;
+        proxy_gate_done(&l->gate);
         sd_event_source_disable_unref(l->io);
         safe_close(l->fd);
         free(l);
@@ -68,8 +70,9 @@ void listener_unref(Server *s, uint16_t port) {
                 }
 }
 
-/* One public connection: a new stream to the next session that offers the port. */
-static int listener_accept(int cfd, const SocketAddress *peer, void *userdata) {
+/* One public connection (peer the visitor: see proxy-accept.h): a new stream to the next
+ * session that offers the port. */
+static int listener_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *userdata) {
         Listener *l = userdata;
         Server *s = l->server;
         SocketAddress local = { .len = sizeof(local.storage) };
@@ -111,7 +114,9 @@ static int listener_accept(int cfd, const SocketAddress *peer, void *userdata) {
 }
 
 static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        accept_batch(fd, 64, listener_accept, userdata);
+        Listener *l = userdata;
+
+        accept_batch(fd, 64, proxy_gate_accept, &l->gate);
         return 0;
 }
 
@@ -129,6 +134,20 @@ static int listener_watch(Listener *l) {
         return 0;
 }
 
+static Listener *listener_new(Server *s, uint16_t port) {
+        Listener *l = new0(Listener, 1);
+
+        if (!l)
+                return NULL;
+        l->server = s;
+        l->port = port;
+        l->fd = -1;
+        snprintf(l->scope, sizeof(l->scope), "%u", port);
+        snprintf(l->what, sizeof(l->what), "Port %u", port);
+        proxy_gate_init(&l->gate, s->manager, l->what, false, &s->refused.proxy_header, listener_accept, l);
+        return l;
+}
+
 int listener_ref(Server *s, uint16_t port, char **ret_error) {
         Listener *l = listener_find(s, port);
         SocketAddress a = server_def(s)->data_listen;
@@ -143,12 +162,9 @@ int listener_ref(Server *s, uint16_t port, char **ret_error) {
                 }
                 return 0;
         }
-        l = calloc(1, sizeof(*l));
+        l = listener_new(s, port);
         if (!l)
                 return -ENOMEM;
-        l->server = s;
-        l->port = port;
-        snprintf(l->scope, sizeof(l->scope), "%u", port);
         l->refs = 1;
         socket_address_set_port(&a, port);
         r = socket_listen_tcp(&a, &l->fd);
@@ -178,14 +194,11 @@ int listener_add_from_systemd(Server *s, uint16_t port, int fd) {
 
         assert(s);
         assert(fd >= 0);
-        l = calloc(1, sizeof(*l));
+        l = listener_new(s, port);
         if (!l) {
                 safe_close(fd);
                 return -ENOMEM;
         }
-        l->server = s;
-        l->port = port;
-        snprintf(l->scope, sizeof(l->scope), "%u", port);
         l->fd = fd;
         if (listener_watch(l) < 0) {
                 listener_free(l);
@@ -202,6 +215,7 @@ int listener_add_from_systemd(Server *s, uint16_t port, int fd) {
 
 void listener_drain(Listener *l) {
         assert(l);
+        proxy_gate_done(&l->gate);
         if (l->from_systemd)
                 (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
         else {

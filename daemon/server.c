@@ -131,6 +131,8 @@ int server_new(Manager *m, Server **ret) {
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         s->busy_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 5 };
         s->refused_log = s->control_refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        proxy_gate_init(&s->control_gate, m, "Control port", true, &s->refused.proxy_header, server_control_accept,
+                        s);
         *ret = s;
         return 0;
 }
@@ -331,6 +333,7 @@ void server_drain(Server *s) {
         s->control_fd = safe_close(s->control_fd);
         while (s->pending)
                 pending_free(s->pending);
+        proxy_gate_done(&s->control_gate);
         for (Listener *l = s->listeners; l; l = l->next)
                 listener_drain(l);
 }
@@ -350,6 +353,7 @@ Server *server_free(Server *s) {
                 return NULL;
         while (s->pending)
                 pending_free(s->pending);
+        proxy_gate_done(&s->control_gate);
         http_front_free(s->http);
         http_front_free(s->https);
         acme_cert_free(s->acme);
@@ -426,7 +430,8 @@ void server_get_refused(Server *s, RefusedCounters *ret) {
         assert(s);
         assert(ret);
         *ret = s->refused;
-        ret->allow_list += http_front_refused(s->http) + http_front_refused(s->https);
+        http_front_add_refused(s->http, ret);
+        http_front_add_refused(s->https, ret);
 }
 
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {

@@ -8,19 +8,14 @@ a reload swaps the lists for new connections and leaves open ones alone; the Ref
 (D-Bus, inletsctl status) have the exact numbers."""
 
 import json
-import os
-import signal
-import socket
 import ssl
 import subprocess
 import time
 
-import h2.config
-import h2.connection
-import h2.events
-
 from http_upstream import HttpUpstream
 from inletstest import INLETSCTL, Daemon, TunnelTest, free_port, main, port_open, wait_until
+from peers import SessionBus
+from visitors import curl, dial, h2_get, tcp_refused, tcp_roundtrip
 
 BUS_NAME = "io.inletsd.Tunnel.srv"
 
@@ -29,107 +24,16 @@ def run(cmd, env, timeout=30):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def dial(src, port, timeout=10):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((src, 0))
-    s.settimeout(timeout)
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-def tcp_roundtrip(src, port, data=b"hello through the tunnel"):
-    """data sent from src, half-closed; what comes back before the close."""
-    s = dial(src, port)
-    try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return out
-            out += b
-    finally:
-        s.close()
-
-
-def tcp_refused(src, port):
-    """Connects from src and says something: the bytes that came back before the connection
-    ended (b"" when refused), or None when it stayed open for 5 s."""
-    s = dial(src, port, timeout=5)
-    out = b""
-    try:
-        s.sendall(b"anyone there?")
-        while True:
-            b = s.recv(4096)
-            if not b:
-                return out
-            out += b
-    except (ConnectionResetError, BrokenPipeError):
-        return out
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
-
-
-def curl(src, url, host, timeout=20):
-    """HTTP/1.1 from src: (status, body)."""
-    r = subprocess.run(["curl", "-sS", "-k", "--http1.1", "--max-time", str(timeout), "--interface", src,
-                        "-H", f"Host: {host}", "-D", "-", url], capture_output=True, timeout=timeout + 10)
-    head, _, body = r.stdout.partition(b"\r\n\r\n")
-    line = head.split(b"\r\n")[0].decode(errors="replace")
-    return (int(line.split()[1]) if line.startswith("HTTP/") else None), body
-
-
-def h2_get(src, port, authority, path="/hello", timeout=10.0):
-    """One HTTP/2 request over TLS (ALPN h2) from src: (status, body)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
-    s = ctx.wrap_socket(dial(src, port, timeout), server_hostname="x.test")
-    try:
-        assert s.selected_alpn_protocol() == "h2", s.selected_alpn_protocol()
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        c.initiate_connection()
-        sid = c.get_next_available_stream_id()
-        c.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "https"),
-                             (":authority", authority)], end_stream=True)
-        s.sendall(c.data_to_send())
-        status, body, end = None, b"", time.monotonic() + timeout
-        while time.monotonic() < end:
-            raw = s.recv(65536)
-            if not raw:
-                break
-            for ev in c.receive_data(raw):
-                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
-                    status = int(dict(ev.headers)[":status"])
-                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
-                    body += ev.data
-                    c.acknowledge_received_data(ev.flow_controlled_length, sid)
-                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
-                    return status, body
-            s.sendall(c.data_to_send())
-        return status, body
-    finally:
-        s.close()
-
-
 class Access(TunnelTest):
     @classmethod
     def setUpClass(cls):
         # A private session bus: the exit server runs with --user, inletsctl --user reads it.
-        cls.btmp = subprocess.check_output(["mktemp", "-d", "/tmp/inletsd-access.XXXXXX"], text=True).strip()
-        out = subprocess.check_output(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1",
-                                       f"--address=unix:path={cls.btmp}/bus"], text=True).split()
-        cls.bus_addr, cls.bus_pid = out[0], int(out[1])
-        cls.env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=cls.bus_addr)
+        cls.bus = SessionBus()
+        cls.env = cls.bus.env
 
     @classmethod
     def tearDownClass(cls):
-        os.kill(cls.bus_pid, signal.SIGTERM)
-        subprocess.run(["rm", "-rf", cls.btmp])
+        cls.bus.close()
 
     def srv(self, extra_server, extra_tunnel=""):
         return self.server(extra_server=extra_server, extra_tunnel=extra_tunnel, name="srv", args=("--user",),
@@ -173,7 +77,7 @@ class Access(TunnelTest):
         # Listening once the client is in (no probe: one from 127.0.0.1 would be refused on p2).
         self.client(f"{p1}:{e1.port},{p2}:{e2.port}")
         base = e1.connections
-        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0})
+        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0, "proxy-header": 0})
         self.assertNotIn("Refused:", self.status_text())
 
         self.assertEqual(tcp_roundtrip("127.0.0.2", p1), b"hello through the tunnel")
@@ -187,7 +91,7 @@ class Access(TunnelTest):
         time.sleep(0.5)
         self.assertEqual(e1.connections, base + 2, "no refused connection reached upstream 1")
         self.assertEqual(e2.connections, base2 + 1, "no refused connection reached upstream 2")
-        self.assertEqual(self.refused(), {"allow-list": 3, "control-allow-list": 0})
+        self.assertEqual(self.refused(), {"allow-list": 3, "control-allow-list": 0, "proxy-header": 0})
         self.assertIn("Refused: 3 (allow list)\n", self.status_text())
         wait_until(lambda: "refused 127.0.0.3:" in d.output(), 5, "the refusal in the log")
         self.assertIn(f"Port {p2}: refused 127.0.0.2:", d.output())
@@ -218,7 +122,7 @@ class Access(TunnelTest):
         held.close()
         time.sleep(0.3)
         self.assertEqual(e.connections, n + 1)
-        self.assertEqual(self.refused(), {"allow-list": 2, "control-allow-list": 0})
+        self.assertEqual(self.refused(), {"allow-list": 2, "control-allow-list": 0, "proxy-header": 0})
         print("reload: the open connection from 127.0.0.2 kept working, a new one was refused, "
               "127.0.0.3 now served; Refused allow-list=2")
 
@@ -261,7 +165,7 @@ class Access(TunnelTest):
         self.assertEqual(curl("127.0.0.3", http, "c.test")[0], 502)
         self.assertEqual(len(a.requests), seen_a, "no refused request reached upstream a")
         self.assertEqual(len(b.requests), 2)
-        self.assertEqual(self.refused(), {"allow-list": 8, "control-allow-list": 0})
+        self.assertEqual(self.refused(), {"allow-list": 8, "control-allow-list": 0, "proxy-header": 0})
         self.assertIn("Refused: 8 (allow list)\n", self.status_text())
         print("HTTP: a.test 200 from 127.0.0.2 (HTTP/1.1, HTTPS, h2), 403 from .3 on all three; b.test 200 "
               "from .3, 403 from .9 (tunnel-wide deny) on HTTP/1.1 and h2; a.test. 403, a..test 400; Refused allow-list=8")
@@ -283,7 +187,7 @@ class Access(TunnelTest):
         self.client(f"{p}:{e.port}")
         wait_until(lambda: port_open(p), 10, "public port")
         self.assertEqual(tcp_roundtrip("127.0.0.1", p), b"hello through the tunnel")
-        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 2})
+        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 2, "proxy-header": 0})
         wait_until(lambda: "Control port: refused 127.0.0.3:" in d.output(), 5, "the refusal in the log")
 
         # Reloaded to refuse 127.0.0.1 too: the running session is left alone, a second tunnel

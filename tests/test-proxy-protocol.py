@@ -9,12 +9,8 @@ address gets no header at all, and one warning."""
 
 import base64
 import hashlib
-import os
-import shutil
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 
@@ -23,64 +19,9 @@ import h2.connection
 import h2.events
 
 from inletstest import TunnelTest, free_port, main, port_open, wait_until
+from peers import Nginx
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-class Nginx:
-    """nginx in the foreground with its own prefix: one proxy_protocol server and one plain."""
-
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "nginx")
-        os.makedirs(self.dir, exist_ok=True)
-        self.pp_port, self.plain_port = free_port(), free_port()
-        d = self.dir
-        conf = f"""
-worker_processes 1;
-error_log {d}/error.log info;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    log_format pp '$proxy_protocol_addr:$proxy_protocol_port $remote_addr "$request"';
-    access_log {d}/access.log pp;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{self.pp_port} proxy_protocol;
-        location / {{ return 200 "pp $proxy_protocol_addr:$proxy_protocol_port\\n"; }}
-    }}
-    server {{
-        listen 127.0.0.1:{self.plain_port};
-        location / {{ return 200 "plain $remote_addr\\n"; }}
-    }}
-}}
-"""
-        self.conf = os.path.join(d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        self.proc = subprocess.Popen([NGINX, "-p", d, "-e", f"{d}/error.log", "-c", self.conf,
-                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_until(lambda: port_open(self.pp_port) and port_open(self.plain_port), 10, "nginx")
-
-    def access_log(self):
-        try:
-            with open(os.path.join(self.dir, "access.log")) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class RawUpstream:

@@ -259,9 +259,12 @@ static int finish(Definition *d, bool token, char **ret_error) {
                               "%s: Role= is not set in [Tunnel] (server, client or fileserver)", f);
         tunnel_defaults(d);
         /* Silently ignored, a list would look like protection that is not there. */
-        if (d->role != ROLE_SERVER && (d->access.n_rules > 0 || d->control_access.n_rules > 0))
-                return errorf(ret_error, -EINVAL, "%s: AllowFrom=, DenyFrom= and ControlAllowFrom= are for "
-                              "Role=server, not %s", f, role_to_string(d->role));
+        if (d->role != ROLE_SERVER &&
+            (d->access.n_rules > 0 || d->control_access.n_rules > 0 || d->accept_proxy.n_rules > 0 ||
+             d->control_accept_proxy.n_rules > 0))
+                return errorf(ret_error, -EINVAL, "%s: AllowFrom=, DenyFrom=, ControlAllowFrom=, "
+                              "AcceptProxyProtocol= and ControlAcceptProxyProtocol= are for Role=server, not %s",
+                              f, role_to_string(d->role));
 
         switch (d->role) {
         case ROLE_SERVER:

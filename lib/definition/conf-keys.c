@@ -476,7 +476,9 @@ static int conf_allow_from(const char *v, void *f, Definition *d, const char **r
 static int conf_deny_from(const char *v, void *f, Definition *d, const char **reason) {
         return conf_access(v, f, false, true, reason);
 }
-static int conf_control_allow_from(const char *v, void *f, Definition *d, const char **reason) {
+/* ControlAllowFrom=, AcceptProxyProtocol=, ControlAcceptProxyProtocol=: addresses and prefixes,
+ * no scopes. */
+static int conf_source_list(const char *v, void *f, Definition *d, const char **reason) {
         return conf_access(v, f, true, false, reason);
 }
 
@@ -520,7 +522,9 @@ static const struct ConfItem {
         { "Server", "AllowPorts", .list = &allow_ports_list },
         { "Server", "AllowFrom", conf_allow_from, F(access) },
         { "Server", "DenyFrom", conf_deny_from, F(access) },
-        { "Server", "ControlAllowFrom", conf_control_allow_from, F(control_access) },
+        { "Server", "ControlAllowFrom", conf_source_list, F(control_access) },
+        { "Server", "AcceptProxyProtocol", conf_source_list, F(accept_proxy) },
+        { "Server", "ControlAcceptProxyProtocol", conf_source_list, F(control_accept_proxy) },
         { "Server", "MaxClients", conf_unsigned, F(max_clients) },
         { "Server", "MaxStreamsPerClient", conf_unsigned, F(max_streams) },
         { "Server", "MaxFrameSize", conf_size, F(max_frame_size) },

@@ -61,6 +61,8 @@ Definition *definition_free(Definition *d) {
         free(d->allow_ports);
         access_list_done(&d->access);
         access_list_done(&d->control_access);
+        access_list_done(&d->accept_proxy);
+        access_list_done(&d->control_accept_proxy);
         free(d->url);
         free(d->ca_file);
         free(d->upstream_ca_file);

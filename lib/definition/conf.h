@@ -96,6 +96,8 @@ typedef struct Definition {
         char *acme_ca_file;     /* trust for the CA's own HTTPS (default: the system's) */
         AccessList access;      /* AllowFrom= and DenyFrom=: the public ports and hosts */
         AccessList control_access; /* ControlAllowFrom=: allow rules only, no scopes */
+        AccessList accept_proxy;   /* AcceptProxyProtocol=: trusted load balancers, the same form */
+        AccessList control_accept_proxy; /* ControlAcceptProxyProtocol=: the same, control port */
 
         /* [Client] */
         char *url;

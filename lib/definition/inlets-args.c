@@ -22,6 +22,8 @@ void inlets_args_help(FILE *f) {
               "  tcp server  [--auto-tls=true] [--auto-tls-san ADDR]... [--control-port 8123] [--control-addr 0.0.0.0]\n"
               "              [--data-addr 0.0.0.0] [--allow-ports LIST] [--tls-cert FILE --tls-key FILE]\n"
               "              [--allow-ips CIDR,...] (visitors allowed to the public ports: AllowFrom=)\n"
+              "              [--lb-proxy-protocol[=CIDR,...]] (PROXY headers from load balancers: AcceptProxyProtocol=,\n"
+              "              from any address when none is named)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
               "              [--proxy-protocol v1|v2] (a PROXY header to the upstream: ProxyProtocol=)\n"
               "  http server [--port 8000] (and the server flags above)\n"
@@ -83,6 +85,7 @@ typedef enum FlagKind {
         FLAG_KEY,      /* the value is the key's */
         FLAG_BOOL,     /* --flag[=BOOL]: the key gets yes or no */
         FLAG_CUSTOM,   /* handled in inlets_args_parse() */
+        FLAG_CUSTOM_OPTIONAL, /* the same, and the value may be left out (--flag or --flag=V) */
 } FlagKind;
 
 /* inlets PRO's flags, and the definition key each one sets. */
@@ -110,6 +113,7 @@ static const struct Flag {
         { "fingerprint", FLAG_KEY, "Client", "ServerFingerprint" },
         { "allow-ports", FLAG_KEY, "Server", "AllowPorts" },
         { "allow-ips", FLAG_KEY, "Server", "AllowFrom" },
+        { "lb-proxy-protocol", FLAG_CUSTOM_OPTIONAL, "Server", "AcceptProxyProtocol" },
         { "client-id", FLAG_KEY, "Client", "ClientID" },
         { "proxy-protocol", FLAG_CUSTOM, "Client", "ProxyProtocol" },
         { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
@@ -168,7 +172,15 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                 return 0;
         } else if (streq(f->name, "letsencrypt-issuer") && streq(v, "prod")) /* inlets: prod or staging */
                 v = "production";
-        else if (streq(f->name, "proxy-protocol")) {
+        else if (streq(f->name, "lb-proxy-protocol")) {
+                /* inlets PRO: a switch (every connection to the data ports comes through the
+                 * balancer); ours may also name the balancers. */
+                int b = v ? parse_boolean(v) : 1;
+                if (d->role != ROLE_SERVER)
+                        return errorf(ret_error, -EINVAL, "--lb-proxy-protocol is for tcp server and http server");
+                if (b >= 0)
+                        v = b ? "any" : "";
+        } else if (streq(f->name, "proxy-protocol")) {
                 /* inlets PRO: "" (none), v1 or v2, on the TCP client only */
                 if (d->role != ROLE_CLIENT || d->mode != MODE_TCP)
                         return errorf(ret_error, -EINVAL, "--proxy-protocol is for tcp client");
@@ -256,7 +268,8 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
         for (size_t i = 0; i < ELEMENTSOF(flags); i++)
                 options[i] = (struct option) {
                         .name = flags[i].name,
-                        .has_arg = flags[i].kind == FLAG_BOOL ? optional_argument : required_argument,
+                        .has_arg = flags[i].kind == FLAG_BOOL || flags[i].kind == FLAG_CUSTOM_OPTIONAL
+                                           ? optional_argument : required_argument,
                         .val = FLAG_VAL + (int) i,
                 };
         optind = 0; /* argv[1] is the role: getopt starts after it */
@@ -343,6 +356,8 @@ static void write_server(FILE *f, const Definition *d) {
         write_access(f, "AllowFrom=", &d->access, true);
         write_access(f, "DenyFrom=", &d->access, false);
         write_access(f, "ControlAllowFrom=", &d->control_access, true);
+        write_access(f, "AcceptProxyProtocol=", &d->accept_proxy, true);
+        write_access(f, "ControlAcceptProxyProtocol=", &d->control_accept_proxy, true);
 }
 
 static void write_client(FILE *f, const Definition *d) {

@@ -245,6 +245,13 @@ static void test_access_keys(void) {
                   "t.conf: AllowFrom=app.example.com=10.0.0.0/8: a host scope is for Mode=http" },
                 { "http", "DenyFrom=10.0.0.1 3389=10.0.0.0/8\n",
                   "t.conf: DenyFrom=3389=10.0.0.0/8: a port scope is for Mode=tcp" },
+                { "tcp", "AcceptProxyProtocol=10.0.0.5 lb.example.com\n",
+                  "t.conf:7: Invalid AcceptProxyProtocol= value '10.0.0.5 lb.example.com': 'lb.example.com': "
+                  "expected a numeric" },
+                { "tcp", "AcceptProxyProtocol=3389=10.0.0.5\n",
+                  "t.conf:7: Invalid AcceptProxyProtocol= value '3389=10.0.0.5': this list takes addresses" },
+                { "http", "\nControlAcceptProxyProtocol=10.0.0.0/33\n",
+                  "t.conf:8: Invalid ControlAcceptProxyProtocol= value '10.0.0.0/33': IPv4 prefix length" },
         };
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL, *conf = NULL;
@@ -261,7 +268,8 @@ static void test_access_keys(void) {
         if (asprintf(&conf, base, "http",
                      "AllowFrom=192.0.2.1\nAllowFrom=\nAllowFrom=10.0.0.0/8,2001:db8::/32\n"
                      "DenyFrom=10.66.0.0/16 App.Example.com=10.0.0.0/8\nAllowFrom=app.example.com=10.1.0.0/16\n"
-                     "ControlAllowFrom=127.0.0.1\nControlAllowFrom=::1\n") < 0)
+                     "ControlAllowFrom=127.0.0.1\nControlAllowFrom=::1\n"
+                     "AcceptProxyProtocol=10.0.0.5 10.0.1.0/24\nControlAcceptProxyProtocol=any\n") < 0)
                 abort();
         r = load(conf, &d, &err, NULL);
         CHECK(r == 0, "load failed: %s", err);
@@ -276,6 +284,10 @@ static void test_access_keys(void) {
                 CHECK(allows(&d->access, "other.example.com", "10.2.2.3"), "another host: tunnel-wide");
                 CHECK(allows(&d->control_access, NULL, "[::1]") && !allows(&d->control_access, NULL, "10.1.2.3"),
                       "ControlAllowFrom=");
+                CHECK(allows(&d->accept_proxy, NULL, "10.0.1.9") && !allows(&d->accept_proxy, NULL, "10.0.0.6"),
+                      "AcceptProxyProtocol=");
+                CHECK(d->control_accept_proxy.n_rules == 2 && allows(&d->control_accept_proxy, NULL, "[2001:db8::1]"),
+                      "ControlAcceptProxyProtocol=any");
         }
         d = definition_free(d);
         err = mfree(err);
@@ -283,7 +295,10 @@ static void test_access_keys(void) {
         /* Only an exit server has these lists: anywhere else they would protect nothing. */
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
                      "[Server]\nAllowFrom=10.0.0.0/8\n",
-                     "AllowFrom=, DenyFrom= and ControlAllowFrom= are for Role=server, not client");
+                     "AllowFrom=, DenyFrom=, ControlAllowFrom=, AcceptProxyProtocol= and "
+                     "ControlAcceptProxyProtocol= are for Role=server, not client");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "[Server]\nAcceptProxyProtocol=10.0.0.5\n", "are for Role=server, not client");
         expect_error("[Tunnel]\nRole=fileserver\n[FileServer]\nWebroot=/srv\nBasicAuth=no\n"
                      "[Server]\nControlAllowFrom=any\n",
                      "are for Role=server, not fileserver");
@@ -292,7 +307,8 @@ static void test_access_keys(void) {
                  "[Server]\nDenyFrom=10.0.0.0/8\nDenyFrom=\n", &d, &err, NULL);
         CHECK(r == 0, "an emptied list on a client: %s", err);
         definition_free(d);
-        printf("test-conf: AllowFrom=, DenyFrom=, ControlAllowFrom=\n");
+        printf("test-conf: AllowFrom=, DenyFrom=, ControlAllowFrom=, AcceptProxyProtocol=, "
+               "ControlAcceptProxyProtocol=\n");
 }
 
 static void test_warnings(void) {

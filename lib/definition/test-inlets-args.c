@@ -209,7 +209,26 @@ static void test_allow_ips(void) {
         expect_refused("tcp server --allow-ips 10.0.0.0/8,example.com",
                        "--allow-ips: Invalid AllowFrom= value '10.0.0.0/8,example.com': 'example.com': expected a "
                        "numeric IP address or prefix such as 192.0.2.0/24 or 2001:db8::/32 (no host names)");
-        printf("inlets-args: --allow-ips becomes AllowFrom= and is written back\n");
+        /* --lb-proxy-protocol: inlets' switch trusts any source; ours may name the balancers. */
+        definition_free(TAKE_PTR(d));
+        free(TAKE_PTR(ini));
+        r = parse("tcp server --lb-proxy-protocol --token-file /run/t", &d, &a, &err);
+        CHECK(r == 0 && d->accept_proxy.n_rules == 2, "--lb-proxy-protocol: %s", err ?: "");
+        inlets_args_done(&a);
+        definition_free(TAKE_PTR(d));
+        r = parse("http server --lb-proxy-protocol=10.0.0.5,10.0.1.0/24 --token-file /run/t", &d, &a, &err);
+        CHECK(r == 0 && d->accept_proxy.n_rules == 2, "--lb-proxy-protocol=LIST: %s", err ?: "");
+        if (r == 0 && definition_finish_no_token(d, &err) == 0) {
+                ini = definition_to_ini(d, "/run/t");
+                CHECK_CONTAINS(ini, "\nAcceptProxyProtocol=10.0.0.5/32 10.0.1.0/24\n");
+        }
+        inlets_args_done(&a);
+        expect_refused("tcp client --url wss://h --ports 1 --lb-proxy-protocol",
+                       "--lb-proxy-protocol is for tcp server and http server");
+        expect_refused("tcp server --lb-proxy-protocol=lb.example.com",
+                       "--lb-proxy-protocol: Invalid AcceptProxyProtocol= value 'lb.example.com': expected a "
+                       "numeric IP address or prefix such as 192.0.2.0/24 or 2001:db8::/32 (no host names)");
+        printf("inlets-args: --allow-ips becomes AllowFrom= and is written back; --lb-proxy-protocol\n");
 }
 
 static void test_refusals(void) {
