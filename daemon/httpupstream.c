@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "http1.h"
+#include "httpguard.h"
 #include "httpupstream.h"
 #include "log.h"
 #include "macro.h"
@@ -52,6 +53,7 @@ typedef struct Targets {
 struct HttpUpstreams {
         Manager *manager;
         Targets *targets;
+        HttpGuard *guard;       /* BasicAuthFile=, BearerTokenFile=, RateLimit= */
         gnutls_certificate_credentials_t creds;
         UpConn *conns;
 };
@@ -148,6 +150,45 @@ static void respond_error(MuxStream *s, unsigned status, const char *format, ...
         if (mux_respond(s, status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, n) < 0 ||
             mux_stream_end(s, NULL, 0) < 0)
                 mux_stream_reset(s);
+}
+
+/* An answer of the access rules (401, 429, 503): not an error of ours, so logged at debug
+ * level; the visitor may try as often as it likes. */
+static void respond_verdict(MuxStream *s, const HttpVerdict *v) {
+        char retry[16];
+        HttpHeader h[] = { { (char *) "content-type", (char *) "text/plain; charset=utf-8" },
+                           { (char *) "cache-control", (char *) "no-store" },
+                           { (char *) (v->status == 401 ? "www-authenticate" : "retry-after"),
+                             v->status == 401 ? (char *) v->challenge : retry } };
+        const char *body = v->status == 401 ? "Authentication required.\n"
+                         : v->status == 429 ? "Too many requests; try again later.\n"
+                                            : "Busy checking passwords; try again in a second.\n";
+
+        snprintf(retry, sizeof(retry), "%u", v->retry_after_sec);
+        log_debug("HTTP %u for the exit server (HTTP access rules).", v->status);
+        mux_stream_set_ops(s, NULL, NULL);
+        if (mux_respond(s, v->status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, strlen(body)) < 0 ||
+            mux_stream_end(s, NULL, 0) < 0)
+                mux_stream_reset(s);
+}
+
+/* The visitor's address as the exit server saw it: the last entry of X-Forwarded-For, which
+ * the exit server appends itself (anything before it came from elsewhere); "" without one. */
+static const char *visitor_of(const HttpHead *h, char *buf, size_t size) {
+        const char *xff = http_head_get(h, "x-forwarded-for"), *last;
+        size_t n;
+
+        if (!xff)
+                return "";
+        last = strrchr(xff, ',');
+        last = last ? last + 1 : xff;
+        last += strspn(last, " \t");
+        n = strcspn(last, " \t");
+        if (n == 0 || n >= size)
+                return "";
+        memcpy(buf, last, n);
+        buf[n] = 0;
+        return buf;
 }
 
 /* ---- connections ---- */
@@ -405,6 +446,10 @@ static int on_response_head(void *userdata, HttpHead *h_) {
                 if (r < 0)
                         return r;
         }
+        r = http_rules_apply(def(x->owner)->http_rules.response_headers, def(x->owner)->http_rules.n_response_headers,
+                             TARGET(x)->u.match, fwd);
+        if (r < 0)
+                return r;
         if (h->status == 101) {
                 r = mux_respond(x->s, 200, fwd->headers, fwd->n_headers, false);
                 if (r < 0)
@@ -880,6 +925,24 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
                 http_head_free(h);
                 return;
         }
+        if (!http_rules_empty(&def(u)->http_rules)) {
+                const char *host = u->targets->t[t].u.match;
+                char vbuf[64];
+                HttpVerdict v;
+
+                http_guard_check(u->guard, &def(u)->http_rules, host, visitor_of(h, vbuf, sizeof(vbuf)), h, &v);
+                if (v.status > 0) {
+                        http_head_free(h);
+                        respond_verdict(s, &v);
+                        return;
+                }
+                if (http_rules_apply(def(u)->http_rules.request_headers, def(u)->http_rules.n_request_headers,
+                                     host, h) < 0) {
+                        http_head_free(h);
+                        respond_error(s, 500, "Out of memory.");
+                        return;
+                }
+        }
         x = calloc(1, sizeof(*x));
         if (!x) {
                 http_head_free(h);
@@ -951,6 +1014,8 @@ int http_upstreams_refresh(HttpUpstreams *u) {
                         log_warning("Cannot resolve upstream %s: %s", t->t[i].u.host,
                                     r == -EHOSTUNREACH ? "no such host" : strerror(-r));
         }
+        /* Passwords remembered and rates counted were for the rules of before. */
+        http_guard_reset(u->guard);
         /* Idle connections belong to the old table; busy ones finish with it. */
         for (UpConn *i = u->conns, *next; i; i = next) {
                 next = i->next;
@@ -968,6 +1033,7 @@ HttpUpstreams *http_upstreams_free(HttpUpstreams *u) {
         while (u->conns)
                 up_free(u->conns);
         targets_unref(u->targets);
+        http_guard_free(u->guard);
         if (u->creds)
                 gnutls_certificate_free_credentials(u->creds);
         free(u);
@@ -1000,6 +1066,9 @@ int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
         if (!u)
                 return -ENOMEM;
         u->manager = m;
+        r = http_guard_new(&u->guard);
+        if (r < 0)
+                return r;
         r = upstreams_load_trust(u);
         if (r >= 0)
                 r = http_upstreams_refresh(u);

@@ -56,14 +56,26 @@ def tcp_refused(src, port):
         s.close()
 
 
-def curl(src, url, host, timeout=20, headers=()):
-    """HTTP/1.1 from src, with extra headers ("Name: value"): (status, body)."""
+def curl_full(src, url, host, timeout=20, headers=(), args=()):
+    """HTTP/1.1 from src, with extra headers ("Name: value") and curl arguments: (status, the
+    response's fields as a dict of lower-case names, body)."""
     extra = [a for h in headers for a in ("-H", h)]
     r = subprocess.run(["curl", "-sS", "-k", "--http1.1", "--max-time", str(timeout), "--interface", src,
-                        "-H", f"Host: {host}", *extra, "-D", "-", url], capture_output=True, timeout=timeout + 10)
+                        "-H", f"Host: {host}", *extra, *args, "-D", "-", url], capture_output=True,
+                       timeout=timeout + 10)
     head, _, body = r.stdout.partition(b"\r\n\r\n")
-    line = head.split(b"\r\n")[0].decode(errors="replace")
-    return (int(line.split()[1]) if line.startswith("HTTP/") else None), body
+    lines = head.decode(errors="replace").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        fields[k.strip().lower()] = v.strip()
+    return (int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else None), fields, body
+
+
+def curl(src, url, host, timeout=20, headers=()):
+    """HTTP/1.1 from src, with extra headers ("Name: value"): (status, body)."""
+    status, _, body = curl_full(src, url, host, timeout, headers)
+    return status, body
 
 
 def h2_get(src, port, authority, path="/hello", timeout=10.0, headers=()):

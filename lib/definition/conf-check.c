@@ -83,8 +83,9 @@ static int server_check_tls(Definition *d, const char *f, char **ret_error) {
         return 0;
 }
 
-/* A SCOPE=PREFIX item must scope what the mode serves: ports in TCP mode, hosts in HTTP mode. */
-static int server_check_access(Definition *d, const char *f, char **ret_error) {
+/* A SCOPE=PREFIX item must scope what the mode serves: ports in TCP mode, hosts in HTTP mode.
+ * (Exit server and tunnel client alike.) */
+static int check_access_scopes(Definition *d, const char *f, char **ret_error) {
         for (size_t i = 0; i < d->access.n_rules; i++) {
                 const AccessRule *a = &d->access.rules[i];
                 char p[ADDRESS_PREFIX_STR_MAX];
@@ -118,7 +119,7 @@ static int server_check(Definition *d, const char *f, char **ret_error) {
         r = server_check_tls(d, f, ret_error);
         if (r < 0)
                 return r;
-        r = server_check_access(d, f, ret_error);
+        r = check_access_scopes(d, f, ret_error);
         if (r < 0)
                 return r;
         if (d->max_clients == 0)
@@ -173,6 +174,35 @@ static int client_check_upstreams(Definition *d, const char *f, char **ret_error
         return 0;
 }
 
+/* HTTP rules: HTTP mode, and only for hosts an Upstream= names (a rule for another would guard
+ * nothing: fail loudly). */
+static int client_check_http_rules(Definition *d, const char *f, char **ret_error) {
+        _cleanup_strv_free_ char **hosts = NULL;
+        size_t n = 0;
+        const char *unknown;
+
+        if (http_rules_empty(&d->http_rules))
+                return 0;
+        if (d->mode != MODE_HTTP)
+                return errorf(ret_error, -EINVAL, "%s: BasicAuthFile=, BearerTokenFile=, RateLimit=, "
+                              "RequestHeader= and ResponseHeader= are for Mode=http", f);
+        for (size_t i = 0; i < d->n_upstreams; i++) {
+                HttpUpstream u;
+                if (http_upstream_parse(d->upstreams[i], &u) < 0)
+                        continue;
+                if (u.match && strv_push(&hosts, &n, strdup(u.match)) < 0) {
+                        http_upstream_done(&u);
+                        return -ENOMEM;
+                }
+                http_upstream_done(&u);
+        }
+        unknown = http_rules_unknown_host(&d->http_rules, hosts, n);
+        if (unknown)
+                return errorf(ret_error, -EINVAL, "%s: an HTTP rule names host %s, which no Upstream=%s=URL serves",
+                              f, unknown, unknown);
+        return 0;
+}
+
 /* ProxyProtocol=: TCP mode, and only for ports the tunnel serves. */
 static int client_check_proxy_protocol(Definition *d, const char *f, char **ret_error) {
         bool any = d->proxy_protocol > PROXY_PROTOCOL_NO;
@@ -217,6 +247,12 @@ static int client_check(Definition *d, const char *f, char **ret_error) {
         if (r < 0)
                 return r;
         r = client_check_proxy_protocol(d, f, ret_error);
+        if (r < 0)
+                return r;
+        r = check_access_scopes(d, f, ret_error);
+        if (r < 0)
+                return r;
+        r = client_check_http_rules(d, f, ret_error);
         if (r < 0)
                 return r;
         if (d->reconnect_max_delay_usec == 0)
@@ -282,8 +318,12 @@ static int finish(Definition *d, bool token, char **ret_error) {
         if (r < 0)
                 return r;
 
-        if (!token || !needs_token(d))
+        if (!token)
                 return 0;
+        /* Secrets, like the token: read by the daemon and inletsctl check, never the generator. */
+        r = http_rules_load(&d->http_rules, ret_error);
+        if (r < 0 || !needs_token(d))
+                return r;
         return definition_load_token(d, ret_error);
 }
 

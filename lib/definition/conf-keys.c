@@ -482,6 +482,23 @@ static int conf_source_list(const char *v, void *f, Definition *d, const char **
         return conf_access(v, f, true, false, reason);
 }
 
+/* The HTTP rules of a tunnel client (http-rules.h). */
+static int conf_basic_auth_file(const char *v, void *f, Definition *d, const char **reason) {
+        return http_rules_add_credential_file(&d->http_rules, false, v, reason);
+}
+static int conf_bearer_token_file(const char *v, void *f, Definition *d, const char **reason) {
+        return http_rules_add_credential_file(&d->http_rules, true, v, reason);
+}
+static int conf_request_header(const char *v, void *f, Definition *d, const char **reason) {
+        return http_rules_add_header(&d->http_rules, false, v, reason);
+}
+static int conf_response_header(const char *v, void *f, Definition *d, const char **reason) {
+        return http_rules_add_header(&d->http_rules, true, v, reason);
+}
+static int conf_rate_limit(const char *v, void *f, Definition *d, const char **reason) {
+        return http_rules_add_rate(&d->http_rules, v, reason);
+}
+
 #define F(x) offsetof(Definition, x)
 static const struct ConfItem {
         const char *section, *key;
@@ -537,6 +554,11 @@ static const struct ConfItem {
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },
         { "Client", "ProxyProtocol", conf_proxy_protocol, F(proxy_protocol) },
+        { "Client", "BasicAuthFile", conf_basic_auth_file, F(http_rules) },
+        { "Client", "BearerTokenFile", conf_bearer_token_file, F(http_rules) },
+        { "Client", "RateLimit", conf_rate_limit, F(http_rules) },
+        { "Client", "RequestHeader", conf_request_header, F(http_rules) },
+        { "Client", "ResponseHeader", conf_response_header, F(http_rules) },
         { "FileServer", "Listen", conf_fileserver_listen, F(listen) },
         { "FileServer", "Webroot", conf_string, F(webroot) },
         { "FileServer", "AllowBrowsing", conf_bool, F(allow_browsing) },

@@ -119,10 +119,13 @@ int http_upstream_parse(const char *s, HttpUpstream *ret) {
                 match = strndup(s, (size_t) (eq - s));
                 if (!match)
                         return -ENOMEM;
-                if (!hostname_is_valid(match))
+                if (!hostname_is_valid(match) || strstr(match, ".."))
                         return -EINVAL;
                 for (char *c = match; *c; c++)
                         *c = ascii_tolower(*c);
+                /* One form of the name, as the exit server routes it: "app.test." is "app.test". */
+                if (strlen(match) > 1 && match[strlen(match) - 1] == '.')
+                        match[strlen(match) - 1] = 0;
                 s = eq + 1;
         }
         r = url_split(s, "https://", "http://", &p);

@@ -62,6 +62,7 @@ Definition *definition_free(Definition *d) {
         access_list_done(&d->access);
         access_list_done(&d->control_access);
         access_list_done(&d->accept_proxy);
+        http_rules_done(&d->http_rules);
         access_list_done(&d->control_accept_proxy);
         free(d->url);
         free(d->ca_file);

@@ -7,6 +7,7 @@
 
 #include "access.h"
 #include "conf-url.h"
+#include "http-rules.h"
 #include "macro.h"
 #include "proxy-protocol.h"
 #include "socket-util.h"
@@ -107,6 +108,7 @@ typedef struct Definition {
         uint8_t server_fingerprint[32];
         char **upstreams;
         size_t n_upstreams;
+        HttpRules http_rules;   /* HTTP mode: BasicAuthFile=, BearerTokenFile=, RateLimit=, *Header= */
         PortMap *ports;
         size_t n_ports;
         uint64_t reconnect_max_delay_usec;

@@ -542,6 +542,77 @@ static void test_parsers(void) {
               "secret_equal");
 }
 
+static void test_http_rules(void) {
+        static const char base[] = "[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\n"
+                                   "URL=wss://h\nUpstream=app.test=http://127.0.0.1:1\nUpstream=http://127.0.0.1:2\n%s";
+        static const struct { const char *keys, *error; } errors[] = {
+                { "BasicAuthFile=relative/path\n", "t.conf:9: Invalid BasicAuthFile= value 'relative/path': expected "
+                                                   "[HOST=]/ABSOLUTE/PATH" },
+                { "BasicAuthFile=/a\nBasicAuthFile=/b\n", "t.conf:10: Invalid BasicAuthFile= value '/b': the default file" },
+                { "BearerTokenFile=bad_host=/a\n", "HOST= is not a valid host name" },
+                { "BasicAuthFile=other.test=/a\n",
+                  "t.conf: an HTTP rule names host other.test, which no Upstream=other.test=URL serves" },
+                { "RequestHeader=app.test=replace X-A b\n", "expected [HOST=]set|add|unset NAME [VALUE]" },
+                { "RequestHeader=set Content-Length 5\n", "belongs to the message's framing or routing" },
+                { "ResponseHeader=set Transfer-Encoding chunked\n", "belongs to the message's framing" },
+                { "RequestHeader=set X(A) b\n", "expected a header name" },
+                { "RequestHeader=unset X-A b\n", "unset takes a header name only" },
+                { "RequestHeader=set Host evil\n", "belongs to the message's framing or routing" },
+                { "RateLimit=10/week\n", "expected [HOST=]N/s|N/min|N/h [BURST]" },
+                { "RateLimit=0/s\n", "expected [HOST=]N/s" },
+                { "RateLimit=10/s 0\n", "expected [HOST=]N/s" },
+                { "RateLimit=10/s\nRateLimit=5/s\n", "one per host" },
+                { "BasicAuthFile=/nonexistent/users\n", "/nonexistent/users: No such file or directory" },
+        };
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *conf = NULL, *users = NULL, *gen = NULL;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(errors); i++) {
+                _cleanup_free_ char *c = NULL;
+                if (asprintf(&c, base, errors[i].keys) < 0)
+                        abort();
+                expect_error(c, errors[i].error);
+        }
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "RateLimit=1/s\n", "are for Mode=http");
+
+        users = write_file("users", "alice:$2y$05$CKUR9rZRum3eyFdyZkRnoumUIvCPvlNM2a5qThyV3srUUE3pxovYa\n");
+        if (asprintf(&conf, base, "") < 0)
+                abort();
+        free(conf);
+        if (asprintf(&conf,
+                     "[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                     "Upstream=App.Test.=http://127.0.0.1:1\nUpstream=http://127.0.0.1:2\n"
+                     "BasicAuthFile=APP.test=%s\nRequestHeader=set X-A a=b c\nRequestHeader=app.test=unset X-B\n"
+                     "ResponseHeader=add Cache-Control no-store\nRateLimit=app.test=600/min 20\nRateLimit=3/s\n",
+                     users) < 0)
+                abort();
+        r = load(conf, &d, &err, NULL);
+        CHECK(r == 0, "load: %s", err ?: "");
+        if (r == 0) {
+                const HttpRules *h = &d->http_rules;
+                const RateRule *rate = http_rules_rate(h, "app.test");
+                CHECK(h->n_basic == 1 && streq(h->basic[0].host, "app.test") && h->basic[0].htpasswd &&
+                      htpasswd_users(h->basic[0].htpasswd) == 1, "BasicAuthFile= loaded for app.test");
+                CHECK(http_rules_basic(h, NULL) == NULL, "no default file: other hosts open");
+                CHECK(h->n_request_headers == 2 && !h->request_headers[0].host &&
+                      h->request_headers[0].action == HEADER_SET && streq(h->request_headers[0].value, "a=b c"),
+                      "RequestHeader=set X-A a=b c (a value with '=' and a space, no host)");
+                CHECK(rate && rate->burst == 20 && rate->interval_usec == 100000, "600/min 20 on app.test");
+                rate = http_rules_rate(h, NULL);
+                CHECK(rate && rate->burst == 3 && rate->interval_usec == 333333, "3/s, burst 3, by default");
+        }
+        d = definition_free(d);
+        /* The generator does not read credentials: a file it cannot read is no error there. */
+        gen = write_file("g.conf", "[Tunnel]\nRole=client\nMode=http\n[Client]\nURL=wss://h\n"
+                                   "Upstream=http://127.0.0.1:2\nBasicAuthFile=/nonexistent\n");
+        r = definition_load_no_token(gen, NULL, &d, &err);
+        CHECK(r == 0, "no-token load reads no credentials: %s", err ?: "");
+        definition_free(d);
+        printf("test-conf: BasicAuthFile=, BearerTokenFile=, RequestHeader=, ResponseHeader=, RateLimit=\n");
+}
+
 int main(void) {
         if (!mkdtemp(dir))
                 return EXIT_FAILURE;
@@ -550,6 +621,7 @@ int main(void) {
         test_proxy_protocol();
         test_lists_and_quotes();
         test_access_keys();
+        test_http_rules();
         test_warnings();
         test_errors();
         test_files();

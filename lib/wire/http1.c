@@ -448,6 +448,21 @@ size_t http_head_count(const HttpHead *h, const char *name) {
         return n;
 }
 
+size_t http_head_remove(HttpHead *h, const char *name) {
+        size_t j = 0;
+
+        assert(h);
+        assert(name);
+
+        /* The strings stay in the arena until the head goes; only the table shrinks. */
+        for (size_t i = 0; i < h->n_headers; i++)
+                if (strcasecmp(h->headers[i].name, name) != 0)
+                        h->headers[j++] = h->headers[i];
+        size_t removed = h->n_headers - j;
+        h->n_headers = j;
+        return removed;
+}
+
 bool http_header_has_token(const char *value, const char *token) {
         size_t tl;
 

@@ -80,6 +80,9 @@ int http_head_parse(const char *buf, size_t len, bool request, size_t max_header
 const char *http_head_get(const HttpHead *h, const char *name);
 /* Number of headers called name. */
 size_t http_head_count(const HttpHead *h, const char *name);
+/* Removes every header called name (case-insensitive), keeping the order of the others; the
+ * number removed. */
+size_t http_head_remove(HttpHead *h, const char *name);
 /* Whether a comma-separated header value contains token (case-insensitive). */
 bool http_header_has_token(const char *value, const char *token);
 

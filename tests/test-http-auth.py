@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""HTTP access rules on the tunnel client, with real peers on loopback: credentials made by
+Apache's own htpasswd (bcrypt, SHA-256-crypt, SHA-512-crypt), curl and an HTTP/2 client as
+visitors, a real exit server in HTTP mode between them. A host with BasicAuthFile= answers 401
+with a Basic challenge until the right user and password come, and the upstream never sees the
+credentials; BearerTokenFile= the same with tokens; header rules change what the upstream and
+the visitor see; RateLimit= answers 429 per visitor address (a forged X-Forwarded-For does not
+escape it); a guesser against an expensive hash gets 503 while other hosts stay fast; a bad
+htpasswd file (Apache's MD5) is refused with file:line, on start and on reload, and a failed
+reload keeps the rules in force."""
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+
+from http_upstream import HttpUpstream
+from inletstest import Daemon, TunnelTest, free_port, main, port_open, wait_until
+from visitors import curl_full, h2_get
+
+
+def htpasswd(path, user, password, kind):
+    """Adds user to path with Apache's htpasswd: -B bcrypt, -2 SHA-256, -5 SHA-512, -m MD5."""
+    create = [] if os.path.exists(path) else ["-c"]
+    subprocess.run(["htpasswd", "-b", *create, kind, path, user, password], check=True, capture_output=True)
+
+
+def basic(user, password):
+    return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class HttpAuth(TunnelTest):
+    def start(self, rules, hosts=("a.test", "b.test", "c.test")):
+        self.ups = {h: HttpUpstream(h[0]) for h in hosts}
+        self.upstreams += list(self.ups.values())
+        self.http_port, self.https_port = free_port(), free_port()
+        self.server(extra_tunnel="Mode=http\n",
+                    extra_server=f"HTTPListen=127.0.0.1:{self.http_port}\nHTTPSListen=127.0.0.1:{self.https_port}\n")
+        ups = "".join(f"Upstream={h}={u.url()}\n" for h, u in self.ups.items())
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
+                f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n{ups}{rules}")
+        self.cli = Daemon(self.tmp, "client", conf)
+        self.daemons.append(self.cli)
+        self.cli.start()
+        self.cli.wait_log("Connection established")
+        wait_until(lambda: port_open(self.http_port) and port_open(self.https_port), 10, "HTTP ports")
+        return self.cli
+
+    def get(self, host, src="127.0.0.2", headers=(), path="/headers"):
+        return curl_full(src, f"http://127.0.0.1:{self.http_port}{path}", host, headers=headers)
+
+    def reload(self, d, old, new):
+        with open(d.path) as f:
+            conf = f.read()
+        self.assertIn(old, conf)
+        with open(d.path, "w") as f:
+            f.write(conf.replace(old, new))
+        n = d.output().count("Reload")
+        d.proc.send_signal(1)
+        wait_until(lambda: d.output().count("Reload") > n, 10, "the reload")
+
+    def test_basic_and_bearer(self):
+        pw = os.path.join(self.tmp, "htpasswd")
+        htpasswd(pw, "alice", "wonder land", "-B")
+        htpasswd(pw, "bob", "b0b:with:colons", "-5")
+        htpasswd(pw, "carol", "c", "-2")
+        tokens = os.path.join(self.tmp, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# bearer tokens\nBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\nCCCCCCCCCCCCCCCCCCCCCCCCCCCC\n")
+        d = self.start(f"BasicAuthFile=a.test={pw}\nBearerTokenFile=b.test={tokens}\n")
+        a, b, c = (self.ups[h] for h in ("a.test", "b.test", "c.test"))
+
+        status, fields, body = self.get("a.test")
+        self.assertEqual(status, 401, body)
+        self.assertEqual(fields.get("www-authenticate"), 'Basic realm="a.test", charset="UTF-8"')
+        self.assertEqual(len(a.requests), 0, "no request without credentials reached the upstream")
+        for user, password in (("alice", "wonder land"), ("bob", "b0b:with:colons"), ("carol", "c")):
+            status, _, body = self.get("a.test", headers=(basic(user, password),))
+            self.assertEqual(status, 200, f"{user}: {body!r}")
+            self.assertNotIn("authorization", a.requests[-1][2], "the upstream never sees our credentials")
+        for user, password in (("alice", "wonder"), ("alice", ""), ("mallory", "wonder land"), ("bob", "b0b")):
+            self.assertEqual(self.get("a.test", headers=(basic(user, password),))[0], 401, f"{user}:{password}")
+        self.assertEqual(self.get("a.test", headers=("Authorization: Basic !!notbase64",))[0], 401)
+        self.assertEqual(self.get("a.test", headers=("Authorization: Bearer " + "B" * 40,))[0], 401,
+                         "a bearer token does not open a Basic host")
+        self.assertEqual(len(a.requests), 3)
+        print("a.test: 401 with a Basic challenge; bcrypt, SHA-512 and SHA-256 users pass (credentials "
+              "removed before the upstream); wrong password, unknown user, bad base64 and a token: 401")
+
+        # HTTP/2 on the HTTPS port: the same rules.
+        auth = base64.b64encode(b"alice:wonder land").decode()
+        self.assertEqual(h2_get("127.0.0.2", self.https_port, "a.test")[0], 401)
+        self.assertEqual(h2_get("127.0.0.2", self.https_port, "a.test", headers=[("authorization", f"Basic {auth}")]),
+                         (200, b"hello from a\n"))
+
+        status, fields, _ = self.get("b.test")
+        self.assertEqual((status, fields.get("www-authenticate")), (401, 'Bearer realm="b.test"'))
+        self.assertEqual(self.get("b.test", headers=("Authorization: Bearer " + "B" * 40,))[0], 200)
+        self.assertEqual(self.get("b.test", headers=("Authorization: bearer " + "C" * 28,))[0], 200)
+        self.assertEqual(self.get("b.test", headers=("Authorization: Bearer " + "B" * 39,))[0], 401)
+        self.assertEqual(self.get("b.test", headers=(basic("alice", "wonder land"),))[0], 401)
+        self.assertEqual(self.get("c.test")[0], 200, "a host without rules stays open")
+        self.assertEqual(len(b.requests), 2)
+        self.assertEqual(len(c.requests), 1)
+        print("b.test: Bearer challenge, both tokens pass (scheme in any case), a shorter one and a "
+              "password do not; c.test open; HTTP/2: the same")
+
+        # Reload with Apache's default MD5 hash: refused with file:line, the rules in force stay.
+        md5 = os.path.join(self.tmp, "md5")
+        htpasswd(md5, "dave", "pw", "-m")
+        self.reload(d, f"BasicAuthFile=a.test={pw}", f"BasicAuthFile=a.test={md5}")
+        out = d.output()
+        self.assertIn(f"{md5}:1", out)
+        self.assertIn("htpasswd -B", out)
+        with open(md5) as f:
+            self.assertNotIn(f.read().strip().split(":", 1)[1], out, "the hash itself is never logged")
+        self.assertEqual(self.get("a.test")[0], 401)
+        self.assertEqual(self.get("a.test", headers=(basic("alice", "wonder land"),))[0], 200)
+        print(f"reload with an MD5 file refused ({md5}:1, no hash in the log); alice still passes")
+
+    def test_bad_file_refused_at_start(self):
+        md5 = os.path.join(self.tmp, "md5")
+        htpasswd(md5, "dave", "pw", "-m")
+        self.ups = {"a.test": HttpUpstream("a")}
+        self.upstreams += list(self.ups.values())
+        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{free_port()}\n")
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
+                f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
+                f"Upstream=a.test={self.ups['a.test'].url()}\nBasicAuthFile=a.test={md5}\n")
+        d = Daemon(self.tmp, "client", conf)
+        self.daemons.append(d)
+        d.start()
+        d.proc.wait(10)
+        rc = d.stop()
+        self.daemons.remove(d)  # its failure is what this test wants
+        self.assertNotEqual(rc, 0)
+        self.assertIn(f"{md5}:1", d.output())
+        print(f"an MD5 htpasswd file stops the start: {d.output().strip().splitlines()[-1]}")
+
+    def test_header_rules(self):
+        self.start("RequestHeader=a.test=set X-Served-By inletsd edge\nRequestHeader=unset X-Secret\n"
+                   "RequestHeader=a.test=add X-Tag one\nRequestHeader=a.test=add X-Tag two\n"
+                   "ResponseHeader=set Strict-Transport-Security max-age=63072000\n"
+                   "ResponseHeader=b.test=unset X-Upstream\n")
+        status, fields, _ = self.get("a.test", headers=("X-Secret: s3cret", "X-Served-By: forged"))
+        self.assertEqual(status, 200)
+        h = self.ups["a.test"].requests[-1][2]
+        self.assertEqual(h.get("x-served-by"), "inletsd edge")
+        self.assertNotIn("x-secret", h)
+        self.assertEqual(fields.get("strict-transport-security"), "max-age=63072000")
+        self.assertEqual(fields.get("x-upstream"), "a")
+        raw = [v for k, v in json.loads(self.get("a.test")[2])["headers"] if k.lower() == "x-tag"]
+        self.assertEqual(raw, ["one", "two"])
+        status, fields, _ = self.get("b.test", headers=("X-Secret: s3cret",))
+        self.assertNotIn("x-secret", self.ups["b.test"].requests[-1][2], "a rule without HOST= applies to all")
+        self.assertNotIn("x-served-by", self.ups["b.test"].requests[-1][2])
+        self.assertNotIn("x-upstream", fields)
+        self.assertEqual(fields.get("strict-transport-security"), "max-age=63072000")
+        print("request: set replaced a forged X-Served-By, unset removed X-Secret everywhere, add kept order; "
+              "response: STS added to all, X-Upstream removed on b.test only")
+
+    def test_rate_limit_per_visitor(self):
+        self.start("RateLimit=a.test=2/s 3\n")
+        got = [self.get("a.test", path="/hello", headers=("X-Forwarded-For: 10.0.0.%d" % i,))[0:2]
+               for i in range(4)]
+        self.assertEqual([g[0] for g in got], [200, 200, 200, 429], got)
+        self.assertEqual(got[3][1].get("retry-after"), "1")
+        self.assertEqual(self.get("a.test", src="127.0.0.3", path="/hello")[0], 200, "another visitor")
+        self.assertEqual(self.get("b.test", path="/hello")[0], 200, "another host has no limit")
+        time.sleep(1.1)
+        self.assertEqual(self.get("a.test", path="/hello")[0], 200, "the bucket refilled")
+        print("RateLimit=2/s 3: three at once pass, the fourth 429 Retry-After 1 (a forged X-Forwarded-For "
+              "per request did not help); another visitor and another host unaffected; refilled after 1 s")
+
+    def test_guessing_is_budgeted(self):
+        pw = os.path.join(self.tmp, "htpasswd")
+        htpasswd(pw, "alice", "right", "-B")
+        subprocess.run(["htpasswd", "-b", "-B", "-C", "12", pw, "slow", "right"], check=True, capture_output=True)
+        self.start(f"BasicAuthFile=a.test={pw}\n")
+        statuses, lock = [], threading.Lock()
+
+        def guess(i):
+            s = self.get("a.test", src="127.0.0.4", headers=(basic("slow", f"guess{i}"),), path="/hello")[0]
+            with lock:
+                statuses.append(s)
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(24)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        worst = 0.0
+        for _ in range(5):
+            s = time.monotonic()
+            self.assertEqual(self.get("c.test", path="/hello")[0], 200)
+            worst = max(worst, time.monotonic() - s)
+        for t in threads:
+            t.join(60)
+        took = time.monotonic() - t0
+        self.assertEqual(len(statuses), 24)
+        self.assertEqual(set(statuses) - {401, 503}, set())
+        self.assertIn(503, statuses, "past the budget, guesses are answered 503")
+        self.assertLess(worst, 1.5, "an open host stays responsive while passwords are guessed")
+        # The next second has a budget again; a password that passed is then remembered.
+        time.sleep(1.1)
+        self.assertEqual(self.get("a.test", headers=(basic("alice", "right"),), path="/hello")[0], 200)
+        print(f"24 guesses against a cost-12 bcrypt hash: {statuses.count(401)} x 401, {statuses.count(503)} x 503 "
+              f"in {took:.1f} s; c.test answered within {worst * 1000:.0f} ms throughout")
+
+
+if __name__ == "__main__":
+    main()
