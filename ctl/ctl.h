@@ -46,8 +46,9 @@ typedef struct TunnelInfo {
         char **cert_names;      /* ACME: the certificate in service */
         size_t n_cert_names;
         uint64_t cert_not_after, cert_renew_at;
-        /* Refused: "allow-list", "control-allow-list", "proxy-header" */
-        uint64_t refused_allow, refused_control, refused_proxy;
+        /* Refused: "allow-list", "control-allow-list", "proxy-header", "client-allow-list" */
+        uint64_t refused_allow, refused_control, refused_proxy, refused_client;
+        unsigned refused_keys;  /* which of the four the daemon sent (bits in that order) */
         bool has_refused;       /* the daemon has the property (an exit server) */
 } TunnelInfo;
 

@@ -59,7 +59,7 @@ static void print_status(const TunnelInfo *t, bool color) {
         format_bytes(t->bytes_out, out);
         printf("   Streams: %u active, %" PRIu64 " total\n", t->active_streams, t->total_streams);
         printf("   Traffic: %s in, %s out\n", in, out);
-        if (t->refused_allow > 0 || t->refused_control > 0 || t->refused_proxy > 0) {
+        if (t->refused_allow > 0 || t->refused_control > 0 || t->refused_proxy > 0 || t->refused_client > 0) {
                 const char *sep = "";
                 printf("   Refused:");
                 if (t->refused_allow > 0) {
@@ -70,8 +70,12 @@ static void print_status(const TunnelInfo *t, bool color) {
                         printf("%s %" PRIu64 " (control port)", sep, t->refused_control);
                         sep = ",";
                 }
-                if (t->refused_proxy > 0)
+                if (t->refused_proxy > 0) {
                         printf("%s %" PRIu64 " (no valid PROXY header)", sep, t->refused_proxy);
+                        sep = ",";
+                }
+                if (t->refused_client > 0)
+                        printf("%s %" PRIu64 " (a client's own lists)", sep, t->refused_client);
                 putchar('\n');
         }
         if (t->n_cert_names > 0) {

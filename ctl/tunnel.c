@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Finding running tunnels on the bus and reading their properties; see ctl.h. */
 
+#include <stddef.h>
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -97,6 +98,13 @@ static int read_clients(sd_bus_message *reply, TunnelInfo *t) {
         return r;
 }
 
+/* The reasons of Refused (a{st}) this inletsctl knows, in the order of refused_keys' bits. */
+static const char *const refused_reasons[] = { "allow-list", "control-allow-list", "proxy-header",
+                                               "client-allow-list" };
+
+static const size_t refused_offsets[] = { offsetof(TunnelInfo, refused_allow), offsetof(TunnelInfo, refused_control),
+                                           offsetof(TunnelInfo, refused_proxy), offsetof(TunnelInfo, refused_client) };
+
 /* Refused (a{st}): the reasons this inletsctl knows; others are skipped. */
 static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
         const char *reason;
@@ -106,12 +114,11 @@ static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
         r = sd_bus_message_enter_container(reply, 'a', "{st}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &reason, &n)) > 0) {
                 t->has_refused = true;
-                if (streq(reason, "allow-list"))
-                        t->refused_allow = n;
-                else if (streq(reason, "control-allow-list"))
-                        t->refused_control = n;
-                else if (streq(reason, "proxy-header"))
-                        t->refused_proxy = n;
+                for (size_t i = 0; i < ELEMENTSOF(refused_reasons); i++)
+                        if (streq(reason, refused_reasons[i])) {
+                                *(uint64_t *) ((uint8_t *) t + refused_offsets[i]) = n;
+                                t->refused_keys |= 1u << i;
+                        }
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
@@ -287,11 +294,13 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
         json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t) t->bytes_out));
         json_object_object_add(o, "started_at_usec", json_object_new_int64((int64_t) t->started_at));
         if (t->has_refused) {
+                /* The reasons the daemon gave, no more (a client has fewer than a server). */
                 json_object *c = json_object_new_object();
-                json_object_object_add(c, "allow-list", json_object_new_int64((int64_t) t->refused_allow));
-                json_object_object_add(c, "control-allow-list",
-                                       json_object_new_int64((int64_t) t->refused_control));
-                json_object_object_add(c, "proxy-header", json_object_new_int64((int64_t) t->refused_proxy));
+                for (size_t i = 0; i < ELEMENTSOF(refused_reasons); i++)
+                        if (t->refused_keys & (1u << i))
+                                json_object_object_add(c, refused_reasons[i],
+                                                       json_object_new_int64(
+                                                       *(const int64_t *) ((const uint8_t *) t + refused_offsets[i])));
                 json_object_object_add(o, "refused", c);
         }
         if (t->n_cert_names > 0) {

@@ -57,7 +57,8 @@ static int get_counter(sd_bus *bus, const char *path, const char *interface, con
                                                                     : c.total_streams);
 }
 
-/* Exit server: how many visitors each access list turned away, by reason; empty otherwise. */
+/* How many visitors each access list turned away, by reason: an exit server's lists, its
+ * clients' own, PROXY headers; a tunnel client's own lists; empty for a fileserver. */
 static int get_refused(sd_bus *bus, const char *path, const char *interface, const char *property,
                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
@@ -67,9 +68,11 @@ static int get_refused(sd_bus *bus, const char *path, const char *interface, con
         manager_get_refused(m, &c);
         r = sd_bus_message_open_container(reply, 'a', "{st}");
         if (r >= 0 && m->def->role == ROLE_SERVER)
-                r = sd_bus_message_append(reply, "{st}{st}{st}", "allow-list", c.allow_list,
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}", "allow-list", c.allow_list,
                                           "control-allow-list", c.control_allow_list, "proxy-header",
-                                          c.proxy_header);
+                                          c.proxy_header, "client-allow-list", c.client_allow_list);
+        else if (r >= 0 && m->def->role == ROLE_CLIENT)
+                r = sd_bus_message_append(reply, "{st}", "allow-list", c.allow_list);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -86,6 +86,9 @@ struct Client {
         gnutls_certificate_credentials_t new_creds, retired_creds;
         bool new_creds_set;
         RateLimit proxy_log;   /* streams without the addresses a PROXY header needs */
+        RateLimit refused_log; /* visitors this client's own AllowFrom=/DenyFrom= refused */
+        uint64_t refused;      /* of TCP streams (HTTP requests: httpupstream.c) */
+        bool access_unknown;   /* this session's server answered "error unknown command" */
 };
 
 static const Definition *def(Client *c) {
@@ -232,6 +235,28 @@ static void dial_prepare_proxy_header(Client *c, Dial *d, MuxStream *s, const ch
                 d->proxy_header_len = (size_t) n;
 }
 
+/* The client's own AllowFrom=/DenyFrom= for a stream to public_port: judged on the visitor the
+ * server names (x-forwarded-for); a stream without one is refused when there are lists (fail
+ * closed: an older server does not say who it is). */
+static bool stream_allowed(Client *c, MuxStream *s, uint16_t public_port) {
+        const AccessList *l = &def(c)->access;
+        SocketAddress visitor;
+        const char *peer = NULL;
+        char scope[8];
+
+        if (l->n_rules == 0)
+                return true;
+        mux_stream_get(s, NULL, NULL, &peer);
+        snprintf(scope, sizeof(scope), "%u", public_port);
+        if (stream_address_parse(peer, &visitor) >= 0 && access_list_allows(l, scope, &visitor))
+                return true;
+        c->refused++;
+        if (ratelimit_below(&c->refused_log))
+                log_info("Port %u: refused %s (this client's AllowFrom=/DenyFrom=).", public_port,
+                         peer && *peer ? peer : "a visitor the server did not name");
+        return false;
+}
+
 static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
         Client *c = userdata;
         uint16_t public_port, port = 0;
@@ -246,6 +271,10 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
                         port = def(c)->ports[i].upstream_port;
         if (port == 0) {
                 log_warning("Server asked for %s, which is not in Ports=; refused.", authority);
+                mux_stream_refuse(s, false);
+                return;
+        }
+        if (!stream_allowed(c, s, public_port)) {
                 mux_stream_refuse(s, false);
                 return;
         }
@@ -316,10 +345,56 @@ static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
         session_end(c, reason);
 }
 
+/* The client's own AllowFrom=/DenyFrom= of d to the exit server, which applies them before a
+ * stream or request reaches us (docs/protocol.md, "access"): begin, the rules in messages of at
+ * most WS_TEXT_MAX bytes, commit. Lists without rules clear the server's. */
+static void send_access_lists(Client *c, const Definition *d) {
+        char msg[WS_TEXT_MAX + 1];
+
+        if (!c->mux || c->access_unknown || mux_send_control(c->mux, "access begin") < 0)
+                return;
+        for (int allow = 1; allow >= 0; allow--) {
+                size_t o = 0;
+                for (size_t i = 0; i < d->access.n_rules; i++) {
+                        char item[ACCESS_RULE_STR_MAX];
+                        size_t n;
+
+                        if (d->access.rules[i].allow != allow)
+                                continue;
+                        n = strlen(access_rule_format(&d->access.rules[i], item));
+                        if (o > 0 && o + 1 + n > WS_TEXT_MAX) {
+                                (void) mux_send_control(c->mux, msg);
+                                o = 0;
+                        }
+                        if (o == 0)
+                                o = (size_t) snprintf(msg, sizeof(msg), "access %s", allow ? "allow" : "deny");
+                        o += (size_t) snprintf(msg + o, sizeof(msg) - o, " %s", item);
+                }
+                if (o > 0)
+                        (void) mux_send_control(c->mux, msg);
+        }
+        (void) mux_send_control(c->mux, "access commit");
+}
+
 static void mux_control(Mux *m, const char *message, void *userdata) {
         Client *c = userdata;
 
-        if (strncmp(message, "ok ", 3) == 0)
+        if (startswith(message, "ok access commit "))
+                log_info("The exit server applies this client's AllowFrom=/DenyFrom= (%s rules) too.", message + 17);
+        else if (startswith(message, "ok access"))
+                return;
+        else if (startswith(message, "error access: ")) {
+                char msg[300];
+                snprintf(msg, sizeof(msg), "The exit server refused this client's access lists: %s", message + 14);
+                log_error("%s", msg);
+                set_error(c, msg);
+        } else if (streq(message, "error unknown command")) {
+                /* Only "access" can be unknown (every server knows "ports"): an older server. */
+                if (!c->access_unknown)
+                        log_warning("The exit server does not apply this client's AllowFrom=/DenyFrom= (an older "
+                                    "version): the client enforces them on its own.");
+                c->access_unknown = true;
+        } else if (strncmp(message, "ok ", 3) == 0)
                 log_info("The server accepted the new offer: %s.", message + 3);
         else if (strncmp(message, "error ", 6) == 0) {
                 char msg[300];
@@ -448,6 +523,9 @@ static void handle_response(Client *c, size_t head_len) {
                 return fail(c, "Failed to start the tunnel session: %s", strerror(-r));
         c->state = STATE_CONNECTED;
         c->connected_at = now_usec();
+        c->access_unknown = false;
+        if (d->access.n_rules > 0)
+                send_access_lists(c, d);
         c->ever_connected = true;
         c->last_error[0] = 0;
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -702,6 +780,7 @@ int client_new(Manager *m, Client **ret) {
         c->fd = -1;
         c->state = STATE_STOPPED;
         c->proxy_log = (RateLimit) { .interval_usec = 60 * USEC_PER_SEC, .burst = 1 };
+        c->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = c;
         return 0;
 }
@@ -817,6 +896,11 @@ Client *client_free(Client *c) {
 
 /* ---- what the bus shows ---- */
 
+uint64_t client_refused(Client *c) {
+        assert(c);
+        return c->refused + http_upstreams_refused(c->http);
+}
+
 void client_get_counters(Client *c, TunnelCounters *ret) {
         assert(c);
         assert(ret);
@@ -881,7 +965,7 @@ int client_reload(Client *c, const Definition *n, char **ret_error) {
 
 void client_reloaded(Client *c, const Definition *o) {
         const Definition *n;
-        bool reconnect;
+        bool reconnect, send_lists = false;
 
         assert(c);
         assert(o);
@@ -909,18 +993,27 @@ void client_reloaded(Client *c, const Definition *o) {
                 (void) refresh_upstream(c);
         if (n->mode == MODE_HTTP && offer_changed(o, n))
                 reconnect = true; /* new host names: the server learns them from a new session */
+        /* New lists for the running session (after a new offer, which they may scope). */
+        if (!reconnect && c->state == STATE_CONNECTED && !access_list_equal(&o->access, &n->access))
+                send_lists = true;
         if (!reconnect && offer_changed(o, n) && c->state == STATE_CONNECTED) {
                 /* Tell the server in the running session: untouched ports keep their streams. */
                 char msg[MAX(1, 6 * 256) + 8];
                 size_t k = (size_t) snprintf(msg, sizeof(msg), "ports ");
                 for (size_t i = 0; i < n->n_ports && k < sizeof(msg) - 8; i++)
                         k += (size_t) snprintf(msg + k, sizeof(msg) - k, "%s%u", i ? "," : "", n->ports[i].public_port);
-                if (mux_send_control(c->mux, msg) >= 0)
+                if (mux_send_control(c->mux, msg) >= 0) {
+                        if (send_lists)
+                                send_access_lists(c, n);
                         return;
+                }
                 reconnect = true;
         }
-        if ((!reconnect && !offer_changed(o, n)) || c->state == STATE_STOPPED)
+        if ((!reconnect && !offer_changed(o, n)) || c->state == STATE_STOPPED) {
+                if (send_lists)
+                        send_access_lists(c, n);
                 return;
+        }
 
         log_info("Reconnecting to apply the new configuration.");
         freeaddrinfo(c->server_addrs);

@@ -118,8 +118,9 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
                 *ret_status = 403;
                 return NULL;
         }
-        m = f->route(host, f->userdata);
-        *ret_status = m ? 0 : 502;
+        bool refused;
+        m = f->route(host, peer, &refused, f->userdata);
+        *ret_status = m ? 0 : refused ? 403 : 502;
         return m;
 }
 

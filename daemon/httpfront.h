@@ -10,8 +10,9 @@
 
 typedef struct HttpFront HttpFront;
 
-/* The session that serves host (lower case, no port), or NULL. */
-typedef Mux *(*HttpRouteFunc)(const char *host, void *userdata);
+/* The session that serves host (lower case, no port) to peer, or NULL: with *ret_refused when
+ * one serves it but its client's own lists refuse peer (counted and logged by the callee). */
+typedef Mux *(*HttpRouteFunc)(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata);
 
 /* Takes ownership of listen_fd. creds NULL: plain HTTP. */
 int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t creds, HttpRouteFunc route,
@@ -38,8 +39,9 @@ void http_front_count_request(HttpFront *f);
 /* An HTTP/2 connection opened or ended: it counts under MaxConnections= while it lives. */
 void http_front_count_conn(HttpFront *f, bool open);
 /* The session for a Host value asked for by peer; NULL with *ret_status 400 (malformed), 403
- * (AllowFrom=/DenyFrom= refuse peer for this host: counted and logged here) or 502 (nobody
- * serves it). host gets the normalized name. */
+ * (AllowFrom=/DenyFrom= refuse peer for this host: counted and logged here; or the serving
+ * client's own lists do: counted by the route callback) or 502 (nobody serves it). host gets
+ * the normalized name. */
 Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
                       char host[static 256]);
 /* Copies the end-to-end fields of h into t and adds X-Forwarded-For/-Proto/-Host and

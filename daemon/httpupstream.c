@@ -16,6 +16,7 @@
  * returns whether the two are still there and still together (bool, true: yes); a caller that
  * gets false touches neither again. */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -27,6 +28,8 @@
 #include "httpupstream.h"
 #include "log.h"
 #include "macro.h"
+#include "ratelimit.h"
+#include "time-util.h"
 #include "socket-util.h"
 #include "tls.h"
 
@@ -54,6 +57,8 @@ struct HttpUpstreams {
         Manager *manager;
         Targets *targets;
         HttpGuard *guard;       /* BasicAuthFile=, BearerTokenFile=, RateLimit= */
+        uint64_t refused;       /* requests this client's own AllowFrom=/DenyFrom= refused */
+        RateLimit refused_log;
         gnutls_certificate_credentials_t creds;
         UpConn *conns;
 };
@@ -160,14 +165,15 @@ static void respond_verdict(MuxStream *s, const HttpVerdict *v) {
                            { (char *) "cache-control", (char *) "no-store" },
                            { (char *) (v->status == 401 ? "www-authenticate" : "retry-after"),
                              v->status == 401 ? (char *) v->challenge : retry } };
-        const char *body = v->status == 401 ? "Authentication required.\n"
+        const char *body = v->status == 403 ? "Not allowed from your address.\n"
+                         : v->status == 401 ? "Authentication required.\n"
                          : v->status == 429 ? "Too many requests; try again later.\n"
                                             : "Busy checking passwords; try again in a second.\n";
 
         snprintf(retry, sizeof(retry), "%u", v->retry_after_sec);
         log_debug("HTTP %u for the exit server (HTTP access rules).", v->status);
         mux_stream_set_ops(s, NULL, NULL);
-        if (mux_respond(s, v->status, h, ELEMENTSOF(h), false) < 0 || mux_stream_write(s, body, strlen(body)) < 0 ||
+        if (mux_respond(s, v->status, h, ELEMENTSOF(h) - (v->status == 403), false) < 0 || mux_stream_write(s, body, strlen(body)) < 0 ||
             mux_stream_end(s, NULL, 0) < 0)
                 mux_stream_reset(s);
 }
@@ -875,18 +881,58 @@ static void exchange_start(Exchange *x) {
         x->uc = uc;
 }
 
-static ssize_t find_target(HttpUpstreams *u, const char *authority) {
-        char host[256];
+/* The host of an authority as the exit server routes it (http_front_normalize_host()): lower
+ * case, no port, no trailing dot; false if it does not fit. */
+static bool authority_host(const char *authority, char host[static 256]) {
         size_t n = authority[0] == '[' ? strcspn(authority, "]") + 1 : strcspn(authority, ":");
-        ssize_t fallback = -1;
 
-        if (n >= sizeof(host))
-                return -1;
+        if (n >= 256)
+                return false;
         for (size_t i = 0; i < n; i++)
                 host[i] = ascii_tolower(authority[i]);
         if (n > 1 && host[0] != '[' && host[n - 1] == '.')
-                n--; /* the same name as the exit server routes it (http_front_normalize_host()) */
+                n--;
         host[n] = 0;
+        return true;
+}
+
+/* This client's own AllowFrom=/DenyFrom= for a request: judged on the visitor the exit server
+ * names (the last X-Forwarded-For entry), by the host asked for; a request without one is
+ * refused when there are lists (fail closed). */
+static bool request_allowed(HttpUpstreams *u, const HttpHead *h) {
+        const AccessList *l = &def(u)->access;
+        char vbuf[64], host[256];
+        const char *visitor;
+        SocketAddress a;
+
+        if (l->n_rules == 0)
+                return true;
+        visitor = visitor_of(h, vbuf, sizeof(vbuf));
+        /* A numeric address only ("" or "*" would parse as the any address). */
+        a = (SocketAddress) {};
+        if (inet_pton(AF_INET, visitor, &a.in.sin_addr) == 1)
+                a.sa.sa_family = AF_INET, a.len = sizeof(a.in);
+        else if (inet_pton(AF_INET6, visitor, &a.in6.sin6_addr) == 1)
+                a.sa.sa_family = AF_INET6, a.len = sizeof(a.in6);
+        if (a.len > 0 && authority_host(h->authority ?: "", host) && access_list_allows(l, host, &a))
+                return true;
+        u->refused++;
+        if (ratelimit_below(&u->refused_log))
+                log_info("HTTP %s: refused %s (this client's AllowFrom=/DenyFrom=).", h->authority ?: "",
+                         *visitor ? visitor : "a visitor the server did not name");
+        return false;
+}
+
+uint64_t http_upstreams_refused(HttpUpstreams *u) {
+        return u ? u->refused : 0;
+}
+
+static ssize_t find_target(HttpUpstreams *u, const char *authority) {
+        char host[256];
+        ssize_t fallback = -1;
+
+        if (!authority_host(authority, host))
+                return -1;
         for (size_t i = 0; i < u->targets->n; i++) {
                 if (!u->targets->t[i].u.match) {
                         if (fallback < 0)
@@ -923,6 +969,11 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
         if (t < 0) {
                 respond_error(s, 502, "No Upstream= for host %s on this tunnel client.", h->authority ?: "(none)");
                 http_head_free(h);
+                return;
+        }
+        if (!request_allowed(u, h)) {
+                http_head_free(h);
+                respond_verdict(s, &(HttpVerdict) { .status = 403 });
                 return;
         }
         if (!http_rules_empty(&def(u)->http_rules)) {
@@ -1066,6 +1117,7 @@ int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
         if (!u)
                 return -ENOMEM;
         u->manager = m;
+        u->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         r = http_guard_new(&u->guard);
         if (r < 0)
                 return r;

@@ -19,6 +19,8 @@ int http_upstreams_refresh(HttpUpstreams *u);
 
 /* The host names to offer the exit server, comma-separated; "*" for a default upstream. */
 char *http_upstreams_offer(const Definition *d);
+/* Requests this client's own AllowFrom=/DenyFrom= refused (0 for NULL). */
+uint64_t http_upstreams_refused(HttpUpstreams *u);
 
 /* The mux callback for HTTP mode requests (h passes to the callee). */
 void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool end_stream);

@@ -195,6 +195,13 @@ static int run_inlets(int argc, char *argv[], Definition **ret, char **ret_path)
                 log_error("%s", err ?: strerror(-r));
                 return r;
         }
+        if (a.generate != GENERATE_NONE && a.inline_secret) {
+                log_error("--%s cannot be written into a definition or a unit: put the credentials in a file "
+                          "(htpasswd -cB FILE USER; a token file) and use --basic-auth-file / --bearer-token-file.",
+                          a.inline_secret);
+                inlets_args_done(&a);
+                return -EINVAL;
+        }
         if (a.generate == GENERATE_CONFIG) {
                 _cleanup_free_ char *ini = NULL;
                 r = definition_finish_no_token(d, &err);
@@ -216,6 +223,9 @@ static int run_inlets(int argc, char *argv[], Definition **ret, char **ret_path)
         }
         if (a.token_inline)
                 log_warning("--token is visible to every user of this machine (ps, /proc): prefer --token-file.");
+        if (a.inline_secret)
+                log_warning("--%s is visible to every user of this machine (ps, /proc): prefer --%s.", a.inline_secret,
+                            streq(a.inline_secret, "bearer-token") ? "bearer-token-file" : "basic-auth-file");
         inlets_args_done(&a);
         /* Auto-TLS state of a foreground run: the service's directory, root's, or the user's. */
         if (!getenv("STATE_DIRECTORY") && d->role == ROLE_SERVER && !d->state_directory && geteuid() != 0 &&

@@ -126,6 +126,8 @@ void manager_get_refused(Manager *m, RefusedCounters *ret) {
         *ret = (RefusedCounters) {};
         if (m->server)
                 server_get_refused(m->server, ret);
+        else if (m->client)
+                ret->allow_list = client_refused(m->client);
 }
 
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {

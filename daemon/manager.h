@@ -64,6 +64,7 @@ typedef struct TunnelCounters {
 typedef struct RefusedCounters {
         uint64_t allow_list, control_allow_list;
         uint64_t proxy_header;  /* AcceptProxyProtocol=: no valid header from a trusted source */
+        uint64_t client_allow_list; /* exit server: a tunnel client's own lists refused the visitor */
 } RefusedCounters;
 
 typedef struct Manager {

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <gnutls/gnutls.h>
 
+#include "access.h"
 #include "http1.h"
 #include "httpfront.h"
 #include "macro.h"
@@ -71,6 +72,10 @@ struct Session {
         size_t n_ports;
         char **hosts;         /* HTTP mode: lower case; "*" serves any host */
         size_t n_hosts;
+        /* The client's own AllowFrom=/DenyFrom= ("access" control messages): in force, and
+         * the one being received until "access commit". */
+        AccessList access, access_pending;
+        bool access_open;
 };
 
 /* A connection on the control port until its WebSocket upgrade is answered. */
@@ -154,7 +159,9 @@ int session_new(Server *s, const char *id, const char *remote, Offer *offer, Ses
 int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_early);
 void session_log_connected(Session *x);
 Session *session_for_port(Server *s, Listener *l);
-Mux *server_route_host(const char *host, void *userdata);
+/* Whether the client's own lists let peer reach the port or host (scope); counted when not. */
+bool session_allows(Session *x, const char *scope, const SocketAddress *peer);
+Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata);
 int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n);
 int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n);
 /* Why a port a client asked for is refused, for the 409 and the log. */

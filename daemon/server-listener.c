@@ -96,7 +96,7 @@ static int listener_accept(int cfd, const SocketAddress *peer, bool via_proxy, v
         }
 
         x = session_for_port(s, l);
-        if (!x) {
+        if (!x || !session_allows(x, l->scope, peer)) {
                 safe_close(cfd);
                 return 0;
         }

@@ -26,9 +26,28 @@ Session *session_free(Session *x) {
                 listener_unref(s, x->ports[i]);
         free(x->ports);
         strv_free(x->hosts);
+        access_list_done(&x->access);
+        access_list_done(&x->access_pending);
         free(x->id);
         free(x);
         return NULL;
+}
+
+bool session_allows(Session *x, const char *scope, const SocketAddress *peer) {
+        Server *s;
+
+        assert(x);
+        if (access_list_allows(&x->access, scope, peer))
+                return true;
+        s = x->server;
+        s->refused.client_allow_list++;
+        if (ratelimit_below(&s->refused_log)) {
+                char buf[SOCKADDR_STR_MAX];
+                socket_address_format(peer, buf);
+                log_conn(LOG_INFO, x->id, buf, 0, "%s%s: refused %s (AllowFrom=/DenyFrom= of client %s).",
+                         strspn(scope, "0123456789") == strlen(scope) ? "Port " : "HTTP ", scope, buf, x->id);
+        }
+        return false;
 }
 
 static void session_closed(Mux *m, int error, const char *reason, void *userdata) {
@@ -150,12 +169,15 @@ Session *session_for_port(Server *s, Listener *l) {
 }
 
 /* HTTP mode: the session for a request's host, round-robin among those that name it, else
- * among those that serve any host. */
-Mux *server_route_host(const char *host, void *userdata) {
+ * among those that serve any host; NULL with *ret_refused when that session's own lists refuse
+ * peer. */
+Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata) {
         Server *s = userdata;
         unsigned exact = 0, any = 0, pick;
 
         assert(s);
+        assert(ret_refused);
+        *ret_refused = false;
         for (Session *x = s->sessions; x; x = x->next)
                 for (size_t i = 0; i < x->n_hosts; i++) {
                         if (streq(x->hosts[i], host))
@@ -168,8 +190,12 @@ Mux *server_route_host(const char *host, void *userdata) {
         pick = s->host_rr++ % (exact ?: any);
         for (Session *x = s->sessions; x; x = x->next)
                 for (size_t i = 0; i < x->n_hosts; i++)
-                        if (streq(x->hosts[i], exact ? host : "*") && pick-- == 0)
-                                return x->mux;
+                        if (streq(x->hosts[i], exact ? host : "*") && pick-- == 0) {
+                                if (session_allows(x, host, peer))
+                                        return x->mux;
+                                *ret_refused = true;
+                                return NULL;
+                        }
         return NULL;
 }
 
@@ -311,8 +337,7 @@ static int session_control_parse(Session *x, Mux *m, const char *list, uint16_t 
 }
 
 /* "ports 3389,2222": the new complete offer. Answered "ok ports …" or "error …". */
-static void session_control(Mux *m, const char *message, void *userdata) {
-        Session *x = userdata;
+static void session_control_ports(Session *x, Mux *m, const char *list) {
         Server *s = x->server;
         _cleanup_free_ uint16_t *ports = NULL, *added = NULL, *removed = NULL;
         _cleanup_free_ char *why = NULL;
@@ -321,13 +346,7 @@ static void session_control(Mux *m, const char *message, void *userdata) {
         size_t o;
         int r;
 
-        assert(m);
-        assert(message);
-        if (strncmp(message, "ports ", 6) != 0) {
-                (void) mux_send_control(m, "error unknown command");
-                return;
-        }
-        if (session_control_parse(x, m, message + 6, &ports, &n) < 0)
+        if (session_control_parse(x, m, list, &ports, &n) < 0)
                 return;
         added = calloc(n, sizeof(uint16_t));
         removed = calloc(x->n_ports ?: 1, sizeof(uint16_t));
@@ -366,3 +385,109 @@ static void session_control(Mux *m, const char *message, void *userdata) {
         manager_emit_changed(s->manager, "Clients");
         manager_emit_changed(s->manager, "Ports");
 }
+
+/* Whether every scope of l names something the client offers: a port (TCP mode) or a host name
+ * (HTTP mode); the first that does not in *ret. */
+static bool access_scopes_offered(const Session *x, Mode mode, const AccessList *l, const char **ret) {
+        for (size_t i = 0; i < l->n_rules; i++) {
+                const char *scope = l->rules[i].scope;
+                bool ok = false;
+                unsigned port;
+
+                if (!scope)
+                        continue;
+                if (mode == MODE_TCP)
+                        ok = parse_unsigned(scope, &port) >= 0 && port <= UINT16_MAX &&
+                             has_port(x->ports, x->n_ports, (uint16_t) port);
+                else
+                        ok = strv_contains(x->hosts, x->n_hosts, scope);
+                if (!ok) {
+                        *ret = scope;
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* "access begin", "access allow ITEMS", "access deny ITEMS", "access commit": the client's own
+ * AllowFrom=/DenyFrom=, in as many messages as they take, in force at the commit (see
+ * docs/protocol.md). A bad item drops what came since "begin"; the lists in force stay. */
+static void session_control_access(Session *x, Mux *m, const char *args) {
+        const Definition *d = server_def(x->server);
+        _cleanup_free_ char *item = NULL;
+        const char *reason = NULL, *scope = NULL;
+        char reply[512];
+        bool allow;
+        int r;
+
+        if (streq(args, "begin")) {
+                access_list_done(&x->access_pending);
+                x->access_open = true;
+                (void) mux_send_control(m, "ok access begin");
+                return;
+        }
+        if (!x->access_open) {
+                (void) mux_send_control(m, "error access: no \"access begin\" before this");
+                return;
+        }
+        if (streq(args, "commit")) {
+                if (!access_scopes_offered(x, d->mode, &x->access_pending, &scope)) {
+                        snprintf(reply, sizeof(reply), "error access: %s %s is not in this client's offer",
+                                 d->mode == MODE_TCP ? "port" : "host", scope);
+                        goto fail;
+                }
+                access_list_done(&x->access);
+                x->access = x->access_pending;
+                x->access_pending = (AccessList) {};
+                x->access_open = false;
+                snprintf(reply, sizeof(reply), "ok access commit %zu", x->access.n_rules);
+                log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s applies its own access lists (%zu rules).", x->id,
+                         x->access.n_rules);
+                (void) mux_send_control(m, reply);
+                return;
+        }
+        if (startswith(args, "allow "))
+                allow = true;
+        else if (startswith(args, "deny "))
+                allow = false;
+        else {
+                (void) mux_send_control(m, "error unknown command");
+                return;
+        }
+        /* Scopes must be of the mode's kind; that they are offered is checked at the commit. */
+        r = access_list_parse_full(&x->access_pending, args + (allow ? 6 : 5), allow, true, &reason, &item);
+        if (r >= 0) {
+                for (size_t i = 0; i < x->access_pending.n_rules && !scope; i++) {
+                        const char *sc = x->access_pending.rules[i].scope;
+                        if (sc && (sc[strspn(sc, "0123456789")] == 0) != (d->mode == MODE_TCP))
+                                scope = sc;
+                }
+                if (!scope) {
+                        snprintf(reply, sizeof(reply), "ok access %zu", x->access_pending.n_rules);
+                        (void) mux_send_control(m, reply);
+                        return;
+                }
+                snprintf(reply, sizeof(reply), "error access: %s is not a %s", scope,
+                         d->mode == MODE_TCP ? "port (TCP mode)" : "host name (HTTP mode)");
+        } else
+                snprintf(reply, sizeof(reply), "error access: '%.100s': %s", item ?: "", reason ?: strerror(-r));
+fail:
+        log_conn(LOG_WARNING, x->id, x->remote, 0, "Client %s: access lists refused: %s.", x->id, reply + 14);
+        access_list_done(&x->access_pending);
+        x->access_open = false;
+        (void) mux_send_control(m, reply);
+}
+
+static void session_control(Mux *m, const char *message, void *userdata) {
+        Session *x = userdata;
+
+        assert(m);
+        assert(message);
+        if (startswith(message, "ports "))
+                session_control_ports(x, m, message + 6);
+        else if (startswith(message, "access "))
+                session_control_access(x, m, message + 7);
+        else
+                (void) mux_send_control(m, "error unknown command");
+}
+

@@ -174,6 +174,23 @@ class Daemon:
     def wait_log(self, text, timeout=10.0):
         return wait_until(lambda: text in self.output(), timeout, f"{self.name} to log {text!r}")
 
+    def rewrite(self, old, new):
+        """Replaces old (which must be there) by new in the definition file."""
+        with open(self.path) as f:
+            conf = f.read()
+        if old not in conf:
+            raise AssertionError(f"{self.name}: {old!r} is not in {self.path}")
+        with open(self.path, "w") as f:
+            f.write(conf.replace(old, new))
+
+    def reload(self, old, new, expect="Reloaded."):
+        """Rewrites the definition and reloads it with SIGHUP; returns when it logged expect once
+        more ("Reload failed" for a reload that must fail)."""
+        self.rewrite(old, new)
+        n = self.output().count(expect)
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.output().count(expect) > n, 10, f"{self.name} to log {expect!r} again")
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

@@ -3,12 +3,13 @@
 under the test's temporary directory: nginx (an upstream that speaks the PROXY protocol),
 haproxy (a load balancer that sends it) and a private D-Bus session bus."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 
-from inletstest import free_port, port_open, wait_until
+from inletstest import INLETSCTL, TunnelTest, free_port, port_open, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -116,3 +117,24 @@ class SessionBus:
     def close(self):
         os.kill(self.pid, signal.SIGTERM)
         subprocess.run(["rm", "-rf", self.dir])
+
+
+class BusTunnelTest(TunnelTest):
+    """A TunnelTest with a private session bus for the class: daemons started with
+    args=("--user",), env=self.env are on it, and inletsctl --user reads them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bus = SessionBus()
+        cls.env = cls.bus.env
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bus.close()
+
+    def status_json(self, name):
+        """inletsctl --user --json status NAME: the tunnel's object."""
+        r = subprocess.run([INLETSCTL, "--user", "--json", "status", name], capture_output=True, text=True,
+                           env=self.env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)[0]

@@ -9,16 +9,14 @@ hops. A source outside the list never has a header parsed; a trusted one that se
 truncated, oversized or late header is closed, counted (Refused "proxy-header"), and never
 blocks the loop; a forged X-Forwarded-For from an untrusted visitor is dropped."""
 
-import json
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 from http_upstream import HttpUpstream
-from inletstest import INLETSCTL, Daemon, TunnelTest, free_port, main, port_open, wait_until
-from peers import Haproxy, Nginx, SessionBus
+from inletstest import Daemon, free_port, main, port_open, wait_until
+from peers import BusTunnelTest, Haproxy, Nginx
 from visitors import curl, dial, h2_get, tcp_roundtrip
 
 BUS_NAME = "io.inletsd.Tunnel.srv"
@@ -50,16 +48,7 @@ def visit(src, port, request=b"GET / HTTP/1.0\r\nHost: test\r\n\r\n"):
         s.close()
 
 
-class AcceptProxy(TunnelTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.bus = SessionBus()
-        cls.env = cls.bus.env
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.bus.close()
-
+class AcceptProxy(BusTunnelTest):
     def setUp(self):
         super().setUp()
         self.peers = []
@@ -74,10 +63,7 @@ class AcceptProxy(TunnelTest):
                            env=self.env)
 
     def refused(self):
-        r = subprocess.run([INLETSCTL, "--user", "--json", "status", "srv"], capture_output=True, text=True,
-                           env=self.env, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)[0]["refused"]
+        return self.status_json("srv")["refused"]
 
     def test_tcp_haproxy_v2_to_nginx_v1(self):
         """Visitor -> haproxy (PROXY v2) -> exit server -> tunnel client (PROXY v1) -> nginx: nginx
@@ -105,7 +91,7 @@ class AcceptProxy(TunnelTest):
         # Straight to the public port from an untrusted source: no header is expected or read.
         me, out = visit("127.0.0.5", pub)
         self.assertIn(f"pp {me[0]}:{me[1]}".encode(), out)
-        self.assertEqual(self.refused(), {"allow-list": 1, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 1, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         print("DenyFrom=127.0.0.4 refused .4 behind haproxy (nginx saw nothing); direct .5 needs no header")
 
     def test_hostile_headers_from_trusted_source(self):
@@ -265,7 +251,7 @@ class AcceptProxy(TunnelTest):
         self.client(str(pub) + f":{echo.port}", url=f"wss://127.0.0.1:{lb_control}")
         wait_until(lambda: port_open(pub), 10, "public port")
         self.assertEqual(tcp_roundtrip("127.0.0.3", pub, b"via the balancer"), b"via the balancer")
-        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         print("the tunnel came up through haproxy with ControlAllowFrom=127.0.0.1 (the balancer is 127.0.0.2)")
 
 

@@ -13,8 +13,8 @@ import subprocess
 import time
 
 from http_upstream import HttpUpstream
-from inletstest import INLETSCTL, Daemon, TunnelTest, free_port, main, port_open, wait_until
-from peers import SessionBus
+from inletstest import INLETSCTL, Daemon, free_port, main, port_open, wait_until
+from peers import BusTunnelTest
 from visitors import curl, dial, h2_get, tcp_refused, tcp_roundtrip
 
 BUS_NAME = "io.inletsd.Tunnel.srv"
@@ -24,16 +24,7 @@ def run(cmd, env, timeout=30):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-class Access(TunnelTest):
-    @classmethod
-    def setUpClass(cls):
-        # A private session bus: the exit server runs with --user, inletsctl --user reads it.
-        cls.bus = SessionBus()
-        cls.env = cls.bus.env
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.bus.close()
+class Access(BusTunnelTest):
 
     def srv(self, extra_server, extra_tunnel=""):
         return self.server(extra_server=extra_server, extra_tunnel=extra_tunnel, name="srv", args=("--user",),
@@ -77,7 +68,7 @@ class Access(TunnelTest):
         # Listening once the client is in (no probe: one from 127.0.0.1 would be refused on p2).
         self.client(f"{p1}:{e1.port},{p2}:{e2.port}")
         base = e1.connections
-        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         self.assertNotIn("Refused:", self.status_text())
 
         self.assertEqual(tcp_roundtrip("127.0.0.2", p1), b"hello through the tunnel")
@@ -91,7 +82,7 @@ class Access(TunnelTest):
         time.sleep(0.5)
         self.assertEqual(e1.connections, base + 2, "no refused connection reached upstream 1")
         self.assertEqual(e2.connections, base2 + 1, "no refused connection reached upstream 2")
-        self.assertEqual(self.refused(), {"allow-list": 3, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 3, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         self.assertIn("Refused: 3 (allow list)\n", self.status_text())
         wait_until(lambda: "refused 127.0.0.3:" in d.output(), 5, "the refusal in the log")
         self.assertIn(f"Port {p2}: refused 127.0.0.2:", d.output())
@@ -122,7 +113,7 @@ class Access(TunnelTest):
         held.close()
         time.sleep(0.3)
         self.assertEqual(e.connections, n + 1)
-        self.assertEqual(self.refused(), {"allow-list": 2, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 2, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         print("reload: the open connection from 127.0.0.2 kept working, a new one was refused, "
               "127.0.0.3 now served; Refused allow-list=2")
 
@@ -165,7 +156,7 @@ class Access(TunnelTest):
         self.assertEqual(curl("127.0.0.3", http, "c.test")[0], 502)
         self.assertEqual(len(a.requests), seen_a, "no refused request reached upstream a")
         self.assertEqual(len(b.requests), 2)
-        self.assertEqual(self.refused(), {"allow-list": 8, "control-allow-list": 0, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 8, "control-allow-list": 0, "proxy-header": 0, "client-allow-list": 0})
         self.assertIn("Refused: 8 (allow list)\n", self.status_text())
         print("HTTP: a.test 200 from 127.0.0.2 (HTTP/1.1, HTTPS, h2), 403 from .3 on all three; b.test 200 "
               "from .3, 403 from .9 (tunnel-wide deny) on HTTP/1.1 and h2; a.test. 403, a..test 400; Refused allow-list=8")
@@ -187,7 +178,7 @@ class Access(TunnelTest):
         self.client(f"{p}:{e.port}")
         wait_until(lambda: port_open(p), 10, "public port")
         self.assertEqual(tcp_roundtrip("127.0.0.1", p), b"hello through the tunnel")
-        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 2, "proxy-header": 0})
+        self.assertEqual(self.refused(), {"allow-list": 0, "control-allow-list": 2, "proxy-header": 0, "client-allow-list": 0})
         wait_until(lambda: "Control port: refused 127.0.0.3:" in d.output(), 5, "the refusal in the log")
 
         # Reloaded to refuse 127.0.0.1 too: the running session is left alone, a second tunnel

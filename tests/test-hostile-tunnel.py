@@ -8,10 +8,7 @@ that resets every stream the server opens leaves no public connection or descrip
 PING and CONTINUATION floods end that session only."""
 
 import os
-import base64
 import socket
-import ssl
-import struct
 import subprocess
 import time
 
@@ -22,95 +19,9 @@ import h2.events
 import h2.settings
 import hyperframe.frame
 
-from inletstest import (TOKEN, TunnelTest, echo_roundtrip, free_port, main, port_open, rss_kib, sanitized,
+from fake_peers import FakeClient
+from inletstest import (TunnelTest, echo_roundtrip, free_port, main, port_open, rss_kib, sanitized,
                         wait_until)
-
-
-class FakeClient:
-    def __init__(self, port, ca, ports, settings=None, hosts=None):
-        ctx = ssl.create_default_context(cafile=ca)
-        ctx.check_hostname = False
-        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                        f"Authorization: Bearer {TOKEN}\r\n"
-                        + (f"X-Inlets-Mode: http\r\nX-Inlets-Hosts: {hosts}\r\n" if hosts else
-                           f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n") +
-                        f"X-Inlets-Client-Id: hostile\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += self.s.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.buf = b""
-        self.texts = []
-        # (CONNECT without :path is valid HTTP/2 (RFC 9113 §8.5), but h2 insists on :path.)
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
-                                                                      validate_inbound_headers=False))
-        self.h2.initiate_connection()
-        if settings:
-            self.h2.update_settings(settings)
-        self.flush()
-
-    def send_ws(self, data):
-        # A zero masking key is valid (RFC 6455 §5.3) and lets bulk data skip Python's XOR loop.
-        mask = os.urandom(4) if len(data) < 65536 else bytes(4)
-        n = len(data)
-        hdr = bytes([0x82, 0x80 | n]) if n < 126 else (bytes([0x82, 0xFE]) + struct.pack("!H", n) if n < 65536
-                                                       else bytes([0x82, 0xFF]) + struct.pack("!Q", n))
-        masked = data if mask == bytes(4) else bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.s.sendall(hdr + mask + masked)
-
-    def send_text(self, text):
-        data = text.encode()
-        mask = os.urandom(4)
-        self.s.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def flush(self):
-        data = self.h2.data_to_send()
-        if data:
-            self.send_ws(data)
-
-    def pump(self, seconds, on_request=None):
-        """Reads WebSocket frames into the HTTP/2 state machine; answers CONNECTs with 200 (or
-        calls on_request(stream_id) instead)."""
-        self.s.settimeout(0.1)
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                chunk = self.s.recv(65536)
-            except (socket.timeout, ssl.SSLWantReadError):
-                continue
-            if not chunk:
-                return False
-            self.buf += chunk
-            while len(self.buf) >= 2:
-                n, off = self.buf[1] & 0x7F, 2
-                if n == 126:
-                    if len(self.buf) < 4:
-                        break
-                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-                elif n == 127:
-                    if len(self.buf) < 10:
-                        break
-                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-                if len(self.buf) < off + n:
-                    break
-                op, payload = self.buf[0] & 0x0F, self.buf[off:off + n]
-                self.buf = self.buf[off + n:]
-                if op == 2:
-                    for ev in self.h2.receive_data(payload):
-                        if isinstance(ev, h2.events.RequestReceived):
-                            if on_request:
-                                on_request(ev.stream_id)
-                            else:
-                                self.h2.send_headers(ev.stream_id, [(":status", "200")])
-                    self.flush()
-                elif op == 1:
-                    self.texts.append(payload.decode(errors="replace"))
-                elif op == 8:
-                    return False
-        return True
 
 
 class HostileTunnel(TunnelTest):

@@ -18,7 +18,7 @@ import threading
 import time
 
 from http_upstream import HttpUpstream
-from inletstest import Daemon, TunnelTest, free_port, main, port_open, wait_until
+from inletstest import INLETSD, Daemon, TunnelTest, free_port, main, port_open, wait_until
 from visitors import curl_full, h2_get
 
 
@@ -51,16 +51,6 @@ class HttpAuth(TunnelTest):
 
     def get(self, host, src="127.0.0.2", headers=(), path="/headers"):
         return curl_full(src, f"http://127.0.0.1:{self.http_port}{path}", host, headers=headers)
-
-    def reload(self, d, old, new):
-        with open(d.path) as f:
-            conf = f.read()
-        self.assertIn(old, conf)
-        with open(d.path, "w") as f:
-            f.write(conf.replace(old, new))
-        n = d.output().count("Reload")
-        d.proc.send_signal(1)
-        wait_until(lambda: d.output().count("Reload") > n, 10, "the reload")
 
     def test_basic_and_bearer(self):
         pw = os.path.join(self.tmp, "htpasswd")
@@ -111,7 +101,7 @@ class HttpAuth(TunnelTest):
         # Reload with Apache's default MD5 hash: refused with file:line, the rules in force stay.
         md5 = os.path.join(self.tmp, "md5")
         htpasswd(md5, "dave", "pw", "-m")
-        self.reload(d, f"BasicAuthFile=a.test={pw}", f"BasicAuthFile=a.test={md5}")
+        d.reload(f"BasicAuthFile=a.test={pw}", f"BasicAuthFile=a.test={md5}", expect="Reload failed")
         out = d.output()
         self.assertIn(f"{md5}:1", out)
         self.assertIn("htpasswd -B", out)
@@ -120,6 +110,35 @@ class HttpAuth(TunnelTest):
         self.assertEqual(self.get("a.test")[0], 401)
         self.assertEqual(self.get("a.test", headers=(basic("alice", "wonder land"),))[0], 200)
         print(f"reload with an MD5 file refused ({md5}:1, no hash in the log); alice still passes")
+
+    def test_inlets_flags(self):
+        """inlets PRO's http client flags: --basic-auth-username/--basic-auth-password (user
+        admin by default) and --bearer-token; never into --generate output."""
+        up = HttpUpstream("a")
+        self.upstreams.append(up)
+        self.http_port = free_port()
+        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{self.http_port}\n")
+        args = ["http", "client", "--url", f"wss://127.0.0.1:{self.control_port}", "--tls-ca",
+                f"{self.tmp}/state/ca.crt", "--token-file", self.token_file, "--upstream", f"a.test={up.url()}",
+                "--basic-auth-password", "flag pw", "--bearer-token", "T" * 32]
+        d = Daemon(self.tmp, "flags", "")
+        self.daemons.append(d)
+        d.logf = open(d.log, "ab")
+        d.proc = subprocess.Popen([INLETSD, "--no-bus", *args], stdout=d.logf, stderr=subprocess.STDOUT)
+        d.wait_log("Connection established")
+        self.assertEqual(self.get("a.test")[0], 401)
+        self.assertEqual(self.get("a.test", headers=(basic("admin", "flag pw"),))[0], 200)
+        self.assertEqual(self.get("a.test", headers=("Authorization: Bearer " + "T" * 32,))[0], 200)
+        self.assertEqual(self.get("a.test", headers=(basic("admin", "flag"),))[0], 401)
+        self.assertIn("--bearer-token is visible to every user", d.output())
+        self.assertNotIn("flag pw", d.output())
+        for gen in ("--generate=config", "--generate=systemd"):
+            r = subprocess.run([INLETSD, *args, gen], capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertNotIn("flag pw", r.stdout)
+            self.assertIn("cannot be written into a definition or a unit", r.stderr)
+        print("inletsd http client --basic-auth-password/--bearer-token: 401 without, 200 with admin:pw or the "
+              "token; a warning; --generate refuses to write them")
 
     def test_bad_file_refused_at_start(self):
         md5 = os.path.join(self.tmp, "md5")

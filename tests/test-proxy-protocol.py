@@ -7,17 +7,12 @@ sent (a plain nginx answers normally); per-port on and off; a raw upstream sees 
 bytes, with the visitor's early data after them; a foreign exit server that sends no visitor
 address gets no header at all, and one warning."""
 
-import base64
-import hashlib
 import socket
 import struct
 import threading
 import time
 
-import h2.config
-import h2.connection
-import h2.events
-
+from fake_peers import FakeExitServer
 from inletstest import TunnelTest, free_port, main, port_open, wait_until
 from peers import Nginx
 
@@ -230,95 +225,6 @@ class ProxyProtocolTest(TunnelTest):
             print("a server without x-forwarded-for: no header (never a wrong one), one warning for four streams")
         finally:
             fake.close()
-
-
-class FakeExitServer:
-    """A foreign exit server on ws:// that opens CONNECT streams as it pleases (python3-h2)."""
-
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.port = self.ls.getsockname()[1]
-        self.s = None
-        self.buf = b""
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=True, header_encoding="utf-8", validate_outbound_headers=False))
-
-    def accept(self):
-        self.ls.settimeout(15)
-        self.s, _ = self.ls.accept()
-        self.s.settimeout(15)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            b = self.s.recv(4096)
-            if not b:
-                raise AssertionError("the client closed during the upgrade")
-            head += b
-        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")][0]
-        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        self.s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-        self.buf = head.partition(b"\r\n\r\n")[2]
-        self.h2.initiate_connection()
-        self.flush()
-
-    def flush(self):
-        data = self.h2.data_to_send()
-        if data:  # server to client: unmasked
-            n = len(data)
-            hdr = bytes([0x82, n]) if n < 126 else (bytes([0x82, 126]) + struct.pack("!H", n) if n < 65536
-                                                      else bytes([0x82, 127]) + struct.pack("!Q", n))
-            self.s.sendall(hdr + data)
-
-    def connect_stream(self, authority, peer, data):
-        sid = self.h2.get_next_available_stream_id()
-        headers = [(":method", "CONNECT"), (":authority", authority)]
-        if peer is not None:
-            headers.append(("x-forwarded-for", peer))
-        self.h2.send_headers(sid, headers)
-        self.h2.send_data(sid, data, end_stream=True)
-        self.flush()
-
-    def pump_until(self, pred, timeout):
-        end = time.monotonic() + timeout
-        self.s.settimeout(0.1)
-        while not pred():
-            if time.monotonic() > end:
-                raise AssertionError("timed out pumping the fake server's session")
-            try:
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                raise AssertionError("the client closed the session")
-            self.buf += chunk
-            while len(self.buf) >= 2:  # client to server: masked
-                n, off = self.buf[1] & 0x7F, 2
-                if n == 126:
-                    if len(self.buf) < 4:
-                        break
-                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-                elif n == 127:
-                    if len(self.buf) < 10:
-                        break
-                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-                if len(self.buf) < off + 4 + n:
-                    break
-                mask = self.buf[off:off + 4]
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.buf[off + 4:off + 4 + n]))
-                op = self.buf[0] & 0x0F
-                self.buf = self.buf[off + 4 + n:]
-                if op == 2:
-                    for ev in self.h2.receive_data(payload):
-                        if isinstance(ev, h2.events.DataReceived):
-                            self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    self.flush()
-
-    def close(self):
-        if self.s:
-            self.s.close()
-        self.ls.close()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,30 @@ static void rules_free(AccessRule *rules, size_t n) {
         free(rules);
 }
 
+const char *access_rule_format(const AccessRule *r, char buf[static ACCESS_RULE_STR_MAX]) {
+        char p[ADDRESS_PREFIX_STR_MAX];
+
+        assert(r);
+        snprintf(buf, ACCESS_RULE_STR_MAX, "%s%s%s", r->scope ?: "", r->scope ? "=" : "",
+                 address_prefix_format(&r->prefix, p));
+        return buf;
+}
+
+bool access_list_equal(const AccessList *a, const AccessList *b) {
+        assert(a);
+        assert(b);
+        if (a->n_rules != b->n_rules)
+                return false;
+        for (size_t i = 0; i < a->n_rules; i++) {
+                const AccessRule *x = &a->rules[i], *y = &b->rules[i];
+                if (x->allow != y->allow || !streq_ptr(x->scope, y->scope) ||
+                    x->prefix.family != y->prefix.family || x->prefix.prefixlen != y->prefix.prefixlen ||
+                    memcmp(x->prefix.addr, y->prefix.addr, sizeof(x->prefix.addr)) != 0)
+                        return false;
+        }
+        return true;
+}
+
 void access_list_done(AccessList *l) {
         assert(l);
         rules_free(l->rules, l->n_rules);

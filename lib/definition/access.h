@@ -45,6 +45,12 @@ int access_list_parse(AccessList *l, const char *value, bool allow, bool scoped,
 int access_list_parse_full(AccessList *l, const char *value, bool allow, bool scoped, const char **reason,
                            char **ret_item);
 void access_list_done(AccessList *l);
+/* The same rules (in the order they are kept: sorted). */
+bool access_list_equal(const AccessList *a, const AccessList *b);
+/* One rule as an item of its list: "PREFIX" or "SCOPE=PREFIX" (a host scope is at most 253
+ * bytes). */
+#define ACCESS_RULE_STR_MAX (256 + ADDRESS_PREFIX_STR_MAX)
+const char *access_rule_format(const AccessRule *r, char buf[static ACCESS_RULE_STR_MAX]);
 /* The decision for peer reaching scope (a port number as a string or a host name; NULL: only
  * the tunnel-wide rules). An empty list allows everyone. No allocation: called per connection
  * and per request. (A host may come with the ":PORT" of a Host: header: the port is ignored.) */

@@ -9,6 +9,7 @@
 #include "conf-token.h"
 #include "conf.h"
 #include "log.h"
+#include "parse-util.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
@@ -174,6 +175,37 @@ static int client_check_upstreams(Definition *d, const char *f, char **ret_error
         return 0;
 }
 
+/* A tunnel client's own lists may scope only what it offers: public ports of Ports=, hosts of
+ * Upstream=HOST=URL (the exit server checks the same). */
+static int client_check_access_offer(Definition *d, const char *f, char **ret_error) {
+        for (size_t i = 0; i < d->access.n_rules; i++) {
+                const AccessRule *a = &d->access.rules[i];
+                bool found = false;
+
+                if (!a->scope)
+                        continue;
+                if (d->mode == MODE_TCP) {
+                        unsigned port;
+                        if (parse_unsigned(a->scope, &port) >= 0)
+                                for (size_t j = 0; j < d->n_ports && !found; j++)
+                                        found = d->ports[j].public_port == port;
+                } else
+                        for (size_t j = 0; j < d->n_upstreams && !found; j++) {
+                                HttpUpstream u;
+                                if (http_upstream_parse(d->upstreams[j], &u) < 0)
+                                        continue;
+                                found = u.match && streq(u.match, a->scope);
+                                http_upstream_done(&u);
+                        }
+                if (!found)
+                        return errorf(ret_error, -EINVAL, "%s: %s=%s=…: %s %s is not served by this client (%s)", f,
+                                      a->allow ? "AllowFrom" : "DenyFrom", a->scope,
+                                      d->mode == MODE_TCP ? "port" : "host", a->scope,
+                                      d->mode == MODE_TCP ? "a public port of Ports=" : "an Upstream=HOST=URL");
+        }
+        return 0;
+}
+
 /* HTTP rules: HTTP mode, and only for hosts an Upstream= names (a rule for another would guard
  * nothing: fail loudly). */
 static int client_check_http_rules(Definition *d, const char *f, char **ret_error) {
@@ -252,6 +284,9 @@ static int client_check(Definition *d, const char *f, char **ret_error) {
         r = check_access_scopes(d, f, ret_error);
         if (r < 0)
                 return r;
+        r = client_check_access_offer(d, f, ret_error);
+        if (r < 0)
+                return r;
         r = client_check_http_rules(d, f, ret_error);
         if (r < 0)
                 return r;
@@ -296,11 +331,17 @@ static int finish(Definition *d, bool token, char **ret_error) {
         tunnel_defaults(d);
         /* Silently ignored, a list would look like protection that is not there. */
         if (d->role != ROLE_SERVER &&
-            (d->access.n_rules > 0 || d->control_access.n_rules > 0 || d->accept_proxy.n_rules > 0 ||
-             d->control_accept_proxy.n_rules > 0))
-                return errorf(ret_error, -EINVAL, "%s: AllowFrom=, DenyFrom=, ControlAllowFrom=, "
-                              "AcceptProxyProtocol= and ControlAcceptProxyProtocol= are for Role=server, not %s",
-                              f, role_to_string(d->role));
+            (d->control_access.n_rules > 0 || d->accept_proxy.n_rules > 0 || d->control_accept_proxy.n_rules > 0))
+                return errorf(ret_error, -EINVAL, "%s: ControlAllowFrom=, AcceptProxyProtocol= and "
+                              "ControlAcceptProxyProtocol= are for Role=server, not %s", f, role_to_string(d->role));
+        /* [Server] lists guard the exit server, [Client] lists the client's own services: a list
+         * in the other section would not do what it seems to. */
+        if (d->access.n_rules > 0 && d->access_in_server && d->role != ROLE_SERVER)
+                return errorf(ret_error, -EINVAL, "%s: AllowFrom= and DenyFrom= in [Server] are for Role=server%s",
+                              f, d->role == ROLE_CLIENT ? "; a client's own lists go in [Client]" : "");
+        if (d->access.n_rules > 0 && d->access_in_client && d->role != ROLE_CLIENT)
+                return errorf(ret_error, -EINVAL, "%s: AllowFrom= and DenyFrom= in [Client] are for Role=client%s",
+                              f, d->role == ROLE_SERVER ? "; an exit server's lists go in [Server]" : "");
 
         switch (d->role) {
         case ROLE_SERVER:

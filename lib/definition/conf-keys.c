@@ -471,9 +471,19 @@ static int conf_access(const char *value, AccessList *l, bool allow, bool scoped
         return r;
 }
 static int conf_allow_from(const char *v, void *f, Definition *d, const char **reason) {
+        d->access_in_server = true;
         return conf_access(v, f, true, true, reason);
 }
 static int conf_deny_from(const char *v, void *f, Definition *d, const char **reason) {
+        d->access_in_server = true;
+        return conf_access(v, f, false, true, reason);
+}
+static int conf_client_allow_from(const char *v, void *f, Definition *d, const char **reason) {
+        d->access_in_client = true;
+        return conf_access(v, f, true, true, reason);
+}
+static int conf_client_deny_from(const char *v, void *f, Definition *d, const char **reason) {
+        d->access_in_client = true;
         return conf_access(v, f, false, true, reason);
 }
 /* ControlAllowFrom=, AcceptProxyProtocol=, ControlAcceptProxyProtocol=: addresses and prefixes,
@@ -554,6 +564,9 @@ static const struct ConfItem {
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },
         { "Client", "ProxyProtocol", conf_proxy_protocol, F(proxy_protocol) },
+        /* The service owner's own lists: sent to the exit server, which applies them too. */
+        { "Client", "AllowFrom", conf_client_allow_from, F(access) },
+        { "Client", "DenyFrom", conf_client_deny_from, F(access) },
         { "Client", "BasicAuthFile", conf_basic_auth_file, F(http_rules) },
         { "Client", "BearerTokenFile", conf_bearer_token_file, F(http_rules) },
         { "Client", "RateLimit", conf_rate_limit, F(http_rules) },

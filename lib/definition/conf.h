@@ -96,6 +96,7 @@ typedef struct Definition {
         char *acme_directory;   /* the directory URL ("production"/"staging" resolved) */
         char *acme_ca_file;     /* trust for the CA's own HTTPS (default: the system's) */
         AccessList access;      /* AllowFrom= and DenyFrom=: the public ports and hosts */
+        bool access_in_server, access_in_client; /* the sections they came from (one per role) */
         AccessList control_access; /* ControlAllowFrom=: allow rules only, no scopes */
         AccessList accept_proxy;   /* AcceptProxyProtocol=: trusted load balancers, the same form */
         AccessList control_accept_proxy; /* ControlAcceptProxyProtocol=: the same, control port */

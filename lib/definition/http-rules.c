@@ -308,7 +308,30 @@ const char *http_rules_unknown_host(const HttpRules *r, char *const *hosts, size
         return NULL;
 }
 
+int http_rules_add_credentials(HttpRules *r, Htpasswd *htpasswd, BearerTokens *tokens) {
+        const char *reason;
+        CredentialFile *f;
+
+        assert(r);
+        assert(!!htpasswd != !!tokens);
+
+        f = (tokens ? http_rules_bearer(r, NULL) : http_rules_basic(r, NULL)) ? NULL
+            : tokens ? grow(&r->bearer, &r->n_bearer, sizeof(CredentialFile), &reason)
+                     : grow(&r->basic, &r->n_basic, sizeof(CredentialFile), &reason);
+        if (!f) {
+                bool exists = tokens ? http_rules_bearer(r, NULL) : http_rules_basic(r, NULL);
+                htpasswd_free(htpasswd);
+                bearer_tokens_free(tokens);
+                return exists ? -EEXIST : -ENOMEM;
+        }
+        f->htpasswd = htpasswd;
+        f->tokens = tokens;
+        return 0;
+}
+
 static int load_one(CredentialFile *f, bool bearer, char **ret_error) {
+        if (!f->path)
+                return 0; /* made in memory */
         if (bearer)
                 return bearer_tokens_load(f->path, &f->tokens, ret_error);
         return htpasswd_load(f->path, &f->htpasswd, ret_error);

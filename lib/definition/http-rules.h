@@ -64,6 +64,10 @@ void http_rules_done(HttpRules *r);
 bool http_rules_empty(const HttpRules *r);
 /* The first host a rule names that is not in hosts[0, n) (lower case), or NULL. */
 const char *http_rules_unknown_host(const HttpRules *r, char *const *hosts, size_t n);
+/* Credentials made in memory (inlets' --basic-auth-password, --bearer-token) as the default
+ * for every host; takes them, also on failure. -EEXIST when a default file of the kind is set
+ * already. */
+int http_rules_add_credentials(HttpRules *r, Htpasswd *htpasswd, BearerTokens *tokens);
 /* Reads every BasicAuthFile= and BearerTokenFile=; on error a message naming file:line. */
 int http_rules_load(HttpRules *r, char **ret_error);
 

@@ -16,6 +16,12 @@
 #include "httpcred.h"
 #include "string-util.h"
 
+/* explicit_bzero() that takes NULL (GCC's -Wnonnull cannot always see a pointer was checked). */
+static void erase(void *p, size_t n) {
+        if (p)
+                explicit_bzero(p, n);
+}
+
 /* Files are read whole; this bounds them (10,000 users of a bcrypt hash take 0.7 MiB). */
 #define CREDENTIAL_FILE_MAX (8 * 1024 * 1024)
 
@@ -39,7 +45,8 @@ Htpasswd *htpasswd_free(Htpasswd *h) {
                 return NULL;
         for (size_t i = 0; i < h->n_users; i++) {
                 free(h->users[i].user);
-                explicit_bzero(h->users[i].hash, strlen(h->users[i].hash));
+                if (h->users[i].hash)
+                        erase(h->users[i].hash, strlen(h->users[i].hash));
                 free(h->users[i].hash);
         }
         free(h->users);
@@ -202,6 +209,41 @@ int htpasswd_load(const char *path, Htpasswd **ret, char **ret_error) {
         return r;
 }
 
+int htpasswd_new_single(const char *user, const char *password, Htpasswd **ret) {
+        _cleanup_(htpasswd_freep) Htpasswd *h = NULL;
+        _cleanup_free_ struct crypt_data *cd = NULL;
+        _cleanup_free_ char *hash = NULL, *name = NULL;
+        char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+        const char *out;
+
+        assert(user);
+        assert(password);
+        assert(ret);
+
+        if (!user_name_ok(user, strlen(user)) || strchr(user, ':') || strlen(password) > HTTP_PASSWORD_MAX)
+                return -EINVAL;
+        cd = calloc(1, sizeof(*cd));
+        if (!cd)
+                return -ENOMEM;
+        /* NULL random bytes: libcrypt reads them from the kernel. */
+        if (!crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)))
+                return -errno ?: -EINVAL;
+        out = crypt_r(password, setting, cd);
+        if (out && out[0] != '*')
+                hash = strdup(out);
+        erase(cd, sizeof(*cd));
+        if (!out || out[0] == '*')
+                return -EINVAL;
+        name = strdup(user);
+        h = new0(Htpasswd, 1);
+        if (!hash || !name || !h || !(h->users = new0(HtpasswdUser, 1)))
+                return -ENOMEM;
+        h->users[0] = (HtpasswdUser) { TAKE_PTR(name), TAKE_PTR(hash) };
+        h->n_users = 1;
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
 int htpasswd_verify(const Htpasswd *h, const char *user, size_t user_len, const char *password,
                     size_t password_len) {
         _cleanup_free_ struct crypt_data *cd = NULL;
@@ -229,7 +271,7 @@ int htpasswd_verify(const Htpasswd *h, const char *user, size_t user_len, const 
         out = crypt_r(pw, u ? u->hash : h->users[0].hash, cd);
         explicit_bzero(pw, password_len);
         ok = u && out && out[0] != '*' && secret_equal(out, strlen(out), u->hash, strlen(u->hash));
-        explicit_bzero(cd, sizeof(*cd));
+        erase(cd, sizeof(*cd));
         return ok;
 }
 

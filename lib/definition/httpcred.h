@@ -28,6 +28,9 @@ typedef struct BearerTokens BearerTokens;
 int htpasswd_parse(const char *data, size_t size, const char *name, Htpasswd **ret, char **ret_error);
 /* The same from a regular file. */
 int htpasswd_load(const char *path, Htpasswd **ret, char **ret_error);
+/* One user with password, hashed here (yescrypt): for a password given on a command line.
+ * -EINVAL for a user name with ':' or control bytes, or a password over HTTP_PASSWORD_MAX. */
+int htpasswd_new_single(const char *user, const char *password, Htpasswd **ret);
 Htpasswd *htpasswd_free(Htpasswd *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Htpasswd *, htpasswd_free);
 size_t htpasswd_users(const Htpasswd *h);

@@ -30,6 +30,9 @@ void inlets_args_help(FILE *f) {
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
               "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
               "  http client --url … --upstream [HOST=]URL\n"
+              "              [--basic-auth-file HTPASSWD | --basic-auth-username admin --basic-auth-password PW]\n"
+              "              [--bearer-token-file FILE | --bearer-token T] (visitors must authenticate: BasicAuthFile=,\n"
+              "              BearerTokenFile=; the password and token flags are visible to other users)\n"
               "  http fileserver --webroot DIR [--port 8080] [--allow-browsing] [--basic-auth=true]\n"
               "  every mode: --token-file FILE (or --token T, visible to other users), --generate=config|systemd\n",
               f);
@@ -121,6 +124,11 @@ static const struct Flag {
         { "letsencrypt-domain", FLAG_KEY, "Server", "ACMEDomain" },
         { "letsencrypt-email", FLAG_KEY, "Server", "ACMEEmail" },
         { "letsencrypt-issuer", FLAG_CUSTOM, "Server", "ACMEDirectory" },
+        { "basic-auth-username", FLAG_CUSTOM },
+        { "basic-auth-password", FLAG_CUSTOM },
+        { "bearer-token", FLAG_CUSTOM },
+        { "basic-auth-file", FLAG_KEY, "Client", "BasicAuthFile" },
+        { "bearer-token-file", FLAG_KEY, "Client", "BearerTokenFile" },
 };
 
 /* What getopt_long() returns for flags[i]; below it, getopt's own '?' and ':'. */
@@ -130,6 +138,7 @@ static const struct Flag {
 typedef struct ArgsState {
         InletsArgs args;
         const char *control_addr;
+        const char *basic_user, *basic_password, *bearer_token; /* inlets' HTTP client auth */
         uint16_t control_port, port;
 } ArgsState;
 
@@ -172,7 +181,21 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                 return 0;
         } else if (streq(f->name, "letsencrypt-issuer") && streq(v, "prod")) /* inlets: prod or staging */
                 v = "production";
-        else if (streq(f->name, "lb-proxy-protocol")) {
+        else if (streq(f->name, "basic-auth-username") || streq(f->name, "basic-auth-password") ||
+                 streq(f->name, "bearer-token")) {
+                if (d->role != ROLE_CLIENT || d->mode != MODE_HTTP)
+                        return errorf(ret_error, -EINVAL, "--%s is for http client", f->name);
+                if (streq(f->name, "basic-auth-username")) {
+                        st->basic_user = v;
+                        return 0;
+                }
+                if (streq(f->name, "basic-auth-password"))
+                        st->basic_password = v;
+                else
+                        st->bearer_token = v;
+                st->args.inline_secret = f->name;
+                return 0;
+        } else if (streq(f->name, "lb-proxy-protocol")) {
                 /* inlets PRO: a switch (every connection to the data ports comes through the
                  * balancer); ours may also name the balancers. */
                 int b = v ? parse_boolean(v) : 1;
@@ -213,6 +236,38 @@ static int apply_flag(Definition *d, ArgsState *st, int c, const char *v, const 
         default:
                 return custom_flag(d, st, f, v, ret_error);
         }
+}
+
+/* inlets' --basic-auth-username/--basic-auth-password and --bearer-token: credentials in
+ * memory, for every host the client serves (as inlets has them). */
+static int inline_credentials(Definition *d, ArgsState *st, char **ret_error) {
+        _cleanup_(htpasswd_freep) Htpasswd *h = NULL;
+        _cleanup_(bearer_tokens_freep) BearerTokens *b = NULL;
+        int r;
+
+        if (st->basic_user && !st->basic_password)
+                return errorf(ret_error, -EINVAL, "--basic-auth-username needs --basic-auth-password");
+        if (st->basic_password) {
+                r = htpasswd_new_single(st->basic_user ?: "admin", st->basic_password, &h);
+                if (r < 0)
+                        return errorf(ret_error, r, "--basic-auth-username/--basic-auth-password: %s",
+                                      r == -EINVAL ? "a user name without ':' and a password of at most 1024 bytes"
+                                                   : strerror(-r));
+                r = http_rules_add_credentials(&d->http_rules, TAKE_PTR(h), NULL);
+                if (r < 0)
+                        return errorf(ret_error, r, "--basic-auth-password: %s",
+                                      r == -EEXIST ? "--basic-auth-file is given too" : strerror(-r));
+        }
+        if (st->bearer_token) {
+                r = bearer_tokens_parse(st->bearer_token, strlen(st->bearer_token), "--bearer-token", &b, ret_error);
+                if (r < 0)
+                        return r;
+                r = http_rules_add_credentials(&d->http_rules, NULL, TAKE_PTR(b));
+                if (r < 0)
+                        return errorf(ret_error, r, "--bearer-token: %s",
+                                      r == -EEXIST ? "--bearer-token-file is given too" : strerror(-r));
+        }
+        return 0;
 }
 
 /* --control-port/--control-addr and --port are two halves of one address each. */
@@ -282,6 +337,8 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
                 r = errorf(ret_error, -EINVAL, "unexpected argument '%s'", argv[optind]);
         if (r >= 0)
                 r = set_listen_addresses(d, role, &st, ret_error);
+        if (r >= 0)
+                r = inline_credentials(d, &st, ret_error);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(d);
@@ -309,12 +366,11 @@ static void write_access(FILE *f, const char *key, const AccessList *l, bool all
         bool any = false;
 
         for (size_t i = 0; i < l->n_rules; i++) {
-                char p[ADDRESS_PREFIX_STR_MAX];
+                char item[ACCESS_RULE_STR_MAX];
 
                 if (l->rules[i].allow != allow)
                         continue;
-                fprintf(f, "%s%s%s%s", any ? " " : key, l->rules[i].scope ?: "", l->rules[i].scope ? "=" : "",
-                        address_prefix_format(&l->rules[i].prefix, p));
+                fprintf(f, "%s%s", any ? " " : key, access_rule_format(&l->rules[i], item));
                 any = true;
         }
         if (any)
@@ -384,6 +440,15 @@ static void write_client(FILE *f, const Definition *d) {
                 fprintf(f, "ProxyProtocol=%s %u\n",
                         proxy_protocol_to_string(d->proxy_protocol_ports[i].version),
                         d->proxy_protocol_ports[i].public_port);
+        /* Files only: credentials made in memory are refused by --generate before this. */
+        for (size_t i = 0; i < d->http_rules.n_basic; i++)
+                if (d->http_rules.basic[i].path)
+                        fprintf(f, "BasicAuthFile=%s%s%s\n", d->http_rules.basic[i].host ?: "",
+                                d->http_rules.basic[i].host ? "=" : "", d->http_rules.basic[i].path);
+        for (size_t i = 0; i < d->http_rules.n_bearer; i++)
+                if (d->http_rules.bearer[i].path)
+                        fprintf(f, "BearerTokenFile=%s%s%s\n", d->http_rules.bearer[i].host ?: "",
+                                d->http_rules.bearer[i].host ? "=" : "", d->http_rules.bearer[i].path);
 }
 
 char *definition_to_ini(const Definition *d, const char *token_file) {

@@ -16,6 +16,9 @@ typedef struct InletsArgs {
         Generate generate;
         char *token_file;     /* where the definition will read its token from */
         bool token_inline;    /* --token was used (a warning: visible in ps) */
+        /* --basic-auth-password or --bearer-token was used (its name): visible in ps, and
+         * nothing a generated file or unit can hold */
+        const char *inline_secret;
 } InletsArgs;
 
 /* argv starts at the mode word: "tcp" "server" FLAGS… On failure *ret_error says why. */

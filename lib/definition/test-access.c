@@ -226,6 +226,35 @@ static void test_cap(void) {
         access_list_done(&l);
 }
 
+static void test_equal_and_format(void) {
+        AccessList a = {}, b = {};
+        char buf[ACCESS_RULE_STR_MAX];
+
+        build(&a, (const char *[]) { "+3389=192.0.2.0/24 10.0.0.0/8", "-app.test=2001:db8::/32", NULL });
+        build(&b, (const char *[]) { "-app.test=2001:db8::/32", "+10.0.0.0/8 3389=192.0.2.0/24", NULL });
+        CHECK(access_list_equal(&a, &b), "the same rules in another order are equal");
+        CHECK(strcmp(access_rule_format(&a.rules[0], buf), "10.0.0.0/8") == 0 ||
+              strcmp(buf, "3389=192.0.2.0/24") == 0 || strcmp(buf, "app.test=2001:db8::/32") == 0, "format: %s", buf);
+        /* Every rule printed and read back gives the same list. */
+        {
+                AccessList c = {};
+                for (size_t i = 0; i < a.n_rules; i++) {
+                        const char *reason = NULL;
+                        CHECK(access_list_parse(&c, access_rule_format(&a.rules[i], buf), a.rules[i].allow, true,
+                                                &reason) == 0, "read back '%s': %s", buf, reason ?: "");
+                }
+                CHECK(access_list_equal(&a, &c), "printed and read back");
+                access_list_done(&c);
+        }
+        build(&b, (const char *[]) { "-10.0.0.0/8", NULL });
+        CHECK(!access_list_equal(&a, &b), "one more rule");
+        access_list_done(&b);
+        build(&b, (const char *[]) { "+3389=192.0.2.0/24 10.0.0.0/8", "-app.test=2001:db8::/33", NULL });
+        CHECK(!access_list_equal(&a, &b), "another prefix length");
+        access_list_done(&a);
+        access_list_done(&b);
+}
+
 int main(void) {
         test_empty();
         test_decision();
@@ -233,5 +262,6 @@ int main(void) {
         test_reset();
         test_errors();
         test_cap();
+        test_equal_and_format();
         return tests_finish("test-access");
 }

@@ -294,14 +294,35 @@ static void test_access_keys(void) {
 
         /* Only an exit server has these lists: anywhere else they would protect nothing. */
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
-                     "[Server]\nAllowFrom=10.0.0.0/8\n",
-                     "AllowFrom=, DenyFrom=, ControlAllowFrom=, AcceptProxyProtocol= and "
-                     "ControlAcceptProxyProtocol= are for Role=server, not client");
+                     "[Server]\nControlAllowFrom=10.0.0.0/8\n",
+                     "ControlAllowFrom=, AcceptProxyProtocol= and ControlAcceptProxyProtocol= are for "
+                     "Role=server, not client");
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
                      "[Server]\nAcceptProxyProtocol=10.0.0.5\n", "are for Role=server, not client");
         expect_error("[Tunnel]\nRole=fileserver\n[FileServer]\nWebroot=/srv\nBasicAuth=no\n"
                      "[Server]\nControlAllowFrom=any\n",
                      "are for Role=server, not fileserver");
+        /* A client's own lists: in [Client], scoped by what it serves. */
+        r = load("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=3389 2222:22\n"
+                 "AllowFrom=3389=192.0.2.0/24 10.0.0.0/8\nDenyFrom=2222=10.66.0.0/16\n", &d, &err, NULL);
+        CHECK(r == 0, "client lists: %s", err);
+        /* Tunnel-wide and scope must both allow: 192.0.2.9 is outside 10.0.0.0/8. */
+        CHECK(r < 0 || (d->access.n_rules == 3 && !allows(&d->access, "3389", "192.0.2.9") &&
+                        !allows(&d->access, "3389", "10.1.1.1") && !allows(&d->access, "2222", "10.66.1.1") &&
+                        allows(&d->access, "2222", "10.1.1.1")), "client lists decide");
+        d = definition_free(d);
+        err = mfree(err);
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=3389\n"
+                     "AllowFrom=25=192.0.2.0/24\n",
+                     "AllowFrom=25=…: port 25 is not served by this client (a public port of Ports=)");
+        expect_error("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                     "Upstream=a.test=http://127.0.0.1:1\nDenyFrom=b.test=192.0.2.0/24\n",
+                     "DenyFrom=b.test=…: host b.test is not served by this client (an Upstream=HOST=URL)");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "[Server]\nAllowFrom=10.0.0.0/8\n",
+                     "AllowFrom= and DenyFrom= in [Server] are for Role=server; a client's own lists go in [Client]");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nTLS=no\n[Client]\nAllowFrom=10.0.0.0/8\n",
+                     "AllowFrom= and DenyFrom= in [Client] are for Role=client; an exit server's lists go in [Server]");
         /* ...unless reset to nothing. */
         r = load("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
                  "[Server]\nDenyFrom=10.0.0.0/8\nDenyFrom=\n", &d, &err, NULL);

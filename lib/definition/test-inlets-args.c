@@ -264,6 +264,59 @@ static void test_is_mode(void) {
         printf("inlets-args: inlets_args_is_mode()\n");
 }
 
+static void test_http_client_auth(void) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL;
+        const CredentialFile *f;
+        InletsArgs a;
+        int r;
+
+        r = parse("http client --url wss://h --upstream http://127.0.0.1:3000 --basic-auth-username bob "
+                  "--basic-auth-password s3cret --bearer-token 0123456789abcdef0123", &d, &a, &err);
+        CHECK(r == 0, "auth flags: %s", err ?: "");
+        if (r < 0)
+                return;
+        CHECK(a.inline_secret && streq(a.inline_secret, "bearer-token"), "the secret flag is named");
+        f = http_rules_basic(&d->http_rules, NULL);
+        CHECK(f && !f->path && f->htpasswd && htpasswd_verify(f->htpasswd, "bob", 3, "s3cret", 6) == 1 &&
+              htpasswd_verify(f->htpasswd, "bob", 3, "s3cre", 5) == 0, "bob's password, hashed in memory");
+        f = http_rules_bearer(&d->http_rules, NULL);
+        CHECK(f && f->tokens && bearer_tokens_match(f->tokens, "0123456789abcdef0123", 20), "the bearer token");
+        CHECK(definition_finish(d, &err) == 0 || strstr(err ?: "", "token"), "finish: %s", err ?: "");
+        inlets_args_done(&a);
+        d = definition_free(d);
+        err = mfree(err);
+
+        r = parse("http client --url wss://h --upstream a.test=http://127.0.0.1:3000 --basic-auth-password pw",
+                  &d, &a, &err);
+        CHECK(r == 0 && d && htpasswd_verify(http_rules_basic(&d->http_rules, NULL)->htpasswd, "admin", 5, "pw", 2) == 1,
+              "the user defaults to admin, as in inlets");
+        inlets_args_done(&a);
+        d = definition_free(d);
+
+        r = parse("http client --url wss://h --upstream http://127.0.0.1:3000 --basic-auth-file /etc/inlets.d/users "
+                  "--bearer-token-file /etc/inlets.d/tokens", &d, &a, &err);
+        CHECK(r == 0 && !a.inline_secret, "file flags: %s", err ?: "");
+        if (r == 0 && definition_finish_no_token(d, &err) == 0) {
+                ini = definition_to_ini(d, "/run/t");
+                CHECK_CONTAINS(ini, "\nBasicAuthFile=/etc/inlets.d/users\nBearerTokenFile=/etc/inlets.d/tokens\n");
+        }
+        inlets_args_done(&a);
+
+        expect_refused("tcp client --url wss://h --ports 1 --basic-auth-password x",
+                       "--basic-auth-password is for http client");
+        expect_refused("http client --url wss://h --upstream http://h --basic-auth-username bob",
+                       "--basic-auth-username needs --basic-auth-password");
+        expect_refused("http client --url wss://h --upstream http://h --bearer-token short",
+                       "--bearer-token:1: a token must be 16 to 2048 bytes long");
+        expect_refused("http client --url wss://h --upstream http://h --basic-auth-file /a --basic-auth-password x",
+                       "--basic-auth-password: --basic-auth-file is given too");
+        expect_refused("http client --url wss://h --upstream http://h --basic-auth-username a:b --basic-auth-password x",
+                       "--basic-auth-username/--basic-auth-password: a user name without ':' and a password of at "
+                       "most 1024 bytes");
+        printf("inlets-args: http client --basic-auth-username/-password, --bearer-token, the file flags\n");
+}
+
 int main(void) {
         log_max_level = LOG_ERR;
         test_tcp_server();
@@ -271,6 +324,7 @@ int main(void) {
         test_clients();
         test_fileserver();
         test_allow_ips();
+        test_http_client_auth();
         test_refusals();
         test_is_mode();
         return tests_finish("test-inlets-args");
