@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "metrics.h"
 #include "parse-util.h"
 #include "polkit.h"
 #include "server.h"
@@ -203,6 +204,7 @@ int manager_reload(Manager *m, char **ret_error) {
 
 static int manager_reload_apply(Manager *m, char **ret_error) {
         _cleanup_(definition_freep) Definition *d = NULL, *old = NULL;
+        _cleanup_(metrics_freep) Metrics *metrics = NULL;
         int r;
 
         r = definition_load(m->config_path, m->name, &d, ret_error);
@@ -217,11 +219,28 @@ static int manager_reload_apply(Manager *m, char **ret_error) {
                 log_error("Reload refused: %s", *ret_error ?: "Role/Mode changed");
                 return -EINVAL;
         }
+        /* A new MetricsListen= must bind before anything moves, like a new control port. */
+        if (!socket_address_equal(&d->metrics_listen, &m->def->metrics_listen) && d->metrics_listen.len > 0) {
+                char a[SOCKADDR_STR_MAX];
+                r = metrics_new(m, &d->metrics_listen, -1, &metrics);
+                if (r < 0) {
+                        free(*ret_error);
+                        if (asprintf(ret_error, "MetricsListen=%s: cannot listen: %s",
+                                     socket_address_format(&d->metrics_listen, a), strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        log_error("Reload failed, keeping the running configuration: %s", *ret_error ?: strerror(-r));
+                        return r;
+                }
+        }
         /* The role checks what it must (a new control port must bind) before anything moves. */
         r = m->server ? server_reload(m->server, d, ret_error) : m->client ? client_reload(m->client, d, ret_error) : 0;
         if (r < 0) {
                 log_error("Reload failed, keeping the running configuration: %s", *ret_error ?: strerror(-r));
                 return r;
+        }
+        if (!socket_address_equal(&d->metrics_listen, &m->def->metrics_listen)) {
+                metrics_free(m->metrics);
+                m->metrics = TAKE_PTR(metrics);
         }
         old = m->def;
         m->def = TAKE_PTR(d);
@@ -375,6 +394,14 @@ int manager_start(Manager *m) {
         r = bus_setup(m);
         if (r < 0)
                 return r;
+        if (m->def->metrics_listen.len > 0) {
+                char a[SOCKADDR_STR_MAX];
+                socket_address_format(&m->def->metrics_listen, a);
+                r = metrics_new(m, &m->def->metrics_listen, -1, &m->metrics);
+                if (r < 0)
+                        return log_error_errno(r, "MetricsListen=%s: cannot listen: %m", a);
+                log_info("Metrics on http://%s/metrics.", a);
+        }
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0, on_status_timer, m);
         if (r < 0)
                 return r;
@@ -391,6 +418,7 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        metrics_free(m->metrics);
         server_free(m->server);
         client_free(m->client);
         fileserver_free(m->fileserver);

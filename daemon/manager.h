@@ -75,6 +75,7 @@ typedef struct Manager {
         Server *server;
         Client *client;
         FileServer *fileserver;
+        struct Metrics *metrics;  /* MetricsListen= */
         sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
         bool stopping;
         uint64_t drain_deadline;

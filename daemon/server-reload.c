@@ -35,8 +35,7 @@ int server_reload(Server *s, const Definition *n, char **ret_error) {
         assert(ret_error);
         assert(s->new_control_fd < 0);
         assert(!s->new_creds_set);
-        if (o->control_listen.len != n->control_listen.len ||
-            memcmp(&o->control_listen.storage, &n->control_listen.storage, n->control_listen.len) != 0) {
+        if (!socket_address_equal(&o->control_listen, &n->control_listen)) {
                 r = socket_listen_tcp(&n->control_listen, &s->new_control_fd);
                 if (r < 0) {
                         if (asprintf(ret_error, "%s: cannot listen on ControlListen=%s: %s", n->path,

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -52,6 +53,10 @@ int socket_address_parse(const char *s, uint16_t default_port, SocketAddress *re
 /* "1.2.3.4:80" or "[::1]:80" (a v4-mapped IPv6 address as IPv4) into buf; returns buf. */
 const char *socket_address_format(const SocketAddress *a, char buf[static SOCKADDR_STR_MAX]);
 uint16_t socket_address_port(const SocketAddress *a);
+/* The same address, port and family (both unset counts as the same). */
+static inline bool socket_address_equal(const SocketAddress *a, const SocketAddress *b) {
+        return a->len == b->len && memcmp(&a->storage, &b->storage, a->len) == 0;
+}
 void socket_address_set_port(SocketAddress *a, uint16_t port);
 
 /* Bytes the kernel still holds for the peer (sent and not acknowledged, or not sent yet):

@@ -160,6 +160,14 @@ static int conf_https_listen(const char *v, void *f, Definition *d, const char *
         }
         return conf_address(v, f, d, reason, DEFAULT_HTTPS_PORT);
 }
+/* MetricsListen=ADDR:PORT; no default port (9123 is only a suggestion), an empty value: off. */
+static int conf_metrics_listen(const char *v, void *f, Definition *d, const char **reason) {
+        if (!*v) {
+                *(SocketAddress *) f = (SocketAddress) {};
+                return 0;
+        }
+        return conf_address(v, f, d, reason, 9123);
+}
 static int conf_fileserver_listen(const char *v, void *f, Definition *d, const char **reason) {
         return conf_address(v, f, d, reason, DEFAULT_FILESERVER_PORT);
 }
@@ -527,6 +535,7 @@ static const struct ConfItem {
         { "Tunnel", "MaxHeaderBytes", conf_header_bytes, F(max_header_bytes) },
         { "Tunnel", "MaxHeaders", conf_unsigned, F(max_headers) },
         { "Tunnel", "IdleTimeoutSec", conf_positive_sec, F(idle_timeout_usec) },
+        { "Tunnel", "MetricsListen", conf_metrics_listen, F(metrics_listen) },
         { "Server", "ControlListen", conf_control_listen, F(control_listen) },
         { "Server", "DataListen", conf_data_listen, F(data_listen) },
         { "Server", "HTTPListen", conf_http_listen, F(http_listen) },

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""MetricsListen=: a real Prometheus server (Debian's prometheus) scrapes an exit server and a
+tunnel client during traffic, and its HTTP API answers with what the test sent and the number
+of clients; promtool accepts the output of every role; only GET/HEAD /metrics is served; a
+reload moves the endpoint and keeps the counters; a crowd of silent connections and thousands
+of scrapes leave the daemon's memory flat."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+from inletstest import TunnelTest, echo_roundtrip, free_port, main, port_open, sanitized, wait_until
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+
+def scrape(port, accept=None, path="/metrics", method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def value(text, name, labels=""):
+    """The value of the sample `name{...labels...}` in an exposition."""
+    for line in text.splitlines():
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Prometheus:
+    def __init__(self, tmp, targets):
+        self.dir = os.path.join(tmp, "prometheus")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "prometheus.yml")
+        with open(conf, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: inletsd\n"
+                    "    static_configs:\n      - targets: [" + ", ".join(f"'127.0.0.1:{p}'" for p in targets) + "]\n")
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen([PROMETHEUS, f"--config.file={conf}", f"--storage.tsdb.path={self.dir}/data",
+                                      f"--web.listen-address=127.0.0.1:{self.port}"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: port_open(self.port), 30, "prometheus")
+
+    def query(self, q):
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        with urllib.request.urlopen(url, timeout=10) as r:
+            res = json.loads(r.read())["data"]["result"]
+        return float(res[0]["value"][1]) if res else None
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Metrics(TunnelTest):
+    def test_prometheus_scrapes_server_and_client(self):
+        echo = self.echo()
+        sm, cm, pub = free_port(), free_port(), free_port()
+        srv = self.server(extra_tunnel=f"MetricsListen=127.0.0.1:{sm}\n", name="srv")
+        self.client(f"{pub}:{echo.port}", extra_tunnel=f"MetricsListen=127.0.0.1:{cm}\n", name="cli")
+        wait_until(lambda: port_open(pub) and port_open(sm) and port_open(cm), 10, "ports")
+        prom = Prometheus(self.tmp, [sm, cm])
+        try:
+            payload = os.urandom(3 * 1024 * 1024)
+            self.assertEqual(echo_roundtrip(pub, payload), payload)
+            sent = len(payload)
+            wait_until(lambda: (prom.query('inletsd_bytes_in_total{tunnel="srv"}') or 0) >= sent, 30,
+                       "prometheus to see the bytes")
+            got_in = prom.query('inletsd_bytes_in_total{tunnel="srv"}')
+            got_out = prom.query('inletsd_bytes_out_total{tunnel="srv"}')
+            self.assertLessEqual(got_in, sent * 1.01)
+            self.assertTrue(sent <= got_out <= sent * 1.01, got_out)
+            self.assertEqual(prom.query('inletsd_clients{tunnel="srv"}'), 1)
+            self.assertEqual(prom.query('inletsd_state{tunnel="cli",state="connected"}'), 1)
+            wait_until(lambda: (prom.query('inletsd_streams_total{tunnel="cli"}') or 0) >= 1, 10, "client streams")
+            self.assertEqual(prom.query('up{job="inletsd"}'), 1)
+        finally:
+            prom.close()
+        print(f"prometheus scraped both: server bytes in {got_in:.0f} / out {got_out:.0f} for {sent} sent each way, "
+              "1 client, the client connected")
+
+        # Every role's output passes promtool, in both formats where it reads them.
+        for port in (sm, cm):
+            status, ctype, text = scrape(port)
+            self.assertEqual((status, ctype), (200, "text/plain; version=0.0.4; charset=utf-8"))
+            r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            status, ctype, om = scrape(port, accept="application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+            self.assertTrue(ctype.startswith("application/openmetrics-text"), ctype)
+            self.assertTrue(om.endswith("# EOF\n"))
+            self.assertIn("# TYPE inletsd_bytes_in counter\n", om)
+        with open(self.token_file) as f:
+            self.assertNotIn(f.read().strip(), scrape(sm)[2] + scrape(cm)[2])
+        print("promtool check metrics: no problems on server and client; OpenMetrics by Accept; no token")
+
+        # Only GET and HEAD of /metrics.
+        self.assertEqual(scrape(sm, path="/")[0], 404)
+        self.assertEqual(scrape(sm, path="/metrics/x")[0], 404)
+        self.assertEqual(scrape(sm, method="POST")[0], 405)
+        status, _, body = scrape(sm, method="HEAD")
+        self.assertEqual((status, body), (200, ""))
+
+        # A reload moves the endpoint; the counters go on.
+        before = value(scrape(sm)[2], "inletsd_bytes_in_total")
+        sm2 = free_port()
+        srv.reload(f"MetricsListen=127.0.0.1:{sm}", f"MetricsListen=127.0.0.1:{sm2}")
+        wait_until(lambda: port_open(sm2), 5, "the new metrics port")
+        self.assertFalse(port_open(sm))
+        self.assertEqual(value(scrape(sm2)[2], "inletsd_bytes_in_total"), before)
+        print("reload: metrics moved to the new port, the old one closed, bytes_in kept")
+
+    def test_bounds(self):
+        mport = free_port()
+        d = self.server(extra_tunnel=f"MetricsListen=127.0.0.1:{mport}\nHandshakeTimeoutSec=2\n")
+        wait_until(lambda: port_open(mport), 10, "metrics port")
+        # 100 silent connections: the endpoint keeps the newest 32 and still answers.
+        silent = [socket.create_connection(("127.0.0.1", mport)) for _ in range(100)]
+        t0 = time.monotonic()
+        self.assertEqual(scrape(mport)[0], 200)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        for s in silent:
+            s.close()
+        # An oversized head: 431.
+        s = socket.create_connection(("127.0.0.1", mport))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")
+        self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 431"))
+        s.close()
+        # A head that never ends is closed at HandshakeTimeoutSec=.
+        s = socket.create_connection(("127.0.0.1", mport))
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        s.settimeout(10)
+        t0 = time.monotonic()
+        self.assertEqual(s.recv(100), b"")
+        self.assertLess(time.monotonic() - t0, 4)
+        s.close()
+        # Thousands of scrapes: memory flat.
+        rss0 = value(scrape(mport)[2], "process_resident_memory_bytes")
+        for _ in range(3000):
+            scrape(mport)
+        rss1 = value(scrape(mport)[2], "process_resident_memory_bytes")
+        fds = value(scrape(mport)[2], "process_open_fds")
+        if not sanitized():  # ASan's quarantine holds freed memory on purpose
+            self.assertLess(rss1 - rss0, 1024 * 1024, (rss0, rss1))
+        self.assertLess(fds, 20)
+        self.assertTrue(d.alive())
+        print(f"100 silent connections, a 5 KB head (431), a stalled head (closed at 2 s); 3000 scrapes: "
+              f"RSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} KiB, {fds:.0f} fds")
+
+
+if __name__ == "__main__":
+    main()
