@@ -88,6 +88,7 @@ struct Client {
         RateLimit proxy_log;   /* streams without the addresses a PROXY header needs */
         RateLimit refused_log; /* visitors this client's own AllowFrom=/DenyFrom= refused */
         uint64_t refused;      /* of TCP streams (HTTP requests: httpupstream.c) */
+        uint64_t sessions;     /* established since start (the first and each reconnect) */
         bool access_unknown;   /* this session's server answered "error unknown command" */
 };
 
@@ -523,6 +524,7 @@ static void handle_response(Client *c, size_t head_len) {
                 return fail(c, "Failed to start the tunnel session: %s", strerror(-r));
         c->state = STATE_CONNECTED;
         c->connected_at = now_usec();
+        c->sessions++;
         c->access_unknown = false;
         if (d->access.n_rules > 0)
                 send_access_lists(c, d);
@@ -895,6 +897,12 @@ Client *client_free(Client *c) {
 }
 
 /* ---- what the bus shows ---- */
+
+void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec) {
+        assert(c);
+        *ret_sessions = c->sessions;
+        *ret_age_usec = c->state == STATE_CONNECTED && c->connected_at ? now_usec() - c->connected_at : 0;
+}
 
 uint64_t client_refused(Client *c) {
         assert(c);

@@ -18,6 +18,8 @@ int client_reload(Client *c, const Definition *new_def, char **ret_error);
 void client_reloaded(Client *c, const Definition *old_def);
 
 void client_get_counters(Client *c, TunnelCounters *ret);
+/* Sessions established since start, and the age of the current one (0: not connected). */
+void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec);
 /* Streams and requests this client's own AllowFrom=/DenyFrom= refused. */
 uint64_t client_refused(Client *c);
 void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata);

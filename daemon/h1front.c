@@ -71,6 +71,7 @@ struct HttpConn {
         unsigned short minor;
         bool busy, req_done, resp_started, resp_done, resp_chunked, resp_close, upgraded, head_request,
                 keep_alive, read_paused;
+        HttpReqStat stat;
         size_t unacked;
 };
 
@@ -173,6 +174,7 @@ static void reply_text(HttpConn *c, unsigned status, const char *extra_headers, 
         if (c->resp_started || c->dead)
                 return;
         c->resp_started = c->resp_done = true;
+        http_req_stat_end(&c->stat, status);
         if (!c->req_done || c->protocol)
                 c->resp_close = true;
         outf(c, "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
@@ -235,6 +237,7 @@ static void on_stream_head(MuxStream *s, HttpHead *h_, void *userdata) {
                 return;
         set_timer(c, TIMER_NONE);
         c->resp_started = true;
+        http_req_stat_end(&c->stat, c->protocol && h->status == 200 ? 101 : h->status);
 
         if (c->protocol && h->status == 200) {
                 /* The upstream switched protocols (RFC 8441 answers 200 for 101). */
@@ -421,6 +424,7 @@ static void conn_begin_exchange(HttpConn *c, const HttpHead *h) {
         c->keep_alive = h->keep_alive;
         c->head_request = streq(h->method, "HEAD");
         c->front->requests++;
+        http_req_stat_begin(&c->stat, h->method);
         set_timer(c, TIMER_NONE);
 }
 
@@ -596,7 +600,7 @@ static int on_request_head(void *userdata, HttpHead *h_) {
         r = request_check_limits(c, h, &expect_continue);
         if (r < 0)
                 return r;
-        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host);
+        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host, &c->stat);
         if (!mux) {
                 if (status == 400)
                         reply_error(c, 400, "Missing or malformed Host.");

@@ -75,6 +75,7 @@ struct H2Stream {
         bool marked;            /* open at the last stall check: sent_mark is meaningful */
         bool responded, eof, deferred;
         HttpHead *trailers;
+        HttpReqStat stat;
 };
 
 static const Definition *def(H2Conn *c) {
@@ -248,6 +249,7 @@ static int submit_response(H2Stream *st, unsigned status, const HttpHeader *h, s
                 o += nl + 1;
         }
         st->responded = true;
+        http_req_stat_end(&st->stat, status);
         if (nghttp2_submit_response(st->c->h2, st->id, nva, k, body ? &prd : NULL) < 0)
                 return -EINVAL;
         h2_kick(st->c);
@@ -406,6 +408,7 @@ static void handle_request(H2Stream *st, bool end_stream) {
         assert(!st->tunnel);
 
         http_front_count_request(c->front);
+        http_req_stat_begin(&st->stat, h->method);
         st->head_request = h->method && streq(h->method, "HEAD");
         if (st->too_large)
                 return reply_error(st, 431, "The request head is larger than MaxHeaderBytes=/MaxHeaders= allow.");
@@ -420,7 +423,7 @@ static void handle_request(H2Stream *st, bool end_stream) {
         if (cl && def(c)->max_body_bytes > 0 && strtoull(cl, NULL, 10) > def(c)->max_body_bytes)
                 return reply_error(st, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64
                                    ").", def(c)->max_body_bytes);
-        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host);
+        mux = http_front_route(c->front, authority, &c->peer_addr, &status, host, &st->stat);
         if (!mux) {
                 if (status == 400)
                         return reply_error(st, 400, "Missing or malformed :authority.");

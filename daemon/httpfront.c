@@ -91,8 +91,65 @@ int http_front_normalize_host(const char *authority, char *ret, size_t size) {
         return 0;
 }
 
+/* ---- request counts ---- */
+
+static HttpStats stats = { .hosts = { { .host = "-" }, { .host = "*" } }, .n_hosts = 2 };
+
+const char *const http_stats_methods[HTTP_STATS_METHODS] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                                             "OPTIONS", "other" };
+const double http_stats_bucket_le[HTTP_STATS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                          30 };
+
+const HttpStats *http_stats(void) {
+        return &stats;
+}
+
+void http_req_stat_begin(HttpReqStat *r, const char *method) {
+        assert(r);
+        r->started = now_usec();
+        r->slot = 0;
+        r->method = HTTP_STATS_METHODS - 1;
+        for (uint8_t i = 0; method && i < HTTP_STATS_METHODS - 1; i++)
+                if (streq(method, http_stats_methods[i]))
+                        r->method = i;
+}
+
+/* The slot of a routed host: its own when a client names it (hosts a visitor cannot invent),
+ * "*" for a client that serves any host or when the table is full. */
+static uint8_t stat_slot(const char *host, bool exact) {
+        if (!exact)
+                return 1;
+        for (size_t i = 2; i < stats.n_hosts; i++)
+                if (streq(stats.hosts[i].host, host))
+                        return (uint8_t) i;
+        if (stats.n_hosts == HTTP_STATS_HOSTS)
+                return 1;
+        snprintf(stats.hosts[stats.n_hosts].host, sizeof(stats.hosts[0].host), "%s", host);
+        return (uint8_t) stats.n_hosts++;
+}
+
+void http_req_stat_end(HttpReqStat *r, unsigned status) {
+        uint64_t took;
+        size_t b = 0;
+
+        assert(r);
+        if (r->started == 0)
+                return;
+        took = now_usec() - r->started;
+        r->started = 0;
+        if (status >= 100 && status < 600)
+                stats.hosts[r->slot].n[r->method][status / 100 - 1]++;
+        while (b < HTTP_STATS_BUCKETS && (double) took / 1e6 > http_stats_bucket_le[b])
+                b++;
+        if (b < HTTP_STATS_BUCKETS)
+                stats.buckets[b]++;
+        stats.count++;
+        stats.sum_usec += took;
+}
+
 Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
-                      char host[static 256]) {
+                      char host[static 256], HttpReqStat *stat) {
+        bool refused, exact;
         Mux *m;
 
         assert(f);
@@ -118,9 +175,10 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
                 *ret_status = 403;
                 return NULL;
         }
-        bool refused;
-        m = f->route(host, peer, &refused, f->userdata);
+        m = f->route(host, peer, &refused, &exact, f->userdata);
         *ret_status = m ? 0 : refused ? 403 : 502;
+        if (m && stat)
+                stat->slot = stat_slot(host, exact);
         return m;
 }
 

@@ -11,8 +11,41 @@
 typedef struct HttpFront HttpFront;
 
 /* The session that serves host (lower case, no port) to peer, or NULL: with *ret_refused when
- * one serves it but its client's own lists refuse peer (counted and logged by the callee). */
-typedef Mux *(*HttpRouteFunc)(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata);
+ * one serves it but its client's own lists refuse peer (counted and logged by the callee).
+ * *ret_exact: a client names host itself (not one that serves any host). */
+typedef Mux *(*HttpRouteFunc)(const char *host, const SocketAddress *peer, bool *ret_refused, bool *ret_exact,
+                              void *userdata);
+
+/* ---- request counts for the metrics (one set per process: it outlives the fronts of a
+ * reload) ---- */
+
+#define HTTP_STATS_HOSTS 64        /* host labels; beyond them requests count under "*" */
+#define HTTP_STATS_METHODS 8       /* GET HEAD POST PUT PATCH DELETE OPTIONS other */
+#define HTTP_STATS_BUCKETS 12      /* response head latency, see http_stats_bucket_le */
+
+typedef struct HttpStatsHost {
+        char host[256];            /* "-": not routed (our own answer), "*": a client for any host */
+        uint64_t n[HTTP_STATS_METHODS][5]; /* by status class 1xx..5xx */
+} HttpStatsHost;
+
+typedef struct HttpStats {
+        HttpStatsHost hosts[HTTP_STATS_HOSTS];
+        size_t n_hosts;
+        uint64_t buckets[HTTP_STATS_BUCKETS]; /* cumulative counts are made when rendered */
+        uint64_t count, sum_usec;
+} HttpStats;
+
+extern const char *const http_stats_methods[HTTP_STATS_METHODS];
+extern const double http_stats_bucket_le[HTTP_STATS_BUCKETS]; /* seconds */
+const HttpStats *http_stats(void);
+
+/* One request on its way: begun when its head is in, ended by the first response head. */
+typedef struct HttpReqStat {
+        uint64_t started;          /* 0: not counting */
+        uint8_t method, slot;
+} HttpReqStat;
+void http_req_stat_begin(HttpReqStat *r, const char *method);
+void http_req_stat_end(HttpReqStat *r, unsigned status);
 
 /* Takes ownership of listen_fd. creds NULL: plain HTTP. */
 int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t creds, HttpRouteFunc route,
@@ -43,7 +76,7 @@ void http_front_count_conn(HttpFront *f, bool open);
  * client's own lists do: counted by the route callback) or 502 (nobody serves it). host gets
  * the normalized name. */
 Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,
-                      char host[static 256]);
+                      char host[static 256], HttpReqStat *stat);
 /* Copies the end-to-end fields of h into t and adds X-Forwarded-For/-Proto/-Host and
  * Forwarded (t->authority set). The X-Forwarded-For and Forwarded that came with the request
  * are kept in front of ours only when keep_forwarded (a trusted load balancer sent it: see

@@ -16,7 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acmecert.h"
+#include "client.h"
 #include "http1.h"
+#include "httpfront.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
@@ -139,6 +142,47 @@ static void render_refused(Out *o, Manager *m) {
         sample(o, "inletsd_refused_total", "reason", "client-allow-list", c.client_allow_list);
 }
 
+/* HTTP mode, exit server: requests by host, method and status class, and the time to their
+ * response head. */
+static void render_http(Out *o) {
+        static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+        const HttpStats *s = http_stats();
+        uint64_t cumulative = 0;
+
+        family(o, "inletsd_http_requests_total", "counter",
+               "Public HTTP requests answered, by host (\"-\": answered before routing, \"*\": a client for any "
+               "host), method and status class.");
+        for (size_t h = 0; h < s->n_hosts; h++)
+                for (size_t m = 0; m < HTTP_STATS_METHODS; m++)
+                        for (size_t k = 0; k < 5; k++) {
+                                if (s->hosts[h].n[m][k] == 0)
+                                        continue;
+                                fprintf(o->f, "inletsd_http_requests_total{tunnel=\"");
+                                put_label(o->f, o->tunnel);
+                                fprintf(o->f, "\",host=\"");
+                                put_label(o->f, s->hosts[h].host);
+                                fprintf(o->f, "\",method=\"%s\",code=\"%s\"} %" PRIu64 "\n", http_stats_methods[m],
+                                        classes[k], s->hosts[h].n[m][k]);
+                        }
+        family(o, "inletsd_http_response_seconds", "histogram",
+               "Time from a public request's head to its response head (ours or the upstream's).");
+        for (size_t b = 0; b < HTTP_STATS_BUCKETS; b++) {
+                cumulative += s->buckets[b];
+                fprintf(o->f, "inletsd_http_response_seconds_bucket{tunnel=\"");
+                put_label(o->f, o->tunnel);
+                fprintf(o->f, "\",le=\"%g\"} %" PRIu64 "\n", http_stats_bucket_le[b], cumulative);
+        }
+        fprintf(o->f, "inletsd_http_response_seconds_bucket{tunnel=\"");
+        put_label(o->f, o->tunnel);
+        fprintf(o->f, "\",le=\"+Inf\"} %" PRIu64 "\n", s->count);
+        fprintf(o->f, "inletsd_http_response_seconds_sum{tunnel=\"");
+        put_label(o->f, o->tunnel);
+        fprintf(o->f, "\"} %.6f\n", (double) s->sum_usec / 1e6);
+        fprintf(o->f, "inletsd_http_response_seconds_count{tunnel=\"");
+        put_label(o->f, o->tunnel);
+        fprintf(o->f, "\"} %" PRIu64 "\n", s->count);
+}
+
 static unsigned count_fds(void) {
         DIR *d = opendir("/proc/self/fd");
         unsigned n = 0;
@@ -219,6 +263,26 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
         metric(&o, "inletsd_bytes_out_total", "counter", "Bytes out, as D-Bus BytesOut.", c.bytes_out);
         if (m->server)
                 render_clients(&o, m);
+        if (m->server && m->def->mode == MODE_HTTP)
+                render_http(&o);
+        if (m->client) {
+                uint64_t sessions, age;
+                client_get_session(m->client, &sessions, &age);
+                metric(&o, "inletsd_sessions_total", "counter",
+                       "Sessions with the exit server established since start (1 + reconnects).", sessions);
+                family(&o, "inletsd_session_age_seconds", "gauge", "Age of the current session (0: none).");
+                fprintf(f, "inletsd_session_age_seconds{tunnel=\"");
+                put_label(f, o.tunnel);
+                fprintf(f, "\"} %.3f\n", (double) age / 1e6);
+        }
+        if (manager_acme(m)) {
+                AcmeCertInfo i = {};
+                acme_cert_get_info(manager_acme(m), &i);
+                if (i.not_after_usec > 0)
+                        metric(&o, "inletsd_certificate_not_after_seconds", "gauge",
+                               "When the ACME certificate in service expires (Unix time).",
+                               i.not_after_usec / USEC_PER_SEC);
+        }
         if (m->def->role != ROLE_FILESERVER)
                 render_refused(&o, m);
         render_process(&o, m);

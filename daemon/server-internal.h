@@ -161,7 +161,8 @@ void session_log_connected(Session *x);
 Session *session_for_port(Server *s, Listener *l);
 /* Whether the client's own lists let peer reach the port or host (scope); counted when not. */
 bool session_allows(Session *x, const char *scope, const SocketAddress *peer);
-Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata);
+Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, bool *ret_exact,
+                       void *userdata);
 int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n);
 int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n);
 /* Why a port a client asked for is refused, for the 409 and the log. */

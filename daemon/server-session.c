@@ -171,12 +171,14 @@ Session *session_for_port(Server *s, Listener *l) {
 /* HTTP mode: the session for a request's host, round-robin among those that name it, else
  * among those that serve any host; NULL with *ret_refused when that session's own lists refuse
  * peer. */
-Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, void *userdata) {
+Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_refused, bool *ret_exact,
+                       void *userdata) {
         Server *s = userdata;
         unsigned exact = 0, any = 0, pick;
 
         assert(s);
         assert(ret_refused);
+        assert(ret_exact);
         *ret_refused = false;
         for (Session *x = s->sessions; x; x = x->next)
                 for (size_t i = 0; i < x->n_hosts; i++) {
@@ -187,6 +189,7 @@ Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_re
                 }
         if (exact + any == 0)
                 return NULL;
+        *ret_exact = exact > 0;
         pick = s->host_rr++ % (exact ?: any);
         for (Session *x = s->sessions; x; x = x->next)
                 for (size_t i = 0; i < x->n_hosts; i++)
