@@ -17,6 +17,7 @@
 #include "encoding.h"
 #include "http1.h"
 #include "httpupstream.h"
+#include "histogram.h"
 #include "log.h"
 #include "macro.h"
 #include "mux.h"
@@ -54,6 +55,7 @@ struct Dial {
         size_t next_addr;
         uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* written before the stream's first byte */
         size_t proxy_header_len;
+        uint64_t started;       /* CLOCK_MONOTONIC µs, for the metrics */
 };
 
 struct Client {
@@ -89,6 +91,8 @@ struct Client {
         RateLimit refused_log; /* visitors this client's own AllowFrom=/DenyFrom= refused */
         uint64_t refused;      /* of TCP streams (HTTP requests: httpupstream.c) */
         uint64_t sessions;     /* established since start (the first and each reconnect) */
+        Histogram dial_times;  /* TCP mode: upstream connections made, by the time they took */
+        uint64_t dial_failures;
         bool access_unknown;   /* this session's server answered "error unknown command" */
 };
 
@@ -148,6 +152,10 @@ static void dial_done(Dial *d, int fd) {
         } else if (fd < 0)
                 log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
                          d->client->manager->def->upstreams[0], d->port, d->public_port);
+        if (fd >= 0)
+                histogram_add(&d->client->dial_times, now_usec() - d->started);
+        else
+                d->client->dial_failures++;
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;
         dial_free(d);
@@ -287,6 +295,7 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
         d->client = c;
         d->stream = s;
         d->fd = -1;
+        d->started = now_usec();
         d->port = port;
         d->public_port = public_port;
         proxy = definition_proxy_protocol(def(c), public_port);
@@ -897,6 +906,12 @@ Client *client_free(Client *c) {
 }
 
 /* ---- what the bus shows ---- */
+
+const Histogram *client_dials(Client *c, uint64_t *ret_failures) {
+        assert(c);
+        *ret_failures = c->dial_failures;
+        return &c->dial_times;
+}
 
 void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec) {
         assert(c);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "macro.h"
+#include "histogram.h"
 #include "manager.h"
 
 int client_new(Manager *m, Client **ret);
@@ -18,6 +19,8 @@ int client_reload(Client *c, const Definition *new_def, char **ret_error);
 void client_reloaded(Client *c, const Definition *old_def);
 
 void client_get_counters(Client *c, TunnelCounters *ret);
+/* TCP mode: upstream connections made (by the time they took) and those that failed. */
+const Histogram *client_dials(Client *c, uint64_t *ret_failures);
 /* Sessions established since start, and the age of the current one (0: not connected). */
 void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec);
 /* Streams and requests this client's own AllowFrom=/DenyFrom= refused. */

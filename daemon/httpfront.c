@@ -97,8 +97,6 @@ static HttpStats stats = { .hosts = { { .host = "-" }, { .host = "*" } }, .n_hos
 
 const char *const http_stats_methods[HTTP_STATS_METHODS] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
                                                              "OPTIONS", "other" };
-const double http_stats_bucket_le[HTTP_STATS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-                                                          30 };
 
 const HttpStats *http_stats(void) {
         return &stats;
@@ -129,22 +127,13 @@ static uint8_t stat_slot(const char *host, bool exact) {
 }
 
 void http_req_stat_end(HttpReqStat *r, unsigned status) {
-        uint64_t took;
-        size_t b = 0;
-
         assert(r);
         if (r->started == 0)
                 return;
-        took = now_usec() - r->started;
-        r->started = 0;
         if (status >= 100 && status < 600)
                 stats.hosts[r->slot].n[r->method][status / 100 - 1]++;
-        while (b < HTTP_STATS_BUCKETS && (double) took / 1e6 > http_stats_bucket_le[b])
-                b++;
-        if (b < HTTP_STATS_BUCKETS)
-                stats.buckets[b]++;
-        stats.count++;
-        stats.sum_usec += took;
+        histogram_add(&stats.response, now_usec() - r->started);
+        r->started = 0;
 }
 
 Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *peer, unsigned *ret_status,

@@ -4,6 +4,7 @@
  * response comes back the same way and goes out as HTTP/1.1. */
 #pragma once
 
+#include "histogram.h"
 #include "macro.h"
 #include "manager.h"
 #include "tls.h"
@@ -21,7 +22,6 @@ typedef Mux *(*HttpRouteFunc)(const char *host, const SocketAddress *peer, bool 
 
 #define HTTP_STATS_HOSTS 64        /* host labels; beyond them requests count under "*" */
 #define HTTP_STATS_METHODS 8       /* GET HEAD POST PUT PATCH DELETE OPTIONS other */
-#define HTTP_STATS_BUCKETS 12      /* response head latency, see http_stats_bucket_le */
 
 typedef struct HttpStatsHost {
         char host[256];            /* "-": not routed (our own answer), "*": a client for any host */
@@ -31,12 +31,10 @@ typedef struct HttpStatsHost {
 typedef struct HttpStats {
         HttpStatsHost hosts[HTTP_STATS_HOSTS];
         size_t n_hosts;
-        uint64_t buckets[HTTP_STATS_BUCKETS]; /* cumulative counts are made when rendered */
-        uint64_t count, sum_usec;
+        Histogram response;        /* from the request head to the response head */
 } HttpStats;
 
 extern const char *const http_stats_methods[HTTP_STATS_METHODS];
-extern const double http_stats_bucket_le[HTTP_STATS_BUCKETS]; /* seconds */
 const HttpStats *http_stats(void);
 
 /* One request on its way: begun when its head is in, ended by the first response head. */

@@ -19,6 +19,7 @@
 #include "acmecert.h"
 #include "client.h"
 #include "http1.h"
+#include "server.h"
 #include "httpfront.h"
 #include "log.h"
 #include "macro.h"
@@ -94,6 +95,26 @@ static void metric(Out *o, const char *name, const char *type, const char *help,
         sample(o, name, NULL, NULL, v);
 }
 
+static void histogram(Out *o, const char *name, const char *help, const Histogram *h) {
+        uint64_t cumulative = 0;
+
+        family(o, name, "histogram", help);
+        for (size_t b = 0; b <= HISTOGRAM_BUCKETS; b++) {
+                cumulative += b < HISTOGRAM_BUCKETS ? h->buckets[b] : 0;
+                fprintf(o->f, "%s_bucket{tunnel=\"", name);
+                put_label(o->f, o->tunnel);
+                if (b < HISTOGRAM_BUCKETS)
+                        fprintf(o->f, "\",le=\"%g\"} %" PRIu64 "\n", histogram_le[b], cumulative);
+                else
+                        fprintf(o->f, "\",le=\"+Inf\"} %" PRIu64 "\n", h->count);
+        }
+        fprintf(o->f, "%s_sum{tunnel=\"", name);
+        put_label(o->f, o->tunnel);
+        fprintf(o->f, "\"} %.6f\n%s_count{tunnel=\"", (double) h->sum_usec / 1e6, name);
+        put_label(o->f, o->tunnel);
+        fprintf(o->f, "\"} %" PRIu64 "\n", h->count);
+}
+
 typedef struct ClientRows {
         Out *o;
         const char *name;
@@ -147,7 +168,6 @@ static void render_refused(Out *o, Manager *m) {
 static void render_http(Out *o) {
         static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
         const HttpStats *s = http_stats();
-        uint64_t cumulative = 0;
 
         family(o, "inletsd_http_requests_total", "counter",
                "Public HTTP requests answered, by host (\"-\": answered before routing, \"*\": a client for any "
@@ -164,23 +184,8 @@ static void render_http(Out *o) {
                                 fprintf(o->f, "\",method=\"%s\",code=\"%s\"} %" PRIu64 "\n", http_stats_methods[m],
                                         classes[k], s->hosts[h].n[m][k]);
                         }
-        family(o, "inletsd_http_response_seconds", "histogram",
-               "Time from a public request's head to its response head (ours or the upstream's).");
-        for (size_t b = 0; b < HTTP_STATS_BUCKETS; b++) {
-                cumulative += s->buckets[b];
-                fprintf(o->f, "inletsd_http_response_seconds_bucket{tunnel=\"");
-                put_label(o->f, o->tunnel);
-                fprintf(o->f, "\",le=\"%g\"} %" PRIu64 "\n", http_stats_bucket_le[b], cumulative);
-        }
-        fprintf(o->f, "inletsd_http_response_seconds_bucket{tunnel=\"");
-        put_label(o->f, o->tunnel);
-        fprintf(o->f, "\",le=\"+Inf\"} %" PRIu64 "\n", s->count);
-        fprintf(o->f, "inletsd_http_response_seconds_sum{tunnel=\"");
-        put_label(o->f, o->tunnel);
-        fprintf(o->f, "\"} %.6f\n", (double) s->sum_usec / 1e6);
-        fprintf(o->f, "inletsd_http_response_seconds_count{tunnel=\"");
-        put_label(o->f, o->tunnel);
-        fprintf(o->f, "\"} %" PRIu64 "\n", s->count);
+        histogram(o, "inletsd_http_response_seconds",
+                  "Time from a public request's head to its response head (ours or the upstream's).", &s->response);
 }
 
 static unsigned count_fds(void) {
@@ -261,10 +266,25 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
                c.total_streams);
         metric(&o, "inletsd_bytes_in_total", "counter", "Bytes in, as D-Bus BytesIn.", c.bytes_in);
         metric(&o, "inletsd_bytes_out_total", "counter", "Bytes out, as D-Bus BytesOut.", c.bytes_out);
-        if (m->server)
+        if (m->server) {
+                static const char *const reasons[] = { "tls", "timeout", "token", "request", "busy", "closed" };
+                uint64_t hf[6];
                 render_clients(&o, m);
+                server_get_handshake_failures(m->server, hf);
+                family(&o, "inletsd_handshake_failures_total", "counter",
+                       "Connections to the control port that did not become a session, by reason.");
+                for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
+                        sample(&o, "inletsd_handshake_failures_total", "reason", reasons[i], hf[i]);
+        }
         if (m->server && m->def->mode == MODE_HTTP)
                 render_http(&o);
+        if (m->client && m->def->mode == MODE_TCP) {
+                uint64_t failures;
+                const Histogram *h = client_dials(m->client, &failures);
+                histogram(&o, "inletsd_upstream_connect_seconds", "Time to connect to the upstream (TCP mode).", h);
+                metric(&o, "inletsd_upstream_connect_failures_total", "counter",
+                       "Upstream connections that failed (refused, unreachable, timed out; TCP mode).", failures);
+        }
         if (m->client) {
                 uint64_t sessions, age;
                 client_get_session(m->client, &sessions, &age);

@@ -98,6 +98,12 @@ static void pending_reply(Pending *p, int status, const char *reason, const char
         char buf[1024];
         int n;
 
+        if (status == 401)
+                p->server->handshake_failures[HANDSHAKE_TOKEN]++;
+        else if (status == 503)
+                p->server->handshake_failures[HANDSHAKE_BUSY]++;
+        else if (status >= 400 && status < 500)
+                p->server->handshake_failures[HANDSHAKE_REQUEST]++;
         n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n%s\r\n%s\n",
@@ -305,6 +311,7 @@ static bool pending_tls_handshake(Pending *p) {
         r = tls_conn_handshake(p->conn);
         if (r < 0) {
                 log_debug("TLS handshake with %s failed: %s", p->remote, tls_conn_error(p->conn));
+                p->server->handshake_failures[HANDSHAKE_TLS]++;
                 pending_free(p);
                 return false;
         }
@@ -336,6 +343,7 @@ static int pending_handler(sd_event_source *src, int fd, uint32_t revents, void 
                 if (r <= 0) {
                         log_debug("Connection from %s ended during the upgrade: %s", p->remote,
                                   r == 0 ? "EOF" : tls_conn_error(p->conn));
+                        p->server->handshake_failures[HANDSHAKE_CLOSED]++;
                         pending_free(p);
                         return 0;
                 }
@@ -366,6 +374,7 @@ static int pending_timeout(sd_event_source *src, uint64_t usec, void *userdata) 
                 return 0;
         }
         log_debug("Handshake with %s timed out.", p->remote);
+        p->server->handshake_failures[HANDSHAKE_TIMEOUT]++;
         pending_free(p);
         return 0;
 }

@@ -92,6 +92,17 @@ struct Pending {
         SocketAddress peer;
 };
 
+/* Why a connection to the control port did not become a session. */
+typedef enum HandshakeFailure {
+        HANDSHAKE_TLS,          /* the TLS handshake failed */
+        HANDSHAKE_TIMEOUT,      /* nothing complete within HandshakeTimeoutSec= */
+        HANDSHAKE_TOKEN,        /* a wrong or missing token (401) */
+        HANDSHAKE_REQUEST,      /* not a valid upgrade request (4xx but 401) */
+        HANDSHAKE_BUSY,         /* MaxClients= reached (503) */
+        HANDSHAKE_CLOSED,       /* the peer went away during the upgrade */
+        _HANDSHAKE_FAILURE_MAX,
+} HandshakeFailure;
+
 struct Server {
         Manager *manager;
         gnutls_certificate_credentials_t creds;
@@ -110,6 +121,7 @@ struct Server {
         unsigned n_sessions, n_pending;
         RateLimit auth_log, busy_log, refused_log, control_refused_log;
         RefusedCounters refused;  /* public ports (TCP mode) and the control port; HTTP: the fronts */
+        uint64_t handshake_failures[_HANDSHAKE_FAILURE_MAX];
         AuthFailures auth_failures[AUTH_SOURCES];
         /* HTTP mode */
         int http_fd, https_fd;   /* from systemd, until started */

@@ -426,6 +426,12 @@ void server_note_refused(Server *s, uint16_t port, const SocketAddress *peer) {
                          buf);
 }
 
+void server_get_handshake_failures(Server *s, uint64_t ret[static 6]) {
+        assert(s);
+        assert(_HANDSHAKE_FAILURE_MAX == 6);
+        memcpy(ret, s->handshake_failures, sizeof(s->handshake_failures));
+}
+
 void server_get_refused(Server *s, RefusedCounters *ret) {
         assert(s);
         assert(ret);

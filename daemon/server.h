@@ -20,6 +20,9 @@ int server_reload(Server *s, const Definition *new_def, char **ret_error);
 void server_reloaded(Server *s, const Definition *old_def);
 
 void server_get_counters(Server *s, TunnelCounters *ret);
+/* Connections to the control port that did not become sessions, by reason: TLS, timeout,
+ * token, request, busy, closed (the order of metrics.c's labels). */
+void server_get_handshake_failures(Server *s, uint64_t ret[static 6]);
 void server_get_refused(Server *s, RefusedCounters *ret);
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);

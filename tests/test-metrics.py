@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -185,6 +186,53 @@ class Metrics(TunnelTest):
         wait_until(lambda: value(scrape(cm)[2], "inletsd_sessions_total") == 2, 20, "the client to reconnect")
         self.assertGreater(value(scrape(cm)[2], "inletsd_session_age_seconds"), 0)
         print("client: inletsd_sessions_total 1 -> 2 across a restart of the exit server")
+
+    def test_handshakes_and_upstream_dials(self):
+        sm, cm, pub, dead = free_port(), free_port(), free_port(), free_port()
+        self.server(extra_tunnel=f"MetricsListen=127.0.0.1:{sm}\n")
+        echo = self.echo()
+        self.client(f"{pub}:{echo.port} {dead}:{free_port()}", extra_tunnel=f"MetricsListen=127.0.0.1:{cm}\n")
+        wait_until(lambda: port_open(pub) and port_open(dead), 10, "public ports")
+        text = scrape(cm)[2]  # (the probes above dialled too)
+        ok0 = value(text, "inletsd_upstream_connect_seconds_count")
+        failed0 = value(text, "inletsd_upstream_connect_failures_total")
+        self.assertEqual(echo_roundtrip(pub, b"x"), b"x")
+        s = socket.create_connection(("127.0.0.1", dead))
+        s.settimeout(10)
+        try:  # the upstream refused: the stream ends (with a reset)
+            self.assertEqual(s.recv(10), b"")
+        except ConnectionResetError:
+            pass
+        s.close()
+        text = scrape(cm)[2]
+        self.assertEqual(value(text, "inletsd_upstream_connect_seconds_count"), ok0 + 1)
+        self.assertEqual(value(text, "inletsd_upstream_connect_failures_total"), failed0 + 1)
+        # Plain bytes to the TLS control port; a wrong token; a request that is no upgrade.
+        reasons = ("tls", "token", "request", "busy")
+        text = scrape(sm)[2]  # (port_open() probes of the control port failed TLS too)
+        before = {r: value(text, "inletsd_handshake_failures_total", f'reason="{r}"') for r in reasons}
+        s = socket.create_connection(("127.0.0.1", self.control_port))
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        s.settimeout(10)
+        s.recv(100)
+        s.close()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for head in (b"GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Authorization: Bearer wrong-token-0123456789\r\nX-Inlets-Ports: 9\r\n\r\n",
+                     b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n"):
+            t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.control_port), timeout=10))
+            t.sendall(head)
+            self.assertTrue(t.recv(100).startswith(b"HTTP/1.1 4"))
+            t.close()
+        wait_until(lambda: value(scrape(sm)[2], "inletsd_handshake_failures_total", 'reason="token"') == 1, 10,
+                   "the token failure")
+        text = scrape(sm)[2]
+        got = {r: value(text, "inletsd_handshake_failures_total", f'reason="{r}"') - before[r] for r in reasons}
+        self.assertEqual(got, {"tls": 1, "token": 1, "request": 1, "busy": 0})
+        print(f"client: 1 upstream connect timed, 1 refused; server handshake failures {got}")
 
     def test_bounds(self):
         mport = free_port()
