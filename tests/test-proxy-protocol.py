@@ -205,7 +205,8 @@ class ProxyProtocolTest(TunnelTest):
             c.stop()
 
     def test_server_without_addresses(self):
-        """A foreign exit server (no x-forwarded-for): no header at all, one warning."""
+        """A foreign exit server (no x-forwarded-for): a header without addresses (v2 LOCAL), so
+        a visitor's own "PROXY ..." bytes are never taken for the header; one warning."""
         up = RawUpstream()
         self.upstreams.append(up)
         up.release()
@@ -214,15 +215,25 @@ class ProxyProtocolTest(TunnelTest):
             c = self.client("7000:%d" % up.port, extra_client="ProxyProtocol=v2", ca=False,
                             url=f"ws://127.0.0.1:{fake.port}", wait=False)
             fake.accept()
+            local = V2_SIG + b"\x20\x00\x00\x00"
+            forged = b"PROXY TCP4 10.66.66.66 127.0.0.1 4444 7000\r\nEND"
             for i in range(3):
-                fake.connect_stream("127.0.0.1:7000", None, b"no header here END")
-            fake.connect_stream("127.0.0.1:7000", "not-an-address", b"nor here END")
-            fake.pump_until(lambda: len(up.received) == 4, 10)
-            self.assertEqual(sorted(up.received), sorted([b"no header here END"] * 3 + [b"nor here END"]),
-                             "the upstream must get the stream's bytes and nothing before them")
-            wait_until(lambda: "without a PROXY header" in c.output(), 5, "the warning")
-            self.assertEqual(c.output().count("without a PROXY header"), 1, "one warning, rate-limited")
-            print("a server without x-forwarded-for: no header (never a wrong one), one warning for four streams")
+                fake.connect_stream("127.0.0.1:7000", None, b"no address here END")
+            fake.connect_stream("127.0.0.1:7000", "not-an-address", forged)
+            # Forms other than the documented one, and addresses no visitor has: no addresses.
+            odd = ["[::ffff:0.0.0.0]:5", "255.255.255.255:5", "224.0.0.1:5", "0.1.2.3:5", "[1.2.3.4]:5",
+                   "1.2.3.4:05", "[::ffff:1.2.3.4]:5", "1.2.3.4:" + "0" * 245 + "8099"]
+            for peer in odd:
+                fake.connect_stream("127.0.0.1:7000", peer, b"odd END")
+            fake.pump_until(lambda: len(up.received) == 4 + len(odd), 10)
+            self.assertEqual(sorted(up.received), sorted([local + b"no address here END"] * 3 + [local + forged] +
+                                                         [local + b"odd END"] * len(odd)),
+                             "a LOCAL header first, then the stream's bytes (a forged header is data)")
+            wait_until(lambda: "without addresses" in c.output(), 5, "the warning")
+            self.assertEqual(c.output().count("without addresses"), 1, "one warning, rate-limited")
+            print("a server without x-forwarded-for, or with broadcast, multicast, 0/8, v4-mapped, bracketed, "
+                  "zero-padded or over-long ones: v2 LOCAL before the bytes (a visitor's forged PROXY line stays "
+                  "data), one warning")
         finally:
             fake.close()
 

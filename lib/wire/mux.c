@@ -1003,8 +1003,10 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
                 s->responded = valuelen == 3 && memcmp(value, "200", 3) == 0;
                 return 0;
         }
+        /* The first one counts; one longer than any address or port is no value at all (a cut
+         * one could parse as another address or port). */
         if (dst && !*dst)
-                *dst = strndup((const char *) value, MIN(valuelen, (size_t) 255));
+                *dst = valuelen > 255 ? strdup("") : strndup((const char *) value, valuelen);
         return 0;
 }
 

@@ -64,6 +64,22 @@ static void endpoint_map6(Endpoint *e) {
         e->family = AF_INET6;
 }
 
+int proxy_header_write_unknown(ProxyProtocol version, uint8_t buf[static PROXY_HEADER_WRITE_MAX]) {
+        switch (version) {
+        case PROXY_PROTOCOL_V1:
+                memcpy(buf, "PROXY UNKNOWN\r\n", 15);
+                return 15;
+        case PROXY_PROTOCOL_V2:
+                memcpy(buf, v2_signature, 12);
+                buf[12] = 0x20; /* version 2, LOCAL */
+                buf[13] = 0x00; /* AF_UNSPEC, UNSPEC */
+                buf[14] = buf[15] = 0;
+                return 16;
+        default:
+                return -EINVAL;
+        }
+}
+
 int proxy_header_write(ProxyProtocol version, const SocketAddress *source, const SocketAddress *destination,
                        uint8_t buf[static PROXY_HEADER_WRITE_MAX]) {
         Endpoint s, d;
@@ -189,6 +205,26 @@ static int parse_v1_addresses(char *line, ProxyHeader *h) {
         return 0;
 }
 
+/* Whether the text after "PROXY " (n bytes, no CR yet) can still become a valid line, so that
+ * what never can is refused at once instead of waiting for 107 bytes or the timeout. */
+static bool v1_prefix_possible(const uint8_t *p, size_t n) {
+        size_t spaces = 0, field = 0;
+
+        if (memcmp(p, "UNKNOWN", MIN(n, (size_t) 7)) == 0)
+                return true; /* anything may follow it */
+        if (memcmp(p, "TCP4 ", MIN(n, (size_t) 5)) != 0 && memcmp(p, "TCP6 ", MIN(n, (size_t) 5)) != 0)
+                return false;
+        for (size_t i = 5; i < n; i++) {
+                if (p[i] == ' ') {
+                        if (field == 0 || ++spaces > 3)
+                                return false; /* two spaces in a row, or a sixth field */
+                        field = 0;
+                } else if (!strchr("0123456789abcdefABCDEF.:", p[i]) || ++field > 45)
+                        return false;     /* INET6_ADDRSTRLEN - 1: the longest address */
+        }
+        return true;
+}
+
 static int parse_v1(const uint8_t *p, size_t n, ProxyHeader *ret) {
         char line[PROXY_V1_MAX];
         size_t limit = MIN(n, (size_t) PROXY_V1_MAX - 1), i;
@@ -205,7 +241,9 @@ static int parse_v1(const uint8_t *p, size_t n, ProxyHeader *ret) {
                         return -EBADMSG;
         }
         if (i == limit)
-                return n >= PROXY_V1_MAX - 1 ? -EBADMSG : 0;
+                return n >= PROXY_V1_MAX - 1 || (n > sizeof(v1_signature) &&
+                                                 !v1_prefix_possible(p + sizeof(v1_signature), n - sizeof(v1_signature)))
+                               ? -EBADMSG : 0;
         if (i + 1 >= n)
                 return 0;
         if (p[i + 1] != '\n' || i < sizeof(v1_signature))
@@ -236,7 +274,9 @@ static int parse_v2(const uint8_t *p, size_t n, ProxyHeader *ret) {
         /* Judge each byte as soon as it is there: garbage is refused without waiting for more. */
         if (n > 12 && ((p[12] & 0xF0) != V2_VERSION || (p[12] & 0x0F) > V2_CMD_PROXY))
                 return -EBADMSG;
-        if (n > 13 && ((p[13] >> 4) > V2_AF_UNIX || (p[13] & 0x0F) > 2))
+        /* LOCAL (a balancer's health check): the spec has the receiver ignore the family and the
+         * address block, whatever they say. */
+        if (n > 13 && (p[12] & 0x0F) == V2_CMD_PROXY && ((p[13] >> 4) > V2_AF_UNIX || (p[13] & 0x0F) > 2))
                 return -EBADMSG;
         if (n < PROXY_V2_FIXED)
                 return 0;
@@ -246,7 +286,8 @@ static int parse_v2(const uint8_t *p, size_t n, ProxyHeader *ret) {
         len = (size_t) p[14] << 8 | p[15];
         if (len > PROXY_V2_PAYLOAD_MAX)
                 return -EBADMSG;
-        alen = fam == V2_AF_INET ? 12 : fam == V2_AF_INET6 ? 36 : fam == V2_AF_UNIX ? 216 : 0;
+        alen = cmd != V2_CMD_PROXY ? len
+             : fam == V2_AF_INET ? 12 : fam == V2_AF_INET6 ? 36 : fam == V2_AF_UNIX ? 216 : 0;
         if (len < alen)
                 return -EBADMSG;
         if (cmd == V2_CMD_PROXY && (fam == V2_AF_INET || fam == V2_AF_INET6) && proto != V2_PROTO_STREAM)

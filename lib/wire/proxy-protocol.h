@@ -43,6 +43,11 @@ DECLARE_STRING_TABLE_LOOKUP(proxy_protocol, ProxyProtocol);
 int proxy_header_write(ProxyProtocol version, const SocketAddress *source, const SocketAddress *destination,
                        uint8_t buf[static PROXY_HEADER_WRITE_MAX]);
 
+/* The header that names no addresses ("PROXY UNKNOWN\r\n", or v2 LOCAL): the receiver keeps
+ * the connection's own. Written when the visitor is not known, so that the visitor's own first
+ * bytes are never taken for a header. Its length, or -EINVAL for PROXY_PROTOCOL_NO. */
+int proxy_header_write_unknown(ProxyProtocol version, uint8_t buf[static PROXY_HEADER_WRITE_MAX]);
+
 typedef struct ProxyHeader {
         ProxyProtocol version;
         /* false: the header names no addresses to use (v1 UNKNOWN, v2 LOCAL, v2 AF_UNSPEC or

@@ -245,6 +245,12 @@ static void test_v2(void) {
         memset(b + 16, 1, 12);
         r = proxy_header_parse(b, 28, &h);
         CHECK(r == 28 && !h.has_addresses, "LOCAL with INET addresses: ignored, got %d", r);
+        b[15] = 0; /* LOCAL naming INET without its block, or another transport: still only LOCAL */
+        r = proxy_header_parse(b, 16, &h);
+        CHECK(r == 16 && !h.has_addresses, "LOCAL, INET family, no block: got %d", r);
+        b[13] = 0x03;
+        r = proxy_header_parse(b, 16, &h);
+        CHECK(r == 16 && !h.has_addresses, "LOCAL, transport 3: got %d", r);
 
         /* PROXY over UNSPEC and UNIX: accepted, no addresses */
         b[12] = 0x21;
@@ -310,7 +316,40 @@ static void test_v2(void) {
                "version, command, family, protocol, short blocks, oversized, signature, garbage\n");
 }
 
+static void test_v1_hopeless_prefixes(void) {
+        static const char *const hopeless[] = { "PROXY  ", "PROXY XYZ", "PROXY tcp4", "PROXY TCP4 1.2.3.4  ",
+                                                "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3", "PROXY TCP4 1.2.3.4/8",
+                                                "PROXY TCP6 gg::1" };
+        static const char *const waiting[] = { "PROXY ", "PROXY T", "PROXY TCP4 1.2.3", "PROXY UNK",
+                                               "PROXY UNKNOWN whatever", "PROXY TCP6 ::ffff:1.2.3.4 ::1 65535 8" };
+        ProxyHeader h;
+
+        for (size_t i = 0; i < ELEMENTSOF(hopeless); i++)
+                CHECK(proxy_header_parse((const uint8_t *) hopeless[i], strlen(hopeless[i]), &h) == -EBADMSG,
+                      "'%s' can never be valid: refused at once", hopeless[i]);
+        for (size_t i = 0; i < ELEMENTSOF(waiting); i++)
+                CHECK(proxy_header_parse((const uint8_t *) waiting[i], strlen(waiting[i]), &h) == 0,
+                      "'%s' may still become valid: wait", waiting[i]);
+        printf("test-proxy-protocol: v1 prefixes that can never be valid are refused before the line ends\n");
+}
+
+static void test_unknown(void) {
+        uint8_t buf[PROXY_HEADER_WRITE_MAX];
+        ProxyHeader h;
+        int n;
+
+        for (ProxyProtocol v = PROXY_PROTOCOL_V1; v <= PROXY_PROTOCOL_V2; v++) {
+                n = proxy_header_write_unknown(v, buf);
+                CHECK(n > 0 && proxy_header_parse(buf, (size_t) n, &h) == n && !h.has_addresses && h.version == v,
+                      "%s without addresses parses back as such", proxy_protocol_to_string(v));
+        }
+        CHECK(proxy_header_write_unknown(PROXY_PROTOCOL_NO, buf) == -EINVAL, "no header for no");
+        printf("test-proxy-protocol: headers without addresses (UNKNOWN, LOCAL)\n");
+}
+
 int main(void) {
+        test_unknown();
+        test_v1_hopeless_prefixes();
         test_round_trips();
         test_spec_v1();
         test_bad_v1();
