@@ -206,28 +206,6 @@ static int dial_next(Dial *d) {
         return 0;
 }
 
-/* An address of a CONNECT stream exactly as the exit server writes it (docs/protocol.md):
- * "ADDR:PORT" or "[V6]:PORT" in the form socket_address_format() gives (no brackets around
- * IPv4, no v4-mapped form, no leading zeros, no zone), a port, and an address a visitor can
- * have: not the "any" address, 0.0.0.0/8, broadcast or multicast. */
-static int stream_address_parse(const char *s, SocketAddress *ret) {
-        char canonical[SOCKADDR_STR_MAX];
-        SocketAddress a;
-
-        if (!s || !*s || strchr(s, '%') || socket_address_parse(s, 0, &a) < 0 ||
-            socket_address_port(&a) == 0 || !streq(socket_address_format(&a, canonical), s))
-                return -EINVAL;
-        if (a.sa.sa_family == AF_INET) {
-                uint32_t v = ntohl(a.in.sin_addr.s_addr);
-                if ((v >> 24) == 0 || v == INADDR_BROADCAST || IN_MULTICAST(v))
-                        return -EINVAL;
-        } else if (IN6_IS_ADDR_UNSPECIFIED(&a.in6.sin6_addr) || IN6_IS_ADDR_MULTICAST(&a.in6.sin6_addr) ||
-                   IN6_IS_ADDR_V4MAPPED(&a.in6.sin6_addr))
-                return -EINVAL;
-        *ret = a;
-        return 0;
-}
-
 /* The PROXY header for stream s into d, built from x-forwarded-for (the visitor) and :authority
  * (the public address it reached). A server that does not send both (an older or foreign one)
  * gets one that names no addresses (UNKNOWN, LOCAL): never none, never a wrong one. */
@@ -238,7 +216,7 @@ static void dial_prepare_proxy_header(Client *c, Dial *d, MuxStream *s, const ch
         int n;
 
         mux_stream_get(s, NULL, NULL, &peer);
-        if (stream_address_parse(peer, &source) < 0 || stream_address_parse(authority, &destination) < 0) {
+        if (proxy_address_parse(peer, &source) < 0 || proxy_address_parse(authority, &destination) < 0) {
                 if (ratelimit_below(&c->proxy_log))
                         log_warning("Port %u: the server sent no usable visitor address "
                                     "(x-forwarded-for '%s', :authority '%s'); the upstream gets a PROXY header "
@@ -269,7 +247,7 @@ static bool stream_allowed(Client *c, MuxStream *s, uint16_t public_port) {
                 return true;
         mux_stream_get(s, NULL, NULL, &peer);
         snprintf(scope, sizeof(scope), "%u", public_port);
-        if (stream_address_parse(peer, &visitor) >= 0 && access_list_allows(l, scope, &visitor))
+        if (proxy_address_parse(peer, &visitor) >= 0 && access_list_allows(l, scope, &visitor))
                 return true;
         c->refused++;
         if (ratelimit_below(&c->refused_log))

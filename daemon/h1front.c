@@ -55,6 +55,7 @@ struct HttpConn {
         SocketAddress peer_addr; /* what access lists judge */
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
+        char local[SOCKADDR_STR_MAX]; /* the public socket's own address ("" if unknown) */
         bool handshake_done, eof, closing, lingering, dead;
         bool via_proxy;         /* from a trusted load balancer (AcceptProxyProtocol=) */
         uint32_t io_events;     /* as last given to the io source */
@@ -537,7 +538,7 @@ static int request_tunnel_head(HttpConn *c, const HttpHead *h, const char *path,
                 t->method = http_head_strdup(t, h->method);
         if (!t->method || !t->scheme || !t->url || !t->authority)
                 return -ENOMEM;
-        r = http_forward_fields(t, h, c->peer_ip, scheme, c->via_proxy);
+        r = http_forward_fields(t, h, c->peer, c->peer_ip, c->local, scheme, c->via_proxy);
         if (r < 0)
                 return r;
         if (h->content_length >= 0 && !h->chunked) {
@@ -912,7 +913,7 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         c->io = sd_event_source_disable_unref(c->io);
                         /* It keeps its place under MaxConnections= (h2_conn_start() counts it). */
                         if (h2_conn_start(c->front, &c->front->h2conns, TAKE_PTR(c->conn), &c->peer_addr,
-                                          c->peer, c->peer_ip, c->via_proxy) < 0)
+                                          c->peer, c->peer_ip, c->local, c->via_proxy) < 0)
                                 log_debug("HTTP %s: cannot start HTTP/2.", c->peer);
                         conn_close(c);
                         return 0;
@@ -1036,6 +1037,11 @@ int h1_conn_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *use
         c->via_proxy = via_proxy;
         socket_address_format(peer, c->peer);
         peer_ip(peer, c->peer_ip, sizeof(c->peer_ip));
+        {
+                SocketAddress local = { .len = sizeof(local.storage) };
+                if (getsockname(fd, &local.sa, &local.len) >= 0)
+                        socket_address_format(&local, c->local);
+        }
         LIST_PREPEND(f->conns, c);
         f->n_conns++;
         http_msg_parser_init(&c->parser, true, def(c)->max_header_bytes, def(c)->max_headers, &request_callbacks,

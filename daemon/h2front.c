@@ -46,6 +46,7 @@ struct H2Conn {
         SocketAddress peer_addr; /* what access lists judge */
         char peer[SOCKADDR_STR_MAX];
         char peer_ip[INET6_ADDRSTRLEN + 2];
+        char local[SOCKADDR_STR_MAX];
         bool via_proxy;         /* from a trusted load balancer (AcceptProxyProtocol=) */
         H2Stream *streams;
         uint64_t sent, sent_mark; /* response body bytes taken for sending; at the last check */
@@ -435,7 +436,7 @@ static void handle_request(H2Stream *st, bool end_stream) {
         if (!t || !(t->method = http_head_strdup(t, h->method)) || !(t->url = http_head_strdup(t, h->url)) ||
             !(t->authority = http_head_strdup(t, authority)) || !(t->scheme = http_head_strdup(t, "https")))
                 return reply_error(st, 500, "Out of memory.");
-        r = http_forward_fields(t, h, c->peer_ip, "https", c->via_proxy);
+        r = http_forward_fields(t, h, c->peer, c->peer_ip, c->local, "https", c->via_proxy);
         if (r >= 0 && cl)
                 r = http_head_add(t, "content-length", 14, cl, strlen(cl));
         if (r < 0)
@@ -741,7 +742,7 @@ static int h2_idle(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddress *peer_addr,
-                  const char *peer, const char *peer_ip, bool via_proxy) {
+                  const char *peer, const char *peer_ip, const char *local, bool via_proxy) {
         nghttp2_session_callbacks *cbs;
         nghttp2_option *opt;
         nghttp2_settings_entry iv[] = {
@@ -770,6 +771,7 @@ int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddres
         c->peer_addr = *peer_addr;
         snprintf(c->peer, sizeof(c->peer), "%s", peer);
         snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
+        snprintf(c->local, sizeof(c->local), "%s", local);
         c->via_proxy = via_proxy;
         LIST_PREPEND(*list, c);
         http_front_count_conn(f, true);

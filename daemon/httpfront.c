@@ -171,8 +171,8 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
         return m;
 }
 
-int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme,
-                        bool keep_forwarded) {
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const char *peer_ip, const char *local,
+                        const char *scheme, bool keep_forwarded) {
         _cleanup_free_ char *xff = NULL, *fwd = NULL;
         const char *prev_xff = NULL, *prev_fwd = NULL;
         char fbuf[INET6_ADDRSTRLEN + 8];
@@ -197,7 +197,8 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, con
                         continue;
                 }
                 /* Ours to set: what the public side claims about itself is not trusted. */
-                if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
+                if (strncasecmp(name, "x-inlets-", 9) == 0 ||
+                    strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
                     strcasecmp(name, "Expect") == 0 || strcasecmp(name, "Content-Length") == 0)
                         continue;
                 if (http_header_is_hop_by_hop(h, name) &&
@@ -216,7 +217,9 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, con
         if (http_head_add(t, "X-Forwarded-For", 15, xff, strlen(xff)) < 0 ||
             http_head_add(t, "X-Forwarded-Proto", 17, scheme, strlen(scheme)) < 0 ||
             http_head_add(t, "X-Forwarded-Host", 16, t->authority, strlen(t->authority)) < 0 ||
-            http_head_add(t, "Forwarded", 9, fwd, strlen(fwd)) < 0)
+            http_head_add(t, "Forwarded", 9, fwd, strlen(fwd)) < 0 ||
+            http_head_add(t, "x-inlets-peer", 13, peer, strlen(peer)) < 0 ||
+            (*local && http_head_add(t, "x-inlets-local", 14, local, strlen(local)) < 0))
                 return -ENOMEM;
         return 0;
 }

@@ -79,12 +79,14 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
  * Forwarded (t->authority set). The X-Forwarded-For and Forwarded that came with the request
  * are kept in front of ours only when keep_forwarded (a trusted load balancer sent it: see
  * AcceptProxyProtocol=); from anyone else they are dropped, so the upstream never takes a
- * visitor's claim for an address we saw. */
-int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer_ip, const char *scheme,
-                        bool keep_forwarded);
+ * visitor's claim for an address we saw. x-inlets-peer and x-inlets-local (peer and local,
+ * "ADDR:PORT" as socket_address_format() writes them, for the tunnel client's PROXY header:
+ * docs/protocol.md) are added, and any x-inlets-* field the request came with is dropped. */
+int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const char *peer_ip, const char *local,
+                        const char *scheme, bool keep_forwarded);
 
 typedef struct H2Conn H2Conn;
 /* Serves an HTTP/2 connection (ALPN chose h2); takes conn, links into *list. */
 int h2_conn_start(HttpFront *f, H2Conn **list, TlsConn *conn, const SocketAddress *peer_addr,
-                  const char *peer, const char *peer_ip, bool via_proxy);
+                  const char *peer, const char *peer_ip, const char *local, bool via_proxy);
 void h2_conns_free(H2Conn **list);

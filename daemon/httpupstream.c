@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 
 #include "http1.h"
+#include "proxy-protocol.h"
+#include "string-util.h"
 #include "httpguard.h"
 #include "httpupstream.h"
 #include "log.h"
@@ -84,6 +86,11 @@ struct UpConn {
         Exchange *x;
         bool reusable;          /* the response allowed keep-alive */
         bool reused;            /* taken from the pool for this exchange */
+        /* ProxyProtocol=: the PROXY header written first, and the public connection it names
+         * (the pool gives this upstream connection to requests of that one only) */
+        uint8_t proxy_header[PROXY_HEADER_WRITE_MAX];
+        size_t proxy_len;
+        char *visitor_key;
         uint32_t io_events;     /* as last given to the io source */
 };
 
@@ -101,6 +108,9 @@ struct Exchange {
         bool has_body, chunked, body_end, body_end_written, head_written;
         bool head_request, upgrade, upgraded, interim, responded, resp_done, resp_no_body, retried;
         HttpHead *end_trailers;
+        uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* ProxyProtocol=: see UpConn */
+        size_t proxy_len;
+        char *visitor_key;
 };
 
 static const Definition *def(HttpUpstreams *u) {
@@ -211,6 +221,7 @@ static UpConn *up_free(UpConn *uc) {
         tls_conn_free(uc->conn);
         http_msg_parser_done(&uc->parser);
         targets_unref(uc->targets);
+        free(uc->visitor_key);
         free(uc);
         return NULL;
 }
@@ -226,6 +237,7 @@ static Exchange *exchange_free(Exchange *x) {
         http_head_free(x->end_trailers);
         targets_unref(x->targets);
         free(x->pre);
+        free(x->visitor_key);
         free(x);
         return NULL;
 }
@@ -688,6 +700,13 @@ static int up_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                                 up_dial_failed(uc, -err);
                         return 0;
                 }
+                /* ProxyProtocol=: before anything else, TLS included; a fresh socket takes it
+                 * whole in one send(). */
+                if (uc->proxy_len > 0 &&
+                    send(uc->fd, uc->proxy_header, uc->proxy_len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) uc->proxy_len) {
+                        up_dial_failed(uc, -EIO);
+                        return 0;
+                }
                 if (t->u.tls && !uc->owner->creds) { /* an https:// upstream came with a reload */
                         _cleanup_free_ char *why = NULL;
                         r = tls_client_credentials(def(uc->owner)->upstream_ca_file, &uc->owner->creds, &why);
@@ -857,7 +876,8 @@ static void exchange_start(Exchange *x) {
         assert(!x->uc);
 
         for (UpConn *i = u->conns; i && !x->retried; i = i->next)
-                if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target) {
+                if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target &&
+                    streq_ptr(i->visitor_key, x->visitor_key)) {
                         uc = i;
                         break;
                 }
@@ -875,6 +895,14 @@ static void exchange_start(Exchange *x) {
         if (r < 0) {
                 exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
                               r == -ECONNREFUSED ? "no address to connect to" : strerror(-r));
+                return;
+        }
+        memcpy(uc->proxy_header, x->proxy_header, x->proxy_len);
+        uc->proxy_len = x->proxy_len;
+        uc->visitor_key = x->visitor_key ? strdup(x->visitor_key) : NULL;
+        if (x->visitor_key && !uc->visitor_key) {
+                up_free(uc);
+                exchange_fail(x, 500, "Out of memory.");
                 return;
         }
         uc->x = x;
@@ -921,6 +949,30 @@ static bool request_allowed(HttpUpstreams *u, const HttpHead *h) {
                 log_info("HTTP %s: refused %s (this client's AllowFrom=/DenyFrom=).", h->authority ?: "",
                          *visitor ? visitor : "a visitor the server did not name");
         return false;
+}
+
+/* ProxyProtocol= in HTTP mode: the header for the public connection a request came on, from
+ * x-inlets-peer and x-inlets-local (docs/protocol.md; a header without addresses when they are
+ * missing or malformed), and the key that keeps upstream connections to that public one. The
+ * x-inlets-* fields never go on to the upstream. */
+static int exchange_proxy_header(HttpUpstreams *u, Exchange *x, HttpHead *h) {
+        ProxyProtocol v = def(u)->proxy_protocol;
+        const char *peer = http_head_get(h, "x-inlets-peer"), *local = http_head_get(h, "x-inlets-local");
+        SocketAddress source, destination;
+        int n;
+
+        if (v > PROXY_PROTOCOL_NO) {
+                bool known = proxy_address_parse(peer, &source) >= 0 && proxy_address_parse(local, &destination) >= 0;
+                n = known ? proxy_header_write(v, &source, &destination, x->proxy_header)
+                          : proxy_header_write_unknown(v, x->proxy_header);
+                x->proxy_len = n > 0 ? (size_t) n : 0;
+                x->visitor_key = asprintf_safe("%s %s", known ? peer : "?", known ? local : "?");
+                if (!x->visitor_key)
+                        return -ENOMEM;
+        }
+        (void) http_head_remove(h, "x-inlets-peer");
+        (void) http_head_remove(h, "x-inlets-local");
+        return 0;
 }
 
 uint64_t http_upstreams_refused(HttpUpstreams *u) {
@@ -996,6 +1048,12 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
         }
         x = calloc(1, sizeof(*x));
         if (!x) {
+                http_head_free(h);
+                respond_error(s, 500, "Out of memory.");
+                return;
+        }
+        if (exchange_proxy_header(u, x, h) < 0) {
+                free(x);
                 http_head_free(h);
                 respond_error(s, 500, "Out of memory.");
                 return;

@@ -7,13 +7,14 @@ sent (a plain nginx answers normally); per-port on and off; a raw upstream sees 
 bytes, with the visitor's early data after them; a foreign exit server that sends no visitor
 address gets no header at all, and one warning."""
 
+import http.client
 import socket
 import struct
 import threading
 import time
 
 from fake_peers import FakeExitServer
-from inletstest import TunnelTest, free_port, main, port_open, wait_until
+from inletstest import Daemon, TunnelTest, free_port, main, port_open, wait_until
 from peers import Nginx
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -203,6 +204,32 @@ class ProxyProtocolTest(TunnelTest):
                              f"{version}: expected the header, then the early data")
             print(f"{version}: the upstream got exactly {want!r} and then the early data")
             c.stop()
+
+    def test_http_mode(self):
+        """HTTP mode: each public connection gets upstream connections of its own, each opened
+        with a PROXY header naming that visitor; a visitor's own x-inlets-* fields change nothing."""
+        n = self.start_nginx()
+        http_port = free_port()
+        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{http_port}\n")
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n[Client]\n"
+                f"URL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
+                f"Upstream=a.test=http://127.0.0.1:{n.pp_port}\nProxyProtocol=v2\n")
+        c = Daemon(self.tmp, "client", conf)
+        self.daemons.append(c)
+        c.start()
+        c.wait_log("Connection established")
+        wait_until(lambda: port_open(http_port), 10, "HTTP port")
+        for src in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10, source_address=(src, 0))
+            conn.connect()
+            me = conn.sock.getsockname()
+            for headers in ({}, {"X-Inlets-Peer": "10.6.6.6:1", "X-Inlets-Local": "10.6.6.7:2"}):
+                conn.request("GET", "/", headers={"Host": "a.test", **headers})
+                body = conn.getresponse().read().decode().strip()
+                self.assertEqual(body, f"pp {me[0]}:{me[1]}", (src, headers))
+            conn.close()
+        print("HTTP mode, ProxyProtocol=v2: nginx names each visitor's own address and port, on every request "
+              "of its keep-alive connection; a forged X-Inlets-Peer changed nothing")
 
     def test_server_without_addresses(self):
         """A foreign exit server (no x-forwarded-for): a header without addresses (v2 LOCAL), so

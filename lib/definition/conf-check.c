@@ -237,13 +237,15 @@ static int client_check_http_rules(Definition *d, const char *f, char **ret_erro
 
 /* ProxyProtocol=: TCP mode, and only for ports the tunnel serves. */
 static int client_check_proxy_protocol(Definition *d, const char *f, char **ret_error) {
-        bool any = d->proxy_protocol > PROXY_PROTOCOL_NO;
-
         for (size_t i = 0; i < d->n_proxy_protocol_ports; i++) {
                 const ProxyProtocolPort *p = &d->proxy_protocol_ports[i];
                 bool served = false;
 
-                any = any || p->version > PROXY_PROTOCOL_NO;
+                /* HTTP mode has no ports: one value for every host. */
+                if (d->mode == MODE_HTTP)
+                        return errorf(ret_error, -EINVAL,
+                                      "%s: ProxyProtocol=%s %u: HTTP mode takes one value for every host, no ports",
+                                      f, proxy_protocol_to_string(p->version), p->public_port);
                 for (size_t j = 0; j < d->n_ports; j++)
                         served = served || d->ports[j].public_port == p->public_port;
                 if (!served && d->mode == MODE_TCP)
@@ -251,13 +253,6 @@ static int client_check_proxy_protocol(Definition *d, const char *f, char **ret_
                                       "%s: ProxyProtocol=%s %u: port %u is not a public port of Ports=", f,
                                       proxy_protocol_to_string(p->version), p->public_port, p->public_port);
         }
-        /* One pooled upstream connection carries the requests of many visitors, one after the
-         * other: a header at its start would name only the first. */
-        if (any && d->mode == MODE_HTTP)
-                return errorf(ret_error, -EINVAL,
-                              "%s: ProxyProtocol= is for Mode=tcp: in HTTP mode an upstream connection is "
-                              "pooled and carries the requests of several visitors (the upstream gets "
-                              "X-Forwarded-For and Forwarded instead)", f);
         if (d->proxy_protocol < 0)
                 d->proxy_protocol = PROXY_PROTOCOL_NO;
         return 0;

@@ -29,7 +29,7 @@ void inlets_args_help(FILE *f) {
               "  http server [--port 8000] (and the server flags above)\n"
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
               "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
-              "  http client --url … --upstream [HOST=]URL\n"
+              "  http client --url … --upstream [HOST=]URL [--proxy-protocol v1|v2]\n"
               "              [--basic-auth-file HTPASSWD | --basic-auth-username admin --basic-auth-password PW]\n"
               "              [--bearer-token-file FILE | --bearer-token T] (visitors must authenticate: BasicAuthFile=,\n"
               "              BearerTokenFile=; the password and token flags are visible to other users)\n"
@@ -205,8 +205,8 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                         v = b ? "any" : "";
         } else if (streq(f->name, "proxy-protocol")) {
                 /* inlets PRO: "" (none), v1 or v2, on the TCP client only */
-                if (d->role != ROLE_CLIENT || d->mode != MODE_TCP)
-                        return errorf(ret_error, -EINVAL, "--proxy-protocol is for tcp client");
+                if (d->role != ROLE_CLIENT)
+                        return errorf(ret_error, -EINVAL, "--proxy-protocol is for tcp client and http client");
                 if (!streq(v, "") && !streq(v, "v1") && !streq(v, "v2"))
                         return errorf(ret_error, -EINVAL, "--proxy-protocol: expected v1 or v2, got '%s'",
                                       v);

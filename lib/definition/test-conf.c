@@ -193,7 +193,16 @@ static void test_proxy_protocol(void) {
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=25\n"
                      "ProxyProtocol=v1 http\n", "expected public ports");
         expect_error("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
-                     "Upstream=http://127.0.0.1:80\nProxyProtocol=v2\n", "ProxyProtocol= is for Mode=tcp");
+                     "Upstream=http://127.0.0.1:80\nProxyProtocol=v2 80\n",
+                     "ProxyProtocol=v2 80: HTTP mode takes one value for every host, no ports");
+        {
+                Definition *h = NULL;
+                _cleanup_free_ char *e = NULL;
+                int k = load("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                             "Upstream=http://127.0.0.1:80\nProxyProtocol=v2\n", &h, &e, NULL);
+                CHECK(k == 0 && h->proxy_protocol == PROXY_PROTOCOL_V2, "HTTP mode, tunnel-wide: %s", e ?: "");
+                definition_free(h);
+        }
         r = load("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
                  "Upstream=http://127.0.0.1:80\nProxyProtocol=no\n", &d, &err, NULL);
         CHECK(r == 0, "ProxyProtocol=no in HTTP mode is fine: %s", err);

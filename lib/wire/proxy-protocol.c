@@ -64,6 +64,25 @@ static void endpoint_map6(Endpoint *e) {
         e->family = AF_INET6;
 }
 
+int proxy_address_parse(const char *s, SocketAddress *ret) {
+        char canonical[SOCKADDR_STR_MAX];
+        SocketAddress a;
+
+        if (!s || !*s || strchr(s, '%') || socket_address_parse(s, 0, &a) < 0 ||
+            socket_address_port(&a) == 0 || !streq(socket_address_format(&a, canonical), s))
+                return -EINVAL;
+        if (a.sa.sa_family == AF_INET) {
+                uint32_t v = ntohl(a.in.sin_addr.s_addr);
+                if ((v >> 24) == 0 || v == INADDR_BROADCAST || IN_MULTICAST(v))
+                        return -EINVAL;
+        } else if (IN6_IS_ADDR_UNSPECIFIED(&a.in6.sin6_addr) || IN6_IS_ADDR_MULTICAST(&a.in6.sin6_addr) ||
+                   IN6_IS_ADDR_V4MAPPED(&a.in6.sin6_addr))
+                return -EINVAL;
+        *ret = a;
+        return 0;
+}
+
+
 int proxy_header_write_unknown(ProxyProtocol version, uint8_t buf[static PROXY_HEADER_WRITE_MAX]) {
         switch (version) {
         case PROXY_PROTOCOL_V1:

@@ -43,6 +43,13 @@ DECLARE_STRING_TABLE_LOOKUP(proxy_protocol, ProxyProtocol);
 int proxy_header_write(ProxyProtocol version, const SocketAddress *source, const SocketAddress *destination,
                        uint8_t buf[static PROXY_HEADER_WRITE_MAX]);
 
+/* The addresses the exit server sends with each stream (x-forwarded-for and :authority of a
+ * CONNECT stream, x-inlets-peer and x-inlets-local of a request): "ADDR:PORT" or "[V6]:PORT"
+ * exactly as socket_address_format() writes them (no brackets around IPv4, no v4-mapped form,
+ * no leading zeros, no zone), with a port, and an address a visitor can have (not the "any"
+ * address, 0.0.0.0/8, broadcast or multicast). -EINVAL otherwise, s NULL included. */
+int proxy_address_parse(const char *s, SocketAddress *ret);
+
 /* The header that names no addresses ("PROXY UNKNOWN\r\n", or v2 LOCAL): the receiver keeps
  * the connection's own. Written when the visitor is not known, so that the visitor's own first
  * bytes are never taken for a header. Its length, or -EINVAL for PROXY_PROTOCOL_NO. */
