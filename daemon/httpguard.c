@@ -6,8 +6,9 @@
  * to a quarter second), on the one thread that carries every stream. So a password that
  * passed is remembered (its SHA-256 with the user, for ten minutes, per loaded file), and the
  * time spent hashing is budgeted: past 200 ms in one second, requests whose credentials are not
- * remembered get 503 with Retry-After until the next second. A guesser then slows itself, not
- * the tunnel. */
+ * remembered get 503 with Retry-After until the next second. Known gaps (docs/configuration.md):
+ * one budget for all visitors, and one hash of any cost runs on the loop; hashing in a worker
+ * thread with a budget per visitor is the way out. */
 
 #include <arpa/inet.h>
 #include <assert.h>
