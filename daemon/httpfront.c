@@ -171,6 +171,18 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
         return m;
 }
 
+static bool client_address_field(const char *name) {
+        static const char *const fields[] = {
+                "X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP",
+                "Fastly-Client-IP", "X-Original-Forwarded-For",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (strcasecmp(name, fields[i]) == 0)
+                        return true;
+        return false;
+}
+
 int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const char *peer_ip, const char *local,
                         const char *scheme, bool keep_forwarded) {
         _cleanup_free_ char *xff = NULL, *fwd = NULL;
@@ -196,6 +208,10 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const 
                                 prev_fwd = h->headers[i].value;
                         continue;
                 }
+                /* Other names for the client's address that upstreams (nginx's real_ip, PHP
+                 * apps) believe: only a trusted balancer may pass them on. */
+                if (!keep_forwarded && client_address_field(name))
+                        continue;
                 /* Ours to set: what the public side claims about itself is not trusted. */
                 if (strncasecmp(name, "x-inlets-", 9) == 0 ||
                     strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||

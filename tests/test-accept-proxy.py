@@ -213,12 +213,13 @@ class AcceptProxy(BusTunnelTest):
         def xff():
             return a.requests[-1][2].get("x-forwarded-for")
 
-        forged = ("X-Forwarded-For: 10.66.66.66",)
+        forged = ("X-Forwarded-For: 10.66.66.66", "X-Real-IP: 10.66.66.66", "True-Client-IP: 10.66.66.66")
         self.assertEqual(curl("127.0.0.3", f"http://127.0.0.1:{lb_http}/hello", "a.test"), (200, b"hello from a\n"))
         self.assertEqual(xff(), "127.0.0.3")
         self.assertEqual(curl("127.0.0.3", f"https://127.0.0.1:{lb_https}/hello", "a.test", headers=forged),
                          (200, b"hello from a\n"))
         self.assertEqual(xff(), "10.66.66.66, 127.0.0.3", "behind a trusted balancer the chain is kept")
+        self.assertEqual(a.requests[-1][2].get("x-real-ip"), "10.66.66.66", "and what the balancer passed on")
         self.assertEqual(h2_get("127.0.0.3", lb_https, "a.test"), (200, b"hello from a\n"))
         self.assertEqual(xff(), "127.0.0.3", "HTTP/2 behind the balancer")
         n = len(a.requests)
@@ -231,13 +232,20 @@ class AcceptProxy(BusTunnelTest):
         self.assertEqual(curl("127.0.0.3", f"http://127.0.0.1:{http_port}/hello", "a.test", headers=forged),
                          (200, b"hello from a\n"))
         self.assertEqual(xff(), "127.0.0.3", "a forged X-Forwarded-For is dropped")
+        self.assertNotIn("x-real-ip", a.requests[-1][2], "a forged X-Real-IP is dropped")
+        self.assertNotIn("true-client-ip", a.requests[-1][2], "a forged True-Client-IP is dropped")
         self.assertEqual(h2_get("127.0.0.3", https_port, "a.test", headers=[("x-forwarded-for", "10.66.66.66"),
-                                                                           ("forwarded", "for=10.66.66.66")]),
+                                                                           ("forwarded", "for=10.66.66.66"),
+                                                                           ("x-real-ip", "10.66.66.66"),
+                                                                           ("cf-connecting-ip", "10.66.66.66")]),
                          (200, b"hello from a\n"))
         h = a.requests[-1][2]
+        self.assertNotIn("x-real-ip", h)
+        self.assertNotIn("cf-connecting-ip", h)
         self.assertEqual(h["x-forwarded-for"], "127.0.0.3")
         self.assertEqual(h["forwarded"], 'for=127.0.0.3;host="a.test";proto=https')
-        print("direct: the visitor's own X-Forwarded-For and Forwarded were dropped (HTTP/1.1 and h2)")
+        print("direct: the visitor's own X-Forwarded-For, Forwarded, X-Real-IP, True-Client-IP and "
+              "CF-Connecting-IP were dropped (HTTP/1.1 and h2); behind the balancer kept")
 
     def test_control_port_behind_balancer(self):
         """The tunnel client reaches the control port through haproxy (ControlAcceptProxyProtocol=):
