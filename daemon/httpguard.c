@@ -2,35 +2,41 @@
 /* HTTP mode, tunnel client: credentials, rate limits and header rules per host; see
  * httpguard.h.
  *
- * Checking a password costs what its hash was made to cost (bcrypt, SHA-crypt: milliseconds
- * to a quarter second), on the one thread that carries every stream. So a password that
- * passed is remembered (its SHA-256 with the user, for ten minutes, per loaded file), and the
- * time spent hashing is budgeted: past 200 ms in one second, requests whose credentials are not
- * remembered get 503 with Retry-After until the next second. Known gaps (docs/configuration.md):
- * one budget for all visitors, and one hash of any cost runs on the loop; hashing in a worker
- * thread with a budget per visitor is the way out. */
+ * Checking a password costs what its hash was made to cost (bcrypt, SHA-crypt, yescrypt:
+ * milliseconds to a second), so it never runs on the loop that carries every stream: one
+ * worker thread hashes, a queue feeds it and an eventfd brings the results back. Each visitor
+ * (an IPv4 address, an IPv6 /64) may have HTTP_GUARD_WAITING_PER_VISITOR different checks
+ * waiting and the queue holds HTTP_GUARD_WAITING, so the queue is served about round-robin
+ * between visitors and a guesser slows only itself; a browser's parallel requests with the
+ * same credentials share one check. A password that passed is remembered (SHA-256 of
+ * user:password, ten minutes, 1024 of them) until the rules are loaded anew. */
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "crypto-util.h"
 #include "httpguard.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "socket-util.h"
 #include "time-util.h"
 
-#define PASSED_CACHE 64
+#define PASSED_BUCKETS 256
+#define PASSED_WAYS 4
 #define PASSED_TTL_USEC (10 * 60 * USEC_PER_SEC)
-#define HASH_BUDGET_USEC (200 * USEC_PER_MSEC)
 #define RATE_SLOTS 4096   /* visitors tracked at once, per client */
 #define RATE_PROBE 8
 
 typedef struct Passed {
-        const Htpasswd *file;     /* a reload loads new files: old entries then match nothing */
+        const Htpasswd *file;     /* of the rules loaded now (all are forgotten on a new load) */
         uint8_t digest[32];       /* SHA-256 of "user:password" */
         uint64_t until;
 } Passed;
@@ -42,17 +48,75 @@ typedef struct RateSlot {
         uint64_t tat;
 } RateSlot;
 
-struct HttpGuard {
-        Passed passed[PASSED_CACHE];
-        unsigned passed_next;
-        uint64_t budget_second, budget_used;
-        RateSlot *slots;
-        RateLimit log;
+typedef struct Job Job;
+
+struct HttpGuardWait {
+        HttpGuard *guard;
+        Job *job;
+        HttpGuardWait *prev, *next;
+        HttpVerdict fail;          /* the answer when the password is wrong */
+        HttpGuardDone done;
+        void *userdata;
 };
 
-int http_guard_new(HttpGuard **ret) {
+/* One password to check. The worker reads hash, known and password and writes result; the
+ * rest is the loop's. */
+struct Job {
+        Job *prev, *next;          /* g->jobs: every job not delivered yet */
+        Job *queue_next;           /* g->queue or g->finished, under g->lock */
+        HttpGuardWait *waits;
+        uint64_t serial;           /* of the rules it was for */
+        const Htpasswd *file;
+        uint8_t digest[32];
+        uint8_t visitor[16];
+        char *hash;
+        bool known;
+        char *password;
+        size_t password_len;
+        int result;
+};
+
+struct HttpGuard {
+        sd_event *event;
+        Passed passed[PASSED_BUCKETS][PASSED_WAYS];
+        const HttpRules *rules;
+        uint64_t rules_serial;
+        RateSlot *slots;
+        RateLimit log;
+        Job *jobs;
+        unsigned n_jobs;
+
+        /* the worker */
+        int efd;
+        sd_event_source *efd_source;
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        Job *queue, *queue_tail, *finished;
+        bool stop;
+};
+
+static Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+        if (j->password) {
+                explicit_bzero(j->password, j->password_len);
+                free(j->password);
+        }
+        if (j->hash) {
+                explicit_bzero(j->hash, strlen(j->hash));
+                free(j->hash);
+        }
+        explicit_bzero(j->digest, sizeof(j->digest));
+        free(j);
+        return NULL;
+}
+
+int http_guard_new(sd_event *e, HttpGuard **ret) {
         HttpGuard *g;
 
+        assert(e);
         assert(ret);
         g = new0(HttpGuard, 1);
         if (!g)
@@ -62,7 +126,11 @@ int http_guard_new(HttpGuard **ret) {
                 free(g);
                 return -ENOMEM;
         }
+        g->event = sd_event_ref(e);
+        g->efd = -1;
         g->log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        pthread_mutex_init(&g->lock, NULL);
+        pthread_cond_init(&g->cond, NULL);
         *ret = g;
         return 0;
 }
@@ -70,13 +138,41 @@ int http_guard_new(HttpGuard **ret) {
 HttpGuard *http_guard_free(HttpGuard *g) {
         if (!g)
                 return NULL;
+        if (g->started) {
+                pthread_mutex_lock(&g->lock);
+                g->stop = true;
+                pthread_cond_signal(&g->cond);
+                pthread_mutex_unlock(&g->lock);
+                pthread_join(g->thread, NULL);
+        }
+        while (g->jobs) {
+                Job *j = g->jobs;
+                while (j->waits) {
+                        HttpGuardWait *w = j->waits;
+                        LIST_REMOVE(j->waits, w);
+                        w->job = NULL; /* its owner frees it with http_guard_cancel() */
+                        w->guard = NULL;
+                }
+                LIST_REMOVE(g->jobs, j);
+                job_free(j);
+        }
+        sd_event_source_disable_unref(g->efd_source);
+        safe_close(g->efd);
+        sd_event_unref(g->event);
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->cond);
+        explicit_bzero(g->passed, sizeof(g->passed));
         free(g->slots);
         free(g);
         return NULL;
 }
 
-void http_guard_reset(HttpGuard *g) {
-        assert(g);
+/* Rules of a new load: what was remembered and counted was for the old ones. */
+static void guard_rules(HttpGuard *g, const HttpRules *rules) {
+        if (g->rules == rules && g->rules_serial == rules->serial)
+                return;
+        g->rules = rules;
+        g->rules_serial = rules->serial;
         explicit_bzero(g->passed, sizeof(g->passed));
         memset(g->slots, 0, sizeof(RateSlot) * RATE_SLOTS);
 }
@@ -140,56 +236,229 @@ static unsigned rate_check(HttpGuard *g, const RateRule *rule, const char *visit
 
 /* ---- BasicAuthFile=, BearerTokenFile= ---- */
 
+static Passed *passed_bucket(HttpGuard *g, const uint8_t digest[static 32]) {
+        /* The digest is SHA-256: spread already. Only passwords that passed get in, so a
+         * visitor cannot crowd a bucket without knowing passwords. */
+        return g->passed[digest[0]];
+}
+
 static bool passed_find(HttpGuard *g, const Htpasswd *file, const uint8_t digest[static 32], uint64_t now) {
+        Passed *b = passed_bucket(g, digest);
         bool found = false;
 
-        for (size_t i = 0; i < PASSED_CACHE; i++)
-                found |= g->passed[i].file == file && g->passed[i].until > now &&
-                         secret_equal((const char *) g->passed[i].digest, 32, (const char *) digest, 32);
+        for (size_t i = 0; i < PASSED_WAYS; i++)
+                found |= b[i].file == file && b[i].until > now &&
+                         secret_equal((const char *) b[i].digest, 32, (const char *) digest, 32);
         return found;
 }
 
 static void passed_add(HttpGuard *g, const Htpasswd *file, const uint8_t digest[static 32], uint64_t now) {
-        Passed *p = &g->passed[g->passed_next++ % PASSED_CACHE];
+        Passed *b = passed_bucket(g, digest), *p = &b[0];
 
+        /* The entry that expires first goes. */
+        for (size_t i = 1; i < PASSED_WAYS; i++)
+                if (b[i].until < p->until)
+                        p = &b[i];
         p->file = file;
         memcpy(p->digest, digest, 32);
         p->until = now + PASSED_TTL_USEC;
 }
 
-/* 1: the password is right, 0: not, -EBUSY: out of hashing time for this second. */
-static int basic_verify(HttpGuard *g, const Htpasswd *file, const HttpCredentials *c, uint64_t now) {
+static int credentials_digest(const HttpCredentials *c, uint8_t ret[static 32]) {
         _cleanup_free_ char *joined = NULL;
-        uint8_t digest[32];
-        uint64_t t0, spent;
+        size_t n = c->user_len + 1 + c->password_len;
         int r;
 
-        joined = malloc(c->user_len + 1 + c->password_len);
+        joined = malloc(n);
         if (!joined)
                 return -ENOMEM;
         memcpy(joined, c->user, c->user_len);
         joined[c->user_len] = ':';
         memcpy(joined + c->user_len + 1, c->password, c->password_len);
-        r = sha256(joined, c->user_len + 1 + c->password_len, digest);
-        explicit_bzero(joined, c->user_len + 1 + c->password_len);
+        r = sha256(joined, n, ret);
+        explicit_bzero(joined, n);
+        return r;
+}
+
+static void *worker(void *userdata) {
+        HttpGuard *g = userdata;
+        sigset_t all;
+        uint64_t one = 1;
+
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_BLOCK, &all, NULL);
+        pthread_mutex_lock(&g->lock);
+        for (;;) {
+                Job *j;
+
+                while (!g->queue && !g->stop)
+                        pthread_cond_wait(&g->cond, &g->lock);
+                if (g->stop)
+                        break;
+                j = g->queue;
+                g->queue = j->queue_next;
+                if (!g->queue)
+                        g->queue_tail = NULL;
+                pthread_mutex_unlock(&g->lock);
+
+                j->result = htpasswd_check_hash(j->hash, j->known, j->password, j->password_len);
+
+                pthread_mutex_lock(&g->lock);
+                j->queue_next = g->finished;
+                g->finished = j;
+                (void) write(g->efd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&g->lock);
+        return NULL;
+}
+
+static void deliver(HttpGuard *g, Job *j) {
+        HttpVerdict pass = { .strip_authorization = true };
+
+        LIST_REMOVE(g->jobs, j);
+        g->n_jobs--;
+        if (j->result > 0 && j->serial == g->rules_serial)
+                passed_add(g, j->file, j->digest, now_usec());
+        while (j->waits) {
+                HttpGuardWait *w = j->waits;
+                LIST_REMOVE(j->waits, w);
+                w->job = NULL;
+                if (j->result > 0)
+                        w->done(&pass, w->userdata);
+                else if (j->result == 0)
+                        w->done(&w->fail, w->userdata);
+                else
+                        w->done(&(HttpVerdict) { .status = 503, .retry_after_sec = 1 }, w->userdata);
+                free(w);
+        }
+        job_free(j);
+}
+
+static int on_finished(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        HttpGuard *g = userdata;
+        uint64_t n;
+        Job *list;
+
+        (void) read(fd, &n, sizeof(n));
+        pthread_mutex_lock(&g->lock);
+        list = g->finished;
+        g->finished = NULL;
+        pthread_mutex_unlock(&g->lock);
+        while (list) {
+                Job *j = list;
+                list = j->queue_next;
+                deliver(g, j);
+        }
+        return 0;
+}
+
+static int worker_start(HttpGuard *g) {
+        int r;
+
+        if (g->started)
+                return 0;
+        g->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (g->efd < 0)
+                return -errno;
+        r = sd_event_add_io(g->event, &g->efd_source, g->efd, EPOLLIN, on_finished, g);
         if (r < 0)
                 return r;
-        if (passed_find(g, file, digest, now))
-                return 1;
+        (void) sd_event_source_set_description(g->efd_source, "http-password-checks");
+        r = -pthread_create(&g->thread, NULL, worker, g);
+        if (r < 0)
+                return r;
+        g->started = true;
+        return 0;
+}
 
-        if (now / USEC_PER_SEC != g->budget_second) {
-                g->budget_second = now / USEC_PER_SEC;
-                g->budget_used = 0;
+/* 1: a wait on a check (new or shared) in *ret_wait; < 0: busy or out of memory, with *ret. */
+static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCredentials *c, const char *visitor,
+                       HttpVerdict *ret, HttpGuardWait **ret_wait) {
+        _cleanup_free_ HttpGuardWait *w = NULL;
+        uint8_t digest[32], addr[16];
+        unsigned mine = 0;
+        uint64_t now = now_usec();
+        Job *j = NULL;
+        int r;
+
+        r = credentials_digest(c, digest);
+        if (r < 0)
+                return r;
+        if (passed_find(g, file->htpasswd, digest, now)) {
+                *ret = (HttpVerdict) { .strip_authorization = true };
+                return 0;
         }
-        if (g->budget_used >= HASH_BUDGET_USEC)
-                return -EBUSY;
-        t0 = now_usec();
-        r = htpasswd_verify(file, c->user, c->user_len, c->password, c->password_len);
-        spent = now_usec() - t0;
-        g->budget_used += spent;
-        if (r > 0)
-                passed_add(g, file, digest, now);
-        return r;
+        w = new0(HttpGuardWait, 1);
+        if (!w)
+                return -ENOMEM;
+        visitor_key(visitor, addr);
+        /* A check of the same credentials from the same visitor is under way: share it. */
+        for (Job *i = g->jobs; i && !j; i = i->next) {
+                if (memcmp(i->visitor, addr, 16) != 0)
+                        continue;
+                mine++;
+                if (i->serial == g->rules_serial && i->file == file->htpasswd && memcmp(i->digest, digest, 32) == 0)
+                        j = i;
+        }
+        if (!j) {
+                if (mine >= HTTP_GUARD_WAITING_PER_VISITOR) {
+                        *ret = (HttpVerdict) { .status = 429, .retry_after_sec = 1 };
+                        return 0;
+                }
+                if (g->n_jobs >= HTTP_GUARD_WAITING) {
+                        if (ratelimit_below(&g->log))
+                                log_warning("HTTP: %u password checks are waiting; answering 503 until one is done "
+                                            "(guessers from many addresses?).", g->n_jobs);
+                        *ret = (HttpVerdict) { .status = 503, .retry_after_sec = 1 };
+                        return 0;
+                }
+                r = worker_start(g);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot start the password checking thread: %m");
+                j = new0(Job, 1);
+                if (!j)
+                        return -ENOMEM;
+                j->serial = g->rules_serial;
+                j->file = file->htpasswd;
+                memcpy(j->digest, digest, 32);
+                memcpy(j->visitor, addr, 16);
+                j->hash = strdup(htpasswd_lookup(file->htpasswd, c->user, c->user_len, &j->known));
+                j->password = malloc(c->password_len + 1);
+                if (j->password) {
+                        memcpy(j->password, c->password, c->password_len);
+                        j->password[c->password_len] = 0;
+                        j->password_len = c->password_len;
+                }
+                if (!j->hash || !j->password) {
+                        job_free(j);
+                        return -ENOMEM;
+                }
+                LIST_PREPEND(g->jobs, j);
+                g->n_jobs++;
+                pthread_mutex_lock(&g->lock);
+                if (g->queue_tail)
+                        g->queue_tail->queue_next = j;
+                else
+                        g->queue = j;
+                g->queue_tail = j;
+                pthread_cond_signal(&g->cond);
+                pthread_mutex_unlock(&g->lock);
+        }
+        explicit_bzero(digest, sizeof(digest));
+        w->guard = g;
+        w->job = j;
+        LIST_PREPEND(j->waits, w);
+        *ret_wait = TAKE_PTR(w);
+        return 1;
+}
+
+void http_guard_cancel(HttpGuardWait *w) {
+        if (!w)
+                return;
+        /* The job runs on: its result may still be remembered for the next request. */
+        if (w->job)
+                LIST_REMOVE(w->job->waits, w);
+        free(w);
 }
 
 static void challenge(HttpVerdict *v, const char *host, bool basic, bool bearer) {
@@ -205,62 +474,68 @@ static void challenge(HttpVerdict *v, const char *host, bool basic, bool bearer)
                 snprintf(v->challenge, sizeof(v->challenge), "Bearer realm=\"%s\"", realm);
 }
 
-void http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, const char *visitor, HttpHead *h,
-                      HttpVerdict *ret) {
+int http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, const char *visitor, const HttpHead *h,
+                     HttpVerdict *ret, HttpGuardDone done, void *userdata, HttpGuardWait **ret_wait) {
         const CredentialFile *basic, *bearer;
         const RateRule *rate;
-        uint64_t now;
+        int r;
 
         assert(g);
         assert(rules);
         assert(visitor);
         assert(h);
         assert(ret);
+        assert(done);
+        assert(ret_wait);
 
         *ret = (HttpVerdict) {};
+        *ret_wait = NULL;
         if (http_rules_empty(rules))
-                return;
-        now = now_usec();
+                return 0;
+        guard_rules(g, rules);
 
         /* The rate first: a guesser is slowed before any hashing. */
         rate = http_rules_rate(rules, host);
         if (rate) {
-                unsigned wait = rate_check(g, rate, visitor, now);
+                unsigned wait = rate_check(g, rate, visitor, now_usec());
                 if (wait > 0) {
                         *ret = (HttpVerdict) { .status = 429, .retry_after_sec = wait };
-                        return;
+                        return 0;
                 }
         }
 
-        basic = http_rules_basic(rules, host);
-        bearer = http_rules_bearer(rules, host);
+        http_rules_credentials(rules, host, &basic, &bearer);
         if (!basic && !bearer)
-                return;
+                return 0;
 
         const char *value = http_head_get(h, "authorization");
         _cleanup_(http_credentials_done) HttpCredentials c = {};
-        int r = value && http_head_count(h, "authorization") == 1
-                        ? http_authorization_parse(value, strlen(value), &c) : -EBADMSG;
+        r = value && http_head_count(h, "authorization") == 1
+                ? http_authorization_parse(value, strlen(value), &c) : -EBADMSG;
         if (r >= 0 && c.scheme == HTTP_AUTH_BASIC && basic) {
-                r = basic_verify(g, basic->htpasswd, &c, now);
-                if (r == -EBUSY) {
-                        if (ratelimit_below(&g->log))
-                                log_warning("HTTP %s: password checks took over 200 ms this second; answering 503 "
-                                            "until the next (a guesser from %s?).", host ?: "*",
-                                            *visitor ? visitor : "an unknown address");
+                HttpGuardWait *w = NULL;
+
+                r = basic_start(g, basic, &c, visitor, ret, &w);
+                if (r < 0) {
                         *ret = (HttpVerdict) { .status = 503, .retry_after_sec = 1 };
-                        return;
+                        return 0;
                 }
-        } else if (r >= 0 && c.scheme == HTTP_AUTH_BEARER && bearer)
-                r = bearer_tokens_match(bearer->tokens, c.token, c.token_len) ? 1 : 0;
-        else
-                r = 0;
-        if (r > 0) {
-                (void) http_head_remove(h, "authorization");
-                return;
+                if (r == 0)
+                        return 0;
+                w->done = done;
+                w->userdata = userdata;
+                w->fail.status = 401;
+                challenge(&w->fail, host, basic, bearer);
+                *ret_wait = w;
+                return 1;
+        }
+        if (r >= 0 && c.scheme == HTTP_AUTH_BEARER && bearer && bearer_tokens_match(bearer->tokens, c.token, c.token_len)) {
+                ret->strip_authorization = true;
+                return 0;
         }
         ret->status = 401;
         challenge(ret, host, basic, bearer);
+        return 0;
 }
 
 int http_rules_apply(const HeaderRule *rules, size_t n, const char *host, HttpHead *h) {

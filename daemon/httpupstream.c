@@ -111,6 +111,7 @@ struct Exchange {
         uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* ProxyProtocol=: see UpConn */
         size_t proxy_len;
         char *visitor_key;
+        HttpGuardWait *wait;    /* a password check under way: no connection yet */
 };
 
 static const Definition *def(HttpUpstreams *u) {
@@ -233,6 +234,7 @@ static Exchange *exchange_free(Exchange *x) {
                 x->uc->x = NULL;
                 up_free(x->uc); /* cut mid-exchange: the connection's state is unknown */
         }
+        http_guard_cancel(x->wait);
         http_head_free(x->req);
         http_head_free(x->end_trailers);
         targets_unref(x->targets);
@@ -1004,6 +1006,34 @@ static bool token_ok(const char *s) {
         return true;
 }
 
+/* The access rules answered: the request goes on to its upstream, or the verdict goes back. */
+static void exchange_verdict(Exchange *x, const HttpVerdict *v) {
+        HttpUpstreams *u = x->owner;
+
+        if (v->status > 0) {
+                respond_verdict(x->s, v);
+                x->s = NULL;
+                exchange_free(x);
+                return;
+        }
+        if (v->strip_authorization)
+                /* It was for the tunnel's own rules, not for the upstream. */
+                (void) http_head_remove(x->req, "authorization");
+        if (http_rules_apply(def(u)->http_rules.request_headers, def(u)->http_rules.n_request_headers,
+                             TARGET(x)->u.match, x->req) < 0) {
+                exchange_fail(x, 500, "Out of memory.");
+                return;
+        }
+        exchange_start(x);
+}
+
+static void on_verdict(const HttpVerdict *v, void *userdata) {
+        Exchange *x = userdata;
+
+        x->wait = NULL; /* done with, freed by the guard */
+        exchange_verdict(x, v);
+}
+
 void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool end_stream) {
         Exchange *x;
         ssize_t t;
@@ -1028,24 +1058,6 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
                 respond_verdict(s, &(HttpVerdict) { .status = 403 });
                 return;
         }
-        if (!http_rules_empty(&def(u)->http_rules)) {
-                const char *host = u->targets->t[t].u.match;
-                char vbuf[64];
-                HttpVerdict v;
-
-                http_guard_check(u->guard, &def(u)->http_rules, host, visitor_of(h, vbuf, sizeof(vbuf)), h, &v);
-                if (v.status > 0) {
-                        http_head_free(h);
-                        respond_verdict(s, &v);
-                        return;
-                }
-                if (http_rules_apply(def(u)->http_rules.request_headers, def(u)->http_rules.n_request_headers,
-                                     host, h) < 0) {
-                        http_head_free(h);
-                        respond_error(s, 500, "Out of memory.");
-                        return;
-                }
-        }
         x = calloc(1, sizeof(*x));
         if (!x) {
                 http_head_free(h);
@@ -1069,6 +1081,18 @@ void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool en
         x->body_end = end_stream;
         x->chunked = x->has_body && !x->upgrade && !http_head_get(h, "content-length");
         mux_stream_set_ops(s, &exchange_ops, x);
+        if (!http_rules_empty(&def(u)->http_rules)) {
+                char vbuf[64];
+                HttpVerdict v;
+
+                /* A password check waits for the worker thread; the body waits in x->pre, as
+                 * it does for a connection being made. */
+                if (http_guard_check(u->guard, &def(u)->http_rules, TARGET(x)->u.match,
+                                     visitor_of(h, vbuf, sizeof(vbuf)), h, &v, on_verdict, x, &x->wait) > 0)
+                        return;
+                exchange_verdict(x, &v);
+                return;
+        }
         exchange_start(x);
 }
 
@@ -1123,8 +1147,6 @@ int http_upstreams_refresh(HttpUpstreams *u) {
                         log_warning("Cannot resolve upstream %s: %s", t->t[i].u.host,
                                     r == -EHOSTUNREACH ? "no such host" : strerror(-r));
         }
-        /* Passwords remembered and rates counted were for the rules of before. */
-        http_guard_reset(u->guard);
         /* Idle connections belong to the old table; busy ones finish with it. */
         for (UpConn *i = u->conns, *next; i; i = next) {
                 next = i->next;
@@ -1176,7 +1198,7 @@ int http_upstreams_new(Manager *m, HttpUpstreams **ret) {
                 return -ENOMEM;
         u->manager = m;
         u->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
-        r = http_guard_new(&u->guard);
+        r = http_guard_new(m->event, &u->guard);
         if (r < 0)
                 return r;
         r = upstreams_load_trust(u);

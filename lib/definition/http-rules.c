@@ -108,6 +108,7 @@ int http_rules_add_credential_file(HttpRules *r, bool bearer, const char *value,
         _cleanup_free_ char *host = NULL, *path = NULL;
         const char *rest;
         CredentialFile *f;
+        bool none;
         int k;
 
         if (!*value) {
@@ -117,8 +118,13 @@ int http_rules_add_credential_file(HttpRules *r, bool bearer, const char *value,
         k = split_host(value, &host, &rest, reason);
         if (k < 0)
                 return k;
-        if (rest[0] != '/') {
-                *reason = "expected [HOST=]/ABSOLUTE/PATH";
+        none = streq(rest, "none");
+        if (none && !host) {
+                *reason = "none is for one host: HOST=none exempts it from the default file";
+                return -EINVAL;
+        }
+        if (rest[0] != '/' && !none) {
+                *reason = "expected [HOST=]/ABSOLUTE/PATH or HOST=none";
                 return -EINVAL;
         }
         for (size_t i = 0; i < *n; i++)
@@ -127,13 +133,16 @@ int http_rules_add_credential_file(HttpRules *r, bool bearer, const char *value,
                                        : "the default file of this kind is set already (one; HOST= for more)";
                         return -EEXIST;
                 }
-        path = strdup(rest);
-        if (!path)
-                return -ENOMEM;
+        if (!none) {
+                path = strdup(rest);
+                if (!path)
+                        return -ENOMEM;
+        }
         f = grow(files, n, sizeof(CredentialFile), reason);
         if (!f)
                 return *n >= HTTP_RULES_MAX ? -E2BIG : -ENOMEM;
         f->host = TAKE_PTR(host);
+        f->none = none;
         f->path = TAKE_PTR(path);
         return 0;
 }
@@ -253,7 +262,16 @@ int http_rules_add_rate(HttpRules *r, const char *value, const char **reason) {
         k = split_host(value, &host, &rest, reason);
         if (k < 0)
                 return k;
-        *reason = "expected [HOST=]N/s|N/min|N/h [BURST], N and BURST from 1 to 1000000";
+        if (streq(rest, "none")) {
+                if (!host) {
+                        *reason = "none is for one host: HOST=none exempts it from the default limit";
+                        return -EINVAL;
+                }
+                n = burst = 1;
+                per = 0;
+                goto add;
+        }
+        *reason = "expected [HOST=]N/s|N/min|N/h [BURST] or HOST=none, N and BURST from 1 to 1000000";
         slash = strchr(rest, '/');
         if (!slash || sscanf(rest, "%u/%7[a-z]%n", &n, unit, &consumed) != 2 || n == 0 || n > 1000000 ||
             !(rest[0] >= '0' && rest[0] <= '9'))
@@ -271,6 +289,7 @@ int http_rules_add_rate(HttpRules *r, const char *value, const char **reason) {
         burst = n;
         if (*rest && (parse_unsigned(rest, &burst) < 0 || burst == 0 || burst > 1000000))
                 return -EINVAL;
+add:
         for (size_t i = 0; i < r->n_rates; i++)
                 if (streq_ptr(r->rates[i].host, host)) {
                         *reason = "this host has a RateLimit= already (one per host)";
@@ -279,7 +298,7 @@ int http_rules_add_rate(HttpRules *r, const char *value, const char **reason) {
         x = grow(&r->rates, &r->n_rates, sizeof(RateRule), reason);
         if (!x)
                 return r->n_rates >= HTTP_RULES_MAX ? -E2BIG : -ENOMEM;
-        *x = (RateRule) { .host = TAKE_PTR(host), .interval_usec = per / n ?: 1, .burst = burst };
+        *x = (RateRule) { .host = TAKE_PTR(host), .none = per == 0, .interval_usec = per / n ?: 1, .burst = burst };
         *reason = NULL;
         return 0;
 }
@@ -338,9 +357,12 @@ static int load_one(CredentialFile *f, bool bearer, char **ret_error) {
 }
 
 int http_rules_load(HttpRules *r, char **ret_error) {
+        static uint64_t loads = 0;
         int k;
 
         assert(r);
+
+        r->serial = ++loads;
         for (size_t i = 0; i < r->n_basic; i++)
                 if ((k = load_one(&r->basic[i], false, ret_error)) < 0)
                         return k;
@@ -377,8 +399,23 @@ const CredentialFile *http_rules_bearer(const HttpRules *r, const char *host) {
         return find_for_host(r->bearer, r->n_bearer, sizeof(CredentialFile), host);
 }
 
+void http_rules_credentials(const HttpRules *r, const char *host, const CredentialFile **ret_basic,
+                            const CredentialFile **ret_bearer) {
+        const CredentialFile *basic = http_rules_basic(r, host), *bearer = http_rules_bearer(r, host);
+
+        /* A host with an entry of its own of one kind takes no default of the other. */
+        if (basic && basic->host && bearer && !bearer->host)
+                bearer = NULL;
+        if (bearer && bearer->host && basic && !basic->host)
+                basic = NULL;
+        *ret_basic = basic && !basic->none ? basic : NULL;
+        *ret_bearer = bearer && !bearer->none ? bearer : NULL;
+}
+
 const RateRule *http_rules_rate(const HttpRules *r, const char *host) {
-        return find_for_host(r->rates, r->n_rates, sizeof(RateRule), host);
+        const RateRule *x = find_for_host(r->rates, r->n_rates, sizeof(RateRule), host);
+
+        return x && !x->none ? x : NULL;
 }
 
 bool header_rule_applies(const HeaderRule *h, const char *host) {

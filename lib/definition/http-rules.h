@@ -5,7 +5,9 @@
  *
  * Every item may start with HOST=: the text before the first '=' when it holds no space, ':'
  * or '/' (a header value or a path may hold '=' later). Without it the rule is the default for
- * hosts that have no rule of that key of their own. Parsing only; the files are read by
+ * hosts that have no rule of that key of their own (for credentials: of either kind).
+ * BasicAuthFile=, BearerTokenFile= and RateLimit= take HOST=none: that host is exempt from
+ * the default. Parsing only; the files are read by
  * http_rules_load() (with the token, as they hold secrets). */
 #pragma once
 
@@ -31,6 +33,7 @@ typedef struct HeaderRule {
 /* BasicAuthFile= (an htpasswd file) or BearerTokenFile= (tokens, one a line). */
 typedef struct CredentialFile {
         char *host;
+        bool none;              /* HOST=none: this host needs no credentials */
         char *path;
         Htpasswd *htpasswd;     /* loaded by http_rules_load() */
         BearerTokens *tokens;
@@ -38,6 +41,7 @@ typedef struct CredentialFile {
 
 typedef struct RateRule {
         char *host;
+        bool none;              /* HOST=none: no limit for this host */
         uint64_t interval_usec; /* one request per interval, on average */
         unsigned burst;         /* requests a visitor may make at once */
 } RateRule;
@@ -53,6 +57,7 @@ typedef struct HttpRules {
         size_t n_request_headers, n_response_headers;
         RateRule *rates;
         size_t n_rates;
+        uint64_t serial;        /* set by http_rules_load(): a new number for every load */
 } HttpRules;
 
 /* One value of each key; an empty value drops that key's rules. *reason says what was wrong. */
@@ -68,13 +73,21 @@ const char *http_rules_unknown_host(const HttpRules *r, char *const *hosts, size
  * for every host; takes them, also on failure. -EEXIST when a default file of the kind is set
  * already. */
 int http_rules_add_credentials(HttpRules *r, Htpasswd *htpasswd, BearerTokens *tokens);
-/* Reads every BasicAuthFile= and BearerTokenFile=; on error a message naming file:line. */
+/* Reads every BasicAuthFile= and BearerTokenFile=; on error a message naming file:line. Gives
+ * r a serial number no earlier load had (state kept per rule, such as rate counts, is for
+ * one load only). */
 int http_rules_load(HttpRules *r, char **ret_error);
 
-/* The rule of one key for host (lower case, or NULL for a host no Upstream= names): the host's
- * own, else the default, else NULL. */
+/* The entry of one key for host (lower case, or NULL for a host no Upstream= names): the
+ * host's own, else the default, else NULL; HOST=none entries included. */
 const CredentialFile *http_rules_basic(const HttpRules *r, const char *host);
 const CredentialFile *http_rules_bearer(const HttpRules *r, const char *host);
+/* What host must present: when it has a BasicAuthFile= or BearerTokenFile= of its own (a file
+ * or none), only its own count, else the defaults; NULL for a kind it need not (and cannot)
+ * use. A host given only a bearer file does not also take the default htpasswd file. */
+void http_rules_credentials(const HttpRules *r, const char *host, const CredentialFile **ret_basic,
+                            const CredentialFile **ret_bearer);
+/* RateLimit= for host: its own, else the default; NULL for none. */
 const RateRule *http_rules_rate(const HttpRules *r, const char *host);
 /* Header rules apply in the order written, those without HOST= to every host. */
 bool header_rule_applies(const HeaderRule *h, const char *host);

@@ -33,6 +33,7 @@ typedef struct HtpasswdUser {
 struct Htpasswd {
         HtpasswdUser *users;
         size_t n_users;
+        uint8_t decoy_key[32];  /* picks the hash an unknown user is checked against */
 };
 
 struct BearerTokens {
@@ -158,6 +159,9 @@ int htpasswd_parse(const char *data, size_t size, const char *name, Htpasswd **r
         h = new0(Htpasswd, 1);
         if (!h)
                 return -ENOMEM;
+        r = random_bytes(h->decoy_key, sizeof(h->decoy_key));
+        if (r < 0)
+                return r;
         while (next_line(data, size, &pos, &line, &n)) {
                 line_no++;
                 if (n > HTPASSWD_LINE_MAX)
@@ -238,41 +242,70 @@ int htpasswd_new_single(const char *user, const char *password, Htpasswd **ret) 
         h = new0(Htpasswd, 1);
         if (!hash || !name || !h || !(h->users = new0(HtpasswdUser, 1)))
                 return -ENOMEM;
+        if (random_bytes(h->decoy_key, sizeof(h->decoy_key)) < 0)
+                return -EIO;
         h->users[0] = (HtpasswdUser) { TAKE_PTR(name), TAKE_PTR(hash) };
         h->n_users = 1;
         *ret = TAKE_PTR(h);
         return 0;
 }
 
-int htpasswd_verify(const Htpasswd *h, const char *user, size_t user_len, const char *password,
-                    size_t password_len) {
-        _cleanup_free_ struct crypt_data *cd = NULL;
-        _cleanup_free_ char *pw = NULL;
-        const HtpasswdUser *u = NULL;
-        const char *out;
-        bool ok;
+const char *htpasswd_lookup(const Htpasswd *h, const char *user, size_t user_len, bool *ret_known) {
+        _cleanup_free_ char *keyed = NULL;
+        uint8_t d[32];
 
         assert(h);
         assert(h->n_users > 0);
         assert(user || user_len == 0);
+        assert(ret_known);
+
+        for (size_t i = 0; i < h->n_users; i++)
+                if (strlen(h->users[i].user) == user_len && memcmp(h->users[i].user, user, user_len) == 0) {
+                        *ret_known = true;
+                        return h->users[i].hash;
+                }
+        /* Not in the file: a user's hash picked by the name under a key of this file's own, so
+         * the same name always costs the same and, in a file mixing kinds and costs, an unknown
+         * name costs what some real user costs. */
+        *ret_known = false;
+        keyed = malloc(sizeof(h->decoy_key) + user_len);
+        if (!keyed)
+                return h->users[0].hash;
+        memcpy(keyed, h->decoy_key, sizeof(h->decoy_key));
+        memcpy(keyed + sizeof(h->decoy_key), user, user_len);
+        if (sha256(keyed, sizeof(h->decoy_key) + user_len, d) < 0)
+                return h->users[0].hash;
+        return h->users[((size_t) d[0] << 24 | (size_t) d[1] << 16 | (size_t) d[2] << 8 | d[3]) % h->n_users].hash;
+}
+
+int htpasswd_check_hash(const char *hash, bool known, const char *password, size_t password_len) {
+        _cleanup_free_ struct crypt_data *cd = NULL;
+        _cleanup_free_ char *pw = NULL;
+        const char *out;
+        bool ok;
+
+        assert(hash);
         assert(password || password_len == 0);
 
         if (password_len > HTTP_PASSWORD_MAX || memchr(password, 0, password_len))
                 return 0;
-        for (size_t i = 0; i < h->n_users && !u; i++)
-                if (strlen(h->users[i].user) == user_len && memcmp(h->users[i].user, user, user_len) == 0)
-                        u = &h->users[i];
-
         cd = calloc(1, sizeof(*cd));
         pw = strndup(password, password_len);
         if (!cd || !pw)
                 return -ENOMEM;
-        /* An unknown user costs a hash too (with the first user's settings). */
-        out = crypt_r(pw, u ? u->hash : h->users[0].hash, cd);
+        out = crypt_r(pw, hash, cd);
         explicit_bzero(pw, password_len);
-        ok = u && out && out[0] != '*' && secret_equal(out, strlen(out), u->hash, strlen(u->hash));
+        ok = known && out && out[0] != '*' && secret_equal(out, strlen(out), hash, strlen(hash));
         erase(cd, sizeof(*cd));
         return ok;
+}
+
+int htpasswd_verify(const Htpasswd *h, const char *user, size_t user_len, const char *password,
+                    size_t password_len) {
+        bool known;
+        const char *hash = htpasswd_lookup(h, user, user_len, &known);
+
+        return htpasswd_check_hash(hash, known, password, password_len);
 }
 
 BearerTokens *bearer_tokens_free(BearerTokens *b) {

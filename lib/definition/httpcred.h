@@ -36,9 +36,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Htpasswd *, htpasswd_free);
 size_t htpasswd_users(const Htpasswd *h);
 /* 1: user's password is password; 0: it is not, or no such user (which costs a hash of the
  * same kind, so the time says nothing of who exists); < 0: no memory. Passwords with NUL
- * bytes or over HTTP_PASSWORD_MAX bytes never match. */
+ * bytes or over HTTP_PASSWORD_MAX bytes never match. The same as htpasswd_lookup() and then
+ * htpasswd_check_hash(). */
 int htpasswd_verify(const Htpasswd *h, const char *user, size_t user_len, const char *password,
                     size_t password_len);
+/* The hash to check user's password with: the user's own (*ret_known true) or, for a name not
+ * in the file, one of the file's hashes chosen by the name under a random key of the file
+ * (always the same one for a name; *ret_known false). Points into h. */
+const char *htpasswd_lookup(const Htpasswd *h, const char *user, size_t user_len, bool *ret_known);
+/* Hashes password with hash's settings and compares (in constant time): 1 when known and
+ * equal. Touches nothing but its arguments: safe on any thread. */
+int htpasswd_check_hash(const char *hash, bool known, const char *password, size_t password_len);
 
 /* One token a line (trailing spaces and CR dropped; blank lines and "#" comments skipped):
  * at least BEARER_TOKEN_MIN printable, non-space ASCII bytes each, at most BEARER_TOKENS_MAX. */

@@ -593,6 +593,9 @@ static void test_http_rules(void) {
                 { "RateLimit=10/s 0\n", "expected [HOST=]N/s" },
                 { "RateLimit=10/s\nRateLimit=5/s\n", "one per host" },
                 { "BasicAuthFile=/nonexistent/users\n", "/nonexistent/users: No such file or directory" },
+                { "BasicAuthFile=none\n", "none is for one host: HOST=none exempts it from the default file" },
+                { "RateLimit=none\n", "none is for one host: HOST=none exempts it from the default limit" },
+                { "BearerTokenFile=app.test=none\nBearerTokenFile=app.test=/a\n", "this host has a file of this kind" },
         };
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL, *conf = NULL, *users = NULL, *gen = NULL;
@@ -632,6 +635,32 @@ static void test_http_rules(void) {
                 CHECK(rate && rate->burst == 20 && rate->interval_usec == 100000, "600/min 20 on app.test");
                 rate = http_rules_rate(h, NULL);
                 CHECK(rate && rate->burst == 3 && rate->interval_usec == 333333, "3/s, burst 3, by default");
+        }
+        d = definition_free(d);
+        /* Credentials per host as a group; HOST=none. */
+        free(conf);
+        if (asprintf(&conf,
+                     "[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                     "Upstream=a.test=http://127.0.0.1:1\nUpstream=b.test=http://127.0.0.1:1\n"
+                     "Upstream=http://127.0.0.1:2\nBasicAuthFile=%s\nBearerTokenFile=a.test=none\n"
+                     "BasicAuthFile=b.test=none\nRateLimit=5/s\nRateLimit=b.test=none\n",
+                     users) < 0)
+                abort();
+        r = load(conf, &d, &err, NULL);
+        CHECK(r == 0, "load: %s", err ?: "");
+        if (r == 0) {
+                const HttpRules *h = &d->http_rules;
+                const CredentialFile *basic, *bearer;
+                http_rules_credentials(h, "a.test", &basic, &bearer);
+                CHECK(!basic && !bearer, "a.test: its own BearerTokenFile=none, so no default htpasswd either");
+                http_rules_credentials(h, "b.test", &basic, &bearer);
+                CHECK(!basic && !bearer, "b.test: BasicAuthFile=none");
+                http_rules_credentials(h, "c.test", &basic, &bearer);
+                CHECK(basic && !basic->host && !bearer, "other hosts: the default htpasswd");
+                http_rules_credentials(h, NULL, &basic, &bearer);
+                CHECK(basic && !basic->host, "the catch-all upstream: the default htpasswd");
+                CHECK(!http_rules_rate(h, "b.test") && http_rules_rate(h, "a.test"), "RateLimit=b.test=none");
+                CHECK(h->serial > 0, "loaded rules have a serial");
         }
         d = definition_free(d);
         /* The generator does not read credentials: a file it cannot read is no error there. */
