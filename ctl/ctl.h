@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "tunnel-info.h"
 #include "web.h"
 
 enum {
@@ -23,34 +24,11 @@ typedef struct CtlArgs {
         bool no_pager;
         bool force;
         const char *config_dir;
+        /* status --url: an exit server on another machine */
+        const char *url, *token_file, *fingerprint, *tls_ca;
 } CtlArgs;
 
 extern CtlArgs arg;
-
-typedef struct ClientRow {
-        char *id, *address;
-        uint64_t since, bytes_in, bytes_out;
-        uint32_t streams;
-} ClientRow;
-
-typedef struct TunnelInfo {
-        char *name, *role, *mode, *state, *config, *control, *url, *last_error;
-        uint16_t *ports;
-        size_t n_ports;
-        char **upstreams;
-        size_t n_upstreams;
-        ClientRow *clients;
-        size_t n_clients;
-        uint32_t active_streams;
-        uint64_t total_streams, bytes_in, bytes_out, started_at;
-        char **cert_names;      /* ACME: the certificate in service */
-        size_t n_cert_names;
-        uint64_t cert_not_after, cert_renew_at;
-        /* Refused: "allow-list", "control-allow-list", "proxy-header", "client-allow-list" */
-        uint64_t refused_allow, refused_control, refused_proxy, refused_client;
-        unsigned refused_keys;  /* which of the four the daemon sent (bits in that order) */
-        bool has_refused;       /* the daemon has the property (an exit server) */
-} TunnelInfo;
 
 int ctl_bus(sd_bus **ret);
 /* Names (unescaped) of the running tunnels, sorted. */
@@ -59,8 +37,6 @@ int ctl_list_names(sd_bus *bus, char ***ret, size_t *ret_n);
 int ctl_running_names(sd_bus *bus, char ***ret, size_t *ret_n);
 char *ctl_bus_name(const char *name);
 int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *ret, sd_bus_error *error);
-void tunnel_info_done(TunnelInfo *t);
-json_object *tunnel_info_json(const TunnelInfo *t);
 
 /* Prints one line for a failed call and returns the exit code it stands for. */
 int ctl_error(const char *name, const sd_bus_error *error, int r);
@@ -68,6 +44,9 @@ void format_bytes(uint64_t b, char buf[static 16]);
 void format_timestamp(uint64_t usec, char buf[static 64]);
 void format_age(uint64_t usec, char buf[static 32]);
 void json_print(json_object *o);
+/* GET /status from arg.url: the tunnels it shows in *ret (each to be tunnel_info_done()), or
+ * an exit code other than EXIT_OK, the reason printed. */
+int ctl_remote_status(TunnelInfo **ret, size_t *ret_n);
 
 int verb_list(int argc, char *argv[]);
 int verb_status(int argc, char *argv[]);

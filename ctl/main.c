@@ -18,6 +18,8 @@ static void help(void) {
                "Commands:\n"
                "  list                     List running tunnels\n"
                "  status [NAME...]         Show tunnels in detail (all when no NAME)\n"
+               "  status --url wss://HOST:8123 --token-file F [--tls-ca F | --fingerprint sha256:HEX]\n"
+               "                           The same for an exit server on another machine (GET /status)\n"
                "  reload NAME              Re-read NAME's definition (polkit: io.inletsd.reload)\n"
                "  disconnect NAME CLIENT   Drop a client of an exit server (polkit: io.inletsd.manage)\n"
                "  renew NAME               Ask NAME's ACME CA for a new certificate now (polkit: io.inletsd.manage)\n"
@@ -41,6 +43,10 @@ static void help(void) {
                "      --no-pager           Accepted for systemctl compatibility (never pages)\n"
                "      --config-dir DIR     Where check and define look (default: %s)\n"
                "      --force              define, create: replace an existing definition\n"
+               "      --url URL            status: ask the exit server at URL instead of the local bus\n"
+               "      --token-file FILE    status --url: the server's token\n"
+               "      --tls-ca FILE        status --url: the CA that signed the server (auto-TLS: its ca.crt)\n"
+               "      --fingerprint sha256:HEX  status --url: the server's certificate, pinned\n"
                "  -h, --help               Show this help\n"
                "      --version            Print the version\n\n"
                "Exit status: 0 ok, 1 error, 2 usage, 3 tunnel not running, 4 permission denied.\n"
@@ -54,7 +60,8 @@ static int verb_version(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_USER = 0x100, ARG_JSON, ARG_NO_PAGER, ARG_VERSION, ARG_CONFIG_DIR, ARG_FORCE };
+        enum { ARG_USER = 0x100, ARG_JSON, ARG_NO_PAGER, ARG_VERSION, ARG_CONFIG_DIR, ARG_FORCE, ARG_URL,
+               ARG_TOKEN_FILE, ARG_FINGERPRINT, ARG_TLS_CA };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "user", no_argument, NULL, ARG_USER },
@@ -63,6 +70,10 @@ int main(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "url", required_argument, NULL, ARG_URL },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "fingerprint", required_argument, NULL, ARG_FINGERPRINT },
+                { "tls-ca", required_argument, NULL, ARG_TLS_CA },
                 {}
         };
         static const struct {
@@ -106,6 +117,18 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_FORCE:
                         arg.force = true;
+                        break;
+                case ARG_URL:
+                        arg.url = optarg;
+                        break;
+                case ARG_TOKEN_FILE:
+                        arg.token_file = optarg;
+                        break;
+                case ARG_FINGERPRINT:
+                        arg.fingerprint = optarg;
+                        break;
+                case ARG_TLS_CA:
+                        arg.tls_ca = optarg;
                         break;
                 default:
                         return EXIT_USAGE;

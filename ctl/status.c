@@ -91,6 +91,38 @@ static void print_status(const TunnelInfo *t, bool color) {
                 printf(" LastError: %s\n", t->last_error);
 }
 
+/* status --url: what the exit server at arg.url says of itself. */
+static int remote_status(int argc, bool color) {
+        _cleanup_(json_object_putp) json_object *arr = NULL;
+        TunnelInfo *t = NULL;
+        size_t n = 0;
+        int r;
+
+        if (argc > 1) {
+                fprintf(stderr, "status --url takes no NAME: the server shows its own tunnel\n");
+                return EXIT_USAGE;
+        }
+        r = ctl_remote_status(&t, &n);
+        if (r != EXIT_OK)
+                return r;
+        if (arg.json)
+                arr = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                if (arr)
+                        json_object_array_add(arr, tunnel_info_json(&t[i]));
+                else {
+                        if (i > 0)
+                                putchar('\n');
+                        print_status(&t[i], color);
+                }
+                tunnel_info_done(&t[i]);
+        }
+        free(t);
+        if (arr)
+                json_print(arr);
+        return EXIT_OK;
+}
+
 int verb_status(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_strv_free_ char **names = NULL;
@@ -99,6 +131,12 @@ int verb_status(int argc, char *argv[]) {
         size_t n = 0;
         int r, ret = EXIT_OK;
 
+        if (arg.url)
+                return remote_status(argc, color);
+        if (arg.token_file || arg.fingerprint || arg.tls_ca) {
+                fprintf(stderr, "--token-file, --tls-ca and --fingerprint go with status --url\n");
+                return EXIT_USAGE;
+        }
         if (ctl_bus(&bus) < 0)
                 return EXIT_ERROR;
         if (argc > 1) {

@@ -98,13 +98,6 @@ static int read_clients(sd_bus_message *reply, TunnelInfo *t) {
         return r;
 }
 
-/* The reasons of Refused (a{st}) this inletsctl knows, in the order of refused_keys' bits. */
-static const char *const refused_reasons[] = { "allow-list", "control-allow-list", "proxy-header",
-                                               "client-allow-list" };
-
-static const size_t refused_offsets[] = { offsetof(TunnelInfo, refused_allow), offsetof(TunnelInfo, refused_control),
-                                           offsetof(TunnelInfo, refused_proxy), offsetof(TunnelInfo, refused_client) };
-
 /* Refused (a{st}): the reasons this inletsctl knows; others are skipped. */
 static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
         const char *reason;
@@ -114,9 +107,9 @@ static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
         r = sd_bus_message_enter_container(reply, 'a', "{st}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &reason, &n)) > 0) {
                 t->has_refused = true;
-                for (size_t i = 0; i < ELEMENTSOF(refused_reasons); i++)
-                        if (streq(reason, refused_reasons[i])) {
-                                *(uint64_t *) ((uint8_t *) t + refused_offsets[i]) = n;
+                for (size_t i = 0; i < REFUSED_REASONS; i++)
+                        if (streq(reason, tunnel_refused_reasons[i])) {
+                                *tunnel_info_refused(t, i) = n;
                                 t->refused_keys |= 1u << i;
                         }
         }
@@ -230,91 +223,6 @@ int ctl_tunnel_info(sd_bus *bus, const char *name, TunnelInfo *t, sd_bus_error *
         if (!t->name)
                 t->name = strdup(name);
         return 0;
-}
-
-void tunnel_info_done(TunnelInfo *t) {
-        free(t->name);
-        free(t->role);
-        free(t->mode);
-        free(t->state);
-        free(t->config);
-        free(t->control);
-        free(t->url);
-        free(t->last_error);
-        free(t->ports);
-        strv_free(t->upstreams);
-        strv_free(t->cert_names);
-        for (size_t i = 0; i < t->n_clients; i++) {
-                free(t->clients[i].id);
-                free(t->clients[i].address);
-        }
-        free(t->clients);
-        *t = (TunnelInfo) {};
-}
-
-static json_object *jstr(const char *s) {
-        return json_object_new_string(s ?: "");
-}
-
-json_object *tunnel_info_json(const TunnelInfo *t) {
-        json_object *o = json_object_new_object(), *a;
-
-        json_object_object_add(o, "name", jstr(t->name));
-        json_object_object_add(o, "role", jstr(t->role));
-        json_object_object_add(o, "mode", jstr(t->mode));
-        json_object_object_add(o, "state", jstr(t->state));
-        json_object_object_add(o, "config_file", jstr(t->config));
-        if (t->control && *t->control)
-                json_object_object_add(o, "control_address", jstr(t->control));
-        if (t->url && *t->url)
-                json_object_object_add(o, "url", jstr(t->url));
-        a = json_object_new_array();
-        for (size_t i = 0; i < t->n_ports; i++)
-                json_object_array_add(a, json_object_new_int(t->ports[i]));
-        json_object_object_add(o, "ports", a);
-        a = json_object_new_array();
-        for (size_t i = 0; i < t->n_upstreams; i++)
-                json_object_array_add(a, jstr(t->upstreams[i]));
-        json_object_object_add(o, "upstreams", a);
-        a = json_object_new_array();
-        for (size_t i = 0; i < t->n_clients; i++) {
-                json_object *c = json_object_new_object();
-                json_object_object_add(c, "id", jstr(t->clients[i].id));
-                json_object_object_add(c, "address", jstr(t->clients[i].address));
-                json_object_object_add(c, "connected_since_usec", json_object_new_int64((int64_t) t->clients[i].since));
-                json_object_object_add(c, "bytes_in", json_object_new_int64((int64_t) t->clients[i].bytes_in));
-                json_object_object_add(c, "bytes_out", json_object_new_int64((int64_t) t->clients[i].bytes_out));
-                json_object_object_add(c, "streams", json_object_new_int64(t->clients[i].streams));
-                json_object_array_add(a, c);
-        }
-        json_object_object_add(o, "clients", a);
-        json_object_object_add(o, "active_streams", json_object_new_int64(t->active_streams));
-        json_object_object_add(o, "total_streams", json_object_new_int64((int64_t) t->total_streams));
-        json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t) t->bytes_in));
-        json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t) t->bytes_out));
-        json_object_object_add(o, "started_at_usec", json_object_new_int64((int64_t) t->started_at));
-        if (t->has_refused) {
-                /* The reasons the daemon gave, no more (a client has fewer than a server). */
-                json_object *c = json_object_new_object();
-                for (size_t i = 0; i < ELEMENTSOF(refused_reasons); i++)
-                        if (t->refused_keys & (1u << i))
-                                json_object_object_add(c, refused_reasons[i],
-                                                       json_object_new_int64(
-                                                       *(const int64_t *) ((const uint8_t *) t + refused_offsets[i])));
-                json_object_object_add(o, "refused", c);
-        }
-        if (t->n_cert_names > 0) {
-                json_object *c = json_object_new_object();
-                a = json_object_new_array();
-                for (size_t i = 0; i < t->n_cert_names; i++)
-                        json_object_array_add(a, jstr(t->cert_names[i]));
-                json_object_object_add(c, "names", a);
-                json_object_object_add(c, "not_after_usec", json_object_new_int64((int64_t) t->cert_not_after));
-                json_object_object_add(c, "renew_at_usec", json_object_new_int64((int64_t) t->cert_renew_at));
-                json_object_object_add(o, "certificate", c);
-        }
-        json_object_object_add(o, "last_error", jstr(t->last_error));
-        return o;
 }
 
 void json_print(json_object *o) {

@@ -14,32 +14,36 @@
 #include "macro.h"
 #include "polkit.h"
 #include "socket-util.h"
+#include "string-util.h"
 #include "time-util.h"
+
+static const char *string_property(Manager *m, const char *property, char buf[static SOCKADDR_STR_MAX]) {
+        const Definition *d = m->def;
+
+        if (streq(property, "Name"))
+                return d->name ?: "";
+        if (streq(property, "Role"))
+                return role_to_string(d->role);
+        if (streq(property, "Mode"))
+                return mode_to_string(d->mode);
+        if (streq(property, "State"))
+                return tunnel_state_to_string(m->state);
+        if (streq(property, "ConfigFile"))
+                return m->config_path;
+        if (streq(property, "ControlAddress"))
+                return d->role == ROLE_SERVER ? socket_address_format(&d->control_listen, buf) : "";
+        if (streq(property, "URL"))
+                return d->role == ROLE_CLIENT ? d->url : "";
+        if (streq(property, "LastError"))
+                return m->last_error ?: "";
+        return "";
+}
 
 static int get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const Definition *d = m->def;
         char buf[SOCKADDR_STR_MAX];
-        const char *v = "";
 
-        if (streq(property, "Name"))
-                v = d->name ?: "";
-        else if (streq(property, "Role"))
-                v = role_to_string(d->role);
-        else if (streq(property, "Mode"))
-                v = mode_to_string(d->mode);
-        else if (streq(property, "State"))
-                v = tunnel_state_to_string(m->state);
-        else if (streq(property, "ConfigFile"))
-                v = m->config_path;
-        else if (streq(property, "ControlAddress"))
-                v = d->role == ROLE_SERVER ? socket_address_format(&d->control_listen, buf) : "";
-        else if (streq(property, "URL"))
-                v = d->role == ROLE_CLIENT ? d->url : "";
-        else if (streq(property, "LastError"))
-                v = m->last_error ?: "";
-        return sd_bus_message_append(reply, "s", v);
+        return sd_bus_message_append(reply, "s", string_property(userdata, property, buf));
 }
 
 static int get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -95,17 +99,20 @@ static void collect_ports(const PeerInfo *p, void *userdata) {
 }
 
 /* Server: the public ports open now (offered by some client); client: the ports it offers. */
+static void tunnel_ports(Manager *m, PortSet *set) {
+        if (m->def->role == ROLE_CLIENT)
+                for (size_t i = 0; i < m->def->n_ports && set->n < ELEMENTSOF(set->ports); i++)
+                        set->ports[set->n++] = m->def->ports[i].public_port;
+        else
+                manager_foreach_client(m, collect_ports, set);
+}
+
 static int get_ports(sd_bus *bus, const char *path, const char *interface, const char *property,
                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
         PortSet set = {};
         int r;
 
-        if (m->def->role == ROLE_CLIENT)
-                for (size_t i = 0; i < m->def->n_ports && set.n < ELEMENTSOF(set.ports); i++)
-                        set.ports[set.n++] = m->def->ports[i].public_port;
-        else
-                manager_foreach_client(m, collect_ports, &set);
+        tunnel_ports(userdata, &set);
         r = sd_bus_message_open_container(reply, 'a', "q");
         for (size_t i = 0; i < set.n && r >= 0; i++)
                 r = sd_bus_message_append(reply, "q", set.ports[i]);
@@ -114,24 +121,28 @@ static int get_ports(sd_bus *bus, const char *path, const char *interface, const
         return sd_bus_message_close_container(reply);
 }
 
+/* A tunnel client's upstreams: "PUBLIC=HOST:PORT" per port (TCP mode) or the Upstream= lines. */
+static size_t n_upstreams(const Definition *d) {
+        return d->role != ROLE_CLIENT ? 0 : d->mode == MODE_TCP ? d->n_ports : d->n_upstreams;
+}
+
+static const char *upstream_string(const Definition *d, size_t i, char buf[static 300]) {
+        if (d->mode != MODE_TCP)
+                return d->upstreams[i];
+        snprintf(buf, 300, "%u=%s%s%s:%u", d->ports[i].public_port, strchr(d->upstreams[0], ':') ? "[" : "",
+                 d->upstreams[0], strchr(d->upstreams[0], ':') ? "]" : "", d->ports[i].upstream_port);
+        return buf;
+}
+
 static int get_upstreams(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const Definition *d = m->def;
+        char buf[300];
         int r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r < 0)
-                return r;
-        if (d->role == ROLE_CLIENT && d->mode == MODE_TCP)
-                for (size_t i = 0; i < d->n_ports && r >= 0; i++) {
-                        char buf[300];
-                        snprintf(buf, sizeof(buf), "%u=%s%s%s:%u", d->ports[i].public_port,
-                                 strchr(d->upstreams[0], ':') ? "[" : "", d->upstreams[0],
-                                 strchr(d->upstreams[0], ':') ? "]" : "", d->ports[i].upstream_port);
-                        r = sd_bus_message_append(reply, "s", buf);
-                }
-        else if (d->role == ROLE_CLIENT)
-                for (size_t i = 0; i < d->n_upstreams && r >= 0; i++)
-                        r = sd_bus_message_append(reply, "s", d->upstreams[i]);
+
+        for (size_t i = 0; i < n_upstreams(d) && r >= 0; i++)
+                r = sd_bus_message_append(reply, "s", upstream_string(d, i, buf));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -253,6 +264,91 @@ static int method_renew_certificate(sd_bus_message *msg, void *userdata, sd_bus_
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot start the ACME helper: %m");
         return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* ---- the same, in one struct: GET /status on the control port ---- */
+
+static void add_client_row(const PeerInfo *p, void *userdata) {
+        TunnelInfo *t = userdata;
+        ClientRow *row = &t->clients[t->n_clients];
+
+        /* Counted first (below): more clients cannot have come meanwhile, the loop is ours. */
+        *row = (ClientRow) { .id = strdup(p->id), .address = strdup(p->address), .since = p->since_usec,
+                             .bytes_in = p->bytes_in, .bytes_out = p->bytes_out, .streams = p->streams };
+        t->n_clients++;
+}
+
+static void count_client(const PeerInfo *p, void *userdata) {
+        (*(size_t *) userdata)++;
+}
+
+int bus_tunnel_info(Manager *m, TunnelInfo *ret) {
+        _cleanup_(tunnel_info_done) TunnelInfo t = {};
+        char **strings[] = { &t.name, &t.role, &t.mode, &t.state, &t.config, &t.control, &t.url, &t.last_error };
+        static const char *const names[] = { "Name", "Role", "Mode", "State", "ConfigFile", "ControlAddress", "URL",
+                                             "LastError" };
+        char buf[SOCKADDR_STR_MAX], ubuf[300];
+        TunnelCounters c;
+        RefusedCounters rc;
+        PortSet set = {};
+        size_t n = 0;
+
+        assert(m);
+        assert(ret);
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (!(*strings[i] = strdup(string_property(m, names[i], buf))))
+                        return -ENOMEM;
+        tunnel_ports(m, &set);
+        if (set.n > 0) {
+                t.ports = new0(uint16_t, set.n);
+                if (!t.ports)
+                        return -ENOMEM;
+                memcpy(t.ports, set.ports, set.n * sizeof(uint16_t));
+                t.n_ports = set.n;
+        }
+        for (size_t i = 0; i < n_upstreams(m->def); i++)
+                if (strv_push(&t.upstreams, &t.n_upstreams, strdup(upstream_string(m->def, i, ubuf))) < 0)
+                        return -ENOMEM;
+        manager_foreach_client(m, count_client, &n);
+        if (n > 0 && !(t.clients = new0(ClientRow, n)))
+                return -ENOMEM;
+        if (n > 0)
+                manager_foreach_client(m, add_client_row, &t);
+        for (size_t i = 0; i < t.n_clients; i++)
+                if (!t.clients[i].id || !t.clients[i].address)
+                        return -ENOMEM;
+        manager_get_counters(m, &c);
+        t.active_streams = c.active_streams;
+        t.total_streams = c.total_streams;
+        t.bytes_in = c.bytes_in;
+        t.bytes_out = c.bytes_out;
+        t.started_at = m->started_at;
+        manager_get_refused(m, &rc);
+        if (m->def->role == ROLE_SERVER) {
+                t.has_refused = true;
+                t.refused_keys = 0xf;
+                t.refused_allow = rc.allow_list;
+                t.refused_control = rc.control_allow_list;
+                t.refused_proxy = rc.proxy_header;
+                t.refused_client = rc.client_allow_list;
+        } else if (m->def->role == ROLE_CLIENT) {
+                t.has_refused = true;
+                t.refused_keys = 0x1;
+                t.refused_allow = rc.allow_list;
+        }
+        if (manager_acme(m)) {
+                AcmeCertInfo i = {};
+                acme_cert_get_info(manager_acme(m), &i);
+                for (size_t k = 0; k < i.n_names; k++)
+                        if (strv_push(&t.cert_names, &t.n_cert_names, strdup(i.names[k])) < 0)
+                                return -ENOMEM;
+                t.cert_not_after = i.not_after_usec;
+                t.cert_renew_at = i.renew_at_usec;
+        }
+        *ret = t;
+        t = (TunnelInfo) {};
+        return 0;
 }
 
 static const sd_bus_vtable tunnel_vtable[] = {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "manager.h"
+#include "tunnel-info.h"
 
 #define BUS_PATH "/io/inletsd/Tunnel"
 #define BUS_INTERFACE "io.inletsd.Tunnel1"
@@ -11,3 +12,5 @@
 #define BUS_ERROR_NO_SUCH_CLIENT "io.inletsd.Error.NoSuchClient"
 
 int bus_setup(Manager *m);
+/* What the properties say, in one struct (GET /status on an exit server's control port). */
+int bus_tunnel_info(Manager *m, TunnelInfo *ret);

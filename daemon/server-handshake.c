@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The exit server's control port: each connection is a Pending handshake (TLS, then the
- * WebSocket upgrade with its token and offer) until it is refused or becomes a Session. */
+ * WebSocket upgrade with its token and offer) until it is refused or becomes a Session; or a
+ * GET /status with the token, answered and closed. */
 
 #include <stdio.h>
 
 #include "access.h"
+#include "bus.h"
 #include "crypto-util.h"
 #include "encoding.h"
 #include "log.h"
@@ -15,6 +17,7 @@
 #include "string-util.h"
 #include "time-util.h"
 #include "version.h"
+#include "web.h"
 #include "ws.h"
 
 #define AUTH_FORGET_USEC (60 * USEC_PER_SEC)
@@ -122,6 +125,59 @@ static bool pending_refuse(Pending *p, int status, const char *reason, const cha
         return false;
 }
 
+/* url is path, or path and a query. */
+static bool path_is(const char *url, const char *path) {
+        size_t n = strlen(path);
+
+        return strncmp(url, path, n) == 0 && (url[n] == 0 || url[n] == '?');
+}
+
+static bool upgrade_authenticate(Pending *p, const HttpHead *h);
+
+/* Writes out what is queued, then closes; the handshake timer still bounds it. */
+static void pending_drain(Pending *p) {
+        int r = tls_conn_flush(p->conn);
+
+        if (r == -EAGAIN) {
+                (void) sd_event_source_set_io_events(p->io, EPOLLOUT);
+                return;
+        }
+        if (r >= 0)
+                tls_conn_bye(p->conn);
+        pending_free(p);
+}
+
+/* GET /status with the token (Authorization: Bearer, the same back-off for a wrong one as the
+ * upgrade): the tunnel's state, the JSON of inletsctl status --json. */
+static void status_request(Pending *p, const HttpHead *h) {
+        _cleanup_(tunnel_info_done) TunnelInfo t = {};
+        _cleanup_(json_object_putp) json_object *arr = NULL;
+        const char *body;
+        char head[256];
+        int n, r;
+
+        if (!upgrade_authenticate(p, h))
+                return;
+        r = bus_tunnel_info(p->server->manager, &t);
+        arr = json_object_new_array();
+        if (r < 0 || !arr || json_object_array_add(arr, tunnel_info_json(&t)) < 0) {
+                pending_reply(p, 500, "Internal Server Error", "out of memory", NULL);
+                return;
+        }
+        body = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n", strlen(body) + 1);
+        if (tls_conn_send(p->conn, head, (size_t) n) < 0 || tls_conn_send(p->conn, body, strlen(body)) < 0 ||
+            tls_conn_send(p->conn, "\n", 1) < 0) {
+                pending_free(p);
+                return;
+        }
+        log_conn(LOG_DEBUG, NULL, p->remote, 0, "Status sent to %s.", p->remote);
+        p->draining = true;
+        pending_drain(p);
+}
+
 /* Is this a WebSocket upgrade to GET /connect? */
 static bool upgrade_parse(Pending *p, size_t head_len, HttpHead **ret) {
         _cleanup_(http_head_freep) HttpHead *h = NULL;
@@ -134,9 +190,13 @@ static bool upgrade_parse(Pending *p, size_t head_len, HttpHead **ret) {
                                       NULL);
         if (r < 0)
                 return pending_refuse(p, 400, "Bad Request", "malformed HTTP request", NULL);
-        if (!streq(h->method, "GET") || !h->url || strncmp(h->url, "/connect", 8) != 0 ||
-            (h->url[8] != 0 && h->url[8] != '?'))
-                return pending_refuse(p, 404, "Not Found", "the tunnel endpoint is GET /connect", NULL);
+        if (streq(h->method, "GET") && h->url && path_is(h->url, "/status") && !h->upgrade) {
+                status_request(p, h);
+                return false;
+        }
+        if (!streq(h->method, "GET") || !h->url || !path_is(h->url, "/connect"))
+                return pending_refuse(p, 404, "Not Found", "the tunnel endpoint is GET /connect; GET /status "
+                                      "with the token tells the tunnel's state", NULL);
         key = http_head_get(h, "Sec-WebSocket-Key");
         if (!h->upgrade || !http_header_has_token(http_head_get(h, "Upgrade"), "websocket") ||
             !http_header_has_token(http_head_get(h, "Connection"), "upgrade") || !key || strlen(key) != 24)
@@ -330,6 +390,10 @@ static int pending_handler(sd_event_source *src, int fd, uint32_t revents, void 
         int r;
 
         assert(p);
+        if (p->draining) {
+                pending_drain(p);
+                return 0;
+        }
         if (!pending_tls_handshake(p))
                 return 0;
         for (;;) {

@@ -86,6 +86,7 @@ struct Pending {
         sd_event_source *io, *timer;
         bool handshake_done;
         bool refuse_on_timer;   /* a wrong token: the 401 goes out when the timer fires */
+        bool draining;          /* GET /status answered: writing it out, then closing */
         char head[HTTP_HEAD_MAX_DEFAULT];
         size_t head_len;
         char remote[SOCKADDR_STR_MAX];

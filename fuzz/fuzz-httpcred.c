@@ -30,6 +30,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (b && !bearer_tokens_match(b, "x", 0) && bearer_tokens_match(b, "", 0))
                 abort();
+        if (h) {
+                /* The hash a name is checked with: the user's own, or a decoy of the file's that
+                 * is the same for the same name. */
+                bool known, known2;
+                const char *hash = htpasswd_lookup(h, (const char *) data, MIN(size, 64u), &known);
+                if (!hash || htpasswd_lookup(h, (const char *) data, MIN(size, 64u), &known2) != hash ||
+                    known != known2)
+                        abort();
+        }
 
         r = http_authorization_parse((const char *) data, size, &c);
         if (r >= 0) {

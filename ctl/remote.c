@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* inletsctl status --url: GET /status from an exit server's control port, over the same TLS
+ * checks as the tunnel client (a CA file, a pinned certificate, or the system's CAs), with the
+ * token from a file. Blocking, with one deadline for the whole exchange. */
+
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conf-token.h"
+#include "conf-url.h"
+#include "ctl.h"
+#include "encoding.h"
+#include "http1.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
+#include "tls.h"
+#include "version.h"
+
+#define REMOTE_TIMEOUT_USEC (15 * USEC_PER_SEC)
+#define REMOTE_RESPONSE_MAX (16 * 1024 * 1024)
+
+/* Waits for events on fd until the deadline: 0, or -ETIMEDOUT. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                uint64_t now = now_usec();
+                struct pollfd p = { .fd = fd, .events = events };
+                int r;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                if (r > 0)
+                        return 0;
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
+        _cleanup_free_ SocketAddress *addrs = NULL;
+        size_t n = 0, next = 0;
+        int r, last = -ECONNREFUSED;
+
+        r = resolve_addresses(u->host, &addrs, &n);
+        if (r < 0) {
+                fprintf(stderr, "Cannot resolve %s: %s\n", u->host, r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                return r;
+        }
+        for (;;) {
+                bool connected = false;
+                int err = 0;
+                socklen_t len = sizeof(err);
+                int fd = socket_connect_next(addrs, n, &next, u->port, &connected);
+
+                if (fd < 0)
+                        break;
+                if (!connected) {
+                        r = wait_fd(fd, POLLOUT, deadline);
+                        if (r >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                                err = errno;
+                        if (r < 0 || err != 0) {
+                                last = r < 0 ? r : -err;
+                                safe_close(fd);
+                                if (r == -ETIMEDOUT)
+                                        break;
+                                continue;
+                        }
+                }
+                *ret_fd = fd;
+                return 0;
+        }
+        fprintf(stderr, "Cannot connect to %s port %u: %s\n", u->host, u->port, strerror(-last));
+        return last;
+}
+
+/* The whole response, until the server closes. */
+static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        for (;;) {
+                r = tls_conn_handshake(c);
+                if (r > 0)
+                        break;
+                if (r < 0) {
+                        fprintf(stderr, "TLS handshake failed: %s\n", tls_conn_error(c));
+                        return -ECONNABORTED;
+                }
+                r = wait_fd(tls_conn_fd(c), POLLIN | (tls_conn_handshake_wants_write(c) ? POLLOUT : 0), deadline);
+                if (r < 0)
+                        goto timeout;
+        }
+        r = tls_conn_send(c, request, strlen(request));
+        if (r < 0)
+                goto failed;
+        while ((r = tls_conn_flush(c)) == -EAGAIN)
+                if ((r = wait_fd(tls_conn_fd(c), POLLOUT, deadline)) < 0)
+                        goto timeout;
+        if (r < 0)
+                goto failed;
+        for (;;) {
+                uint8_t *p;
+                size_t n;
+
+                r = tls_conn_recv(c, &p, &n);
+                if (r == -EAGAIN) {
+                        if ((r = wait_fd(tls_conn_fd(c), POLLIN, deadline)) < 0)
+                                goto timeout;
+                        continue;
+                }
+                if (r == 0)
+                        break;
+                if (r < 0)
+                        goto failed;
+                if (len + n > REMOTE_RESPONSE_MAX) {
+                        fprintf(stderr, "The answer is larger than 16 MiB; not an inletsd exit server?\n");
+                        return -EFBIG;
+                }
+                char *t = realloc(buf, len + n + 1);
+                if (!t)
+                        return -ENOMEM;
+                buf = t;
+                memcpy(buf + len, p, n);
+                len += n;
+                buf[len] = 0;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+timeout:
+        fprintf(stderr, "No answer within %u s.\n", (unsigned) (REMOTE_TIMEOUT_USEC / USEC_PER_SEC));
+        return -ETIMEDOUT;
+failed:
+        fprintf(stderr, "Connection failed: %s\n", tls_conn_error(c) ?: strerror(-r));
+        return r;
+}
+
+/* The status line and body of what came: the tunnels in it, or an exit code. */
+static int read_answer(const char *buf, size_t len, TunnelInfo **ret, size_t *ret_n) {
+        _cleanup_(http_head_freep) HttpHead *h = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *end = buf ? strstr(buf, "\r\n\r\n") : NULL;
+        TunnelInfo *t;
+        size_t n;
+
+        if (!end || http_head_parse(buf, (size_t) (end - buf) + 4, false, HTTP_HEADERS_MAX_DEFAULT, &h) < 0) {
+                fprintf(stderr, "The server's answer is not HTTP; is the URL an inletsd control port?\n");
+                return EXIT_ERROR;
+        }
+        if (h->status == 401) {
+                fprintf(stderr, "Permission denied: the server refused the token (401).\n");
+                return EXIT_DENIED;
+        }
+        if (h->status == 404) {
+                fprintf(stderr, "The server has no /status (404): an inletsd exit server older than this "
+                                "inletsctl, or not inletsd.\n");
+                return EXIT_ERROR;
+        }
+        if (h->status != 200) {
+                fprintf(stderr, "The server answered %u: %.*s\n", h->status, (int) MIN(strlen(end + 4), 200u), end + 4);
+                return EXIT_ERROR;
+        }
+        o = json_tokener_parse(end + 4);
+        if (!o || !json_object_is_type(o, json_type_array)) {
+                fprintf(stderr, "The server's answer is not the JSON of a status.\n");
+                return EXIT_ERROR;
+        }
+        n = json_object_array_length(o);
+        t = calloc(n ?: 1, sizeof(TunnelInfo));
+        if (!t)
+                return EXIT_ERROR;
+        for (size_t i = 0; i < n; i++)
+                if (tunnel_info_from_json(json_object_array_get_idx(o, i), &t[i]) < 0) {
+                        for (size_t k = 0; k < i; k++)
+                                tunnel_info_done(&t[k]);
+                        free(t);
+                        fprintf(stderr, "The server's status has a member of the wrong type.\n");
+                        return EXIT_ERROR;
+                }
+        *ret = t;
+        *ret_n = n;
+        return EXIT_OK;
+}
+
+int ctl_remote_status(TunnelInfo **ret, size_t *ret_n) {
+        _cleanup_(tunnel_url_done) TunnelURL u = {};
+        _cleanup_(tls_conn_freep) TlsConn *c = NULL;
+        _cleanup_free_ char *err = NULL, *answer = NULL, *request = NULL;
+        gnutls_certificate_credentials_t creds = NULL;
+        Definition d = { .name = (char *) "--token-file" };
+        uint8_t pin[32];
+        uint64_t deadline = now_usec() + REMOTE_TIMEOUT_USEC;
+        size_t len = 0;
+        int fd = -1, r, ret_code = EXIT_ERROR;
+
+        assert(ret);
+        assert(ret_n);
+
+        if (tunnel_url_parse(arg.url, &u) < 0) {
+                fprintf(stderr, "--url: expected wss://HOST[:PORT] (or ws://), not '%s'\n", arg.url);
+                return EXIT_USAGE;
+        }
+        if (!arg.token_file) {
+                fprintf(stderr, "--url needs --token-file FILE: the server's token (never on the command line)\n");
+                return EXIT_USAGE;
+        }
+        if (arg.fingerprint && arg.tls_ca) {
+                fprintf(stderr, "--fingerprint and --tls-ca exclude each other\n");
+                return EXIT_USAGE;
+        }
+        if (arg.fingerprint && (strncasecmp(arg.fingerprint, "sha256:", 7) != 0 ||
+                                strlen(arg.fingerprint + 7) != 64 || unhexmem(arg.fingerprint + 7, pin, 32) < 0)) {
+                fprintf(stderr, "--fingerprint: expected sha256: and 64 hex digits (as ServerFingerprint=)\n");
+                return EXIT_USAGE;
+        }
+        if (!u.tls && (arg.fingerprint || arg.tls_ca)) {
+                fprintf(stderr, "--fingerprint and --tls-ca are for wss:// URLs\n");
+                return EXIT_USAGE;
+        }
+        d.token_file = (char *) arg.token_file;
+        r = definition_load_token(&d, &err);
+        d.token_file = NULL;
+        if (r < 0) {
+                fprintf(stderr, "%s\n", err ?: strerror(-r));
+                return EXIT_ERROR;
+        }
+        r = asprintf(&request, "GET /status HTTP/1.1\r\nHost: %s%s%s:%u\r\nAuthorization: Bearer %s\r\n"
+                               "User-Agent: inletsctl/%s\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+                     strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port, d.token,
+                     PROJECT_VERSION);
+        explicit_bzero(d.token, strlen(d.token));
+        d.token = mfree(d.token);
+        if (r < 0)
+                return EXIT_ERROR;
+        if (u.tls) {
+                r = tls_client_credentials(arg.fingerprint ? NULL : arg.tls_ca, &creds, &err);
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", err ?: strerror(-r));
+                        goto finish;
+                }
+        }
+        if (dial(&u, deadline, &fd) < 0)
+                goto finish;
+        r = tls_conn_new_client(fd, creds, u.host, arg.fingerprint ? pin : NULL, &c);
+        if (r < 0) {
+                fprintf(stderr, "TLS setup failed: %s\n", strerror(-r));
+                goto finish;
+        }
+        if (exchange(c, request, deadline, &answer, &len) < 0)
+                goto finish;
+        ret_code = read_answer(answer, len, ret, ret_n);
+finish:
+        if (request)
+                explicit_bzero(request, strlen(request));
+        c = tls_conn_free(c);
+        if (creds)
+                gnutls_certificate_free_credentials(creds);
+        return ret_code;
+}
