@@ -298,7 +298,10 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
 }
 
 static void stream_closed(Mux *m, MuxStream *s, void *userdata) {
+        Client *c = userdata;
         Dial *d = mux_stream_userdata(s);
+
+        manager_stream_ended(c->manager, s);
         /* Reset while we were still dialling. */
         if (d)
                 dial_free(d);
@@ -324,6 +327,7 @@ static void session_end(Client *c, const char *why) {
         if (c->mux) {
                 MuxStats st;
                 mux_get_stats(c->mux, &st);
+                manager_session_ended(c->manager, c->mux);
                 c->closed.bytes_in += st.bytes_in;
                 c->closed.bytes_out += st.bytes_out;
                 c->closed.total_streams += st.total_streams;

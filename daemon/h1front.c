@@ -84,11 +84,17 @@ static void conn_update(HttpConn *c);
 static void conn_finish_exchange(HttpConn *c);
 static const MuxStreamOps conn_stream_ops;
 
+/* The request's tunnel stream is given up: what it carried still counts for its host. */
+static void conn_drop_stream(HttpConn *c) {
+        http_req_stat_bytes(&c->stat, c->stream);
+        mux_stream_reset(TAKE_PTR(c->stream));
+}
+
 static HttpConn *conn_free(HttpConn *c) {
         if (!c)
                 return NULL;
         if (c->stream)
-                mux_stream_reset(TAKE_PTR(c->stream));
+                conn_drop_stream(c);
         LIST_REMOVE(c->front->conns, c);
         c->front->n_conns--;
         sd_event_source_disable_unref(c->io);
@@ -107,7 +113,7 @@ static void conn_close(HttpConn *c) {
         assert(c);
 
         if (c->stream)
-                mux_stream_reset(TAKE_PTR(c->stream));
+                conn_drop_stream(c);
         c->dead = true;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
@@ -310,6 +316,7 @@ static void on_stream_writable(MuxStream *s, void *userdata) {
 static void on_stream_closed(MuxStream *s, bool reset, void *userdata) {
         HttpConn *c = userdata;
 
+        http_req_stat_bytes(&c->stat, s);
         c->stream = NULL;
         c->unacked = 0;
         if (c->dead)
@@ -349,8 +356,10 @@ static void conn_finish_exchange(HttpConn *c) {
         conn_ack(c);
         if (c->unacked > 0)
                 return;
-        if (c->stream) /* it ends on its own; we hear no more of it */
+        if (c->stream) { /* it ends on its own; we hear no more of it */
+                http_req_stat_bytes(&c->stat, c->stream);
                 mux_stream_set_ops(TAKE_PTR(c->stream), NULL, NULL);
+        }
         if (c->resp_close || !c->keep_alive || (c->eof && c->in_len == 0)) {
                 conn_close_after(c);
                 return;
@@ -624,7 +633,7 @@ static int on_request_body(void *userdata, const uint8_t *p, size_t n) {
         c->body_bytes += n;
         if (def(c)->max_body_bytes > 0 && c->body_bytes > def(c)->max_body_bytes) {
                 if (c->stream)
-                        mux_stream_reset(TAKE_PTR(c->stream));
+                        conn_drop_stream(c);
                 reply_error(c, 413, "The request body is larger than this server takes (MaxBodyBytes=%" PRIu64 ").",
                             def(c)->max_body_bytes);
                 return -ECANCELED;
@@ -674,7 +683,7 @@ static ssize_t conn_feed(HttpConn *c, const uint8_t *p, size_t n) {
                 return r;
         }
         if (c->stream)
-                mux_stream_reset(TAKE_PTR(c->stream));
+                conn_drop_stream(c);
         switch (r) {
         case -E2BIG:
                 reply_error(c, 431, "The request head is larger than MaxHeaderBytes=%" PRIu64 ".", def(c)->max_header_bytes);
@@ -839,7 +848,7 @@ static void conn_update(HttpConn *c) {
                 /* Everything is out: stop sending, and read until the peer is done, so the
                  * kernel does not answer its late bytes with a reset that kills our reply. */
                 if (c->stream)
-                        mux_stream_reset(TAKE_PTR(c->stream));
+                        conn_drop_stream(c);
                 tls_conn_bye(c->conn);
                 (void) tls_conn_flush(c->conn);
                 (void) shutdown(tls_conn_fd(c->conn), SHUT_WR);
@@ -969,7 +978,7 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                 log_debug("HTTP %s: no response within %" PRIu64 " s.", c->peer,
                           def(c)->response_timeout_usec / USEC_PER_SEC);
                 if (c->stream)
-                        mux_stream_reset(TAKE_PTR(c->stream));
+                        conn_drop_stream(c);
                 reply_error(c, 504, "The upstream did not answer within %" PRIu64 " s (ResponseTimeoutSec=).",
                             def(c)->response_timeout_usec / USEC_PER_SEC);
                 c->resp_close = true;

@@ -131,8 +131,10 @@ static void stream_return_window(H2Stream *st) {
 }
 
 static void stream_drop_tunnel(H2Stream *st) {
-        if (st->tunnel)
+        if (st->tunnel) {
+                http_req_stat_bytes(&st->stat, st->tunnel);
                 mux_stream_reset(TAKE_PTR(st->tunnel));
+        }
         stream_return_window(st);
 }
 
@@ -345,6 +347,7 @@ static void on_tunnel_sent(MuxStream *s, size_t n, void *userdata) {
 static void on_tunnel_closed(MuxStream *s, bool reset, void *userdata) {
         H2Stream *st = userdata;
 
+        http_req_stat_bytes(&st->stat, s);
         st->tunnel = NULL;
         stream_return_window(st);
         st->timer = sd_event_source_disable_unref(st->timer);

@@ -126,6 +126,16 @@ static uint8_t stat_slot(const char *host, bool exact) {
         return (uint8_t) stats.n_hosts++;
 }
 
+void http_req_stat_bytes(const HttpReqStat *r, MuxStream *s) {
+        uint64_t in, out;
+
+        assert(r);
+        assert(s);
+        mux_stream_get(s, &in, &out, NULL);
+        stats.hosts[r->slot].bytes_in += in;
+        stats.hosts[r->slot].bytes_out += out;
+}
+
 void http_req_stat_end(HttpReqStat *r, unsigned status) {
         assert(r);
         if (r->started == 0)

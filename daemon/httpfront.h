@@ -26,6 +26,7 @@ typedef Mux *(*HttpRouteFunc)(const char *host, const SocketAddress *peer, bool 
 typedef struct HttpStatsHost {
         char host[256];            /* "-": not routed (our own answer), "*": a client for any host */
         uint64_t n[HTTP_STATS_METHODS][5]; /* by status class 1xx..5xx */
+        uint64_t bytes_in, bytes_out;     /* of request streams that ended, as D-Bus BytesIn/Out */
 } HttpStatsHost;
 
 typedef struct HttpStats {
@@ -44,6 +45,8 @@ typedef struct HttpReqStat {
 } HttpReqStat;
 void http_req_stat_begin(HttpReqStat *r, const char *method);
 void http_req_stat_end(HttpReqStat *r, unsigned status);
+/* The request's stream through the tunnel ended: its bytes count for its host. */
+void http_req_stat_bytes(const HttpReqStat *r, MuxStream *s);
 
 /* Takes ownership of listen_fd. creds NULL: plain HTTP. */
 int http_front_new(Manager *m, int listen_fd, gnutls_certificate_credentials_t creds, HttpRouteFunc route,

@@ -176,6 +176,96 @@ void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const St
         mux_foreach_stream(mux, walk_stream, &w);
 }
 
+PortTotals *port_table_get(PortTable *t, uint16_t port) {
+        size_t lo = 0, hi = t->n;
+        PortTotals *v;
+
+        if (port == 0)
+                return NULL;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (t->v[mid].port == port)
+                        return &t->v[mid];
+                if (t->v[mid].port < port)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (t->n >= PORT_TABLE_MAX)
+                return NULL;
+        v = realloc(t->v, sizeof(PortTotals) * (t->n + 1));
+        if (!v)
+                return NULL;
+        t->v = v;
+        memmove(&v[lo + 1], &v[lo], sizeof(PortTotals) * (t->n - lo));
+        v[lo] = (PortTotals) { .port = port };
+        t->n++;
+        return &v[lo];
+}
+
+void port_table_done(PortTable *t) {
+        t->v = mfree(t->v);
+        t->n = 0;
+}
+
+void manager_stream_ended(Manager *m, MuxStream *s) {
+        const char *authority = mux_stream_authority(s);
+        PortTotals *p;
+        uint64_t in, out;
+
+        if (m->def->mode != MODE_TCP || !authority || !(p = port_table_get(&m->ports, authority_port(authority))))
+                return;
+        mux_stream_get(s, &in, &out, NULL);
+        p->streams++;
+        p->bytes_in += in;
+        p->bytes_out += out;
+}
+
+static void add_live(const MuxStreamInfo *i, void *userdata) {
+        PortTable *t = userdata;
+        PortTotals *p = i->authority ? port_table_get(t, authority_port(i->authority)) : NULL;
+
+        if (!p)
+                return;
+        p->streams++;
+        p->bytes_in += i->bytes_in;
+        p->bytes_out += i->bytes_out;
+}
+
+void manager_session_ended(Manager *m, Mux *mux) {
+        if (m->def->mode == MODE_TCP)
+                mux_foreach_stream(mux, add_live, &m->ports);
+}
+
+static void snapshot_live(const StreamInfo *i, void *userdata) {
+        PortTotals *p = port_table_get(userdata, i->port);
+
+        if (!p)
+                return;
+        p->active++;
+        p->streams++;
+        p->bytes_in += i->bytes_in;
+        p->bytes_out += i->bytes_out;
+}
+
+int manager_port_snapshot(Manager *m, PortTable *ret) {
+        assert(m);
+        assert(ret);
+
+        *ret = (PortTable) {};
+        if (m->def->mode != MODE_TCP)
+                return 0;
+        if (m->ports.n > 0) {
+                ret->v = new0(PortTotals, m->ports.n);
+                if (!ret->v)
+                        return -ENOMEM;
+                memcpy(ret->v, m->ports.v, sizeof(PortTotals) * m->ports.n);
+                ret->n = m->ports.n;
+        }
+        manager_foreach_stream(m, snapshot_live, ret);
+        return 0;
+}
+
 int manager_disconnect_client(Manager *m, const char *id) {
         assert(m);
         assert(id);
@@ -439,6 +529,7 @@ Manager *manager_free(Manager *m) {
         free(m->name);
         free(m->bus_name);
         free(m->last_error);
+        port_table_done(&m->ports);
         free(m);
         return NULL;
 }

@@ -53,6 +53,22 @@ typedef struct StreamInfo {
         uint64_t age_usec;
 } StreamInfo;
 
+/* TCP mode, per public port: the streams and bytes of streams that ended (live ones are read
+ * with manager_foreach_stream()); for the metrics. At most PORT_TABLE_MAX ports. */
+#define PORT_TABLE_MAX 1024
+typedef struct PortTotals {
+        uint16_t port;
+        unsigned active;           /* snapshots only: live streams */
+        uint64_t streams, bytes_in, bytes_out;
+} PortTotals;
+typedef struct PortTable {
+        PortTotals *v;             /* sorted by port */
+        size_t n;
+} PortTable;
+/* The entry of port, made when missing; NULL past PORT_TABLE_MAX, for port 0, or without memory. */
+PortTotals *port_table_get(PortTable *t, uint16_t port);
+void port_table_done(PortTable *t);
+
 typedef struct TunnelCounters {
         uint64_t bytes_in, bytes_out, total_streams;
         unsigned active_streams;
@@ -88,6 +104,8 @@ typedef struct Manager {
         TunnelCounters emitted;
         RefusedCounters emitted_refused;
 
+        PortTable ports;      /* TCP mode: streams that ended, per public port */
+
         TunnelState state;
         bool ready_sent;
         sd_event_source *status_timer;
@@ -121,6 +139,12 @@ void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *use
 /* The streams of one session as the bus shows them (client: the exit server side's id). */
 void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const StreamInfo *s, void *userdata),
                                 void *userdata);
+/* A stream ended (the mux's stream_closed), or a session ends with streams still open: their
+ * counts go to m->ports. */
+void manager_stream_ended(Manager *m, MuxStream *s);
+void manager_session_ended(Manager *m, Mux *mux);
+/* m->ports with the live streams added (active set): free with port_table_done(). */
+int manager_port_snapshot(Manager *m, PortTable *ret);
 int manager_disconnect_client(Manager *m, const char *id);
 /* The role's ACME certificate manager (exit server in HTTP mode with ACMEDomain=), else NULL. */
 AcmeCert *manager_acme(Manager *m);

@@ -186,6 +186,41 @@ static void render_http(Out *o) {
                         }
         histogram(o, "inletsd_http_response_seconds",
                   "Time from a public request's head to its response head (ours or the upstream's).", &s->response);
+        for (int dir = 0; dir < 2; dir++) {
+                const char *name = dir == 0 ? "inletsd_http_bytes_in_total" : "inletsd_http_bytes_out_total";
+                family(o, name, "counter",
+                       dir == 0 ? "Bytes from the tunnel to visitors (bodies), per host, of requests that ended."
+                                : "Bytes from visitors into the tunnel (bodies), per host, of requests that ended.");
+                for (size_t h = 0; h < s->n_hosts; h++) {
+                        uint64_t v = dir == 0 ? s->hosts[h].bytes_in : s->hosts[h].bytes_out;
+                        if (v > 0 || h >= 2)
+                                sample(o, name, "host", s->hosts[h].host, v);
+                }
+        }
+}
+
+/* TCP mode: streams and bytes per public port (ended streams and live ones). */
+static void render_ports(Out *o, Manager *m) {
+        static const struct { const char *name, *type, *help; } rows[] = {
+                { "inletsd_port_streams_active", "gauge", "Tunneled connections open now, per public port." },
+                { "inletsd_port_streams_total", "counter", "Tunneled connections since start, per public port." },
+                { "inletsd_port_bytes_in_total", "counter", "Bytes from the tunnel to sockets, per public port." },
+                { "inletsd_port_bytes_out_total", "counter", "Bytes from sockets into the tunnel, per public port." },
+        };
+        _cleanup_(port_table_done) PortTable t = {};
+        char port[8];
+
+        if (manager_port_snapshot(m, &t) < 0)
+                return;
+        for (size_t k = 0; k < ELEMENTSOF(rows); k++) {
+                family(o, rows[k].name, rows[k].type, rows[k].help);
+                for (size_t i = 0; i < t.n; i++) {
+                        const PortTotals *p = &t.v[i];
+                        snprintf(port, sizeof(port), "%u", p->port);
+                        sample(o, rows[k].name, "port", port,
+                               k == 0 ? p->active : k == 1 ? p->streams : k == 2 ? p->bytes_in : p->bytes_out);
+                }
+        }
 }
 
 static unsigned count_fds(void) {
@@ -278,6 +313,8 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
         }
         if (m->server && m->def->mode == MODE_HTTP)
                 render_http(&o);
+        if (m->def->mode == MODE_TCP && (m->server || m->client))
+                render_ports(&o, m);
         if (m->client && m->def->mode == MODE_TCP) {
                 uint64_t failures;
                 const Histogram *h = client_dials(m->client, &failures);
@@ -295,13 +332,18 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
                 put_label(f, o.tunnel);
                 fprintf(f, "\"} %.3f\n", (double) age / 1e6);
         }
-        if (manager_acme(m)) {
-                AcmeCertInfo i = {};
-                acme_cert_get_info(manager_acme(m), &i);
-                if (i.not_after_usec > 0)
-                        metric(&o, "inletsd_certificate_not_after_seconds", "gauge",
-                               "When the ACME certificate in service expires (Unix time).",
-                               i.not_after_usec / USEC_PER_SEC);
+        if (m->server) {
+                uint64_t control, https;
+                server_get_certificates(m->server, &control, &https);
+                if (control > 0 || https > 0)
+                        family(&o, "inletsd_certificate_not_after_seconds", "gauge",
+                               "When the TLS certificate in service expires (Unix time): use=control for the "
+                               "control port (auto-TLS or CertificateFile=), use=https for HTTPSListen= (ACME, "
+                               "HTTPSCertificateFile= or the control port's).");
+                if (control > 0)
+                        sample(&o, "inletsd_certificate_not_after_seconds", "use", "control", control);
+                if (https > 0)
+                        sample(&o, "inletsd_certificate_not_after_seconds", "use", "https", https);
         }
         if (m->def->role != ROLE_FILESERVER)
                 render_refused(&o, m);

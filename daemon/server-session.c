@@ -55,6 +55,7 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
         MuxStats st;
 
         mux_get_stats(m, &st);
+        manager_session_ended(x->server->manager, m);
         x->server->closed.bytes_in += st.bytes_in;
         x->server->closed.bytes_out += st.bytes_out;
         x->server->closed.total_streams += st.total_streams;
@@ -70,7 +71,14 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
 
 static void session_control(Mux *m, const char *message, void *userdata);
 
+static void session_stream_closed(Mux *m, MuxStream *s, void *userdata) {
+        Session *x = userdata;
+
+        manager_stream_ended(x->server->manager, s);
+}
+
 static const MuxCallbacks session_callbacks = {
+        .stream_closed = session_stream_closed,
         .closed = session_closed,
         .control = session_control,
 };

@@ -391,6 +391,15 @@ AcmeCert *server_acme(Server *s) {
         return s->acme;
 }
 
+void server_get_certificates(Server *s, uint64_t *ret_control, uint64_t *ret_https) {
+        assert(s);
+        assert(ret_control);
+        assert(ret_https);
+
+        *ret_control = server_def(s)->tls && s->creds ? tls_credentials_not_after(s->creds) : 0;
+        *ret_https = s->https ? tls_credentials_not_after(s->https_creds ?: s->creds ?: s->placeholder_creds) : 0;
+}
+
 void server_get_counters(Server *s, TunnelCounters *ret) {
         assert(s);
         assert(ret);

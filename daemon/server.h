@@ -23,6 +23,9 @@ void server_get_counters(Server *s, TunnelCounters *ret);
 /* Connections to the control port that did not become sessions, by reason: TLS, timeout,
  * token, request, busy, closed (the order of metrics.c's labels). */
 void server_get_handshake_failures(Server *s, uint64_t ret[static 6]);
+/* When the certificates in service expire (Unix time; 0: none): the control port's, and the
+ * HTTPS port's (HTTP mode with HTTPSListen=). */
+void server_get_certificates(Server *s, uint64_t *ret_control, uint64_t *ret_https);
 void server_get_refused(Server *s, RefusedCounters *ret);
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);

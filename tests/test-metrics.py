@@ -98,6 +98,12 @@ class Metrics(TunnelTest):
                        "prometheus to see the client connected")
             wait_until(lambda: (prom.query('inletsd_streams_total{tunnel="cli"}') or 0) >= 1, 10, "client streams")
             self.assertEqual(prom.query('up{job="inletsd"}'), 1)
+            # Per public port, on both ends: exactly the bytes sent (ended streams).
+            q = f'inletsd_port_bytes_out_total{{tunnel="srv",port="{pub}"}}'
+            wait_until(lambda: prom.query(q) == sent, 10, "the per-port counter")
+            self.assertEqual(prom.query(f'inletsd_port_bytes_in_total{{tunnel="srv",port="{pub}"}}'), sent)
+            wait_until(lambda: prom.query(f'inletsd_port_bytes_in_total{{tunnel="cli",port="{pub}"}}') == sent, 10,
+                       "the client's per-port counter")
         finally:
             prom.close()
         print(f"prometheus scraped both: server bytes in {got_in:.0f} / out {got_out:.0f} for {sent} sent each way, "
@@ -116,6 +122,25 @@ class Metrics(TunnelTest):
         with open(self.token_file) as f:
             self.assertNotIn(f.read().strip(), scrape(sm)[2] + scrape(cm)[2])
         print("promtool check metrics: no problems on server and client; OpenMetrics by Accept; no token")
+
+        # A live stream counts for its port at once (active, bytes), and keeps counting after its
+        # session ended (the exit server restarted below, in the reload part, keeps its own).
+        live = socket.create_connection(("127.0.0.1", pub), timeout=10)
+        live.sendall(b"y" * 1000)
+        got = b""
+        while len(got) < 1000:
+            got += live.recv(1000)
+        text = scrape(sm)[2]
+        self.assertEqual(value(text, "inletsd_port_streams_active", f'port="{pub}"'), 1)
+        self.assertEqual(value(text, "inletsd_port_bytes_out_total", f'port="{pub}"'), sent + 1000)
+        live.close()
+        wait_until(lambda: value(scrape(sm)[2], "inletsd_port_streams_active", f'port="{pub}"') == 0, 10,
+                   "the stream to end")
+        self.assertEqual(value(scrape(sm)[2], "inletsd_port_bytes_out_total", f'port="{pub}"'), sent + 1000)
+        not_after = value(scrape(sm)[2], "inletsd_certificate_not_after_seconds", 'use="control"')
+        self.assertGreater(not_after, time.time() + 30 * 86400, "auto-TLS certificate expiry")
+        print(f"per port {pub}: bytes exact on both ends, a live stream counted at once; auto-TLS certificate "
+              f"expires in {(not_after - time.time()) / 86400:.0f} days")
 
         # Only GET and HEAD of /metrics.
         self.assertEqual(scrape(sm, path="/")[0], 404)
@@ -156,6 +181,10 @@ class Metrics(TunnelTest):
         self.assertEqual(value(text, "inletsd_http_requests_total", 'host="a.test",method="GET",code="2xx"'), 4)
         self.assertEqual(value(text, "inletsd_http_requests_total", 'host="-",method="GET",code="5xx"'), 5)
         self.assertNotIn("junk", text)
+        body = len(b"hello from a\n")
+        self.assertEqual(value(text, "inletsd_http_bytes_in_total", 'host="a.test"'), 4 * body)
+        self.assertEqual(value(text, "inletsd_http_bytes_out_total", 'host="a.test"'), 0, "GETs have no body")
+        self.assertGreater(value(text, "inletsd_certificate_not_after_seconds", 'use="https"'), time.time())
         self.assertEqual(value(text, "inletsd_http_response_seconds_count"), 9)
         self.assertEqual(value(text, "inletsd_http_response_seconds_bucket", 'le="+Inf"'), 9)
         r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)

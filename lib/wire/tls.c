@@ -727,3 +727,17 @@ int tls_client_credentials(const char *ca_file, gnutls_certificate_credentials_t
         *ret = TAKE_PTR(creds);
         return 0;
 }
+
+uint64_t tls_credentials_not_after(gnutls_certificate_credentials_t creds) {
+        gnutls_x509_crt_t crt = NULL;
+        gnutls_datum_t der;
+        time_t t = 0;
+
+        if (!creds || gnutls_certificate_get_crt_raw(creds, 0, 0, &der) < 0)
+                return 0;
+        if (gnutls_x509_crt_init(&crt) >= 0 && gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) >= 0)
+                t = gnutls_x509_crt_get_expiration_time(crt);
+        if (crt)
+                gnutls_x509_crt_deinit(crt);
+        return t > 0 ? (uint64_t) t : 0;
+}

@@ -71,5 +71,7 @@ void tls_conn_bye(TlsConn *c);
 
 const char *tls_conn_error(TlsConn *c);
 
+/* When the first certificate of creds expires (Unix time), 0 without one. */
+uint64_t tls_credentials_not_after(gnutls_certificate_credentials_t creds);
 /* SHA-256 of a DER certificate. */
 int tls_cert_fingerprint(const gnutls_datum_t *der, uint8_t ret[static 32]);
