@@ -45,7 +45,7 @@ static int wait_fd(int fd, short events, uint64_t deadline) {
 static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
         _cleanup_free_ SocketAddress *addrs = NULL;
         size_t n = 0, next = 0;
-        int r, last = -ECONNREFUSED;
+        int r, last = -EHOSTUNREACH;
 
         r = resolve_addresses(u->host, &addrs, &n);
         if (r < 0) {
@@ -58,8 +58,11 @@ static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
                 socklen_t len = sizeof(err);
                 int fd = socket_connect_next(addrs, n, &next, u->port, &connected);
 
-                if (fd < 0)
+                if (fd < 0) {
+                        if (fd != -EHOSTUNREACH)
+                                last = fd;
                         break;
+                }
                 if (!connected) {
                         r = wait_fd(fd, POLLOUT, deadline);
                         if (r >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)

@@ -56,6 +56,7 @@ struct Dial {
         uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* written before the stream's first byte */
         size_t proxy_header_len;
         uint64_t started;       /* CLOCK_MONOTONIC µs, for the metrics */
+        int error;              /* of the last address tried */
 };
 
 struct Client {
@@ -91,8 +92,6 @@ struct Client {
         RateLimit refused_log; /* visitors this client's own AllowFrom=/DenyFrom= refused */
         uint64_t refused;      /* of TCP streams (HTTP requests: httpupstream.c) */
         uint64_t sessions;     /* established since start (the first and each reconnect) */
-        Histogram dial_times;  /* TCP mode: upstream connections made, by the time they took */
-        uint64_t dial_failures;
         bool access_unknown;   /* this session's server answered "error unknown command" */
 };
 
@@ -149,13 +148,11 @@ static void dial_done(Dial *d, int fd) {
                          "Upstream %s port %u: failed to send the PROXY header for public port %u: %s",
                          d->client->manager->def->upstreams[0], d->port, d->public_port, strerror(-r));
                 fd = safe_close(fd);
+                d->error = -EIO;
         } else if (fd < 0)
                 log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
                          d->client->manager->def->upstreams[0], d->port, d->public_port);
-        if (fd >= 0)
-                histogram_add(&d->client->dial_times, now_usec() - d->started);
-        else
-                d->client->dial_failures++;
+        manager_note_upstream(d->client->manager, fd >= 0 ? 0 : d->error ?: -EIO, now_usec() - d->started);
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;
         dial_free(d);
@@ -177,6 +174,7 @@ static int dial_handler(sd_event_source *src, int fd, uint32_t revents, void *us
                 return 0;
         }
         log_debug("Upstream port %u: %s", d->port, strerror(err));
+        d->error = -err;
         d->fd = safe_close(d->fd);
         if (dial_next(d) < 0)
                 dial_done(d, -1);
@@ -190,8 +188,11 @@ static int dial_next(Dial *d) {
         int fd, r;
 
         fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port, &connected);
-        if (fd < 0)
+        if (fd < 0) {
+                if (fd != -EHOSTUNREACH || d->error == 0)
+                        d->error = fd; /* else the earlier address's own error tells more */
                 return fd;
+        }
         if (connected) { /* a local upstream: no need to wait */
                 dial_done(d, fd);
                 return 0;
@@ -901,11 +902,6 @@ Client *client_free(Client *c) {
 
 /* ---- what the bus shows ---- */
 
-const Histogram *client_dials(Client *c, uint64_t *ret_failures) {
-        assert(c);
-        *ret_failures = c->dial_failures;
-        return &c->dial_times;
-}
 
 void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec) {
         assert(c);
@@ -929,6 +925,7 @@ void client_get_counters(Client *c, TunnelCounters *ret) {
                 ret->bytes_in += st.bytes_in;
                 ret->bytes_out += st.bytes_out;
                 ret->total_streams += st.total_streams;
+                ret->buffered += st.held;
                 ret->active_streams = st.active_streams;
         }
 }

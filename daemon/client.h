@@ -20,7 +20,6 @@ void client_reloaded(Client *c, const Definition *old_def);
 
 void client_get_counters(Client *c, TunnelCounters *ret);
 /* TCP mode: upstream connections made (by the time they took) and those that failed. */
-const Histogram *client_dials(Client *c, uint64_t *ret_failures);
 /* Sessions established since start, and the age of the current one (0: not connected). */
 void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec);
 /* Streams and requests this client's own AllowFrom=/DenyFrom= refused. */

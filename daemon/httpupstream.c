@@ -92,6 +92,7 @@ struct UpConn {
         size_t proxy_len;
         char *visitor_key;
         uint32_t io_events;     /* as last given to the io source */
+        uint64_t started;       /* CLOCK_MONOTONIC µs: the dial, for the metrics */
 };
 
 struct Exchange {
@@ -647,6 +648,7 @@ static bool up_process(UpConn *uc) {
 static bool up_connected(UpConn *uc) {
         assert(uc->state == UP_HANDSHAKE);
 
+        manager_note_upstream(uc->owner->manager, 0, now_usec() - uc->started);
         uc->state = UP_BUSY;
         (void) sd_event_source_set_enabled(uc->timer, SD_EVENT_OFF);
         if (uc->x)
@@ -660,6 +662,7 @@ static void up_dial_failed(UpConn *uc, int error) {
         Exchange *x = uc->x;
         const HttpUpstream *t = &TARGET(uc)->u;
 
+        manager_note_upstream(uc->owner->manager, error, 0);
         if (x)
                 exchange_fail(x, error == -ETIMEDOUT ? 504 : 502, "Upstream %s: %s", t->authority,
                               error == -EPERM || error == -EPROTO ? tls_conn_error(uc->conn) : strerror(-error));
@@ -852,6 +855,7 @@ static int up_new(HttpUpstreams *u, Targets *targets, size_t target, UpConn **re
         uc->target = target;
         uc->targets = targets_ref(targets);
         uc->fd = -1;
+        uc->started = now_usec();
         LIST_PREPEND(u->conns, uc);
         http_msg_parser_init(&uc->parser, false, def(u)->max_header_bytes, def(u)->max_headers, &response_callbacks, uc);
         r = sd_event_add_time_relative(u->manager->event, &uc->timer, CLOCK_MONOTONIC, def(u)->handshake_timeout_usec,
@@ -895,8 +899,9 @@ static void exchange_start(Exchange *x) {
         }
         r = up_new(u, x->targets, x->target, &uc);
         if (r < 0) {
+                manager_note_upstream(u->manager, r, 0);
                 exchange_fail(x, 502, "Upstream %s: %s", TARGET(x)->u.authority,
-                              r == -ECONNREFUSED ? "no address to connect to" : strerror(-r));
+                              r == -EHOSTUNREACH ? "no address to connect to" : strerror(-r));
                 return;
         }
         memcpy(uc->proxy_header, x->proxy_header, x->proxy_len);

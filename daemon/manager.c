@@ -176,6 +176,42 @@ void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const St
         mux_foreach_stream(mux, walk_stream, &w);
 }
 
+const char *const upstream_failure_names[_UPSTREAM_FAILURE_MAX] = {
+        [UPSTREAM_REFUSED] = "refused",
+        [UPSTREAM_UNREACHABLE] = "unreachable",
+        [UPSTREAM_TIMEOUT] = "timeout",
+        [UPSTREAM_TLS] = "tls",
+        [UPSTREAM_OTHER] = "other",
+};
+
+void manager_note_upstream(Manager *m, int error, uint64_t took_usec) {
+        assert(m);
+        if (error == 0) {
+                histogram_add(&m->upstream_connect, took_usec);
+                return;
+        }
+        switch (-error) {
+        case ECONNREFUSED:
+                m->upstream_failures[UPSTREAM_REFUSED]++;
+                break;
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case EADDRNOTAVAIL:
+        case ENOENT:
+                m->upstream_failures[UPSTREAM_UNREACHABLE]++;
+                break;
+        case ETIMEDOUT:
+                m->upstream_failures[UPSTREAM_TIMEOUT]++;
+                break;
+        case EPROTO:
+        case EPERM:
+                m->upstream_failures[UPSTREAM_TLS]++;
+                break;
+        default:
+                m->upstream_failures[UPSTREAM_OTHER]++;
+        }
+}
+
 PortTotals *port_table_get(PortTable *t, uint16_t port) {
         size_t lo = 0, hi = t->n;
         PortTotals *v;

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "histogram.h"
 #include "macro.h"
 #include "mux.h"
 #include "string-table.h"
@@ -69,9 +70,21 @@ typedef struct PortTable {
 PortTotals *port_table_get(PortTable *t, uint16_t port);
 void port_table_done(PortTable *t);
 
+/* Why a tunnel client's upstream connection failed (TCP and HTTP mode), for the metrics. */
+typedef enum UpstreamFailure {
+        UPSTREAM_REFUSED,       /* ECONNREFUSED */
+        UPSTREAM_UNREACHABLE,   /* no address, no route */
+        UPSTREAM_TIMEOUT,
+        UPSTREAM_TLS,           /* an https:// upstream's handshake or certificate */
+        UPSTREAM_OTHER,
+        _UPSTREAM_FAILURE_MAX,
+} UpstreamFailure;
+extern const char *const upstream_failure_names[_UPSTREAM_FAILURE_MAX];
+
 typedef struct TunnelCounters {
         uint64_t bytes_in, bytes_out, total_streams;
         unsigned active_streams;
+        uint64_t buffered;      /* live sessions: bytes in stream buffers now (MuxStats.held) */
 } TunnelCounters;
 
 /* Visitors an access list turned away (exit server), per reason; the bus names the reasons
@@ -105,6 +118,8 @@ typedef struct Manager {
         RefusedCounters emitted_refused;
 
         PortTable ports;      /* TCP mode: streams that ended, per public port */
+        Histogram upstream_connect;  /* tunnel client: upstream connections made, by time taken */
+        uint64_t upstream_failures[_UPSTREAM_FAILURE_MAX];
 
         TunnelState state;
         bool ready_sent;
@@ -143,6 +158,9 @@ void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const St
  * counts go to m->ports. */
 void manager_stream_ended(Manager *m, MuxStream *s);
 void manager_session_ended(Manager *m, Mux *mux);
+/* A tunnel client's upstream connection was made (error 0, took its time) or failed (-errno;
+ * -EPROTO and -EPERM for TLS). */
+void manager_note_upstream(Manager *m, int error, uint64_t took_usec);
 /* m->ports with the live streams added (active set): free with port_table_done(). */
 int manager_port_snapshot(Manager *m, PortTable *ret);
 int manager_disconnect_client(Manager *m, const char *id);

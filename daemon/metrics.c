@@ -301,8 +301,18 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
                c.total_streams);
         metric(&o, "inletsd_bytes_in_total", "counter", "Bytes in, as D-Bus BytesIn.", c.bytes_in);
         metric(&o, "inletsd_bytes_out_total", "counter", "Bytes out, as D-Bus BytesOut.", c.bytes_out);
+        if (m->server || m->client) {
+                metric(&o, "inletsd_buffer_bytes", "gauge",
+                       "Bytes the tunnel sessions hold in stream buffers now (all sessions together).", c.buffered);
+                metric(&o, "inletsd_buffer_budget_bytes", "gauge",
+                       "What one session may buffer before it stops giving its peer window.",
+                       MUX_SESSION_BUFFER_BUDGET);
+                metric(&o, "inletsd_streams_limit", "gauge",
+                       "Streams one session may have open at once (MaxStreamsPerClient=).", m->def->max_streams);
+        }
         if (m->server) {
                 static const char *const reasons[] = { "tls", "timeout", "token", "request", "busy", "closed" };
+                RefusedCounters rc;
                 uint64_t hf[6];
                 render_clients(&o, m);
                 server_get_handshake_failures(m->server, hf);
@@ -310,17 +320,22 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
                        "Connections to the control port that did not become a session, by reason.");
                 for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
                         sample(&o, "inletsd_handshake_failures_total", "reason", reasons[i], hf[i]);
+                /* Closed at accept by ControlAllowFrom=: the same number as refused_total's. */
+                manager_get_refused(m, &rc);
+                sample(&o, "inletsd_handshake_failures_total", "reason", "allow-list", rc.control_allow_list);
         }
         if (m->server && m->def->mode == MODE_HTTP)
                 render_http(&o);
         if (m->def->mode == MODE_TCP && (m->server || m->client))
                 render_ports(&o, m);
-        if (m->client && m->def->mode == MODE_TCP) {
-                uint64_t failures;
-                const Histogram *h = client_dials(m->client, &failures);
-                histogram(&o, "inletsd_upstream_connect_seconds", "Time to connect to the upstream (TCP mode).", h);
-                metric(&o, "inletsd_upstream_connect_failures_total", "counter",
-                       "Upstream connections that failed (refused, unreachable, timed out; TCP mode).", failures);
+        if (m->client) {
+                histogram(&o, "inletsd_upstream_connect_seconds",
+                          "Time to connect to an upstream (TCP; HTTP mode: TCP and TLS).", &m->upstream_connect);
+                family(&o, "inletsd_upstream_connect_failures_total", "counter",
+                       "Upstream connections that failed, by reason.");
+                for (size_t i = 0; i < _UPSTREAM_FAILURE_MAX; i++)
+                        sample(&o, "inletsd_upstream_connect_failures_total", "reason", upstream_failure_names[i],
+                               m->upstream_failures[i]);
         }
         if (m->client) {
                 uint64_t sessions, age;

@@ -410,6 +410,7 @@ void server_get_counters(Server *s, TunnelCounters *ret) {
                 ret->bytes_in += st.bytes_in;
                 ret->bytes_out += st.bytes_out;
                 ret->total_streams += st.total_streams;
+                ret->buffered += st.held;
                 ret->active_streams += st.active_streams;
         }
 }

@@ -139,6 +139,8 @@ int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n) {
 
 int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port,
                         bool *ret_connected) {
+        int error = -EHOSTUNREACH;
+
         assert(addrs || n == 0);
         assert(next);
 
@@ -148,10 +150,13 @@ int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint
 
                 socket_address_set_port(&a, port);
                 fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (fd < 0)
+                if (fd < 0) {
+                        error = -errno;
                         continue;
+                }
                 socket_set_nodelay(fd);
                 if (connect(fd, &a.sa, a.len) < 0 && errno != EINPROGRESS) {
+                        error = -errno;
                         safe_close(fd);
                         continue;
                 }
@@ -163,13 +168,14 @@ int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint
                         if (connect(fd, &a.sa, a.len) == 0 || errno == EISCONN)
                                 *ret_connected = true;
                         else if (errno != EALREADY && errno != EINPROGRESS) {
+                                error = -errno;
                                 safe_close(fd); /* refused at once */
                                 continue;
                         }
                 }
                 return fd;
         }
-        return -ECONNREFUSED;
+        return error;
 }
 
 int socket_listen_tcp(const SocketAddress *a, int *ret_fd) {

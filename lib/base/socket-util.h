@@ -66,9 +66,10 @@ size_t socket_outq(int fd);
 
 /* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
 int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);
-/* Starts a non-blocking connect() to the next of addrs (from *next on) with port: the fd, or
- * -ECONNREFUSED when none is left. Wait for EPOLLOUT, then check SO_ERROR -- unless
- * ret_connected is given and comes back true: connected already. */
+/* Starts a non-blocking connect() to the next of addrs (from *next on) with port: the fd, or,
+ * when none is left, the error of the last address this call tried (-ECONNREFUSED for a local
+ * port nobody listens on), -EHOSTUNREACH when it tried none. Wait for EPOLLOUT, then check
+ * SO_ERROR -- unless ret_connected is given and comes back true: connected already. */
 int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port,
                         bool *ret_connected);
 

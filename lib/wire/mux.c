@@ -40,7 +40,7 @@
 #define STREAM_READ_FIRST (16 * 1024)  /* what an idle or chatty connection needs */
 #define H2_MAX_FRAME (1024 * 1024)
 #define H2_WINDOW (16 * 1024 * 1024)
-#define SESSION_BUFFER_BUDGET ((size_t) 128 << 20)
+#define SESSION_BUFFER_BUDGET MUX_SESSION_BUFFER_BUDGET
 #define OUT_HIGH_WATER (1024 * 1024)
 #define TLS_RECORD 16384
 #define CORK_MIN 4096                 /* tunnel-to-socket chunks this large are corked */
@@ -1654,6 +1654,7 @@ void mux_get_stats(Mux *m, MuxStats *ret) {
         *ret = (MuxStats) {
                 .bytes_in = m->bytes_in,
                 .bytes_out = m->bytes_out,
+                .held = m->held,
                 .active_streams = m->n_streams,
                 .total_streams = m->total_streams,
         };

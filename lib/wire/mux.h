@@ -61,11 +61,16 @@ typedef struct MuxConfig {
         uint64_t keepalive_usec;
 } MuxConfig;
 
+/* Bytes a session holds in stream buffers for sockets (or, HTTP mode, handed to owners) before
+ * it stops giving the peer window: the budget the metrics show beside what is held. */
+#define MUX_SESSION_BUFFER_BUDGET ((size_t) 128 << 20)
+
 typedef struct MuxStats {
         uint64_t bytes_in;   /* from the tunnel to sockets */
         uint64_t bytes_out;  /* from sockets into the tunnel */
         unsigned active_streams;
         uint64_t total_streams;
+        size_t held;         /* buffered now, against MUX_SESSION_BUFFER_BUDGET */
 } MuxStats;
 
 /* Takes ownership of conn. `initial` holds plaintext already read past the upgrade head. */
