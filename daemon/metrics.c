@@ -313,13 +313,22 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
         if (m->server) {
                 static const char *const reasons[] = { "tls", "timeout", "token", "request", "busy", "closed" };
                 RefusedCounters rc;
-                uint64_t hf[6];
+                uint64_t hf[6], connects, ends[SERVER_END_REASONS];
+                const char *const *end_names;
                 render_clients(&o, m);
                 server_get_handshake_failures(m->server, hf);
                 family(&o, "inletsd_handshake_failures_total", "counter",
                        "Connections to the control port that did not become a session, by reason.");
                 for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
                         sample(&o, "inletsd_handshake_failures_total", "reason", reasons[i], hf[i]);
+                server_get_sessions(m->server, &connects, ends, &end_names);
+                metric(&o, "inletsd_client_connects_total", "counter",
+                       "Tunnel client sessions established since start (first connections and reconnects).",
+                       connects);
+                family(&o, "inletsd_client_disconnects_total", "counter",
+                       "Tunnel client sessions that ended, by reason.");
+                for (size_t i = 0; i < SERVER_END_REASONS; i++)
+                        sample(&o, "inletsd_client_disconnects_total", "reason", end_names[i], ends[i]);
                 /* Closed at accept by ControlAllowFrom=: the same number as refused_total's. */
                 manager_get_refused(m, &rc);
                 sample(&o, "inletsd_handshake_failures_total", "reason", "allow-list", rc.control_allow_list);

@@ -292,6 +292,8 @@ static bool upgrade_admit(Pending *p, const char *id, const Offer *offer) {
         x = session_find(s, id);
         if (x) {
                 log_info("Client %s reconnected from %s: dropping its previous session.", id, p->remote);
+                x->end = SESSION_END_REPLACED;
+                manager_client_event(s->manager, false, id, "replaced by a new connection");
                 session_free(x);
         }
         if (s->n_sessions >= server_def(s)->max_clients)
@@ -342,6 +344,7 @@ static void upgrade_commit(Pending *p, size_t head_len, const char *key, const c
                 pending_free(p);
                 return;
         }
+        s->connects++;
         session_log_connected(x);
         manager_client_event(s->manager, true, x->id, x->remote);
         pending_free(p);

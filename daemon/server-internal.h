@@ -60,6 +60,20 @@ struct Listener {
         char local[SOCKADDR_STR_MAX]; /* bound to one address: what every connection has */
 };
 
+/* Why a tunnel client's session ended, for the metrics. */
+typedef enum SessionEnd {
+        SESSION_END_CLOSED,     /* the client closed it (WebSocket close, GOAWAY) */
+        SESSION_END_ERROR,      /* the connection failed (reset, TLS, protocol) */
+        SESSION_END_TIMEOUT,    /* no answer within the keepalive */
+        SESSION_END_REPLACED,   /* the same ClientID connected again */
+        SESSION_END_DISCONNECTED, /* DisconnectClient (inletsctl disconnect) */
+        SESSION_END_RELOAD,     /* a reload took a port it needs away */
+        SESSION_END_STOPPING,   /* the exit server stops */
+        _SESSION_END_MAX,
+        _SESSION_END_UNSET = -1,
+} SessionEnd;
+extern const char *const session_end_names[_SESSION_END_MAX];
+
 /* A tunnel client past its handshake: its Mux and what it offers. */
 struct Session {
         Server *server;
@@ -76,6 +90,7 @@ struct Session {
          * the one being received until "access commit". */
         AccessList access, access_pending;
         bool access_open;
+        SessionEnd end;       /* set by who ends it on purpose, before the mux closes */
 };
 
 /* A connection on the control port until its WebSocket upgrade is answered. */
@@ -123,6 +138,8 @@ struct Server {
         RateLimit auth_log, busy_log, refused_log, control_refused_log;
         RefusedCounters refused;  /* public ports (TCP mode) and the control port; HTTP: the fronts */
         uint64_t handshake_failures[_HANDSHAKE_FAILURE_MAX];
+        uint64_t connects;        /* sessions established since start */
+        uint64_t disconnects[_SESSION_END_MAX];
         AuthFailures auth_failures[AUTH_SOURCES];
         /* HTTP mode */
         int http_fd, https_fd;   /* from systemd, until started */
@@ -163,6 +180,7 @@ int server_control_accept(int cfd, const SocketAddress *peer, bool via_proxy, vo
 Pending *pending_free(Pending *p);
 
 /* server-session.c: sessions, what they offer, and their control messages. */
+/* Counts the session's end (reason: x->end, else what the mux said) and its totals. */
 Session *session_free(Session *x);
 Session *session_find(Server *s, const char *id);
 /* Takes the offer's ports and hosts on success; the listeners of the ports must be referenced

@@ -12,6 +12,16 @@
 #include "string-util.h"
 #include "time-util.h"
 
+const char *const session_end_names[_SESSION_END_MAX] = {
+        [SESSION_END_CLOSED] = "closed",
+        [SESSION_END_ERROR] = "error",
+        [SESSION_END_TIMEOUT] = "timeout",
+        [SESSION_END_REPLACED] = "replaced",
+        [SESSION_END_DISCONNECTED] = "disconnected",
+        [SESSION_END_RELOAD] = "reload",
+        [SESSION_END_STOPPING] = "stopping",
+};
+
 Session *session_free(Session *x) {
         Server *s;
 
@@ -20,6 +30,17 @@ Session *session_free(Session *x) {
         s = x->server;
         LIST_REMOVE(s->sessions, x);
         s->n_sessions--;
+        if (x->mux) {
+                /* Whichever way it ends, its counts stay in the totals (they never go back). */
+                MuxStats st;
+                mux_get_stats(x->mux, &st);
+                s->closed.bytes_in += st.bytes_in;
+                s->closed.bytes_out += st.bytes_out;
+                s->closed.total_streams += st.total_streams;
+                manager_session_ended(s->manager, x->mux);
+                if (x->end != _SESSION_END_UNSET)
+                        s->disconnects[x->end]++;
+        }
         /* Streams go first, then the ports, so no listener hands out a dead session. */
         mux_free(x->mux);
         for (size_t i = 0; i < x->n_ports; i++)
@@ -55,10 +76,8 @@ static void session_closed(Mux *m, int error, const char *reason, void *userdata
         MuxStats st;
 
         mux_get_stats(m, &st);
-        manager_session_ended(x->server->manager, m);
-        x->server->closed.bytes_in += st.bytes_in;
-        x->server->closed.bytes_out += st.bytes_out;
-        x->server->closed.total_streams += st.total_streams;
+        if (x->end == _SESSION_END_UNSET)
+                x->end = error == 0 ? SESSION_END_CLOSED : error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR;
         manager_client_event(x->server->manager, false, x->id, reason);
         if (error < 0)
                 log_conn(LOG_INFO, x->id, x->remote, 0,
@@ -106,6 +125,7 @@ int session_new(Server *s, const char *id, const char *remote, Offer *offer, Ses
                 return -ENOMEM;
         }
         x->server = s;
+        x->end = _SESSION_END_UNSET;
         snprintf(x->remote, sizeof(x->remote), "%s", remote);
         x->since = realtime_usec();
         x->ports = TAKE_PTR(offer->ports);

@@ -344,8 +344,10 @@ void server_stop(Server *s) {
         s->control_fd = safe_close(s->control_fd);
         while (s->pending)
                 pending_free(s->pending);
-        for (Session *x = s->sessions; x; x = x->next)
+        for (Session *x = s->sessions; x; x = x->next) {
+                x->end = SESSION_END_STOPPING;
                 mux_shutdown(x->mux, WS_CLOSE_GOING_AWAY);
+        }
 }
 
 Server *server_free(Server *s) {
@@ -442,6 +444,15 @@ void server_get_handshake_failures(Server *s, uint64_t ret[static 6]) {
         memcpy(ret, s->handshake_failures, sizeof(s->handshake_failures));
 }
 
+void server_get_sessions(Server *s, uint64_t *ret_connects, uint64_t ret_disconnects[static SERVER_END_REASONS],
+                         const char *const **ret_names) {
+        assert(s);
+        assert(_SESSION_END_MAX == SERVER_END_REASONS);
+        *ret_connects = s->connects;
+        memcpy(ret_disconnects, s->disconnects, sizeof(s->disconnects));
+        *ret_names = session_end_names;
+}
+
 void server_get_refused(Server *s, RefusedCounters *ret) {
         assert(s);
         assert(ret);
@@ -483,6 +494,7 @@ int server_disconnect_client(Server *s, const char *id) {
         if (!x)
                 return -ENOENT;
         log_info("Disconnecting client %s (%s) on request.", x->id, x->remote);
+        x->end = SESSION_END_DISCONNECTED;
         mux_abort(x->mux, "disconnected by an administrator");
         return 0;
 }

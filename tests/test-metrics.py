@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 
+from fake_peers import FakeClient
 from http_upstream import HttpUpstream
 from inletstest import Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, sanitized, wait_until
 from visitors import curl, h2_get
@@ -294,6 +295,35 @@ class Metrics(TunnelTest):
         self.assertEqual(got, {"tls": 1, "token": 1, "request": 1, "busy": 0})
         self.assertEqual(value(text, "inletsd_handshake_failures_total", 'reason="allow-list"'), 0)
         print(f"client: 1 upstream connect timed, 1 refused; server handshake failures {got}")
+
+    def test_client_connects_and_disconnects(self):
+        """The exit server counts sessions established and ended, by reason: a second connection
+        with the same ClientID replaces the first, a client that just drops its connection is an
+        error, one that stops politely closed."""
+        sm = free_port()
+        self.server(extra_tunnel=f"MetricsListen=127.0.0.1:{sm}\n")
+        wait_until(lambda: port_open(sm), 10, "metrics port")
+        ca = f"{self.tmp}/state/ca.crt"
+
+        def ends(reason):
+            return value(scrape(sm)[2], "inletsd_client_disconnects_total", f'reason="{reason}"')
+
+        first = FakeClient(self.control_port, ca, free_port())
+        second = FakeClient(self.control_port, ca, free_port())  # the same ClientID
+        wait_until(lambda: ends("replaced") == 1, 10, "the first session replaced")
+        second.s.close()
+        wait_until(lambda: ends("error") == 1, 10, "the dropped connection")
+        first.s.close()
+        cli = self.client(f"{free_port()}:{free_port()}")
+        self.assertEqual(value(scrape(sm)[2], "inletsd_client_connects_total"), 3)
+        cli.stop()
+        wait_until(lambda: ends("closed") == 1, 10, "the polite stop")
+        text = scrape(sm)[2]
+        got = {r: value(text, "inletsd_client_disconnects_total", f'reason="{r}"')
+               for r in ("closed", "error", "timeout", "replaced", "disconnected", "reload", "stopping")}
+        self.assertEqual(got, {"closed": 1, "error": 1, "timeout": 0, "replaced": 1, "disconnected": 0, "reload": 0,
+                               "stopping": 0})
+        print(f"3 connects; disconnects {got}")
 
     def test_bounds(self):
         mport = free_port()
