@@ -7,6 +7,7 @@
  *   inletsd-https@NAME.socket      HTTPSListen=     FileDescriptorName=https     (if set)
  *   inletsd-data-PORT@NAME.socket  DataListen=:PORT FileDescriptorName=data-PORT (each single
  *                                  port of AllowPorts=; ranges are bound by the daemon)
+ *   inletsd-metrics@NAME.socket    MetricsListen=   FileDescriptorName=metrics   (if set)
  * and inletsd@NAME.service.d/50-sockets.conf with Sockets=, Requires= and After= for them.
  * (systemd names all fds of one socket unit alike, hence one unit per name.) */
 
@@ -127,6 +128,11 @@ static int generate(const char *dir, const char *path, const char *name) {
                                 if (r < 0)
                                         return r;
                         }
+        if (d->metrics_listen.len > 0) {
+                r = socket_unit(dir, name, d, "metrics", &d->metrics_listen, "metrics", &units);
+                if (r < 0)
+                        return r;
+        }
 
         if (asprintf(&dropin_dir, "%s/inletsd@%s.service.d", dir, name) < 0)
                 return -ENOMEM;

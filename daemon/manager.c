@@ -469,6 +469,7 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
         if (!m->config_path || (name && !m->name))
                 return -ENOMEM;
         m->bus_mode = bus_mode;
+        m->metrics_fd = -1;
         m->started_at = realtime_usec();
         r = sd_event_new(&m->event); /* not the default loop: sd_event_prepare() would check the thread with gettid() on every iteration */
         if (r < 0)
@@ -520,20 +521,28 @@ int manager_start(Manager *m) {
         r = bus_setup(m);
         if (r < 0)
                 return r;
-        if (m->def->metrics_listen.len > 0) {
-                char a[SOCKADDR_STR_MAX];
-                socket_address_format(&m->def->metrics_listen, a);
-                r = metrics_new(m, &m->def->metrics_listen, -1, &m->metrics);
-                if (r < 0)
-                        return log_error_errno(r, "MetricsListen=%s: cannot listen: %m", a);
-                log_info("Metrics on http://%s/metrics.", a);
-        }
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0, on_status_timer, m);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(m->status_timer, "manager-status");
-        return m->server ? server_start(m->server) : m->client ? client_start(m->client)
-                                                               : fileserver_start(m->fileserver);
+        r = m->server ? server_start(m->server) : m->client ? client_start(m->client)
+                                                            : fileserver_start(m->fileserver);
+        if (r < 0)
+                return r;
+        /* After the role took the sockets systemd passed: one may be MetricsListen='s. */
+        if (m->def->metrics_listen.len > 0) {
+                char a[SOCKADDR_STR_MAX];
+                bool passed = m->metrics_fd >= 0;
+                socket_address_format(&m->def->metrics_listen, a);
+                r = metrics_new(m, &m->def->metrics_listen, TAKE_FD(m->metrics_fd), &m->metrics);
+                if (r < 0)
+                        return log_error_errno(r, "MetricsListen=%s: cannot listen: %m", a);
+                log_info("Metrics on http://%s/metrics%s.", a, passed ? " (the socket passed by systemd)" : "");
+        } else if (m->metrics_fd >= 0) {
+                log_warning("Ignoring the metrics socket passed by systemd: MetricsListen= is not set.");
+                m->metrics_fd = safe_close(m->metrics_fd);
+        }
+        return 0;
 }
 
 int manager_run(Manager *m) {
@@ -565,6 +574,7 @@ Manager *manager_free(Manager *m) {
         free(m->name);
         free(m->bus_name);
         free(m->last_error);
+        safe_close(m->metrics_fd);
         port_table_done(&m->ports);
         free(m);
         return NULL;

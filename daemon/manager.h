@@ -105,6 +105,7 @@ typedef struct Manager {
         Client *client;
         FileServer *fileserver;
         struct Metrics *metrics;  /* MetricsListen= */
+        int metrics_fd;           /* the socket systemd passed for it ("metrics"), until started */
         sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
         bool stopping;
         uint64_t drain_deadline;

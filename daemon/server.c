@@ -166,6 +166,8 @@ static int take_systemd_sockets(Server *s) {
                 } else if (streq(name, "https") && s->https_fd < 0) {
                         s->https_fd = fd;
                         log_info("Using the HTTPS socket passed by systemd.");
+                } else if (streq(name, "metrics") && s->manager->metrics_fd < 0) {
+                        s->manager->metrics_fd = fd; /* MetricsListen=: the manager's, at start */
                 } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 &&
                            !listener_find(s, port))
                         (void) listener_add_from_systemd(s, port, fd);

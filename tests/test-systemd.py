@@ -33,8 +33,8 @@ class Systemd(TunnelTest):
         with open(f"{d}/rdp.conf", "w") as f:
             f.write("[Tunnel]\nRole=server\n[Server]\nControlListen=0.0.0.0:8123\nAllowPorts=3389 2222 5000-5010\n")
         with open(f"{d}/web.conf", "w") as f:
-            f.write("[Tunnel]\nRole=server\nMode=http\n[Server]\nControlListen=[::]:9123\nHTTPListen=0.0.0.0:80\n"
-                    "HTTPSListen=0.0.0.0:443\n")
+            f.write("[Tunnel]\nRole=server\nMode=http\nMetricsListen=127.0.0.1:9124\n[Server]\nControlListen=[::]:9123\n"
+                    "HTTPListen=0.0.0.0:80\nHTTPSListen=0.0.0.0:443\n")
         with open(f"{d}/office.conf", "w") as f:
             f.write("[Tunnel]\nRole=client\n[Client]\nURL=wss://x\nPorts=3389\n")
         with open(f"{d}/broken.conf", "w") as f:
@@ -53,7 +53,7 @@ class Systemd(TunnelTest):
         out, err = self.generate()
         files = sorted(os.path.relpath(os.path.join(dp, f), out) for dp, _, fs in os.walk(out) for f in fs)
         self.assertEqual(files, ["inletsd-data-2222@rdp.socket", "inletsd-data-3389@rdp.socket",
-                                 "inletsd-http@web.socket", "inletsd-https@web.socket",
+                                 "inletsd-http@web.socket", "inletsd-https@web.socket", "inletsd-metrics@web.socket",
                                  "inletsd@rdp.service.d/50-sockets.conf",
                                  "inletsd@rdp.socket", "inletsd@web.service.d/50-sockets.conf",
                                  "inletsd@web.socket"])
@@ -68,6 +68,9 @@ class Systemd(TunnelTest):
         self.assertIn("FileDescriptorName=http\n", readf(f"{out}/inletsd-http@web.socket"))
         self.assertIn("ListenStream=0.0.0.0:443\n", readf(f"{out}/inletsd-https@web.socket"))
         self.assertIn("FileDescriptorName=https\n", readf(f"{out}/inletsd-https@web.socket"))
+        self.assertIn("ListenStream=127.0.0.1:9124\n", readf(f"{out}/inletsd-metrics@web.socket"))
+        self.assertIn("FileDescriptorName=metrics\n", readf(f"{out}/inletsd-metrics@web.socket"))
+        self.assertIn("inletsd-metrics@web.socket", readf(f"{out}/inletsd@web.service.d/50-sockets.conf"))
         dropin = readf(f"{out}/inletsd@rdp.service.d/50-sockets.conf")
         self.assertIn("Sockets=inletsd@rdp.socket inletsd-data-3389@rdp.socket inletsd-data-2222@rdp.socket",
                       dropin.replace("inletsd-data-2222@rdp.socket inletsd-data-3389@rdp.socket",
@@ -134,11 +137,16 @@ class Systemd(TunnelTest):
         return path
 
     def test_systemd_socket_activate_named_fds(self):
-        cport, dport = free_port(), free_port()
+        cport, dport, mport = free_port(), free_port(), free_port()
         path = self.activated_server(cport, dport)
+        with open(path) as f:
+            conf = f.read()
+        with open(path, "w") as f:
+            f.write(conf.replace("[Server]\n", f"MetricsListen=127.0.0.1:{mport}\n[Server]\n"))
         log = open(f"{self.tmp}/sa.log", "wb")
         sa = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{cport}", "--fdname=control",
                                "-l", f"127.0.0.1:{dport}", "--fdname=data-" + str(dport),
+                               "-l", f"127.0.0.1:{mport}", "--fdname=metrics",
                                INLETSD, "--no-bus", "-v", "--config", path], stdout=log, stderr=subprocess.STDOUT)
         try:
             # systemd-socket-activate starts the daemon at the first connection: poke it.
@@ -154,11 +162,18 @@ class Systemd(TunnelTest):
             self.assertIn("Using the control socket passed by systemd.", out)
             self.assertIn(f"Using the socket passed by systemd for port {dport}.", out)
             self.assertNotIn(f"Listening on 127.0.0.1:{dport} for tunneled", out)   # not bound by the daemon itself
+            self.assertIn(f"Metrics on http://127.0.0.1:{mport}/metrics (the socket passed by systemd).", out)
+            with socket.create_connection(("127.0.0.1", mport), timeout=10) as c:
+                c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while (b := c.recv(65536)):
+                    got += b
+            self.assertIn(b"inletsd_clients{", got)
         finally:
             sa.terminate()
             sa.wait(10)
             log.close()
-        print("systemd-socket-activate: control and data-PORT sockets taken by name and served")
+        print("systemd-socket-activate: control, data-PORT and metrics sockets taken by name and served")
 
     def test_restart_refuses_no_connection(self):
         """We hold the listening sockets as systemd would, and restart inletsd under a client
