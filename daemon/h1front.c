@@ -574,6 +574,7 @@ static int request_forward(HttpConn *c, Mux *mux, const HttpHead *h, const HttpH
                             strerror(-r));
                 return -ECANCELED;
         }
+        http_req_stat_open(&c->stat);
         if (expect_continue)
                 out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         if (end_stream || t->protocol)

@@ -448,6 +448,7 @@ static void handle_request(H2Stream *st, bool end_stream) {
         if (r < 0)
                 return reply_error(st, r == -EBUSY ? 503 : 502, "Cannot open a stream to the tunnel client: %s.",
                                    strerror(-r));
+        http_req_stat_open(&st->stat);
         r = sd_event_add_time_relative(http_front_event(c->front), &st->timer, CLOCK_MONOTONIC,
                                        def(c)->response_timeout_usec, 0, response_timeout, st);
         if (r < 0) {

@@ -126,11 +126,18 @@ static uint8_t stat_slot(const char *host, bool exact) {
         return (uint8_t) stats.n_hosts++;
 }
 
+void http_req_stat_open(const HttpReqStat *r) {
+        assert(r);
+        stats.hosts[r->slot].active++;
+}
+
 void http_req_stat_bytes(const HttpReqStat *r, MuxStream *s) {
         uint64_t in, out;
 
         assert(r);
         assert(s);
+        if (stats.hosts[r->slot].active > 0)
+                stats.hosts[r->slot].active--;
         mux_stream_get(s, &in, &out, NULL);
         stats.hosts[r->slot].bytes_in += in;
         stats.hosts[r->slot].bytes_out += out;

@@ -27,6 +27,7 @@ typedef struct HttpStatsHost {
         char host[256];            /* "-": not routed (our own answer), "*": a client for any host */
         uint64_t n[HTTP_STATS_METHODS][5]; /* by status class 1xx..5xx */
         uint64_t bytes_in, bytes_out;     /* of request streams that ended, as D-Bus BytesIn/Out */
+        uint64_t active;                  /* request streams open now */
 } HttpStatsHost;
 
 typedef struct HttpStats {
@@ -45,7 +46,9 @@ typedef struct HttpReqStat {
 } HttpReqStat;
 void http_req_stat_begin(HttpReqStat *r, const char *method);
 void http_req_stat_end(HttpReqStat *r, unsigned status);
-/* The request's stream through the tunnel ended: its bytes count for its host. */
+/* The request's stream through the tunnel opened; and ended (closed, or dropped by us): its
+ * bytes count for its host. Called once each per stream. */
+void http_req_stat_open(const HttpReqStat *r);
 void http_req_stat_bytes(const HttpReqStat *r, MuxStream *s);
 
 /* Takes ownership of listen_fd. creds NULL: plain HTTP. */

@@ -186,6 +186,11 @@ static void render_http(Out *o) {
                         }
         histogram(o, "inletsd_http_response_seconds",
                   "Time from a public request's head to its response head (ours or the upstream's).", &s->response);
+        family(o, "inletsd_http_requests_active", "gauge",
+               "Public HTTP requests in the tunnel now (their stream open), per host.");
+        for (size_t h = 0; h < s->n_hosts; h++)
+                if (s->hosts[h].active > 0 || h >= 2)
+                        sample(o, "inletsd_http_requests_active", "host", s->hosts[h].host, s->hosts[h].active);
         for (int dir = 0; dir < 2; dir++) {
                 const char *name = dir == 0 ? "inletsd_http_bytes_in_total" : "inletsd_http_bytes_out_total";
                 family(o, name, "counter",

@@ -199,13 +199,24 @@ class Metrics(TunnelTest):
         body = len(b"hello from a\n")
         self.assertEqual(value(text, "inletsd_http_bytes_in_total", 'host="a.test"'), 4 * body)
         self.assertEqual(value(text, "inletsd_http_bytes_out_total", 'host="a.test"'), 0, "GETs have no body")
+        self.assertEqual(value(text, "inletsd_http_requests_active", 'host="a.test"'), 0, "all ended")
+        slow = threading.Thread(target=lambda: curl("127.0.0.2", f"http://127.0.0.1:{http_port}/slow", "a.test"))
+        slow.start()
+        wait_until(lambda: value(scrape(sm)[2], "inletsd_http_requests_active", 'host="a.test"') == 1, 10,
+                   "the slow request to show")
+        slow.join(30)
+        wait_until(lambda: value(scrape(sm)[2], "inletsd_http_requests_active", 'host="a.test"') == 0, 10,
+                   "the slow request to end")
+        text = scrape(sm)[2]
         self.assertGreater(value(text, "inletsd_certificate_not_after_seconds", 'use="https"'), time.time())
-        self.assertEqual(value(text, "inletsd_http_response_seconds_count"), 9)
-        self.assertEqual(value(text, "inletsd_http_response_seconds_bucket", 'le="+Inf"'), 9)
+        self.assertEqual(value(text, "inletsd_http_response_seconds_count"), 10)  # with /slow
+        self.assertEqual(value(text, "inletsd_http_response_seconds_bucket", 'le="+Inf"'), 10)
+        self.assertEqual(value(text, "inletsd_http_response_seconds_bucket", 'le="2.5"'), 9, "/slow took 5 s")
         r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         print("HTTP: 4 x GET a.test 2xx (HTTP/1.1 and h2), 5 x 5xx for unserved names under host=\"-\" "
-              "(no label per junk name), histogram count 9, promtool clean")
+              "(no label per junk name), a slow request active while it ran, histogram count 10 (9 fast), "
+              "promtool clean")
 
         # The client timed its upstream connections (HTTP mode: TCP and TLS) and counts failures by
         # reason: an Upstream= nobody listens on is "refused".
