@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "encoding.h"
 #include "http1.h"
+#include "parse-util.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
@@ -82,7 +83,20 @@ static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
         return last;
 }
 
-/* The whole response, until the server closes. */
+/* Whether buf holds a head with Content-Length and all of the body it announces. */
+static bool complete(const char *buf, size_t len) {
+        _cleanup_(http_head_freep) HttpHead *h = NULL;
+        const char *end = strstr(buf, "\r\n\r\n"), *cl;
+        unsigned n;
+
+        if (!end || http_head_parse(buf, (size_t) (end - buf) + 4, false, HTTP_HEADERS_MAX_DEFAULT, &h) < 0)
+                return false;
+        cl = http_head_get(h, "content-length");
+        return cl && parse_unsigned(cl, &n) >= 0 && len - (size_t) (end + 4 - buf) >= n;
+}
+
+/* The whole response: what Content-Length announces, else until the server closes (with
+ * close_notify: a cut answer is an error). */
 static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **ret, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -133,6 +147,8 @@ static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **r
                 memcpy(buf + len, p, n);
                 len += n;
                 buf[len] = 0;
+                if (complete(buf, len))
+                        break; /* all that Content-Length announced: no need to wait for the close */
         }
         *ret = TAKE_PTR(buf);
         *ret_len = len;
@@ -143,6 +159,29 @@ timeout:
 failed:
         fprintf(stderr, "Connection failed: %s\n", tls_conn_error(c) ?: strerror(-r));
         return r;
+}
+
+/* What another machine sent goes to a terminal: no control character (an escape sequence could
+ * rewrite the screen) survives. */
+static void sanitize(char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        *s = '?';
+}
+
+static void sanitize_info(TunnelInfo *t) {
+        char **strings[] = { &t->name, &t->role, &t->mode, &t->state, &t->config, &t->control, &t->url, &t->last_error };
+
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                sanitize(*strings[i]);
+        for (size_t i = 0; i < t->n_upstreams; i++)
+                sanitize(t->upstreams[i]);
+        for (size_t i = 0; i < t->n_cert_names; i++)
+                sanitize(t->cert_names[i]);
+        for (size_t i = 0; i < t->n_clients; i++) {
+                sanitize(t->clients[i].id);
+                sanitize(t->clients[i].address);
+        }
 }
 
 /* The status line and body of what came: the tunnels in it, or an exit code. */
@@ -167,7 +206,9 @@ static int read_answer(const char *buf, size_t len, TunnelInfo **ret, size_t *re
                 return EXIT_ERROR;
         }
         if (h->status != 200) {
-                fprintf(stderr, "The server answered %u: %.*s\n", h->status, (int) MIN(strlen(end + 4), 200u), end + 4);
+                _cleanup_free_ char *body = strndup(end + 4, 200);
+                sanitize(body);
+                fprintf(stderr, "The server answered %u: %s\n", h->status, body ?: "");
                 return EXIT_ERROR;
         }
         o = json_tokener_parse(end + 4);
@@ -187,6 +228,8 @@ static int read_answer(const char *buf, size_t len, TunnelInfo **ret, size_t *re
                         fprintf(stderr, "The server's status has a member of the wrong type.\n");
                         return EXIT_ERROR;
                 }
+        for (size_t i = 0; i < n; i++)
+                sanitize_info(&t[i]);
         *ret = t;
         *ret_n = n;
         return EXIT_OK;

@@ -28,11 +28,11 @@ static void print_status(const TunnelInfo *t, bool color) {
         format_age(now > t->started_at ? now - t->started_at : 0, age);
         printf("     State: %s%s%s (running since %s; %s ago)\n", color ? dot_color(t->state) : "", t->state,
                color ? "\033[0m" : "", ts, age);
-        printf("    Config: %s\n", t->config);
+        printf("    Config: %s\n", t->config ?: "-");
         if (server)
-                printf("   Control: %s\n", t->control);
+                printf("   Control: %s\n", t->control ?: "-");
         else
-                printf("       URL: %s\n", t->url);
+                printf("       URL: %s\n", t->url ?: "-");
         printf("     Ports:");
         if (!server && t->n_upstreams > 0)
                 for (size_t i = 0; i < t->n_upstreams; i++) {
@@ -51,7 +51,7 @@ static void print_status(const TunnelInfo *t, bool color) {
                         format_age(now > c->since ? now - c->since : 0, age);
                         format_bytes(c->bytes_in, in);
                         format_bytes(c->bytes_out, out);
-                        printf("            %s from %s, for %s, %s in, %s out, %u stream%s\n", c->id, c->address, age,
+                        printf("            %s from %s, for %s, %s in, %s out, %u stream%s\n", c->id ?: "-", c->address ?: "-", age,
                                in, out, c->streams, c->streams == 1 ? "" : "s");
                 }
         }

@@ -148,6 +148,66 @@ class StatusUrl(BusTunnelTest):
         self.assertIn("--token-file", r.stderr)
         print("a foreign TLS server: refused by CA file and by pin, nothing written; usage errors exit 2")
 
+    def test_hostile_server_answers(self):
+        """A server that passes the TLS check (the test's own, its certificate given as --tls-ca)
+        but answers badly: escape sequences in its strings reach the terminal as '?', an endless
+        answer stops at 16 MiB, members of the wrong type and non-JSON are refused; inletsctl
+        never crashes or hangs."""
+        key, crt = f"{self.tmp}/own.key", f"{self.tmp}/own.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE"],
+                       check=True, capture_output=True)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        esc = "\u001b[2J\u001b]0;pwned\u0007"
+        good = json.dumps([{"name": "x" + esc, "role": "server", "mode": "tcp", "state": "listening",
+                            "config_file": "/c", "clients": [{"id": esc, "address": "a"}], "last_error": esc}])
+        answers = [
+            ("escapes", b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+             % len(good.encode()) + good.encode(), None),
+            ("endless", b"HTTP/1.1 200 OK\r\n\r\n[" + b" " * (1 << 20), 64),
+            ("wrong type", b'HTTP/1.1 200 OK\r\n\r\n[{"name":1,"role":"s","mode":"t","state":"x"}]', None),
+            ("not JSON", b"HTTP/1.1 200 OK\r\n\r\n<html>", None),
+            ("not HTTP", b"SSH-2.0-OpenSSH\r\n", None),
+        ]
+        for what, answer, repeat in answers:
+            port = free_port()
+            ls = socket.create_server(("127.0.0.1", port))
+            ls.settimeout(20)
+
+            def serve():
+                try:
+                    c, _ = ls.accept()
+                    with ctx.wrap_socket(c, server_side=True) as t:
+                        t.settimeout(20)
+                        t.recv(4096)
+                        t.sendall(answer)
+                        for _ in range(repeat or 0):
+                            t.sendall(b" " * (1 << 20))
+                except (ssl.SSLError, OSError):
+                    pass
+            th = threading.Thread(target=serve)
+            th.start()
+            t0 = time.monotonic()
+            r = self.ctl("status", "--url", f"wss://127.0.0.1:{port}", "--token-file", self.token_file,
+                         "--tls-ca", crt)
+            took = time.monotonic() - t0
+            th.join(30)
+            ls.close()
+            self.assertNotIn("\x1b", r.stdout + r.stderr, what)
+            self.assertNotIn("\x07", r.stdout + r.stderr, what)
+            self.assertLess(took, 16, what)
+            if what == "escapes":
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("x?[2J?]0;pwned?", r.stdout)
+                self.assertNotIn("(null)", r.stdout)
+            else:
+                self.assertEqual(r.returncode, 1, (what, r.stdout, r.stderr))
+                if what == "endless":
+                    self.assertIn("larger than 16 MiB", r.stderr)
+        print("a hostile server: escapes printed as '?', 16 MiB cap, wrong types, non-JSON and non-HTTP refused")
+
 
 if __name__ == "__main__":
     main()
