@@ -22,7 +22,8 @@ int verb_define(int argc, char *argv[]) {
         int r;
 
         if (argc < 4 || !string_is_safe_id(argv[1], 128) || argv[1][0] == '.') {
-                fprintf(stderr, "Usage: inletsctl define NAME tcp|http server|client|fileserver [FLAGS]\n");
+                fprintf(stderr, "Usage: inletsctl define NAME tcp|http server|client|fileserver [FLAGS]\n"
+                                "       inletsctl define NAME fileserver [FLAGS]\n");
                 return EXIT_USAGE;
         }
         r = inlets_args_parse(argc - 2, argv + 2, argv[1], &d, &a, &err);

@@ -29,7 +29,8 @@ static int arg_inlets = 0; /* index of the mode word in argv, for inlets-style c
 static void help(void) {
         printf("Usage: inletsd [OPTIONS] NAME\n"
                "       inletsd [OPTIONS] --config FILE\n"
-               "       inletsd [OPTIONS] tcp|http server|client|fileserver [FLAGS]\n\n"
+               "       inletsd [OPTIONS] tcp|http server|client|fileserver [FLAGS]\n"
+               "       inletsd [OPTIONS] fileserver [FLAGS]\n\n"
                "Runs the tunnel defined in %s/NAME.conf (or FILE) until stopped:\n"
                "an exit server, a tunnel client, or a fileserver, as its Role= says.\n\n"
                "Options:\n"
@@ -194,6 +195,12 @@ static int run_inlets(int argc, char *argv[], Definition **ret, char **ret_path)
         if (r < 0) {
                 log_error("%s", err ?: strerror(-r));
                 return r;
+        }
+        if (a.generate != GENERATE_NONE && a.token_env) {
+                log_error("--token-env: the token is not written into a definition or a unit; put it in a file "
+                          "(mode 0600) and use --token-file.");
+                inlets_args_done(&a);
+                return -EINVAL;
         }
         if (a.generate != GENERATE_NONE && a.inline_secret) {
                 log_error("--%s cannot be written into a definition or a unit: put the credentials in a file "

@@ -19,14 +19,45 @@ def run(cmd, **kw):
 
 
 class InletsCli(TunnelTest):
-    def flags_daemon(self, name, args):
+    def flags_daemon(self, name, args, env=None):
         d = Daemon(self.tmp, name, "", args=(), env={"STATE_DIRECTORY": f"{self.tmp}/state"})
         d.path = None
         self.daemons.append(d)
         d.logf = open(d.log, "ab")
         d.proc = subprocess.Popen([INLETSD, "-v", *args], stdout=d.logf, stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, STATE_DIRECTORY=f"{self.tmp}/state"))
+                                  env=dict(os.environ, STATE_DIRECTORY=f"{self.tmp}/state", **(env or {})))
         return d
+
+    def test_token_env_token_from_and_fileserver(self):
+        """inlets 0.9's --token-env (the token from the environment, never on the command line or in
+        a generated file), --token-from (the old name of --token-file) and "fileserver" alone."""
+        up = self.echo()
+        cport, pub = free_port(), free_port()
+        self.flags_daemon("srv", ["tcp", "server", "--auto-tls-san", "127.0.0.1", "--control-addr", "127.0.0.1",
+                                  "--control-port", str(cport), "--data-addr", "127.0.0.1", "--token-env", "MY_TOKEN"],
+                          env={"MY_TOKEN": TOKEN})
+        wait_until(lambda: port_open(cport), 10, "control port")
+        cli = self.flags_daemon("cli", ["tcp", "client", "--url", f"wss://127.0.0.1:{cport}", "--upstream", "127.0.0.1",
+                                        "--ports", f"{pub}:{up.port}", "--tls-ca", f"{self.tmp}/state/ca.crt",
+                                        "--token-from", self.token_file])
+        cli.wait_log("Connection established")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"token from env"), b"token from env")
+        self.assertNotIn("visible to every user", cli.output())
+        r = run([INLETSD, "tcp", "client", "--url", "wss://h", "--upstream", "h", "--ports", "22", "--token-env", "NOPE"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--token-env: the environment variable 'NOPE' is not set", r.stderr)
+        r = run([INLETSD, "tcp", "server", "--token-env", "MY_TOKEN", "--generate=config"],
+                env=dict(os.environ, MY_TOKEN=TOKEN))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn(TOKEN, r.stdout + r.stderr)
+        self.assertIn("use --token-file", r.stderr)
+        a = run([INLETSD, "fileserver", "--webroot", "/srv", "--allow-browsing", "--generate=config"])
+        b = run([INLETSD, "http", "fileserver", "--webroot", "/srv", "--allow-browsing", "--generate=config"])
+        self.assertEqual((a.returncode, a.stdout), (0, b.stdout))
+        self.assertIn("Role=fileserver", a.stdout)
+        print("--token-env and --token-from carry a tunnel; an unset variable and --generate with --token-env "
+              "refused without the token; 'fileserver' = 'http fileserver'")
 
     def test_tunnel_from_flags(self):
         up = self.echo()

@@ -14,7 +14,8 @@
 #include "string-util.h"
 
 bool inlets_args_is_mode(const char *word) {
-        return word && (streq(word, "tcp") || streq(word, "http"));
+        /* "fileserver" alone: inlets 0.9 moved "http fileserver" up to it */
+        return word && (streq(word, "tcp") || streq(word, "http") || streq(word, "fileserver"));
 }
 
 void inlets_args_help(FILE *f) {
@@ -34,7 +35,9 @@ void inlets_args_help(FILE *f) {
               "              [--bearer-token-file FILE | --bearer-token T] (visitors must authenticate: BasicAuthFile=,\n"
               "              BearerTokenFile=; the password and token flags are visible to other users)\n"
               "  http fileserver --webroot DIR [--port 8080] [--allow-browsing] [--basic-auth=true]\n"
-              "  every mode: --token-file FILE (or --token T, visible to other users), --generate=config|systemd\n",
+              "              (also as \"fileserver …\", inlets 0.9's name)\n"
+              "  every mode: --token-file FILE (--token-from: the same), --token-env VAR (the token from the\n"
+              "              environment), or --token T (visible to other users); --generate=config|systemd\n",
               f);
 }
 
@@ -101,6 +104,8 @@ static const struct Flag {
         { "auto-tls-san", FLAG_KEY, "Server", "AutoTLSSAN" },
         { "token", FLAG_CUSTOM, "Tunnel", "Token" },
         { "token-file", FLAG_CUSTOM, "Tunnel", "TokenFile" },
+        { "token-from", FLAG_CUSTOM, "Tunnel", "TokenFile" },  /* inlets' older name of --token-file */
+        { "token-env", FLAG_CUSTOM, "Tunnel", "Token" },
         { "control-port", FLAG_CUSTOM },
         { "control-addr", FLAG_CUSTOM },
         { "port", FLAG_CUSTOM },
@@ -158,9 +163,19 @@ static int set_flag(Definition *d, const struct Flag *f, const char *value, char
 static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const char *v, char **ret_error) {
         if (streq(f->name, "token"))
                 st->args.token_inline = true;
-        else if (streq(f->name, "token-file")) {
+        else if (streq(f->name, "token-file") || streq(f->name, "token-from")) {
                 free(st->args.token_file);
                 st->args.token_file = strdup(v);
+                if (!st->args.token_file)
+                        return -ENOMEM;
+        } else if (streq(f->name, "token-env")) {
+                /* The token from the environment (ECS, Fly, Heroku keep secrets there): never on
+                 * the command line, and never written into a file or unit by --generate. */
+                const char *t = getenv(v);
+                if (!t || !*t)
+                        return errorf(ret_error, -ENOKEY, "--token-env: the environment variable '%s' is not set", v);
+                st->args.token_env = v;
+                v = t;
         } else if (streq(f->name, "control-port"))
                 return port_arg("--control-port", v, &st->control_port, ret_error);
         else if (streq(f->name, "control-addr")) {
@@ -305,10 +320,16 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
         assert(ret);
         assert(ret_args);
 
-        if (argc < 2 || !inlets_args_is_mode(argv[0]))
+        if (argc >= 1 && argv[0] && streq(argv[0], "fileserver")) {
+                /* "fileserver …" is "http fileserver …" (inlets 0.9 and later) */
+                mode = "http";
+                role = "fileserver";
+        } else if (argc < 2 || !inlets_args_is_mode(argv[0]) || streq(argv[0], "fileserver"))
                 return errorf(ret_error, -EINVAL, "expected tcp|http server|client|fileserver");
-        mode = argv[0];
-        role = argv[1];
+        else {
+                mode = argv[0];
+                role = argv[1];
+        }
         if (!streq(role, "server") && !streq(role, "client") && !(streq(role, "fileserver") && streq(mode, "http")))
                 return errorf(ret_error, -EINVAL, "unknown command '%s %s'", mode, role);
         d = definition_new(name, NULL);
@@ -327,10 +348,12 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
                                            ? optional_argument : required_argument,
                         .val = FLAG_VAL + (int) i,
                 };
-        optind = 0; /* argv[1] is the role: getopt starts after it */
+        optind = 0; /* argv[1] is the role (argv[0] "fileserver" alone): getopt starts after it */
         opterr = 0;
-        argc--;
-        argv++;
+        if (!streq(argv[0], "fileserver")) {
+                argc--;
+                argv++;
+        }
         while (r >= 0 && (c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 r = apply_flag(d, &st, c, optarg, argv[optind - 1], ret_error);
         if (r >= 0 && optind < argc)

@@ -157,7 +157,22 @@ static void test_fileserver(void) {
         if (e)
                 CHECK_STR(socket_address_format(&e->listen, buf), "127.0.0.1:9999");
         inlets_args_done(&a);
-        printf("inlets-args: http fileserver\n");
+
+        /* inlets 0.9's "fileserver" alone: the same definition. */
+        {
+                _cleanup_(definition_freep) Definition *f = NULL;
+                _cleanup_free_ char *ini2 = NULL;
+                r = parse("fileserver --webroot /srv --allow-browsing --basic-auth=false", &f, &a, &err);
+                CHECK(r == 0 && f, "fileserver alone: %s", err ?: "");
+                if (f) {
+                        CHECK(definition_finish(f, &err) == 0, "%s", err ?: "");
+                        ini2 = definition_to_ini(f, NULL);
+                        CHECK_STR(ini2, ini);
+                }
+                inlets_args_done(&a);
+        }
+        expect_refused("fileserver server --webroot /srv", "unexpected argument 'server'");
+        printf("inlets-args: http fileserver, and fileserver alone\n");
 }
 
 static void test_allow_ips(void) {
@@ -257,8 +272,39 @@ static void test_refusals(void) {
         printf("inlets-args: refusals say what was wrong\n");
 }
 
+static void test_token_sources(void) {
+        _cleanup_(definition_freep) Definition *d = NULL, *e = NULL;
+        _cleanup_free_ char *err = NULL;
+        InletsArgs a;
+        int r;
+
+        CHECK(setenv("INLETS_TEST_TOKEN", "env-token-0123456789abcdef", 1) == 0, "setenv");
+        r = parse("tcp client --url wss://h:8123 --upstream 127.0.0.1 --ports 22 --token-env INLETS_TEST_TOKEN", &d, &a,
+                  &err);
+        CHECK(r == 0 && d, "--token-env: %s", err ?: "");
+        if (d) {
+                CHECK_STR(d->token, "env-token-0123456789abcdef");
+                CHECK_STR(a.token_env, "INLETS_TEST_TOKEN");
+                CHECK(!a.token_inline, "not the visible --token");
+                CHECK(definition_finish(d, &err) == 0, "the environment's token checks: %s", err ?: "");
+        }
+        inlets_args_done(&a);
+        (void) unsetenv("INLETS_TEST_TOKEN");
+        expect_refused("tcp client --url wss://h --upstream h --ports 22 --token-env INLETS_TEST_TOKEN",
+                       "--token-env: the environment variable 'INLETS_TEST_TOKEN' is not set");
+        r = parse("tcp client --url wss://h:8123 --upstream 127.0.0.1 --ports 22 --token-from /run/t", &e, &a, &err);
+        CHECK(r == 0 && e, "--token-from: %s", err ?: "");
+        if (e) {
+                CHECK_STR(e->token_file, "/run/t");
+                CHECK_STR(a.token_file, "/run/t");
+        }
+        inlets_args_done(&a);
+        printf("inlets-args: --token-env, --token-from\n");
+}
+
 static void test_is_mode(void) {
         CHECK(inlets_args_is_mode("tcp") && inlets_args_is_mode("http"), "tcp and http are modes");
+        CHECK(inlets_args_is_mode("fileserver"), "fileserver alone is one (inlets 0.9)");
         CHECK(!inlets_args_is_mode("server") && !inlets_args_is_mode(NULL), "others are not");
         printf("inlets-args: inlets_args_is_mode()\n");
 }
@@ -326,5 +372,6 @@ int main(void) {
         test_http_client_auth();
         test_refusals();
         test_is_mode();
+        test_token_sources();
         return tests_finish("test-inlets-args");
 }
