@@ -3,8 +3,8 @@
  * httpguard.h.
  *
  * Checking a password costs what its hash was made to cost (bcrypt, SHA-crypt, yescrypt:
- * milliseconds to a second), so it never runs on the loop that carries every stream: one
- * worker thread hashes, a queue feeds it and an eventfd brings the results back. Each visitor
+ * milliseconds to a second), so it never runs on the loop that carries every stream: a worker
+ * thread of its own hashes (worker.c). Each visitor
  * (an IPv4 address, an IPv6 /64) may have HTTP_GUARD_WAITING_PER_VISITOR different checks
  * waiting and the queue holds HTTP_GUARD_WAITING, so the queue is served about round-robin
  * between visitors and a guesser slows only itself; a browser's parallel requests with the
@@ -13,14 +13,10 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "crypto-util.h"
 #include "httpguard.h"
@@ -28,6 +24,7 @@
 #include "ratelimit.h"
 #include "socket-util.h"
 #include "time-util.h"
+#include "worker.h"
 
 #define PASSED_BUCKETS 256
 #define PASSED_WAYS 4
@@ -62,8 +59,9 @@ struct HttpGuardWait {
 /* One password to check. The worker reads hash, known and password and writes result; the
  * rest is the loop's. */
 struct Job {
+        WorkerJob work;            /* first: a WorkerJob * is a Job * */
+        HttpGuard *guard;
         Job *prev, *next;          /* g->jobs: every job not delivered yet */
-        Job *queue_next;           /* g->queue or g->finished, under g->lock */
         HttpGuardWait *waits;
         uint64_t serial;           /* of the rules it was for */
         const Htpasswd *file;
@@ -85,16 +83,7 @@ struct HttpGuard {
         RateLimit log;
         Job *jobs;
         unsigned n_jobs;
-
-        /* the worker */
-        int efd;
-        sd_event_source *efd_source;
-        pthread_t thread;
-        bool started;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        Job *queue, *queue_tail, *finished;
-        bool stop;
+        Worker *worker;            /* hashes, off the loop */
 };
 
 static Job *job_free(Job *j) {
@@ -114,7 +103,8 @@ static Job *job_free(Job *j) {
 }
 
 int http_guard_new(sd_event *e, HttpGuard **ret) {
-        HttpGuard *g;
+        _cleanup_(http_guard_freep) HttpGuard *g = NULL;
+        int r;
 
         assert(e);
         assert(ret);
@@ -122,29 +112,21 @@ int http_guard_new(sd_event *e, HttpGuard **ret) {
         if (!g)
                 return -ENOMEM;
         g->slots = new0(RateSlot, RATE_SLOTS);
-        if (!g->slots) {
-                free(g);
+        if (!g->slots)
                 return -ENOMEM;
-        }
-        g->event = sd_event_ref(e);
-        g->efd = -1;
+        r = worker_new(e, "http-password-checks", &g->worker);
+        if (r < 0)
+                return r;
         g->log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
-        pthread_mutex_init(&g->lock, NULL);
-        pthread_cond_init(&g->cond, NULL);
-        *ret = g;
+        *ret = TAKE_PTR(g);
         return 0;
 }
 
 HttpGuard *http_guard_free(HttpGuard *g) {
         if (!g)
                 return NULL;
-        if (g->started) {
-                pthread_mutex_lock(&g->lock);
-                g->stop = true;
-                pthread_cond_signal(&g->cond);
-                pthread_mutex_unlock(&g->lock);
-                pthread_join(g->thread, NULL);
-        }
+        /* First the thread (after the hash it runs), then the jobs it held. */
+        g->worker = worker_free(g->worker);
         while (g->jobs) {
                 Job *j = g->jobs;
                 while (j->waits) {
@@ -156,11 +138,6 @@ HttpGuard *http_guard_free(HttpGuard *g) {
                 LIST_REMOVE(g->jobs, j);
                 job_free(j);
         }
-        sd_event_source_disable_unref(g->efd_source);
-        safe_close(g->efd);
-        sd_event_unref(g->event);
-        pthread_mutex_destroy(&g->lock);
-        pthread_cond_destroy(&g->cond);
         explicit_bzero(g->passed, sizeof(g->passed));
         free(g->slots);
         free(g);
@@ -280,36 +257,10 @@ static int credentials_digest(const HttpCredentials *c, uint8_t ret[static 32]) 
         return r;
 }
 
-static void *worker(void *userdata) {
-        HttpGuard *g = userdata;
-        sigset_t all;
-        uint64_t one = 1;
+static void job_run(WorkerJob *w) {
+        Job *j = (Job *) w;
 
-        sigfillset(&all);
-        (void) pthread_sigmask(SIG_BLOCK, &all, NULL);
-        pthread_mutex_lock(&g->lock);
-        for (;;) {
-                Job *j;
-
-                while (!g->queue && !g->stop)
-                        pthread_cond_wait(&g->cond, &g->lock);
-                if (g->stop)
-                        break;
-                j = g->queue;
-                g->queue = j->queue_next;
-                if (!g->queue)
-                        g->queue_tail = NULL;
-                pthread_mutex_unlock(&g->lock);
-
-                j->result = htpasswd_check_hash(j->hash, j->known, j->password, j->password_len);
-
-                pthread_mutex_lock(&g->lock);
-                j->queue_next = g->finished;
-                g->finished = j;
-                (void) write(g->efd, &one, sizeof(one));
-        }
-        pthread_mutex_unlock(&g->lock);
-        return NULL;
+        j->result = htpasswd_check_hash(j->hash, j->known, j->password, j->password_len);
 }
 
 static void deliver(HttpGuard *g, Job *j) {
@@ -334,41 +285,10 @@ static void deliver(HttpGuard *g, Job *j) {
         job_free(j);
 }
 
-static int on_finished(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        HttpGuard *g = userdata;
-        uint64_t n;
-        Job *list;
+static void job_done(WorkerJob *w) {
+        Job *j = (Job *) w;
 
-        (void) read(fd, &n, sizeof(n));
-        pthread_mutex_lock(&g->lock);
-        list = g->finished;
-        g->finished = NULL;
-        pthread_mutex_unlock(&g->lock);
-        while (list) {
-                Job *j = list;
-                list = j->queue_next;
-                deliver(g, j);
-        }
-        return 0;
-}
-
-static int worker_start(HttpGuard *g) {
-        int r;
-
-        if (g->started)
-                return 0;
-        g->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (g->efd < 0)
-                return -errno;
-        r = sd_event_add_io(g->event, &g->efd_source, g->efd, EPOLLIN, on_finished, g);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(g->efd_source, "http-password-checks");
-        r = -pthread_create(&g->thread, NULL, worker, g);
-        if (r < 0)
-                return r;
-        g->started = true;
-        return 0;
+        deliver(j->guard, j);
 }
 
 /* 1: a wait on a check (new or shared) in *ret_wait; < 0: busy or out of memory, with *ret. */
@@ -412,12 +332,11 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
                         *ret = (HttpVerdict) { .status = 503, .retry_after_sec = 1 };
                         return 0;
                 }
-                r = worker_start(g);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot start the password checking thread: %m");
                 j = new0(Job, 1);
                 if (!j)
                         return -ENOMEM;
+                j->work = (WorkerJob) { .run = job_run, .done = job_done };
+                j->guard = g;
                 j->serial = g->rules_serial;
                 j->file = file->htpasswd;
                 memcpy(j->digest, digest, 32);
@@ -433,16 +352,13 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
                         job_free(j);
                         return -ENOMEM;
                 }
+                r = worker_submit(g->worker, &j->work);
+                if (r < 0) {
+                        job_free(j);
+                        return r;
+                }
                 LIST_PREPEND(g->jobs, j);
                 g->n_jobs++;
-                pthread_mutex_lock(&g->lock);
-                if (g->queue_tail)
-                        g->queue_tail->queue_next = j;
-                else
-                        g->queue = j;
-                g->queue_tail = j;
-                pthread_cond_signal(&g->cond);
-                pthread_mutex_unlock(&g->lock);
         }
         explicit_bzero(digest, sizeof(digest));
         w->guard = g;

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* A worker thread for what must not run on the event loop: a call that blocks (getaddrinfo)
+ * or burns CPU for a while (password hashes). Jobs run one at a time, in order; each job's
+ * done() comes back on the loop. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct Worker Worker;
+typedef struct WorkerJob WorkerJob;
+
+/* Embedded in the caller's job, which owns it: the worker only holds pointers to queued and
+ * finished jobs until it hands them back. run() runs on the worker thread and may touch only
+ * what the job owns (copies made before submitting, results); done() runs on the loop after
+ * it and may free the job. */
+struct WorkerJob {
+        void (*run)(WorkerJob *j);
+        void (*done)(WorkerJob *j);
+        WorkerJob *next;    /* the worker's: queued, then finished */
+};
+
+/* description names the thread's eventfd source ("password-checks"). The thread starts with
+ * the first job. */
+int worker_new(sd_event *e, const char *description, Worker **ret);
+/* Waits for the job running, if any; jobs queued or finished get no done(): their owner
+ * frees them after this. */
+Worker *worker_free(Worker *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);
+int worker_submit(Worker *w, WorkerJob *j);
