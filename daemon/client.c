@@ -24,6 +24,7 @@
 #include "parse-util.h"
 #include "proxy-protocol.h"
 #include "ratelimit.h"
+#include "resolve.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
@@ -36,6 +37,7 @@
 
 typedef enum ClientState {
         STATE_WAITING,
+        STATE_RESOLVING,   /* the exit server's name, on the resolver's thread */
         STATE_CONNECTING,
         STATE_HANDSHAKE,
         STATE_UPGRADE,
@@ -57,6 +59,7 @@ struct Dial {
         size_t proxy_header_len;
         uint64_t started;       /* CLOCK_MONOTONIC µs, for the metrics */
         int error;              /* of the last address tried */
+        bool parked;            /* waits for the upstream's name to be resolved */
 };
 
 struct Client {
@@ -66,7 +69,9 @@ struct Client {
         char *client_id;
         ClientState state;
 
-        struct addrinfo *server_addrs, *server_next;
+        SocketAddress *server_addrs;   /* the exit server's, tried in turn from server_next */
+        size_t n_server_addrs, server_next;
+        ResolveQuery *server_query;
         int fd;
         TlsConn *conn;
         sd_event_source *io, *timer;
@@ -81,6 +86,7 @@ struct Client {
 
         SocketAddress *upstream_addrs;
         size_t n_upstream_addrs;
+        ResolveQuery *upstream_query; /* TCP mode: Upstream='s name being resolved */
         Dial *dials;
         HttpUpstreams *http;   /* HTTP mode */
 
@@ -102,6 +108,10 @@ static const Definition *def(Client *c) {
 static void client_schedule(Client *c);
 static int compute_client_id(Client *c);
 static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata);
+
+static bool server_addrs_left(const Client *c) {
+        return c->server_next < c->n_server_addrs;
+}
 
 static void set_error(Client *c, const char *msg) {
         snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
@@ -187,6 +197,11 @@ static int dial_next(Dial *d) {
         bool connected;
         int fd, r;
 
+        if (c->n_upstream_addrs == 0 && c->upstream_query) {
+                /* The first answer for the upstream's name is on its way: wait for it. */
+                d->parked = true;
+                return 0;
+        }
         fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port, &connected);
         if (fd < 0) {
                 if (fd != -EHOSTUNREACH || d->error == 0)
@@ -316,6 +331,8 @@ static void connection_reset(Client *c) {
         c->fd = safe_close(c->fd);
         explicit_bzero(c->head, sizeof(c->head));
         c->head_len = 0;
+        resolve_query_cancel(c->server_query);
+        c->server_query = NULL;
 }
 
 static void session_end(Client *c, const char *why) {
@@ -568,7 +585,7 @@ static bool on_connected(Client *c, int fd) {
                 char m[160];
                 snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
                 connection_reset(c);
-                if (c->server_next) {
+                if (server_addrs_left(c)) {
                         /* Try the next address before giving up. */
                         c->state = STATE_WAITING;
                         client_schedule(c);
@@ -668,40 +685,64 @@ static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *user
         }
 }
 
-static int resolve(const char *host, uint16_t port, struct addrinfo **ret) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-        char p[8];
-        int r;
+static void connect_next(Client *c);
 
-        snprintf(p, sizeof(p), "%u", port);
-        r = getaddrinfo(host, p, &hints, ret);
-        if (r == EAI_SYSTEM)
-                return -errno;
-        return r == 0 ? 0 : -EHOSTUNREACH;
+static void arm_handshake_timer(Client *c) {
+        /* Bounds resolving the exit server's name; then, per address, TCP, TLS and the upgrade
+ * together. */
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
+                                       def(c)->handshake_timeout_usec, 0, timer_handler, c) >= 0)
+                (void) sd_event_source_set_description(c->timer, "client-handshake-timeout");
+}
+
+static void on_server_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
+        Client *c = userdata;
+
+        c->server_query = NULL;
+        if (error < 0 || n == 0) {
+                free(addrs);
+                return fail(c, "Cannot resolve %s: %s", c->url.host,
+                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
+        }
+        c->server_addrs = addrs;
+        c->n_server_addrs = n;
+        c->server_next = 0;
+        connect_next(c);
 }
 
 static void connect_next(Client *c) {
-        struct addrinfo *ai;
+        SocketAddress a;
         int r;
 
-        if (!c->server_next) {
-                freeaddrinfo(c->server_addrs);
-                c->server_addrs = NULL;
-                /* Names are resolved per attempt, when no stream is live to be held up. */
-                r = resolve(c->url.host, c->url.port, &c->server_addrs);
+        if (!server_addrs_left(c)) {
+                SocketAddress *l = NULL;
+                size_t n = 0;
+
+                c->server_addrs = mfree(c->server_addrs);
+                c->n_server_addrs = c->server_next = 0;
+                /* A name is resolved on the resolver's thread: the loop goes on meanwhile. */
+                r = resolver_query(c->manager->resolver, c->url.host, on_server_resolved, c, &l, &n, &c->server_query);
                 if (r < 0)
                         return fail(c, "Cannot resolve %s: %s", c->url.host,
                                     r == -EHOSTUNREACH ? "no such host" : strerror(-r));
-                c->server_next = c->server_addrs;
+                if (r == 0) {
+                        c->state = STATE_RESOLVING;
+                        manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
+                        arm_handshake_timer(c);
+                        return;
+                }
+                c->server_addrs = l;
+                c->n_server_addrs = n;
         }
-        ai = c->server_next;
-        c->server_next = ai->ai_next;
+        a = c->server_addrs[c->server_next++];
+        socket_address_set_port(&a, c->url.port);
 
-        c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        c->fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->fd < 0)
                 return fail(c, "socket: %s", strerror(errno));
         socket_set_nodelay(c->fd);
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+        if (connect(c->fd, &a.sa, a.len) < 0 && errno != EINPROGRESS)
                 return fail(c, "Cannot connect to %s: %s", def(c)->url, strerror(errno));
         r = sd_event_add_io(c->manager->event, &c->io, c->fd, EPOLLOUT, io_handler, c);
         if (r < 0)
@@ -709,11 +750,35 @@ static void connect_next(Client *c) {
         (void) sd_event_source_set_description(c->io, "client-tunnel-connect");
         c->state = STATE_CONNECTING;
         manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
-        /* The handshake timer bounds TCP, TLS and the upgrade together. */
-        c->timer = sd_event_source_disable_unref(c->timer);
-        if (sd_event_add_time_relative(c->manager->event, &c->timer, CLOCK_MONOTONIC,
-                                       def(c)->handshake_timeout_usec, 0, timer_handler, c) >= 0)
-                (void) sd_event_source_set_description(c->timer, "client-handshake-timeout");
+        arm_handshake_timer(c);
+}
+
+static void dials_resume(Client *c) {
+        for (Dial *d = c->dials, *next; d; d = next) {
+                next = d->next;
+                if (!d->parked)
+                        continue;
+                d->parked = false;
+                if (dial_next(d) < 0)
+                        dial_done(d, -1); /* frees d; next is still ours */
+        }
+}
+
+static void on_upstream_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
+        Client *c = userdata;
+
+        c->upstream_query = NULL;
+        if (error < 0 || n == 0) {
+                /* The addresses of before (if any) stay: better than none. */
+                free(addrs);
+                log_warning("Cannot resolve upstream %s: %s", def(c)->upstreams[0],
+                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
+        } else {
+                free(c->upstream_addrs);
+                c->upstream_addrs = addrs;
+                c->n_upstream_addrs = n;
+        }
+        dials_resume(c);
 }
 
 static int refresh_upstream(Client *c) {
@@ -723,13 +788,18 @@ static int refresh_upstream(Client *c) {
 
         if (def(c)->mode != MODE_TCP)
                 return c->http ? http_upstreams_refresh(c->http) : 0;
-        r = resolve_addresses(def(c)->upstreams[0], &l, &n);
+        resolve_query_cancel(c->upstream_query);
+        c->upstream_query = NULL;
+        r = resolver_query(c->manager->resolver, def(c)->upstreams[0], on_upstream_resolved, c, &l, &n,
+                           &c->upstream_query);
         if (r < 0)
                 return log_warning_errno(r, "Cannot resolve upstream %s: %s", def(c)->upstreams[0],
                                          r == -EHOSTUNREACH ? "no such host" : strerror(-r));
-        free(c->upstream_addrs);
-        c->upstream_addrs = l;
-        c->n_upstream_addrs = n;
+        if (r > 0) {
+                free(c->upstream_addrs);
+                c->upstream_addrs = l;
+                c->n_upstream_addrs = n;
+        }
         return 0;
 }
 
@@ -738,10 +808,12 @@ static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata) {
 
         c->timer = sd_event_source_disable_unref(c->timer);
         if (c->state == STATE_WAITING) {
-                if (!c->server_next)
+                if (!server_addrs_left(c))
                         (void) refresh_upstream(c);
                 connect_next(c);
-        } else if (c->state != STATE_CONNECTED && c->state != STATE_STOPPED)
+        } else if (c->state == STATE_RESOLVING)
+                fail(c, "Timed out resolving %s.", c->url.host);
+        else if (c->state != STATE_CONNECTED && c->state != STATE_STOPPED)
                 fail(c, "Timed out connecting to %s.", def(c)->url);
         return 0;
 }
@@ -755,7 +827,7 @@ static void client_schedule(Client *c) {
         if (c->reconnect_now) {
                 c->reconnect_now = false;
                 c->attempt = 0;
-        } else if (!c->server_next) {
+        } else if (!server_addrs_left(c)) {
                 /* Exponential, capped, with jitter in [delay/2, delay). */
                 uint64_t max = def(c)->reconnect_max_delay_usec, base = BACKOFF_MIN_USEC;
                 uint32_t rnd = 0;
@@ -886,7 +958,8 @@ Client *client_free(Client *c) {
         http_upstreams_free(c->http); /* after the mux: its streams let go of their exchanges */
         connection_reset(c);
         sd_event_source_disable_unref(c->timer);
-        freeaddrinfo(c->server_addrs);
+        resolve_query_cancel(c->upstream_query);
+        free(c->server_addrs);
         free(c->upstream_addrs);
         tunnel_url_done(&c->url);
         if (c->creds)
@@ -1030,8 +1103,8 @@ void client_reloaded(Client *c, const Definition *o) {
         }
 
         log_info("Reconnecting to apply the new configuration.");
-        freeaddrinfo(c->server_addrs);
-        c->server_addrs = c->server_next = NULL;
+        c->server_addrs = mfree(c->server_addrs);
+        c->n_server_addrs = c->server_next = 0;
         c->reconnect_now = true;
         if (c->mux)
                 mux_abort(c->mux, "configuration reloaded");

@@ -25,6 +25,7 @@
 
 #include "http1.h"
 #include "proxy-protocol.h"
+#include "resolve.h"
 #include "string-util.h"
 #include "httpguard.h"
 #include "httpupstream.h"
@@ -45,6 +46,8 @@ typedef struct Target {
         HttpUpstream u;
         SocketAddress *addrs;
         size_t n_addrs;
+        HttpUpstreams *owner;
+        ResolveQuery *query;    /* its name, being resolved: exchanges for it wait (parked) */
 } Target;
 
 /* The Upstream= table, shared by the exchanges and connections made with it: a reload makes
@@ -63,6 +66,7 @@ struct HttpUpstreams {
         RateLimit refused_log;
         gnutls_certificate_credentials_t creds;
         UpConn *conns;
+        Exchange *parked;       /* waiting for their target's name to be resolved */
 };
 
 typedef enum UpState {
@@ -113,6 +117,8 @@ struct Exchange {
         size_t proxy_len;
         char *visitor_key;
         HttpGuardWait *wait;    /* a password check under way: no connection yet */
+        bool parked;            /* in owner->parked: its target's name is being resolved */
+        Exchange *prev, *next;  /* in owner->parked */
 };
 
 static const Definition *def(HttpUpstreams *u) {
@@ -128,6 +134,7 @@ static Targets *targets_unref(Targets *t) {
         if (!t || --t->refs > 0)
                 return NULL;
         for (size_t i = 0; i < t->n; i++) {
+                resolve_query_cancel(t->t[i].query);
                 http_upstream_done(&t->t[i].u);
                 free(t->t[i].addrs);
         }
@@ -236,6 +243,8 @@ static Exchange *exchange_free(Exchange *x) {
                 up_free(x->uc); /* cut mid-exchange: the connection's state is unknown */
         }
         http_guard_cancel(x->wait);
+        if (x->parked)
+                LIST_REMOVE(x->owner->parked, x);
         http_head_free(x->req);
         http_head_free(x->end_trailers);
         targets_unref(x->targets);
@@ -880,6 +889,12 @@ static void exchange_start(Exchange *x) {
         int r;
 
         assert(!x->uc);
+        if (TARGET(x)->query) {
+                /* Its name is being resolved (a reload brought it): the request waits. */
+                x->parked = true;
+                LIST_PREPEND(u->parked, x);
+                return;
+        }
 
         for (UpConn *i = u->conns; i && !x->retried; i = i->next)
                 if (i->state == UP_IDLE && i->targets == x->targets && i->target == x->target &&
@@ -1124,6 +1139,30 @@ char *http_upstreams_offer(const Definition *d) {
         return s;
 }
 
+static void on_target_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
+        Target *t = userdata;
+        HttpUpstreams *u = t->owner;
+
+        t->query = NULL;
+        if (error < 0 || n == 0) {
+                free(addrs);
+                log_warning("Cannot resolve upstream %s: %s", t->u.host,
+                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
+        } else {
+                t->addrs = addrs;
+                t->n_addrs = n;
+        }
+        /* The requests that waited for it go on (to a 502 if it has no address). */
+        for (Exchange *x = u->parked, *next; x; x = next) {
+                next = x->next;
+                if (TARGET(x) != t)
+                        continue;
+                LIST_REMOVE(u->parked, x);
+                x->parked = false;
+                exchange_start(x);
+        }
+}
+
 int http_upstreams_refresh(HttpUpstreams *u) {
         const Definition *d = def(u);
         Targets *t;
@@ -1141,15 +1180,19 @@ int http_upstreams_refresh(HttpUpstreams *u) {
                 return -ENOMEM;
         }
         for (size_t i = 0; i < d->n_upstreams; i++) {
-                r = http_upstream_parse(d->upstreams[i], &t->t[i].u);
+                Target *x = &t->t[i];
+                r = http_upstream_parse(d->upstreams[i], &x->u);
                 if (r < 0) {
                         targets_unref(t);
                         return log_error_errno(r, "Bad Upstream=%s", d->upstreams[i]);
                 }
                 t->n++;
-                r = resolve_addresses(t->t[i].u.host, &t->t[i].addrs, &t->t[i].n_addrs);
+                x->owner = u;
+                /* Names on the resolver's thread: requests for the target wait for the answer. */
+                r = resolver_query(u->manager->resolver, x->u.host, on_target_resolved, x, &x->addrs, &x->n_addrs,
+                                   &x->query);
                 if (r < 0)
-                        log_warning("Cannot resolve upstream %s: %s", t->t[i].u.host,
+                        log_warning("Cannot resolve upstream %s: %s", x->u.host,
                                     r == -EHOSTUNREACH ? "no such host" : strerror(-r));
         }
         /* Idle connections belong to the old table; busy ones finish with it. */

@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "metrics.h"
+#include "resolve.h"
 #include "parse-util.h"
 #include "polkit.h"
 #include "server.h"
@@ -474,6 +475,9 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
         r = sd_event_new(&m->event); /* not the default loop: sd_event_prepare() would check the thread with gettid() on every iteration */
         if (r < 0)
                 return r;
+        r = resolver_new(m->event, &m->resolver);
+        if (r < 0)
+                return r;
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
@@ -558,6 +562,7 @@ Manager *manager_free(Manager *m) {
         client_free(m->client);
         fileserver_free(m->fileserver);
         polkit_queries_free(m);
+        resolver_free(m->resolver); /* after the roles: they cancelled their queries */
         sd_event_source_disable_unref(m->counter_timer);
         sd_event_source_disable_unref(m->status_timer);
         if (m->bus) {

@@ -105,6 +105,7 @@ typedef struct Manager {
         Client *client;
         FileServer *fileserver;
         struct Metrics *metrics;  /* MetricsListen= */
+        struct Resolver *resolver; /* host names, off the loop (resolve.h) */
         int metrics_fd;           /* the socket systemd passed for it ("metrics"), until started */
         sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
         bool stopping;

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Host names are resolved off the event loop. The test runs in a mount namespace of its own
+whose /etc/resolv.conf names a DNS server of the test's (127.0.0.77): "slow.test" answers after
+two seconds, "black.test" never. While a tunnel client waits for its upstream's name, the
+exit server's name, or a name a reload brought, its metrics endpoint answers at once (a
+blocked loop would not), the connection that arrived meanwhile goes through once the answer
+is in, and a name that never resolves ends in a 502, not a stall."""
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+if os.environ.get("INLETSD_TEST_MOUNT_NS") != "1" and os.geteuid() == 0:
+    # A private /etc/resolv.conf needs a mount namespace: run this file again inside one.
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable, *sys.argv],
+               dict(os.environ, INLETSD_TEST_MOUNT_NS="1"))
+
+from http_upstream import HttpUpstream  # noqa: E402
+from inletstest import Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until  # noqa: E402
+from visitors import curl  # noqa: E402
+
+DNS_ADDR = "127.0.0.77"
+SLOW_SEC = 2.0
+
+
+class DnsServer:
+    """A=127.0.0.1 for slow.test after SLOW_SEC, nothing ever for black.test, NXDOMAIN else."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind((DNS_ADDR, 53))
+        self.stop = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def answer(self, q, peer):
+        tid, _flags, _qd = struct.unpack("!HHH", q[:6])
+        pos, labels = 12, []
+        while q[pos]:
+            labels.append(q[pos + 1:pos + 1 + q[pos]].decode().lower())
+            pos += 1 + q[pos]
+        question = q[12:pos + 5]
+        qtype = struct.unpack("!H", q[pos + 1:pos + 3])[0]
+        name = ".".join(labels)
+        if name == "black.test":
+            return
+        if name == "slow.test":
+            time.sleep(SLOW_SEC)
+            if qtype == 1:
+                rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+                reply = struct.pack("!HHHHHH", tid, 0x8180, 1, 1, 0, 0) + question + rr
+            else:
+                reply = struct.pack("!HHHHHH", tid, 0x8180, 1, 0, 0, 0) + question
+        else:
+            reply = struct.pack("!HHHHHH", tid, 0x8183, 1, 0, 0, 0) + question
+        if not self.stop:
+            self.s.sendto(reply, peer)
+
+    def serve(self):
+        while not self.stop:
+            try:
+                q, peer = self.s.recvfrom(512)
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(q, peer), daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.s.close()
+
+
+def scrape_time(port):
+    t0 = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        r.read()
+    return time.monotonic() - t0
+
+
+@unittest.skipUnless(os.environ.get("INLETSD_TEST_MOUNT_NS") == "1", "needs root for a mount namespace")
+class Resolve(TunnelTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.etc = tempfile.mkdtemp(prefix="inletsd-resolv-")
+        with open(f"{cls.etc}/resolv.conf", "w") as f:
+            f.write(f"nameserver {DNS_ADDR}\noptions timeout:3 attempts:1\n")
+        subprocess.run(["mount", "--bind", f"{cls.etc}/resolv.conf", "/etc/resolv.conf"], check=True)
+        cls.dns = DnsServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.close()
+        subprocess.run(["umount", "/etc/resolv.conf"])
+        subprocess.run(["rm", "-rf", cls.etc])
+
+    def watch_loop(self, port, seconds):
+        """The worst time the daemon took to answer a scrape, over seconds."""
+        worst, end = 0.0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            worst = max(worst, scrape_time(port))
+            time.sleep(0.05)
+        return worst
+
+    def test_upstream_name(self):
+        """TCP mode: Upstream=slow.test. A connection that comes while the name is resolved
+        waits for the answer and then goes through; the loop answers scrapes meanwhile."""
+        echo = self.echo()
+        pub, mport = free_port(), free_port()
+        self.server()
+        t0 = time.monotonic()
+        cli = self.client(f"{pub}:{echo.port}", upstream="slow.test", extra_tunnel=f"MetricsListen=127.0.0.1:{mport}\n",
+                          wait=False)
+        wait_until(lambda: port_open(mport), 10, "metrics")
+        up = time.monotonic() - t0
+        cli.wait_log("Connection established")
+        got = []
+        th = threading.Thread(target=lambda: got.append(echo_roundtrip(pub, b"after the answer")))
+        th.start()
+        worst = self.watch_loop(mport, SLOW_SEC * 0.8)
+        th.join(20)
+        took = time.monotonic() - t0
+        if not got:
+            print(cli.output())
+        self.assertEqual(got, [b"after the answer"])
+        self.assertGreater(took, SLOW_SEC * 0.8, "the connection waited for the name")
+        self.assertLess(worst, 0.5, "the loop answered while the name was resolved")
+        self.assertLess(up, SLOW_SEC * 0.6, "the daemon started without waiting for the name")
+        self.assertTrue(cli.alive())
+        print(f"Upstream=slow.test: a connection waited {took:.1f} s for the answer and went through; "
+              f"scrapes meanwhile within {worst * 1000:.0f} ms")
+
+    def test_exit_server_name(self):
+        """URL=wss://slow.test:PORT: the client connects once the name is in; scrapes answer
+        meanwhile."""
+        mport = free_port()
+        self.server(extra_server="AutoTLSSAN=slow.test\n")
+        t0 = time.monotonic()
+        cli = self.client(f"{free_port()}:{free_port()}", url=f"wss://slow.test:{self.control_port}", wait=False,
+                          extra_tunnel=f"MetricsListen=127.0.0.1:{mport}\n")
+        wait_until(lambda: port_open(mport), 10, "metrics")
+        up = time.monotonic() - t0
+        worst = self.watch_loop(mport, SLOW_SEC * 0.8)
+        cli.wait_log("Connection established", timeout=15)
+        took = time.monotonic() - t0
+        self.assertGreater(took, SLOW_SEC * 0.8)
+        self.assertLess(worst, 0.5)
+        self.assertLess(up, SLOW_SEC * 0.6, "the daemon started without waiting for the name")
+        # Each reconnect resolves the name again: the loop keeps answering then too.
+        self.daemons[0].stop()
+        time.sleep(0.3)
+        again = self.watch_loop(mport, SLOW_SEC * 1.5)
+        self.assertLess(again, 0.5)
+        print(f"URL=wss://slow.test: up in {up * 1000:.0f} ms, connected after {took:.1f} s; scrapes within "
+              f"{worst * 1000:.0f} ms meanwhile and {again * 1000:.0f} ms while reconnecting")
+
+    def test_reload_brings_a_dead_name(self):
+        """HTTP mode: a reload adds Upstream=b.test=http://black.test:PORT, a name that never
+        resolves. The reload returns at once, the loop keeps answering, a.test keeps working,
+        and requests for b.test end in 502 once the resolver gives up."""
+        a = HttpUpstream("a")
+        self.upstreams.append(a)
+        http_port, mport = free_port(), free_port()
+        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{http_port}\n")
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\nMetricsListen=127.0.0.1:{mport}\n"
+                f"[Client]\nURL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
+                f"ReconnectMaxDelaySec=1\nUpstream=a.test={a.url()}\n")
+        cli = Daemon(self.tmp, "cli", conf)
+        self.daemons.append(cli)
+        cli.start()
+        cli.wait_log("Connection established")
+        wait_until(lambda: port_open(http_port) and port_open(mport), 10, "ports")
+        self.assertEqual(curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "a.test")[0], 200)
+        t0 = time.monotonic()
+        cli.reload(f"Upstream=a.test={a.url()}\n", f"Upstream=a.test={a.url()}\nUpstream=b.test=http://black.test:9\n")
+        reload_took = time.monotonic() - t0
+        worst = self.watch_loop(mport, 1.5)
+        wait_until(lambda: curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "a.test")[0] == 200, 10,
+                   "a.test after the reconnect")
+        t1 = time.monotonic()
+        status, body = curl("127.0.0.2", f"http://127.0.0.1:{http_port}/", "b.test")
+        waited = time.monotonic() - t1
+        self.assertLess(reload_took, 1.0)
+        self.assertLess(worst, 0.5)
+        self.assertEqual(status, 502, body)
+        self.assertTrue(b"no address" in body or b"resolve" in body or b"Upstream" in body, body)
+        self.assertIn("Cannot resolve upstream black.test", cli.output())
+        print(f"reload with a name that never resolves: returned in {reload_took * 1000:.0f} ms, scrapes within "
+              f"{worst * 1000:.0f} ms, a.test served, b.test 502 after {waited:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
