@@ -129,8 +129,10 @@ static size_t n_upstreams(const Definition *d) {
 static const char *upstream_string(const Definition *d, size_t i, char buf[static 300]) {
         if (d->mode != MODE_TCP)
                 return d->upstreams[i];
-        snprintf(buf, 300, "%u=%s%s%s:%u", d->ports[i].public_port, strchr(d->upstreams[0], ':') ? "[" : "",
-                 d->upstreams[0], strchr(d->upstreams[0], ':') ? "]" : "", d->ports[i].upstream_port);
+        const char *host = port_map_host(d, &d->ports[i]);
+
+        snprintf(buf, 300, "%u=%s%s%s:%u", d->ports[i].public_port, strchr(host, ':') ? "[" : "", host,
+                 strchr(host, ':') ? "]" : "", d->ports[i].upstream_port);
         return buf;
 }
 

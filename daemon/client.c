@@ -46,6 +46,17 @@ typedef enum ClientState {
 } ClientState;
 
 typedef struct Dial Dial;
+typedef struct Client Client;
+
+/* TCP mode: a host tunneled connections go to (Upstream=, or a Ports= item's own) and the
+ * addresses it resolved to. */
+typedef struct UpstreamHost {
+        Client *client;
+        char *name;
+        SocketAddress *addrs;
+        size_t n_addrs;
+        ResolveQuery *query;    /* an answer on its way */
+} UpstreamHost;
 
 struct Dial {
         Client *client;
@@ -54,6 +65,7 @@ struct Dial {
         int fd;
         sd_event_source *io;
         uint16_t port, public_port;
+        char *host;             /* which UpstreamHost (by name: a reload rebuilds the table) */
         size_t next_addr;
         uint8_t proxy_header[PROXY_HEADER_WRITE_MAX]; /* written before the stream's first byte */
         size_t proxy_header_len;
@@ -84,9 +96,8 @@ struct Client {
         unsigned attempt;
         char last_error[512];
 
-        SocketAddress *upstream_addrs;
-        size_t n_upstream_addrs;
-        ResolveQuery *upstream_query; /* TCP mode: Upstream='s name being resolved */
+        UpstreamHost *hosts;   /* TCP mode: Upstream= and the Ports= items' own hosts */
+        size_t n_hosts;
         Dial *dials;
         HttpUpstreams *http;   /* HTTP mode */
 
@@ -129,6 +140,7 @@ static Dial *dial_free(Dial *d) {
         LIST_REMOVE(c->dials, d);
         sd_event_source_disable_unref(d->io);
         safe_close(d->fd);
+        free(d->host);
         free(d);
         return NULL;
 }
@@ -156,12 +168,12 @@ static void dial_done(Dial *d, int fd) {
         if (fd >= 0 && (r = dial_send_proxy_header(d, fd)) < 0) {
                 log_conn(LOG_INFO, NULL, NULL, d->public_port,
                          "Upstream %s port %u: failed to send the PROXY header for public port %u: %s",
-                         d->client->manager->def->upstreams[0], d->port, d->public_port, strerror(-r));
+                         d->host, d->port, d->public_port, strerror(-r));
                 fd = safe_close(fd);
                 d->error = -EIO;
         } else if (fd < 0)
                 log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
-                         d->client->manager->def->upstreams[0], d->port, d->public_port);
+                         d->host, d->port, d->public_port);
         manager_note_upstream(d->client->manager, fd >= 0 ? 0 : d->error ?: -EIO, now_usec() - d->started);
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;
@@ -191,18 +203,27 @@ static int dial_handler(sd_event_source *src, int fd, uint32_t revents, void *us
         return 0;
 }
 
+static UpstreamHost *upstream_host(Client *c, const char *name) {
+        for (size_t i = 0; i < c->n_hosts; i++)
+                if (streq(c->hosts[i].name, name))
+                        return &c->hosts[i];
+        return NULL;
+}
+
 /* Starts connecting to the next address; <0 when none is left. */
 static int dial_next(Dial *d) {
         Client *c = d->client;
         bool connected;
         int fd, r;
 
-        if (c->n_upstream_addrs == 0 && c->upstream_query) {
+        UpstreamHost *h = upstream_host(c, d->host);
+
+        if (h && h->n_addrs == 0 && h->query) {
                 /* The first answer for the upstream's name is on its way: wait for it. */
                 d->parked = true;
                 return 0;
         }
-        fd = socket_connect_next(c->upstream_addrs, c->n_upstream_addrs, &d->next_addr, d->port, &connected);
+        fd = socket_connect_next(h ? h->addrs : NULL, h ? h->n_addrs : 0, &d->next_addr, d->port, &connected);
         if (fd < 0) {
                 if (fd != -EHOSTUNREACH || d->error == 0)
                         d->error = fd; /* else the earlier address's own error tells more */
@@ -275,6 +296,7 @@ static bool stream_allowed(Client *c, MuxStream *s, uint16_t public_port) {
 static void stream_request(Mux *m, MuxStream *s, const char *authority, void *userdata) {
         Client *c = userdata;
         uint16_t public_port, port = 0;
+        const char *host = NULL;
         ProxyProtocol proxy;
         Dial *d;
 
@@ -282,8 +304,10 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
          * server's, so a hostile server cannot steer us at other hosts. */
         public_port = authority_port(authority);
         for (size_t i = 0; i < def(c)->n_ports; i++)
-                if (def(c)->ports[i].public_port == public_port)
+                if (def(c)->ports[i].public_port == public_port) {
                         port = def(c)->ports[i].upstream_port;
+                        host = port_map_host(def(c), &def(c)->ports[i]);
+                }
         if (port == 0) {
                 log_warning("Server asked for %s, which is not in Ports=; refused.", authority);
                 mux_stream_refuse(s, false);
@@ -301,6 +325,12 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
         d->client = c;
         d->stream = s;
         d->fd = -1;
+        d->host = strdup(host);
+        if (!d->host) {
+                free(d);
+                mux_stream_refuse(s, false);
+                return;
+        }
         d->started = now_usec();
         d->port = port;
         d->public_port = public_port;
@@ -566,8 +596,9 @@ static void handle_response(Client *c, size_t head_len) {
                 char list[256] = "";
                 size_t o = 0;
                 for (size_t i = 0; i < d->n_ports && o < sizeof(list) - 16; i++)
-                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u->%u", i ? " " : "",
-                                               d->ports[i].public_port, d->ports[i].upstream_port);
+                        o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u->%s%s%u", i ? " " : "",
+                                               d->ports[i].public_port, d->ports[i].host ?: "",
+                                               d->ports[i].host ? ":" : "", d->ports[i].upstream_port);
                 log_info("Connection established with %s as %s: ports %s forwarded to %s.", d->url,
                          c->client_id, list, d->upstreams[0]);
         }
@@ -753,10 +784,10 @@ static void connect_next(Client *c) {
         arm_handshake_timer(c);
 }
 
-static void dials_resume(Client *c) {
+static void dials_resume(Client *c, const char *host) {
         for (Dial *d = c->dials, *next; d; d = next) {
                 next = d->next;
-                if (!d->parked)
+                if (!d->parked || !streq(d->host, host))
                         continue;
                 d->parked = false;
                 if (dial_next(d) < 0)
@@ -765,40 +796,94 @@ static void dials_resume(Client *c) {
 }
 
 static void on_upstream_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
-        Client *c = userdata;
+        UpstreamHost *h = userdata;
 
-        c->upstream_query = NULL;
+        h->query = NULL;
         if (error < 0 || n == 0) {
                 /* The addresses of before (if any) stay: better than none. */
                 free(addrs);
-                log_warning("Cannot resolve upstream %s: %s", def(c)->upstreams[0],
+                log_warning("Cannot resolve upstream %s: %s", h->name,
                             error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
         } else {
-                free(c->upstream_addrs);
-                c->upstream_addrs = addrs;
-                c->n_upstream_addrs = n;
+                free(h->addrs);
+                h->addrs = addrs;
+                h->n_addrs = n;
         }
-        dials_resume(c);
+        dials_resume(h->client, h->name);
 }
 
+static void upstream_hosts_free(UpstreamHost *hosts, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                resolve_query_cancel(hosts[i].query);
+                free(hosts[i].name);
+                free(hosts[i].addrs);
+        }
+        free(hosts);
+}
+
+/* A host of t (n so far) for name, once. */
+static int upstream_hosts_add(UpstreamHost *t, size_t *n, const char *name) {
+        for (size_t i = 0; i < *n; i++)
+                if (streq(t[i].name, name))
+                        return 0;
+        t[*n].name = strdup(name);
+        if (!t[*n].name)
+                return -ENOMEM;
+        (*n)++;
+        return 0;
+}
+
+/* TCP mode: a new table of the hosts to dial, each being resolved; a host the old table knew
+ * keeps its addresses until its new answer. Parked dials go on when their host's answer is in. */
 static int refresh_upstream(Client *c) {
-        SocketAddress *l = NULL;
+        const Definition *d = def(c);
+        UpstreamHost *t;
         size_t n = 0;
         int r;
 
-        if (def(c)->mode != MODE_TCP)
+        if (d->mode != MODE_TCP)
                 return c->http ? http_upstreams_refresh(c->http) : 0;
-        resolve_query_cancel(c->upstream_query);
-        c->upstream_query = NULL;
-        r = resolver_query(c->manager->resolver, def(c)->upstreams[0], on_upstream_resolved, c, &l, &n,
-                           &c->upstream_query);
-        if (r < 0)
-                return log_warning_errno(r, "Cannot resolve upstream %s: %s", def(c)->upstreams[0],
-                                         r == -EHOSTUNREACH ? "no such host" : strerror(-r));
-        if (r > 0) {
-                free(c->upstream_addrs);
-                c->upstream_addrs = l;
-                c->n_upstream_addrs = n;
+        t = new0(UpstreamHost, d->n_ports + 1);
+        if (!t)
+                return log_oom();
+        r = upstream_hosts_add(t, &n, d->n_upstreams > 0 ? d->upstreams[0] : "127.0.0.1");
+        for (size_t i = 0; r >= 0 && i < d->n_ports; i++)
+                r = upstream_hosts_add(t, &n, port_map_host(d, &d->ports[i]));
+        if (r < 0) {
+                upstream_hosts_free(t, n);
+                return log_oom();
+        }
+        for (size_t i = 0; i < n; i++) {
+                UpstreamHost *h = &t[i], *old = upstream_host(c, h->name);
+                SocketAddress *l = NULL;
+                size_t k = 0;
+
+                h->client = c;
+                if (old && old->n_addrs > 0 && (h->addrs = new0(SocketAddress, old->n_addrs))) {
+                        memcpy(h->addrs, old->addrs, sizeof(SocketAddress) * old->n_addrs);
+                        h->n_addrs = old->n_addrs;
+                }
+                r = resolver_query(c->manager->resolver, h->name, on_upstream_resolved, h, &l, &k, &h->query);
+                if (r < 0)
+                        log_warning("Cannot resolve upstream %s: %s", h->name,
+                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                else if (r > 0) {
+                        free(h->addrs);
+                        h->addrs = l;
+                        h->n_addrs = k;
+                }
+        }
+        upstream_hosts_free(c->hosts, c->n_hosts);
+        c->hosts = t;
+        c->n_hosts = n;
+        /* Dials parked on the old table's queries: on to the new one. */
+        for (Dial *x = c->dials, *next; x; x = next) {
+                next = x->next;
+                if (!x->parked)
+                        continue;
+                x->parked = false;
+                if (dial_next(x) < 0)
+                        dial_done(x, -1);
         }
         return 0;
 }
@@ -958,9 +1043,8 @@ Client *client_free(Client *c) {
         http_upstreams_free(c->http); /* after the mux: its streams let go of their exchanges */
         connection_reset(c);
         sd_event_source_disable_unref(c->timer);
-        resolve_query_cancel(c->upstream_query);
         free(c->server_addrs);
-        free(c->upstream_addrs);
+        upstream_hosts_free(c->hosts, c->n_hosts);
         tunnel_url_done(&c->url);
         if (c->creds)
                 gnutls_certificate_free_credentials(c->creds);
@@ -1012,6 +1096,15 @@ void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userd
 }
 
 /* ---- reload ---- */
+
+static bool ports_hosts_changed(const Definition *a, const Definition *b) {
+        if (a->n_ports != b->n_ports)
+                return true;
+        for (size_t i = 0; i < a->n_ports; i++)
+                if (!streq(port_map_host(a, &a->ports[i]), port_map_host(b, &b->ports[i])))
+                        return true;
+        return false;
+}
 
 static bool offer_changed(const Definition *a, const Definition *b) {
         if (a->mode == MODE_HTTP) {
@@ -1076,7 +1169,7 @@ void client_reloaded(Client *c, const Definition *o) {
         if (compute_client_id(c) < 0)
                 log_oom();
         /* A new Upstream= or port mapping applies to new streams. */
-        if (n->mode == MODE_HTTP || !streq(o->upstreams[0], n->upstreams[0]))
+        if (n->mode == MODE_HTTP || !streq(o->upstreams[0], n->upstreams[0]) || ports_hosts_changed(o, n))
                 (void) refresh_upstream(c);
         if (n->mode == MODE_HTTP && offer_changed(o, n))
                 reconnect = true; /* new host names: the server learns them from a new session */

@@ -433,6 +433,25 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(echo_roundtrip(p4, b"four"), b"four")
         print("IPv6 upstream and a host-name upstream with address fallback both work")
 
+    def test_upstream_host_per_port(self):
+        """Ports=PUBLIC:HOST:PORT: each port to a host of its own (IPv4, [IPv6], a name), beside
+        the Upstream= default; a reload moves one port to another host. Each echo server listens
+        on its own address only, so a round trip succeeds only at the right host."""
+        a, b, c6, d = self.echo("127.0.0.2"), self.echo("127.0.0.3"), self.echo("::1"), self.echo("127.0.0.1")
+        pa, pc, pd, pn = free_port(), free_port(), free_port(), free_port()
+        self.server()
+        cli = self.client(f"{pa}:127.0.0.2:{a.port} {pc}:[::1]:{c6.port} {pd}:{d.port} {pn}:localhost:{d.port}",
+                          upstream="127.0.0.1")
+        wait_until(lambda: all(port_open(p) for p in (pa, pc, pd, pn)), 5, "ports")
+        for p in (pa, pc, pd, pn):
+            self.assertEqual(echo_roundtrip(p, b"to its own host"), b"to its own host", f"port {p}")
+        cli.reload(f"{pa}:127.0.0.2:{a.port}", f"{pa}:127.0.0.3:{b.port}")
+        wait_until(lambda: "Reloaded" in cli.output(), 5, "the reload")
+        self.assertEqual(echo_roundtrip(pa, b"moved"), b"moved")
+        self.assertIn(f"{pa}->127.0.0.2:{a.port}", cli.output())
+        print("Ports= with a host per port (127.0.0.2, [::1], localhost, the default Upstream=) reach each its "
+              "own; a reload moved one to 127.0.0.3")
+
     def test_shared_port_round_robin(self):
         pub = free_port()
         hits = {"a": 0, "b": 0}

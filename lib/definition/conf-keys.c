@@ -3,11 +3,13 @@
  * name file:line and never echo a secret; unknown keys are warnings so that newer files still
  * load on older daemons. */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "access.h"
+#include "conf-url.h"
 #include "conf-keys.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -257,21 +259,48 @@ static int san_item(Definition *d, char **word, const char **reason) {
 static const ConfList san_list = { san_reset, san_item, "unbalanced quotes" };
 
 static void ports_reset(Definition *d) {
+        for (size_t i = 0; i < d->n_ports; i++)
+                free(d->ports[i].host);
         d->ports = mfree(d->ports);
         d->n_ports = 0;
 }
 
-static int ports_item(Definition *d, char **word, const char **reason) {
-        char *colon = strchr(*word, ':');
-        PortMap m, *t;
+static bool address_is_numeric(const char *s) {
+        unsigned char buf[sizeof(struct in6_addr)];
 
-        if (colon)
-                *colon = 0;
-        if (parse_port(*word, &m.public_port) < 0 ||
-            parse_port(colon ? colon + 1 : *word, &m.upstream_port) < 0) {
-                *reason = "expected PORT or PUBLIC:UPSTREAM, ports 1-65535";
-                return -EINVAL;
+        return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* PORT, PUBLIC:UPSTREAM, or PUBLIC:HOST:UPSTREAM (HOST a name, an IPv4 address or [IPv6]). */
+static int ports_item(Definition *d, char **word, const char **reason) {
+        char *first = strchr(*word, ':'), *last = strrchr(*word, ':');
+        _cleanup_free_ char *host = NULL;
+        PortMap m = {}, *t;
+
+        *reason = "expected PORT, PUBLIC:UPSTREAM or PUBLIC:HOST:UPSTREAM, ports 1-65535";
+        if (first)
+                *first = 0;
+        if (first && last != first) {
+                /* The host is what lies between the first and the last colon. */
+                char *h = first + 1;
+                size_t n = (size_t) (last - h);
+
+                if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+                        h++;
+                        n -= 2;
+                }
+                host = strndup(h, n);
+                if (!host)
+                        return -ENOMEM;
+                if (!hostname_is_valid(host) && !address_is_numeric(host)) {
+                        *reason = "the host of PUBLIC:HOST:UPSTREAM is not a host name or an address "
+                                  "(IPv6 in brackets)";
+                        return -EINVAL;
+                }
         }
+        if (parse_port(*word, &m.public_port) < 0 ||
+            parse_port(last ? last + 1 : *word, &m.upstream_port) < 0)
+                return -EINVAL;
         for (size_t j = 0; j < d->n_ports; j++)
                 if (d->ports[j].public_port == m.public_port) {
                         *reason = "public port listed twice";
@@ -281,7 +310,9 @@ static int ports_item(Definition *d, char **word, const char **reason) {
         if (!t)
                 return -ENOMEM;
         d->ports = t;
+        m.host = TAKE_PTR(host);
         d->ports[d->n_ports++] = m;
+        *reason = NULL;
         return 0;
 }
 

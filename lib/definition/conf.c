@@ -68,6 +68,8 @@ Definition *definition_free(Definition *d) {
         free(d->ca_file);
         free(d->upstream_ca_file);
         strv_free(d->upstreams);
+        for (size_t i = 0; i < d->n_ports; i++)
+                free(d->ports[i].host);
         free(d->ports);
         free(d->proxy_protocol_ports);
         free(d->client_id);
@@ -180,6 +182,10 @@ bool definition_port_allowed(const Definition *d, uint16_t port) {
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
                         return true;
         return false;
+}
+
+const char *port_map_host(const Definition *d, const PortMap *p) {
+        return p->host ?: d->n_upstreams > 0 ? d->upstreams[0] : "127.0.0.1";
 }
 
 ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port) {

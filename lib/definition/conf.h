@@ -35,6 +35,7 @@ typedef enum Mode {
 typedef struct PortMap {
         uint16_t public_port;
         uint16_t upstream_port;
+        char *host;             /* PUBLIC:HOST:PORT: this port's own upstream host; NULL: Upstream= */
 } PortMap;
 
 /* ProxyProtocol=VERSION PORT...: the version for these public ports, whatever the tunnel-wide
@@ -153,3 +154,5 @@ int definition_finish_no_token(Definition *d, char **ret_error);
 bool definition_port_allowed(const Definition *d, uint16_t port);
 /* Tunnel client, TCP mode: the PROXY protocol version for a stream to this public port. */
 ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port);
+/* The host a TCP-mode port's connections go to: its own, else Upstream=. */
+const char *port_map_host(const Definition *d, const PortMap *p);

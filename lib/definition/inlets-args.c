@@ -451,8 +451,15 @@ static void write_client(FILE *f, const Definition *d) {
                 fprintf(f, "Upstream=%s\n", d->upstreams[i]);
         if (d->n_ports > 0) {
                 fprintf(f, "Ports=");
-                for (size_t i = 0; i < d->n_ports; i++)
-                        write_port_item(f, i, d->ports[i].public_port, d->ports[i].upstream_port, ':');
+                for (size_t i = 0; i < d->n_ports; i++) {
+                        const PortMap *p = &d->ports[i];
+                        if (p->host) {
+                                bool v6 = strchr(p->host, ':');
+                                fprintf(f, "%s%u:%s%s%s:%u", i ? " " : "", p->public_port, v6 ? "[" : "", p->host,
+                                        v6 ? "]" : "", p->upstream_port);
+                        } else
+                                write_port_item(f, i, p->public_port, p->upstream_port, ':');
+                }
                 fprintf(f, "\n");
         }
         if (d->client_id)

@@ -105,6 +105,7 @@ static void test_client_keys(void) {
         if (asprintf(&conf,
                      "[Tunnel]\nRole=client\nTokenFile=tok\n[Client]\nURL=wss://example.com:8123/base/connect\n"
                      "ServerFingerprint=sha256:%s\nUpstream=db.internal\nPorts=3389 2222:22\nPorts=5432\n"
+                     "Ports=2022:git.internal:22 8443:[fd00::1]:443 9000:10.0.0.9:9001\n"
                      "ReconnectMaxDelaySec=1min\nClientID=rdp-1\n",
                      "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89") < 0)
                 abort();
@@ -115,15 +116,28 @@ static void test_client_keys(void) {
         CHECK_STR(d->token, "0123456789abcdefXYZ"); /* relative TokenFile=, whitespace stripped */
         CHECK(d->has_fingerprint && d->server_fingerprint[0] == 0xab && d->server_fingerprint[31] == 0x89,
               "fingerprint");
-        CHECK(d->n_ports == 3, "3 ports, got %zu", d->n_ports);
-        if (d->n_ports == 3)
+        CHECK(d->n_ports == 6, "6 ports, got %zu", d->n_ports);
+        if (d->n_ports == 6) {
                 CHECK(d->ports[0].public_port == 3389 && d->ports[0].upstream_port == 3389 &&
                               d->ports[1].public_port == 2222 && d->ports[1].upstream_port == 22 &&
-                              d->ports[2].public_port == 5432,
+                              d->ports[2].public_port == 5432 && !d->ports[2].host,
                       "port maps");
+                CHECK(d->ports[3].public_port == 2022 && d->ports[3].upstream_port == 22, "PUBLIC:HOST:PORT");
+                CHECK_STR(d->ports[3].host, "git.internal");
+                CHECK_STR(d->ports[4].host, "fd00::1");
+                CHECK(d->ports[4].upstream_port == 443, "[v6] host");
+                CHECK_STR(port_map_host(d, &d->ports[5]), "10.0.0.9");
+                CHECK_STR(port_map_host(d, &d->ports[0]), "db.internal");
+        }
         CHECK_STR(d->upstreams[0], "db.internal");
         CHECK(d->reconnect_max_delay_usec == 60 * USEC_PER_SEC, "ReconnectMaxDelaySec");
         CHECK_STR(d->client_id, "rdp-1");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1:bad_host:2\n",
+                     "the host of PUBLIC:HOST:UPSTREAM is not a host name or an address");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1:h:0\n",
+                     "expected PORT, PUBLIC:UPSTREAM or PUBLIC:HOST:UPSTREAM, ports 1-65535");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1:[::1:2\n",
+                     "is not a host name or an address");
         {
                 TunnelURL u;
                 CHECK(tunnel_url_parse(d->url, &u) == 0, "URL parses");

@@ -92,20 +92,21 @@ static void test_clients(void) {
         _cleanup_(definition_freep) Definition *d = NULL, *h = NULL;
         _cleanup_free_ char *err = NULL, *ini = NULL;
         InletsArgs a;
-        int r = parse("tcp client --url wss://203.0.113.1:8123 --upstream 10.0.0.2 --ports 3389,2222:22 "
+        int r = parse("tcp client --url wss://203.0.113.1:8123 --upstream 10.0.0.2 --ports 3389,2222:22,2022:git.lan:22,"
+                      "8443:[fd00::7]:443 "
                       "--fingerprint sha256:578d653986edb822ebe4d45296e69bf8d0ebc9df201d70b7e541ca8d7ed91dbb "
                       "--client-id office --generate config", &d, &a, &err);
         CHECK(r == 0, "tcp client: %s", err ?: "");
         if (r < 0)
                 return;
-        CHECK(d->role == ROLE_CLIENT && d->n_ports == 2, "role and two ports");
+        CHECK(d->role == ROLE_CLIENT && d->n_ports == 4, "role and four ports");
         CHECK(d->ports[1].public_port == 2222 && d->ports[1].upstream_port == 22, "2222:22");
         CHECK(d->has_fingerprint && d->server_fingerprint[0] == 0x57, "--fingerprint");
         CHECK(a.generate == GENERATE_CONFIG, "--generate config");
         CHECK(definition_finish_no_token(d, &err) == 0, "finish: %s", err ?: "");
         ini = definition_to_ini(d, "/etc/inlets.d/t.token");
         CHECK_CONTAINS(ini, "[Client]\nURL=wss://203.0.113.1:8123\nServerFingerprint=sha256:578d6539");
-        CHECK_CONTAINS(ini, "Upstream=10.0.0.2\nPorts=3389 2222:22\nClientID=office\n");
+        CHECK_CONTAINS(ini, "Upstream=10.0.0.2\nPorts=3389 2222:22 2022:git.lan:22 8443:[fd00::7]:443\nClientID=office\n");
         CHECK_CONTAINS(ini, "TokenFile=/etc/inlets.d/t.token\n");
         inlets_args_done(&a);
 
