@@ -188,14 +188,33 @@ Mux *http_front_route(HttpFront *f, const char *authority, const SocketAddress *
         return m;
 }
 
+/* Names as CGI and WSGI see them: without case, '_' the same as '-' (X_Real_IP arrives as
+ * HTTP_X_REAL_IP, just like X-Real-IP). */
+static bool name_is(const char *name, const char *canonical) {
+        for (; *name && *canonical; name++, canonical++) {
+                char a = *name == '_' ? '-' : ascii_tolower(*name), b = ascii_tolower(*canonical);
+                if (a != b)
+                        return false;
+        }
+        return *name == *canonical;
+}
+
+static bool name_starts(const char *name, const char *prefix) {
+        size_t n = strlen(prefix);
+        _cleanup_free_ char *head = strndup(name, n);
+
+        return head && strlen(head) == n && name_is(head, prefix);
+}
+
 static bool client_address_field(const char *name) {
         static const char *const fields[] = {
-                "X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP",
-                "Fastly-Client-IP", "X-Original-Forwarded-For",
+                "X-Real-IP", "True-Client-IP", "X-Client-IP", "Client-IP", "X-Cluster-Client-IP",
+                "CF-Connecting-IP", "Fastly-Client-IP", "Fly-Client-IP", "X-Original-Forwarded-For",
+                "X-Forwarded", "Forwarded-For", "X-Envoy-External-Address", "X-ProxyUser-Ip",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
-                if (strcasecmp(name, fields[i]) == 0)
+                if (name_is(name, fields[i]))
                         return true;
         return false;
 }
@@ -215,12 +234,12 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const 
 
         for (size_t i = 0; i < h->n_headers; i++) {
                 const char *name = h->headers[i].name;
-                if (strcasecmp(name, "X-Forwarded-For") == 0) {
-                        if (keep_forwarded)
+                if (name_is(name, "X-Forwarded-For")) {
+                        if (keep_forwarded && strcasecmp(name, "X-Forwarded-For") == 0)
                                 prev_xff = h->headers[i].value;
                         continue;
                 }
-                if (strcasecmp(name, "Forwarded") == 0) {
+                if (name_is(name, "Forwarded")) {
                         if (keep_forwarded)
                                 prev_fwd = h->headers[i].value;
                         continue;
@@ -230,8 +249,8 @@ int http_forward_fields(HttpHead *t, const HttpHead *h, const char *peer, const 
                 if (!keep_forwarded && client_address_field(name))
                         continue;
                 /* Ours to set: what the public side claims about itself is not trusted. */
-                if (strncasecmp(name, "x-inlets-", 9) == 0 ||
-                    strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0 ||
+                if (name_starts(name, "x-inlets-") ||
+                    name_is(name, "X-Forwarded-Proto") || name_is(name, "X-Forwarded-Host") ||
                     strcasecmp(name, "Expect") == 0 || strcasecmp(name, "Content-Length") == 0)
                         continue;
                 if (http_header_is_hop_by_hop(h, name) &&

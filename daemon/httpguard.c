@@ -32,8 +32,12 @@
 #define RATE_SLOTS 4096   /* visitors tracked at once, per client */
 #define RATE_PROBE 8
 
+/* A password that passed, for the visitor it passed for only: another visitor's guesses never
+ * find it (a hit answers at once, a miss costs a hash, and a visitor whose checks are all
+ * waiting is answered 429: so the cache would tell a guesser which guesses are right). */
 typedef struct Passed {
         const Htpasswd *file;     /* of the rules loaded now (all are forgotten on a new load) */
+        uint8_t visitor[16];
         uint8_t digest[32];       /* SHA-256 of "user:password" */
         uint64_t until;
 } Passed;
@@ -145,7 +149,7 @@ HttpGuard *http_guard_free(HttpGuard *g) {
 }
 
 /* Rules of a new load: what was remembered and counted was for the old ones. */
-static void guard_rules(HttpGuard *g, const HttpRules *rules) {
+void http_guard_set_rules(HttpGuard *g, const HttpRules *rules) {
         if (g->rules == rules && g->rules_serial == rules->serial)
                 return;
         g->rules = rules;
@@ -219,17 +223,19 @@ static Passed *passed_bucket(HttpGuard *g, const uint8_t digest[static 32]) {
         return g->passed[digest[0]];
 }
 
-static bool passed_find(HttpGuard *g, const Htpasswd *file, const uint8_t digest[static 32], uint64_t now) {
+static bool passed_find(HttpGuard *g, const Htpasswd *file, const uint8_t visitor[static 16],
+                        const uint8_t digest[static 32], uint64_t now) {
         Passed *b = passed_bucket(g, digest);
         bool found = false;
 
         for (size_t i = 0; i < PASSED_WAYS; i++)
-                found |= b[i].file == file && b[i].until > now &&
+                found |= b[i].file == file && b[i].until > now && memcmp(b[i].visitor, visitor, 16) == 0 &&
                          secret_equal((const char *) b[i].digest, 32, (const char *) digest, 32);
         return found;
 }
 
-static void passed_add(HttpGuard *g, const Htpasswd *file, const uint8_t digest[static 32], uint64_t now) {
+static void passed_add(HttpGuard *g, const Htpasswd *file, const uint8_t visitor[static 16],
+                       const uint8_t digest[static 32], uint64_t now) {
         Passed *b = passed_bucket(g, digest), *p = &b[0];
 
         /* The entry that expires first goes. */
@@ -237,6 +243,7 @@ static void passed_add(HttpGuard *g, const Htpasswd *file, const uint8_t digest[
                 if (b[i].until < p->until)
                         p = &b[i];
         p->file = file;
+        memcpy(p->visitor, visitor, 16);
         memcpy(p->digest, digest, 32);
         p->until = now + PASSED_TTL_USEC;
 }
@@ -269,12 +276,15 @@ static void deliver(HttpGuard *g, Job *j) {
         LIST_REMOVE(g->jobs, j);
         g->n_jobs--;
         if (j->result > 0 && j->serial == g->rules_serial)
-                passed_add(g, j->file, j->digest, now_usec());
+                passed_add(g, j->file, j->visitor, j->digest, now_usec());
         while (j->waits) {
                 HttpGuardWait *w = j->waits;
                 LIST_REMOVE(j->waits, w);
                 w->job = NULL;
-                if (j->result > 0)
+                if (j->serial != g->rules_serial)
+                        /* Checked against rules a reload replaced: the visitor asks again. */
+                        w->done(&(HttpVerdict) { .status = 503, .retry_after_sec = 1 }, w->userdata);
+                else if (j->result > 0)
                         w->done(&pass, w->userdata);
                 else if (j->result == 0)
                         w->done(&w->fail, w->userdata);
@@ -304,14 +314,14 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
         r = credentials_digest(c, digest);
         if (r < 0)
                 return r;
-        if (passed_find(g, file->htpasswd, digest, now)) {
+        visitor_key(visitor, addr);
+        if (passed_find(g, file->htpasswd, addr, digest, now)) {
                 *ret = (HttpVerdict) { .strip_authorization = true };
                 return 0;
         }
         w = new0(HttpGuardWait, 1);
         if (!w)
                 return -ENOMEM;
-        visitor_key(visitor, addr);
         /* A check of the same credentials from the same visitor is under way: share it. */
         for (Job *i = g->jobs; i && !j; i = i->next) {
                 if (memcmp(i->visitor, addr, 16) != 0)
@@ -408,7 +418,7 @@ int http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, con
         *ret_wait = NULL;
         if (http_rules_empty(rules))
                 return 0;
-        guard_rules(g, rules);
+        http_guard_set_rules(g, rules);
 
         /* The rate first: a guesser is slowed before any hashing. */
         rate = http_rules_rate(rules, host);

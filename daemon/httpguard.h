@@ -44,6 +44,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpGuard *, http_guard_free);
 int http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, const char *visitor, const HttpHead *h,
                      HttpVerdict *ret, HttpGuardDone done, void *userdata, HttpGuardWait **ret_wait);
 void http_guard_cancel(HttpGuardWait *w);
+/* The rules in force now (a reload): checks still waiting that were for others are answered
+ * 503 with Retry-After when they finish, never with the old rules' verdict. */
+void http_guard_set_rules(HttpGuard *g, const HttpRules *rules);
 
 /* RequestHeader= / ResponseHeader= for host, applied to h in place. */
 int http_rules_apply(const HeaderRule *rules, size_t n, const char *host, HttpHead *h);

@@ -67,7 +67,14 @@ struct HttpUpstreams {
         gnutls_certificate_credentials_t creds;
         UpConn *conns;
         Exchange *parked;       /* waiting for their target's name to be resolved */
+        size_t waiting_body;    /* body bytes held by exchanges waiting for a password check */
 };
+
+/* Body bytes a request may send before its credentials are checked: they wait unacknowledged
+ * and count against the session's buffer budget, so an unauthenticated visitor must not hold
+ * much of it (past either bound: 503 and the stream reset). */
+#define WAIT_BODY_MAX (256 * 1024)
+#define WAIT_BODY_TOTAL (8 * 1024 * 1024)
 
 typedef enum UpState {
         UP_CONNECTING,
@@ -118,6 +125,7 @@ struct Exchange {
         char *visitor_key;
         HttpGuardWait *wait;    /* a password check under way: no connection yet */
         bool parked;            /* in owner->parked: its target's name is being resolved */
+        size_t waiting_body;    /* of pre_len: bytes that came while a password check waited */
         Exchange *prev, *next;  /* in owner->parked */
 };
 
@@ -243,6 +251,7 @@ static Exchange *exchange_free(Exchange *x) {
                 up_free(x->uc); /* cut mid-exchange: the connection's state is unknown */
         }
         http_guard_cancel(x->wait);
+        x->owner->waiting_body -= x->waiting_body;
         if (x->parked)
                 LIST_REMOVE(x->owner->parked, x);
         http_head_free(x->req);
@@ -792,6 +801,15 @@ static void on_request_data(MuxStream *s, const uint8_t *p, size_t n, void *user
          * held unacknowledged (pre_held): the stream window bounds them. Before the connection
          * is ready, bytes wait too, acknowledged as usual. */
         bool hold = x->upgrade && !x->upgraded && x->head_written;
+        if (x->wait) {
+                if (x->waiting_body + n > WAIT_BODY_MAX || x->owner->waiting_body + n > WAIT_BODY_TOTAL) {
+                        exchange_fail(x, 503, "The request body came before its credentials were checked and "
+                                              "is too large to hold; try again.");
+                        return;
+                }
+                x->waiting_body += n;
+                x->owner->waiting_body += n;
+        }
         if (hold || !x->head_written || !x->uc) {
                 uint8_t *t = realloc(x->pre, x->pre_len + n);
                 if (!t) {
@@ -1051,6 +1069,8 @@ static void on_verdict(const HttpVerdict *v, void *userdata) {
         Exchange *x = userdata;
 
         x->wait = NULL; /* done with, freed by the guard */
+        x->owner->waiting_body -= x->waiting_body;
+        x->waiting_body = 0;
         exchange_verdict(x, v);
 }
 
@@ -1170,6 +1190,8 @@ int http_upstreams_refresh(HttpUpstreams *u) {
 
         assert(u);
 
+        /* Checks still waiting under the rules of before answer 503, never their verdict. */
+        http_guard_set_rules(u->guard, &d->http_rules);
         t = new0(Targets, 1);
         if (!t)
                 return -ENOMEM;

@@ -213,7 +213,8 @@ class AcceptProxy(BusTunnelTest):
         def xff():
             return a.requests[-1][2].get("x-forwarded-for")
 
-        forged = ("X-Forwarded-For: 10.66.66.66", "X-Real-IP: 10.66.66.66", "True-Client-IP: 10.66.66.66")
+        forged = ("X-Forwarded-For: 10.66.66.66", "X-Real-IP: 10.66.66.66", "True-Client-IP: 10.66.66.66",
+                  "Client-IP: 10.66.66.66", "X_Real_IP: 10.66.66.66", "X_Forwarded_For: 10.66.66.66")
         self.assertEqual(curl("127.0.0.3", f"http://127.0.0.1:{lb_http}/hello", "a.test"), (200, b"hello from a\n"))
         self.assertEqual(xff(), "127.0.0.3")
         self.assertEqual(curl("127.0.0.3", f"https://127.0.0.1:{lb_https}/hello", "a.test", headers=forged),
@@ -234,6 +235,8 @@ class AcceptProxy(BusTunnelTest):
         self.assertEqual(xff(), "127.0.0.3", "a forged X-Forwarded-For is dropped")
         self.assertNotIn("x-real-ip", a.requests[-1][2], "a forged X-Real-IP is dropped")
         self.assertNotIn("true-client-ip", a.requests[-1][2], "a forged True-Client-IP is dropped")
+        for name in ("client-ip", "x_real_ip", "x_forwarded_for"):
+            self.assertNotIn(name, a.requests[-1][2], f"a forged {name} is dropped (CGI reads _ as -)")
         self.assertEqual(h2_get("127.0.0.3", https_port, "a.test", headers=[("x-forwarded-for", "10.66.66.66"),
                                                                            ("forwarded", "for=10.66.66.66"),
                                                                            ("x-real-ip", "10.66.66.66"),

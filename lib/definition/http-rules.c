@@ -402,12 +402,17 @@ const CredentialFile *http_rules_bearer(const HttpRules *r, const char *host) {
 void http_rules_credentials(const HttpRules *r, const char *host, const CredentialFile **ret_basic,
                             const CredentialFile **ret_bearer) {
         const CredentialFile *basic = http_rules_basic(r, host), *bearer = http_rules_bearer(r, host);
+        bool own_file = (basic && basic->host && !basic->none) || (bearer && bearer->host && !bearer->none);
 
-        /* A host with an entry of its own of one kind takes no default of the other. */
-        if (basic && basic->host && bearer && !bearer->host)
-                bearer = NULL;
-        if (bearer && bearer->host && basic && !basic->host)
-                basic = NULL;
+        /* A host with a file of its own (either kind) takes no default file of the other: its
+         * own are all it needs. HOST=none only drops the default of its own kind, so naming
+         * one kind never opens a host to everyone by surprise. */
+        if (own_file) {
+                if (basic && !basic->host)
+                        basic = NULL;
+                if (bearer && !bearer->host)
+                        bearer = NULL;
+        }
         *ret_basic = basic && !basic->none ? basic : NULL;
         *ret_bearer = bearer && !bearer->none ? bearer : NULL;
 }

@@ -7,7 +7,7 @@
  * or '/' (a header value or a path may hold '=' later). Without it the rule is the default for
  * hosts that have no rule of that key of their own (for credentials: of either kind).
  * BasicAuthFile=, BearerTokenFile= and RateLimit= take HOST=none: that host is exempt from
- * the default. Parsing only; the files are read by
+ * the default of that key. Parsing only; the files are read by
  * http_rules_load() (with the token, as they hold secrets). */
 #pragma once
 
@@ -82,9 +82,10 @@ int http_rules_load(HttpRules *r, char **ret_error);
  * host's own, else the default, else NULL; HOST=none entries included. */
 const CredentialFile *http_rules_basic(const HttpRules *r, const char *host);
 const CredentialFile *http_rules_bearer(const HttpRules *r, const char *host);
-/* What host must present: when it has a BasicAuthFile= or BearerTokenFile= of its own (a file
- * or none), only its own count, else the defaults; NULL for a kind it need not (and cannot)
- * use. A host given only a bearer file does not also take the default htpasswd file. */
+/* What host must present: when it has a BasicAuthFile= or BearerTokenFile= file of its own,
+ * only its own count, else the defaults; HOST=none drops its own kind only; NULL for a kind it
+ * need not (and cannot) use. A host given only a bearer file does not also take the default
+ * htpasswd file; one with BearerTokenFile=HOST=none still takes it. */
 void http_rules_credentials(const HttpRules *r, const char *host, const CredentialFile **ret_basic,
                             const CredentialFile **ret_bearer);
 /* RateLimit= for host: its own, else the default; NULL for none. */

@@ -14,7 +14,9 @@
 #define HTPASSWD_LINE_MAX 4096
 #define BEARER_TOKENS_MAX 1000
 #define BEARER_TOKEN_MIN 16
-#define HTTP_PASSWORD_MAX 1024
+/* Longer passwords never match, and cost no hash: SHA-crypt's work grows with the password's
+ * length (a 511-byte one costs 6-11 times an 8-byte one), which a guesser would choose. */
+#define HTTP_PASSWORD_MAX 128
 #define HTTP_CREDENTIALS_MAX 2048   /* decoded user:password, or a token */
 
 typedef struct Htpasswd Htpasswd;

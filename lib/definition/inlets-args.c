@@ -266,7 +266,7 @@ static int inline_credentials(Definition *d, ArgsState *st, char **ret_error) {
                 r = htpasswd_new_single(st->basic_user ?: "admin", st->basic_password, &h);
                 if (r < 0)
                         return errorf(ret_error, r, "--basic-auth-username/--basic-auth-password: %s",
-                                      r == -EINVAL ? "a user name without ':' and a password of at most 1024 bytes"
+                                      r == -EINVAL ? "a user name without ':' and a password of at most 128 bytes"
                                                    : strerror(-r));
                 r = http_rules_add_credentials(&d->http_rules, TAKE_PTR(h), NULL);
                 if (r < 0)

@@ -359,7 +359,7 @@ static void test_http_client_auth(void) {
                        "--basic-auth-password: --basic-auth-file is given too");
         expect_refused("http client --url wss://h --upstream http://h --basic-auth-username a:b --basic-auth-password x",
                        "--basic-auth-username/--basic-auth-password: a user name without ':' and a password of at "
-                       "most 1024 bytes");
+                       "most 128 bytes");
         printf("inlets-args: http client --basic-auth-username/-password, --bearer-token, the file flags\n");
 }
 
