@@ -25,6 +25,7 @@
 
 #define REMOTE_TIMEOUT_USEC (15 * USEC_PER_SEC)
 #define REMOTE_RESPONSE_MAX (16 * 1024 * 1024)
+#define REMOTE_STRUCTURES_MAX 100000u   /* '{' and '[' in an answer: ~50,000 clients */
 
 /* Waits for events on fd until the deadline: 0, or -ETIMEDOUT. */
 static int wait_fd(int fd, short events, uint64_t deadline) {
@@ -83,26 +84,46 @@ static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
         return last;
 }
 
-/* Whether buf holds a head with Content-Length and all of the body it announces. */
-static bool complete(const char *buf, size_t len) {
-        _cleanup_(http_head_freep) HttpHead *h = NULL;
-        const char *end = strstr(buf, "\r\n\r\n"), *cl;
-        unsigned n;
+/* Where the head ends and how long the body is (SIZE_MAX: until the close), found once. */
+typedef struct Answer {
+        size_t searched;        /* bytes looked at for the blank line */
+        size_t head_len;        /* 0: not found yet */
+        size_t body_len;
+} Answer;
 
-        if (!end || http_head_parse(buf, (size_t) (end - buf) + 4, false, HTTP_HEADERS_MAX_DEFAULT, &h) < 0)
-                return false;
-        cl = http_head_get(h, "content-length");
-        return cl && parse_unsigned(cl, &n) >= 0 && len - (size_t) (end + 4 - buf) >= n;
+/* Whether buf (len bytes) holds a head with Content-Length and all of the body it announces.
+ * Each byte is looked at once, whatever size the records come in. */
+static bool complete(Answer *a, const char *buf, size_t len) {
+        if (a->head_len == 0) {
+                size_t from = a->searched >= 3 ? a->searched - 3 : 0;
+                const char *end = memmem(buf + from, len - from, "\r\n\r\n", 4);
+                _cleanup_(http_head_freep) HttpHead *h = NULL;
+                const char *cl;
+                unsigned n;
+
+                a->searched = len;
+                if (!end)
+                        return false;
+                a->head_len = (size_t) (end - buf) + 4;
+                a->body_len = SIZE_MAX;
+                if (http_head_parse(buf, a->head_len, false, HTTP_HEADERS_MAX_DEFAULT, &h) >= 0 &&
+                    (cl = http_head_get(h, "content-length")) && parse_unsigned(cl, &n) >= 0)
+                        a->body_len = n;
+        }
+        return a->body_len != SIZE_MAX && len - a->head_len >= a->body_len;
 }
 
 /* The whole response: what Content-Length announces, else until the server closes (with
  * close_notify: a cut answer is an error). */
 static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **ret, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
+        Answer a = {};
         size_t len = 0;
         int r;
 
         for (;;) {
+                if (now_usec() >= deadline)
+                        goto timeout;
                 r = tls_conn_handshake(c);
                 if (r > 0)
                         break;
@@ -126,6 +147,10 @@ static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **r
                 uint8_t *p;
                 size_t n;
 
+                /* Checked at each record too: a server that dribbles bytes never lets the socket
+                 * run dry, and the wait below would never see the deadline. */
+                if (now_usec() >= deadline)
+                        goto timeout;
                 r = tls_conn_recv(c, &p, &n);
                 if (r == -EAGAIN) {
                         if ((r = wait_fd(tls_conn_fd(c), POLLIN, deadline)) < 0)
@@ -147,7 +172,7 @@ static int exchange(TlsConn *c, const char *request, uint64_t deadline, char **r
                 memcpy(buf + len, p, n);
                 len += n;
                 buf[len] = 0;
-                if (complete(buf, len))
+                if (complete(&a, buf, len))
                         break; /* all that Content-Length announced: no need to wait for the close */
         }
         *ret = TAKE_PTR(buf);
@@ -161,12 +186,47 @@ failed:
         return r;
 }
 
-/* What another machine sent goes to a terminal: no control character (an escape sequence could
- * rewrite the screen) survives. */
-static void sanitize(char *s) {
-        for (; s && *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        *s = '?';
+/* The length of the valid UTF-8 sequence at s (1-4), or 0. */
+static size_t utf8_len(const unsigned char *s) {
+        size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        uint32_t c;
+
+        if (n == 0 || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
+                return 0;
+        c = n == 1 ? s[0] : s[0] & (0x7f >> n);
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+                return 0;
+        return n;
+}
+
+/* What another machine sent goes to a terminal: no control character survives (C0, DEL, C1
+ * such as CSI written as U+009B, the bidi overrides), nor a byte that is not UTF-8 (a Latin-1
+ * terminal reads 0x9b as CSI). Each byte of what is dropped becomes '?'. */
+static void sanitize(char *p) {
+        unsigned char *s = (unsigned char *) p;
+
+        while (s && *s) {
+                size_t n = utf8_len(s);
+                uint32_t c = 0;
+
+                if (n == 2)
+                        c = (uint32_t) (s[0] & 0x1f) << 6 | (s[1] & 0x3f);
+                else if (n == 3)
+                        c = (uint32_t) (s[0] & 0x0f) << 12 | (uint32_t) (s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+                if (n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7f)) || (n == 2 && c <= 0x9f) ||
+                    (n == 3 && ((c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0x200e ||
+                                c == 0x200f || c == 0x061c))) {
+                        for (size_t i = 0; i < MAX(n, (size_t) 1); i++)
+                                s[i] = '?';
+                        n = MAX(n, (size_t) 1);
+                }
+                s += n;
+        }
 }
 
 static void sanitize_info(TunnelInfo *t) {
@@ -189,6 +249,7 @@ static int read_answer(const char *buf, size_t len, TunnelInfo **ret, size_t *re
         _cleanup_(http_head_freep) HttpHead *h = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *end = buf ? strstr(buf, "\r\n\r\n") : NULL;
+        unsigned structures = 0;
         TunnelInfo *t;
         size_t n;
 
@@ -211,6 +272,15 @@ static int read_answer(const char *buf, size_t len, TunnelInfo **ret, size_t *re
                 fprintf(stderr, "The server answered %u: %s\n", h->status, body ?: "");
                 return EXIT_ERROR;
         }
+        /* json-c builds every object before we can look at one, some hundreds of bytes each: a
+         * body of 16 MiB of "{}," would take gigabytes. A real answer has one object per tunnel
+         * and per client. */
+        for (const char *q = end + 4; *q; q++)
+                if ((*q == '{' || *q == '[') && ++structures > REMOTE_STRUCTURES_MAX) {
+                        fprintf(stderr, "The server's answer has more than %u objects and arrays; not a status.\n",
+                                REMOTE_STRUCTURES_MAX);
+                        return EXIT_ERROR;
+                }
         o = json_tokener_parse(end + 4);
         if (!o || !json_object_is_type(o, json_type_array)) {
                 fprintf(stderr, "The server's answer is not the JSON of a status.\n");

@@ -71,6 +71,21 @@ static uint64_t auth_failure_delay(Server *s, const SocketAddress *peer) {
         return MIN(AUTH_DELAY_MIN_USEC << MIN(slot->count - 1, 10u), AUTH_DELAY_MAX_USEC);
 }
 
+/* A source with wrong tokens in the last minute may have this many handshakes at once: its
+ * 401s wait, so without a bound a guesser would simply not wait for them. */
+#define PENDING_PER_SUSPECT 2
+
+static bool source_suspect(Server *s, const uint8_t key[static 16]) {
+        uint64_t now = now_usec();
+
+        for (size_t i = 0; i < AUTH_SOURCES; i++) {
+                const AuthFailures *f = &s->auth_failures[i];
+                if (f->count > 0 && memcmp(f->addr, key, 16) == 0)
+                        return now - f->last <= AUTH_FORGET_USEC;
+        }
+        return false;
+}
+
 static void auth_success(Server *s, const SocketAddress *peer) {
         uint8_t key[16];
         address_key(peer, key);
@@ -477,6 +492,23 @@ int server_control_accept(int cfd, const SocketAddress *peer, bool via_proxy, vo
                 safe_close(cfd);
                 server_note_refused(s, 0, peer);
                 return 0;
+        }
+        /* A source that sent wrong tokens lately gets few handshakes at once: its guesses then
+         * come no faster than its 401s. */
+        uint8_t key[16];
+        address_key(peer, key);
+        if (source_suspect(s, key)) {
+                unsigned n = 0;
+                for (Pending *i = s->pending; i; i = i->next) {
+                        uint8_t k[16];
+                        address_key(&i->peer, k);
+                        n += memcmp(k, key, 16) == 0;
+                }
+                if (n >= PENDING_PER_SUSPECT) {
+                        safe_close(cfd);
+                        s->handshake_failures[HANDSHAKE_BUSY]++;
+                        return 0;
+                }
         }
         if (s->n_pending >= MAX_PENDING) {
                 /* Full of handshakes that go nowhere: the oldest makes room, so a flood of

@@ -160,14 +160,19 @@ class StatusUrl(BusTunnelTest):
                        check=True, capture_output=True)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
-        esc = "\u001b[2J\u001b]0;pwned\u0007"
+        esc = "\u001b[2J\u001b]0;pwned\u0007\u009b31m\u202eevil"
         good = json.dumps([{"name": "x" + esc, "role": "server", "mode": "tcp", "state": "listening",
                             "config_file": "/c", "clients": [{"id": esc, "address": "a"}], "last_error": esc}])
+        bomb = b"[" + b"{}," * (5 << 20) + b"{}]"
+        raw = b'[{"name":"a\x9b31m","role":"s","mode":"t","state":"x"}]'
         answers = [
             ("escapes", b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
              % len(good.encode()) + good.encode(), None),
             ("endless", b"HTTP/1.1 200 OK\r\n\r\n[" + b" " * (1 << 20), 64),
             ("wrong type", b'HTTP/1.1 200 OK\r\n\r\n[{"name":1,"role":"s","mode":"t","state":"x"}]', None),
+            ("raw 8-bit", b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s' % (len(raw), raw), None),
+            ("object bomb", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(bomb), bomb), None),
+            ("dribble", b"HTTP/1.1 200 OK\r\n", "dribble"),
             ("not JSON", b"HTTP/1.1 200 OK\r\n\r\n<html>", None),
             ("not HTTP", b"SSH-2.0-OpenSSH\r\n", None),
         ]
@@ -183,8 +188,13 @@ class StatusUrl(BusTunnelTest):
                         t.settimeout(20)
                         t.recv(4096)
                         t.sendall(answer)
-                        for _ in range(repeat or 0):
-                            t.sendall(b" " * (1 << 20))
+                        if repeat == "dribble":  # one byte a record, never a blank line
+                            end = time.monotonic() + 25
+                            while time.monotonic() < end:
+                                t.sendall(b"x")
+                        else:
+                            for _ in range(repeat or 0):
+                                t.sendall(b" " * (1 << 20))
                 except (ssl.SSLError, OSError):
                     pass
             th = threading.Thread(target=serve)
@@ -195,18 +205,25 @@ class StatusUrl(BusTunnelTest):
             took = time.monotonic() - t0
             th.join(30)
             ls.close()
-            self.assertNotIn("\x1b", r.stdout + r.stderr, what)
-            self.assertNotIn("\x07", r.stdout + r.stderr, what)
-            self.assertLess(took, 16, what)
-            if what == "escapes":
+            out = r.stdout + r.stderr
+            for bad in ("\x1b", "\x07", "\x9b", "\u009b", "\u202e"):
+                self.assertNotIn(bad, out, what)
+            self.assertLess(took, 16.5, what)
+            if what in ("escapes", "raw 8-bit"):
                 self.assertEqual(r.returncode, 0, r.stderr)
-                self.assertIn("x?[2J?]0;pwned?", r.stdout)
                 self.assertNotIn("(null)", r.stdout)
+                if what == "escapes":
+                    self.assertIn("x?[2J?]0;pwned???31m???evil", r.stdout)
             else:
                 self.assertEqual(r.returncode, 1, (what, r.stdout, r.stderr))
                 if what == "endless":
                     self.assertIn("larger than 16 MiB", r.stderr)
-        print("a hostile server: escapes printed as '?', 16 MiB cap, wrong types, non-JSON and non-HTTP refused")
+                if what == "object bomb":
+                    self.assertIn("more than 100000 objects", r.stderr)
+                if what == "dribble":
+                    self.assertIn("No answer within 15 s", r.stderr)
+        print("a hostile server: C0, C1, bidi and non-UTF-8 bytes printed as '?', 16 MiB cap, an object bomb, a "
+              "dribble past the deadline, wrong types, non-JSON and non-HTTP refused")
 
 
 if __name__ == "__main__":

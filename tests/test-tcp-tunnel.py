@@ -281,6 +281,43 @@ class TcpTunnel(TunnelTest):
         print("wrong-token replies after " + ", ".join(f"{x:.2f}" for x in d) +
               f" s; another address {other:.2f} s; the right token {good:.2f} s")
 
+    def test_guesser_cannot_skip_its_backoff(self):
+        """From the outside review: only the 401 waited, so a guesser that did not wait for its
+        answers tried 72 tokens a second. A source with recent wrong tokens now gets two
+        handshakes at a time; the others are closed before TLS. Another source is unaffected."""
+        import ssl
+        self.server()
+        ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
+        req = ("GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Authorization: Bearer {}\r\nX-Inlets-Ports: 40000\r\n\r\n")
+
+        def guess(source, token="wrong-token-but-long-enough", wait=True):
+            raw = socket.create_connection(("127.0.0.1", self.control_port), timeout=15, source_address=(source, 0))
+            try:
+                s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            except (ssl.SSLError, OSError):
+                raw.close()
+                return "closed"
+            s.sendall(req.format(token).encode())
+            if not wait:
+                return s
+            head = s.recv(200)
+            s.close()
+            return int(head.split(b" ")[1]) if head else "closed"
+
+        self.assertEqual(guess("127.0.0.5"), 401)  # now a suspect
+        held = [guess("127.0.0.5", wait=False) for _ in range(12)]
+        in_flight = [h for h in held if h != "closed"]
+        self.assertLessEqual(len(in_flight), 2, f"{len(in_flight)} guesses in flight")
+        for h in in_flight:
+            h.close()
+        t0 = time.monotonic()
+        self.assertEqual(guess("127.0.0.6", token=TOKEN), 101)
+        self.assertLess(time.monotonic() - t0, 0.6, "another source is not held")
+        print(f"a source with a wrong token: 12 guesses at once, {len(in_flight)} reached TLS, "
+              f"{12 - len(in_flight)} closed before it; another source connected at once")
+
     def test_wrong_token_backoff_per_ipv6_prefix(self):
         """One IPv6 host holds a whole /64: wrong tokens from one address slow down the next
         address of the same /64, not one of another /64. Runs in a network namespace of its
