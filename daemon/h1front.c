@@ -980,9 +980,11 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                           def(c)->response_timeout_usec / USEC_PER_SEC);
                 if (c->stream)
                         conn_drop_stream(c);
+                /* The connection closes after it: say so, or a pipelined request behind it would
+                 * look lost to the visitor (from the outside review). */
+                c->resp_close = true;
                 reply_error(c, 504, "The upstream did not answer within %" PRIu64 " s (ResponseTimeoutSec=).",
                             def(c)->response_timeout_usec / USEC_PER_SEC);
-                c->resp_close = true;
                 conn_close_after(c);
                 break;
         case TIMER_HEAD:

@@ -236,6 +236,7 @@ class HttpMode(TunnelTest):
         self.assertIn(b"refused", body.lower())
         head, body = self.get("a.test", "/slow")
         self.assertTrue(head.startswith("HTTP/1.1 504"), head)
+        self.assertIn("connection: close", head.lower(), "the 504 says the connection ends")
         head, body = self.get("a.test", "/sha", "--data-binary", "x" * 2000)
         self.assertTrue(head.startswith("HTTP/1.1 413"), head)
         head, body = self.get("a.test", "/hello", "-H", "X-Big: " + "y" * 3000)
