@@ -340,6 +340,8 @@ int ctl_remote_status(TunnelInfo **ret, size_t *ret_n) {
                 fprintf(stderr, "--fingerprint and --tls-ca are for wss:// URLs\n");
                 return EXIT_USAGE;
         }
+        if (!u.tls)
+                fprintf(stderr, "Warning: %s is ws://: the token goes out unencrypted.\n", arg.url);
         d.token_file = (char *) arg.token_file;
         r = definition_load_token(&d, &err);
         d.token_file = NULL;
