@@ -174,7 +174,10 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                 const char *t = getenv(v);
                 if (!t || !*t)
                         return errorf(ret_error, -ENOKEY, "--token-env: the environment variable '%s' is not set", v);
-                st->args.token_env = v;
+                free(st->args.token_env);
+                st->args.token_env = strdup(v);
+                if (!st->args.token_env)
+                        return -ENOMEM;
                 v = t;
         } else if (streq(f->name, "control-port"))
                 return port_arg("--control-port", v, &st->control_port, ret_error);
@@ -373,6 +376,7 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
 void inlets_args_done(InletsArgs *a) {
         assert(a);
         free(a->token_file);
+        free(a->token_env);
         *a = (InletsArgs) {};
 }
 

@@ -16,7 +16,7 @@ typedef struct InletsArgs {
         Generate generate;
         char *token_file;     /* where the definition will read its token from */
         bool token_inline;    /* --token was used (a warning: visible in ps) */
-        const char *token_env; /* --token-env VAR: the token came from the environment */
+        char *token_env;      /* --token-env VAR: the token came from the environment */
         /* --basic-auth-password or --bearer-token was used (its name): visible in ps, and
          * nothing a generated file or unit can hold */
         const char *inline_secret;
