@@ -84,6 +84,9 @@ struct Client {
         SocketAddress *server_addrs;   /* the exit server's, tried in turn from server_next */
         size_t n_server_addrs, server_next;
         ResolveQuery *server_query;
+        /* The exit server's name has a lookup thread of its own: behind the upstreams' names a
+         * name that DNS never answers would keep the tunnel from ever connecting. */
+        Resolver *server_resolver;
         int fd;
         TlsConn *conn;
         sd_event_source *io, *timer;
@@ -753,7 +756,7 @@ static void connect_next(Client *c) {
                 c->server_addrs = mfree(c->server_addrs);
                 c->n_server_addrs = c->server_next = 0;
                 /* A name is resolved on the resolver's thread: the loop goes on meanwhile. */
-                r = resolver_query(c->manager->resolver, c->url.host, on_server_resolved, c, &l, &n, &c->server_query);
+                r = resolver_query(c->server_resolver, c->url.host, on_server_resolved, c, &l, &n, &c->server_query);
                 if (r < 0)
                         return fail(c, "Cannot resolve %s: %s", c->url.host,
                                     r == -EHOSTUNREACH ? "no such host" : strerror(-r));
@@ -941,6 +944,10 @@ int client_new(Manager *m, Client **ret) {
                 return -ENOMEM;
         c->manager = m;
         c->fd = -1;
+        if (resolver_new(m->event, &c->server_resolver) < 0) {
+                free(c);
+                return -ENOMEM;
+        }
         c->state = STATE_STOPPED;
         c->proxy_log = (RateLimit) { .interval_usec = 60 * USEC_PER_SEC, .burst = 1 };
         c->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
@@ -1045,6 +1052,7 @@ Client *client_free(Client *c) {
         sd_event_source_disable_unref(c->timer);
         free(c->server_addrs);
         upstream_hosts_free(c->hosts, c->n_hosts);
+        resolver_free(c->server_resolver); /* after connection_reset() cancelled its query */
         tunnel_url_done(&c->url);
         if (c->creds)
                 gnutls_certificate_free_credentials(c->creds);

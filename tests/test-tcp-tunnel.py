@@ -314,7 +314,7 @@ class TcpTunnel(TunnelTest):
             h.close()
         t0 = time.monotonic()
         self.assertEqual(guess("127.0.0.6", token=TOKEN), 101)
-        self.assertLess(time.monotonic() - t0, 0.6, "another source is not held")
+        self.assertLess(time.monotonic() - t0, 2.0, "another source is not held (its handshake is not queued behind the guesser)")
         print(f"a source with a wrong token: 12 guesses at once, {len(in_flight)} reached TLS, "
               f"{12 - len(in_flight)} closed before it; another source connected at once")
 
