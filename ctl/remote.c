@@ -51,7 +51,7 @@ static int dial(const TunnelURL *u, uint64_t deadline, int *ret_fd) {
 
         r = resolve_addresses(u->host, &addrs, &n);
         if (r < 0) {
-                fprintf(stderr, "Cannot resolve %s: %s\n", u->host, r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                fprintf(stderr, "Cannot resolve %s: %s\n", u->host, resolve_strerror(r));
                 return r;
         }
         for (;;) {

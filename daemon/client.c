@@ -56,6 +56,8 @@ typedef struct UpstreamHost {
         SocketAddress *addrs;
         size_t n_addrs;
         ResolveQuery *query;    /* an answer on its way */
+        uint64_t asked;         /* CLOCK_MONOTONIC µs of the last question */
+        bool failing;           /* the last answer was an error: said once */
 } UpstreamHost;
 
 struct Dial {
@@ -149,6 +151,7 @@ static Dial *dial_free(Dial *d) {
 }
 
 static int dial_next(Dial *d);
+static void upstream_host_resolve(UpstreamHost *h);
 
 /* The PROXY header goes out first, before the Mux writes what the exit server sent while we
  * dialled. The socket has just connected and holds nothing: its buffer takes the whole header
@@ -164,6 +167,20 @@ static int dial_send_proxy_header(Dial *d, int fd) {
         return (size_t) n == d->proxy_header_len ? 0 : -EAGAIN;
 }
 
+static const char *dial_strerror(int error) {
+        switch (-error) {
+        case 0:
+        case ECONNREFUSED:
+                return "refused the connection";
+        case EHOSTUNREACH:
+                return "no address to connect to (the name did not resolve)";
+        case ESHUTDOWN:
+                return "not dialled, shutting down while its name was resolved";
+        default:
+                return strerror(-error);
+        }
+}
+
 static void dial_done(Dial *d, int fd) {
         MuxStream *s = d->stream;
         int r;
@@ -175,8 +192,9 @@ static void dial_done(Dial *d, int fd) {
                 fd = safe_close(fd);
                 d->error = -EIO;
         } else if (fd < 0)
-                log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u refused the connection for public port %u.",
-                         d->host, d->port, d->public_port);
+                log_conn(LOG_INFO, NULL, NULL, d->public_port, "Upstream %s port %u for public port %u: %s.", d->host,
+                         d->port, d->public_port,
+                         dial_strerror(d->error));
         manager_note_upstream(d->client->manager, fd >= 0 ? 0 : d->error ?: -EIO, now_usec() - d->started);
         mux_stream_set_userdata(s, NULL);
         d->fd = -1;
@@ -221,6 +239,8 @@ static int dial_next(Dial *d) {
 
         UpstreamHost *h = upstream_host(c, d->host);
 
+        if (h && !h->query && now_usec() >= h->asked + (h->n_addrs == 0 ? RESOLVE_RETRY_USEC : RESOLVE_REFRESH_USEC))
+                upstream_host_resolve(h); /* none yet, or old: asked again (the old ones serve meanwhile) */
         if (h && h->n_addrs == 0 && h->query) {
                 /* The first answer for the upstream's name is on its way: wait for it. */
                 d->parked = true;
@@ -736,8 +756,7 @@ static void on_server_resolved(int error, SocketAddress *addrs, size_t n, void *
         c->server_query = NULL;
         if (error < 0 || n == 0) {
                 free(addrs);
-                return fail(c, "Cannot resolve %s: %s", c->url.host,
-                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
+                return fail(c, "Cannot resolve %s: %s", c->url.host, resolve_strerror(error));
         }
         c->server_addrs = addrs;
         c->n_server_addrs = n;
@@ -758,8 +777,7 @@ static void connect_next(Client *c) {
                 /* A name is resolved on the resolver's thread: the loop goes on meanwhile. */
                 r = resolver_query(c->server_resolver, c->url.host, on_server_resolved, c, &l, &n, &c->server_query);
                 if (r < 0)
-                        return fail(c, "Cannot resolve %s: %s", c->url.host,
-                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                        return fail(c, "Cannot resolve %s: %s", c->url.host, resolve_strerror(r));
                 if (r == 0) {
                         c->state = STATE_RESOLVING;
                         manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
@@ -798,21 +816,42 @@ static void dials_resume(Client *c, const char *host) {
         }
 }
 
+static void upstream_host_answer(UpstreamHost *h, int error, SocketAddress *addrs, size_t n) {
+        h->asked = now_usec(); /* the retry and refresh intervals count from the answer */
+        if (error < 0) {
+                /* The addresses of before (if any) stay: better than none. */
+                free(addrs);
+                log_full_errno(h->failing ? LOG_DEBUG : LOG_WARNING, 0, "Cannot resolve upstream %s: %s%s", h->name,
+                         resolve_strerror(error), h->n_addrs > 0 ? " (its previous addresses serve)" : "");
+                h->failing = true;
+                return;
+        }
+        if (h->failing)
+                log_info("Upstream %s resolves again.", h->name);
+        h->failing = false;
+        free(h->addrs);
+        h->addrs = addrs;
+        h->n_addrs = n;
+}
+
 static void on_upstream_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
         UpstreamHost *h = userdata;
 
         h->query = NULL;
-        if (error < 0 || n == 0) {
-                /* The addresses of before (if any) stay: better than none. */
-                free(addrs);
-                log_warning("Cannot resolve upstream %s: %s", h->name,
-                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
-        } else {
-                free(h->addrs);
-                h->addrs = addrs;
-                h->n_addrs = n;
-        }
+        upstream_host_answer(h, error, addrs, n);
         dials_resume(h->client, h->name);
+}
+
+/* Asks for h's addresses: a numeric one is there at once, a name's answer comes later. */
+static void upstream_host_resolve(UpstreamHost *h) {
+        SocketAddress *l = NULL;
+        size_t k = 0;
+        int r;
+
+        h->asked = now_usec();
+        r = resolver_query(h->client->manager->resolver, h->name, on_upstream_resolved, h, &l, &k, &h->query);
+        if (r != 0)
+                upstream_host_answer(h, r < 0 ? r : 0, l, k);
 }
 
 static void upstream_hosts_free(UpstreamHost *hosts, size_t n) {
@@ -858,23 +897,14 @@ static int refresh_upstream(Client *c) {
         }
         for (size_t i = 0; i < n; i++) {
                 UpstreamHost *h = &t[i], *old = upstream_host(c, h->name);
-                SocketAddress *l = NULL;
-                size_t k = 0;
 
                 h->client = c;
                 if (old && old->n_addrs > 0 && (h->addrs = new0(SocketAddress, old->n_addrs))) {
                         memcpy(h->addrs, old->addrs, sizeof(SocketAddress) * old->n_addrs);
                         h->n_addrs = old->n_addrs;
                 }
-                r = resolver_query(c->manager->resolver, h->name, on_upstream_resolved, h, &l, &k, &h->query);
-                if (r < 0)
-                        log_warning("Cannot resolve upstream %s: %s", h->name,
-                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
-                else if (r > 0) {
-                        free(h->addrs);
-                        h->addrs = l;
-                        h->n_addrs = k;
-                }
+                h->failing = old && old->failing;
+                upstream_host_resolve(h);
         }
         upstream_hosts_free(c->hosts, c->n_hosts);
         c->hosts = t;
@@ -1021,6 +1051,16 @@ static int compute_client_id(Client *c) {
 void client_drain(Client *c) {
         assert(c);
 
+        /* Connections still waiting for DNS are not kept for it: refused now. */
+        for (Dial *d = c->dials, *next; d; d = next) {
+                next = d->next;
+                if (d->parked) {
+                        d->error = -ESHUTDOWN;
+                        dial_done(d, -1);
+                }
+        }
+        if (c->http)
+                http_upstreams_drain(c->http);
         if (c->mux)
                 mux_goaway(c->mux);
         else

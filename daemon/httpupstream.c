@@ -48,6 +48,8 @@ typedef struct Target {
         size_t n_addrs;
         HttpUpstreams *owner;
         ResolveQuery *query;    /* its name, being resolved: exchanges for it wait (parked) */
+        uint64_t asked;         /* CLOCK_MONOTONIC µs of the last question */
+        bool failing;           /* the last answer was an error: said once */
 } Target;
 
 /* The Upstream= table, shared by the exchanges and connections made with it: a reload makes
@@ -160,6 +162,7 @@ static bool up_connected(UpConn *uc) __attribute__((warn_unused_result));
 static bool exchange_maybe_done(Exchange *x) __attribute__((warn_unused_result));
 /* May end (free) x. */
 static void exchange_start(Exchange *x);
+static void target_resolve(Target *t);
 static const MuxStreamOps exchange_ops;
 
 /* ---- replies of our own ---- */
@@ -907,7 +910,10 @@ static void exchange_start(Exchange *x) {
         int r;
 
         assert(!x->uc);
-        if (TARGET(x)->query) {
+        Target *t = TARGET(x);
+        if (!t->query && now_usec() >= t->asked + (t->n_addrs == 0 ? RESOLVE_RETRY_USEC : RESOLVE_REFRESH_USEC))
+                target_resolve(t); /* none yet, or old: asked again (the old ones serve meanwhile) */
+        if (t->query && t->n_addrs == 0) {
                 /* Its name is being resolved (a reload brought it): the request waits. */
                 x->parked = true;
                 LIST_PREPEND(u->parked, x);
@@ -1159,19 +1165,30 @@ char *http_upstreams_offer(const Definition *d) {
         return s;
 }
 
+static void target_answer(Target *t, int error, SocketAddress *addrs, size_t n) {
+        t->asked = now_usec(); /* the retry and refresh intervals count from the answer */
+        if (error < 0) {
+                /* The addresses of before (if any) stay: better than none. */
+                free(addrs);
+                log_full_errno(t->failing ? LOG_DEBUG : LOG_WARNING, 0, "Cannot resolve upstream %s: %s%s", t->u.host,
+                               resolve_strerror(error), t->n_addrs > 0 ? " (its previous addresses serve)" : "");
+                t->failing = true;
+                return;
+        }
+        if (t->failing)
+                log_info("Upstream %s resolves again.", t->u.host);
+        t->failing = false;
+        free(t->addrs);
+        t->addrs = addrs;
+        t->n_addrs = n;
+}
+
 static void on_target_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
         Target *t = userdata;
         HttpUpstreams *u = t->owner;
 
         t->query = NULL;
-        if (error < 0 || n == 0) {
-                free(addrs);
-                log_warning("Cannot resolve upstream %s: %s", t->u.host,
-                            error == -EHOSTUNREACH || n == 0 ? "no such host" : strerror(-error));
-        } else {
-                t->addrs = addrs;
-                t->n_addrs = n;
-        }
+        target_answer(t, error, addrs, n);
         /* The requests that waited for it go on (to a 502 if it has no address). */
         for (Exchange *x = u->parked, *next; x; x = next) {
                 next = x->next;
@@ -1181,6 +1198,26 @@ static void on_target_resolved(int error, SocketAddress *addrs, size_t n, void *
                 x->parked = false;
                 exchange_start(x);
         }
+}
+
+/* Asks for t's addresses: a numeric one is there at once, a name's answer comes later. */
+static void target_resolve(Target *t) {
+        SocketAddress *l = NULL;
+        size_t k = 0;
+        int r;
+
+        t->asked = now_usec();
+        r = resolver_query(t->owner->manager->resolver, t->u.host, on_target_resolved, t, &l, &k, &t->query);
+        if (r != 0)
+                target_answer(t, r < 0 ? r : 0, l, k);
+}
+
+/* The target of the table before with the same host, if any. */
+static const Target *old_target(HttpUpstreams *u, const char *host) {
+        for (size_t i = 0; u->targets && i < u->targets->n; i++)
+                if (streq(u->targets->t[i].u.host, host))
+                        return &u->targets->t[i];
+        return NULL;
 }
 
 int http_upstreams_refresh(HttpUpstreams *u) {
@@ -1210,12 +1247,16 @@ int http_upstreams_refresh(HttpUpstreams *u) {
                 }
                 t->n++;
                 x->owner = u;
-                /* Names on the resolver's thread: requests for the target wait for the answer. */
-                r = resolver_query(u->manager->resolver, x->u.host, on_target_resolved, x, &x->addrs, &x->n_addrs,
-                                   &x->query);
-                if (r < 0)
-                        log_warning("Cannot resolve upstream %s: %s", x->u.host,
-                                    r == -EHOSTUNREACH ? "no such host" : strerror(-r));
+                /* What the host resolved to before serves until the new answer (a reconnect must
+                 * not make requests wait for DNS, nor fail while it is down). */
+                const Target *old = old_target(u, x->u.host);
+                if (old && old->n_addrs > 0 && (x->addrs = new0(SocketAddress, old->n_addrs))) {
+                        memcpy(x->addrs, old->addrs, sizeof(SocketAddress) * old->n_addrs);
+                        x->n_addrs = old->n_addrs;
+                }
+                x->failing = old && old->failing;
+                /* Names on the resolver's thread: requests for a target without an address wait. */
+                target_resolve(x);
         }
         /* Idle connections belong to the old table; busy ones finish with it. */
         for (UpConn *i = u->conns, *next; i; i = next) {
@@ -1226,6 +1267,17 @@ int http_upstreams_refresh(HttpUpstreams *u) {
         targets_unref(u->targets);
         u->targets = t;
         return 0;
+}
+
+void http_upstreams_drain(HttpUpstreams *u) {
+        assert(u);
+
+        while (u->parked) {
+                Exchange *x = u->parked;
+                LIST_REMOVE(u->parked, x);
+                x->parked = false;
+                exchange_fail(x, 503, "Upstream %s: shutting down before its name resolved", TARGET(x)->u.authority);
+        }
 }
 
 HttpUpstreams *http_upstreams_free(HttpUpstreams *u) {

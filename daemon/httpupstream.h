@@ -23,4 +23,6 @@ char *http_upstreams_offer(const Definition *d);
 uint64_t http_upstreams_refused(HttpUpstreams *u);
 
 /* The mux callback for HTTP mode requests (h passes to the callee). */
+/* Shutting down: requests still waiting for DNS get 503 now. */
+void http_upstreams_drain(HttpUpstreams *u);
 void http_upstreams_request(HttpUpstreams *u, MuxStream *s, HttpHead *h, bool end_stream);

@@ -1,41 +1,84 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Name lookups on a worker thread; see resolve.h. The Resolver owns every query until its
- * answer was delivered (or dropped, when cancelled), so none outlives it. */
+/* Name lookups on worker threads; see resolve.h.
+ *
+ * One Lookup per name being resolved, with the queries waiting for it: asking again for a name
+ * on its way adds a query, not a lookup (a storm of reloads costs one lookup per name). A
+ * Lookup belongs to the loop; its Work is what the thread sees (the name, the answer), so a
+ * lookup nobody waits for any more can be forgotten at once: its Work is skipped if it has not
+ * started and dropped when it comes back. Each Lookup has a deadline of its own, so a query is
+ * answered (-ETIMEDOUT at worst) even when getaddrinfo() takes much longer. */
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "resolve.h"
+#include "time-util.h"
 
-struct ResolveQuery {
-        WorkerJob work;            /* first: a WorkerJob * is a ResolveQuery * */
-        Resolver *resolver;
-        ResolveQuery *prev, *next;
-        char *host;
-        resolve_done_t done;       /* NULL: cancelled */
-        void *userdata;
-        /* the thread's results */
-        int error;
+typedef struct Lookup Lookup;
+
+/* Lookups at a time: a name DNS never answers holds its thread until getaddrinfo() gives up
+ * (seconds to minutes); the others go on meanwhile. Threads start when first needed. */
+#define RESOLVE_THREADS 4
+
+typedef struct Work {
+        WorkerJob job;             /* first: a WorkerJob * is a Work * */
+        Resolver *resolver;        /* the loop's */
+        unsigned thread;           /* which of resolver->workers */
+        Lookup *lookup;            /* the loop's: NULL once nobody waits */
+        atomic_bool abandoned;     /* nobody waits: skip it if not started */
+        int error;                 /* the thread's answer */
         SocketAddress *addrs;
         size_t n;
+        char host[];
+} Work;
+
+struct Lookup {
+        Resolver *resolver;
+        Lookup *prev, *next;
+        Work *work;
+        ResolveQuery *queries;
+        sd_event_source *timer;
+        bool answering;            /* in lookup_answer(): cancels do not free it */
+};
+
+struct ResolveQuery {
+        Lookup *lookup;
+        ResolveQuery *prev, *next;
+        resolve_done_t done;
+        void *userdata;
 };
 
 struct Resolver {
-        Worker *worker;
-        ResolveQuery *queries;
+        sd_event *event;
+        Worker *workers[RESOLVE_THREADS];
+        unsigned queued[RESOLVE_THREADS];  /* Works given to each and not back yet */
+        Lookup *lookups;
 };
 
-static ResolveQuery *query_free(ResolveQuery *q) {
-        if (!q)
+static Lookup *lookup_free(Lookup *l) {
+        if (!l)
                 return NULL;
-        LIST_REMOVE(q->resolver->queries, q);
-        free(q->host);
-        free(q->addrs);
-        free(q);
+        while (l->queries) {
+                ResolveQuery *q = l->queries;
+                LIST_REMOVE(l->queries, q);
+                free(q);
+        }
+        LIST_REMOVE(l->resolver->lookups, l);
+        sd_event_source_disable_unref(l->timer);
+        free(l);
         return NULL;
+}
+
+/* Nobody waits for l any more: its Work goes on (or not) alone. */
+static void lookup_abandon(Lookup *l) {
+        l->work->lookup = NULL;
+        atomic_store(&l->work->abandoned, true);
+        lookup_free(l);
 }
 
 int resolver_new(sd_event *e, Resolver **ret) {
@@ -47,10 +90,13 @@ int resolver_new(sd_event *e, Resolver **ret) {
         r = new0(Resolver, 1);
         if (!r)
                 return -ENOMEM;
-        k = worker_new(e, "resolver", &r->worker);
-        if (k < 0) {
-                free(r);
-                return k;
+        r->event = sd_event_ref(e);
+        for (unsigned i = 0; i < RESOLVE_THREADS; i++) {
+                k = worker_new(e, "resolver", &r->workers[i]);
+                if (k < 0) {
+                        resolver_free(r);
+                        return k;
+                }
         }
         *ret = r;
         return 0;
@@ -59,25 +105,82 @@ int resolver_new(sd_event *e, Resolver **ret) {
 Resolver *resolver_free(Resolver *r) {
         if (!r)
                 return NULL;
-        r->worker = worker_free(r->worker);
-        while (r->queries)
-                query_free(r->queries);
+        /* Drops every Work, those running included (on their thread, when getaddrinfo() returns):
+         * stopping never waits for DNS. */
+        for (unsigned i = 0; i < RESOLVE_THREADS; i++)
+                r->workers[i] = worker_free(r->workers[i]);
+        while (r->lookups)
+                lookup_free(r->lookups);
+        sd_event_unref(r->event);
         free(r);
         return NULL;
 }
 
-static void query_run(WorkerJob *w) {
-        ResolveQuery *q = (ResolveQuery *) w;
+static void work_run(WorkerJob *j) {
+        Work *w = (Work *) j;
 
-        q->error = resolve_addresses(q->host, &q->addrs, &q->n);
+        if (atomic_load(&w->abandoned)) {
+                w->error = -ECANCELED;
+                return;
+        }
+        w->error = resolve_addresses(w->host, &w->addrs, &w->n);
 }
 
-static void query_done(WorkerJob *w) {
-        ResolveQuery *q = (ResolveQuery *) w;
+static void work_drop(WorkerJob *j) {
+        Work *w = (Work *) j;
 
-        if (q->done)
-                q->done(q->error, q->error < 0 ? NULL : TAKE_PTR(q->addrs), q->error < 0 ? 0 : q->n, q->userdata);
-        query_free(q);
+        free(w->addrs);
+        free(w);
+}
+
+/* Every query of l gets the answer (a copy of the addresses each), then l goes. A callback may
+ * cancel other queries of l or ask for new lookups. */
+static void lookup_answer(Lookup *l, int error, const SocketAddress *addrs, size_t n) {
+        ResolveQuery *q;
+
+        if (error >= 0 && n == 0)
+                error = -EHOSTUNREACH;
+        l->answering = true;
+        LIST_REMOVE(l->resolver->lookups, l); /* a query from a callback starts afresh */
+        l->prev = l->next = NULL;
+        while ((q = l->queries)) {
+                resolve_done_t done = q->done;
+                void *userdata = q->userdata;
+                SocketAddress *copy = NULL;
+                int e = error;
+
+                LIST_REMOVE(l->queries, q);
+                free(q);
+                if (e >= 0) {
+                        copy = new0(SocketAddress, n);
+                        if (copy)
+                                memcpy(copy, addrs, sizeof(SocketAddress) * n);
+                        else
+                                e = -ENOMEM;
+                }
+                done(e, copy, e < 0 ? 0 : n, userdata);
+        }
+        l->work->lookup = NULL;
+        atomic_store(&l->work->abandoned, true);
+        sd_event_source_disable_unref(l->timer);
+        free(l);
+}
+
+static void work_done(WorkerJob *j) {
+        Work *w = (Work *) j;
+
+        w->resolver->queued[w->thread]--;
+        if (w->lookup)
+                lookup_answer(w->lookup, w->error, w->addrs, w->n);
+        work_drop(j);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Lookup *l = userdata;
+
+        log_debug("Resolving %s: no answer within %" PRIu64 " s.", l->work->host, RESOLVE_TIMEOUT_USEC / USEC_PER_SEC);
+        lookup_answer(l, -ETIMEDOUT, NULL, 0);
+        return 0;
 }
 
 static bool is_numeric(const char *host) {
@@ -86,9 +189,51 @@ static bool is_numeric(const char *host) {
         return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+static int lookup_new(Resolver *r, const char *host, Lookup **ret) {
+        size_t len = strlen(host);
+        Lookup *l;
+        Work *w;
+        int k;
+
+        l = new0(Lookup, 1);
+        w = malloc(sizeof(Work) + len + 1);
+        if (!l || !w) {
+                free(l);
+                free(w);
+                return -ENOMEM;
+        }
+        *w = (Work) { .job = { .run = work_run, .done = work_done, .drop = work_drop }, .resolver = r, .lookup = l };
+        /* The thread with the least to do (abandoned Works still count until they are back). */
+        for (unsigned i = 1; i < RESOLVE_THREADS; i++)
+                if (r->queued[i] < r->queued[w->thread])
+                        w->thread = i;
+        memcpy(w->host, host, len + 1);
+        l->resolver = r;
+        l->work = w;
+        k = sd_event_add_time_relative(r->event, &l->timer, CLOCK_MONOTONIC, RESOLVE_TIMEOUT_USEC, 0, on_deadline, l);
+        if (k < 0) {
+                free(l);
+                free(w);
+                return k;
+        }
+        (void) sd_event_source_set_description(l->timer, "resolve-deadline");
+        k = worker_submit(r->workers[w->thread], &w->job);
+        if (k < 0) {
+                sd_event_source_disable_unref(l->timer);
+                free(l);
+                free(w);
+                return k;
+        }
+        r->queued[w->thread]++;
+        LIST_PREPEND(r->lookups, l);
+        *ret = l;
+        return 0;
+}
+
 int resolver_query(Resolver *r, const char *host, resolve_done_t done, void *userdata, SocketAddress **ret_addrs,
                    size_t *ret_n, ResolveQuery **ret_query) {
         ResolveQuery *q;
+        Lookup *l;
         int k;
 
         assert(r);
@@ -106,26 +251,32 @@ int resolver_query(Resolver *r, const char *host, resolve_done_t done, void *use
         q = new0(ResolveQuery, 1);
         if (!q)
                 return -ENOMEM;
-        q->host = strdup(host);
-        if (!q->host) {
-                free(q);
-                return -ENOMEM;
+        for (l = r->lookups; l; l = l->next)
+                if (streq(l->work->host, host))
+                        break;
+        if (!l) {
+                k = lookup_new(r, host, &l);
+                if (k < 0) {
+                        free(q);
+                        return k;
+                }
         }
-        q->work = (WorkerJob) { .run = query_run, .done = query_done };
-        q->resolver = r;
+        q->lookup = l;
         q->done = done;
         q->userdata = userdata;
-        LIST_PREPEND(r->queries, q);
-        k = worker_submit(r->worker, &q->work);
-        if (k < 0) {
-                query_free(q);
-                return k;
-        }
+        LIST_PREPEND(l->queries, q);
         *ret_query = q;
         return 0;
 }
 
 void resolve_query_cancel(ResolveQuery *q) {
-        if (q)
-                q->done = NULL;
+        Lookup *l;
+
+        if (!q)
+                return;
+        l = q->lookup;
+        LIST_REMOVE(l->queries, q);
+        free(q);
+        if (!l->queries && !l->answering)
+                lookup_abandon(l);
 }

@@ -25,8 +25,26 @@ struct Worker {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         WorkerJob *queue, *queue_tail, *finished; /* under lock */
+        WorkerJob *running;                       /* under lock */
         bool stop;
+        bool orphaned; /* under lock: worker_free() left; the thread frees what is left */
 };
+
+static void worker_destroy(Worker *w) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w->description);
+        free(w);
+}
+
+static void drop_list(WorkerJob *j) {
+        while (j) {
+                WorkerJob *next = j->next;
+                if (j->drop)
+                        j->drop(j);
+                j = next;
+        }
+}
 
 int worker_new(sd_event *e, const char *description, Worker **ret) {
         Worker *w;
@@ -52,22 +70,40 @@ int worker_new(sd_event *e, const char *description, Worker **ret) {
 }
 
 Worker *worker_free(Worker *w) {
+        WorkerJob *queue, *finished;
+        sd_event_source *src;
+        sd_event *e;
+        pthread_t thread;
+        bool orphan = false, started;
+        int efd;
+
         if (!w)
                 return NULL;
-        if (w->started) {
-                pthread_mutex_lock(&w->lock);
-                w->stop = true;
-                pthread_cond_signal(&w->cond);
-                pthread_mutex_unlock(&w->lock);
-                pthread_join(w->thread, NULL);
-        }
-        sd_event_source_disable_unref(w->efd_source);
-        safe_close(w->efd);
-        sd_event_unref(w->event);
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w->description);
-        free(w);
+        pthread_mutex_lock(&w->lock);
+        thread = w->thread;
+        started = w->started;
+        w->stop = true;
+        pthread_cond_signal(&w->cond);
+        if (w->running && w->running->drop)
+                orphan = w->orphaned = true;
+        /* Once unlocked, an orphaned thread may free w at any time: take what is the loop's now. */
+        queue = TAKE_PTR(w->queue);
+        finished = TAKE_PTR(w->finished);
+        src = TAKE_PTR(w->efd_source);
+        efd = TAKE_FD(w->efd);
+        e = TAKE_PTR(w->event);
+        pthread_mutex_unlock(&w->lock);
+        if (orphan)
+                (void) pthread_detach(thread);
+        else if (started)
+                pthread_join(thread, NULL);
+        sd_event_source_disable_unref(src);
+        safe_close(efd);
+        sd_event_unref(e);
+        drop_list(queue);
+        drop_list(finished);
+        if (!orphan)
+                worker_destroy(w);
         return NULL;
 }
 
@@ -90,11 +126,19 @@ static void *worker_main(void *userdata) {
                 w->queue = j->next;
                 if (!w->queue)
                         w->queue_tail = NULL;
+                w->running = j;
                 pthread_mutex_unlock(&w->lock);
 
                 j->run(j);
 
                 pthread_mutex_lock(&w->lock);
+                w->running = NULL;
+                if (w->orphaned) {
+                        pthread_mutex_unlock(&w->lock);
+                        j->drop(j);
+                        worker_destroy(w);
+                        return NULL;
+                }
                 j->next = w->finished;
                 w->finished = j;
                 (void) write(w->efd, &one, sizeof(one));

@@ -18,14 +18,19 @@ typedef struct WorkerJob WorkerJob;
 struct WorkerJob {
         void (*run)(WorkerJob *j);
         void (*done)(WorkerJob *j);
+        /* Optional: frees a job the worker was freed before handing back. A job with it owns
+         * nothing of the loop's, so worker_free() need not wait for it: it is dropped on the
+         * thread when its run() returns (a lookup DNS never answers must not hold up exit). */
+        void (*drop)(WorkerJob *j);
         WorkerJob *next;    /* the worker's: queued, then finished */
 };
 
 /* description names the thread's eventfd source ("password-checks"). The thread starts with
  * the first job. */
 int worker_new(sd_event *e, const char *description, Worker **ret);
-/* Waits for the job running, if any; jobs queued or finished get no done(): their owner
- * frees them after this. */
+/* Waits for the job running, if any, unless it has a drop() (then the thread ends on its own
+ * after it). Jobs queued or finished get no done(): those with a drop() get that, the others
+ * their owner frees after this. */
 Worker *worker_free(Worker *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);
 int worker_submit(Worker *w, WorkerJob *j);

@@ -32,13 +32,24 @@ SLOW_SEC = 2.0
 
 
 class DnsServer:
-    """A=127.0.0.1 for slow.test after SLOW_SEC, nothing ever for black.test, NXDOMAIN else."""
+    """A=127.0.0.1 for slow.test after SLOW_SEC and for flip.test once flipped (NXDOMAIN
+    before), nothing ever for black*.test, SERVFAIL for servfail.test, NXDOMAIN else. Counts
+    the questions per name."""
 
     def __init__(self):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.bind((DNS_ADDR, 53))
         self.stop = False
+        self.flip = False
+        self.asked = {}
         threading.Thread(target=self.serve, daemon=True).start()
+
+    @staticmethod
+    def a_record(tid, qtype, question):
+        if qtype == 1:
+            rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+            return struct.pack("!HHHHHH", tid, 0x8180, 1, 1, 0, 0) + question + rr
+        return struct.pack("!HHHHHH", tid, 0x8180, 1, 0, 0, 0) + question
 
     def answer(self, q, peer):
         tid, _flags, _qd = struct.unpack("!HHH", q[:6])
@@ -49,15 +60,16 @@ class DnsServer:
         question = q[12:pos + 5]
         qtype = struct.unpack("!H", q[pos + 1:pos + 3])[0]
         name = ".".join(labels)
-        if name == "black.test":
+        self.asked[name] = self.asked.get(name, 0) + 1
+        if name.startswith("black"):
             return
         if name == "slow.test":
             time.sleep(SLOW_SEC)
-            if qtype == 1:
-                rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
-                reply = struct.pack("!HHHHHH", tid, 0x8180, 1, 1, 0, 0) + question + rr
-            else:
-                reply = struct.pack("!HHHHHH", tid, 0x8180, 1, 0, 0, 0) + question
+            reply = self.a_record(tid, qtype, question)
+        elif name == "flip.test" and self.flip:
+            reply = self.a_record(tid, qtype, question)
+        elif name == "servfail.test":
+            reply = struct.pack("!HHHHHH", tid, 0x8182, 1, 0, 0, 0) + question
         else:
             reply = struct.pack("!HHHHHH", tid, 0x8183, 1, 0, 0, 0) + question
         if not self.stop:
@@ -86,18 +98,43 @@ def scrape_time(port):
 @unittest.skipUnless(os.environ.get("INLETSD_TEST_MOUNT_NS") == "1", "needs root for a mount namespace")
 class Resolve(TunnelTest):
     @classmethod
+    def set_dns_timeout(cls, seconds):
+        """glibc's own timeout per question (it sees the file change at its next lookup)."""
+        with open(f"{cls.etc}/resolv.conf", "w") as f:
+            f.write(f"nameserver {DNS_ADDR}\noptions timeout:{seconds} attempts:1\n")
+
+    @classmethod
     def setUpClass(cls):
         cls.etc = tempfile.mkdtemp(prefix="inletsd-resolv-")
-        with open(f"{cls.etc}/resolv.conf", "w") as f:
-            f.write(f"nameserver {DNS_ADDR}\noptions timeout:3 attempts:1\n")
+        cls.set_dns_timeout(3)
         subprocess.run(["mount", "--bind", f"{cls.etc}/resolv.conf", "/etc/resolv.conf"], check=True)
         cls.dns = DnsServer()
+
+    def setUp(self):
+        super().setUp()
+        self.set_dns_timeout(3)
+        self.dns.flip = False
 
     @classmethod
     def tearDownClass(cls):
         cls.dns.close()
         subprocess.run(["umount", "/etc/resolv.conf"])
         subprocess.run(["rm", "-rf", cls.etc])
+
+    def http_tunnel(self, upstreams, extra_tunnel=""):
+        """An HTTP-mode exit server and a client with the given Upstream= lines; returns the
+        client and the server's HTTP port once it serves."""
+        http_port = free_port()
+        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{http_port}\n")
+        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\n{extra_tunnel}"
+                f"[Client]\nURL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
+                f"ReconnectMaxDelaySec=1\n{upstreams}")
+        cli = Daemon(self.tmp, "cli", conf)
+        self.daemons.append(cli)
+        cli.start()
+        cli.wait_log("Connection established")
+        wait_until(lambda: port_open(http_port), 10, "HTTP port")
+        return cli, http_port
 
     def watch_loop(self, port, seconds):
         """The worst time the daemon took to answer a scrape, over seconds."""
@@ -165,16 +202,9 @@ class Resolve(TunnelTest):
         and requests for b.test end in 502 once the resolver gives up."""
         a = HttpUpstream("a")
         self.upstreams.append(a)
-        http_port, mport = free_port(), free_port()
-        self.server(extra_tunnel="Mode=http\n", extra_server=f"HTTPListen=127.0.0.1:{http_port}\n")
-        conf = (f"[Tunnel]\nRole=client\nMode=http\nTokenFile={self.token_file}\nMetricsListen=127.0.0.1:{mport}\n"
-                f"[Client]\nURL=wss://127.0.0.1:{self.control_port}\nCAFile={self.tmp}/state/ca.crt\n"
-                f"ReconnectMaxDelaySec=1\nUpstream=a.test={a.url()}\n")
-        cli = Daemon(self.tmp, "cli", conf)
-        self.daemons.append(cli)
-        cli.start()
-        cli.wait_log("Connection established")
-        wait_until(lambda: port_open(http_port) and port_open(mport), 10, "ports")
+        mport = free_port()
+        cli, http_port = self.http_tunnel(f"Upstream=a.test={a.url()}\n", f"MetricsListen=127.0.0.1:{mport}\n")
+        wait_until(lambda: port_open(mport), 10, "metrics port")
         self.assertEqual(curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "a.test")[0], 200)
         t0 = time.monotonic()
         cli.reload(f"Upstream=a.test={a.url()}\n", f"Upstream=a.test={a.url()}\nUpstream=b.test=http://black.test:9\n")
@@ -192,6 +222,108 @@ class Resolve(TunnelTest):
         self.assertIn("Cannot resolve upstream black.test", cli.output())
         print(f"reload with a name that never resolves: returned in {reload_took * 1000:.0f} ms, scrapes within "
               f"{worst * 1000:.0f} ms, a.test served, b.test 502 after {waited:.1f} s")
+
+    def test_reload_storm_does_not_queue_names(self):
+        """Twelve reloads in a row, each bringing a different name DNS never answers, then one
+        bringing slow.test: the names nobody waits for any more are never asked (at most one per
+        resolver thread was), so slow.test is served once its own answer is in -- not after
+        twelve timeouts."""
+        a = HttpUpstream("a")
+        self.upstreams.append(a)
+        cli, http_port = self.http_tunnel(f"Upstream=a.test={a.url()}\n")
+        before = f"Upstream=a.test={a.url()}\n"
+        for i in range(12):
+            after = f"Upstream=a.test={a.url()}\nUpstream=b.test=http://black-{i}.test:9\n"
+            cli.reload(before, after)
+            before = after
+        t0 = time.monotonic()
+        cli.reload(before, f"Upstream=a.test={a.url()}\nUpstream=c.test=http://slow.test:{a.port}\n")
+        wait_until(lambda: curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "c.test")[0] == 200, 20,
+                   "c.test")
+        took = time.monotonic() - t0
+        blacks = sorted(n for n in self.dns.asked if n.startswith("black-"))
+        self.assertLessEqual(len(blacks), 4, blacks)
+        self.assertLess(took, 3 + SLOW_SEC + 1.5, "slow.test waited behind the abandoned names")
+        print(f"12 reloads with names that never answer, then slow.test: served after {took:.1f} s; "
+              f"names asked of DNS: {len(blacks)} of 12")
+
+    def test_deadline_and_exit_during_a_lookup(self):
+        """DNS takes 30 s to give up on black.test: a connection waiting for the name is closed
+        at the resolver's deadline (20 s), and the daemon stopped while the lookup still runs
+        exits at once (before: the lookup's whole 30 s)."""
+        self.set_dns_timeout(30)
+        echo = self.echo()
+        pub = free_port()
+        self.server()
+        cli = self.client(f"{pub}:{echo.port}", upstream="black.test")
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", pub), timeout=40) as s:
+            s.sendall(b"waits")
+            try:
+                got = s.recv(10)
+            except ConnectionResetError:
+                got = b""  # closed with the unread bytes: a reset
+            self.assertEqual(got, b"", "closed, not echoed")
+        waited = time.monotonic() - t0
+        self.assertGreater(waited, 18)
+        self.assertLess(waited, 25)
+        self.assertIn("Cannot resolve upstream black.test: no answer from DNS in time", cli.output())
+        # A lookup of black.test still runs (glibc gives up at 30 s): ask again, then stop.
+        time.sleep(5.5)
+        with socket.create_connection(("127.0.0.1", pub), timeout=5) as s:
+            s.sendall(b"x")
+            time.sleep(0.5)
+            t1 = time.monotonic()
+            rc = cli.stop(timeout=15)
+            stopped = time.monotonic() - t1
+        self.assertEqual(rc, 0)
+        self.assertLess(stopped, 2.0, "exit waited for DNS")
+        print(f"a connection waiting for a name DNS never answers closed after {waited:.1f} s; "
+              f"the daemon stopped in {stopped * 1000:.0f} ms during a lookup")
+
+    def test_errors_named_and_retried(self):
+        """SERVFAIL is "DNS did not answer", not "no such host"; a name that did not resolve is
+        asked again by the next connection after 5 s, without a reconnect or a reload."""
+        echo = self.echo()
+        p_fail, p_flip = free_port(), free_port()
+        self.server()
+        cli = self.client(f"{p_fail}:servfail.test:{echo.port} {p_flip}:flip.test:{echo.port}")
+        wait_until(lambda: "Cannot resolve upstream flip.test: no such host" in cli.output(), 10, "flip.test")
+        wait_until(lambda: "Cannot resolve upstream servfail.test: DNS did not answer" in cli.output(), 10,
+                   "servfail.test")
+        with self.assertRaises(Exception):
+            echo_roundtrip(p_flip, b"nope", timeout=5)
+        self.dns.flip = True
+        t0 = time.monotonic()
+        got = None
+        while time.monotonic() - t0 < 10 and got is None:
+            try:
+                got = echo_roundtrip(p_flip, b"now it resolves", timeout=5)
+            except Exception:
+                time.sleep(0.5)
+        self.assertEqual(got, b"now it resolves")
+        self.assertEqual(cli.output().count("Connection established"), 1, "no reconnect needed")
+        self.assertIn("Upstream flip.test resolves again.", cli.output())
+        print(f"SERVFAIL named as such; flip.test served {time.monotonic() - t0:.1f} s after DNS knew it")
+
+    def test_reconnect_keeps_addresses(self):
+        """HTTP mode: after the tunnel reconnects, a request for Upstream=http://slow.test is
+        served with the addresses known before, not after another 2 s lookup."""
+        a = HttpUpstream("a")
+        self.upstreams.append(a)
+        cli, http_port = self.http_tunnel(f"Upstream=a.test=http://slow.test:{a.port}\n")
+        srv = self.daemons[0]
+        wait_until(lambda: curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "a.test")[0] == 200, 10, "a.test")
+        srv.stop()
+        srv.start()
+        wait_until(lambda: cli.output().count("Connection established") == 2, 10, "the reconnect")
+        wait_until(lambda: port_open(http_port), 10, "HTTP port again")
+        t0 = time.monotonic()
+        status, body = curl("127.0.0.2", f"http://127.0.0.1:{http_port}/hello", "a.test")
+        took = time.monotonic() - t0
+        self.assertEqual(status, 200, body)
+        self.assertLess(took, SLOW_SEC * 0.5, "the request waited for DNS again")
+        print(f"after a reconnect: served in {took * 1000:.0f} ms (a lookup takes {SLOW_SEC:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -114,10 +114,18 @@ int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n) {
         assert(ret_n);
 
         r = getaddrinfo(host, "1", &hints, &ai);
-        if (r == EAI_SYSTEM)
+        switch (r) {
+        case 0:
+                break;
+        case EAI_SYSTEM:
                 return -errno;
-        if (r != 0)
+        case EAI_AGAIN: /* no answer, or SERVFAIL: not "no such host" */
+                return -EAGAIN;
+        case EAI_MEMORY:
+                return -ENOMEM;
+        default:
                 return -EHOSTUNREACH;
+        }
         for (struct addrinfo *i = ai; i; i = i->ai_next)
                 n++;
         l = new0(SocketAddress, n);
@@ -135,6 +143,19 @@ int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n) {
         *ret = l;
         *ret_n = n;
         return 0;
+}
+
+const char *resolve_strerror(int error) {
+        switch (-error) {
+        case EHOSTUNREACH:
+                return "no such host";
+        case EAGAIN:
+                return "DNS did not answer (temporary failure in name resolution)";
+        case ETIMEDOUT:
+                return "no answer from DNS in time";
+        default:
+                return strerror(-error);
+        }
 }
 
 int socket_connect_next(const SocketAddress *addrs, size_t n, size_t *next, uint16_t port,

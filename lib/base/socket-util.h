@@ -64,8 +64,11 @@ void socket_address_set_port(SocketAddress *a, uint16_t port);
  * move only when half the send buffer has drained. 0 when it cannot tell. */
 size_t socket_outq(int fd);
 
-/* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses. */
+/* Resolves host (blocking: call it when no stream is waiting) to its TCP addresses; -EHOSTUNREACH
+ * no such host, -EAGAIN DNS did not answer (or failed: try again later). */
 int resolve_addresses(const char *host, SocketAddress **ret, size_t *ret_n);
+/* What an error of resolving means, for a message ("no such host"). */
+const char *resolve_strerror(int error);
 /* Starts a non-blocking connect() to the next of addrs (from *next on) with port: the fd, or,
  * when none is left, the error of the last address this call tried (-ECONNREFUSED for a local
  * port nobody listens on), -EHOSTUNREACH when it tried none. Wait for EPOLLOUT, then check

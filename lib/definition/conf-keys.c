@@ -284,15 +284,18 @@ static int ports_item(Definition *d, char **word, const char **reason) {
                 /* The host is what lies between the first and the last colon. */
                 char *h = first + 1;
                 size_t n = (size_t) (last - h);
+                bool bracketed = n >= 2 && h[0] == '[' && h[n - 1] == ']';
 
-                if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+                if (bracketed) {
                         h++;
                         n -= 2;
                 }
                 host = strndup(h, n);
                 if (!host)
                         return -ENOMEM;
-                if (!hostname_is_valid(host) && !address_is_numeric(host)) {
+                /* An IPv6 address only in brackets: 80:::1:90 could be read more than one way. */
+                if ((!hostname_is_valid(host) && !address_is_numeric(host)) || (!bracketed && strchr(host, ':')) ||
+                    (bracketed && !strchr(host, ':'))) {
                         *reason = "the host of PUBLIC:HOST:UPSTREAM is not a host name or an address "
                                   "(IPv6 in brackets)";
                         return -EINVAL;

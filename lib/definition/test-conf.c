@@ -138,6 +138,11 @@ static void test_client_keys(void) {
                      "expected PORT, PUBLIC:UPSTREAM or PUBLIC:HOST:UPSTREAM, ports 1-65535");
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1:[::1:2\n",
                      "is not a host name or an address");
+        /* An IPv6 host only in brackets; brackets only around one. */
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=80:::1:90\n",
+                     "(IPv6 in brackets)");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=80:[10.0.0.1]:90\n",
+                     "(IPv6 in brackets)");
         {
                 TunnelURL u;
                 CHECK(tunnel_url_parse(d->url, &u) == 0, "URL parses");
