@@ -39,6 +39,7 @@ typedef enum ClientState {
         STATE_WAITING,
         STATE_RESOLVING,   /* the exit server's name, on the resolver's thread */
         STATE_CONNECTING,
+        STATE_PROXY,       /* CONNECT sent to the HTTP proxy: its answer */
         STATE_HANDSHAKE,
         STATE_UPGRADE,
         STATE_CONNECTED,
@@ -512,6 +513,14 @@ static void fail(Client *c, const char *format, ...) {
         session_end(c, msg);
 }
 
+/* The proxy's name and port as messages show it: never its user or password. */
+static const char *proxy_name(Client *c, char buf[static 280]) {
+        const ProxyURL *p = &def(c)->proxy_url;
+
+        snprintf(buf, 280, strchr(p->host, ':') ? "[%s]:%u" : "%s:%u", p->host, p->port);
+        return buf;
+}
+
 static int send_upgrade(Client *c) {
         const Definition *d = def(c);
         _cleanup_(erase_and_freep) char *req = NULL;
@@ -611,9 +620,12 @@ static void handle_response(Client *c, size_t head_len) {
                 gnutls_certificate_free_credentials(c->retired_creds);
                 c->retired_creds = NULL;
         }
+        char via[300] = "", pn[280];
+        if (d->proxy_url.host)
+                snprintf(via, sizeof(via), " through proxy %s (%s)", proxy_name(c, pn), d->proxy_source);
         if (d->mode == MODE_HTTP) {
                 _cleanup_free_ char *hosts = http_upstreams_offer(d);
-                log_info("Connection established with %s as %s: serving hosts %s (%zu upstreams).", d->url,
+                log_info("Connection established with %s%s as %s: serving hosts %s (%zu upstreams).", d->url, via,
                          c->client_id, hosts ?: "?", d->n_upstreams);
         } else {
                 char list[256] = "";
@@ -622,31 +634,15 @@ static void handle_response(Client *c, size_t head_len) {
                         o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u->%s%s%u", i ? " " : "",
                                                d->ports[i].public_port, d->ports[i].host ?: "",
                                                d->ports[i].host ? ":" : "", d->ports[i].upstream_port);
-                log_info("Connection established with %s as %s: ports %s forwarded to %s.", d->url,
+                log_info("Connection established with %s%s as %s: ports %s forwarded to %s.", d->url, via,
                          c->client_id, list, d->upstreams[0]);
         }
 }
 
-/* CONNECTING: TCP is up, or failed; TLS starts on the socket. Returns true to go on. */
-static bool on_connected(Client *c, int fd) {
-        int err = 0, r;
-        socklen_t l = sizeof(err);
+/* TLS (or, for ws://, nothing) starts on the socket. Returns true to go on. */
+static bool start_tls(Client *c) {
+        int r;
 
-        assert(c->state == STATE_CONNECTING);
-
-        (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err != 0) {
-                char m[160];
-                snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
-                connection_reset(c);
-                if (server_addrs_left(c)) {
-                        /* Try the next address before giving up. */
-                        c->state = STATE_WAITING;
-                        client_schedule(c);
-                        return false;
-                }
-                return fail(c, "%s", m), false;
-        }
         r = tls_conn_new_client(c->fd, c->url.tls ? c->creds : NULL, c->url.host,
                                 def(c)->has_fingerprint ? def(c)->server_fingerprint : NULL, &c->conn);
         /* The TlsConn owns the fd now, failure or not. */
@@ -657,6 +653,128 @@ static bool on_connected(Client *c, int fd) {
         }
         c->state = STATE_HANDSHAKE;
         return true;
+}
+
+/* The CONNECT request: one send() on a socket that just connected and holds nothing, like the
+ * PROXY header of an upstream dial; anything short of the whole is a failed connection. */
+static int send_connect(Client *c) {
+        const ProxyURL *p = &def(c)->proxy_url;
+        _cleanup_(erase_and_freep) char *req = NULL, *cred = NULL, *cred64 = NULL;
+        bool v6 = strchr(c->url.host, ':');
+        ssize_t n;
+        int k;
+
+        for (const char *h = c->url.host; *h; h++)
+                if ((unsigned char) *h <= 0x20 || *h == 0x7f)
+                        return -EINVAL;
+        if (p->user) {
+                if (asprintf(&cred, "%s:%s", p->user, p->password ?: "") < 0)
+                        return -ENOMEM;
+                cred64 = base64mem(cred, strlen(cred));
+                if (!cred64)
+                        return -ENOMEM;
+        }
+        k = asprintf(&req,
+                     "CONNECT %s%s%s:%u HTTP/1.1\r\n"
+                     "Host: %s%s%s:%u\r\n"
+                     "User-Agent: inletsd/" PROJECT_VERSION "\r\n"
+                     "%s%s%s"
+                     "\r\n",
+                     v6 ? "[" : "", c->url.host, v6 ? "]" : "", c->url.port, v6 ? "[" : "", c->url.host, v6 ? "]" : "",
+                     c->url.port, cred64 ? "Proxy-Authorization: Basic " : "", cred64 ?: "", cred64 ? "\r\n" : "");
+        if (k < 0)
+                return -ENOMEM;
+        n = send(c->fd, req, (size_t) k, MSG_NOSIGNAL);
+        if (n < 0)
+                return -errno;
+        return n == k ? 0 : -EIO;
+}
+
+/* CONNECTING: TCP is up, or failed; then CONNECT through the proxy, or TLS at once. Returns
+ * true to go on. */
+static bool on_connected(Client *c, int fd) {
+        int err = 0, r;
+        socklen_t l = sizeof(err);
+        char pn[280];
+
+        assert(c->state == STATE_CONNECTING);
+
+        (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err != 0) {
+                char m[400];
+                if (def(c)->proxy_url.host)
+                        snprintf(m, sizeof(m), "Cannot connect to proxy %s: %s", proxy_name(c, pn), strerror(err));
+                else
+                        snprintf(m, sizeof(m), "Cannot connect to %s: %s", def(c)->url, strerror(err));
+                connection_reset(c);
+                if (server_addrs_left(c)) {
+                        /* Try the next address before giving up. */
+                        c->state = STATE_WAITING;
+                        client_schedule(c);
+                        return false;
+                }
+                return fail(c, "%s", m), false;
+        }
+        if (!def(c)->proxy_url.host)
+                return start_tls(c);
+        r = send_connect(c);
+        if (r < 0)
+                return fail(c, "Cannot send CONNECT to proxy %s: %s", proxy_name(c, pn), strerror(-r)), false;
+        c->state = STATE_PROXY;
+        (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+        return false;
+}
+
+/* The proxy's status line for a message: printable ASCII, at most 80 bytes. */
+static void proxy_status_line(const char *head, size_t n, char buf[static 81]) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < n && o < 80 && head[i] != '\r' && head[i] != '\n'; i++)
+                buf[o++] = head[i] >= 0x20 && head[i] < 0x7f ? head[i] : '?';
+        buf[o] = 0;
+}
+
+/* PROXY: the answer to CONNECT, read as far as its head: a 2xx and nothing after it, then TLS
+ * through the tunnel it opened. Returns true to go on. */
+static bool on_proxy(Client *c) {
+        _cleanup_(http_head_freep) HttpHead *h = NULL;
+        char pn[280], line[81];
+        ssize_t n, end;
+        int r;
+
+        assert(c->state == STATE_PROXY);
+
+        n = recv(c->fd, c->head + c->head_len, sizeof(c->head) - c->head_len, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return false;
+        if (n <= 0)
+                return fail(c, "Proxy %s closed the connection before answering CONNECT%s%s", proxy_name(c, pn),
+                            n < 0 ? ": " : "", n < 0 ? strerror(errno) : ""), false;
+        c->head_len += (size_t) n;
+        end = http_head_end(c->head, c->head_len, sizeof(c->head));
+        if (end < 0 || (end == 0 && c->head_len == sizeof(c->head)))
+                return fail(c, "Proxy %s answered CONNECT with a head larger than %zu bytes", proxy_name(c, pn),
+                            sizeof(c->head)), false;
+        if (end == 0)
+                return false;
+        proxy_status_line(c->head, c->head_len, line);
+        r = http_head_parse(c->head, (size_t) end, false, HTTP_HEADERS_MAX_DEFAULT, &h);
+        if (r < 0)
+                return fail(c, "Proxy %s answered CONNECT with a malformed head (%s)", proxy_name(c, pn), line), false;
+        if (h->status == 407)
+                return fail(c, "Proxy %s %s (407)", proxy_name(c, pn),
+                            def(c)->proxy_url.user ? "refused the credentials of its user" :
+                                                     "wants credentials: give Proxy=http://USER@HOST:PORT and a password"),
+                       false;
+        if (h->status < 200 || h->status > 299)
+                return fail(c, "Proxy %s refused CONNECT to %s:%u: %s", proxy_name(c, pn), c->url.host, c->url.port,
+                            line), false;
+        if ((size_t) end != c->head_len)
+                return fail(c, "Proxy %s sent bytes after its answer to CONNECT", proxy_name(c, pn)), false;
+        log_debug("Proxy %s answered CONNECT with %u.", proxy_name(c, pn), h->status);
+        explicit_bzero(c->head, sizeof(c->head));
+        c->head_len = 0;
+        return start_tls(c);
 }
 
 /* HANDSHAKE: a step of TLS; once it is done, the upgrade request goes out. Returns true to go
@@ -727,6 +845,10 @@ static int io_handler(sd_event_source *src, int fd, uint32_t revents, void *user
                 if (!on_connected(c, fd))
                         return 0;
                 _fallthrough_;
+        case STATE_PROXY:
+                if (c->state == STATE_PROXY && !on_proxy(c))
+                        return 0;
+                _fallthrough_;
         case STATE_HANDSHAKE:
                 if (!on_handshake(c))
                         return 0;
@@ -750,13 +872,28 @@ static void arm_handshake_timer(Client *c) {
                 (void) sd_event_source_set_description(c->timer, "client-handshake-timeout");
 }
 
+/* What the tunnel dials: the HTTP proxy if there is one (it resolves the exit server's name
+ * itself), else the exit server. */
+static const char *dial_host(Client *c) {
+        return def(c)->proxy_url.host ?: c->url.host;
+}
+
+static uint16_t dial_port(Client *c) {
+        return def(c)->proxy_url.host ? def(c)->proxy_url.port : c->url.port;
+}
+
+static void fail_resolve(Client *c, int error) {
+        fail(c, "Cannot resolve %s%s: %s", def(c)->proxy_url.host ? "proxy " : "", dial_host(c),
+             resolve_strerror(error));
+}
+
 static void on_server_resolved(int error, SocketAddress *addrs, size_t n, void *userdata) {
         Client *c = userdata;
 
         c->server_query = NULL;
         if (error < 0 || n == 0) {
                 free(addrs);
-                return fail(c, "Cannot resolve %s: %s", c->url.host, resolve_strerror(error));
+                return fail_resolve(c, error);
         }
         c->server_addrs = addrs;
         c->n_server_addrs = n;
@@ -775,9 +912,9 @@ static void connect_next(Client *c) {
                 c->server_addrs = mfree(c->server_addrs);
                 c->n_server_addrs = c->server_next = 0;
                 /* A name is resolved on the resolver's thread: the loop goes on meanwhile. */
-                r = resolver_query(c->server_resolver, c->url.host, on_server_resolved, c, &l, &n, &c->server_query);
+                r = resolver_query(c->server_resolver, dial_host(c), on_server_resolved, c, &l, &n, &c->server_query);
                 if (r < 0)
-                        return fail(c, "Cannot resolve %s: %s", c->url.host, resolve_strerror(r));
+                        return fail_resolve(c, r);
                 if (r == 0) {
                         c->state = STATE_RESOLVING;
                         manager_set_state(c->manager, c->ever_connected ? TUNNEL_RECONNECTING : TUNNEL_CONNECTING);
@@ -788,14 +925,15 @@ static void connect_next(Client *c) {
                 c->n_server_addrs = n;
         }
         a = c->server_addrs[c->server_next++];
-        socket_address_set_port(&a, c->url.port);
+        socket_address_set_port(&a, dial_port(c));
 
         c->fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->fd < 0)
                 return fail(c, "socket: %s", strerror(errno));
         socket_set_nodelay(c->fd);
         if (connect(c->fd, &a.sa, a.len) < 0 && errno != EINPROGRESS)
-                return fail(c, "Cannot connect to %s: %s", def(c)->url, strerror(errno));
+                return fail(c, "Cannot connect to %s%s: %s", def(c)->proxy_url.host ? "proxy " : "",
+                            def(c)->proxy_url.host ?: def(c)->url, strerror(errno));
         r = sd_event_add_io(c->manager->event, &c->io, c->fd, EPOLLOUT, io_handler, c);
         if (r < 0)
                 return fail(c, "sd_event_add_io: %s", strerror(-r));
@@ -930,7 +1068,10 @@ static int timer_handler(sd_event_source *src, uint64_t usec, void *userdata) {
                         (void) refresh_upstream(c);
                 connect_next(c);
         } else if (c->state == STATE_RESOLVING)
-                fail(c, "Timed out resolving %s.", c->url.host);
+                fail(c, "Timed out resolving %s.", dial_host(c));
+        else if (c->state == STATE_PROXY)
+                fail(c, "Timed out waiting for proxy %s to answer CONNECT to %s:%u.", dial_host(c), c->url.host,
+                     c->url.port);
         else if (c->state != STATE_CONNECTED && c->state != STATE_STOPPED)
                 fail(c, "Timed out connecting to %s.", def(c)->url);
         return 0;
@@ -1154,6 +1295,11 @@ static bool ports_hosts_changed(const Definition *a, const Definition *b) {
         return false;
 }
 
+static bool proxy_changed(const ProxyURL *a, const ProxyURL *b) {
+        return !streq_ptr(a->host, b->host) || a->port != b->port || !streq_ptr(a->user, b->user) ||
+               !streq_ptr(a->password, b->password);
+}
+
 static bool offer_changed(const Definition *a, const Definition *b) {
         if (a->mode == MODE_HTTP) {
                 _cleanup_free_ char *x = http_upstreams_offer(a), *y = http_upstreams_offer(b);
@@ -1203,7 +1349,8 @@ void client_reloaded(Client *c, const Definition *o) {
                     o->has_fingerprint != n->has_fingerprint ||
                     memcmp(o->server_fingerprint, n->server_fingerprint, 32) != 0 || !streq(o->token, n->token) ||
                     !streq_ptr(o->client_id, n->client_id) || o->keepalive_usec != n->keepalive_usec ||
-                    o->max_frame_size != n->max_frame_size || o->max_streams != n->max_streams;
+                    o->max_frame_size != n->max_frame_size || o->max_streams != n->max_streams ||
+                    proxy_changed(&o->proxy_url, &n->proxy_url);
 
         tunnel_url_done(&c->url);
         (void) tunnel_url_parse(n->url, &c->url);

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* libFuzzer target: the definition parser and the checks after it, on arbitrary file content. */
+/* libFuzzer target: the definition parser and the checks after it, on arbitrary file content;
+ * and the same bytes as a proxy URL and a no_proxy list (from the environment). */
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "conf.h"
 #include "log.h"
@@ -11,6 +15,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *err = NULL;
 
         log_max_level = -1; /* silence warnings */
+        char *text = strndup((const char *) data, size);
+        if (text) {
+                ProxyURL u = {};
+                const char *reason;
+                if (proxy_url_parse(text, &u, &reason) >= 0 && !u.host)
+                        abort(); /* a parsed URL always has a host */
+                proxy_url_done(&u);
+                (void) no_proxy_matches(text, "tunnel.example.com", 8123);
+                (void) no_proxy_matches(text, "10.1.2.3", 443);
+                (void) no_proxy_matches(text, "fd00::1", 443);
+                free(text);
+        }
         d = definition_new("fuzz", "fuzz.conf");
         if (!d)
                 return 0;
@@ -18,6 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* Keep TokenFile= from reading real files. */
                 free(d->token_file);
                 d->token_file = NULL;
+                free(d->proxy_password_file);
+                d->proxy_password_file = NULL;
                 if (!d->token)
                         d->token = strdup("fuzz-token-0123456789");
                 (void) definition_finish(d, &err);

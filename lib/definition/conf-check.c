@@ -258,6 +258,60 @@ static int client_check_proxy_protocol(Definition *d, const char *f, char **ret_
         return 0;
 }
 
+/* The first of names set in the environment (non-empty), or NULL. */
+static const char *env_first(const char *const *names, const char **ret_name) {
+        for (; *names; names++) {
+                const char *v = getenv(*names);
+                if (v && *v) {
+                        *ret_name = *names;
+                        return v;
+                }
+        }
+        return NULL;
+}
+
+/* The proxy the tunnel goes through: Proxy= ("none": no proxy), else the environment as curl
+ * reads it -- https_proxy/HTTPS_PROXY for wss://, http_proxy for ws:// (never HTTP_PROXY: a
+ * CGI-set header), all_proxy/ALL_PROXY for either -- unless no_proxy/NO_PROXY exempts the exit
+ * server. Parsed into d->proxy_url; the password stays out of every message. */
+static int client_check_proxy(Definition *d, const char *f, char **ret_error) {
+        static const char *const https_env[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", NULL };
+        static const char *const http_env[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+        static const char *const no_env[] = { "no_proxy", "NO_PROXY", NULL };
+        const char *value, *reason = NULL, *no_name;
+        TunnelURL u = {};
+        int r;
+
+        proxy_url_done(&d->proxy_url);
+        d->proxy_source = NULL;
+        if (d->proxy) {
+                if (streq(d->proxy, "none"))
+                        return 0;
+                value = d->proxy;
+                d->proxy_source = "Proxy=";
+        } else {
+                r = tunnel_url_parse(d->url, &u);
+                if (r < 0)
+                        return r == -ENOMEM ? r : 0; /* conf_url() checked it: not reached */
+                value = env_first(u.tls ? https_env : http_env, &d->proxy_source);
+                if (value && no_proxy_matches(env_first(no_env, &no_name), u.host, u.port))
+                        value = NULL;
+                tunnel_url_done(&u);
+                if (!value)
+                        return 0;
+        }
+        r = proxy_url_parse(value, &d->proxy_url, &reason);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return errorf(ret_error, -EINVAL, "%s: the proxy from %s is not valid: %s%s", f, d->proxy_source,
+                              reason, streq(d->proxy_source, "Proxy=") ? "" : " (set Proxy=none to ignore it)");
+        if (d->proxy_password_file && !d->proxy_url.user)
+                return errorf(ret_error, -EINVAL, "%s: ProxyPasswordFile= needs a user name in the proxy URL "
+                              "(http://USER@HOST:PORT)", f);
+        return 0;
+}
+
 static int client_check(Definition *d, const char *f, char **ret_error) {
         int r;
 
@@ -271,6 +325,9 @@ static int client_check(Definition *d, const char *f, char **ret_error) {
                 return errorf(ret_error, -EINVAL, "%s: %s= needs a wss:// URL=, got %s", f,
                               d->has_fingerprint ? "ServerFingerprint" : "CAFile", d->url);
         r = client_check_upstreams(d, f, ret_error);
+        if (r < 0)
+                return r;
+        r = client_check_proxy(d, f, ret_error);
         if (r < 0)
                 return r;
         r = client_check_proxy_protocol(d, f, ret_error);
@@ -358,6 +415,8 @@ static int finish(Definition *d, bool token, char **ret_error) {
                 return 0;
         /* Secrets, like the token: read by the daemon and inletsctl check, never the generator. */
         r = http_rules_load(&d->http_rules, ret_error);
+        if (r >= 0)
+                r = definition_load_proxy_password(d, ret_error);
         if (r < 0 || !needs_token(d))
                 return r;
         return definition_load_token(d, ret_error);

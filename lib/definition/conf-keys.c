@@ -420,6 +420,18 @@ static int conf_url(const char *value, void *field, Definition *d, const char **
         return conf_string(value, field, d, reason);
 }
 
+static int conf_proxy(const char *value, void *field, Definition *d, const char **reason) {
+        _cleanup_(proxy_url_done) ProxyURL u = {};
+        int r;
+
+        if (*value && !streq(value, "none")) {
+                r = proxy_url_parse(value, &u, reason);
+                if (r < 0)
+                        return r;
+        }
+        return conf_secret(value, field, d, reason);
+}
+
 static int conf_client_id(const char *value, void *field, Definition *d, const char **reason) {
         if (*value && !string_is_safe_id(value, 64)) {
                 *reason = "up to 64 characters of A-Z a-z 0-9 . _ @ -";
@@ -607,6 +619,9 @@ static const struct ConfItem {
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },
         { "Client", "ProxyProtocol", conf_proxy_protocol, F(proxy_protocol) },
+        /* May hold the proxy's password: errors do not quote it. */
+        { "Client", "Proxy", conf_proxy, F(proxy), true },
+        { "Client", "ProxyPasswordFile", conf_string, F(proxy_password_file) },
         /* The service owner's own lists: sent to the exit server, which applies them too. */
         { "Client", "AllowFrom", conf_client_allow_from, F(access) },
         { "Client", "DenyFrom", conf_client_deny_from, F(access) },
@@ -662,11 +677,12 @@ static int on_assignment(const char *path, unsigned line, const char *section, c
                 return r;
         if (r < 0) {
                 if (item->secret)
-                        return errorf(ret_error, r, "%s:%u: Invalid %s= value", path, line, key);
+                        return errorf(ret_error, r, "%s:%u: Invalid %s= value%s%s", path, line, key,
+                                      reason ? ": " : "", reason ?: "");
                 return errorf(ret_error, r, "%s:%u: Invalid %s= value '%s'%s%s", path, line, key,
                                  value, reason ? ": " : "", reason ?: "");
         }
-        if (item->secret && !d->token_file)
+        if (item->secret && streq(key, "Token") && !d->token_file)
                 /* Don't let an inline token and a world-readable file pass unnoticed. */
                 log_debug("%s:%u: token given inline.", path, line);
         return 0;

@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf-token.h"
 #include "fileio.h"
 #include "macro.h"
 #include "string-util.h"
+
+#define PROXY_PASSWORD_MAX 1024
 
 static bool token_chars_ok(const char *t) {
         for (; *t; t++)
@@ -37,6 +40,16 @@ static bool same_file(const char *a, const char *b) {
                (stat(a, &sa) >= 0 && stat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
+/* A file a definition names: relative to the definition's directory. */
+static int path_beside_definition(const Definition *d, const char *file, char **ret) {
+        if (file[0] != '/' && d->path && strchr(d->path, '/')) {
+                const char *slash = strrchr(d->path, '/');
+                return asprintf(ret, "%.*s/%s", (int) (slash - d->path), d->path, file) < 0 ? -ENOMEM : 0;
+        }
+        *ret = strdup(file);
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* The file the token is read from, in the order of conf-token.h. creds: $CREDENTIALS_DIRECTORY. */
 static int token_path(const Definition *d, const char *creds, char **ret, char **ret_error) {
         _cleanup_free_ char *p = NULL, *beside = NULL, *cred = NULL;
@@ -49,13 +62,9 @@ static int token_path(const Definition *d, const char *creds, char **ret, char *
                 return -ENOMEM;
 
         if (d->token_file) {
-                if (d->token_file[0] != '/' && d->path && strchr(d->path, '/')) {
-                        /* Relative to the definition's directory. */
-                        const char *slash = strrchr(d->path, '/');
-                        if (asprintf(&p, "%.*s/%s", (int) (slash - d->path), d->path, d->token_file) < 0)
-                                return -ENOMEM;
-                } else if (!(p = strdup(d->token_file)))
-                        return -ENOMEM;
+                r = path_beside_definition(d, d->token_file, &p);
+                if (r < 0)
+                        return r;
                 /* TokenFile= naming the definition's own NAME.token is the file the unit
                  * already handed over as credential "token": read systemd's copy, as the
                  * root-only original is not for the daemon's own user to open. */
@@ -119,4 +128,41 @@ int definition_load_token(Definition *d, char **ret_error) {
                                  "%s: token from %s contains spaces or control characters", d->path ?: d->name,
                                  source);
         return 0;
+}
+
+int definition_load_proxy_password(Definition *d, char **ret_error) {
+        _cleanup_free_ char *p = NULL;
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        char *data = NULL, *t;
+        int r;
+
+        assert(d);
+
+        if (!d->proxy_url.user || d->proxy_url.password)
+                return 0;
+        if (d->proxy_password_file) {
+                r = path_beside_definition(d, d->proxy_password_file, &p);
+                if (r < 0)
+                        return r;
+        } else if (creds) {
+                if (asprintf(&p, "%s/proxy-password", creds) < 0)
+                        return -ENOMEM;
+                if (access(p, F_OK) < 0)
+                        return 0;
+        } else
+                return 0;
+        r = read_full_file(p, PROXY_PASSWORD_MAX, &data, NULL);
+        if (r < 0)
+                return errorf(ret_error, r, "%s: cannot read the proxy password file %s: %s", d->path ?: d->name, p,
+                              r == -EFBIG ? "file too large" : strerror(-r));
+        t = strstrip(data);
+        for (const char *c = t; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f) {
+                        erase_and_free(data);
+                        return errorf(ret_error, -EINVAL, "%s: the proxy password in %s has control characters",
+                                      d->path ?: d->name, p);
+                }
+        d->proxy_url.password = strdup(t);
+        erase_and_free(data);
+        return d->proxy_url.password ? 0 : -ENOMEM;
 }

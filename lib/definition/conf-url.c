@@ -3,11 +3,15 @@
  * refuse the same things (user info, spaces, query or fragment in the authority). */
 
 #include <assert.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "conf-url.h"
+#include "encoding.h"
+#include "in-addr-prefix.h"
 #include "macro.h"
 #include "parse-util.h"
+#include "string-util.h"
 
 /* A split SCHEME://HOST[:PORT][/PATH]. */
 typedef struct URLParts {
@@ -156,4 +160,144 @@ void http_upstream_done(HttpUpstream *u) {
         free(u->authority);
         free(u->prefix);
         *u = (HttpUpstream) {};
+}
+
+/* %XX decoded; control bytes refused (they would end the Proxy-Authorization line). */
+static int percent_decode(const char *s, size_t n, char **ret) {
+        _cleanup_free_ char *d = malloc(n + 1);
+        size_t o = 0;
+
+        if (!d)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int hi, lo;
+                unsigned char c = (unsigned char) s[i];
+
+                if (c == '%') {
+                        if (i + 2 >= n)
+                                return -EINVAL;
+                        hi = unhexchar(s[i + 1]);
+                        lo = unhexchar(s[i + 2]);
+                        if (hi < 0 || lo < 0)
+                                return -EINVAL;
+                        c = (unsigned char) (hi << 4 | lo);
+                        i += 2;
+                }
+                if (c < 0x20 || c == 0x7f)
+                        return -EINVAL;
+                d[o++] = (char) c;
+        }
+        d[o] = 0;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int proxy_url_parse(const char *s, ProxyURL *ret, const char **reason) {
+        _cleanup_(url_parts_done) URLParts p = {};
+        _cleanup_(proxy_url_done) ProxyURL u = {};
+        _cleanup_free_ char *rest = NULL;
+        const char *auth, *at = NULL, *colon;
+        int r;
+
+        assert(s);
+        assert(ret);
+        assert(reason);
+
+        *reason = "expected http://[USER[:PASSWORD]@]HOST[:PORT] or none";
+        if (strncasecmp(s, "http://", 7) != 0) {
+                if (strstr(s, "://"))
+                        *reason = "only an http:// proxy is supported (HTTP CONNECT; not https:// or socks)";
+                return -EPROTONOSUPPORT;
+        }
+        auth = s + 7;
+        for (const char *c = auth; *c && *c != '/'; c++)
+                if (*c == '@')
+                        at = c; /* the last one: a password may hold '@' only encoded, user names neither */
+        if (at) {
+                colon = memchr(auth, ':', (size_t) (at - auth));
+                r = percent_decode(auth, (size_t) ((colon ?: at) - auth), &u.user);
+                if (r == 0 && colon)
+                        r = percent_decode(colon + 1, (size_t) (at - colon - 1), &u.password);
+                if (r < 0 || !*u.user || strchr(u.user, ':')) {
+                        *reason = "the user name or password of the proxy URL is not valid (%XX for special bytes)";
+                        return r == -ENOMEM ? r : -EINVAL;
+                }
+                auth = at + 1;
+        }
+        if (asprintf(&rest, "http://%s", auth) < 0)
+                return -ENOMEM;
+        r = url_split(rest, "https://", "http://", &p);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        if (p.path && !streq(p.path, "/"))
+                return -EINVAL;
+        for (const char *c = p.host; *c; c++)
+                if ((unsigned char) *c <= 0x20 || *c == 0x7f)
+                        return -EINVAL;
+        u.host = TAKE_PTR(p.host);
+        u.port = p.port;
+        *reason = NULL;
+        *ret = u;
+        u = (ProxyURL) {};
+        return 0;
+}
+
+void proxy_url_done(ProxyURL *u) {
+        assert(u);
+        free(u->user);
+        erase_and_free(u->password);
+        free(u->host);
+        *u = (ProxyURL) {};
+}
+
+/* One no_proxy entry against host:port: "*", a name (".example.com" or "example.com": it and
+ * every name under it), an address or a prefix ("10.0.0.0/8", "[::1]"), each with an optional
+ * ":PORT" that must match too. */
+static bool no_proxy_entry_matches(const char *e, size_t n, const char *host, uint16_t port) {
+        _cleanup_free_ char *entry = strndup(e, n), *name = NULL;
+        SocketAddress a;
+        AddressPrefix prefix;
+        const char *reason, *colon, *d;
+        bool has_port;
+        uint16_t eport;
+        size_t hl, nl;
+
+        if (!entry)
+                return false;
+        if (streq(entry, "*"))
+                return true;
+        /* A bare address or prefix (IPv6 ones have colons of their own). */
+        if (address_prefix_parse(entry, &prefix, &reason) >= 0)
+                return socket_address_parse(host, 1, &a) >= 0 && address_prefix_match(&prefix, &a);
+        colon = strchr(entry, ':');
+        has_port = entry[0] == '[' ? strstr(entry, "]:") != NULL : colon && colon == strrchr(entry, ':');
+        if (split_host_port(entry, 1, &name, &eport) < 0)
+                return false;
+        if (has_port && eport != port)
+                return false;
+        if (address_prefix_parse(name, &prefix, &reason) >= 0)
+                return socket_address_parse(host, 1, &a) >= 0 && address_prefix_match(&prefix, &a);
+        d = name[0] == '.' ? name + 1 : name;
+        hl = strlen(host);
+        nl = strlen(d);
+        if (nl == 0 || nl > hl || strcasecmp(host + hl - nl, d) != 0)
+                return false;
+        return hl == nl || host[hl - nl - 1] == '.';
+}
+
+bool no_proxy_matches(const char *list, const char *host, uint16_t port) {
+        assert(host);
+
+        if (!list)
+                return false;
+        for (const char *p = list; *p;) {
+                size_t n;
+
+                p += strspn(p, ", \t");
+                n = strcspn(p, ", \t");
+                if (n > 0 && no_proxy_entry_matches(p, n, host, port))
+                        return true;
+                p += n;
+        }
+        return false;
 }

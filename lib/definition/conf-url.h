@@ -31,3 +31,19 @@ bool hostname_is_valid(const char *s);
 
 int tunnel_url_parse(const char *s, TunnelURL *ret);
 void tunnel_url_done(TunnelURL *u);
+
+/* Proxy=, https_proxy: http://[USER[:PASSWORD]@]HOST[:PORT] (port 80 when not written), the
+ * user and password %XX-decoded. */
+typedef struct ProxyURL {
+        char *user;       /* NULL: no credentials */
+        char *password;   /* NULL: none written (ProxyPasswordFile= may give one) */
+        char *host;
+        uint16_t port;
+} ProxyURL;
+
+/* -EINVAL / -EPROTONOSUPPORT with *reason saying what is wrong (never quoting a password). */
+int proxy_url_parse(const char *s, ProxyURL *ret, const char **reason);
+void proxy_url_done(ProxyURL *u);
+/* Whether no_proxy (comma- or space-separated: "*", names that match themselves and the names
+ * under them, addresses and prefixes, each with an optional :PORT) exempts host:port. */
+bool no_proxy_matches(const char *list, const char *host, uint16_t port);

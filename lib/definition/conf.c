@@ -72,6 +72,9 @@ Definition *definition_free(Definition *d) {
                 free(d->ports[i].host);
         free(d->ports);
         free(d->proxy_protocol_ports);
+        erase_and_free(d->proxy);
+        free(d->proxy_password_file);
+        proxy_url_done(&d->proxy_url);
         free(d->client_id);
         free(d->webroot);
         free(d);

@@ -119,6 +119,10 @@ typedef struct Definition {
         ProxyProtocol proxy_protocol;  /* TCP mode, every port; _PROXY_PROTOCOL_INVALID: not set (no) */
         ProxyProtocolPort *proxy_protocol_ports; /* ... per public port, winning over it */
         size_t n_proxy_protocol_ports;
+        char *proxy;                /* Proxy= as written (may hold a password); NULL: the environment's */
+        char *proxy_password_file;  /* ProxyPasswordFile= */
+        ProxyURL proxy_url;         /* the HTTP proxy the tunnel goes through; host NULL: none */
+        const char *proxy_source;   /* where it came from: "Proxy=", "https_proxy", ... */
 
         /* [FileServer] */
         SocketAddress listen;

@@ -591,6 +591,54 @@ static void test_parsers(void) {
               "secret_equal");
 }
 
+static void test_proxy_urls(void) {
+        static const struct { const char *url, *user, *password, *host; uint16_t port; } good[] = {
+                { "http://proxy.corp:3128", NULL, NULL, "proxy.corp", 3128 },
+                { "HTTP://proxy.corp/", NULL, NULL, "proxy.corp", 80 },
+                { "http://u@10.0.0.1:8080", "u", NULL, "10.0.0.1", 8080 },
+                { "http://u:p%40ss%3Aw@[fd00::1]:3128", "u", "p@ss:w", "fd00::1", 3128 },
+                { "http://dom%5Cuser:@h:1", "dom\\user", "", "h", 1 },
+        };
+        static const char *const bad[] = {
+                "https://h:3128", "socks5://h:1080", "h:3128", "http://", "http://h:0", "http://h:70000",
+                "http://h:1/path", "http://:p@h:1", "http://u:p%0d%0a@h:1", "http://u%3a:p@h:1", "http://u:p%4@h:1",
+                "http://h h:1", "http://h:1?x", "http://u:p@", "",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                ProxyURL u = {};
+                const char *reason = NULL;
+                CHECK(proxy_url_parse(good[i].url, &u, &reason) == 0, "proxy %s: %s", good[i].url, reason ?: "");
+                CHECK(streq_ptr(u.user, good[i].user) && streq_ptr(u.password, good[i].password) &&
+                              streq_ptr(u.host, good[i].host) && u.port == good[i].port,
+                      "proxy %s: %s %s %s %u", good[i].url, u.user ?: "-", u.password ?: "-", u.host ?: "-", u.port);
+                proxy_url_done(&u);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                ProxyURL u = {};
+                const char *reason = NULL;
+                CHECK(proxy_url_parse(bad[i], &u, &reason) < 0 && reason, "proxy %s refused", bad[i]);
+                CHECK(!u.host && !u.user, "nothing kept from %s", bad[i]);
+        }
+        /* no_proxy as curl reads it. */
+        CHECK(no_proxy_matches("*", "x.example", 443), "*");
+        CHECK(no_proxy_matches("example.com", "example.com", 443) && no_proxy_matches("example.com", "a.b.EXAMPLE.com", 1),
+              "a name and the names under it");
+        CHECK(no_proxy_matches(".example.com", "a.example.com", 1) && no_proxy_matches(".example.com", "example.com", 1),
+              "a leading dot");
+        CHECK(!no_proxy_matches("example.com", "badexample.com", 1) && !no_proxy_matches("a.example.com", "example.com", 1),
+              "suffixes on label boundaries only");
+        CHECK(no_proxy_matches("localhost, 10.0.0.0/8", "10.2.3.4", 1) && !no_proxy_matches("10.0.0.0/8", "11.0.0.1", 1),
+              "prefixes");
+        CHECK(no_proxy_matches("::1", "::1", 1) && no_proxy_matches("[::1]", "::1", 1) &&
+                      no_proxy_matches("fd00::/8", "fd12::1", 1),
+              "IPv6");
+        CHECK(no_proxy_matches("h.example:8123", "h.example", 8123) && !no_proxy_matches("h.example:8123", "h.example", 443),
+              "with a port");
+        CHECK(!no_proxy_matches("", "h", 1) && !no_proxy_matches(NULL, "h", 1) && !no_proxy_matches(" , ,", "h", 1),
+              "empty lists");
+        CHECK(!no_proxy_matches("10.0.0.0/8", "ten.example", 1), "a prefix does not match a name");
+}
+
 static void test_http_rules(void) {
         static const char base[] = "[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\n"
                                    "URL=wss://h\nUpstream=app.test=http://127.0.0.1:1\nUpstream=http://127.0.0.1:2\n%s";
@@ -705,6 +753,7 @@ int main(void) {
         test_errors();
         test_files();
         test_parsers();
+        test_proxy_urls();
         {
                 char cmd[64];
                 snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
