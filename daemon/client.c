@@ -24,6 +24,7 @@
 #include "parse-util.h"
 #include "proxy-protocol.h"
 #include "ratelimit.h"
+#include "client-forward.h"
 #include "resolve.h"
 #include "socket-util.h"
 #include "string-util.h"
@@ -51,6 +52,10 @@ typedef struct Client Client;
 
 /* TCP mode: a host tunneled connections go to (Upstream=, or a Ports= item's own) and the
  * addresses it resolved to. */
+/* Control messages sent and not answered yet, by kind (docs/protocol.md, section 6). */
+#define SENT_MAX 1024
+enum { SENT_PORTS, SENT_ACCESS, SENT_FORWARD };
+
 typedef struct UpstreamHost {
         Client *client;
         char *name;
@@ -116,10 +121,33 @@ struct Client {
         uint64_t refused;      /* of TCP streams (HTTP requests: httpupstream.c) */
         uint64_t sessions;     /* established since start (the first and each reconnect) */
         bool access_unknown;   /* this session's server answered "error unknown command" */
+        ClientForwards *forwards; /* LocalForward= */
+        /* What each control message sent and not answered yet was (answers come in order). */
+        uint8_t sent[SENT_MAX];
+        size_t sent_head, sent_n;
 };
 
 static const Definition *def(Client *c) {
         return c->manager->def;
+}
+
+/* A control message to the server, noting what its answer will be about. */
+static int send_command(Client *c, uint8_t kind, const char *message) {
+        int r;
+
+        if (!c->mux)
+                return -ENOTCONN;
+        if (c->sent_n == SENT_MAX)
+                return -ENOBUFS;
+        r = mux_send_control(c->mux, message);
+        if (r < 0)
+                return r;
+        c->sent[(c->sent_head + c->sent_n++) % SENT_MAX] = kind;
+        return 0;
+}
+
+static int send_forward(void *userdata, const char *message) {
+        return send_command(userdata, SENT_FORWARD, message);
 }
 
 static void client_schedule(Client *c);
@@ -326,6 +354,8 @@ static void stream_request(Mux *m, MuxStream *s, const char *authority, void *us
 
         /* Only the port of :authority counts: the upstream is ours to choose, never the
          * server's, so a hostile server cannot steer us at other hosts. */
+        if (client_forwards_stream(c->forwards, s, authority))
+                return; /* LocalForward=: a stream this client asked for */
         public_port = authority_port(authority);
         for (size_t i = 0; i < def(c)->n_ports; i++)
                 if (def(c)->ports[i].public_port == public_port) {
@@ -396,6 +426,8 @@ static void session_end(Client *c, const char *why) {
         set_error(c, why);
         while (c->dials)
                 dial_free(c->dials);
+        client_forwards_session(c->forwards, NULL);
+        c->sent_head = c->sent_n = 0;
         if (c->mux) {
                 MuxStats st;
                 mux_get_stats(c->mux, &st);
@@ -427,7 +459,7 @@ static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
 static void send_access_lists(Client *c, const Definition *d) {
         char msg[WS_TEXT_MAX + 1];
 
-        if (!c->mux || c->access_unknown || mux_send_control(c->mux, "access begin") < 0)
+        if (!c->mux || c->access_unknown || send_command(c, SENT_ACCESS, "access begin") < 0)
                 return;
         for (int allow = 1; allow >= 0; allow--) {
                 size_t o = 0;
@@ -439,7 +471,7 @@ static void send_access_lists(Client *c, const Definition *d) {
                                 continue;
                         n = strlen(access_rule_format(&d->access.rules[i], item));
                         if (o > 0 && o + 1 + n > WS_TEXT_MAX) {
-                                (void) mux_send_control(c->mux, msg);
+                                (void) send_command(c, SENT_ACCESS, msg);
                                 o = 0;
                         }
                         if (o == 0)
@@ -447,14 +479,25 @@ static void send_access_lists(Client *c, const Definition *d) {
                         o += (size_t) snprintf(msg + o, sizeof(msg) - o, " %s", item);
                 }
                 if (o > 0)
-                        (void) mux_send_control(c->mux, msg);
+                        (void) send_command(c, SENT_ACCESS, msg);
         }
-        (void) mux_send_control(c->mux, "access commit");
+        (void) send_command(c, SENT_ACCESS, "access commit");
 }
 
 static void mux_control(Mux *m, const char *message, void *userdata) {
         Client *c = userdata;
+        int kind = -1;
 
+        /* A notice answers nothing; everything else answers the oldest message not answered. */
+        if (startswith(message, "notice forward "))
+                return client_forwards_notice(c->forwards, message + 15);
+        if (c->sent_n > 0) {
+                kind = c->sent[c->sent_head];
+                c->sent_head = (c->sent_head + 1) % SENT_MAX;
+                c->sent_n--;
+        }
+        if (kind == SENT_FORWARD)
+                return client_forwards_answer(c->forwards, message);
         if (startswith(message, "ok access commit "))
                 log_info("The exit server applies this client's AllowFrom=/DenyFrom= (%s rules) too.", message + 17);
         else if (startswith(message, "ok access"))
@@ -609,6 +652,8 @@ static void handle_response(Client *c, size_t head_len) {
         c->connected_at = now_usec();
         c->sessions++;
         c->access_unknown = false;
+        c->sent_head = c->sent_n = 0;
+        client_forwards_session(c->forwards, c->mux);
         if (d->access.n_rules > 0)
                 send_access_lists(c, d);
         c->ever_connected = true;
@@ -1119,6 +1164,11 @@ int client_new(Manager *m, Client **ret) {
                 free(c);
                 return -ENOMEM;
         }
+        if (client_forwards_new(m->event, send_forward, c, &c->forwards) < 0) {
+                resolver_free(c->server_resolver);
+                free(c);
+                return -ENOMEM;
+        }
         c->state = STATE_STOPPED;
         c->proxy_log = (RateLimit) { .interval_usec = 60 * USEC_PER_SEC, .burst = 1 };
         c->refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
@@ -1153,6 +1203,10 @@ int client_start(Client *c) {
         r = compute_client_id(c);
         if (r < 0)
                 return log_oom();
+        err = mfree(err);
+        r = client_forwards_apply(c->forwards, d, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: strerror(-r));
 
         if (d->mode == MODE_HTTP) {
                 r = http_upstreams_new(c->manager, &c->http);
@@ -1227,6 +1281,7 @@ Client *client_free(Client *c) {
         c->state = STATE_STOPPED;
         while (c->dials)
                 dial_free(c->dials);
+        client_forwards_free(c->forwards); /* before the mux: the streams it waits for go with it */
         mux_free(c->mux);
         http_upstreams_free(c->http); /* after the mux: its streams let go of their exchanges */
         connection_reset(c);
@@ -1334,7 +1389,8 @@ int client_reload(Client *c, const Definition *n, char **ret_error) {
                 c->new_creds_set = true;
         }
         tunnel_url_done(&u);
-        return 0;
+        /* The new listening sockets now: a port that cannot be bound fails the reload. */
+        return client_forwards_apply(c->forwards, n, ret_error);
 }
 
 void client_reloaded(Client *c, const Definition *o) {
@@ -1377,7 +1433,7 @@ void client_reloaded(Client *c, const Definition *o) {
                 size_t k = (size_t) snprintf(msg, sizeof(msg), "ports ");
                 for (size_t i = 0; i < n->n_ports && k < sizeof(msg) - 8; i++)
                         k += (size_t) snprintf(msg + k, sizeof(msg) - k, "%s%u", i ? "," : "", n->ports[i].public_port);
-                if (mux_send_control(c->mux, msg) >= 0) {
+                if (send_command(c, SENT_PORTS, msg) >= 0) {
                         if (send_lists)
                                 send_access_lists(c, n);
                         return;

@@ -250,7 +250,9 @@ void manager_stream_ended(Manager *m, MuxStream *s) {
         PortTotals *p;
         uint64_t in, out;
 
-        if (m->def->mode != MODE_TCP || !authority || !(p = port_table_get(&m->ports, authority_port(authority))))
+        /* A LocalForward= stream names its target, not a public port. */
+        if (m->def->mode != MODE_TCP || !authority || mux_stream_forward(s) != 0 ||
+            !(p = port_table_get(&m->ports, authority_port(authority))))
                 return;
         mux_stream_get(s, &in, &out, NULL);
         p->streams++;
@@ -260,7 +262,8 @@ void manager_stream_ended(Manager *m, MuxStream *s) {
 
 static void add_live(const MuxStreamInfo *i, void *userdata) {
         PortTable *t = userdata;
-        PortTotals *p = i->authority ? port_table_get(t, authority_port(i->authority)) : NULL;
+        PortTotals *p = i->authority && mux_stream_forward(i->stream) == 0
+                                ? port_table_get(t, authority_port(i->authority)) : NULL;
 
         if (!p)
                 return;

@@ -43,6 +43,7 @@ static inline void offer_done(Offer *o) {
 
 typedef struct Session Session;
 typedef struct Pending Pending;
+typedef struct Forward Forward;
 typedef struct Listener Listener;
 
 /* A public port (TCP mode), shared by every session that offers it. */
@@ -91,6 +92,8 @@ struct Session {
         AccessList access, access_pending;
         bool access_open;
         SessionEnd end;       /* set by who ends it on purpose, before the mux closes */
+        Forward *forwards;    /* its LocalForward= dials in progress (server-forward.c) */
+        unsigned n_forwards;
 };
 
 /* A connection on the control port until its WebSocket upgrade is answered. */
@@ -198,3 +201,7 @@ int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n);
 int parse_offered_hosts(const char *v, char ***ret, size_t *ret_n);
 /* Why a port a client asked for is refused, for the 409 and the log. */
 void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size);
+
+/* server-forward.c: the "forward" control message and the dials it starts. */
+void session_control_forward(Session *x, Mux *m, const char *args);
+void session_forwards_free(Session *x);

@@ -41,6 +41,7 @@ Session *session_free(Session *x) {
                 if (x->end != _SESSION_END_UNSET)
                         s->disconnects[x->end]++;
         }
+        session_forwards_free(x);
         /* Streams go first, then the ports, so no listener hands out a dead session. */
         mux_free(x->mux);
         for (size_t i = 0; i < x->n_ports; i++)
@@ -518,6 +519,8 @@ static void session_control(Mux *m, const char *message, void *userdata) {
                 session_control_ports(x, m, message + 6);
         else if (startswith(message, "access "))
                 session_control_access(x, m, message + 7);
+        else if (startswith(message, "forward "))
+                session_control_forward(x, m, message + 8);
         else
                 (void) mux_send_control(m, "error unknown command");
 }

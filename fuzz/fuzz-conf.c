@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* libFuzzer target: the definition parser and the checks after it, on arbitrary file content;
- * and the same bytes as a proxy URL and a no_proxy list (from the environment). */
+ * and the same bytes as a proxy URL, a no_proxy list (from the environment) and the arguments
+ * of a "forward" control message (from the network). */
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (void) no_proxy_matches(text, "tunnel.example.com", 8123);
                 (void) no_proxy_matches(text, "10.1.2.3", 443);
                 (void) no_proxy_matches(text, "fd00::1", 443);
+                /* The "forward" control message's arguments (from the network). */
+                uint32_t id;
+                uint16_t port;
+                char *host = NULL;
+                if (forward_request_parse(text, &id, &host, &port) >= 0 && (id == 0 || port == 0 || !host || !*host))
+                        abort();
+                free(host);
                 free(text);
         }
         d = definition_new("fuzz", "fuzz.conf");

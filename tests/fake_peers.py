@@ -17,7 +17,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from inletstest import TOKEN
+from inletstest import TOKEN, wait_until
 
 
 def ws_take_frame(buf, masked):
@@ -85,6 +85,13 @@ class FakeClient:
         n = len(data)
         hdr = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + struct.pack("!H", n)
         self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def ask(self, text, timeout=5):
+        """Sends a control message and returns the next text message that comes back."""
+        n = len(self.texts)
+        self.send_text(text)
+        wait_until(lambda: self.pump(0.05) and len(self.texts) > n, timeout, f"an answer to {text[:40]!r}")
+        return self.texts[n]
 
     def flush(self):
         data = self.h2.data_to_send()

@@ -8,9 +8,10 @@ import os
 import subprocess
 import textwrap
 
-from inletstest import TunnelTest
+from inletstest import INLETSD, TunnelTest
 
 PY = "/usr/bin/python3"
+INLETSD_CMD = (INLETSD, "--no-bus", "-v")
 
 # Runs inside a namespace: one connection to HOST:PORT, SIZE bytes each way; prints the bytes
 # that came back, their sha256 and the sha256 of what was sent.
@@ -130,9 +131,10 @@ class NetnsPairTest(TunnelTest):
                            text=True)
         return bool(r.stdout.strip())
 
-    def transfer(self, size, host, port=9000, timeout=120):
-        """SIZE bytes each way through HOST:PORT seen from the server's namespace: (n, got, want)."""
-        r = subprocess.run(["ip", "netns", "exec", self.ns_s, PY, "-c", TRANSFER, str(port), str(size), host],
+    def transfer(self, size, host, port=9000, timeout=120, ns=None):
+        """SIZE bytes each way through HOST:PORT seen from ns (the server's namespace unless
+        given): (n, got, want)."""
+        r = subprocess.run(["ip", "netns", "exec", ns or self.ns_s, PY, "-c", TRANSFER, str(port), str(size), host],
                            capture_output=True, text=True, timeout=timeout)
         self.assertEqual(r.returncode, 0, r.stderr)
         n, got, want = r.stdout.split()

@@ -90,12 +90,7 @@ class ClientLists(BusTunnelTest):
         self.srv()
         p1, p2 = free_port(), free_port()
         fake = FakeClient(self.control_port, f"{self.tmp}/state/ca.crt", f"{p1},{p2}")
-
-        def ask(text):
-            n = len(fake.texts)
-            fake.send_text(text)
-            wait_until(lambda: fake.pump(0.05) and len(fake.texts) > n, 5, f"an answer to {text[:40]!r}")
-            return fake.texts[n]
+        ask = fake.ask
 
         self.assertEqual(ask("access allow 10.0.0.0/8"), 'error access: no "access begin" before this')
         self.assertEqual(ask("access begin"), "ok access begin")

@@ -321,6 +321,143 @@ static int ports_item(Definition *d, char **word, const char **reason) {
 
 static const ConfList ports_list = { ports_reset, ports_item, NULL };
 
+/* Splits s at ':' outside brackets into at most max parts (in place); the count. */
+static size_t split_colons(char *s, char **parts, size_t max) {
+        size_t n = 0;
+        int depth = 0;
+
+        parts[n++] = s;
+        for (char *p = s; *p; p++) {
+                if (*p == '[')
+                        depth++;
+                else if (*p == ']')
+                        depth--;
+                else if (*p == ':' && depth == 0) {
+                        if (n == max)
+                                return max + 1;
+                        *p = 0;
+                        parts[n++] = p + 1;
+                }
+        }
+        return n;
+}
+
+/* A host as written in an item: a name, an IPv4 address, or [IPv6] (brackets removed). */
+static int item_host(const char *s, char **ret) {
+        size_t n = strlen(s);
+        bool bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+        _cleanup_free_ char *h = bracketed ? strndup(s + 1, n - 2) : strdup(s);
+
+        if (!h)
+                return -ENOMEM;
+        if (bracketed != !!strchr(h, ':') || (!hostname_is_valid(h) && !address_is_numeric(h)))
+                return -EINVAL;
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+static void local_forward_reset(Definition *d) {
+        for (size_t i = 0; i < d->n_local_forwards; i++)
+                free(d->local_forwards[i].host);
+        d->local_forwards = mfree(d->local_forwards);
+        d->n_local_forwards = 0;
+}
+
+/* [LISTEN:]PORT:HOST:HOSTPORT; LISTEN defaults to 127.0.0.1 (never every address unasked). */
+static int local_forward_item(Definition *d, char **word, const char **reason) {
+        _cleanup_free_ char *listen = NULL;
+        char *parts[4];
+        LocalForward f = {}, *t;
+        uint16_t lport;
+        size_t n;
+        int r;
+
+        *reason = "expected [LISTEN:]PORT:HOST:PORT (IPv6 in brackets), e.g. 5432:db.internal:5432";
+        n = split_colons(*word, parts, 4);
+        if (n < 3 || n > 4)
+                return -EINVAL;
+        if (parse_port(parts[n - 3], &lport) < 0 || parse_port(parts[n - 1], &f.port) < 0)
+                return -EINVAL;
+        if (asprintf(&listen, "%s:%u", n == 4 ? parts[0] : "127.0.0.1", lport) < 0)
+                return -ENOMEM;
+        if (socket_address_parse(listen, 0, &f.listen) < 0) {
+                *reason = "the listening address of LocalForward= must be numeric (IPv6 in brackets)";
+                return -EINVAL;
+        }
+        r = item_host(parts[n - 2], &f.host);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n_local_forwards; i++)
+                if (socket_address_equal(&d->local_forwards[i].listen, &f.listen)) {
+                        free(f.host);
+                        *reason = "the same listening address twice";
+                        return -EEXIST;
+                }
+        t = realloc(d->local_forwards, sizeof(LocalForward) * (d->n_local_forwards + 1));
+        if (!t) {
+                free(f.host);
+                return -ENOMEM;
+        }
+        d->local_forwards = t;
+        d->local_forwards[d->n_local_forwards++] = f;
+        *reason = NULL;
+        return 0;
+}
+
+static const ConfList local_forward_list = { local_forward_reset, local_forward_item, NULL };
+
+static void allow_forward_reset(Definition *d) {
+        for (size_t i = 0; i < d->n_allow_forward_to; i++)
+                free(d->allow_forward_to[i].host);
+        d->allow_forward_to = mfree(d->allow_forward_to);
+        d->n_allow_forward_to = 0;
+}
+
+/* HOST:PORT, PREFIX, PREFIX:PORT or [PREFIX]:PORT. */
+static int allow_forward_item(Definition *d, char **word, const char **reason) {
+        const char *why;
+        ForwardRule f = {}, *t;
+        char *w = *word, *colon;
+
+        *reason = "expected HOST:PORT, an address prefix, or PREFIX:PORT ([PREFIX]:PORT for IPv6)";
+        if (address_prefix_parse(w, &f.prefix, &why) < 0) {
+                /* Not a bare prefix: something with :PORT. */
+                if (w[0] == '[') {
+                        char *e = strstr(w, "]:");
+                        if (!e)
+                                return -EINVAL;
+                        *e = 0;
+                        colon = e + 1;
+                        w++;
+                } else {
+                        colon = strrchr(w, ':');
+                        if (!colon || strchr(w, ':') != colon)
+                                return -EINVAL;
+                        *colon = 0;
+                }
+                if (parse_port(colon + 1, &f.port) < 0)
+                        return -EINVAL;
+                if (address_prefix_parse(w, &f.prefix, &why) < 0) {
+                        if (!hostname_is_valid(w))
+                                return -EINVAL;
+                        f.host = strdup(w);
+                        if (!f.host)
+                                return -ENOMEM;
+                }
+        }
+        t = realloc(d->allow_forward_to, sizeof(ForwardRule) * (d->n_allow_forward_to + 1));
+        if (!t) {
+                free(f.host);
+                return -ENOMEM;
+        }
+        d->allow_forward_to = t;
+        d->allow_forward_to[d->n_allow_forward_to++] = f;
+        *reason = NULL;
+        return 0;
+}
+
+static const ConfList allow_forward_list = { allow_forward_reset, allow_forward_item, NULL };
+
 static void allow_ports_reset(Definition *d) {
         d->allow_ports = mfree(d->allow_ports);
         d->n_allow_ports = 0;
@@ -602,6 +739,7 @@ static const struct ConfItem {
         { "Server", "ACMEDirectory", conf_acme_directory, F(acme_directory) },
         { "Server", "ACMECAFile", conf_string, F(acme_ca_file) },
         { "Server", "AllowPorts", .list = &allow_ports_list },
+        { "Server", "AllowForwardTo", .list = &allow_forward_list },
         { "Server", "AllowFrom", conf_allow_from, F(access) },
         { "Server", "DenyFrom", conf_deny_from, F(access) },
         { "Server", "ControlAllowFrom", conf_source_list, F(control_access) },
@@ -616,6 +754,7 @@ static const struct ConfItem {
         { "Client", "ServerFingerprint", conf_fingerprint, F(server_fingerprint) },
         { "Client", "Upstream", conf_upstream, F(upstreams) },
         { "Client", "Ports", .list = &ports_list },
+        { "Client", "LocalForward", .list = &local_forward_list },
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },
         { "Client", "ProxyProtocol", conf_proxy_protocol, F(proxy_protocol) },

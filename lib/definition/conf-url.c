@@ -11,6 +11,7 @@
 #include "in-addr-prefix.h"
 #include "macro.h"
 #include "parse-util.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 /* A split SCHEME://HOST[:PORT][/PATH]. */
@@ -300,4 +301,43 @@ bool no_proxy_matches(const char *list, const char *host, uint16_t port) {
                 p += n;
         }
         return false;
+}
+
+int forward_request_parse(const char *s, uint32_t *ret_id, char **ret_host, uint16_t *ret_port) {
+        _cleanup_free_ char *host = NULL;
+        const char *sp;
+        SocketAddress a;
+        uint64_t id = 0;
+        uint16_t port;
+
+        assert(s);
+        assert(ret_id);
+        assert(ret_host);
+        assert(ret_port);
+
+        sp = strchr(s, ' ');
+        if (!sp || sp == s || s[0] == '0' || sp - s > 10)
+                return -EINVAL;
+        for (const char *p = s; p < sp; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                id = id * 10 + (uint64_t) (*p - '0');
+        }
+        if (id == 0 || id > INT32_MAX)
+                return -EINVAL;
+        /* HOST:PORT, [IPv6]:PORT: nothing after, no spaces, a name or a numeric address. */
+        if (strpbrk(sp + 1, " \t") || split_host_port(sp + 1, 1, &host, &port) < 0 || !*host)
+                return -EINVAL;
+        if (sp[1] != '[' && strchr(sp + 1, ':') != strrchr(sp + 1, ':'))
+                return -EINVAL; /* an unbracketed IPv6 address: which colon ends it? */
+        if (!strchr(sp + 1, ':'))
+                return -EINVAL; /* the port is not optional */
+        if (!hostname_is_valid(host) && (socket_address_parse(host, 1, &a) < 0 || strchr(host, '%')))
+                return -EINVAL;
+        if (sp[1] == '[' && !strchr(host, ':'))
+                return -EINVAL;
+        *ret_id = (uint32_t) id;
+        *ret_host = TAKE_PTR(host);
+        *ret_port = port;
+        return 0;
 }

@@ -47,3 +47,8 @@ void proxy_url_done(ProxyURL *u);
 /* Whether no_proxy (comma- or space-separated: "*", names that match themselves and the names
  * under them, addresses and prefixes, each with an optional :PORT) exempts host:port. */
 bool no_proxy_matches(const char *list, const char *host, uint16_t port);
+
+/* The arguments of the "forward" control message (docs/protocol.md, section 6): "ID HOST:PORT",
+ * ID 1 to 2^31-1 without leading zeros, HOST a name, an IPv4 address or [IPv6]; the host
+ * without brackets in *ret_host. -EINVAL for anything else. */
+int forward_request_parse(const char *s, uint32_t *ret_id, char **ret_host, uint16_t *ret_port);

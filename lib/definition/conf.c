@@ -3,6 +3,7 @@
  * checked (conf-check.c), freed. */
 
 #include <assert.h>
+#include <strings.h>
 #include <dirent.h>
 #include <stdio.h>
 
@@ -72,6 +73,12 @@ Definition *definition_free(Definition *d) {
                 free(d->ports[i].host);
         free(d->ports);
         free(d->proxy_protocol_ports);
+        for (size_t i = 0; i < d->n_local_forwards; i++)
+                free(d->local_forwards[i].host);
+        free(d->local_forwards);
+        for (size_t i = 0; i < d->n_allow_forward_to; i++)
+                free(d->allow_forward_to[i].host);
+        free(d->allow_forward_to);
         erase_and_free(d->proxy);
         free(d->proxy_password_file);
         proxy_url_done(&d->proxy_url);
@@ -184,6 +191,23 @@ bool definition_port_allowed(const Definition *d, uint16_t port) {
         for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
                         return true;
+        return false;
+}
+
+bool definition_forward_allowed(const Definition *d, const char *host, uint16_t port) {
+        SocketAddress a;
+        bool numeric;
+
+        assert(d);
+        assert(host);
+        numeric = socket_address_parse(host, 1, &a) >= 0 && !strchr(host, '[');
+        for (size_t i = 0; i < d->n_allow_forward_to; i++) {
+                const ForwardRule *r = &d->allow_forward_to[i];
+                if (r->port != 0 && r->port != port)
+                        continue;
+                if (r->host ? strcasecmp(r->host, host) == 0 : numeric && address_prefix_match(&r->prefix, &a))
+                        return true;
+        }
         return false;
 }
 

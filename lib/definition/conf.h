@@ -8,6 +8,7 @@
 #include "access.h"
 #include "conf-url.h"
 #include "http-rules.h"
+#include "in-addr-prefix.h"
 #include "macro.h"
 #include "proxy-protocol.h"
 #include "socket-util.h"
@@ -37,6 +38,23 @@ typedef struct PortMap {
         uint16_t upstream_port;
         char *host;             /* PUBLIC:HOST:PORT: this port's own upstream host; NULL: Upstream= */
 } PortMap;
+
+/* LocalForward=[LISTEN:]PORT:HOST:HOSTPORT: the tunnel client listens on LISTEN:PORT and
+ * carries each connection to HOST:HOSTPORT, which the exit server dials. */
+typedef struct LocalForward {
+        SocketAddress listen;
+        char *host;             /* a name, or a numeric address (no brackets) */
+        uint16_t port;
+} LocalForward;
+
+/* AllowForwardTo= items: HOST:PORT (that name or address, that port), or PREFIX / PREFIX:PORT
+ * ([PREFIX]:PORT for IPv6) for numeric addresses in it (any port when none is given). A name
+ * matches only a HOST item naming it: never a prefix (DNS decides nothing). */
+typedef struct ForwardRule {
+        char *host;             /* NULL: prefix */
+        AddressPrefix prefix;
+        uint16_t port;          /* 0: any (prefixes only) */
+} ForwardRule;
 
 /* ProxyProtocol=VERSION PORT...: the version for these public ports, whatever the tunnel-wide
  * ProxyProtocol= says. */
@@ -102,6 +120,8 @@ typedef struct Definition {
         AccessList control_access; /* ControlAllowFrom=: allow rules only, no scopes */
         AccessList accept_proxy;   /* AcceptProxyProtocol=: trusted load balancers, the same form */
         AccessList control_accept_proxy; /* ControlAcceptProxyProtocol=: the same, control port */
+        ForwardRule *allow_forward_to;   /* AllowForwardTo=: what clients' LocalForward= may reach */
+        size_t n_allow_forward_to;
 
         /* [Client] */
         char *url;
@@ -119,6 +139,8 @@ typedef struct Definition {
         ProxyProtocol proxy_protocol;  /* TCP mode, every port; _PROXY_PROTOCOL_INVALID: not set (no) */
         ProxyProtocolPort *proxy_protocol_ports; /* ... per public port, winning over it */
         size_t n_proxy_protocol_ports;
+        LocalForward *local_forwards;    /* LocalForward= */
+        size_t n_local_forwards;
         char *proxy;                /* Proxy= as written (may hold a password); NULL: the environment's */
         char *proxy_password_file;  /* ProxyPasswordFile= */
         ProxyURL proxy_url;         /* the HTTP proxy the tunnel goes through; host NULL: none */
@@ -158,5 +180,8 @@ int definition_finish_no_token(Definition *d, char **ret_error);
 bool definition_port_allowed(const Definition *d, uint16_t port);
 /* Tunnel client, TCP mode: the PROXY protocol version for a stream to this public port. */
 ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port);
+/* Exit server: whether AllowForwardTo= lets a client's LocalForward= reach host:port (host a
+ * name or a numeric address without brackets). */
+bool definition_forward_allowed(const Definition *d, const char *host, uint16_t port);
 /* The host a TCP-mode port's connections go to: its own, else Upstream=. */
 const char *port_map_host(const Definition *d, const PortMap *p);

@@ -25,8 +25,10 @@ void inlets_args_help(FILE *f) {
               "              [--allow-ips CIDR,...] (visitors allowed to the public ports: AllowFrom=)\n"
               "              [--lb-proxy-protocol[=CIDR,...]] (PROXY headers from load balancers: AcceptProxyProtocol=,\n"
               "              from any address when none is named)\n"
+              "              [--allow-forward-to HOST:PORT|PREFIX,...] (what clients' --local-forward may reach: AllowForwardTo=)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
               "              [--proxy-protocol v1|v2] (a PROXY header to the upstream: ProxyProtocol=)\n"
+              "              [--local-forward [LISTEN:]PORT:HOST:PORT,...] (remote services brought local: LocalForward=)\n"
               "  http server [--port 8000] (and the server flags above)\n"
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
               "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
@@ -89,6 +91,7 @@ static int port_arg(const char *flag, const char *v, uint16_t *ret, char **ret_e
 
 typedef enum FlagKind {
         FLAG_KEY,      /* the value is the key's */
+        FLAG_LIST,     /* the same, a comma-separated list for a space-separated key */
         FLAG_BOOL,     /* --flag[=BOOL]: the key gets yes or no */
         FLAG_CUSTOM,   /* handled in inlets_args_parse() */
         FLAG_CUSTOM_OPTIONAL, /* the same, and the value may be left out (--flag or --flag=V) */
@@ -123,6 +126,8 @@ static const struct Flag {
         { "allow-ips", FLAG_KEY, "Server", "AllowFrom" },
         { "lb-proxy-protocol", FLAG_CUSTOM_OPTIONAL, "Server", "AcceptProxyProtocol" },
         { "client-id", FLAG_KEY, "Client", "ClientID" },
+        { "local-forward", FLAG_LIST, "Client", "LocalForward" },
+        { "allow-forward-to", FLAG_LIST, "Server", "AllowForwardTo" },
         { "proxy-protocol", FLAG_CUSTOM, "Client", "ProxyProtocol" },
         { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
         { "tls-key", FLAG_KEY, "Server", "KeyFile" },
@@ -246,6 +251,15 @@ static int apply_flag(Definition *d, ArgsState *st, int c, const char *v, const 
         switch (f->kind) {
         case FLAG_KEY:
                 return set_flag(d, f, v, ret_error);
+        case FLAG_LIST: {
+                _cleanup_free_ char *copy = strdup(v);
+                if (!copy)
+                        return -ENOMEM;
+                for (char *p = copy; *p; p++)
+                        if (*p == ',')
+                                *p = ' ';
+                return set_flag(d, f, copy, ret_error);
+        }
         case FLAG_BOOL:
                 r = boolarg(v, &b);
                 if (r < 0)
@@ -441,6 +455,17 @@ static void write_server(FILE *f, const Definition *d) {
         write_access(f, "ControlAllowFrom=", &d->control_access, true);
         write_access(f, "AcceptProxyProtocol=", &d->accept_proxy, true);
         write_access(f, "ControlAcceptProxyProtocol=", &d->control_accept_proxy, true);
+        for (size_t i = 0; i < d->n_allow_forward_to; i++) {
+                const ForwardRule *r = &d->allow_forward_to[i];
+                char p[ADDRESS_PREFIX_STR_MAX];
+                bool v6 = !r->host && r->prefix.family == AF_INET6 && r->port;
+                fprintf(f, "%s%s%s%s%s", i ? " " : "AllowForwardTo=", v6 ? "[" : "",
+                        r->host ?: address_prefix_format(&r->prefix, p), v6 ? "]" : "", r->port ? ":" : "");
+                if (r->port)
+                        fprintf(f, "%u", r->port);
+        }
+        if (d->n_allow_forward_to > 0)
+                fputc('\n', f);
 }
 
 static void write_client(FILE *f, const Definition *d) {
@@ -468,6 +493,15 @@ static void write_client(FILE *f, const Definition *d) {
         }
         if (d->client_id)
                 fprintf(f, "ClientID=%s\n", d->client_id);
+        for (size_t i = 0; i < d->n_local_forwards; i++) {
+                const LocalForward *l = &d->local_forwards[i];
+                char a[SOCKADDR_STR_MAX];
+                bool v6 = strchr(l->host, ':');
+                fprintf(f, "%s%s:%s%s%s:%u", i ? " " : "LocalForward=", socket_address_format(&l->listen, a),
+                        v6 ? "[" : "", l->host, v6 ? "]" : "", l->port);
+        }
+        if (d->n_local_forwards > 0)
+                fputc('\n', f);
         if (d->proxy_protocol > PROXY_PROTOCOL_NO)
                 fprintf(f, "ProxyProtocol=%s\n", proxy_protocol_to_string(d->proxy_protocol));
         for (size_t i = 0; i < d->n_proxy_protocol_ports; i++)

@@ -61,6 +61,15 @@ static void expect_error(const char *content, const char *needle) {
         definition_free(d);
 }
 
+/* Loads content that must load: the definition, or NULL (a failed check). */
+static Definition *parse_ok(const char *content) {
+        Definition *d = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r = load(content, &d, &err, NULL);
+        CHECK(r == 0, "load failed: %s", err ?: "");
+        return r == 0 ? d : NULL;
+}
+
 static void test_server_keys(void) {
         Definition *d = NULL;
         _cleanup_free_ char *err = NULL, *log = NULL;
@@ -639,6 +648,80 @@ static void test_proxy_urls(void) {
         CHECK(!no_proxy_matches("10.0.0.0/8", "ten.example", 1), "a prefix does not match a name");
 }
 
+static void test_forwards(void) {
+        static const char *const bad_requests[] = {
+                "", "1", "1 ", "0 h:1", "01 h:1", "2147483648 h:1", "x h:1", "1 h", "1 h:0", "1 h:1 x", "1 ::1:80",
+                "1 [h]:1", "1 bad_host:1", "1  h:1", "-1 h:1", "1 [::1", "1 h:1\t", "99999999999 h:1", "1 :80",
+        };
+        static const char *const good_requests[] = { "1 db.internal:5432", "2147483647 10.0.0.1:22", "7 [fd00::1]:443" };
+        Definition *d;
+        uint32_t id;
+        uint16_t port;
+        char *host = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad_requests); i++)
+                CHECK(forward_request_parse(bad_requests[i], &id, &host, &port) < 0, "forward '%s' refused",
+                      bad_requests[i]);
+        for (size_t i = 0; i < ELEMENTSOF(good_requests); i++) {
+                CHECK(forward_request_parse(good_requests[i], &id, &host, &port) == 0, "forward '%s'", good_requests[i]);
+                free(host);
+                host = NULL;
+        }
+        CHECK(forward_request_parse("7 [fd00::1]:443", &id, &host, &port) == 0 && id == 7 && port == 443, "v6 forward");
+        CHECK_STR(host, "fd00::1");
+        free(host);
+
+        d = parse_ok("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\n"
+                     "AllowForwardTo=db.internal:5432 10.1.0.0/16 192.0.2.7:22 [fd00::/64]:443 fd01::/16\n");
+        if (d) {
+                CHECK(d->n_allow_forward_to == 5, "five rules");
+                CHECK(definition_forward_allowed(d, "db.internal", 5432) && definition_forward_allowed(d, "DB.Internal", 5432),
+                      "a name, any case");
+                CHECK(!definition_forward_allowed(d, "db.internal", 5433) && !definition_forward_allowed(d, "db2.internal", 5432),
+                      "that name, that port only");
+                CHECK(definition_forward_allowed(d, "10.1.2.3", 1) && !definition_forward_allowed(d, "10.2.0.1", 1),
+                      "a prefix, any port");
+                CHECK(definition_forward_allowed(d, "192.0.2.7", 22) && !definition_forward_allowed(d, "192.0.2.7", 23),
+                      "an address and a port");
+                CHECK(definition_forward_allowed(d, "fd00::9", 443) && !definition_forward_allowed(d, "fd00::9", 80) &&
+                              definition_forward_allowed(d, "fd01::1", 80),
+                      "IPv6 prefixes");
+                CHECK(!definition_forward_allowed(d, "localhost", 5432), "a name never matches a prefix");
+                definition_free(d);
+        }
+        d = parse_ok("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\n");
+        if (d) {
+                CHECK(!definition_forward_allowed(d, "127.0.0.1", 22) && !definition_forward_allowed(d, "localhost", 22),
+                      "nothing by default");
+                definition_free(d);
+        }
+        d = parse_ok("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "LocalForward=5432:db.internal:5432 0.0.0.0:2222:10.0.0.5:22 [::1]:8443:[fd00::7]:443\n");
+        if (d) {
+                char buf[SOCKADDR_STR_MAX];
+                CHECK(d->n_local_forwards == 3, "three forwards");
+                CHECK_STR(socket_address_format(&d->local_forwards[0].listen, buf), "127.0.0.1:5432");
+                CHECK_STR(d->local_forwards[0].host, "db.internal");
+                CHECK_STR(socket_address_format(&d->local_forwards[2].listen, buf), "[::1]:8443");
+                CHECK_STR(d->local_forwards[2].host, "fd00::7");
+                CHECK(d->local_forwards[2].port == 443, "port");
+                definition_free(d);
+        }
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "LocalForward=5432:db.internal\n",
+                     "expected [LISTEN:]PORT:HOST:PORT");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "LocalForward=host.name:5432:db:5432\n",
+                     "must be numeric");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
+                     "LocalForward=1:a:1 1:b:2\n",
+                     "the same listening address twice");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nAllowForwardTo=db.internal\n",
+                     "expected HOST:PORT, an address prefix");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nAllowForwardTo=10.0.0.1/8:22\n",
+                     "expected HOST:PORT, an address prefix");
+}
+
 static void test_http_rules(void) {
         static const char base[] = "[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\n"
                                    "URL=wss://h\nUpstream=app.test=http://127.0.0.1:1\nUpstream=http://127.0.0.1:2\n%s";
@@ -751,6 +834,7 @@ int main(void) {
         test_http_rules();
         test_warnings();
         test_errors();
+        test_forwards(); /* before test_files(): its drop-in directory stays */
         test_files();
         test_parsers();
         test_proxy_urls();

@@ -247,6 +247,44 @@ static void test_allow_ips(void) {
         printf("inlets-args: --allow-ips becomes AllowFrom= and is written back; --lb-proxy-protocol\n");
 }
 
+static void test_forward_flags(void) {
+        _cleanup_(definition_freep) Definition *d = NULL, *k = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL, *ini2 = NULL;
+        static const char keys[] = "[Tunnel]\nRole=client\nMode=tcp\n[Client]\nURL=wss://h:8123\nPorts=1\n"
+                                   "LocalForward=5432:db.internal:5432 [::1]:8443:[fd00::7]:443\n";
+        InletsArgs a;
+        int r = parse("tcp client --url wss://h:8123 --ports 1 --token-file /run/t "
+                      "--local-forward 5432:db.internal:5432,[::1]:8443:[fd00::7]:443", &d, &a, &err);
+
+        CHECK(r == 0 && d->n_local_forwards == 2, "--local-forward: %s", err ?: "");
+        if (r == 0 && definition_finish_no_token(d, &err) == 0) {
+                ini = definition_to_ini(d, NULL);
+                CHECK_CONTAINS(ini, "\nLocalForward=127.0.0.1:5432:db.internal:5432 [::1]:8443:[fd00::7]:443\n");
+                /* The same as the keys. */
+                k = definition_new("t", NULL);
+                CHECK(k && definition_parse_buffer(k, "k.conf", keys, strlen(keys), &err) == 0 &&
+                              definition_finish_no_token(k, &err) == 0,
+                      "keys: %s", err ?: "");
+                ini2 = k ? definition_to_ini(k, NULL) : NULL;
+                CHECK_STR(ini2, ini);
+        }
+        inlets_args_done(&a);
+        definition_free(TAKE_PTR(d));
+        free(TAKE_PTR(ini));
+        r = parse("tcp server --token-file /run/t --allow-forward-to db.internal:5432,10.0.0.0/8,[fd00::/64]:443",
+                  &d, &a, &err);
+        CHECK(r == 0 && d->n_allow_forward_to == 3, "--allow-forward-to: %s", err ?: "");
+        if (r == 0 && definition_finish_no_token(d, &err) == 0) {
+                ini = definition_to_ini(d, "/run/t");
+                CHECK_CONTAINS(ini, "\nAllowForwardTo=db.internal:5432 10.0.0.0/8 [fd00::/64]:443\n");
+        }
+        inlets_args_done(&a);
+        expect_refused("tcp client --url wss://h --ports 1 --local-forward 5432:db",
+                       "--local-forward: Invalid LocalForward= value '5432:db': expected [LISTEN:]PORT:HOST:PORT "
+                       "(IPv6 in brackets), e.g. 5432:db.internal:5432");
+        printf("inlets-args: --local-forward and --allow-forward-to become LocalForward= and AllowForwardTo=\n");
+}
+
 static void test_refusals(void) {
         expect_refused("", "expected tcp|http server|client|fileserver");
         expect_refused("tcp", "expected tcp|http server|client|fileserver");
@@ -371,6 +409,7 @@ int main(void) {
         test_fileserver();
         test_allow_ips();
         test_http_client_auth();
+        test_forward_flags();
         test_refusals();
         test_is_mode();
         test_token_sources();

@@ -81,6 +81,7 @@ struct MuxStream {
 
         uint64_t bytes_in, bytes_out, created;
         char *authority, *peer, *method;
+        uint32_t forward;        /* x-inlets-forward (tunnel client); UINT32_MAX: not a valid one */
         void *userdata;
 
         /* Message streams (HTTP mode): no fd; the owner is the endpoint. */
@@ -723,20 +724,9 @@ static int stream_attach_fd(MuxStream *s, int fd) {
         return 0;
 }
 
-int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, void *userdata, MuxStream **ret) {
-        /* The contract comes first: nva[] below takes the strings' lengths. */
-        assert(m);
-        assert(!m->finished);
-        assert(m->cfg.h2_client);
-        assert(fd >= 0);
-        assert(authority);
-        assert(peer);
-
-        nghttp2_nv nva[] = {
-                { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
-                { (uint8_t *) ":authority", (uint8_t *) authority, 10, strlen(authority), NGHTTP2_NV_FLAG_NONE },
-                { (uint8_t *) "x-forwarded-for", (uint8_t *) peer, 15, strlen(peer), NGHTTP2_NV_FLAG_NONE },
-        };
+/* A CONNECT stream with the fields nva (n) carrying the socket fd (taken over). */
+static int open_connect(Mux *m, int fd, const nghttp2_nv *nva, size_t n, const char *authority, const char *peer,
+                        void *userdata, MuxStream **ret) {
         nghttp2_data_provider prd = { .read_callback = data_read_cb };
         MuxStream *s;
         int32_t id;
@@ -759,7 +749,7 @@ int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, voi
         s->peer = strdup(peer);
         s->authority = strdup(authority);
         prd.source.ptr = s;
-        id = nghttp2_submit_request(m->h2, NULL, nva, ELEMENTSOF(nva), &prd, s);
+        id = nghttp2_submit_request(m->h2, NULL, nva, n, &prd, s);
         if (id < 0) {
                 s->id = -1;
                 safe_close(fd);
@@ -789,6 +779,56 @@ int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, voi
         if (ret)
                 *ret = s;
         return 0;
+}
+
+int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, void *userdata, MuxStream **ret) {
+        /* The contract comes first: nva[] below takes the strings' lengths. */
+        assert(m);
+        assert(!m->finished);
+        assert(m->cfg.h2_client);
+        assert(fd >= 0);
+        assert(authority);
+        assert(peer);
+
+        const nghttp2_nv nva[] = {
+                { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) ":authority", (uint8_t *) authority, 10, strlen(authority), NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) "x-forwarded-for", (uint8_t *) peer, 15, strlen(peer), NGHTTP2_NV_FLAG_NONE },
+        };
+        return open_connect(m, fd, nva, ELEMENTSOF(nva), authority, peer, userdata, ret);
+}
+
+int mux_open_forward(Mux *m, int fd, const char *target, uint32_t forward, void *userdata, MuxStream **ret) {
+        char id[16];
+
+        assert(m);
+        assert(!m->finished);
+        assert(m->cfg.h2_client);
+        assert(fd >= 0);
+        assert(target);
+        assert(forward > 0 && forward < UINT32_MAX);
+
+        MuxStream *s;
+        int r;
+
+        snprintf(id, sizeof(id), "%" PRIu32, forward);
+        const nghttp2_nv nva[] = {
+                { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) ":authority", (uint8_t *) target, 10, strlen(target), NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) "x-inlets-forward", (uint8_t *) id, 16, strlen(id), NGHTTP2_NV_FLAG_NONE },
+        };
+        r = open_connect(m, fd, nva, ELEMENTSOF(nva), target, "", userdata, &s);
+        if (r < 0)
+                return r;
+        s->forward = forward; /* for the counts: not a public port's stream */
+        if (ret)
+                *ret = s;
+        return 0;
+}
+
+uint32_t mux_stream_forward(MuxStream *s) {
+        assert(s);
+        return s->forward;
 }
 
 int mux_stream_accept(MuxStream *s, int fd) {
@@ -999,7 +1039,17 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
                 dst = &s->method;
         else if (namelen == 15 && memcmp(name, "x-forwarded-for", 15) == 0)
                 dst = &s->peer;
-        else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && !s->message) {
+        else if (namelen == 16 && memcmp(name, "x-inlets-forward", 16) == 0) {
+                uint64_t v = 0;
+                bool ok = valuelen > 0 && valuelen <= 10 && value[0] != '0';
+                for (size_t i = 0; ok && i < valuelen; i++) {
+                        ok = value[i] >= '0' && value[i] <= '9';
+                        v = v * 10 + (uint64_t) (value[i] - '0');
+                }
+                if (s->forward == 0)
+                        s->forward = ok && v < UINT32_MAX ? (uint32_t) v : UINT32_MAX;
+                return 0;
+        } else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && !s->message) {
                 s->responded = valuelen == 3 && memcmp(value, "200", 3) == 0;
                 return 0;
         }

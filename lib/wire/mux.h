@@ -84,6 +84,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Mux *, mux_free);
 /* Exit server: a public connection (fd is taken over) becomes a CONNECT stream. */
 int mux_open_stream(Mux *m, int fd, const char *authority, const char *peer, void *userdata, MuxStream **ret);
 
+/* Exit server: the socket fd (taken over), connected to target ("HOST:PORT") for a tunnel
+ * client's LocalForward=, becomes a CONNECT stream carrying x-inlets-forward: forward (the id
+ * the client gave in its "forward" control message; docs/protocol.md). */
+int mux_open_forward(Mux *m, int fd, const char *target, uint32_t forward, void *userdata, MuxStream **ret);
+/* Tunnel client: the x-inlets-forward of a CONNECT stream: 0 none (a public connection),
+ * UINT32_MAX a malformed one. */
+uint32_t mux_stream_forward(MuxStream *s);
+
 /* Tunnel client: the connected upstream socket for s (fd taken over). After a refusal or
  * when the stream was reset meanwhile, the stream is gone: don't touch s again. */
 int mux_stream_accept(MuxStream *s, int fd);

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* LocalForward= on the tunnel client: remote services brought local. Each listening address
+ * takes connections; each asks the exit server, with a "forward ID HOST:PORT" control message,
+ * to dial HOST:PORT (its AllowForwardTo= decides). The connection waits, unread, until the
+ * server opens a CONNECT stream carrying x-inlets-forward: ID (its dial succeeded): then the
+ * socket is the stream's. A refusal ("error forward ID ..."), a failed dial ("notice forward
+ * ID ..."), the session's end or FORWARD_WAIT_USEC close it. docs/protocol.md, section 6. */
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client-forward.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "socket-util.h"
+#include "string-util.h"
+#include "time-util.h"
+
+/* Connections waiting for their stream, and for how long (the server gives its dial 30 s). */
+#define FORWARD_WAITING_MAX 256
+#define FORWARD_WAIT_USEC (40 * USEC_PER_SEC)
+
+typedef struct Waiting Waiting;
+
+typedef struct Listener {
+        ClientForwards *owner;
+        SocketAddress address;
+        char target[300];       /* HOST:PORT as the server is asked ([IPv6]:PORT) */
+        char what[SOCKADDR_STR_MAX + 16];
+        int fd;
+        sd_event_source *io;
+} Listener;
+
+struct Waiting {
+        ClientForwards *owner;
+        Waiting *prev, *next;
+        uint32_t id;
+        bool answered;          /* "ok forward ID" came */
+        int fd;
+        char target[300];
+        sd_event_source *timer;
+};
+
+struct ClientForwards {
+        sd_event *event;
+        Listener *listeners;
+        size_t n_listeners;
+        Waiting *waiting;       /* newest first */
+        unsigned n_waiting;
+        uint32_t next_id;
+        Mux *mux;               /* the session, while there is one */
+        forward_send_t send;
+        void *userdata;
+        RateLimit log;
+        bool unsupported;       /* the server answered "error unknown command" */
+};
+
+static Waiting *waiting_free(Waiting *w, const char *why) {
+        if (!w)
+                return NULL;
+        if (why && ratelimit_below(&w->owner->log))
+                log_warning("LocalForward to %s: %s", w->target, why);
+        LIST_REMOVE(w->owner->waiting, w);
+        w->owner->n_waiting--;
+        sd_event_source_disable_unref(w->timer);
+        safe_close(w->fd);
+        free(w);
+        return NULL;
+}
+
+static Waiting *waiting_find(ClientForwards *f, uint32_t id) {
+        for (Waiting *w = f->waiting; w; w = w->next)
+                if (w->id == id)
+                        return w;
+        return NULL;
+}
+
+static int waiting_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        waiting_free(userdata, "no answer from the exit server in time; connection closed.");
+        return 0;
+}
+
+static void listener_done(Listener *l) {
+        l->io = sd_event_source_disable_unref(l->io);
+        l->fd = safe_close(l->fd);
+}
+
+static void forward_accepted(Listener *l, int fd) {
+        ClientForwards *f = l->owner;
+        char msg[340];
+        Waiting *w;
+
+        if (!f->mux || f->unsupported || f->n_waiting >= FORWARD_WAITING_MAX) {
+                if (ratelimit_below(&f->log))
+                        log_warning("LocalForward %s: %s; connection closed.", l->what,
+                                    !f->mux ? "the tunnel is not connected" :
+                                    f->unsupported ? "the exit server does not support LocalForward= (an older version)" :
+                                                     "too many connections waiting for the exit server");
+                safe_close(fd);
+                return;
+        }
+        w = new0(Waiting, 1);
+        if (!w) {
+                safe_close(fd);
+                return;
+        }
+        w->owner = f;
+        w->fd = fd;
+        if (++f->next_id > INT32_MAX)
+                f->next_id = 1;
+        w->id = f->next_id;
+        snprintf(w->target, sizeof(w->target), "%s", l->target);
+        LIST_PREPEND(f->waiting, w);
+        f->n_waiting++;
+        if (sd_event_add_time_relative(f->event, &w->timer, CLOCK_MONOTONIC, FORWARD_WAIT_USEC, 0, waiting_timeout, w) <
+            0) {
+                waiting_free(w, "out of memory");
+                return;
+        }
+        snprintf(msg, sizeof(msg), "forward %" PRIu32 " %s", w->id, w->target);
+        if (f->send(f->userdata, msg) < 0)
+                waiting_free(w, "cannot ask the exit server; connection closed.");
+}
+
+static int listener_accept(int cfd, const SocketAddress *peer, void *userdata) {
+        forward_accepted(userdata, cfd);
+        return 0;
+}
+
+static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        accept_batch(fd, 64, listener_accept, userdata);
+        return 0;
+}
+
+static int listener_open(ClientForwards *f, Listener *l, char **ret_error) {
+        int r;
+
+        r = socket_listen_tcp(&l->address, &l->fd);
+        if (r < 0) {
+                l->fd = -1;
+                return asprintf(ret_error, "LocalForward=: cannot listen on %s: %s", l->what, strerror(-r)) < 0
+                               ? -ENOMEM : r;
+        }
+        r = sd_event_add_io(f->event, &l->io, l->fd, EPOLLIN, listener_handler, l);
+        if (r < 0) {
+                listener_done(l);
+                return r;
+        }
+        (void) sd_event_source_set_description(l->io, "client-local-forward");
+        return 0;
+}
+
+int client_forwards_new(sd_event *e, forward_send_t send, void *userdata, ClientForwards **ret) {
+        ClientForwards *f = new0(ClientForwards, 1);
+
+        if (!f)
+                return -ENOMEM;
+        f->event = sd_event_ref(e);
+        f->send = send;
+        f->userdata = userdata;
+        f->log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        *ret = f;
+        return 0;
+}
+
+ClientForwards *client_forwards_free(ClientForwards *f) {
+        if (!f)
+                return NULL;
+        while (f->waiting)
+                waiting_free(f->waiting, NULL);
+        for (size_t i = 0; i < f->n_listeners; i++)
+                listener_done(&f->listeners[i]);
+        free(f->listeners);
+        sd_event_unref(f->event);
+        free(f);
+        return NULL;
+}
+
+int client_forwards_apply(ClientForwards *f, const Definition *d, char **ret_error) {
+        Listener *t;
+        size_t n = d->n_local_forwards;
+        int r = 0;
+
+        assert(f);
+        t = new0(Listener, n);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const LocalForward *lf = &d->local_forwards[i];
+                Listener *l = &t[i];
+
+                l->owner = f;
+                l->fd = -1;
+                l->address = lf->listen;
+                socket_address_format(&lf->listen, l->what);
+                snprintf(l->target, sizeof(l->target), strchr(lf->host, ':') ? "[%s]:%u" : "%s:%u", lf->host, lf->port);
+                /* A listening address kept across a reload keeps its socket. */
+                for (size_t j = 0; j < f->n_listeners; j++)
+                        if (f->listeners[j].fd >= 0 && socket_address_equal(&f->listeners[j].address, &lf->listen)) {
+                                l->fd = TAKE_FD(f->listeners[j].fd);
+                                f->listeners[j].io = sd_event_source_disable_unref(f->listeners[j].io);
+                                r = sd_event_add_io(f->event, &l->io, l->fd, EPOLLIN, listener_handler, l);
+                                if (r >= 0)
+                                        (void) sd_event_source_set_description(l->io, "client-local-forward");
+                        }
+                if (r >= 0 && l->fd < 0)
+                        r = listener_open(f, l, ret_error);
+                if (r < 0) {
+                        /* Give the sockets taken back: the old table stays in force. */
+                        for (size_t k = 0; k <= i; k++)
+                                for (size_t j = 0; j < f->n_listeners; j++)
+                                        if (f->listeners[j].fd < 0 && t[k].fd >= 0 &&
+                                            socket_address_equal(&f->listeners[j].address, &t[k].address)) {
+                                                f->listeners[j].fd = TAKE_FD(t[k].fd);
+                                                (void) sd_event_add_io(f->event, &f->listeners[j].io, f->listeners[j].fd,
+                                                                       EPOLLIN, listener_handler, &f->listeners[j]);
+                                        }
+                        for (size_t k = 0; k < n; k++)
+                                listener_done(&t[k]);
+                        free(t);
+                        return r;
+                }
+                log_info("LocalForward: %s -> %s through the exit server.", l->what, l->target);
+        }
+        for (size_t j = 0; j < f->n_listeners; j++)
+                listener_done(&f->listeners[j]);
+        free(f->listeners);
+        f->listeners = t;
+        f->n_listeners = n;
+        return 0;
+}
+
+void client_forwards_session(ClientForwards *f, Mux *mux) {
+        assert(f);
+        f->mux = mux;
+        f->unsupported = false;
+        if (!mux)
+                while (f->waiting)
+                        waiting_free(f->waiting, "the tunnel connection ended; connection closed.");
+}
+
+bool client_forwards_stream(ClientForwards *f, MuxStream *s, const char *authority) {
+        uint32_t id = mux_stream_forward(s);
+        Waiting *w;
+        int fd;
+
+        if (id == 0)
+                return false;
+        w = waiting_find(f, id);
+        if (!w || !streq_ptr(authority, w->target)) {
+                /* Never one we asked for: a stream must not reach a socket it was not meant for. */
+                if (ratelimit_below(&f->log))
+                        log_warning("The exit server opened a forward stream (%" PRIu32 ", %s) nobody waits for; refused.",
+                                    id, authority ?: "?");
+                mux_stream_refuse(s, false);
+                return true;
+        }
+        fd = TAKE_FD(w->fd);
+        waiting_free(w, NULL);
+        (void) mux_stream_accept(s, fd);
+        return true;
+}
+
+/* The oldest forward not answered yet. */
+static Waiting *oldest_unanswered(ClientForwards *f) {
+        Waiting *o = NULL;
+
+        for (Waiting *w = f->waiting; w; w = w->next)
+                if (!w->answered)
+                        o = w; /* newest first: the last one is the oldest */
+        return o;
+}
+
+void client_forwards_answer(ClientForwards *f, const char *message) {
+        Waiting *w = oldest_unanswered(f);
+
+        if (streq(message, "error unknown command")) {
+                if (!f->unsupported)
+                        log_warning("The exit server does not support LocalForward= (an older version).");
+                f->unsupported = true;
+                waiting_free(w, NULL);
+                return;
+        }
+        if (!w)
+                return;
+        if (startswith(message, "ok forward "))
+                w->answered = true;
+        else {
+                const char *why = message;
+                char buf[600];
+                /* "error forward ID REASON": the reason after the id. */
+                if (startswith(message, "error forward ")) {
+                        why = strchr(message + 14, ' ');
+                        why = why ? why + 1 : message;
+                }
+                snprintf(buf, sizeof(buf), "refused by the exit server: %s; connection closed.", why);
+                waiting_free(w, buf);
+        }
+}
+
+void client_forwards_notice(ClientForwards *f, const char *message) {
+        const char *p = message;
+        uint64_t id = 0;
+        char buf[600];
+        Waiting *w;
+
+        /* "notice forward ID REASON". */
+        for (; *p >= '0' && *p <= '9' && id <= INT32_MAX; p++)
+                id = id * 10 + (uint64_t) (*p - '0');
+        if (*p != ' ' || id == 0 || id > INT32_MAX || !(w = waiting_find(f, (uint32_t) id)))
+                return;
+        snprintf(buf, sizeof(buf), "%s; connection closed.", p + 1);
+        waiting_free(w, buf);
+}
