@@ -46,8 +46,16 @@ struct Waiting {
         sd_event_source *timer;
 };
 
+/* A listening socket systemd passed ("forward-PORT"), until a LocalForward= takes it. */
+typedef struct Passed {
+        uint16_t port;
+        int fd;
+} Passed;
+
 struct ClientForwards {
         sd_event *event;
+        Passed *passed;
+        size_t n_passed;
         Listener *listeners;
         size_t n_listeners;
         Waiting *waiting;       /* newest first */
@@ -137,10 +145,33 @@ static int listener_handler(sd_event_source *src, int fd, uint32_t revents, void
         return 0;
 }
 
+/* The socket systemd bound for l's address, if it passed one. */
+static int take_passed(ClientForwards *f, Listener *l) {
+        for (size_t i = 0; i < f->n_passed; i++) {
+                SocketAddress a = { .len = sizeof(a.storage) };
+                char s[SOCKADDR_STR_MAX];
+
+                if (f->passed[i].fd < 0 || f->passed[i].port != socket_address_port(&l->address))
+                        continue;
+                if (getsockname(f->passed[i].fd, &a.sa, &a.len) < 0 || !socket_address_equal(&a, &l->address)) {
+                        log_warning("The socket passed by systemd for port %u listens on %s, not %s: ignored.",
+                                    f->passed[i].port, socket_address_format(&a, s), l->what);
+                        continue;
+                }
+                log_info("LocalForward %s: using the socket passed by systemd.", l->what);
+                return TAKE_FD(f->passed[i].fd);
+        }
+        return -1;
+}
+
 static int listener_open(ClientForwards *f, Listener *l, char **ret_error) {
         int r;
 
-        r = socket_listen_tcp(&l->address, &l->fd);
+        l->fd = take_passed(f, l);
+        if (l->fd >= 0)
+                r = 0;
+        else
+                r = socket_listen_tcp(&l->address, &l->fd);
         if (r < 0) {
                 l->fd = -1;
                 return asprintf(ret_error, "LocalForward=: cannot listen on %s: %s", l->what, strerror(-r)) < 0
@@ -176,6 +207,9 @@ ClientForwards *client_forwards_free(ClientForwards *f) {
         for (size_t i = 0; i < f->n_listeners; i++)
                 listener_done(&f->listeners[i]);
         free(f->listeners);
+        for (size_t i = 0; i < f->n_passed; i++)
+                safe_close(f->passed[i].fd);
+        free(f->passed);
         sd_event_unref(f->event);
         free(f);
         return NULL;
@@ -232,6 +266,18 @@ int client_forwards_apply(ClientForwards *f, const Definition *d, char **ret_err
         free(f->listeners);
         f->listeners = t;
         f->n_listeners = n;
+        return 0;
+}
+
+int client_forwards_adopt(ClientForwards *f, uint16_t port, int fd) {
+        Passed *t;
+
+        assert(f);
+        t = realloc(f->passed, sizeof(Passed) * (f->n_passed + 1));
+        if (!t)
+                return -ENOMEM;
+        f->passed = t;
+        f->passed[f->n_passed++] = (Passed) { .port = port, .fd = fd };
         return 0;
 }
 

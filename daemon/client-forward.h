@@ -19,6 +19,9 @@ ClientForwards *client_forwards_free(ClientForwards *f);
 /* Listens on d's LocalForward= addresses (those already listening keep their sockets). On
  * failure nothing changes and *ret_error says why. */
 int client_forwards_apply(ClientForwards *f, const Definition *d, char **ret_error);
+/* A listening socket systemd passed as "forward-PORT" (fd taken over): the LocalForward= with
+ * that address uses it instead of binding its own. */
+int client_forwards_adopt(ClientForwards *f, uint16_t port, int fd);
 /* The session connected (mux) or ended (NULL: connections waiting for it are closed). */
 void client_forwards_session(ClientForwards *f, Mux *mux);
 /* A CONNECT stream from the server: true when it was a forward stream (accepted or refused

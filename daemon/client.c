@@ -6,12 +6,15 @@
  * after the PROXY protocol header, when the port has one. */
 
 #include <assert.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "client-forward.h"
 #include "client.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -24,7 +27,6 @@
 #include "parse-util.h"
 #include "proxy-protocol.h"
 #include "ratelimit.h"
-#include "client-forward.h"
 #include "resolve.h"
 #include "socket-util.h"
 #include "string-util.h"
@@ -1176,6 +1178,41 @@ int client_new(Manager *m, Client **ret) {
         return 0;
 }
 
+/* Sockets systemd bound for us (inletsd-forward-PORT@NAME.socket and inletsd-metrics@NAME.socket,
+ * written by inletsd-generator): "forward-PORT" for LocalForward=, "metrics". */
+static int take_systemd_sockets(Client *c) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "";
+                uint16_t port;
+
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                        log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
+                        safe_close(fd);
+                } else if (streq(name, "metrics") && c->manager->metrics_fd < 0)
+                        c->manager->metrics_fd = fd; /* MetricsListen=: the manager's, at start */
+                else if (strncmp(name, "forward-", 8) == 0 && parse_port(name + 8, &port) >= 0) {
+                        socket_set_nodelay(fd);
+                        if (client_forwards_adopt(c->forwards, port, fd) < 0)
+                                safe_close(fd);
+                } else {
+                        log_warning("Ignoring passed socket '%s'.", name);
+                        safe_close(fd);
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        return 0;
+}
+
 int client_start(Client *c) {
         _cleanup_free_ char *err = NULL;
         const Definition *d;
@@ -1204,6 +1241,7 @@ int client_start(Client *c) {
         if (r < 0)
                 return log_oom();
         err = mfree(err);
+        (void) take_systemd_sockets(c);
         r = client_forwards_apply(c->forwards, d, &err);
         if (r < 0)
                 return log_error_errno(r, "%s", err ?: strerror(-r));

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* inletsd-generator: for every exit server definition in /etc/inlets.d, socket units that make
- * systemd bind its ports and hand them to inletsd@NAME.service, so privileged ports need no
- * capability and a restart refuses no connection:
+/* inletsd-generator: for every exit server definition in /etc/inlets.d (and every tunnel client
+ * with LocalForward= or MetricsListen=), socket units that make systemd bind its ports and hand
+ * them to inletsd@NAME.service, so privileged ports need no capability and a restart refuses no
+ * connection:
  *   inletsd@NAME.socket            ControlListen=   FileDescriptorName=control
  *   inletsd-http@NAME.socket       HTTPListen=      FileDescriptorName=http      (HTTP mode)
  *   inletsd-https@NAME.socket      HTTPSListen=     FileDescriptorName=https     (if set)
  *   inletsd-data-PORT@NAME.socket  DataListen=:PORT FileDescriptorName=data-PORT (each single
  *                                  port of AllowPorts=; ranges are bound by the daemon)
  *   inletsd-metrics@NAME.socket    MetricsListen=   FileDescriptorName=metrics   (if set)
+ *   inletsd-forward-PORT@NAME.socket  LocalForward=  FileDescriptorName=forward-PORT (tunnel
+ *                                  clients: each port of LocalForward=)
  * and inletsd@NAME.service.d/50-sockets.conf with Sockets=, Requires= and After= for them.
  * (systemd names all fds of one socket unit alike, hence one unit per name.) */
 
@@ -79,6 +82,35 @@ static int socket_unit(const char *dir, const char *name, const Definition *d, c
         return write_unit(dir, unit, content);
 }
 
+/* The exit server's sockets: control, HTTP(S) in HTTP mode, each single port of AllowPorts=. */
+static int server_sockets(const char *dir, const char *name, const Definition *d, char **units) {
+        int r;
+
+        r = socket_unit(dir, name, d, "control", &d->control_listen, "control", units);
+        if (r < 0)
+                return r;
+        if (d->mode == MODE_HTTP) {
+                r = socket_unit(dir, name, d, "HTTP", &d->http_listen, "http", units);
+                if (r < 0)
+                        return r;
+                if (d->https_listen.len > 0)
+                        return socket_unit(dir, name, d, "HTTPS", &d->https_listen, "https", units);
+                return 0;
+        }
+        for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
+                if (d->allow_ports[i] == d->allow_ports[i + 1]) {
+                        SocketAddress a = d->data_listen;
+                        char fdname[16], what[32];
+                        socket_address_set_port(&a, d->allow_ports[i]);
+                        snprintf(fdname, sizeof(fdname), "data-%u", d->allow_ports[i]);
+                        snprintf(what, sizeof(what), "port %u", d->allow_ports[i]);
+                        r = socket_unit(dir, name, d, what, &a, fdname, units);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static bool unit_name_ok(const char *name) {
         for (const char *p = name; *p; p++)
                 if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p))
@@ -97,37 +129,35 @@ static int generate(const char *dir, const char *path, const char *name) {
                 log_warning("Skipping %s: %s", path, err ?: strerror(-r));
                 return 0;
         }
-        if (d->role != ROLE_SERVER)
+        if (d->role == ROLE_FILESERVER || (d->role == ROLE_CLIENT && d->n_local_forwards == 0 &&
+                                          d->metrics_listen.len == 0))
                 return 0;
         if (!unit_name_ok(name)) {
                 log_warning("Skipping %s: the name cannot be a unit instance.", path);
                 return 0;
         }
 
-        r = socket_unit(dir, name, d, "control", &d->control_listen, "control", &units);
-        if (r < 0)
-                return r;
-        if (d->mode == MODE_HTTP) {
-                r = socket_unit(dir, name, d, "HTTP", &d->http_listen, "http", &units);
+        if (d->role == ROLE_SERVER) {
+                r = server_sockets(dir, name, d, &units);
                 if (r < 0)
                         return r;
-                if (d->https_listen.len > 0) {
-                        r = socket_unit(dir, name, d, "HTTPS", &d->https_listen, "https", &units);
-                        if (r < 0)
-                                return r;
-                }
-        } else
-                for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
-                        if (d->allow_ports[i] == d->allow_ports[i + 1]) {
-                                SocketAddress a = d->data_listen;
-                                char fdname[16], what[32];
-                                socket_address_set_port(&a, d->allow_ports[i]);
-                                snprintf(fdname, sizeof(fdname), "data-%u", d->allow_ports[i]);
-                                snprintf(what, sizeof(what), "port %u", d->allow_ports[i]);
-                                r = socket_unit(dir, name, d, what, &a, fdname, &units);
-                                if (r < 0)
-                                        return r;
-                        }
+        }
+        /* LocalForward=: one socket per port (a second address with the same port binds its own). */
+        for (size_t i = 0; d->role == ROLE_CLIENT && i < d->n_local_forwards; i++) {
+                uint16_t port = socket_address_port(&d->local_forwards[i].listen);
+                char fdname[16], what[32];
+                bool seen = false;
+
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || socket_address_port(&d->local_forwards[j].listen) == port;
+                if (seen)
+                        continue;
+                snprintf(fdname, sizeof(fdname), "forward-%u", port);
+                snprintf(what, sizeof(what), "LocalForward port %u", port);
+                r = socket_unit(dir, name, d, what, &d->local_forwards[i].listen, fdname, &units);
+                if (r < 0)
+                        return r;
+        }
         if (d->metrics_listen.len > 0) {
                 r = socket_unit(dir, name, d, "metrics", &d->metrics_listen, "metrics", &units);
                 if (r < 0)

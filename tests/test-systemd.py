@@ -37,6 +37,9 @@ class Systemd(TunnelTest):
                     "HTTPListen=0.0.0.0:80\nHTTPSListen=0.0.0.0:443\n")
         with open(f"{d}/office.conf", "w") as f:
             f.write("[Tunnel]\nRole=client\n[Client]\nURL=wss://x\nPorts=3389\n")
+        with open(f"{d}/db.conf", "w") as f:
+            f.write("[Tunnel]\nRole=client\n[Client]\nURL=wss://x\nPorts=3389\n"
+                    "LocalForward=5432:db.internal:5432 [::1]:5432:db.internal:5432 0.0.0.0:6000:10.0.0.5:22\n")
         with open(f"{d}/broken.conf", "w") as f:
             f.write("[Tunnel]\nRole=server\n[Server]\nAllowPorts=lots\n")
 
@@ -53,8 +56,9 @@ class Systemd(TunnelTest):
         out, err = self.generate()
         files = sorted(os.path.relpath(os.path.join(dp, f), out) for dp, _, fs in os.walk(out) for f in fs)
         self.assertEqual(files, ["inletsd-data-2222@rdp.socket", "inletsd-data-3389@rdp.socket",
+                                 "inletsd-forward-5432@db.socket", "inletsd-forward-6000@db.socket",
                                  "inletsd-http@web.socket", "inletsd-https@web.socket", "inletsd-metrics@web.socket",
-                                 "inletsd@rdp.service.d/50-sockets.conf",
+                                 "inletsd@db.service.d/50-sockets.conf", "inletsd@rdp.service.d/50-sockets.conf",
                                  "inletsd@rdp.socket", "inletsd@web.service.d/50-sockets.conf",
                                  "inletsd@web.socket"])
         ctl = readf(f"{out}/inletsd@rdp.socket")
@@ -75,9 +79,15 @@ class Systemd(TunnelTest):
         self.assertIn("Sockets=inletsd@rdp.socket inletsd-data-3389@rdp.socket inletsd-data-2222@rdp.socket",
                       dropin.replace("inletsd-data-2222@rdp.socket inletsd-data-3389@rdp.socket",
                                      "inletsd-data-3389@rdp.socket inletsd-data-2222@rdp.socket"))
+        fwd = readf(f"{out}/inletsd-forward-5432@db.socket")
+        self.assertIn("ListenStream=127.0.0.1:5432\n", fwd)
+        self.assertIn("FileDescriptorName=forward-5432\n", fwd)
+        self.assertIn("ListenStream=0.0.0.0:6000\n", readf(f"{out}/inletsd-forward-6000@db.socket"))
+        self.assertIn("Sockets=inletsd-forward-5432@db.socket inletsd-forward-6000@db.socket\n",
+                      readf(f"{out}/inletsd@db.service.d/50-sockets.conf"))
         self.assertIn("broken.conf", err)   # skipped with a reason, the others still generated
-        print("generator: control/data/http sockets for server definitions, none for clients, "
-              "a broken definition skipped with a warning")
+        print("generator: control/data/http sockets for server definitions, LocalForward= ports for clients "
+              "(none for plain ones), a broken definition skipped with a warning")
 
     def test_examples_pass_check(self):
         """docs/examples are what an admin copies: inletsctl check must accept each."""
@@ -174,6 +184,27 @@ class Systemd(TunnelTest):
             sa.wait(10)
             log.close()
         print("systemd-socket-activate: control, data-PORT and metrics sockets taken by name and served")
+
+    def test_socket_activated_local_forward(self):
+        """A tunnel client's LocalForward= port bound by systemd (forward-PORT) and served."""
+        up = self.echo()
+        self.server(extra_server=f"AllowForwardTo=127.0.0.1:{up.port}\n")
+        lport = free_port()
+        cli = self.client(f"{free_port()}:{free_port()}", start=False,
+                          extra_client=f"LocalForward={lport}:127.0.0.1:{up.port}\n")
+        log = open(f"{self.tmp}/sa-client.log", "wb")
+        sa = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{lport}", f"--fdname=forward-{lport}",
+                               INLETSD, "--no-bus", "-v", "--config", cli.path], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: port_open(lport), 10, "systemd-socket-activate to listen")  # starts the client
+            wait_until(lambda: "Connection established" in readf(f"{self.tmp}/sa-client.log"), 15, "the client")
+            self.assertEqual(echo_roundtrip(lport, b"activated forward"), b"activated forward")
+            out = readf(f"{self.tmp}/sa-client.log")
+            self.assertIn(f"LocalForward 127.0.0.1:{lport}: using the socket passed by systemd.", out)
+        finally:
+            sa.terminate()
+            sa.wait(10)
+            log.close()
 
     def test_restart_refuses_no_connection(self):
         """We hold the listening sockets as systemd would, and restart inletsd under a client
