@@ -164,9 +164,14 @@ static void print_systemd_unit(const Definition *d, const InletsArgs *a, int arg
         printf(" %s %s", argv[0], argv[1]);
         /* The same flags, minus what the unit does itself: the token comes as a credential. */
         for (int i = 2; i < argc; i++) {
-                if (strncmp(argv[i], "--generate", 10) == 0 || strncmp(argv[i], "--token", 7) == 0) {
+                /* ... and inlets' licence flags, which inletsd ignores (a licence is a secret too). */
+                if (strncmp(argv[i], "--generate", 10) == 0 || strncmp(argv[i], "--token", 7) == 0 ||
+                    strncmp(argv[i], "--license", 9) == 0 || strncmp(argv[i], "--image", 7) == 0) {
                         if (!strchr(argv[i], '=') && (streq(argv[i], "--generate") || streq(argv[i], "--token") ||
-                                                     streq(argv[i], "--token-file")))
+                                                     streq(argv[i], "--token-file") || streq(argv[i], "--token-from") ||
+                                                     streq(argv[i], "--token-env") || streq(argv[i], "--license") ||
+                                                     streq(argv[i], "--license-file") ||
+                                                     streq(argv[i], "--license-env") || streq(argv[i], "--image")))
                                 i++;
                         continue;
                 }
@@ -221,6 +226,21 @@ static int run_inlets(int argc, char *argv[], Definition **ret, char **ret_path)
                         return log_oom();
                 fputs(ini, stdout);
                 inlets_args_done(&a);
+                return 0;
+        }
+        if (a.generate == GENERATE_K8S_YAML) {
+                _cleanup_free_ char *yaml = NULL;
+                r = definition_finish_no_token(d, &err);
+                if (r < 0) {
+                        log_error("%s", err ?: strerror(-r));
+                        inlets_args_done(&a);
+                        return r;
+                }
+                yaml = definition_to_k8s_yaml(d, a.image);
+                inlets_args_done(&a);
+                if (!yaml)
+                        return log_oom();
+                fputs(yaml, stdout);
                 return 0;
         }
         if (a.generate == GENERATE_SYSTEMD) {

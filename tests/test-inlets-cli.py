@@ -77,6 +77,44 @@ class InletsCli(TunnelTest):
         self.assertNotIn(TOKEN, srv.output() + cli.output())
         print("inletsd tcp server / tcp client from flags alone carry traffic; --token warns")
 
+    def test_generate_k8s_yaml_and_inlets_flags(self):
+        """--generate=k8s_yaml with -p, --upstream HOST:PORT and --license-file (accepted, not read):
+        the YAML parses to a ConfigMap and a Deployment with the token from a Secret, and the
+        definition in the ConfigMap carries a tunnel."""
+        import yaml
+        up = self.echo()
+        cport, pub = free_port(), free_port()
+        self.flags_daemon("srv", ["tcp", "server", "--auto-tls-san", "127.0.0.1", "--control-addr", "127.0.0.1",
+                                  "--control-port", str(cport), "--data-addr", "127.0.0.1", "--token-file", self.token_file])
+        wait_until(lambda: port_open(cport), 10, "control port")
+        r = run([INLETSD, "--name", "office", "tcp", "client", "--url", f"wss://127.0.0.1:{cport}", "-p", str(pub),
+                 "--upstream", f"127.0.0.1:{up.port}", "--tls-ca", f"{self.tmp}/state/ca.crt",
+                 "--token-file", self.token_file, "--license-file", "/nonexistent/license", "--generate=k8s_yaml"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("inletsd needs no licence", r.stderr)
+        docs = [x for x in yaml.safe_load_all(r.stdout) if x]
+        self.assertEqual([x["kind"] for x in docs], ["ConfigMap", "Deployment"])
+        conf = docs[0]["data"]["office.conf"]
+        self.assertIn(f"Ports={pub}:127.0.0.1:{up.port}\n", conf)
+        pod = docs[1]["spec"]["template"]["spec"]
+        self.assertEqual(pod["volumes"][1]["secret"]["secretName"], "office-token")
+        self.assertEqual(pod["containers"][0]["args"], ["--no-bus", "--config", "/etc/inlets.d/office.conf"])
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertNotIn(TOKEN, r.stdout)
+        r = run([INLETSD, "tcp", "client", "--url", "wss://h", "-p", "22", "--license", "LICENSE-JWT",
+                 "--token-file", self.token_file, "--generate=systemd"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("LICENSE-JWT", r.stdout)
+        # The definition as the pod would read it (the token at this machine's path).
+        cli = Daemon(self.tmp, "office", conf.replace("/var/run/secrets/inlets/token", self.token_file))
+        self.daemons.append(cli)
+        cli.start()
+        cli.wait_log("Connection established")
+        wait_until(lambda: port_open(pub), 5, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"from the ConfigMap"), b"from the ConfigMap")
+        print("--generate=k8s_yaml: ConfigMap + Deployment + Secret reference; the ConfigMap's definition carries "
+              "a tunnel (with -p and --upstream HOST:PORT)")
+
     def test_generate_config_round_trip(self):
         r = run([INLETSD, "--name", "rdp", "tcp", "server", "--auto-tls-san", "203.0.113.10", "--allow-ports",
                  "3389 5000-5010", "--token", TOKEN, "--generate=config"])

@@ -5,9 +5,11 @@
 #include <assert.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "encoding.h"
 #include "inlets-args.h"
+#include "log.h"
 #include "macro.h"
 #include "parse-util.h"
 #include "socket-util.h"
@@ -27,6 +29,8 @@ void inlets_args_help(FILE *f) {
               "              from any address when none is named)\n"
               "              [--allow-forward-to HOST:PORT|PREFIX,...] (what clients' --local-forward may reach: AllowForwardTo=)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
+              "              (--port/-p PORT, repeatable, adds to --ports; --upstream HOST:PORT with one port, or\n"
+              "              PUBLIC=HOST:PORT items for several hosts: Ports= PUBLIC:HOST:PORT)\n"
               "              [--proxy-protocol v1|v2] (a PROXY header to the upstream: ProxyProtocol=)\n"
               "              [--local-forward [LISTEN:]PORT:HOST:PORT,...] (remote services brought local: LocalForward=)\n"
               "  http server [--port 8000] (and the server flags above)\n"
@@ -39,7 +43,9 @@ void inlets_args_help(FILE *f) {
               "  http fileserver --webroot DIR [--port 8080] [--allow-browsing] [--basic-auth=true]\n"
               "              (also as \"fileserver …\", inlets 0.9's name)\n"
               "  every mode: --token-file FILE (--token-from: the same), --token-env VAR (the token from the\n"
-              "              environment), or --token T (visible to other users); --generate=config|systemd\n",
+              "              environment), or --token T (visible to other users); --generate=config|systemd\n"
+              "              (clients also --generate=k8s_yaml [--image IMAGE]: a ConfigMap, a Deployment and the\n"
+              "              token from a Secret); --license, --license-file, --license-env are accepted and ignored\n",
               f);
 }
 
@@ -114,12 +120,16 @@ static const struct Flag {
         { "port", FLAG_CUSTOM },
         { "data-addr", FLAG_KEY, "Server", "DataListen" },
         { "url", FLAG_KEY, "Client", "URL" },
-        { "upstream", FLAG_KEY, "Client", "Upstream" },
+        { "upstream", FLAG_CUSTOM, "Client", "Upstream" },
         { "ports", FLAG_CUSTOM },
         { "webroot", FLAG_KEY, "FileServer", "Webroot" },
         { "allow-browsing", FLAG_BOOL, "FileServer", "AllowBrowsing" },
         { "basic-auth", FLAG_BOOL, "FileServer", "BasicAuth" },
         { "generate", FLAG_CUSTOM },
+        { "image", FLAG_CUSTOM },
+        { "license", FLAG_CUSTOM },
+        { "license-file", FLAG_CUSTOM },
+        { "license-env", FLAG_CUSTOM },
         { "tls-ca", FLAG_KEY, "Client", "CAFile" },
         { "fingerprint", FLAG_KEY, "Client", "ServerFingerprint" },
         { "allow-ports", FLAG_KEY, "Server", "AllowPorts" },
@@ -144,16 +154,26 @@ static const struct Flag {
 /* What getopt_long() returns for flags[i]; below it, getopt's own '?' and ':'. */
 #define FLAG_VAL 0x100
 
+static int flag_index(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+                if (streq(flags[i].name, name))
+                        return (int) i;
+        abort(); /* a name of the table above */
+}
+
 /* Per-parse state the flags without a key of their own write. */
 typedef struct ArgsState {
         InletsArgs args;
         const char *control_addr;
         const char *basic_user, *basic_password, *bearer_token; /* inlets' HTTP client auth */
         uint16_t control_port, port;
+        bool license_noted;
+        char *upstream_hostport;  /* tcp client --upstream HOST:PORT, applied after all flags */
 } ArgsState;
 
 static void args_state_done(ArgsState *st) {
         inlets_args_done(&st->args);
+        free(st->upstream_hostport);
 }
 
 static int set_flag(Definition *d, const struct Flag *f, const char *value, char **ret_error) {
@@ -162,6 +182,53 @@ static int set_flag(Definition *d, const struct Flag *f, const char *value, char
         if (asprintf(&flag, "--%s", f->name) < 0)
                 return -ENOMEM;
         return set_key(d, f->section, f->key, value, flag, ret_error);
+}
+
+/* tcp client --upstream: HOST (Upstream=), HOST:PORT (the one --ports item's upstream, after the
+ * flags), or uplink-style PUBLIC=HOST:PORT items (Ports= PUBLIC:HOST:PORT), comma-separated. */
+static int tcp_upstream(Definition *d, ArgsState *st, const char *v, char **ret_error) {
+        _cleanup_free_ char *copy = strdup(v), *host = NULL;
+        uint16_t port;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        if (strchr(v, '=')) {
+                for (char *p = copy; *p; p++)
+                        if (*p == '=')
+                                *p = ':';
+                return add_ports(d, copy, ret_error);
+        }
+        /* HOST:PORT (one colon, or [IPv6]:PORT); a bare IPv6 address is a host. */
+        if ((v[0] == '[' && strstr(v, "]:")) || (strchr(v, ':') && strchr(v, ':') == strrchr(v, ':'))) {
+                r = split_host_port(v, 1, &host, &port);
+                if (r < 0)
+                        return errorf(ret_error, -EINVAL, "--upstream: expected HOST, HOST:PORT or PUBLIC=HOST:PORT, got '%s'", v);
+                free(st->upstream_hostport);
+                st->upstream_hostport = TAKE_PTR(copy);
+                return 0;
+        }
+        return set_key(d, "Client", "Upstream", v, "--upstream", ret_error);
+}
+
+/* --upstream HOST:PORT names the upstream of the one public port --ports gave. */
+static int apply_upstream_hostport(Definition *d, ArgsState *st, char **ret_error) {
+        _cleanup_free_ char *item = NULL;
+        PortMap *p;
+        int r;
+
+        if (!st->upstream_hostport)
+                return 0;
+        if (d->n_ports != 1 || d->ports[0].host)
+                return errorf(ret_error, -EINVAL,
+                              "--upstream %s: a port in --upstream needs exactly one --ports item; for several, give "
+                              "PUBLIC=HOST:PORT items (--upstream 2222=git.internal:22,8080=web:80)",
+                              st->upstream_hostport);
+        p = &d->ports[0];
+        if (asprintf(&item, "%u:%s", p->public_port, st->upstream_hostport) < 0)
+                return -ENOMEM;
+        r = set_key(d, "Client", "Ports", "", "--upstream", ret_error); /* the item is replaced */
+        return r < 0 ? r : set_key(d, "Client", "Ports", item, "--upstream", ret_error);
 }
 
 /* The flags FLAG_CUSTOM marks. */
@@ -189,8 +256,13 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
         else if (streq(f->name, "control-addr")) {
                 st->control_addr = v;
                 return 0;
-        } else if (streq(f->name, "port"))
+        } else if (streq(f->name, "port")) {
+                /* inlets PRO's tcp client: --port/-p, repeatable, is --ports */
+                if (d->role == ROLE_CLIENT)
+                        return add_ports(d, v, ret_error);
                 return port_arg("--port", v, &st->port, ret_error);
+        } else if (streq(f->name, "upstream") && d->role == ROLE_CLIENT && d->mode == MODE_TCP)
+                return tcp_upstream(d, st, v, ret_error);
         else if (streq(f->name, "ports"))
                 return add_ports(d, v, ret_error);
         else if (streq(f->name, "generate")) {
@@ -198,9 +270,23 @@ static int custom_flag(Definition *d, ArgsState *st, const struct Flag *f, const
                         st->args.generate = GENERATE_CONFIG;
                 else if (streq(v, "systemd"))
                         st->args.generate = GENERATE_SYSTEMD;
-                else
-                        return errorf(ret_error, -EINVAL, "--generate: expected config or systemd, got '%s'",
+                else if (streq(v, "k8s_yaml") || streq(v, "k8s-yaml")) {
+                        if (d->role != ROLE_CLIENT)
+                                return errorf(ret_error, -EINVAL, "--generate=k8s_yaml is for tcp client and http client");
+                        st->args.generate = GENERATE_K8S_YAML;
+                } else
+                        return errorf(ret_error, -EINVAL, "--generate: expected config, systemd or k8s_yaml, got '%s'",
                                       v);
+                return 0;
+        } else if (streq(f->name, "image")) {
+                free(st->args.image);
+                st->args.image = strdup(v);
+                return st->args.image ? 0 : -ENOMEM;
+        } else if (startswith(f->name, "license")) {
+                /* inlets PRO's licence: inletsd needs none. Neither the value nor the file is read. */
+                if (!st->license_noted)
+                        log_notice("--%s: inletsd needs no licence; ignored.", f->name);
+                st->license_noted = true;
                 return 0;
         } else if (streq(f->name, "letsencrypt-issuer") && streq(v, "prod")) /* inlets: prod or staging */
                 v = "production";
@@ -371,10 +457,14 @@ int inlets_args_parse(int argc, char *argv[], const char *name, Definition **ret
                 argc--;
                 argv++;
         }
-        while (r >= 0 && (c = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                r = apply_flag(d, &st, c, optarg, argv[optind - 1], ret_error);
+        /* inlets documents one short flag: -p, --port. */
+        while (r >= 0 && (c = getopt_long(argc, argv, "p:", options, NULL)) >= 0)
+                r = apply_flag(d, &st, c == 'p' ? FLAG_VAL + flag_index("port") : c, optarg, argv[optind - 1],
+                               ret_error);
         if (r >= 0 && optind < argc)
                 r = errorf(ret_error, -EINVAL, "unexpected argument '%s'", argv[optind]);
+        if (r >= 0)
+                r = apply_upstream_hostport(d, &st, ret_error);
         if (r >= 0)
                 r = set_listen_addresses(d, role, &st, ret_error);
         if (r >= 0)
@@ -391,6 +481,7 @@ void inlets_args_done(InletsArgs *a) {
         assert(a);
         free(a->token_file);
         free(a->token_env);
+        free(a->image);
         *a = (InletsArgs) {};
 }
 
@@ -553,6 +644,86 @@ char *definition_to_ini(const Definition *d, const char *token_file) {
         default:
                 break;
         }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+char *definition_to_k8s_yaml(const Definition *d, const char *image) {
+        _cleanup_free_ char *ini = NULL;
+        const char *name = d->name ?: "inlets-client";
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        assert(d);
+        ini = definition_to_ini(d, "/var/run/secrets/inlets/token");
+        if (!ini)
+                return NULL;
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fprintf(f,
+                "# inletsd %s client %s as Kubernetes objects. First the token, as a Secret:\n"
+                "#   kubectl create secret generic %s-token --from-file=token=./token\n"
+                "# then: kubectl apply -f THIS_FILE. The image (%s) must hold inletsd: see deploy/Containerfile.\n",
+                mode_to_string(d->mode), name, name, image ?: INLETSD_DEFAULT_IMAGE);
+        if (d->ca_file || d->upstream_ca_file || d->http_rules.n_basic > 0 || d->http_rules.n_bearer > 0 ||
+            d->proxy_password_file)
+                fprintf(f, "# The files the definition names (CAFile=, UpstreamCAFile=, BasicAuthFile=, ...) must be\n"
+                           "# mounted at the same paths too.\n");
+        fprintf(f, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  %s.conf: |\n", name, name);
+        for (const char *p = ini; *p;) {
+                size_t n = strcspn(p, "\n");
+                fprintf(f, "    %.*s\n", (int) n, p);
+                p += n + (p[n] == '\n');
+        }
+        fprintf(f,
+                "---\n"
+                "apiVersion: apps/v1\n"
+                "kind: Deployment\n"
+                "metadata:\n"
+                "  name: %s\n"
+                "spec:\n"
+                "  replicas: 1\n"
+                "  selector:\n"
+                "    matchLabels:\n"
+                "      app.kubernetes.io/name: %s\n"
+                "  template:\n"
+                "    metadata:\n"
+                "      labels:\n"
+                "        app.kubernetes.io/name: %s\n"
+                "    spec:\n"
+                "      securityContext:\n"
+                "        runAsNonRoot: true\n"
+                "        runAsUser: 65534\n"
+                "      containers:\n"
+                "      - name: inletsd\n"
+                "        image: %s\n"
+                "        command: [\"inletsd\"]\n"
+                "        args: [\"--no-bus\", \"--config\", \"/etc/inlets.d/%s.conf\"]\n"
+                "        securityContext:\n"
+                "          allowPrivilegeEscalation: false\n"
+                "          readOnlyRootFilesystem: true\n"
+                "          capabilities:\n"
+                "            drop: [\"ALL\"]\n"
+                "        volumeMounts:\n"
+                "        - name: definition\n"
+                "          mountPath: /etc/inlets.d\n"
+                "          readOnly: true\n"
+                "        - name: token\n"
+                "          mountPath: /var/run/secrets/inlets\n"
+                "          readOnly: true\n"
+                "      volumes:\n"
+                "      - name: definition\n"
+                "        configMap:\n"
+                "          name: %s\n"
+                "      - name: token\n"
+                "        secret:\n"
+                "          secretName: %s-token\n",
+                name, name, name, image ?: INLETSD_DEFAULT_IMAGE, name, name, name);
         if (fclose(f) != 0) {
                 free(buf);
                 return NULL;

@@ -10,6 +10,7 @@ typedef enum Generate {
         GENERATE_NONE,
         GENERATE_CONFIG,
         GENERATE_SYSTEMD,
+        GENERATE_K8S_YAML,
 } Generate;
 
 typedef struct InletsArgs {
@@ -20,6 +21,7 @@ typedef struct InletsArgs {
         /* --basic-auth-password or --bearer-token was used (its name): visible in ps, and
          * nothing a generated file or unit can hold */
         const char *inline_secret;
+        char *image;          /* --image: the container image --generate=k8s_yaml names */
 } InletsArgs;
 
 /* argv starts at the mode word: "tcp" "server" FLAGS… On failure *ret_error says why. */
@@ -31,3 +33,11 @@ void inlets_args_help(FILE *f);
 
 /* The definition as /etc/inlets.d/NAME.conf text; the token is never written inline. */
 char *definition_to_ini(const Definition *d, const char *token_file);
+
+/* The image --generate=k8s_yaml names unless --image is given (the operator's default too). */
+#define INLETSD_DEFAULT_IMAGE "ghcr.io/inletsd/inletsd:latest"
+
+/* A tunnel client as Kubernetes objects (--generate=k8s_yaml): a ConfigMap holding the
+ * definition and a Deployment running it, the token from a Secret NAME-token (key "token")
+ * made beforehand; YAML text, or NULL when out of memory. */
+char *definition_to_k8s_yaml(const Definition *d, const char *image);

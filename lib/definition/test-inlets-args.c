@@ -285,6 +285,74 @@ static void test_forward_flags(void) {
         printf("inlets-args: --local-forward and --allow-forward-to become LocalForward= and AllowForwardTo=\n");
 }
 
+/* The same definition from flags and from keys: their files must be equal. */
+static void expect_same(const char *cmdline, const char *keys) {
+        _cleanup_(definition_freep) Definition *d = NULL, *k = NULL;
+        _cleanup_free_ char *err = NULL, *a_ini = NULL, *k_ini = NULL;
+        InletsArgs a;
+        int r = parse(cmdline, &d, &a, &err);
+
+        CHECK(r == 0, "%s: %s", cmdline, err ?: "");
+        if (r < 0)
+                return;
+        CHECK(definition_finish_no_token(d, &err) == 0, "%s: %s", cmdline, err ?: "");
+        k = definition_new("t", NULL);
+        CHECK(k && definition_parse_buffer(k, "k.conf", keys, strlen(keys), &err) == 0 &&
+                      definition_finish_no_token(k, &err) == 0,
+              "keys for %s: %s", cmdline, err ?: "");
+        a_ini = definition_to_ini(d, "/run/t");
+        k_ini = k ? definition_to_ini(k, "/run/t") : NULL;
+        CHECK_STR(a_ini, k_ini);
+        inlets_args_done(&a);
+}
+
+static void test_more_inlets_flags(void) {
+        static const char tcp[] = "[Tunnel]\nRole=client\nMode=tcp\n[Client]\nURL=wss://h:8123\n";
+        char keys[512];
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *yaml = NULL;
+        InletsArgs a;
+        int r;
+
+        /* -p and a repeated --port on the client are --ports (inlets PRO's cli-reference). */
+        snprintf(keys, sizeof(keys), "%sUpstream=127.0.0.1\nPorts=80 443\n", tcp);
+        expect_same("tcp client --url wss://h:8123 -p 80 --port 443 --token-file /run/t", keys);
+        expect_same("tcp client --url wss://h:8123 --ports 80,443 --token-file /run/t", keys);
+        /* --upstream HOST:PORT with one port; uplink-style PUBLIC=HOST:PORT items. */
+        snprintf(keys, sizeof(keys), "%sPorts=80:web.internal:8080\n", tcp);
+        expect_same("tcp client --url wss://h:8123 --ports 80 --upstream web.internal:8080 --token-file /run/t", keys);
+        snprintf(keys, sizeof(keys), "%sUpstream=10.0.0.2\nPorts=3389 2222:git.internal:22 8443:[fd00::7]:443\n", tcp);
+        expect_same("tcp client --url wss://h:8123 --upstream 10.0.0.2 --ports 3389 "
+                    "--upstream 2222=git.internal:22,8443=[fd00::7]:443 --token-file /run/t", keys);
+        expect_refused("tcp client --url wss://h --ports 80,443 --upstream web:8080",
+                       "--upstream web:8080: a port in --upstream needs exactly one --ports item; for several, give "
+                       "PUBLIC=HOST:PORT items (--upstream 2222=git.internal:22,8080=web:80)");
+        /* inlets PRO's licence flags: accepted, nothing read. */
+        snprintf(keys, sizeof(keys), "%sUpstream=127.0.0.1\nPorts=80\n", tcp);
+        expect_same("tcp client --url wss://h:8123 --ports 80 --license-file /nonexistent --license=JWT "
+                    "--license-env LIC --token-file /run/t", keys);
+        /* --generate=k8s_yaml: a ConfigMap with the definition, a Deployment, the token from a Secret. */
+        r = parse("tcp client --url wss://h:8123 --ports 80 --upstream web --token-file /run/t --generate=k8s_yaml "
+                  "--image registry.example/inletsd:1", &d, &a, &err);
+        CHECK(r == 0 && a.generate == GENERATE_K8S_YAML, "--generate=k8s_yaml: %s", err ?: "");
+        if (r == 0 && definition_finish_no_token(d, &err) == 0) {
+                yaml = definition_to_k8s_yaml(d, a.image);
+                CHECK_CONTAINS(yaml, "kind: ConfigMap\nmetadata:\n  name: t\ndata:\n  t.conf: |\n    # inletsd definition t\n");
+                CHECK_CONTAINS(yaml, "    TokenFile=/var/run/secrets/inlets/token\n");
+                CHECK_CONTAINS(yaml, "    Ports=80\n");
+                CHECK_CONTAINS(yaml, "kind: Deployment\n");
+                CHECK_CONTAINS(yaml, "        image: registry.example/inletsd:1\n");
+                CHECK_CONTAINS(yaml, "        args: [\"--no-bus\", \"--config\", \"/etc/inlets.d/t.conf\"]\n");
+                CHECK_CONTAINS(yaml, "          secretName: t-token\n");
+                CHECK(!strstr(yaml, "--token"), "no token flag in the YAML");
+        }
+        inlets_args_done(&a);
+        expect_refused("tcp server --generate=k8s_yaml --token-file /run/t",
+                       "--generate=k8s_yaml is for tcp client and http client");
+        printf("inlets-args: -p, --port on clients, --upstream HOST:PORT and PUBLIC=HOST:PORT, --license*, "
+               "--generate=k8s_yaml\n");
+}
+
 static void test_refusals(void) {
         expect_refused("", "expected tcp|http server|client|fileserver");
         expect_refused("tcp", "expected tcp|http server|client|fileserver");
@@ -296,7 +364,7 @@ static void test_refusals(void) {
         expect_refused("tcp server stray", "unexpected argument 'stray'");
         expect_refused("tcp server --control-port 0", "--control-port: expected a port, got '0'");
         expect_refused("http server --port http", "--port: expected a port, got 'http'");
-        expect_refused("tcp server --generate yaml", "--generate: expected config or systemd, got 'yaml'");
+        expect_refused("tcp server --generate yaml", "--generate: expected config, systemd or k8s_yaml, got 'yaml'");
         expect_refused("tcp client --url ftp://x",
                        "--url: Invalid URL= value 'ftp://x': expected wss://HOST[:PORT][/PATH] (or ws:// behind a "
                        "TLS proxy)");
@@ -410,6 +478,7 @@ int main(void) {
         test_allow_ips();
         test_http_client_auth();
         test_forward_flags();
+        test_more_inlets_flags();
         test_refusals();
         test_is_mode();
         test_token_sources();
