@@ -69,6 +69,17 @@ class LocalForward(TunnelTest):
         print("LocalForward: by address and by name, 4 MiB echoed; refused target and dead target closed with the "
               "server's reason; a reload moved a port, a bad one changed nothing")
 
+    def test_http_mode(self):
+        """LocalForward= works the same beside an HTTP-mode tunnel."""
+        echo = self.echo()
+        self.server(extra_tunnel="Mode=http\n",
+                    extra_server=f"HTTPListen=127.0.0.1:{free_port()}\nAllowForwardTo=127.0.0.1:{echo.port}\n")
+        lp = free_port()
+        self.client("", upstream=f"http://127.0.0.1:{free_port()}", extra_tunnel="Mode=http\n",
+                    extra_client=f"LocalForward={lp}:127.0.0.1:{echo.port}\n")
+        wait_until(lambda: port_open(lp), 5, "local port")
+        self.assertEqual(echo_roundtrip(lp, b"beside HTTP mode"), b"beside HTTP mode")
+
     def test_nothing_allowed_by_default(self):
         echo = self.echo()
         self.server()
