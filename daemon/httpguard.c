@@ -118,7 +118,7 @@ int http_guard_new(sd_event *e, HttpGuard **ret) {
         g->slots = new0(RateSlot, RATE_SLOTS);
         if (!g->slots)
                 return -ENOMEM;
-        r = worker_new(e, "http-password-checks", &g->worker);
+        r = worker_new(e, "http-password-checks", 1, &g->worker);
         if (r < 0)
                 return r;
         g->log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };

@@ -27,8 +27,6 @@ typedef struct Lookup Lookup;
 
 typedef struct Work {
         WorkerJob job;             /* first: a WorkerJob * is a Work * */
-        Resolver *resolver;        /* the loop's */
-        unsigned thread;           /* which of resolver->workers */
         Lookup *lookup;            /* the loop's: NULL once nobody waits */
         atomic_bool abandoned;     /* nobody waits: skip it if not started */
         int error;                 /* the thread's answer */
@@ -44,19 +42,20 @@ struct Lookup {
         ResolveQuery *queries;
         sd_event_source *timer;
         bool answering;            /* in lookup_answer(): cancels do not free it */
+        bool expired;              /* its deadline answered the queries; getaddrinfo() still runs */
 };
 
 struct ResolveQuery {
         Lookup *lookup;
         ResolveQuery *prev, *next;
+        bool due;                  /* answered by the lookup_answer() running */
         resolve_done_t done;
         void *userdata;
 };
 
 struct Resolver {
         sd_event *event;
-        Worker *workers[RESOLVE_THREADS];
-        unsigned queued[RESOLVE_THREADS];  /* Works given to each and not back yet */
+        Worker *worker;            /* RESOLVE_THREADS threads, one queue */
         Lookup *lookups;
 };
 
@@ -91,12 +90,10 @@ int resolver_new(sd_event *e, Resolver **ret) {
         if (!r)
                 return -ENOMEM;
         r->event = sd_event_ref(e);
-        for (unsigned i = 0; i < RESOLVE_THREADS; i++) {
-                k = worker_new(e, "resolver", &r->workers[i]);
-                if (k < 0) {
-                        resolver_free(r);
-                        return k;
-                }
+        k = worker_new(e, "resolver", RESOLVE_THREADS, &r->worker);
+        if (k < 0) {
+                resolver_free(r);
+                return k;
         }
         *ret = r;
         return 0;
@@ -107,8 +104,7 @@ Resolver *resolver_free(Resolver *r) {
                 return NULL;
         /* Drops every Work, those running included (on their thread, when getaddrinfo() returns):
          * stopping never waits for DNS. */
-        for (unsigned i = 0; i < RESOLVE_THREADS; i++)
-                r->workers[i] = worker_free(r->workers[i]);
+        r->worker = worker_free(r->worker);
         while (r->lookups)
                 lookup_free(r->lookups);
         sd_event_unref(r->event);
@@ -133,22 +129,38 @@ static void work_drop(WorkerJob *j) {
         free(w);
 }
 
-/* Every query of l gets the answer (a copy of the addresses each), then l goes. A callback may
- * cancel other queries of l or ask for new lookups. */
-static void lookup_answer(Lookup *l, int error, const SocketAddress *addrs, size_t n) {
+/* Every query of l gets the answer (a copy of the addresses each). final: the thread's answer,
+ * and l goes; else the deadline's: l stays, tied to its name, until its getaddrinfo() returns, so
+ * a name DNS never answers holds one thread, not one per query (new queries wait for it, with a
+ * deadline of their own). A callback may cancel other queries of l or ask for new lookups. */
+static void lookup_answer(Lookup *l, int error, const SocketAddress *addrs, size_t n, bool final) {
         ResolveQuery *q;
 
         if (error >= 0 && n == 0)
                 error = -EHOSTUNREACH;
         l->answering = true;
-        LIST_REMOVE(l->resolver->lookups, l); /* a query from a callback starts afresh */
-        l->prev = l->next = NULL;
-        while ((q = l->queries)) {
-                resolve_done_t done = q->done;
-                void *userdata = q->userdata;
+        if (final) {
+                LIST_REMOVE(l->resolver->lookups, l); /* a query from a callback starts afresh */
+                l->prev = l->next = NULL;
+        } else {
+                l->expired = true;
+                l->timer = sd_event_source_disable_unref(l->timer);
+        }
+        /* The queries there now; those a callback adds wait for the next answer. */
+        for (q = l->queries; q; q = q->next)
+                q->due = true;
+        for (;;) {
+                resolve_done_t done;
+                void *userdata;
                 SocketAddress *copy = NULL;
                 int e = error;
 
+                for (q = l->queries; q && !q->due; q = q->next)
+                        ;
+                if (!q)
+                        break;
+                done = q->done;
+                userdata = q->userdata;
                 LIST_REMOVE(l->queries, q);
                 free(q);
                 if (e >= 0) {
@@ -160,6 +172,9 @@ static void lookup_answer(Lookup *l, int error, const SocketAddress *addrs, size
                 }
                 done(e, copy, e < 0 ? 0 : n, userdata);
         }
+        l->answering = false;
+        if (!final)
+                return;
         l->work->lookup = NULL;
         atomic_store(&l->work->abandoned, true);
         sd_event_source_disable_unref(l->timer);
@@ -169,9 +184,8 @@ static void lookup_answer(Lookup *l, int error, const SocketAddress *addrs, size
 static void work_done(WorkerJob *j) {
         Work *w = (Work *) j;
 
-        w->resolver->queued[w->thread]--;
         if (w->lookup)
-                lookup_answer(w->lookup, w->error, w->addrs, w->n);
+                lookup_answer(w->lookup, w->error, w->addrs, w->n, true);
         work_drop(j);
 }
 
@@ -179,7 +193,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Lookup *l = userdata;
 
         log_debug("Resolving %s: no answer within %" PRIu64 " s.", l->work->host, RESOLVE_TIMEOUT_USEC / USEC_PER_SEC);
-        lookup_answer(l, -ETIMEDOUT, NULL, 0);
+        lookup_answer(l, -ETIMEDOUT, NULL, 0, false);
         return 0;
 }
 
@@ -187,6 +201,19 @@ static bool is_numeric(const char *host) {
         unsigned char buf[sizeof(struct in6_addr)];
 
         return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The deadline of l's queries, from now. */
+static int lookup_arm(Lookup *l) {
+        int k;
+
+        k = sd_event_add_time_relative(l->resolver->event, &l->timer, CLOCK_MONOTONIC, RESOLVE_TIMEOUT_USEC, 0,
+                                       on_deadline, l);
+        if (k < 0)
+                return k;
+        (void) sd_event_source_set_description(l->timer, "resolve-deadline");
+        l->expired = false;
+        return 0;
 }
 
 static int lookup_new(Resolver *r, const char *host, Lookup **ret) {
@@ -202,29 +229,23 @@ static int lookup_new(Resolver *r, const char *host, Lookup **ret) {
                 free(w);
                 return -ENOMEM;
         }
-        *w = (Work) { .job = { .run = work_run, .done = work_done, .drop = work_drop }, .resolver = r, .lookup = l };
-        /* The thread with the least to do (abandoned Works still count until they are back). */
-        for (unsigned i = 1; i < RESOLVE_THREADS; i++)
-                if (r->queued[i] < r->queued[w->thread])
-                        w->thread = i;
+        *w = (Work) { .job = { .run = work_run, .done = work_done, .drop = work_drop }, .lookup = l };
         memcpy(w->host, host, len + 1);
         l->resolver = r;
         l->work = w;
-        k = sd_event_add_time_relative(r->event, &l->timer, CLOCK_MONOTONIC, RESOLVE_TIMEOUT_USEC, 0, on_deadline, l);
+        k = lookup_arm(l);
         if (k < 0) {
                 free(l);
                 free(w);
                 return k;
         }
-        (void) sd_event_source_set_description(l->timer, "resolve-deadline");
-        k = worker_submit(r->workers[w->thread], &w->job);
+        k = worker_submit(r->worker, &w->job);
         if (k < 0) {
                 sd_event_source_disable_unref(l->timer);
                 free(l);
                 free(w);
                 return k;
         }
-        r->queued[w->thread]++;
         LIST_PREPEND(r->lookups, l);
         *ret = l;
         return 0;
@@ -260,6 +281,13 @@ int resolver_query(Resolver *r, const char *host, resolve_done_t done, void *use
                         free(q);
                         return k;
                 }
+        } else if (l->expired) {
+                /* Its getaddrinfo() still runs: wait for it, with a deadline of this query's own. */
+                k = lookup_arm(l);
+                if (k < 0) {
+                        free(q);
+                        return k;
+                }
         }
         q->lookup = l;
         q->done = done;
@@ -277,6 +305,6 @@ void resolve_query_cancel(ResolveQuery *q) {
         l = q->lookup;
         LIST_REMOVE(l->queries, q);
         free(q);
-        if (!l->queries && !l->answering)
+        if (!l->queries && !l->answering && !l->expired)
                 lookup_abandon(l);
 }

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The worker thread; see worker.h. A mutex guards the queue and the finished list; an eventfd
- * wakes the loop, which takes the finished jobs and calls their done(). The thread blocks
- * every signal: they stay the loop's (signalfd). */
+/* Worker threads; see worker.h. One queue for all the threads of a Worker (any idle thread takes
+ * the next job), a finished list, and an eventfd that wakes the loop, which takes the finished
+ * jobs and calls their done(). A mutex guards them. Threads start when a job finds none idle,
+ * up to the Worker's maximum, and block every signal: those stay the loop's (signalfd).
+ *
+ * worker_free() waits only for jobs without drop(); the threads then end on their own (after
+ * dropping what they were running), and the last one out frees the Worker. */
 
 #include <assert.h>
 #include <errno.h>
@@ -18,21 +22,24 @@
 struct Worker {
         sd_event *event;
         char *description;
+        unsigned max_threads;
         int efd;
         sd_event_source *efd_source;
-        pthread_t thread;
-        bool started;
         pthread_mutex_t lock;
-        pthread_cond_t cond;
-        WorkerJob *queue, *queue_tail, *finished; /* under lock */
-        WorkerJob *running;                       /* under lock */
-        bool stop;
-        bool orphaned; /* under lock: worker_free() left; the thread frees what is left */
+        pthread_cond_t cond;      /* a job queued, or stop */
+        pthread_cond_t idle;      /* a job without drop() finished (worker_free() waits) */
+        /* under lock: */
+        WorkerJob *queue, *queue_tail, *finished;
+        unsigned threads;         /* started and not ended */
+        unsigned waiting;         /* of them, waiting for a job */
+        unsigned running_kept;    /* jobs without drop() running */
+        bool stop;                /* worker_free() was called */
 };
 
 static void worker_destroy(Worker *w) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
+        pthread_cond_destroy(&w->idle);
         free(w->description);
         free(w);
 }
@@ -46,11 +53,12 @@ static void drop_list(WorkerJob *j) {
         }
 }
 
-int worker_new(sd_event *e, const char *description, Worker **ret) {
+int worker_new(sd_event *e, const char *description, unsigned max_threads, Worker **ret) {
         Worker *w;
 
         assert(e);
         assert(description);
+        assert(max_threads > 0);
         assert(ret);
 
         w = new0(Worker, 1);
@@ -62,9 +70,11 @@ int worker_new(sd_event *e, const char *description, Worker **ret) {
                 return -ENOMEM;
         }
         w->event = sd_event_ref(e);
+        w->max_threads = max_threads;
         w->efd = -1;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
+        pthread_cond_init(&w->idle, NULL);
         *ret = w;
         return 0;
 }
@@ -73,36 +83,32 @@ Worker *worker_free(Worker *w) {
         WorkerJob *queue, *finished;
         sd_event_source *src;
         sd_event *e;
-        pthread_t thread;
-        bool orphan = false, started;
+        bool last;
         int efd;
 
         if (!w)
                 return NULL;
         pthread_mutex_lock(&w->lock);
-        thread = w->thread;
-        started = w->started;
         w->stop = true;
-        pthread_cond_signal(&w->cond);
-        if (w->running && w->running->drop)
-                orphan = w->orphaned = true;
-        /* Once unlocked, an orphaned thread may free w at any time: take what is the loop's now. */
+        pthread_cond_broadcast(&w->cond);
+        /* A job without drop() uses what its owner frees after this: wait for it. */
+        while (w->running_kept > 0)
+                pthread_cond_wait(&w->idle, &w->lock);
         queue = TAKE_PTR(w->queue);
+        w->queue_tail = NULL;
         finished = TAKE_PTR(w->finished);
         src = TAKE_PTR(w->efd_source);
         efd = TAKE_FD(w->efd);
         e = TAKE_PTR(w->event);
+        last = w->threads == 0;
         pthread_mutex_unlock(&w->lock);
-        if (orphan)
-                (void) pthread_detach(thread);
-        else if (started)
-                pthread_join(thread, NULL);
+        /* Once unlocked, the last thread to end may free w at any time. */
         sd_event_source_disable_unref(src);
         safe_close(efd);
         sd_event_unref(e);
         drop_list(queue);
         drop_list(finished);
-        if (!orphan)
+        if (last)
                 worker_destroy(w);
         return NULL;
 }
@@ -111,39 +117,51 @@ static void *worker_main(void *userdata) {
         Worker *w = userdata;
         uint64_t one = 1;
         sigset_t all;
+        bool last;
 
         sigfillset(&all);
         (void) pthread_sigmask(SIG_BLOCK, &all, NULL);
         pthread_mutex_lock(&w->lock);
         for (;;) {
                 WorkerJob *j;
+                bool kept;
 
+                w->waiting++;
                 while (!w->queue && !w->stop)
                         pthread_cond_wait(&w->cond, &w->lock);
+                w->waiting--;
                 if (w->stop)
                         break;
                 j = w->queue;
                 w->queue = j->next;
                 if (!w->queue)
                         w->queue_tail = NULL;
-                w->running = j;
+                kept = !j->drop;
+                if (kept)
+                        w->running_kept++;
                 pthread_mutex_unlock(&w->lock);
 
                 j->run(j);
 
                 pthread_mutex_lock(&w->lock);
-                w->running = NULL;
-                if (w->orphaned) {
+                if (w->stop && !kept) {
+                        /* Nobody takes it back any more: its own drop() frees it. */
                         pthread_mutex_unlock(&w->lock);
                         j->drop(j);
-                        worker_destroy(w);
-                        return NULL;
+                        pthread_mutex_lock(&w->lock);
+                        continue;
                 }
                 j->next = w->finished;
                 w->finished = j;
-                (void) write(w->efd, &one, sizeof(one));
+                if (kept && --w->running_kept == 0)
+                        pthread_cond_signal(&w->idle);
+                if (!w->stop)
+                        (void) write(w->efd, &one, sizeof(one));
         }
+        last = --w->threads == 0 && w->stop && !w->event; /* worker_free() is done with w */
         pthread_mutex_unlock(&w->lock);
+        if (last)
+                worker_destroy(w);
         return NULL;
 }
 
@@ -171,7 +189,8 @@ static int on_finished(sd_event_source *src, int fd, uint32_t revents, void *use
         return 0;
 }
 
-static int worker_start(Worker *w) {
+/* The eventfd and its source, once. */
+static int worker_setup(Worker *w) {
         int r;
 
         if (w->efd < 0) {
@@ -185,14 +204,13 @@ static int worker_start(Worker *w) {
                         return r;
                 (void) sd_event_source_set_description(w->efd_source, w->description);
         }
-        r = -pthread_create(&w->thread, NULL, worker_main, w);
-        if (r < 0)
-                return r;
-        w->started = true;
         return 0;
 }
 
 int worker_submit(Worker *w, WorkerJob *j) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        bool start;
         int r;
 
         assert(w);
@@ -200,11 +218,9 @@ int worker_submit(Worker *w, WorkerJob *j) {
         assert(j->run);
         assert(j->done);
 
-        if (!w->started) {
-                r = worker_start(w);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot start the %s thread: %m", w->description);
-        }
+        r = worker_setup(w);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the %s thread: %m", w->description);
         j->next = NULL;
         pthread_mutex_lock(&w->lock);
         if (w->queue_tail)
@@ -212,7 +228,36 @@ int worker_submit(Worker *w, WorkerJob *j) {
         else
                 w->queue = j;
         w->queue_tail = j;
+        /* Every thread busy (or none yet): one more, up to the maximum. */
+        start = w->waiting == 0 && w->threads < w->max_threads;
+        if (start)
+                w->threads++;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
+        if (!start)
+                return 0;
+        (void) pthread_attr_init(&attr);
+        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = -pthread_create(&thread, &attr, worker_main, w);
+        (void) pthread_attr_destroy(&attr);
+        if (r < 0) {
+                pthread_mutex_lock(&w->lock);
+                w->threads--;
+                start = w->threads == 0;
+                if (start) {
+                        /* No thread to run it: take it back out. */
+                        WorkerJob **p = &w->queue;
+                        while (*p && *p != j)
+                                p = &(*p)->next;
+                        if (*p)
+                                *p = j->next;
+                        w->queue_tail = NULL;
+                        for (WorkerJob *q = w->queue; q; q = q->next)
+                                w->queue_tail = q;
+                }
+                pthread_mutex_unlock(&w->lock);
+                if (start)
+                        return log_error_errno(r, "Cannot start the %s thread: %m", w->description);
+        }
         return 0;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* A worker thread for what must not run on the event loop: a call that blocks (getaddrinfo)
- * or burns CPU for a while (password hashes). Jobs run one at a time, in order; each job's
- * done() comes back on the loop. */
+/* Worker threads for what must not run on the event loop: a call that blocks (getaddrinfo)
+ * or burns CPU for a while (password hashes). Jobs wait in one queue and start in order, each on
+ * the first idle thread (up to the Worker's maximum; with one, they run one at a time); each
+ * job's done() comes back on the loop. */
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -25,12 +26,13 @@ struct WorkerJob {
         WorkerJob *next;    /* the worker's: queued, then finished */
 };
 
-/* description names the thread's eventfd source ("password-checks"). The thread starts with
- * the first job. */
-int worker_new(sd_event *e, const char *description, Worker **ret);
-/* Waits for the job running, if any, unless it has a drop() (then the thread ends on its own
- * after it). Jobs queued or finished get no done(): those with a drop() get that, the others
- * their owner frees after this. */
+/* description names the threads' eventfd source ("password-checks"). Threads start when a job
+ * finds none idle, max_threads at most. */
+int worker_new(sd_event *e, const char *description, unsigned max_threads, Worker **ret);
+/* Waits for the jobs running without a drop(); those with one are left to their threads, which
+ * drop them when they return (a lookup DNS never answers must not hold up exit). Jobs queued or
+ * finished get no done(): those with a drop() get that, the others their owner frees after
+ * this. */
 Worker *worker_free(Worker *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);
 int worker_submit(Worker *w, WorkerJob *j);

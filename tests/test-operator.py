@@ -68,8 +68,9 @@ class Operator(TunnelTest):
         self.op = d
         return d
 
-    def service(self, name, ports, annotated=True):
-        body = {"metadata": {"name": name, "annotations": {"dev.inlets.manage": "true"} if annotated else {}},
+    def service(self, name, ports, annotated=True, annotations=None):
+        ann = annotations if annotations is not None else {"dev.inlets.manage": "true"} if annotated else {}
+        body = {"metadata": {"name": name, "annotations": ann},
                 "spec": {"type": "LoadBalancer", "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP"}
                                                             for p in ports], "selector": {"app": name}}}
         st, obj = self.kube.call("POST", "/api/v1/namespaces/default/services", body)
@@ -227,6 +228,37 @@ class Operator(TunnelTest):
                              b"through the operator's tunnel")
         cli.stop()
         srv.stop()
+
+    def test_annotations_and_opt_out(self):
+        """Without --annotated-only every LoadBalancer Service is managed, except one that opts out
+        (operator.inlets.dev/manage: "0", inlets-operator's newer name); with it, the newer name
+        opts in as dev.inlets.manage does."""
+        self.start_operator()
+        self.service("optout", [free_port()], annotations={"operator.inlets.dev/manage": "0"})
+        self.service("plain", [free_port()], annotations={})
+        tun = self.wait_active("plain-tunnel")
+        self.assertIsNone(self.tunnel("optout-tunnel"))
+        host = self.hosts_tagged(tun)
+        self.assertEqual(self.creates(), 1)
+        # Opting out later: the host, Tunnel, Deployment and Secret go.
+        st, _ = self.kube.call("PATCH", "/api/v1/namespaces/default/services/plain",
+                               {"metadata": {"annotations": {"dev.inlets.manage": "false"}}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.wait_gone("plain", host[0]["id"])
+        self.op.stop()
+        # --annotated-only: the new name opts in.
+        self.start_operator("--annotated-only")
+        self.service("newname", [free_port()], annotations={"operator.inlets.dev/manage": "1"})
+        tun = self.wait_active("newname-tunnel")
+        self.assertIsNone(self.tunnel("optout-tunnel"))
+        self.assertIsNone(self.tunnel("plain-tunnel"))
+        host = self.hosts_tagged(tun)
+        for name in ("optout", "plain", "newname"):
+            self.assertEqual(self.kube.call("DELETE", f"/api/v1/namespaces/default/services/{name}")[0], 200)
+        self.wait_gone("newname", host[0]["id"])
+        print("annotations: an explicit opt-out honoured without --annotated-only, operator.inlets.dev/manage "
+              "opts in with it")
 
     def test_restarts_and_deletion_while_down(self):
         # provisioning takes a while: kill the operator in the middle, twice

@@ -193,6 +193,12 @@ static int percent_decode(const char *s, size_t n, char **ret) {
         return 0;
 }
 
+/* Whether HOST[:PORT] (IPv6 in brackets) has the port. */
+static bool has_port(const char *authority) {
+        const char *c = authority[0] == '[' ? strchr(authority, ']') : authority;
+        return c && strchr(c, ':');
+}
+
 int proxy_url_parse(const char *s, ProxyURL *ret, const char **reason) {
         _cleanup_(url_parts_done) URLParts p = {};
         _cleanup_(proxy_url_done) ProxyURL u = {};
@@ -204,13 +210,14 @@ int proxy_url_parse(const char *s, ProxyURL *ret, const char **reason) {
         assert(ret);
         assert(reason);
 
-        *reason = "expected http://[USER[:PASSWORD]@]HOST[:PORT] or none";
-        if (strncasecmp(s, "http://", 7) != 0) {
-                if (strstr(s, "://"))
-                        *reason = "only an http:// proxy is supported (HTTP CONNECT; not https:// or socks)";
+        *reason = "expected [http://][USER[:PASSWORD]@]HOST[:PORT] or none";
+        if (strncasecmp(s, "http://", 7) == 0)
+                auth = s + 7;
+        else if (strstr(s, "://")) {
+                *reason = "only an http:// proxy is supported (HTTP CONNECT; not https:// or socks)";
                 return -EPROTONOSUPPORT;
-        }
-        auth = s + 7;
+        } else
+                auth = s; /* no scheme: http://, as curl reads it */
         for (const char *c = auth; *c && *c != '/'; c++)
                 if (*c == '@')
                         at = c; /* the last one: a password may hold '@' only encoded, user names neither */
@@ -230,6 +237,9 @@ int proxy_url_parse(const char *s, ProxyURL *ret, const char **reason) {
         r = url_split(rest, "https://", "http://", &p);
         if (r < 0)
                 return r == -ENOMEM ? r : -EINVAL;
+        /* Without a port, curl's 1080 (not the scheme's 80): the same proxy as curl's. */
+        if (!has_port(p.authority))
+                p.port = 1080;
         if (p.path && !streq(p.path, "/"))
                 return -EINVAL;
         for (const char *c = p.host; *c; c++)
@@ -265,8 +275,6 @@ static bool no_proxy_entry_matches(const char *e, size_t n, const char *host, ui
 
         if (!entry)
                 return false;
-        if (streq(entry, "*"))
-                return true;
         /* A bare address or prefix (IPv6 ones have colons of their own). */
         if (address_prefix_parse(entry, &prefix, &reason) >= 0)
                 return socket_address_parse(host, 1, &a) >= 0 && address_prefix_match(&prefix, &a);
@@ -279,9 +287,14 @@ static bool no_proxy_entry_matches(const char *e, size_t n, const char *host, ui
         if (address_prefix_parse(name, &prefix, &reason) >= 0)
                 return socket_address_parse(host, 1, &a) >= 0 && address_prefix_match(&prefix, &a);
         d = name[0] == '.' ? name + 1 : name;
+        /* "example.com." is "example.com", in the entry and in the host alike. */
         hl = strlen(host);
         nl = strlen(d);
-        if (nl == 0 || nl > hl || strcasecmp(host + hl - nl, d) != 0)
+        if (hl > 1 && host[hl - 1] == '.')
+                hl--;
+        if (nl > 1 && d[nl - 1] == '.')
+                nl--;
+        if (nl == 0 || nl > hl || strncasecmp(host + hl - nl, d, nl) != 0)
                 return false;
         return hl == nl || host[hl - nl - 1] == '.';
 }
@@ -291,6 +304,12 @@ bool no_proxy_matches(const char *list, const char *host, uint16_t port) {
 
         if (!list)
                 return false;
+        /* "*" alone (spaces aside) exempts every host; in a list it is no entry (as for curl). */
+        size_t a = strspn(list, " \t"), z = strlen(list);
+        while (z > a && (list[z - 1] == ' ' || list[z - 1] == '\t'))
+                z--;
+        if (z - a == 1 && list[a] == '*')
+                return true;
         for (const char *p = list; *p;) {
                 size_t n;
 

@@ -603,13 +603,16 @@ static void test_parsers(void) {
 static void test_proxy_urls(void) {
         static const struct { const char *url, *user, *password, *host; uint16_t port; } good[] = {
                 { "http://proxy.corp:3128", NULL, NULL, "proxy.corp", 3128 },
-                { "HTTP://proxy.corp/", NULL, NULL, "proxy.corp", 80 },
+                { "HTTP://proxy.corp/", NULL, NULL, "proxy.corp", 1080 },
+                { "proxy.corp:3128", NULL, NULL, "proxy.corp", 3128 },
+                { "u:p@10.0.0.2", "u", "p", "10.0.0.2", 1080 },
+                { "http://[fd00::2]", NULL, NULL, "fd00::2", 1080 },
                 { "http://u@10.0.0.1:8080", "u", NULL, "10.0.0.1", 8080 },
                 { "http://u:p%40ss%3Aw@[fd00::1]:3128", "u", "p@ss:w", "fd00::1", 3128 },
                 { "http://dom%5Cuser:@h:1", "dom\\user", "", "h", 1 },
         };
         static const char *const bad[] = {
-                "https://h:3128", "socks5://h:1080", "h:3128", "http://", "http://h:0", "http://h:70000",
+                "https://h:3128", "socks5://h:1080", "ftp://h", "http://", "http://h:0", "http://h:70000",
                 "http://h:1/path", "http://:p@h:1", "http://u:p%0d%0a@h:1", "http://u%3a:p@h:1", "http://u:p%4@h:1",
                 "http://h h:1", "http://h:1?x", "http://u:p@", "",
         };
@@ -629,7 +632,10 @@ static void test_proxy_urls(void) {
                 CHECK(!u.host && !u.user, "nothing kept from %s", bad[i]);
         }
         /* no_proxy as curl reads it. */
-        CHECK(no_proxy_matches("*", "x.example", 443), "*");
+        CHECK(no_proxy_matches("*", "x.example", 443) && no_proxy_matches(" * ", "x.example", 443), "*");
+        CHECK(!no_proxy_matches("foo,*", "x.example", 443), "* only alone, as for curl");
+        CHECK(no_proxy_matches("example.com", "tunnel.example.com.", 1) && no_proxy_matches("example.com.", "tunnel.example.com", 1),
+              "trailing dots");
         CHECK(no_proxy_matches("example.com", "example.com", 443) && no_proxy_matches("example.com", "a.b.EXAMPLE.com", 1),
               "a name and the names under it");
         CHECK(no_proxy_matches(".example.com", "a.example.com", 1) && no_proxy_matches(".example.com", "example.com", 1),
