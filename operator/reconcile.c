@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The reconcile loop of inlets-operator; see operator.h.
  *
- * For Service NS/SVC (managed: type LoadBalancer, not being deleted, annotated unless
- * --annotated-only is off):
+ * For Service NS/SVC (managed: type LoadBalancer, not being deleted, not opted out by a
+ * manage annotation, and with --annotated-only opted in by one):
  *   Tunnel NS/SVC-tunnel       owned by the Service, finalizer TUNNEL_FINALIZER
  *   Secret NS/SVC-tunnel-auth  owned by the Tunnel: token, fingerprint (and tls.crt, tls.key,
  *                              the host's certificate, until the host is up: its user-data
@@ -105,14 +105,33 @@ static bool is_load_balancer(json_object *svc) {
         return streq_ptr(json_get_string(jget(svc, "spec"), "type"), "LoadBalancer");
 }
 
-static bool annotated(json_object *svc) {
+/* The Service's manage annotations (inlets-operator's two names: dev.inlets.manage and
+ * operator.inlets.dev/manage, "1"/"true" or "0"/"false"): 1 opted in, 0 opted out (either name
+ * saying no wins), -1 neither. */
+static int manage_annotation(json_object *svc) {
         json_object *a = jget(jget(svc, "metadata"), "annotations");
-        const char *v1 = json_get_string(a, "dev.inlets.manage"), *v2 = json_get_string(a, "operator.inlets.dev/manage");
-        return (v1 && parse_boolean(v1) > 0) || (v2 && parse_boolean(v2) > 0);
+        const char *names[] = { "dev.inlets.manage", "operator.inlets.dev/manage" };
+        int v = -1;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                const char *s = json_get_string(a, names[i]);
+                int b = s ? parse_boolean(s) : -1;
+                if (b == 0)
+                        return 0;
+                if (b > 0)
+                        v = 1;
+        }
+        return v;
 }
 
+/* An explicit opt-out is honoured whether or not --annotated-only is on. */
 static bool managed(Operator *o, json_object *svc) {
-        return svc && is_load_balancer(svc) && !meta(svc, "deletionTimestamp") && (!o->opt.annotated_only || annotated(svc));
+        int a;
+
+        if (!svc || !is_load_balancer(svc) || meta(svc, "deletionTimestamp"))
+                return false;
+        a = manage_annotation(svc);
+        return a == 1 || (a == -1 && !o->opt.annotated_only);
 }
 
 /* ---- the work queue ---- */
