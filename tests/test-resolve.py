@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Host names are resolved off the event loop. The test runs in a mount namespace of its own
-whose /etc/resolv.conf names a DNS server of the test's (127.0.0.77): "slow.test" answers after
-two seconds, "black.test" never. While a tunnel client waits for its upstream's name, the
+"""Host names are resolved off the event loop. The test runs in a mount and a network namespace
+of its own whose /etc/resolv.conf names a DNS server of the test's (127.0.0.77): "slow.test"
+answers after two seconds, "black.test" never. While a tunnel client waits for its upstream's name, the
 exit server's name, or a name a reload brought, its metrics endpoint answers at once (a
 blocked loop would not), the connection that arrived meanwhile goes through once the answer
 is in, and a name that never resolves ends in a 502, not a stall."""
@@ -19,8 +19,10 @@ import unittest
 import urllib.request
 
 if os.environ.get("INLETSD_TEST_MOUNT_NS") != "1" and os.geteuid() == 0:
-    # A private /etc/resolv.conf needs a mount namespace: run this file again inside one.
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable, *sys.argv],
+    # A private /etc/resolv.conf needs a mount namespace, and the DNS server's fixed address a
+    # network namespace (nothing else on the machine can hold 127.0.0.77:53 then): run this file
+    # again inside both.
+    os.execvpe("unshare", ["unshare", "--mount", "--net", "--propagation", "private", sys.executable, *sys.argv],
                dict(os.environ, INLETSD_TEST_MOUNT_NS="1"))
 
 from http_upstream import HttpUpstream  # noqa: E402
@@ -105,6 +107,7 @@ class Resolve(TunnelTest):
 
     @classmethod
     def setUpClass(cls):
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # the namespace's own loopback
         cls.etc = tempfile.mkdtemp(prefix="inletsd-resolv-")
         cls.set_dns_timeout(3)
         subprocess.run(["mount", "--bind", f"{cls.etc}/resolv.conf", "/etc/resolv.conf"], check=True)
