@@ -328,7 +328,13 @@ class Metrics(TunnelTest):
         cli = self.client(f"{free_port()}:{free_port()}")
         self.assertEqual(value(scrape(sm)[2], "inletsd_client_connects_total"), 3)
         cli.stop()
-        wait_until(lambda: ends("closed") == 1, 10, "the polite stop")
+        try:
+            wait_until(lambda: ends("closed") == 1, 10, "the polite stop")
+        except AssertionError:
+            print(scrape(sm)[2])
+            print(self.daemons[0].output()[-3000:])
+            print(cli.output()[-3000:])
+            raise
         text = scrape(sm)[2]
         got = {r: value(text, "inletsd_client_disconnects_total", f'reason="{r}"')
                for r in ("closed", "error", "timeout", "replaced", "disconnected", "reload", "stopping")}

@@ -1415,6 +1415,9 @@ again:
         }
         if (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
             tls_conn_pending(m->conn) == 0) {
+                /* Both sides are done: end as mux_shutdown() does (WebSocket close, close_notify),
+                 * not by dropping the connection, which the peer would count as an error. */
+                ws_send_close(m, WS_CLOSE_NORMAL);
                 mux_fail(m, 0, "session ended (GOAWAY)");
                 return;
         }
