@@ -322,44 +322,72 @@ static Waiting *oldest_unanswered(ClientForwards *f) {
         return o;
 }
 
-void client_forwards_answer(ClientForwards *f, const char *message) {
-        Waiting *w = oldest_unanswered(f);
+/* "ID REST": the id, and REST after it (NULL: not that form). */
+static const char *parse_id(const char *p, uint32_t *ret) {
+        uint64_t id = 0;
 
+        if (*p < '1' || *p > '9')
+                return NULL;
+        for (; *p >= '0' && *p <= '9' && id <= INT32_MAX; p++)
+                id = id * 10 + (uint64_t) (*p - '0');
+        if ((*p != ' ' && *p != 0) || id > INT32_MAX)
+                return NULL;
+        *ret = (uint32_t) id;
+        return *p ? p + 1 : p;
+}
+
+void client_forwards_answer(ClientForwards *f, const char *message) {
+        const char *rest = NULL;
+        char buf[600];
+        uint32_t id;
+        Waiting *w;
+
+        /* Answers that name no forward go to the oldest one asked (they come in order). */
         if (streq(message, "error unknown command")) {
                 if (!f->unsupported)
                         log_warning("The exit server does not support LocalForward= (an older version).");
                 f->unsupported = true;
-                waiting_free(w, NULL);
+                waiting_free(oldest_unanswered(f), NULL);
                 return;
         }
-        if (!w)
-                return;
         if (startswith(message, "ok forward "))
-                w->answered = true;
-        else {
-                const char *why = message;
-                char buf[600];
-                /* "error forward ID REASON": the reason after the id. */
-                if (startswith(message, "error forward ")) {
-                        why = strchr(message + 14, ' ');
-                        why = why ? why + 1 : message;
+                rest = parse_id(message + 11, &id);
+        else if (startswith(message, "error forward "))
+                rest = parse_id(message + 14, &id);
+        if (!rest) {
+                /* "error forward: ..." (our request was malformed: no id to name) is the oldest
+                 * one's; anything else is no answer to a forward at all. */
+                if (startswith(message, "error forward:")) {
+                        snprintf(buf, sizeof(buf), "refused by the exit server: %s; connection closed.", message);
+                        waiting_free(oldest_unanswered(f), buf);
                 }
-                snprintf(buf, sizeof(buf), "refused by the exit server: %s; connection closed.", why);
-                waiting_free(w, buf);
+                return;
         }
+        /* The rest by the id they carry: a server's extra or missing answer shifts nothing. */
+        w = waiting_find(f, id);
+        if (!w) {
+                if (ratelimit_below(&f->log))
+                        log_debug("Answer for forward %" PRIu32 ", which no connection waits for: ignored.", id);
+                return;
+        }
+        if (message[0] == 'o') {
+                w->answered = true;
+                return;
+        }
+        snprintf(buf, sizeof(buf), "refused by the exit server: %s; connection closed.", *rest ? rest : message);
+        waiting_free(w, buf);
 }
 
 void client_forwards_notice(ClientForwards *f, const char *message) {
-        const char *p = message;
-        uint64_t id = 0;
+        const char *rest;
         char buf[600];
+        uint32_t id;
         Waiting *w;
 
-        /* "notice forward ID REASON". */
-        for (; *p >= '0' && *p <= '9' && id <= INT32_MAX; p++)
-                id = id * 10 + (uint64_t) (*p - '0');
-        if (*p != ' ' || id == 0 || id > INT32_MAX || !(w = waiting_find(f, (uint32_t) id)))
+        /* "ID REASON". */
+        rest = parse_id(message, &id);
+        if (!rest || !*rest || !(w = waiting_find(f, id)))
                 return;
-        snprintf(buf, sizeof(buf), "%s; connection closed.", p + 1);
+        snprintf(buf, sizeof(buf), "%s; connection closed.", rest);
         waiting_free(w, buf);
 }

@@ -22,8 +22,10 @@
 #include "server-internal.h"
 #include "string-util.h"
 
-/* Dials in progress per session, and the time each may take (DNS included). */
+/* Dials in progress per session and in all (a token holder may connect as many ClientIDs), and
+ * the time each may take (DNS included). */
 #define FORWARDS_MAX 64
+#define FORWARDS_TOTAL_MAX 256
 #define FORWARD_TIMEOUT_USEC (30 * USEC_PER_SEC)
 
 struct Forward {
@@ -44,6 +46,7 @@ static Forward *forward_free(Forward *f) {
                 return NULL;
         LIST_REMOVE(f->session->forwards, f);
         f->session->n_forwards--;
+        f->session->server->n_forwards--;
         resolve_query_cancel(f->query);
         sd_event_source_disable_unref(f->io);
         sd_event_source_disable_unref(f->timer);
@@ -195,8 +198,9 @@ void session_control_forward(Session *x, Mux *m, const char *args) {
                                port);
                 return;
         }
-        if (x->n_forwards >= FORWARDS_MAX) {
-                forward_answer(x, "error", id, "too many forwards being dialled (%u)", FORWARDS_MAX);
+        if (x->n_forwards >= FORWARDS_MAX || x->server->n_forwards >= FORWARDS_TOTAL_MAX) {
+                forward_answer(x, "error", id, "too many forwards being dialled (%u for this client, %u in all)",
+                               FORWARDS_MAX, FORWARDS_TOTAL_MAX);
                 return;
         }
         f = new0(Forward, 1);
@@ -211,6 +215,7 @@ void session_control_forward(Session *x, Mux *m, const char *args) {
         f->fd = -1;
         LIST_PREPEND(x->forwards, f);
         x->n_forwards++;
+        x->server->n_forwards++;
         r = sd_event_add_time_relative(x->server->manager->event, &f->timer, CLOCK_MONOTONIC, FORWARD_TIMEOUT_USEC, 0,
                                        forward_timeout, f);
         if (r < 0) {

@@ -137,6 +137,7 @@ struct Server {
         Listener *listeners;
         Session *sessions;
         Pending *pending;
+        unsigned n_forwards;      /* LocalForward= dials in progress, every session's */
         unsigned n_sessions, n_pending;
         RateLimit auth_log, busy_log, refused_log, control_refused_log;
         RefusedCounters refused;  /* public ports (TCP mode) and the control port; HTTP: the fronts */

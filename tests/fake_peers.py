@@ -141,6 +141,7 @@ class FakeExitServer:
         self.texts = []       # control messages from the client
         self.ended = set()    # streams the client reset or ended
         self.data = {}        # what each stream brought back
+        self.answer_unknown = True  # answer each control message as an older server would
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8", validate_outbound_headers=False))
 
@@ -169,6 +170,21 @@ class FakeExitServer:
             hdr = bytes([0x82, n]) if n < 126 else (bytes([0x82, 126]) + struct.pack("!H", n) if n < 65536
                                                       else bytes([0x82, 127]) + struct.pack("!Q", n))
             self.s.sendall(hdr + data)
+
+    def send_text(self, text):
+        """A control message to the client (server to client: unmasked)."""
+        data = text.encode()
+        n = len(data)
+        self.s.sendall((bytes([0x81, n]) if n < 126 else bytes([0x81, 126]) + struct.pack("!H", n)) + data)
+
+    def connect_forward(self, authority, forward_id, data):
+        """A forward stream (x-inlets-forward) carrying data; its stream id."""
+        sid = self.h2.get_next_available_stream_id()
+        self.h2.send_headers(sid, [(":method", "CONNECT"), (":authority", authority),
+                                   ("x-inlets-forward", str(forward_id))])
+        self.h2.send_data(sid, data)
+        self.flush()
+        return sid
 
     def connect_stream(self, authority, peer, data):
         sid = self.h2.get_next_available_stream_id()
@@ -204,8 +220,9 @@ class FakeExitServer:
                     self.flush()
                 elif op == 1:  # a control message: answered as a server of this version would not know it
                     self.texts.append(payload.decode(errors="replace"))
-                    answer = b"error unknown command"
-                    self.s.sendall(bytes([0x81, len(answer)]) + answer)
+                    if self.answer_unknown:
+                        answer = b"error unknown command"
+                        self.s.sendall(bytes([0x81, len(answer)]) + answer)
 
     def close(self):
         if self.s:

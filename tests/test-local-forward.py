@@ -13,8 +13,8 @@ import subprocess
 import time
 import unittest
 
-from fake_peers import FakeClient
-from inletstest import TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+from fake_peers import FakeClient, FakeExitServer
+from inletstest import Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 from netns import ECHO, INLETSD_CMD, PY, NetnsPairTest, read, usable
 
 SKIP = usable()
@@ -132,6 +132,8 @@ class LocalForward(TunnelTest):
                ("forward 1 bad_host:80", "error forward: expected"),
                ("forward 1 [::1]:80", "error forward 1 ::1 port 80 is not in the exit server's AllowForwardTo="),
                ("forward 1 ::1:80", "error forward: expected"),
+               (f"forward 1 [127.0.0.1:1]:{echo.port}", "error forward: expected"),
+               (f"forward 1 *:{echo.port}", "error forward: expected"),
                ("forward 1 127.0.0.1:80 extra", "error forward: expected"),
                ("forward 3 127.0.0.2:" + str(echo.port), "error forward 3 127.0.0.2 port"),
                ("forward 4 localhost:" + str(echo.port), "error forward 4 localhost port"),
@@ -143,6 +145,47 @@ class LocalForward(TunnelTest):
         self.assertEqual(sum(a.startswith("ok forward") for a in answers), 64)
         self.assertTrue(all(a.startswith("ok forward") or "too many forwards being dialled" in a for a in answers))
         self.assertTrue(ask("forward 6 127.0.0.1:" + str(echo.port)).startswith("error forward 6 too many"))
+        fake.s.close()
+
+
+class HostileServer(TunnelTest):
+    def test_answers_go_by_id(self):
+        """A server that answers out of order, and names a forward nobody waits for: each answer
+        reaches the connection its id names, and a forward stream the one that asked."""
+        fake = FakeExitServer()
+        fake.answer_unknown = False  # this test answers itself
+        lp = free_port()
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={self.token_file}\n[Client]\nURL=ws://127.0.0.1:{fake.port}\n"
+                f"Ports=7000:1\nLocalForward={lp}:127.0.0.1:9\n")
+        c = Daemon(self.tmp, "cli", conf)
+        self.daemons.append(c)
+        c.start()
+        fake.accept()
+        wait_until(lambda: port_open(lp), 5, "local port")  # the probe asks for forward 1
+        fake.pump_until(lambda: any(t.startswith("forward 1 ") for t in fake.texts), 10)
+        a = socket.create_connection(("127.0.0.1", lp), timeout=5)
+        fake.pump_until(lambda: any(t.startswith("forward 2 ") for t in fake.texts), 10)
+        b = socket.create_connection(("127.0.0.1", lp), timeout=5)
+        fake.pump_until(lambda: any(t.startswith("forward 3 ") for t in fake.texts), 10)
+        self.assertEqual([t for t in fake.texts if t.startswith("forward")],
+                         ["forward 1 127.0.0.1:9", "forward 2 127.0.0.1:9", "forward 3 127.0.0.1:9"])
+        # The answer for 3 first (out of order): it closes 3's connection, not the oldest (1).
+        fake.send_text("error forward 3 refused-for-3-only")
+        c.wait_log("refused by the exit server: refused-for-3-only; connection closed.")
+        b.settimeout(3)
+        try:
+            self.assertEqual(b.recv(10), b"")
+        except ConnectionResetError:
+            pass
+        # An unknown id and an answer of another kind change nothing.
+        fake.send_text("ok forward 77")
+        fake.send_text("ok access 1")
+        fake.send_text("ok forward 2")
+        fake.connect_forward("127.0.0.1:9", 2, b"to the second")
+        a.settimeout(5)
+        self.assertEqual(a.recv(100), b"to the second")
+        a.close()
+        b.close()
         fake.s.close()
 
 

@@ -2,6 +2,7 @@
 /* URL parsing for definitions; see conf-url.h. ws(s):// and http(s):// share one split, so both
  * refuse the same things (user info, spaces, query or fragment in the authority). */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdio.h>
 #include <strings.h>
@@ -351,9 +352,10 @@ int forward_request_parse(const char *s, uint32_t *ret_id, char **ret_host, uint
                 return -EINVAL; /* an unbracketed IPv6 address: which colon ends it? */
         if (!strchr(sp + 1, ':'))
                 return -EINVAL; /* the port is not optional */
-        if (!hostname_is_valid(host) && (socket_address_parse(host, 1, &a) < 0 || strchr(host, '%')))
-                return -EINVAL;
-        if (sp[1] == '[' && !strchr(host, ':'))
+        /* A name, an IPv4 address, or an IPv6 address in brackets, each as inet_pton() reads
+         * it: what is checked against AllowForwardTo= must be exactly what is dialled. */
+        if (sp[1] == '[' ? inet_pton(AF_INET6, host, &a.in6.sin6_addr) != 1
+                         : !hostname_is_valid(host) && inet_pton(AF_INET, host, &a.in.sin_addr) != 1)
                 return -EINVAL;
         *ret_id = (uint32_t) id;
         *ret_host = TAKE_PTR(host);

@@ -2,6 +2,7 @@
 /* A definition's life: created, read from NAME.conf and its drop-ins (the keys: conf-keys.c),
  * checked (conf-check.c), freed. */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <strings.h>
 #include <dirent.h>
@@ -200,7 +201,9 @@ bool definition_forward_allowed(const Definition *d, const char *host, uint16_t 
 
         assert(d);
         assert(host);
-        numeric = socket_address_parse(host, 1, &a) >= 0 && !strchr(host, '[');
+        /* Numeric as the resolver reads it (inet_pton): nothing else may match a prefix. */
+        numeric = (inet_pton(AF_INET, host, &a.in.sin_addr) == 1 || inet_pton(AF_INET6, host, &a.in6.sin6_addr) == 1) &&
+                  socket_address_parse(host, 1, &a) >= 0;
         for (size_t i = 0; i < d->n_allow_forward_to; i++) {
                 const ForwardRule *r = &d->allow_forward_to[i];
                 if (r->port != 0 && r->port != port)

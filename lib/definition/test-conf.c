@@ -658,6 +658,8 @@ static void test_forwards(void) {
         static const char *const bad_requests[] = {
                 "", "1", "1 ", "0 h:1", "01 h:1", "2147483648 h:1", "x h:1", "1 h", "1 h:0", "1 h:1 x", "1 ::1:80",
                 "1 [h]:1", "1 bad_host:1", "1  h:1", "-1 h:1", "1 [::1", "1 h:1\t", "99999999999 h:1", "1 :80",
+                /* checked as one address, dialled as another name (the outside review's bypass) */
+                "1 [127.0.0.2:1]:80", "1 *:80", "1 [:1]:80", "1 [10.0.0.1]:80", "1 [fe80::1%lo]:80",
         };
         static const char *const good_requests[] = { "1 db.internal:5432", "2147483647 10.0.0.1:22", "7 [fd00::1]:443" };
         Definition *d;
@@ -693,6 +695,8 @@ static void test_forwards(void) {
                               definition_forward_allowed(d, "fd01::1", 80),
                       "IPv6 prefixes");
                 CHECK(!definition_forward_allowed(d, "localhost", 5432), "a name never matches a prefix");
+                CHECK(!definition_forward_allowed(d, "10.1.2.3:1", 5432) && !definition_forward_allowed(d, "*", 5432),
+                      "only inet_pton() addresses match prefixes");
                 definition_free(d);
         }
         d = parse_ok("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\n");

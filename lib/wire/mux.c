@@ -1024,6 +1024,10 @@ static int head_collect(MuxStream *s, const uint8_t *name, size_t namelen, const
         return http_head_add_h2(h, (const char *) name, namelen, (const char *) value, valuelen);
 }
 
+static bool m_is_h2_client(const MuxStream *s) {
+        return s->mux->cfg.h2_client;
+}
+
 static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
         MuxStream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -1039,7 +1043,9 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
                 dst = &s->method;
         else if (namelen == 15 && memcmp(name, "x-forwarded-for", 15) == 0)
                 dst = &s->peer;
-        else if (namelen == 16 && memcmp(name, "x-inlets-forward", 16) == 0) {
+        else if (namelen == 16 && memcmp(name, "x-inlets-forward", 16) == 0 && !m_is_h2_client(s)) {
+                /* Only on a request the tunnel client receives: a client's response naming it
+                 * must not turn a public stream into a forward one on the exit server. */
                 uint64_t v = 0;
                 bool ok = valuelen > 0 && valuelen <= 10 && value[0] != '0';
                 for (size_t i = 0; ok && i < valuelen; i++) {
