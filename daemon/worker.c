@@ -4,8 +4,9 @@
  * jobs and calls their done(). A mutex guards them. Threads start when a job finds none idle,
  * up to the Worker's maximum, and block every signal: those stay the loop's (signalfd).
  *
- * worker_free() waits only for jobs without drop(); the threads then end on their own (after
- * dropping what they were running), and the last one out frees the Worker. */
+ * worker_free() waits only for jobs without drop(): it joins the threads idle then (so each ends
+ * cleanly, its thread-local state freed), leaves those running a job with drop() to end on
+ * their own after dropping it, and the last one out frees the Worker. */
 
 #include <assert.h>
 #include <errno.h>
@@ -19,8 +20,16 @@
 #include "socket-util.h"
 #include "worker.h"
 
+typedef struct WorkerThread {
+        Worker *worker;
+        pthread_t id;
+        bool started;
+        bool running_drop;        /* under lock: in the run() of a job with drop() */
+} WorkerThread;
+
 struct Worker {
         sd_event *event;
+        WorkerThread *slots;      /* max_threads of them */
         char *description;
         unsigned max_threads;
         int efd;
@@ -40,6 +49,7 @@ static void worker_destroy(Worker *w) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         pthread_cond_destroy(&w->idle);
+        free(w->slots);
         free(w->description);
         free(w);
 }
@@ -65,10 +75,15 @@ int worker_new(sd_event *e, const char *description, unsigned max_threads, Worke
         if (!w)
                 return -ENOMEM;
         w->description = strdup(description);
-        if (!w->description) {
+        w->slots = new0(WorkerThread, max_threads);
+        if (!w->description || !w->slots) {
+                free(w->description);
+                free(w->slots);
                 free(w);
                 return -ENOMEM;
         }
+        for (unsigned i = 0; i < max_threads; i++)
+                w->slots[i].worker = w;
         w->event = sd_event_ref(e);
         w->max_threads = max_threads;
         w->efd = -1;
@@ -83,6 +98,8 @@ Worker *worker_free(Worker *w) {
         WorkerJob *queue, *finished;
         sd_event_source *src;
         sd_event *e;
+        pthread_t join[8];
+        unsigned n_join = 0;
         bool last;
         int efd;
 
@@ -100,8 +117,23 @@ Worker *worker_free(Worker *w) {
         src = TAKE_PTR(w->efd_source);
         efd = TAKE_FD(w->efd);
         e = TAKE_PTR(w->event);
+        /* Threads idle now end at once and are joined; those in a job with drop() are not
+         * waited for. Whichever thread ends last frees w (when one is left now): nothing below
+         * touches w. */
+        for (unsigned i = 0; i < w->max_threads; i++) {
+                WorkerThread *t = &w->slots[i];
+                if (!t->started)
+                        continue;
+                if (t->running_drop || n_join == ELEMENTSOF(join))
+                        (void) pthread_detach(t->id);
+                else
+                        join[n_join++] = t->id;
+                t->started = false;
+        }
         last = w->threads == 0;
         pthread_mutex_unlock(&w->lock);
+        for (unsigned i = 0; i < n_join; i++)
+                (void) pthread_join(join[i], NULL);
         /* Once unlocked, the last thread to end may free w at any time. */
         sd_event_source_disable_unref(src);
         safe_close(efd);
@@ -114,7 +146,8 @@ Worker *worker_free(Worker *w) {
 }
 
 static void *worker_main(void *userdata) {
-        Worker *w = userdata;
+        WorkerThread *t = userdata;
+        Worker *w = t->worker;
         uint64_t one = 1;
         sigset_t all;
         bool last;
@@ -139,11 +172,13 @@ static void *worker_main(void *userdata) {
                 kept = !j->drop;
                 if (kept)
                         w->running_kept++;
+                t->running_drop = !kept;
                 pthread_mutex_unlock(&w->lock);
 
                 j->run(j);
 
                 pthread_mutex_lock(&w->lock);
+                t->running_drop = false;
                 if (w->stop && !kept) {
                         /* Nobody takes it back any more: its own drop() frees it. */
                         pthread_mutex_unlock(&w->lock);
@@ -208,10 +243,7 @@ static int worker_setup(Worker *w) {
 }
 
 int worker_submit(Worker *w, WorkerJob *j) {
-        pthread_t thread;
-        pthread_attr_t attr;
-        bool start;
-        int r;
+        int r = 0;
 
         assert(w);
         assert(j);
@@ -228,23 +260,15 @@ int worker_submit(Worker *w, WorkerJob *j) {
         else
                 w->queue = j;
         w->queue_tail = j;
-        /* Every thread busy (or none yet): one more, up to the maximum. */
-        start = w->waiting == 0 && w->threads < w->max_threads;
-        if (start)
-                w->threads++;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-        if (!start)
-                return 0;
-        (void) pthread_attr_init(&attr);
-        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        r = -pthread_create(&thread, &attr, worker_main, w);
-        (void) pthread_attr_destroy(&attr);
-        if (r < 0) {
-                pthread_mutex_lock(&w->lock);
-                w->threads--;
-                start = w->threads == 0;
-                if (start) {
+        /* Every thread busy (or none yet): one more, up to the maximum. Threads end only at
+         * worker_free(), so the next slot is free. (Started under the lock: it waits for it.) */
+        if (w->waiting == 0 && w->threads < w->max_threads) {
+                WorkerThread *t = &w->slots[w->threads];
+                r = -pthread_create(&t->id, NULL, worker_main, t);
+                if (r >= 0) {
+                        t->started = true;
+                        w->threads++;
+                } else if (w->threads == 0) {
                         /* No thread to run it: take it back out. */
                         WorkerJob **p = &w->queue;
                         while (*p && *p != j)
@@ -254,10 +278,12 @@ int worker_submit(Worker *w, WorkerJob *j) {
                         w->queue_tail = NULL;
                         for (WorkerJob *q = w->queue; q; q = q->next)
                                 w->queue_tail = q;
-                }
-                pthread_mutex_unlock(&w->lock);
-                if (start)
-                        return log_error_errno(r, "Cannot start the %s thread: %m", w->description);
+                } else
+                        r = 0; /* the threads there take it */
         }
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the %s thread: %m", w->description);
         return 0;
 }
