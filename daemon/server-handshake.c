@@ -60,6 +60,10 @@ static uint64_t auth_failure_delay(Server *s, const SocketAddress *peer) {
                         stalest = f;
         }
         if (!slot) {
+                /* A full table of sources wrong within the minute: a newcomer must not push one of
+                 * them out (that would reset a guesser's back-off); it waits the longest. */
+                if (stalest->count > 0 && now - stalest->last <= AUTH_FORGET_USEC)
+                        return AUTH_DELAY_MAX_USEC;
                 slot = stalest;
                 memcpy(slot->addr, key, 16);
                 slot->count = 0;
@@ -224,12 +228,44 @@ static bool upgrade_parse(Pending *p, size_t head_len, HttpHead **ret) {
         return true;
 }
 
+/* How many of the source's handshakes wait for their delayed 401. */
+static unsigned waiting_refusals(Server *s, const SocketAddress *peer) {
+        uint8_t key[16];
+        unsigned n = 0;
+
+        address_key(peer, key);
+        for (Pending *i = s->pending; i; i = i->next) {
+                uint8_t k[16];
+                if (!i->refuse_on_timer)
+                        continue;
+                address_key(&i->peer, k);
+                n += memcmp(k, key, 16) == 0;
+        }
+        return n;
+}
+
+/* Whether p's token may be looked at now. A source with PENDING_PER_SUSPECT 401s waiting gets
+ * no token checked until they went out: connections opened before its first wrong token must
+ * not carry guesses in parallel (the outside review: 900 at once). Closed unanswered, so the
+ * close says nothing about the token. */
+static bool token_check_allowed(Pending *p) {
+        Server *s = p->server;
+
+        if (waiting_refusals(s, &p->peer) < PENDING_PER_SUSPECT)
+                return true;
+        s->handshake_failures[HANDSHAKE_BUSY]++;
+        pending_free(p);
+        return false;
+}
+
 static bool upgrade_authenticate(Pending *p, const HttpHead *h) {
         Server *s = p->server;
         const char *auth = http_head_get(h, "Authorization");
         const char *token = server_def(s)->token;
         uint64_t delay;
 
+        if (!token_check_allowed(p))
+                return false; /* p is gone */
         if (auth && http_head_count(h, "Authorization") == 1 && strncasecmp(auth, "Bearer ", 7) == 0 &&
             secret_equal(auth + 7, strlen(auth + 7), token, strlen(token))) {
                 auth_success(s, &p->peer);

@@ -317,6 +317,28 @@ class TcpTunnel(TunnelTest):
         self.assertLess(time.monotonic() - t0, 2.0, "another source is not held (its handshake is not queued behind the guesser)")
         print(f"a source with a wrong token: 12 guesses at once, {len(in_flight)} reached TLS, "
               f"{12 - len(in_flight)} closed before it; another source connected at once")
+        # The second outside review: connections opened before the first wrong token carried
+        # guesses in parallel (900 x 401 in 5.4 s). Now a source with 2 401s waiting gets no
+        # other token looked at: those connections close unanswered.
+        opened = []
+        for _ in range(12):
+            raw = socket.create_connection(("127.0.0.1", self.control_port), timeout=15,
+                                           source_address=("127.0.0.9", 0))
+            opened.append(ctx.wrap_socket(raw, server_hostname="127.0.0.1"))
+        for c in opened:
+            c.sendall(req.format("wrong-token-but-long-enough").encode())
+        answers = []
+        for c in opened:
+            try:
+                head = c.recv(200)
+            except (ssl.SSLError, OSError):
+                head = b""
+            answers.append(int(head.split(b" ")[1]) if head else "closed")
+            c.close()
+        self.assertLessEqual(answers.count(401), 2, answers)
+        self.assertEqual(answers.count(401) + answers.count("closed"), 12, answers)
+        print(f"12 connections opened first, then 12 guesses: {answers.count(401)} answered 401, "
+              f"{answers.count('closed')} closed unanswered")
 
     def test_wrong_token_backoff_per_ipv6_prefix(self):
         """One IPv6 host holds a whole /64: wrong tokens from one address slow down the next
