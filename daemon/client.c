@@ -6,12 +6,10 @@
  * after the PROXY protocol header, when the port has one. */
 
 #include <assert.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/socket.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "client-forward.h"
@@ -1178,39 +1176,17 @@ int client_new(Manager *m, Client **ret) {
         return 0;
 }
 
-/* Sockets systemd bound for us (inletsd-forward-PORT@NAME.socket and inletsd-metrics@NAME.socket,
- * written by inletsd-generator): "forward-PORT" for LocalForward=, "metrics". */
-static int take_systemd_sockets(Client *c) {
-        char **names = NULL;
-        int n = sd_listen_fds_with_names(true, &names);
+/* A socket systemd bound for us (inletsd-generator's inletsd-forward-PORT@NAME.socket):
+ * "forward-PORT" for LocalForward=. */
+static bool take_systemd_socket(const char *name, int fd, void *userdata) {
+        Client *c = userdata;
+        uint16_t port;
 
-        if (n < 0)
-                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
-                const char *name = names && names[i] ? names[i] : "";
-                uint16_t port;
-
-                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                        log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
-                        safe_close(fd);
-                } else if (streq(name, "metrics") && c->manager->metrics_fd < 0)
-                        c->manager->metrics_fd = fd; /* MetricsListen=: the manager's, at start */
-                else if (strncmp(name, "forward-", 8) == 0 && parse_port(name + 8, &port) >= 0) {
-                        socket_set_nodelay(fd);
-                        if (client_forwards_adopt(c->forwards, port, fd) < 0)
-                                safe_close(fd);
-                } else {
-                        log_warning("Ignoring passed socket '%s'.", name);
-                        safe_close(fd);
-                }
-        }
-        for (int i = 0; names && names[i]; i++)
-                free(names[i]);
-        free(names);
-        return 0;
+        if (strncmp(name, "forward-", 8) != 0 || parse_port(name + 8, &port) < 0)
+                return false;
+        if (client_forwards_adopt(c->forwards, port, fd) < 0)
+                safe_close(fd);
+        return true;
 }
 
 int client_start(Client *c) {
@@ -1241,7 +1217,7 @@ int client_start(Client *c) {
         if (r < 0)
                 return log_oom();
         err = mfree(err);
-        (void) take_systemd_sockets(c);
+        (void) manager_take_systemd_sockets(c->manager, take_systemd_socket, c);
         r = client_forwards_apply(c->forwards, d, &err);
         if (r < 0)
                 return log_error_errno(r, "%s", err ?: strerror(-r));

@@ -2,6 +2,7 @@
 /* The manager: event loop, signals, bus, reload, and dispatch to the role object. */
 
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -586,4 +587,35 @@ Manager *manager_free(Manager *m) {
         port_table_done(&m->ports);
         free(m);
         return NULL;
+}
+
+int manager_take_systemd_sockets(Manager *m, bool (*take)(const char *name, int fd, void *userdata), void *userdata) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+
+        assert(m);
+        assert(take);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "";
+
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
+                socket_set_nodelay(fd); /* inherited by what we accept, as for our own listeners */
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                        log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
+                        safe_close(fd);
+                } else if (streq(name, "metrics") && m->metrics_fd < 0)
+                        m->metrics_fd = fd; /* MetricsListen=: the manager's, at start */
+                else if (!take(name, fd, userdata)) {
+                        log_warning("Ignoring passed socket '%s'.", name);
+                        safe_close(fd);
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        return 0;
 }

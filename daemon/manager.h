@@ -163,6 +163,10 @@ void manager_session_ended(Manager *m, Mux *mux);
 /* A tunnel client's upstream connection was made (error 0, took its time) or failed (-errno;
  * -EPROTO and -EPERM for TLS). */
 void manager_note_upstream(Manager *m, int error, uint64_t took_usec);
+/* The listening sockets systemd passed (sd_listen_fds_with_names), close-on-exec and
+ * non-blocking: "metrics" becomes m->metrics_fd, every other one goes to take(name, fd), which
+ * returns true when it kept fd (else it is closed with a warning). */
+int manager_take_systemd_sockets(Manager *m, bool (*take)(const char *name, int fd, void *userdata), void *userdata);
 /* m->ports with the live streams added (active set): free with port_table_done(). */
 int manager_port_snapshot(Manager *m, PortTable *ret);
 int manager_disconnect_client(Manager *m, const char *id);

@@ -9,7 +9,6 @@
  * so a reconnecting client can take them again at once. */
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -137,49 +136,27 @@ int server_new(Manager *m, Server **ret) {
         return 0;
 }
 
-/* Sockets systemd bound for us (inletsd@NAME.socket, written by inletsd-generator): "control"
- * and "data-PORT". Privileged ports need no capability then, and a restart refuses nothing. */
-static int take_systemd_sockets(Server *s) {
-        char **names = NULL;
-        int n = sd_listen_fds_with_names(true, &names);
+/* A socket systemd bound for us (inletsd@NAME.socket and the others inletsd-generator writes):
+ * "control", "http", "https" and "data-PORT". Privileged ports need no capability then, and a
+ * restart refuses nothing. */
+static bool take_systemd_socket(const char *name, int fd, void *userdata) {
+        Server *s = userdata;
+        uint16_t port;
 
-        assert(s);
-        if (n < 0)
-                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
-                const char *name = names && names[i] ? names[i] : "";
-                uint16_t port;
-
-                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
-                socket_set_nodelay(fd); /* inherited by what we accept, as for our own listeners */
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                        log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);
-                        safe_close(fd);
-                } else if (streq(name, "control") && s->control_fd < 0) {
-                        s->control_fd = fd;
-                        log_info("Using the control socket passed by systemd.");
-                } else if (streq(name, "http") && s->http_fd < 0) {
-                        s->http_fd = fd;
-                        log_info("Using the HTTP socket passed by systemd.");
-                } else if (streq(name, "https") && s->https_fd < 0) {
-                        s->https_fd = fd;
-                        log_info("Using the HTTPS socket passed by systemd.");
-                } else if (streq(name, "metrics") && s->manager->metrics_fd < 0) {
-                        s->manager->metrics_fd = fd; /* MetricsListen=: the manager's, at start */
-                } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 &&
-                           !listener_find(s, port))
-                        (void) listener_add_from_systemd(s, port, fd);
-                else {
-                        log_warning("Ignoring passed socket '%s'.", name);
-                        safe_close(fd);
-                }
-        }
-        for (int i = 0; names && names[i]; i++)
-                free(names[i]);
-        free(names);
-        return 0;
+        if (streq(name, "control") && s->control_fd < 0) {
+                s->control_fd = fd;
+                log_info("Using the control socket passed by systemd.");
+        } else if (streq(name, "http") && s->http_fd < 0) {
+                s->http_fd = fd;
+                log_info("Using the HTTP socket passed by systemd.");
+        } else if (streq(name, "https") && s->https_fd < 0) {
+                s->https_fd = fd;
+                log_info("Using the HTTPS socket passed by systemd.");
+        } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 && !listener_find(s, port))
+                (void) listener_add_from_systemd(s, port, fd);
+        else
+                return false;
+        return true;
 }
 
 static bool address_set(const SocketAddress *a) {
@@ -294,7 +271,7 @@ int server_start(Server *s) {
         r = server_load_credentials(d, &s->creds, &err);
         if (r < 0)
                 return log_error_errno(r, "%s", err ?: "Failed to set up TLS");
-        r = take_systemd_sockets(s);
+        r = manager_take_systemd_sockets(s->manager, take_systemd_socket, s);
         if (r < 0)
                 return r;
         if (s->control_fd < 0) {
