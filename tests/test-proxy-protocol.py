@@ -53,21 +53,24 @@ class RawUpstream:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            data = b""
-            c.settimeout(10)
-            try:
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        break
-                    data += b
-                    if data.endswith(b"END"):
-                        break
-                c.sendall(b"OK")
-            except OSError:
-                pass
-            c.close()
-            self.received.append(data)
+            threading.Thread(target=self._record, args=(c,), daemon=True).start()
+
+    def _record(self, c):
+        data = b""
+        c.settimeout(10)
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+                if data.endswith(b"END"):
+                    break
+            c.sendall(b"OK")
+        except OSError:
+            pass
+        c.close()
+        self.received.append(data)
 
     def close(self):
         self.sock.close()
@@ -181,8 +184,10 @@ class ProxyProtocolTest(TunnelTest):
             up = RawUpstream(block=True)
             self.upstreams.append(up)
             pub = free_port()
+            # No probe of the public port: its connection would queue at the upstream too and
+            # race the visitor's for the one place freed by release(). The exit server binds the
+            # ports before it answers the upgrade, so "Connection established" means they listen.
             c = self.client(f"{pub}:{up.port}", extra_client=f"ProxyProtocol={version}", name=f"client-{version}")
-            wait_until(lambda: port_open(pub), 10, "public port")
             s = socket.socket()
             s.bind(("127.0.0.3", 0))
             s.settimeout(15)
@@ -195,7 +200,6 @@ class ProxyProtocolTest(TunnelTest):
             s.sendall(b"later END")
             self.assertEqual(s.recv(2), b"OK")
             s.close()
-            # port_open()'s probe made a connection too (a header, then its end): skip it
             got = wait_until(lambda: [r for r in up.received if r.endswith(b"END")], 10,
                              "the upstream to get the connection")
             want = (f"PROXY TCP4 {me[0]} 127.0.0.1 {me[1]} {pub}\r\n".encode() if version == "v1"
