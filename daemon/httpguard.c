@@ -4,12 +4,19 @@
  *
  * Checking a password costs what its hash was made to cost (bcrypt, SHA-crypt, yescrypt:
  * milliseconds to a second), so it never runs on the loop that carries every stream: a worker
- * thread of its own hashes (worker.c). Each visitor
- * (an IPv4 address, an IPv6 /64) may have HTTP_GUARD_WAITING_PER_VISITOR different checks
- * waiting and the queue holds HTTP_GUARD_WAITING, so the queue is served about round-robin
- * between visitors and a guesser slows only itself; a browser's parallel requests with the
- * same credentials share one check. A password that passed is remembered (SHA-256 of
- * user:password, ten minutes, 1024 of them) until the rules are loaded anew. */
+ * thread of its own hashes (worker.c), one check at a time. Each visitor (an IPv4 address, an
+ * IPv6 /64) may have HTTP_GUARD_WAITING_PER_VISITOR different checks waiting and
+ * HTTP_GUARD_WAITING wait in all; a browser's parallel requests with the same credentials
+ * share one check. Which check runs next is fair queuing by hashing time: every visitor and
+ * its network (IPv4 /24, IPv6 /48) is charged the time its checks took, halved every 30 s,
+ * and the waiting check whose visitor and network were charged least runs next. So a visitor
+ * who has not been hashing is served after the check running now, however many guessers from
+ * other networks keep the queue full; and when the queue is full, a newcomer charged less than
+ * the most charged visitor waiting takes that one's newest check's place (it is answered 503).
+ * A check whose visitors all hung up before it ran is dropped; one not started within 10 s is
+ * answered 503 (a heavy visitor's, passed over for others). A password that passed is
+ * remembered (SHA-256 of user:password, ten minutes, 1024 of them) until the rules are loaded
+ * anew. */
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -31,6 +38,10 @@
 #define PASSED_TTL_USEC (10 * 60 * USEC_PER_SEC)
 #define RATE_SLOTS 4096   /* visitors tracked at once, per client */
 #define RATE_PROBE 8
+#define USAGE_SLOTS 1024  /* visitors and networks charged with hashing time, per client */
+#define USAGE_PROBE 8
+#define USAGE_HALF_LIFE_USEC (30 * USEC_PER_SEC)
+#define WAIT_MAX_USEC (10 * USEC_PER_SEC)  /* a check not started by then is answered 503 */
 
 /* A password that passed, for the visitor it passed for only: another visitor's guesses never
  * find it (a hit answers at once, a miss costs a hash, and a visitor whose checks are all
@@ -48,6 +59,14 @@ typedef struct RateSlot {
         uint8_t addr[16];
         uint64_t tat;
 } RateSlot;
+
+/* Hashing time charged to a visitor (kind 0) or a network (kind 1), halved every
+ * USAGE_HALF_LIFE_USEC since stamp. */
+typedef struct Usage {
+        uint8_t key[17];
+        bool used;
+        uint64_t cost, stamp;
+} Usage;
 
 typedef struct Job Job;
 
@@ -71,6 +90,10 @@ struct Job {
         const Htpasswd *file;
         uint8_t digest[32];
         uint8_t visitor[16];
+        bool submitted;            /* handed to the worker (one job at a time) */
+        bool evicted;              /* in g->evicted */
+        uint64_t queued;           /* when it came */
+        uint64_t cost_usec;        /* the worker's: how long the hash took */
         char *hash;
         bool known;
         char *password;
@@ -85,10 +108,17 @@ struct HttpGuard {
         uint64_t rules_serial;
         RateSlot *slots;
         RateLimit log;
-        Job *jobs;
+        Job *jobs;                 /* waiting or at the worker, newest first */
         unsigned n_jobs;
+        bool busy;                 /* a job is at the worker */
+        uint64_t hash_cost;        /* µs, a moving average of the checks done */
+        Job *evicted;              /* gave their place to a newcomer: answered 503 from defer */
+        sd_event_source *defer;
+        Usage *usage;
         Worker *worker;            /* hashes, off the loop */
 };
+
+static int evicted_handler(sd_event_source *src, void *userdata);
 
 static Job *job_free(Job *j) {
         if (!j)
@@ -115,12 +145,20 @@ int http_guard_new(sd_event *e, HttpGuard **ret) {
         g = new0(HttpGuard, 1);
         if (!g)
                 return -ENOMEM;
+        g->event = sd_event_ref(e);
+        g->hash_cost = 1000; /* until one is measured */
         g->slots = new0(RateSlot, RATE_SLOTS);
-        if (!g->slots)
+        g->usage = new0(Usage, USAGE_SLOTS);
+        if (!g->slots || !g->usage)
                 return -ENOMEM;
         r = worker_new(e, "http-password-checks", 1, &g->worker);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(e, &g->defer, evicted_handler, g);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(g->defer, "http-guard-evicted");
+        (void) sd_event_source_set_enabled(g->defer, SD_EVENT_OFF);
         g->log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         *ret = TAKE_PTR(g);
         return 0;
@@ -131,19 +169,23 @@ HttpGuard *http_guard_free(HttpGuard *g) {
                 return NULL;
         /* First the thread (after the hash it runs), then the jobs it held. */
         g->worker = worker_free(g->worker);
-        while (g->jobs) {
-                Job *j = g->jobs;
-                while (j->waits) {
-                        HttpGuardWait *w = j->waits;
-                        LIST_REMOVE(j->waits, w);
-                        w->job = NULL; /* its owner frees it with http_guard_cancel() */
-                        w->guard = NULL;
+        g->defer = sd_event_source_disable_unref(g->defer);
+        for (Job **list = &g->jobs; list; list = list == &g->jobs ? &g->evicted : NULL)
+                while (*list) {
+                        Job *j = *list;
+                        while (j->waits) {
+                                HttpGuardWait *w = j->waits;
+                                LIST_REMOVE(j->waits, w);
+                                w->job = NULL; /* its owner frees it with http_guard_cancel() */
+                                w->guard = NULL;
+                        }
+                        LIST_REMOVE(*list, j);
+                        job_free(j);
                 }
-                LIST_REMOVE(g->jobs, j);
-                job_free(j);
-        }
         explicit_bzero(g->passed, sizeof(g->passed));
         free(g->slots);
+        free(g->usage);
+        sd_event_unref(g->event);
         free(g);
         return NULL;
 }
@@ -264,11 +306,118 @@ static int credentials_digest(const HttpCredentials *c, uint8_t ret[static 32]) 
         return r;
 }
 
+/* ---- fair queuing of the checks ---- */
+
+/* The visitor's network: an IPv4 /24 (v4-mapped), an IPv6 /48. */
+static void usage_key(const uint8_t visitor[static 16], bool network, uint8_t ret[static 17]) {
+        bool v4 = visitor[10] == 0xff && visitor[11] == 0xff && memcmp(visitor, (const uint8_t[10]) {}, 10) == 0;
+
+        memcpy(ret, visitor, 16);
+        ret[16] = network;
+        if (network)
+                memset(ret + (v4 ? 15 : 6), 0, v4 ? 1 : 10);
+}
+
+static uint64_t usage_now(const Usage *u, uint64_t now) {
+        uint64_t halvings = (now - MIN(u->stamp, now)) / USAGE_HALF_LIFE_USEC;
+        return halvings >= 64 ? 0 : u->cost >> halvings;
+}
+
+/* The slot for key; with add, a slot is made for it (the least charged of its probe run goes,
+ * so a heavy user stays tracked). */
+static Usage *usage_find(HttpGuard *g, const uint8_t key[static 17], bool add, uint64_t now) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        Usage *weakest = NULL;
+
+        for (size_t i = 0; i < 17; i++)
+                h = (h ^ key[i]) * 0x100000001b3ULL;
+        for (unsigned i = 0; i < USAGE_PROBE; i++) {
+                Usage *u = &g->usage[(h + i) % USAGE_SLOTS];
+                if (u->used && memcmp(u->key, key, 17) == 0)
+                        return u;
+                if (!weakest || (weakest->used && (!u->used || usage_now(u, now) < usage_now(weakest, now))))
+                        weakest = u; /* a free slot, else the least charged */
+        }
+        if (!add)
+                return NULL;
+        *weakest = (Usage) { .used = true, .stamp = now };
+        memcpy(weakest->key, key, 17);
+        return weakest;
+}
+
+/* What a visitor's checks cost lately, its own and its network's, and what those of theirs
+ * waiting or running beside `self` will cost (the average hash each): a guesser is charged for
+ * its queue before any of it ran. */
+static uint64_t usage_of(HttpGuard *g, const uint8_t visitor[static 16], const Job *self, uint64_t now) {
+        uint8_t mine[17], net[17], other[17];
+        uint64_t sum = 0;
+
+        usage_key(visitor, false, mine);
+        usage_key(visitor, true, net);
+        for (const uint8_t *key = mine; key; key = key == mine ? net : NULL) {
+                Usage *u = usage_find(g, key, false, now);
+                sum += u ? usage_now(u, now) : 0;
+        }
+        for (const Job *j = g->jobs; j; j = j->next) {
+                if (j == self)
+                        continue;
+                if (memcmp(j->visitor, visitor, 16) == 0)
+                        sum += g->hash_cost;
+                usage_key(j->visitor, true, other);
+                if (memcmp(other, net, 17) == 0)
+                        sum += g->hash_cost;
+        }
+        return sum;
+}
+
+static void usage_charge(HttpGuard *g, const uint8_t visitor[static 16], uint64_t cost, uint64_t now) {
+        for (int network = 0; network <= 1; network++) {
+                uint8_t key[17];
+                usage_key(visitor, network, key);
+                Usage *u = usage_find(g, key, true, now);
+                u->cost = usage_now(u, now) + cost;
+                u->stamp = now;
+        }
+}
+
 static void job_run(WorkerJob *w) {
         Job *j = (Job *) w;
+        uint64_t start = now_usec();
 
         j->result = htpasswd_check_hash(j->hash, j->known, j->password, j->password_len);
+        j->cost_usec = now_usec() - start;
 }
+
+static int evicted_handler(sd_event_source *src, void *userdata) {
+        HttpGuard *g = userdata;
+
+        while (g->evicted) {
+                Job *j = g->evicted;
+                LIST_REMOVE(g->evicted, j);
+                while (j->waits) {
+                        HttpGuardWait *w = j->waits;
+                        LIST_REMOVE(j->waits, w);
+                        w->job = NULL;
+                        w->done(&(HttpVerdict) { .status = 503, .retry_after_sec = 1 }, w->userdata);
+                        free(w);
+                }
+                job_free(j);
+        }
+        return 0;
+}
+
+/* A waiting check gives its place up: its visitors hear 503 from the loop (never from inside
+ * the request that took the place). */
+static void job_evict(HttpGuard *g, Job *j) {
+        assert(!j->submitted);
+        LIST_REMOVE(g->jobs, j);
+        g->n_jobs--;
+        j->evicted = true;
+        LIST_PREPEND(g->evicted, j);
+        (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+}
+
+static void guard_feed(HttpGuard *g);
 
 static void deliver(HttpGuard *g, Job *j) {
         HttpVerdict pass = { .strip_authorization = true };
@@ -297,8 +446,45 @@ static void deliver(HttpGuard *g, Job *j) {
 
 static void job_done(WorkerJob *w) {
         Job *j = (Job *) w;
+        HttpGuard *g = j->guard;
 
-        deliver(j->guard, j);
+        usage_charge(g, j->visitor, j->cost_usec, now_usec());
+        g->hash_cost = g->hash_cost == 0 ? j->cost_usec : (g->hash_cost * 7 + j->cost_usec) / 8;
+        g->busy = false;
+        deliver(g, j);
+        guard_feed(g);
+}
+
+/* Hands the worker the waiting check whose visitor was charged least (the oldest of equals). */
+static void guard_feed(HttpGuard *g) {
+        uint64_t now = now_usec(), best_cost = 0;
+        Job *best = NULL;
+
+        while (!g->busy) {
+                for (Job *j = g->jobs, *next; j; j = next) {
+                        next = j->next;
+                        if (j->submitted)
+                                continue;
+                        if (now - j->queued > WAIT_MAX_USEC) { /* a heavy visitor's, passed over */
+                                job_evict(g, j);
+                                continue;
+                        }
+                        uint64_t c = usage_of(g, j->visitor, j, now);
+                        if (!best || c <= best_cost) { /* newest first: <= keeps the oldest */
+                                best = j;
+                                best_cost = c;
+                        }
+                }
+                if (!best)
+                        return;
+                if (worker_submit(g->worker, &best->work) >= 0) {
+                        best->submitted = true;
+                        g->busy = true;
+                        return;
+                }
+                job_evict(g, best); /* out of memory: its visitors hear 503 */
+                best = NULL;
+        }
 }
 
 /* 1: a wait on a check (new or shared) in *ret_wait; < 0: busy or out of memory, with *ret. */
@@ -336,11 +522,23 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
                         return 0;
                 }
                 if (g->n_jobs >= HTTP_GUARD_WAITING) {
-                        if (ratelimit_below(&g->log))
-                                log_warning("HTTP: %u password checks are waiting; answering 503 until one is done "
-                                            "(guessers from many addresses?).", g->n_jobs);
-                        *ret = (HttpVerdict) { .status = 503, .retry_after_sec = 1 };
-                        return 0;
+                        /* Full: the newest check of the visitor charged most makes room, if that
+                         * is more than this visitor was charged. */
+                        uint64_t cost, most = 0, me = usage_of(g, addr, NULL, now);
+                        Job *victim = NULL;
+                        for (Job *i = g->jobs; i; i = i->next)
+                                if (!i->submitted && (cost = usage_of(g, i->visitor, i, now)) > most) {
+                                        victim = i;
+                                        most = cost;
+                                }
+                        if (!victim || most <= me) {
+                                if (ratelimit_below(&g->log))
+                                        log_warning("HTTP: %u password checks are waiting; answering 503 until one is "
+                                                    "done (guessers from many networks?).", g->n_jobs);
+                                *ret = (HttpVerdict) { .status = 503, .retry_after_sec = 1 };
+                                return 0;
+                        }
+                        job_evict(g, victim);
                 }
                 j = new0(Job, 1);
                 if (!j)
@@ -348,6 +546,7 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
                 j->work = (WorkerJob) { .run = job_run, .done = job_done };
                 j->guard = g;
                 j->serial = g->rules_serial;
+                j->queued = now;
                 j->file = file->htpasswd;
                 memcpy(j->digest, digest, 32);
                 memcpy(j->visitor, addr, 16);
@@ -362,11 +561,6 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
                         job_free(j);
                         return -ENOMEM;
                 }
-                r = worker_submit(g->worker, &j->work);
-                if (r < 0) {
-                        job_free(j);
-                        return r;
-                }
                 LIST_PREPEND(g->jobs, j);
                 g->n_jobs++;
         }
@@ -375,15 +569,29 @@ static int basic_start(HttpGuard *g, const CredentialFile *file, const HttpCrede
         w->job = j;
         LIST_PREPEND(j->waits, w);
         *ret_wait = TAKE_PTR(w);
+        guard_feed(g);
         return 1;
 }
 
 void http_guard_cancel(HttpGuardWait *w) {
         if (!w)
                 return;
-        /* The job runs on: its result may still be remembered for the next request. */
-        if (w->job)
-                LIST_REMOVE(w->job->waits, w);
+        /* A job at the worker runs on: its result may still be remembered for the next
+         * request. One nobody waits for any more is not started: hashing for visitors that
+         * hung up would only serve guessers. */
+        Job *j = w->job;
+        if (j) {
+                LIST_REMOVE(j->waits, w);
+                if (!j->waits && !j->submitted && w->guard) {
+                        HttpGuard *g = w->guard;
+                        if (!j->evicted) {
+                                LIST_REMOVE(g->jobs, j);
+                                g->n_jobs--;
+                        } else
+                                LIST_REMOVE(g->evicted, j);
+                        job_free(j);
+                }
+        }
         free(w);
 }
 

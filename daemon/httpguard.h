@@ -38,7 +38,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpGuard *, http_guard_free);
  * unless http_guard_cancel(*ret_wait) comes first. Remembered passwords and rate counts hold
  * while the rules stay the same (they are forgotten when rules of a new load come). Bounds:
  * HTTP_GUARD_WAITING_PER_VISITOR different checks waiting per visitor (429 past it) and
- * HTTP_GUARD_WAITING in all (503); requests with the same credentials share one check. */
+ * HTTP_GUARD_WAITING in all, run least-spent visitor first (a newcomer displaces the most
+ * expensive visitor's newest check, else 503); requests with the same credentials share one
+ * check. A wait may be answered before its check ran (503: displaced, or 10 s passed). */
 #define HTTP_GUARD_WAITING 64
 #define HTTP_GUARD_WAITING_PER_VISITOR 2
 int http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, const char *visitor, const HttpHead *h,

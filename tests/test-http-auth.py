@@ -14,6 +14,7 @@ htpasswd file (Apache's MD5) is refused with file:line, on start and on reload, 
 reload keeps the rules in force."""
 
 import base64
+import http.client
 import json
 import os
 import subprocess
@@ -244,6 +245,60 @@ class HttpAuth(TunnelTest):
         print(f"24 guesses in flight against a cost-13 bcrypt hash: {statuses.count(401)} x 401, "
               f"{statuses.count(429)} x 429 in {took:.1f} s; c.test answered within {worst * 1000:.0f} ms, "
               f"another visitor's first login took {login:.2f} s, its second {again * 1000:.0f} ms")
+
+    def test_login_while_guessers_fill_the_queue(self):
+        """From the outside review: guessers from 32 addresses, two slow guesses each, filled all
+        64 places for password checks, so every new visitor got 503 (and one let in waited behind
+        63 hashes). Now the check of the visitor charged least hashing time runs next, and a
+        newcomer takes the place of the most charged visitor's newest check: a first login from
+        another network passes after about two hashes while the guessers go on."""
+        pw = os.path.join(self.tmp, "htpasswd")
+        subprocess.run(["htpasswd", "-c", "-b", "-B", "-C", "13", pw, "alice", "s3cret"], check=True, capture_output=True)
+        self.start(f"BasicAuthFile=a.test={pw}\n")
+        s = time.monotonic()
+        self.assertEqual(self.get("a.test", src="127.9.0.1", headers=(basic("alice", "s3cret"),), path="/hello")[0], 200)
+        one_hash = time.monotonic() - s
+        stop = time.monotonic() + 12
+        statuses, lock = [], threading.Lock()
+
+        def guesser(src, n):
+            while time.monotonic() < stop:
+                conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30, source_address=(src, 0))
+                try:
+                    auth = base64.b64encode(f"alice:guess{n}".encode()).decode()
+                    conn.request("GET", "/hello", headers={"Host": "a.test", "Authorization": f"Basic {auth}"})
+                    st = conn.getresponse().status
+                except OSError:
+                    st = 0
+                finally:
+                    conn.close()
+                n += 2
+                with lock:
+                    statuses.append(st)
+                if st in (429, 503):
+                    time.sleep(0.05)
+
+        threads = [threading.Thread(target=guesser, args=(f"127.1.{i}.1", k)) for i in range(32) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        time.sleep(2.5)  # the queue is full by now: 64 guesses waiting
+        logins = []
+        for src in ("127.2.0.5", "127.3.0.5"):
+            s = time.monotonic()
+            st = self.get("a.test", src=src, headers=(basic("alice", "s3cret"),), path="/hello")[0]
+            logins.append((st, time.monotonic() - s))
+        for t in threads:
+            t.join(60)
+        with lock:
+            got = list(statuses)
+        self.assertEqual(set(got) - {401, 429, 503}, set(), (logins, got))
+        self.assertGreaterEqual(got.count(401), 5, "the guessers were being hashed")
+        for st, took in logins:
+            self.assertEqual(st, 200, f"a first login while guessers fill the queue: {logins}")
+            self.assertLess(took, 2.5 * one_hash + 0.5, f"waited behind the guessers' checks: {logins}")
+        print(f"64 guessers from 32 networks against a cost-13 hash ({one_hash:.2f} s): {got.count(401)} x 401, "
+              f"{got.count(429)} x 429, {got.count(503)} x 503; two newcomers' first logins: "
+              + ", ".join(f"{st} in {took:.2f} s" for st, took in logins))
 
     def test_visitor_gone_while_hashing(self):
         """Visitors that hang up while their password is hashed, and a client stopped while a
