@@ -39,6 +39,13 @@ int sha256(const void *data, size_t n, uint8_t ret[static 32]) {
         return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, ret) < 0 ? -EIO : 0;
 }
 
+int hmac_sha256(const void *key, size_t key_len, const void *data, size_t n, uint8_t ret[static 32]) {
+        assert(key || key_len == 0);
+        assert(data || n == 0);
+        assert(ret);
+        return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, key_len, data, n, ret) < 0 ? -EIO : 0;
+}
+
 bool secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
         uint8_t ha[32], hb[32];
         uint8_t d = 0;

@@ -34,6 +34,8 @@ static void tunnel_defaults(Definition *d) {
                 d->max_headers = 100;
         if (d->idle_timeout_usec == 0)
                 d->idle_timeout_usec = 60 * USEC_PER_SEC;
+        if (d->resume_usec == UINT64_MAX)
+                d->resume_usec = 30 * USEC_PER_SEC;
         if (d->response_timeout_usec == 0)
                 d->response_timeout_usec = 60 * USEC_PER_SEC;
 }

@@ -19,6 +19,7 @@
 #include "parse-util.h"
 #include "socket-util.h"
 #include "string-util.h"
+#include "time-util.h"
 
 /* ---- value parsers: return 0, or -errno with an optional static reason ---- */
 
@@ -85,6 +86,16 @@ static int conf_positive_sec(const char *value, void *field, Definition *d, cons
         int r = conf_sec(value, field, d, reason);
         if (r >= 0 && *(uint64_t *) field == 0) {
                 *reason = "must be greater than zero";
+                return -ERANGE;
+        }
+        return r;
+}
+
+/* ResumeSec=: 0 turns resumption off; at most an hour (held streams keep their sockets). */
+static int conf_resume_sec(const char *value, void *field, Definition *d, const char **reason) {
+        int r = conf_sec(value, field, d, reason);
+        if (r >= 0 && *(uint64_t *) field > 3600 * USEC_PER_SEC) {
+                *reason = "at most 1h";
                 return -ERANGE;
         }
         return r;
@@ -714,6 +725,7 @@ static const struct ConfItem {
         { "Tunnel", "TokenFile", conf_string, F(token_file) },
         { "Tunnel", "KeepaliveSec", conf_positive_sec, F(keepalive_usec) },
         { "Tunnel", "HandshakeTimeoutSec", conf_positive_sec, F(handshake_timeout_usec) },
+        { "Tunnel", "ResumeSec", conf_resume_sec, F(resume_usec) },
         { "Tunnel", "LogLevel", conf_log_level, F(log_level) },
         { "Tunnel", "MaxHeaderBytes", conf_header_bytes, F(max_header_bytes) },
         { "Tunnel", "MaxHeaders", conf_unsigned, F(max_headers) },

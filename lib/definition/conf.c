@@ -35,6 +35,7 @@ Definition *definition_new(const char *name, const char *path) {
         d->basic_auth = -1;
         d->allow_hidden = -1;
         d->log_level = -1;
+        d->resume_usec = UINT64_MAX; /* unset: the default */
         d->proxy_protocol = _PROXY_PROTOCOL_INVALID;
         d->name = name ? strdup(name) : NULL;
         d->path = path ? strdup(path) : NULL;

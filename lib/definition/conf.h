@@ -82,6 +82,7 @@ typedef struct Definition {
         char *token_file;
         uint64_t keepalive_usec;
         uint64_t handshake_timeout_usec;
+        uint64_t resume_usec;       /* ResumeSec=: how long a lost tunnel's streams are held; 0 off */
         SocketAddress metrics_listen;  /* MetricsListen=: unset (len 0): no metrics endpoint */
         int log_level;       /* -1: not set */
         uint64_t max_header_bytes;  /* HTTP mode: request/response head limits */

@@ -87,6 +87,7 @@ static void test_server_keys(void) {
         CHECK(d->role == ROLE_SERVER && d->mode == MODE_TCP, "role/mode");
         CHECK_STR(d->token, "0123456789abcdef0123");
         CHECK(d->keepalive_usec == 5 * USEC_PER_SEC, "KeepaliveSec");
+        CHECK(d->resume_usec == 30 * USEC_PER_SEC, "ResumeSec= unset: 30 s");
         CHECK(d->handshake_timeout_usec == 500 * USEC_PER_MSEC, "HandshakeTimeoutSec");
         CHECK(d->log_level == LOG_DEBUG, "LogLevel");
         CHECK_STR(socket_address_format(&d->control_listen, buf), "127.0.0.1:9000");
@@ -112,7 +113,7 @@ static void test_client_keys(void) {
         int r;
 
         if (asprintf(&conf,
-                     "[Tunnel]\nRole=client\nTokenFile=tok\n[Client]\nURL=wss://example.com:8123/base/connect\n"
+                     "[Tunnel]\nRole=client\nTokenFile=tok\nResumeSec=0\n[Client]\nURL=wss://example.com:8123/base/connect\n"
                      "ServerFingerprint=sha256:%s\nUpstream=db.internal\nPorts=3389 2222:22\nPorts=5432\n"
                      "Ports=2022:git.internal:22 8443:[fd00::1]:443 9000:10.0.0.9:9001\n"
                      "ReconnectMaxDelaySec=1min\nClientID=rdp-1\n",
@@ -122,6 +123,7 @@ static void test_client_keys(void) {
         CHECK(r == 0, "load failed: %s", err);
         if (r < 0)
                 return;
+        CHECK(d->resume_usec == 0, "ResumeSec=0: off");
         CHECK_STR(d->token, "0123456789abcdefXYZ"); /* relative TokenFile=, whitespace stripped */
         CHECK(d->has_fingerprint && d->server_fingerprint[0] == 0xab && d->server_fingerprint[31] == 0x89,
               "fingerprint");
@@ -390,6 +392,8 @@ static void test_errors(void) {
         expect_error("[Tunnel]\nRole=server\n[Server]\nAutoTLS=maybe\n", "t.conf:4: Invalid AutoTLS= value 'maybe'");
         expect_error("[Tunnel]\nRole=server\nKeepaliveSec=0\n", "t.conf:3: Invalid KeepaliveSec= value");
         expect_error("[Tunnel]\nRole=server\nKeepaliveSec=5 parsecs\n", "t.conf:3");
+        expect_error("[Tunnel]\nRole=server\nResumeSec=2h\n", "t.conf:3: Invalid ResumeSec= value '2h': at most 1h");
+        expect_error("[Tunnel]\nRole=server\nResumeSec=-1\n", "t.conf:3: Invalid ResumeSec= value");
         expect_error("[Tunnel]\nRole=client\n[Client]\nServerFingerprint=md5:00\n", "t.conf:4");
         expect_error("[Tunnel]\nRole=client\n[Client]\nURL=http://x\n", "t.conf:4: Invalid URL=");
         expect_error("[Tunnel]\nRole=server\n[Server]\nAllowPorts=10-5\n", "t.conf:4");

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mux.h"
+#include "resume.h"
 #include "socket-util.h"
 #include "time-util.h"
 #include "ws.h"
@@ -55,6 +56,12 @@
 #define MSG_SESSION_LOW ((size_t) 12 << 20)
 #define MSG_MAX_HEADERS 256
 #define MSG_MAX_HEADER_BYTES (64 * 1024)
+/* Resumption: a receiver acknowledges a stream's bytes every ACK_EVERY (and all on the
+ * keepalive timer); a sender keeps what is not acknowledged, and stops reading a socket while
+ * its stream keeps RETAIN_STREAM_MAX or the session RETAIN_SESSION_MAX. */
+#define ACK_EVERY (256 * 1024)
+#define RETAIN_STREAM_MAX ((size_t) 8 << 20)
+#define RETAIN_SESSION_MAX ((size_t) 64 << 20)
 
 struct MuxStream {
         Mux *mux;
@@ -93,6 +100,19 @@ struct MuxStream {
         HttpHead *head;          /* the head (or trailers) being received */
         HttpHead *trailers;      /* ours, to send after the body */
         uint32_t close_error;
+
+        /* Resumption (cfg.resumable, CONNECT streams): */
+        uint64_t key;            /* x-inlets-stream: the exit server's number for it; 0 none */
+        uint64_t recv;           /* bytes that came from the tunnel, ever */
+        uint64_t recv_acked;     /* ... as our last "ack" said */
+        uint8_t *ubuf;           /* sent, not acknowledged: stream bytes [ubase, ubase + ulen) */
+        size_t uoff, ulen, ucap;
+        uint64_t ubase;
+        size_t resend;           /* the last `resend` bytes of ubuf go again before rbuf */
+        size_t carried;          /* of wlen: from a previous session (no window to give back) */
+        uint64_t peer_recv;      /* x-inlets-resume: what the peer had of ours */
+        bool resuming;           /* tunnel client: a resume request; exit server: waits for its answer */
+        bool has_peer_recv;
 };
 
 struct Mux {
@@ -113,6 +133,12 @@ struct Mux {
         bool msg_waiting;     /* owners were told "full" because of msg_queued */
         size_t conn_owed;     /* connection window not yet given back (over the budget) */
         uint64_t total_streams, bytes_in, bytes_out;
+        /* Resumption */
+        uint64_t next_key;       /* exit server: the last x-inlets-stream given */
+        size_t retained;         /* all streams' ulen */
+        bool any_ack;            /* a stream got ACK_EVERY since its last ack */
+        Mux *predecessor;        /* tunnel client: the lost session whose streams may resume */
+        uint64_t resumed, resent;
         uint64_t last_rx;
         bool ping_outstanding;
 
@@ -145,6 +171,7 @@ struct Mux {
         } while (0)
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
+static void mux_claim(Mux *m, MuxStream *p);
 static void mux_pump(Mux *m);
 static void mux_flush_batch(Mux *m);
 
@@ -300,8 +327,14 @@ static void ws_send_close(Mux *m, int code) {
  * said until a read finds the socket drained or a write finds it full. */
 #define STREAM_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
+/* A resumable stream keeps what it sent until acknowledged: past the limits it stops reading. */
+static bool stream_retains_enough(const MuxStream *s) {
+        return s->key > 0 && (s->ulen >= RETAIN_STREAM_MAX || s->mux->retained >= RETAIN_SESSION_MAX);
+}
+
 static bool stream_wants_read(const MuxStream *s) {
-        return s->reading && !s->read_eof && s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) && s->id > 0;
+        return s->reading && !s->read_eof && s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) && s->id > 0 &&
+               !stream_retains_enough(s);
 }
 
 /* The stream may read again (room in its buffer, reading allowed) while the socket still holds
@@ -311,6 +344,106 @@ static void stream_rearm(MuxStream *s) {
                 s->rearmed = true;
                 (void) sd_event_source_set_io_events(s->io, STREAM_EVENTS); /* EPOLL_CTL_MOD */
         }
+}
+
+/* ---- resumption: what a stream sent and the peer has not acknowledged ---- */
+
+static int retain_append(MuxStream *s, const uint8_t *p, size_t n) {
+        if (buffer_reserve(&s->ubuf, &s->uoff, s->ulen, &s->ucap, n) < 0)
+                return -ENOMEM;
+        memcpy(s->ubuf + s->uoff + s->ulen, p, n);
+        s->ulen += n;
+        s->mux->retained += n;
+        return 0;
+}
+
+/* The peer has the stream's bytes up to offset: what is below goes. Returns false for an
+ * offset outside what was sent (and not being sent again). */
+static bool retain_ack(MuxStream *s, uint64_t offset) {
+        Mux *m = s->mux;
+        bool was_full = m->retained >= RETAIN_SESSION_MAX, stream_full = s->ulen >= RETAIN_STREAM_MAX;
+        size_t drop;
+
+        if (offset < s->ubase)
+                return true; /* an older ack */
+        if (offset - s->ubase > s->ulen - s->resend)
+                return false;
+        drop = (size_t) (offset - s->ubase);
+        s->uoff += drop;
+        s->ulen -= drop;
+        s->ubase = offset;
+        m->retained -= MIN(drop, m->retained);
+        if (s->ulen == 0) {
+                s->ubuf = mfree(s->ubuf);
+                s->uoff = s->ucap = 0;
+        }
+        if (was_full && m->retained < RETAIN_SESSION_MAX) {
+                for (MuxStream *i = m->streams; i; i = i->next)
+                        stream_rearm(i);
+        } else if (stream_full)
+                stream_rearm(s);
+        return true;
+}
+
+/* A resumed stream: the peer has our bytes up to offset, the rest of ubuf goes again. */
+static bool retain_rewind(MuxStream *s, uint64_t offset) {
+        if (offset < s->ubase || offset - s->ubase > s->ulen)
+                return false;
+        s->resend = 0;
+        if (!retain_ack(s, offset))
+                return false;
+        s->resend = s->ulen;
+        return true;
+}
+
+/* "ack KEY:OFFSET ...": streams whose bytes the peer has. */
+static void mux_handle_ack(Mux *m, const char *p) {
+        uint64_t key, off;
+        int r;
+
+        while ((r = resume_ack_next(&p, &key, &off)) > 0)
+                for (MuxStream *s = m->streams; s && key > 0; s = s->next)
+                        if (s->key == key) {
+                                if (!retain_ack(s, off))
+                                        log_debug("Stream %d: acknowledgment of %" PRIu64 " bytes it was not sent: ignored.",
+                                                  s->id, off);
+                                break;
+                        }
+        if (r < 0)
+                log_debug("Malformed acknowledgment from the peer: ignored from there on.");
+}
+
+/* Acknowledges what streams received: those past ACK_EVERY, or (all) every one with news. */
+static void mux_send_acks(Mux *m, bool all) {
+        char msg[WS_TEXT_MAX + 1];
+        size_t o = 0;
+
+        m->any_ack = false;
+        if (!m->cfg.resumable || m->dead)
+                return;
+        for (MuxStream *s = m->streams; s; s = s->next) {
+                char item[48];
+                int k;
+
+                if (s->key == 0 || s->recv == s->recv_acked || (!all && s->recv - s->recv_acked < ACK_EVERY))
+                        continue;
+                k = snprintf(item, sizeof(item), " %" PRIu64 ":%" PRIu64, s->key, s->recv);
+                if (o > 0 && o + (size_t) k > WS_TEXT_MAX) {
+                        (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
+                        o = 0;
+                }
+                if (o == 0)
+                        o = (size_t) snprintf(msg, sizeof(msg), "ack");
+                memcpy(msg + o, item, (size_t) k);
+                o += (size_t) k;
+                s->recv_acked = s->recv;
+        }
+        if (o > 0)
+                (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
+}
+
+static bool stream_resumable(const MuxStream *s) {
+        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->responded && s->batched == 0;
 }
 
 /* Forgets what a stream has in the batch: its socket is going. The connection window is
@@ -346,6 +479,8 @@ static MuxStream *stream_free(MuxStream *s) {
                 return NULL;
         if (s->wlen > 0 && !s->mux->dead)
                 held_sub(s->mux, s->wlen);
+        s->mux->retained -= MIN(s->ulen, s->mux->retained);
+        free(s->ubuf);
         stream_release_message(s);
         msg_drop_queued(s);
         stream_close_fd(s, true);
@@ -457,8 +592,11 @@ static int stream_write(MuxStream *s) {
                 s->bytes_in += (size_t) n;
                 m->bytes_in += (size_t) n;
                 held_sub(m, (size_t) n);
-                if (s->id > 0)
-                        (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
+                /* Bytes carried over from a lost session came through its window, not ours. */
+                size_t old = MIN((size_t) n, s->carried);
+                s->carried -= old;
+                if (s->id > 0 && (size_t) n > old)
+                        (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n - old);
         }
         if (s->wlen == 0) {
                 s->woff = 0;
@@ -596,6 +734,17 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         MuxStream *s = source->ptr;
         size_t n;
 
+        if (s->resuming) { /* exit server: until the client says where to go on from */
+                s->deferred = true;
+                return NGHTTP2_ERR_DEFERRED;
+        }
+        if (s->resend > 0) {
+                n = MIN(length, s->resend);
+                *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+                if (s->rlen == 0 && s->read_eof && n == s->resend)
+                        data_eof(s, data_flags);
+                return (ssize_t) n;
+        }
         if (s->rlen == 0) {
                 if (s->read_eof) {
                         data_eof(s, data_flags);
@@ -619,8 +768,21 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 
         if (tls_conn_pending(m->conn) > OUT_HIGH_WATER)
                 return NGHTTP2_ERR_WOULDBLOCK;
+        if (s->resend > 0) { /* a resumed stream: what the peer lost goes again, from ubuf */
+                r = ws_send(m, WS_OP_BINARY, framehd, 9, NULL, s->ubuf + s->uoff + (s->ulen - s->resend), length);
+                if (r < 0)
+                        return NGHTTP2_ERR_CALLBACK_FAILURE;
+                s->resend -= length;
+                m->resent += length;
+                return 0;
+        }
+        /* Kept until acknowledged; copied before ws_send() masks the payload in place. */
+        if (s->key > 0 && retain_append(s, s->rbuf + s->roff, length) < 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
         r = ws_send(m, WS_OP_BINARY, framehd, 9, s->rbuf + s->roff, NULL, length);
-        if (r < 0)
+        /* A failed send may have masked the payload in place: a resumable stream counts the
+         * bytes as sent (their copy in ubuf goes again if the peer lacks them). */
+        if (r < 0 && s->key == 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         s->roff += length;
         s->rlen -= length;
@@ -648,6 +810,8 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                 if (s->ops && s->ops->sent)
                         CALL_OWNER(m, s->ops->sent(s, length, s->userdata));
         }
+        if (r < 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
         stream_rearm(s);
         return 0;
 }
@@ -728,10 +892,13 @@ static int stream_attach_fd(MuxStream *s, int fd) {
 static int open_connect(Mux *m, int fd, const nghttp2_nv *nva, size_t n, const char *authority, const char *peer,
                         void *userdata, MuxStream **ret) {
         nghttp2_data_provider prd = { .read_callback = data_read_cb };
+        nghttp2_nv all[8];
+        char key[24];
         MuxStream *s;
         int32_t id;
         int r;
 
+        assert(n + 1 <= ELEMENTSOF(all));
         if (m->dead) {
                 safe_close(fd);
                 return -ENOTCONN;
@@ -749,7 +916,14 @@ static int open_connect(Mux *m, int fd, const nghttp2_nv *nva, size_t n, const c
         s->peer = strdup(peer);
         s->authority = strdup(authority);
         prd.source.ptr = s;
-        id = nghttp2_submit_request(m->h2, NULL, nva, n, &prd, s);
+        memcpy(all, nva, sizeof(nghttp2_nv) * n);
+        if (m->cfg.resumable) { /* numbered, to be found again after a lost connection */
+                s->key = ++m->next_key;
+                snprintf(key, sizeof(key), "%" PRIu64, s->key);
+                all[n++] = (nghttp2_nv) { (uint8_t *) "x-inlets-stream", (uint8_t *) key, 15, strlen(key),
+                                          NGHTTP2_NV_FLAG_NONE };
+        }
+        id = nghttp2_submit_request(m->h2, NULL, all, n, &prd, s);
         if (id < 0) {
                 s->id = -1;
                 safe_close(fd);
@@ -902,6 +1076,11 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         Mux *m = user_data;
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
+        if (s && s->key > 0) {
+                s->recv += len;
+                if (s->recv - s->recv_acked >= ACK_EVERY)
+                        m->any_ack = true;
+        }
         if (s && s->message && s->ops && !s->aborted) {
                 /* The owner consumes the stream window as it passes the bytes on; until then
                  * they are held, like bytes waiting for a socket (the owner may be a public
@@ -1058,6 +1237,26 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
         } else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && !s->message) {
                 s->responded = valuelen == 3 && memcmp(value, "200", 3) == 0;
                 return 0;
+        } else if (s->mux->cfg.resumable && !s->message &&
+                   ((namelen == 15 && memcmp(name, "x-inlets-stream", 15) == 0 && !m_is_h2_client(s)) ||
+                    (namelen == 15 && memcmp(name, "x-inlets-resume", 15) == 0))) {
+                /* A number: digits, no leading zero, below 2^64 (20 digits can overflow). */
+                uint64_t v = 0;
+                bool ok = valuelen > 0 && valuelen < 20 && (value[0] != '0' || valuelen == 1);
+                for (size_t i = 0; ok && i < valuelen; i++) {
+                        ok = value[i] >= '0' && value[i] <= '9';
+                        v = v * 10 + (uint64_t) (value[i] - '0');
+                }
+                if (name[9] == 's') { /* x-inlets-stream: the first valid one counts */
+                        if (s->key == 0 && ok && v > 0)
+                                s->key = v;
+                } else if (ok && !s->has_peer_recv) {
+                        s->peer_recv = v;
+                        s->has_peer_recv = true;
+                        if (!m_is_h2_client(s))
+                                s->resuming = true;
+                }
+                return 0;
         }
         /* The first one counts; one longer than any address or port is no value at all (a cut
          * one could parse as another address or port). */
@@ -1108,6 +1307,16 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
                 if (m->cfg.h2_client) {
                         if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE && !s->responded)
                                 stream_abort(s, NGHTTP2_CANCEL);
+                        else if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE && s->resuming) {
+                                /* The client took the stream back: from where it has our bytes. */
+                                s->resuming = false;
+                                if (!s->has_peer_recv || !retain_rewind(s, s->peer_recv)) {
+                                        log_debug("Stream %d: the client's resume answer does not fit: reset.", s->id);
+                                        stream_abort(s, NGHTTP2_PROTOCOL_ERROR);
+                                        return 0;
+                                }
+                                stream_resume_data(s);
+                        }
                 } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
                         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
                         bool plain_connect = s->method && streq(s->method, "CONNECT") && !s->head->protocol;
@@ -1123,6 +1332,10 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
                                 return message_frame_recv(m, s, frame);
                         }
                         s->head = http_head_free(s->head);
+                        if (s->resuming) {
+                                mux_claim(m, s);
+                                return 0;
+                        }
                         if (!s->authority || !m->cb->stream_request) {
                                 stream_abort(s, NGHTTP2_REFUSED_STREAM);
                                 return 0;
@@ -1136,6 +1349,73 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
                 (void) stream_try_shutdown(s); /* id > 0: never frees here */
         }
         return 0;
+}
+
+/* Moves stream s of session from (dead) into session to: the socket, its buffers and its
+ * counts; the HTTP/2 stream is the caller's to make. */
+static void stream_move(Mux *from, Mux *to, MuxStream *s) {
+        LIST_REMOVE(from->streams, s);
+        from->n_streams--;
+        from->held -= MIN(s->wlen, from->held);
+        from->retained -= MIN(s->ulen, from->retained);
+        s->mux = to;
+        LIST_PREPEND(to->streams, s);
+        to->n_streams++;
+        to->held += s->wlen; /* came through the old session's window: nothing to give back */
+        to->retained += s->ulen;
+        s->carried = s->wlen;
+        s->id = 0;
+        s->deferred = false;
+        s->rearmed = false;
+        s->resend = 0;
+        s->has_peer_recv = false;
+        s->resuming = false;
+        s->corked = false;
+        to->resumed++;
+}
+
+/* Tunnel client: the exit server asks to resume a stream of the lost session (placeholder p,
+ * which goes): the old one takes p's HTTP/2 stream and answers with what it has received. */
+static void mux_claim(Mux *m, MuxStream *p) {
+        nghttp2_data_provider prd = { .read_callback = data_read_cb };
+        Mux *old = m->predecessor;
+        MuxStream *o = NULL;
+        int32_t id = p->id;
+        uint64_t peer_recv = p->peer_recv;
+        char recv[24];
+
+        if (old)
+                for (o = old->streams; o && !(o->key == p->key && stream_resumable(o)); o = o->next)
+                        ;
+        if (!o || !p->has_peer_recv || peer_recv < o->ubase || peer_recv - o->ubase > o->ulen) {
+                log_debug("Stream %d: nothing to resume as stream %" PRIu64 ": refused.", id, p->key);
+                stream_abort(p, NGHTTP2_REFUSED_STREAM);
+                return;
+        }
+        /* The placeholder goes; it holds nothing yet (the server sends only after our answer). */
+        nghttp2_session_set_stream_user_data(m->h2, id, NULL);
+        LIST_REMOVE(m->streams, p);
+        m->n_streams--;
+        m->total_streams--;
+        stream_free(p);
+
+        stream_move(old, m, o);
+        o->id = id;
+        nghttp2_session_set_stream_user_data(m->h2, id, o);
+        (void) retain_rewind(o, peer_recv);
+        snprintf(recv, sizeof(recv), "%" PRIu64, o->recv);
+        const nghttp2_nv nva[] = {
+                { (uint8_t *) ":status", (uint8_t *) "200", 7, 3, NGHTTP2_NV_FLAG_NONE },
+                { (uint8_t *) "x-inlets-resume", (uint8_t *) recv, 15, strlen(recv), NGHTTP2_NV_FLAG_NONE },
+        };
+        prd.source.ptr = o;
+        if (nghttp2_submit_response(m->h2, id, nva, ELEMENTSOF(nva), &prd) < 0) {
+                stream_abort(o, NGHTTP2_INTERNAL_ERROR);
+                return;
+        }
+        o->recv_acked = o->recv; /* the answer says it */
+        log_debug("Stream %d resumed as stream %" PRIu64 ": %zu bytes to send again.", id, o->key, o->resend);
+        (void) sd_event_source_set_enabled(o->io, SD_EVENT_ON);
 }
 
 static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
@@ -1209,6 +1489,10 @@ static int ws_text_cb(void *userdata, const uint8_t *p, size_t n, bool fin) {
         m->text[len] = 0;
         m->text_len = 0;
         /* A NUL inside would cut the message short: such a message is not ours. */
+        if (strlen(m->text) == len && m->cfg.resumable && startswith(m->text, "ack ")) {
+                mux_handle_ack(m, m->text + 4);
+                return 0;
+        }
         if (strlen(m->text) == len && m->cb->control)
                 CALL_OWNER(m, m->cb->control(m, m->text, m->userdata));
         return 0;
@@ -1333,9 +1617,19 @@ static void mux_read(Mux *m) {
                 }
         }
         if (m->dead) {
-                for (unsigned i = 0; i < m->n_batch; i++)
-                        if (m->batch[i].s)
-                                m->batch[i].s->batched = 0;
+                /* A resumable stream keeps what it received (it counted it): into its buffer. */
+                for (unsigned i = 0; i < m->n_batch; i++) {
+                        MuxStream *s = m->batch[i].s;
+                        if (!s)
+                                continue;
+                        s->batched = 0;
+                        if (s->key > 0 && buffer_reserve(&s->wbuf, &s->woff, s->wlen, &s->wcap, m->batch[i].n) >= 0) {
+                                memcpy(s->wbuf + s->woff + s->wlen, m->batch[i].p, m->batch[i].n);
+                                s->wlen += m->batch[i].n;
+                                m->held += m->batch[i].n;
+                        } else if (s->key > 0)
+                                s->aborted = true; /* lost bytes: it cannot resume */
+                }
                 m->n_batch = 0;
         }
         mux_flush_batch(m);
@@ -1343,6 +1637,8 @@ static void mux_read(Mux *m) {
         tls_conn_hold(m->conn, false);
         tls_conn_release(m->conn);
         mux_push_corked(m);
+        if (m->any_ack)
+                mux_send_acks(m, false);
 }
 
 /* Message streams whose owners wait for room. */
@@ -1464,6 +1760,7 @@ static int mux_timer_handler(sd_event_source *src, uint64_t usec, void *userdata
                 mux_fail(m, -ETIMEDOUT, "no answer from the peer for %" PRIu64 " s", idle / USEC_PER_SEC);
                 return 0;
         }
+        mux_send_acks(m, true); /* what trickled in since: the sender may let it go */
         if (idle >= k / 3 && !m->ping_outstanding) {
                 (void) nghttp2_submit_ping(m->h2, NGHTTP2_FLAG_NONE, NULL);
                 m->ping_outstanding = true;
@@ -1648,6 +1945,8 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         m->key_off = sizeof(m->key_pool); /* empty: filled at the first frame */
         m->event = sd_event_ref(e);
         m->cfg = *cfg;
+        m->predecessor = TAKE_PTR(m->cfg.predecessor); /* before the first frames are read */
+        assert(!m->predecessor || m->predecessor->dead);
         m->cb = cb;
         m->userdata = userdata;
         m->last_rx = now_usec();
@@ -1716,7 +2015,83 @@ void mux_get_stats(Mux *m, MuxStats *ret) {
                 .held = m->held,
                 .active_streams = m->n_streams,
                 .total_streams = m->total_streams,
+                .retained = m->retained,
+                .resumed_streams = m->resumed,
+                .resent_bytes = m->resent,
         };
+}
+
+unsigned mux_resumable_streams(Mux *m) {
+        unsigned n = 0;
+
+        assert(m);
+        if (!m->cfg.resumable)
+                return 0;
+        for (MuxStream *s = m->streams; s; s = s->next)
+                n += stream_resumable(s);
+        return n;
+}
+
+unsigned mux_adopt(Mux *m, Mux *old, void *userdata) {
+        unsigned n = 0;
+
+        assert(m);
+        assert(old);
+        assert(m->cfg.h2_client);
+        assert(old->dead);
+
+        if (!m->cfg.resumable || m->dead)
+                return 0;
+        m->next_key = MAX(m->next_key, old->next_key);
+        for (MuxStream *s = old->streams, *next; s; s = next) {
+                nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+                char key[24], recv[24], fwd[16];
+                nghttp2_nv nva[6];
+                size_t k = 0;
+                int32_t id;
+
+                next = s->next;
+                if (!stream_resumable(s))
+                        continue;
+                stream_move(old, m, s);
+                s->userdata = userdata;
+                s->resuming = true; /* data_read_cb() waits for the client's answer */
+                snprintf(key, sizeof(key), "%" PRIu64, s->key);
+                snprintf(recv, sizeof(recv), "%" PRIu64, s->recv);
+                nva[k++] = (nghttp2_nv) { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE };
+                nva[k++] = (nghttp2_nv) { (uint8_t *) ":authority", (uint8_t *) s->authority, 10, strlen(s->authority),
+                                          NGHTTP2_NV_FLAG_NONE };
+                if (s->forward > 0) {
+                        snprintf(fwd, sizeof(fwd), "%" PRIu32, s->forward);
+                        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-forward", (uint8_t *) fwd, 16, strlen(fwd),
+                                                  NGHTTP2_NV_FLAG_NONE };
+                } else
+                        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-forwarded-for", (uint8_t *) s->peer, 15,
+                                                  strlen(s->peer), NGHTTP2_NV_FLAG_NONE };
+                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-stream", (uint8_t *) key, 15, strlen(key),
+                                          NGHTTP2_NV_FLAG_NONE };
+                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-resume", (uint8_t *) recv, 15, strlen(recv),
+                                          NGHTTP2_NV_FLAG_NONE };
+                id = nghttp2_submit_request(m->h2, NULL, nva, k, &prd, s);
+                if (id < 0) {
+                        s->id = -1;
+                        stream_close_fd(s, true);
+                        stream_maybe_finish(s);
+                        continue;
+                }
+                s->id = id;
+                s->recv_acked = s->recv; /* the request says it */
+                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
+                n++;
+        }
+        mux_kick(m);
+        return n;
+}
+
+void mux_set_predecessor(Mux *m, Mux *old) {
+        assert(m);
+        assert(!old || old->dead);
+        m->predecessor = old;
 }
 
 void *mux_stream_userdata(MuxStream *s) {

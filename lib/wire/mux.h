@@ -59,6 +59,8 @@ typedef struct MuxConfig {
         unsigned max_streams;      /* exit server: streams it opens at most (-EBUSY beyond);
                                     * tunnel client: SETTINGS_MAX_CONCURRENT_STREAMS */
         uint64_t keepalive_usec;
+        bool resumable;            /* both ends agreed to resume (docs/protocol.md) */
+        Mux *predecessor;          /* tunnel client: see mux_set_predecessor() */
 } MuxConfig;
 
 /* Bytes a session holds in stream buffers for sockets (or, HTTP mode, handed to owners) before
@@ -71,6 +73,9 @@ typedef struct MuxStats {
         unsigned active_streams;
         uint64_t total_streams;
         size_t held;         /* buffered now, against MUX_SESSION_BUFFER_BUDGET */
+        size_t retained;     /* resumable sessions: sent, not acknowledged yet */
+        uint64_t resumed_streams; /* streams this session took over from a lost one */
+        uint64_t resent_bytes;    /* ... and the bytes it sent again for them */
 } MuxStats;
 
 /* Takes ownership of conn. `initial` holds plaintext already read past the upgrade head. */
@@ -147,3 +152,17 @@ void mux_stream_reset(MuxStream *s);
 
 /* Ends the session at once (reset), as if the peer had gone; closed() follows. */
 void mux_abort(Mux *m, const char *reason);
+
+/* Resumption (cfg.resumable; docs/protocol.md, "Resuming a session"). Each CONNECT stream has
+ * a number (x-inlets-stream) and keeps what it sent until the peer acknowledges it ("ack"
+ * control messages, which the Mux handles itself). A session that died (closed() called, not
+ * freed) holds its streams' sockets, unread, with their buffers: */
+/* How many of the dead session's streams could resume. */
+unsigned mux_resumable_streams(Mux *m);
+/* Exit server: moves old's resumable streams into m, a new session of the same client, and asks
+ * the client to resume each (their userdata becomes userdata). old keeps the rest; free it
+ * after. Returns how many were moved. */
+unsigned mux_adopt(Mux *m, Mux *old, void *userdata);
+/* Tunnel client: the exit server's resume requests on m claim old's streams (NULL: none). Set
+ * it to NULL before freeing old. */
+void mux_set_predecessor(Mux *m, Mux *old);

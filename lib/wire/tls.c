@@ -75,6 +75,19 @@ bool tls_conn_is_tls(TlsConn *c) {
         return c->session != NULL;
 }
 
+int tls_conn_exporter(TlsConn *c, const char *label, const char *context, uint8_t *ret, size_t n) {
+        assert(c);
+        assert(label);
+        assert(context);
+        assert(ret);
+
+        if (!c->session)
+                return -EOPNOTSUPP;
+        if (gnutls_prf_rfc5705(c->session, strlen(label), label, strlen(context), context, n, (char *) ret) < 0)
+                return -EIO;
+        return 0;
+}
+
 static int out_reserve(TlsConn *c, size_t n) {
         return buffer_reserve(&c->out, &c->out_off, c->out_len, &c->out_cap, n);
 }

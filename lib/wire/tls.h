@@ -29,6 +29,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(TlsConn *, tls_conn_free);
 
 int tls_conn_fd(TlsConn *c);
 bool tls_conn_is_tls(TlsConn *c);
+/* RFC 5705/8446 keying material of the connection (after the handshake): n bytes for label and
+ * context. -EOPNOTSUPP without TLS. */
+int tls_conn_exporter(TlsConn *c, const char *label, const char *context, uint8_t *ret, size_t n);
 
 /* Server side, before the handshake: offer these ALPN protocols (our order wins). */
 int tls_conn_set_alpn(TlsConn *c, const char *const *protocols, size_t n);
