@@ -78,6 +78,17 @@ static void print_status(const TunnelInfo *t, bool color) {
                         printf("%s %" PRIu64 " (a client's own lists)", sep, t->refused_client);
                 putchar('\n');
         }
+        if (t->has_resume && (t->resume[0] > 0 || t->resume[1] > 0 || t->resume[4] > 0)) {
+                char re[32];
+                format_bytes(t->resume[3], re);
+                printf("   Resumed: %" PRIu64 " session%s, %" PRIu64 " connection%s (%s sent again)", t->resume[1],
+                       t->resume[1] == 1 ? "" : "s", t->resume[2], t->resume[2] == 1 ? "" : "s", re);
+                if (t->resume[0] > 0)
+                        printf("; %" PRIu64 " held now", t->resume[0]);
+                if (t->resume[4] > 0)
+                        printf("; %" PRIu64 " not resumed in time", t->resume[4]);
+                putchar('\n');
+        }
         if (t->n_cert_names > 0) {
                 char na[64], ra[64];
                 format_timestamp(t->cert_not_after, na);

@@ -118,6 +118,24 @@ static int read_refused(sd_bus_message *reply, TunnelInfo *t) {
         return r;
 }
 
+/* Resumption (a{st}): the counters this inletsctl knows. */
+static int read_resumption(sd_bus_message *reply, TunnelInfo *t) {
+        const char *name;
+        uint64_t n;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &name, &n)) > 0)
+                for (size_t i = 0; i < RESUME_COUNTERS; i++)
+                        if (streq(name, tunnel_resume_counters[i])) {
+                                t->resume[i] = n;
+                                t->has_resume = true;
+                        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
 /* The value of property prop (D-Bus signature contents) into its field of t; unknown ones are
  * skipped, so that a newer daemon's properties do not trouble an older inletsctl. */
 static int read_property(sd_bus_message *reply, const char *prop, const char *contents, TunnelInfo *t) {
@@ -157,6 +175,8 @@ static int read_property(sd_bus_message *reply, const char *prop, const char *co
                 r = read_clients(reply, t);
         else if (streq(prop, "Refused") && streq(contents, "a{st}"))
                 r = read_refused(reply, t);
+        else if (streq(prop, "Resumption") && streq(contents, "a{st}"))
+                r = read_resumption(reply, t);
         else if (streq(contents, "t")) {
                 uint64_t v;
                 r = sd_bus_message_read(reply, "t", &v);

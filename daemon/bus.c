@@ -82,6 +82,33 @@ static int get_refused(sd_bus *bus, const char *path, const char *interface, con
         return sd_bus_message_close_container(reply);
 }
 
+/* The tunnel's resumption counters (tunnel_resume_counters' names); none for a fileserver. */
+static void resume_counters(Manager *m, uint64_t ret[static RESUME_COUNTERS]) {
+        ResumeCounters rc;
+
+        manager_get_resume(m, &rc);
+        ret[0] = rc.held_streams;
+        ret[1] = rc.resumed_sessions;
+        ret[2] = rc.resumed_streams;
+        ret[3] = rc.resent_bytes;
+        ret[4] = rc.expired_streams;
+}
+
+static int get_resumption(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t v[RESUME_COUNTERS];
+        int r;
+
+        resume_counters(m, v);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        for (size_t i = 0; r >= 0 && m->def->role != ROLE_FILESERVER && i < RESUME_COUNTERS; i++)
+                r = sd_bus_message_append(reply, "{st}", tunnel_resume_counters[i], v[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 typedef struct PortSet {
         uint16_t ports[1024];
         size_t n;
@@ -339,6 +366,10 @@ int bus_tunnel_info(Manager *m, TunnelInfo *ret) {
                 t.refused_keys = 0x1;
                 t.refused_allow = rc.allow_list;
         }
+        if (m->def->role != ROLE_FILESERVER) {
+                t.has_resume = true;
+                resume_counters(m, t.resume);
+        }
         if (manager_acme(m)) {
                 AcmeCertInfo i = {};
                 acme_cert_get_info(manager_acme(m), &i);
@@ -370,6 +401,7 @@ static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_PROPERTY("BytesIn", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesOut", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Refused", "a{st}", get_refused, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Resumption", "a{st}", get_resumption, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CertificateNames", "as", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -407,6 +439,12 @@ static int on_counter_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (memcmp(&rc, &m->emitted_refused, sizeof(rc)) != 0) {
                 m->emitted_refused = rc;
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Refused", NULL);
+        }
+        uint64_t rv[RESUME_COUNTERS];
+        resume_counters(m, rv);
+        if (memcmp(rv, m->emitted_resume, sizeof(rv)) != 0) {
+                memcpy(m->emitted_resume, rv, sizeof(rv));
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Resumption", NULL);
         }
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);

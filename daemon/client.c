@@ -26,6 +26,7 @@
 #include "proxy-protocol.h"
 #include "ratelimit.h"
 #include "resolve.h"
+#include "resume.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
@@ -125,6 +126,15 @@ struct Client {
         /* What each control message sent and not answered yet was (answers come in order). */
         uint8_t sent[SENT_MAX];
         size_t sent_head, sent_n;
+        /* Resumption (docs/protocol.md): the last session the server made resumable (its id
+         * and our key for it), and a lost one whose streams wait for the next connection. */
+        bool resume_known;
+        char resume_id[RESUME_ID_HEX + 1];
+        uint8_t resume_key[32];
+        uint64_t resume_usec;    /* the shorter of ResumeSec= and the server's */
+        Mux *held;
+        sd_event_source *hold_timer;
+        ResumeCounters resume;   /* the counters; held_* are counted when asked */
 };
 
 static const Definition *def(Client *c) {
@@ -419,6 +429,68 @@ static void connection_reset(Client *c) {
         c->server_query = NULL;
 }
 
+/* A mux of ours is done: its counts go to the totals. */
+static void mux_retire(Client *c, Mux *m) {
+        MuxStats st;
+
+        if (!m)
+                return;
+        mux_get_stats(m, &st);
+        c->resume.resent_bytes += st.resent_bytes;
+        c->resume.resumed_streams += st.resumed_streams;
+        manager_session_ended(c->manager, m);
+        c->closed.bytes_in += st.bytes_in;
+        c->closed.bytes_out += st.bytes_out;
+        c->closed.total_streams += st.total_streams;
+        mux_free(m);
+}
+
+/* The lost session's streams that did not resume close. */
+static void release_held(Client *c, const char *why) {
+        MuxStats st;
+
+        if (!c->held)
+                return;
+        if (c->mux)
+                mux_set_predecessor(c->mux, NULL);
+        mux_get_stats(c->held, &st);
+        if (why && st.active_streams > 0)
+                log_info("%u connections of the lost session closed: %s.", st.active_streams, why);
+        c->resume.expired_streams += st.active_streams;
+        mux_retire(c, TAKE_PTR(c->held));
+        c->hold_timer = sd_event_source_disable_unref(c->hold_timer);
+}
+
+static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
+        Client *c = userdata;
+
+        release_held(c, c->mux ? "the exit server did not ask for them" : "no new connection within ResumeSec=");
+        return 0;
+}
+
+/* The connection of a resumable session is lost: its streams wait, unread, for the next one. */
+static bool client_hold(Client *c, int error) {
+        unsigned n;
+
+        if (c->state == STATE_STOPPED || error >= 0 || !c->resume_known || c->resume_usec == 0)
+                return false;
+        n = mux_resumable_streams(c->mux);
+        if (n == 0)
+                return false;
+        release_held(c, "lost again before they resumed");
+        c->held = TAKE_PTR(c->mux);
+        if (sd_event_add_time_relative(c->manager->event, &c->hold_timer, CLOCK_MONOTONIC, c->resume_usec, 0,
+                                       hold_expired, c) < 0) {
+                release_held(c, "out of memory");
+                return false;
+        }
+        (void) sd_event_source_set_description(c->hold_timer, "client-hold");
+        log_info("Holding %u connections for %" PRIu64 " s while the tunnel reconnects.", n,
+                 c->resume_usec / USEC_PER_SEC);
+        c->reconnect_now = true; /* the first try at once: the path may be back already */
+        return true;
+}
+
 static void session_end(Client *c, const char *why) {
         uint64_t lasted = c->connected_at ? now_usec() - c->connected_at : 0;
 
@@ -428,15 +500,9 @@ static void session_end(Client *c, const char *why) {
                 dial_free(c->dials);
         client_forwards_session(c->forwards, NULL);
         c->sent_head = c->sent_n = 0;
-        if (c->mux) {
-                MuxStats st;
-                mux_get_stats(c->mux, &st);
-                manager_session_ended(c->manager, c->mux);
-                c->closed.bytes_in += st.bytes_in;
-                c->closed.bytes_out += st.bytes_out;
-                c->closed.total_streams += st.total_streams;
-        }
-        c->mux = mux_free(c->mux);
+        if (c->mux)
+                mux_set_predecessor(c->mux, NULL);
+        mux_retire(c, TAKE_PTR(c->mux));
         connection_reset(c);
         if (c->state == STATE_STOPPED)
                 return;
@@ -450,6 +516,7 @@ static void session_end(Client *c, const char *why) {
 static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
         Client *c = userdata;
         log_warning("Connection to %s lost: %s", def(c)->url, reason);
+        (void) client_hold(c, error); /* reason stays valid: a held mux lives on */
         session_end(c, reason);
 }
 
@@ -568,10 +635,20 @@ static int send_upgrade(Client *c) {
         const Definition *d = def(c);
         _cleanup_(erase_and_freep) char *req = NULL;
         _cleanup_free_ char *key64 = NULL, *offer = NULL;
-        char ports[MAX(1, 6 * 256) + 1] = "";
+        char ports[MAX(1, 6 * 256) + 1] = "", resume[32 + RESUME_ID_HEX + RESUME_PROOF_HEX] = "";
         uint8_t key[16];
         size_t o = 0;
         int r;
+
+        /* TCP mode: we can resume; with a lost session's streams held, we ask to (with a proof
+         * bound to this connection). */
+        if (d->resume_usec > 0 && d->mode == MODE_TCP) {
+                char proof[RESUME_PROOF_HEX + 1];
+                if (c->held && c->resume_known && resume_proof(c->conn, c->resume_key, c->resume_id, proof) >= 0)
+                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: 1 %s %s\r\n", c->resume_id, proof);
+                else
+                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: 1\r\n");
+        }
 
         if (random_bytes(key, sizeof(key)) < 0 || !(key64 = base64mem(key, sizeof(key))))
                 return -ENOMEM;
@@ -587,11 +664,12 @@ static int send_upgrade(Client *c) {
         r = asprintf(&req,
                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n"
-                     "X-Inlets-Mode: %s\r\n%s: %s\r\nX-Inlets-Client-Id: %s\r\n"
+                     "X-Inlets-Mode: %s\r\n%s: %s\r\nX-Inlets-Client-Id: %s\r\n%s"
                      "User-Agent: inletsd/%s\r\n\r\n",
                      c->url.path, strchr(c->url.host, ':') ? "[" : "", c->url.host,
                      strchr(c->url.host, ':') ? "]" : "", c->url.port, key64, d->token, mode_to_string(d->mode),
-                     offer ? "X-Inlets-Hosts" : "X-Inlets-Ports", offer ?: ports, c->client_id, PROJECT_VERSION);
+                     offer ? "X-Inlets-Hosts" : "X-Inlets-Ports", offer ?: ports, c->client_id, resume,
+                     PROJECT_VERSION);
         if (r < 0)
                 return -ENOMEM;
         r = tls_conn_send(c->conn, req, strlen(req));
@@ -642,12 +720,37 @@ static void handle_response(Client *c, size_t head_len) {
             !http_header_has_token(http_head_get(h, "Upgrade"), "websocket"))
                 return fail(c, "The server at %s answered the upgrade with a wrong Sec-WebSocket-Accept.", d->url);
 
+        /* The server made the session resumable (we offered it): its id, our key for it. */
+        ResumeAnswer ra = {};
+        bool resumed = false;
+        if (d->resume_usec > 0 && d->mode == MODE_TCP &&
+            resume_answer_parse(http_head_get(h, "X-Inlets-Resume"), &ra) >= 0 &&
+            resume_key(c->conn, d->token, ra.id, c->resume_key) >= 0) {
+                memcpy(c->resume_id, ra.id, sizeof(c->resume_id));
+                c->resume_known = true;
+                c->resume_usec = MIN(d->resume_usec, (uint64_t) ra.seconds * USEC_PER_SEC);
+                cfg.resumable = true;
+                resumed = ra.resumed && c->held;
+                cfg.predecessor = resumed ? c->held : NULL;
+        } else {
+                c->resume_known = false;
+                explicit_bzero(c->resume_key, sizeof(c->resume_key));
+        }
+        if (!resumed)
+                release_held(c, "the exit server started a new session");
+
         c->io = sd_event_source_disable_unref(c->io);
         r = mux_new(c->manager->event, TAKE_PTR(c->conn), &cfg, (const uint8_t *) c->head + head_len,
                     c->head_len - head_len, &client_mux_callbacks, c, &c->mux);
         c->fd = -1; /* owned by the mux now */
         if (r < 0)
                 return fail(c, "Failed to start the tunnel session: %s", strerror(-r));
+        if (resumed) {
+                c->resume.resumed_sessions++;
+                /* Its resume requests come first thing; what they do not claim by then closes. */
+                (void) sd_event_source_set_time_relative(c->hold_timer, 5 * USEC_PER_SEC);
+                log_info("The exit server resumes the session: held connections carry on.");
+        }
         c->state = STATE_CONNECTED;
         c->connected_at = now_usec();
         c->sessions++;
@@ -1270,6 +1373,7 @@ void client_drain(Client *c) {
         }
         if (c->http)
                 http_upstreams_drain(c->http);
+        release_held(c, "stopping"); /* they cannot resume in a process that is going away */
         if (c->mux)
                 mux_goaway(c->mux);
         else
@@ -1285,6 +1389,7 @@ void client_stop(Client *c) {
         c->state = STATE_STOPPED;
         manager_set_state(c->manager, TUNNEL_STOPPING);
         c->timer = sd_event_source_disable_unref(c->timer);
+        release_held(c, "stopping");
         if (c->mux)
                 mux_shutdown(c->mux, WS_CLOSE_GOING_AWAY);
 }
@@ -1296,6 +1401,11 @@ Client *client_free(Client *c) {
         while (c->dials)
                 dial_free(c->dials);
         client_forwards_free(c->forwards); /* before the mux: the streams it waits for go with it */
+        if (c->mux)
+                mux_set_predecessor(c->mux, NULL);
+        mux_free(c->held);
+        sd_event_source_disable_unref(c->hold_timer);
+        explicit_bzero(c->resume_key, sizeof(c->resume_key));
         mux_free(c->mux);
         http_upstreams_free(c->http); /* after the mux: its streams let go of their exchanges */
         connection_reset(c);
@@ -1342,6 +1452,26 @@ void client_get_counters(Client *c, TunnelCounters *ret) {
                 ret->total_streams += st.total_streams;
                 ret->buffered += st.held;
                 ret->active_streams = st.active_streams;
+        }
+}
+
+void client_get_resume(Client *c, ResumeCounters *ret) {
+        MuxStats st;
+
+        assert(c);
+        assert(ret);
+        *ret = c->resume;
+        if (c->mux) {
+                mux_get_stats(c->mux, &st);
+                ret->resent_bytes += st.resent_bytes;
+                ret->resumed_streams += st.resumed_streams;
+        }
+        if (c->held) {
+                mux_get_stats(c->held, &st);
+                ret->held_sessions = 1;
+                ret->held_streams = st.active_streams;
+                ret->resent_bytes += st.resent_bytes;
+                ret->resumed_streams += st.resumed_streams;
         }
 }
 

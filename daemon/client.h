@@ -24,4 +24,5 @@ void client_get_counters(Client *c, TunnelCounters *ret);
 void client_get_session(Client *c, uint64_t *ret_sessions, uint64_t *ret_age_usec);
 /* Streams and requests this client's own AllowFrom=/DenyFrom= refused. */
 uint64_t client_refused(Client *c);
+void client_get_resume(Client *c, ResumeCounters *ret);
 void client_foreach_stream(Client *c, void (*f)(const StreamInfo *i, void *userdata), void *userdata);

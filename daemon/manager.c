@@ -133,6 +133,16 @@ void manager_get_refused(Manager *m, RefusedCounters *ret) {
                 ret->allow_list = client_refused(m->client);
 }
 
+void manager_get_resume(Manager *m, ResumeCounters *ret) {
+        assert(m);
+        assert(ret);
+        *ret = (ResumeCounters) {};
+        if (m->server)
+                server_get_resume(m->server, ret);
+        else if (m->client)
+                client_get_resume(m->client, ret);
+}
+
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata) {
         assert(m);
         if (m->server && f)

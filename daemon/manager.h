@@ -96,6 +96,16 @@ typedef struct RefusedCounters {
         uint64_t client_allow_list; /* exit server: a tunnel client's own lists refused the visitor */
 } RefusedCounters;
 
+/* Resumable sessions (ResumeSec=): what waits now, and what came back or did not. */
+typedef struct ResumeCounters {
+        unsigned held_sessions;     /* lost connections whose streams wait now */
+        unsigned held_streams;
+        uint64_t resumed_sessions;  /* lost connections taken back by the next one */
+        uint64_t resumed_streams;
+        uint64_t resent_bytes;      /* bytes sent again after a resumption */
+        uint64_t expired_streams;   /* held streams closed: no resumption in time */
+} ResumeCounters;
+
 typedef struct Manager {
         sd_event *event;
         Definition *def;
@@ -118,6 +128,7 @@ typedef struct Manager {
         sd_event_source *counter_timer;
         TunnelCounters emitted;
         RefusedCounters emitted_refused;
+        uint64_t emitted_resume[5]; /* RESUME_COUNTERS, as D-Bus Resumption has them */
 
         PortTable ports;      /* TCP mode: streams that ended, per public port */
         Histogram upstream_connect;  /* tunnel client: upstream connections made, by time taken */
@@ -151,6 +162,7 @@ void manager_client_event(Manager *m, bool connected, const char *id, const char
 void manager_get_counters(Manager *m, TunnelCounters *ret);
 /* All zero but for an exit server. */
 void manager_get_refused(Manager *m, RefusedCounters *ret);
+void manager_get_resume(Manager *m, ResumeCounters *ret);
 void manager_foreach_client(Manager *m, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void manager_foreach_stream(Manager *m, void (*f)(const StreamInfo *s, void *userdata), void *userdata);
 /* The streams of one session as the bus shows them (client: the exit server side's id). */

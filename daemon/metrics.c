@@ -374,6 +374,21 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
                 if (https > 0)
                         sample(&o, "inletsd_certificate_not_after_seconds", "use", "https", https);
         }
+        if (m->server || m->client) {
+                ResumeCounters rc;
+                manager_get_resume(m, &rc);
+                metric(&o, "inletsd_resume_held_streams", "gauge",
+                       "Connections of lost tunnel connections waiting now for the client to resume (ResumeSec=).",
+                       rc.held_streams);
+                metric(&o, "inletsd_resumed_sessions_total", "counter",
+                       "Lost tunnel connections whose session the next connection resumed.", rc.resumed_sessions);
+                metric(&o, "inletsd_resumed_streams_total", "counter",
+                       "Connections that carried on in a resumed session.", rc.resumed_streams);
+                metric(&o, "inletsd_resent_bytes_total", "counter",
+                       "Bytes sent again after a resumption (what the peer had not received).", rc.resent_bytes);
+                metric(&o, "inletsd_resume_expired_streams_total", "counter",
+                       "Held connections closed because no resumption came in time.", rc.expired_streams);
+        }
         if (m->def->role != ROLE_FILESERVER)
                 render_refused(&o, m);
         render_process(&o, m);

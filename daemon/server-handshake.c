@@ -331,23 +331,38 @@ static bool upgrade_client_id(Pending *p, const HttpHead *h, const char **ret, c
         return true;
 }
 
-/* Room for the client, and its ports bound (referenced) for it. */
-static bool upgrade_admit(Pending *p, const char *id, const Offer *offer) {
+/* Whether the resume request rq names session x and proves it knows x's key, on this
+ * connection. x may still look connected: its client noticed the loss first. */
+static bool resume_proven(Pending *p, Session *x, const ResumeRequest *rq) {
+        char proof[RESUME_PROOF_HEX + 1];
+
+        if (!x->resumable || !rq->asks || !streq(rq->id, x->resume_id))
+                return false;
+        if (resume_proof(p->conn, x->resume_key, x->resume_id, proof) < 0)
+                return false;
+        return secret_equal(proof, RESUME_PROOF_HEX, rq->proof, RESUME_PROOF_HEX);
+}
+
+/* Room for the client, and its ports bound (referenced) for it. A session of the same client
+ * it proves to resume stays, in *ret_resume, until the new one took its streams. */
+static bool upgrade_admit(Pending *p, const char *id, const Offer *offer, const ResumeRequest *rq,
+                          Session **ret_resume) {
         Server *s = p->server;
         _cleanup_free_ char *why = NULL;
         Session *x;
         int r;
 
+        *ret_resume = NULL;
         /* The same client again (it restarted, or its old connection is half dead): the new
-         * session replaces the old one. */
+         * session replaces the old one -- or resumes it. */
         x = session_find(s, id);
-        if (x) {
-                log_info("Client %s reconnected from %s: dropping its previous session.", id, p->remote);
-                x->end = SESSION_END_REPLACED;
-                manager_client_event(s->manager, false, id, "replaced by a new connection");
-                session_free(x);
-        }
-        if (s->n_sessions >= server_def(s)->max_clients)
+        if (x && resume_proven(p, x, rq)) {
+                *ret_resume = x;
+                x = NULL;
+        } else if (!x && rq->asks)
+                log_info("Client %s from %s asked to resume a session that is gone (ResumeSec= passed, or the "
+                         "server restarted): starting anew.", id, p->remote);
+        if (s->n_sessions - (*ret_resume || x ? 1 : 0) >= server_def(s)->max_clients)
                 return pending_refuse(p, 503, "Service Unavailable", "too many clients (MaxClients=)", NULL);
 
         for (size_t bound = 0; bound < offer->n_ports; bound++) {
@@ -361,14 +376,50 @@ static bool upgrade_admit(Pending *p, const char *id, const Offer *offer) {
                         return pending_refuse(p, 409, "Conflict", msg, NULL);
                 }
         }
+        /* Only now: its ports stay bound meanwhile, so connections waiting in their queues
+         * (a held session's) are served by the new session, not reset. */
+        if (x) {
+                if (rq->asks)
+                        log_info("Client %s from %s asked to resume a session %s: starting anew.", id, p->remote,
+                                 x->held ? "with a wrong proof" : "that is still connected");
+                else
+                        log_info("Client %s reconnected from %s: dropping its previous session.", id, p->remote);
+                x->end = SESSION_END_REPLACED;
+                manager_client_event(s->manager, false, id, "replaced by a new connection");
+                session_free(x);
+        }
         return true;
 }
 
+/* A resumable session's id and key, for a client that can resume: the 101's X-Inlets-Resume. */
+static int session_make_resumable(Pending *p, Session *x, bool resumed, char *field, size_t size) {
+        const Definition *d = server_def(p->server);
+        uint8_t b[RESUME_ID_BYTES];
+        int r;
+
+        r = random_bytes(b, sizeof(b));
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < sizeof(b); i++)
+                snprintf(x->resume_id + 2 * i, 3, "%02x", b[i]);
+        r = resume_key(p->conn, d->token, x->resume_id, x->resume_key);
+        if (r < 0)
+                return r;
+        x->resumable = true;
+        /* The id names the session; it proves nothing without the key. */
+        log_debug("Session of client %s is resumable as %s.", x->id, x->resume_id);
+        snprintf(field, size, "X-Inlets-Resume: %s %" PRIu64 "%s\r\n", x->resume_id,
+                 MAX(d->resume_usec / USEC_PER_SEC, (uint64_t) 1), resumed ? " resumed" : "");
+        return 0;
+}
+
 /* Everything checked: the session, the 101, and the connection handed to its Mux. */
-static void upgrade_commit(Pending *p, size_t head_len, const char *key, const char *id, Offer *offer) {
+static void upgrade_commit(Pending *p, size_t head_len, const char *key, const char *id, Offer *offer,
+                           const ResumeRequest *rq, Session *resume) {
         Server *s = p->server;
+        const Definition *d = server_def(s);
         _cleanup_free_ char *accept = NULL;
-        char response[512];
+        char response[640], field[128] = "";
         Session *x = NULL;
         int r;
 
@@ -378,11 +429,20 @@ static void upgrade_commit(Pending *p, size_t head_len, const char *key, const c
                         listener_unref(s, offer->ports[i]);
                 return pending_reply(p, 500, "Internal Server Error", "out of memory", NULL);
         }
+        /* TCP mode only: HTTP mode's streams are requests, answered again by the visitor. */
+        if (rq->can && d->resume_usec > 0 && d->mode == MODE_TCP &&
+            session_make_resumable(p, x, resume != NULL, field, sizeof(field)) < 0) {
+                log_warning("Client %s: could not make its session resumable; going on without.", id);
+                x->resumable = false;
+                field[0] = 0;
+        }
+        if (!x->resumable)
+                resume = NULL;
 
         snprintf(response, sizeof(response),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\nServer: inletsd/%s\r\n\r\n",
-                 accept, PROJECT_VERSION);
+                 "Sec-WebSocket-Accept: %s\r\nServer: inletsd/%s\r\n%s\r\n",
+                 accept, PROJECT_VERSION, field);
         r = tls_conn_send(p->conn, response, strlen(response));
         /* The fd moves to the mux: epoll must not know it twice. */
         p->io = sd_event_source_disable_unref(p->io);
@@ -397,6 +457,8 @@ static void upgrade_commit(Pending *p, size_t head_len, const char *key, const c
         }
         s->connects++;
         session_log_connected(x);
+        if (resume)
+                session_resume(x, resume);
         manager_client_event(s->manager, true, x->id, x->remote);
         pending_free(p);
 }
@@ -406,15 +468,21 @@ static void pending_upgrade(Pending *p, size_t head_len) {
         _cleanup_(http_head_freep) HttpHead *h = NULL;
         _cleanup_(offer_done) Offer offer = {};
         _cleanup_free_ char *generated_id = NULL;
+        ResumeRequest rq = {};
+        Session *resume = NULL;
         const char *id;
 
         assert(p);
         assert(head_len <= p->head_len);
         if (!upgrade_parse(p, head_len, &h) || !upgrade_authenticate(p, h) ||
-            !upgrade_read_offer(p, h, &offer) || !upgrade_client_id(p, h, &id, &generated_id) ||
-            !upgrade_admit(p, id, &offer))
+            !upgrade_read_offer(p, h, &offer) || !upgrade_client_id(p, h, &id, &generated_id))
                 return;
-        upgrade_commit(p, head_len, http_head_get(h, "Sec-WebSocket-Key"), id, &offer);
+        /* A client that cannot resume, or says it in a way we do not know, gets a session as
+         * before. */
+        (void) resume_request_parse(http_head_get(h, "X-Inlets-Resume"), &rq);
+        if (!upgrade_admit(p, id, &offer, &rq, &resume))
+                return;
+        upgrade_commit(p, head_len, http_head_get(h, "Sec-WebSocket-Key"), id, &offer, &rq, resume);
 }
 
 static bool pending_tls_handshake(Pending *p) {

@@ -13,6 +13,7 @@
 #include "mux.h"
 #include "proxy-accept.h"
 #include "ratelimit.h"
+#include "resume.h"
 #include "server.h"
 #include "socket-util.h"
 #include "tls.h"
@@ -58,6 +59,7 @@ struct Listener {
         sd_event_source *io;
         unsigned refs, rr;
         bool from_systemd;   /* kept open without clients: systemd owns it */
+        bool paused;         /* only held sessions offer it: connections wait in the queue */
         char local[SOCKADDR_STR_MAX]; /* bound to one address: what every connection has */
 };
 
@@ -70,6 +72,7 @@ typedef enum SessionEnd {
         SESSION_END_DISCONNECTED, /* DisconnectClient (inletsctl disconnect) */
         SESSION_END_RELOAD,     /* a reload took a port it needs away */
         SESSION_END_STOPPING,   /* the exit server stops */
+        SESSION_END_RESUMED,    /* lost, then taken back by the client's next connection */
         _SESSION_END_MAX,
         _SESSION_END_UNSET = -1,
 } SessionEnd;
@@ -94,6 +97,13 @@ struct Session {
         SessionEnd end;       /* set by who ends it on purpose, before the mux closes */
         Forward *forwards;    /* its LocalForward= dials in progress (server-forward.c) */
         unsigned n_forwards;
+        /* Resumption (docs/protocol.md): agreed at the upgrade; the id and secret key a
+         * reconnecting client proves it had; held: the connection is lost and the streams wait
+         * (unread) for ResumeSec=. */
+        bool resumable, held;
+        char resume_id[RESUME_ID_HEX + 1];
+        uint8_t resume_key[32];
+        sd_event_source *hold_timer;
 };
 
 /* A connection on the control port until its WebSocket upgrade is answered. */
@@ -134,6 +144,7 @@ struct Server {
         sd_event_source *control_io;
         ProxyGate control_gate;   /* ControlAcceptProxyProtocol= */
         TunnelCounters closed;    /* of sessions that ended */
+        ResumeCounters resume;    /* the counters; held_* are counted when asked */
         Listener *listeners;
         Session *sessions;
         Pending *pending;
@@ -176,6 +187,9 @@ void listener_unref(Server *s, uint16_t port);
 /* A "data-PORT" socket systemd passed: takes fd, accepts only while a client offers the port. */
 int listener_add_from_systemd(Server *s, uint16_t port, int fd);
 void listener_drain(Listener *l);
+/* Ports offered only by held sessions (ResumeSec=) stop accepting: new connections wait in the
+ * queue until the client resumes (or the hold ends); the others accept. */
+void listeners_follow_sessions(Server *s);
 
 /* server-handshake.c: the control port and the Pending handshakes. */
 int server_control_watch(Server *s);
@@ -192,6 +206,9 @@ Session *session_find(Server *s, const char *id);
 int session_new(Server *s, const char *id, const char *remote, Offer *offer, Session **ret);
 /* Takes conn; early: what the client sent after its upgrade request. */
 int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_early);
+/* Moves the held session's streams to x (which the same client's resume request started) and
+ * frees held. */
+void session_resume(Session *x, Session *held);
 void session_log_connected(Session *x);
 Session *session_for_port(Server *s, Listener *l);
 /* Whether the client's own lists let peer reach the port or host (scope); counted when not. */

@@ -70,6 +70,26 @@ void listener_unref(Server *s, uint16_t port) {
                 }
 }
 
+void listeners_follow_sessions(Server *s) {
+        assert(s);
+        for (Listener *l = s->listeners; l; l = l->next) {
+                bool live = false;
+                if (l->refs == 0 || !l->io)
+                        continue;
+                for (Session *x = s->sessions; x && !live; x = x->next)
+                        for (size_t i = 0; i < x->n_ports && !live; i++)
+                                live = !x->held && x->ports[i] == l->port;
+                if (live == !l->paused)
+                        continue;
+                l->paused = !live;
+                (void) sd_event_source_set_enabled(l->io, live ? SD_EVENT_ON : SD_EVENT_OFF);
+                log_conn(LOG_INFO, NULL, NULL, l->port,
+                         live ? "Port %u: accepting again." : "Port %u: its client's connection is lost; new "
+                                                              "connections wait in the queue while it may resume.",
+                         l->port);
+        }
+}
+
 /* One public connection (peer the visitor: see proxy-accept.h): a new stream to the next
  * session that offers the port. */
 static int listener_accept(int cfd, const SocketAddress *peer, bool via_proxy, void *userdata) {
@@ -157,6 +177,7 @@ int listener_ref(Server *s, uint16_t port, char **ret_error) {
         assert(ret_error);
         if (l) {
                 if (l->refs++ == 0) {
+                        l->paused = false;
                         (void) sd_event_source_set_enabled(l->io, SD_EVENT_ON);
                         log_conn(LOG_INFO, NULL, NULL, port, "Accepting on port %u (socket from systemd).", port);
                 }

@@ -20,6 +20,7 @@ const char *const session_end_names[_SESSION_END_MAX] = {
         [SESSION_END_DISCONNECTED] = "disconnected",
         [SESSION_END_RELOAD] = "reload",
         [SESSION_END_STOPPING] = "stopping",
+        [SESSION_END_RESUMED] = "resumed",
 };
 
 Session *session_free(Session *x) {
@@ -37,6 +38,9 @@ Session *session_free(Session *x) {
                 s->closed.bytes_in += st.bytes_in;
                 s->closed.bytes_out += st.bytes_out;
                 s->closed.total_streams += st.total_streams;
+                s->resume.resent_bytes += st.resent_bytes;
+                if (x->held && x->end != SESSION_END_RESUMED)
+                        s->resume.expired_streams += st.active_streams;
                 manager_session_ended(s->manager, x->mux);
                 if (x->end != _SESSION_END_UNSET)
                         s->disconnects[x->end]++;
@@ -47,11 +51,15 @@ Session *session_free(Session *x) {
         for (size_t i = 0; i < x->n_ports; i++)
                 listener_unref(s, x->ports[i]);
         free(x->ports);
+        x->n_ports = 0;
         strv_free(x->hosts);
         access_list_done(&x->access);
         access_list_done(&x->access_pending);
+        sd_event_source_disable_unref(x->hold_timer);
+        explicit_bzero(x->resume_key, sizeof(x->resume_key));
         free(x->id);
         free(x);
+        listeners_follow_sessions(s);
         return NULL;
 }
 
@@ -72,10 +80,69 @@ bool session_allows(Session *x, const char *scope, const SocketAddress *peer) {
         return false;
 }
 
+static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
+        Session *x = userdata;
+        MuxStats st;
+
+        mux_get_stats(x->mux, &st);
+        log_conn(LOG_INFO, x->id, x->remote, 0,
+                 "Client %s did not come back within ResumeSec=: closing its %u held connections.", x->id,
+                 st.active_streams);
+        manager_client_event(x->server->manager, false, x->id, "did not come back in time");
+        session_free(x);
+        return 0;
+}
+
+/* A lost connection of a resumable session: its streams wait for the client's next one. */
+static bool session_hold(Session *x, int error, const char *reason) {
+        const Definition *d = server_def(x->server);
+        unsigned n;
+        int r;
+
+        if (!x->resumable || error >= 0 || x->end != _SESSION_END_UNSET || d->resume_usec == 0)
+                return false;
+        n = mux_resumable_streams(x->mux);
+        if (n == 0)
+                return false;
+        r = sd_event_add_time_relative(x->server->manager->event, &x->hold_timer, CLOCK_MONOTONIC, d->resume_usec,
+                                       0, hold_expired, x);
+        if (r < 0)
+                return false;
+        (void) sd_event_source_set_description(x->hold_timer, "session-hold");
+        x->held = true;
+        x->end = error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR;
+        listeners_follow_sessions(x->server);
+        log_conn(LOG_INFO, x->id, x->remote, 0,
+                 "Client %s (%s) lost: %s; holding %u connections for %" PRIu64 " s for it to resume.", x->id,
+                 x->remote, reason, n, d->resume_usec / USEC_PER_SEC);
+        manager_emit_changed(x->server->manager, "Clients");
+        return true;
+}
+
+void session_resume(Session *x, Session *held) {
+        unsigned n;
+
+        assert(x);
+        assert(held);
+        if (!held->held) { /* the client noticed the loss before we did */
+                mux_abort(held->mux, "the client resumed the session on a new connection");
+                held->held = true;
+        }
+        n = mux_adopt(x->mux, held->mux, x);
+        x->server->resume.resumed_sessions++;
+        x->server->resume.resumed_streams += n;
+        log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s resumed its session from %s: %u connections carry on.",
+                 x->id, x->remote, n);
+        held->end = SESSION_END_RESUMED;
+        session_free(held);
+}
+
 static void session_closed(Mux *m, int error, const char *reason, void *userdata) {
         Session *x = userdata;
         MuxStats st;
 
+        if (session_hold(x, error, reason))
+                return;
         mux_get_stats(m, &st);
         if (x->end == _SESSION_END_UNSET)
                 x->end = error == 0 ? SESSION_END_CLOSED : error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR;
@@ -135,6 +202,7 @@ int session_new(Server *s, const char *id, const char *remote, Offer *offer, Ses
         x->n_hosts = offer->n_hosts;
         LIST_PREPEND(s->sessions, x);
         s->n_sessions++;
+        listeners_follow_sessions(s);
         *ret = x;
         return 0;
 }
@@ -152,6 +220,7 @@ int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_earl
                 .max_frame_size = d->max_frame_size,
                 .max_streams = d->max_streams,
                 .keepalive_usec = d->keepalive_usec,
+                .resumable = x->resumable,
         };
         return mux_new(x->server->manager->event, conn, &cfg, early, n_early, &session_callbacks, x,
                        &x->mux);
@@ -184,14 +253,14 @@ Session *session_for_port(Server *s, Listener *l) {
         assert(s);
         assert(l);
         for (Session *x = s->sessions; x; x = x->next)
-                for (size_t i = 0; i < x->n_ports; i++)
+                for (size_t i = 0; i < x->n_ports && !x->held; i++)
                         if (x->ports[i] == l->port)
                                 n++;
         if (n == 0)
                 return NULL;
         pick = l->rr++ % n;
         for (Session *x = s->sessions; x; x = x->next)
-                for (size_t i = 0; i < x->n_ports; i++)
+                for (size_t i = 0; i < x->n_ports && !x->held; i++)
                         if (x->ports[i] == l->port && pick-- == 0)
                                 return x;
         return NULL;
@@ -210,7 +279,7 @@ Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_re
         assert(ret_exact);
         *ret_refused = false;
         for (Session *x = s->sessions; x; x = x->next)
-                for (size_t i = 0; i < x->n_hosts; i++) {
+                for (size_t i = 0; i < x->n_hosts && !x->held; i++) {
                         if (streq(x->hosts[i], host))
                                 exact++;
                         else if (streq(x->hosts[i], "*"))
@@ -221,7 +290,7 @@ Mux *server_route_host(const char *host, const SocketAddress *peer, bool *ret_re
         *ret_exact = exact > 0;
         pick = s->host_rr++ % (exact ?: any);
         for (Session *x = s->sessions; x; x = x->next)
-                for (size_t i = 0; i < x->n_hosts; i++)
+                for (size_t i = 0; i < x->n_hosts && !x->held; i++)
                         if (streq(x->hosts[i], exact ? host : "*") && pick-- == 0) {
                                 if (session_allows(x, host, peer))
                                         return x->mux;

@@ -315,6 +315,12 @@ void server_drain(Server *s) {
         proxy_gate_done(&s->control_gate);
         for (Listener *l = s->listeners; l; l = l->next)
                 listener_drain(l);
+        /* Held connections cannot resume in a process that is going away. */
+        for (Session *x = s->sessions, *next; x; x = next) {
+                next = x->next;
+                if (x->held)
+                        session_free(x);
+        }
 }
 
 void server_stop(Server *s) {
@@ -393,6 +399,21 @@ void server_get_counters(Server *s, TunnelCounters *ret) {
                 ret->total_streams += st.total_streams;
                 ret->buffered += st.held;
                 ret->active_streams += st.active_streams;
+        }
+}
+
+void server_get_resume(Server *s, ResumeCounters *ret) {
+        assert(s);
+        assert(ret);
+        *ret = s->resume;
+        for (Session *x = s->sessions; x; x = x->next) {
+                MuxStats st;
+                mux_get_stats(x->mux, &st);
+                ret->resent_bytes += st.resent_bytes;
+                if (x->held) {
+                        ret->held_sessions++;
+                        ret->held_streams += st.active_streams;
+                }
         }
 }
 

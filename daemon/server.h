@@ -24,13 +24,14 @@ void server_get_counters(Server *s, TunnelCounters *ret);
  * token, request, busy, closed (the order of metrics.c's labels). */
 void server_get_handshake_failures(Server *s, uint64_t ret[static 6]);
 /* Tunnel client sessions established since start, and ended by reason (names: ret_names). */
-#define SERVER_END_REASONS 7
+#define SERVER_END_REASONS 8
 void server_get_sessions(Server *s, uint64_t *ret_connects, uint64_t ret_disconnects[static SERVER_END_REASONS],
                          const char *const **ret_names);
 /* When the certificates in service expire (Unix time; 0: none): the control port's, and the
  * HTTPS port's (HTTP mode with HTTPSListen=). */
 void server_get_certificates(Server *s, uint64_t *ret_control, uint64_t *ret_https);
 void server_get_refused(Server *s, RefusedCounters *ret);
+void server_get_resume(Server *s, ResumeCounters *ret);
 void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdata), void *userdata);
 void server_foreach_stream(Server *s, void (*f)(const StreamInfo *i, void *userdata), void *userdata);
 int server_disconnect_client(Server *s, const char *id);

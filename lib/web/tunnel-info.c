@@ -14,6 +14,9 @@
 const char *const tunnel_refused_reasons[REFUSED_REASONS] = { "allow-list", "control-allow-list", "proxy-header",
                                                               "client-allow-list" };
 
+const char *const tunnel_resume_counters[RESUME_COUNTERS] = { "held-streams", "resumed-sessions",
+                                                              "resumed-streams", "resent-bytes", "expired-streams" };
+
 uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i) {
         uint64_t *const fields[REFUSED_REASONS] = { &t->refused_allow, &t->refused_control, &t->refused_proxy,
                                                     &t->refused_client };
@@ -97,6 +100,12 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
                                 json_object_object_add(c, tunnel_refused_reasons[i],
                                                        json_object_new_int64((int64_t) refused_get(t, i)));
                 json_object_object_add(o, "refused", c);
+        }
+        if (t->has_resume) {
+                json_object *c = json_object_new_object();
+                for (size_t i = 0; i < RESUME_COUNTERS; i++)
+                        json_object_object_add(c, tunnel_resume_counters[i], json_object_new_int64((int64_t) t->resume[i]));
+                json_object_object_add(o, "resumption", c);
         }
         if (t->n_cert_names > 0) {
                 json_object *c = json_object_new_object();
@@ -247,6 +256,16 @@ static int read_object(json_object *o, TunnelInfo *t) {
                         if (r < 0)
                                 return r;
                         t->refused_keys |= 1u << i;
+                }
+        }
+        if (json_object_object_get_ex(o, "resumption", &v)) {
+                if (!json_object_is_type(v, json_type_object))
+                        return -EBADMSG;
+                t->has_resume = true;
+                for (size_t i = 0; i < RESUME_COUNTERS; i++) {
+                        r = get_u64(v, tunnel_resume_counters[i], INT64_MAX, &t->resume[i]);
+                        if (r < 0)
+                                return r;
                 }
         }
         if (json_object_object_get_ex(o, "certificate", &v)) {

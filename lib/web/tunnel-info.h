@@ -33,6 +33,10 @@ typedef struct TunnelInfo {
         uint64_t refused_allow, refused_control, refused_proxy, refused_client;
         unsigned refused_keys;  /* which of the four the daemon sent (bits in that order) */
         bool has_refused;       /* the daemon has the property (an exit server) */
+        /* Resumption (ResumeSec=): "held-streams" now, "resumed-sessions", "resumed-streams",
+         * "resent-bytes", "expired-streams" since start */
+        uint64_t resume[5];
+        bool has_resume;
 } TunnelInfo;
 
 /* The reasons of Refused known here, in the order of refused_keys' bits. */
@@ -40,6 +44,9 @@ typedef struct TunnelInfo {
 extern const char *const tunnel_refused_reasons[REFUSED_REASONS];
 /* Where reason i is counted in t. */
 uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i);
+
+#define RESUME_COUNTERS 5
+extern const char *const tunnel_resume_counters[RESUME_COUNTERS];
 
 void tunnel_info_done(TunnelInfo *t);
 json_object *tunnel_info_json(const TunnelInfo *t);

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Resumable sessions (ResumeSec=, docs/protocol.md "Resuming a session"), with real peers on
+loopback: the tunnel connection runs through a relay (socat) that the test kills and starts
+again, so the path between client and exit server is cut while a bulk transfer and an
+interactive session cross the tunnel. With resumption the public TCP connections never close
+and every byte arrives once, in order (sha256 both ways); with ResumeSec=0 the same cut closes
+them as before. A resume request from a client that does not hold the session's key, or after
+ResumeSec=, is refused."""
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+from inletstest import INLETSCTL, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
+
+CHUNK = 256 * 1024
+
+
+def pattern(i):
+    """Block i of the visitor's stream: different for every block, so a duplicated or lost
+    block changes the digest."""
+    seed = hashlib.sha256(i.to_bytes(8, "big")).digest()
+    return seed * (CHUNK // len(seed))
+
+
+def metric(port, name):
+    """The value of an unlabelled sample of the metrics endpoint."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in the metrics")
+
+
+class Relay:
+    """socat between the tunnel client and the exit server's control port; kill() cuts the path
+    (every relayed connection with it), start() restores it on the same port."""
+
+    def __init__(self, target_port):
+        self.port = free_port()
+        self.target = target_port
+        self.proc = None
+        self.frozen = []
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork", f"TCP:127.0.0.1:{self.target}"],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: port_open(self.port), 10, "the relay")
+
+    def freeze(self):
+        """The path stops carrying packets: every relayed connection stays open and silent (its
+        socat is stopped), and a new relay takes the port for new connections."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        os.kill(self.proc.pid, signal.SIGKILL)  # the listener only: its children keep the connections
+        self.proc.wait(10)
+        self.frozen.append(self.proc.pid)
+        self.proc = None
+        self.start()
+
+    def kill(self):
+        for pgid in self.frozen:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.frozen = []
+        if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self):
+        self.kill()
+
+
+class Transfer:
+    """A visitor sending `total` bytes through the public port to an echo upstream and reading
+    them back: the digests of what went and what came back, and whether the connection closed
+    early."""
+
+    def __init__(self, port, total):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.total = total
+        self.sent = hashlib.sha256()
+        self.got = hashlib.sha256()
+        self.n_got = 0
+        self.error = None
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.reader.start()
+        self.writer.start()
+
+    def _write(self):
+        try:
+            for i in range(self.total // CHUNK):
+                b = pattern(i)
+                self.sent.update(b)
+                self.sock.sendall(b)
+        except OSError as e:
+            self.error = f"send: {e}"
+
+    def _read(self):
+        try:
+            while self.n_got < self.total:
+                b = self.sock.recv(1 << 20)
+                if not b:
+                    self.error = self.error or f"closed after {self.n_got} of {self.total} bytes"
+                    return
+                self.got.update(b)
+                self.n_got += len(b)
+        except OSError as e:
+            self.error = self.error or f"recv after {self.n_got} bytes: {e}"
+
+    def wait(self, timeout):
+        self.writer.join(timeout)
+        self.reader.join(timeout)
+        self.sock.close()
+
+
+class Chat:
+    """An interactive session: a line every 50 ms, each echoed back before the next."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.f = self.sock.makefile("rwb")
+        self.answered = 0
+        self.error = None
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while not self.stop:
+                line = f"line {self.answered}\n".encode()
+                self.f.write(line)
+                self.f.flush()
+                back = self.f.readline()
+                if back != line:
+                    self.error = f"sent {line!r}, got {back!r}"
+                    return
+                self.answered += 1
+                time.sleep(0.05)
+        except OSError as e:
+            self.error = f"after {self.answered} lines: {e}"
+
+    def finish(self):
+        self.stop = True
+        self.thread.join(60)
+        self.sock.close()
+
+
+class Resume(TunnelTest):
+    def setup_tunnel(self, resume="", metrics=False):
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.pub = free_port()
+        self.metrics = free_port() if metrics else None
+        self.srv = self.server(extra_tunnel=resume + (f"MetricsListen=127.0.0.1:{self.metrics}\n" if metrics else ""))
+        self.relay = Relay(self.control_port)
+        self.upstreams.append(self.relay)
+        self.cli = self.client(f"{self.pub}:{self.echo.port}", extra_tunnel=resume,
+                               url=f"wss://127.0.0.1:{self.relay.port}")
+        wait_until(lambda: port_open(self.pub), 10, "public port")
+
+    def cut(self, seconds):
+        self.relay.kill()
+        time.sleep(seconds)
+        t0 = time.monotonic()
+        self.relay.start()
+        return t0
+
+    def test_path_cut_keeps_connections(self):
+        """The path is cut for 10 s in the middle of 256 MiB each way and a chat: both go on
+        after it, byte-exact, and the logs say the session resumed."""
+        total = int(os.environ.get("RESUME_TEST_MIB", "256")) << 20
+        self.setup_tunnel(metrics=True)
+        bulk = Transfer(self.pub, total)
+        chat = Chat(self.pub)
+        wait_until(lambda: bulk.n_got > total // 4 or bulk.error, 60, "a quarter of the transfer")
+        self.assertIsNone(bulk.error)
+        at_cut, lines_at_cut, dialled = bulk.n_got, chat.answered, self.echo.connections
+        self.relay.kill()
+        self.srv.wait_log("holding 2 connections", 10)
+        self.assertEqual(metric(self.metrics, "inletsd_resume_held_streams"), 2, "held, in the metrics")
+        restored = self.cut(10)
+        wait_until(lambda: bulk.n_got > at_cut + (1 << 20) or bulk.error, 30, "bytes flowing again")
+        flowing = time.monotonic() - restored
+        bulk.wait(180)
+        wait_until(lambda: chat.answered > lines_at_cut + 5 or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error, "the bulk connection")
+        self.assertIsNone(chat.error, "the chat connection")
+        self.assertEqual(bulk.n_got, total)
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assertGreater(chat.answered, lines_at_cut + 5, "the chat went on after the cut")
+        self.cli.wait_log("resumes the session")
+        self.srv.wait_log("resumed its session")
+        self.assertEqual(self.echo.connections, dialled, "the upstream was never dialled again")
+        self.assertEqual(metric(self.metrics, "inletsd_resumed_sessions_total"), 1)
+        self.assertEqual(metric(self.metrics, "inletsd_resumed_streams_total"), 2)
+        self.assertEqual(metric(self.metrics, "inletsd_resume_held_streams"), 0)
+        st = subprocess.run([INLETSCTL, "status", "--url", f"wss://127.0.0.1:{self.control_port}", "--token-file",
+                             self.token_file, "--tls-ca", f"{self.tmp}/state/ca.crt"], capture_output=True,
+                            text=True, timeout=30)
+        self.assertEqual(st.returncode, 0, st.stderr)
+        line = [l.strip() for l in st.stdout.splitlines() if l.strip().startswith("Resumed:")]
+        self.assertEqual(len(line), 1, st.stdout)
+        self.assertTrue(line[0].startswith("Resumed: 1 session, 2 connections ("), line[0])
+        print(f"path cut for 10 s at {at_cut >> 20} MiB of {total >> 20} MiB each way: bytes flowed again "
+              f"{flowing:.2f} s after it was restored; sha256 equal both ways; the chat answered "
+              f"{chat.answered} lines in order ({lines_at_cut} before the cut)")
+
+    def test_frozen_path_noticed_by_the_client_first(self):
+        """The path stops carrying packets (the relay is frozen, its connections stay open): the
+        client's keepalive (3 s) notices, the exit server's (30 s) has not yet when the client is
+        back, so the server still takes the session for connected: the proof makes it let go of
+        that connection and resume the session on the new one."""
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.pub = free_port()
+        self.srv = self.server(extra_tunnel="KeepaliveSec=30\n")
+        self.relay = Relay(self.control_port)
+        self.upstreams.append(self.relay)
+        self.cli = self.client(f"{self.pub}:{self.echo.port}", url=f"wss://127.0.0.1:{self.relay.port}")
+        wait_until(lambda: port_open(self.pub), 10, "public port")
+        bulk = Transfer(self.pub, 64 << 20)
+        chat = Chat(self.pub)
+        wait_until(lambda: bulk.n_got > 8 << 20 or bulk.error, 60, "some of the transfer")
+        self.relay.freeze()
+        bulk.wait(120)
+        wait_until(lambda: chat.answered > 20 or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error)
+        self.assertIsNone(chat.error)
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest())
+        self.srv.wait_log("resumed its session", 5)
+        self.assertNotIn("holding", self.srv.output(), "the server had not noticed the loss itself")
+        print("a frozen path noticed by the client only: the server let go of the old connection on the "
+              "client's proof and resumed; 64 MiB each way sha256-equal, the chat went on")
+
+    def test_resume_off_closes_as_before(self):
+        """ResumeSec=0: the same cut closes the public connections, as before."""
+        self.setup_tunnel(resume="ResumeSec=0\n")
+        bulk = Transfer(self.pub, 64 << 20)
+        wait_until(lambda: bulk.n_got > 4 << 20 or bulk.error, 60, "some of the transfer")
+        self.cut(3)
+        bulk.wait(30)
+        self.assertIsNotNone(bulk.error, "with ResumeSec=0 the connection must close")
+        print(f"ResumeSec=0: the cut closed the connection ({bulk.error})")
+
+    def test_client_sigkill(self):
+        """kill -9 of the client: nothing of its session survives in it. The exit server holds
+        the live connection and stops accepting on the port (newcomers wait in the queue); the
+        restarted client cannot resume, so the held connection closes at once and the waiting
+        newcomer is served."""
+        self.setup_tunnel()
+        s = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
+        s.sendall(b"ping")
+        self.assertEqual(s.recv(4), b"ping")
+        self.cli.stop(signal.SIGKILL)
+        self.srv.wait_log("holding 1 connections", 5)
+        s.settimeout(1)
+        with self.assertRaises(socket.timeout, msg="the held connection must stay open"):
+            s.recv(10)
+        late = socket.create_connection(("127.0.0.1", self.pub), timeout=5)
+        late.sendall(b"late")
+        late.settimeout(1)
+        with self.assertRaises(socket.timeout, msg="nothing serves the port while the client is away"):
+            late.recv(4)
+        t0 = time.monotonic()
+        self.cli.start()
+        self.cli.wait_log("Connection established", 10)
+        s.settimeout(5)
+        try:
+            b = s.recv(10)
+        except ConnectionResetError:
+            b = b""
+        closed = time.monotonic() - t0
+        self.assertEqual(b, b"", "the held connection closes when the client comes back without it")
+        late.settimeout(10)
+        self.assertEqual(late.recv(4), b"late", "the connection that waited in the queue is served")
+        s.close()
+        late.close()
+        self.srv.wait_log("dropping its previous session", 5)
+        print(f"client SIGKILLed: its connection held, a newcomer queued; the restarted client could not "
+              f"resume: held connection closed {closed:.2f} s after the restart, the newcomer served")
+
+    def test_forged_proof_and_expiry(self):
+        """Another client with the token and the client's id, asking to resume the held session
+        by its id with a proof it cannot make: refused (a new session, no "resumed"), and the
+        held connection closes. Then with ResumeSec=2: a cut longer than that closes the held
+        connections on both ends when it runs out."""
+        self.setup_tunnel(resume="LogLevel=debug\n")
+        sid = wait_until(lambda: re.search(r"resumable as ([0-9a-f]{32})", self.srv.output()), 5, "the session id")[1]
+        cid = re.search(r"Client (\S+) connected", self.srv.output())[1]
+        chat = Chat(self.pub)
+        wait_until(lambda: chat.answered > 3 or chat.error, 10, "the chat")
+        self.relay.kill()
+        self.srv.wait_log("holding 1 connections", 10)
+        raw = socket.create_connection(("127.0.0.1", self.control_port), timeout=10)
+        ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
+        tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        tls.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     f"Authorization: Bearer {TOKEN}\r\nX-Inlets-Mode: tcp\r\nX-Inlets-Ports: {self.pub}\r\n"
+                     f"X-Inlets-Client-Id: {cid}\r\nX-Inlets-Resume: 1 {sid} {'ab' * 32}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = tls.recv(4096)
+            self.assertTrue(b, "the server closed the connection")
+            head += b
+        head = head.split(b"\r\n\r\n")[0].decode()
+        self.assertIn("101", head.split("\r\n")[0])
+        field = [l for l in head.split("\r\n") if l.lower().startswith("x-inlets-resume:")]
+        self.assertEqual(len(field), 1, head)
+        self.assertNotIn("resumed", field[0], "a forged proof must not resume the session")
+        self.srv.wait_log("with a wrong proof: starting anew", 5)
+        chat.thread.join(10)
+        self.assertIsNotNone(chat.error, "the held connection closes: its session was not resumed")
+        tls.close()
+        print(f"a forged proof for session {sid[:8]}...: answered {field[0]!r} (not resumed); the held "
+              f"connection closed ({chat.error})")
+
+    def test_expiry(self):
+        self.setup_tunnel(resume="ResumeSec=2\n")
+        chat = Chat(self.pub)
+        wait_until(lambda: chat.answered > 3 or chat.error, 10, "the chat")
+        t0 = time.monotonic()
+        self.relay.kill()
+        chat.thread.join(15)
+        took = time.monotonic() - t0
+        self.assertIsNotNone(chat.error, "the held connection closes after ResumeSec=")
+        self.assertGreater(took, 1.5, "held, not closed at once")
+        self.assertLess(took, 8)
+        self.srv.wait_log("did not come back within ResumeSec=", 5)
+        self.cli.wait_log("no new connection within ResumeSec=", 5)
+        self.relay.start()
+        self.cli.wait_log("Connection established", 15)
+        self.assertNotIn("resumes the session", self.cli.output())
+        print(f"ResumeSec=2: the held connection closed {took:.1f} s after the cut, on both ends; the "
+              "client then connected anew")
+
+
+if __name__ == "__main__":
+    main()
