@@ -11,7 +11,10 @@
  * that drains. The connection window is consumed at once, so a stalled socket never holds
  * back the other streams -- until the session holds SESSION_BUFFER_BUDGET bytes for sockets
  * that do not read: then it is consumed only as they drain, which bounds what one session can
- * make the process hold (budget + one window). Message streams (HTTP mode) count the same
+ * make the process hold (budget + one window). In a resumable session a CONNECT stream keeps
+ * what it sent until the peer acknowledges it, where it is: a read buffer whose front is still
+ * needed is set aside whole (Kept) and the stream reads on into another, from a small pool, so
+ * keeping costs no copy and no fresh pages. Message streams (HTTP mode) count the same
  * way: what their owner was handed is held until it says it passed it on (mux_stream_consume);
  * on the exit server a stream that ended cleanly on HTTP/2 stays until then, so neither a
  * public front's buffer nor a slot of max_streams comes free early. Stream sockets are
@@ -62,6 +65,15 @@
 #define ACK_EVERY (256 * 1024)
 #define RETAIN_STREAM_MAX ((size_t) 8 << 20)
 #define RETAIN_SESSION_MAX ((size_t) 64 << 20)
+/* Read buffers kept buffers give back, for the next: fresh memory costs a page fault a page. */
+#define POOL_MAX 32
+
+/* An old read buffer a resumable stream keeps for the bytes [off, off + len) it sent from it. */
+typedef struct Kept {
+        struct Kept *next;
+        uint8_t *buf;
+        size_t cap, off, len;
+} Kept;
 
 struct MuxStream {
         Mux *mux;
@@ -105,10 +117,12 @@ struct MuxStream {
         uint64_t key;            /* x-inlets-stream: the exit server's number for it; 0 none */
         uint64_t recv;           /* bytes that came from the tunnel, ever */
         uint64_t recv_acked;     /* ... as our last "ack" said */
-        uint8_t *ubuf;           /* sent, not acknowledged: stream bytes [ubase, ubase + ulen) */
-        size_t uoff, ulen, ucap;
+        /* Sent and not acknowledged: stream bytes [ubase, ubase + ulen), in place, no copy: the
+         * kept buffers (old rbufs, oldest first), then rbuf[roff - rkeep, roff). */
+        Kept *kept, *kept_tail;
+        size_t rkeep, ulen;
         uint64_t ubase;
-        size_t resend;           /* the last `resend` bytes of ubuf go again before rbuf */
+        size_t resend;           /* the last `resend` of those bytes go again before rbuf's */
         size_t carried;          /* of wlen: from a previous session (no window to give back) */
         uint64_t peer_recv;      /* x-inlets-resume: what the peer had of ours */
         bool resuming;           /* tunnel client: a resume request; exit server: waits for its answer */
@@ -138,6 +152,9 @@ struct Mux {
         size_t retained;         /* all streams' ulen */
         bool any_ack;            /* a stream got ACK_EVERY since its last ack */
         Mux *predecessor;        /* tunnel client: the lost session whose streams may resume */
+        uint8_t *pool[POOL_MAX]; /* free STREAM_READ_SIZE buffers (emptied when unused a tick) */
+        unsigned n_pool;
+        bool pool_used;
         uint64_t resumed, resent;
         uint64_t last_rx;
         bool ping_outstanding;
@@ -333,8 +350,9 @@ static bool stream_retains_enough(const MuxStream *s) {
 }
 
 static bool stream_wants_read(const MuxStream *s) {
-        return s->reading && !s->read_eof && s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) && s->id > 0 &&
-               !stream_retains_enough(s);
+        /* Room in rbuf, or a full one whose front is kept: stream_read() starts another. */
+        bool room = s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) || (s->rkeep > 0 && s->rlen < s->rcap);
+        return s->reading && !s->read_eof && room && s->id > 0 && !stream_retains_enough(s);
 }
 
 /* The stream may read again (room in its buffer, reading allowed) while the socket still holds
@@ -348,13 +366,83 @@ static void stream_rearm(MuxStream *s) {
 
 /* ---- resumption: what a stream sent and the peer has not acknowledged ---- */
 
-static int retain_append(MuxStream *s, const uint8_t *p, size_t n) {
-        if (buffer_reserve(&s->ubuf, &s->uoff, s->ulen, &s->ucap, n) < 0)
-                return -ENOMEM;
-        memcpy(s->ubuf + s->uoff + s->ulen, p, n);
+/* n bytes at rbuf + roff were sent: they stay where they are until acknowledged. */
+static void retain_sent(MuxStream *s, size_t n) {
+        s->rkeep += n;
         s->ulen += n;
         s->mux->retained += n;
+}
+
+static uint8_t *pool_get(Mux *m, size_t cap) {
+        m->pool_used = true;
+        if (cap == STREAM_READ_SIZE && m->n_pool > 0)
+                return m->pool[--m->n_pool];
+        return malloc(cap);
+}
+
+static void pool_put(Mux *m, uint8_t *buf, size_t cap) {
+        if (cap == STREAM_READ_SIZE && m->n_pool < POOL_MAX)
+                m->pool[m->n_pool++] = buf;
+        else
+                free(buf);
+}
+
+static void pool_drain(Mux *m) {
+        while (m->n_pool > 0)
+                free(m->pool[--m->n_pool]);
+}
+
+/* rbuf has no room left and its front is kept: it joins the kept buffers with what it keeps, and
+ * a new rbuf takes what was read and not sent yet. */
+static int retain_detach_rbuf(MuxStream *s, size_t new_cap) {
+        Kept *k = new0(Kept, 1);
+        uint8_t *t = pool_get(s->mux, new_cap);
+
+        if (!k || !t || s->rlen > new_cap) {
+                free(k);
+                if (t)
+                        pool_put(s->mux, t, new_cap);
+                return -ENOMEM;
+        }
+        memcpy(t, s->rbuf + s->roff, s->rlen);
+        *k = (Kept) { .buf = s->rbuf, .cap = s->rcap, .off = s->roff - s->rkeep, .len = s->rkeep };
+        if (s->kept_tail)
+                s->kept_tail->next = k;
+        else
+                s->kept = k;
+        s->kept_tail = k;
+        s->rbuf = t;
+        s->rcap = new_cap;
+        s->roff = 0;
+        s->rkeep = 0;
         return 0;
+}
+
+/* Where the kept bytes from position pos (0: the first kept byte) are: a pointer and how many
+ * follow it contiguously. */
+static const uint8_t *retain_at(const MuxStream *s, size_t pos, size_t *ret_n) {
+        for (const Kept *k = s->kept; k; k = k->next) {
+                if (pos < k->len) {
+                        *ret_n = k->len - pos;
+                        return k->buf + k->off + pos;
+                }
+                pos -= k->len;
+        }
+        assert(pos < s->rkeep);
+        *ret_n = s->rkeep - pos;
+        return s->rbuf + s->roff - s->rkeep + pos;
+}
+
+static void retain_free(MuxStream *s) {
+        while (s->kept) {
+                Kept *k = s->kept;
+                s->kept = k->next;
+                pool_put(s->mux, k->buf, k->cap);
+                free(k);
+        }
+        s->kept_tail = NULL;
+        s->mux->retained -= MIN(s->ulen, s->mux->retained);
+        s->ulen = s->rkeep = 0;
 }
 
 /* The peer has the stream's bytes up to offset: what is below goes. Returns false for an
@@ -369,14 +457,27 @@ static bool retain_ack(MuxStream *s, uint64_t offset) {
         if (offset - s->ubase > s->ulen - s->resend)
                 return false;
         drop = (size_t) (offset - s->ubase);
-        s->uoff += drop;
         s->ulen -= drop;
         s->ubase = offset;
         m->retained -= MIN(drop, m->retained);
-        if (s->ulen == 0) {
-                s->ubuf = mfree(s->ubuf);
-                s->uoff = s->ucap = 0;
+        while (drop > 0 && s->kept) {
+                Kept *k = s->kept;
+                size_t n = MIN(drop, k->len);
+                k->off += n;
+                k->len -= n;
+                drop -= n;
+                if (k->len == 0) {
+                        s->kept = k->next;
+                        if (!s->kept)
+                                s->kept_tail = NULL;
+                        pool_put(m, k->buf, k->cap);
+                        free(k);
+                }
         }
+        assert(drop <= s->rkeep);
+        s->rkeep -= drop;
+        if (s->rkeep == 0 && s->rlen == 0)
+                s->roff = 0; /* nothing in rbuf is needed any more: it starts over */
         if (was_full && m->retained < RETAIN_SESSION_MAX) {
                 for (MuxStream *i = m->streams; i; i = i->next)
                         stream_rearm(i);
@@ -385,7 +486,7 @@ static bool retain_ack(MuxStream *s, uint64_t offset) {
         return true;
 }
 
-/* A resumed stream: the peer has our bytes up to offset, the rest of ubuf goes again. */
+/* A resumed stream: the peer has our bytes up to offset, the rest of what we keep goes again. */
 static bool retain_rewind(MuxStream *s, uint64_t offset) {
         if (offset < s->ubase || offset - s->ubase > s->ulen)
                 return false;
@@ -479,12 +580,12 @@ static MuxStream *stream_free(MuxStream *s) {
                 return NULL;
         if (s->wlen > 0 && !s->mux->dead)
                 held_sub(s->mux, s->wlen);
-        s->mux->retained -= MIN(s->ulen, s->mux->retained);
-        free(s->ubuf);
+        retain_free(s);
         stream_release_message(s);
         msg_drop_queued(s);
         stream_close_fd(s, true);
-        free(s->rbuf);
+        if (s->rbuf)
+                pool_put(s->mux, s->rbuf, s->rcap);
         free(s->wbuf);
         free(s->authority);
         free(s->peer);
@@ -623,10 +724,15 @@ static int stream_read(MuxStream *s) {
                 s->rbuf = malloc(s->rcap);
                 if (!s->rbuf)
                         return -ENOMEM;
+        } else if (s->rcap < STREAM_READ_SIZE && s->grow && s->rkeep > 0) {
+                int r = retain_detach_rbuf(s, STREAM_READ_SIZE); /* the old one keeps sent bytes */
+                if (r < 0)
+                        return r;
+                s->grow = false;
         } else if (s->rcap < STREAM_READ_SIZE && s->grow) {
                 /* A fresh allocation, not realloc(): at this size glibc maps it on its own,
                  * which measured faster for bulk streams than a buffer grown in the heap. */
-                uint8_t *t = malloc(STREAM_READ_SIZE);
+                uint8_t *t = pool_get(s->mux, STREAM_READ_SIZE);
                 if (!t)
                         return -ENOMEM;
                 memcpy(t, s->rbuf + s->roff, s->rlen);
@@ -636,10 +742,16 @@ static int stream_read(MuxStream *s) {
                 s->rcap = STREAM_READ_SIZE;
                 s->grow = false;
         }
-        if (s->rlen == 0)
+        if (s->rlen == 0 && s->rkeep == 0)
                 s->roff = 0;
-        if (s->roff + s->rlen >= s->rcap)
-                return 0;
+        if (s->roff + s->rlen >= s->rcap) {
+                if (s->rkeep == 0)
+                        return 0;
+                /* Full, and its front is kept until acknowledged: a new buffer goes on. */
+                int r = retain_detach_rbuf(s, s->rcap);
+                if (r < 0)
+                        return r;
+        }
         want = s->rcap - s->roff - s->rlen;
         n = recv(s->fd, s->rbuf + s->roff + s->rlen, want, MSG_DONTWAIT);
         edge_input_read(&s->redge, n, want);
@@ -739,7 +851,9 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
                 return NGHTTP2_ERR_DEFERRED;
         }
         if (s->resend > 0) {
-                n = MIN(length, s->resend);
+                size_t avail;
+                (void) retain_at(s, s->ulen - s->resend, &avail);
+                n = MIN(MIN(length, s->resend), avail);
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
                 if (s->rlen == 0 && s->read_eof && n == s->resend)
                         data_eof(s, data_flags);
@@ -768,25 +882,32 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 
         if (tls_conn_pending(m->conn) > OUT_HIGH_WATER)
                 return NGHTTP2_ERR_WOULDBLOCK;
-        if (s->resend > 0) { /* a resumed stream: what the peer lost goes again, from ubuf */
-                r = ws_send(m, WS_OP_BINARY, framehd, 9, NULL, s->ubuf + s->uoff + (s->ulen - s->resend), length);
+        if (s->resend > 0) { /* a resumed stream: what the peer lost goes again, from where it is kept */
+                size_t avail;
+                const uint8_t *p = retain_at(s, s->ulen - s->resend, &avail);
+                assert(length <= avail);
+                r = ws_send(m, WS_OP_BINARY, framehd, 9, NULL, p, length);
                 if (r < 0)
                         return NGHTTP2_ERR_CALLBACK_FAILURE;
                 s->resend -= length;
                 m->resent += length;
                 return 0;
         }
-        /* Kept until acknowledged; copied before ws_send() masks the payload in place. */
-        if (s->key > 0 && retain_append(s, s->rbuf + s->roff, length) < 0)
-                return NGHTTP2_ERR_CALLBACK_FAILURE;
-        r = ws_send(m, WS_OP_BINARY, framehd, 9, s->rbuf + s->roff, NULL, length);
-        /* A failed send may have masked the payload in place: a resumable stream counts the
-         * bytes as sent (their copy in ubuf goes again if the peer lacks them). */
+        /* A resumable stream keeps the bytes where they are until acknowledged: ws_send() must
+         * not mask them in place (it masks a copy on its way into TLS). */
+        if (s->key > 0)
+                r = ws_send(m, WS_OP_BINARY, framehd, 9, NULL, s->rbuf + s->roff, length);
+        else
+                r = ws_send(m, WS_OP_BINARY, framehd, 9, s->rbuf + s->roff, NULL, length);
+        /* A failed send: a resumable stream counts the bytes as sent (they go again if the peer
+         * lacks them). */
         if (r < 0 && s->key == 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         s->roff += length;
         s->rlen -= length;
-        if (s->rlen == 0) {
+        if (s->key > 0)
+                retain_sent(s, length);
+        if (s->rlen == 0 && s->rkeep == 0) {
                 s->roff = 0;
                 if (s->rcap <= STREAM_READ_FIRST) {
                         /* A chatty or idle stream holds no buffer between messages: 10,000
@@ -1761,6 +1882,9 @@ static int mux_timer_handler(sd_event_source *src, uint64_t usec, void *userdata
                 return 0;
         }
         mux_send_acks(m, true); /* what trickled in since: the sender may let it go */
+        if (!m->pool_used)
+                pool_drain(m); /* no bulk transfer kept buffers since the last tick */
+        m->pool_used = false;
         if (idle >= k / 3 && !m->ping_outstanding) {
                 (void) nghttp2_submit_ping(m->h2, NGHTTP2_FLAG_NONE, NULL);
                 m->ping_outstanding = true;
@@ -1993,6 +2117,7 @@ Mux *mux_free(Mux *m) {
                 }
                 stream_free(s);
         }
+        pool_drain(m);
         sd_event_source_disable_unref(m->io);
         sd_event_source_disable_unref(m->kick);
         sd_event_source_disable_unref(m->timer);
