@@ -45,7 +45,7 @@ def ws_take_frame(buf, masked):
 
 
 class FakeClient:
-    def __init__(self, port, ca, ports, settings=None, hosts=None):
+    def __init__(self, port, ca, ports, settings=None, hosts=None, resume=False):
         ctx = ssl.create_default_context(cafile=ca)
         ctx.check_hostname = False
         self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
@@ -54,14 +54,18 @@ class FakeClient:
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                         f"Authorization: Bearer {TOKEN}\r\n"
                         + (f"X-Inlets-Mode: http\r\nX-Inlets-Hosts: {hosts}\r\n" if hosts else
-                           f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n") +
+                           f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n")
+                        + ("X-Inlets-Resume: 1\r\n" if resume else "") +
                         "X-Inlets-Client-Id: hostile\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.s.recv(1)
         assert head.startswith(b"HTTP/1.1 101"), head
+        self.head = head.decode(errors="replace")
         self.buf = b""
         self.texts = []
+        self.received = {}   # stream id -> bytes of DATA (with pump(consume=True))
+        self.requests = {}   # stream id -> request headers
         # (CONNECT without :path is valid HTTP/2 (RFC 9113 §8.5), but h2 insists on :path.)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
                                                                       validate_inbound_headers=False))
@@ -98,9 +102,10 @@ class FakeClient:
         if data:
             self.send_ws(data)
 
-    def pump(self, seconds, on_request=None):
+    def pump(self, seconds, on_request=None, consume=False):
         """Reads WebSocket frames into the HTTP/2 state machine; answers CONNECTs with 200 (or
-        calls on_request(stream_id) instead)."""
+        calls on_request(stream_id) instead). With consume, DATA is counted (received) and its
+        window given back at once, as a reader that keeps up would."""
         self.s.settimeout(0.1)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -115,7 +120,13 @@ class FakeClient:
                 op, payload, self.buf = frame
                 if op == 2:
                     for ev in self.h2.receive_data(payload):
+                        if isinstance(ev, h2.events.DataReceived) and consume:
+                            self.received[ev.stream_id] = self.received.get(ev.stream_id, 0) + len(ev.data)
+                            self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                         if isinstance(ev, h2.events.RequestReceived):
+                            self.requests[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
+                                                                v.decode() if isinstance(v, bytes) else v)
+                                                               for k, v in ev.headers)
                             if on_request:
                                 on_request(ev.stream_id)
                             else:

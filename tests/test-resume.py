@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 
+from fake_peers import FakeClient
 from inletstest import INLETSCTL, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
 
 CHUNK = 256 * 1024
@@ -251,6 +252,71 @@ class Resume(TunnelTest):
         self.assertNotIn("holding", self.srv.output(), "the server had not noticed the loss itself")
         print("a frozen path noticed by the client only: the server let go of the old connection on the "
               "client's proof and resumed; 64 MiB each way sha256-equal, the chat went on")
+
+    def test_client_that_never_acknowledges(self):
+        """A hostile client that takes every byte but acknowledges none: the exit server keeps at
+        most 8 MiB per stream and 64 MiB per session unacknowledged, then reads no more from the
+        visitors (their sends block); an acknowledgment lets more through; malformed and
+        out-of-range acknowledgments change nothing."""
+        self.pub = free_port()
+        srv = self.server()
+        fc = FakeClient(self.control_port, f"{self.tmp}/state/ca.crt", str(self.pub), resume=True)
+        self.assertIn("X-Inlets-Resume:", fc.head, "the server agreed to resume")
+        srv.wait_log(f"Listening on 127.0.0.1:{self.pub}", 10)
+        block = os.urandom(1 << 20)
+        sent, socks = {}, []
+
+        def visitor(i):
+            s = socket.create_connection(("127.0.0.1", self.pub), timeout=60)
+            socks.append(s)
+            try:
+                for _ in range(24):
+                    s.sendall(block)
+                    sent[i] = sent.get(i, 0) + len(block)
+            except OSError:
+                pass
+
+        def settle(n):
+            last, end = -1, time.monotonic() + 90
+            while time.monotonic() < end:
+                fc.pump(1, consume=True)
+                total = sum(fc.received.values())
+                if total == last and len(fc.received) == n:
+                    return total
+                last = total
+            return total
+
+        threading.Thread(target=visitor, args=(0,), daemon=True).start()
+        one = settle(1)
+        self.assertGreaterEqual(one, 7.5 * (1 << 20), "one stream stops at its cap, not before")
+        self.assertLessEqual(one, 9.5 * (1 << 20), "one stream keeps at most 8 MiB (and a frame)")
+        for i in range(1, 12):
+            threading.Thread(target=visitor, args=(i,), daemon=True).start()
+        total = settle(12)
+        per = sorted(fc.received.values())
+        rss = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{srv.proc.pid}/status").read())[1]) // 1024
+        self.assertEqual(len(per), 12, "every visitor's stream reached the client")
+        self.assertLessEqual(per[-1], 9.5 * (1 << 20), f"one stream's unacknowledged bytes: {per}")
+        self.assertLessEqual(total, 80 << 20, f"the session's unacknowledged bytes: {per}")
+        self.assertGreaterEqual(total, 60 << 20, f"the session's cap, not something else, stopped it: {per}")
+        self.assertLess(rss, 200, "the exit server's memory stays bounded")
+        # Garbage and lies change nothing; a true acknowledgment of one stream lets it go on.
+        for bad in ("ack x", "ack 1:2:3", "ack " + "9" * 30 + ":1", "ack 1:999999999999999999", "ack 0:5"):
+            fc.send_text(bad)
+        fc.pump(1, consume=True)
+        self.assertEqual(sum(fc.received.values()), total, "bogus acknowledgments released nothing")
+        # The acknowledged bytes make room in the session, which every stream shares.
+        sid = max(fc.received, key=lambda k: fc.received[k])
+        key, before = fc.requests[sid]["x-inlets-stream"], fc.received[sid]
+        fc.send_text(f"ack {key}:{before}")
+        wait_until(lambda: fc.pump(0.2, consume=True) and sum(fc.received.values()) > total + before // 2, 15,
+                   "the session to go on once a stream's bytes are acknowledged")
+        self.assertIsNone(srv.proc.poll(), "the exit server is alive")
+        for s in socks:
+            s.close()
+        print(f"a client that never acknowledges: one stream held {one / (1 << 20):.1f} MiB; 12 streams held {total / (1 << 20):.1f} MiB in all, at most "
+              f"{per[-1] / (1 << 20):.1f} MiB each; server RSS {rss} MiB; bogus acks ignored; a true ack of stream "
+              f"{key} ({before / (1 << 20):.1f} MiB) let the session go on")
 
     def test_resume_off_closes_as_before(self):
         """ResumeSec=0: the same cut closes the public connections, as before."""

@@ -290,7 +290,8 @@ class TcpTunnel(TunnelTest):
         ctx = ssl.create_default_context(cafile=f"{self.tmp}/state/ca.crt")
         req = ("GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-               "Authorization: Bearer {}\r\nX-Inlets-Ports: 40000\r\n\r\n")
+               "Authorization: Bearer {}\r\nX-Inlets-Ports: %d\r\n\r\n" % free_port())  # not a fixed one: any
+        # outgoing connection on the machine may hold it (409 instead of 101)
 
         def guess(source, token="wrong-token-but-long-enough", wait=True):
             raw = socket.create_connection(("127.0.0.1", self.control_port), timeout=15, source_address=(source, 0))

@@ -350,8 +350,10 @@ static bool stream_retains_enough(const MuxStream *s) {
 }
 
 static bool stream_wants_read(const MuxStream *s) {
-        /* Room in rbuf, or a full one whose front is kept: stream_read() starts another. */
-        bool room = s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) || (s->rkeep > 0 && s->rlen < s->rcap);
+        /* Room in rbuf, or a full one all sent and kept: stream_read() starts another. (Not while
+         * some of it waits to be sent: a buffer set aside for a few kept bytes would hold its
+         * whole size for them, a peer that takes little at a time could make us hold many.) */
+        bool room = s->roff + s->rlen < MAX(s->rcap, (size_t) STREAM_READ_FIRST) || (s->rkeep > 0 && s->rlen == 0);
         return s->reading && !s->read_eof && room && s->id > 0 && !stream_retains_enough(s);
 }
 
@@ -745,9 +747,9 @@ static int stream_read(MuxStream *s) {
         if (s->rlen == 0 && s->rkeep == 0)
                 s->roff = 0;
         if (s->roff + s->rlen >= s->rcap) {
-                if (s->rkeep == 0)
+                if (s->rkeep == 0 || s->rlen > 0)
                         return 0;
-                /* Full, and its front is kept until acknowledged: a new buffer goes on. */
+                /* Full, all sent and kept until acknowledged: a new buffer goes on. */
                 int r = retain_detach_rbuf(s, s->rcap);
                 if (r < 0)
                         return r;
