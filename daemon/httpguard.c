@@ -13,8 +13,10 @@
  * who has not been hashing is served after the check running now, however many guessers from
  * other networks keep the queue full; and when the queue is full, a newcomer charged less than
  * the most charged visitor waiting takes that one's newest check's place (it is answered 503).
- * A check whose visitors all hung up before it ran is dropped; one not started within 10 s is
- * answered 503 (a heavy visitor's, passed over for others). A password that passed is
+ * A check whose visitors all hung up before it ran is dropped; one not started within 10 s (as
+ * each hash finishes, it is looked at) is answered 503 (a heavy visitor's, passed over for
+ * others). Passwords that can never match (over 128 bytes, or with a NUL) get 401 without
+ * waiting. A password that passed is
  * remembered (SHA-256 of user:password, ten minutes, 1024 of them) until the rules are loaded
  * anew. */
 
@@ -375,8 +377,11 @@ static void usage_charge(HttpGuard *g, const uint8_t visitor[static 16], uint64_
                 uint8_t key[17];
                 usage_key(visitor, network, key);
                 Usage *u = usage_find(g, key, true, now);
+                uint64_t halvings = (now - MIN(u->stamp, now)) / USAGE_HALF_LIFE_USEC;
                 u->cost = usage_now(u, now) + cost;
-                u->stamp = now;
+                /* Whole half-lives only: charges less than one apart must not stop the decay
+                 * (the outside review: 40 charges 29 s apart never halved). */
+                u->stamp = halvings >= 64 ? now : u->stamp + halvings * USAGE_HALF_LIFE_USEC;
         }
 }
 
@@ -394,6 +399,10 @@ static int evicted_handler(sd_event_source *src, void *userdata) {
         while (g->evicted) {
                 Job *j = g->evicted;
                 LIST_REMOVE(g->evicted, j);
+                /* Being answered: a done() that cancels another of its waits must not free it
+                 * (http_guard_cancel() frees jobs that never reached the worker). */
+                j->evicted = false;
+                j->submitted = true;
                 while (j->waits) {
                         HttpGuardWait *w = j->waits;
                         LIST_REMOVE(j->waits, w);
@@ -449,7 +458,9 @@ static void job_done(WorkerJob *w) {
         HttpGuard *g = j->guard;
 
         usage_charge(g, j->visitor, j->cost_usec, now_usec());
-        g->hash_cost = g->hash_cost == 0 ? j->cost_usec : (g->hash_cost * 7 + j->cost_usec) / 8;
+        /* At least 1 ms: a check waiting must always cost something (the outside review: an
+         * average worn down to 0 made a network's 64 queued guesses look free). */
+        g->hash_cost = MAX((g->hash_cost * 7 + j->cost_usec) / 8, (uint64_t) 1000);
         g->busy = false;
         deliver(g, j);
         guard_feed(g);
@@ -646,6 +657,14 @@ int http_guard_check(HttpGuard *g, const HttpRules *rules, const char *host, con
         _cleanup_(http_credentials_done) HttpCredentials c = {};
         r = value && http_head_count(h, "authorization") == 1
                 ? http_authorization_parse(value, strlen(value), &c) : -EBADMSG;
+        if (r >= 0 && c.scheme == HTTP_AUTH_BASIC && basic &&
+            (c.password_len > HTTP_PASSWORD_MAX || (c.password_len > 0 && memchr(c.password, 0, c.password_len)))) {
+                /* Never matches, whoever the user (httpcred.h): 401 at once, no place in the
+                 * queue (their checks measured no time and made queued guesses look free). */
+                ret->status = 401;
+                challenge(ret, host, basic, bearer);
+                return 0;
+        }
         if (r >= 0 && c.scheme == HTTP_AUTH_BASIC && basic) {
                 HttpGuardWait *w = NULL;
 
