@@ -59,6 +59,7 @@ struct Listener {
         sd_event_source *io;
         unsigned refs, rr;
         bool from_systemd;   /* kept open without clients: systemd owns it */
+        unsigned held_refs;  /* of refs: held sessions (ResumeSec=) */
         bool paused;         /* only held sessions offer it: connections wait in the queue */
         char local[SOCKADDR_STR_MAX]; /* bound to one address: what every connection has */
 };
@@ -187,9 +188,10 @@ void listener_unref(Server *s, uint16_t port);
 /* A "data-PORT" socket systemd passed: takes fd, accepts only while a client offers the port. */
 int listener_add_from_systemd(Server *s, uint16_t port, int fd);
 void listener_drain(Listener *l);
-/* Ports offered only by held sessions (ResumeSec=) stop accepting: new connections wait in the
- * queue until the client resumes (or the hold ends); the others accept. */
-void listeners_follow_sessions(Server *s);
+/* A port offered only by held sessions (ResumeSec=) stops accepting: new connections wait in
+ * the queue until the client resumes (or the hold ends); else it accepts. After a change of
+ * the port's refs or held_refs. */
+void listener_update(Server *s, uint16_t port);
 
 /* server-handshake.c: the control port and the Pending handshakes. */
 int server_control_watch(Server *s);
@@ -206,6 +208,10 @@ Session *session_find(Server *s, const char *id);
 int session_new(Server *s, const char *id, const char *remote, Offer *offer, Session **ret);
 /* Takes conn; early: what the client sent after its upgrade request. */
 int session_start(Session *x, TlsConn *conn, const uint8_t *early, size_t n_early);
+/* Ends x on purpose: a live session's Mux is aborted (reason) or, with reason NULL, shut down
+ * politely, and the session goes when the Mux is closed; a held one is freed at once (x is
+ * gone). */
+void session_end_now(Session *x, SessionEnd end, const char *reason);
 /* Moves the held session's streams to x (which the same client's resume request started) and
  * frees held. */
 void session_resume(Session *x, Session *held);

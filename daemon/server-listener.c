@@ -70,17 +70,14 @@ void listener_unref(Server *s, uint16_t port) {
                 }
 }
 
-void listeners_follow_sessions(Server *s) {
-        assert(s);
-        for (Listener *l = s->listeners; l; l = l->next) {
-                bool live = false;
-                if (l->refs == 0 || !l->io)
-                        continue;
-                for (Session *x = s->sessions; x && !live; x = x->next)
-                        for (size_t i = 0; i < x->n_ports && !live; i++)
-                                live = !x->held && x->ports[i] == l->port;
+void listener_update(Server *s, uint16_t port) {
+        Listener *l = listener_find(s, port);
+        bool live;
+
+        if (l && l->refs > 0 && l->io) {
+                live = l->refs > l->held_refs;
                 if (live == !l->paused)
-                        continue;
+                        return;
                 l->paused = !live;
                 (void) sd_event_source_set_enabled(l->io, live ? SD_EVENT_ON : SD_EVENT_OFF);
                 log_conn(LOG_INFO, NULL, NULL, l->port,

@@ -67,8 +67,7 @@ static void drop_disallowed_sessions(Server *s) {
                         if (!definition_port_allowed(d, x->ports[i])) {
                                 log_info("Client %s: port %u is no longer allowed (AllowPorts=), disconnecting.",
                                          x->id, x->ports[i]);
-                                x->end = SESSION_END_RELOAD;
-                                mux_abort(x->mux, "port no longer allowed");
+                                session_end_now(x, SESSION_END_RELOAD, "port no longer allowed");
                                 break;
                         }
         }

@@ -11,6 +11,7 @@
 #include "server-internal.h"
 #include "string-util.h"
 #include "time-util.h"
+#include "ws.h"
 
 const char *const session_end_names[_SESSION_END_MAX] = {
         [SESSION_END_CLOSED] = "closed",
@@ -48,8 +49,13 @@ Session *session_free(Session *x) {
         session_forwards_free(x);
         /* Streams go first, then the ports, so no listener hands out a dead session. */
         mux_free(x->mux);
-        for (size_t i = 0; i < x->n_ports; i++)
+        for (size_t i = 0; i < x->n_ports; i++) {
+                Listener *l = listener_find(s, x->ports[i]);
+                if (l && x->held && l->held_refs > 0)
+                        l->held_refs--;
                 listener_unref(s, x->ports[i]);
+                listener_update(s, x->ports[i]);
+        }
         free(x->ports);
         x->n_ports = 0;
         strv_free(x->hosts);
@@ -59,7 +65,6 @@ Session *session_free(Session *x) {
         explicit_bzero(x->resume_key, sizeof(x->resume_key));
         free(x->id);
         free(x);
-        listeners_follow_sessions(s);
         return NULL;
 }
 
@@ -111,12 +116,31 @@ static bool session_hold(Session *x, int error, const char *reason) {
         (void) sd_event_source_set_description(x->hold_timer, "session-hold");
         x->held = true;
         x->end = error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR;
-        listeners_follow_sessions(x->server);
+        /* Its forward dials would answer into a Mux that is gone (the outside review: an
+         * abort); the client asks again for what it still wants. */
+        session_forwards_free(x);
+        for (size_t i = 0; i < x->n_ports; i++) {
+                Listener *l = listener_find(x->server, x->ports[i]);
+                if (l)
+                        l->held_refs++;
+                listener_update(x->server, x->ports[i]);
+        }
         log_conn(LOG_INFO, x->id, x->remote, 0,
                  "Client %s (%s) lost: %s; holding %u connections for %" PRIu64 " s for it to resume.", x->id,
                  x->remote, reason, n, d->resume_usec / USEC_PER_SEC);
         manager_emit_changed(x->server->manager, "Clients");
         return true;
+}
+
+void session_end_now(Session *x, SessionEnd end, const char *reason) {
+        assert(x);
+        x->end = end;
+        if (x->held)
+                session_free(x);
+        else if (reason)
+                mux_abort(x->mux, reason);
+        else
+                mux_shutdown(x->mux, WS_CLOSE_GOING_AWAY);
 }
 
 void session_resume(Session *x, Session *held) {
@@ -202,7 +226,8 @@ int session_new(Server *s, const char *id, const char *remote, Offer *offer, Ses
         x->n_hosts = offer->n_hosts;
         LIST_PREPEND(s->sessions, x);
         s->n_sessions++;
-        listeners_follow_sessions(s);
+        for (size_t i = 0; i < x->n_ports; i++)
+                listener_update(s, x->ports[i]);
         *ret = x;
         return 0;
 }
@@ -476,8 +501,12 @@ static void session_control_ports(Session *x, Mux *m, const char *list) {
         free(x->ports);
         x->ports = TAKE_PTR(ports);
         x->n_ports = n;
-        for (size_t i = 0; i < n_removed; i++)
+        for (size_t i = 0; i < n_removed; i++) {
                 listener_unref(s, removed[i]);
+                listener_update(s, removed[i]);
+        }
+        for (size_t i = 0; i < n_added; i++)
+                listener_update(s, added[i]);
         o = (size_t) snprintf(reply, sizeof(reply), "ok ports ");
         for (size_t i = 0; i < n; i++)
                 o += (size_t) snprintf(reply + o, sizeof(reply) - o, "%s%u", i ? "," : "", x->ports[i]);

@@ -329,9 +329,9 @@ void server_stop(Server *s) {
         s->control_fd = safe_close(s->control_fd);
         while (s->pending)
                 pending_free(s->pending);
-        for (Session *x = s->sessions; x; x = x->next) {
-                x->end = SESSION_END_STOPPING;
-                mux_shutdown(x->mux, WS_CLOSE_GOING_AWAY);
+        for (Session *x = s->sessions, *next; x; x = next) {
+                next = x->next;
+                session_end_now(x, SESSION_END_STOPPING, NULL);
         }
 }
 
@@ -494,8 +494,7 @@ int server_disconnect_client(Server *s, const char *id) {
         if (!x)
                 return -ENOENT;
         log_info("Disconnecting client %s (%s) on request.", x->id, x->remote);
-        x->end = SESSION_END_DISCONNECTED;
-        mux_abort(x->mux, "disconnected by an administrator");
+        session_end_now(x, SESSION_END_DISCONNECTED, "disconnected by an administrator");
         return 0;
 }
 

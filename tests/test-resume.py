@@ -299,7 +299,9 @@ class Resume(TunnelTest):
         self.assertLessEqual(per[-1], 9.5 * (1 << 20), f"one stream's unacknowledged bytes: {per}")
         self.assertLessEqual(total, 80 << 20, f"the session's unacknowledged bytes: {per}")
         self.assertGreaterEqual(total, 60 << 20, f"the session's cap, not something else, stopped it: {per}")
-        self.assertLess(rss, 200, "the exit server's memory stays bounded")
+        # ASan's quarantine keeps freed memory resident: its bound is looser.
+        asan = "libasan" in open(f"/proc/{srv.proc.pid}/maps").read()
+        self.assertLess(rss, 600 if asan else 200, "the exit server's memory stays bounded")
         # Garbage and lies change nothing; a true acknowledgment of one stream lets it go on.
         for bad in ("ack x", "ack 1:2:3", "ack " + "9" * 30 + ":1", "ack 1:999999999999999999", "ack 0:5"):
             fc.send_text(bad)
@@ -317,6 +319,48 @@ class Resume(TunnelTest):
         print(f"a client that never acknowledges: one stream held {one / (1 << 20):.1f} MiB; 12 streams held {total / (1 << 20):.1f} MiB in all, at most "
               f"{per[-1] / (1 << 20):.1f} MiB each; server RSS {rss} MiB; bogus acks ignored; a true ack of stream "
               f"{key} ({before / (1 << 20):.1f} MiB) let the session go on")
+
+    def test_admin_actions_on_a_held_session(self):
+        """From the outside review (each aborted the exit server): a reload that takes a held
+        session's port away ends that session and its connection; SIGTERM with a session lost
+        while draining exits 0."""
+        pub = free_port()
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.srv = self.server(extra_server=f"AllowPorts={pub} 50000\n")
+        self.relay = Relay(self.control_port)
+        self.upstreams.append(self.relay)
+        self.cli = self.client(f"{pub}:{self.echo.port}", url=f"wss://127.0.0.1:{self.relay.port}")
+        v = socket.create_connection(("127.0.0.1", pub), timeout=5)
+        v.sendall(b"hi")
+        self.assertEqual(v.recv(2), b"hi")
+        self.relay.kill()
+        self.srv.wait_log("holding 1 connections", 10)
+        self.srv.rewrite(f"AllowPorts={pub} 50000", "AllowPorts=50000")
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.srv.wait_log(f"port {pub} is no longer allowed", 10)
+        v.settimeout(5)
+        try:
+            self.assertEqual(v.recv(10), b"", "the held connection closes with its session")
+        except ConnectionResetError:
+            pass
+        self.assertIsNone(self.srv.proc.poll(), "the exit server is alive after the reload")
+        # SIGTERM, then the connection is lost while draining: held, then dropped at exit.
+        self.relay.start()
+        self.srv.rewrite("AllowPorts=50000", f"AllowPorts={pub} 50000")
+        self.srv.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: port_open(pub), 20, "the port again")
+        w = socket.create_connection(("127.0.0.1", pub), timeout=5)
+        w.sendall(b"hi")
+        self.assertEqual(w.recv(2), b"hi")
+        self.srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        self.relay.kill()
+        self.assertEqual(self.srv.proc.wait(20), 0, "SIGTERM with a held session exits 0")
+        w.close()
+        v.close()
+        print("a reload taking a held session's port away ended it (server alive); SIGTERM with a session "
+              "lost while draining exited 0")
 
     def test_resume_off_closes_as_before(self):
         """ResumeSec=0: the same cut closes the public connections, as before."""

@@ -67,6 +67,7 @@
 #define RETAIN_SESSION_MAX ((size_t) 64 << 20)
 /* Read buffers kept buffers give back, for the next: fresh memory costs a page fault a page. */
 #define POOL_MAX 32
+#define KEY_BUCKETS 256           /* numbered streams by key, for acknowledgments */
 
 /* An old read buffer a resumable stream keeps for the bytes [off, off + len) it sent from it. */
 typedef struct Kept {
@@ -115,6 +116,7 @@ struct MuxStream {
 
         /* Resumption (cfg.resumable, CONNECT streams): */
         uint64_t key;            /* x-inlets-stream: the exit server's number for it; 0 none */
+        MuxStream *key_next;     /* in m->by_key[key % KEY_BUCKETS] */
         uint64_t recv;           /* bytes that came from the tunnel, ever */
         uint64_t recv_acked;     /* ... as our last "ack" said */
         /* Sent and not acknowledged: stream bytes [ubase, ubase + ulen), in place, no copy: the
@@ -152,6 +154,7 @@ struct Mux {
         size_t retained;         /* all streams' ulen */
         bool any_ack;            /* a stream got ACK_EVERY since its last ack */
         Mux *predecessor;        /* tunnel client: the lost session whose streams may resume */
+        MuxStream *by_key[KEY_BUCKETS];
         uint8_t *pool[POOL_MAX]; /* free STREAM_READ_SIZE buffers (emptied when unused a tick) */
         unsigned n_pool;
         bool pool_used;
@@ -189,6 +192,7 @@ struct Mux {
 
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_claim(Mux *m, MuxStream *p);
+static void stream_move(Mux *from, Mux *to, MuxStream *s);
 static void mux_pump(Mux *m);
 static void mux_flush_batch(Mux *m);
 
@@ -368,6 +372,33 @@ static void stream_rearm(MuxStream *s) {
 
 /* ---- resumption: what a stream sent and the peer has not acknowledged ---- */
 
+/* Numbered streams are found by key (an "ack" names up to a thousand of them: a walk of the
+ * list for each made 4 KiB messages cost milliseconds, the outside review). */
+static void key_insert(MuxStream *s, uint64_t key) {
+        MuxStream **b = &s->mux->by_key[key % KEY_BUCKETS];
+        s->key = key;
+        s->key_next = *b;
+        *b = s;
+}
+
+static void key_remove(MuxStream *s) {
+        if (s->key == 0)
+                return;
+        for (MuxStream **p = &s->mux->by_key[s->key % KEY_BUCKETS]; *p; p = &(*p)->key_next)
+                if (*p == s) {
+                        *p = s->key_next;
+                        break;
+                }
+        s->key_next = NULL;
+}
+
+static MuxStream *key_find(Mux *m, uint64_t key) {
+        for (MuxStream *s = m->by_key[key % KEY_BUCKETS]; s; s = s->key_next)
+                if (s->key == key)
+                        return s;
+        return NULL;
+}
+
 /* n bytes at rbuf + roff were sent: they stay where they are until acknowledged. */
 static void retain_sent(MuxStream *s, size_t n) {
         s->rkeep += n;
@@ -504,14 +535,12 @@ static void mux_handle_ack(Mux *m, const char *p) {
         uint64_t key, off;
         int r;
 
-        while ((r = resume_ack_next(&p, &key, &off)) > 0)
-                for (MuxStream *s = m->streams; s && key > 0; s = s->next)
-                        if (s->key == key) {
-                                if (!retain_ack(s, off))
-                                        log_debug("Stream %d: acknowledgment of %" PRIu64 " bytes it was not sent: ignored.",
-                                                  s->id, off);
-                                break;
-                        }
+        while ((r = resume_ack_next(&p, &key, &off)) > 0) {
+                MuxStream *s = key > 0 ? key_find(m, key) : NULL;
+                if (s && !retain_ack(s, off))
+                        log_debug("Stream %d: acknowledgment of %" PRIu64 " bytes it was not sent: ignored.", s->id,
+                                  off);
+        }
         if (r < 0)
                 log_debug("Malformed acknowledgment from the peer: ignored from there on.");
 }
@@ -545,8 +574,27 @@ static void mux_send_acks(Mux *m, bool all) {
                 (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
 }
 
+/* A numbered stream whose socket is open: one still open on HTTP/2 resumes (both ends send
+ * again what the other lacks); one already closed on HTTP/2 both ways (draining what it holds
+ * to its socket) just moves on with the session. */
 static bool stream_resumable(const MuxStream *s) {
-        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->responded && s->batched == 0;
+        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->responded && s->batched == 0 && s->id != -1;
+}
+
+static bool stream_draining(const MuxStream *s) {
+        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->batched == 0 && s->id == -1;
+}
+
+/* Moves old's draining streams to m: they have no HTTP/2 stream, only bytes for their sockets. */
+static void mux_take_draining(Mux *m, Mux *old) {
+        for (MuxStream *s = old->streams, *next; s; s = next) {
+                next = s->next;
+                if (!stream_draining(s))
+                        continue;
+                stream_move(old, m, s);
+                s->id = -1;
+                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
+        }
 }
 
 /* Forgets what a stream has in the batch: its socket is going. The connection window is
@@ -582,6 +630,7 @@ static MuxStream *stream_free(MuxStream *s) {
                 return NULL;
         if (s->wlen > 0 && !s->mux->dead)
                 held_sub(s->mux, s->wlen);
+        key_remove(s);
         retain_free(s);
         stream_release_message(s);
         msg_drop_queued(s);
@@ -1041,7 +1090,7 @@ static int open_connect(Mux *m, int fd, const nghttp2_nv *nva, size_t n, const c
         prd.source.ptr = s;
         memcpy(all, nva, sizeof(nghttp2_nv) * n);
         if (m->cfg.resumable) { /* numbered, to be found again after a lost connection */
-                s->key = ++m->next_key;
+                key_insert(s, ++m->next_key);
                 snprintf(key, sizeof(key), "%" PRIu64, s->key);
                 all[n++] = (nghttp2_nv) { (uint8_t *) "x-inlets-stream", (uint8_t *) key, 15, strlen(key),
                                           NGHTTP2_NV_FLAG_NONE };
@@ -1372,7 +1421,7 @@ static int header_cb(nghttp2_session *session, const nghttp2_frame *frame, const
                 }
                 if (name[9] == 's') { /* x-inlets-stream: the first valid one counts */
                         if (s->key == 0 && ok && v > 0)
-                                s->key = v;
+                                key_insert(s, v);
                 } else if (ok && !s->has_peer_recv) {
                         s->peer_recv = v;
                         s->has_peer_recv = true;
@@ -1477,11 +1526,16 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
 /* Moves stream s of session from (dead) into session to: the socket, its buffers and its
  * counts; the HTTP/2 stream is the caller's to make. */
 static void stream_move(Mux *from, Mux *to, MuxStream *s) {
+        uint64_t key = s->key;
+
+        key_remove(s);
         LIST_REMOVE(from->streams, s);
         from->n_streams--;
         from->held -= MIN(s->wlen, from->held);
         from->retained -= MIN(s->ulen, from->retained);
         s->mux = to;
+        if (key > 0)
+                key_insert(s, key);
         LIST_PREPEND(to->streams, s);
         to->n_streams++;
         to->held += s->wlen; /* came through the old session's window: nothing to give back */
@@ -2086,6 +2140,8 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         r = mux_add_sources(m);
         if (r < 0)
                 return r;
+        if (m->predecessor) /* streams of the lost session that only drain to their sockets */
+                mux_take_draining(m, m->predecessor);
 
         if (n_initial > 0) {
                 const WsCallbacks wscb = mux_ws_callbacks;
@@ -2155,7 +2211,7 @@ unsigned mux_resumable_streams(Mux *m) {
         if (!m->cfg.resumable)
                 return 0;
         for (MuxStream *s = m->streams; s; s = s->next)
-                n += stream_resumable(s);
+                n += stream_resumable(s) || stream_draining(s);
         return n;
 }
 
@@ -2170,6 +2226,7 @@ unsigned mux_adopt(Mux *m, Mux *old, void *userdata) {
         if (!m->cfg.resumable || m->dead)
                 return 0;
         m->next_key = MAX(m->next_key, old->next_key);
+        mux_take_draining(m, old);
         for (MuxStream *s = old->streams, *next; s; s = next) {
                 nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
                 char key[24], recv[24], fwd[16];
