@@ -1792,6 +1792,10 @@ static void mux_read(Mux *m) {
                         mux_flush_batch(m);
                         tls_conn_release(m->conn);
                 }
+                /* Acknowledge as it comes, not after a read that may last many MiB: the sender
+                 * stops reading at RETAIN_STREAM_MAX kept. */
+                if (m->any_ack && !m->dead)
+                        mux_send_acks(m, false);
         }
         if (m->dead) {
                 /* A resumable stream keeps what it received (it counted it): into its buffer. */

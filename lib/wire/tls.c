@@ -360,9 +360,11 @@ int tls_conn_new_client(int fd, gnutls_certificate_credentials_t creds, const ch
                                 return set_err(c, -EINVAL, "server name", r);
                 }
                 /* Chain and name (or IP SAN) are checked inside the handshake, which then fails
-                 * with a verification error rather than continuing. */
+                 * with a verification error rather than continuing. GnuTLS keeps the pointer, not
+                 * a copy: ours, which lives as long as the session (the caller's went with a
+                 * reload in the middle of a handshake: a use-after-free ASan caught). */
                 if (!pin)
-                        gnutls_session_set_verify_cert(c->session, host, 0);
+                        gnutls_session_set_verify_cert(c->session, c->host, 0);
         }
         *ret = TAKE_PTR(c);
         return 0;
