@@ -470,12 +470,12 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* The connection of a resumable session is lost: its streams wait, unread, for the next one. */
 static bool client_hold(Client *c, int error) {
-        unsigned n;
+        unsigned n, ended;
 
         if (c->state == STATE_STOPPED || error >= 0 || !c->resume_known || c->resume_usec == 0)
                 return false;
-        n = mux_resumable_streams(c->mux);
-        if (n == 0)
+        n = mux_resumable_streams(c->mux, &ended);
+        if (n == 0 && ended == 0)
                 return false;
         release_held(c, "lost again before they resumed");
         c->held = TAKE_PTR(c->mux);

@@ -101,13 +101,13 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
 /* A lost connection of a resumable session: its streams wait for the client's next one. */
 static bool session_hold(Session *x, int error, const char *reason) {
         const Definition *d = server_def(x->server);
-        unsigned n;
+        unsigned n, ended;
         int r;
 
         if (!x->resumable || error >= 0 || x->end != _SESSION_END_UNSET || d->resume_usec == 0)
                 return false;
-        n = mux_resumable_streams(x->mux);
-        if (n == 0)
+        n = mux_resumable_streams(x->mux, &ended);
+        if (n == 0 && ended == 0)
                 return false;
         r = sd_event_add_time_relative(x->server->manager->event, &x->hold_timer, CLOCK_MONOTONIC, d->resume_usec,
                                        0, hold_expired, x);

@@ -320,6 +320,109 @@ class Resume(TunnelTest):
               f"{per[-1] / (1 << 20):.1f} MiB each; server RSS {rss} MiB; bogus acks ignored; a true ack of stream "
               f"{key} ({before / (1 << 20):.1f} MiB) let the session go on")
 
+    def test_client_that_never_acknowledges_ends(self):
+        """A client that ends every stream at once and never acknowledges the server's ends: the
+        exit server keeps each finished stream for its end, at most 1024 per session, and says
+        so once."""
+        self.pub = free_port()
+        srv = self.server()
+        fc = FakeClient(self.control_port, f"{self.tmp}/state/ca.crt", str(self.pub), resume=True)
+        srv.wait_log(f"Listening on 127.0.0.1:{self.pub}", 10)
+
+        def answer(sid):
+            fc.h2.send_headers(sid, [(":status", "200")], end_stream=True)
+
+        def visitors(n):
+            for _ in range(0, n, 50):
+                vs = [socket.create_connection(("127.0.0.1", self.pub), timeout=10) for _ in range(min(50, n))]
+                for v in vs:
+                    v.shutdown(socket.SHUT_WR)
+                fc.pump(0.2, on_request=answer)
+                for v in vs:  # both ends ended: the server closes the connection
+                    v.setblocking(False)
+                    end = time.monotonic() + 10
+                    while time.monotonic() < end:
+                        try:
+                            self.assertEqual(v.recv(1), b"")
+                            break
+                        except BlockingIOError:
+                            fc.pump(0.02, on_request=answer)
+                    v.close()
+                n -= 50
+
+        visitors(1000)
+        fc.pump(0.5, on_request=answer)
+        self.assertNotIn("does not acknowledge the end", srv.output(), "1000 kept, under the limit")
+        visitors(40)
+        srv.wait_log("does not acknowledge the end of its streams: only the last 1024", 10)
+        self.assertEqual(srv.output().count("does not acknowledge the end"), 1, "said once")
+        self.assertIsNone(srv.proc.poll(), "the exit server is alive")
+        print("a client that never acknowledges ends: 1,040 finished streams, the server kept the last 1024 "
+              "and said so once")
+
+    def test_streams_ending_as_the_path_is_lost(self):
+        """A connection that ends in the moment the tunnel connection is lost: its last bytes
+        and its end, sent into a path that drops them, arrive after the resumption. One where
+        the upstream spoke last (client to server), one where the visitor did (server to
+        client); each end already has the other's end, so on one side the stream is closed
+        both ways when the path goes: it must still send its tail again."""
+        up = socket.socket()
+        up.bind(("127.0.0.1", 0))
+        up.listen(8)
+        self.upstreams.append(up)
+        self.pub = free_port()
+        self.srv = self.server()
+        self.relay = Relay(self.control_port)
+        self.upstreams.append(self.relay)
+        self.cli = self.client(f"{self.pub}:{up.getsockname()[1]}", url=f"wss://127.0.0.1:{self.relay.port}")
+        self.cli.wait_log("Connection established", 10)  # no probe: every upstream connection is ours
+        up.settimeout(10)
+
+        def read_all(sock, limit=30):
+            sock.settimeout(limit)
+            got = b""
+            while True:
+                b = sock.recv(1 << 16)
+                if not b:
+                    return got
+                got += b
+
+        # a: the upstream speaks and ends first; the visitor's last words are in flight at the cut.
+        va = socket.create_connection(("127.0.0.1", self.pub), timeout=10)
+        ua, _ = up.accept()
+        ua.sendall(b"hello a")
+        ua.shutdown(socket.SHUT_WR)
+        self.assertEqual(read_all(va), b"hello a")
+        # b: the visitor speaks and ends first; the upstream's last words are in flight.
+        vb = socket.create_connection(("127.0.0.1", self.pub), timeout=10)
+        ub, _ = up.accept()
+        vb.sendall(b"hello b")
+        vb.shutdown(socket.SHUT_WR)
+        self.assertEqual(read_all(ub), b"hello b")
+        time.sleep(0.3)  # the acknowledgments of those ends cross before the path stops
+        tail_a, tail_b = pattern(1)[:100000], pattern(2)[:100000]
+        self.relay.freeze()
+        va.sendall(tail_a)
+        va.shutdown(socket.SHUT_WR)
+        ub.sendall(tail_b)
+        ub.shutdown(socket.SHUT_WR)
+        # Each side sends its tail and end into the frozen path and is done with the stream.
+        self.assertEqual(read_all(va, 10), b"", "the exit server closes the visitor's finished connection")
+        time.sleep(0.5)
+        self.relay.kill()  # the frozen connections go, with what they held
+        self.relay.start()
+        got_a = read_all(ua)
+        got_b = read_all(vb)
+        self.assertEqual(len(got_a), len(tail_a), "the visitor's last bytes reach the upstream")
+        self.assertEqual(got_a, tail_a)
+        self.assertEqual(len(got_b), len(tail_b), "the upstream's last bytes reach the visitor")
+        self.assertEqual(got_b, tail_b)
+        self.srv.wait_log("resumed its session", 5)
+        for s in (va, vb, ua, ub):
+            s.close()
+        print("two connections ending as the path was lost (one each way): each tail (100,000 bytes) and "
+              "its end arrived after the resumption, byte-exact, closed cleanly")
+
     def test_admin_actions_on_a_held_session(self):
         """From the outside review (each aborted the exit server): a reload that takes a held
         session's port away ends that session and its connection; SIGTERM with a session lost

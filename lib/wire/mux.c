@@ -68,6 +68,9 @@
 /* Read buffers kept buffers give back, for the next: fresh memory costs a page fault a page. */
 #define POOL_MAX 32
 #define KEY_BUCKETS 256           /* numbered streams by key, for acknowledgments */
+/* Streams closed both ways whose end the peer has not acknowledged yet, kept to send it again
+ * (a peer acknowledges an end at once: only one that does not keeps many). */
+#define ENDED_MAX 1024
 
 /* An old read buffer a resumable stream keeps for the bytes [off, off + len) it sent from it. */
 typedef struct Kept {
@@ -129,6 +132,11 @@ struct MuxStream {
         uint64_t peer_recv;      /* x-inlets-resume: what the peer had of ours */
         bool resuming;           /* tunnel client: a resume request; exit server: waits for its answer */
         bool has_peer_recv;
+        /* The end of a numbered stream counts as one more byte (as a FIN takes a sequence
+         * number): recv includes the end received, an ack of ubase + ulen + 1 says ours arrived. */
+        bool end_sent, end_recv, end_acked;
+        bool ended;              /* in m->ended: closed on both layers, kept for its end */
+        bool reported;           /* the owners heard it closed */
 };
 
 struct Mux {
@@ -155,6 +163,9 @@ struct Mux {
         bool any_ack;            /* a stream got ACK_EVERY since its last ack */
         Mux *predecessor;        /* tunnel client: the lost session whose streams may resume */
         MuxStream *by_key[KEY_BUCKETS];
+        MuxStream *ended;        /* streams closed, kept until the peer has their end (newest first) */
+        unsigned n_ended;
+        bool ended_warned;
         uint8_t *pool[POOL_MAX]; /* free STREAM_READ_SIZE buffers (emptied when unused a tick) */
         unsigned n_pool;
         bool pool_used;
@@ -193,6 +204,7 @@ struct Mux {
 static void mux_fail(Mux *m, int error, const char *format, ...) _printf_(3, 4);
 static void mux_claim(Mux *m, MuxStream *p);
 static void stream_move(Mux *from, Mux *to, MuxStream *s);
+static void ended_free(MuxStream *s);
 static void mux_pump(Mux *m);
 static void mux_flush_batch(Mux *m);
 
@@ -487,6 +499,10 @@ static bool retain_ack(MuxStream *s, uint64_t offset) {
 
         if (offset < s->ubase)
                 return true; /* an older ack */
+        if (s->end_sent && s->resend == 0 && offset - s->ubase == (uint64_t) s->ulen + 1) {
+                s->end_acked = true; /* all of it, and its end */
+                offset--;
+        }
         if (offset - s->ubase > s->ulen - s->resend)
                 return false;
         drop = (size_t) (offset - s->ubase);
@@ -519,9 +535,14 @@ static bool retain_ack(MuxStream *s, uint64_t offset) {
         return true;
 }
 
+/* Whether offset is one the peer may have of ours: from what we keep to its end. */
+static bool retain_covers(const MuxStream *s, uint64_t offset) {
+        return offset >= s->ubase && offset - s->ubase <= (uint64_t) s->ulen + (s->end_sent ? 1 : 0);
+}
+
 /* A resumed stream: the peer has our bytes up to offset, the rest of what we keep goes again. */
 static bool retain_rewind(MuxStream *s, uint64_t offset) {
-        if (offset < s->ubase || offset - s->ubase > s->ulen)
+        if (!retain_covers(s, offset))
                 return false;
         s->resend = 0;
         if (!retain_ack(s, offset))
@@ -540,6 +561,8 @@ static void mux_handle_ack(Mux *m, const char *p) {
                 if (s && !retain_ack(s, off))
                         log_debug("Stream %d: acknowledgment of %" PRIu64 " bytes it was not sent: ignored.", s->id,
                                   off);
+                else if (s && s->ended && s->end_acked)
+                        ended_free(s);
         }
         if (r < 0)
                 log_debug("Malformed acknowledgment from the peer: ignored from there on.");
@@ -572,6 +595,24 @@ static void mux_send_acks(Mux *m, bool all) {
         }
         if (o > 0)
                 (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
+}
+
+/* A numbered stream's end arrived: it counts as a byte, acknowledged at once (the sender keeps
+ * the stream until then; ours may be gone before the next keepalive tick). */
+static void stream_end_received(MuxStream *s) {
+        Mux *m = s->mux;
+        char msg[64];
+        int k;
+
+        if (s->key == 0 || s->end_recv)
+                return;
+        s->end_recv = true;
+        s->recv++;
+        if (!m->cfg.resumable || m->dead)
+                return;
+        k = snprintf(msg, sizeof(msg), "ack %" PRIu64 ":%" PRIu64, s->key, s->recv);
+        (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, (size_t) k);
+        s->recv_acked = s->recv;
 }
 
 /* A numbered stream whose socket is open: one still open on HTTP/2 resumes (both ends send
@@ -647,7 +688,37 @@ static MuxStream *stream_free(MuxStream *s) {
         return NULL;
 }
 
-/* Done with the stream on both layers: unlink, report, free. */
+/* A stream closed on both layers whose end may not have reached the peer: if the tunnel
+ * connection is lost now, what it sent last goes again on the next (the peer's stream may
+ * still be open, waiting for it). Kept, without socket or owner, until the peer acknowledges
+ * the end; the oldest goes when a peer lets too many wait. */
+static void stream_entomb(MuxStream *s) {
+        Mux *m = s->mux;
+
+        s->ended = true;
+        LIST_PREPEND(m->ended, s);
+        if (++m->n_ended > ENDED_MAX) {
+                MuxStream *oldest = m->ended;
+                while (oldest->next)
+                        oldest = oldest->next;
+                if (!m->ended_warned)
+                        log_warning("The peer does not acknowledge the end of its streams: only the last %u are "
+                                    "kept for a resumption.", ENDED_MAX);
+                m->ended_warned = true;
+                ended_free(oldest);
+        }
+}
+
+static void ended_free(MuxStream *s) {
+        Mux *m = s->mux;
+
+        assert(s->ended);
+        LIST_REMOVE(m->ended, s);
+        m->n_ended--;
+        stream_free(s);
+}
+
+/* Done with the stream on both layers: unlink, report, free (or keep for its end). */
 static void stream_maybe_finish(MuxStream *s) {
         Mux *m;
 
@@ -679,9 +750,15 @@ static void stream_maybe_finish(MuxStream *s) {
         }
         if (s->message)
                 s->userdata = NULL; /* the owner's, and gone now */
-        if (m->cb->stream_closed)
+        if (m->cb->stream_closed && !s->reported)
                 CALL_OWNER(m, m->cb->stream_closed(m, s, m->userdata));
-        stream_free(s);
+        s->reported = true;
+        s->userdata = NULL;
+        if (s->key > 0 && s->end_sent && !s->end_acked && s->close_error == NGHTTP2_NO_ERROR && !s->aborted &&
+            !m->dead)
+                stream_entomb(s);
+        else
+                stream_free(s);
 }
 
 /* Local socket trouble: reset the stream on the wire and the socket at once. */
@@ -883,6 +960,8 @@ static void data_eof(MuxStream *s, uint32_t *data_flags) {
         NvList l;
 
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->key > 0)
+                s->end_sent = true; /* kept until acknowledged, as its bytes */
         if (!s->trailers || s->trailers->n_headers == 0)
                 return;
         if (nv_build(&l, NULL, 0, s->trailers->headers, s->trailers->n_headers) < 0)
@@ -1262,7 +1341,7 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 CALL_OWNER(m, s->ops->data(s, data, len, s->userdata));
                 return 0;
         }
-        if (!s || s->aborted || s->wr_shut || s->message) {
+        if (!s || s->aborted || s->wr_shut || s->message || s->fd < 0) {
                 (void) nghttp2_session_consume_connection(session, len);
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
@@ -1517,6 +1596,7 @@ static int frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, v
         }
         if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->id > 0) {
+                stream_end_received(s);
                 s->remote_eof = true;
                 (void) stream_try_shutdown(s); /* id > 0: never frees here */
         }
@@ -1529,8 +1609,15 @@ static void stream_move(Mux *from, Mux *to, MuxStream *s) {
         uint64_t key = s->key;
 
         key_remove(s);
-        LIST_REMOVE(from->streams, s);
-        from->n_streams--;
+        if (s->ended) { /* it carries only its end (and what the peer may lack of ours) */
+                LIST_REMOVE(from->ended, s);
+                from->n_ended--;
+                s->ended = false;
+        } else {
+                LIST_REMOVE(from->streams, s);
+                from->n_streams--;
+                to->resumed++;
+        }
         from->held -= MIN(s->wlen, from->held);
         from->retained -= MIN(s->ulen, from->retained);
         s->mux = to;
@@ -1548,7 +1635,6 @@ static void stream_move(Mux *from, Mux *to, MuxStream *s) {
         s->has_peer_recv = false;
         s->resuming = false;
         s->corked = false;
-        to->resumed++;
 }
 
 /* Tunnel client: the exit server asks to resume a stream of the lost session (placeholder p,
@@ -1561,10 +1647,11 @@ static void mux_claim(Mux *m, MuxStream *p) {
         uint64_t peer_recv = p->peer_recv;
         char recv[24];
 
-        if (old)
-                for (o = old->streams; o && !(o->key == p->key && stream_resumable(o)); o = o->next)
-                        ;
-        if (!o || !p->has_peer_recv || peer_recv < o->ubase || peer_recv - o->ubase > o->ulen) {
+        if (old && p->key > 0)
+                o = key_find(old, p->key);
+        if (o && !stream_resumable(o) && !o->ended)
+                o = NULL;
+        if (!o || !p->has_peer_recv || !retain_covers(o, peer_recv)) {
                 log_debug("Stream %d: nothing to resume as stream %" PRIu64 ": refused.", id, p->key);
                 stream_abort(p, NGHTTP2_REFUSED_STREAM);
                 return;
@@ -1592,7 +1679,8 @@ static void mux_claim(Mux *m, MuxStream *p) {
         }
         o->recv_acked = o->recv; /* the answer says it */
         log_debug("Stream %d resumed as stream %" PRIu64 ": %zu bytes to send again.", id, o->key, o->resend);
-        (void) sd_event_source_set_enabled(o->io, SD_EVENT_ON);
+        if (o->io)
+                (void) sd_event_source_set_enabled(o->io, SD_EVENT_ON);
 }
 
 static int stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
@@ -2169,6 +2257,8 @@ Mux *mux_free(Mux *m) {
         /* Not from inside one of our calls into an owner: we would go on using m there. */
         assert(m->in_callback == 0);
         m->dead = true;
+        while (m->ended)
+                ended_free(m->ended);
         while (m->streams) {
                 MuxStream *s = m->streams;
                 m->streams = s->next;
@@ -2208,15 +2298,61 @@ void mux_get_stats(Mux *m, MuxStats *ret) {
         };
 }
 
-unsigned mux_resumable_streams(Mux *m) {
+unsigned mux_resumable_streams(Mux *m, unsigned *ret_ended) {
         unsigned n = 0;
 
         assert(m);
+        assert(ret_ended);
+        *ret_ended = 0;
         if (!m->cfg.resumable)
                 return 0;
+        *ret_ended = m->n_ended;
         for (MuxStream *s = m->streams; s; s = s->next)
                 n += stream_resumable(s) || stream_draining(s);
         return n;
+}
+
+/* Exit server: asks the client to resume stream s of a lost session on m. */
+static bool adopt_one(Mux *m, Mux *old, MuxStream *s, void *userdata) {
+        nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+        char key[24], recv[24], fwd[16];
+        bool connection = !s->ended;
+        nghttp2_nv nva[6];
+        size_t k = 0;
+        int32_t id;
+
+        stream_move(old, m, s);
+        s->userdata = userdata;
+        s->resuming = true; /* data_read_cb() waits for the client's answer */
+        snprintf(key, sizeof(key), "%" PRIu64, s->key);
+        snprintf(recv, sizeof(recv), "%" PRIu64, s->recv);
+        nva[k++] = (nghttp2_nv) { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE };
+        nva[k++] = (nghttp2_nv) { (uint8_t *) ":authority", (uint8_t *) s->authority, 10, strlen(s->authority),
+                                  NGHTTP2_NV_FLAG_NONE };
+        if (s->forward > 0) {
+                snprintf(fwd, sizeof(fwd), "%" PRIu32, s->forward);
+                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-forward", (uint8_t *) fwd, 16, strlen(fwd),
+                                          NGHTTP2_NV_FLAG_NONE };
+        } else
+                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-forwarded-for", (uint8_t *) s->peer, 15, strlen(s->peer),
+                                          NGHTTP2_NV_FLAG_NONE };
+        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-stream", (uint8_t *) key, 15, strlen(key),
+                                  NGHTTP2_NV_FLAG_NONE };
+        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-resume", (uint8_t *) recv, 15, strlen(recv),
+                                  NGHTTP2_NV_FLAG_NONE };
+        id = nghttp2_submit_request(m->h2, NULL, nva, k, &prd, s);
+        if (id < 0) {
+                s->id = -1;
+                stream_close_fd(s, true);
+                s->aborted = true;
+                stream_maybe_finish(s);
+                return false;
+        }
+        s->id = id;
+        s->recv_acked = s->recv; /* the request says it */
+        if (s->io)
+                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
+        return connection;
 }
 
 unsigned mux_adopt(Mux *m, Mux *old, void *userdata) {
@@ -2232,46 +2368,13 @@ unsigned mux_adopt(Mux *m, Mux *old, void *userdata) {
         m->next_key = MAX(m->next_key, old->next_key);
         mux_take_draining(m, old);
         for (MuxStream *s = old->streams, *next; s; s = next) {
-                nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
-                char key[24], recv[24], fwd[16];
-                nghttp2_nv nva[6];
-                size_t k = 0;
-                int32_t id;
-
                 next = s->next;
-                if (!stream_resumable(s))
-                        continue;
-                stream_move(old, m, s);
-                s->userdata = userdata;
-                s->resuming = true; /* data_read_cb() waits for the client's answer */
-                snprintf(key, sizeof(key), "%" PRIu64, s->key);
-                snprintf(recv, sizeof(recv), "%" PRIu64, s->recv);
-                nva[k++] = (nghttp2_nv) { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE };
-                nva[k++] = (nghttp2_nv) { (uint8_t *) ":authority", (uint8_t *) s->authority, 10, strlen(s->authority),
-                                          NGHTTP2_NV_FLAG_NONE };
-                if (s->forward > 0) {
-                        snprintf(fwd, sizeof(fwd), "%" PRIu32, s->forward);
-                        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-forward", (uint8_t *) fwd, 16, strlen(fwd),
-                                                  NGHTTP2_NV_FLAG_NONE };
-                } else
-                        nva[k++] = (nghttp2_nv) { (uint8_t *) "x-forwarded-for", (uint8_t *) s->peer, 15,
-                                                  strlen(s->peer), NGHTTP2_NV_FLAG_NONE };
-                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-stream", (uint8_t *) key, 15, strlen(key),
-                                          NGHTTP2_NV_FLAG_NONE };
-                nva[k++] = (nghttp2_nv) { (uint8_t *) "x-inlets-resume", (uint8_t *) recv, 15, strlen(recv),
-                                          NGHTTP2_NV_FLAG_NONE };
-                id = nghttp2_submit_request(m->h2, NULL, nva, k, &prd, s);
-                if (id < 0) {
-                        s->id = -1;
-                        stream_close_fd(s, true);
-                        stream_maybe_finish(s);
-                        continue;
-                }
-                s->id = id;
-                s->recv_acked = s->recv; /* the request says it */
-                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
-                n++;
+                if (stream_resumable(s))
+                        n += adopt_one(m, old, s, userdata);
         }
+        /* Streams that ended as the connection was lost: the client may lack their end. */
+        while (old->ended)
+                (void) adopt_one(m, old, old->ended, userdata);
         mux_kick(m);
         return n;
 }

@@ -157,8 +157,9 @@ void mux_abort(Mux *m, const char *reason);
  * a number (x-inlets-stream) and keeps what it sent until the peer acknowledges it ("ack"
  * control messages, which the Mux handles itself). A session that died (closed() called, not
  * freed) holds its streams' sockets, unread, with their buffers: */
-/* How many of the dead session's streams could resume. */
-unsigned mux_resumable_streams(Mux *m);
+/* How many of the dead session's connections could resume; *ret_ended: how many more streams,
+ * already closed, wait only to send their end again (worth holding the session for too). */
+unsigned mux_resumable_streams(Mux *m, unsigned *ret_ended);
 /* Exit server: moves old's resumable streams into m, a new session of the same client, and asks
  * the client to resume each (their userdata becomes userdata). old keeps the rest; free it
  * after. Returns how many were moved. */
