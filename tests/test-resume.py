@@ -512,6 +512,33 @@ class Resume(TunnelTest):
         print(f"client SIGKILLed: its connection held, a newcomer queued; the restarted client could not "
               f"resume: held connection closed {closed:.2f} s after the restart, the newcomer served")
 
+    def test_server_sigkill(self):
+        """kill -9 of the exit server: nothing of its sessions survives it. The kernel closes the
+        public connections (the visitor reads the end at once); the client holds its upstream
+        connection, reconnects to the restarted server, learns the session is gone and closes
+        it; the port serves new connections again."""
+        self.setup_tunnel()
+        chat = Chat(self.pub)
+        wait_until(lambda: chat.answered > 3 or chat.error, 10, "the chat")
+        dialled = self.echo.connections
+        t0 = time.monotonic()
+        self.srv.stop(signal.SIGKILL)
+        chat.thread.join(5)
+        self.assertIsNotNone(chat.error, "the public connection closes with the process")
+        self.assertLess(time.monotonic() - t0, 3, "at once")
+        self.cli.wait_log("Holding 1 connections", 10)
+        self.srv.start()
+        self.cli.wait_log("the exit server started a new session", 20)
+        wait_until(lambda: port_open(self.pub), 10, "the port back")
+        s = socket.create_connection(("127.0.0.1", self.pub), timeout=10)
+        s.sendall(b"again")
+        self.assertEqual(s.recv(5), b"again")
+        s.close()
+        self.assertGreater(self.echo.connections, dialled, "the new connection dialled the upstream")
+        print(f"exit server SIGKILLed: the visitor saw the end at once ({chat.error}); the client held its "
+              "upstream connection until the restarted server said the session was gone, then closed it; "
+              "the port served again")
+
     def test_forged_proof_and_expiry(self):
         """Another client with the token and the client's id, asking to resume the held session
         by its id with a proof it cannot make: refused (a new session, no "resumed"), and the
