@@ -11,7 +11,13 @@
  *   Deployment NS/SVC-tunnel-client, owned by the Tunnel: `inletsd tcp client`
  *   the Service's status.loadBalancer.ingress: the host's IP
  * A Tunnel being deleted (its Service went away or stopped being managed) has its host
- * deleted before the finalizer is removed; the garbage collector does the rest. */
+ * deleted before the finalizer is removed; the garbage collector does the rest.
+ *
+ * A hand-written Tunnel (spec.serviceName set, no Service owning it; any name) is an explicit
+ * request: it is reconciled for its Service whatever the Service's type and annotations say,
+ * replaces the generated one, and gets the finalizer, Secret NAME-auth, a host and Deployment
+ * spec.client_deployment.name (or NAME-client); it goes only when its author deletes it.
+ * spec.updateServiceIP: false (either kind) leaves the Service's status alone. */
 
 #include <assert.h>
 #include <stdio.h>
@@ -264,7 +270,8 @@ void operator_on_service(const char *type, json_object *obj, void *userdata) {
         key = obj_key(obj);
         if (!key)
                 return;
-        if (streq(type, "DELETED") || !is_load_balancer(obj)) {
+        /* Every Service: a hand-written Tunnel may name one of any type. */
+        if (streq(type, "DELETED")) {
                 if (cache_get(o->services, key)) {
                         cache_remove(&o->services, key);
                         operator_enqueue(o, key, 0);
@@ -784,13 +791,83 @@ static int names_from_key(const char *key, Names *ret) {
         return 0;
 }
 
+/* Whether this Tunnel writes the Service's status.loadBalancer (spec.updateServiceIP, default
+ * true). */
+static bool updates_service_ip(json_object *tun) {
+        json_object *v = jget(jget(tun, "spec"), "updateServiceIP");
+        return !v || !json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v);
+}
+
+/* A Tunnel the operator made for a Service: that Service owns it. */
+static bool generated(json_object *tun) {
+        json_object *refs = jget(jget(tun, "metadata"), "ownerReferences");
+
+        for (size_t i = 0; refs && json_object_is_type(refs, json_type_array) && i < json_object_array_length(refs); i++)
+                if (streq_ptr(json_get_string(json_object_array_get_idx(refs, i), "kind"), "Service"))
+                        return true;
+        return false;
+}
+
+/* The hand-written Tunnel for Service ns/svc: the first by name when several name it. */
+static json_object *handwritten_tunnel(Operator *o, const char *ns, const char *svc) {
+        json_object *best = NULL;
+
+        for (CacheEntry *e = o->tunnels; e; e = e->next)
+                if (streq_ptr(meta(e->obj, "namespace"), ns) &&
+                    streq_ptr(json_get_string(jget(e->obj, "spec"), "serviceName"), svc) && !generated(e->obj) &&
+                    (!best || strcmp(meta(e->obj, "name") ?: "", meta(best, "name") ?: "") < 0))
+                        best = e->obj;
+        return best;
+}
+
+/* Names of what belongs to hand-written Tunnel tun instead of the generated ones. */
+static int names_for_tunnel(Names *n, json_object *tun) {
+        const char *name = meta(tun, "name"),
+                   *dep = json_get_string(jget(jget(tun, "spec"), "client_deployment"), "name");
+
+        free(n->tname);
+        free(n->tkey);
+        free(n->secret);
+        free(n->dep);
+        n->tname = strdup(name ?: "");
+        n->tkey = asprintf_safe("%s/%s", n->ns, name ?: "");
+        n->secret = asprintf_safe("%s-auth", name ?: "");
+        n->dep = dep && *dep ? strdup(dep) : asprintf_safe("%s-client", name ?: "");
+        return n->tname && n->tkey && n->secret && n->dep ? 0 : -ENOMEM;
+}
+
+/* A hand-written Tunnel gets the finalizer the generated ones are made with. */
+static int ensure_finalizer(Operator *o, json_object *tun) {
+        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *all, *m;
+        _cleanup_(json_object_putp) json_object *b = NULL, *a = NULL;
+        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL), *key = obj_key(tun);
+        int r;
+
+        for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(fin, i)), TUNNEL_FINALIZER))
+                        return 0;
+        all = json_object_new_array();
+        for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
+                json_object_array_add(all, json_object_get(json_object_array_get_idx(fin, i)));
+        json_object_array_add(all, json_object_new_string(TUNNEL_FINALIZER));
+        b = json_object_new_object();
+        m = json_object_new_object();
+        json_object_object_add(m, "finalizers", all);
+        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
+        json_object_object_add(b, "metadata", m);
+        r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", &a) : -ENOMEM;
+        if (r >= 0 && key)
+                cache_put(&o->tunnels, key, a);
+        return r;
+}
+
 /* The Service is gone or no longer managed: its address goes, then its Tunnel (whose host goes
  * before the finalizer does). */
 static int reconcile_unmanaged(Operator *o, const Names *n, json_object *svc, json_object *tun) {
         _cleanup_free_ char *path = NULL;
         int r = 0;
 
-        if (svc && tun)
+        if (svc && tun && updates_service_ip(tun))
                 r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
         if (r < 0)
                 return r;
@@ -876,16 +953,42 @@ static int reconcile_managed(Operator *o, const Names *n, json_object *svc, json
         if (!streq_ptr(hs, "active") || !ip)
                 return reconcile_poll_host(o, n, tun, id, hs);
         r = ensure_deployment(o, svc, tun, n->dep, n->secret, ip, &auth);
-        if (r >= 0)
+        if (r >= 0 && updates_service_ip(tun))
                 r = ensure_ingress(o, svc, ip);
         if (r >= 0 && auth.tls_key)
                 r = drop_host_key(o, tun, n->secret);
         return r;
 }
 
+/* A hand-written Tunnel: its author asked for it, whatever the Service says; it waits for its
+ * Service to exist, and goes only when deleted. */
+static int reconcile_handwritten(Operator *o, Names *n, json_object *svc, json_object *tun) {
+        _cleanup_(json_object_putp) json_object *cur = NULL;
+        int r;
+
+        r = names_for_tunnel(n, tun);
+        if (r < 0)
+                return r;
+        if (meta(tun, "deletionTimestamp")) {
+                if (svc && updates_service_ip(tun))
+                        r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
+                return r < 0 ? r : finalize(o, tun);
+        }
+        r = ensure_finalizer(o, tun);
+        if (r < 0)
+                return r;
+        if (!svc || meta(svc, "deletionTimestamp")) {
+                log_debug("Tunnel %s: its Service %s does not exist (yet).", n->tkey, n->key);
+                return 0;
+        }
+        /* the object as the finalizer patch left it, a reference of our own (steps replace it) */
+        cur = json_object_get(cache_get(o->tunnels, n->tkey) ?: tun);
+        return reconcile_managed(o, n, svc, cur);
+}
+
 int operator_reconcile(Operator *o, const char *key) {
         _cleanup_(names_done) Names n = {};
-        _cleanup_(json_object_putp) json_object *tun = NULL;
+        _cleanup_(json_object_putp) json_object *tun = NULL, *hand = NULL;
         json_object *svc;
         int r;
 
@@ -896,8 +999,23 @@ int operator_reconcile(Operator *o, const char *key) {
         if (r < 0)
                 return r;
         svc = cache_get(o->services, key);
-        /* a reference of our own: the steps below replace the cache's */
+        /* references of our own: the steps below replace the cache's */
         tun = json_object_get(cache_get(o->tunnels, n.tkey));
+        hand = json_object_get(handwritten_tunnel(o, n.ns, n.svcname));
+        if (hand) {
+                /* It replaces the one we made (whose host goes with it). */
+                if (tun && generated(tun)) {
+                        log_info("Service %s: hand-written Tunnel %s replaces %s.", key, meta(hand, "name"), n.tname);
+                        r = reconcile_unmanaged(o, &n, svc, tun);
+                        if (r < 0)
+                                return r;
+                }
+                return reconcile_handwritten(o, &n, svc, hand);
+        }
+        if (tun && !generated(tun)) { /* hand-written for another Service, under our name */
+                log_warning("Service %s: Tunnel %s exists and is not ours: not making one.", key, n.tkey);
+                return 0;
+        }
         if (!managed(o, svc))
                 return reconcile_unmanaged(o, &n, svc, tun);
         if (!tun) {

@@ -260,6 +260,70 @@ class Operator(TunnelTest):
         print("annotations: an explicit opt-out honoured without --annotated-only, operator.inlets.dev/manage "
               "opts in with it")
 
+    def test_handwritten_tunnels(self):
+        """Hand-written Tunnels (inlets-operator#95, #101, #104): one for a Service MetalLB serves
+        (opted out, its status owned by MetalLB) with updateServiceIP: false gets a host, Secret
+        and Deployment of its own names and leaves the Service's status alone; one for a managed
+        Service replaces the Tunnel the operator made (whose host goes); deleting a hand-written
+        Tunnel removes its host, and the operator's own Tunnel comes back."""
+        self.start_operator()
+        svc = self.service("metal", [free_port()], annotations={"operator.inlets.dev/manage": "0"})
+        st, _ = self.kube.call("PATCH", "/api/v1/namespaces/default/services/metal/status",
+                               {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        st, obj = self.kube.call("POST", TUNNELS, {
+            "apiVersion": "inlets.inlets.dev/v1alpha1", "kind": "Tunnel", "metadata": {"name": "metal-edge"},
+            "spec": {"serviceName": "metal", "updateServiceIP": False, "client_deployment": {"name": "edge-client"}}})
+        self.assertEqual(st, 201, obj)
+        tun = self.wait_active("metal-edge")
+        self.assertIs(tun["spec"]["updateServiceIP"], False, "the field survives the CRD's schema")
+        self.assertIn("inlets.inlets.dev/host-cleanup", tun["metadata"]["finalizers"])
+        self.assertEqual(len(self.hosts_tagged(tun)), 1)
+        wait_until(lambda: self.kube.get("/apis/apps/v1/namespaces/default/deployments/edge-client"), 30,
+                   "the Deployment named in client_deployment")
+        self.assertIsNotNone(self.kube.get("/api/v1/namespaces/default/secrets/metal-edge-auth"))
+        time.sleep(1)  # a reconcile or two later: still MetalLB's address
+        metal = self.kube.get("/api/v1/namespaces/default/services/metal")
+        self.assertEqual(metal["status"]["loadBalancer"]["ingress"], [{"ip": "192.0.2.7"}])
+        self.assertIsNone(self.tunnel("metal-tunnel"), "an opted-out Service gets no Tunnel of ours")
+
+        # A managed Service: the operator's Tunnel first, then a hand-written one takes over.
+        self.service("web", [free_port()], annotations={})
+        gen = self.wait_active("web-tunnel")
+        gen_host = self.hosts_tagged(gen)[0]["id"]
+        st, obj = self.kube.call("POST", TUNNELS, {
+            "apiVersion": "inlets.inlets.dev/v1alpha1", "kind": "Tunnel", "metadata": {"name": "mine"},
+            "spec": {"serviceName": "web"}})
+        self.assertEqual(st, 201, obj)
+        self.wait_gone("web", gen_host)
+        mine = self.wait_active("mine")
+        wait_until(lambda: (self.kube.get("/api/v1/namespaces/default/services/web")["status"].get("loadBalancer")
+                            or {}).get("ingress") == [{"ip": mine["status"]["hostIP"]}], 30, "web's external IP")
+        self.assertIsNotNone(self.kube.get("/apis/apps/v1/namespaces/default/deployments/mine-client"))
+        time.sleep(1)
+        self.assertIsNone(self.tunnel("web-tunnel"), "the operator does not make its own beside it")
+        self.assertEqual(len(self.hosts_tagged(mine)), 1)
+
+        # Deleting the hand-written Tunnels: their hosts go; web is managed again by the operator.
+        mine_host = self.hosts_tagged(mine)[0]["id"]
+        metal_host = self.hosts_tagged(tun)[0]["id"]
+        for name in ("mine", "metal-edge"):
+            self.assertEqual(self.kube.call("DELETE", f"{TUNNELS}/{name}")[0], 200)
+        wait_until(lambda: str(mine_host) not in self.api.droplets and str(metal_host) not in self.api.droplets, 60,
+                   "the hand-written Tunnels' hosts deleted")
+        wait_until(lambda: self.tunnel("mine") is None and self.tunnel("metal-edge") is None, 30,
+                   "the Tunnels gone once their hosts are")
+        back = self.wait_active("web-tunnel")
+        metal = self.kube.get("/api/v1/namespaces/default/services/metal")
+        self.assertEqual(metal["status"]["loadBalancer"]["ingress"], [{"ip": "192.0.2.7"}])
+        for name in ("metal", "web"):
+            self.assertEqual(self.kube.call("DELETE", f"/api/v1/namespaces/default/services/{name}")[0], 200)
+        self.wait_gone("web", self.hosts_tagged(back)[0]["id"])
+        print("hand-written Tunnels: one with updateServiceIP: false for an opted-out Service got its host, Secret "
+              "and Deployment and left MetalLB's address alone; one for a managed Service replaced the operator's "
+              "(whose host went); deleting them removed their hosts and the operator's own came back")
+
     def test_restarts_and_deletion_while_down(self):
         # provisioning takes a while: kill the operator in the middle, twice
         self.api.active_after = 6
