@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
@@ -462,6 +463,117 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return 0;
 }
 
+/* SIGUSR2, the unit's RestartKillSignal=: a restart. The exit server hands its resumable
+ * sessions to the next process through systemd's fd store (server-handover.c) and exits at
+ * once; anything else (or no fd store to hand to) stops as on SIGTERM. */
+static int manager_handover(Manager *m) {
+        _cleanup_free_ int *fds = NULL;
+        _cleanup_close_ int state = -EBADF;
+        size_t n_fds = 0;
+        FILE *f;
+        int n, r;
+
+        state = memfd_create("inletsd-handover", MFD_CLOEXEC);
+        if (state < 0)
+                return -errno;
+        f = fdopen(fcntl(state, F_DUPFD_CLOEXEC, 3), "w");
+        if (!f)
+                return -errno;
+        n = server_handover(m->server, f, &fds, &n_fds);
+        if (fclose(f) != 0 && n >= 0)
+                n = -errno;
+        if (n <= 0)
+                return n;
+        r = sd_pid_notify_with_fds(0, false, "FDSTORE=1\nFDNAME=handover-state", &state, 1);
+        if (r <= 0)
+                return r < 0 ? r : -ENOTCONN;
+        for (size_t i = 0; i < n_fds; i++) {
+                char msg[64];
+                snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=handover-%zu", i);
+                r = sd_pid_notify_with_fds(0, false, msg, &fds[i], 1);
+                if (r <= 0)
+                        log_warning_errno(r < 0 ? r : ENOTCONN, "A connection could not be handed over: %m");
+        }
+        server_handover_done(m->server);
+        log_info("Restarting: handed %zu connections of %d clients to the next process (they wait for it).",
+                 n_fds, n);
+        return n;
+}
+
+static int on_sigusr2(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (m->stopping || !m->server || m->def->mode != MODE_TCP || m->def->resume_usec == 0 ||
+            !getenv("NOTIFY_SOCKET")) {
+                if (!m->stopping)
+                        log_info("Restart signal: nothing to hand over (exit server in TCP mode, ResumeSec= and "
+                                 "systemd's fd store needed); stopping as on SIGTERM.");
+                return on_stop_signal(s, si, userdata);
+        }
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1");
+        manager_set_state(m, TUNNEL_STOPPING);
+        r = manager_handover(m);
+        if (r < 0)
+                log_warning_errno(r, "Handing the connections to the next process failed: %m; they close.");
+        return finish_stop(m);
+}
+
+void manager_handover_release(Manager *m) {
+        char msg[64 + 255];
+
+        if (m->handover_names)
+                for (char **n = m->handover_names; *n; n++) {
+                        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", *n);
+                        (void) sd_notify(false, msg);
+                }
+        m->handover_names = strv_free(m->handover_names);
+        m->handover_state = safe_close(m->handover_state);
+        for (size_t i = 0; i < m->n_handover_fds; i++)
+                safe_close(m->handover_fds[i]);
+        m->handover_fds = mfree(m->handover_fds);
+        m->n_handover_fds = 0;
+}
+
+/* "handover-state" and "handover-N" of the previous process: kept for the role, by N. */
+static int take_handover(Manager *m, const char *name, int fd) {
+        const char *tail = startswith(name, "handover-");
+        unsigned idx;
+        char **l;
+        size_t k = 0;
+
+        while (m->handover_names && m->handover_names[k])
+                k++;
+        l = realloc(m->handover_names, sizeof(char *) * (k + 2));
+        if (!l)
+                return -ENOMEM;
+        m->handover_names = l;
+        l[k] = strdup(name);
+        l[k + 1] = NULL;
+        if (!l[k])
+                return -ENOMEM;
+        if (streq(tail, "state") && m->handover_state < 0) {
+                m->handover_state = fd;
+                return 0;
+        }
+        if (parse_unsigned(tail, &idx) < 0 || idx >= 1000000)
+                return -EINVAL;
+        if (idx >= m->n_handover_fds) {
+                int *t = realloc(m->handover_fds, sizeof(int) * (idx + 1));
+                if (!t)
+                        return -ENOMEM;
+                for (size_t i = m->n_handover_fds; i <= idx; i++)
+                        t[i] = -EBADF;
+                m->handover_fds = t;
+                m->n_handover_fds = idx + 1;
+        }
+        if (m->handover_fds[idx] >= 0)
+                return -EEXIST;
+        m->handover_fds[idx] = fd;
+        return 0;
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         _cleanup_free_ char *err = NULL;
         (void) manager_reload(userdata, &err);
@@ -485,6 +597,7 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
                 return -ENOMEM;
         m->bus_mode = bus_mode;
         m->metrics_fd = -1;
+        m->handover_state = -EBADF;
         m->started_at = realtime_usec();
         r = sd_event_new(&m->event); /* not the default loop: sd_event_prepare() would check the thread with gettid() on every iteration */
         if (r < 0)
@@ -496,6 +609,7 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, SIGUSR2);
         sigaddset(&ss, SIGCHLD); /* for sd_event_add_child(): the ACME helper */
         if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
                 return -errno;
@@ -505,11 +619,14 @@ int manager_new(Definition *def, const char *config_path, const char *name, BusM
                 r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_stop_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_sighup, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigusr2, SIGUSR2, on_sigusr2, m);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(m->sigterm, "manager-sigterm");
         (void) sd_event_source_set_description(m->sigint, "manager-sigint");
         (void) sd_event_source_set_description(m->sighup, "manager-sighup");
+        (void) sd_event_source_set_description(m->sigusr2, "manager-sigusr2");
         m->def = def;
         *ret = TAKE_PTR(m);
         return 0;
@@ -547,6 +664,9 @@ int manager_start(Manager *m) {
                                                             : fileserver_start(m->fileserver);
         if (r < 0)
                 return r;
+        if (m->server && m->handover_state >= 0)
+                (void) server_restore(m->server, m->handover_state, m->handover_fds, m->n_handover_fds);
+        manager_handover_release(m); /* out of the fd store: a later restart hands over anew */
         /* After the role took the sockets systemd passed: one may be MetricsListen='s. */
         if (m->def->metrics_listen.len > 0) {
                 char a[SOCKADDR_STR_MAX];
@@ -586,6 +706,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);
+        sd_event_source_disable_unref(m->sigusr2);
+        manager_handover_release(m);
         sd_event_source_disable_unref(m->drain_timer);
         sd_event_unref(m->event);
         definition_free(m->def);
@@ -612,6 +734,14 @@ int manager_take_systemd_sockets(Manager *m, bool (*take)(const char *name, int 
                 const char *name = names && names[i] ? names[i] : "";
 
                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                if (startswith(name, "handover-")) { /* a restart: the previous process's state */
+                        int r = take_handover(m, name, fd);
+                        if (r < 0) {
+                                log_warning_errno(r, "Ignoring passed fd %d (%s): %m", fd, name);
+                                safe_close(fd);
+                        }
+                        continue;
+                }
                 (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
                 socket_set_nodelay(fd); /* inherited by what we accept, as for our own listeners */
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {

@@ -117,8 +117,14 @@ typedef struct Manager {
         struct Metrics *metrics;  /* MetricsListen= */
         struct Resolver *resolver; /* host names, off the loop (resolve.h) */
         int metrics_fd;           /* the socket systemd passed for it ("metrics"), until started */
-        sd_event_source *sigterm, *sigint, *sighup, *drain_timer;
+        sd_event_source *sigterm, *sigint, *sighup, *sigusr2, *drain_timer;
         bool stopping;
+        /* A restart: what the previous process handed over through the fd store ("handover-state",
+         * "handover-N"), until the role took it; the names, to remove them from the store. */
+        int handover_state;
+        int *handover_fds;
+        size_t n_handover_fds;
+        char **handover_names;
         uint64_t drain_deadline;
 
         BusMode bus_mode;
@@ -175,6 +181,10 @@ void manager_session_ended(Manager *m, Mux *mux);
 /* A tunnel client's upstream connection was made (error 0, took its time) or failed (-errno;
  * -EPROTO and -EPERM for TLS). */
 void manager_note_upstream(Manager *m, int error, uint64_t took_usec);
+/* After the role started: the previous process's handed-over fds leave the fd store (and are
+ * closed here unless the role took them). */
+void manager_handover_release(Manager *m);
+
 /* The listening sockets systemd passed (sd_listen_fds_with_names), close-on-exec and
  * non-blocking: "metrics" becomes m->metrics_fd, every other one goes to take(name, fd), which
  * returns true when it kept fd (else it is closed with a warning). */

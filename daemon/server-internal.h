@@ -215,6 +215,10 @@ void session_end_now(Session *x, SessionEnd end, const char *reason);
 /* Moves the held session's streams to x (which the same client's resume request started) and
  * frees held. */
 void session_resume(Session *x, Session *held);
+/* The session's connection is gone: its streams wait ResumeSec= for the client (ports that
+ * only held sessions offer stop accepting). */
+int session_hold_start(Session *x, SessionEnd end);
+
 void session_log_connected(Session *x);
 Session *session_for_port(Server *s, Listener *l);
 /* Whether the client's own lists let peer reach the port or host (scope); counted when not. */

@@ -98,6 +98,29 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+int session_hold_start(Session *x, SessionEnd end) {
+        const Definition *d = server_def(x->server);
+        int r;
+
+        r = sd_event_add_time_relative(x->server->manager->event, &x->hold_timer, CLOCK_MONOTONIC, d->resume_usec,
+                                       0, hold_expired, x);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(x->hold_timer, "session-hold");
+        x->held = true;
+        x->end = end;
+        /* Its forward dials would answer into a Mux that is gone (the outside review: an
+         * abort); the client asks again for what it still wants. */
+        session_forwards_free(x);
+        for (size_t i = 0; i < x->n_ports; i++) {
+                Listener *l = listener_find(x->server, x->ports[i]);
+                if (l)
+                        l->held_refs++;
+                listener_update(x->server, x->ports[i]);
+        }
+        return 0;
+}
+
 /* A lost connection of a resumable session: its streams wait for the client's next one. */
 static bool session_hold(Session *x, int error, const char *reason) {
         const Definition *d = server_def(x->server);
@@ -109,22 +132,9 @@ static bool session_hold(Session *x, int error, const char *reason) {
         n = mux_resumable_streams(x->mux, &ended);
         if (n == 0 && ended == 0)
                 return false;
-        r = sd_event_add_time_relative(x->server->manager->event, &x->hold_timer, CLOCK_MONOTONIC, d->resume_usec,
-                                       0, hold_expired, x);
+        r = session_hold_start(x, error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR);
         if (r < 0)
                 return false;
-        (void) sd_event_source_set_description(x->hold_timer, "session-hold");
-        x->held = true;
-        x->end = error == -ETIMEDOUT ? SESSION_END_TIMEOUT : SESSION_END_ERROR;
-        /* Its forward dials would answer into a Mux that is gone (the outside review: an
-         * abort); the client asks again for what it still wants. */
-        session_forwards_free(x);
-        for (size_t i = 0; i < x->n_ports; i++) {
-                Listener *l = listener_find(x->server, x->ports[i]);
-                if (l)
-                        l->held_refs++;
-                listener_update(x->server, x->ports[i]);
-        }
         log_conn(LOG_INFO, x->id, x->remote, 0,
                  "Client %s (%s) lost: %s; holding %u connections for %" PRIu64 " s for it to resume.", x->id,
                  x->remote, reason, n, d->resume_usec / USEC_PER_SEC);

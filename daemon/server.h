@@ -3,6 +3,8 @@
  * connections on the ports they offer. */
 #pragma once
 
+#include <stdio.h>
+
 #include "macro.h"
 #include "manager.h"
 
@@ -13,6 +15,15 @@ int server_start(Server *s);
 void server_stop(Server *s);
 /* Stop accepting (systemd's sockets keep queueing for the next process); streams carry on. */
 void server_drain(Server *s);
+
+/* Restarts through systemd's file descriptor store (server-handover.c): ends every resumable
+ * session as a lost connection and writes them to f, their sockets appended to *fds (the
+ * number of sessions written); once those were passed on, server_handover_done() closes ours
+ * without resetting them. At start, server_restore() holds the previous process's sessions
+ * (state_fd, and the sockets by index in fds, which it takes: set to -1). */
+int server_handover(Server *s, FILE *f, int **fds, size_t *n_fds);
+void server_handover_done(Server *s);
+int server_restore(Server *s, int state_fd, int *fds, size_t n_fds);
 
 /* Reload in two steps: check and prepare with the new definition (nothing changes on
  * failure), then, once the manager holds the new definition, apply. */

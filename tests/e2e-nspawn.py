@@ -200,6 +200,24 @@ def main():
         check("restart-refuses-nothing", r.returncode == 0 and not stats["bad"] and stats["ok"] > 5,
               f"{stats['ok']} ok, {len(stats['bad'])} failed {stats['bad'][:3]}")
 
+        # systemctl restart of the exit server in the middle of a transfer: the live connection is
+        # handed to the next process through the fd store (RestartKillSignal=SIGUSR2) and resumes.
+        p = subprocess.Popen(NET + [sys.executable, "-c",
+                                    "import sys; sys.path.insert(0, %r); from e2e_nspawn_echo import stream; "
+                                    "stream(3389, 160, 512 * 1024, 0.02)" % f"{SRC}/tests"],
+                             stdout=subprocess.PIPE, text=True)
+        first = p.stdout.readline().strip()
+        r = run(C + ["systemctl", "restart", "inletsd@rdp"])
+        try:
+            out, _ = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        jr = run(C + ["journalctl", "-u", "inletsd@rdp", "--no-pager", "-n", "60"]).stdout
+        check("restart-keeps-connections", first == "flowing" and r.returncode == 0 and
+              out.strip() == f"done {160 * 512 * 1024} {160 * 512 * 1024} equal" and "Took over 1 connections" in jr
+              and "resumed its session" in jr, f"{first!r} {out.strip()!r}\n{jr[-1500:]}")
+
         jr = run(C + ["journalctl", "-u", "inletsd@rdp", "-o", "json", "--no-pager"]).stdout
         entries = [json.loads(l) for l in jr.splitlines() if l.startswith("{")]
         fields = [e for e in entries if e.get("TUNNEL") == "rdp" and e.get("CLIENT_ID") and e.get("REMOTE_ADDR")]

@@ -8,6 +8,7 @@ and every byte arrives once, in order (sha256 both ways); with ResumeSec=0 the s
 them as before. A resume request from a client that does not hold the session's key, or after
 ResumeSec=, is refused."""
 
+import array
 import hashlib
 import os
 import re
@@ -20,7 +21,7 @@ import time
 import urllib.request
 
 from fake_peers import FakeClient
-from inletstest import INLETSCTL, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
+from inletstest import INLETSCTL, INLETSD as INLETSD_BIN, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
 
 CHUNK = 256 * 1024
 
@@ -162,6 +163,71 @@ class Chat:
         self.stop = True
         self.thread.join(60)
         self.sock.close()
+
+
+class FdStore:
+    """systemd's side of sd_notify for one service, as PID 1 keeps it: the file descriptor store
+    (FDSTORE=1 with FDNAME=, FDSTOREREMOVE=1) and the other messages."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.fds = {}  # name -> fds, in the order they came
+        self.messages = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                msg, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(253 * 4))
+            except OSError:
+                return
+            fds = array.array("i")
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            fields = dict(l.split("=", 1) for l in msg.decode(errors="replace").split("\n") if "=" in l)
+            self.messages.append(fields)
+            if fields.get("FDSTORE") == "1":
+                self.fds.setdefault(fields.get("FDNAME", "stored"), []).extend(fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+            if fields.get("FDSTOREREMOVE") == "1":
+                for fd in self.fds.pop(fields.get("FDNAME"), []):
+                    os.close(fd)
+
+    def listen_env(self):
+        """What systemd passes the next process: the fds, and LISTEN_FDS/LISTEN_FDNAMES."""
+        fds, names = [], []
+        for name, l in self.fds.items():
+            fds += l
+            names += [name] * len(l)
+        return fds, {"LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(names)}
+
+    def close(self):
+        self.sock.close()
+        for l in self.fds.values():
+            for fd in l:
+                os.close(fd)
+        self.fds = {}
+
+
+def start_with_fds(daemon, fds, env):
+    """Starts daemon's inletsd as systemd would after a restart: fds at 3, 4, ..., LISTEN_PID its
+    own pid (the shell sets it and execs)."""
+    def place():
+        high = [os.dup(fd) for fd in fds]  # out of the way of 3..n first
+        for i, fd in enumerate(high):
+            os.dup2(fd, 3 + i)
+    daemon.logf.close()
+    daemon.logf = open(daemon.log, "ab")
+    daemon.proc = subprocess.Popen(
+        ["sh", "-c", f'LISTEN_PID=$$ exec {INLETSD_BIN} --config {daemon.path} -v --no-bus'],
+        pass_fds=fds + list(range(3, 3 + len(fds))),  # closing the others comes after place()
+        stdout=daemon.logf, stderr=subprocess.STDOUT, env=dict(os.environ, **daemon.env, **env),
+        preexec_fn=place)
 
 
 class Resume(TunnelTest):
@@ -538,6 +604,57 @@ class Resume(TunnelTest):
         print(f"exit server SIGKILLed: the visitor saw the end at once ({chat.error}); the client held its "
               "upstream connection until the restarted server said the session was gone, then closed it; "
               "the port served again")
+
+    def test_exit_server_restart_keeps_connections(self):
+        """A restart of the exit server (SIGUSR2, the unit's RestartKillSignal=) in the middle of a
+        transfer each way and a chat: the old process hands its session and the public sockets to
+        the fd store and exits 0, the next one takes them (held) and the client resumes: both
+        public connections stay open, sha256 equal both ways, the upstream never dialled again,
+        and the next process leaves the fd store empty."""
+        total = int(os.environ.get("RESUME_TEST_MIB", "256")) << 20
+        store = FdStore(f"{self.tmp}/notify")
+        self.upstreams.append(store)
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.pub = free_port()
+        self.srv = self.server(env={"NOTIFY_SOCKET": store.path})
+        self.cli = self.client(f"{self.pub}:{self.echo.port}")
+        self.cli.wait_log("Connection established", 10)
+        bulk = Transfer(self.pub, total)
+        chat = Chat(self.pub)
+        wait_until(lambda: bulk.n_got > total // 4 or bulk.error, 60, "a quarter of the transfer")
+        at, lines, dialled = bulk.n_got, chat.answered, self.echo.connections
+        self.srv.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.srv.proc.wait(10), 0, "the old process exits 0")
+        self.assertIn("handed 2 connections of 1 clients to the next process", self.srv.output())
+        self.assertEqual(sorted(store.fds), ["handover-0", "handover-1", "handover-state"])
+        fds, env = store.listen_env()
+        start_with_fds(self.srv, fds, env)
+        self.srv.wait_log("Took over 2 connections of 1 clients from the previous process", 10)
+        bulk.wait(180)
+        wait_until(lambda: chat.answered > lines + 5 or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error, "the bulk connection")
+        self.assertIsNone(chat.error, "the chat connection")
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.srv.wait_log("resumed its session", 5)
+        self.cli.wait_log("resumes the session", 5)
+        self.assertEqual(self.echo.connections, dialled, "the upstream was never dialled again")
+        wait_until(lambda: not store.fds, 5, "the next process to empty the fd store")
+        print(f"exit server restarted (SIGUSR2) at {at >> 20} MiB of {total >> 20} MiB each way: the next process "
+              f"took over 2 connections from the fd store, the client resumed; sha256 equal both ways, the chat "
+              f"answered {chat.answered} lines in order ({lines} before), the fd store left empty")
+
+    def test_restart_signal_without_fd_store(self):
+        """SIGUSR2 with nothing to hand to (no NOTIFY_SOCKET, or ResumeSec=0) stops as SIGTERM
+        does: politely, exit 0."""
+        self.setup_tunnel()
+        self.srv.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.srv.proc.wait(15), 0)
+        self.assertIn("stopping as on SIGTERM", self.srv.output())
+        self.cli.wait_log("peer closed the WebSocket (1001)", 10)  # going away: a polite stop
+        self.assertNotIn("Holding", self.cli.output(), "nothing to resume after a polite stop")
+        print("SIGUSR2 without an fd store: a polite stop, exit 0")
 
     def test_forged_proof_and_expiry(self):
         """Another client with the token and the client's id, asking to resume the held session

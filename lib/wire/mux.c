@@ -2666,3 +2666,269 @@ void mux_stream_consume(MuxStream *s, size_t n) {
         } else if (k > 0)
                 mux_kick(m); /* the connection window may have reopened */
 }
+
+/* ---- restarts: a held session's streams handed to the next process ---- */
+
+#define HANDOVER_STREAMS_MAX 65536
+#define HANDOVER_ULEN_MAX (RETAIN_STREAM_MAX + 2 * STREAM_READ_SIZE)
+#define HANDOVER_WLEN_MAX ((size_t) 64 << 20)
+#define HANDOVER_SESSION_MAX ((size_t) 512 << 20)
+
+static const MuxCallbacks mux_loaded_callbacks = {};
+
+void mux_sever(Mux *m) {
+        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+        assert(m);
+        if (m->dead)
+                return;
+        /* No GOAWAY, no close: to the peer this is a lost connection, which it resumes. */
+        if (m->conn)
+                (void) setsockopt(tls_conn_fd(m->conn), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        mux_fail(m, -ECONNRESET, "handed to the next process");
+}
+
+/* The streams a dead session would resume, the draining ones, and those kept for their end. */
+static bool stream_saved(const MuxStream *s) {
+        return s->ended || stream_resumable(s) || stream_draining(s);
+}
+
+static int save_stream(MuxStream *s, FILE *f, int **fds, size_t *n_fds) {
+        char flags[16];
+        size_t k = 0, pos = 0;
+        int fdi = -1;
+
+        if (!s->ended) {
+                int *t = realloc(*fds, sizeof(int) * (*n_fds + 1));
+                if (!t)
+                        return -ENOMEM;
+                *fds = t;
+                fdi = (int) *n_fds;
+                t[(*n_fds)++] = s->fd;
+        }
+        if (s->read_eof)
+                flags[k++] = 'R';
+        if (s->remote_eof)
+                flags[k++] = 'E';
+        if (s->wr_shut)
+                flags[k++] = 'W';
+        if (s->end_sent)
+                flags[k++] = 's';
+        if (s->end_recv)
+                flags[k++] = 'r';
+        if (s->end_acked)
+                flags[k++] = 'a';
+        if (s->reading)
+                flags[k++] = 'g';
+        if (s->ended)
+                flags[k++] = 'X';
+        else if (s->id == -1)
+                flags[k++] = 'D';
+        flags[k++] = '-';
+        flags[k] = 0;
+        fprintf(f,
+                "stream key=%" PRIu64 " fd=%d in=%" PRIu64 " out=%" PRIu64 " recv=%" PRIu64 " ubase=%" PRIu64
+                " ulen=%zu wlen=%zu rlen=%zu fwd=%" PRIu32 " flags=%s authority=%s peer=%s\n",
+                s->key, fdi, s->bytes_in, s->bytes_out, s->recv, s->ubase, s->ulen, s->wlen, s->rlen, s->forward,
+                flags, s->authority ?: "-", s->peer && *s->peer ? s->peer : "-");
+        while (pos < s->ulen) { /* what the peer may lack of ours, from where it is kept */
+                size_t n;
+                const uint8_t *p = retain_at(s, pos, &n);
+                n = MIN(n, s->ulen - pos);
+                fwrite(p, 1, n, f);
+                pos += n;
+        }
+        if (s->wlen > 0)
+                fwrite(s->wbuf + s->woff, 1, s->wlen, f);
+        if (s->rlen > 0)
+                fwrite(s->rbuf + s->roff, 1, s->rlen, f);
+        return 0;
+}
+
+int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds) {
+        assert(m);
+        assert(m->dead);
+        assert(f);
+        assert(fds);
+        assert(n_fds);
+
+        fprintf(f, "mux next=%" PRIu64 "\n", m->next_key);
+        for (MuxStream *s = m->streams; s; s = s->next)
+                if (stream_saved(s) && handover_token_ok(s->authority, 255) &&
+                    (!s->peer || !*s->peer || handover_token_ok(s->peer, 255))) {
+                        int r = save_stream(s, f, fds, n_fds);
+                        if (r < 0)
+                                return r;
+                }
+        for (MuxStream *s = m->ended; s; s = s->next)
+                if (handover_token_ok(s->authority, 255) && (!s->peer || !*s->peer || handover_token_ok(s->peer, 255))) {
+                        int r = save_stream(s, f, fds, n_fds);
+                        if (r < 0)
+                                return r;
+                }
+        fprintf(f, "end\n");
+        return ferror(f) ? -EIO : 0;
+}
+
+void mux_forget_sockets(Mux *m) {
+        assert(m);
+        assert(m->dead);
+        /* Closed without SO_LINGER: the next process has them (their last close decides). */
+        for (MuxStream *s = m->streams; s; s = s->next) {
+                stream_unbatch(s);
+                s->io = sd_event_source_disable_unref(s->io);
+                s->fd = safe_close(s->fd);
+        }
+}
+
+static int load_stream(Mux *m, HandoverReader *r, const HandoverLine *l, int *fds, size_t n_fds, size_t *total) {
+        uint64_t key, fdi = UINT64_MAX, ulen, wlen, rlen, fwd, in, out, recv, ubase;
+        const char *flags, *authority, *peer, *v;
+        const uint8_t *bytes;
+        MuxStream *s;
+        bool ended;
+        int fd = -1;
+
+        if (handover_u64(l, "key", UINT64_MAX / 2, &key) < 0 || key == 0 || key_find(m, key) ||
+            handover_u64(l, "in", UINT64_MAX, &in) < 0 || handover_u64(l, "out", UINT64_MAX, &out) < 0 ||
+            handover_u64(l, "recv", UINT64_MAX / 2, &recv) < 0 || handover_u64(l, "ubase", UINT64_MAX / 2, &ubase) < 0 ||
+            handover_u64(l, "ulen", HANDOVER_ULEN_MAX, &ulen) < 0 ||
+            handover_u64(l, "wlen", HANDOVER_WLEN_MAX, &wlen) < 0 ||
+            handover_u64(l, "rlen", STREAM_READ_SIZE, &rlen) < 0 || handover_u64(l, "fwd", UINT32_MAX - 1, &fwd) < 0 ||
+            handover_token(l, "flags", 15, &flags) < 0 || handover_token(l, "authority", 255, &authority) < 0 ||
+            handover_token(l, "peer", 255, &peer) < 0 || strspn(flags, "REWsragXD-") != strlen(flags))
+                return -EBADMSG;
+        ended = strchr(flags, 'X');
+        v = handover_get(l, "fd");
+        if (ended ? !streq_ptr(v, "-1") : (n_fds == 0 || handover_u64(l, "fd", n_fds - 1, &fdi) < 0))
+                return -EBADMSG;
+        if ((!ended && m->n_streams >= HANDOVER_STREAMS_MAX) || (ended && m->n_ended >= ENDED_MAX))
+                return -EBADMSG;
+        *total += ulen + wlen + rlen;
+        if (*total > HANDOVER_SESSION_MAX || handover_bytes(r, ulen + wlen + rlen, &bytes) < 0)
+                return -EBADMSG;
+        if (!ended && fds[fdi] < 0) { /* its socket did not arrive (or came twice): it is gone */
+                log_debug("Handed-over stream %" PRIu64 " has no socket: dropped.", key);
+                return 0;
+        }
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->mux = m;
+        s->fd = -1;
+        s->created = now_usec();
+        s->authority = strdup(authority);
+        s->peer = strdup(streq(peer, "-") ? "" : peer);
+        if (!s->authority || !s->peer)
+                goto oom;
+        if (ulen > 0) {
+                Kept *k = new0(Kept, 1);
+                uint8_t *b = malloc(ulen);
+                if (!k || !b) {
+                        free(k);
+                        free(b);
+                        goto oom;
+                }
+                memcpy(b, bytes, ulen);
+                *k = (Kept) { .buf = b, .cap = ulen, .len = ulen };
+                s->kept = s->kept_tail = k;
+        }
+        if (wlen > 0) {
+                s->wbuf = malloc(wlen);
+                if (!s->wbuf)
+                        goto oom;
+                memcpy(s->wbuf, bytes + ulen, wlen);
+                s->wcap = s->wlen = wlen;
+        }
+        if (rlen > 0) {
+                s->rbuf = malloc(STREAM_READ_SIZE);
+                if (!s->rbuf)
+                        goto oom;
+                memcpy(s->rbuf, bytes + ulen + wlen, rlen);
+                s->rcap = STREAM_READ_SIZE;
+                s->rlen = rlen;
+        }
+        s->ulen = ulen;
+        s->ubase = ubase;
+        s->recv = s->recv_acked = recv;
+        s->bytes_in = in;
+        s->bytes_out = out;
+        s->forward = (uint32_t) fwd;
+        s->read_eof = strchr(flags, 'R');
+        s->remote_eof = strchr(flags, 'E');
+        s->wr_shut = strchr(flags, 'W');
+        s->end_sent = strchr(flags, 's');
+        s->end_recv = strchr(flags, 'r');
+        s->end_acked = strchr(flags, 'a');
+        s->reading = strchr(flags, 'g');
+        s->responded = true;
+        s->id = ended || strchr(flags, 'D') ? -1 : 0;
+        key_insert(s, key);
+        m->retained += ulen;
+        if (ended) {
+                s->ended = s->reported = true;
+                LIST_PREPEND(m->ended, s);
+                m->n_ended++;
+                return 0;
+        }
+        LIST_PREPEND(m->streams, s);
+        m->n_streams++;
+        m->held += wlen;
+        fd = fds[fdi];
+        if (stream_attach_fd(s, fd) < 0) {
+                s->fd = -1; /* the caller closes what it passed */
+                return -ENOMEM;
+        }
+        fds[fdi] = -1; /* ours now */
+        (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF); /* held: not read until adopted */
+        return 0;
+oom:
+        retain_free(s);
+        free(s->wbuf);
+        free(s->rbuf);
+        free(s->authority);
+        free(s->peer);
+        free(s);
+        return -ENOMEM;
+}
+
+int mux_load(sd_event *e, const MuxConfig *cfg, HandoverReader *r, int *fds, size_t n_fds, Mux **ret) {
+        _cleanup_(mux_freep) Mux *m = NULL;
+        HandoverLine l;
+        size_t total = 0;
+        int k;
+
+        assert(e);
+        assert(cfg);
+        assert(r);
+        assert(ret);
+
+        if (handover_next(r, &l) < 0 || !streq(l.kind, "mux"))
+                return -EBADMSG;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(e);
+        m->cfg = *cfg;
+        m->cfg.predecessor = NULL;
+        m->cfg.resumable = true;
+        m->cb = &mux_loaded_callbacks;
+        m->dead = m->finished = true;
+        m->error = -ECONNRESET;
+        if (handover_u64(&l, "next", UINT64_MAX / 2, &m->next_key) < 0)
+                return -EBADMSG;
+        for (;;) {
+                if (handover_next(r, &l) < 0)
+                        return -EBADMSG;
+                if (streq(l.kind, "end") && l.n == 0)
+                        break;
+                if (!streq(l.kind, "stream"))
+                        return -EBADMSG;
+                k = load_stream(m, r, &l, fds, n_fds, &total);
+                if (k < 0)
+                        return k;
+        }
+        *ret = TAKE_PTR(m);
+        return 0;
+}

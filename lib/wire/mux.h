@@ -8,6 +8,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "handover.h"
 #include "http1.h"
 #include "macro.h"
 #include "tls.h"
@@ -167,3 +168,14 @@ unsigned mux_adopt(Mux *m, Mux *old, void *userdata);
 /* Tunnel client: the exit server's resume requests on m claim old's streams (NULL: none). Set
  * it to NULL before freeing old. */
 void mux_set_predecessor(Mux *m, Mux *old);
+
+/* Restarts (systemd's file descriptor store): a session to resume is handed to the next
+ * process. mux_sever() ends a live one as a crash would (a reset, nothing sent: its peer holds
+ * it and resumes); mux_save() writes a dead session's streams to f and appends their sockets to
+ * *fds, for the caller to pass on, then mux_forget_sockets() closes ours without a reset.
+ * mux_load() reads them back into a dead Mux for mux_adopt(), taking the sockets it uses from
+ * fds (set to -1; the caller closes the rest). */
+void mux_sever(Mux *m);
+int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds);
+void mux_forget_sockets(Mux *m);
+int mux_load(sd_event *e, const MuxConfig *cfg, HandoverReader *r, int *fds, size_t n_fds, Mux **ret);

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Restarts that keep connections (docs/configuration.md, "Connections that survive"): on
+ * SIGUSR2 (RestartKillSignal= of the unit, so on `systemctl restart`) the exit server ends its
+ * resumable sessions as lost connections and hands each, with its public sockets, to the next
+ * process through systemd's file descriptor store; the next process holds them as sessions
+ * whose connection was lost, and each client resumes as after any lost connection (its proof
+ * is made with the session's key, which the state carries). The state: HANDOVER_MAGIC, then
+ * per session
+ *
+ *   session id=CLIENTID remote=ADDR rid=RESUMEID key=HEX64 ports=P,P...
+ *   mux ... end   (mux_save())
+ *
+ * and "end". Nothing here is trusted more than a network peer's bytes: every field checked. */
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "encoding.h"
+#include "handover.h"
+#include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "server-internal.h"
+#include "string-util.h"
+#include "time-util.h"
+
+#define STATE_MAX ((size_t) 4 << 30)
+
+static bool session_saved(Session *x) {
+        unsigned ended;
+
+        return x->resumable && x->mux && x->n_hosts == 0 && x->n_ports > 0 &&
+               handover_token_ok(x->id, 255) && handover_token_ok(x->remote, SOCKADDR_STR_MAX) &&
+               (mux_resumable_streams(x->mux, &ended) > 0 || ended > 0);
+}
+
+int server_handover(Server *s, FILE *f, int **fds, size_t *n_fds) {
+        int n = 0, r;
+
+        assert(s);
+        fprintf(f, "%s\n", HANDOVER_MAGIC);
+        for (Session *x = s->sessions; x; x = x->next) {
+                _cleanup_(erase_and_freep) char *key = NULL;
+
+                if (!x->resumable || !x->mux || x->n_hosts > 0)
+                        continue;
+                mux_sever(x->mux); /* a live one: lost, now */
+                if (!session_saved(x))
+                        continue;
+                key = hexmem(x->resume_key, sizeof(x->resume_key));
+                if (!key)
+                        return -ENOMEM;
+                fprintf(f, "session id=%s remote=%s rid=%s key=%s ports=", x->id, x->remote, x->resume_id, key);
+                for (size_t i = 0; i < x->n_ports; i++)
+                        fprintf(f, "%s%u", i ? "," : "", x->ports[i]);
+                fputc('\n', f);
+                r = mux_save(x->mux, f, fds, n_fds);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        fprintf(f, "end\n");
+        return ferror(f) ? -EIO : n;
+}
+
+void server_handover_done(Server *s) {
+        for (Session *x = s->sessions; x; x = x->next)
+                if (x->mux && session_saved(x))
+                        mux_forget_sockets(x->mux);
+}
+
+static int read_state(int fd, uint8_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint8_t *b = NULL;
+        struct stat st;
+        size_t o = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || (uint64_t) st.st_size > STATE_MAX)
+                return -EBADMSG;
+        b = malloc((size_t) st.st_size);
+        if (!b)
+                return -ENOMEM;
+        while (o < (size_t) st.st_size) {
+                ssize_t k = pread(fd, b + o, (size_t) st.st_size - o, (off_t) o);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EBADMSG;
+                o += (size_t) k;
+        }
+        *ret = TAKE_PTR(b);
+        *ret_n = o;
+        return 0;
+}
+
+/* One "session" line and its mux: a held session, its ports referenced. */
+static int restore_session(Server *s, HandoverReader *rd, const HandoverLine *l, int *fds, size_t n_fds,
+                           unsigned *ret_streams) {
+        const Definition *d = server_def(s);
+        const char *id, *remote, *rid, *key, *ports;
+        _cleanup_(offer_done) Offer offer = {};
+        size_t bound = 0;
+        Session *x = NULL;
+        MuxConfig cfg;
+        unsigned ended;
+        Mux *mux = NULL;
+        int r;
+
+        if (handover_token(l, "id", 255, &id) < 0 || handover_token(l, "remote", SOCKADDR_STR_MAX - 1, &remote) < 0 ||
+            handover_token(l, "rid", RESUME_ID_HEX, &rid) < 0 || strlen(rid) != RESUME_ID_HEX ||
+            handover_token(l, "key", 64, &key) < 0 || strlen(key) != 64 ||
+            handover_token(l, "ports", MAX_OFFERED_PORTS * 6, &ports) < 0)
+                return -EBADMSG;
+        offer.ports = new0(uint16_t, MAX_OFFERED_PORTS);
+        if (!offer.ports)
+                return -ENOMEM;
+        for (const char *p = ports; *p;) {
+                char one[6];
+                size_t n = strcspn(p, ",");
+                uint16_t port;
+
+                if (n == 0 || n >= sizeof(one) || offer.n_ports >= MAX_OFFERED_PORTS)
+                        return -EBADMSG;
+                memcpy(one, p, n);
+                one[n] = 0;
+                if (parse_port(one, &port) < 0)
+                        return -EBADMSG;
+                for (size_t i = 0; i < offer.n_ports; i++)
+                        if (offer.ports[i] == port)
+                                return -EBADMSG;
+                offer.ports[offer.n_ports++] = port;
+                p += n + (p[n] == ',');
+        }
+        if (offer.n_ports == 0 || session_find(s, id))
+                return -EBADMSG;
+
+        cfg = (MuxConfig) {
+                .h2_client = true,
+                .max_frame_size = d->max_frame_size,
+                .max_streams = d->max_streams,
+                .keepalive_usec = d->keepalive_usec,
+                .resumable = true,
+        };
+        r = mux_load(s->manager->event, &cfg, rd, fds, n_fds, &mux);
+        if (r < 0)
+                return r;
+        for (; bound < offer.n_ports; bound++) {
+                _cleanup_free_ char *why = NULL;
+                r = listener_ref(s, offer.ports[bound], &why);
+                if (r < 0) {
+                        log_warning("Held connections of client %s: port %u: %s.", id, offer.ports[bound],
+                                    why ?: strerror(-r));
+                        goto fail;
+                }
+        }
+        r = session_new(s, id, remote, &offer, &x);
+        if (r < 0)
+                goto fail;
+        bound = 0; /* the session holds the references now */
+        x->mux = TAKE_PTR(mux);
+        x->resumable = true;
+        memcpy(x->resume_id, rid, RESUME_ID_HEX + 1);
+        if (unhexmem(key, x->resume_key, sizeof(x->resume_key)) < 0) {
+                r = -EBADMSG;
+                goto fail;
+        }
+        r = session_hold_start(x, SESSION_END_ERROR);
+        if (r < 0)
+                goto fail;
+        *ret_streams += mux_resumable_streams(x->mux, &ended);
+        log_conn(LOG_INFO, x->id, x->remote, 0,
+                 "Holding %u connections of client %s for %" PRIu64 " s, from the previous process.",
+                 mux_resumable_streams(x->mux, &ended), x->id, d->resume_usec / USEC_PER_SEC);
+        return 0;
+fail:
+        while (bound > 0)
+                listener_unref(s, offer.ports[--bound]);
+        mux_free(mux);
+        session_free(x);
+        return r;
+}
+
+int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
+        _cleanup_free_ uint8_t *state = NULL;
+        HandoverReader rd;
+        HandoverLine l;
+        unsigned sessions = 0, streams = 0;
+        size_t n = 0;
+        int r;
+
+        assert(s);
+        r = read_state(state_fd, &state, &n);
+        if (r < 0)
+                return log_warning_errno(r, "The previous process's state cannot be read: %m");
+        if (server_def(s)->resume_usec == 0 || server_def(s)->mode != MODE_TCP) {
+                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
+                return 0;
+        }
+        rd = (HandoverReader) { .p = state, .left = n };
+        if (handover_next(&rd, &l) < 0 || !streq(l.kind, "inletsd-handover") ||
+            !streq_ptr(handover_get(&l, "version"), "1"))
+                return log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
+        for (;;) {
+                r = handover_next(&rd, &l);
+                if (r < 0 || streq(l.kind, "end"))
+                        break;
+                if (!streq(l.kind, "session")) {
+                        r = -EBADMSG;
+                        break;
+                }
+                r = restore_session(s, &rd, &l, fds, n_fds, &streams);
+                if (r == -ENOMEM)
+                        break;
+                if (r < 0) /* the rest cannot be found in what follows */
+                        break;
+                sessions++;
+        }
+        if (r < 0)
+                log_warning_errno(r, "The previous process's state is damaged after %u sessions: %m", sessions);
+        if (sessions > 0)
+                log_info("Took over %u connections of %u clients from the previous process.", streams, sessions);
+        return 0;
+}

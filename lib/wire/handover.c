@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <errno.h>
+#include <string.h>
+
+#include "handover.h"
+#include "macro.h"
+
+bool handover_token_ok(const char *s, size_t max) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > max)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] <= ' ' || s[i] > '~' || s[i] == '=')
+                        return false;
+        return true;
+}
+
+int handover_next(HandoverReader *r, HandoverLine *ret) {
+        const uint8_t *nl;
+        size_t len;
+        char *p;
+
+        nl = r->left > 0 ? memchr(r->p, '\n', MIN(r->left, (size_t) HANDOVER_LINE_MAX)) : NULL;
+        if (!nl)
+                return -EBADMSG;
+        len = (size_t) (nl - r->p);
+        for (size_t i = 0; i < len; i++)
+                if (r->p[i] < ' ' || r->p[i] > '~')
+                        return -EBADMSG;
+        memcpy(ret->buf, r->p, len);
+        ret->buf[len] = 0;
+        r->p += len + 1;
+        r->left -= len + 1;
+
+        ret->n = 0;
+        p = ret->buf;
+        ret->kind = strsep(&p, " ");
+        if (ret->kind[0] == 0)
+                return -EBADMSG;
+        while (p) {
+                char *f = strsep(&p, " "), *eq = strchr(f, '=');
+                if (!eq || eq == f || ret->n >= HANDOVER_FIELDS_MAX)
+                        return -EBADMSG;
+                *eq = 0;
+                if (handover_get(ret, f))
+                        return -EBADMSG;
+                ret->key[ret->n] = f;
+                ret->value[ret->n++] = eq + 1;
+        }
+        return 0;
+}
+
+const char *handover_get(const HandoverLine *l, const char *key) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->key[i], key))
+                        return l->value[i];
+        return NULL;
+}
+
+int handover_u64(const HandoverLine *l, const char *key, uint64_t max, uint64_t *ret) {
+        const char *v = handover_get(l, key);
+        uint64_t x = 0;
+
+        if (!v || !*v || strlen(v) > 20)
+                return -EBADMSG;
+        for (const char *c = v; *c; c++) {
+                if (*c < '0' || *c > '9' || x > (UINT64_MAX - (uint64_t) (*c - '0')) / 10)
+                        return -EBADMSG;
+                x = x * 10 + (uint64_t) (*c - '0');
+        }
+        if (x > max)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+int handover_token(const HandoverLine *l, const char *key, size_t max, const char **ret) {
+        const char *v = handover_get(l, key);
+
+        if (!handover_token_ok(v, max))
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+int handover_bytes(HandoverReader *r, size_t n, const uint8_t **ret) {
+        if (n > r->left)
+                return -EBADMSG;
+        *ret = r->p;
+        r->p += n;
+        r->left -= n;
+        return 0;
+}
