@@ -468,6 +468,101 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ---- restarts (SIGUSR2): the session handed to the next process, as server-handover.c ---- */
+
+/* The session whose streams go: the live one (ended now as a lost connection), or a held one. */
+static Mux *handover_mux(Client *c) {
+        unsigned ended;
+
+        if (c->mux && c->resume_known) {
+                mux_sever(c->mux);
+                if (mux_resumable_streams(c->mux, &ended) > 0 || ended > 0)
+                        return c->mux;
+        }
+        if (c->held && c->resume_known && (mux_resumable_streams(c->held, &ended) > 0 || ended > 0))
+                return c->held;
+        return NULL;
+}
+
+int client_handover(Client *c, FILE *f, int **fds, size_t *n_fds) {
+        _cleanup_(erase_and_freep) char *key = NULL;
+        Mux *m;
+        int r;
+
+        assert(c);
+        if (def(c)->mode != MODE_TCP || !(m = handover_mux(c)))
+                return 0;
+        key = hexmem(c->resume_key, sizeof(c->resume_key));
+        if (!key)
+                return -ENOMEM;
+        fprintf(f, "%s\nclient rid=%s key=%s usec=%" PRIu64 "\n", HANDOVER_MAGIC, c->resume_id, key, c->resume_usec);
+        r = mux_save(m, f, fds, n_fds);
+        if (r < 0)
+                return r;
+        fprintf(f, "end\n");
+        return ferror(f) ? -EIO : 1;
+}
+
+void client_handover_done(Client *c) {
+        if (c->mux && mux_is_dead(c->mux))
+                mux_forget_sockets(c->mux);
+        if (c->held)
+                mux_forget_sockets(c->held);
+}
+
+int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
+        const Definition *d = def(c);
+        _cleanup_free_ uint8_t *state = NULL;
+        const MuxConfig cfg = {
+                .ws_client = true,
+                .max_frame_size = d->max_frame_size,
+                .max_streams = d->max_streams,
+                .keepalive_usec = d->keepalive_usec,
+                .resumable = true,
+        };
+        const char *rid, *key;
+        HandoverReader rd;
+        HandoverLine l;
+        uint64_t usec;
+        unsigned ended, n;
+        size_t len = 0;
+        Mux *m = NULL;
+        int r;
+
+        assert(c);
+        r = handover_read_fd(state_fd, &state, &len);
+        if (r < 0)
+                return log_warning_errno(r, "The previous process's state cannot be read: %m");
+        if (d->resume_usec == 0 || d->mode != MODE_TCP) {
+                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
+                return 0;
+        }
+        rd = (HandoverReader) { .p = state, .left = len };
+        if (handover_begin(&rd) < 0 || handover_next(&rd, &l) < 0 || !streq(l.kind, "client") ||
+            handover_token(&l, "rid", RESUME_ID_HEX, &rid) < 0 || strlen(rid) != RESUME_ID_HEX ||
+            handover_token(&l, "key", 64, &key) < 0 || unhexmem(key, c->resume_key, sizeof(c->resume_key)) < 0 ||
+            handover_u64(&l, "usec", 3600 * USEC_PER_SEC, &usec) < 0 || usec == 0)
+                return log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
+        r = mux_load(c->manager->event, &cfg, &rd, fds, n_fds, &m);
+        if (r < 0)
+                return log_warning_errno(r, "The previous process's state is damaged: %m");
+        n = mux_resumable_streams(m, &ended);
+        memcpy(c->resume_id, rid, RESUME_ID_HEX + 1);
+        c->resume_known = true;
+        c->resume_usec = MIN(usec, d->resume_usec);
+        c->held = m;
+        r = sd_event_add_time_relative(c->manager->event, &c->hold_timer, CLOCK_MONOTONIC, c->resume_usec, 0,
+                                       hold_expired, c);
+        if (r < 0) {
+                release_held(c, "out of memory");
+                return r;
+        }
+        (void) sd_event_source_set_description(c->hold_timer, "client-hold");
+        log_info("Holding %u connections from the previous process for %" PRIu64 " s while the tunnel connects.", n,
+                 c->resume_usec / USEC_PER_SEC);
+        return 0;
+}
+
 /* The connection of a resumable session is lost: its streams wait, unread, for the next one. */
 static bool client_hold(Client *c, int error) {
         unsigned n, ended;

@@ -3,6 +3,8 @@
  * to its upstream. */
 #pragma once
 
+#include <stdio.h>
+
 #include "macro.h"
 #include "histogram.h"
 #include "manager.h"
@@ -14,6 +16,12 @@ int client_start(Client *c);
 void client_stop(Client *c);
 /* Ask the server for no new streams and never reconnect; streams carry on. */
 void client_drain(Client *c);
+
+/* Restarts through systemd's fd store, as server_handover() and the rest (server.h): the
+ * session's upstream sockets and state go to the next process, which resumes the session. */
+int client_handover(Client *c, FILE *f, int **fds, size_t *n_fds);
+void client_handover_done(Client *c);
+int client_restore(Client *c, int state_fd, int *fds, size_t n_fds);
 
 int client_reload(Client *c, const Definition *new_def, char **ret_error);
 void client_reloaded(Client *c, const Definition *old_def);

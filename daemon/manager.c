@@ -464,8 +464,9 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 }
 
 /* SIGUSR2, the unit's RestartKillSignal=: a restart. The exit server hands its resumable
- * sessions to the next process through systemd's fd store (server-handover.c) and exits at
- * once; anything else (or no fd store to hand to) stops as on SIGTERM. */
+ * sessions (server-handover.c), the tunnel client its session (client.c), to the next process
+ * through systemd's fd store and exits at once; a fileserver (or no fd store to hand to) stops
+ * as on SIGTERM. */
 static int manager_handover(Manager *m) {
         _cleanup_free_ int *fds = NULL;
         _cleanup_close_ int state = -EBADF;
@@ -479,7 +480,7 @@ static int manager_handover(Manager *m) {
         f = fdopen(fcntl(state, F_DUPFD_CLOEXEC, 3), "w");
         if (!f)
                 return -errno;
-        n = server_handover(m->server, f, &fds, &n_fds);
+        n = m->server ? server_handover(m->server, f, &fds, &n_fds) : client_handover(m->client, f, &fds, &n_fds);
         if (fclose(f) != 0 && n >= 0)
                 n = -errno;
         if (n <= 0)
@@ -494,9 +495,14 @@ static int manager_handover(Manager *m) {
                 if (r <= 0)
                         log_warning_errno(r < 0 ? r : ENOTCONN, "A connection could not be handed over: %m");
         }
-        server_handover_done(m->server);
-        log_info("Restarting: handed %zu connections of %d clients to the next process (they wait for it).",
-                 n_fds, n);
+        if (m->server) {
+                server_handover_done(m->server);
+                log_info("Restarting: handed %zu connections of %d clients to the next process (they wait for it).",
+                         n_fds, n);
+        } else {
+                client_handover_done(m->client);
+                log_info("Restarting: handed %zu connections to the next process (they wait for it).", n_fds);
+        }
         return n;
 }
 
@@ -504,11 +510,11 @@ static int on_sigusr2(sd_event_source *s, const struct signalfd_siginfo *si, voi
         Manager *m = userdata;
         int r;
 
-        if (m->stopping || !m->server || m->def->mode != MODE_TCP || m->def->resume_usec == 0 ||
+        if (m->stopping || !(m->server || m->client) || m->def->mode != MODE_TCP || m->def->resume_usec == 0 ||
             !getenv("NOTIFY_SOCKET")) {
                 if (!m->stopping)
-                        log_info("Restart signal: nothing to hand over (exit server in TCP mode, ResumeSec= and "
-                                 "systemd's fd store needed); stopping as on SIGTERM.");
+                        log_info("Restart signal: nothing to hand over (TCP mode, ResumeSec= and systemd's fd store "
+                                 "needed); stopping as on SIGTERM.");
                 return on_stop_signal(s, si, userdata);
         }
         m->stopping = true;
@@ -666,6 +672,8 @@ int manager_start(Manager *m) {
                 return r;
         if (m->server && m->handover_state >= 0)
                 (void) server_restore(m->server, m->handover_state, m->handover_fds, m->n_handover_fds);
+        else if (m->client && m->handover_state >= 0)
+                (void) client_restore(m->client, m->handover_state, m->handover_fds, m->n_handover_fds);
         manager_handover_release(m); /* out of the fd store: a later restart hands over anew */
         /* After the role took the sockets systemd passed: one may be MetricsListen='s. */
         if (m->def->metrics_listen.len > 0) {

@@ -12,10 +12,7 @@
  *
  * and "end". Nothing here is trusted more than a network peer's bytes: every field checked. */
 
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "encoding.h"
 #include "handover.h"
@@ -25,8 +22,6 @@
 #include "server-internal.h"
 #include "string-util.h"
 #include "time-util.h"
-
-#define STATE_MAX ((size_t) 4 << 30)
 
 static bool session_saved(Session *x) {
         unsigned ended;
@@ -69,31 +64,6 @@ void server_handover_done(Server *s) {
         for (Session *x = s->sessions; x; x = x->next)
                 if (x->mux && session_saved(x))
                         mux_forget_sockets(x->mux);
-}
-
-static int read_state(int fd, uint8_t **ret, size_t *ret_n) {
-        _cleanup_free_ uint8_t *b = NULL;
-        struct stat st;
-        size_t o = 0;
-
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (st.st_size <= 0 || (uint64_t) st.st_size > STATE_MAX)
-                return -EBADMSG;
-        b = malloc((size_t) st.st_size);
-        if (!b)
-                return -ENOMEM;
-        while (o < (size_t) st.st_size) {
-                ssize_t k = pread(fd, b + o, (size_t) st.st_size - o, (off_t) o);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EBADMSG;
-                o += (size_t) k;
-        }
-        *ret = TAKE_PTR(b);
-        *ret_n = o;
-        return 0;
 }
 
 /* One "session" line and its mux: a held session, its ports referenced. */
@@ -192,7 +162,7 @@ int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
         int r;
 
         assert(s);
-        r = read_state(state_fd, &state, &n);
+        r = handover_read_fd(state_fd, &state, &n);
         if (r < 0)
                 return log_warning_errno(r, "The previous process's state cannot be read: %m");
         if (server_def(s)->resume_usec == 0 || server_def(s)->mode != MODE_TCP) {
@@ -200,8 +170,7 @@ int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
                 return 0;
         }
         rd = (HandoverReader) { .p = state, .left = n };
-        if (handover_next(&rd, &l) < 0 || !streq(l.kind, "inletsd-handover") ||
-            !streq_ptr(handover_get(&l, "version"), "1"))
+        if (handover_begin(&rd) < 0)
                 return log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
         for (;;) {
                 r = handover_next(&rd, &l);

@@ -200,23 +200,41 @@ def main():
         check("restart-refuses-nothing", r.returncode == 0 and not stats["bad"] and stats["ok"] > 5,
               f"{stats['ok']} ok, {len(stats['bad'])} failed {stats['bad'][:3]}")
 
-        # systemctl restart of the exit server in the middle of a transfer: the live connection is
-        # handed to the next process through the fd store (RestartKillSignal=SIGUSR2) and resumes.
-        p = subprocess.Popen(NET + [sys.executable, "-c",
-                                    "import sys; sys.path.insert(0, %r); from e2e_nspawn_echo import stream; "
-                                    "stream(3389, 160, 512 * 1024, 0.02)" % f"{SRC}/tests"],
-                             stdout=subprocess.PIPE, text=True)
-        first = p.stdout.readline().strip()
-        r = run(C + ["systemctl", "restart", "inletsd@rdp"])
-        try:
-            out, _ = p.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
-        jr = run(C + ["journalctl", "-u", "inletsd@rdp", "--no-pager", "-n", "60"]).stdout
-        check("restart-keeps-connections", first == "flowing" and r.returncode == 0 and
-              out.strip() == f"done {160 * 512 * 1024} {160 * 512 * 1024} equal" and "Took over 1 connections" in jr
-              and "resumed its session" in jr, f"{first!r} {out.strip()!r}\n{jr[-1500:]}")
+        # systemctl restart in the middle of a transfer (#23): the live connection is handed to the next
+        # process through the fd store (RestartKillSignal=SIGUSR2) and the session resumes. The exit
+        # server, the client, then both in turn.
+        def restart_in_transfer(units, want):
+            total = 160 * 512 * 1024
+
+            def journal(u):
+                return run(C + ["journalctl", "-u", u, "--no-pager"]).stdout
+            before = [journal(u).count(w) for u, w in zip(units, want)]
+            p = subprocess.Popen(NET + [sys.executable, "-c",
+                                        "import sys; sys.path.insert(0, %r); from e2e_nspawn_echo import stream; "
+                                        "stream(3389, 160, 512 * 1024, 0.02)" % f"{SRC}/tests"],
+                                 stdout=subprocess.PIPE, text=True)
+            first = p.stdout.readline().strip()
+            rcs = []
+            for u in units:
+                rcs.append(run(C + ["systemctl", "restart", u]).returncode)
+                time.sleep(0.5)
+            try:
+                out, _ = p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            jr = {u: journal(u) for u in units}
+            ok = first == "flowing" and rcs == [0] * len(units) and out.strip() == f"done {total} {total} equal"
+            ok = ok and all(jr[u].count(w) > b for u, w, b in zip(units, want, before))  # this restart's
+            return ok, f"{first!r} {rcs} {out.strip()!r}\n" + "\n".join(j[-1200:] for j in jr.values())
+
+        ok, why = restart_in_transfer(["inletsd@rdp"], ["Took over 1 connections"])
+        check("restart-keeps-connections", ok, why)
+        ok, why = restart_in_transfer(["inletsd@rdp-client"], ["Holding 1 connections from the previous process"])
+        check("client-restart-keeps-connections", ok, why)
+        ok, why = restart_in_transfer(["inletsd@rdp", "inletsd@rdp-client"],
+                                      ["Took over 1 connections", "Holding 1 connections from the previous process"])
+        check("both-restart-keep-connections", ok, why)
 
         jr = run(C + ["journalctl", "-u", "inletsd@rdp", "-o", "json", "--no-pager"]).stdout
         entries = [json.loads(l) for l in jr.splitlines() if l.startswith("{")]

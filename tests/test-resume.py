@@ -648,6 +648,50 @@ class Resume(TunnelTest):
               f"took over 2 connections from the fd store, the client resumed; sha256 equal both ways, the chat "
               f"answered {chat.answered} lines in order ({lines} before), the fd store left empty")
 
+    def test_client_then_server_restart_keep_connections(self):
+        """Both in turn, in one transfer each way and a chat: the tunnel client restarted
+        (SIGUSR2: its upstream sockets and session go to its fd store, the next process resumes
+        the session the exit server held), then the exit server. No public or upstream
+        connection closes, sha256 equal both ways, the upstream never dialled again."""
+        total = BULK_MIB << 20
+        cstore, sstore = FdStore(f"{self.tmp}/notify-c"), FdStore(f"{self.tmp}/notify-s")
+        self.upstreams += [cstore, sstore]
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.pub = free_port()
+        self.srv = self.server(env={"NOTIFY_SOCKET": sstore.path})
+        self.cli = self.client(f"{self.pub}:{self.echo.port}", env={"NOTIFY_SOCKET": cstore.path})
+        bulk = Transfer(self.pub, total)
+        chat = Chat(self.pub)
+        wait_until(lambda: bulk.n_got > total // 4 or bulk.error, 60, "a quarter of the transfer")
+        dialled = self.echo.connections
+        at_c = bulk.n_got
+        self.cli.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.cli.proc.wait(10), 0, "the old client exits 0")
+        self.assertIn("handed 2 connections to the next process", self.cli.output())
+        fds, env = cstore.listen_env()
+        start_with_fds(self.cli, fds, env)
+        self.cli.wait_log("Holding 2 connections from the previous process", 10)
+        self.srv.wait_log("resumed its session", 15)
+        wait_until(lambda: bulk.n_got > min(total // 2, at_c + (4 << 20)) or bulk.error, 60, "bytes flowing again")
+        at_s = bulk.n_got
+        self.srv.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.srv.proc.wait(10), 0, "the old server exits 0")
+        fds, env = sstore.listen_env()
+        start_with_fds(self.srv, fds, env)
+        self.srv.wait_log("Took over 2 connections of 1 clients", 10)
+        bulk.wait(180)
+        wait_until(lambda: chat.answered > 20 or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error, "the bulk connection")
+        self.assertIsNone(chat.error, "the chat connection")
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assertEqual(self.echo.connections, dialled, "the upstream was never dialled again")
+        wait_until(lambda: not cstore.fds and not sstore.fds, 5, "the next processes to empty their fd stores")
+        print(f"client restarted at {at_c >> 20} MiB, then the exit server at {at_s >> 20} MiB, of {total >> 20} MiB "
+              f"each way: each next process took over 2 connections and the session resumed both times; sha256 "
+              f"equal both ways, the chat answered {chat.answered} lines in order, the upstream dialled once")
+
     def test_restart_signal_without_fd_store(self):
         """SIGUSR2 with nothing to hand to (no NOTIFY_SOCKET, or ResumeSec=0) stops as SIGTERM
         does: politely, exit 0."""

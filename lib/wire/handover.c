@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "handover.h"
 #include "macro.h"
@@ -81,6 +84,40 @@ int handover_token(const HandoverLine *l, const char *key, size_t max, const cha
         if (!handover_token_ok(v, max))
                 return -EBADMSG;
         *ret = v;
+        return 0;
+}
+
+int handover_read_fd(int fd, uint8_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint8_t *b = NULL;
+        struct stat st;
+        size_t o = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || (uint64_t) st.st_size > HANDOVER_STATE_MAX)
+                return -EBADMSG;
+        b = malloc((size_t) st.st_size);
+        if (!b)
+                return -ENOMEM;
+        while (o < (size_t) st.st_size) {
+                ssize_t k = pread(fd, b + o, (size_t) st.st_size - o, (off_t) o);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EBADMSG;
+                o += (size_t) k;
+        }
+        *ret = TAKE_PTR(b);
+        *ret_n = o;
+        return 0;
+}
+
+int handover_begin(HandoverReader *r) {
+        HandoverLine l;
+
+        if (handover_next(r, &l) < 0 || !streq(l.kind, "inletsd-handover") ||
+            !streq_ptr(handover_get(&l, "version"), "1"))
+                return -EBADMSG;
         return 0;
 }
 

@@ -13,6 +13,7 @@
 #define HANDOVER_MAGIC "inletsd-handover version=1"
 #define HANDOVER_LINE_MAX 1024
 #define HANDOVER_FIELDS_MAX 24
+#define HANDOVER_STATE_MAX ((uint64_t) 4 << 30)
 
 typedef struct HandoverReader {
         const uint8_t *p;
@@ -39,3 +40,7 @@ int handover_token(const HandoverLine *l, const char *key, size_t max, const cha
 int handover_bytes(HandoverReader *r, size_t n, const uint8_t **ret);
 /* A value for a field: printable ASCII without spaces and '='. */
 bool handover_token_ok(const char *s, size_t max);
+/* The whole state from a memfd (at most 4 GiB). */
+int handover_read_fd(int fd, uint8_t **ret, size_t *ret_n);
+/* The first line: HANDOVER_MAGIC, else -EBADMSG (another version's state). */
+int handover_begin(HandoverReader *r);

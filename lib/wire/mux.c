@@ -2676,6 +2676,11 @@ void mux_stream_consume(MuxStream *s, size_t n) {
 
 static const MuxCallbacks mux_loaded_callbacks = {};
 
+bool mux_is_dead(Mux *m) {
+        assert(m);
+        return m->dead;
+}
+
 void mux_sever(Mux *m) {
         struct linger l = { .l_onoff = 1, .l_linger = 0 };
 

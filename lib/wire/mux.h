@@ -176,6 +176,7 @@ void mux_set_predecessor(Mux *m, Mux *old);
  * mux_load() reads them back into a dead Mux for mux_adopt(), taking the sockets it uses from
  * fds (set to -1; the caller closes the rest). */
 void mux_sever(Mux *m);
+bool mux_is_dead(Mux *m);
 int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds);
 void mux_forget_sockets(Mux *m);
 int mux_load(sd_event *e, const MuxConfig *cfg, HandoverReader *r, int *fds, size_t n_fds, Mux **ret);
