@@ -701,7 +701,20 @@ class Resume(TunnelTest):
         self.assertIn("stopping as on SIGTERM", self.srv.output())
         self.cli.wait_log("peer closed the WebSocket (1001)", 10)  # going away: a polite stop
         self.assertNotIn("Holding", self.cli.output(), "nothing to resume after a polite stop")
-        print("SIGUSR2 without an fd store: a polite stop, exit 0")
+        # ResumeSec=0 with an fd store: nothing handed over, the connection closes as before.
+        store = FdStore(f"{self.tmp}/notify")
+        self.upstreams.append(store)
+        srv = self.server(extra_tunnel="ResumeSec=0\n", name="server0", env={"NOTIFY_SOCKET": store.path})
+        self.client(f"{self.pub}:{self.echo.port}", name="client0", extra_tunnel="ResumeSec=0\n")
+        chat = Chat(self.pub)
+        wait_until(lambda: chat.answered > 3 or chat.error, 10, "the chat")
+        srv.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(srv.proc.wait(15), 0)
+        chat.thread.join(15)
+        self.assertIsNotNone(chat.error, "with ResumeSec=0 a restart closes the connection")
+        self.assertFalse(store.fds, "nothing in the fd store")
+        print(f"SIGUSR2 without an fd store: a polite stop, exit 0; with ResumeSec=0: the same, the connection "
+              f"closed ({chat.error}), nothing stored")
 
     def test_forged_proof_and_expiry(self):
         """Another client with the token and the client's id, asking to resume the held session
