@@ -317,9 +317,11 @@ static int ws_send(Mux *m, WsOpcode op, const uint8_t *prefix, size_t plen, uint
         if (plen > 0)
                 memcpy(stage + h, prefix, plen);
         first = MIN(len, sizeof(m->scratch) - h - plen);
-        memcpy(stage + h + plen, src, first);
-        if (mask)
-                ws_mask(stage + h, plen + first, key, 0);
+        if (mask) {
+                ws_mask(stage + h, plen, key, 0);
+                ws_mask_to(stage + h + plen, src, first, key, plen);
+        } else if (first > 0)
+                memcpy(stage + h + plen, src, first);
         r = tls_conn_send(m->conn, stage, h + plen + first);
         if (r < 0)
                 return r;
@@ -333,8 +335,7 @@ static int ws_send(Mux *m, WsOpcode op, const uint8_t *prefix, size_t plen, uint
                         r = tls_conn_send(m->conn, payload + off, n);
                 } else {
                         n = MIN(n, sizeof(m->scratch));
-                        memcpy(m->scratch, src + off, n);
-                        ws_mask(m->scratch, n, key, plen + off);
+                        ws_mask_to(m->scratch, src + off, n, key, plen + off);
                         r = tls_conn_send(m->conn, m->scratch, n);
                 }
                 if (r < 0)

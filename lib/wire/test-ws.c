@@ -167,6 +167,11 @@ static void test_mask_and_accept(void) {
                         for (size_t i = 0; i < len; i++)
                                 b[i] ^= key[(off + i) & 3];
                         CHECK(memcmp(a, b, len) == 0, "word mask == byte mask, off %zu len %zu", off, len);
+                        uint8_t c[300], src[300];
+                        for (size_t i = 0; i < len; i++)
+                                src[i] = (uint8_t) (i ^ 0x5a);
+                        ws_mask_to(c, src, len, key, off);
+                        CHECK(memcmp(c, b, len) == 0, "mask_to == byte mask, off %zu len %zu", off, len);
                 }
 }
 

@@ -26,37 +26,42 @@ static int fail(WsParser *p, int code, const char *why) {
         return code == WS_CLOSE_TOO_BIG ? -EMSGSIZE : -EBADMSG;
 }
 
-void ws_mask(uint8_t *buf, size_t len, const uint8_t key[static 4], uint64_t offset) {
+void ws_mask_to(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[static 4], uint64_t offset) {
         uint8_t k[4];
         uint64_t k8;
         size_t i = 0;
 
-        assert(buf || len == 0);
+        assert((dst && src) || len == 0);
         assert(key);
 
         for (size_t j = 0; j < 4; j++)
                 k[j] = key[(offset + j) & 3];
 
-        /* A word at a time: the byte loop costs several per cent of a core at 10 Gbit/s. */
+        /* A word at a time: the byte loop costs several per cent of a core at 10 Gbit/s. One
+         * pass from src to dst: a copy, then a mask, would be two. */
         memcpy(&k8, k, 4);
         memcpy((uint8_t *) &k8 + 4, k, 4);
         for (; i + 32 <= len; i += 32) {
                 uint64_t w[4];
-                memcpy(w, buf + i, 32);
+                memcpy(w, src + i, 32);
                 w[0] ^= k8;
                 w[1] ^= k8;
                 w[2] ^= k8;
                 w[3] ^= k8;
-                memcpy(buf + i, w, 32);
+                memcpy(dst + i, w, 32);
         }
         for (; i + 8 <= len; i += 8) {
                 uint64_t w;
-                memcpy(&w, buf + i, 8);
+                memcpy(&w, src + i, 8);
                 w ^= k8;
-                memcpy(buf + i, &w, 8);
+                memcpy(dst + i, &w, 8);
         }
         for (; i < len; i++)
-                buf[i] ^= k[i & 3];
+                dst[i] = src[i] ^ k[i & 3];
+}
+
+void ws_mask(uint8_t *buf, size_t len, const uint8_t key[static 4], uint64_t offset) {
+        ws_mask_to(buf, buf, len, key, offset);
 }
 
 /* Header complete: validate it and set up the payload state. */

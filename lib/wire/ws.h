@@ -75,8 +75,10 @@ int ws_parse(WsParser *p, uint8_t *buf, size_t len, const WsCallbacks *cb, void 
 size_t ws_header_build(uint8_t buf[static WS_HEADER_MAX], WsOpcode op, uint64_t payload_len,
                        const uint8_t *mask);
 
-/* XORs buf with key, starting at byte `offset` of the masking sequence. */
+/* XORs buf with key, starting at byte `offset` of the masking sequence; ws_mask_to() writes
+ * src XOR key to dst (the same buffer, or one not overlapping it). */
 void ws_mask(uint8_t *buf, size_t len, const uint8_t key[static 4], uint64_t offset);
+void ws_mask_to(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[static 4], uint64_t offset);
 
 /* base64(SHA-1(key + GUID)), newly allocated. */
 char *ws_accept_key(const char *key);
