@@ -504,15 +504,22 @@ int client_handover(Client *c, FILE *f, int **fds, size_t *n_fds) {
 }
 
 void client_handover_done(Client *c) {
-        if (c->mux && mux_is_dead(c->mux))
+        /* Handed over: ours close without a reset, the session is gone here. */
+        if (c->mux && mux_is_dead(c->mux)) {
                 mux_forget_sockets(c->mux);
-        if (c->held)
+                mux_set_predecessor(c->mux, NULL);
+                mux_retire(c, TAKE_PTR(c->mux));
+                connection_reset(c);
+        }
+        if (c->held) {
                 mux_forget_sockets(c->held);
+                mux_retire(c, TAKE_PTR(c->held));
+                c->hold_timer = sd_event_source_disable_unref(c->hold_timer);
+        }
 }
 
-int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
+static int restore_state(Client *c, HandoverReader *rd, int *fds, size_t n_fds) {
         const Definition *d = def(c);
-        _cleanup_free_ uint8_t *state = NULL;
         const MuxConfig cfg = {
                 .ws_client = true,
                 .max_frame_size = d->max_frame_size,
@@ -521,29 +528,18 @@ int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
                 .resumable = true,
         };
         const char *rid, *key;
-        HandoverReader rd;
         HandoverLine l;
         uint64_t usec;
         unsigned ended, n;
-        size_t len = 0;
         Mux *m = NULL;
         int r;
 
-        assert(c);
-        r = handover_read_fd(state_fd, &state, &len);
-        if (r < 0)
-                return log_warning_errno(r, "The previous process's state cannot be read: %m");
-        if (d->resume_usec == 0 || d->mode != MODE_TCP) {
-                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
-                return 0;
-        }
-        rd = (HandoverReader) { .p = state, .left = len };
-        if (handover_begin(&rd) < 0 || handover_next(&rd, &l) < 0 || !streq(l.kind, "client") ||
+        if (handover_begin(rd) < 0 || handover_next(rd, &l) < 0 || !streq(l.kind, "client") ||
             handover_token(&l, "rid", RESUME_ID_HEX, &rid) < 0 || strlen(rid) != RESUME_ID_HEX ||
             handover_token(&l, "key", 64, &key) < 0 || unhexmem(key, c->resume_key, sizeof(c->resume_key)) < 0 ||
             handover_u64(&l, "usec", 3600 * USEC_PER_SEC, &usec) < 0 || usec == 0)
                 return log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
-        r = mux_load(c->manager->event, &cfg, &rd, fds, n_fds, &m);
+        r = mux_load(c->manager->event, &cfg, rd, fds, n_fds, &m);
         if (r < 0)
                 return log_warning_errno(r, "The previous process's state is damaged: %m");
         n = mux_resumable_streams(m, &ended);
@@ -561,6 +557,26 @@ int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
         log_info("Holding %u connections from the previous process for %" PRIu64 " s while the tunnel connects.", n,
                  c->resume_usec / USEC_PER_SEC);
         return 0;
+}
+
+int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
+        const uint8_t *state = NULL;
+        HandoverReader rd;
+        size_t len = 0;
+        int r;
+
+        assert(c);
+        r = handover_map_fd(state_fd, &state, &len);
+        if (r < 0)
+                return log_warning_errno(r, "The previous process's state cannot be read: %m");
+        rd = (HandoverReader) { .p = state, .left = len };
+        if (def(c)->resume_usec == 0 || def(c)->mode != MODE_TCP) {
+                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
+                r = 0;
+        } else
+                r = restore_state(c, &rd, fds, n_fds);
+        handover_unmap(state, len);
+        return r;
 }
 
 /* The connection of a resumable session is lost: its streams wait, unread, for the next one. */

@@ -517,13 +517,11 @@ static int on_sigusr2(sd_event_source *s, const struct signalfd_siginfo *si, voi
                                  "needed); stopping as on SIGTERM.");
                 return on_stop_signal(s, si, userdata);
         }
-        m->stopping = true;
-        (void) sd_notify(false, "STOPPING=1");
-        manager_set_state(m, TUNNEL_STOPPING);
         r = manager_handover(m);
         if (r < 0)
                 log_warning_errno(r, "Handing the connections to the next process failed: %m; they close.");
-        return finish_stop(m);
+        /* What was not handed over (clients that cannot resume) drains as on SIGTERM. */
+        return on_stop_signal(s, si, userdata);
 }
 
 void manager_handover_release(Manager *m) {
@@ -536,8 +534,14 @@ void manager_handover_release(Manager *m) {
                 }
         m->handover_names = strv_free(m->handover_names);
         m->handover_state = safe_close(m->handover_state);
-        for (size_t i = 0; i < m->n_handover_fds; i++)
+        for (size_t i = 0; i < m->n_handover_fds; i++) {
+                /* Connections not taken (a session that could not be restored): reset, as any
+                 * that ends abnormally, not closed as if complete. */
+                struct linger l = { .l_onoff = 1, .l_linger = 0 };
+                if (m->handover_fds[i] >= 0)
+                        (void) setsockopt(m->handover_fds[i], SOL_SOCKET, SO_LINGER, &l, sizeof(l));
                 safe_close(m->handover_fds[i]);
+        }
         m->handover_fds = mfree(m->handover_fds);
         m->n_handover_fds = 0;
 }

@@ -61,52 +61,81 @@ int server_handover(Server *s, FILE *f, int **fds, size_t *n_fds) {
 }
 
 void server_handover_done(Server *s) {
-        for (Session *x = s->sessions; x; x = x->next)
-                if (x->mux && session_saved(x))
-                        mux_forget_sockets(x->mux);
+        /* The sessions handed over go now (their sockets closed without a reset); the others
+         * drain as on SIGTERM. */
+        for (Session *x = s->sessions, *next; x; x = next) {
+                next = x->next;
+                if (!x->resumable || !x->mux || x->n_hosts > 0 || !mux_is_dead(x->mux))
+                        continue;
+                mux_forget_sockets(x->mux);
+                if (x->end == _SESSION_END_UNSET)
+                        x->end = SESSION_END_STOPPING;
+                session_free(x);
+        }
 }
 
-/* One "session" line and its mux: a held session, its ports referenced. */
-static int restore_session(Server *s, HandoverReader *rd, const HandoverLine *l, int *fds, size_t n_fds,
-                           unsigned *ret_streams) {
+/* A session line's fields, checked; its ports in *offer. */
+static int parse_session(Server *s, const HandoverLine *l, Offer *offer, const char **ret_id,
+                         const char **ret_remote, const char **ret_rid, const char **ret_key) {
         const Definition *d = server_def(s);
-        const char *id, *remote, *rid, *key, *ports;
-        _cleanup_(offer_done) Offer offer = {};
-        size_t bound = 0;
-        Session *x = NULL;
-        MuxConfig cfg;
-        unsigned ended;
-        Mux *mux = NULL;
-        int r;
+        const char *ports;
 
-        if (handover_token(l, "id", 255, &id) < 0 || handover_token(l, "remote", SOCKADDR_STR_MAX - 1, &remote) < 0 ||
-            handover_token(l, "rid", RESUME_ID_HEX, &rid) < 0 || strlen(rid) != RESUME_ID_HEX ||
-            handover_token(l, "key", 64, &key) < 0 || strlen(key) != 64 ||
+        if (handover_token(l, "id", 255, ret_id) < 0 ||
+            handover_token(l, "remote", SOCKADDR_STR_MAX - 1, ret_remote) < 0 ||
+            handover_token(l, "rid", RESUME_ID_HEX, ret_rid) < 0 || strlen(*ret_rid) != RESUME_ID_HEX ||
+            handover_token(l, "key", 64, ret_key) < 0 || strlen(*ret_key) != 64 ||
             handover_token(l, "ports", MAX_OFFERED_PORTS * 6, &ports) < 0)
                 return -EBADMSG;
-        offer.ports = new0(uint16_t, MAX_OFFERED_PORTS);
-        if (!offer.ports)
+        offer->ports = new0(uint16_t, MAX_OFFERED_PORTS);
+        if (!offer->ports)
                 return -ENOMEM;
         for (const char *p = ports; *p;) {
                 char one[6];
                 size_t n = strcspn(p, ",");
                 uint16_t port;
 
-                if (n == 0 || n >= sizeof(one) || offer.n_ports >= MAX_OFFERED_PORTS)
+                if (n == 0 || n >= sizeof(one) || offer->n_ports >= MAX_OFFERED_PORTS)
                         return -EBADMSG;
                 memcpy(one, p, n);
                 one[n] = 0;
                 if (parse_port(one, &port) < 0)
                         return -EBADMSG;
-                for (size_t i = 0; i < offer.n_ports; i++)
-                        if (offer.ports[i] == port)
+                for (size_t i = 0; i < offer->n_ports; i++)
+                        if (offer->ports[i] == port)
                                 return -EBADMSG;
-                offer.ports[offer.n_ports++] = port;
+                /* A reload of the definition between the two processes may have taken it away. */
+                if (!definition_port_allowed(d, port))
+                        return -EPERM;
+                offer->ports[offer->n_ports++] = port;
                 p += n + (p[n] == ',');
         }
-        if (offer.n_ports == 0 || session_find(s, id))
+        if (offer->n_ports == 0)
                 return -EBADMSG;
+        if (session_find(s, *ret_id))
+                return -EEXIST;
+        if (s->n_sessions >= d->max_clients)
+                return -EUSERS;
+        return 0;
+}
 
+/* One "session" line and its mux: a held session, its ports referenced. Returns 1 when it was
+ * taken, 0 when it was dropped (its connections reset) and the reader is still in step, < 0
+ * when the state cannot be read on. */
+static int restore_session(Server *s, HandoverReader *rd, const HandoverLine *l, int *fds, size_t n_fds,
+                           unsigned *ret_streams) {
+        const Definition *d = server_def(s);
+        const char *id = NULL, *remote, *rid, *key;
+        _cleanup_(offer_done) Offer offer = {};
+        size_t bound = 0;
+        Session *x = NULL;
+        MuxConfig cfg;
+        unsigned ended;
+        Mux *mux = NULL;
+        int r, bad;
+
+        bad = parse_session(s, l, &offer, &id, &remote, &rid, &key);
+        if (bad == -ENOMEM)
+                return bad;
         cfg = (MuxConfig) {
                 .h2_client = true,
                 .max_frame_size = d->max_frame_size,
@@ -114,47 +143,52 @@ static int restore_session(Server *s, HandoverReader *rd, const HandoverLine *l,
                 .keepalive_usec = d->keepalive_usec,
                 .resumable = true,
         };
+        /* Read even when the session cannot be taken: the next one follows its streams. */
         r = mux_load(s->manager->event, &cfg, rd, fds, n_fds, &mux);
         if (r < 0)
                 return r;
+        if (bad < 0) {
+                log_warning_errno(bad, "Connections of client %s from the previous process not taken: %s",
+                                  id && handover_token_ok(id, 255) ? id : "?",
+                                  bad == -EPERM ? "a port AllowPorts= no longer allows"
+                                  : bad == -EEXIST ? "the client twice"
+                                  : bad == -EUSERS ? "MaxClients= reached" : "a malformed session");
+                mux_free(mux); /* resets them */
+                return 0;
+        }
         for (; bound < offer.n_ports; bound++) {
                 _cleanup_free_ char *why = NULL;
                 r = listener_ref(s, offer.ports[bound], &why);
                 if (r < 0) {
-                        log_warning("Held connections of client %s: port %u: %s.", id, offer.ports[bound],
-                                    why ?: strerror(-r));
-                        goto fail;
+                        log_warning("Connections of client %s from the previous process not taken: port %u: %s.", id,
+                                    offer.ports[bound], why ?: strerror(-r));
+                        goto drop;
                 }
         }
         r = session_new(s, id, remote, &offer, &x);
         if (r < 0)
-                goto fail;
+                goto drop;
         bound = 0; /* the session holds the references now */
         x->mux = TAKE_PTR(mux);
         x->resumable = true;
         memcpy(x->resume_id, rid, RESUME_ID_HEX + 1);
-        if (unhexmem(key, x->resume_key, sizeof(x->resume_key)) < 0) {
-                r = -EBADMSG;
-                goto fail;
-        }
-        r = session_hold_start(x, SESSION_END_ERROR);
-        if (r < 0)
-                goto fail;
+        if (unhexmem(key, x->resume_key, sizeof(x->resume_key)) < 0 || session_hold_start(x, SESSION_END_ERROR) < 0)
+                goto drop;
         *ret_streams += mux_resumable_streams(x->mux, &ended);
         log_conn(LOG_INFO, x->id, x->remote, 0,
                  "Holding %u connections of client %s for %" PRIu64 " s, from the previous process.",
                  mux_resumable_streams(x->mux, &ended), x->id, d->resume_usec / USEC_PER_SEC);
-        return 0;
-fail:
+        return 1;
+drop:
         while (bound > 0)
                 listener_unref(s, offer.ports[--bound]);
         mux_free(mux);
         session_free(x);
-        return r;
+        return 0;
 }
 
 int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
-        _cleanup_free_ uint8_t *state = NULL;
+        const uint8_t *state = NULL;
         HandoverReader rd;
         HandoverLine l;
         unsigned sessions = 0, streams = 0;
@@ -162,33 +196,29 @@ int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
         int r;
 
         assert(s);
-        r = handover_read_fd(state_fd, &state, &n);
+        r = handover_map_fd(state_fd, &state, &n);
         if (r < 0)
                 return log_warning_errno(r, "The previous process's state cannot be read: %m");
+        rd = (HandoverReader) { .p = state, .left = n };
         if (server_def(s)->resume_usec == 0 || server_def(s)->mode != MODE_TCP) {
                 log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
-                return 0;
-        }
-        rd = (HandoverReader) { .p = state, .left = n };
-        if (handover_begin(&rd) < 0)
-                return log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
-        for (;;) {
-                r = handover_next(&rd, &l);
-                if (r < 0 || streq(l.kind, "end"))
-                        break;
-                if (!streq(l.kind, "session")) {
-                        r = -EBADMSG;
-                        break;
+                r = 0;
+        } else if (handover_begin(&rd) < 0)
+                r = log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
+        else
+                for (;;) {
+                        r = handover_next(&rd, &l);
+                        if (r < 0 || streq(l.kind, "end"))
+                                break;
+                        r = streq(l.kind, "session") ? restore_session(s, &rd, &l, fds, n_fds, &streams) : -EBADMSG;
+                        if (r < 0) { /* the rest cannot be found in what follows */
+                                log_warning_errno(r, "The previous process's state is damaged after %u sessions: %m",
+                                                  sessions);
+                                break;
+                        }
+                        sessions += r;
                 }
-                r = restore_session(s, &rd, &l, fds, n_fds, &streams);
-                if (r == -ENOMEM)
-                        break;
-                if (r < 0) /* the rest cannot be found in what follows */
-                        break;
-                sessions++;
-        }
-        if (r < 0)
-                log_warning_errno(r, "The previous process's state is damaged after %u sessions: %m", sessions);
+        handover_unmap(state, n);
         if (sessions > 0)
                 log_info("Took over %u connections of %u clients from the previous process.", streams, sessions);
         return 0;

@@ -218,19 +218,21 @@ class FdStore:
 
 
 def start_with_fds(daemon, fds, env):
-    """Starts daemon's inletsd as systemd would after a restart: fds at 3, 4, ..., LISTEN_PID its
-    own pid (the shell sets it and execs)."""
+    """Starts daemon's inletsd as systemd would after a restart: fds at 3, 4, ..., nothing else
+    open, LISTEN_PID its own pid (the shell sets it and execs)."""
+    n = len(fds)
+
     def place():
         high = [os.dup(fd) for fd in fds]  # out of the way of 3..n first
         for i, fd in enumerate(high):
             os.dup2(fd, 3 + i)
+        os.closerange(3 + n, 65536)  # the store's own copies stay with the store
     daemon.logf.close()
     daemon.logf = open(daemon.log, "ab")
     daemon.proc = subprocess.Popen(
         ["sh", "-c", f'LISTEN_PID=$$ exec {INLETSD_BIN} --config {daemon.path} -v --no-bus'],
-        pass_fds=fds + list(range(3, 3 + len(fds))),  # closing the others comes after place()
-        stdout=daemon.logf, stderr=subprocess.STDOUT, env=dict(os.environ, **daemon.env, **env),
-        preexec_fn=place)
+        close_fds=False, stdout=daemon.logf, stderr=subprocess.STDOUT,
+        env=dict(os.environ, **(daemon.env or {}), **env), preexec_fn=place)
 
 
 class Resume(TunnelTest):
@@ -691,6 +693,44 @@ class Resume(TunnelTest):
         print(f"client restarted at {at_c >> 20} MiB, then the exit server at {at_s >> 20} MiB, of {total >> 20} MiB "
               f"each way: each next process took over 2 connections and the session resumed both times; sha256 "
               f"equal both ways, the chat answered {chat.answered} lines in order, the upstream dialled once")
+
+    def test_restart_with_a_session_that_cannot_come_back(self):
+        """Two clients; in the restart another process takes the port of the one the state lists
+        first (the newer): that session is dropped (its visitor reset, not closed as if
+        complete) and the other is still taken and resumes -- one session that cannot be
+        restored costs no other."""
+        store = FdStore(f"{self.tmp}/notify")
+        self.upstreams.append(store)
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        pa, pb = free_port(), free_port()
+        self.srv = self.server(env={"NOTIFY_SOCKET": store.path})
+        self.client(f"{pa}:{self.echo.port}", name="client-a")
+        self.client(f"{pb}:{self.echo.port}", name="client-b")
+        wait_until(lambda: port_open(pa) and port_open(pb), 10, "both ports")
+        chat_a, chat_b = Chat(pa), Chat(pb)
+        wait_until(lambda: (chat_a.answered > 3 and chat_b.answered > 3) or chat_a.error or chat_b.error, 10,
+                   "the chats")
+        self.srv.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.srv.proc.wait(10), 0)
+        self.assertIn("handed 2 connections of 2 clients", self.srv.output())
+        squatter = socket.create_server(("127.0.0.1", pb))  # the restart gap: someone takes b's port
+        self.upstreams.append(squatter)
+        fds, env = store.listen_env()
+        start_with_fds(self.srv, fds, env)
+        self.srv.wait_log(f"from the previous process not taken: port {pb}: cannot listen", 10)
+        self.srv.wait_log("Took over 1 connections of 1 clients from the previous process", 10)
+        lines = chat_a.answered
+        wait_until(lambda: chat_a.answered > lines + 5 or chat_a.error, 30, "a's chat to go on")
+        chat_b.thread.join(10)
+        self.assertIsNone(chat_a.error, "a's connection carries on")
+        self.assertIsNotNone(chat_b.error, "b's connection could not come back")
+        self.assertIn("reset", chat_b.error, "a dropped connection is reset, not closed as if complete")
+        chat_a.finish()
+        chat_b.finish()
+        wait_until(lambda: not store.fds, 5, "the fd store emptied")
+        print(f"a restart where one client's port was taken: that session dropped ({chat_b.error}), the other "
+              f"taken over and resumed ({chat_a.answered} lines), the fd store emptied")
 
     def test_restart_signal_without_fd_store(self):
         """SIGUSR2 with nothing to hand to (no NOTIFY_SOCKET, or ResumeSec=0) stops as SIGTERM

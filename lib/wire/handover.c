@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,29 +88,27 @@ int handover_token(const HandoverLine *l, const char *key, size_t max, const cha
         return 0;
 }
 
-int handover_read_fd(int fd, uint8_t **ret, size_t *ret_n) {
-        _cleanup_free_ uint8_t *b = NULL;
+int handover_map_fd(int fd, const uint8_t **ret, size_t *ret_n) {
         struct stat st;
-        size_t o = 0;
+        void *p;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (st.st_size <= 0 || (uint64_t) st.st_size > HANDOVER_STATE_MAX)
                 return -EBADMSG;
-        b = malloc((size_t) st.st_size);
-        if (!b)
-                return -ENOMEM;
-        while (o < (size_t) st.st_size) {
-                ssize_t k = pread(fd, b + o, (size_t) st.st_size - o, (off_t) o);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EBADMSG;
-                o += (size_t) k;
-        }
-        *ret = TAKE_PTR(b);
-        *ret_n = o;
+        /* Mapped, not read: no copy of a large state (it carries the sessions' kept bytes), and
+         * nothing but the first line is touched before it says which state this is. */
+        p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        *ret = p;
+        *ret_n = (size_t) st.st_size;
         return 0;
+}
+
+void handover_unmap(const uint8_t *p, size_t n) {
+        if (p)
+                (void) munmap((void *) p, n);
 }
 
 int handover_begin(HandoverReader *r) {

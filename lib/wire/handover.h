@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #define HANDOVER_MAGIC "inletsd-handover version=1"
-#define HANDOVER_LINE_MAX 1024
+#define HANDOVER_LINE_MAX 4096 /* a session line with 256 ports fits */
 #define HANDOVER_FIELDS_MAX 24
 #define HANDOVER_STATE_MAX ((uint64_t) 4 << 30)
 
@@ -40,7 +40,8 @@ int handover_token(const HandoverLine *l, const char *key, size_t max, const cha
 int handover_bytes(HandoverReader *r, size_t n, const uint8_t **ret);
 /* A value for a field: printable ASCII without spaces and '='. */
 bool handover_token_ok(const char *s, size_t max);
-/* The whole state from a memfd (at most 4 GiB). */
-int handover_read_fd(int fd, uint8_t **ret, size_t *ret_n);
+/* The state in a memfd (at most 4 GiB), mapped read-only; handover_unmap() when done. */
+int handover_map_fd(int fd, const uint8_t **ret, size_t *ret_n);
+void handover_unmap(const uint8_t *p, size_t n);
 /* The first line: HANDOVER_MAGIC, else -EBADMSG (another version's state). */
 int handover_begin(HandoverReader *r);

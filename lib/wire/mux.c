@@ -137,6 +137,7 @@ struct MuxStream {
         bool end_sent, end_recv, end_acked;
         bool ended;              /* in m->ended: closed on both layers, kept for its end */
         bool reported;           /* the owners heard it closed */
+        bool handed;             /* written by mux_save(): its socket went to the next process */
 };
 
 struct Mux {
@@ -2672,8 +2673,8 @@ void mux_stream_consume(MuxStream *s, size_t n) {
 
 #define HANDOVER_STREAMS_MAX 65536
 #define HANDOVER_ULEN_MAX (RETAIN_STREAM_MAX + 2 * STREAM_READ_SIZE)
-#define HANDOVER_WLEN_MAX ((size_t) 64 << 20)
-#define HANDOVER_SESSION_MAX ((size_t) 512 << 20)
+#define HANDOVER_WLEN_MAX ((size_t) 256 << 20)
+#define HANDOVER_SESSION_MAX ((size_t) 1 << 30)
 
 static const MuxCallbacks mux_loaded_callbacks = {};
 
@@ -2694,9 +2695,12 @@ void mux_sever(Mux *m) {
         mux_fail(m, -ECONNRESET, "handed to the next process");
 }
 
-/* The streams a dead session would resume, the draining ones, and those kept for their end. */
+/* The streams a dead session would resume, the draining ones, and those kept for their end,
+ * within what mux_load() takes (the rest are reset, not handed over). */
 static bool stream_saved(const MuxStream *s) {
-        return s->ended || stream_resumable(s) || stream_draining(s);
+        return (s->ended || stream_resumable(s) || stream_draining(s)) && s->ulen <= HANDOVER_ULEN_MAX &&
+               s->wlen <= HANDOVER_WLEN_MAX && s->rlen <= STREAM_READ_SIZE && handover_token_ok(s->authority, 255) &&
+               (!s->peer || !*s->peer || handover_token_ok(s->peer, 255));
 }
 
 static int save_stream(MuxStream *s, FILE *f, int **fds, size_t *n_fds) {
@@ -2752,6 +2756,9 @@ static int save_stream(MuxStream *s, FILE *f, int **fds, size_t *n_fds) {
 }
 
 int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds) {
+        MuxStream *lists[2] = { m->streams, m->ended };
+        size_t total = 0, n = 0;
+
         assert(m);
         assert(m->dead);
         assert(f);
@@ -2759,18 +2766,19 @@ int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds) {
         assert(n_fds);
 
         fprintf(f, "mux next=%" PRIu64 "\n", m->next_key);
-        for (MuxStream *s = m->streams; s; s = s->next)
-                if (stream_saved(s) && handover_token_ok(s->authority, 255) &&
-                    (!s->peer || !*s->peer || handover_token_ok(s->peer, 255))) {
-                        int r = save_stream(s, f, fds, n_fds);
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (MuxStream *s = lists[l]; s; s = s->next) {
+                        size_t bytes = s->ulen + s->wlen + s->rlen;
+                        int r;
+
+                        if (!stream_saved(s) || total + bytes > HANDOVER_SESSION_MAX ||
+                            ++n > HANDOVER_STREAMS_MAX + ENDED_MAX)
+                                continue;
+                        r = save_stream(s, f, fds, n_fds);
                         if (r < 0)
                                 return r;
-                }
-        for (MuxStream *s = m->ended; s; s = s->next)
-                if (handover_token_ok(s->authority, 255) && (!s->peer || !*s->peer || handover_token_ok(s->peer, 255))) {
-                        int r = save_stream(s, f, fds, n_fds);
-                        if (r < 0)
-                                return r;
+                        s->handed = true;
+                        total += bytes;
                 }
         fprintf(f, "end\n");
         return ferror(f) ? -EIO : 0;
@@ -2779,11 +2787,11 @@ int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds) {
 void mux_forget_sockets(Mux *m) {
         assert(m);
         assert(m->dead);
-        /* Closed without SO_LINGER: the next process has them (their last close decides). */
+        /* The handed-over ones close without SO_LINGER: the next process has them (their last
+         * close decides); the others are reset, as any connection that ends abnormally. */
         for (MuxStream *s = m->streams; s; s = s->next) {
                 stream_unbatch(s);
-                s->io = sd_event_source_disable_unref(s->io);
-                s->fd = safe_close(s->fd);
+                stream_close_fd(s, !s->handed);
         }
 }
 
@@ -2806,14 +2814,14 @@ static int load_stream(Mux *m, HandoverReader *r, const HandoverLine *l, int *fd
                 return -EBADMSG;
         ended = strchr(flags, 'X');
         v = handover_get(l, "fd");
-        if (ended ? !streq_ptr(v, "-1") : (n_fds == 0 || handover_u64(l, "fd", n_fds - 1, &fdi) < 0))
+        if (ended ? !streq_ptr(v, "-1") : handover_u64(l, "fd", INT32_MAX, &fdi) < 0)
                 return -EBADMSG;
         if ((!ended && m->n_streams >= HANDOVER_STREAMS_MAX) || (ended && m->n_ended >= ENDED_MAX))
                 return -EBADMSG;
         *total += ulen + wlen + rlen;
         if (*total > HANDOVER_SESSION_MAX || handover_bytes(r, ulen + wlen + rlen, &bytes) < 0)
                 return -EBADMSG;
-        if (!ended && fds[fdi] < 0) { /* its socket did not arrive (or came twice): it is gone */
+        if (!ended && (fdi >= n_fds || fds[fdi] < 0)) { /* its socket did not arrive (or came twice) */
                 log_debug("Handed-over stream %" PRIu64 " has no socket: dropped.", key);
                 return 0;
         }
