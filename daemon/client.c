@@ -756,9 +756,9 @@ static int send_upgrade(Client *c) {
         if (d->resume_usec > 0 && d->mode == MODE_TCP) {
                 char proof[RESUME_PROOF_HEX + 1];
                 if (c->held && c->resume_known && resume_proof(c->conn, c->resume_key, c->resume_id, proof) >= 0)
-                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: 1 %s %s\r\n", c->resume_id, proof);
+                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: " RESUME_VERSION " %s %s\r\n", c->resume_id, proof);
                 else
-                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: 1\r\n");
+                        snprintf(resume, sizeof(resume), "X-Inlets-Resume: " RESUME_VERSION "\r\n");
         }
 
         if (random_bytes(key, sizeof(key)) < 0 || !(key64 = base64mem(key, sizeof(key))))

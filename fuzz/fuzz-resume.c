@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         break;
                 if (!rq.can || (rq.asks && (strlen(rq.id) != RESUME_ID_HEX || strlen(rq.proof) != RESUME_PROOF_HEX)))
                         abort();
-                snprintf(buf, sizeof(buf), rq.asks ? "1 %s %s" : "1", rq.id, rq.proof);
+                snprintf(buf, sizeof(buf), rq.asks ? RESUME_VERSION " %s %s" : RESUME_VERSION, rq.id, rq.proof);
                 if (!streq(buf, s) || resume_request_parse(buf, &rq2) < 0 || rq2.asks != rq.asks)
                         abort();
                 break;

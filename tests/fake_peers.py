@@ -55,7 +55,7 @@ class FakeClient:
                         f"Authorization: Bearer {TOKEN}\r\n"
                         + (f"X-Inlets-Mode: http\r\nX-Inlets-Hosts: {hosts}\r\n" if hosts else
                            f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n")
-                        + ("X-Inlets-Resume: 1\r\n" if resume else "") +
+                        + ("X-Inlets-Resume: 2\r\n" if resume else "") +
                         "X-Inlets-Client-Id: hostile\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:

@@ -774,7 +774,7 @@ class Resume(TunnelTest):
         tls.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                      f"Authorization: Bearer {TOKEN}\r\nX-Inlets-Mode: tcp\r\nX-Inlets-Ports: {self.pub}\r\n"
-                     f"X-Inlets-Client-Id: {cid}\r\nX-Inlets-Resume: 1 {sid} {'ab' * 32}\r\n\r\n").encode())
+                     f"X-Inlets-Client-Id: {cid}\r\nX-Inlets-Resume: 2 {sid} {'ab' * 32}\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             b = tls.recv(4096)

@@ -35,6 +35,42 @@ class TcpTunnel(TunnelTest):
         self.assertEqual(sha(got), sha(data))
         print(f"64 MiB each way, sha256 matches, {dt:.2f} s")
 
+    def test_visitor_speaks_first_while_the_dial_waits(self):
+        """A visitor that speaks first (an HTTP request, a TLS ClientHello) while the client's
+        dial of the upstream has not finished (its accept queue is full, as for an upstream on
+        another host): the first bytes wait for the socket and arrive (a review found them
+        dropped)."""
+        req = b"GET / HTTP/1.0\r\n\r\n"
+        up = socket.socket()
+        up.bind(("127.0.0.1", 0))
+        up.listen(0)
+        self.upstreams.append(up)
+        upport = up.getsockname()[1]
+        pub = free_port()
+        srv = self.server()
+        self.client(f"{pub}:{upport}")
+        srv.wait_log(f"Listening on 127.0.0.1:{pub}", 10)
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", upport))  # the one place in the accept queue
+        time.sleep(0.1)
+        v = socket.create_connection(("127.0.0.1", pub), timeout=10)
+        v.sendall(req)
+        time.sleep(0.3)  # the client's connect() waits for its SYN retry
+        up.settimeout(5)
+        f, _ = up.accept()
+        c, _ = up.accept()
+        c.settimeout(3)
+        got = b""
+        try:
+            while len(got) < len(req) and (x := c.recv(4096)):
+                got += x
+        except socket.timeout:
+            pass
+        for x in (filler, f, c, v):
+            x.close()
+        self.assertEqual(got, req)
+
     def test_bulk_transfers_never_stall(self):
         # A mux whose last flush emptied an output buffer that had been over its high-water mark
         # used to leave nghttp2's pending DATA unsent, with nothing to wake it but the next

@@ -698,6 +698,17 @@ static void stream_entomb(MuxStream *s) {
         Mux *m = s->mux;
 
         s->ended = true;
+        /* Only what the peer may lack stays: the buffers go (a 256 KiB read buffer per kept
+         * stream, counted nowhere, the outside review). */
+        if (s->wlen == 0) {
+                s->wbuf = mfree(s->wbuf);
+                s->wcap = s->woff = 0;
+        }
+        if (s->rbuf && s->rkeep == 0 && s->rlen == 0) {
+                pool_put(m, s->rbuf, s->rcap);
+                s->rbuf = NULL;
+                s->rcap = s->roff = 0;
+        }
         LIST_PREPEND(m->ended, s);
         if (++m->n_ended > ENDED_MAX) {
                 MuxStream *oldest = m->ended;
@@ -1343,7 +1354,9 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 CALL_OWNER(m, s->ops->data(s, data, len, s->userdata));
                 return 0;
         }
-        if (!s || s->aborted || s->wr_shut || s->message || s->fd < 0) {
+        /* (A stream kept only for its end has no socket: nothing more belongs to it. One whose
+         * upstream is still being dialled has none yet either, and keeps what comes.) */
+        if (!s || s->aborted || s->wr_shut || s->message || (s->fd < 0 && s->reported)) {
                 (void) nghttp2_session_consume_connection(session, len);
                 (void) nghttp2_session_consume_stream(session, stream_id, len);
                 return 0;
@@ -2099,9 +2112,27 @@ static void mux_fail(Mux *m, int error, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(m->reason, sizeof(m->reason), format, ap);
         va_end(ap);
-        for (MuxStream *s = m->streams; s; s = s->next)
+        for (MuxStream *s = m->streams, *next; s; s = next) {
+                next = s->next;
                 if (s->io)
                         (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+                /* A stream kept for its end, moved to this session and lost with it before its
+                 * end was acknowledged: kept again, for the next one (the review: a second cut). */
+                if (s->reported && s->fd < 0 && s->key > 0 && s->end_sent && !s->end_acked && !s->aborted &&
+                    s->batched == 0 && m->n_ended < ENDED_MAX) {
+                        if (s->id > 0 && m->h2)
+                                nghttp2_session_set_stream_user_data(m->h2, s->id, NULL);
+                        LIST_REMOVE(m->streams, s);
+                        m->n_streams--;
+                        s->id = -1;
+                        s->resend = 0;
+                        s->resuming = false;
+                        s->deferred = false;
+                        s->ended = true;
+                        LIST_PREPEND(m->ended, s);
+                        m->n_ended++;
+                }
+        }
         if (m->close_sent && tls_conn_flush(m->conn) >= 0) {
                 m->draining = true;
                 tls_conn_bye(m->conn);
@@ -2285,14 +2316,18 @@ Mux *mux_free(Mux *m) {
 }
 
 void mux_get_stats(Mux *m, MuxStats *ret) {
+        unsigned kept = 0;
+
         assert(m);
         assert(ret);
 
+        for (MuxStream *s = m->streams; s; s = s->next) /* streams kept for their end are not connections */
+                kept += s->reported;
         *ret = (MuxStats) {
                 .bytes_in = m->bytes_in,
                 .bytes_out = m->bytes_out,
                 .held = m->held,
-                .active_streams = m->n_streams,
+                .active_streams = m->n_streams - kept,
                 .total_streams = m->total_streams,
                 .retained = m->retained,
                 .resumed_streams = m->resumed,
@@ -2424,6 +2459,8 @@ void mux_foreach_stream(Mux *m, void (*f)(const MuxStreamInfo *info, void *userd
 
         for (MuxStream *s = m->streams, *next; s; s = next) {
                 next = s->next; /* f may reset (and so free) s */
+                if (s->reported) /* kept for its end: counted when it closed */
+                        continue;
                 MuxStreamInfo i = {
                         .id = s->id,
                         .authority = s->authority,

@@ -28,12 +28,14 @@ int resume_request_parse(const char *v, ResumeRequest *ret) {
         *ret = (ResumeRequest) {};
         if (!v)
                 return -EBADMSG;
-        if (streq(v, "1")) {
+        /* "2": this version of resumption (ends acknowledged, docs/protocol.md section 8); "1",
+         * the first, whose peers do not acknowledge ends, is not resumed with. */
+        if (streq(v, RESUME_VERSION)) {
                 ret->can = true;
                 return 0;
         }
-        /* "1 " ID " " PROOF */
-        if (strlen(v) != 2 + RESUME_ID_HEX + 1 + RESUME_PROOF_HEX || !startswith(v, "1 ") ||
+        /* "2 " ID " " PROOF */
+        if (strlen(v) != 2 + RESUME_ID_HEX + 1 + RESUME_PROOF_HEX || !startswith(v, RESUME_VERSION " ") ||
             !is_lower_hex(v + 2, RESUME_ID_HEX) || v[2 + RESUME_ID_HEX] != ' ' ||
             !is_lower_hex(v + 3 + RESUME_ID_HEX, RESUME_PROOF_HEX))
                 return -EBADMSG;

@@ -29,12 +29,13 @@ static void test_hmac(void) {
 static void test_request(void) {
         ResumeRequest rq;
 
-        CHECK(resume_request_parse("1", &rq) == 0 && rq.can && !rq.asks, "1: can resume");
-        CHECK(resume_request_parse("1 " ID " " PROOF, &rq) == 0 && rq.asks && streq(rq.id, ID) && streq(rq.proof, PROOF),
-              "1 ID PROOF");
-        const char *bad[] = { NULL, "", "0", "2", "1 ", "yes", "1 " ID, "1 " ID " ", "1 " ID " " PROOF " ",
-                              "1 " ID " " PROOF "ab", "1  " ID " " PROOF, "1 0123456789ABCDEF0123456789ABCDEF " PROOF,
-                              "1 " ID "x" PROOF, "1 " ID " " "abababababababababababababababababababababababababababababababag" };
+        CHECK(resume_request_parse("2", &rq) == 0 && rq.can && !rq.asks, "2: can resume");
+        CHECK(resume_request_parse("2 " ID " " PROOF, &rq) == 0 && rq.asks && streq(rq.id, ID) && streq(rq.proof, PROOF),
+              "2 ID PROOF");
+        const char *bad[] = { NULL, "", "0", "1", "3", "1 " ID " " PROOF, "2 ", "yes", "2 " ID, "2 " ID " ",
+                              "2 " ID " " PROOF " ", "2 " ID " " PROOF "ab", "2  " ID " " PROOF,
+                              "2 0123456789ABCDEF0123456789ABCDEF " PROOF, "2 " ID "x" PROOF,
+                              "2 " ID " " "abababababababababababababababababababababababababababababababag" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 CHECK(resume_request_parse(bad[i], &rq) == -EBADMSG && !rq.can, "request %zu refused", i);
 }
@@ -87,7 +88,7 @@ static void test_key_and_proof(void) {
         CHECK(resume_proof(c, k3, ID, p3) == 0 && !streq(p1, p3), "proof bound to the key");
         ResumeRequest rq;
         char field[128];
-        snprintf(field, sizeof(field), "1 %s %s", ID, p1);
+        snprintf(field, sizeof(field), "2 %s %s", ID, p1);
         CHECK(resume_request_parse(field, &rq) == 0 && streq(rq.proof, p1), "a proof we make is one we read");
         tls_conn_free(c);
         close(sv[1]);
