@@ -518,7 +518,7 @@ void client_handover_done(Client *c) {
         }
 }
 
-static int restore_state(Client *c, HandoverReader *rd, int *fds, size_t n_fds) {
+int client_restore(Client *c, HandoverReader *rd, int *fds, size_t n_fds) {
         const Definition *d = def(c);
         const MuxConfig cfg = {
                 .ws_client = true,
@@ -534,7 +534,9 @@ static int restore_state(Client *c, HandoverReader *rd, int *fds, size_t n_fds) 
         Mux *m = NULL;
         int r;
 
-        if (handover_begin(rd) < 0 || handover_next(rd, &l) < 0 || !streq(l.kind, "client") ||
+        assert(c);
+        assert(rd);
+        if (handover_next(rd, &l) < 0 || !streq(l.kind, "client") ||
             handover_token(&l, "rid", RESUME_ID_HEX, &rid) < 0 || strlen(rid) != RESUME_ID_HEX ||
             handover_token(&l, "key", 64, &key) < 0 || unhexmem(key, c->resume_key, sizeof(c->resume_key)) < 0 ||
             handover_u64(&l, "usec", 3600 * USEC_PER_SEC, &usec) < 0 || usec == 0)
@@ -557,26 +559,6 @@ static int restore_state(Client *c, HandoverReader *rd, int *fds, size_t n_fds) 
         log_info("Holding %u connections from the previous process for %" PRIu64 " s while the tunnel connects.", n,
                  c->resume_usec / USEC_PER_SEC);
         return 0;
-}
-
-int client_restore(Client *c, int state_fd, int *fds, size_t n_fds) {
-        const uint8_t *state = NULL;
-        HandoverReader rd;
-        size_t len = 0;
-        int r;
-
-        assert(c);
-        r = handover_map_fd(state_fd, &state, &len);
-        if (r < 0)
-                return log_warning_errno(r, "The previous process's state cannot be read: %m");
-        rd = (HandoverReader) { .p = state, .left = len };
-        if (def(c)->resume_usec == 0 || def(c)->mode != MODE_TCP) {
-                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
-                r = 0;
-        } else
-                r = restore_state(c, &rd, fds, n_fds);
-        handover_unmap(state, len);
-        return r;
 }
 
 /* The connection of a resumable session is lost: its streams wait, unread, for the next one. */

@@ -7,6 +7,7 @@
 
 #include "macro.h"
 #include "histogram.h"
+#include "handover.h"
 #include "manager.h"
 
 int client_new(Manager *m, Client **ret);
@@ -21,7 +22,7 @@ void client_drain(Client *c);
  * session's upstream sockets and state go to the next process, which resumes the session. */
 int client_handover(Client *c, FILE *f, int **fds, size_t *n_fds);
 void client_handover_done(Client *c);
-int client_restore(Client *c, int state_fd, int *fds, size_t n_fds);
+int client_restore(Client *c, HandoverReader *rd, int *fds, size_t n_fds);
 
 int client_reload(Client *c, const Definition *new_def, char **ret_error);
 void client_reloaded(Client *c, const Definition *old_def);

@@ -546,6 +546,33 @@ void manager_handover_release(Manager *m) {
         m->n_handover_fds = 0;
 }
 
+/* What the previous process handed over: the state, checked to be one this version reads, to
+ * the role that wrote it; what the role does not take is reset by manager_handover_release(). */
+static void manager_restore(Manager *m) {
+        const uint8_t *state = NULL;
+        HandoverReader rd;
+        size_t n = 0;
+        int r;
+
+        if (m->handover_state < 0)
+                return;
+        r = handover_map_fd(m->handover_state, &state, &n);
+        if (r < 0) {
+                log_warning_errno(r, "The previous process's state cannot be read: %m");
+                return;
+        }
+        rd = (HandoverReader) { .p = state, .left = n };
+        if (!(m->server || m->client) || m->def->resume_usec == 0 || m->def->mode != MODE_TCP)
+                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
+        else if (handover_begin(&rd) < 0)
+                log_warning("The previous process's state is not one this version reads.");
+        else if (m->server)
+                (void) server_restore(m->server, &rd, m->handover_fds, m->n_handover_fds);
+        else
+                (void) client_restore(m->client, &rd, m->handover_fds, m->n_handover_fds);
+        handover_unmap(state, n);
+}
+
 /* "handover-state" and "handover-N" of the previous process: kept for the role, by N. */
 static int take_handover(Manager *m, const char *name, int fd) {
         const char *tail = startswith(name, "handover-");
@@ -674,10 +701,7 @@ int manager_start(Manager *m) {
                                                             : fileserver_start(m->fileserver);
         if (r < 0)
                 return r;
-        if (m->server && m->handover_state >= 0)
-                (void) server_restore(m->server, m->handover_state, m->handover_fds, m->n_handover_fds);
-        else if (m->client && m->handover_state >= 0)
-                (void) client_restore(m->client, m->handover_state, m->handover_fds, m->n_handover_fds);
+        manager_restore(m);
         manager_handover_release(m); /* out of the fd store: a later restart hands over anew */
         /* After the role took the sockets systemd passed: one may be MetricsListen='s. */
         if (m->def->metrics_listen.len > 0) {

@@ -187,38 +187,24 @@ drop:
         return 0;
 }
 
-int server_restore(Server *s, int state_fd, int *fds, size_t n_fds) {
-        const uint8_t *state = NULL;
-        HandoverReader rd;
+int server_restore(Server *s, HandoverReader *rd, int *fds, size_t n_fds) {
         HandoverLine l;
         unsigned sessions = 0, streams = 0;
-        size_t n = 0;
         int r;
 
         assert(s);
-        r = handover_map_fd(state_fd, &state, &n);
-        if (r < 0)
-                return log_warning_errno(r, "The previous process's state cannot be read: %m");
-        rd = (HandoverReader) { .p = state, .left = n };
-        if (server_def(s)->resume_usec == 0 || server_def(s)->mode != MODE_TCP) {
-                log_info("The previous process handed over connections; ResumeSec=0 or HTTP mode: closing them.");
-                r = 0;
-        } else if (handover_begin(&rd) < 0)
-                r = log_warning_errno(EBADMSG, "The previous process's state is not one this version reads.");
-        else
-                for (;;) {
-                        r = handover_next(&rd, &l);
-                        if (r < 0 || streq(l.kind, "end"))
-                                break;
-                        r = streq(l.kind, "session") ? restore_session(s, &rd, &l, fds, n_fds, &streams) : -EBADMSG;
-                        if (r < 0) { /* the rest cannot be found in what follows */
-                                log_warning_errno(r, "The previous process's state is damaged after %u sessions: %m",
-                                                  sessions);
-                                break;
-                        }
-                        sessions += r;
+        assert(rd);
+        for (;;) {
+                r = handover_next(rd, &l);
+                if (r < 0 || streq(l.kind, "end"))
+                        break;
+                r = streq(l.kind, "session") ? restore_session(s, rd, &l, fds, n_fds, &streams) : -EBADMSG;
+                if (r < 0) { /* the rest cannot be found in what follows */
+                        log_warning_errno(r, "The previous process's state is damaged after %u sessions: %m", sessions);
+                        break;
                 }
-        handover_unmap(state, n);
+                sessions += r;
+        }
         if (sessions > 0)
                 log_info("Took over %u connections of %u clients from the previous process.", streams, sessions);
         return 0;

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "handover.h"
 #include "macro.h"
 #include "manager.h"
 
@@ -20,10 +21,10 @@ void server_drain(Server *s);
  * session as a lost connection and writes them to f, their sockets appended to *fds (the
  * number of sessions written); once those were passed on, server_handover_done() closes ours
  * without resetting them. At start, server_restore() holds the previous process's sessions
- * (state_fd, and the sockets by index in fds, which it takes: set to -1). */
+ * (rd, past the first line, and the sockets by index in fds, which it takes: set to -1). */
 int server_handover(Server *s, FILE *f, int **fds, size_t *n_fds);
 void server_handover_done(Server *s);
-int server_restore(Server *s, int state_fd, int *fds, size_t n_fds);
+int server_restore(Server *s, HandoverReader *rd, int *fds, size_t n_fds);
 
 /* Reload in two steps: check and prepare with the new definition (nothing changes on
  * failure), then, once the manager holds the new definition, apply. */

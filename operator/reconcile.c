@@ -394,12 +394,23 @@ static int tagged_hosts(Operator *o, json_object *tun, CloudHost **ret, size_t *
         return r;
 }
 
+/* Sets the Tunnel's finalizers to fin (taken), at the resourceVersion we saw; the object as it
+ * now is in *ret if asked for. */
+static int patch_finalizers(Operator *o, json_object *tun, json_object *fin, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object();
+        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL);
+        json_object *m = json_object_new_object();
+
+        json_object_object_add(m, "finalizers", fin);
+        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
+        json_object_object_add(b, "metadata", m);
+        return path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", ret) : -ENOMEM;
+}
+
 /* The host goes before the finalizer does. */
 static int finalize(Operator *o, json_object *tun) {
-        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep, *m;
-        _cleanup_(json_object_putp) json_object *b = NULL;
+        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep;
         const char *id = json_get_string(jget(tun, "status"), "hostId");
-        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL);
         CloudHost *l = NULL;
         size_t n = 0;
         bool ours = false;
@@ -432,12 +443,7 @@ static int finalize(Operator *o, json_object *tun) {
                 if (!streq_ptr(f, TUNNEL_FINALIZER))
                         json_object_array_add(keep, json_object_new_string(f));
         }
-        b = json_object_new_object();
-        m = json_object_new_object();
-        json_object_object_add(m, "finalizers", keep);
-        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
-        json_object_object_add(b, "metadata", m);
-        r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL) : -ENOMEM;
+        r = patch_finalizers(o, tun, keep, NULL);
         return r == -ENOENT ? 0 : r;
 }
 
@@ -838,9 +844,9 @@ static int names_for_tunnel(Names *n, json_object *tun) {
 
 /* A hand-written Tunnel gets the finalizer the generated ones are made with. */
 static int ensure_finalizer(Operator *o, json_object *tun) {
-        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *all, *m;
-        _cleanup_(json_object_putp) json_object *b = NULL, *a = NULL;
-        _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), NULL), *key = obj_key(tun);
+        json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *all;
+        _cleanup_(json_object_putp) json_object *a = NULL;
+        _cleanup_free_ char *key = obj_key(tun);
         int r;
 
         for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
@@ -850,12 +856,7 @@ static int ensure_finalizer(Operator *o, json_object *tun) {
         for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
                 json_object_array_add(all, json_object_get(json_object_array_get_idx(fin, i)));
         json_object_array_add(all, json_object_new_string(TUNNEL_FINALIZER));
-        b = json_object_new_object();
-        m = json_object_new_object();
-        json_object_object_add(m, "finalizers", all);
-        json_object_object_add(m, "resourceVersion", json_object_new_string(meta(tun, "resourceVersion") ?: ""));
-        json_object_object_add(b, "metadata", m);
-        r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", &a) : -ENOMEM;
+        r = patch_finalizers(o, tun, all, &a);
         if (r >= 0 && key)
                 cache_put(&o->tunnels, key, a);
         return r;
