@@ -19,6 +19,9 @@ import h2.events
 
 from inletstest import TOKEN, wait_until
 
+# X-Inlets-Resume's version (lib/wire/resume.h)
+RESUME_VERSION = "3"
+
 
 def ws_take_frame(buf, masked):
     """The first complete WebSocket frame of buf: (opcode, payload unmasked, the rest of buf), or
@@ -55,7 +58,7 @@ class FakeClient:
                         f"Authorization: Bearer {TOKEN}\r\n"
                         + (f"X-Inlets-Mode: http\r\nX-Inlets-Hosts: {hosts}\r\n" if hosts else
                            f"X-Inlets-Mode: tcp\r\nX-Inlets-Ports: {ports}\r\n")
-                        + ("X-Inlets-Resume: 2\r\n" if resume else "") +
+                        + (f"X-Inlets-Resume: {RESUME_VERSION}\r\n" if resume else "") +
                         "X-Inlets-Client-Id: hostile\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:

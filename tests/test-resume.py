@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 
-from fake_peers import FakeClient
+from fake_peers import RESUME_VERSION, FakeClient
 from inletstest import INLETSCTL, INLETSD as INLETSD_BIN, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
 
 CHUNK = 256 * 1024
@@ -494,6 +494,66 @@ class Resume(TunnelTest):
         print("two connections ending as the path was lost (one each way): each tail (100,000 bytes) and "
               "its end arrived after the resumption, byte-exact, closed cleanly")
 
+    def test_visitor_that_does_not_read_across_cuts(self):
+        """A visitor sends and does not read while the path is cut three times: what the exit
+        server buffers for it stays within one stream window (16 MiB) rather than growing by a
+        window per resumption (bytes received and not yet written are not acknowledged: a
+        resumption drops them and the client sends them again), and once the visitor reads,
+        every byte comes back once and in order."""
+        total = (16 if VALGRIND else 96) << 20
+        self.setup_tunnel(metrics=True)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(120)
+        sock.connect(("127.0.0.1", self.pub))
+        sent, n_sent = hashlib.sha256(), [0]
+
+        def write():
+            try:
+                for i in range(total // CHUNK):
+                    b = pattern(i)
+                    sent.update(b)
+                    sock.sendall(b)
+                    n_sent[0] += len(b)
+            except OSError:
+                pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+
+        def buffered_for(seconds):
+            """The most the exit server buffered over a few samples."""
+            most, end = 0, time.monotonic() + seconds
+            while time.monotonic() < end:
+                most = max(most, metric(self.metrics, "inletsd_buffer_bytes"))
+                time.sleep(0.2)
+            return most
+
+        wait_until(lambda: metric(self.metrics, "inletsd_buffer_bytes") >= 4 << 20, 60,
+                   "the exit server to buffer what the visitor does not read")
+        before = buffered_for(2)
+        most = []
+        for i in range(3):
+            n = self.srv.output().count("resumed its session")
+            self.cut(1)
+            wait_until(lambda: self.srv.output().count("resumed its session") > n, 30, "the session to resume")
+            most.append(buffered_for(4))
+        self.assertLessEqual(max(most), 17 << 20,
+                             f"buffered for one stream after each cut: {[m / (1 << 20) for m in most]} MiB")
+        got, n_got = hashlib.sha256(), 0
+        while n_got < total:
+            b = sock.recv(1 << 20)
+            self.assertTrue(b, f"the visitor's connection closed after {n_got} of {total} bytes")
+            got.update(b)
+            n_got += len(b)
+        writer.join(60)
+        sock.close()
+        self.assertEqual(n_sent[0], total)
+        self.assertEqual(got.hexdigest(), sent.hexdigest(), "echoed bytes differ")
+        print(f"a visitor that does not read: {before / (1 << 20):.1f} MiB buffered before the cuts, at most "
+              f"{', '.join(f'{m / (1 << 20):.1f}' for m in most)} MiB after each of 3 cuts; then "
+              f"{total >> 20} MiB read back, sha256 equal")
+
     def test_admin_actions_on_a_held_session(self):
         """From the outside review (each aborted the exit server): a reload that takes a held
         session's port away ends that session and its connection; SIGTERM with a session lost
@@ -774,7 +834,7 @@ class Resume(TunnelTest):
         tls.sendall((f"GET /connect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                      f"Authorization: Bearer {TOKEN}\r\nX-Inlets-Mode: tcp\r\nX-Inlets-Ports: {self.pub}\r\n"
-                     f"X-Inlets-Client-Id: {cid}\r\nX-Inlets-Resume: 2 {sid} {'ab' * 32}\r\n\r\n").encode())
+                     f"X-Inlets-Client-Id: {cid}\r\nX-Inlets-Resume: {RESUME_VERSION} {sid} {'ab' * 32}\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             b = tls.recv(4096)

@@ -59,9 +59,11 @@
 #define MSG_SESSION_LOW ((size_t) 12 << 20)
 #define MSG_MAX_HEADERS 256
 #define MSG_MAX_HEADER_BYTES (64 * 1024)
-/* Resumption: a receiver acknowledges a stream's bytes every ACK_EVERY (and all on the
- * keepalive timer); a sender keeps what is not acknowledged, and stops reading a socket while
- * its stream keeps RETAIN_STREAM_MAX or the session RETAIN_SESSION_MAX. */
+/* Resumption: a receiver acknowledges a stream's bytes as it writes them to the stream's
+ * socket, every ACK_EVERY (and all on the keepalive timer); a sender keeps what is not
+ * acknowledged, and stops reading a socket while its stream keeps RETAIN_STREAM_MAX or the
+ * session RETAIN_SESSION_MAX. What a receiver holds unwritten is not acknowledged: a
+ * resumption drops it and the sender sends it again, so no buffer outlives its window. */
 #define ACK_EVERY (256 * 1024)
 #define RETAIN_STREAM_MAX ((size_t) 8 << 20)
 #define RETAIN_SESSION_MAX ((size_t) 64 << 20)
@@ -120,15 +122,14 @@ struct MuxStream {
         /* Resumption (cfg.resumable, CONNECT streams): */
         uint64_t key;            /* x-inlets-stream: the exit server's number for it; 0 none */
         MuxStream *key_next;     /* in m->by_key[key % KEY_BUCKETS] */
-        uint64_t recv;           /* bytes that came from the tunnel, ever */
-        uint64_t recv_acked;     /* ... as our last "ack" said */
+        uint64_t recv;           /* bytes that came from the tunnel, ever (stream_delivered()) */
+        uint64_t recv_acked;     /* ... written to the socket, as our last "ack" said */
         /* Sent and not acknowledged: stream bytes [ubase, ubase + ulen), in place, no copy: the
          * kept buffers (old rbufs, oldest first), then rbuf[roff - rkeep, roff). */
         Kept *kept, *kept_tail;
         size_t rkeep, ulen;
         uint64_t ubase;
         size_t resend;           /* the last `resend` of those bytes go again before rbuf's */
-        size_t carried;          /* of wlen: from a previous session (no window to give back) */
         uint64_t peer_recv;      /* x-inlets-resume: what the peer had of ours */
         bool resuming;           /* tunnel client: a resume request; exit server: waits for its answer */
         bool has_peer_recv;
@@ -570,7 +571,19 @@ static void mux_handle_ack(Mux *m, const char *p) {
                 log_debug("Malformed acknowledgment from the peer: ignored from there on.");
 }
 
-/* Acknowledges what streams received: those past ACK_EVERY, or (all) every one with news. */
+/* What of the stream's bytes (its end counting as one) are written to its socket: all that
+ * came, less what waits in its buffer or the read batch. Only that is acknowledged. */
+static uint64_t stream_delivered(const MuxStream *s) {
+        return s->recv - s->wlen - s->batched - (s->end_recv && !s->wr_shut ? 1 : 0);
+}
+
+/* Whether the stream has ACK_EVERY written since its last ack: mux_send_acks() says it. */
+static void stream_note_delivered(MuxStream *s) {
+        if (s->key > 0 && stream_delivered(s) - s->recv_acked >= ACK_EVERY)
+                s->mux->any_ack = true;
+}
+
+/* Acknowledges what streams wrote: those past ACK_EVERY, or (all) every one with news. */
 static void mux_send_acks(Mux *m, bool all) {
         char msg[WS_TEXT_MAX + 1];
         size_t o = 0;
@@ -579,12 +592,13 @@ static void mux_send_acks(Mux *m, bool all) {
         if (!m->cfg.resumable || m->dead)
                 return;
         for (MuxStream *s = m->streams; s; s = s->next) {
+                uint64_t done = stream_delivered(s);
                 char item[48];
                 int k;
 
-                if (s->key == 0 || s->recv == s->recv_acked || (!all && s->recv - s->recv_acked < ACK_EVERY))
+                if (s->key == 0 || done == s->recv_acked || (!all && done - s->recv_acked < ACK_EVERY))
                         continue;
-                k = snprintf(item, sizeof(item), " %" PRIu64 ":%" PRIu64, s->key, s->recv);
+                k = snprintf(item, sizeof(item), " %" PRIu64 ":%" PRIu64, s->key, done);
                 if (o > 0 && o + (size_t) k > WS_TEXT_MAX) {
                         (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
                         o = 0;
@@ -593,28 +607,54 @@ static void mux_send_acks(Mux *m, bool all) {
                         o = (size_t) snprintf(msg, sizeof(msg), "ack");
                 memcpy(msg + o, item, (size_t) k);
                 o += (size_t) k;
-                s->recv_acked = s->recv;
+                s->recv_acked = done;
         }
         if (o > 0)
                 (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, o);
 }
 
-/* A numbered stream's end arrived: it counts as a byte, acknowledged at once (the sender keeps
- * the stream until then; ours may be gone before the next keepalive tick). */
+/* A numbered stream's end arrived: it counts as a byte, acknowledged once it is passed on
+ * (stream_try_shutdown()). */
 static void stream_end_received(MuxStream *s) {
-        Mux *m = s->mux;
-        char msg[64];
-        int k;
-
         if (s->key == 0 || s->end_recv)
                 return;
         s->end_recv = true;
         s->recv++;
-        if (!m->cfg.resumable || m->dead)
+}
+
+/* The stream's end is written (SHUT_WR): acknowledged at once, with all before it (the sender
+ * keeps the stream until then; ours may be gone before the next keepalive tick). */
+static void stream_end_delivered(MuxStream *s) {
+        Mux *m = s->mux;
+        char msg[64];
+        int k;
+
+        if (s->key == 0 || !s->end_recv || !m->cfg.resumable || m->dead)
                 return;
-        k = snprintf(msg, sizeof(msg), "ack %" PRIu64 ":%" PRIu64, s->key, s->recv);
+        k = snprintf(msg, sizeof(msg), "ack %" PRIu64 ":%" PRIu64, s->key, stream_delivered(s));
         (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, (size_t) k);
-        s->recv_acked = s->recv;
+        s->recv_acked = stream_delivered(s);
+}
+
+/* A resumed stream drops what it received and did not write (not acknowledged: the peer
+ * sends it again), and its end if that is not written either: the new session's window is
+ * all it will hold. Returns the offset to resume from. */
+static uint64_t stream_drop_unwritten(MuxStream *s) {
+        uint64_t done = stream_delivered(s);
+
+        assert(s->batched == 0);
+        if (s->wlen > 0) {
+                held_sub(s->mux, s->wlen);
+                s->wlen = s->woff = 0;
+                s->wbuf = mfree(s->wbuf);
+                s->wcap = 0;
+        }
+        if (s->end_recv && !s->wr_shut) {
+                s->end_recv = false;
+                s->remote_eof = false;
+        }
+        s->recv = s->recv_acked = done;
+        return done;
 }
 
 /* A numbered stream whose socket is open: one still open on HTTP/2 resumes (both ends send
@@ -794,6 +834,7 @@ static bool stream_try_shutdown(MuxStream *s) {
         if (!s->wr_shut) {
                 (void) shutdown(s->fd, SHUT_WR);
                 s->wr_shut = true;
+                stream_end_delivered(s);
         }
         /* Closed on HTTP/2 and drained: nothing more will ever cross this socket. */
         if (s->id < 0) {
@@ -834,12 +875,13 @@ static int stream_write(MuxStream *s) {
                 s->bytes_in += (size_t) n;
                 m->bytes_in += (size_t) n;
                 held_sub(m, (size_t) n);
-                /* Bytes carried over from a lost session came through its window, not ours. */
-                size_t old = MIN((size_t) n, s->carried);
-                s->carried -= old;
-                if (s->id > 0 && (size_t) n > old)
-                        (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n - old);
+                /* (A resumed stream starts with an empty buffer: what it holds came through
+                 * this stream's window. One moved on closed has no window left.) */
+                if (s->id > 0)
+                        (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
         }
+        if (s->key > 0 && stream_delivered(s) - s->recv_acked >= ACK_EVERY)
+                mux_send_acks(m, false);
         if (s->wlen == 0) {
                 s->woff = 0;
                 if (s->wcap <= STREAM_READ_FIRST) { /* as for rbuf: nothing held while idle */
@@ -1340,11 +1382,8 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
         Mux *m = user_data;
         MuxStream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 
-        if (s && s->key > 0) {
-                s->recv += len;
-                if (s->recv - s->recv_acked >= ACK_EVERY)
-                        m->any_ack = true;
-        }
+        if (s && s->key > 0)
+                s->recv += len; /* acknowledged as it is written (stream_note_delivered()) */
         if (s && s->message && s->ops && !s->aborted) {
                 /* The owner consumes the stream window as it passes the bytes on; until then
                  * they are held, like bytes waiting for a socket (the owner may be a public
@@ -1419,6 +1458,7 @@ static int data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t stream
                 s->wlen += len;
                 held_add(m, len);
         }
+        stream_note_delivered(s);
         return 0;
 }
 
@@ -1642,7 +1682,6 @@ static void stream_move(Mux *from, Mux *to, MuxStream *s) {
         to->n_streams++;
         to->held += s->wlen; /* came through the old session's window: nothing to give back */
         to->retained += s->ulen;
-        s->carried = s->wlen;
         s->id = 0;
         s->deferred = false;
         s->rearmed = false;
@@ -1682,7 +1721,7 @@ static void mux_claim(Mux *m, MuxStream *p) {
         o->id = id;
         nghttp2_session_set_stream_user_data(m->h2, id, o);
         (void) retain_rewind(o, peer_recv);
-        snprintf(recv, sizeof(recv), "%" PRIu64, o->recv);
+        snprintf(recv, sizeof(recv), "%" PRIu64, stream_drop_unwritten(o));
         const nghttp2_nv nva[] = {
                 { (uint8_t *) ":status", (uint8_t *) "200", 7, 3, NGHTTP2_NV_FLAG_NONE },
                 { (uint8_t *) "x-inlets-resume", (uint8_t *) recv, 15, strlen(recv), NGHTTP2_NV_FLAG_NONE },
@@ -1692,7 +1731,6 @@ static void mux_claim(Mux *m, MuxStream *p) {
                 stream_abort(o, NGHTTP2_INTERNAL_ERROR);
                 return;
         }
-        o->recv_acked = o->recv; /* the answer says it */
         log_debug("Stream %d resumed as stream %" PRIu64 ": %zu bytes to send again.", id, o->key, o->resend);
         if (o->io)
                 (void) sd_event_source_set_enabled(o->io, SD_EVENT_ON);
@@ -1855,6 +1893,7 @@ static void mux_flush_batch(Mux *m) {
                         held_add(m, total - done);
                         continue;
                 }
+                stream_note_delivered(s);
                 (void) stream_try_shutdown(s); /* the END_STREAM came in the batch */
         }
         m->n_batch = 0;
@@ -2362,7 +2401,7 @@ static bool adopt_one(Mux *m, Mux *old, MuxStream *s, void *userdata) {
         s->userdata = userdata;
         s->resuming = true; /* data_read_cb() waits for the client's answer */
         snprintf(key, sizeof(key), "%" PRIu64, s->key);
-        snprintf(recv, sizeof(recv), "%" PRIu64, s->recv);
+        snprintf(recv, sizeof(recv), "%" PRIu64, stream_drop_unwritten(s));
         nva[k++] = (nghttp2_nv) { (uint8_t *) ":method", (uint8_t *) "CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE };
         nva[k++] = (nghttp2_nv) { (uint8_t *) ":authority", (uint8_t *) s->authority, 10, strlen(s->authority),
                                   NGHTTP2_NV_FLAG_NONE };
@@ -2386,7 +2425,6 @@ static bool adopt_one(Mux *m, Mux *old, MuxStream *s, void *userdata) {
                 return false;
         }
         s->id = id;
-        s->recv_acked = s->recv; /* the request says it */
         if (s->io)
                 (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
         return connection;

@@ -12,8 +12,10 @@
 
 #define RESUME_ID_BYTES 16
 #define RESUME_ID_HEX (RESUME_ID_BYTES * 2)
-/* X-Inlets-Resume's version: 2 acknowledges stream ends ("ack KEY:LENGTH+1"); 1 did not. */
-#define RESUME_VERSION "2"
+/* X-Inlets-Resume's version: 3 acknowledges bytes as they are written to the socket (2 as they
+ * came, which let a resumed stream hold a window beyond its own); 2 acknowledged stream ends
+ * ("ack KEY:LENGTH+1"), 1 did not. */
+#define RESUME_VERSION "3"
 #define RESUME_PROOF_HEX 64
 
 /* The client's X-Inlets-Resume: "1" (it can resume), or "1 ID PROOF" (it asks to resume session

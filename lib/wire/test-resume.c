@@ -29,13 +29,13 @@ static void test_hmac(void) {
 static void test_request(void) {
         ResumeRequest rq;
 
-        CHECK(resume_request_parse("2", &rq) == 0 && rq.can && !rq.asks, "2: can resume");
-        CHECK(resume_request_parse("2 " ID " " PROOF, &rq) == 0 && rq.asks && streq(rq.id, ID) && streq(rq.proof, PROOF),
-              "2 ID PROOF");
-        const char *bad[] = { NULL, "", "0", "1", "3", "1 " ID " " PROOF, "2 ", "yes", "2 " ID, "2 " ID " ",
-                              "2 " ID " " PROOF " ", "2 " ID " " PROOF "ab", "2  " ID " " PROOF,
-                              "2 0123456789ABCDEF0123456789ABCDEF " PROOF, "2 " ID "x" PROOF,
-                              "2 " ID " " "abababababababababababababababababababababababababababababababag" };
+        CHECK(resume_request_parse("3", &rq) == 0 && rq.can && !rq.asks, "3: can resume");
+        CHECK(resume_request_parse("3 " ID " " PROOF, &rq) == 0 && rq.asks && streq(rq.id, ID) && streq(rq.proof, PROOF),
+              "3 ID PROOF");
+        const char *bad[] = { NULL, "", "0", "1", "2", "4", "2 " ID " " PROOF, "3 ", "yes", "3 " ID, "3 " ID " ",
+                              "3 " ID " " PROOF " ", "3 " ID " " PROOF "ab", "3  " ID " " PROOF,
+                              "3 0123456789ABCDEF0123456789ABCDEF " PROOF, "3 " ID "x" PROOF,
+                              "3 " ID " " "abababababababababababababababababababababababababababababababag" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 CHECK(resume_request_parse(bad[i], &rq) == -EBADMSG && !rq.can, "request %zu refused", i);
 }
@@ -88,7 +88,7 @@ static void test_key_and_proof(void) {
         CHECK(resume_proof(c, k3, ID, p3) == 0 && !streq(p1, p3), "proof bound to the key");
         ResumeRequest rq;
         char field[128];
-        snprintf(field, sizeof(field), "2 %s %s", ID, p1);
+        snprintf(field, sizeof(field), RESUME_VERSION " %s %s", ID, p1);
         CHECK(resume_request_parse(field, &rq) == 0 && streq(rq.proof, p1), "a proof we make is one we read");
         tls_conn_free(c);
         close(sv[1]);
