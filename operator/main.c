@@ -16,10 +16,11 @@
 #include "version.h"
 
 static void help(void) {
-        printf("Usage: inlets-operator --provider P --access-token-file F [OPTIONS]\n\n"
-               "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host and a\n"
-               "tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
-               "  --provider P             digitalocean, hetzner, vultr or linode\n"
+        printf("Usage: inlets-operator [--provider P --access-token-file F] [OPTIONS]\n\n"
+               "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host, or\n"
+               "ports on a shared one an ExitServer resource names (annotation " EXIT_SERVER_ANNOTATION "),\n"
+               "and a tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
+               "  --provider P             digitalocean, hetzner, vultr or linode (none: shared exit servers only)\n"
                "  --access-token-file F    the cloud API token (never on the command line)\n"
                "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
                "  --api-url URL            the provider's API (default: its public one)\n"
@@ -118,8 +119,8 @@ static int parse_args(int argc, char *argv[], Options *o) {
                 fprintf(stderr, "Unexpected argument '%s'.\n", argv[optind]);
                 return -EINVAL;
         }
-        if (!o->cloud.provider || !o->cloud.token_file) {
-                fprintf(stderr, "--provider and --access-token-file are required (see --help).\n");
+        if (!o->cloud.provider != !o->cloud.token_file) {
+                fprintf(stderr, "--provider and --access-token-file go together (see --help).\n");
                 return -EINVAL;
         }
         return 0;
@@ -136,6 +137,8 @@ int main(int argc, char *argv[]) {
         log_set_tunnel("inlets-operator");
         if (parse_args(argc, argv, &o.opt) < 0)
                 return 2;
+        if (!o.opt.cloud.provider)
+                goto no_cloud;
         o.provider = cloud_provider_find(o.opt.cloud.provider);
         if (!o.provider) {
                 log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode).",
@@ -151,7 +154,10 @@ int main(int argc, char *argv[]) {
         /* one try per call: the reconcile loop retries, and must not sleep */
         o.cloud = (CloudApi) { .base_url = strdup(o.opt.cloud.api_url ?: o.provider->api_url),
                                .token = TAKE_PTR(token), .timeout_sec = 20, .max_retries = 0 };
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !o.cloud.base_url)
+        if (!o.cloud.base_url)
+                return log_oom(), 1;
+no_cloud:
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return log_oom(), 1;
         r = o.opt.kubeconfig ? kube_new_from_kubeconfig(o.opt.kubeconfig, o.opt.context, &o.kube, &err)
                              : kube_new_in_cluster(KUBE_SA_DIR, &o.kube, &err);
@@ -177,8 +183,9 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to start: %m");
                 return 1;
         }
-        log_info("inlets-operator %s: %s, provider %s, %s Services.", PROJECT_VERSION, kube_server(o.kube),
-                 o.provider->name, o.opt.annotated_only ? "annotated LoadBalancer" : "all LoadBalancer");
+        log_info("inlets-operator %s: %s, %s%s, %s Services.", PROJECT_VERSION, kube_server(o.kube),
+                 o.provider ? "provider " : "no cloud provider (shared exit servers only)",
+                 o.provider ? o.provider->name : "", o.opt.annotated_only ? "annotated LoadBalancer" : "all LoadBalancer");
         r = sd_event_loop(o.event);
         /* in this order: the watches' curl handles, then what they fed */
         o.kube = kube_free(o.kube);

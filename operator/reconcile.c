@@ -17,13 +17,22 @@
  * request: it is reconciled for its Service whatever the Service's type and annotations say,
  * replaces the generated one, and gets the finalizer, Secret NAME-auth, a host and Deployment
  * spec.client_deployment.name (or NAME-client); it goes only when its author deletes it.
- * spec.updateServiceIP: false (either kind) leaves the Service's status alone. */
+ * spec.updateServiceIP: false (either kind) leaves the Service's status alone.
+ *
+ * A Tunnel with spec.exitServer (a generated one copies the Service's EXIT_SERVER_ANNOTATION)
+ * uses that ExitServer of its namespace -- an inletsd exit server someone runs already: its
+ * URL, certificate pin and a Secret with its token -- instead of a cloud host: no host, no
+ * finalizer, no Secret of its own; the Deployment mounts the ExitServer's Secret. Tunnels on
+ * one exit server (one URL) get their Services' ports in order of creation: a Tunnel wanting a
+ * port an earlier one has is "conflict" (status.message says which), without a Deployment. */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "cloud.h"
+#include "conf-url.h"
 #include "encoding.h"
 #include "log.h"
 #include "macro.h"
@@ -219,6 +228,7 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
 void operator_done(Operator *o) {
         cache_clear(&o->services);
         cache_clear(&o->tunnels);
+        cache_clear(&o->exit_servers);
         while (o->work) {
                 WorkItem *w = o->work;
                 o->work = w->next;
@@ -248,7 +258,65 @@ int operator_start(Operator *o) {
                 r = kube_watch(o->kube, o->event, "/api/v1/services", operator_on_service, o);
         if (r >= 0)
                 r = kube_watch(o->kube, o->event, "/apis/" TUNNEL_GROUP "/" TUNNEL_VERSION "/tunnels", operator_on_tunnel, o);
+        if (r >= 0)
+                r = kube_watch(o->kube, o->event, "/apis/" TUNNEL_GROUP "/" TUNNEL_VERSION "/exitservers",
+                               operator_on_exit_server, o);
         return r;
+}
+
+/* ---- shared exit servers ---- */
+
+/* The name of the ExitServer a Tunnel uses (spec.exitServer), NULL for a cloud host. */
+static const char *exit_server_name(json_object *tun) {
+        const char *n = json_get_string(jget(tun, "spec"), "exitServer");
+        return n && *n ? n : NULL;
+}
+
+/* The ExitServer the Tunnel names, from the cache (its namespace): NULL if none. */
+static json_object *exit_server_of(Operator *o, json_object *tun) {
+        const char *name = exit_server_name(tun);
+        _cleanup_free_ char *key = name ? asprintf_safe("%s/%s", meta(tun, "namespace"), name) : NULL;
+
+        return key ? cache_get(o->exit_servers, key) : NULL;
+}
+
+static const char *exit_server_url(json_object *es) {
+        return json_get_string(jget(es, "spec"), "url");
+}
+
+/* Every Service whose Tunnel uses an exit server at url (any, for NULL) is looked at again:
+ * one Tunnel's ports, or its going, decides what the others on that server may have. */
+static void enqueue_sharing(Operator *o, const char *url) {
+        for (CacheEntry *e = o->tunnels; e; e = e->next) {
+                json_object *es = exit_server_of(o, e->obj);
+                const char *svc = json_get_string(jget(e->obj, "spec"), "serviceName");
+                _cleanup_free_ char *k = NULL;
+
+                if (!exit_server_name(e->obj) || !svc || (url && (!es || !streq_ptr(exit_server_url(es), url))))
+                        continue;
+                k = asprintf_safe("%s/%s", meta(e->obj, "namespace"), svc);
+                if (k)
+                        operator_enqueue(o, k, 0);
+        }
+}
+
+void operator_on_exit_server(const char *type, json_object *obj, void *userdata) {
+        Operator *o = userdata;
+        _cleanup_free_ char *key = NULL;
+
+        assert(o);
+        assert(type);
+
+        if (streq(type, "RELIST"))
+                cache_clear(&o->exit_servers);
+        else if ((key = obj_key(obj))) {
+                if (streq(type, "DELETED"))
+                        cache_remove(&o->exit_servers, key);
+                else
+                        cache_put(&o->exit_servers, key, obj);
+        }
+        /* Its URL may have changed: what was on the old one is decided again too. */
+        enqueue_sharing(o, NULL);
 }
 
 /* ---- what the watches say ---- */
@@ -280,6 +348,14 @@ void operator_on_service(const char *type, json_object *obj, void *userdata) {
         }
         cache_put(&o->services, key, obj);
         operator_enqueue(o, key, 0);
+        /* Its ports may have changed: the other Tunnels on its shared exit server, too. */
+        for (CacheEntry *e = o->tunnels; e; e = e->next)
+                if (exit_server_name(e->obj) && streq_ptr(meta(e->obj, "namespace"), meta(obj, "namespace")) &&
+                    streq_ptr(json_get_string(jget(e->obj, "spec"), "serviceName"), meta(obj, "name"))) {
+                        json_object *es = exit_server_of(o, e->obj);
+                        if (es)
+                                enqueue_sharing(o, exit_server_url(es));
+                }
 }
 
 void operator_on_tunnel(const char *type, json_object *obj, void *userdata) {
@@ -299,6 +375,13 @@ void operator_on_tunnel(const char *type, json_object *obj, void *userdata) {
         svc = json_get_string(jget(obj, "spec"), "serviceName");
         if (!key)
                 return;
+        if (exit_server_name(obj)) { /* it took or let go of ports on a shared server */
+                json_object *es = exit_server_of(o, obj), *old = cache_get(o->tunnels, key);
+                if (es)
+                        enqueue_sharing(o, exit_server_url(es));
+                if (old && exit_server_of(o, old) && exit_server_of(o, old) != es)
+                        enqueue_sharing(o, exit_server_url(exit_server_of(o, old)));
+        }
         if (streq(type, "DELETED"))
                 cache_remove(&o->tunnels, key);
         else
@@ -358,7 +441,8 @@ static json_object *metadata(const char *name, const char *ns, json_object *owne
         return m;
 }
 
-static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_status, const char *id, const char *ip) {
+static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_status, const char *id, const char *ip,
+                               const char *message) {
         _cleanup_free_ char *path = tunnel_path(meta(tun, "namespace"), meta(tun, "name"), "/status");
         _cleanup_(json_object_putp) json_object *b = json_object_new_object(), *a = NULL;
         json_object *s = json_object_new_object(), *m = json_object_new_object();
@@ -370,11 +454,25 @@ static int patch_tunnel_status(Operator *o, json_object *tun, const char *host_s
         json_object_object_add(s, "hostStatus", json_object_new_string(host_status));
         json_object_object_add(s, "hostId", id ? json_object_new_string(id) : NULL);
         json_object_object_add(s, "hostIP", ip ? json_object_new_string(ip) : NULL);
+        json_object_object_add(s, "message", message ? json_object_new_string(message) : NULL);
         json_object_object_add(b, "status", s);
         r = path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", &a) : -ENOMEM;
         if (r >= 0 && key)
                 cache_put(&o->tunnels, key, a);
         return r;
+}
+
+/* The status, written only when it says something new (each write wakes every watcher). */
+static int set_tunnel_status(Operator *o, json_object *tun, const char *host_status, const char *id, const char *ip,
+                             const char *message) {
+        json_object *st = jget(tun, "status");
+
+        if (streq_ptr(json_get_string(st, "hostStatus"), host_status) && streq_ptr(json_get_string(st, "hostId"), id) &&
+            streq_ptr(json_get_string(st, "hostIP"), ip) && streq_ptr(json_get_string(st, "message"), message))
+                return 0;
+        if (message)
+                log_info("Tunnel %s/%s: %s: %s", meta(tun, "namespace"), meta(tun, "name"), host_status, message);
+        return patch_tunnel_status(o, tun, host_status, id, ip, message);
 }
 
 static void host_tag(json_object *tun, char buf[static 64]) {
@@ -420,7 +518,11 @@ static int finalize(Operator *o, json_object *tun) {
                 ours = ours || streq_ptr(json_object_get_string(json_object_array_get_idx(fin, i)), TUNNEL_FINALIZER);
         if (!ours)
                 return 0;
-        r = tagged_hosts(o, tun, &l, &n);
+        if (!o->provider && id) /* a host made when there was one: not leaked silently */
+                return log_warning_errno(EAGAIN, "Tunnel %s/%s: its host %s cannot be deleted without --provider; "
+                                         "the Tunnel waits (or remove its finalizer %s by hand).",
+                                         meta(tun, "namespace"), meta(tun, "name"), id, TUNNEL_FINALIZER);
+        r = o->provider ? tagged_hosts(o, tun, &l, &n) : 0;
         if (r < 0)
                 return r;
         for (size_t i = 0; i <= n; i++) {
@@ -447,15 +549,22 @@ static int finalize(Operator *o, json_object *tun) {
         return r == -ENOENT ? 0 : r;
 }
 
+/* The ExitServer a Service's annotation names, NULL for a cloud host of its own. */
+static const char *service_exit_server(json_object *svc) {
+        const char *n = json_get_string(jget(jget(svc, "metadata"), "annotations"), EXIT_SERVER_ANNOTATION);
+        return n && *n ? n : NULL;
+}
+
 static int create_tunnel(Operator *o, json_object *svc, const char *name, json_object **ret) {
-        const char *ns = meta(svc, "namespace");
+        const char *ns = meta(svc, "namespace"), *es = service_exit_server(svc);
         _cleanup_(json_object_putp) json_object *t = json_object_new_object();
         json_object *m = metadata(name, ns, owner_ref("v1", "Service", svc)), *fin = json_object_new_array(),
                     *spec = json_object_new_object(), *cd = json_object_new_object();
         _cleanup_free_ char *path = tunnel_path(ns, NULL, NULL), *dep = asprintf_safe("%s-client", name);
         int r;
 
-        json_object_array_add(fin, json_object_new_string(TUNNEL_FINALIZER));
+        if (!es) /* a shared exit server has no host to delete */
+                json_object_array_add(fin, json_object_new_string(TUNNEL_FINALIZER));
         json_object_object_add(m, "finalizers", fin);
         json_object_object_add(t, "apiVersion", json_object_new_string(TUNNEL_GROUP "/" TUNNEL_VERSION));
         json_object_object_add(t, "kind", json_object_new_string("Tunnel"));
@@ -463,6 +572,8 @@ static int create_tunnel(Operator *o, json_object *svc, const char *name, json_o
         json_object_object_add(spec, "serviceName", json_object_new_string(meta(svc, "name")));
         json_object_object_add(cd, "name", json_object_new_string(dep ?: ""));
         json_object_object_add(spec, "client_deployment", cd);
+        if (es)
+                json_object_object_add(spec, "exitServer", json_object_new_string(es));
         json_object_object_add(t, "spec", spec);
         r = path ? kcall(o, "POST", path, t, NULL, ret) : -ENOMEM;
         if (r >= 0)
@@ -613,14 +724,13 @@ static char *service_ports(json_object *svc) {
         return s;
 }
 
-static json_object *client_container(Operator *o, json_object *svc, const char *ip, const Auth *auth) {
+static json_object *client_container(Operator *o, json_object *svc, const char *url, const char *fingerprint) {
         json_object *c = json_object_new_object(), *args = json_object_new_array(), *cmd = json_object_new_array(),
                     *mounts = json_object_new_array(), *mnt = json_object_new_object();
-        _cleanup_free_ char *url = asprintf_safe(strchr(ip, ':') ? "wss://[%s]:%u" : "wss://%s:%u", ip, o->opt.control_port),
-                            *upstream = asprintf_safe("%s.%s.svc", meta(svc, "name"), meta(svc, "namespace")),
+        _cleanup_free_ char *upstream = asprintf_safe("%s.%s.svc", meta(svc, "name"), meta(svc, "namespace")),
                             *ports = service_ports(svc);
         const char *a[] = { "tcp", "client", "--url", url, "--upstream", upstream, "--ports", ports,
-                            "--token-file", "/var/lib/inlets/auth/token", "--fingerprint", auth->fingerprint };
+                            "--token-file", "/var/lib/inlets/auth/token", "--fingerprint", fingerprint };
 
         json_object_object_add(c, "name", json_object_new_string("inlets-client"));
         json_object_object_add(c, "image", json_object_new_string(o->opt.client_image));
@@ -675,74 +785,110 @@ static json_object *deployment_new(json_object *tun, const char *name, const cha
         return b;
 }
 
-/* A merge patch that replaces the pod template's containers with c. */
-static json_object *deployment_patch(json_object *c) {
+/* A merge patch that replaces the pod template's containers and volumes with those of want. */
+static json_object *deployment_patch(json_object *want) {
         json_object *b = json_object_new_object(), *spec = json_object_new_object(),
                     *tmpl = json_object_new_object(), *pspec = json_object_new_object(),
-                    *cs = json_object_new_array();
+                    *ws = jget(jget(jget(want, "spec"), "template"), "spec");
 
-        json_object_array_add(cs, json_object_get(c));
-        json_object_object_add(pspec, "containers", cs);
+        json_object_object_add(pspec, "containers", json_object_get(jget(ws, "containers")));
+        json_object_object_add(pspec, "volumes", json_object_get(jget(ws, "volumes")));
         json_object_object_add(tmpl, "spec", pspec);
         json_object_object_add(spec, "template", tmpl);
         json_object_object_add(b, "spec", spec);
         return b;
 }
 
+/* The client Deployment name of Service svc: it dials url, pins fingerprint, and mounts key
+ * "token" of Secret secret. */
 static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, const char *name,
-                             const char *secret, const char *ip, const Auth *auth) {
+                             const char *secret, const char *url, const char *fingerprint) {
         const char *ns = meta(svc, "namespace");
         _cleanup_free_ char *path = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments/%s", ns, name),
                             *coll = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments", ns);
         _cleanup_(json_object_putp) json_object *cur = NULL, *b = NULL,
-                                                *want = client_container(o, svc, ip, auth);
-        json_object *have;
+                                                *want = deployment_new(tun, name, ns, secret,
+                                                                       client_container(o, svc, url, fingerprint));
+        json_object *have, *hs, *ws, *c;
         int r;
 
         if (!path || !coll)
                 return -ENOMEM;
         r = kcall(o, "GET", path, NULL, NULL, &cur);
         if (r == -ENOENT) {
-                b = deployment_new(tun, name, ns, secret, want);
-                r = kcall(o, "POST", coll, b, NULL, NULL);
+                r = kcall(o, "POST", coll, want, NULL, NULL);
                 if (r >= 0)
                         log_info("Service %s/%s: created Deployment %s.", ns, meta(svc, "name"), name);
                 return r == -EEXIST ? 0 : r;
         }
         if (r < 0)
                 return r;
-        have = jget(jget(jget(cur, "spec"), "template"), "spec");
-        have = json_object_array_get_idx(jget(have, "containers"), 0);
-        if (have && json_object_equal(jget(have, "args"), jget(want, "args")) &&
-            json_object_equal(jget(have, "image"), jget(want, "image")))
+        hs = jget(jget(jget(cur, "spec"), "template"), "spec");
+        ws = jget(jget(jget(want, "spec"), "template"), "spec");
+        have = json_object_array_get_idx(jget(hs, "containers"), 0);
+        c = json_object_array_get_idx(jget(ws, "containers"), 0);
+        if (have && json_object_equal(jget(have, "args"), jget(c, "args")) &&
+            json_object_equal(jget(have, "image"), jget(c, "image")) &&
+            streq_ptr(json_get_string(jget(json_object_array_get_idx(jget(hs, "volumes"), 0), "secret"), "secretName"),
+                      secret))
                 return 0;
         log_debug("Deployment %s/%s: have %s %s, want %s %s", ns, name,
                   json_object_to_json_string(jget(have, "image")),
                   json_object_to_json_string(jget(have, "args")),
-                  json_object_to_json_string(jget(want, "image")),
-                  json_object_to_json_string(jget(want, "args")));
+                  json_object_to_json_string(jget(c, "image")),
+                  json_object_to_json_string(jget(c, "args")));
         b = deployment_patch(want);
         r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
         if (r >= 0)
                 log_info("Service %s/%s: updated Deployment %s (ports %s).", ns, meta(svc, "name"), name,
-                         json_object_get_string(json_object_array_get_idx(jget(want, "args"), 7)));
+                         json_object_get_string(json_object_array_get_idx(jget(c, "args"), 7)));
         return r;
 }
 
-static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
-        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress");
-        _cleanup_(json_object_putp) json_object *b = NULL;
-        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"),
-                                                  meta(svc, "name")),
-                            *body = asprintf_safe("{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"%s\"}]}}}", ip);
+/* A Tunnel that may not run (a port clash, a broken ExitServer) has no client. */
+static int delete_deployment(Operator *o, const char *ns, const char *name) {
+        _cleanup_free_ char *path = asprintf_safe("/apis/apps/v1/namespaces/%s/deployments/%s", ns, name);
         int r;
 
-        if (ing && json_object_is_type(ing, json_type_array) && json_object_array_length(ing) == 1 &&
-            streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), "ip"), ip))
-                return 0;
-        if (!path || !body)
+        if (!path)
                 return -ENOMEM;
-        b = json_tokener_parse(body);
+        r = kcall(o, "DELETE", path, NULL, NULL, NULL);
+        if (r >= 0)
+                log_info("Deleted Deployment %s/%s.", ns, name);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* status.loadBalancer.ingress[].ip for an address, .hostname for a name. */
+static const char *ingress_field(const char *addr) {
+        uint8_t a[16];
+        return inet_pton(AF_INET, addr, a) == 1 || inet_pton(AF_INET6, addr, a) == 1 ? "ip" : "hostname";
+}
+
+static bool ingress_is(json_object *svc, const char *addr) {
+        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress");
+
+        return addr && ing && json_object_is_type(ing, json_type_array) && json_object_array_length(ing) == 1 &&
+               streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), ingress_field(addr)), addr);
+}
+
+static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
+        _cleanup_(json_object_putp) json_object *b = NULL;
+        _cleanup_free_ char *path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"),
+                                                  meta(svc, "name"));
+        json_object *one = json_object_new_object(), *ing = json_object_new_array(), *lb = json_object_new_object(),
+                    *st = json_object_new_object();
+        int r;
+
+        json_object_object_add(one, ingress_field(ip), json_object_new_string(ip));
+        json_object_array_add(ing, one);
+        json_object_object_add(lb, "ingress", ing);
+        json_object_object_add(st, "loadBalancer", lb);
+        b = json_object_new_object();
+        json_object_object_add(b, "status", st);
+        if (ingress_is(svc, ip))
+                return 0;
+        if (!path)
+                return -ENOMEM;
         r = kcall(o, "PATCH", path, b, "application/merge-patch+json", NULL);
         if (r >= 0)
                 log_info("Service %s/%s: external IP %s.", meta(svc, "namespace"), meta(svc, "name"), ip);
@@ -751,13 +897,11 @@ static int ensure_ingress(Operator *o, json_object *svc, const char *ip) {
 
 /* A Service that is no longer managed keeps no address that is about to go away. */
 static int clear_ingress(Operator *o, json_object *svc, const char *ip) {
-        json_object *ing = jget(jget(jget(svc, "status"), "loadBalancer"), "ingress");
         _cleanup_(json_object_putp) json_object *b = NULL;
         _cleanup_free_ char *path = NULL;
         int r;
 
-        if (!ip || !ing || !json_object_is_type(ing, json_type_array) || json_object_array_length(ing) != 1 ||
-            !streq_ptr(json_get_string(json_object_array_get_idx(ing, 0), "ip"), ip))
+        if (!ingress_is(svc, ip))
                 return 0;
         path = asprintf_safe("/api/v1/namespaces/%s/services/%s/status", meta(svc, "namespace"), meta(svc, "name"));
         if (!path)
@@ -902,7 +1046,7 @@ static int reconcile_find_host(Operator *o, const Names *n, json_object *tun, co
         }
         cloud_hosts_free(l, k);
         if (r >= 0)
-                r = patch_tunnel_status(o, tun, "provisioning", h.id, NULL);
+                r = patch_tunnel_status(o, tun, "provisioning", h.id, NULL, NULL);
         cloud_host_done(&h);
         if (r >= 0)
                 operator_enqueue(o, n->key, o->opt.poll_usec);
@@ -919,16 +1063,16 @@ static int reconcile_poll_host(Operator *o, const Names *n, json_object *tun, co
         r = o->provider->get(&o->cloud, id, &h, &err);
         if (r == -ENOENT) {
                 log_warning("Tunnel %s: host %s is gone; making another.", n->tkey, id);
-                r = patch_tunnel_status(o, tun, "provisioning", NULL, NULL);
+                r = patch_tunnel_status(o, tun, "provisioning", NULL, NULL, NULL);
         } else if (r < 0)
                 log_warning("Tunnel %s: host %s: %s", n->tkey, id, err);
         else if (streq_ptr(h.status, "active") && h.ip) {
                 log_info("Tunnel %s: host %s is active at %s.", n->tkey, id, h.ip);
-                r = patch_tunnel_status(o, tun, "active", id, h.ip);
+                r = patch_tunnel_status(o, tun, "active", id, h.ip, NULL);
                 if (r >= 0)
                         operator_enqueue(o, n->key, 0);
         } else if (!streq_ptr(h.status, hs))
-                r = patch_tunnel_status(o, tun, "provisioning", id, NULL);
+                r = patch_tunnel_status(o, tun, "provisioning", id, NULL, NULL);
         cloud_host_done(&h);
         if (r >= 0 && !streq_ptr(hs, "active"))
                 operator_enqueue(o, n->key, o->opt.poll_usec);
@@ -938,11 +1082,16 @@ static int reconcile_poll_host(Operator *o, const Names *n, json_object *tun, co
 /* A managed Service: its Tunnel, the Secret, the host, then the client and the address. */
 static int reconcile_managed(Operator *o, const Names *n, json_object *svc, json_object *tun) {
         _cleanup_(auth_done) Auth auth = {};
+        _cleanup_free_ char *url = NULL;
         const char *hs, *id, *ip;
         int r;
 
         if (meta(tun, "deletionTimestamp"))
                 return finalize(o, tun);
+        if (!o->provider)
+                return set_tunnel_status(o, tun, "waiting", NULL, NULL,
+                                         "no cloud provider (--provider): name an ExitServer with the "
+                                         EXIT_SERVER_ANNOTATION " annotation or spec.exitServer");
         r = ensure_secret(o, tun, n->secret, &auth);
         if (r < 0)
                 return r;
@@ -953,11 +1102,154 @@ static int reconcile_managed(Operator *o, const Names *n, json_object *svc, json
                 return reconcile_find_host(o, n, tun, &auth);
         if (!streq_ptr(hs, "active") || !ip)
                 return reconcile_poll_host(o, n, tun, id, hs);
-        r = ensure_deployment(o, svc, tun, n->dep, n->secret, ip, &auth);
+        url = asprintf_safe(strchr(ip, ':') ? "wss://[%s]:%u" : "wss://%s:%u", ip, o->opt.control_port);
+        if (!url)
+                return -ENOMEM;
+        r = ensure_deployment(o, svc, tun, n->dep, n->secret, url, auth.fingerprint);
         if (r >= 0 && updates_service_ip(tun))
                 r = ensure_ingress(o, svc, ip);
         if (r >= 0 && auth.tls_key)
                 r = drop_host_key(o, tun, n->secret);
+        return r;
+}
+
+/* What is wrong with an ExitServer's spec, NULL if nothing; its address (spec.address, or the
+ * URL's host) in *ret_addr. */
+static const char *exit_server_problem(json_object *es, char **ret_addr) {
+        json_object *spec = jget(es, "spec");
+        const char *url = json_get_string(spec, "url"), *fp = json_get_string(spec, "fingerprint"),
+                   *secret = json_get_string(spec, "tokenSecret"), *addr = json_get_string(spec, "address");
+        _cleanup_(tunnel_url_done) TunnelURL u = {};
+        uint8_t pin[32];
+
+        if (!url || tunnel_url_parse(url, &u) < 0 || !u.tls)
+                return "spec.url: expected wss://HOST[:PORT][/PATH]";
+        if (!fp || strncasecmp(fp, "sha256:", 7) != 0 || unhexmem(fp + 7, pin, sizeof(pin)) < 0)
+                return "spec.fingerprint: expected sha256: and 64 hex digits (the exit server's certificate or CA)";
+        if (!secret || !*secret || strlen(secret) > 253 || strspn(secret, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(secret))
+                return "spec.tokenSecret: expected the name of a Secret in the ExitServer's namespace";
+        if (addr && (!*addr || strlen(addr) > 253 || (!hostname_is_valid(addr) && !streq(ingress_field(addr), "ip"))))
+                return "spec.address: expected an IP address or a host name";
+        *ret_addr = strdup(addr ?: u.host);
+        return *ret_addr ? NULL : "out of memory";
+}
+
+/* One Tunnel on a shared exit server, for port_clash(). */
+typedef struct Sharer {
+        json_object *tun, *svc;
+        const char *created, *ns, *name;
+} Sharer;
+
+static int sharer_compare(const void *a, const void *b) {
+        const Sharer *x = a, *y = b;
+        int c = strcmp(x->created, y->created); /* RFC 3339 UTC: in order as strings */
+        if (c == 0)
+                c = strcmp(x->ns, y->ns);
+        return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+static bool service_has_port(json_object *svc, int port) {
+        json_object *ports = jget(jget(svc, "spec"), "ports");
+
+        for (size_t i = 0; ports && json_object_is_type(ports, json_type_array) && i < json_object_array_length(ports); i++) {
+                json_object *p = json_object_array_get_idx(ports, i);
+                if ((!json_get_string(p, "protocol") || streq(json_get_string(p, "protocol"), "TCP")) &&
+                    json_object_get_int(jget(p, "port")) == port)
+                        return true;
+        }
+        return false;
+}
+
+/* The Tunnels on the exit server at url get their Services' ports in order of creation, each
+ * all of them or none (a client asks for all its ports at once): the earlier Tunnel that has
+ * one of tun's, and that port, or NULL. */
+static json_object *port_clash(Operator *o, json_object *tun, const char *url, int *ret_port) {
+        _cleanup_free_ Sharer *l = NULL;
+        size_t n = 0, k = 0;
+
+        for (CacheEntry *e = o->tunnels; e; e = e->next)
+                n++;
+        l = new0(Sharer, n ?: 1);
+        if (!l)
+                return NULL;
+        for (CacheEntry *e = o->tunnels; e; e = e->next) {
+                json_object *es = exit_server_of(o, e->obj);
+                const char *svc = json_get_string(jget(e->obj, "spec"), "serviceName");
+                _cleanup_free_ char *skey = svc ? asprintf_safe("%s/%s", meta(e->obj, "namespace"), svc) : NULL;
+                json_object *s = skey ? cache_get(o->services, skey) : NULL;
+
+                if (!es || !s || meta(e->obj, "deletionTimestamp") || meta(s, "deletionTimestamp") ||
+                    !streq_ptr(exit_server_url(es), url))
+                        continue;
+                l[k++] = (Sharer) { e->obj, s, meta(e->obj, "creationTimestamp") ?: "", meta(e->obj, "namespace") ?: "",
+                                    meta(e->obj, "name") ?: "" };
+        }
+        qsort(l, k, sizeof(Sharer), sharer_compare);
+        /* Granted: those before i that clash with none before them. */
+        for (size_t i = 0; i < k; i++) {
+                json_object *ports = jget(jget(l[i].svc, "spec"), "ports");
+                json_object *holder = NULL;
+                int port = 0;
+
+                for (size_t j = 0; !holder && ports && json_object_is_type(ports, json_type_array) &&
+                                   j < json_object_array_length(ports); j++) {
+                        json_object *p = json_object_array_get_idx(ports, j);
+                        if (json_get_string(p, "protocol") && !streq(json_get_string(p, "protocol"), "TCP"))
+                                continue;
+                        port = json_object_get_int(jget(p, "port"));
+                        for (size_t g = 0; !holder && g < i; g++)
+                                if (l[g].tun && service_has_port(l[g].svc, port))
+                                        holder = l[g].tun;
+                }
+                if (streq_ptr(meta(l[i].tun, "uid"), meta(tun, "uid"))) {
+                        *ret_port = port;
+                        return holder;
+                }
+                if (holder)
+                        l[i].tun = NULL; /* not granted: takes nothing from those after it */
+        }
+        return NULL;
+}
+
+/* A Tunnel on a shared exit server: no host and no Secret of its own; the client Deployment
+ * dials the ExitServer's URL with its token, unless an earlier Tunnel there has a port. */
+static int reconcile_shared(Operator *o, const Names *n, json_object *svc, json_object *tun) {
+        json_object *es = exit_server_of(o, tun), *holder;
+        const char *was = json_get_string(jget(tun, "status"), "hostIP"), *problem;
+        _cleanup_free_ char *addr = NULL, *msg = NULL;
+        int port = 0, r = 0;
+
+        if (meta(tun, "deletionTimestamp")) {
+                if (updates_service_ip(tun))
+                        r = clear_ingress(o, svc, was);
+                return r < 0 ? r : finalize(o, tun);
+        }
+        /* It had a cloud host before it named an exit server: that goes first. */
+        r = finalize(o, tun);
+        if (r < 0)
+                return r;
+        if (!es)
+                msg = asprintf_safe("ExitServer %s/%s does not exist", n->ns, exit_server_name(tun));
+        else if ((problem = exit_server_problem(es, &addr)))
+                msg = asprintf_safe("ExitServer %s/%s: %s", n->ns, exit_server_name(tun), problem);
+        else if ((holder = port_clash(o, tun, exit_server_url(es), &port)))
+                msg = asprintf_safe("port %d is taken on %s by Tunnel %s/%s", port, exit_server_url(es),
+                                    meta(holder, "namespace"), meta(holder, "name"));
+        if (msg) {
+                r = delete_deployment(o, n->ns, n->dep);
+                if (r >= 0 && updates_service_ip(tun))
+                        r = clear_ingress(o, svc, was);
+                if (r >= 0)
+                        r = set_tunnel_status(o, tun, es && !addr ? "invalid" : es ? "conflict" : "waiting", NULL, NULL,
+                                              msg);
+                return r;
+        }
+        r = ensure_deployment(o, svc, tun, n->dep, json_get_string(jget(es, "spec"), "tokenSecret"),
+                              exit_server_url(es), json_get_string(jget(es, "spec"), "fingerprint"));
+        if (r >= 0)
+                r = set_tunnel_status(o, tun, "active", NULL, addr, NULL);
+        if (r >= 0 && updates_service_ip(tun))
+                r = ensure_ingress(o, svc, addr);
         return r;
 }
 
@@ -974,6 +1266,11 @@ static int reconcile_handwritten(Operator *o, Names *n, json_object *svc, json_o
                 if (svc && updates_service_ip(tun))
                         r = clear_ingress(o, svc, json_get_string(jget(tun, "status"), "hostIP"));
                 return r < 0 ? r : finalize(o, tun);
+        }
+        if (exit_server_name(tun)) {
+                if (!svc || meta(svc, "deletionTimestamp"))
+                        return 0;
+                return reconcile_shared(o, n, svc, tun);
         }
         r = ensure_finalizer(o, tun);
         if (r < 0)
@@ -1019,6 +1316,11 @@ int operator_reconcile(Operator *o, const char *key) {
         }
         if (!managed(o, svc))
                 return reconcile_unmanaged(o, &n, svc, tun);
+        if (tun && !meta(tun, "deletionTimestamp") && !streq_ptr(exit_server_name(tun), service_exit_server(svc))) {
+                /* Another exit server (or a cloud host instead): made anew (a host goes first). */
+                log_info("Service %s: the exit server it names changed: replacing Tunnel %s.", key, n.tname);
+                return reconcile_unmanaged(o, &n, svc, tun);
+        }
         if (!tun) {
                 r = create_tunnel(o, svc, n.tname, &tun);
                 if (r == -EEXIST) /* the watch will bring it */
@@ -1027,5 +1329,7 @@ int operator_reconcile(Operator *o, const char *key) {
                         return r;
                 cache_put(&o->tunnels, n.tkey, tun);
         }
+        if (exit_server_name(tun))
+                return reconcile_shared(o, &n, svc, tun);
         return reconcile_managed(o, &n, svc, tun);
 }

@@ -10,7 +10,9 @@ is deleted (also while the operator is down), loses its host and everything else
 operator mid-provisioning never makes a second host; an unannotated Service is left alone."""
 
 import base64
+import hashlib
 import os
+import ssl
 import shutil
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import unittest
 
 import kube_cluster
 from cloud_standin import CloudStandIn, host_daemon
-from inletstest import Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
+from inletstest import TOKEN, Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPERATOR = os.environ.get("INLETS_OPERATOR")
@@ -56,11 +58,12 @@ class Operator(TunnelTest):
         self.control_port = free_port()
         self.op = None
 
-    def start_operator(self, *extra, kubeconfig=True, env=None):
+    def start_operator(self, *extra, kubeconfig=True, env=None, cloud=True):
         d = Daemon(self.tmp, "operator", "")
         d.logf = open(d.log, "ab")
         d.proc = subprocess.Popen(
-            [OPERATOR, "--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", self.api.url,
+            [OPERATOR, *(["--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", self.api.url]
+                         if cloud else []),
              *(["--kubeconfig", self.kubeconfig] if kubeconfig else []), "--client-image", "registry.test/inletsd:1",
              "--poll-interval", "500ms", "--control-port", str(self.control_port), "-v", *extra],
             stdout=d.logf, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
@@ -323,6 +326,191 @@ class Operator(TunnelTest):
         print("hand-written Tunnels: one with updateServiceIP: false for an opted-out Service got its host, Secret "
               "and Deployment and left MetalLB's address alone; one for a managed Service replaced the operator's "
               "(whose host went); deleting them removed their hosts and the operator's own came back")
+
+    def test_shared_exit_server(self):
+        """Shared exit servers (inlets-operator#27, #28), with no cloud provider at all: three
+        Services name one ExitServer (an inletsd exit server on loopback); the two whose ports do
+        not clash get Tunnels, Deployments dialling it with its pin and its token Secret, and its
+        address; the third, wanting a port the first has, is "conflict" with no Deployment and
+        no address until the first goes; the clients the Deployments run carry bytes through the
+        one exit server; a Service naming no ExitServer that exists waits, and one asking for a
+        cloud host is told there is no provider."""
+        srv = self.server()
+        with open(f"{self.tmp}/state/ca.crt") as f:
+            pin = "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+        url = f"wss://127.0.0.1:{self.control_port}"
+        st, obj = self.kube.call("POST", "/api/v1/namespaces/default/secrets", {
+            "metadata": {"name": "office-token"}, "stringData": {"token": TOKEN}})
+        self.assertEqual(st, 201, obj)
+        st, obj = self.kube.call("POST", "/apis/inlets.inlets.dev/v1alpha1/namespaces/default/exitservers", {
+            "apiVersion": "inlets.inlets.dev/v1alpha1", "kind": "ExitServer", "metadata": {"name": "office"},
+            "spec": {"url": url, "fingerprint": pin, "tokenSecret": "office-token"}})
+        self.assertEqual(st, 201, obj)
+        self.start_operator(cloud=False)
+        shared = {"operator.inlets.dev/exit-server": "office"}
+        p1, p2, p3 = free_port(), free_port(), free_port()
+        self.service("alpha", [p1, p2], annotations=shared)
+        alpha = self.wait_active("alpha-tunnel")
+        self.service("beta", [p3], annotations=shared)
+        self.service("gamma", [p2], annotations=shared)
+        beta = self.wait_active("beta-tunnel")
+        for tun in (alpha, beta):
+            self.assertEqual(tun["spec"]["exitServer"], "office")
+            self.assertEqual(tun["status"]["hostIP"], "127.0.0.1")
+            self.assertNotIn("hostId", tun["status"])
+            self.assertFalse(tun["metadata"].get("finalizers"), "no host to clean up")
+        wait_until(lambda: ((self.tunnel("gamma-tunnel") or {}).get("status") or {}).get("hostStatus") == "conflict",
+                   30, "gamma in conflict")
+        msg = self.tunnel("gamma-tunnel")["status"]["message"]
+        self.assertEqual(msg, f"port {p2} is taken on {url} by Tunnel default/alpha-tunnel")
+        self.assertIsNone(self.kube.get("/apis/apps/v1/namespaces/default/deployments/gamma-tunnel-client"))
+        self.assertEqual(self.kube.get("/api/v1/namespaces/default/services/gamma")["status"].get("loadBalancer"), {})
+        args = {}
+        for name, ports in (("alpha", f"{p1},{p2}"), ("beta", str(p3))):
+            dep = None
+
+            def deployment():
+                nonlocal dep
+                dep = self.kube.get(f"/apis/apps/v1/namespaces/default/deployments/{name}-tunnel-client")
+                return dep is not None
+            wait_until(deployment, 30, f"{name}'s client deployment")
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            self.assertEqual(c["args"], ["tcp", "client", "--url", url, "--upstream", f"{name}.default.svc",
+                                         "--ports", ports, "--token-file", "/var/lib/inlets/auth/token",
+                                         "--fingerprint", pin])
+            self.assertEqual(dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"], "office-token")
+            args[name] = c["args"]
+            wait_until(lambda: (self.kube.get(f"/api/v1/namespaces/default/services/{name}")["status"]
+                                .get("loadBalancer", {}).get("ingress")) == [{"ip": "127.0.0.1"}], 20,
+                       f"{name}'s external IP")
+        self.assertIsNone(self.kube.get("/api/v1/namespaces/default/secrets/alpha-tunnel-auth"),
+                          "no Secret of its own")
+
+        # The clients the Deployments run, as local processes: both on the one exit server, each
+        # with its ports (public on 127.0.0.1, the "Services" echoing on 127.0.0.3).
+        tok = f"{self.tmp}/mounted-token"
+        with open(tok, "w") as f:
+            f.write(TOKEN)
+        for p in (p1, p2, p3):
+            self.upstreams.append(EchoServer("127.0.0.3", p))
+        for name, a in args.items():
+            a = list(a)
+            a[a.index("--upstream") + 1] = "127.0.0.3"
+            a[a.index("--token-file") + 1] = tok
+            cli = Daemon(self.tmp, f"{name}-client", "", args=a)
+            cli.logf = open(cli.log, "ab")
+            cli.proc = subprocess.Popen([os.environ["INLETSD"], *a], stdout=cli.logf, stderr=subprocess.STDOUT)
+            self.daemons.append(cli)
+            cli.wait_log("Connection established", 15)
+        for p in (p1, p2, p3):
+            wait_until(lambda: port_open(p), 10, f"public port {p}")
+            self.assertEqual(echo_roundtrip(p, b"one exit server, many Services"), b"one exit server, many Services")
+
+        # alpha goes: gamma gets its port
+        self.assertEqual(self.kube.call("DELETE", "/api/v1/namespaces/default/services/alpha")[0], 200)
+        gamma = self.wait_active("gamma-tunnel", 30)
+        self.assertNotIn("message", gamma["status"])
+        wait_until(lambda: self.kube.get("/apis/apps/v1/namespaces/default/deployments/gamma-tunnel-client"), 30,
+                   "gamma's Deployment")
+
+        # no such ExitServer; a cloud host without a provider
+        self.service("delta", [free_port()], annotations={"operator.inlets.dev/exit-server": "nowhere"})
+        self.service("epsilon", [free_port()])
+        for name, status, text in (("delta", "waiting", "ExitServer default/nowhere does not exist"),
+                                   ("epsilon", "waiting", "no cloud provider (--provider)")):
+            wait_until(lambda: ((self.tunnel(f"{name}-tunnel") or {}).get("status") or {}).get("hostStatus") == status,
+                       30, f"{name}: {status}")
+            self.assertIn(text, self.tunnel(f"{name}-tunnel")["status"]["message"])
+        self.assertNotIn(TOKEN, self.op.output())
+        # level-triggered, not looping: each state said once (a second at most, from a stale cache)
+        self.assertLessEqual(self.op.output().count("gamma-tunnel: conflict"), 2, self.op.output())
+        self.assertLessEqual(self.op.output().count("delta-tunnel: waiting"), 2, self.op.output())
+        for name in ("beta", "gamma", "delta", "epsilon"):
+            self.assertEqual(self.kube.call("DELETE", f"/api/v1/namespaces/default/services/{name}")[0], 200)
+        for name in ("beta", "gamma", "delta", "epsilon"):
+            wait_until(lambda: self.tunnel(f"{name}-tunnel") is None, 30, f"{name}'s Tunnel collected")
+        self.kube.call("DELETE", "/apis/inlets.inlets.dev/v1alpha1/namespaces/default/exitservers/office")
+        self.kube.call("DELETE", "/api/v1/namespaces/default/secrets/office-token")
+        print(f"shared exit server, no cloud provider: alpha ({p1},{p2}) and beta ({p3}) active on {url}, both "
+              f"clients carried bytes through it; gamma ({p2}) in conflict until alpha went; a missing ExitServer "
+              "and a cloud Service without a provider wait, saying why")
+
+    def test_shared_exit_server_changes(self):
+        """Moving to a shared exit server: a Service annotated later has its Tunnel replaced (its
+        cloud host deleted first); a hand-written Tunnel given spec.exitServer has its host
+        deleted and its finalizer removed, and its Deployment mounts the ExitServer's Secret; an
+        ExitServer whose address becomes a name gives the Services a hostname; a broken
+        ExitServer makes its Tunnels invalid, without a Deployment."""
+        self.start_operator()
+        es_path = "/apis/inlets.inlets.dev/v1alpha1/namespaces/default/exitservers"
+        url = f"wss://127.0.0.1:{free_port()}"
+        st, obj = self.kube.call("POST", es_path, {
+            "apiVersion": "inlets.inlets.dev/v1alpha1", "kind": "ExitServer", "metadata": {"name": "office"},
+            "spec": {"url": url, "fingerprint": "sha256:" + "ab" * 32, "tokenSecret": "office-token"}})
+        self.assertEqual(st, 201, obj)
+        self.service("web", [free_port()], annotations={})
+        self.service("api", [free_port()], annotations={"dev.inlets.manage": "false"})
+        st, obj = self.kube.call("POST", TUNNELS, {
+            "apiVersion": "inlets.inlets.dev/v1alpha1", "kind": "Tunnel", "metadata": {"name": "hand"},
+            "spec": {"serviceName": "api"}})
+        self.assertEqual(st, 201, obj)
+        web, hand = self.wait_active("web-tunnel"), self.wait_active("hand")
+        web_host, hand_host = self.hosts_tagged(web)[0]["id"], self.hosts_tagged(hand)[0]["id"]
+
+        st, _ = self.kube.call("PATCH", "/api/v1/namespaces/default/services/web",
+                               {"metadata": {"annotations": {"operator.inlets.dev/exit-server": "office"}}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        st, _ = self.kube.call("PATCH", f"{TUNNELS}/hand", {"spec": {"exitServer": "office"}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        wait_until(lambda: str(web_host) not in self.api.droplets and str(hand_host) not in self.api.droplets, 60,
+                   "both cloud hosts deleted")
+        wait_until(lambda: ((self.tunnel("web-tunnel") or {}).get("spec") or {}).get("exitServer") == "office", 30,
+                   "web's Tunnel made anew on the exit server")
+        for name, dep in (("web-tunnel", "web-tunnel-client"), ("hand", "hand-client")):
+            wait_until(lambda: ((self.tunnel(name) or {}).get("status") or {}).get("hostStatus") == "active" and
+                       "hostId" not in self.tunnel(name)["status"], 30, f"{name} active on the exit server")
+            tun = self.tunnel(name)
+            self.assertEqual(tun["status"].get("hostIP"), "127.0.0.1")
+            self.assertNotIn("hostId", tun["status"])
+            self.assertFalse(tun["metadata"].get("finalizers"))
+            wait_until(lambda: ((self.kube.get(f"/apis/apps/v1/namespaces/default/deployments/{dep}") or {})
+                                .get("spec", {}).get("template", {}).get("spec", {}).get("volumes") or [{}])[0]
+                       .get("secret", {}).get("secretName") == "office-token", 30, f"{dep} mounting the shared token")
+            c = self.kube.get(f"/apis/apps/v1/namespaces/default/deployments/{dep}")["spec"]["template"]["spec"]
+            self.assertEqual(c["containers"][0]["args"][3], url)
+            self.assertEqual(len(c["volumes"]), 1)
+        wait_until(lambda: (self.kube.get("/api/v1/namespaces/default/services/web")["status"]
+                            .get("loadBalancer", {}).get("ingress")) == [{"ip": "127.0.0.1"}], 20, "web's address")
+
+        st, _ = self.kube.call("PATCH", f"{es_path}/office", {"spec": {"address": "tunnel.example.com"}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        wait_until(lambda: (self.kube.get("/api/v1/namespaces/default/services/web")["status"]
+                            .get("loadBalancer", {}).get("ingress")) == [{"hostname": "tunnel.example.com"}], 20,
+                   "a hostname once the address is a name")
+        wait_until(lambda: (self.kube.get("/api/v1/namespaces/default/services/api")["status"]
+                            .get("loadBalancer", {}).get("ingress")) == [{"hostname": "tunnel.example.com"}], 20,
+                   "the hand-written Tunnel's Service too")
+
+        st, _ = self.kube.call("PATCH", f"{es_path}/office", {"spec": {"url": "https://127.0.0.1/"}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        wait_until(lambda: ((self.tunnel("web-tunnel") or {}).get("status") or {}).get("hostStatus") == "invalid", 30,
+                   "invalid")
+        self.assertIn("spec.url", self.tunnel("web-tunnel")["status"]["message"])
+        wait_until(lambda: self.kube.get("/apis/apps/v1/namespaces/default/deployments/web-tunnel-client") is None, 30,
+                   "no client while the ExitServer is wrong")
+        for name in ("web", "api"):
+            self.assertEqual(self.kube.call("DELETE", f"/api/v1/namespaces/default/services/{name}")[0], 200)
+        self.assertEqual(self.kube.call("DELETE", f"{TUNNELS}/hand")[0], 200)
+        wait_until(lambda: self.tunnel("web-tunnel") is None and self.tunnel("hand") is None, 30, "Tunnels gone")
+        self.kube.call("DELETE", f"{es_path}/office")
+        self.assertEqual(self.creates(), 2)
+        print("moved to a shared exit server: the generated Tunnel made anew and the hand-written one changed in "
+              "place, both cloud hosts deleted first; an address that is a name became the Service's hostname; a "
+              "broken URL made the Tunnel invalid and removed its client")
 
     def test_restarts_and_deletion_while_down(self):
         # provisioning takes a while: kill the operator in the middle, twice
