@@ -468,6 +468,18 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* The live session goes: first what refers to its streams (dials waiting for a name or a
+ * connect, forwards, the commands it was sent). */
+static void session_retire(Client *c) {
+        while (c->dials)
+                dial_free(c->dials);
+        client_forwards_session(c->forwards, NULL);
+        c->sent_head = c->sent_n = 0;
+        if (c->mux)
+                mux_set_predecessor(c->mux, NULL);
+        mux_retire(c, TAKE_PTR(c->mux));
+}
+
 /* ---- restarts (SIGUSR2): the session handed to the next process, as server-handover.c ---- */
 
 /* The session whose streams go: the live one (ended now as a lost connection), or a held one. */
@@ -476,6 +488,10 @@ static Mux *handover_mux(Client *c) {
 
         if (c->mux && c->resume_known) {
                 mux_sever(c->mux);
+                /* A restart while the session resumes: what the exit server has not asked for
+                 * yet goes too (the review: those were reset). */
+                if (c->held && mux_is_dead(c->mux))
+                        mux_absorb(c->mux, c->held);
                 if (mux_resumable_streams(c->mux, &ended) > 0 || ended > 0)
                         return c->mux;
         }
@@ -507,8 +523,7 @@ void client_handover_done(Client *c) {
         /* Handed over: ours close without a reset, the session is gone here. */
         if (c->mux && mux_is_dead(c->mux)) {
                 mux_forget_sockets(c->mux);
-                mux_set_predecessor(c->mux, NULL);
-                mux_retire(c, TAKE_PTR(c->mux));
+                session_retire(c); /* (a dial waiting for DNS held one of its streams: review) */
                 connection_reset(c);
         }
         if (c->held) {
@@ -589,13 +604,7 @@ static void session_end(Client *c, const char *why) {
 
         /* why may point into the mux: keep it before the mux goes. */
         set_error(c, why);
-        while (c->dials)
-                dial_free(c->dials);
-        client_forwards_session(c->forwards, NULL);
-        c->sent_head = c->sent_n = 0;
-        if (c->mux)
-                mux_set_predecessor(c->mux, NULL);
-        mux_retire(c, TAKE_PTR(c->mux));
+        session_retire(c);
         connection_reset(c);
         if (c->state == STATE_STOPPED)
                 return;

@@ -335,10 +335,17 @@ static bool upgrade_client_id(Pending *p, const HttpHead *h, const char **ret, c
  * connection. x may still look connected: its client noticed the loss first. */
 static bool resume_proven(Pending *p, Session *x, const ResumeRequest *rq) {
         char proof[RESUME_PROOF_HEX + 1];
+        const uint8_t *key;
 
-        if (!x->resumable || !rq->asks || !streq(rq->id, x->resume_id))
+        if (!x->resumable || !rq->asks)
                 return false;
-        if (resume_proof(p->conn, x->resume_key, x->resume_id, proof) < 0)
+        if (streq(rq->id, x->resume_id))
+                key = x->resume_key;
+        else if (x->prev_valid && !mux_heard(x->mux) && streq(rq->id, x->prev_resume_id))
+                key = x->prev_resume_key; /* it never read the 101 of x's connection */
+        else
+                return false;
+        if (resume_proof(p->conn, key, rq->id, proof) < 0)
                 return false;
         return secret_equal(proof, RESUME_PROOF_HEX, rq->proof, RESUME_PROOF_HEX);
 }
@@ -438,6 +445,13 @@ static void upgrade_commit(Pending *p, size_t head_len, const char *key, const c
         }
         if (!x->resumable)
                 resume = NULL;
+        if (resume) { /* what the client proved with stays good until it has read the new ones */
+                bool cur = streq(rq->id, resume->resume_id);
+                memcpy(x->prev_resume_id, rq->id, sizeof(x->prev_resume_id));
+                memcpy(x->prev_resume_key, cur ? resume->resume_key : resume->prev_resume_key,
+                       sizeof(x->prev_resume_key));
+                x->prev_valid = true;
+        }
 
         snprintf(response, sizeof(response),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

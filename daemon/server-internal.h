@@ -104,6 +104,11 @@ struct Session {
         bool resumable, held;
         char resume_id[RESUME_ID_HEX + 1];
         uint8_t resume_key[32];
+        /* A resumed session: the id and key the client resumed with stay good until it is heard
+         * on the new connection (a 101 lost with that connection left it without the new ones). */
+        bool prev_valid;
+        char prev_resume_id[RESUME_ID_HEX + 1];
+        uint8_t prev_resume_key[32];
         sd_event_source *hold_timer;
 };
 

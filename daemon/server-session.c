@@ -63,6 +63,7 @@ Session *session_free(Session *x) {
         access_list_done(&x->access_pending);
         sd_event_source_disable_unref(x->hold_timer);
         explicit_bzero(x->resume_key, sizeof(x->resume_key));
+        explicit_bzero(x->prev_resume_key, sizeof(x->prev_resume_key));
         free(x->id);
         free(x);
         return NULL;

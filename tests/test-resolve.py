@@ -8,6 +8,7 @@ blocked loop would not), the connection that arrived meanwhile goes through once
 is in, and a name that never resolves ends in a 502, not a stall."""
 
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -25,6 +26,7 @@ if os.environ.get("INLETSD_TEST_MOUNT_NS") != "1" and os.geteuid() == 0:
     os.execvpe("unshare", ["unshare", "--mount", "--net", "--propagation", "private", sys.executable, *sys.argv],
                dict(os.environ, INLETSD_TEST_MOUNT_NS="1"))
 
+from fd_store import FdStore, start_with_fds  # noqa: E402
 from http_upstream import HttpUpstream  # noqa: E402
 from inletstest import Daemon, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until  # noqa: E402
 from visitors import curl  # noqa: E402
@@ -302,6 +304,44 @@ class Resolve(TunnelTest):
         took = time.monotonic() - t0
         self.assertLess(took, 3)
         print(f"four names served in {took:.2f} s beside one DNS never answers")
+
+    def test_restart_while_a_dial_waits_for_a_name(self):
+        """systemctl restart (SIGUSR2) of a tunnel client while one upstream dial waits for a name
+        DNS never answers and another connection is live: the old process hands the live one
+        over and exits 0 (the outside review: the waiting dial kept a stream the handover had
+        freed, and the process crashed); the visitor whose dial waited is closed, not left
+        hanging; the next process resumes the live one."""
+        self.set_dns_timeout(30)
+        echo = self.echo()
+        live, parked = free_port(), free_port()
+        store = FdStore(f"{self.tmp}/notify")
+        self.upstreams.append(store)
+        self.server()
+        cli = self.client(f"{live}:127.0.0.1:{echo.port} {parked}:black.test:{echo.port}",
+                          env={"NOTIFY_SOCKET": store.path})
+        chat = socket.create_connection(("127.0.0.1", live), timeout=20)
+        chat.sendall(b"before\n")
+        self.assertEqual(chat.recv(100), b"before\n")
+        visitor = socket.create_connection(("127.0.0.1", parked), timeout=20)
+        visitor.sendall(b"waits for black.test")
+        time.sleep(1)  # the client has the stream; its dial waits for the name
+        cli.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(cli.proc.wait(15), 0, cli.output())
+        self.assertIn("handover-state", store.fds)
+        try:
+            end = visitor.recv(100)
+        except ConnectionResetError:
+            end = b""
+        self.assertEqual(end, b"", "the waiting visitor is closed")
+        fds, env = store.listen_env()
+        start_with_fds(cli, fds, env)
+        cli.wait_log("resumes the session", 20)
+        chat.sendall(b"after\n")
+        self.assertEqual(chat.recv(100), b"after\n")
+        chat.close()
+        visitor.close()
+        print("restart with a dial waiting for a dead name: exit 0, the waiting visitor closed, the live "
+              "connection resumed in the next process")
 
     def test_errors_named_and_retried(self):
         """SERVFAIL is "DNS did not answer", not "no such host"; a name that did not resolve is

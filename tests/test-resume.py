@@ -8,7 +8,6 @@ and every byte arrives once, in order (sha256 both ways); with ResumeSec=0 the s
 them as before. A resume request from a client that does not hold the session's key, or after
 ResumeSec=, is refused."""
 
-import array
 import hashlib
 import os
 import re
@@ -21,7 +20,8 @@ import time
 import urllib.request
 
 from fake_peers import RESUME_VERSION, FakeClient
-from inletstest import INLETSCTL, INLETSD as INLETSD_BIN, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
+from fd_store import FdStore, start_with_fds
+from inletstest import INLETSCTL, TOKEN, EchoServer, TunnelTest, free_port, main, port_open, wait_until
 
 CHUNK = 256 * 1024
 # The transfers' size in MiB: smaller under valgrind (tools/valgrind), where bytes cost ~50x.
@@ -168,71 +168,62 @@ class Chat:
         self.sock.close()
 
 
-class FdStore:
-    """systemd's side of sd_notify for one service, as PID 1 keeps it: the file descriptor store
-    (FDSTORE=1 with FDNAME=, FDSTOREREMOVE=1) and the other messages."""
+class AnswerEatingRelay:
+    """A plaintext relay between client and exit server (ws://) that, while eat is set, passes
+    the client's upgrade request on and swallows the server's answer: a resumption whose 101
+    is lost with its connection."""
 
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.fds = {}  # name -> fds, in the order they came
-        self.messages = []
-        threading.Thread(target=self._run, daemon=True).start()
+    def __init__(self, target):
+        self.target, self.eat, self.conns = target, False, []
+        self.ate = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _run(self):
+    def _accept(self):
         while True:
             try:
-                msg, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(253 * 4))
+                a, _ = self.sock.accept()
             except OSError:
                 return
-            fds = array.array("i")
-            for level, kind, data in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-            fields = dict(l.split("=", 1) for l in msg.decode(errors="replace").split("\n") if "=" in l)
-            self.messages.append(fields)
-            if fields.get("FDSTORE") == "1":
-                self.fds.setdefault(fields.get("FDNAME", "stored"), []).extend(fds)
-            else:
-                for fd in fds:
-                    os.close(fd)
-            if fields.get("FDSTOREREMOVE") == "1":
-                for fd in self.fds.pop(fields.get("FDNAME"), []):
-                    os.close(fd)
+            b = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [a, b]
+            threading.Thread(target=self._pipe, args=(a, b, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(b, a, True), daemon=True).start()
 
-    def listen_env(self):
-        """What systemd passes the next process: the fds, and LISTEN_FDS/LISTEN_FDNAMES."""
-        fds, names = [], []
-        for name, l in self.fds.items():
-            fds += l
-            names += [name] * len(l)
-        return fds, {"LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(names)}
+    def _pipe(self, src, dst, answers):
+        first = True
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                if answers and first and self.eat and b" 101 " in d[:20]:
+                    self.ate.set()
+                    while src.recv(65536):
+                        pass
+                    break
+                first = False
+                dst.sendall(d)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns = []
 
     def close(self):
         self.sock.close()
-        for l in self.fds.values():
-            for fd in l:
-                os.close(fd)
-        self.fds = {}
-
-
-def start_with_fds(daemon, fds, env):
-    """Starts daemon's inletsd as systemd would after a restart: fds at 3, 4, ..., nothing else
-    open, LISTEN_PID its own pid (the shell sets it and execs)."""
-    n = len(fds)
-
-    def place():
-        high = [os.dup(fd) for fd in fds]  # out of the way of 3..n first
-        for i, fd in enumerate(high):
-            os.dup2(fd, 3 + i)
-        os.closerange(3 + n, 65536)  # the store's own copies stay with the store
-    daemon.logf.close()
-    daemon.logf = open(daemon.log, "ab")
-    daemon.proc = subprocess.Popen(
-        ["sh", "-c", f'LISTEN_PID=$$ exec {INLETSD_BIN} --config {daemon.path} -v --no-bus'],
-        close_fds=False, stdout=daemon.logf, stderr=subprocess.STDOUT,
-        env=dict(os.environ, **(daemon.env or {}), **env), preexec_fn=place)
+        self.cut()
 
 
 class Resume(TunnelTest):
@@ -554,6 +545,40 @@ class Resume(TunnelTest):
               f"{', '.join(f'{m / (1 << 20):.1f}' for m in most)} MiB after each of 3 cuts; then "
               f"{total >> 20} MiB read back, sha256 equal")
 
+    def test_resumption_whose_answer_is_lost(self):
+        """The path is cut, the client asks to resume, the exit server resumes the session and
+        answers -- and that answer is lost with its connection (a second cut): the client never
+        read the new session's id and key. Its next try, with the ones it has, is taken until it
+        has been heard on a new connection (the outside review: it was refused, and every
+        connection of the session reset); the transfer and the chat go on byte-exact."""
+        total = 64 << 20
+        self.echo = EchoServer()
+        self.upstreams.append(self.echo)
+        self.pub = free_port()
+        self.srv = self.server(extra_server="TLS=no\n")
+        relay = AnswerEatingRelay(self.control_port)
+        self.upstreams.append(relay)
+        self.cli = self.client(f"{self.pub}:{self.echo.port}", url=f"ws://127.0.0.1:{relay.port}", ca=False)
+        bulk, chat = Transfer(self.pub, total), Chat(self.pub)
+        wait_until(lambda: bulk.n_got > total // 4 or bulk.error, 60, "a quarter of the transfer")
+        relay.eat = True
+        relay.cut()
+        self.assertTrue(relay.ate.wait(20), "the resumption's answer")
+        self.srv.wait_log("resumed its session", 10)
+        relay.eat = False
+        relay.cut()
+        self.cli.wait_log("resumes the session", 30)
+        bulk.wait(180)
+        wait_until(lambda: chat.answered > 40 or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error, "the bulk connection")
+        self.assertIsNone(chat.error, "the chat connection")
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assertEqual(self.srv.output().count("resumed its session"), 2)
+        self.assertNotIn("wrong proof", self.srv.output())
+        print(f"a resumption whose 101 was lost: the next try with the old id and key resumed it; "
+              f"{total >> 20} MiB each way equal, the chat answered {chat.answered} lines")
+
     def test_admin_actions_on_a_held_session(self):
         """From the outside review (each aborted the exit server): a reload that takes a held
         session's port away ends that session and its connection; SIGTERM with a session lost
@@ -753,6 +778,54 @@ class Resume(TunnelTest):
         print(f"client restarted at {at_c >> 20} MiB, then the exit server at {at_s >> 20} MiB, of {total >> 20} MiB "
               f"each way: each next process took over 2 connections and the session resumed both times; sha256 "
               f"equal both ways, the chat answered {chat.answered} lines in order, the upstream dialled once")
+
+    def test_client_restart_with_a_full_fd_store(self):
+        """The client's fd store keeps fewer sockets than it hands over (FileDescriptorStoreMax=
+        reached: PID 1 closes the rest): the upstream connection whose socket was dropped sees a
+        reset, not a clean end (the outside review: it looked complete); the next process says
+        it is missing; the others carry on."""
+        store = FdStore(f"{self.tmp}/notify-c", max_fds=3)  # the state and two of three sockets
+        self.upstreams.append(store)
+        ends = []
+
+        def serve(c):
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        ends.append("FIN")
+                        return
+                    c.sendall(b)
+            except ConnectionResetError:
+                ends.append("RST")
+            finally:
+                c.close()
+        upstream = socket.create_server(("127.0.0.1", 0))
+        self.upstreams.append(upstream)
+        threading.Thread(target=lambda: [threading.Thread(target=serve, args=(upstream.accept()[0],), daemon=True)
+                                         .start() for _ in range(3)], daemon=True).start()
+        self.pub = free_port()
+        self.srv = self.server()
+        self.cli = self.client(f"{self.pub}:{upstream.getsockname()[1]}", env={"NOTIFY_SOCKET": store.path})
+        chats = [Chat(self.pub) for _ in range(3)]
+        wait_until(lambda: all(c.answered > 3 for c in chats), 20, "three chats")
+        self.cli.proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(self.cli.proc.wait(10), 0, "the old client exits 0")
+        self.assertIn("handed 3 connections to the next process", self.cli.output())
+        wait_until(lambda: ends, 10, "the dropped socket's upstream connection to end")
+        self.assertEqual(ends, ["RST"], "the connection lost on the way is reset")
+        fds, env = store.listen_env()
+        start_with_fds(self.cli, fds, env)
+        self.cli.wait_log("came without its socket", 10)
+        self.srv.wait_log("resumed its session", 15)
+        answered = [c.answered for c in chats]
+        time.sleep(1)
+        going = [c for c, a in zip(chats, answered) if c.answered > a + 5]
+        self.assertEqual(len(going), 2, f"two chats go on: {[c.error for c in chats]}")
+        for c in chats:
+            c.stop = True
+        print(f"a client restart with room for two of three sockets: the dropped one's upstream saw {ends[0]}, "
+              "the next process said so, the other two chats went on")
 
     def test_restart_with_a_session_that_cannot_come_back(self):
         """Two clients; in the restart another process takes the port of the one the state lists

@@ -163,6 +163,7 @@ struct Mux {
         uint64_t next_key;       /* exit server: the last x-inlets-stream given */
         size_t retained;         /* all streams' ulen */
         bool any_ack;            /* a stream got ACK_EVERY since its last ack */
+        bool heard;              /* a WebSocket frame came from the peer */
         Mux *predecessor;        /* tunnel client: the lost session whose streams may resume */
         MuxStream *by_key[KEY_BUCKETS];
         MuxStream *ended;        /* streams closed, kept until the peer has their end (newest first) */
@@ -1767,7 +1768,10 @@ static int error_cb(nghttp2_session *session, int lib_error_code, const char *ms
 
 static int ws_data_cb(void *userdata, uint8_t *p, size_t n) {
         Mux *m = userdata;
-        ssize_t r = nghttp2_session_mem_recv(m->h2, p, n);
+        ssize_t r;
+
+        m->heard = true;
+        r = nghttp2_session_mem_recv(m->h2, p, n);
         if (r < 0) {
                 mux_fail(m, -EPROTO, "HTTP/2 error: %s", nghttp2_strerror((int) r));
                 return -EPROTO;
@@ -1778,6 +1782,7 @@ static int ws_data_cb(void *userdata, uint8_t *p, size_t n) {
 static int ws_control_cb(void *userdata, WsOpcode op, const uint8_t *p, size_t n) {
         Mux *m = userdata;
 
+        m->heard = true;
         switch (op) {
         case WS_OP_PING:
                 return ws_send(m, WS_OP_PONG, NULL, 0, NULL, p, n);
@@ -1798,6 +1803,7 @@ static int ws_control_cb(void *userdata, WsOpcode op, const uint8_t *p, size_t n
 static int ws_text_cb(void *userdata, const uint8_t *p, size_t n, bool fin) {
         Mux *m = userdata;
 
+        m->heard = true;
         if (!fin) {
                 memcpy(m->text + m->text_len, p, n); /* the parser bounds a message to WS_TEXT_MAX */
                 m->text_len += n;
@@ -2170,6 +2176,14 @@ static void mux_fail(Mux *m, int error, const char *format, ...) {
                         s->ended = true;
                         LIST_PREPEND(m->ended, s);
                         m->n_ended++;
+                        continue;
+                }
+                /* A lost connection of a resumable session: what can never resume (not answered
+                 * yet, not numbered) closes now, with a reset, instead of waiting out the hold
+                 * with the rest (the review: a visitor whose stream was still being dialled). */
+                if (m->cfg.resumable && error < 0 && s->fd >= 0 && !s->message && (s->key == 0 || !s->responded)) {
+                        s->aborted = true;
+                        stream_close_fd(s, true);
                 }
         }
         if (m->close_sent && tls_conn_flush(m->conn) >= 0) {
@@ -2758,6 +2772,11 @@ bool mux_is_dead(Mux *m) {
         return m->dead;
 }
 
+bool mux_heard(Mux *m) {
+        assert(m);
+        return m->heard;
+}
+
 void mux_sever(Mux *m) {
         struct linger l = { .l_onoff = 1, .l_linger = 0 };
 
@@ -2768,6 +2787,35 @@ void mux_sever(Mux *m) {
         if (m->conn)
                 (void) setsockopt(tls_conn_fd(m->conn), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
         mux_fail(m, -ECONNRESET, "handed to the next process");
+}
+
+void mux_absorb(Mux *m, Mux *old) {
+        assert(m);
+        assert(old);
+        assert(m->dead && old->dead);
+
+        m->next_key = MAX(m->next_key, old->next_key);
+        for (MuxStream *s = old->streams, *next; s; s = next) {
+                bool draining = stream_draining(s);
+
+                next = s->next;
+                if (!draining && !stream_resumable(s))
+                        continue;
+                stream_move(old, m, s);
+                if (draining)
+                        s->id = -1;
+        }
+        while (old->ended) {
+                MuxStream *s = old->ended;
+
+                stream_move(old, m, s); /* into m's streams: kept for its end there too */
+                LIST_REMOVE(m->streams, s);
+                m->n_streams--;
+                s->id = -1;
+                s->ended = true;
+                LIST_PREPEND(m->ended, s);
+                m->n_ended++;
+        }
 }
 
 /* The streams a dead session would resume, the draining ones, and those kept for their end,
@@ -2784,12 +2832,17 @@ static int save_stream(MuxStream *s, FILE *f, int **fds, size_t *n_fds) {
         int fdi = -1;
 
         if (!s->ended) {
+                /* Whoever closes it last -- PID 1 dropping what its store has no room for, or
+                 * never passes on -- resets it: a connection lost on the way must not look
+                 * complete (the review). The next process clears it (mux_load). */
+                struct linger l = { .l_onoff = 1, .l_linger = 0 };
                 int *t = realloc(*fds, sizeof(int) * (*n_fds + 1));
                 if (!t)
                         return -ENOMEM;
                 *fds = t;
                 fdi = (int) *n_fds;
                 t[(*n_fds)++] = s->fd;
+                (void) setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
         }
         if (s->read_eof)
                 flags[k++] = 'R';
@@ -2862,8 +2915,9 @@ int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds) {
 void mux_forget_sockets(Mux *m) {
         assert(m);
         assert(m->dead);
-        /* The handed-over ones close without SO_LINGER: the next process has them (their last
-         * close decides); the others are reset, as any connection that ends abnormally. */
+        /* The handed-over ones close as they are: the next process has them (their last close
+         * decides; save_stream() armed a reset for one that never arrives); the others are
+         * reset, as any connection that ends abnormally. */
         for (MuxStream *s = m->streams; s; s = s->next) {
                 stream_unbatch(s);
                 stream_close_fd(s, !s->handed);
@@ -2897,7 +2951,8 @@ static int load_stream(Mux *m, HandoverReader *r, const HandoverLine *l, int *fd
         if (*total > HANDOVER_SESSION_MAX || handover_bytes(r, ulen + wlen + rlen, &bytes) < 0)
                 return -EBADMSG;
         if (!ended && (fdi >= n_fds || fds[fdi] < 0)) { /* its socket did not arrive (or came twice) */
-                log_debug("Handed-over stream %" PRIu64 " has no socket: dropped.", key);
+                log_warning("Handed-over connection %" PRIu64 " came without its socket (the fd store full?): "
+                            "dropped.", key);
                 return 0;
         }
 
@@ -2970,6 +3025,7 @@ static int load_stream(Mux *m, HandoverReader *r, const HandoverLine *l, int *fd
                 return -ENOMEM;
         }
         fds[fdi] = -1; /* ours now */
+        (void) setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger) {}, sizeof(struct linger));
         (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF); /* held: not read until adopted */
         return 0;
 oom:

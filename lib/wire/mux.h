@@ -177,6 +177,12 @@ void mux_set_predecessor(Mux *m, Mux *old);
  * fds (set to -1; the caller closes the rest). */
 void mux_sever(Mux *m);
 bool mux_is_dead(Mux *m);
+/* Whether a WebSocket frame came from the peer: the exit server knows then that the client
+ * read the 101 (and the resumption credentials in it). */
+bool mux_heard(Mux *m);
+/* Tunnel client, a restart while a session resumed: the streams its predecessor old still
+ * holds (not claimed yet, draining, kept for their end) join dead m, to be saved with it. */
+void mux_absorb(Mux *m, Mux *old);
 int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds);
 void mux_forget_sockets(Mux *m);
 int mux_load(sd_event *e, const MuxConfig *cfg, HandoverReader *r, int *fds, size_t n_fds, Mux **ret);

@@ -119,9 +119,67 @@ static void test_mux_round_trip(void) {
         sd_event_unref(e);
 }
 
+/* A restart while a session resumed: the predecessor's streams not claimed yet join the new
+ * session and are saved with it. */
+static void test_mux_absorb(void) {
+        static const char live[] =
+                "mux next=12\n"
+                "stream key=11 fd=0 in=0 out=0 recv=3 ubase=0 ulen=0 wlen=0 rlen=0 fwd=0 flags=- authority=n:1 peer=-\n"
+                "end\n";
+        static const char old[] =
+                "mux next=9\n"
+                "stream key=4 fd=-1 in=0 out=0 recv=1 ubase=0 ulen=2 wlen=0 rlen=0 fwd=0 flags=sraX- authority=a:1 peer=-\n"
+                "wx"
+                "stream key=7 fd=0 in=5 out=7 recv=9 ubase=2 ulen=3 wlen=0 rlen=0 fwd=0 flags=- authority=h:22 peer=-\n"
+                "abc"
+                "stream key=8 fd=1 in=0 out=0 recv=5 ubase=0 ulen=0 wlen=1 rlen=0 fwd=0 flags=EsrD- authority=h:22 peer=-\n"
+                "z"
+                "end\n";
+        const MuxConfig cfg = { .h2_client = false, .resumable = true, .max_frame_size = 1 << 20 };
+        HandoverReader rl = { .p = (const uint8_t *) live, .left = sizeof(live) - 1 },
+                       ro = { .p = (const uint8_t *) old, .left = sizeof(old) - 1 };
+        int a[2], b[2], c[2], fl[1], fo[2], *out = NULL;
+        size_t n_out = 0, len = 0;
+        char *text = NULL;
+        unsigned ended;
+        sd_event *e = NULL;
+        Mux *m = NULL, *o = NULL;
+        FILE *f;
+
+        CHECK(sd_event_new(&e) >= 0, "an event loop");
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) == 0 &&
+              socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) == 0 &&
+              socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c) == 0, "sockets");
+        fl[0] = a[0];
+        fo[0] = b[0];
+        fo[1] = c[0];
+        CHECK(mux_load(e, &cfg, &rl, fl, 1, &m) == 0 && mux_load(e, &cfg, &ro, fo, 2, &o) == 0, "two sessions");
+        mux_absorb(m, o);
+        CHECK(mux_resumable_streams(o, &ended) == 0 && ended == 0, "nothing left behind");
+        CHECK(mux_resumable_streams(m, &ended) == 3 && ended == 1, "its own connection, the old one's two (one "
+              "draining) and the one kept for its end");
+        f = open_memstream(&text, &len);
+        CHECK(mux_save(m, f, &out, &n_out) == 0 && n_out == 3, "saved with three sockets");
+        fclose(f);
+        CHECK(text && strstr(text, "mux next=12\n"), "the higher next key");
+        CHECK(text && strstr(text, "stream key=7 ") && strstr(text, "stream key=11 ") &&
+              strstr(text, "flags=EsrD- authority=h:22 peer=-\nz") && strstr(text, "flags=sraX- authority=a:1 peer=-\nwx"),
+              "every stream as it was: %s", text);
+        mux_forget_sockets(m);
+        mux_free(m);
+        mux_free(o);
+        free(out);
+        free(text);
+        close(a[1]);
+        close(b[1]);
+        close(c[1]);
+        sd_event_unref(e);
+}
+
 int main(void) {
         test_lines();
         test_mux_round_trip();
+        test_mux_absorb();
         printf("%u checks, %u failed\n", tests_run, tests_failed);
         return tests_failed ? 1 : 0;
 }
