@@ -744,6 +744,10 @@ static json_object *client_container(Operator *o, json_object *svc, const char *
         json_object_object_add(mnt, "readOnly", json_object_new_boolean(true));
         json_object_array_add(mounts, mnt);
         json_object_object_add(c, "volumeMounts", mounts);
+        /* It needs nothing of the node: no privilege, no writes outside its mounts. */
+        json_object_object_add(c, "securityContext", json_tokener_parse(
+                "{\"allowPrivilegeEscalation\":false,\"readOnlyRootFilesystem\":true,"
+                "\"capabilities\":{\"drop\":[\"ALL\"]}}"));
         return c;
 }
 
@@ -769,12 +773,16 @@ static json_object *deployment_new(json_object *tun, const char *name, const cha
         json_object_object_add(tmpl, "metadata", tm);
         json_object_array_add(cs, json_object_get(c));
         json_object_object_add(pspec, "containers", cs);
+        /* The image's user; the kubelet gives the Secret's files to group fsGroup, so mode
+         * 0440 lets it read them (0400 would leave them root's alone). */
+        json_object_object_add(pspec, "securityContext", json_tokener_parse(
+                "{\"runAsNonRoot\":true,\"runAsUser\":65532,\"runAsGroup\":65532,\"fsGroup\":65532}"));
         json_object_object_add(item, "key", json_object_new_string("token"));
         json_object_object_add(item, "path", json_object_new_string("token"));
         json_object_array_add(items, item);
         json_object_object_add(sec, "secretName", json_object_new_string(secret));
         json_object_object_add(sec, "items", items);
-        json_object_object_add(sec, "defaultMode", json_object_new_int(0400));
+        json_object_object_add(sec, "defaultMode", json_object_new_int(0440));
         json_object_object_add(vol, "name", json_object_new_string("auth"));
         json_object_object_add(vol, "secret", sec);
         json_object_array_add(vols, vol);
@@ -793,6 +801,7 @@ static json_object *deployment_patch(json_object *want) {
 
         json_object_object_add(pspec, "containers", json_object_get(jget(ws, "containers")));
         json_object_object_add(pspec, "volumes", json_object_get(jget(ws, "volumes")));
+        json_object_object_add(pspec, "securityContext", json_object_get(jget(ws, "securityContext")));
         json_object_object_add(tmpl, "spec", pspec);
         json_object_object_add(spec, "template", tmpl);
         json_object_object_add(b, "spec", spec);
@@ -829,6 +838,10 @@ static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, co
         c = json_object_array_get_idx(jget(ws, "containers"), 0);
         if (have && json_object_equal(jget(have, "args"), jget(c, "args")) &&
             json_object_equal(jget(have, "image"), jget(c, "image")) &&
+            json_object_equal(jget(have, "securityContext"), jget(c, "securityContext")) &&
+            json_object_equal(jget(hs, "securityContext"), jget(ws, "securityContext")) &&
+            json_object_equal(jget(json_object_array_get_idx(jget(hs, "volumes"), 0), "secret"),
+                              jget(json_object_array_get_idx(jget(ws, "volumes"), 0), "secret")) &&
             streq_ptr(json_get_string(jget(json_object_array_get_idx(jget(hs, "volumes"), 0), "secret"), "secretName"),
                       secret))
                 return 0;

@@ -154,6 +154,12 @@ class Operator(TunnelTest):
         self.assertEqual(dep["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
         vol = dep["spec"]["template"]["spec"]["volumes"][0]
         self.assertEqual(vol["secret"]["secretName"], "web-tunnel-auth")
+        # the image's non-root user reads the token through fsGroup (0400 would be root's alone)
+        self.assertEqual(vol["secret"]["defaultMode"], 0o440)
+        self.assertEqual(dep["spec"]["template"]["spec"]["securityContext"],
+                         {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532})
+        self.assertEqual(c["securityContext"], {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                "capabilities": {"drop": ["ALL"]}})
         self.assertEqual(c["volumeMounts"][0]["mountPath"], "/var/lib/inlets/auth")
         secret = self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")
         self.assertEqual(secret["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
