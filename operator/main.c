@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "fileio.h"
+#include "inlets-args.h"
 #include "log.h"
 #include "macro.h"
 #include "operator.h"
@@ -24,7 +25,8 @@ static void help(void) {
                "  --access-token-file F    the cloud API token (never on the command line)\n"
                "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
                "  --api-url URL            the provider's API (default: its public one)\n"
-               "  --client-image IMAGE     image of the tunnel client (default: ghcr.io/inletsd/inletsd:latest)\n"
+               "  --client-image IMAGE     image of the tunnel client (default: " INLETSD_DEFAULT_IMAGE ",\n"
+               "                           what tools/image builds; push it and name where it is)\n"
                "  --package-url URL        the inletsd .deb hosts install (default: the distribution's)\n"
                "  --annotated-only         manage only Services annotated dev.inlets.manage=true\n"
                "  --kubeconfig FILE        run outside the cluster (default: the pod's service account)\n"
@@ -127,7 +129,7 @@ static int parse_args(int argc, char *argv[], Options *o) {
 }
 
 int main(int argc, char *argv[]) {
-        Operator o = { .opt = { .client_image = "ghcr.io/inletsd/inletsd:latest", .control_port = 8123,
+        Operator o = { .opt = { .client_image = INLETSD_DEFAULT_IMAGE, .control_port = 8123,
                                 .poll_usec = 5 * USEC_PER_SEC, .resync_usec = 300 * USEC_PER_SEC } };
         _cleanup_(erase_and_freep) char *token = NULL;
         _cleanup_free_ char *err = NULL;

@@ -28,6 +28,8 @@ deb=$(ls "$T"/src/inletsd_*.deb 2>/dev/null | head -1)
 check deb-builds test -n "$deb"
 check operator-deb-builds bash -c "dpkg -c '$T'/src/inlets-operator_*.deb | grep -q ' ./usr/bin/inlets-operator$'"
 [ -n "$deb" ] || { tail -40 "$T/deb.log"; echo "pkg: $fails failed"; exit 1; }
+# tools/test builds the container image from these (tests/image.py).
+[ -z "${INLETSD_DEB_DIR:-}" ] || cp "$deb" "$T"/src/inlets-operator_*_*.deb "$INLETSD_DEB_DIR"/
 lintian --no-tag-display-limit "$deb" "$T"/src/inlets-operator_*.deb >"$T/lintian.log" 2>&1
 check lintian-no-errors bash -c "! grep -E '^E: ' '$T/lintian.log'"
 echo "    lintian: $(grep -c '^W: ' "$T/lintian.log") warnings: $(grep '^W: ' "$T/lintian.log" | awk '{print $3}' | sort -u | tr '\n' ' ')"

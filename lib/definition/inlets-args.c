@@ -668,7 +668,8 @@ char *definition_to_k8s_yaml(const Definition *d, const char *image) {
         fprintf(f,
                 "# inletsd %s client %s as Kubernetes objects. First the token, as a Secret:\n"
                 "#   kubectl create secret generic %s-token --from-file=token=./token\n"
-                "# then: kubectl apply -f THIS_FILE. The image (%s) must hold inletsd: see deploy/Containerfile.\n",
+                "# then: kubectl apply -f THIS_FILE. The image (%s) must hold inletsd: tools/image builds it\n"
+                "# from the .debs; push it where the cluster pulls from (docs/operator.md).\n",
                 mode_to_string(d->mode), name, name, image ?: INLETSD_DEFAULT_IMAGE);
         if (d->ca_file || d->upstream_ca_file || d->http_rules.n_basic > 0 || d->http_rules.n_bearer > 0 ||
             d->proxy_password_file)
@@ -698,7 +699,7 @@ char *definition_to_k8s_yaml(const Definition *d, const char *image) {
                 "    spec:\n"
                 "      securityContext:\n"
                 "        runAsNonRoot: true\n"
-                "        runAsUser: 65534\n"
+                "        runAsUser: 65532\n"
                 "      containers:\n"
                 "      - name: inletsd\n"
                 "        image: %s\n"

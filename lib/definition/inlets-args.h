@@ -34,8 +34,9 @@ void inlets_args_help(FILE *f);
 /* The definition as /etc/inlets.d/NAME.conf text; the token is never written inline. */
 char *definition_to_ini(const Definition *d, const char *token_file);
 
-/* The image --generate=k8s_yaml names unless --image is given (the operator's default too). */
-#define INLETSD_DEFAULT_IMAGE "ghcr.io/inletsd/inletsd:latest"
+/* The image --generate=k8s_yaml names unless --image is given (the operator's default too):
+ * the name tools/image gives the image it builds from the .debs (docs/operator.md). */
+#define INLETSD_DEFAULT_IMAGE "localhost/inletsd:" PROJECT_VERSION
 
 /* A tunnel client as Kubernetes objects (--generate=k8s_yaml): a ConfigMap holding the
  * definition and a Deployment running it, the token from a Secret NAME-token (key "token")
