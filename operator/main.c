@@ -27,6 +27,9 @@ static void help(void) {
                "  --api-url URL            the provider's API (default: its public one)\n"
                "  --client-image IMAGE     image of the tunnel client (default: " INLETSD_DEFAULT_IMAGE ",\n"
                "                           what tools/image builds; push it and name where it is)\n"
+               "  --client-resources JSON  the client containers' resources, e.g.\n"
+               "                           '{\"requests\":{\"cpu\":\"10m\",\"memory\":\"16Mi\"},\"limits\":{\"memory\":\"64Mi\"}}'\n"
+               "  --max-client-memory Q    the client containers' memory limit (e.g. 64Mi)\n"
                "  --package-url URL        the inletsd .deb hosts install (default: the distribution's)\n"
                "  --annotated-only         manage only Services annotated dev.inlets.manage=true\n"
                "  --kubeconfig FILE        run outside the cluster (default: the pod's service account)\n"
@@ -59,9 +62,75 @@ static int add_signal(sd_event *e, int sig, const char *description) {
         return sd_event_source_set_floating(s, true);
 }
 
+/* A Kubernetes quantity as the API server writes it back: digits, an optional fraction, an
+ * optional suffix (m, k, M, G, Ki, Mi, Gi, ...). */
+static bool quantity_ok(const char *q) {
+        size_t n = strspn(q, "0123456789");
+        if (n == 0)
+                return false;
+        if (q[n] == '.') {
+                size_t f = strspn(q + n + 1, "0123456789");
+                if (f == 0)
+                        return false;
+                n += 1 + f;
+        }
+        return strlen(q + n) <= 2 && strspn(q + n, "mkMGTPEi") == strlen(q + n);
+}
+
+/* --client-resources '{"requests":{"cpu":"10m","memory":"16Mi"},"limits":{"memory":"64Mi"}}'
+ * (the container's resources), --max-client-memory 64Mi (its limits.memory). */
+static int client_resources_set(Options *o, bool max_memory, const char *arg) {
+        json_object *r = NULL, *lim;
+
+        if (max_memory) {
+                if (!quantity_ok(arg)) {
+                        fprintf(stderr, "--max-client-memory: expected a quantity such as 64Mi, got '%s'\n", arg);
+                        return -EINVAL;
+                }
+                if (!o->client_resources)
+                        o->client_resources = json_object_new_object();
+                if (!json_object_object_get_ex(o->client_resources, "limits", &lim)) {
+                        lim = json_object_new_object();
+                        json_object_object_add(o->client_resources, "limits", lim);
+                }
+                json_object_object_add(lim, "memory", json_object_new_string(arg));
+                return 0;
+        }
+        r = json_tokener_parse(arg);
+        if (!r || !json_object_is_type(r, json_type_object))
+                goto bad;
+        json_object_object_foreach(r, k, v) {
+                if ((!streq(k, "requests") && !streq(k, "limits")) || !json_object_is_type(v, json_type_object))
+                        goto bad;
+                json_object_object_foreach(v, name, q)
+                        if ((!streq(name, "cpu") && !streq(name, "memory") && !streq(name, "ephemeral-storage")) ||
+                            !json_object_is_type(q, json_type_string) || !quantity_ok(json_object_get_string(q)))
+                                goto bad;
+        }
+        /* what --max-client-memory said before stays */
+        if (o->client_resources && json_object_object_get_ex(o->client_resources, "limits", &lim) &&
+            json_object_object_get_ex(lim, "memory", NULL)) {
+                json_object *l2;
+                if (!json_object_object_get_ex(r, "limits", &l2)) {
+                        l2 = json_object_new_object();
+                        json_object_object_add(r, "limits", l2);
+                }
+                json_object_object_add(l2, "memory", json_object_get(json_object_object_get(lim, "memory")));
+        }
+        json_object_put(o->client_resources);
+        o->client_resources = r;
+        return 0;
+bad:
+        json_object_put(r);
+        fprintf(stderr, "--client-resources: expected JSON such as {\"requests\":{\"cpu\":\"10m\",\"memory\":\"16Mi\"},"
+                        "\"limits\":{\"memory\":\"64Mi\"}} (cpu, memory, ephemeral-storage; quantities as 10m, 64Mi)\n");
+        return -EINVAL;
+}
+
 static int parse_args(int argc, char *argv[], Options *o) {
         enum { OPT_CLIENT_IMAGE = _CLOUD_OPT_MAX, OPT_PACKAGE_URL, OPT_ANNOTATED, OPT_KUBECONFIG,
-               OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC, OPT_VERSION, OPT_WATCH_TIMEOUT };
+               OPT_CONTEXT, OPT_CONTROL_PORT, OPT_POLL, OPT_RESYNC, OPT_VERSION, OPT_WATCH_TIMEOUT,
+               OPT_CLIENT_RESOURCES, OPT_MAX_CLIENT_MEMORY };
         static const struct option options[] = {
                 CLOUD_OPTIONS, /* first: the messages below index this table by option */
                 { "client-image", required_argument, NULL, OPT_CLIENT_IMAGE },
@@ -76,6 +145,8 @@ static int parse_args(int argc, char *argv[], Options *o) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 { "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
+                { "client-resources", required_argument, NULL, OPT_CLIENT_RESOURCES },
+                { "max-client-memory", required_argument, NULL, OPT_MAX_CLIENT_MEMORY },
                 {}
         };
         int c, b;
@@ -110,6 +181,11 @@ static int parse_args(int argc, char *argv[], Options *o) {
                                 fprintf(stderr, "--%s: expected seconds, got '%s'\n", options[c - 0x100].name, optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case OPT_CLIENT_RESOURCES:
+                case OPT_MAX_CLIENT_MEMORY:
+                        if (client_resources_set(o, c == OPT_MAX_CLIENT_MEMORY, optarg) < 0)
+                                return -EINVAL;
                         break;
                 case 'v': log_max_level = LOG_DEBUG; break;
                 case 'h': help(); exit(EXIT_SUCCESS);
@@ -193,6 +269,7 @@ no_cloud:
         o.kube = kube_free(o.kube);
         operator_done(&o);
         cloud_api_done(&o.cloud);
+        json_object_put(o.opt.client_resources);
         o.event = sd_event_unref(o.event);
         curl_global_cleanup();
         return r < 0 ? 1 : 0;

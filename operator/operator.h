@@ -21,6 +21,7 @@
 typedef struct Options {
         CloudFlags cloud;                 /* --provider, --access-token-file, --region, ... */
         const char *client_image, *package_url, *kubeconfig, *context;
+        json_object *client_resources;    /* the client containers' resources (requests, limits) */
         bool annotated_only;
         uint16_t control_port;
         uint64_t poll_usec, resync_usec, watch_timeout_usec;

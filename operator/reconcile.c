@@ -744,6 +744,8 @@ static json_object *client_container(Operator *o, json_object *svc, const char *
         json_object_object_add(mnt, "readOnly", json_object_new_boolean(true));
         json_object_array_add(mounts, mnt);
         json_object_object_add(c, "volumeMounts", mounts);
+        if (o->opt.client_resources)
+                json_object_object_add(c, "resources", json_object_get(o->opt.client_resources));
         /* It needs nothing of the node: no privilege, no writes outside its mounts. */
         json_object_object_add(c, "securityContext", json_tokener_parse(
                 "{\"allowPrivilegeEscalation\":false,\"readOnlyRootFilesystem\":true,"
@@ -808,6 +810,13 @@ static json_object *deployment_patch(json_object *want) {
         return b;
 }
 
+/* The API server writes an empty resources object for none. */
+static bool resources_equal(json_object *have, json_object *want) {
+        bool empty_have = !have || json_object_object_length(have) == 0,
+             empty_want = !want || json_object_object_length(want) == 0;
+        return empty_have || empty_want ? empty_have == empty_want : json_object_equal(have, want);
+}
+
 /* The client Deployment name of Service svc: it dials url, pins fingerprint, and mounts key
  * "token" of Secret secret. */
 static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, const char *name,
@@ -839,6 +848,7 @@ static int ensure_deployment(Operator *o, json_object *svc, json_object *tun, co
         if (have && json_object_equal(jget(have, "args"), jget(c, "args")) &&
             json_object_equal(jget(have, "image"), jget(c, "image")) &&
             json_object_equal(jget(have, "securityContext"), jget(c, "securityContext")) &&
+            resources_equal(jget(have, "resources"), jget(c, "resources")) &&
             json_object_equal(jget(hs, "securityContext"), jget(ws, "securityContext")) &&
             json_object_equal(jget(json_object_array_get_idx(jget(hs, "volumes"), 0), "secret"),
                               jget(json_object_array_get_idx(jget(ws, "volumes"), 0), "secret")) &&

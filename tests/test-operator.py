@@ -107,7 +107,8 @@ class Operator(TunnelTest):
         return sum(1 for m, p, _ in self.api.requests if m == "POST" and p == "/v2/droplets")
 
     def test_lifecycle(self):
-        self.start_operator("--annotated-only")
+        self.start_operator("--annotated-only", "--client-resources", '{"requests":{"cpu":"10m","memory":"16Mi"}}',
+                            "--max-client-memory", "64Mi")
         pub1, pub2 = free_port(), free_port()
         svc = self.service("web", [pub1, pub2])
         plain = self.service("plain", [free_port()], annotated=False)
@@ -160,6 +161,7 @@ class Operator(TunnelTest):
                          {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532})
         self.assertEqual(c["securityContext"], {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                 "capabilities": {"drop": ["ALL"]}})
+        self.assertEqual(c["resources"], {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}})
         self.assertEqual(c["volumeMounts"][0]["mountPath"], "/var/lib/inlets/auth")
         secret = self.kube.get("/api/v1/namespaces/default/secrets/web-tunnel-auth")
         self.assertEqual(secret["metadata"]["ownerReferences"][0]["uid"], tun["metadata"]["uid"])
