@@ -579,6 +579,79 @@ class Resume(TunnelTest):
         print(f"a resumption whose 101 was lost: the next try with the old id and key resumed it; "
               f"{total >> 20} MiB each way equal, the chat answered {chat.answered} lines")
 
+    def test_streams_draining_as_the_path_is_lost(self):
+        """A connection closed both ways on HTTP/2 whose side still writes a 6 MiB answer to a
+        peer that does not read, when its own last bytes and end are lost in a cut: they arrive
+        after the resumption, on either side (the outside review: such streams were carried
+        into the next session unasked and their tails lost, the other side reset)."""
+        big, tail = CHUNK * 24, pattern(1)[:100000]
+        up = socket.socket()
+        up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        up.bind(("127.0.0.1", 0))
+        up.listen(8)
+        up.settimeout(10)
+        self.upstreams.append(up)
+        self.pub = free_port()
+        self.srv = self.server()
+        self.relay = Relay(self.control_port)
+        self.upstreams.append(self.relay)
+        self.cli = self.client(f"{self.pub}:{up.getsockname()[1]}", url=f"wss://127.0.0.1:{self.relay.port}")
+
+        def read_all(sock):
+            sock.settimeout(20)
+            got = b""
+            try:
+                while True:
+                    b = sock.recv(1 << 16)
+                    if not b:
+                        return got
+                    got += b
+            except OSError as e:
+                return got + f" [{e!r}]".encode()
+
+        def cut():
+            n = self.srv.output().count("resumed its session")
+            self.relay.kill()
+            self.relay.start()
+            wait_until(lambda: self.srv.output().count("resumed its session") > n, 20, "the session to resume")
+
+        # the exit server's side drains (the visitor does not read the answer); the visitor's tail is lost
+        visitor = socket.socket()
+        visitor.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        visitor.connect(("127.0.0.1", self.pub))
+        upstream, _ = up.accept()
+        answer = b"".join(pattern(i) for i in range(big // CHUNK))
+        upstream.sendall(answer)
+        upstream.shutdown(socket.SHUT_WR)
+        time.sleep(1.5)
+        self.relay.freeze()
+        visitor.sendall(tail)
+        visitor.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        cut()
+        self.assertEqual(read_all(upstream), tail, "the visitor's tail reaches the upstream")
+        self.assertEqual(read_all(visitor), answer, "the answer reaches the visitor")
+
+        # the client's side drains (the upstream does not read the upload); the upstream's tail is lost
+        visitor = socket.create_connection(("127.0.0.1", self.pub), timeout=10)
+        upstream, _ = up.accept()
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        upload = b"".join(pattern(100 + i) for i in range(big // CHUNK))
+        sender = threading.Thread(target=lambda: (visitor.sendall(upload), visitor.shutdown(socket.SHUT_WR)),
+                                  daemon=True)
+        sender.start()
+        sender.join(20)
+        time.sleep(1.5)
+        self.relay.freeze()
+        upstream.sendall(tail)
+        upstream.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        cut()
+        self.assertEqual(read_all(visitor), tail, "the upstream's tail reaches the visitor")
+        self.assertEqual(read_all(upstream), upload, "the upload reaches the upstream")
+        print("streams closed both ways on HTTP/2 but still writing 6 MiB to a peer that does not read, their "
+              "own tails and ends lost in a cut: resumed on both sides, every byte once, in order")
+
     def test_admin_actions_on_a_held_session(self):
         """From the outside review (each aborted the exit server): a reload that takes a held
         session's port away ends that session and its connection; SIGTERM with a session lost

@@ -578,9 +578,15 @@ static uint64_t stream_delivered(const MuxStream *s) {
         return s->recv - s->wlen - s->batched - (s->end_recv && !s->wr_shut ? 1 : 0);
 }
 
-/* Whether the stream has ACK_EVERY written since its last ack: mux_send_acks() says it. */
+/* Whether the stream has written ACK_EVERY since its last ack. */
+static bool stream_ack_due(const MuxStream *s) {
+        uint64_t done = stream_delivered(s);
+        return s->key > 0 && done > s->recv_acked && done - s->recv_acked >= ACK_EVERY;
+}
+
+/* ... then mux_send_acks() says it. */
 static void stream_note_delivered(MuxStream *s) {
-        if (s->key > 0 && stream_delivered(s) - s->recv_acked >= ACK_EVERY)
+        if (stream_ack_due(s))
                 s->mux->any_ack = true;
 }
 
@@ -597,7 +603,7 @@ static void mux_send_acks(Mux *m, bool all) {
                 char item[48];
                 int k;
 
-                if (s->key == 0 || done == s->recv_acked || (!all && done - s->recv_acked < ACK_EVERY))
+                if (s->key == 0 || done <= s->recv_acked || (!all && done - s->recv_acked < ACK_EVERY))
                         continue;
                 k = snprintf(item, sizeof(item), " %" PRIu64 ":%" PRIu64, s->key, done);
                 if (o > 0 && o + (size_t) k > WS_TEXT_MAX) {
@@ -658,27 +664,13 @@ static uint64_t stream_drop_unwritten(MuxStream *s) {
         return done;
 }
 
-/* A numbered stream whose socket is open: one still open on HTTP/2 resumes (both ends send
- * again what the other lacks); one already closed on HTTP/2 both ways (draining what it holds
- * to its socket) just moves on with the session. */
+/* A numbered stream whose socket is open resumes: both ends send again what the other lacks.
+ * Also one already closed on HTTP/2 both ways that still writes what it holds to its socket:
+ * its own tail and end may have been lost with the connection, and what it holds goes again
+ * through the next session's window rather than be carried outside it (the outside review:
+ * carried, such streams lost their tails, and grew a session's buffers a window per cut). */
 static bool stream_resumable(const MuxStream *s) {
-        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->responded && s->batched == 0 && s->id != -1;
-}
-
-static bool stream_draining(const MuxStream *s) {
-        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->batched == 0 && s->id == -1;
-}
-
-/* Moves old's draining streams to m: they have no HTTP/2 stream, only bytes for their sockets. */
-static void mux_take_draining(Mux *m, Mux *old) {
-        for (MuxStream *s = old->streams, *next; s; s = next) {
-                next = s->next;
-                if (!stream_draining(s))
-                        continue;
-                stream_move(old, m, s);
-                s->id = -1;
-                (void) sd_event_source_set_enabled(s->io, SD_EVENT_ON);
-        }
+        return s->key > 0 && !s->message && !s->aborted && s->fd >= 0 && s->responded && s->batched == 0;
 }
 
 /* Forgets what a stream has in the batch: its socket is going. The connection window is
@@ -881,7 +873,7 @@ static int stream_write(MuxStream *s) {
                 if (s->id > 0)
                         (void) nghttp2_session_consume_stream(m->h2, s->id, (size_t) n);
         }
-        if (s->key > 0 && stream_delivered(s) - s->recv_acked >= ACK_EVERY)
+        if (stream_ack_due(s))
                 mux_send_acks(m, false);
         if (s->wlen == 0) {
                 s->woff = 0;
@@ -2318,8 +2310,6 @@ int mux_new(sd_event *e, TlsConn *conn, const MuxConfig *cfg, const uint8_t *ini
         r = mux_add_sources(m);
         if (r < 0)
                 return r;
-        if (m->predecessor) /* streams of the lost session that only drain to their sockets */
-                mux_take_draining(m, m->predecessor);
 
         if (n_initial > 0) {
                 const WsCallbacks wscb = mux_ws_callbacks;
@@ -2398,7 +2388,7 @@ unsigned mux_resumable_streams(Mux *m, unsigned *ret_ended) {
                 return 0;
         *ret_ended = m->n_ended;
         for (MuxStream *s = m->streams; s; s = s->next)
-                n += stream_resumable(s) || stream_draining(s);
+                n += stream_resumable(s);
         return n;
 }
 
@@ -2455,7 +2445,6 @@ unsigned mux_adopt(Mux *m, Mux *old, void *userdata) {
         if (!m->cfg.resumable || m->dead)
                 return 0;
         m->next_key = MAX(m->next_key, old->next_key);
-        mux_take_draining(m, old);
         for (MuxStream *s = old->streams, *next; s; s = next) {
                 next = s->next;
                 if (stream_resumable(s))
@@ -2796,13 +2785,13 @@ void mux_absorb(Mux *m, Mux *old) {
 
         m->next_key = MAX(m->next_key, old->next_key);
         for (MuxStream *s = old->streams, *next; s; s = next) {
-                bool draining = stream_draining(s);
+                bool closed = s->id == -1;
 
                 next = s->next;
-                if (!draining && !stream_resumable(s))
+                if (!stream_resumable(s))
                         continue;
                 stream_move(old, m, s);
-                if (draining)
+                if (closed)
                         s->id = -1;
         }
         while (old->ended) {
@@ -2818,10 +2807,10 @@ void mux_absorb(Mux *m, Mux *old) {
         }
 }
 
-/* The streams a dead session would resume, the draining ones, and those kept for their end,
+/* The streams a dead session would resume and those kept for their end,
  * within what mux_load() takes (the rest are reset, not handed over). */
 static bool stream_saved(const MuxStream *s) {
-        return (s->ended || stream_resumable(s) || stream_draining(s)) && s->ulen <= HANDOVER_ULEN_MAX &&
+        return (s->ended || stream_resumable(s)) && s->ulen <= HANDOVER_ULEN_MAX &&
                s->wlen <= HANDOVER_WLEN_MAX && s->rlen <= STREAM_READ_SIZE && handover_token_ok(s->authority, 255) &&
                (!s->peer || !*s->peer || handover_token_ok(s->peer, 255));
 }
@@ -3007,6 +2996,7 @@ static int load_stream(Mux *m, HandoverReader *r, const HandoverLine *l, int *fd
         s->end_acked = strchr(flags, 'a');
         s->reading = strchr(flags, 'g');
         s->responded = true;
+        s->recv_acked = stream_delivered(s); /* what it had written, as its last ack said at most */
         s->id = ended || strchr(flags, 'D') ? -1 : 0;
         key_insert(s, key);
         m->retained += ulen;

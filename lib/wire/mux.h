@@ -181,7 +181,7 @@ bool mux_is_dead(Mux *m);
  * read the 101 (and the resumption credentials in it). */
 bool mux_heard(Mux *m);
 /* Tunnel client, a restart while a session resumed: the streams its predecessor old still
- * holds (not claimed yet, draining, kept for their end) join dead m, to be saved with it. */
+ * holds (not claimed yet, or kept for their end) join dead m, to be saved with it. */
 void mux_absorb(Mux *m, Mux *old);
 int mux_save(Mux *m, FILE *f, int **fds, size_t *n_fds);
 void mux_forget_sockets(Mux *m);
