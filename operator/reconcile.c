@@ -753,7 +753,8 @@ static json_object *client_container(Operator *o, json_object *svc, const char *
         return c;
 }
 
-/* The Deployment of the tunnel client: one replica of container c, the Secret's token mounted. */
+/* The Deployment of the tunnel client: one replica of container c (taken), the Secret's token
+ * mounted. */
 static json_object *deployment_new(json_object *tun, const char *name, const char *ns, const char *secret,
                                    json_object *c) {
         json_object *b = json_object_new_object(), *spec = json_object_new_object(),
@@ -773,7 +774,7 @@ static json_object *deployment_new(json_object *tun, const char *name, const cha
         json_object_object_add(spec, "selector", sel);
         json_object_object_add(tm, "labels", lab);
         json_object_object_add(tmpl, "metadata", tm);
-        json_object_array_add(cs, json_object_get(c));
+        json_object_array_add(cs, c);
         json_object_object_add(pspec, "containers", cs);
         /* The image's user; the kubelet gives the Secret's files to group fsGroup, so mode
          * 0440 lets it read them (0400 would leave them root's alone). */
