@@ -656,7 +656,7 @@ static uint64_t stream_drop_unwritten(MuxStream *s) {
                 s->wbuf = mfree(s->wbuf);
                 s->wcap = 0;
         }
-        if (s->end_recv && !s->wr_shut) {
+        if (!s->wr_shut) { /* (an RST_STREAM(NO_ERROR) set remote_eof without an end: review) */
                 s->end_recv = false;
                 s->remote_eof = false;
         }
@@ -809,6 +809,17 @@ static void stream_maybe_finish(MuxStream *s) {
 
 /* Local socket trouble: reset the stream on the wire and the socket at once. */
 static void stream_abort(MuxStream *s, uint32_t h2_error) {
+        Mux *m = s->mux;
+
+        /* Closed on HTTP/2 already, there is no stream to reset: the peer, which keeps its side
+         * until we acknowledge its end, hears that nothing more of it will be written (else a
+         * visitor that resets such connections fills its list of kept streams: review). */
+        if (s->key > 0 && s->id == -1 && s->end_recv && m->cfg.resumable && !m->dead) {
+                char msg[64];
+                int k = snprintf(msg, sizeof(msg), "ack %" PRIu64 ":%" PRIu64, s->key, s->recv);
+                (void) ws_send(m, WS_OP_TEXT, NULL, 0, NULL, (const uint8_t *) msg, (size_t) k);
+                s->recv_acked = s->recv;
+        }
         s->aborted = true;
         held_sub(s->mux, s->wlen);
         s->wlen = 0;
