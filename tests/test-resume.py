@@ -239,6 +239,15 @@ class Resume(TunnelTest):
                                url=f"wss://127.0.0.1:{self.relay.port}")
         wait_until(lambda: port_open(self.pub), 10, "public port")
 
+    def assert_carried_on(self, bulk, chat, lines):
+        """The transfer ends byte-exact and the chat answers more than lines, neither closed."""
+        bulk.wait(180)
+        wait_until(lambda: chat.answered > lines or chat.error, 30, "the chat to go on")
+        chat.finish()
+        self.assertIsNone(bulk.error, "the bulk connection")
+        self.assertIsNone(chat.error, "the chat connection")
+        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+
     def cut(self, seconds):
         self.relay.kill()
         time.sleep(seconds)
@@ -262,13 +271,8 @@ class Resume(TunnelTest):
         restored = self.cut(10)
         wait_until(lambda: bulk.n_got > at_cut + (1 << 20) or bulk.error, 30, "bytes flowing again")
         flowing = time.monotonic() - restored
-        bulk.wait(180)
-        wait_until(lambda: chat.answered > lines_at_cut + 5 or chat.error, 30, "the chat to go on")
-        chat.finish()
-        self.assertIsNone(bulk.error, "the bulk connection")
-        self.assertIsNone(chat.error, "the chat connection")
+        self.assert_carried_on(bulk, chat, lines_at_cut + 5)
         self.assertEqual(bulk.n_got, total)
-        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
         self.assertGreater(chat.answered, lines_at_cut + 5, "the chat went on after the cut")
         self.cli.wait_log("resumes the session")
         self.srv.wait_log("resumed its session")
@@ -568,12 +572,7 @@ class Resume(TunnelTest):
         relay.eat = False
         relay.cut()
         self.cli.wait_log("resumes the session", 30)
-        bulk.wait(180)
-        wait_until(lambda: chat.answered > 40 or chat.error, 30, "the chat to go on")
-        chat.finish()
-        self.assertIsNone(bulk.error, "the bulk connection")
-        self.assertIsNone(chat.error, "the chat connection")
-        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assert_carried_on(bulk, chat, 40)
         self.assertEqual(self.srv.output().count("resumed its session"), 2)
         self.assertNotIn("wrong proof", self.srv.output())
         print(f"a resumption whose 101 was lost: the next try with the old id and key resumed it; "
@@ -794,12 +793,7 @@ class Resume(TunnelTest):
         fds, env = store.listen_env()
         start_with_fds(self.srv, fds, env)
         self.srv.wait_log("Took over 2 connections of 1 clients from the previous process", 10)
-        bulk.wait(180)
-        wait_until(lambda: chat.answered > lines + 5 or chat.error, 30, "the chat to go on")
-        chat.finish()
-        self.assertIsNone(bulk.error, "the bulk connection")
-        self.assertIsNone(chat.error, "the chat connection")
-        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assert_carried_on(bulk, chat, lines + 5)
         self.srv.wait_log("resumed its session", 5)
         self.cli.wait_log("resumes the session", 5)
         self.assertEqual(self.echo.connections, dialled, "the upstream was never dialled again")
@@ -840,12 +834,7 @@ class Resume(TunnelTest):
         fds, env = sstore.listen_env()
         start_with_fds(self.srv, fds, env)
         self.srv.wait_log("Took over 2 connections of 1 clients", 10)
-        bulk.wait(180)
-        wait_until(lambda: chat.answered > 20 or chat.error, 30, "the chat to go on")
-        chat.finish()
-        self.assertIsNone(bulk.error, "the bulk connection")
-        self.assertIsNone(chat.error, "the chat connection")
-        self.assertEqual(bulk.got.hexdigest(), bulk.sent.hexdigest(), "echoed bytes differ")
+        self.assert_carried_on(bulk, chat, 20)
         self.assertEqual(self.echo.connections, dialled, "the upstream was never dialled again")
         wait_until(lambda: not cstore.fds and not sstore.fds, 5, "the next processes to empty their fd stores")
         print(f"client restarted at {at_c >> 20} MiB, then the exit server at {at_s >> 20} MiB, of {total >> 20} MiB "
