@@ -11,9 +11,10 @@ loopback, with a real kube-apiserver (tests/kube_cluster.py) and an inletsd exit
 * the tunnel client container starts exactly as that Deployment says -- its command, args and
   environment, the pod's user and fsGroup, the token Secret's file mounted read-only with the
   owner and mode the kubelet gives it, a read-only root, no capabilities, the Service's name
-  resolving as cluster DNS would -- and carries bytes through the exit server to the Service.
+  resolving as cluster DNS would -- and carries bytes through the exit server to the Service;
+* then the same image in pods a real kubelet runs (tests/kubelet.py): image:kubelet-* checks.
 
-Needs root, podman, runc and mmdebstrap. One line per check: image:<check> PASS|FAIL.
+Needs root, podman, runc and mmdebstrap (and what tests/kubelet.py needs). One line per check: image:<check> PASS|FAIL.
 
   tests/image.py inletsd_*.deb inlets-operator_*.deb
 """
@@ -171,7 +172,6 @@ def main():
     finally:
         for name in ("inletsd-image-client", "inletsd-image-operator"):
             subprocess.run(["podman", "rm", "-f", "-t", "2", name], capture_output=True, timeout=60)
-        subprocess.run(["podman", "rmi", "-f", TAG], capture_output=True, timeout=60)
         for p in procs:
             p.terminate()
             p.wait(10)
@@ -180,7 +180,29 @@ def main():
         if kube:
             kube.close()
         shutil.rmtree(tmp, ignore_errors=True)
+        if results and results[0]:
+            kubelet()
+        subprocess.run(["podman", "rmi", "-f", TAG], capture_output=True, timeout=60)
         print(f"image: {sum(results)} of {len(results)} checks passed", flush=True)
+
+
+def kubelet():
+    """The same image in pods a real kubelet runs (tests/kubelet.py): its checks, as image:kubelet-*."""
+    if not os.access(f"{kube_cluster.KUBE_BIN}/kubelet", os.X_OK) or not shutil.which("containerd"):
+        check("kubelet-run", False, "needs kubelet (tools/kube) and containerd")
+        return
+    p = subprocess.Popen([sys.executable, f"{SRC}/tests/kubelet.py", TAG], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    done = False
+    for line in p.stdout:
+        if line.startswith("kubelet:") and line.split()[1:2] in (["PASS"], ["FAIL"]):
+            name, verdict = line.split()[0][len("kubelet:"):], line.split()[1]
+            check(f"kubelet-{name}", verdict == "PASS", line.split("  ", 1)[1] if "  " in line else "")
+        elif line.startswith("kubelet: "):
+            done = True
+        elif not line.startswith("kubelet"):
+            sys.stdout.write("    " + line)
+    check("kubelet-run", p.wait() == 0 and done)
 
 
 if __name__ == "__main__":

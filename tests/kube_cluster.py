@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A real Kubernetes control plane on loopback for the operator's tests: etcd, kube-apiserver
 and kube-controller-manager (garbage collector, deployments), built by tools/kube from Debian's
-source package (no scheduler, no kubelet: pods stay Pending). Static tokens: "admin"
+source package (no scheduler, no kubelet: pods stay Pending; tests/kubelet.py adds them). Static tokens: "admin"
 (system:masters) and one for the operator's ServiceAccount user, so RBAC from deploy/rbac.yaml
 is what the operator gets."""
 
@@ -30,7 +30,7 @@ def available():
 
 
 class KubeCluster:
-    def __init__(self, tmp):
+    def __init__(self, tmp, controllers="garbagecollector,deployment,replicaset,namespace,serviceaccount-token"):
         self.tmp = tmp
         self.procs = []
         self.logs = []
@@ -68,7 +68,7 @@ class KubeCluster:
         self.start("controller-manager", [
             f"{KUBE_BIN}/kube-controller-manager", f"--kubeconfig={self.admin_kubeconfig}", "--leader-elect=false",
             "--port=0", "--secure-port=0",
-            "--controllers=garbagecollector,deployment,replicaset,namespace,serviceaccount-token",
+            f"--controllers={controllers}",
             f"--service-account-private-key-file={tmp}/sa.key", f"--root-ca-file={self.ca}"])
 
     def start(self, name, cmd):
