@@ -4,6 +4,7 @@ and cleanup that cannot be skipped."""
 
 import hashlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,8 +22,35 @@ TOKEN = "test-token-0123456789abcdef"
 KEEPALIVE_SEC = 15 if os.environ.get("INLETS_UNDER_VALGRIND") else 3
 
 
+_handed_out = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing is bound to, below the kernel's ephemeral range: a port from that range,
+    left unbound until a daemon binds it, can meanwhile become the local port of any outgoing
+    connection (seen: an ACME test's HTTP port taken, "Address already in use"). Never the same
+    port twice in one process."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = min(_ephemeral_low(), 32768)
+    for _ in range(1000):
+        port = random.randrange(10000, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
