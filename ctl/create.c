@@ -23,13 +23,17 @@
 static void usage(FILE *f) {
         fprintf(f, "Usage: inletsctl create --provider cloud-init|digitalocean [--name NAME] [--mode tcp|http]\n"
                    "                        [--ports LIST] [--control-port 8123] [--package-url URL] [--host HOST]\n"
+                   "                        [--letsencrypt-domain NAME... --letsencrypt-email ADDR\n"
+                   "                         [--letsencrypt-issuer prod|staging|URL]]\n"
                    "                        [--output-dir DIR] [--access-token-file F] [--region R] [--size S]\n"
                    "                        [--image I] [--api-url URL] [--poll-interval SEC] [--timeout SEC]\n"
                    "       inletsctl delete --provider P (--id ID | --ip IP) --access-token-file F\n"
                    "       inletsctl list-hosts --provider P --access-token-file F\n"
                    "cloud-init prints the exit server's user-data on standard output; a cloud provider creates\n"
                    "the host with it and waits until it is active. Either way the client side (NAME.conf,\n"
-                   "NAME.token 0600, NAME-ca.crt) is written into DIR (default: the current directory).\n");
+                   "NAME.token 0600, NAME-ca.crt) is written into DIR (default: the current directory).\n"
+                   "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
+                   "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it.\n");
 }
 
 #define TAG "inletsd"
@@ -168,17 +172,23 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         return r;
 }
 
+#define LE_DOMAINS_MAX 32
+
 typedef struct CreateArgs {
         CloudArgs cloud;
         const char *name, *ports, *package_url, *host, *dir;
         uint16_t control_port;
         Mode mode;
+        bool mode_set;
+        char *le_domains[LE_DOMAINS_MAX];       /* into argv */
+        size_t n_le_domains;
+        const char *le_email, *le_issuer;
 } CreateArgs;
 
 /* 0 to go on, 1 after --help, -EINVAL after saying what is wrong. */
 static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
         enum { OPT_NAME = _CLOUD_OPT_MAX, OPT_MODE, OPT_PORTS, OPT_CONTROL_PORT, OPT_PACKAGE_URL, OPT_HOST,
-               OPT_OUTPUT_DIR, OPT_POLL, OPT_TIMEOUT };
+               OPT_OUTPUT_DIR, OPT_POLL, OPT_TIMEOUT, OPT_LE_DOMAIN, OPT_LE_EMAIL, OPT_LE_ISSUER };
         static const struct option options[] = {
                 CLOUD_OPTIONS,
                 { "name", required_argument, NULL, OPT_NAME },
@@ -190,6 +200,9 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 { "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
                 { "poll-interval", required_argument, NULL, OPT_POLL },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "letsencrypt-domain", required_argument, NULL, OPT_LE_DOMAIN },
+                { "letsencrypt-email", required_argument, NULL, OPT_LE_EMAIL },
+                { "letsencrypt-issuer", required_argument, NULL, OPT_LE_ISSUER },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -209,6 +222,20 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                                 fprintf(stderr, "--mode: expected tcp or http, got '%s'\n", optarg);
                                 return -EINVAL;
                         }
+                        a->mode_set = true;
+                        break;
+                case OPT_LE_DOMAIN:
+                        if (a->n_le_domains >= LE_DOMAINS_MAX) {
+                                fprintf(stderr, "--letsencrypt-domain: at most %d names\n", LE_DOMAINS_MAX);
+                                return -EINVAL;
+                        }
+                        a->le_domains[a->n_le_domains++] = optarg;
+                        break;
+                case OPT_LE_EMAIL:
+                        a->le_email = optarg;
+                        break;
+                case OPT_LE_ISSUER:
+                        a->le_issuer = optarg;
                         break;
                 case OPT_PORTS:
                         a->ports = optarg;
@@ -252,6 +279,12 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 usage(stderr);
                 return -EINVAL;
         }
+        if ((a->le_email || a->le_issuer) && a->n_le_domains == 0) {
+                fprintf(stderr, "--letsencrypt-email and --letsencrypt-issuer go with --letsencrypt-domain NAME.\n");
+                return -EINVAL;
+        }
+        if (a->n_le_domains > 0 && !a->mode_set)
+                a->mode = MODE_HTTP; /* HTTPS for those names is HTTP mode */
         if (!streq(a->cloud.flags.provider, "cloud-init") && !cloud_provider_find(a->cloud.flags.provider)) {
                 fprintf(stderr, "Unknown provider '%s': digitalocean, or cloud-init (prints user-data any cloud "
                                 "takes).\n", a->cloud.flags.provider);
@@ -294,6 +327,32 @@ static int client_files_write(const ClientFiles *f, const ExitServerPlan *p, con
         return r;
 }
 
+/* The inlets-style client's --upstream flags. */
+static void print_upstreams(const CreateArgs *a, const ExitServerPlan *p) {
+        if (a->mode == MODE_TCP)
+                printf("--upstream 127.0.0.1%s%s", p->ports ? " --ports " : "", p->ports ? p->ports : "");
+        else if (p->n_acme_domains == 0)
+                printf("--upstream http://127.0.0.1:8080");
+        else
+                for (size_t i = 0; i < p->n_acme_domains; i++)
+                        printf("%s--upstream %s=http://127.0.0.1:8080", i ? " " : "", p->acme_domains[i]);
+}
+
+/* What HTTPS by ACME waits for. */
+static void print_acme_next(FILE *out, const ExitServerPlan *p, const char *ip) {
+        if (p->n_acme_domains == 0)
+                return;
+        fprintf(out, "HTTPS: point the DNS records of");
+        for (size_t i = 0; i < p->n_acme_domains; i++)
+                fprintf(out, " %s", p->acme_domains[i]);
+        fprintf(out, " at %s.\nThe exit server asks %s for their certificate once they resolve (it retries\n"
+                     "until then), then serves https://%s/ through the tunnel.\n",
+                ip ?: "the host's address",
+                !p->acme_directory ? "Let's Encrypt" :
+                streq(p->acme_directory, "staging") ? "Let's Encrypt's staging CA" : p->acme_directory,
+                p->acme_domains[0]);
+}
+
 static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const ClientFiles *f,
                             const CloudHost *h) {
         bool v6 = strchr(h->ip, ':');
@@ -301,14 +360,13 @@ static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const 
         printf("Exit server '%s' is host %s at %s.\nClient definition: %s (token %s, CA %s, pinned %s).\n"
                "Run it: inletsd --config %s   (or install it as /etc/inlets.d/%s.conf and "
                "systemctl enable --now inletsd@%s)\n"
-               "or, inlets-style: inletsd %s client --url wss://%s%s%s:%u --fingerprint %s --token-file %s "
-               "--upstream %s%s%s\n",
+               "or, inlets-style: inletsd %s client --url wss://%s%s%s:%u --fingerprint %s --token-file %s ",
                a->name, h->id, h->ip, f->conf_path, f->tok_path, f->ca_path, p->fingerprint, f->conf_path,
                a->name, a->name, mode_to_string(a->mode), v6 ? "[" : "", h->ip, v6 ? "]" : "",
-               a->control_port,
-               p->fingerprint, f->tok_path, a->mode == MODE_HTTP ? "http://127.0.0.1:8080" : "127.0.0.1",
-               a->mode == MODE_TCP && p->ports ? " --ports " : "",
-               a->mode == MODE_TCP && p->ports ? p->ports : "");
+               a->control_port, p->fingerprint, f->tok_path);
+        print_upstreams(a, p);
+        printf("\n");
+        print_acme_next(stdout, p, h->ip);
 }
 
 static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const ClientFiles *f,
@@ -324,6 +382,7 @@ static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const 
         if (!a->package_url)
                 fprintf(stderr,
                         "No --package-url: the host installs the 'inletsd' package from its own archive.\n");
+        print_acme_next(stderr, p, a->host);
 }
 
 int verb_create(int argc, char *argv[]) {
@@ -341,6 +400,8 @@ int verb_create(int argc, char *argv[]) {
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
 
         r = exit_server_plan_new(a.name, a.mode, a.ports, a.control_port, a.package_url, a.host, &p, &err);
+        if (r >= 0 && a.n_le_domains > 0)
+                r = exit_server_plan_set_acme(p, a.le_domains, a.n_le_domains, a.le_email, a.le_issuer, &err);
         if (r < 0) {
                 fprintf(stderr, "%s\n", err ?: strerror(-r));
                 return EXIT_USAGE;

@@ -17,7 +17,9 @@ import subprocess
 
 import yaml
 
+from acme_ca import Pebble, https_get
 from cloud_standin import CloudStandIn, host_daemon
+from http_upstream import HttpUpstream
 
 from inletstest import INLETSCTL, Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
 
@@ -260,6 +262,101 @@ class Cloud(TunnelTest):
         self.assertEqual(echo_roundtrip(pub, b"pinned leaf", host="127.0.0.2"), b"pinned leaf")
         print("checked: an API-made host (address unknown at creation) is reached by the printed command line, "
               "pinning its certificate")
+
+    def test_letsencrypt_exit_server(self):
+        """create --letsencrypt-domain: an HTTP-mode exit server whose user-data asks the ACME CA
+        named by --letsencrypt-issuer (pebble here) for the names' certificate. Made through the
+        DigitalOcean API stand-in; the host run from the user-data it was given gets the
+        certificate, and the inlets-style command line create printed (one --upstream NAME=URL a
+        name) serves each name's page over HTTPS, verified with pebble's root."""
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=1)
+        self.upstreams.append(api)
+        http_port, https_port, cport = free_port(), free_port(), free_port()
+        pebble = Pebble(self.tmp, http_port)
+        try:
+            out = f"{self.tmp}/le"
+            os.makedirs(out)
+            r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--name", "blog",
+                                "--letsencrypt-domain", "Blog.Inlets.test", "--letsencrypt-domain", "www.inlets.test",
+                                "--letsencrypt-email", "admin@inlets.test", "--letsencrypt-issuer", pebble.directory(),
+                                "--control-port", str(cport), "--access-token-file", self.api_token,
+                                "--api-url", api.url, "--poll-interval", "0.1", "--output-dir", out],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("point the DNS records of blog.inlets.test www.inlets.test at 127.0.0.1", r.stdout)
+            ud = [b for m, p, b in api.requests if m == "POST"][0]["user_data"]
+            files, _ = check_user_data_secrets(self, ud, "blog")
+            conf = files["/etc/inlets.d/blog.conf"]["content"].splitlines()
+            for line in ("Mode=http", "HTTPListen=0.0.0.0:80", "HTTPSListen=0.0.0.0:443",
+                         "ACMEDomain=blog.inlets.test www.inlets.test", "ACMEEmail=admin@inlets.test",
+                         f"ACMEDirectory={pebble.directory()}"):
+                self.assertIn(line, conf)
+            with open(f"{out}/blog.conf") as f:
+                client_conf = f.read().splitlines()
+            self.assertIn("Upstream=blog.inlets.test=http://127.0.0.1:8080", client_conf)
+            self.assertIn("Upstream=www.inlets.test=http://127.0.0.1:8080", client_conf)
+            line = [l for l in r.stdout.splitlines() if l.startswith("or, inlets-style: ")][0][18:].split()
+            self.assertEqual(line[:3], ["inletsd", "http", "client"])
+            self.assertEqual([line[i + 1] for i, w in enumerate(line) if w == "--upstream"],
+                             ["blog.inlets.test=http://127.0.0.1:8080", "www.inlets.test=http://127.0.0.1:8080"])
+
+            # The host, on loopback: pebble validates on http_port (its DNS says every name is
+            # 127.0.0.1) and its directory's TLS is trusted through ACMECAFile=.
+            srv, _ = host_daemon(self.tmp, ud, "blog",
+                                 f"[Server]\nControlListen=127.0.0.1:{cport}\nHTTPListen=127.0.0.1:{http_port}\n"
+                                 f"HTTPSListen=127.0.0.1:{https_port}\nACMECAFile={pebble.cert}\n", "blog-host")
+            self.daemons.append(srv)
+            srv.start()
+            srv.wait_log("ACME: new certificate", 90)
+
+            # The printed command line, its upstream moved to where the test's web server listens.
+            up = HttpUpstream("blog")
+            self.upstreams.append(up)
+            args = [w.replace("http://127.0.0.1:8080", up.url()) for w in line[1:]]
+            cli = Daemon(self.tmp, "blog-client", "", args=args)
+            cli.logf = open(cli.log, "ab")
+            cli.proc = subprocess.Popen([os.environ["INLETSD"], *args], stdout=cli.logf, stderr=subprocess.STDOUT)
+            self.daemons.append(cli)
+            cli.wait_log("Connection established", 15)
+            for host in ("blog.inlets.test", "www.inlets.test"):
+                status, body, _, sock = https_get(https_port, pebble.root, host)
+                sock.close()
+                self.assertEqual((status, body), (200, b"hello from blog\n"), host)
+            for d in (srv, cli):
+                self.assertNotIn(files["/etc/inlets.d/blog.token"]["content"].strip(), d.output())
+            print("checked: create --letsencrypt-domain made a host that got its certificate from pebble and "
+                  "serves both names over HTTPS through the printed client command line")
+        finally:
+            pebble.close()
+
+    def test_letsencrypt_refusals(self):
+        """What create --letsencrypt-* refuses, before anything is made, each said plainly."""
+        out = f"{self.tmp}/le-refused"
+        os.makedirs(out)
+        base = [INLETSCTL, "create", "--provider", "cloud-init", "--output-dir", out]
+        for args, says in (
+                (["--mode", "tcp", "--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test"],
+                 "HTTP-mode exit server, not --mode tcp"),
+                (["--letsencrypt-domain", "a.inlets.test"], "--letsencrypt-email is required"),
+                (["--letsencrypt-email", "a@inlets.test"], "go with --letsencrypt-domain"),
+                (["--letsencrypt-domain", "*.inlets.test", "--letsencrypt-email", "a@inlets.test"], "DNS-01"),
+                (["--letsencrypt-domain", "localhost", "--letsencrypt-email", "a@inlets.test"], "ACMEDomain="),
+                (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "nobody"], "ACMEEmail="),
+                (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test",
+                  "--letsencrypt-issuer", "http://ca.inlets.test/dir"], "ACMEDirectory="),
+                # one word each: a line break would write other keys into the host's definition
+                (["--letsencrypt-domain", "a.inlets.test\nRole=client", "--letsencrypt-email", "a@inlets.test"],
+                 "expected a DNS name"),
+                (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test\nMode=tcp"],
+                 "expected an e-mail address")):
+            r = subprocess.run([*base, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(says, r.stderr, args)
+            self.assertEqual(r.stdout, "", args)
+        self.assertEqual(os.listdir(out), [])
 
     def test_hetzner(self):
         self.api_token = f"{self.tmp}/hz-token"

@@ -7,6 +7,7 @@
 
 #include "autotls.h"
 #include "cloud.h"
+#include "conf.h"
 #include "crypto-util.h"
 #include "macro.h"
 #include "string-util.h"
@@ -26,6 +27,9 @@ ExitServerPlan *exit_server_plan_free(ExitServerPlan *p) {
         erase_and_free(p->server_key);
         free(p->ca_crt);
         free(p->fingerprint);
+        strv_free(p->acme_domains);
+        free(p->acme_email);
+        free(p->acme_directory);
         free(p);
         return NULL;
 }
@@ -111,6 +115,99 @@ static void write_file(FILE *f, const char *path, const char *mode, const char *
         block(f, content, 6);
 }
 
+/* The host's /etc/inlets.d/NAME.conf. */
+static char *server_conf(const ExitServerPlan *p) {
+        _cleanup_free_ char *acme = NULL;
+        char *conf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (p->n_acme_domains > 0) {
+                f = open_memstream(&acme, &size);
+                if (!f)
+                        return NULL;
+                fputs("# HTTPS with a certificate from ACME (HTTP-01 answered on port 80): the names' DNS\n"
+                      "# records must point here first; it retries until they do.\nHTTPSListen=0.0.0.0:443\nACMEDomain=",
+                      f);
+                for (size_t i = 0; i < p->n_acme_domains; i++)
+                        fprintf(f, "%s%s", i ? " " : "", p->acme_domains[i]);
+                fprintf(f, "\nACMEEmail=%s\n", p->acme_email);
+                if (p->acme_directory)
+                        fprintf(f, "ACMEDirectory=%s\n", p->acme_directory);
+                if (fclose(f) != 0)
+                        return NULL;
+        }
+        if (asprintf(&conf,
+                     "# inletsd exit server, written by inletsctl create\n"
+                     "[Tunnel]\nRole=server\nMode=%s\n\n[Server]\nControlListen=0.0.0.0:%u\n%s%s%s%s%s"
+                     "# Issued by inletsctl create, which kept no CA key: nothing here can issue another.\n"
+                     "CertificateFile=/var/lib/inlets/%s/server.crt\nKeyFile=/var/lib/inlets/%s/server.key\n",
+                     mode_to_string(p->mode), p->control_port,
+                     p->mode == MODE_HTTP ? "HTTPListen=0.0.0.0:80\n" : "DataListen=0.0.0.0\n", acme ? acme : "",
+                     p->ports && p->mode == MODE_TCP ? "AllowPorts=" : "", p->ports && p->mode == MODE_TCP ? p->ports : "",
+                     p->ports && p->mode == MODE_TCP ? "\n" : "", p->name, p->name) < 0)
+                return NULL;
+        return conf;
+}
+
+int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_domains, const char *email,
+                              const char *issuer, char **ret_error) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *conf = NULL, *err = NULL;
+        int r;
+
+        assert(p);
+
+        if (p->mode != MODE_HTTP)
+                return errorf(ret_error, -EINVAL, "--letsencrypt-domain makes an HTTP-mode exit server, not --mode tcp");
+        if (n_domains == 0)
+                return errorf(ret_error, -EINVAL, "--letsencrypt-domain: which names?");
+        if (!email)
+                return errorf(ret_error, -EINVAL,
+                              "--letsencrypt-email is required with --letsencrypt-domain (the CA writes there "
+                              "before a certificate expires)");
+        /* One word each: a line break or a space would write other keys into the host's file. */
+        for (size_t i = 0; i < n_domains; i++)
+                if (!*domains[i] || strpbrk(domains[i], " \t\r\n\"'\\#;"))
+                        return errorf(ret_error, -EINVAL, "--letsencrypt-domain: expected a DNS name, got '%s'",
+                                      domains[i]);
+        if (strpbrk(email, " \t\r\n\"'\\#;"))
+                return errorf(ret_error, -EINVAL, "--letsencrypt-email: expected an e-mail address, got '%s'", email);
+        if (issuer && strpbrk(issuer, " \t\r\n\"'\\#;"))
+                return errorf(ret_error, -EINVAL, "--letsencrypt-issuer: expected prod, staging or an https:// URL");
+
+        p->acme_domains = strv_free(p->acme_domains);
+        p->n_acme_domains = 0;
+        for (size_t i = 0; i < n_domains; i++) {
+                r = strv_push(&p->acme_domains, &p->n_acme_domains, strdup(domains[i]));
+                if (r < 0)
+                        return r;
+        }
+        if (!issuer || streq(issuer, "prod") || streq(issuer, "production"))
+                issuer = NULL;
+        free(p->acme_email);
+        free(p->acme_directory);
+        p->acme_email = strdup(email);
+        p->acme_directory = issuer ? strdup(issuer) : NULL;
+        if (!p->acme_email || (issuer && !p->acme_directory))
+                return -ENOMEM;
+
+        /* What the host will read, parsed here as the host will parse it. */
+        conf = server_conf(p);
+        d = definition_new(p->name, "<the exit server's definition>");
+        if (!conf || !d)
+                return -ENOMEM;
+        r = definition_parse_buffer(d, "the exit server's definition", conf, strlen(conf), &err);
+        if (r < 0)
+                return errorf(ret_error, r, "--letsencrypt-*: the exit server would refuse it: %s",
+                              err ?: strerror(-r));
+        /* The host lower-cases the names; so does the plan (they are the client's Upstream= names). */
+        for (size_t i = 0; i < p->n_acme_domains; i++)
+                for (char *c = p->acme_domains[i]; *c; c++)
+                        *c = ascii_tolower(*c);
+        return 0;
+}
+
 char *exit_server_user_data(const ExitServerPlan *p) {
         _cleanup_free_ char *conf = NULL;
         _cleanup_(erase_and_freep) char *token_line = NULL;
@@ -120,16 +217,8 @@ char *exit_server_user_data(const ExitServerPlan *p) {
 
         assert(p);
 
-        if (asprintf(&conf,
-                     "# inletsd exit server, written by inletsctl create\n"
-                     "[Tunnel]\nRole=server\nMode=%s\n\n[Server]\nControlListen=0.0.0.0:%u\n%s%s%s%s"
-                     "# Issued by inletsctl create, which kept no CA key: nothing here can issue another.\n"
-                     "CertificateFile=/var/lib/inlets/%s/server.crt\nKeyFile=/var/lib/inlets/%s/server.key\n",
-                     mode_to_string(p->mode), p->control_port,
-                     p->mode == MODE_HTTP ? "HTTPListen=0.0.0.0:80\n" : "DataListen=0.0.0.0\n",
-                     p->ports && p->mode == MODE_TCP ? "AllowPorts=" : "", p->ports && p->mode == MODE_TCP ? p->ports : "",
-                     p->ports && p->mode == MODE_TCP ? "\n" : "", p->name, p->name) < 0 ||
-            asprintf(&token_line, "%s\n", p->token) < 0)
+        conf = server_conf(p);
+        if (!conf || asprintf(&token_line, "%s\n", p->token) < 0)
                 return NULL;
         f = open_memstream(&buf, &size);
         if (!f)
@@ -174,20 +263,36 @@ char *exit_server_user_data(const ExitServerPlan *p) {
 }
 
 char *exit_server_client_conf(const ExitServerPlan *p, const char *host, const char *token_file) {
+        _cleanup_free_ char *upstreams = NULL;
+        size_t size = 0;
         char *s = NULL;
+        FILE *f;
         bool v6 = strchr(host, ':');
         /* Ports= takes single ports; an AllowPorts= range leaves the choice to the user. */
         bool ports_ok = p->ports && !strchr(p->ports, '-');
 
         assert(token_file);
 
+        f = open_memstream(&upstreams, &size);
+        if (!f)
+                return NULL;
+        if (p->mode == MODE_TCP)
+                fputs("Upstream=127.0.0.1\n", f);
+        else if (p->n_acme_domains == 0)
+                fputs("Upstream=http://127.0.0.1:8080\n", f);
+        else {
+                fputs("# https://NAME/ on the exit server reaches this URL.\n", f);
+                for (size_t i = 0; i < p->n_acme_domains; i++)
+                        fprintf(f, "Upstream=%s=http://127.0.0.1:8080\n", p->acme_domains[i]);
+        }
+        if (fclose(f) != 0)
+                return NULL;
         if (asprintf(&s,
                      "# inletsd client for exit server '%s', written by inletsctl create.\n"
                      "[Tunnel]\nRole=client\nMode=%s\nTokenFile=%s\n\n[Client]\nURL=wss://%s%s%s:%u\n"
                      "# The exit server's certificate, made here: no trust on first use.\nServerFingerprint=%s\n%s%s%s%s",
                      p->name, mode_to_string(p->mode), token_file, v6 ? "[" : "", host, v6 ? "]" : "",
-                     p->control_port, p->fingerprint,
-                     p->mode == MODE_HTTP ? "Upstream=http://127.0.0.1:8080\n" : "Upstream=127.0.0.1\n",
+                     p->control_port, p->fingerprint, upstreams,
                      p->mode == MODE_HTTP ? "" : ports_ok ? "Ports=" : "# Ports=3389   (the public ports to forward)\n",
                      p->mode == MODE_HTTP || !ports_ok ? "" : p->ports, p->mode == MODE_HTTP || !ports_ok ? "" : "\n") < 0)
                 return NULL;

@@ -20,11 +20,21 @@ typedef struct ExitServerPlan {
         char *server_key;       /* PEM, secret: that certificate's key, for the host only */
         char *ca_crt;           /* PEM: the issuing CA, for CAFile=; its key no longer exists */
         char *fingerprint;      /* "sha256:…" of the host's certificate, for ServerFingerprint= */
+        char **acme_domains;    /* HTTP mode: names the host serves on HTTPS 443 with a certificate it
+                                 * gets by ACME (HTTP-01 on port 80); each an Upstream= name */
+        size_t n_acme_domains;
+        char *acme_email;
+        char *acme_directory;   /* ACMEDirectory= (staging or a URL); NULL: Let's Encrypt */
 } ExitServerPlan;
 
 /* host, when known, is the name or address the certificate names besides the pin (for CAFile=). */
 int exit_server_plan_new(const char *name, Mode mode, const char *ports, uint16_t control_port,
                          const char *package_url, const char *host, ExitServerPlan **ret, char **ret_error);
+/* HTTPS by ACME (inletsctl create --letsencrypt-domain): an HTTP-mode plan only; issuer is
+ * prod/production (or NULL), staging, or an https:// directory URL. Each value is checked as the
+ * host's own config parser will check it. */
+int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_domains, const char *email,
+                              const char *issuer, char **ret_error);
 ExitServerPlan *exit_server_plan_free(ExitServerPlan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ExitServerPlan *, exit_server_plan_free);
 
@@ -33,5 +43,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ExitServerPlan *, exit_server_plan_free);
  * user inletsd once the package made it), installs the package, enables inletsd@NAME, then
  * removes cloud-init's on-disk copies of the user-data. */
 char *exit_server_user_data(const ExitServerPlan *p);
-/* The tunnel client's definition for that server at host. */
+/* The tunnel client's definition for that server at host (with ACME, an Upstream= line per name). */
 char *exit_server_client_conf(const ExitServerPlan *p, const char *host, const char *token_file);
