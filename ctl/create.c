@@ -155,6 +155,8 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                 .n_tags = 2,
         };
         cloud_create_defaults(&c, &a->flags, p);
+        printf("Creating host %s on %s: region %s, size %s, image %s.\n", c.name, p->name, c.region, c.size, c.image);
+        fflush(stdout);
         r = p->create(&api, &c, &h, &err);
         if (r < 0) {
                 fprintf(stderr, "Creating the host failed: %s\n", err);
@@ -367,6 +369,8 @@ static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const 
         print_upstreams(a, p);
         printf("\n");
         print_acme_next(stdout, p, h->ip);
+        printf("Delete it: inletsctl delete --provider %s --id %s --access-token-file %s   (or --ip %s)\n",
+               a->cloud.flags.provider, h->id, a->cloud.flags.token_file, h->ip);
 }
 
 static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const ClientFiles *f,

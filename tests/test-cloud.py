@@ -168,6 +168,12 @@ class Cloud(TunnelTest):
         self.assertIn("Host: 1001, status: new", r.stdout)
         self.assertIn("status: active", r.stdout)
         self.assertIn("is host 1001 at 127.0.0.1", r.stdout)
+        # what is asked for first, and how to undo it last
+        self.assertEqual(r.stdout.splitlines()[0],
+                         "Creating host inletsd-rdp on digitalocean: region lon1, size s-1vcpu-1gb, image debian-12-x64.")
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         f"Delete it: inletsctl delete --provider digitalocean --id 1001 --access-token-file "
+                         f"{self.api_token}   (or --ip 127.0.0.1)")
         line = [l for l in r.stdout.splitlines() if l.startswith("or, inlets-style: ")][0][18:]
         self.assertTrue(line.startswith("inletsd tcp client --url wss://127.0.0.1:8123 --fingerprint sha256:"), line)
         # The printed command line is one inletsd takes (checked without running it).
