@@ -357,7 +357,12 @@ class Cloud(TunnelTest):
                 (["--letsencrypt-domain", "a.inlets.test\nRole=client", "--letsencrypt-email", "a@inlets.test"],
                  "expected a DNS name"),
                 (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test\nMode=tcp"],
-                 "expected an e-mail address")):
+                 "expected an e-mail address"),
+                # a control character would break the YAML the definition travels in
+                (["--letsencrypt-domain", "a.inlets.test\v", "--letsencrypt-email", "a@inlets.test"],
+                 "expected a DNS name"),
+                (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test",
+                  "--letsencrypt-issuer", "https://ca.inlets.test/\x1b[2Jdir"], "--letsencrypt-issuer")):
             r = subprocess.run([*base, *args], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(says, r.stderr, args)

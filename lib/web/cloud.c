@@ -150,6 +150,15 @@ static char *server_conf(const ExitServerPlan *p) {
         return conf;
 }
 
+static bool one_word(const char *s) {
+        if (!*s || strlen(s) > 1024)
+                return false;
+        for (; *s; s++)
+                if (*s < 0x21 || *s > 0x7e || strchr("\"'\\#;", *s))
+                        return false;
+        return true;
+}
+
 int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_domains, const char *email,
                               const char *issuer, char **ret_error) {
         _cleanup_(definition_freep) Definition *d = NULL;
@@ -166,14 +175,15 @@ int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_
                 return errorf(ret_error, -EINVAL,
                               "--letsencrypt-email is required with --letsencrypt-domain (the CA writes there "
                               "before a certificate expires)");
-        /* One word each: a line break or a space would write other keys into the host's file. */
+        /* One word of printable ASCII each: a line break or a space would write other keys into
+         * the host's file, a control character would break the YAML it travels in. */
         for (size_t i = 0; i < n_domains; i++)
-                if (!*domains[i] || strpbrk(domains[i], " \t\r\n\"'\\#;"))
+                if (!one_word(domains[i]))
                         return errorf(ret_error, -EINVAL, "--letsencrypt-domain: expected a DNS name, got '%s'",
                                       domains[i]);
-        if (strpbrk(email, " \t\r\n\"'\\#;"))
+        if (!one_word(email))
                 return errorf(ret_error, -EINVAL, "--letsencrypt-email: expected an e-mail address, got '%s'", email);
-        if (issuer && strpbrk(issuer, " \t\r\n\"'\\#;"))
+        if (issuer && !one_word(issuer))
                 return errorf(ret_error, -EINVAL, "--letsencrypt-issuer: expected prod, staging or an https:// URL");
 
         p->acme_domains = strv_free(p->acme_domains);
@@ -183,7 +193,7 @@ int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_
                 if (r < 0)
                         return r;
         }
-        if (!issuer || streq(issuer, "prod") || streq(issuer, "production"))
+        if (!issuer || strcaseeq(issuer, "prod") || strcaseeq(issuer, "production"))
                 issuer = NULL;
         free(p->acme_email);
         free(p->acme_directory);
