@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "client-forward.h"
@@ -24,6 +26,8 @@
 /* Connections waiting for their stream, and for how long (the server gives its dial 30 s). */
 #define FORWARD_WAITING_MAX 256
 #define FORWARD_WAIT_USEC (40 * USEC_PER_SEC)
+/* Requests whose local connection is gone, kept until answered so that answers keep their order. */
+#define FORWARD_GONE_MAX 1024
 
 typedef struct Waiting Waiting;
 
@@ -41,9 +45,12 @@ struct Waiting {
         Waiting *prev, *next;
         uint32_t id;
         bool answered;          /* "ok forward ID" came */
+        bool shut;              /* the local side shut down writing without a byte: gone, or only
+                                 * reading (a banner); the first to go when the table is full */
+        bool gone;              /* the local connection is closed; the request waits for its answer */
         int fd;
         char target[300];
-        sd_event_source *timer;
+        sd_event_source *timer, *io;
 };
 
 /* A listening socket systemd passed ("forward-PORT"), until a LocalForward= takes it. */
@@ -59,7 +66,8 @@ struct ClientForwards {
         Listener *listeners;
         size_t n_listeners;
         Waiting *waiting;       /* newest first */
-        unsigned n_waiting;
+        unsigned n_waiting;     /* not gone */
+        unsigned n_gone;
         uint32_t next_id;
         Mux *mux;               /* the session, while there is one */
         forward_send_t send;
@@ -71,14 +79,68 @@ struct ClientForwards {
 static Waiting *waiting_free(Waiting *w, const char *why) {
         if (!w)
                 return NULL;
-        if (why && ratelimit_below(&w->owner->log))
+        if (why && !w->gone && ratelimit_below(&w->owner->log))
                 log_warning("LocalForward to %s: %s", w->target, why);
         LIST_REMOVE(w->owner->waiting, w);
-        w->owner->n_waiting--;
+        if (w->gone)
+                w->owner->n_gone--;
+        else
+                w->owner->n_waiting--;
         sd_event_source_disable_unref(w->timer);
+        sd_event_source_disable_unref(w->io);
         safe_close(w->fd);
         free(w);
         return NULL;
+}
+
+/* The local connection goes; its request stays until the answer (or the deadline) comes. */
+static void waiting_gone(Waiting *w, const char *why) {
+        ClientForwards *f = w->owner;
+
+        log_debug("LocalForward to %s: %s", w->target, why);
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+        w->gone = true;
+        f->n_waiting--;
+        f->n_gone++;
+        if (f->n_gone > FORWARD_GONE_MAX) {
+                Waiting *o = NULL;
+                for (Waiting *i = f->waiting; i; i = i->next)
+                        if (i->gone)
+                                o = i; /* newest first: the last one is the oldest */
+                waiting_free(o, NULL);
+        }
+}
+
+/* The local side shut down writing. With bytes unread, it has said its piece and waits for the
+ * answer; without, it left -- or only reads. Either way nothing more comes: stop listening. */
+static int waiting_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Waiting *w = userdata;
+        int n = 0;
+
+        if (revents & (EPOLLHUP | EPOLLERR)) {
+                waiting_gone(w, "the local connection was reset before the exit server answered.");
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (ioctl(fd, FIONREAD, &n) >= 0 && n == 0)
+                w->shut = true;
+        return 0;
+}
+
+/* Room for one more: the oldest connection that shut down without a byte gives its place. */
+static bool waiting_make_room(ClientForwards *f) {
+        Waiting *o = NULL;
+
+        if (f->n_waiting < FORWARD_WAITING_MAX)
+                return true;
+        for (Waiting *w = f->waiting; w; w = w->next)
+                if (w->shut && !w->gone)
+                        o = w;
+        if (!o)
+                return false;
+        waiting_gone(o, "closed to make room: it had shut down without a byte while the table was full.");
+        return true;
 }
 
 static Waiting *waiting_find(ClientForwards *f, uint32_t id) {
@@ -103,7 +165,7 @@ static void forward_accepted(Listener *l, int fd) {
         char msg[340];
         Waiting *w;
 
-        if (!f->mux || f->unsupported || f->n_waiting >= FORWARD_WAITING_MAX) {
+        if (!f->mux || f->unsupported || !waiting_make_room(f)) {
                 if (ratelimit_below(&f->log))
                         log_warning("LocalForward %s: %s; connection closed.", l->what,
                                     !f->mux ? "the tunnel is not connected" :
@@ -126,7 +188,8 @@ static void forward_accepted(Listener *l, int fd) {
         LIST_PREPEND(f->waiting, w);
         f->n_waiting++;
         if (sd_event_add_time_relative(f->event, &w->timer, CLOCK_MONOTONIC, FORWARD_WAIT_USEC, 0, waiting_timeout, w) <
-            0) {
+                    0 ||
+            sd_event_add_io(f->event, &w->io, w->fd, EPOLLRDHUP, waiting_io, w) < 0) {
                 waiting_free(w, "out of memory");
                 return;
         }
@@ -298,6 +361,12 @@ bool client_forwards_stream(ClientForwards *f, MuxStream *s, const char *authori
         if (id == 0)
                 return false;
         w = waiting_find(f, id);
+        if (w && w->gone && streq_ptr(authority, w->target)) {
+                /* Asked for, but its local connection has gone meanwhile. */
+                waiting_free(w, NULL);
+                mux_stream_refuse(s, false);
+                return true;
+        }
         if (!w || !streq_ptr(authority, w->target)) {
                 /* Never one we asked for: a stream must not reach a socket it was not meant for. */
                 if (ratelimit_below(&f->log))
@@ -306,6 +375,7 @@ bool client_forwards_stream(ClientForwards *f, MuxStream *s, const char *authori
                 mux_stream_refuse(s, false);
                 return true;
         }
+        w->io = sd_event_source_disable_unref(w->io);
         fd = TAKE_FD(w->fd);
         waiting_free(w, NULL);
         (void) mux_stream_accept(s, fd);

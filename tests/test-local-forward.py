@@ -9,6 +9,7 @@ client's malformed, refused and flooding forward requests get errors and change 
 
 import os
 import socket
+import struct
 import subprocess
 import time
 import unittest
@@ -187,6 +188,65 @@ class HostileServer(TunnelTest):
         a.close()
         b.close()
         fake.s.close()
+
+    def test_local_connections_that_leave_while_waiting(self):
+        """While the exit server has not answered, local connections come and go: those reset
+        free their place at once; those that shut down without a byte (gone, or only reading)
+        give theirs to a newcomer when the 256 places are full; one that spoke and then shut
+        down writing keeps its place and gets its stream. Streams for connections that have
+        gone are refused quietly."""
+        fake = FakeExitServer()
+        fake.answer_unknown = False  # no answer at all until the test gives one
+        lp = free_port()
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={self.token_file}\n[Client]\nURL=ws://127.0.0.1:{fake.port}\n"
+                f"Ports=7000:1\nLocalForward={lp}:127.0.0.1:9\n")
+        c = Daemon(self.tmp, "cli", conf)
+        self.daemons.append(c)
+        c.start()
+        fake.accept()
+        wait_until(lambda: port_open(lp), 5, "local port")  # a connection that left: forward 1
+
+        def asked(n):
+            fake.pump_until(lambda: sum(t.startswith("forward ") for t in fake.texts) >= n, 15)
+
+        speaker = socket.create_connection(("127.0.0.1", lp), timeout=5)
+        speaker.sendall(b"said before the answer")
+        speaker.shutdown(socket.SHUT_WR)
+        asked(2)
+        # 100 reset: their places are free at once
+        for _ in range(100):
+            r = socket.create_connection(("127.0.0.1", lp), timeout=5)
+            r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            r.close()
+        asked(102)
+        # 254 that close with a FIN and no byte: with forward 1 and the speaker, the table is full
+        for _ in range(254):
+            socket.create_connection(("127.0.0.1", lp), timeout=5).close()
+        asked(356)
+        time.sleep(0.5)
+        late = socket.create_connection(("127.0.0.1", lp), timeout=5)
+        asked(357)
+        late_id = int([t for t in fake.texts if t.startswith("forward ")][-1].split()[1])
+        self.assertEqual(late_id, 357)
+        self.assertNotIn("too many connections waiting", c.output())
+
+        fake.send_text(f"ok forward {late_id}")
+        fake.connect_forward("127.0.0.1:9", late_id, b"to the late one")
+        late.settimeout(5)
+        self.assertEqual(late.recv(100), b"to the late one")
+        fake.send_text("ok forward 2")
+        sid = fake.connect_forward("127.0.0.1:9", 2, b"to the speaker")
+        speaker.settimeout(5)
+        self.assertEqual(speaker.recv(100), b"to the speaker")
+        fake.pump_until(lambda: fake.data.get(sid) == b"said before the answer", 10)
+        # forward 1 left long ago: its stream is refused, and that is no news for the log
+        fake.send_text("ok forward 1")
+        gone = fake.connect_forward("127.0.0.1:9", 1, b"to nobody")
+        fake.pump_until(lambda: gone in fake.ended, 10)
+        self.assertNotIn("nobody waits for", c.output())
+        late.close()
+        speaker.close()
+        fake.close()
 
 
 @unittest.skipIf(SKIP, SKIP or "")
