@@ -27,11 +27,13 @@ static void usage(FILE *f) {
                    "                         [--letsencrypt-issuer prod|staging|URL]]\n"
                    "                        [--output-dir DIR] [--access-token-file F] [--region R] [--size S]\n"
                    "                        [--image I] [--api-url URL] [--poll-interval SEC] [--timeout SEC]\n"
-                   "       inletsctl delete --provider P (--id ID | --ip IP) --access-token-file F\n"
-                   "       inletsctl list-hosts --provider P --access-token-file F\n"
+                   "       inletsctl delete --provider P (--id ID | --ip IP) [--access-token-file F]\n"
+                   "       inletsctl list-hosts --provider P [--access-token-file F]\n"
                    "cloud-init prints the exit server's user-data on standard output; a cloud provider creates\n"
                    "the host with it and waits until it is active. Either way the client side (NAME.conf,\n"
                    "NAME.token 0600, NAME-ca.crt) is written into DIR (default: the current directory).\n"
+                   "The API token: --access-token-file F, or the provider's usual variable ($DIGITALOCEAN_ACCESS_TOKEN,\n"
+                   "$HCLOUD_TOKEN, $VULTR_API_KEY, $LINODE_TOKEN).\n"
                    "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it.\n");
 }
@@ -55,19 +57,31 @@ static int cloud_open(const CloudArgs *a, const CloudProvider **ret_p, CloudApi 
                         a->flags.provider);
                 return -EINVAL;
         }
-        if (!a->flags.token_file) {
-                fprintf(stderr, "--access-token-file is required for %s (the token never goes on a command line).\n",
-                        p->name);
-                return -EINVAL;
-        }
-        r = read_full_file(a->flags.token_file, 4096, &token, NULL);
-        if (r < 0) {
-                fprintf(stderr, "Cannot read %s: %s\n", a->flags.token_file, strerror(-r));
-                return r;
+        if (a->flags.token_file) {
+                r = read_full_file(a->flags.token_file, 4096, &token, NULL);
+                if (r < 0) {
+                        fprintf(stderr, "Cannot read %s: %s\n", a->flags.token_file, strerror(-r));
+                        return r;
+                }
+        } else {
+                /* The provider's usual variable, as its own tools read it. */
+                const char *e = getenv(p->token_env);
+                if (!e || !*e) {
+                        fprintf(stderr, "%s needs its API token: --access-token-file F, or $%s (never on a command "
+                                        "line).\n", p->name, p->token_env);
+                        return -EINVAL;
+                }
+                if (strlen(e) > 4096) {
+                        fprintf(stderr, "$%s is too long for an API token.\n", p->token_env);
+                        return -EINVAL;
+                }
+                token = strdup(e);
+                if (!token)
+                        return -ENOMEM;
         }
         strstrip(token);
         if (!*token) {
-                fprintf(stderr, "%s is empty.\n", a->flags.token_file);
+                fprintf(stderr, "%s is empty.\n", a->flags.token_file ?: p->token_env);
                 return -EINVAL;
         }
         *ret_p = p;
@@ -369,8 +383,8 @@ static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const 
         print_upstreams(a, p);
         printf("\n");
         print_acme_next(stdout, p, h->ip);
-        printf("Delete it: inletsctl delete --provider %s --id %s --access-token-file %s   (or --ip %s)\n",
-               a->cloud.flags.provider, h->id, a->cloud.flags.token_file, h->ip);
+        printf("Delete it: inletsctl delete --provider %s --id %s%s%s   (or --ip %s)\n", a->cloud.flags.provider, h->id,
+               a->cloud.flags.token_file ? " --access-token-file " : "", a->cloud.flags.token_file ?: "", h->ip);
 }
 
 static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const ClientFiles *f,

@@ -225,6 +225,36 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
 
+    def test_token_from_the_providers_variable(self):
+        """No --access-token-file: the token comes from the variable the provider's own tools
+        read ($DIGITALOCEAN_ACCESS_TOKEN here), and appears in no output; without either, create
+        says which flag or variable it needs."""
+        api = CloudStandIn("dop_v1_env_0123456789", "do", active_after=1)
+        self.upstreams.append(api)
+        out = f"{self.tmp}/env"
+        os.makedirs(out)
+        env = dict(os.environ, DIGITALOCEAN_ACCESS_TOKEN="dop_v1_env_0123456789\n")
+        r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--name", "envtok", "--ports", "3389",
+                            "--api-url", api.url, "--poll-interval", "0.1", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("is host 1001 at 127.0.0.1", r.stdout)
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         "Delete it: inletsctl delete --provider digitalocean --id 1001   (or --ip 127.0.0.1)")
+        self.assertNotIn("dop_v1_env", r.stdout + r.stderr)
+        r = subprocess.run([INLETSCTL, "list-hosts", "--provider", "digitalocean", "--api-url", api.url],
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"1001\s+inletsd-envtok\s+active")
+        env = {k: v for k, v in os.environ.items() if k != "DIGITALOCEAN_ACCESS_TOKEN"}
+        r = subprocess.run([INLETSCTL, "list-hosts", "--provider", "digitalocean", "--api-url", api.url],
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--access-token-file F, or $DIGITALOCEAN_ACCESS_TOKEN", r.stderr)
+        r = subprocess.run([INLETSCTL, "list-hosts", "--provider", "hetzner", "--api-url", api.url],
+                           capture_output=True, text=True, timeout=30, env=dict(env, HCLOUD_TOKEN=""))
+        self.assertIn("$HCLOUD_TOKEN", r.stderr)
+
     def test_api_host_pins_leaf(self):
         """A host made through an API gets its address only after creation, so its certificate
         cannot name it: the client pins the certificate itself, and the inlets-style command
@@ -442,9 +472,10 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 2)
         self.assertIn("cloud-init", r.stderr)
         r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--output-dir", self.tmp],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "DIGITALOCEAN_ACCESS_TOKEN"})
         self.assertEqual(r.returncode, 1)
-        self.assertIn("--access-token-file is required", r.stderr)
+        self.assertIn("--access-token-file F, or $DIGITALOCEAN_ACCESS_TOKEN", r.stderr)
 
 
 if __name__ == "__main__":

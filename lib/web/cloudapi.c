@@ -343,7 +343,7 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
         return 0;
 }
 
-#define PROVIDER(id, flavour, pname, url, reg, sz, img)                                                          \
+#define PROVIDER(id, flavour, pname, env, url, reg, sz, img)                                                     \
         static int id##_create(CloudApi *a, const CloudCreate *c, CloudHost *r, char **e) {                  \
                 return gen_create(&flavour, a, c, r, e);                                                    \
         }                                                                                                   \
@@ -357,7 +357,7 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
                 return gen_list(&flavour, a, t, r, n, e);                                                   \
         }                                                                                                   \
         const CloudProvider cloud_provider_##id = {                                                         \
-                .name = pname, .api_url = url, .region = reg, .size = sz, .image = img,                     \
+                .name = pname, .token_env = env, .api_url = url, .region = reg, .size = sz, .image = img,   \
                 .create = id##_create, .get = id##_get, .destroy = id##_destroy, .list = id##_list,         \
         }
 
@@ -374,11 +374,14 @@ static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances",
 static const Flavour flavour_linode = { "/v4/linode/instances", NULL, "data", NULL, "label", "running", ip_linode,
                                         body_linode };
 
-PROVIDER(digitalocean, flavour_do, "digitalocean", "https://api.digitalocean.com", "lon1", "s-1vcpu-1gb",
-         "debian-12-x64");
-PROVIDER(hetzner, flavour_hetzner, "hetzner", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
-PROVIDER(vultr, flavour_vultr, "vultr", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
-PROVIDER(linode, flavour_linode, "linode", "https://api.linode.com", "eu-west", "g6-nanode-1", "linode/debian12");
+/* The token's environment variable is the one the provider's own tools read (doctl, hcloud,
+ * vultr-cli, and Linode's Terraform provider). */
+PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", "https://api.digitalocean.com", "lon1",
+         "s-1vcpu-1gb", "debian-12-x64");
+PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
+PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
+PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",
+         "linode/debian12");
 
 const CloudProvider *cloud_provider_find(const char *name) {
         static const CloudProvider *const all[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,

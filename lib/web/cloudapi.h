@@ -38,6 +38,7 @@ typedef struct CloudCreate {
 
 typedef struct CloudProvider {
         const char *name;
+        const char *token_env;                          /* where the provider's own tools find the token */
         const char *api_url, *region, *size, *image;   /* defaults, all overridable */
         int (*create)(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error);
         int (*get)(CloudApi *api, const char *id, CloudHost *ret, char **ret_error);
