@@ -409,7 +409,8 @@ int verb_create(int argc, char *argv[]) {
         _cleanup_(exit_server_plan_freep) ExitServerPlan *p = NULL;
         _cleanup_(client_files_done) ClientFiles f = {};
         _cleanup_(cloud_host_done) CloudHost host_made = {};
-        _cleanup_free_ char *err = NULL, *user_data = NULL, *client = NULL;
+        _cleanup_free_ char *err = NULL, *client = NULL;
+        _cleanup_(erase_and_freep) char *user_data = NULL; /* the token and the host's TLS key */
         const char *host;
         int r;
 

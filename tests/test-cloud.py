@@ -392,12 +392,31 @@ class Cloud(TunnelTest):
                 (["--letsencrypt-domain", "a.inlets.test\v", "--letsencrypt-email", "a@inlets.test"],
                  "expected a DNS name"),
                 (["--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test",
-                  "--letsencrypt-issuer", "https://ca.inlets.test/\x1b[2Jdir"], "--letsencrypt-issuer")):
+                  "--letsencrypt-issuer", "https://ca.inlets.test/\x1b[2Jdir"], "--letsencrypt-issuer"),
+                # names no CA issues for, or that the client would refuse as Upstream= names
+                (["--letsencrypt-domain", "a..inlets.test", "--letsencrypt-email", "a@inlets.test"], "ACMEDomain="),
+                (["--letsencrypt-domain", "192.0.2.1", "--letsencrypt-email", "a@inlets.test"], "ACMEDomain="),
+                (["--letsencrypt-domain", "a-.inlets.test", "--letsencrypt-email", "a@inlets.test"], "ACMEDomain="),
+                # ports the exit server itself needs (the reviewer: the daemon could not start)
+                (["--control-port", "443", "--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email",
+                  "a@inlets.test"], "--control-port 443"),
+                (["--mode", "http", "--control-port", "80"], "--control-port 80"),
+                # what is shown of a refused value is printable
+                (["--letsencrypt-domain", "a\x1b[31m.inlets.test", "--letsencrypt-email", "a@inlets.test"],
+                 "got 'a?[31m.inlets.test'")):
             r = subprocess.run([*base, *args], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(says, r.stderr, args)
             self.assertEqual(r.stdout, "", args)
         self.assertEqual(os.listdir(out), [])
+        # one name twice, in two cases: once on both sides
+        r = subprocess.run([*base, "--letsencrypt-domain", "www.inlets.test", "--letsencrypt-domain", "WWW.Inlets.TEST",
+                            "--letsencrypt-email", "a@inlets.test"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ACMEDomain=www.inlets.test\n", r.stdout)
+        with open(f"{out}/inlets.conf") as f:
+            self.assertEqual([l for l in f.read().splitlines() if l.startswith("Upstream=")],
+                             ["Upstream=www.inlets.test=http://127.0.0.1:8080"])
 
     def test_hetzner(self):
         self.api_token = f"{self.tmp}/hz-token"

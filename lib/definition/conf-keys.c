@@ -508,12 +508,16 @@ static int acme_domain_item(Definition *d, char **word, const char **reason) {
                 *reason = "wildcard names need the DNS-01 challenge; inletsd answers HTTP-01 only";
                 return -EINVAL;
         }
-        if (!hostname_is_valid(w) || !strchr(w, '.') || w[strlen(w) - 1] == '.') {
-                *reason = "expected DNS names such as www.example.com";
+        if (!dns_name_is_valid(w)) {
+                *reason = "expected DNS names such as www.example.com (labels of 1 to 63 letters, digits and inner "
+                          "hyphens; no address)";
                 return -EINVAL;
         }
         for (char *p = w; *p; p++)
                 *p = ascii_tolower(*p);
+        for (size_t i = 0; i < d->n_acme_domains; i++)
+                if (streq(d->acme_domains[i], w))
+                        return 0; /* named twice: once is enough */
         return strv_push(&d->acme_domains, &d->n_acme_domains, TAKE_PTR(*word));
 }
 

@@ -106,6 +106,35 @@ bool hostname_is_valid(const char *s) {
         return true;
 }
 
+bool dns_name_is_valid(const char *s) {
+        const char *label = s, *last = s;
+        size_t labels = 0;
+        bool digits_only = true;
+
+        assert(s);
+        if (strlen(s) > 253)
+                return false;
+        for (const char *p = s;; p++) {
+                if (*p == '.' || *p == 0) {
+                        size_t n = (size_t) (p - label);
+                        if (n == 0 || n > 63 || label[0] == '-' || p[-1] == '-')
+                                return false;
+                        labels++;
+                        last = label;
+                        if (*p == 0)
+                                break;
+                        label = p + 1;
+                        continue;
+                }
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                        return false;
+        }
+        for (const char *p = last; *p; p++)
+                if (*p < '0' || *p > '9')
+                        digits_only = false;
+        return labels >= 2 && !digits_only;
+}
+
 int http_upstream_parse(const char *s, HttpUpstream *ret) {
         _cleanup_(url_parts_done) URLParts p = {};
         _cleanup_free_ char *match = NULL;

@@ -28,6 +28,9 @@ int http_upstream_parse(const char *s, HttpUpstream *ret);
 void http_upstream_done(HttpUpstream *u);
 /* Host name syntax for Upstream= and X-Inlets-Hosts: letters, digits, '-', '.'. */
 bool hostname_is_valid(const char *s);
+/* A fully qualified DNS name a public CA can issue for: two labels or more, each 1 to 63
+ * letters, digits and inner hyphens, the last not all digits (no address), no final dot. */
+bool dns_name_is_valid(const char *s);
 
 int tunnel_url_parse(const char *s, TunnelURL *ret);
 void tunnel_url_done(TunnelURL *u);

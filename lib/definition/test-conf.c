@@ -602,6 +602,30 @@ static void test_parsers(void) {
         free(h);
         CHECK(secret_equal("abc", 3, "abc", 3) && !secret_equal("abc", 3, "abd", 3) && !secret_equal("abc", 3, "ab", 2),
               "secret_equal");
+        /* names a public CA issues for (ACMEDomain=) */
+        CHECK(dns_name_is_valid("www.example.com") && dns_name_is_valid("a-b.x1.io") && dns_name_is_valid("1.example.com"),
+              "DNS names");
+        CHECK(!dns_name_is_valid("a..example.com") && !dns_name_is_valid("1.2.3.4") && !dns_name_is_valid("x.123") &&
+              !dns_name_is_valid("a-.example.com") && !dns_name_is_valid("-a.example.com") &&
+              !dns_name_is_valid("example") && !dns_name_is_valid("example.com.") && !dns_name_is_valid(".example.com") &&
+              !dns_name_is_valid("") && !dns_name_is_valid("a_b.example.com"),
+              "not DNS names");
+        {
+                char l64[80];
+                memset(l64, 'a', 64);
+                strcpy(l64 + 64, ".com");
+                CHECK(!dns_name_is_valid(l64), "a 64-letter label");
+                strcpy(l64 + 63, ".com");
+                CHECK(dns_name_is_valid(l64 + 0), "a 63-letter label");
+        }
+}
+
+static void test_acme_names_once(void) {
+        /* a name written twice (in any case) is kept once */
+        Definition *d = parse_ok("[Tunnel]\nRole=server\nMode=http\nToken=0123456789abcdef0123\n[Server]\n"
+                                 "ACMEDomain=a.example.com A.Example.COM b.example.com\nACMEEmail=x@example.com\n");
+        CHECK(d && d->n_acme_domains == 2, "ACMEDomain= twice the same name: 2 names, got %zu", d ? d->n_acme_domains : 0);
+        definition_free(d);
 }
 
 static void test_proxy_urls(void) {
@@ -848,6 +872,7 @@ int main(void) {
         test_http_rules();
         test_warnings();
         test_errors();
+        test_acme_names_once();
         test_forwards(); /* before test_files(): its drop-in directory stays */
         test_files();
         test_parsers();

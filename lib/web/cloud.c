@@ -78,6 +78,10 @@ int exit_server_plan_new(const char *name, Mode mode, const char *ports, uint16_
                 return errorf(ret_error, -EINVAL, "--package-url must be an https:// URL without quotes or spaces");
         if (ports && strspn(ports, "0123456789 ,-") != strlen(ports))
                 return errorf(ret_error, -EINVAL, "--ports takes ports and ranges: 3389,2222 or 8000-8100");
+        if (mode == MODE_HTTP && control_port == 80)
+                return errorf(ret_error, -EINVAL,
+                              "--control-port 80 is where an HTTP-mode exit server serves HTTP; keep the default "
+                              "8123 or pick another");
         if (host && (!*host || strlen(host) > 253 ||
                      strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") != strlen(host)))
                 return errorf(ret_error, -EINVAL, "--host takes a host name or an IP address, got '%s'", host);
@@ -150,6 +154,15 @@ static char *server_conf(const ExitServerPlan *p) {
         return conf;
 }
 
+/* s for an error message: at most 100 bytes, anything but printable ASCII as '?'. */
+static char *shown(const char *s) {
+        char *c = strndup(s, 100);
+        for (char *p = c; p && *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        *p = '?';
+        return c;
+}
+
 static bool one_word(const char *s) {
         if (!*s || strlen(s) > 1024)
                 return false;
@@ -178,18 +191,41 @@ int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_
         /* One word of printable ASCII each: a line break or a space would write other keys into
          * the host's file, a control character would break the YAML it travels in. */
         for (size_t i = 0; i < n_domains; i++)
-                if (!one_word(domains[i]))
+                if (!one_word(domains[i])) {
+                        _cleanup_free_ char *v = shown(domains[i]);
                         return errorf(ret_error, -EINVAL, "--letsencrypt-domain: expected a DNS name, got '%s'",
-                                      domains[i]);
-        if (!one_word(email))
-                return errorf(ret_error, -EINVAL, "--letsencrypt-email: expected an e-mail address, got '%s'", email);
+                                      v ?: "");
+                }
+        if (!one_word(email)) {
+                _cleanup_free_ char *v = shown(email);
+                return errorf(ret_error, -EINVAL, "--letsencrypt-email: expected an e-mail address, got '%s'",
+                              v ?: "");
+        }
+        /* The control port must not be where HTTPS answers (80 is refused for any HTTP mode). */
+        if (p->control_port == 443)
+                return errorf(ret_error, -EINVAL,
+                              "--control-port 443 is where the exit server serves HTTPS with --letsencrypt-domain; "
+                              "keep the default 8123 or pick another");
         if (issuer && !one_word(issuer))
                 return errorf(ret_error, -EINVAL, "--letsencrypt-issuer: expected prod, staging or an https:// URL");
 
         p->acme_domains = strv_free(p->acme_domains);
         p->n_acme_domains = 0;
         for (size_t i = 0; i < n_domains; i++) {
-                r = strv_push(&p->acme_domains, &p->n_acme_domains, strdup(domains[i]));
+                _cleanup_free_ char *n = strdup(domains[i]);
+                bool dup = false;
+
+                if (!n)
+                        return -ENOMEM;
+                /* The host lower-cases the names and keeps each once; so does the plan (they are the
+                 * client's Upstream= names too). */
+                for (char *c = n; *c; c++)
+                        *c = ascii_tolower(*c);
+                for (size_t j = 0; j < p->n_acme_domains; j++)
+                        dup = dup || streq(p->acme_domains[j], n);
+                if (dup)
+                        continue;
+                r = strv_push(&p->acme_domains, &p->n_acme_domains, TAKE_PTR(n));
                 if (r < 0)
                         return r;
         }
@@ -202,7 +238,7 @@ int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_
         if (!p->acme_email || (issuer && !p->acme_directory))
                 return -ENOMEM;
 
-        /* What the host will read, parsed here as the host will parse it. */
+        /* What the host and the client will read, parsed here as they will parse it. */
         conf = server_conf(p);
         d = definition_new(p->name, "<the exit server's definition>");
         if (!conf || !d)
@@ -211,10 +247,16 @@ int exit_server_plan_set_acme(ExitServerPlan *p, char *const *domains, size_t n_
         if (r < 0)
                 return errorf(ret_error, r, "--letsencrypt-*: the exit server would refuse it: %s",
                               err ?: strerror(-r));
-        /* The host lower-cases the names; so does the plan (they are the client's Upstream= names). */
-        for (size_t i = 0; i < p->n_acme_domains; i++)
-                for (char *c = p->acme_domains[i]; *c; c++)
-                        *c = ascii_tolower(*c);
+        conf = mfree(conf);
+        d = definition_free(d);
+        conf = exit_server_client_conf(p, "192.0.2.1", "/token");
+        d = definition_new(p->name, "<the client's definition>");
+        if (!conf || !d)
+                return -ENOMEM;
+        r = definition_parse_buffer(d, "the client's definition", conf, strlen(conf), &err);
+        if (r < 0)
+                return errorf(ret_error, r, "--letsencrypt-domain: the tunnel client would refuse it: %s",
+                              err ?: strerror(-r));
         return 0;
 }
 
