@@ -236,7 +236,7 @@ typedef struct ConfList {
 } ConfList;
 
 static int conf_list(const ConfList *l, const char *value, Definition *d, const char **reason) {
-        _cleanup_strv_free_ char **words = NULL;
+        char **words = NULL;
         size_t nw = 0;
         int r;
 
@@ -250,12 +250,13 @@ static int conf_list(const ConfList *l, const char *value, Definition *d, const 
                         *reason = l->unbalanced;
                 return r;
         }
-        for (size_t i = 0; i < nw; i++) {
+        for (size_t i = 0; i < nw && r >= 0; i++)
                 r = l->item(d, &words[i], reason);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        /* By count: the items taken are NULL now, and strv_free() would stop at the first. */
+        for (size_t i = 0; i < nw; i++)
+                free(words[i]);
+        free(words);
+        return r < 0 ? r : 0;
 }
 
 static void san_reset(Definition *d) {
