@@ -26,8 +26,9 @@
 /* Connections waiting for their stream, and for how long (the server gives its dial 30 s). */
 #define FORWARD_WAITING_MAX 256
 #define FORWARD_WAIT_USEC (40 * USEC_PER_SEC)
-/* Requests whose local connection is gone, kept until answered so that answers keep their order. */
-#define FORWARD_GONE_MAX 1024
+/* Requests not answered yet, whether or not their local connection is still there: each is a
+ * control message the session counts until its answer (at most 1024, some kept for others). */
+#define FORWARD_OUTSTANDING_MAX 512
 
 typedef struct Waiting Waiting;
 
@@ -47,7 +48,8 @@ struct Waiting {
         bool answered;          /* "ok forward ID" came */
         bool shut;              /* the local side shut down writing without a byte: gone, or only
                                  * reading (a banner); the first to go when the table is full */
-        bool gone;              /* the local connection is closed; the request waits for its answer */
+        bool gone;              /* the local connection is closed; the request waits for its answer,
+                                 * still counted (FORWARD_OUTSTANDING_MAX) and keeping the answers' order */
         int fd;
         char target[300];
         sd_event_source *timer, *io;
@@ -103,13 +105,6 @@ static void waiting_gone(Waiting *w, const char *why) {
         w->gone = true;
         f->n_waiting--;
         f->n_gone++;
-        if (f->n_gone > FORWARD_GONE_MAX) {
-                Waiting *o = NULL;
-                for (Waiting *i = f->waiting; i; i = i->next)
-                        if (i->gone)
-                                o = i; /* newest first: the last one is the oldest */
-                waiting_free(o, NULL);
-        }
 }
 
 /* The local side shut down writing. With bytes unread, it has said its piece and waits for the
@@ -128,10 +123,13 @@ static int waiting_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-/* Room for one more: the oldest connection that shut down without a byte gives its place. */
+/* Room for one more: the oldest connection that shut down without a byte gives its place; the
+ * requests not answered yet stay bounded whatever the local side does. */
 static bool waiting_make_room(ClientForwards *f) {
         Waiting *o = NULL;
 
+        if (f->n_waiting + f->n_gone >= FORWARD_OUTSTANDING_MAX)
+                return false;
         if (f->n_waiting < FORWARD_WAITING_MAX)
                 return true;
         for (Waiting *w = f->waiting; w; w = w->next)

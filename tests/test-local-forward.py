@@ -194,7 +194,9 @@ class HostileServer(TunnelTest):
         free their place at once; those that shut down without a byte (gone, or only reading)
         give theirs to a newcomer when the 256 places are full; one that spoke and then shut
         down writing keeps its place and gets its stream. Streams for connections that have
-        gone are refused quietly."""
+        gone are refused quietly. The requests not answered yet stay at 512 at most (the outside
+        review: without that bound, connections that come and go filled the session's 1024
+        unanswered control messages, and a reload changing Ports= had to reconnect)."""
         fake = FakeExitServer()
         fake.answer_unknown = False  # no answer at all until the test gives one
         lp = free_port()
@@ -244,6 +246,18 @@ class HostileServer(TunnelTest):
         gone = fake.connect_forward("127.0.0.1:9", 1, b"to nobody")
         fake.pump_until(lambda: gone in fake.ended, 10)
         self.assertNotIn("nobody waits for", c.output())
+        # the requests not answered yet stay bounded (512) whatever the local side does: 354
+        # are out now, so of 200 more that reset, 158 are asked and the rest refused at once
+        asked_before = sum(t.startswith("forward ") for t in fake.texts)
+        for _ in range(200):
+            r = socket.create_connection(("127.0.0.1", lp), timeout=5)
+            r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            r.close()
+        asked(asked_before + 158)
+        time.sleep(0.5)
+        fake.pump_until(lambda: True, 1)
+        self.assertEqual(sum(t.startswith("forward ") for t in fake.texts), asked_before + 158)
+        self.assertIn("too many connections waiting", c.output())
         late.close()
         speaker.close()
         fake.close()
