@@ -535,6 +535,11 @@ int verb_delete(int argc, char *argv[]) {
                 fprintf(stderr, "delete needs exactly one of --id and --ip.\n");
                 return EXIT_USAGE;
         }
+        if (a.id && !cloud_id_is_valid(a.id)) {
+                fprintf(stderr, "--id takes a host id as create and list-hosts show it (letters, digits and "
+                                "hyphens).\n");
+                return EXIT_USAGE;
+        }
         if (cloud_open(&a, &p, &api) < 0)
                 return EXIT_USAGE;
         if (a.ip) {

@@ -212,6 +212,14 @@ class Cloud(TunnelTest):
         self.assertIn(("DELETE", "/v2/droplets/1001", None), api.requests)
         r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.9"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
+        # An id goes into the request's path: nothing but an id (an outside review deleted a DNS
+        # record with --id ../domains/x.test/records/4000).
+        before = len(api.requests)
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "../domains/x.test/records/4000"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--id takes a host id", r.stderr)
+        self.assertEqual(len(api.requests), before)
 
         # A host that never becomes active is deleted again; a wrong token is said plainly.
         api.active_after = 10 ** 6

@@ -63,6 +63,12 @@ void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvi
 
 /* What a non-2xx status means to a caller: a host that is not there (404) is an outcome the
  * operator handles, not a failure to log. */
+bool cloud_id_is_valid(const char *id) {
+        size_t n = id ? strlen(id) : 0;
+        return n > 0 && n <= 64 &&
+               strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
+}
+
 static int status_to_errno(long status) {
         switch (status) {
         case 401:
@@ -118,8 +124,13 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                         /* DigitalOcean: {"message"}; Hetzner: {"error": {"message"}} */
                         const char *msg = j && json_object_object_get_ex(j, "message", &m) ? json_object_get_string(m)
                                           : j && json_object_object_get_ex(j, "error", &e) ? json_get_string(e, "message") : NULL;
+                        /* The API's words go to a terminal: printable, and not a page of them. */
+                        _cleanup_free_ char *shown = msg ? strndup(msg, 200) : NULL;
+                        for (char *c = shown; c && *c; c++)
+                                if (*c < 0x20 || *c > 0x7e)
+                                        *c = '?';
                         return errorf(ret_error, status_to_errno(a.status), "%s %s: HTTP %ld%s%s%s", method,
-                                      path, a.status, msg ? " (" : "", msg ?: "", msg ? ")" : "");
+                                      path, a.status, shown ? " (" : "", shown ?: "", shown ? ")" : "");
                 }
                 if (a.body_len > 0 && !j)
                         return errorf(ret_error, -EBADMSG, "%s %s: the answer is not JSON", method, path);
@@ -243,8 +254,8 @@ static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
         json_object *id = NULL;
         const char *st, *ip;
 
-        if (!d || !json_object_object_get_ex(d, "id", &id))
-                return -EBADMSG;
+        if (!d || !json_object_object_get_ex(d, "id", &id) || !cloud_id_is_valid(json_object_get_string(id)))
+                return -EBADMSG; /* an id goes into request paths: nothing but an id */
         st = json_get_string(d, "status") ?: "unknown";
         ip = f->ip(d);
         /* "active" once the provider says so and the host has its public address. */

@@ -24,6 +24,10 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                    json_object **ret_json, char **ret_error);
 void cloud_api_done(CloudApi *api);
 
+/* A host id as it may go into a request path: 1 to 64 letters, digits and hyphens (DigitalOcean,
+ * Hetzner and Linode use numbers, Vultr UUIDs). */
+bool cloud_id_is_valid(const char *id);
+
 typedef struct CloudHost {
         char *id, *name, *status, *ip;
 } CloudHost;
