@@ -428,6 +428,11 @@ int verb_create(int argc, char *argv[]) {
         user_data = exit_server_user_data(p);
         if (client_files_new(a.dir, a.name, p, &f) < 0 || !user_data)
                 return log_oom(), EXIT_ERROR;
+        /* Before anything is made: a host whose client side cannot be written is a host lost. */
+        if (access(a.dir, W_OK) < 0) {
+                fprintf(stderr, "Cannot write the client files in %s: %s\n", a.dir, strerror(errno));
+                return EXIT_ERROR;
+        }
         if (access(f.conf_path, F_OK) == 0 && !arg.force) {
                 fprintf(stderr, "%s exists; --force replaces it (and its token).\n", f.conf_path);
                 return EXIT_ERROR;
@@ -449,6 +454,9 @@ int verb_create(int argc, char *argv[]) {
         r = client_files_write(&f, p, client);
         if (r < 0) {
                 fprintf(stderr, "Cannot write the client files in %s: %s\n", a.dir, strerror(-r));
+                if (host_made.id)
+                        fprintf(stderr, "The host was made: inletsctl delete --provider %s --id %s removes it.\n",
+                                a.cloud.flags.provider, host_made.id);
                 return EXIT_ERROR;
         }
         if (host_made.id)

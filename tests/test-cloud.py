@@ -212,6 +212,13 @@ class Cloud(TunnelTest):
         self.assertIn(("DELETE", "/v2/droplets/1001", None), api.requests)
         r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.9"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
+        # A client side that cannot be written is found before a host is made.
+        before = len(api.requests)
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "nodir", "--output-dir", f"{self.tmp}/no/such/dir"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("Cannot write the client files in", r.stderr)
+        self.assertEqual(len(api.requests), before)
         # An id goes into the request's path: nothing but an id (an outside review deleted a DNS
         # record with --id ../domains/x.test/records/4000).
         before = len(api.requests)
