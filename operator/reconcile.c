@@ -505,10 +505,22 @@ static int patch_finalizers(Operator *o, json_object *tun, json_object *fin, jso
         return path ? kcall(o, "PATCH", path, b, "application/merge-patch+json", ret) : -ENOMEM;
 }
 
+/* status.hostId, when it is a host id at all: anyone allowed to write a Tunnel's status could
+ * otherwise aim the operator's cloud token at another path. */
+static const char *status_host_id(json_object *tun) {
+        const char *id = json_get_string(jget(tun, "status"), "hostId");
+        if (id && !cloud_id_is_valid(id)) {
+                log_warning("Tunnel %s/%s: status.hostId is not a host id; ignored.", meta(tun, "namespace"),
+                            meta(tun, "name"));
+                return NULL;
+        }
+        return id;
+}
+
 /* The host goes before the finalizer does. */
 static int finalize(Operator *o, json_object *tun) {
         json_object *fin = jget(jget(tun, "metadata"), "finalizers"), *keep;
-        const char *id = json_get_string(jget(tun, "status"), "hostId");
+        const char *id = status_host_id(tun);
         CloudHost *l = NULL;
         size_t n = 0;
         bool ours = false;
@@ -528,8 +540,20 @@ static int finalize(Operator *o, json_object *tun) {
         for (size_t i = 0; i <= n; i++) {
                 _cleanup_free_ char *err = NULL;
                 const char *h = i < n ? l[i].id : id;
-                if (!h || (i == n && n > 0 && streq(h, l[0].id)))
+                bool tagged = false;
+
+                if (!h)
                         continue;
+                if (i == n) {
+                        /* The recorded host: deleted above if it carries this Tunnel's tag; one
+                         * that does not is not ours to delete, whatever the status says. */
+                        for (size_t k = 0; k < n; k++)
+                                tagged = tagged || streq(h, l[k].id);
+                        if (!tagged && o->provider)
+                                log_warning("Tunnel %s/%s: host %s (status.hostId) does not carry this Tunnel's tag; "
+                                            "not deleted.", meta(tun, "namespace"), meta(tun, "name"), h);
+                        continue;
+                }
                 r = o->provider->destroy(&o->cloud, h, &err);
                 if (r < 0 && r != -ENOENT) { /* gone already is as good */
                         log_warning("Deleting host %s of tunnel %s/%s: %s", h, meta(tun, "namespace"), meta(tun, "name"), err);
@@ -1120,7 +1144,7 @@ static int reconcile_managed(Operator *o, const Names *n, json_object *svc, json
         if (r < 0)
                 return r;
         hs = json_get_string(jget(tun, "status"), "hostStatus");
-        id = json_get_string(jget(tun, "status"), "hostId");
+        id = status_host_id(tun);
         ip = json_get_string(jget(tun, "status"), "hostIP");
         if (!id)
                 return reconcile_find_host(o, n, tun, &auth);

@@ -240,6 +240,33 @@ class Operator(TunnelTest):
         cli.stop()
         srv.stop()
 
+    def test_status_host_id_is_not_trusted(self):
+        """status.hostId is writable by whoever may write a Tunnel's status: the operator only
+        ever deletes a host that carries the Tunnel's tag, and ignores a hostId that is not a host
+        id at all (it goes into the cloud API's request paths)."""
+        self.start_operator()
+        self.service("web", [free_port()])
+        tun = self.wait_active("web-tunnel")
+        mine = str(self.hosts_tagged(tun)[0]["id"])
+        # someone else's droplet in the same account
+        self.api.droplets["7777"] = {"id": 7777, "name": "database", "status": "active", "tags": ["prod"],
+                                     "polls": 0, "user_data": "", "ip": "127.0.0.9"}
+        status = f"{TUNNELS}/web-tunnel/status"
+        st, _ = self.kube.call("PATCH", status, {"status": {"hostId": "../../v2/account"}},
+                               ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.op.wait_log("status.hostId is not a host id; ignored.", 30)
+        wait_until(lambda: self.tunnel("web-tunnel")["status"].get("hostId") == mine, 30, "the tagged host again")
+        self.assertFalse(any("account" in p for _, p, _ in self.api.requests))
+        st, _ = self.kube.call("PATCH", status, {"status": {"hostId": "7777"}}, ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.assertEqual(self.kube.call("DELETE", "/api/v1/namespaces/default/services/web")[0], 200)
+        wait_until(lambda: mine not in self.api.droplets, 60, "the Tunnel's own host to be deleted")
+        wait_until(lambda: self.tunnel("web-tunnel") is None, 60, "the Tunnel to go")
+        self.assertIn("7777", self.api.droplets)
+        self.assertNotIn(("DELETE", "/v2/droplets/7777", None), self.api.requests)
+        self.assertIn("host 7777 (status.hostId) does not carry this Tunnel's tag; not deleted.", self.op.output())
+
     def test_annotations_and_opt_out(self):
         """Without --annotated-only every LoadBalancer Service is managed, except one that opts out
         (operator.inlets.dev/manage: "0", inlets-operator's newer name); with it, the newer name
