@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 from inletstest import INLETSD
 
@@ -49,8 +50,23 @@ class FdStore:
                 for fd in self.fds.pop(fields.get("FDNAME"), []):
                     os.close(fd)
 
+    def sync(self, timeout=10):
+        """Waits until every message sent to the store so far has been taken in: a datagram of the
+        test's own, sent last, comes out last (the process may have exited with its messages
+        still queued: seen in CI, a store asserted on before the thread had read them)."""
+        self._syncs = getattr(self, "_syncs", 0) + 1
+        mark = str(self._syncs)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(f"TEST_SYNC={mark}".encode(), self.path)
+        deadline = time.monotonic() + timeout
+        while not any(m.get("TEST_SYNC") == mark for m in self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError("the fd store did not take in its messages")
+            time.sleep(0.01)
+
     def listen_env(self):
         """What systemd passes the next process: the fds, and LISTEN_FDS/LISTEN_FDNAMES."""
+        self.sync()
         fds, names = [], []
         for name, l in self.fds.items():
             fds += l

@@ -327,6 +327,7 @@ class Resolve(TunnelTest):
         time.sleep(1)  # the client has the stream; its dial waits for the name
         cli.proc.send_signal(signal.SIGUSR2)
         self.assertEqual(cli.proc.wait(15), 0, cli.output())
+        store.sync()
         self.assertIn("handover-state", store.fds)
         try:
             end = visitor.recv(100)

@@ -789,6 +789,7 @@ class Resume(TunnelTest):
         self.srv.proc.send_signal(signal.SIGUSR2)
         self.assertEqual(self.srv.proc.wait(10), 0, "the old process exits 0")
         self.assertIn("handed 2 connections of 1 clients to the next process", self.srv.output())
+        store.sync()
         self.assertEqual(sorted(store.fds), ["handover-0", "handover-1", "handover-state"])
         fds, env = store.listen_env()
         start_with_fds(self.srv, fds, env)
@@ -947,6 +948,7 @@ class Resume(TunnelTest):
         self.assertEqual(srv.proc.wait(15), 0)
         chat.thread.join(15)
         self.assertIsNotNone(chat.error, "with ResumeSec=0 a restart closes the connection")
+        store.sync()
         self.assertFalse(store.fds, "nothing in the fd store")
         print(f"SIGUSR2 without an fd store: a polite stop, exit 0; with ResumeSec=0: the same, the connection "
               f"closed ({chat.error}), nothing stored")
