@@ -24,7 +24,7 @@ static void usage(FILE *f) {
         fprintf(f, "Usage: inletsctl create --provider cloud-init|digitalocean [--name NAME] [--mode tcp|http]\n"
                    "                        [--ports LIST] [--control-port 8123] [--package-url URL] [--host HOST]\n"
                    "                        [--letsencrypt-domain NAME... --letsencrypt-email ADDR\n"
-                   "                         [--letsencrypt-issuer prod|staging|URL]]\n"
+                   "                         [--letsencrypt-issuer prod|staging|URL] [--dns]]\n"
                    "                        [--output-dir DIR] [--access-token-file F] [--region R] [--size S]\n"
                    "                        [--image I] [--api-url URL] [--poll-interval SEC] [--timeout SEC]\n"
                    "       inletsctl delete --provider P (--id ID | --ip IP) [--access-token-file F]\n"
@@ -35,7 +35,8 @@ static void usage(FILE *f) {
                    "The API token: --access-token-file F, or the provider's usual variable ($DIGITALOCEAN_ACCESS_TOKEN,\n"
                    "$HCLOUD_TOKEN, $VULTR_API_KEY, $LINODE_TOKEN).\n"
                    "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
-                   "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it.\n");
+                   "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
+                   "--dns creates those records too (DigitalOcean), and delete removes them.\n");
 }
 
 #define TAG "inletsd"
@@ -146,12 +147,57 @@ static int cloud_wait_active(const CloudArgs *a, const CloudProvider *p, CloudAp
         }
 }
 
-/* Creates the host and waits until it is active; on any failure deletes what it created. */
-static int cloud_create(const CloudArgs *a, const char *name, const char *user_data, CloudHost *ret) {
+/* The DNS records the host's tags remember (create --dns), for its address. */
+static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, char *const *tags, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *desc = NULL, *err = NULL;
+                int r = p->dns_add(api, h, tags[i], &desc, &err);
+                if (r < 0) {
+                        fprintf(stderr, "Creating a DNS record failed: %s\n", err ?: strerror(-r));
+                        return r;
+                }
+                printf("DNS: %s\n", desc);
+                fflush(stdout);
+        }
+        return 0;
+}
+
+/* Undoes a create that failed after the host was made: its DNS records first (when any may have
+ * been made), then the host. A host whose records are not known to be gone is kept. */
+static void cloud_undo(const CloudArgs *a, const CloudProvider *p, CloudApi *api, const CloudHost *h,
+                       bool dns_tried) {
+        _cleanup_free_ char *err = NULL;
+
+        if (dns_tried) {
+                unsigned n = 0;
+                int r = p->dns_remove(api, h->id, &n, &err);
+                if (n > 0)
+                        fprintf(stderr, "Removed the %u DNS record%s made for it.\n", n, n == 1 ? "" : "s");
+                if (r < 0 && r != -ENOENT) {
+                        fprintf(stderr, "Removing its DNS records failed too: %s.\n"
+                                        "Host %s (%s) is kept, since a record may still name its address. Delete "
+                                        "it (its records first) with: inletsctl delete --provider %s --id %s%s%s\n",
+                                err ?: "out of memory", h->id, h->ip ?: "-", p->name, h->id,
+                                a->flags.token_file ? " --access-token-file " : "", a->flags.token_file ?: "");
+                        return;
+                }
+                err = mfree(err);
+        }
+        if (p->destroy(api, h->id, &err) < 0)
+                fprintf(stderr, "Deleting host %s failed too: %s. Delete it by hand.\n", h->id, err);
+}
+
+/* Creates the host and waits until it is active, then makes its DNS records (dns_names); on any
+ * failure undoes what it made. */
+static int cloud_create(const CloudArgs *a, const char *name, const char *user_data, char *const *dns_names,
+                        size_t n_dns, CloudHost *ret) {
         const CloudProvider *p;
         _cleanup_(cloud_api_done) CloudApi api = {};
         _cleanup_free_ char *err = NULL, *hostname = NULL, *name_tag = NULL;
+        _cleanup_strv_free_ char **dns_tags = NULL;
+        _cleanup_free_ const char **tags = NULL;
         CloudHost h = {};
+        bool dns_tried = false;
         int r;
 
         r = cloud_open(a, &p, &api);
@@ -162,11 +208,26 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         r = cloud_check_unused(p, &api, name, name_tag);
         if (r < 0)
                 return r;
+        if (n_dns > 0) {
+                /* Every name checked before anything is made; the host remembers them from the start. */
+                r = p->dns_plan(&api, dns_names, n_dns, &dns_tags, &err);
+                if (r < 0) {
+                        fprintf(stderr, "--dns: %s. Nothing created.\n", err ?: strerror(-r));
+                        return r;
+                }
+        }
+        tags = new0(const char *, 2 + n_dns);
+        if (!tags)
+                return -ENOMEM;
+        tags[0] = TAG;
+        tags[1] = name_tag;
+        for (size_t i = 0; i < n_dns; i++)
+                tags[2 + i] = dns_tags[i];
         CloudCreate c = {
                 .name = hostname,
                 .user_data = user_data,
-                .tags = (const char *const[]) { TAG, name_tag },
-                .n_tags = 2,
+                .tags = tags,
+                .n_tags = 2 + n_dns,
         };
         cloud_create_defaults(&c, &a->flags, p);
         printf("Creating host %s on %s: region %s, size %s, image %s.\n", c.name, p->name, c.region, c.size, c.image);
@@ -174,16 +235,21 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         r = p->create(&api, &c, &h, &err);
         if (r < 0) {
                 fprintf(stderr, "Creating the host failed: %s\n", err);
+                if (r != -EACCES && r != -ENOMEM)
+                        fprintf(stderr, "It may have been made all the same: inletsctl list-hosts --provider %s "
+                                        "shows it.\n", p->name);
                 return r;
         }
         r = cloud_wait_active(a, p, &api, &h);
+        if (r >= 0 && n_dns > 0) {
+                dns_tried = true;
+                r = cloud_dns(p, &api, &h, dns_tags, n_dns);
+        }
         if (r >= 0) {
                 *ret = h;
                 return 0;
         }
-        err = mfree(err);
-        if (p->destroy(&api, h.id, &err) < 0)
-                fprintf(stderr, "Deleting host %s failed too: %s. Delete it by hand.\n", h.id, err);
+        cloud_undo(a, p, &api, &h, dns_tried);
         cloud_host_done(&h);
         return r;
 }
@@ -195,7 +261,7 @@ typedef struct CreateArgs {
         const char *name, *ports, *package_url, *host, *dir;
         uint16_t control_port;
         Mode mode;
-        bool mode_set;
+        bool mode_set, dns;
         char *le_domains[LE_DOMAINS_MAX];       /* into argv */
         size_t n_le_domains;
         const char *le_email, *le_issuer;
@@ -204,7 +270,7 @@ typedef struct CreateArgs {
 /* 0 to go on, 1 after --help, -EINVAL after saying what is wrong. */
 static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
         enum { OPT_NAME = _CLOUD_OPT_MAX, OPT_MODE, OPT_PORTS, OPT_CONTROL_PORT, OPT_PACKAGE_URL, OPT_HOST,
-               OPT_OUTPUT_DIR, OPT_POLL, OPT_TIMEOUT, OPT_LE_DOMAIN, OPT_LE_EMAIL, OPT_LE_ISSUER };
+               OPT_OUTPUT_DIR, OPT_POLL, OPT_TIMEOUT, OPT_LE_DOMAIN, OPT_LE_EMAIL, OPT_LE_ISSUER, OPT_DNS };
         static const struct option options[] = {
                 CLOUD_OPTIONS,
                 { "name", required_argument, NULL, OPT_NAME },
@@ -219,6 +285,7 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 { "letsencrypt-domain", required_argument, NULL, OPT_LE_DOMAIN },
                 { "letsencrypt-email", required_argument, NULL, OPT_LE_EMAIL },
                 { "letsencrypt-issuer", required_argument, NULL, OPT_LE_ISSUER },
+                { "dns", no_argument, NULL, OPT_DNS },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -252,6 +319,9 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                         break;
                 case OPT_LE_ISSUER:
                         a->le_issuer = optarg;
+                        break;
+                case OPT_DNS:
+                        a->dns = true;
                         break;
                 case OPT_PORTS:
                         a->ports = optarg;
@@ -301,6 +371,18 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
         }
         if (a->n_le_domains > 0 && !a->mode_set)
                 a->mode = MODE_HTTP; /* HTTPS for those names is HTTP mode */
+        if (a->dns) {
+                const CloudProvider *p = cloud_provider_find(a->cloud.flags.provider);
+                if (a->n_le_domains == 0) {
+                        fprintf(stderr, "--dns creates the records of the --letsencrypt-domain names: which names?\n");
+                        return -EINVAL;
+                }
+                if (!p || !p->dns_add) {
+                        fprintf(stderr, "--dns: creating DNS records is supported with --provider digitalocean only "
+                                        "(so far); create them yourself.\n");
+                        return -EINVAL;
+                }
+        }
         if (!streq(a->cloud.flags.provider, "cloud-init") && !cloud_provider_find(a->cloud.flags.provider)) {
                 fprintf(stderr, "Unknown provider '%s': digitalocean, or cloud-init (prints user-data any cloud "
                                 "takes).\n", a->cloud.flags.provider);
@@ -355,9 +437,17 @@ static void print_upstreams(const CreateArgs *a, const ExitServerPlan *p) {
 }
 
 /* What HTTPS by ACME waits for. */
-static void print_acme_next(FILE *out, const ExitServerPlan *p, const char *ip) {
+static void print_acme_next(FILE *out, const ExitServerPlan *p, const char *ip, bool dns_made) {
         if (p->n_acme_domains == 0)
                 return;
+        if (dns_made) {
+                fprintf(out, "HTTPS: the exit server asks %s for the certificate once the records above resolve (it\n"
+                             "retries until then), then serves https://%s/ through the tunnel.\n",
+                        !p->acme_directory ? "Let's Encrypt" :
+                        streq(p->acme_directory, "staging") ? "Let's Encrypt's staging CA" : p->acme_directory,
+                        p->acme_domains[0]);
+                return;
+        }
         fprintf(out, "HTTPS: point the DNS records of");
         for (size_t i = 0; i < p->n_acme_domains; i++)
                 fprintf(out, " %s", p->acme_domains[i]);
@@ -382,7 +472,7 @@ static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const 
                a->control_port, p->fingerprint, f->tok_path);
         print_upstreams(a, p);
         printf("\n");
-        print_acme_next(stdout, p, h->ip);
+        print_acme_next(stdout, p, h->ip, a->dns);
         printf("Delete it: inletsctl delete --provider %s --id %s%s%s   (or --ip %s)\n", a->cloud.flags.provider, h->id,
                a->cloud.flags.token_file ? " --access-token-file " : "", a->cloud.flags.token_file ?: "", h->ip);
 }
@@ -400,7 +490,7 @@ static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const 
         if (!a->package_url)
                 fprintf(stderr,
                         "No --package-url: the host installs the 'inletsd' package from its own archive.\n");
-        print_acme_next(stderr, p, a->host);
+        print_acme_next(stderr, p, a->host, false);
 }
 
 int verb_create(int argc, char *argv[]) {
@@ -440,7 +530,8 @@ int verb_create(int argc, char *argv[]) {
 
         host = a.host;
         if (!streq(a.cloud.flags.provider, "cloud-init")) {
-                r = cloud_create(&a.cloud, a.name, user_data, &host_made);
+                r = cloud_create(&a.cloud, a.name, user_data, a.dns ? p->acme_domains : NULL,
+                                 a.dns ? p->n_acme_domains : 0, &host_made);
                 if (r == -EEXIST)
                         return EXIT_OK;
                 if (r < 0)
@@ -569,6 +660,19 @@ int verb_delete(int argc, char *argv[]) {
                 }
         } else if (!(id = strdup(a.id)))
                 return EXIT_ERROR;
+        if (p->dns_remove) {
+                /* The DNS records create --dns made for it first, while its address is still its own. */
+                unsigned n = 0;
+                r = p->dns_remove(&api, id, &n, &err);
+                if (n > 0)
+                        printf("Removed %u DNS record%s.\n", n, n == 1 ? "" : "s");
+                if (r < 0 && r != -ENOENT) {
+                        fprintf(stderr, "Removing the host's DNS records failed: %s. Host %s is kept, since a record "
+                                        "may still name its address; run delete again.\n", err ?: strerror(-r), id);
+                        return EXIT_ERROR;
+                }
+                err = mfree(err);
+        }
         r = p->destroy(&api, id, &err);
         if (r < 0) {
                 fprintf(stderr, "%s\n", err);

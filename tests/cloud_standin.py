@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Stand-ins for cloud APIs on loopback, checking requests the way the providers document them:
 DigitalOcean API v2 (droplets; name/region/size/image/user_data/tags), Hetzner Cloud API v1
-(servers; name/location/server_type/image/user_data/labels), Vultr API v2 (instances;
+(servers; name/location/server_type/image/user_data/labels), with DigitalOcean's domains API
+(a domain, the records at a name, creating and deleting records), Vultr API v2 (instances;
 label/region/plan/os_id/user_data in base64/tags) and Linode API v4 (instances;
 label/region/type/image/root_pass/tags/metadata.user_data in base64). Bearer auth for all."""
 
@@ -40,6 +41,12 @@ class CloudStandIn:
         self.droplets = {}
         self.requests = []
         self.next_id = 1001
+        # DigitalOcean domains: zone -> {record id: record}, names relative ("@" for the apex)
+        self.zones = {}
+        self.next_record = 5001
+        # Faults a test sets: (method, path regex, status, done); done: the request is carried
+        # out first and only its answer lost. Each is used once.
+        self.faults = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -66,6 +73,20 @@ class CloudStandIn:
                 outer.requests.append((method, self.path, body))
                 if self.headers.get("Authorization") != f"Bearer {outer.token}":
                     return self.error(401, "unauthorized", "Unable to authenticate you")
+                for fault in outer.faults:
+                    if fault[0] == method and re.fullmatch(fault[1], self.path):
+                        outer.faults.remove(fault)
+                        if fault[3]:
+                            self.reply = lambda *a: None  # noqa: E731 (the answer is lost)
+                            self.route(method, body)
+                            del self.reply
+                        return self.error(fault[2], "server_error", "Unexpected server-side error")
+                return self.route(method, body)
+
+            def route(self, method, body):
+                f = outer.f
+                if outer.flavour == "do" and self.path.startswith("/v2/domains"):
+                    return self.dns(method, body)
                 coll = f["collection"]
                 m = re.fullmatch(coll + r"/([\w-]+)", self.path)
                 if method == "POST" and self.path == coll:
@@ -78,6 +99,9 @@ class CloudStandIn:
                     tags = body.get("labels") if outer.flavour == "hetzner" else body.get("tags")
                     if not isinstance(tags, dict if outer.flavour == "hetzner" else list):
                         return self.error(422, "invalid_input", "tags/labels missing")
+                    if outer.flavour == "do" and not all(isinstance(t, str) and re.fullmatch(r"[\w:-]{1,255}", t)
+                                                         for t in tags):
+                        return self.error(422, "unprocessable_entity", "tag names hold letters, digits, : - _")
                     ud = body["user_data"] if outer.flavour in ("do", "hetzner") else \
                         body["user_data"] if outer.flavour == "vultr" else body.get("metadata", {}).get("user_data")
                     if outer.flavour in ("vultr", "linode"):
@@ -113,6 +137,50 @@ class CloudStandIn:
                     if outer.droplets.pop(m.group(1), None) is None:
                         return self.error(404, "not_found", "not found")
                     return self.reply(204)
+                return self.error(404, "not_found", "no such endpoint")
+
+            def dns(self, method, body):
+                """DigitalOcean's domains API, as its reference has it."""
+                not_found = ("not_found", "The resource you were accessing could not be found.")
+                m = re.fullmatch(r"/v2/domains/([\w.-]+)", self.path)
+                if m and method == "GET":
+                    if m.group(1) not in outer.zones:
+                        return self.error(404, *not_found)
+                    return self.reply(200, {"domain": {"name": m.group(1), "ttl": 1800, "zone_file": ""}})
+                m = re.fullmatch(r"/v2/domains/([\w.-]+)/records(\?.*)?", self.path)
+                if m and m.group(1) not in outer.zones:
+                    return self.error(404, *not_found)
+                if m and method == "GET":
+                    zone, q = m.group(1), dict(p.split("=", 1) for p in (m.group(2) or "?")[1:].split("&") if p)
+                    recs = list(outer.zones[zone].values())
+                    if "name" in q:  # fully qualified in the query, relative in the records
+                        rel = "@" if q["name"] == zone else q["name"].removesuffix("." + zone)
+                        recs = [r for r in recs if r["name"] == rel]
+                    if "type" in q:
+                        recs = [r for r in recs if r["type"] == q["type"]]
+                    per_page = int(q.get("per_page", 20))
+                    return self.reply(200, {"domain_records": recs[:per_page], "links": {},
+                                            "meta": {"total": len(recs)}})
+                if m and method == "POST" and not m.group(2):
+                    if body.get("type") not in ("A", "AAAA") or not isinstance(body.get("name"), str) or \
+                            not isinstance(body.get("data"), str) or not isinstance(body.get("ttl"), int):
+                        return self.error(422, "unprocessable_entity", "type, name, data and ttl are required")
+                    rec = {"id": outer.next_record, "type": body["type"], "name": body["name"], "data": body["data"],
+                           "ttl": body["ttl"], "priority": None, "port": None, "weight": None}
+                    outer.next_record += 1
+                    outer.zones[m.group(1)][rec["id"]] = rec
+                    return self.reply(201, {"domain_record": rec})
+                m = re.fullmatch(r"/v2/domains/([\w.-]+)/records/(\d+)", self.path)
+                if m:
+                    recs = outer.zones.get(m.group(1), {})
+                    rid = int(m.group(2))
+                    if rid not in recs:
+                        return self.error(404, *not_found)
+                    if method == "GET":
+                        return self.reply(200, {"domain_record": recs[rid]})
+                    if method == "DELETE":
+                        del recs[rid]
+                        return self.reply(204)
                 return self.error(404, "not_found", "no such endpoint")
 
             def do_GET(self):

@@ -383,6 +383,153 @@ class Cloud(TunnelTest):
         finally:
             pebble.close()
 
+    def dns_setup(self):
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=1)
+        self.upstreams.append(api)
+        api.zones = {"inlets.test": {}, "shop.inlets.test": {}, "other.test": {}}
+        api.zones["inlets.test"][4000] = {"id": 4000, "type": "A", "name": "mail", "data": "127.0.0.1", "ttl": 300}
+        api.zones["inlets.test"][4001] = {"id": 4001, "type": "CNAME", "name": "www", "data": "inlets.test.",
+                                          "ttl": 300}
+        api.zones["inlets.test"][4002] = {"id": 4002, "type": "MX", "name": "blog", "data": "mail.inlets.test.",
+                                          "ttl": 300}
+        base = ["--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", api.url]
+        return api, base
+
+    def dns_create(self, base, name, *names, code=0):
+        out = f"{self.tmp}/dns-{name}"
+        os.makedirs(out, exist_ok=True)
+        le = [a for n in names for a in ("--letsencrypt-domain", n)]
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", name, *le, "--letsencrypt-email",
+                            "admin@inlets.test", "--dns", "--poll-interval", "0.1", "--output-dir", out],
+                           capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+        self.assertNotIn("dop_v1_secret", r.stdout + r.stderr)
+        return r
+
+    def test_dns_records(self):
+        """create --letsencrypt-domain ... --dns at DigitalOcean: each name checked first (its zone
+        the longest the account has; no A/AAAA/CNAME there yet) and remembered on the droplet in
+        the tags it is created with; once it has its address, the A record of each; delete removes
+        the records at those names that point at the host's address, and nothing else."""
+        api, base = self.dns_setup()
+        r = self.dns_create(base, "blog", "blog.inlets.test", "inlets.test", "www.shop.inlets.test")
+        self.assertIn("DNS: blog.inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
+        self.assertIn("DNS: inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
+        self.assertIn("DNS: www.shop.inlets.test A 127.0.0.1 (in shop.inlets.test)", r.stdout)
+        self.assertIn("once the records above resolve", r.stdout)
+        self.assertEqual({(rec["name"], rec["type"], rec["data"], rec["ttl"])
+                          for rec in api.zones["inlets.test"].values() if rec["id"] >= 5000},
+                         {("blog", "A", "127.0.0.1", 300), ("@", "A", "127.0.0.1", 300)})
+        self.assertEqual([(rec["name"], rec["type"]) for rec in api.zones["shop.inlets.test"].values()], [("www", "A")])
+        # remembered from the start: in the create request itself
+        create = [b for m, p, b in api.requests if (m, p) == ("POST", "/v2/droplets")]
+        self.assertEqual(len(create), 1)
+        self.assertEqual(create[0]["tags"], ["inletsd", "inletsd-blog", "inletsd-dns:inlets_test:blog",
+                                             "inletsd-dns:inlets_test:", "inletsd-dns:shop_inlets_test:www"])
+
+        # A record of ours changed by hand to point elsewhere is not ours to remove any more; one
+        # made by hand at a name of ours, pointing at the host, goes with the host; others stay.
+        api.zones["inlets.test"][5002]["data"] = "192.0.2.9"
+        api.zones["shop.inlets.test"][4100] = {"id": 4100, "type": "AAAA", "name": "www", "data": "127.0.0.1",
+                                               "ttl": 60}
+        api.zones["shop.inlets.test"][4101] = {"id": 4101, "type": "A", "name": "www2", "data": "127.0.0.1",
+                                               "ttl": 60}
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Removed 3 DNS records.", r.stdout)
+        self.assertEqual(sorted(api.zones["inlets.test"]), [4000, 4001, 4002, 5002])
+        self.assertEqual(sorted(api.zones["shop.inlets.test"]), [4101])
+        self.assertEqual(api.droplets, {})
+        self.assertFalse([q for q in api.requests if "/v2/tags" in q[1]])
+
+    def test_dns_refusals(self):
+        """What create --dns refuses before anything is made: a name no zone of the account holds,
+        a name with an A, AAAA or CNAME record already; --dns without names or at a provider
+        without a DNS API here."""
+        api, base = self.dns_setup()
+        for names, says in ((("ok.other.test", "www.elsewhere.test"),
+                             "no domain of this DigitalOcean account holds www.elsewhere.test"),
+                            (("ok.other.test", "mail.inlets.test"), "mail.inlets.test has a DNS record already (A)"),
+                            (("www.inlets.test",), "www.inlets.test has a DNS record already (CNAME)")):
+            api.requests.clear()
+            r = self.dns_create(base, "refused", *names, code=1)
+            self.assertIn(says, r.stderr)
+            self.assertIn("Nothing created.", r.stderr)
+            self.assertFalse([q for q in api.requests if q[0] != "GET"], api.requests)
+        self.assertEqual(api.droplets, {})
+        # An MX record at the name is no reason to refuse.
+        r = self.dns_create(base, "mx", "blog.inlets.test")
+        self.assertIn("DNS: blog.inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
+        for args, says in ((["--dns"], "which names?"),
+                           (["--dns", "--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test"],
+                            "digitalocean only")):
+            r = subprocess.run([INLETSCTL, "create", "--provider", "cloud-init", *args, "--output-dir",
+                                f"{self.tmp}/dns3"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(says, r.stderr)
+
+    def test_dns_fails_closed(self):
+        """A DNS step whose outcome is not known never gives up the host's address while a record
+        may name it: a record POST whose answer is lost is not sent again, and the undo finds that
+        record by name and address; when removing a record fails, the host is kept and the printed
+        delete line removes both later; delete keeps a host whose address it cannot see."""
+        api, base = self.dns_setup()
+        # The second record is made, but its answer is lost (502): no second POST; both records
+        # and the host are undone.
+        posts = lambda: [p for m, p, b in api.requests if m == "POST" and "/records" in p]  # noqa: E731
+        api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 502, True))
+        r = self.dns_create(base, "lost", "a.other.test", "b.inlets.test", code=1)
+        self.assertEqual(posts(), ["/v2/domains/other.test/records", "/v2/domains/inlets.test/records"])
+        self.assertIn("HTTP 502", r.stderr)
+        self.assertIn("Removed the 2 DNS records made for it.", r.stderr)
+        self.assertEqual(api.zones["other.test"], {})
+        self.assertEqual(sorted(api.zones["inlets.test"]), [4000, 4001, 4002])
+        self.assertEqual(api.droplets, {})
+
+        # Removing a record fails: the host is kept, with its record, and the delete line printed
+        # removes both.
+        api.requests.clear()
+        api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 502, True))
+        api.faults.append(("DELETE", r"/v2/domains/other\.test/records/\d+", 403, False))
+        r = self.dns_create(base, "kept", "a.other.test", "b.inlets.test", code=1)
+        self.assertIn("is kept, since a record may still name its address", r.stderr)
+        line = re.search(r"inletsctl delete --provider digitalocean --id (\S+) --access-token-file (\S+)", r.stderr)
+        self.assertTrue(line, r.stderr)
+        self.assertEqual(list(api.droplets), [line.group(1)])
+        self.assertEqual(len(api.zones["other.test"]), 1)
+        self.assertEqual(len(api.zones["inlets.test"]), 4)
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", line.group(1)], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(api.zones["other.test"], {})
+        self.assertEqual(sorted(api.zones["inlets.test"]), [4000, 4001, 4002])
+        self.assertEqual(api.droplets, {})
+
+        # delete: a droplet whose address is not shown keeps its records and itself.
+        self.dns_create(base, "noaddr", "c.other.test")
+        (ident, d), = api.droplets.items()
+        d["ip"] = None
+        d["polls"] = -10**6
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("shows no public address", r.stderr)
+        self.assertIn(f"Host {ident} is kept", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
+        self.assertEqual(len(api.zones["other.test"]), 1)
+
+        # A droplet POST that fails with 502 is not sent again (it may have made a host).
+        api.requests.clear()
+        api.faults.append(("POST", r"/v2/droplets", 502, False))
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "once", "--output-dir", self.tmp],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual([p for m, p, b in api.requests if m == "POST"], ["/v2/droplets"])
+        self.assertIn("inletsctl list-hosts --provider digitalocean shows it", r.stderr)
+
     def test_letsencrypt_refusals(self):
         """What create --letsencrypt-* refuses, before anything is made, each said plainly."""
         out = f"{self.tmp}/le-refused"

@@ -2,11 +2,14 @@
 /* Cloud provider APIs; see cloudapi.h. DigitalOcean: REST API v2, droplets and tags. */
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "cloudapi.h"
+#include "conf-url.h"
 #include "crypto-util.h"
 #include "encoding.h"
 #include "macro.h"
@@ -106,14 +109,17 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
 
                 r = web_request(&q, &a, &err);
                 if (r < 0) {
-                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED)) {
+                        if (attempt < api->max_retries &&
+                            (r == -ECONNREFUSED || (r == -ETIMEDOUT && !streq(method, "POST")))) {
                                 sleep(1u << MIN(attempt, 4u));
                                 continue;
                         }
                         return errorf(ret_error, r, "%s", err);
                 }
-                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries) {
-                        sleep(1u << MIN(attempt, 4u)); /* rate limited or a hiccup: back off */
+                /* Rate limited or a hiccup: back off. A POST that may have been done (a 5xx) is not
+                 * sent again: it would make a second host or record. */
+                if ((a.status == 429 || (a.status >= 500 && !streq(method, "POST"))) && attempt < api->max_retries) {
+                        sleep(1u << MIN(attempt, 4u));
                         continue;
                 }
                 if (ret_status)
@@ -354,7 +360,7 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
         return 0;
 }
 
-#define PROVIDER(id, flavour, pname, env, url, reg, sz, img)                                                     \
+#define PROVIDER(id, flavour, pname, env, url, reg, sz, img, ...)                                                \
         static int id##_create(CloudApi *a, const CloudCreate *c, CloudHost *r, char **e) {                  \
                 return gen_create(&flavour, a, c, r, e);                                                    \
         }                                                                                                   \
@@ -370,6 +376,7 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
         const CloudProvider cloud_provider_##id = {                                                         \
                 .name = pname, .token_env = env, .api_url = url, .region = reg, .size = sz, .image = img,   \
                 .create = id##_create, .get = id##_get, .destroy = id##_destroy, .list = id##_list,         \
+                __VA_ARGS__                                                                                 \
         }
 
 /* DigitalOcean API v2: droplets and tags. */
@@ -385,10 +392,276 @@ static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances",
 static const Flavour flavour_linode = { "/v4/linode/instances", NULL, "data", NULL, "label", "running", ip_linode,
                                         body_linode };
 
+/* ---- DNS records: DigitalOcean's domains API ----
+ *
+ * create --dns remembers each name on the droplet itself, in a tag given with the droplet when it
+ * is created, before any record exists: "inletsd-dns:ZONE:REL" with dots as underscores, REL
+ * empty for the zone's apex. Records are then found by name and address, never by a remembered
+ * id, so an answer lost on the way cannot leave a record nobody knows of. A record is removed only
+ * while it points at the droplet's address, and any step whose outcome is not known fails: the
+ * caller then keeps the droplet, since giving up its address while a record may still name it
+ * would let the next holder of that address serve those names. */
+
+#define DNS_TAG_PREFIX "inletsd-dns:"
+#define DNS_TAG_MAX 255          /* DigitalOcean's longest tag */
+#define DNS_TAGS_MAX 64          /* on one droplet; more than create --dns ever makes */
+#define DNS_RECORDS_MAX 200      /* at one name: one page */
+
+/* A copy of s (n bytes) with each from as to. */
+static char *strndup_tr(const char *s, size_t n, char from, char to) {
+        char *c = strndup(s, n);
+        for (char *p = c; p && *p; p++)
+                if (*p == from)
+                        *p = to;
+        return c;
+}
+
+static bool is_address_type(const char *type) {
+        return streq_ptr(type, "A") || streq_ptr(type, "AAAA");
+}
+
+typedef struct DnsName {
+        char *zone, *rel, *fqdn;   /* rel: "@" at the apex, as the API spells it */
+} DnsName;
+
+static void dns_name_done(DnsName *d) {
+        free(d->zone);
+        free(d->rel);
+        free(d->fqdn);
+        *d = (DnsName) {};
+}
+
+/* The name a tag of ours remembers; -EINVAL for any other tag. */
+static int dns_tag_parse(const char *tag, DnsName *ret) {
+        _cleanup_(dns_name_done) DnsName d = {};
+        const char *rest = startswith(tag, DNS_TAG_PREFIX), *colon;
+
+        if (!rest || !(colon = strchr(rest, ':')) || strchr(colon + 1, ':'))
+                return -EINVAL;
+        d.zone = strndup_tr(rest, (size_t) (colon - rest), '_', '.');
+        d.rel = colon[1] ? strndup_tr(colon + 1, strlen(colon + 1), '_', '.') : strdup("@");
+        if (!d.zone || !d.rel)
+                return -ENOMEM;
+        d.fqdn = streq(d.rel, "@") ? strdup(d.zone) : asprintf_safe("%s.%s", d.rel, d.zone);
+        if (!d.fqdn)
+                return -ENOMEM;
+        if (!dns_name_is_valid(d.zone) || !dns_name_is_valid(d.fqdn))
+                return -EINVAL;
+        *ret = d;
+        d = (DnsName) {};
+        return 0;
+}
+
+/* The account's zone holding name: the longest of its parents (or itself) the API knows. */
+static int do_zone_of(CloudApi *api, const char *name, char **ret, char **ret_error) {
+        for (const char *z = name; z; z = strchr(z, '.') ? strchr(z, '.') + 1 : NULL) {
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                _cleanup_free_ char *path = NULL;
+                json_object *d = NULL;
+                int r;
+
+                if (!strchr(z, '.'))
+                        break; /* a top-level domain is nobody's zone */
+                path = asprintf_safe("/v2/domains/%s", z);
+                if (!path)
+                        return -ENOMEM;
+                r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+                if (r == -ENOENT) {
+                        *ret_error = mfree(*ret_error);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                if (!json_object_object_get_ex(res, "domain", &d) || !json_get_string(d, "name") || !strcaseeq(json_get_string(d, "name"), z))
+                        return errorf(ret_error, -EBADMSG, "GET %s: not that domain in the answer", path);
+                *ret = strdup(z);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return errorf(ret_error, -ENOENT,
+                      "no domain of this DigitalOcean account holds %s: add its zone (Networking, Domains) first, "
+                      "or leave out --dns and create the record yourself", name);
+}
+
+/* Every record at a name (all of them, or an error): *ret owns *ret_records. */
+static int do_records_at(CloudApi *api, const DnsName *d, json_object **ret, json_object **ret_records,
+                         char **ret_error) {
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s/records?name=%s&per_page=%d", d->zone, d->fqdn,
+                                                  DNS_RECORDS_MAX);
+        json_object *arr = NULL, *meta = NULL, *total = NULL;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(res, "domain_records", &arr) || !json_object_is_type(arr, json_type_array))
+                return errorf(ret_error, -EBADMSG, "GET %s: no domain_records in the answer", path);
+        /* One page holds them all, or they are not all known: then nothing is decided on them. */
+        if (json_object_array_length(arr) >= DNS_RECORDS_MAX ||
+            (json_object_object_get_ex(res, "meta", &meta) && json_object_object_get_ex(meta, "total", &total) &&
+             json_object_get_int64(total) > (int64_t) json_object_array_length(arr)))
+                return errorf(ret_error, -E2BIG, "%s has more records than one page of %d holds", d->fqdn,
+                              DNS_RECORDS_MAX);
+        *ret_records = arr;
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
+        _cleanup_strv_free_ char **tags = NULL;
+        size_t n_tags = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                _cleanup_(dns_name_done) DnsName d = {};
+                _cleanup_free_ char *zone = NULL, *z = NULL, *rel = NULL;
+                json_object *recs = NULL;
+                size_t lz;
+                char *tag;
+
+                if (!dns_name_is_valid(names[i]))
+                        return errorf(ret_error, -EINVAL, "%s is not a DNS name", names[i]);
+                r = do_zone_of(api, names[i], &zone, ret_error);
+                if (r < 0)
+                        return r;
+                lz = strlen(zone);
+                z = strndup_tr(zone, lz, '.', '_');
+                rel = strndup_tr(names[i], strlen(names[i]) - lz - (strlen(names[i]) > lz), '.', '_');
+                tag = z && rel ? asprintf_safe(DNS_TAG_PREFIX "%s:%s", z, rel) : NULL;
+                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
+                        return -ENOMEM;
+                if (strlen(tag) > DNS_TAG_MAX)
+                        return errorf(ret_error, -ENAMETOOLONG,
+                                      "%s is too long to be remembered in a DigitalOcean tag (%zu of %d bytes)",
+                                      names[i], strlen(tag), DNS_TAG_MAX);
+                r = dns_tag_parse(tag, &d);
+                if (r < 0)
+                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
+                /* Nobody else's name is taken over, nor one already pointing somewhere. */
+                r = do_records_at(api, &d, &res, &recs, ret_error);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < json_object_array_length(recs); k++) {
+                        json_object *rec = json_object_array_get_idx(recs, k);
+                        const char *type = json_get_string(rec, "type");
+                        if (is_address_type(type) || streq_ptr(type, "CNAME"))
+                                return errorf(ret_error, -EADDRINUSE,
+                                              "%s has a DNS record already (%s): remove it first, or leave out --dns",
+                                              names[i], type);
+                }
+        }
+        *ret_tags = TAKE_PTR(tags);
+        return 0;
+}
+
+static int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
+        _cleanup_(dns_name_done) DnsName d = {};
+        _cleanup_free_ char *path = NULL;
+        const char *type = strchr(h->ip, ':') ? "AAAA" : "A";
+        json_object *rec = NULL;
+        int r;
+
+        if (!body)
+                return -ENOMEM;
+        r = dns_tag_parse(tag, &d);
+        if (r < 0)
+                return r;
+        path = asprintf_safe("/v2/domains/%s/records", d.zone);
+        if (!path)
+                return -ENOMEM;
+        json_object_object_add(body, "type", json_object_new_string(type));
+        json_object_object_add(body, "name", json_object_new_string(d.rel));
+        json_object_object_add(body, "data", json_object_new_string(h->ip));
+        json_object_object_add(body, "ttl", json_object_new_int(300));
+        r = cloud_api_call(api, "POST", path, body, NULL, &res, ret_error); /* a POST is never sent twice */
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(res, "domain_record", &rec))
+                return errorf(ret_error, -EBADMSG, "POST %s: no domain_record in the answer", path);
+        *ret_desc = asprintf_safe("%s %s %s (in %s)", d.fqdn, type, h->ip, d.zone);
+        return *ret_desc ? 0 : -ENOMEM;
+}
+
+/* Removes the A/AAAA records at the names droplet id remembers that point at its address. */
+static int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        _cleanup_free_ char *path = asprintf_safe("/v2/droplets/%s", id);
+        json_object *d = NULL, *tags = NULL;
+        const char *ip;
+        unsigned removed = 0, ours = 0;
+        int r;
+
+        *ret_n = 0;
+        if (!path)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        if (r < 0)
+                return r; /* -ENOENT: the droplet is gone */
+        if (!json_object_object_get_ex(res, "droplet", &d))
+                return errorf(ret_error, -EBADMSG, "GET %s: no droplet in the answer", path);
+        if (!json_object_object_get_ex(d, "tags", &tags) || !json_object_is_type(tags, json_type_array))
+                return 0;
+        ip = ip_do(d);
+        for (size_t i = 0; i < json_object_array_length(tags); i++) {
+                _cleanup_(json_object_putp) json_object *rres = NULL;
+                _cleanup_(dns_name_done) DnsName n = {};
+                const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
+                json_object *recs = NULL;
+
+                if (!t || dns_tag_parse(t, &n) < 0)
+                        continue;
+                if (++ours > DNS_TAGS_MAX)
+                        return errorf(ret_error, -E2BIG, "droplet %s carries more than %d %s tags", id, DNS_TAGS_MAX,
+                                      DNS_TAG_PREFIX);
+                if (!ip)
+                        return errorf(ret_error, -EADDRNOTAVAIL,
+                                      "droplet %s shows no public address, so the records of %s cannot be checked",
+                                      id, n.fqdn);
+                r = do_records_at(api, &n, &rres, &recs, ret_error);
+                if (r == -ENOENT) { /* the zone is gone, and its records with it */
+                        *ret_error = mfree(*ret_error);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < json_object_array_length(recs); k++) {
+                        json_object *rec = json_object_array_get_idx(recs, k), *rid = NULL;
+                        _cleanup_free_ char *rpath = NULL;
+                        int64_t v;
+
+                        /* A record changed since to point elsewhere is not ours to remove. */
+                        if (!is_address_type(json_get_string(rec, "type")) ||
+                            !streq_ptr(json_get_string(rec, "data"), ip))
+                                continue;
+                        if (!json_object_object_get_ex(rec, "id", &rid) || !json_object_is_type(rid, json_type_int) ||
+                            (v = json_object_get_int64(rid)) <= 0 || v == INT64_MAX)
+                                return errorf(ret_error, -EBADMSG, "a record of %s has no id", n.fqdn);
+                        rpath = asprintf_safe("/v2/domains/%s/records/%" PRIi64, n.zone, v);
+                        if (!rpath)
+                                return -ENOMEM;
+                        r = cloud_api_call(api, "DELETE", rpath, NULL, NULL, NULL, ret_error);
+                        if (r == -ENOENT) {
+                                *ret_error = mfree(*ret_error);
+                                continue;
+                        }
+                        if (r < 0)
+                                return r;
+                        removed++;
+                        *ret_n = removed;
+                }
+        }
+        return 0;
+}
+
 /* The token's environment variable is the one the provider's own tools read (doctl, hcloud,
  * vultr-cli, and Linode's Terraform provider). */
 PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", "https://api.digitalocean.com", "lon1",
-         "s-1vcpu-1gb", "debian-12-x64");
+         "s-1vcpu-1gb", "debian-12-x64", .dns_plan = do_dns_plan, .dns_add = do_dns_add,
+         .dns_remove = do_dns_remove);
 PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
 PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
 PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",

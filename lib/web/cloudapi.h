@@ -13,13 +13,14 @@ typedef struct CloudApi {
         char *base_url;        /* e.g. https://api.digitalocean.com */
         char *token;           /* secret: Authorization: Bearer */
         long timeout_sec;
-        unsigned max_retries;  /* on 429 and 5xx */
+        unsigned max_retries;  /* on 429 and 5xx; a POST only on 429 and a refused connection */
 } CloudApi;
 
 /* One request; *ret_json gets the parsed body (NULL when empty). A non-2xx answer is an error
  * whose message includes the API's own ("message" field) and the status; its code tells the
  * status apart: 401/403 -EACCES, 404 -ENOENT (the host is gone), any other -EIO. The provider
- * operations below return these codes too. */
+ * operations below return these codes too. A POST is sent again only when it cannot have been
+ * done (429, a refused connection). */
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error);
 void cloud_api_done(CloudApi *api);
@@ -48,6 +49,17 @@ typedef struct CloudProvider {
         int (*get)(CloudApi *api, const char *id, CloudHost *ret, char **ret_error);
         int (*destroy)(CloudApi *api, const char *id, char **ret_error);
         int (*list)(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error);
+        /* DNS records at the provider for create --dns (NULL: no DNS API here yet). dns_plan(),
+         * before anything is made: the zone holding each name, refusing a name no zone holds or one
+         * with an A, AAAA or CNAME record already; *ret_tags are the tags to create the host with,
+         * which remember the names on it. dns_add(): the A/AAAA record for h's address of the name
+         * one of those tags remembers; *ret_desc says what it made. dns_remove(): the A/AAAA records
+         * at the names host id remembers that point at its address, *ret_n how many; it fails when
+         * anything cannot be checked, and then the host must be kept (a record may still name its
+         * address). -ENOENT: the host is gone. */
+        int (*dns_plan)(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error);
+        int (*dns_add)(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error);
+        int (*dns_remove)(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error);
 } CloudProvider;
 
 void cloud_hosts_free(CloudHost *l, size_t n);
