@@ -21,20 +21,26 @@
 #include "string-util.h"
 
 static void usage(FILE *f) {
-        fprintf(f, "Usage: inletsctl create --provider cloud-init|digitalocean [--name NAME] [--mode tcp|http]\n"
+        fprintf(f, "Usage: inletsctl create --provider P [--name NAME] [--mode tcp|http]\n"
                    "                        [--ports LIST] [--control-port 8123] [--package-url URL] [--host HOST]\n"
                    "                        [--letsencrypt-domain NAME... --letsencrypt-email ADDR\n"
                    "                         [--letsencrypt-issuer prod|staging|URL] [--dns]]\n"
                    "                        [--output-dir DIR] [--access-token-file F] [--region R] [--size S]\n"
-                   "                        [--image I] [--api-url URL] [--poll-interval SEC] [--timeout SEC]\n"
-                   "       inletsctl delete --provider P (--id ID | --ip IP) [--access-token-file F]\n"
-                   "       inletsctl list-hosts --provider P [--access-token-file F]\n"
+                   "                        [--image I] [--project ID] [--api-url URL] [--poll-interval SEC]\n"
+                   "                        [--timeout SEC]\n"
+                   "       inletsctl delete --provider P (--id ID | --ip IP) [--access-token-file F] [--region R]\n"
+                   "       inletsctl list-hosts --provider P [--access-token-file F] [--region R]\n"
                    "cloud-init prints the exit server's user-data on standard output; a cloud provider creates\n"
                    "the host with it and waits until it is active. Either way the client side (NAME.conf,\n"
                    "NAME.token 0600, NAME-ca.crt) is written into DIR (default: the current directory).\n"
-                   "The API token: --access-token-file F, or the provider's usual variable ($DIGITALOCEAN_ACCESS_TOKEN,\n"
-                   "$HCLOUD_TOKEN, $VULTR_API_KEY, $LINODE_TOKEN).\n"
-                   "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
+                   "Providers, their API token's variable (or --access-token-file F), and their defaults:\n");
+        for (size_t i = 0; cloud_providers[i]; i++) {
+                const CloudProvider *p = cloud_providers[i];
+                fprintf(f, "  %-13s $%-26s %s %s, size %s, image %s%s%s\n", p->name, p->token_env,
+                        p->zoned ? "zone" : "region", p->region, p->size, p->image,
+                        p->project_env ? ", project $" : "", p->project_env ?: "");
+        }
+        fprintf(f, "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
                    "--dns creates those records too (DigitalOcean), and delete removes them.\n");
 }
@@ -48,13 +54,15 @@ typedef struct CloudArgs {
 } CloudArgs;
 
 /* The provider and an API handle from the common flags. */
-static int cloud_open(const CloudArgs *a, const CloudProvider **ret_p, CloudApi *ret_api) {
+static int cloud_open(const CloudArgs *a, bool creates, const CloudProvider **ret_p, CloudApi *ret_api) {
         const CloudProvider *p = cloud_provider_find(a->flags.provider);
         _cleanup_(erase_and_freep) char *token = NULL;
+        _cleanup_free_ char *err = NULL;
         int r;
 
         if (!p) {
-                fprintf(stderr, "Unknown provider '%s' (digitalocean, or cloud-init for create).\n",
+                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, or "
+                                "cloud-init for create).\n",
                         a->flags.provider);
                 return -EINVAL;
         }
@@ -85,10 +93,13 @@ static int cloud_open(const CloudArgs *a, const CloudProvider **ret_p, CloudApi 
                 fprintf(stderr, "%s is empty.\n", a->flags.token_file ?: p->token_env);
                 return -EINVAL;
         }
+        r = cloud_api_init(ret_api, p, &a->flags, TAKE_PTR(token), creates, 30, 5, &err);
+        if (r < 0) {
+                fprintf(stderr, "%s.\n", err ?: strerror(-r));
+                return r;
+        }
         *ret_p = p;
-        *ret_api = (CloudApi) { .base_url = strdup(a->flags.api_url ?: p->api_url), .token = TAKE_PTR(token),
-                                .timeout_sec = 30, .max_retries = 5 };
-        return ret_api->base_url ? 0 : -ENOMEM;
+        return 0;
 }
 
 /* -EEXIST, after saying so, when a host carries the tag already. */
@@ -147,6 +158,15 @@ static int cloud_wait_active(const CloudArgs *a, const CloudProvider *p, CloudAp
         }
 }
 
+/* The command that deletes host id again. */
+static void print_delete_line(FILE *f, const CloudArgs *a, const CloudProvider *p, const char *id) {
+        fprintf(f, "inletsctl delete --provider %s --id %s", p->name, id);
+        if (a->flags.token_file)
+                fprintf(f, " --access-token-file %s", a->flags.token_file);
+        if (p->zoned)
+                fprintf(f, " --region %s", a->flags.region ?: p->region);
+}
+
 /* The DNS records the host's tags remember (create --dns), for its address. */
 static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, char *const *tags, size_t n) {
         for (size_t i = 0; i < n; i++) {
@@ -163,22 +183,31 @@ static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, 
 }
 
 /* Undoes a create that failed after the host was made: its DNS records first (when any may have
- * been made), then the host. A host whose records are not known to be gone is kept. */
+ * been made), then the host. A host is kept when a record may still name its address: one whose
+ * records could not all be removed, or whose last record request has no known outcome (the API
+ * may still carry it out). */
 static void cloud_undo(const CloudArgs *a, const CloudProvider *p, CloudApi *api, const CloudHost *h,
-                       bool dns_tried) {
+                       bool dns_tried, int dns_error) {
         _cleanup_free_ char *err = NULL;
 
         if (dns_tried) {
+                /* refused (4xx) or never sent: known not done */
+                bool unknown = dns_error < 0 && dns_error != -EACCES && dns_error != -ENOENT && dns_error != -EINVAL;
                 unsigned n = 0;
-                int r = p->dns_remove(api, h->id, &n, &err);
+                int r = unknown ? 0 : p->dns_remove(api, h->id, &n, &err);
+
                 if (n > 0)
                         fprintf(stderr, "Removed the %u DNS record%s made for it.\n", n, n == 1 ? "" : "s");
-                if (r < 0 && r != -ENOENT) {
-                        fprintf(stderr, "Removing its DNS records failed too: %s.\n"
-                                        "Host %s (%s) is kept, since a record may still name its address. Delete "
-                                        "it (its records first) with: inletsctl delete --provider %s --id %s%s%s\n",
-                                err ?: "out of memory", h->id, h->ip ?: "-", p->name, h->id,
-                                a->flags.token_file ? " --access-token-file " : "", a->flags.token_file ?: "");
+                if (unknown || r < 0) {
+                        if (unknown)
+                                fprintf(stderr, "Whether that record was made is not known, and the API may still "
+                                                "make it.\n");
+                        else
+                                fprintf(stderr, "Removing its DNS records failed too: %s.\n", err ?: strerror(-r));
+                        fprintf(stderr, "Host %s (%s) is kept, since a record may name its address. Delete it (its "
+                                        "records first) with: ", h->id, h->ip ?: "-");
+                        print_delete_line(stderr, a, p, h->id);
+                        fputc('\n', stderr);
                         return;
                 }
                 err = mfree(err);
@@ -200,7 +229,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         bool dns_tried = false;
         int r;
 
-        r = cloud_open(a, &p, &api);
+        r = cloud_open(a, true, &p, &api);
         if (r < 0)
                 return r;
         if (asprintf(&hostname, "inletsd-%s", name) < 0 || asprintf(&name_tag, TAG "-%s", name) < 0)
@@ -235,7 +264,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         r = p->create(&api, &c, &h, &err);
         if (r < 0) {
                 fprintf(stderr, "Creating the host failed: %s\n", err);
-                if (r != -EACCES && r != -ENOMEM)
+                if (r == -EIO || r == -ETIMEDOUT || r == -EBADMSG) /* no answer that tells */
                         fprintf(stderr, "It may have been made all the same: inletsctl list-hosts --provider %s "
                                         "shows it.\n", p->name);
                 return r;
@@ -249,7 +278,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                 *ret = h;
                 return 0;
         }
-        cloud_undo(a, p, &api, &h, dns_tried);
+        cloud_undo(a, p, &api, &h, dns_tried, r);
         cloud_host_done(&h);
         return r;
 }
@@ -384,7 +413,8 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 }
         }
         if (!streq(a->cloud.flags.provider, "cloud-init") && !cloud_provider_find(a->cloud.flags.provider)) {
-                fprintf(stderr, "Unknown provider '%s': digitalocean, or cloud-init (prints user-data any cloud "
+                fprintf(stderr, "Unknown provider '%s': digitalocean, hetzner, vultr, linode, scaleway, or "
+                                "cloud-init (prints user-data any cloud "
                                 "takes).\n", a->cloud.flags.provider);
                 return -EINVAL;
         }
@@ -473,8 +503,9 @@ static void print_host_made(const CreateArgs *a, const ExitServerPlan *p, const 
         print_upstreams(a, p);
         printf("\n");
         print_acme_next(stdout, p, h->ip, a->dns);
-        printf("Delete it: inletsctl delete --provider %s --id %s%s%s   (or --ip %s)\n", a->cloud.flags.provider, h->id,
-               a->cloud.flags.token_file ? " --access-token-file " : "", a->cloud.flags.token_file ?: "", h->ip);
+        printf("Delete it: ");
+        print_delete_line(stdout, &a->cloud, cloud_provider_find(a->cloud.flags.provider), h->id);
+        printf("   (or --ip %s)\n", h->ip);
 }
 
 static void print_user_data(const CreateArgs *a, const ExitServerPlan *p, const ClientFiles *f,
@@ -563,6 +594,7 @@ static int parse_cloud_args(int argc, char *argv[], CloudArgs *a) {
                 { "provider", required_argument, NULL, CLOUD_OPT_PROVIDER },
                 { "access-token-file", required_argument, NULL, CLOUD_OPT_TOKEN_FILE },
                 { "api-url", required_argument, NULL, CLOUD_OPT_API_URL },
+                { "region", required_argument, NULL, CLOUD_OPT_REGION },
                 { "id", required_argument, NULL, OPT_ID },
                 { "ip", required_argument, NULL, OPT_IP },
                 { "help", no_argument, NULL, 'h' },
@@ -607,7 +639,7 @@ int verb_list_hosts(int argc, char *argv[]) {
 
         if (r != 0)
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
-        if (cloud_open(&a, &p, &api) < 0)
+        if (cloud_open(&a, false, &p, &api) < 0)
                 return EXIT_USAGE;
         r = p->list(&api, TAG, &l, &n, &err);
         if (r < 0) {
@@ -639,7 +671,7 @@ int verb_delete(int argc, char *argv[]) {
                                 "hyphens).\n");
                 return EXIT_USAGE;
         }
-        if (cloud_open(&a, &p, &api) < 0)
+        if (cloud_open(&a, false, &p, &api) < 0)
                 return EXIT_USAGE;
         if (a.ip) {
                 /* Only hosts we made: found through our tag, never any host with that address. */
@@ -666,7 +698,12 @@ int verb_delete(int argc, char *argv[]) {
                 r = p->dns_remove(&api, id, &n, &err);
                 if (n > 0)
                         printf("Removed %u DNS record%s.\n", n, n == 1 ? "" : "s");
-                if (r < 0 && r != -ENOENT) {
+                if (r == -ENOENT) {
+                        /* Said to be gone: nothing to delete, and no licence to try. */
+                        fprintf(stderr, "%s\n", err ?: strerror(-r));
+                        return EXIT_ERROR;
+                }
+                if (r < 0) {
                         fprintf(stderr, "Removing the host's DNS records failed: %s. Host %s is kept, since a record "
                                         "may still name its address; run delete again.\n", err ?: strerror(-r), id);
                         return EXIT_ERROR;

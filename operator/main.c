@@ -21,10 +21,12 @@ static void help(void) {
                "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host, or\n"
                "ports on a shared one an ExitServer resource names (annotation " EXIT_SERVER_ANNOTATION "),\n"
                "and a tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
-               "  --provider P             digitalocean, hetzner, vultr or linode (none: shared exit servers only)\n"
+               "  --provider P             digitalocean, hetzner, vultr, linode or scaleway (none: shared exit\n"
+               "                           servers only)\n"
                "  --access-token-file F    the cloud API token (never on the command line)\n"
                "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
                "  --api-url URL            the provider's API (default: its public one)\n"
+               "  --project ID             the project hosts belong to (scaleway; default $SCW_DEFAULT_PROJECT_ID)\n"
                "  --client-image IMAGE     image of the tunnel client (default: " INLETSD_DEFAULT_IMAGE ",\n"
                "                           what tools/image builds; push it and name where it is)\n"
                "  --client-resources JSON  the client containers' resources, e.g.\n"
@@ -219,7 +221,7 @@ int main(int argc, char *argv[]) {
                 goto no_cloud;
         o.provider = cloud_provider_find(o.opt.cloud.provider);
         if (!o.provider) {
-                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode).",
+                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway).",
                           o.opt.cloud.provider);
                 return 2;
         }
@@ -230,10 +232,11 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
         /* one try per call: the reconcile loop retries, and must not sleep */
-        o.cloud = (CloudApi) { .base_url = strdup(o.opt.cloud.api_url ?: o.provider->api_url),
-                               .token = TAKE_PTR(token), .timeout_sec = 20, .max_retries = 0 };
-        if (!o.cloud.base_url)
-                return log_oom(), 1;
+        r = cloud_api_init(&o.cloud, o.provider, &o.opt.cloud, TAKE_PTR(token), true, 20, 0, &err);
+        if (r < 0) {
+                log_error("%s.", err ?: strerror(-r));
+                return 1;
+        }
 no_cloud:
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return log_oom(), 1;

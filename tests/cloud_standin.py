@@ -4,7 +4,9 @@ DigitalOcean API v2 (droplets; name/region/size/image/user_data/tags), Hetzner C
 (servers; name/location/server_type/image/user_data/labels), with DigitalOcean's domains API
 (a domain, the records at a name, creating and deleting records), Vultr API v2 (instances;
 label/region/plan/os_id/user_data in base64/tags) and Linode API v4 (instances;
-label/region/type/image/root_pass/tags/metadata.user_data in base64). Bearer auth for all."""
+label/region/type/image/root_pass/tags/metadata.user_data in base64): Bearer auth; and the
+Scaleway Instance API v1 (servers in a zone, created stopped; user-data by PATCH as text/plain,
+then the poweron action; terminate; pages; X-Auth-Token)."""
 
 import base64
 import http.server
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import threading
+import uuid
 
 import yaml
 
@@ -31,9 +34,12 @@ FLAVOURS = {
 }
 
 
+SCW_ZONES = {f"{r}-{n}" for r in ("fr-par", "nl-ams", "pl-waw") for n in (1, 2, 3)}
+
+
 class CloudStandIn:
     def __init__(self, token, flavour="do", active_after=2, rate_limit_first_post=False):
-        f = self.f = FLAVOURS[flavour]
+        f = self.f = FLAVOURS.get(flavour, {})
         self.flavour = flavour
         self.token = token
         self.active_after = active_after
@@ -44,47 +50,62 @@ class CloudStandIn:
         # DigitalOcean domains: zone -> {record id: record}, names relative ("@" for the apex)
         self.zones = {}
         self.next_record = 5001
-        # Faults a test sets: (method, path regex, status, done); done: the request is carried
-        # out first and only its answer lost. Each is used once.
+        # Faults a test sets: (method, path regex, status, done[, change]); done: the request is
+        # carried out first and only its answer lost; with change, the answer is change(answer)
+        # instead, with its own status. Each is used once.
         self.faults = []
+        self.volumes = set()   # Scaleway's
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
-            def reply(self, status, body=None):
+            def reply(self, status, body=None, headers=()):
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
 
             def error(self, status, code, message):
                 if outer.flavour == "hetzner":
                     return self.reply(status, {"error": {"code": code, "message": message}})
+                if outer.flavour == "scaleway":
+                    return self.reply(status, {"type": code, "message": message})
                 return self.reply(status, {"id": code, "message": message})
 
             def handle_any(self, method):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
-                body = json.loads(raw) if raw else None
+                json_body = self.headers.get("Content-Type") == "application/json"
+                body = (json.loads(raw) if json_body else raw.decode()) if raw else None
                 outer.requests.append((method, self.path, body))
-                if self.headers.get("Authorization") != f"Bearer {outer.token}":
+                if outer.flavour == "scaleway":
+                    if self.headers.get("X-Auth-Token") != outer.token or "Authorization" in self.headers:
+                        return self.error(401, "denied_authentication", "authentication is denied")
+                elif self.headers.get("Authorization") != f"Bearer {outer.token}":
                     return self.error(401, "unauthorized", "Unable to authenticate you")
                 for fault in outer.faults:
                     if fault[0] == method and re.fullmatch(fault[1], self.path):
                         outer.faults.remove(fault)
+                        answer = []
                         if fault[3]:
-                            self.reply = lambda *a: None  # noqa: E731 (the answer is lost)
+                            self.reply = lambda status, body=None: answer.append(body)  # noqa: E731 (not sent)
                             self.route(method, body)
                             del self.reply
+                        if len(fault) > 4:
+                            return self.reply(fault[2], fault[4](answer[0] if answer else None))
                         return self.error(fault[2], "server_error", "Unexpected server-side error")
                 return self.route(method, body)
 
             def route(self, method, body):
                 f = outer.f
+                if outer.flavour == "scaleway":
+                    return self.scw(method, body)
                 if outer.flavour == "do" and self.path.startswith("/v2/domains"):
                     return self.dns(method, body)
                 coll = f["collection"]
@@ -139,6 +160,81 @@ class CloudStandIn:
                     return self.reply(204)
                 return self.error(404, "not_found", "no such endpoint")
 
+            def scw(self, method, body):
+                """Scaleway's Instance API v1, as its reference has it."""
+                m = re.fullmatch(r"/instance/v1/zones/([\w-]+)/(servers|volumes)(?:/([\w-]+)"
+                                 r"(/action|/user_data/cloud-init)?)?(\?.*)?", self.path)
+                if not m or m.group(1) not in SCW_ZONES:
+                    return self.error(404, "not_found", "resource is not found")
+                zone, kind, ident, sub, query = m.groups()
+                if kind == "volumes":
+                    if method == "DELETE" and ident in outer.volumes and not sub:
+                        outer.volumes.discard(ident)
+                        return self.reply(204)
+                    return self.error(404, "unknown_resource", "resource is not found")
+                if ident is None and method == "POST":
+                    if outer.rate_limit:
+                        outer.rate_limit = False
+                        return self.reply(429, {"type": "too_many_requests", "message": "rate limit exceeded"},
+                                          headers=[("Retry-After", "2")])
+                    for k in ("name", "commercial_type", "image", "project"):
+                        if not isinstance(body.get(k), str) or not body[k]:
+                            return self.error(400, "invalid_arguments", f"{k} is required")
+                    if not isinstance(body.get("tags"), list) or body.get("dynamic_ip_required") is not True:
+                        return self.error(400, "invalid_arguments", "tags, dynamic_ip_required")
+                    vol = str(uuid.uuid4())
+                    outer.volumes.add(vol)
+                    d = {"id": str(uuid.UUID(int=outer.next_id)), "name": body["name"], "status": "stopped",
+                         "tags": list(body["tags"]), "polls": 0, "user_data": None, "zone": zone, "body": body,
+                         "volumes": {"0": {"id": vol, "volume_type": "l_ssd", "size": 20000000000}}}
+                    outer.droplets[d["id"]] = d
+                    outer.next_id += 1
+                    return self.reply(201, {"server": outer.public(d)})
+                if ident is None and method == "GET":
+                    q = dict(p.split("=", 1) for p in (query or "?")[1:].split("&") if p)
+                    tags = q["tags"].split(",") if q.get("tags") else []
+                    per_page, page = min(int(q.get("per_page", 50)), 100), int(q.get("page", 1))
+                    ds = [outer.public(d) for d in outer.droplets.values()
+                          if d["zone"] == zone and all(t in d["tags"] for t in tags)]
+                    return self.reply(200, {"servers": ds[(page - 1) * per_page:page * per_page]},
+                                      headers=[("X-Total-Count", str(len(ds)))])
+                d = outer.droplets.get(ident)
+                if not d or d["zone"] != zone or query:
+                    return self.error(404, "unknown_resource", "resource is not found")
+                if sub == "/user_data/cloud-init" and method == "PATCH":
+                    if self.headers.get("Content-Type") != "text/plain" or not body:
+                        return self.error(400, "invalid_arguments", "text/plain user data expected")
+                    d["user_data"] = body
+                    outer.user_data = body
+                    return self.reply(204)
+                if sub == "/action" and method == "POST":
+                    action = body.get("action")
+                    if action == "poweron" and d["status"] == "stopped":
+                        if d["user_data"] is None:
+                            return self.error(400, "precondition_failed", "test: powered on without its user data")
+                        d["status"] = "starting"
+                    elif action == "terminate" and d["status"] == "running":
+                        del outer.droplets[ident]
+                        outer.volumes.discard(d["volumes"]["0"]["id"])
+                    else:
+                        return self.error(400, "invalid_request_error",
+                                          f"action {action} is not allowed while the server is {d['status']}")
+                    return self.reply(202, {"task": {"id": str(uuid.uuid4()), "status": "pending",
+                                                     "description": f"server_{action}"}})
+                if sub:
+                    return self.error(404, "not_found", "no such endpoint")
+                if method == "GET":
+                    d["polls"] += 1
+                    if d["status"] == "starting" and d["polls"] >= outer.active_after:
+                        d["status"], d["ip"] = "running", "127.0.0.1"
+                    return self.reply(200, {"server": outer.public(d)})
+                if method == "DELETE":
+                    if d["status"] != "stopped":
+                        return self.error(400, "invalid_request_error", "the server must be stopped to be deleted")
+                    del outer.droplets[ident]
+                    return self.reply(204)
+                return self.error(404, "not_found", "no such endpoint")
+
             def dns(self, method, body):
                 """DigitalOcean's domains API, as its reference has it."""
                 not_found = ("not_found", "The resource you were accessing could not be found.")
@@ -189,6 +285,9 @@ class CloudStandIn:
             def do_POST(self):
                 self.handle_any("POST")
 
+            def do_PATCH(self):
+                self.handle_any("PATCH")
+
             def do_DELETE(self):
                 self.handle_any("DELETE")
 
@@ -212,6 +311,12 @@ class CloudStandIn:
         elif self.flavour == "hetzner":
             out["labels"] = {t: "" for t in d["tags"]}
             out["public_net"] = {"ipv4": {"ip": ip} if ip else None}
+        elif self.flavour == "scaleway":
+            out = {"id": d["id"], "name": d["name"], "state": d["status"], "tags": d["tags"], "zone": d["zone"],
+                   "project": d["body"]["project"], "commercial_type": d["body"]["commercial_type"],
+                   "public_ip": {"address": ip, "dynamic": True} if ip else None,
+                   "public_ips": [{"address": ip, "family": "inet", "dynamic": True}] if ip else [],
+                   "volumes": d["volumes"]}
         elif self.flavour == "vultr":
             out = {"id": d["id"], "label": d["name"], "status": d["status"], "tags": d["tags"],
                    "main_ip": ip or "0.0.0.0"}

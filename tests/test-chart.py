@@ -22,7 +22,8 @@ SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHART = f"{SRC}/deploy/chart/inlets-operator"
 OPERATOR = os.environ.get("INLETS_OPERATOR")
 EVERY_VALUE = {
-    "provider": "hetzner", "region": "fsn1", "plan": "cx22", "annotatedOnly": True,
+    "provider": "scaleway", "region": "nl-ams-1", "plan": "DEV1-S", "projectID": "6a0c2ca8-917a-418a-90a3-05949b55a7ae",
+    "annotatedOnly": True,
     "accessKeySecret": "hcloud-token", "accessKeyKey": "token", "image": "registry.example.com/inletsd:0.1.0",
     "clientImage": "registry.example.com/inletsd-client:0.1.0", "packageUrl": "https://example.com/inletsd.deb",
     "resources": {"requests": {"cpu": "20m", "memory": "24Mi"}, "limits": {"memory": "96Mi"}},
@@ -115,7 +116,8 @@ class Chart(unittest.TestCase):
         pod, c = self.check_common(objs)
         self.assertEqual(c["image"], EVERY_VALUE["image"])
         self.assertEqual(c["args"], [
-            "--provider=hetzner", "--access-token-file=/var/secrets/inlets/token", "--region=fsn1", "--size=cx22",
+            "--provider=scaleway", "--access-token-file=/var/secrets/inlets/token", "--region=nl-ams-1",
+            "--size=DEV1-S", "--project=6a0c2ca8-917a-418a-90a3-05949b55a7ae",
             "--client-image=registry.example.com/inletsd-client:0.1.0", "--annotated-only",
             "--package-url=https://example.com/inletsd.deb",
             '--client-resources={"requests":{"cpu":"5m","memory":"8Mi"}}', "--max-client-memory=48Mi"])

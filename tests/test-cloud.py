@@ -14,6 +14,7 @@ import ssl
 import shutil
 import stat
 import subprocess
+import time
 
 import yaml
 
@@ -65,6 +66,22 @@ class Cloud(TunnelTest):
         r = subprocess.run([INLETSCTL, "create", "--provider", "cloud-init", "--output-dir", out, *args],
                            capture_output=True, text=True, timeout=30)
         return r, out
+
+    def client_side(self, out, name, pub, daemon_name):
+        """The client definition create wrote into out, run with public port pub forwarded to an
+        echo server; checks bytes go through. Returns the client daemon."""
+        up = self.echo()
+        os.makedirs(f"{out}/{name}.conf.d")
+        with open(f"{out}/{name}.conf.d/upstream.conf", "w") as fh:
+            fh.write(f"[Client]\nPorts=\nPorts={pub}:{up.port}\n")
+        cli = Daemon(self.tmp, daemon_name, "")
+        cli.path = f"{out}/{name}.conf"
+        self.daemons.append(cli)
+        cli.start()
+        cli.wait_log("Connection established")
+        wait_until(lambda: port_open(pub), 10, "public port")
+        self.assertEqual(echo_roundtrip(pub, b"through a created exit server"), b"through a created exit server")
+        return cli
 
     def test_cloud_init_exit_server(self):
         pub, cport = free_port(), free_port()
@@ -134,17 +151,7 @@ class Cloud(TunnelTest):
         self.assertEqual(served, fingerprint(chain[0]))
         print("checked: the exit server's chain verifies to the local CA for 127.0.0.1 and serves the pinned leaf")
 
-        up = self.echo()
-        os.makedirs(f"{out}/rdp.conf.d")
-        with open(f"{out}/rdp.conf.d/upstream.conf", "w") as fh:
-            fh.write(f"[Client]\nPorts=\nPorts={pub}:{up.port}\n")
-        cli = Daemon(self.tmp, "client-side", "")
-        cli.path = f"{out}/rdp.conf"
-        self.daemons.append(cli)
-        cli.start()
-        cli.wait_log("Connection established")
-        wait_until(lambda: port_open(pub), 10, "public port")
-        self.assertEqual(echo_roundtrip(pub, b"through a created exit server"), b"through a created exit server")
+        cli = self.client_side(out, "rdp", pub, "client-side")
         for d in (srv, cli):
             self.assertNotIn(files["/etc/inlets.d/rdp.token"]["content"].strip(), d.output())
         print("checked: the client definition written by create connects to the host run from its user-data")
@@ -474,52 +481,86 @@ class Cloud(TunnelTest):
 
     def test_dns_fails_closed(self):
         """A DNS step whose outcome is not known never gives up the host's address while a record
-        may name it: a record POST whose answer is lost is not sent again, and the undo finds that
-        record by name and address; when removing a record fails, the host is kept and the printed
-        delete line removes both later; delete keeps a host whose address it cannot see."""
+        may name it (a later holder of the address could get certificates for those names)."""
         api, base = self.dns_setup()
-        # The second record is made, but its answer is lost (502): no second POST; both records
-        # and the host are undone.
         posts = lambda: [p for m, p, b in api.requests if m == "POST" and "/records" in p]  # noqa: E731
+
+        def delete(ident, code=0):
+            r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+            return r
+
+        def ours():
+            return sorted((z, rec["name"]) for z, recs in api.zones.items() for rec in recs.values() if rec["id"] >= 5000)
+
+        # A record POST whose answer is lost (502 after it was done): not sent again, and the host
+        # and its records are kept (the API could still make it later); the printed delete line
+        # removes them all.
         api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 502, True))
         r = self.dns_create(base, "lost", "a.other.test", "b.inlets.test", code=1)
         self.assertEqual(posts(), ["/v2/domains/other.test/records", "/v2/domains/inlets.test/records"])
         self.assertIn("HTTP 502", r.stderr)
-        self.assertIn("Removed the 2 DNS records made for it.", r.stderr)
-        self.assertEqual(api.zones["other.test"], {})
-        self.assertEqual(sorted(api.zones["inlets.test"]), [4000, 4001, 4002])
-        self.assertEqual(api.droplets, {})
-
-        # Removing a record fails: the host is kept, with its record, and the delete line printed
-        # removes both.
-        api.requests.clear()
-        api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 502, True))
-        api.faults.append(("DELETE", r"/v2/domains/other\.test/records/\d+", 403, False))
-        r = self.dns_create(base, "kept", "a.other.test", "b.inlets.test", code=1)
-        self.assertIn("is kept, since a record may still name its address", r.stderr)
-        line = re.search(r"inletsctl delete --provider digitalocean --id (\S+) --access-token-file (\S+)", r.stderr)
+        self.assertIn("Whether that record was made is not known", r.stderr)
+        line = re.search(r"inletsctl delete --provider digitalocean --id (\S+) --access-token-file (\S+)\n", r.stderr)
         self.assertTrue(line, r.stderr)
         self.assertEqual(list(api.droplets), [line.group(1)])
-        self.assertEqual(len(api.zones["other.test"]), 1)
-        self.assertEqual(len(api.zones["inlets.test"]), 4)
-        r = subprocess.run([INLETSCTL, "delete", *base, "--id", line.group(1)], capture_output=True, text=True,
-                           timeout=60)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(api.zones["other.test"], {})
-        self.assertEqual(sorted(api.zones["inlets.test"]), [4000, 4001, 4002])
-        self.assertEqual(api.droplets, {})
+        self.assertEqual(ours(), [("inlets.test", "b"), ("other.test", "a")])
+        r = delete(line.group(1))
+        self.assertIn("Removed 2 DNS records.", r.stdout)
+        self.assertEqual((ours(), api.droplets), ([], {}))
+
+        # A record POST refused (422: not done): the record made before it goes, then the host.
+        api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 422, False))
+        r = self.dns_create(base, "refused", "a.other.test", "b.inlets.test", code=1)
+        self.assertIn("Removed the 1 DNS record made for it.", r.stderr)
+        self.assertEqual((ours(), api.droplets), ([], {}))
+
+        # ... but removing that record fails: the host is kept, with its record.
+        api.faults.append(("POST", r"/v2/domains/inlets\.test/records", 422, False))
+        api.faults.append(("DELETE", r"/v2/domains/other\.test/records/\d+", 403, False))
+        r = self.dns_create(base, "kept", "a.other.test", "b.inlets.test", code=1)
+        self.assertIn("Removing its DNS records failed too", r.stderr)
+        self.assertIn("is kept, since a record may name its address", r.stderr)
+        (ident,) = api.droplets
+        self.assertEqual(ours(), [("other.test", "a")])
+
+        # delete, against answers that are wrong or incomplete: the host is kept every time.
+        kept = (("droplet said gone", ("GET", r"/v2/droplets/\d+", 404, False)),
+                ("no tags", ("GET", r"/v2/droplets/\d+", 200, True,
+                             lambda a: {"droplet": {k: v for k, v in a["droplet"].items() if k != "tags"}})),
+                ("zone's records said gone", ("GET", r"/v2/domains/other\.test/records\?.*", 404, False)),
+                ("a next page", ("GET", r"/v2/domains/other\.test/records\?.*", 200, True,
+                                 lambda a: {**a, "links": {"pages": {"next": "https://x/?page=2"}}})),
+                ("no count", ("GET", r"/v2/domains/other\.test/records\?.*", 200, True,
+                              lambda a: {"domain_records": a["domain_records"]})),
+                ("a DELETE that did nothing", ("DELETE", r"/v2/domains/other\.test/records/\d+", 204, False,
+                                               lambda a: None)))
+        for what, fault in kept:
+            api.faults.append(fault)
+            r = delete(ident, code=1)
+            self.assertFalse(api.faults, what)
+            self.assertEqual(list(api.droplets), [ident], what)
+            self.assertEqual(ours(), [("other.test", "a")], what)
+            self.assertNotIn("Deleted host", r.stdout, what)
+        # An API that ignores the name filter: records at other names stay, whatever they point at.
+        api.zones["other.test"][4200] = {"id": 4200, "type": "A", "name": "mail", "data": "127.0.0.1", "ttl": 60}
+        api.faults.append(("GET", r"/v2/domains/other\.test/records\?.*", 200, True,
+                           lambda a: {"domain_records": list(api.zones["other.test"].values()), "links": {},
+                                      "meta": {"total": len(api.zones["other.test"])}}))
+        r = delete(ident)
+        self.assertIn("Removed 1 DNS record.", r.stdout)
+        self.assertEqual((ours(), sorted(api.zones["other.test"]), api.droplets), ([], [4200], {}))
 
         # delete: a droplet whose address is not shown keeps its records and itself.
         self.dns_create(base, "noaddr", "c.other.test")
         (ident, d), = api.droplets.items()
         d["ip"] = None
         d["polls"] = -10**6
-        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        r = delete(ident, code=1)
         self.assertIn("shows no public address", r.stderr)
         self.assertIn(f"Host {ident} is kept", r.stderr)
         self.assertEqual(list(api.droplets), [ident])
-        self.assertEqual(len(api.zones["other.test"]), 1)
+        self.assertEqual(ours(), [("other.test", "c")])
 
         # A droplet POST that fails with 502 is not sent again (it may have made a host).
         api.requests.clear()
@@ -635,6 +676,95 @@ class Cloud(TunnelTest):
                                timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(api.droplets, {}, flavour)
+
+    def test_scaleway(self):
+        """Scaleway: the secret key and project from the variables its own CLI reads; the server
+        created stopped in the zone --region names, its user-data set (text/plain), then powered
+        on; a 429 waited out for as long as Retry-After says; the host run from that user-data
+        serves the tunnel; list-hosts reads every page; delete terminates it; a server whose
+        user-data cannot be set is deleted again with its volume."""
+        secret = "scw-secret-0123456789abcdef"
+        project = "6a0c2ca8-917a-418a-90a3-05949b55a7ae"
+        api = CloudStandIn(secret, "scaleway", active_after=2, rate_limit_first_post=True)
+        self.upstreams.append(api)
+        out = f"{self.tmp}/scw"
+        os.makedirs(out)
+        env = {**os.environ, "SCW_SECRET_KEY": secret, "SCW_DEFAULT_PROJECT_ID": project}
+        base = ["--provider", "scaleway", "--api-url", api.url, "--region", "nl-ams-1"]
+        pub, cport = free_port(), free_port()
+        t0 = time.monotonic()
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "rdp", "--ports", str(pub), "--control-port",
+                            str(cport), "--poll-interval", "0.1", "--output-dir", out], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0)  # Retry-After: 2
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "Creating host inletsd-rdp on scaleway: region nl-ams-1, size DEV1-S, "
+                                   "image debian_bookworm.")
+        (ident,) = api.droplets
+        self.assertIn(f"Host: {ident}, status: stopped", r.stdout)
+        self.assertIn("status: starting", r.stdout)
+        self.assertEqual(lines[-1], f"Delete it: inletsctl delete --provider scaleway --id {ident} --region nl-ams-1"
+                                    "   (or --ip 127.0.0.1)")
+        calls = [(m, p) for m, p, b in api.requests if m != "GET"]
+        coll = "/instance/v1/zones/nl-ams-1/servers"
+        self.assertEqual(calls, [("POST", coll), ("POST", coll), ("PATCH", f"{coll}/{ident}/user_data/cloud-init"),
+                                 ("POST", f"{coll}/{ident}/action")])
+        body = [b for m, p, b in api.requests if m == "POST"][1]
+        self.assertEqual({k: body[k] for k in ("name", "commercial_type", "image", "project", "tags",
+                                                "dynamic_ip_required")},
+                         {"name": "inletsd-rdp", "commercial_type": "DEV1-S", "image": "debian_bookworm",
+                          "project": project, "tags": ["inletsd", "inletsd-rdp"], "dynamic_ip_required": True})
+        self.assertNotIn("user_data", body)
+        files, _ = check_user_data_secrets(self, api.user_data, "rdp")
+
+        # The host, played on loopback from the user-data the API was given, and the client side.
+        srv, _ = host_daemon(self.tmp, api.user_data, "rdp",
+                             f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n", "scw-host")
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(cport), 10, "exit server")
+        self.client_side(out, "rdp", pub, "scw-client")
+
+        # list-hosts: every page (per_page=100), only the zone's servers tagged inletsd.
+        for i in range(120):
+            api.droplets[f"00000000-0000-0000-0000-{i:012d}"] = {
+                "id": f"00000000-0000-0000-0000-{i:012d}", "name": f"other-{i}", "status": "running",
+                "tags": ["inletsd"] if i >= 10 else ["other"], "polls": 0, "zone": "nl-ams-1",
+                "body": body, "volumes": {"0": {"id": "v", "volume_type": "l_ssd"}}, "ip": "192.0.2.1"}
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 110, r.stdout[:300])
+        self.assertRegex(r.stdout, rf"{ident}\s+inletsd-rdp\s+active\s+127.0.0.1")
+        self.assertEqual([p for m, p, b in api.requests],
+                         [f"{coll}?per_page=100&tags=inletsd&page=1", f"{coll}?per_page=100&tags=inletsd&page=2"])
+        for i in range(120):
+            del api.droplets[f"00000000-0000-0000-0000-{i:012d}"]
+
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(("POST", f"{coll}/{ident}/action", {"action": "terminate"}), api.requests)
+        self.assertEqual((api.droplets, api.volumes), ({}, set()))
+
+        # The user-data cannot be set: the stopped server is deleted again, and its volume.
+        api.faults.append(("PATCH", r".*/user_data/cloud-init", 403, False))
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "half", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("HTTP 403", r.stderr)
+        self.assertEqual((api.droplets, api.volumes), ({}, set()))
+        # Without a project, said before anything is asked.
+        api.requests.clear()
+        env.pop("SCW_DEFAULT_PROJECT_ID")
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "x", "--output-dir", out], capture_output=True,
+                           text=True, timeout=30, env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("scaleway needs the project its hosts belong to: --project ID, or $SCW_DEFAULT_PROJECT_ID",
+                      r.stderr)
+        self.assertEqual(api.requests, [])
 
     def test_refusals(self):
         r, out = self.create("--name", "x")

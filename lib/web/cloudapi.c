@@ -19,6 +19,8 @@
 void cloud_api_done(CloudApi *api) {
         free(api->base_url);
         erase_and_free(api->token);
+        free(api->zone);
+        free(api->project);
         *api = (CloudApi) {};
 }
 
@@ -44,6 +46,7 @@ bool cloud_flags_parse(CloudFlags *f, int c, const char *arg) {
                 [CLOUD_OPT_SIZE - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, size),
                 [CLOUD_OPT_IMAGE - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, image),
                 [CLOUD_OPT_API_URL - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, api_url),
+                [CLOUD_OPT_PROJECT - CLOUD_OPT_PROVIDER] = offsetof(CloudFlags, project),
         };
 
         assert(f);
@@ -52,6 +55,44 @@ bool cloud_flags_parse(CloudFlags *f, int c, const char *arg) {
                 return false;
         *(const char **) ((uint8_t *) f + field[c - CLOUD_OPT_PROVIDER]) = arg;
         return true;
+}
+
+int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, char *token, bool creates,
+                   long timeout_sec, unsigned max_retries, char **ret_error) {
+        _cleanup_(erase_and_freep) char *t = token;
+        const char *project = f->project;
+
+        assert(api);
+        assert(p);
+        assert(token);
+
+        if (p->project_env && !project) {
+                project = getenv(p->project_env);
+                if (project && !*project)
+                        project = NULL;
+                if (!project && creates)
+                        return errorf(ret_error, -EINVAL, "%s needs the project its hosts belong to: --project ID, or "
+                                      "$%s", p->name, p->project_env);
+        }
+        /* It goes into request bodies and paths: an id, nothing else. */
+        if (project && !cloud_id_is_valid(project))
+                return errorf(ret_error, -EINVAL, "the project must be an id (letters, digits and hyphens)");
+        if ((f->region ?: p->region) && p->zoned && !cloud_id_is_valid(f->region ?: p->region))
+                return errorf(ret_error, -EINVAL, "--region takes a zone name such as %s", p->region);
+        *api = (CloudApi) {
+                .base_url = strdup(f->api_url ?: p->api_url),
+                .token = TAKE_PTR(t),
+                .auth_header = p->auth_header,
+                .zone = p->zoned ? strdup(f->region ?: p->region) : NULL,
+                .project = project ? strdup(project) : NULL,
+                .timeout_sec = timeout_sec,
+                .max_retries = max_retries,
+        };
+        if (!api->base_url || (p->zoned && !api->zone) || (project && !api->project)) {
+                cloud_api_done(api);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p) {
@@ -80,23 +121,33 @@ static int status_to_errno(long status) {
         case 404:
                 return -ENOENT;
         default:
-                return -EIO;
+                return status >= 400 && status <= 499 ? -EINVAL : -EIO; /* refused, or not known */
         }
 }
 
-int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
-                   json_object **ret_json, char **ret_error) {
-        _cleanup_free_ char *url = NULL, *auth = NULL;
-        const char *payload = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
+/* How long to wait before attempt + 1: doubling from 1 s, or what the API asks (at most 60 s). */
+static unsigned backoff_sec(unsigned attempt, long retry_after_sec) {
+        unsigned s = 1u << MIN(attempt, 4u);
+        return retry_after_sec > (long) s ? (unsigned) MIN(retry_after_sec, 60L) : s;
+}
+
+static int api_request(CloudApi *api, const char *method, const char *path, const char *content_type,
+                       const char *payload, long *ret_status, json_object **ret_json, char **ret_error) {
+        _cleanup_free_ char *url = NULL, *ctype = NULL;
+        _cleanup_(erase_and_freep) char *auth = NULL;
 
         assert(api);
         assert(method);
         assert(path);
 
-        if (asprintf(&url, "%s%s", api->base_url, path) < 0 || asprintf(&auth, "Authorization: Bearer %s", api->token) < 0)
+        url = asprintf_safe("%s%s", api->base_url, path);
+        auth = api->auth_header ? asprintf_safe("%s: %s", api->auth_header, api->token)
+                                : asprintf_safe("Authorization: Bearer %s", api->token);
+        ctype = asprintf_safe("Content-Type: %s", content_type);
+        if (!url || !auth || !ctype)
                 return -ENOMEM;
         for (unsigned attempt = 0;; attempt++) {
-                const char *headers[] = { auth, "Content-Type: application/json", "Accept: application/json", NULL };
+                const char *headers[] = { auth, ctype, "Accept: application/json", NULL };
                 WebRequest q = {
                         .method = method, .url = url, .headers = headers, .body = payload,
                         .body_len = payload ? strlen(payload) : 0, .timeout_sec = api->timeout_sec,
@@ -111,7 +162,7 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                 if (r < 0) {
                         if (attempt < api->max_retries &&
                             (r == -ECONNREFUSED || (r == -ETIMEDOUT && !streq(method, "POST")))) {
-                                sleep(1u << MIN(attempt, 4u));
+                                sleep(backoff_sec(attempt, -1));
                                 continue;
                         }
                         return errorf(ret_error, r, "%s", err);
@@ -119,7 +170,7 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                 /* Rate limited or a hiccup: back off. A POST that may have been done (a 5xx) is not
                  * sent again: it would make a second host or record. */
                 if ((a.status == 429 || (a.status >= 500 && !streq(method, "POST"))) && attempt < api->max_retries) {
-                        sleep(1u << MIN(attempt, 4u));
+                        sleep(backoff_sec(attempt, a.retry_after_sec));
                         continue;
                 }
                 if (ret_status)
@@ -146,17 +197,39 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
         }
 }
 
+int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
+                   json_object **ret_json, char **ret_error) {
+        return api_request(api, method, path, "application/json",
+                           body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL, ret_status,
+                           ret_json, ret_error);
+}
+
 /* ---- providers: one generic implementation, described per provider ---- */
 
-typedef struct Flavour {
-        const char *collection;   /* "/v2/droplets" */
+typedef struct Flavour Flavour;
+struct Flavour {
+        const char *collection;   /* "/v2/droplets"; "{zone}" stands for the API's zone */
         const char *one, *many;   /* the answer's wrapper keys; one NULL: the object is the answer */
         const char *list_query;   /* appended to the collection with the tag; NULL: list all, filter here */
         const char *name_key;     /* "name" or "label" */
         const char *ready;        /* the provider's word for running ("active" is ours) */
         const char *(*ip)(json_object *d);
-        json_object *(*body)(const CloudCreate *c);
-} Flavour;
+        json_object *(*body)(const CloudCreate *c, const CloudApi *api);
+        const char *status_key;   /* NULL: "status" */
+        unsigned page_size;       /* >0: the list is read page by page ("&page=N") until one is short */
+        /* Optional: what follows the create request (a host made is undone by destroy when it fails),
+         * and a destroy of the provider's own. */
+        int (*start)(const Flavour *f, CloudApi *api, const CloudCreate *c, const char *id, char **ret_error);
+        int (*destroy)(const Flavour *f, CloudApi *api, const char *id, char **ret_error);
+};
+
+/* The collection's path for api (its zone in place of "{zone}"). */
+static char *collection_path(const Flavour *f, const CloudApi *api) {
+        const char *z = strstr(f->collection, "{zone}");
+        if (!z)
+                return strdup(f->collection);
+        return asprintf_safe("%.*s%s%s", (int) (z - f->collection), f->collection, api->zone ?: "", z + strlen("{zone}"));
+}
 
 static const char *ip_do(json_object *d) {
         json_object *nets = NULL, *v4 = NULL;
@@ -199,7 +272,7 @@ static void add_str(json_object *o, const char *k, const char *v) {
         json_object_object_add(o, k, json_object_new_string(v));
 }
 
-static json_object *body_do(const CloudCreate *c) {
+static json_object *body_do(const CloudCreate *c, const CloudApi *api _unused_) {
         json_object *b = json_object_new_object();
         add_str(b, "name", c->name);
         add_str(b, "region", c->region);
@@ -210,7 +283,7 @@ static json_object *body_do(const CloudCreate *c) {
         return b;
 }
 
-static json_object *body_hetzner(const CloudCreate *c) {
+static json_object *body_hetzner(const CloudCreate *c, const CloudApi *api _unused_) {
         json_object *b = json_object_new_object(), *labels = json_object_new_object();
         add_str(b, "name", c->name);
         add_str(b, "location", c->region);
@@ -223,7 +296,7 @@ static json_object *body_hetzner(const CloudCreate *c) {
         return b;
 }
 
-static json_object *body_vultr(const CloudCreate *c) {
+static json_object *body_vultr(const CloudCreate *c, const CloudApi *api _unused_) {
         json_object *b = json_object_new_object();
         _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data));
         add_str(b, "label", c->name);
@@ -239,7 +312,7 @@ static json_object *body_vultr(const CloudCreate *c) {
         return b;
 }
 
-static json_object *body_linode(const CloudCreate *c) {
+static json_object *body_linode(const CloudCreate *c, const CloudApi *api _unused_) {
         json_object *b = json_object_new_object(), *meta = json_object_new_object();
         _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data));
         _cleanup_(erase_and_freep) char *root = NULL;
@@ -262,7 +335,7 @@ static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
 
         if (!d || !json_object_object_get_ex(d, "id", &id) || !cloud_id_is_valid(json_object_get_string(id)))
                 return -EBADMSG; /* an id goes into request paths: nothing but an id */
-        st = json_get_string(d, "status") ?: "unknown";
+        st = json_get_string(d, f->status_key ?: "status") ?: "unknown";
         ip = f->ip(d);
         /* "active" once the provider says so and the host has its public address. */
         if (streq(st, f->ready))
@@ -290,14 +363,62 @@ static int one_host(const Flavour *f, json_object *res, const char *what, CloudH
         return r < 0 ? errorf(ret_error, r, "%s: no %s in the answer", what, f->one ?: "host") : 0;
 }
 
-static int gen_create(const Flavour *f, CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *body = f->body(c), *res = NULL;
+/* The path of host id, and of what is below it (suffix "" or "/action"...). */
+static char *host_path(const Flavour *f, const CloudApi *api, const char *id, const char *suffix) {
+        _cleanup_free_ char *coll = collection_path(f, api);
+        return coll ? asprintf_safe("%s/%s%s", coll, id, suffix) : NULL;
+}
+
+/* The provider's answer about host id (*ret_what: its path, for messages). */
+static int host_get_json(const Flavour *f, CloudApi *api, const char *id, json_object **ret, char **ret_what,
+                         char **ret_error) {
+        _cleanup_free_ char *path = host_path(f, api, id, "");
         int r;
 
-        r = cloud_api_call(api, "POST", f->collection, body, NULL, &res, ret_error);
+        if (!path)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, ret, ret_error);
+        if (r >= 0)
+                *ret_what = TAKE_PTR(path);
+        return r;
+}
+
+static int gen_destroy(const Flavour *f, CloudApi *api, const char *id, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+
+        if (f->destroy)
+                return f->destroy(f, api, id, ret_error);
+        if (!(path = host_path(f, api, id, "")))
+                return -ENOMEM;
+        return cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
+}
+
+static int gen_create(const Flavour *f, CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *body = f->body(c, api), *res = NULL;
+        _cleanup_free_ char *coll = collection_path(f, api);
+        int r;
+
+        if (!body || !coll)
+                return -ENOMEM;
+        r = cloud_api_call(api, "POST", coll, body, NULL, &res, ret_error);
         if (r < 0)
                 return r;
-        return one_host(f, res, f->collection, ret, ret_error);
+        r = one_host(f, res, coll, ret, ret_error);
+        if (r < 0 || !f->start)
+                return r;
+        r = f->start(f, api, c, ret->id, ret_error);
+        if (r < 0) {
+                /* Made but not started: not kept either. */
+                _cleanup_free_ char *err = NULL;
+                if (gen_destroy(f, api, ret->id, &err) < 0)
+                        r = errorf(ret_error, -ECANCELED, "%s; deleting host %s failed too (%s): delete it by hand",
+                                   *ret_error ?: strerror(-r), ret->id, err);
+                else
+                        r = errorf(ret_error, -ECANCELED, "%s; host %s is deleted again", *ret_error ?: strerror(-r),
+                                   ret->id);
+                cloud_host_done(ret);
+        }
+        return r;
 }
 
 static int gen_get(const Flavour *f, CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
@@ -305,19 +426,10 @@ static int gen_get(const Flavour *f, CloudApi *api, const char *id, CloudHost *r
         _cleanup_(json_object_putp) json_object *res = NULL;
         int r;
 
-        if (asprintf(&path, "%s/%s", f->collection, id) < 0)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        r = host_get_json(f, api, id, &res, &path, ret_error);
         if (r < 0)
                 return r;
         return one_host(f, res, path, ret, ret_error);
-}
-
-static int gen_destroy(const Flavour *f, CloudApi *api, const char *id, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "%s/%s", f->collection, id) < 0)
-                return -ENOMEM;
-        return cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
 }
 
 static bool has_tag(json_object *d, const char *tag) {
@@ -330,30 +442,62 @@ static bool has_tag(json_object *d, const char *tag) {
         return false;
 }
 
+#define LIST_PAGES_MAX 20
+
 static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n,
                     char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        _cleanup_(json_object_putp) json_object *res = NULL;
-        json_object *arr = NULL;
-        CloudHost *l;
+        _cleanup_free_ char *coll = collection_path(f, api);
+        CloudHost *l = NULL;
         size_t n = 0;
-        int r;
+        int r = 0;
 
-        if (asprintf(&path, "%s%s%s", f->collection, f->list_query ?: "?page_size=500",
-                     f->list_query ? tag : "") < 0)
+        if (!coll)
                 return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(res, f->many, &arr) || !json_object_is_type(arr, json_type_array))
-                return errorf(ret_error, -EBADMSG, "GET %s: no %s in the answer", path, f->many);
-        l = new0(CloudHost, json_object_array_length(arr));
-        for (size_t i = 0; l && i < json_object_array_length(arr); i++) {
-                json_object *d = json_object_array_get_idx(arr, i);
-                if ((f->list_query || has_tag(d, tag)) && host_parse(f, d, &l[n]) >= 0)
-                        n++;
+        for (unsigned page = 1;; page++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                json_object *arr = NULL;
+                size_t m;
+                CloudHost *k;
+
+                path = f->page_size > 0 ? asprintf_safe("%s%s%s&page=%u", coll, f->list_query, tag, page)
+                                        : asprintf_safe("%s%s%s", coll, f->list_query ?: "?page_size=500",
+                                                        f->list_query ? tag : "");
+                if (!path) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+                if (r < 0)
+                        break;
+                if (!json_object_object_get_ex(res, f->many, &arr) || !json_object_is_type(arr, json_type_array)) {
+                        r = errorf(ret_error, -EBADMSG, "GET %s: no %s in the answer", path, f->many);
+                        break;
+                }
+                m = json_object_array_length(arr);
+                k = reallocarray(l, n + m + 1, sizeof(CloudHost));
+                if (!k) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = k;
+                for (size_t i = 0; i < m; i++) {
+                        json_object *d = json_object_array_get_idx(arr, i);
+                        if ((f->list_query || has_tag(d, tag)) && host_parse(f, d, &l[n]) >= 0)
+                                n++;
+                }
+                if (f->page_size == 0 || m < f->page_size)
+                        break;
+                if (page >= LIST_PAGES_MAX) {
+                        r = errorf(ret_error, -E2BIG, "GET %s: more than %u pages of hosts", coll, LIST_PAGES_MAX);
+                        break;
+                }
         }
-        if (!l)
+        if (r < 0) {
+                cloud_hosts_free(l, n);
+                return r;
+        }
+        if (!l && !(l = new0(CloudHost, 1)))
                 return -ENOMEM;
         *ret = l;
         *ret_n = n;
@@ -391,6 +535,93 @@ static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances",
 /* Linode API v4: instances (the bare object), tags filtered here; metadata user data base64. */
 static const Flavour flavour_linode = { "/v4/linode/instances", NULL, "data", NULL, "label", "running", ip_linode,
                                         body_linode };
+
+/* Scaleway Instance API v1: servers live in a zone and are created stopped; the user-data is set,
+ * then the server is powered on. Authenticated with X-Auth-Token; hosts belong to a project. */
+static const char *ip_scw(json_object *d) {
+        json_object *ips = NULL, *ip = NULL;
+        if (json_object_object_get_ex(d, "public_ips", &ips) && json_object_is_type(ips, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(ips); i++) {
+                        json_object *e = json_object_array_get_idx(ips, i);
+                        if (streq_ptr(json_get_string(e, "family"), "inet"))
+                                return json_get_string(e, "address");
+                }
+        return json_object_object_get_ex(d, "public_ip", &ip) ? json_get_string(ip, "address") : NULL;
+}
+
+static json_object *body_scw(const CloudCreate *c, const CloudApi *api) {
+        json_object *b = json_object_new_object();
+        add_str(b, "name", c->name);
+        add_str(b, "commercial_type", c->size);
+        add_str(b, "image", c->image);
+        add_str(b, "project", api->project);
+        json_object_object_add(b, "tags", tags_array(c));
+        /* an address of its own, given up with the server */
+        json_object_object_add(b, "dynamic_ip_required", json_object_new_boolean(true));
+        return b;
+}
+
+static int scw_action(const Flavour *f, CloudApi *api, const char *id, const char *action, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_free_ char *path = host_path(f, api, id, "/action");
+
+        if (!body || !path)
+                return -ENOMEM;
+        add_str(body, "action", action);
+        return cloud_api_call(api, "POST", path, body, NULL, NULL, ret_error);
+}
+
+static int scw_start(const Flavour *f, CloudApi *api, const CloudCreate *c, const char *id, char **ret_error) {
+        _cleanup_free_ char *path = host_path(f, api, id, "/user_data/cloud-init");
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = api_request(api, "PATCH", path, "text/plain", c->user_data, NULL, NULL, ret_error);
+        if (r < 0)
+                return r;
+        return scw_action(f, api, id, "poweron", ret_error);
+}
+
+/* A server that ran is terminated (it, its local volumes and its address go); one that never ran
+ * cannot be, so it is deleted, and then its volumes. */
+static int scw_destroy(const Flavour *f, CloudApi *api, const char *id, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        json_object *d = NULL, *vols = NULL;
+        int r;
+
+        r = host_get_json(f, api, id, &res, &path, ret_error);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(res, "server", &d))
+                return errorf(ret_error, -EBADMSG, "GET %s: no server in the answer", path);
+        if (!streq_ptr(json_get_string(d, "state"), "stopped"))
+                return scw_action(f, api, id, "terminate", ret_error);
+        r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(d, "volumes", &vols) || !json_object_is_type(vols, json_type_object))
+                return 0;
+        json_object_object_foreach(vols, k, v) {
+                _cleanup_free_ char *vpath = NULL;
+                const char *vid = json_get_string(v, "id");
+                (void) k;
+                if (!vid || !cloud_id_is_valid(vid))
+                        continue;
+                vpath = asprintf_safe("/instance/v1/zones/%s/volumes/%s", api->zone, vid);
+                if (!vpath)
+                        return -ENOMEM;
+                r = cloud_api_call(api, "DELETE", vpath, NULL, NULL, NULL, ret_error);
+                if (r < 0 && r != -ENOENT)
+                        return errorf(ret_error, r, "server %s is deleted, its volume %s is not (%s): delete it in "
+                                      "the console", id, vid, *ret_error);
+        }
+        return 0;
+}
+
+static const Flavour flavour_scw = { "/instance/v1/zones/{zone}/servers", "server", "servers", "?per_page=100&tags=",
+                                     "name", "running", ip_scw, body_scw, "state", 100, scw_start, scw_destroy };
 
 /* ---- DNS records: DigitalOcean's domains API ----
  *
@@ -488,7 +719,7 @@ static int do_records_at(CloudApi *api, const DnsName *d, json_object **ret, jso
         _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s/records?name=%s&per_page=%d", d->zone, d->fqdn,
                                                   DNS_RECORDS_MAX);
-        json_object *arr = NULL, *meta = NULL, *total = NULL;
+        json_object *arr = NULL, *meta = NULL, *total = NULL, *links = NULL, *pages = NULL, *next = NULL;
         int r;
 
         if (!path)
@@ -498,15 +729,27 @@ static int do_records_at(CloudApi *api, const DnsName *d, json_object **ret, jso
                 return r;
         if (!json_object_object_get_ex(res, "domain_records", &arr) || !json_object_is_type(arr, json_type_array))
                 return errorf(ret_error, -EBADMSG, "GET %s: no domain_records in the answer", path);
-        /* One page holds them all, or they are not all known: then nothing is decided on them. */
-        if (json_object_array_length(arr) >= DNS_RECORDS_MAX ||
-            (json_object_object_get_ex(res, "meta", &meta) && json_object_object_get_ex(meta, "total", &total) &&
-             json_object_get_int64(total) > (int64_t) json_object_array_length(arr)))
+        /* One page holds them all, as its count says, or they are not all known: then nothing is
+         * decided on them. */
+        if (!json_object_object_get_ex(res, "meta", &meta) || !json_object_object_get_ex(meta, "total", &total) ||
+            !json_object_is_type(total, json_type_int) ||
+            json_object_get_int64(total) != (int64_t) json_object_array_length(arr) ||
+            (json_object_object_get_ex(res, "links", &links) && json_object_object_get_ex(links, "pages", &pages) &&
+             json_object_object_get_ex(pages, "next", &next) && !json_object_is_type(next, json_type_null)))
+                return errorf(ret_error, -EBADMSG, "GET %s: the answer does not hold all records at %s", path,
+                              d->fqdn);
+        if (json_object_array_length(arr) >= DNS_RECORDS_MAX)
                 return errorf(ret_error, -E2BIG, "%s has more records than one page of %d holds", d->fqdn,
                               DNS_RECORDS_MAX);
         *ret_records = arr;
         *ret = TAKE_PTR(res);
         return 0;
+}
+
+/* Whether rec is at d's name (the API's filter is not what decides it). */
+static bool record_at(json_object *rec, const DnsName *d) {
+        const char *name = json_get_string(rec, "name");
+        return name && strcaseeq(name, d->rel);
 }
 
 static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
@@ -547,7 +790,7 @@ static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_
                 for (size_t k = 0; k < json_object_array_length(recs); k++) {
                         json_object *rec = json_object_array_get_idx(recs, k);
                         const char *type = json_get_string(rec, "type");
-                        if (is_address_type(type) || streq_ptr(type, "CNAME"))
+                        if (record_at(rec, &d) && (is_address_type(type) || streq_ptr(type, "CNAME")))
                                 return errorf(ret_error, -EADDRINUSE,
                                               "%s has a DNS record already (%s): remove it first, or leave out --dns",
                                               names[i], type);
@@ -586,12 +829,83 @@ static int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char *
         return *ret_desc ? 0 : -ENOMEM;
 }
 
-/* Removes the A/AAAA records at the names droplet id remembers that point at its address. */
+/* The droplet's public addresses, v4 and v6. */
+static int do_public_ips(json_object *d, const char **ret, size_t max, size_t *ret_n) {
+        json_object *nets = NULL;
+        size_t n = 0;
+
+        if (!json_object_object_get_ex(d, "networks", &nets))
+                return -EBADMSG;
+        for (unsigned f = 0; f < 2; f++) {
+                json_object *l = NULL;
+                if (!json_object_object_get_ex(nets, f == 0 ? "v4" : "v6", &l) || !json_object_is_type(l, json_type_array))
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(l); i++) {
+                        json_object *e = json_object_array_get_idx(l, i);
+                        const char *ip = json_get_string(e, "ip_address");
+                        if (!streq_ptr(json_get_string(e, "type"), "public") || !ip)
+                                continue;
+                        if (n >= max)
+                                return -E2BIG;
+                        ret[n++] = ip;
+                }
+        }
+        *ret_n = n;
+        return 0;
+}
+
+/* A zone's records listing said 404: gone only if the zone itself is too. */
+static int do_zone_gone(CloudApi *api, const char *zone, char **ret_error) {
+        _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s", zone), *err = NULL;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, NULL, &err);
+        if (r == -ENOENT)
+                return 1;
+        return errorf(ret_error, r < 0 ? r : -EBADMSG, "the records of zone %s are not found, but the zone is%s%s",
+                      zone, r < 0 ? ": " : "", r < 0 ? err : "");
+}
+
+#define PUBLIC_IPS_MAX 16
+
+static bool record_is_ours(json_object *rec, const DnsName *n, const char *const *ips, size_t n_ips) {
+        bool at_ip = false;
+        for (size_t j = 0; j < n_ips; j++)
+                at_ip = at_ip || streq_ptr(json_get_string(rec, "data"), ips[j]);
+        return at_ip && record_at(rec, n) && is_address_type(json_get_string(rec, "type"));
+}
+
+static int do_record_delete(CloudApi *api, const DnsName *n, json_object *rec, char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        json_object *rid = NULL;
+        int64_t v;
+        int r;
+
+        if (!json_object_object_get_ex(rec, "id", &rid) || !json_object_is_type(rid, json_type_int) ||
+            (v = json_object_get_int64(rid)) <= 0 || v == INT64_MAX)
+                return errorf(ret_error, -EBADMSG, "a record of %s has no id", n->fqdn);
+        path = asprintf_safe("/v2/domains/%s/records/%" PRIi64, n->zone, v);
+        if (!path)
+                return -ENOMEM;
+        r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
+        if (r == -ENOENT) /* gone meanwhile: the check after tells */
+                *ret_error = mfree(*ret_error);
+        else if (r < 0)
+                return r;
+        return 0;
+}
+
+/* Removes the A/AAAA records at the names droplet id remembers that point at one of its
+ * addresses. Whatever is not as expected fails, and the droplet must then be kept: -ENOENT too
+ * (the droplet said to be gone) is no licence to delete it. */
 static int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error) {
         _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_free_ char *path = asprintf_safe("/v2/droplets/%s", id);
         json_object *d = NULL, *tags = NULL;
-        const char *ip;
+        const char *ips[PUBLIC_IPS_MAX];
+        size_t n_ips = 0;
         unsigned removed = 0, ours = 0;
         int r;
 
@@ -600,58 +914,65 @@ static int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **
                 return -ENOMEM;
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
         if (r < 0)
-                return r; /* -ENOENT: the droplet is gone */
-        if (!json_object_object_get_ex(res, "droplet", &d))
-                return errorf(ret_error, -EBADMSG, "GET %s: no droplet in the answer", path);
-        if (!json_object_object_get_ex(d, "tags", &tags) || !json_object_is_type(tags, json_type_array))
-                return 0;
-        ip = ip_do(d);
+                return r;
+        if (!json_object_object_get_ex(res, "droplet", &d) || !json_object_is_type(d, json_type_object) ||
+            !json_object_object_get_ex(d, "tags", &tags) || !json_object_is_type(tags, json_type_array))
+                return errorf(ret_error, -EBADMSG, "GET %s: no droplet with its tags in the answer", path);
+        r = do_public_ips(d, ips, ELEMENTSOF(ips), &n_ips);
+        if (r < 0)
+                return errorf(ret_error, r, "GET %s: its addresses are not in the answer", path);
         for (size_t i = 0; i < json_object_array_length(tags); i++) {
-                _cleanup_(json_object_putp) json_object *rres = NULL;
                 _cleanup_(dns_name_done) DnsName n = {};
                 const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-                json_object *recs = NULL;
 
                 if (!t || dns_tag_parse(t, &n) < 0)
                         continue;
                 if (++ours > DNS_TAGS_MAX)
                         return errorf(ret_error, -E2BIG, "droplet %s carries more than %d %s tags", id, DNS_TAGS_MAX,
                                       DNS_TAG_PREFIX);
-                if (!ip)
+                if (n_ips == 0)
                         return errorf(ret_error, -EADDRNOTAVAIL,
                                       "droplet %s shows no public address, so the records of %s cannot be checked",
                                       id, n.fqdn);
-                r = do_records_at(api, &n, &rres, &recs, ret_error);
-                if (r == -ENOENT) { /* the zone is gone, and its records with it */
-                        *ret_error = mfree(*ret_error);
-                        continue;
-                }
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < json_object_array_length(recs); k++) {
-                        json_object *rec = json_object_array_get_idx(recs, k), *rid = NULL;
-                        _cleanup_free_ char *rpath = NULL;
-                        int64_t v;
+                for (unsigned pass = 0;; pass++) {
+                        _cleanup_(json_object_putp) json_object *rres = NULL;
+                        json_object *recs = NULL;
+                        unsigned left = 0, deleted = 0;
 
-                        /* A record changed since to point elsewhere is not ours to remove. */
-                        if (!is_address_type(json_get_string(rec, "type")) ||
-                            !streq_ptr(json_get_string(rec, "data"), ip))
-                                continue;
-                        if (!json_object_object_get_ex(rec, "id", &rid) || !json_object_is_type(rid, json_type_int) ||
-                            (v = json_object_get_int64(rid)) <= 0 || v == INT64_MAX)
-                                return errorf(ret_error, -EBADMSG, "a record of %s has no id", n.fqdn);
-                        rpath = asprintf_safe("/v2/domains/%s/records/%" PRIi64, n.zone, v);
-                        if (!rpath)
-                                return -ENOMEM;
-                        r = cloud_api_call(api, "DELETE", rpath, NULL, NULL, NULL, ret_error);
-                        if (r == -ENOENT) {
+                        r = do_records_at(api, &n, &rres, &recs, ret_error);
+                        if (r == -ENOENT && pass == 0) {
+                                r = do_zone_gone(api, n.zone, ret_error);
+                                if (r < 0)
+                                        return r;
                                 *ret_error = mfree(*ret_error);
-                                continue;
+                                break; /* the zone is gone, and its records with it */
                         }
                         if (r < 0)
                                 return r;
-                        removed++;
-                        *ret_n = removed;
+                        for (size_t k = 0; k < json_object_array_length(recs); k++) {
+                                json_object *rec = json_object_array_get_idx(recs, k);
+
+                                /* At our name, of an address type, pointing at this droplet: a record
+                                 * changed since to point elsewhere is not ours to remove. */
+                                if (!record_is_ours(rec, &n, ips, n_ips))
+                                        continue;
+                                if (pass > 0) {
+                                        left++;
+                                        continue;
+                                }
+                                r = do_record_delete(api, &n, rec, ret_error);
+                                if (r < 0)
+                                        return r;
+                                *ret_n = ++removed;
+                                deleted++;
+                        }
+                        /* Checked again after removing: an answer that said so is not proof. */
+                        if (pass > 0 && left > 0)
+                                return errorf(ret_error, -EIO, "%u record%s of %s still point%s at droplet %s after "
+                                              "being removed", left, left == 1 ? "" : "s", n.fqdn, left == 1 ? "s" : "",
+                                              id);
+                        if (pass > 0 || deleted == 0)
+                                break;
                 }
         }
         return 0;
@@ -664,16 +985,20 @@ PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", 
          .dns_remove = do_dns_remove);
 PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
 PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
+PROVIDER(scaleway, flavour_scw, "scaleway", "SCW_SECRET_KEY", "https://api.scaleway.com", "fr-par-1", "DEV1-S",
+         "debian_bookworm", .auth_header = "X-Auth-Token", .project_env = "SCW_DEFAULT_PROJECT_ID", .zoned = true);
 PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",
          "linode/debian12");
 
+const CloudProvider *const cloud_providers[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
+                                                 &cloud_provider_vultr, &cloud_provider_linode,
+                                                 &cloud_provider_scaleway, NULL };
+
 const CloudProvider *cloud_provider_find(const char *name) {
-        static const CloudProvider *const all[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
-                                                    &cloud_provider_vultr, &cloud_provider_linode };
         if (streq(name, "do"))
                 return &cloud_provider_digitalocean;
-        for (size_t i = 0; i < ELEMENTSOF(all); i++)
-                if (streq(name, all[i]->name))
-                        return all[i];
+        for (size_t i = 0; cloud_providers[i]; i++)
+                if (streq(name, cloud_providers[i]->name))
+                        return cloud_providers[i];
         return NULL;
 }

@@ -11,7 +11,10 @@
 
 typedef struct CloudApi {
         char *base_url;        /* e.g. https://api.digitalocean.com */
-        char *token;           /* secret: Authorization: Bearer */
+        char *token;           /* secret: Authorization: Bearer, or the provider's auth_header */
+        const char *auth_header;
+        char *zone;            /* zoned providers: the zone every path names (--region or the default) */
+        char *project;         /* providers whose hosts belong to a project (--project or its variable) */
         long timeout_sec;
         unsigned max_retries;  /* on 429 and 5xx; a POST only on 429 and a refused connection */
 } CloudApi;
@@ -45,6 +48,9 @@ typedef struct CloudProvider {
         const char *name;
         const char *token_env;                          /* where the provider's own tools find the token */
         const char *api_url, *region, *size, *image;   /* defaults, all overridable */
+        const char *auth_header;                        /* NULL: Authorization: Bearer TOKEN */
+        const char *project_env;                        /* non-NULL: a project is needed, else found here */
+        bool zoned;                                     /* ids are per zone (--region): delete names it */
         int (*create)(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error);
         int (*get)(CloudApi *api, const char *id, CloudHost *ret, char **ret_error);
         int (*destroy)(CloudApi *api, const char *id, char **ret_error);
@@ -67,7 +73,7 @@ void cloud_hosts_free(CloudHost *l, size_t n);
 /* The flags inletsctl create and inlets-operator share: the provider, the account, and the
  * provider's host defaults overridden. */
 typedef struct CloudFlags {
-        const char *provider, *token_file, *region, *size, *image, *api_url;
+        const char *provider, *token_file, *region, *size, *image, *api_url, *project;
 } CloudFlags;
 
 enum {
@@ -77,6 +83,7 @@ enum {
         CLOUD_OPT_SIZE,
         CLOUD_OPT_IMAGE,
         CLOUD_OPT_API_URL,
+        CLOUD_OPT_PROJECT,
         _CLOUD_OPT_MAX, /* a program's own getopt values continue from here */
 };
 
@@ -87,13 +94,22 @@ enum {
         { "region", required_argument, NULL, CLOUD_OPT_REGION },                        \
         { "size", required_argument, NULL, CLOUD_OPT_SIZE },                            \
         { "image", required_argument, NULL, CLOUD_OPT_IMAGE },                          \
-        { "api-url", required_argument, NULL, CLOUD_OPT_API_URL }
+        { "api-url", required_argument, NULL, CLOUD_OPT_API_URL },                      \
+        { "project", required_argument, NULL, CLOUD_OPT_PROJECT }
 
 /* Stores getopt's option c and its argument in f; false when c is not a CLOUD_OPT_*. */
 bool cloud_flags_parse(CloudFlags *f, int c, const char *arg);
+
+/* api for provider p with flags f, taking token (erased when freed); -EINVAL with a message when
+ * a value is not an id, or when hosts are to be created (creates) at a provider that needs a
+ * project and neither --project nor its variable names one. */
+int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, char *token, bool creates,
+                   long timeout_sec, unsigned max_retries, char **ret_error);
 /* What c names, with the provider's defaults where f names nothing. */
 void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p);
 
 extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
-        cloud_provider_linode;
+        cloud_provider_linode, cloud_provider_scaleway;
+/* NULL-terminated. */
+extern const CloudProvider *const cloud_providers[];
 const CloudProvider *cloud_provider_find(const char *name);
