@@ -37,10 +37,13 @@ static void usage(FILE *f) {
         for (size_t i = 0; cloud_providers[i]; i++) {
                 const CloudProvider *p = cloud_providers[i];
                 fprintf(f, "  %-13s $%-26s %s %s, size %s, image %s%s%s\n", p->name, p->token_env,
-                        p->zoned ? "zone" : "region", p->region, p->size, p->image,
+                        p->region_kind ?: "region", p->region, p->size, p->image,
                         p->project_env ? ", project $" : "", p->project_env ?: "");
         }
-        fprintf(f, "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
+        fprintf(f, "ec2: --access-token-file takes a credentials file as ~/.aws/credentials (profile $AWS_PROFILE,\n"
+                   "or default); without it, $AWS_ACCESS_KEY_ID with $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN),\n"
+                   "then ~/.aws/credentials. A host gets a security group of its own opening its ports.\n"
+                   "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
                    "--dns creates those records too (DigitalOcean), and delete removes them.\n");
 }
@@ -61,12 +64,14 @@ static int cloud_open(const CloudArgs *a, bool creates, const CloudProvider **re
         int r;
 
         if (!p) {
-                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, or "
+                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, or "
                                 "cloud-init for create).\n",
                         a->flags.provider);
                 return -EINVAL;
         }
-        if (a->flags.token_file) {
+        if (p->credentials)
+                ; /* found by the provider itself */
+        else if (a->flags.token_file) {
                 r = read_full_file(a->flags.token_file, 4096, &token, NULL);
                 if (r < 0) {
                         fprintf(stderr, "Cannot read %s: %s\n", a->flags.token_file, strerror(-r));
@@ -88,8 +93,7 @@ static int cloud_open(const CloudArgs *a, bool creates, const CloudProvider **re
                 if (!token)
                         return -ENOMEM;
         }
-        strstrip(token);
-        if (!*token) {
+        if (token && !*strstrip(token)) {
                 fprintf(stderr, "%s is empty.\n", a->flags.token_file ?: p->token_env);
                 return -EINVAL;
         }
@@ -218,8 +222,8 @@ static void cloud_undo(const CloudArgs *a, const CloudProvider *p, CloudApi *api
 
 /* Creates the host and waits until it is active, then makes its DNS records (dns_names); on any
  * failure undoes what it made. */
-static int cloud_create(const CloudArgs *a, const char *name, const char *user_data, char *const *dns_names,
-                        size_t n_dns, CloudHost *ret) {
+static int cloud_create(const CloudArgs *a, const char *name, const char *user_data, const char *open_ports,
+                        char *const *dns_names, size_t n_dns, CloudHost *ret) {
         const CloudProvider *p;
         _cleanup_(cloud_api_done) CloudApi api = {};
         _cleanup_free_ char *err = NULL, *hostname = NULL, *name_tag = NULL;
@@ -255,6 +259,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         CloudCreate c = {
                 .name = hostname,
                 .user_data = user_data,
+                .open_ports = open_ports,
                 .tags = tags,
                 .n_tags = 2 + n_dns,
         };
@@ -413,7 +418,7 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 }
         }
         if (!streq(a->cloud.flags.provider, "cloud-init") && !cloud_provider_find(a->cloud.flags.provider)) {
-                fprintf(stderr, "Unknown provider '%s': digitalocean, hetzner, vultr, linode, scaleway, or "
+                fprintf(stderr, "Unknown provider '%s': digitalocean, hetzner, vultr, linode, scaleway, ec2, or "
                                 "cloud-init (prints user-data any cloud "
                                 "takes).\n", a->cloud.flags.provider);
                 return -EINVAL;
@@ -561,7 +566,12 @@ int verb_create(int argc, char *argv[]) {
 
         host = a.host;
         if (!streq(a.cloud.flags.provider, "cloud-init")) {
-                r = cloud_create(&a.cloud, a.name, user_data, a.dns ? p->acme_domains : NULL,
+                /* what a cloud firewall opens: the control port, and the public ports */
+                _cleanup_free_ char *open_ports = asprintf_safe("%u %s", p->control_port,
+                                                                p->mode == MODE_HTTP ? "80 443" : p->ports ?: "1-65535");
+                if (!open_ports)
+                        return EXIT_ERROR;
+                r = cloud_create(&a.cloud, a.name, user_data, open_ports, a.dns ? p->acme_domains : NULL,
                                  a.dns ? p->n_acme_domains : 0, &host_made);
                 if (r == -EEXIST)
                         return EXIT_OK;

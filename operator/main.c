@@ -21,9 +21,10 @@ static void help(void) {
                "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host, or\n"
                "ports on a shared one an ExitServer resource names (annotation " EXIT_SERVER_ANNOTATION "),\n"
                "and a tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
-               "  --provider P             digitalocean, hetzner, vultr, linode or scaleway (none: shared exit\n"
-               "                           servers only)\n"
-               "  --access-token-file F    the cloud API token (never on the command line)\n"
+               "  --provider P             digitalocean, hetzner, vultr, linode, scaleway or ec2 (none: shared\n"
+               "                           exit servers only)\n"
+               "  --access-token-file F    the cloud API token (never on the command line; ec2: a credentials\n"
+               "                           file as ~/.aws/credentials)\n"
                "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
                "  --api-url URL            the provider's API (default: its public one)\n"
                "  --project ID             the project hosts belong to (scaleway; default $SCW_DEFAULT_PROJECT_ID)\n"
@@ -221,12 +222,13 @@ int main(int argc, char *argv[]) {
                 goto no_cloud;
         o.provider = cloud_provider_find(o.opt.cloud.provider);
         if (!o.provider) {
-                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway).",
+                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2).",
                           o.opt.cloud.provider);
                 return 2;
         }
-        r = read_full_file(o.opt.cloud.token_file, 4096, &token, NULL);
-        if (r < 0 || !*strstrip(token)) {
+        /* a provider with credentials of its own reads the file itself (AWS: a credentials file) */
+        r = o.provider->credentials ? 0 : read_full_file(o.opt.cloud.token_file, 4096, &token, NULL);
+        if (r < 0 || (token && !*strstrip(token))) {
                 log_error("Cannot read the API token from %s: %s", o.opt.cloud.token_file,
                           r < 0 ? strerror(-r) : "empty");
                 return 1;

@@ -720,9 +720,12 @@ static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHos
                         *c = '-';
         hostname[MIN(strlen(hostname), (size_t) 63)] = 0;
         host_tag(tun, tag);
+        char open_ports[24];
+        /* a cloud firewall opens the control port and any public port: the Service's may change */
+        snprintf(open_ports, sizeof open_ports, "%u 1-65535", o->opt.control_port);
         CloudCreate c = {
-                .name = hostname, .user_data = user_data, .tags = (const char *const[]) { "inletsd", tag },
-                .n_tags = 2,
+                .name = hostname, .user_data = user_data, .open_ports = open_ports,
+                .tags = (const char *const[]) { "inletsd", tag }, .n_tags = 2,
         };
         cloud_create_defaults(&c, &o->opt.cloud, o->provider);
         r = o->provider->create(&o->cloud, &c, ret, &err);

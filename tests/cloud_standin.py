@@ -55,6 +55,8 @@ class CloudStandIn:
         # instead, with its own status. Each is used once.
         self.faults = []
         self.volumes = set()   # Scaleway's
+        self.ignore_tags = False  # a list that ignores its tag filter
+        self.public_ip = "127.0.0.1"  # what a host's address becomes
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -147,7 +149,7 @@ class CloudStandIn:
                     d["polls"] += 1
                     if d["polls"] >= outer.active_after:
                         d["status"] = f["ready"]
-                        d["ip"] = "127.0.0.1"
+                        d["ip"] = outer.public_ip
                     return self.reply(200, {f["one"]: outer.public(d)} if f["one"] else outer.public(d))
                 if method == "GET" and self.path.startswith(coll + "?"):
                     key = {"do": "tag_name", "hetzner": "label_selector", "vultr": "tag", "linode": None}[outer.flavour]
@@ -195,7 +197,7 @@ class CloudStandIn:
                     tags = q["tags"].split(",") if q.get("tags") else []
                     per_page, page = min(int(q.get("per_page", 50)), 100), int(q.get("page", 1))
                     ds = [outer.public(d) for d in outer.droplets.values()
-                          if d["zone"] == zone and all(t in d["tags"] for t in tags)]
+                          if d["zone"] == zone and (outer.ignore_tags or all(t in d["tags"] for t in tags))]
                     return self.reply(200, {"servers": ds[(page - 1) * per_page:page * per_page]},
                                       headers=[("X-Total-Count", str(len(ds)))])
                 d = outer.droplets.get(ident)

@@ -20,6 +20,7 @@ import yaml
 
 from acme_ca import Pebble, https_get
 from cloud_standin import CloudStandIn, host_daemon
+from ec2_standin import Ec2StandIn
 from http_upstream import HttpUpstream
 
 from inletstest import INLETSCTL, Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
@@ -542,11 +543,22 @@ class Cloud(TunnelTest):
             self.assertEqual(list(api.droplets), [ident], what)
             self.assertEqual(ours(), [("other.test", "a")], what)
             self.assertNotIn("Deleted host", r.stdout, what)
-        # An API that ignores the name filter: records at other names stay, whatever they point at.
+        # An API that ignores the name filter, or writes our record otherwise than asked: a record
+        # pointing at the droplet that is not recognised as ours keeps it, and nothing is removed.
         api.zones["other.test"][4200] = {"id": 4200, "type": "A", "name": "mail", "data": "127.0.0.1", "ttl": 60}
+        everything = lambda a: {"domain_records": list(api.zones["other.test"].values()), "links": {},  # noqa: E731
+                                "meta": {"total": len(api.zones["other.test"])}}
+        for what, change in (("filter ignored", everything),
+                             ("unknown type", lambda a: {**a, "domain_records": [
+                                 {**rec, "type": "TYPE65280"} for rec in a["domain_records"]]})):
+            api.faults.append(("GET", r"/v2/domains/other\.test/records\?.*", 200, True, change))
+            r = delete(ident, code=1)
+            self.assertIn("not what was asked for", r.stderr, what)
+            self.assertEqual((ours(), list(api.droplets)), ([("other.test", "a")], [ident]), what)
+        # Written fully qualified, with its dot, type in lower case: still ours, removed.
         api.faults.append(("GET", r"/v2/domains/other\.test/records\?.*", 200, True,
-                           lambda a: {"domain_records": list(api.zones["other.test"].values()), "links": {},
-                                      "meta": {"total": len(api.zones["other.test"])}}))
+                           lambda a: {**a, "domain_records": [{**rec, "name": "A.Other.Test.", "type": "a"}
+                                                              for rec in a["domain_records"]]}))
         r = delete(ident)
         self.assertIn("Removed 1 DNS record.", r.stdout)
         self.assertEqual((ours(), sorted(api.zones["other.test"]), api.droplets), ([], [4200], {}))
@@ -738,10 +750,20 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 110, r.stdout[:300])
         self.assertRegex(r.stdout, rf"{ident}\s+inletsd-rdp\s+active\s+127.0.0.1")
+        # to the first empty page: a short one may only mean the API's pages are smaller
         self.assertEqual([p for m, p, b in api.requests],
-                         [f"{coll}?per_page=100&tags=inletsd&page=1", f"{coll}?per_page=100&tags=inletsd&page=2"])
+                         [f"{coll}?per_page=100&tags=inletsd&page={n}" for n in (1, 2, 3)])
+        # An API that ignores the tag filter: a host not tagged inletsd is neither listed nor deleted.
+        api.ignore_tags = True
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 110, r.stdout[:300])
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "192.0.2.1"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertIn("00000000-0000-0000-0000-000000000010", r.stdout)  # the first tagged one at that address
+        self.assertIn("00000000-0000-0000-0000-000000000000", api.droplets)  # untagged: still there
+        api.ignore_tags = False
         for i in range(120):
-            del api.droplets[f"00000000-0000-0000-0000-{i:012d}"]
+            api.droplets.pop(f"00000000-0000-0000-0000-{i:012d}", None)
 
         r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
                            timeout=30, env=env)
@@ -756,6 +778,15 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("HTTP 403", r.stderr)
         self.assertEqual((api.droplets, api.volumes), ({}, set()))
+        # ... and the server's DELETE is carried out but its answer lost: sent again (404), the
+        # volume still goes.
+        api.faults.append(("PATCH", r".*/user_data/cloud-init", 403, False))
+        api.faults.append(("DELETE", coll + r"/[\w-]+", 502, True))
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "half", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is deleted again", r.stderr)
+        self.assertEqual((api.droplets, api.volumes, api.faults), ({}, set(), []))
         # Without a project, said before anything is asked.
         api.requests.clear()
         env.pop("SCW_DEFAULT_PROJECT_ID")
@@ -765,6 +796,135 @@ class Cloud(TunnelTest):
         self.assertIn("scaleway needs the project its hosts belong to: --project ID, or $SCW_DEFAULT_PROJECT_ID",
                       r.stderr)
         self.assertEqual(api.requests, [])
+
+    def test_ec2(self):
+        """AWS EC2 against a stand-in that checks every SigV4 signature itself: credentials from a
+        credentials file (profile $AWS_PROFILE), then from the variables; a security group of the
+        host's own in the default VPC opening its ports; RunInstances throttled once and sent
+        again with the same client token; the host run from the user-data it was given serves a
+        tunnel; list-hosts over NextToken pages; delete terminates, waits, and deletes the group;
+        a wrong secret is refused as AWS refuses it."""
+        key_id, secret = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        api = Ec2StandIn(key_id, secret, "eu-central-1", active_after=2)
+        self.upstreams.append(api)
+        creds = f"{self.tmp}/aws-credentials"
+        with open(creds, "w") as f:
+            f.write(f"[default]\naws_access_key_id = AKIAWRONGWRONGWRONG1\naws_secret_access_key = nope\n\n"
+                    f"[ops]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\nregion = x\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["AWS_PROFILE"] = "ops"
+        out = f"{self.tmp}/ec2"
+        os.makedirs(out)
+        base = ["--provider", "ec2", "--api-url", api.url, "--region", "eu-central-1"]
+        pub, cport = free_port(), free_port()
+        api.throttle_next.add("RunInstances")
+        r = subprocess.run([INLETSCTL, "create", *base, "--access-token-file", creds, "--name", "rdp", "--ports",
+                            str(pub), "--control-port", str(cport), "--poll-interval", "0.1", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "Creating host inletsd-rdp on ec2: region eu-central-1, size t3.micro, image "
+                                   "resolve:ssm:/aws/service/debian/release/bookworm/latest/amd64.")
+        (ident,) = api.instances
+        self.assertIn(f"Host: {ident}, status: pending", r.stdout)
+        self.assertEqual(lines[-1], f"Delete it: inletsctl delete --provider ec2 --id {ident} --access-token-file "
+                                    f"{creds} --region eu-central-1   (or --ip 127.0.0.1)")
+        actions = [a for a, q in api.requests]
+        self.assertEqual(actions[:5], ["DescribeInstances", "DescribeVpcs", "CreateSecurityGroup",
+                                       "AuthorizeSecurityGroupIngress", "RunInstances"])
+        runs = [q for a, q in api.requests if a == "RunInstances"]
+        self.assertEqual(len(runs), 2)  # 503 RequestLimitExceeded, then again with the same client token
+        self.assertEqual(runs[0]["ClientToken"], runs[1]["ClientToken"])
+        run = runs[1]
+        self.assertEqual((run["ImageId"], run["InstanceType"]),
+                         ("resolve:ssm:/aws/service/debian/release/bookworm/latest/amd64", "t3.micro"))
+        self.assertEqual(api.instances[ident]["tags"], {"Name": "inletsd-rdp", "inletsd": "", "inletsd-rdp": ""})
+        (group,) = api.groups.values()
+        self.assertEqual((group["name"], group["vpc"], group["tags"]), ("inletsd-rdp", api.default_vpc, {"inletsd": ""}))
+        self.assertEqual(sorted(group["rules"]), sorted([("tcp", cport, cport), ("tcp", pub, pub)]))
+        check_user_data_secrets(self, api.user_data, "rdp")
+
+        srv, _ = host_daemon(self.tmp, api.user_data, "rdp",
+                             f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n", "ec2-host")
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(cport), 10, "exit server")
+        self.client_side(out, "rdp", pub, "ec2-client")
+
+        # The variables instead of the file; list-hosts over pages of 100.
+        env.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+        for n in range(150):
+            iid = f"i-f{n:016x}"
+            api.instances[iid] = {"id": iid, "image": "x", "type": "t3.micro", "state": "running", "ip": "192.0.2.1",
+                                  "group": group["id"], "tags": {"inletsd": ""} if n % 3 else {"other": ""},
+                                  "token": "t", "polls": 0}
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 100, r.stdout[:300])
+        self.assertRegex(r.stdout, rf"{ident}\s+inletsd-rdp\s+active\s+127.0.0.1")
+        self.assertEqual([q.get("NextToken") for a, q in api.requests], [None, "100"])
+        for n in range(150):
+            del api.instances[f"i-f{n:016x}"]
+
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(api.instances[ident]["state"], "terminated")
+        self.assertEqual(api.groups, {})
+        self.assertNotIn(secret, r.stdout + r.stderr)
+
+        # A wrong secret: AWS's own refusal, said plainly.
+        env["AWS_SECRET_ACCESS_KEY"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ"
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("DescribeInstances: HTTP 403 (SignatureDoesNotMatch: The request signature we calculated",
+                      r.stderr)
+
+        # RunInstances refused: the security group made for it goes again.
+        env["AWS_SECRET_ACCESS_KEY"] = secret
+        api.faults["RunInstances"] = (400, "InsufficientInstanceCapacity")
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("InsufficientInstanceCapacity", r.stderr)
+        self.assertEqual(api.groups, {})
+        self.assertEqual(sorted(q.get("IpPermissions.2.FromPort") for a, q in api.requests
+                                if a == "AuthorizeSecurityGroupIngress")[-1:], ["80"])
+
+    def test_api_answers_are_not_trusted(self):
+        """What an API answers goes into files and onto a terminal: an address that is not one is no
+        address (the host never becomes active, and is deleted again; no definition is written with
+        it), names are shown printable; a token that could split a header is refused."""
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=1)
+        self.upstreams.append(api)
+        api.public_ip = "127.0.0.1\nUpstream=192.168.1.10\n#"
+        r, out = self.do_create(api, "inject", "--timeout", "1")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("did not become active", r.stderr)
+        self.assertEqual(api.droplets, {})
+        self.assertFalse(os.path.exists(f"{out}/inject.conf"))
+        api.public_ip = "127.0.0.1"
+        r, out = self.do_create(api, "x\x1b]0;owned\x07")
+        api.droplets["1002"] = {**api.droplets.get("1002", {}), "id": 1002, "name": "x\x1b]0;owned\x07\x1b[2J",
+                                "status": "active", "tags": ["inletsd"], "polls": 0, "user_data": "", "ip": "127.0.0.2"}
+        base = ["--provider", "digitalocean", "--access-token-file", self.api_token, "--api-url", api.url]
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("x?]0;owned??[2J", r.stdout)
+        self.assertNotIn("\x1b", r.stdout)
+        for token in ("tok\r\nHost: evil.example", "two words"):
+            with open(self.api_token, "w") as f:
+                f.write(token)
+            api.requests.clear()
+            r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("the API token holds a space, a line end", r.stderr)
+            self.assertEqual(api.requests, [])
 
     def test_refusals(self):
         r, out = self.create("--name", "x")

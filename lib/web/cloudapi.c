@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Cloud provider APIs; see cloudapi.h. DigitalOcean: REST API v2, droplets and tags. */
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -21,6 +22,8 @@ void cloud_api_done(CloudApi *api) {
         erase_and_free(api->token);
         free(api->zone);
         free(api->project);
+        free(api->key_id);
+        erase_and_free(api->session_token);
         *api = (CloudApi) {};
 }
 
@@ -36,6 +39,18 @@ void cloud_hosts_free(CloudHost *l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 cloud_host_done(&l[i]);
         free(l);
+}
+
+int cloud_hosts_return(CloudHost *l, size_t n, int r, CloudHost **ret, size_t *ret_n) {
+        if (r < 0) {
+                cloud_hosts_free(l, n);
+                return r;
+        }
+        if (!l && !(l = new0(CloudHost, 1)))
+                return -ENOMEM;
+        *ret = l;
+        *ret_n = n;
+        return 0;
 }
 
 bool cloud_flags_parse(CloudFlags *f, int c, const char *arg) {
@@ -64,8 +79,13 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
 
         assert(api);
         assert(p);
-        assert(token);
+        assert(token || p->credentials);
 
+        /* it goes into a header: one word of printable ASCII, nothing a header could be split on */
+        for (const char *c = token; c && *c; c++)
+                if (*c < 0x21 || *c > 0x7e)
+                        return errorf(ret_error, -EINVAL, "the API token holds a space, a line end or a byte that "
+                                      "is not printable ASCII");
         if (p->project_env && !project) {
                 project = getenv(p->project_env);
                 if (project && !*project)
@@ -78,9 +98,15 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
         if (project && !cloud_id_is_valid(project))
                 return errorf(ret_error, -EINVAL, "the project must be an id (letters, digits and hyphens)");
         if ((f->region ?: p->region) && p->zoned && !cloud_id_is_valid(f->region ?: p->region))
-                return errorf(ret_error, -EINVAL, "--region takes a zone name such as %s", p->region);
+                return errorf(ret_error, -EINVAL, "--region takes a %s name such as %s", p->region_kind ?: "region",
+                              p->region);
+        const char *zone = f->region ?: p->region, *z = strstr(p->api_url, "{zone}");
         *api = (CloudApi) {
-                .base_url = strdup(f->api_url ?: p->api_url),
+                /* a regional endpoint: the zone in the default URL */
+                .base_url = f->api_url ? strdup(f->api_url)
+                            : z && p->zoned ? asprintf_safe("%.*s%s%s", (int) (z - p->api_url), p->api_url, zone,
+                                                            z + strlen("{zone}"))
+                            : strdup(p->api_url),
                 .token = TAKE_PTR(t),
                 .auth_header = p->auth_header,
                 .zone = p->zoned ? strdup(f->region ?: p->region) : NULL,
@@ -91,6 +117,13 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
         if (!api->base_url || (p->zoned && !api->zone) || (project && !api->project)) {
                 cloud_api_done(api);
                 return -ENOMEM;
+        }
+        if (p->credentials) {
+                int r = p->credentials(f, api, ret_error);
+                if (r < 0) {
+                        cloud_api_done(api);
+                        return r;
+                }
         }
         return 0;
 }
@@ -113,6 +146,19 @@ bool cloud_id_is_valid(const char *id) {
                strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
+bool cloud_ip_is_valid(const char *ip) {
+        union { struct in_addr a4; struct in6_addr a6; } a;
+        return ip && (inet_pton(AF_INET, ip, &a) == 1 || inet_pton(AF_INET6, ip, &a) == 1);
+}
+
+char *cloud_printable(const char *s) {
+        char *c = strndup(s ?: "", 64);
+        for (char *p = c; p && *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        *p = '?';
+        return c;
+}
+
 static int status_to_errno(long status) {
         switch (status) {
         case 401:
@@ -131,6 +177,9 @@ static unsigned backoff_sec(unsigned attempt, long retry_after_sec) {
         return retry_after_sec > (long) s ? (unsigned) MIN(retry_after_sec, 60L) : s;
 }
 
+/* At most this long asleep in one call's retries, whatever the API asks. */
+#define RETRY_SLEEP_MAX_SEC 120
+
 static int api_request(CloudApi *api, const char *method, const char *path, const char *content_type,
                        const char *payload, long *ret_status, json_object **ret_json, char **ret_error) {
         _cleanup_free_ char *url = NULL, *ctype = NULL;
@@ -146,7 +195,7 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
         ctype = asprintf_safe("Content-Type: %s", content_type);
         if (!url || !auth || !ctype)
                 return -ENOMEM;
-        for (unsigned attempt = 0;; attempt++) {
+        for (unsigned attempt = 0, slept = 0;; attempt++) {
                 const char *headers[] = { auth, ctype, "Accept: application/json", NULL };
                 WebRequest q = {
                         .method = method, .url = url, .headers = headers, .body = payload,
@@ -169,8 +218,11 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
                 }
                 /* Rate limited or a hiccup: back off. A POST that may have been done (a 5xx) is not
                  * sent again: it would make a second host or record. */
-                if ((a.status == 429 || (a.status >= 500 && !streq(method, "POST"))) && attempt < api->max_retries) {
-                        sleep(backoff_sec(attempt, a.retry_after_sec));
+                if ((a.status == 429 || (a.status >= 500 && !streq(method, "POST"))) && attempt < api->max_retries &&
+                    slept + backoff_sec(attempt, a.retry_after_sec) <= RETRY_SLEEP_MAX_SEC) {
+                        unsigned wait = backoff_sec(attempt, a.retry_after_sec);
+                        sleep(wait);
+                        slept += wait;
                         continue;
                 }
                 if (ret_status)
@@ -221,6 +273,7 @@ struct Flavour {
          * and a destroy of the provider's own. */
         int (*start)(const Flavour *f, CloudApi *api, const CloudCreate *c, const char *id, char **ret_error);
         int (*destroy)(const Flavour *f, CloudApi *api, const char *id, char **ret_error);
+        bool labels;              /* tags are labels (Hetzner) */
 };
 
 /* The collection's path for api (its zone in place of "{zone}"). */
@@ -337,13 +390,15 @@ static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
                 return -EBADMSG; /* an id goes into request paths: nothing but an id */
         st = json_get_string(d, f->status_key ?: "status") ?: "unknown";
         ip = f->ip(d);
+        if (!cloud_ip_is_valid(ip))
+                ip = NULL; /* whatever else it is, it is not an address */
         /* "active" once the provider says so and the host has its public address. */
         if (streq(st, f->ready))
                 st = ip ? "active" : "pending";
         *ret = (CloudHost) {
                 .id = strdup(json_object_get_string(id)),
-                .name = strdup(json_get_string(d, f->name_key) ?: ""),
-                .status = strdup(st),
+                .name = cloud_printable(json_get_string(d, f->name_key)),
+                .status = cloud_printable(st),
                 .ip = ip ? strdup(ip) : NULL,
         };
         if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
@@ -432,8 +487,11 @@ static int gen_get(const Flavour *f, CloudApi *api, const char *id, CloudHost *r
         return one_host(f, res, path, ret, ret_error);
 }
 
-static bool has_tag(json_object *d, const char *tag) {
+static bool has_tag(const Flavour *f, json_object *d, const char *tag) {
         json_object *t = NULL;
+        if (f->labels) /* Hetzner: labels without values stand for tags */
+                return json_object_object_get_ex(d, "labels", &t) && json_object_is_type(t, json_type_object) &&
+                       json_object_object_get_ex(t, tag, NULL);
         if (!json_object_object_get_ex(d, "tags", &t) || !json_object_is_type(t, json_type_array))
                 return false;
         for (size_t i = 0; i < json_object_array_length(t); i++)
@@ -483,25 +541,26 @@ static int gen_list(const Flavour *f, CloudApi *api, const char *tag, CloudHost 
                 l = k;
                 for (size_t i = 0; i < m; i++) {
                         json_object *d = json_object_array_get_idx(arr, i);
-                        if ((f->list_query || has_tag(d, tag)) && host_parse(f, d, &l[n]) >= 0)
+                        bool seen = false;
+                        /* the API's filter is not trusted: the tag is checked here too */
+                        if (!has_tag(f, d, tag) || host_parse(f, d, &l[n]) < 0)
+                                continue;
+                        for (size_t j = 0; j < n && !seen; j++)
+                                seen = streq(l[j].id, l[n].id);
+                        if (seen)
+                                cloud_host_done(&l[n]);
+                        else
                                 n++;
                 }
-                if (f->page_size == 0 || m < f->page_size)
+                /* the end is an empty page: a short one may only mean the API's pages are smaller */
+                if (f->page_size == 0 || m == 0)
                         break;
                 if (page >= LIST_PAGES_MAX) {
                         r = errorf(ret_error, -E2BIG, "GET %s: more than %u pages of hosts", coll, LIST_PAGES_MAX);
                         break;
                 }
         }
-        if (r < 0) {
-                cloud_hosts_free(l, n);
-                return r;
-        }
-        if (!l && !(l = new0(CloudHost, 1)))
-                return -ENOMEM;
-        *ret = l;
-        *ret_n = n;
-        return 0;
+        return cloud_hosts_return(l, n, r, ret, ret_n);
 }
 
 #define PROVIDER(id, flavour, pname, env, url, reg, sz, img, ...)                                                \
@@ -528,7 +587,7 @@ static const Flavour flavour_do = { "/v2/droplets", "droplet", "droplets", "?per
                                     "active", ip_do, body_do };
 /* Hetzner Cloud API v1: servers and labels. */
 static const Flavour flavour_hetzner = { "/v1/servers", "server", "servers", "?per_page=50&label_selector=", "name",
-                                         "running", ip_hetzner, body_hetzner };
+                                         "running", ip_hetzner, body_hetzner, .labels = true };
 /* Vultr API v2: instances and tags; user data base64. */
 static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances", "?per_page=500&tag=", "label",
                                        "active", ip_vultr, body_vultr };
@@ -599,7 +658,9 @@ static int scw_destroy(const Flavour *f, CloudApi *api, const char *id, char **r
         if (!streq_ptr(json_get_string(d, "state"), "stopped"))
                 return scw_action(f, api, id, "terminate", ret_error);
         r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
-        if (r < 0)
+        if (r == -ENOENT) /* gone, perhaps by this very DELETE whose answer was lost: its volumes next */
+                *ret_error = mfree(*ret_error);
+        else if (r < 0)
                 return r;
         if (!json_object_object_get_ex(d, "volumes", &vols) || !json_object_is_type(vols, json_type_object))
                 return 0;
@@ -648,7 +709,7 @@ static char *strndup_tr(const char *s, size_t n, char from, char to) {
 }
 
 static bool is_address_type(const char *type) {
-        return streq_ptr(type, "A") || streq_ptr(type, "AAAA");
+        return type && (strcaseeq(type, "A") || strcaseeq(type, "AAAA"));
 }
 
 typedef struct DnsName {
@@ -749,7 +810,10 @@ static int do_records_at(CloudApi *api, const DnsName *d, json_object **ret, jso
 /* Whether rec is at d's name (the API's filter is not what decides it). */
 static bool record_at(json_object *rec, const DnsName *d) {
         const char *name = json_get_string(rec, "name");
-        return name && strcaseeq(name, d->rel);
+        size_t lf = strlen(d->fqdn);
+        /* relative, as DigitalOcean writes it, or fully qualified, with or without its dot */
+        return name && (strcaseeq(name, d->rel) || strcaseeq(name, d->fqdn) ||
+                        (strlen(name) == lf + 1 && name[lf] == '.' && strncasecmp(name, d->fqdn, lf) == 0));
 }
 
 static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
@@ -790,7 +854,7 @@ static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_
                 for (size_t k = 0; k < json_object_array_length(recs); k++) {
                         json_object *rec = json_object_array_get_idx(recs, k);
                         const char *type = json_get_string(rec, "type");
-                        if (record_at(rec, &d) && (is_address_type(type) || streq_ptr(type, "CNAME")))
+                        if (record_at(rec, &d) && (is_address_type(type) || (type && strcaseeq(type, "CNAME"))))
                                 return errorf(ret_error, -EADDRINUSE,
                                               "%s has a DNS record already (%s): remove it first, or leave out --dns",
                                               names[i], type);
@@ -870,11 +934,16 @@ static int do_zone_gone(CloudApi *api, const char *zone, char **ret_error) {
 
 #define PUBLIC_IPS_MAX 16
 
-static bool record_is_ours(json_object *rec, const DnsName *n, const char *const *ips, size_t n_ips) {
+/* 1: an address record at n's name pointing at one of ips; 0: one that does not point there;
+ * -EBADMSG: one that points there but is not recognised as at that name or of an address type
+ * (the answer is not what was asked for, so nothing is decided on it). */
+static int record_is_ours(json_object *rec, const DnsName *n, const char *const *ips, size_t n_ips) {
         bool at_ip = false;
         for (size_t j = 0; j < n_ips; j++)
                 at_ip = at_ip || streq_ptr(json_get_string(rec, "data"), ips[j]);
-        return at_ip && record_at(rec, n) && is_address_type(json_get_string(rec, "type"));
+        if (!at_ip)
+                return 0;
+        return record_at(rec, n) && is_address_type(json_get_string(rec, "type")) ? 1 : -EBADMSG;
 }
 
 static int do_record_delete(CloudApi *api, const DnsName *n, json_object *rec, char **ret_error) {
@@ -949,12 +1018,18 @@ static int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **
                         }
                         if (r < 0)
                                 return r;
+                        /* All of the answer is checked before anything is removed on it. */
+                        for (size_t k = 0; k < json_object_array_length(recs); k++)
+                                if (record_is_ours(json_object_array_get_idx(recs, k), &n, ips, n_ips) < 0)
+                                        return errorf(ret_error, -EBADMSG, "the records at %s hold one pointing at "
+                                                      "droplet %s that is not %s's A/AAAA record: not what was asked "
+                                                      "for", n.fqdn, id, n.fqdn);
                         for (size_t k = 0; k < json_object_array_length(recs); k++) {
                                 json_object *rec = json_object_array_get_idx(recs, k);
 
                                 /* At our name, of an address type, pointing at this droplet: a record
                                  * changed since to point elsewhere is not ours to remove. */
-                                if (!record_is_ours(rec, &n, ips, n_ips))
+                                if (record_is_ours(rec, &n, ips, n_ips) == 0)
                                         continue;
                                 if (pass > 0) {
                                         left++;
@@ -986,13 +1061,14 @@ PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", 
 PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
 PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
 PROVIDER(scaleway, flavour_scw, "scaleway", "SCW_SECRET_KEY", "https://api.scaleway.com", "fr-par-1", "DEV1-S",
-         "debian_bookworm", .auth_header = "X-Auth-Token", .project_env = "SCW_DEFAULT_PROJECT_ID", .zoned = true);
+         "debian_bookworm", .auth_header = "X-Auth-Token", .project_env = "SCW_DEFAULT_PROJECT_ID", .zoned = true,
+         .region_kind = "zone");
 PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",
          "linode/debian12");
 
 const CloudProvider *const cloud_providers[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
                                                  &cloud_provider_vultr, &cloud_provider_linode,
-                                                 &cloud_provider_scaleway, NULL };
+                                                 &cloud_provider_scaleway, &cloud_provider_ec2, NULL };
 
 const CloudProvider *cloud_provider_find(const char *name) {
         if (streq(name, "do"))

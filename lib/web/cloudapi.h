@@ -15,6 +15,8 @@ typedef struct CloudApi {
         const char *auth_header;
         char *zone;            /* zoned providers: the zone every path names (--region or the default) */
         char *project;         /* providers whose hosts belong to a project (--project or its variable) */
+        char *key_id;          /* AWS: the access key id (token is its secret), and a session token */
+        char *session_token;
         long timeout_sec;
         unsigned max_retries;  /* on 429 and 5xx; a POST only on 429 and a refused connection */
 } CloudApi;
@@ -32,6 +34,11 @@ void cloud_api_done(CloudApi *api);
  * Hetzner and Linode use numbers, Vultr UUIDs). */
 bool cloud_id_is_valid(const char *id);
 
+/* An address from an API answer, only if it is one: it goes into the client's definition. */
+bool cloud_ip_is_valid(const char *ip);
+/* A copy of an API's words for a terminal: printable ASCII (others '?'), at most 64 bytes. */
+char *cloud_printable(const char *s);
+
 typedef struct CloudHost {
         char *id, *name, *status, *ip;
 } CloudHost;
@@ -40,9 +47,16 @@ void cloud_host_done(CloudHost *h);
 
 typedef struct CloudCreate {
         const char *name, *region, *size, *image, *user_data;
+        const char *open_ports;  /* the TCP ports a firewall opens ("8123 80 443", ranges N-M) */
         const char *const *tags;
         size_t n_tags;
 } CloudCreate;
+
+/* The flags inletsctl create and inlets-operator share: the provider, the account, and the
+ * provider's host defaults overridden. */
+typedef struct CloudFlags {
+        const char *provider, *token_file, *region, *size, *image, *api_url, *project;
+} CloudFlags;
 
 typedef struct CloudProvider {
         const char *name;
@@ -51,6 +65,10 @@ typedef struct CloudProvider {
         const char *auth_header;                        /* NULL: Authorization: Bearer TOKEN */
         const char *project_env;                        /* non-NULL: a project is needed, else found here */
         bool zoned;                                     /* ids are per zone (--region): delete names it */
+        const char *region_kind;                        /* what --region names: NULL "region", or "zone" */
+        /* Credentials of more than one part, found by the provider itself (AWS: --access-token-file
+         * or ~/.aws/credentials, or the variables); NULL: one token, from the file or token_env. */
+        int (*credentials)(const CloudFlags *f, CloudApi *api, char **ret_error);
         int (*create)(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error);
         int (*get)(CloudApi *api, const char *id, CloudHost *ret, char **ret_error);
         int (*destroy)(CloudApi *api, const char *id, char **ret_error);
@@ -69,12 +87,8 @@ typedef struct CloudProvider {
 } CloudProvider;
 
 void cloud_hosts_free(CloudHost *l, size_t n);
-
-/* The flags inletsctl create and inlets-operator share: the provider, the account, and the
- * provider's host defaults overridden. */
-typedef struct CloudFlags {
-        const char *provider, *token_file, *region, *size, *image, *api_url, *project;
-} CloudFlags;
+/* The end of a list operation: on r < 0 frees l, else hands it out (never NULL); returns r. */
+int cloud_hosts_return(CloudHost *l, size_t n, int r, CloudHost **ret, size_t *ret_n);
 
 enum {
         CLOUD_OPT_PROVIDER = 0x100,
@@ -100,7 +114,8 @@ enum {
 /* Stores getopt's option c and its argument in f; false when c is not a CLOUD_OPT_*. */
 bool cloud_flags_parse(CloudFlags *f, int c, const char *arg);
 
-/* api for provider p with flags f, taking token (erased when freed); -EINVAL with a message when
+/* api for provider p with flags f, taking token (erased when freed; NULL when the provider finds
+ * its own credentials); -EINVAL with a message when
  * a value is not an id, or when hosts are to be created (creates) at a provider that needs a
  * project and neither --project nor its variable names one. */
 int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, char *token, bool creates,
@@ -109,7 +124,7 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
 void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p);
 
 extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
-        cloud_provider_linode, cloud_provider_scaleway;
+        cloud_provider_linode, cloud_provider_scaleway, cloud_provider_ec2;
 /* NULL-terminated. */
 extern const CloudProvider *const cloud_providers[];
 const CloudProvider *cloud_provider_find(const char *name);

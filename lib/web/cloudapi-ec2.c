@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* AWS EC2 for cloudapi.h: the Query API (version 2016-11-15, form-encoded POSTs, XML answers),
+ * signed with SigV4 (sigv4.h). A host is an instance in the region's default VPC with a
+ * security group of its own (named like the host, tagged inletsd) that opens the exit server's
+ * ports; its image is Debian 12's current AMI, through AWS's public parameter. Credentials come
+ * in two parts (an access key id and its secret, and a session token for temporary ones) from
+ * --access-token-file (a credentials file, as ~/.aws/credentials), else the variables AWS's own
+ * tools read, else the shared credentials file. */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudapi.h"
+#include "crypto-util.h"
+#include "encoding.h"
+#include "fileio.h"
+#include "ini.h"
+#include "macro.h"
+#include "sigv4.h"
+#include "string-util.h"
+#include "web.h"
+#include "xmljson.h"
+
+#define EC2_VERSION "2016-11-15"
+#define EC2_PAGES_MAX 20
+#define EC2_TERMINATE_WAIT_SEC 300
+
+/* ---- credentials ---- */
+
+typedef struct AwsCreds {
+        const char *profile;
+        bool in_profile;
+        char *key_id, *secret, *session;
+} AwsCreds;
+
+static int creds_section(const char *path, unsigned line, const char *section, void *userdata) {
+        AwsCreds *c = userdata;
+        /* ~/.aws/credentials names a profile bare; ~/.aws/config says "profile NAME" */
+        const char *name = startswith(section, "profile ") ?: section;
+        c->in_profile = streq(name, c->profile);
+        return c->in_profile;
+}
+
+static int creds_assignment(const char *path, unsigned line, const char *section, const char *key, char *value,
+                            void *userdata, char **ret_error) {
+        AwsCreds *c = userdata;
+        char **slot = streq(key, "aws_access_key_id") ? &c->key_id
+                      : streq(key, "aws_secret_access_key") ? &c->secret
+                      : streq(key, "aws_session_token") ? &c->session : NULL;
+        if (!slot)
+                return 0; /* region, output...: not ours */
+        erase_and_free(*slot);
+        *slot = strdup(value);
+        return *slot ? 0 : -ENOMEM;
+}
+
+static void aws_creds_done(AwsCreds *c) {
+        free(c->key_id);
+        erase_and_free(c->secret);
+        erase_and_free(c->session);
+}
+
+static int creds_from_file(const char *path, const char *profile, AwsCreds *c, char **ret_error) {
+        _cleanup_(erase_and_freep) char *data = NULL;
+        static const IniHandler h = { .section = creds_section, .assignment = creds_assignment };
+        size_t size = 0;
+        int r;
+
+        c->profile = profile;
+        r = read_full_file(path, 65536, &data, &size);
+        if (r < 0)
+                return errorf(ret_error, r, "cannot read %s: %s", path, strerror(-r));
+        r = ini_parse(path, data, size, &h, c, ret_error);
+        if (r < 0)
+                return r;
+        if (!c->key_id || !c->secret)
+                return errorf(ret_error, -ENOENT, "%s has no aws_access_key_id and aws_secret_access_key in [%s]", path,
+                              profile);
+        return 0;
+}
+
+static int ec2_credentials(const CloudFlags *f, CloudApi *api, char **ret_error) {
+        _cleanup_(aws_creds_done) AwsCreds c = {};
+        const char *profile = getenv("AWS_PROFILE") ?: "default", *id = getenv("AWS_ACCESS_KEY_ID"),
+                   *secret = getenv("AWS_SECRET_ACCESS_KEY");
+        _cleanup_free_ char *shared = NULL;
+        int r;
+
+        if (f->token_file)
+                r = creds_from_file(f->token_file, profile, &c, ret_error);
+        else if (id && *id && secret && *secret) {
+                const char *session = getenv("AWS_SESSION_TOKEN");
+                c.key_id = strdup(id);
+                c.secret = strdup(secret);
+                c.session = session && *session ? strdup(session) : NULL;
+                r = c.key_id && c.secret && (!session || !*session || c.session) ? 0 : -ENOMEM;
+        } else {
+                const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
+                if (!file || !*file) {
+                        if (!home || !*home)
+                                return errorf(ret_error, -ENOENT, "ec2 needs credentials: --access-token-file F (as "
+                                              "~/.aws/credentials), or $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY");
+                        file = shared = asprintf_safe("%s/.aws/credentials", home);
+                        if (!file)
+                                return -ENOMEM;
+                }
+                r = creds_from_file(file, profile, &c, ret_error);
+                if (r == -ENOENT && !getenv("AWS_SHARED_CREDENTIALS_FILE"))
+                        return errorf(ret_error, r, "ec2 needs credentials: --access-token-file F (as ~/.aws/credentials), "
+                                      "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, or %s: %s", file, *ret_error);
+        }
+        if (r < 0)
+                return r;
+        /* They go into a header: one printable word each. */
+        if (!string_is_safe_id(c.key_id, 128) || strspn(c.secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                               "0123456789+/=") != strlen(c.secret) || !*c.secret ||
+            (c.session && strspn(c.session, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") !=
+                                  strlen(c.session)))
+                return errorf(ret_error, -EINVAL, "the AWS credentials are not an access key id and secret as AWS "
+                              "makes them");
+        erase_and_free(api->token);
+        api->token = TAKE_PTR(c.secret);
+        api->key_id = TAKE_PTR(c.key_id);
+        api->session_token = TAKE_PTR(c.session);
+        return 0;
+}
+
+/* ---- one call ---- */
+
+/* The form's next parameter, encoded. */
+static void param(FILE *f, const char *key, const char *value) {
+        _cleanup_free_ char *v = sigv4_uri_encode(value, strlen(value), 0);
+        fprintf(f, "&%s=%s", key, v ?: "");
+}
+
+/* key_head N key_tail = value: the Query API's numbered lists */
+static void paramn(FILE *f, const char *key_head, unsigned n, const char *key_tail, const char *value) {
+        char key[96];
+        snprintf(key, sizeof key, "%s%u%s", key_head, n, key_tail);
+        param(f, key, value);
+}
+
+/* host[:port] of the API's URL: what is signed, and sent as Host. */
+static char *url_host(const char *url) {
+        const char *h = strstr(url, "://");
+        h = h ? h + 3 : url;
+        return strndup(h, strcspn(h, "/?#"));
+}
+
+/* Action with the form's other parameters (each "&k=v", encoded); *ret the answer's root value.
+ * An error answer's code goes to *ret_code when asked for. Every call here may be sent again:
+ * RunInstances carries a client token, the others are reads or say "Duplicate". */
+static int ec2_call(CloudApi *api, const char *action, const char *params, json_object **ret, char **ret_code,
+                    char **ret_error) {
+        _cleanup_free_ char *body = asprintf_safe("Action=%s&Version=" EC2_VERSION "%s", action, params ?: ""),
+                            *host = url_host(api->base_url), *url = NULL, *host_h = NULL;
+        int r;
+
+        if (!body || !host || !(url = asprintf_safe("%s/", api->base_url)) || !(host_h = asprintf_safe("Host: %s", host)))
+                return -ENOMEM;
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_free_ char *auth = NULL, *auth_h = NULL, *date_h = NULL, *token_h = NULL, *err = NULL;
+                _cleanup_(web_response_done) WebResponse a = {};
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                json_object *root = NULL, *errs = NULL, *e = NULL;
+                char date[17];
+                SigV4Header sh[4] = {
+                        { "content-type", "application/x-www-form-urlencoded; charset=utf-8" },
+                        { "host", host },
+                        { "x-amz-date", sigv4_amz_date((long long) time(NULL), date) },
+                        { "x-amz-security-token", api->session_token },
+                };
+                SigV4Request q = {
+                        .method = "POST", .path = "/", .headers = sh, .n_headers = api->session_token ? 4 : 3,
+                        .body = body, .body_len = strlen(body), .amz_date = date, .region = api->zone,
+                        .service = "ec2", .access_key = api->key_id, .secret_key = api->token,
+                };
+                r = sigv4_sign(&q, &auth, NULL, NULL);
+                if (r < 0)
+                        return errorf(ret_error, r, "%s: cannot sign the request", action);
+                auth_h = asprintf_safe("Authorization: %s", auth);
+                date_h = asprintf_safe("X-Amz-Date: %s", date);
+                token_h = api->session_token ? asprintf_safe("X-Amz-Security-Token: %s", api->session_token) : NULL;
+                if (!auth_h || !date_h || (api->session_token && !token_h))
+                        return -ENOMEM;
+                const char *headers[] = { host_h, "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
+                                          date_h, auth_h, token_h, NULL };
+                WebRequest w = { .method = "POST", .url = url, .headers = headers, .body = body,
+                                 .body_len = strlen(body), .timeout_sec = api->timeout_sec, .user_agent = "inletsctl" };
+                r = web_request(&w, &a, &err);
+                if (r < 0) {
+                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED)) {
+                                sleep(1u << MIN(attempt, 4u));
+                                continue;
+                        }
+                        return errorf(ret_error, r, "%s", err);
+                }
+                /* throttled (503 RequestLimitExceeded) or a hiccup: back off */
+                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries) {
+                        long s = 1L << MIN(attempt, 4u);
+                        sleep((unsigned) MIN(MAX(s, a.retry_after_sec), 60L));
+                        continue;
+                }
+                r = a.body_len > 0 ? xml_to_json(a.body, a.body_len, &doc, &err) : -EBADMSG;
+                if (r < 0 && (a.status < 200 || a.status > 299))
+                        return errorf(ret_error, a.status >= 500 ? -EIO : -EINVAL, "%s: HTTP %ld", action, a.status);
+                if (r < 0)
+                        return errorf(ret_error, -EBADMSG, "%s: the answer is not XML%s%s", action, err ? ": " : "",
+                                      err ?: "");
+                json_object_object_foreach(doc, k, v) {
+                        (void) k;
+                        root = v;
+                }
+                if (a.status < 200 || a.status > 299) {
+                        const char *code = NULL, *msg = NULL;
+                        _cleanup_free_ char *shown = NULL;
+                        if (json_object_object_get_ex(root, "Errors", &errs) &&
+                            json_object_object_get_ex(errs, "Error", &e)) {
+                                code = json_get_string(e, "Code");
+                                msg = json_get_string(e, "Message");
+                        }
+                        shown = asprintf_safe("%s%s%s", code ?: "", code && msg ? ": " : "", msg ?: "");
+                        /* the API's words go to a terminal: printable, and not a page of them */
+                        if (shown && strlen(shown) > 200)
+                                shown[200] = 0;
+                        for (char *c = shown; c && *c; c++)
+                                if (*c < 0x20 || *c > 0x7e)
+                                        *c = '?';
+                        if (ret_code && code)
+                                *ret_code = strdup(code);
+                        r = a.status == 401 || a.status == 403 || (code && (startswith(code, "AuthFailure") ||
+                                                                            streq(code, "UnauthorizedOperation")))
+                                    ? -EACCES
+                            : code && strlen(code) > 9 && streq(code + strlen(code) - 9, ".NotFound") ? -ENOENT
+                            : a.status >= 500 ? -EIO : -EINVAL;
+                        return errorf(ret_error, r, "%s: HTTP %ld (%s)", action, a.status, shown ?: "");
+                }
+                if (ret)
+                        *ret = json_object_get(root);
+                return 0;
+        }
+}
+
+/* ---- hosts ---- */
+
+static json_object *first_item(json_object *arr) {
+        return json_object_is_type(arr, json_type_array) && json_object_array_length(arr) > 0
+                       ? json_object_array_get_idx(arr, 0) : NULL;
+}
+
+static json_object *get(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static bool has_tag_key(json_object *inst, const char *key) {
+        json_object *tags = get(inst, "tagSet");
+        for (size_t i = 0; json_object_is_type(tags, json_type_array) && i < json_object_array_length(tags); i++)
+                if (streq_ptr(json_get_string(json_object_array_get_idx(tags, i), "key"), key))
+                        return true;
+        return false;
+}
+
+static const char *tag_value(json_object *inst, const char *key) {
+        json_object *tags = get(inst, "tagSet");
+        for (size_t i = 0; json_object_is_type(tags, json_type_array) && i < json_object_array_length(tags); i++) {
+                json_object *t = json_object_array_get_idx(tags, i);
+                if (streq_ptr(json_get_string(t, "key"), key))
+                        return json_get_string(t, "value");
+        }
+        return NULL;
+}
+
+static int ec2_host_parse(json_object *inst, CloudHost *ret) {
+        const char *id = json_get_string(inst, "instanceId"), *st = json_get_string(get(inst, "instanceState"), "name"),
+                   *ip = json_get_string(inst, "ipAddress");
+
+        if (!id || !cloud_id_is_valid(id))
+                return -EBADMSG; /* an id goes into requests: nothing but an id */
+        if (!cloud_ip_is_valid(ip))
+                ip = NULL; /* whatever else it is, it is not an address */
+        st = st ?: "unknown";
+        if (streq(st, "running"))
+                st = ip ? "active" : "pending";
+        *ret = (CloudHost) {
+                .id = strdup(id),
+                .name = cloud_printable(tag_value(inst, "Name")),
+                .status = cloud_printable(st),
+                .ip = ip ? strdup(ip) : NULL,
+        };
+        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
+                cloud_host_done(ret);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The instance's description (a reference into *ret_doc). */
+static int ec2_describe(CloudApi *api, const char *id, json_object **ret_doc, json_object **ret_inst,
+                        char **ret_error) {
+        _cleanup_free_ char *params = NULL, *v = sigv4_uri_encode(id, strlen(id), 0);
+        json_object *inst;
+        int r;
+
+        if (!v || !(params = asprintf_safe("&InstanceId.1=%s", v)))
+                return -ENOMEM;
+        r = ec2_call(api, "DescribeInstances", params, ret_doc, NULL, ret_error);
+        if (r < 0)
+                return r;
+        inst = first_item(get(first_item(get(*ret_doc, "reservationSet")), "instancesSet"));
+        if (!inst || !streq_ptr(json_get_string(inst, "instanceId"), id))
+                return errorf(ret_error, -ENOENT, "instance %s is not there", id);
+        *ret_inst = inst;
+        return 0;
+}
+
+static int ec2_get(CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        json_object *inst = NULL;
+        int r = ec2_describe(api, id, &doc, &inst, ret_error);
+        if (r < 0)
+                return r;
+        r = ec2_host_parse(inst, ret);
+        return r < 0 ? errorf(ret_error, r, "DescribeInstances: no instance in the answer") : 0;
+}
+
+static int ec2_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_free_ char *next = NULL;
+        CloudHost *l = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (unsigned page = 0; r >= 0; page++) {
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                _cleanup_free_ char *params = NULL;
+                size_t len = 0;
+                json_object *res;
+                FILE *f;
+
+                if (page >= EC2_PAGES_MAX) {
+                        r = errorf(ret_error, -E2BIG, "DescribeInstances: more than %d pages of instances", EC2_PAGES_MAX);
+                        break;
+                }
+                f = open_memstream(&params, &len);
+                if (!f) {
+                        r = -ENOMEM;
+                        break;
+                }
+                param(f, "Filter.1.Name", "tag-key");
+                param(f, "Filter.1.Value.1", tag);
+                param(f, "Filter.2.Name", "instance-state-name");
+                param(f, "Filter.2.Value.1", "pending");
+                param(f, "Filter.2.Value.2", "running");
+                param(f, "Filter.2.Value.3", "stopping");
+                param(f, "Filter.2.Value.4", "stopped");
+                param(f, "MaxResults", "100");
+                if (next)
+                        param(f, "NextToken", next);
+                if (fclose(f) != 0 || !params) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = ec2_call(api, "DescribeInstances", params, &doc, NULL, ret_error);
+                if (r < 0)
+                        break;
+                res = get(doc, "reservationSet");
+                for (size_t i = 0; json_object_is_type(res, json_type_array) && i < json_object_array_length(res); i++) {
+                        json_object *insts = get(json_object_array_get_idx(res, i), "instancesSet");
+                        for (size_t k = 0; json_object_is_type(insts, json_type_array) &&
+                                           k < json_object_array_length(insts); k++) {
+                                json_object *inst = json_object_array_get_idx(insts, k);
+                                CloudHost *m;
+                                if (!has_tag_key(inst, tag))
+                                        continue;
+                                m = reallocarray(l, n + 1, sizeof(CloudHost));
+                                if (!m) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                l = m;
+                                if (ec2_host_parse(inst, &l[n]) >= 0)
+                                        n++;
+                        }
+                }
+                free(next);
+                next = json_get_string(doc, "nextToken") && *json_get_string(doc, "nextToken")
+                               ? strdup(json_get_string(doc, "nextToken")) : NULL;
+                if (!next)
+                        break;
+        }
+        return cloud_hosts_return(l, n, r, ret, ret_n);
+}
+
+/* The security group named name in vpc that carries our tag, if there is one. */
+static int ec2_find_group(CloudApi *api, const char *vpc, const char *name, char **ret_id, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        _cleanup_free_ char *params = NULL;
+        size_t len = 0;
+        json_object *g;
+        FILE *f = open_memstream(&params, &len);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        param(f, "Filter.1.Name", "group-name");
+        param(f, "Filter.1.Value.1", name);
+        param(f, "Filter.2.Name", "vpc-id");
+        param(f, "Filter.2.Value.1", vpc);
+        param(f, "Filter.3.Name", "tag-key");
+        param(f, "Filter.3.Value.1", "inletsd");
+        if (fclose(f) != 0 || !params)
+                return -ENOMEM;
+        r = ec2_call(api, "DescribeSecurityGroups", params, &doc, NULL, ret_error);
+        if (r < 0)
+                return r;
+        g = first_item(get(doc, "securityGroupInfo"));
+        if (!g || !streq_ptr(json_get_string(g, "groupName"), name) || !has_tag_key(g, "inletsd") ||
+            !cloud_id_is_valid(json_get_string(g, "groupId")))
+                return errorf(ret_error, -EEXIST, "a security group named %s exists in %s and is not inletsd's: "
+                              "rename or delete it", name, vpc);
+        *ret_id = strdup(json_get_string(g, "groupId"));
+        return *ret_id ? 0 : -ENOMEM;
+}
+
+static int ec2_delete_group(CloudApi *api, const char *id, char **ret_error) {
+        _cleanup_free_ char *params = asprintf_safe("&GroupId=%s", id), *code = NULL;
+        int r;
+
+        if (!params)
+                return -ENOMEM;
+        r = ec2_call(api, "DeleteSecurityGroup", params, NULL, &code, ret_error);
+        return r == -ENOENT || streq_ptr(code, "InvalidGroup.NotFound") ? 0 : r;
+}
+
+/* The security group of a host: made (or found, when a host of that name had one), tagged
+ * inletsd, opening c->open_ports to everyone; *ret_made says whether it is new. */
+static int ec2_group(CloudApi *api, const CloudCreate *c, const char *vpc, char **ret_id, bool *ret_made,
+                     char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        _cleanup_free_ char *params = NULL, *code = NULL, *id = NULL, *ports = NULL;
+        size_t len = 0;
+        unsigned k = 0;
+        FILE *f = open_memstream(&params, &len);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        param(f, "GroupName", c->name);
+        param(f, "GroupDescription", "inletsd exit server");
+        param(f, "VpcId", vpc);
+        param(f, "TagSpecification.1.ResourceType", "security-group");
+        param(f, "TagSpecification.1.Tag.1.Key", "inletsd");
+        param(f, "TagSpecification.1.Tag.1.Value", "");
+        if (fclose(f) != 0 || !params)
+                return -ENOMEM;
+        r = ec2_call(api, "CreateSecurityGroup", params, &doc, &code, ret_error);
+        *ret_made = r >= 0;
+        if (streq_ptr(code, "InvalidGroup.Duplicate")) {
+                *ret_error = mfree(*ret_error);
+                r = ec2_find_group(api, vpc, c->name, &id, ret_error);
+        } else if (r >= 0) {
+                id = json_get_string(doc, "groupId") ? strdup(json_get_string(doc, "groupId")) : NULL;
+                if (!id || !cloud_id_is_valid(id))
+                        r = errorf(ret_error, -EBADMSG, "CreateSecurityGroup: no groupId in the answer");
+        }
+        if (r < 0)
+                return r;
+
+        params = mfree(params);
+        code = mfree(code);
+        f = open_memstream(&params, &len);
+        if (!f)
+                return -ENOMEM;
+        param(f, "GroupId", id);
+        ports = strdup(c->open_ports ?: "");
+        if (!ports) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        for (char *save = NULL, *t = strtok_r(ports, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+                const char *dash = strchr(t, '-');
+                char from[8] = "", to[8] = "";
+                size_t fl = dash ? (size_t) (dash - t) : strlen(t);
+                if (fl == 0 || fl >= sizeof from || strlen(dash ? dash + 1 : t) >= sizeof to)
+                        continue;
+                memcpy(from, t, fl);
+                strcpy(to, dash ? dash + 1 : t);
+                k++;
+                paramn(f, "IpPermissions.", k, ".IpProtocol", "tcp");
+                paramn(f, "IpPermissions.", k, ".FromPort", from);
+                paramn(f, "IpPermissions.", k, ".ToPort", to);
+                paramn(f, "IpPermissions.", k, ".IpRanges.1.CidrIp", "0.0.0.0/0");
+                paramn(f, "IpPermissions.", k, ".Ipv6Ranges.1.CidrIpv6", "::/0");
+        }
+        if (fclose(f) != 0 || !params)
+                return -ENOMEM;
+        if (k > 0) {
+                r = ec2_call(api, "AuthorizeSecurityGroupIngress", params, NULL, &code, ret_error);
+                if (streq_ptr(code, "InvalidPermission.Duplicate")) /* a group found: open already */
+                        r = 0, *ret_error = mfree(*ret_error);
+                if (r < 0) {
+                        if (*ret_made) {
+                                _cleanup_free_ char *err = NULL;
+                                (void) ec2_delete_group(api, id, &err);
+                        }
+                        return r;
+                }
+        }
+        *ret_id = TAKE_PTR(id);
+        return 0;
+}
+
+static int ec2_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *vpcs = NULL, *doc = NULL;
+        _cleanup_free_ char *params = NULL, *group = NULL, *vpc = NULL, *client_token = NULL, *ud = NULL;
+        size_t len = 0;
+        bool made = false;
+        json_object *inst;
+        FILE *f;
+        int r;
+
+        /* the region's default VPC */
+        r = ec2_call(api, "DescribeVpcs", "&Filter.1.Name=isDefault&Filter.1.Value.1=true", &vpcs, NULL, ret_error);
+        if (r < 0)
+                return r;
+        if (!json_get_string(first_item(get(vpcs, "vpcSet")), "vpcId") ||
+            !cloud_id_is_valid(json_get_string(first_item(get(vpcs, "vpcSet")), "vpcId")))
+                return errorf(ret_error, -ENOENT, "region %s has no default VPC (aws ec2 create-default-vpc makes one)",
+                              api->zone);
+        vpc = strdup(json_get_string(first_item(get(vpcs, "vpcSet")), "vpcId"));
+        if (!vpc)
+                return -ENOMEM;
+        r = ec2_group(api, c, vpc, &group, &made, ret_error);
+        if (r < 0)
+                return r;
+
+        /* the instance: one request, which a client token makes safe to send again */
+        if (random_token(&client_token) < 0 || !(ud = base64mem(c->user_data, strlen(c->user_data))))
+                return -ENOMEM;
+        client_token[32] = 0;
+        f = open_memstream(&params, &len);
+        if (!f)
+                return -ENOMEM;
+        param(f, "ImageId", c->image);
+        param(f, "InstanceType", c->size);
+        param(f, "MinCount", "1");
+        param(f, "MaxCount", "1");
+        param(f, "ClientToken", client_token);
+        param(f, "SecurityGroupId.1", group);
+        param(f, "UserData", ud);
+        param(f, "TagSpecification.1.ResourceType", "instance");
+        param(f, "TagSpecification.1.Tag.1.Key", "Name");
+        param(f, "TagSpecification.1.Tag.1.Value", c->name);
+        for (size_t i = 0; i < c->n_tags; i++) {
+                paramn(f, "TagSpecification.1.Tag.", (unsigned) i + 2, ".Key", c->tags[i]);
+                paramn(f, "TagSpecification.1.Tag.", (unsigned) i + 2, ".Value", "");
+        }
+        if (fclose(f) != 0 || !params)
+                return -ENOMEM;
+        explicit_bzero(ud, strlen(ud));
+        r = ec2_call(api, "RunInstances", params, &doc, NULL, ret_error);
+        explicit_bzero(params, strlen(params));
+        inst = r >= 0 ? first_item(get(doc, "instancesSet")) : NULL;
+        if (r >= 0 && (!inst || ec2_host_parse(inst, ret) < 0))
+                r = errorf(ret_error, -EBADMSG, "RunInstances: no instance in the answer");
+        if (r < 0 && made) {
+                _cleanup_free_ char *err = NULL;
+                (void) ec2_delete_group(api, group, &err);
+        }
+        return r;
+}
+
+/* Terminates the instance, then (when it may wait) deletes its security group once it is gone:
+ * a group is deleted only when it carries our tag. */
+static int ec2_destroy(CloudApi *api, const char *id, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL, *gdoc = NULL;
+        _cleanup_free_ char *params = NULL, *group = NULL;
+        json_object *inst = NULL, *g;
+        int r;
+
+        r = ec2_describe(api, id, &doc, &inst, ret_error);
+        if (r < 0)
+                return r;
+        g = first_item(get(inst, "groupSet"));
+        if (g && cloud_id_is_valid(json_get_string(g, "groupId")) && startswith(json_get_string(g, "groupName") ?: "",
+                                                                                 "inletsd-")) {
+                _cleanup_free_ char *q = asprintf_safe("&GroupId.1=%s", json_get_string(g, "groupId"));
+                json_object *sg;
+                if (!q)
+                        return -ENOMEM;
+                r = ec2_call(api, "DescribeSecurityGroups", q, &gdoc, NULL, ret_error);
+                if (r < 0)
+                        return r;
+                sg = first_item(get(gdoc, "securityGroupInfo"));
+                if (sg && has_tag_key(sg, "inletsd") &&
+                    streq_ptr(json_get_string(sg, "groupId"), json_get_string(g, "groupId")))
+                        group = strdup(json_get_string(g, "groupId"));
+        }
+        params = asprintf_safe("&InstanceId.1=%s", id);
+        if (!params)
+                return -ENOMEM;
+        r = ec2_call(api, "TerminateInstances", params, NULL, NULL, ret_error);
+        if (r < 0 || !group)
+                return r;
+        /* The group can go once nothing uses it: inletsctl waits; the operator (no retries, no
+         * sleeping) leaves it for the next host of that name, which takes it again. */
+        for (unsigned waited = 0; api->max_retries > 0 && waited < EC2_TERMINATE_WAIT_SEC; waited += 2) {
+                _cleanup_(json_object_putp) json_object *d = NULL;
+                _cleanup_free_ char *err = NULL;
+                json_object *i = NULL;
+                r = ec2_describe(api, id, &d, &i, &err);
+                if (r == -ENOENT || (r >= 0 && streq_ptr(json_get_string(get(i, "instanceState"), "name"), "terminated")))
+                        return ec2_delete_group(api, group, ret_error);
+                sleep(2);
+        }
+        return 0;
+}
+
+/* Debian 12's current AMI in any region, from the parameter Debian publishes at AWS. */
+const CloudProvider cloud_provider_ec2 = {
+        .name = "ec2", .token_env = "AWS_ACCESS_KEY_ID", .api_url = "https://ec2.{zone}.amazonaws.com",
+        .region = "eu-west-1", .size = "t3.micro", .image = "resolve:ssm:/aws/service/debian/release/bookworm/latest/amd64",
+        .zoned = true, .credentials = ec2_credentials,
+        .create = ec2_create, .get = ec2_get, .destroy = ec2_destroy, .list = ec2_list,
+};

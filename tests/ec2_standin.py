@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A stand-in for AWS EC2's Query API (version 2016-11-15) on loopback, as AWS documents it:
+form-encoded POSTs, XML answers and error documents, and every request's Signature Version 4
+checked here with an implementation of its own (hashlib/hmac), so a request inletsctl signs
+wrongly is refused as AWS would refuse it (SignatureDoesNotMatch). Default VPC, security groups
+(create, describe, ingress rules, delete: DependencyViolation while an instance uses one),
+instances (RunInstances with its client token, DescribeInstances with filters and NextToken
+pages, TerminateInstances: shutting-down, then terminated)."""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import http.server
+import threading
+import urllib.parse
+from xml.sax.saxutils import escape
+
+VERSION = "2016-11-15"
+
+
+def sign(secret, date, region, service, string_to_sign):
+    k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
+    for part in (region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    return hmac.new(k, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def xml(tag, value):
+    """Python values as EC2 writes them: lists of <item>, dicts of elements, text."""
+    if isinstance(value, list):
+        inner = "".join(xml("item", v) for v in value)
+    elif isinstance(value, dict):
+        inner = "".join(xml(k, v) for k, v in value.items())
+    elif value is None:
+        return f"<{tag}/>"
+    else:
+        inner = escape(str(value).lower() if isinstance(value, bool) else str(value))
+    return f"<{tag}>{inner}</{tag}>"
+
+
+class Ec2StandIn:
+    def __init__(self, key_id, secret, region, session_token=None, active_after=2):
+        self.key_id, self.secret, self.region, self.session_token = key_id, secret, region, session_token
+        self.active_after = active_after
+        self.requests = []          # (action, params)
+        self.instances = {}         # id -> dict
+        self.groups = {}            # id -> dict
+        self.default_vpc = "vpc-0d3fa11"
+        self.throttle_next = set()  # actions answered 503 RequestLimitExceeded once
+        self.faults = {}            # action -> (status, code) once
+        self.user_data = None
+        self.next = 1
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, body):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def error(self, status, code, message):
+                self.answer(status, f'<?xml version="1.0" encoding="UTF-8"?>\n<Response>'
+                                    f'{xml("Errors", {"Error": {"Code": code, "Message": message}})}'
+                                    f'<RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>')
+
+            def ok(self, action, fields):
+                self.answer(200, f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response '
+                                 f'xmlns="http://ec2.amazonaws.com/doc/{VERSION}/">'
+                                 f'<requestId>59dbff89-35bd-4eac-99ed-example</requestId>'
+                                 f'{"".join(xml(k, v) for k, v in fields.items())}</{action}Response>')
+
+            def check_signature(self, raw):
+                """AWS's checks, in AWS's words."""
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("AWS4-HMAC-SHA256 "):
+                    return "MissingAuthenticationToken", "Request is missing Authentication Token"
+                parts = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+                key_id, date, region, service, term = parts["Credential"].split("/")
+                if key_id != outer.key_id:
+                    return "AuthFailure", "AWS was not able to validate the provided access credentials"
+                amz = self.headers.get("X-Amz-Date", "")
+                when = datetime.datetime.strptime(amz, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+                if abs((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()) > 300 or \
+                        date != amz[:8] or region != outer.region or service != "ec2" or term != "aws4_request":
+                    return "AuthFailure", "the credential scope or date is wrong"
+                if outer.session_token and self.headers.get("X-Amz-Security-Token") != outer.session_token:
+                    return "AuthFailure", "the security token is missing or wrong"
+                signed = parts["SignedHeaders"].split(";")
+                if not {"host", "x-amz-date"} <= set(signed):
+                    return "AuthFailure", "host and x-amz-date must be signed"
+                canonical = "\n".join(["POST", self.path.split("?")[0] or "/", "",
+                                       *[f"{h}:{' '.join(self.headers.get(h, '').split())}" for h in signed], "",
+                                       ";".join(signed), hashlib.sha256(raw).hexdigest()])
+                sts = "\n".join(["AWS4-HMAC-SHA256", amz, f"{date}/{region}/{service}/aws4_request",
+                                 hashlib.sha256(canonical.encode()).hexdigest()])
+                if not hmac.compare_digest(sign(outer.secret, date, region, service, sts), parts["Signature"]):
+                    return "SignatureDoesNotMatch", ("The request signature we calculated does not match the "
+                                                     "signature you provided.")
+                return None
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                if self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
+                    return self.error(400, "InvalidParameterValue", "form-encoded bodies only")
+                bad = self.check_signature(raw)
+                if bad:
+                    return self.error(401 if bad[0] == "AuthFailure" else 403, *bad)
+                q = dict(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True))
+                action = q.pop("Action", "")
+                outer.requests.append((action, q))
+                if q.pop("Version", "") != VERSION:
+                    return self.error(400, "InvalidParameterValue", "Version")
+                if action in outer.throttle_next:
+                    outer.throttle_next.discard(action)
+                    return self.error(503, "RequestLimitExceeded", "Request limit exceeded.")
+                if action in outer.faults:
+                    return self.error(*outer.faults.pop(action), "injected")
+                handler = getattr(outer, "do_" + action, None)
+                if not handler:
+                    return self.error(400, "InvalidAction", f"The action {action} is not valid for this web service.")
+                with outer.lock:
+                    r = handler(q)
+                if isinstance(r, tuple):
+                    return self.error(*r)
+                return self.ok(action, r)
+
+        self.lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def filters(q):
+        out, i = {}, 1
+        while f"Filter.{i}.Name" in q:
+            out[q[f"Filter.{i}.Name"]] = [v for k, v in sorted(q.items()) if k.startswith(f"Filter.{i}.Value.")]
+            i += 1
+        return out
+
+    @staticmethod
+    def tags(q, prefix="TagSpecification.1.Tag."):
+        out, i = {}, 1
+        while f"{prefix}{i}.Key" in q:
+            out[q[f"{prefix}{i}.Key"]] = q.get(f"{prefix}{i}.Value", "")
+            i += 1
+        return out
+
+    def ident(self, kind):
+        self.next += 1
+        return f"{kind}-{self.next:017x}"
+
+    def do_DescribeVpcs(self, q):
+        f = self.filters(q)
+        vpcs = [{"vpcId": self.default_vpc, "isDefault": True}] if self.default_vpc else []
+        if f.get("isDefault") == ["true"]:
+            vpcs = [v for v in vpcs if v["isDefault"]]
+        return {"vpcSet": vpcs}
+
+    def public_group(self, g):
+        return {"ownerId": "123456789012", "groupId": g["id"], "groupName": g["name"], "vpcId": g["vpc"],
+                "groupDescription": g["description"],
+                "tagSet": [{"key": k, "value": v} for k, v in g["tags"].items()],
+                "ipPermissions": [{"ipProtocol": p, "fromPort": a, "toPort": b} for p, a, b in g["rules"]]}
+
+    def do_CreateSecurityGroup(self, q):
+        for k in ("GroupName", "GroupDescription", "VpcId"):
+            if not q.get(k):
+                return 400, "MissingParameter", f"The request must contain the parameter {k}"
+        if any(g["name"] == q["GroupName"] and g["vpc"] == q["VpcId"] for g in self.groups.values()):
+            return 400, "InvalidGroup.Duplicate", f"The security group '{q['GroupName']}' already exists"
+        gid = self.ident("sg")
+        self.groups[gid] = {"id": gid, "name": q["GroupName"], "vpc": q["VpcId"], "description": q["GroupDescription"],
+                            "tags": self.tags(q), "rules": []}
+        return {"return": True, "groupId": gid}
+
+    def do_DescribeSecurityGroups(self, q):
+        f = self.filters(q)
+        ids = [v for k, v in q.items() if k.startswith("GroupId.")]
+        gs = [g for g in self.groups.values()
+              if (not ids or g["id"] in ids) and all(g["name"] in v for k, v in f.items() if k == "group-name")
+              and all(g["vpc"] in v for k, v in f.items() if k == "vpc-id")
+              and all(any(t in g["tags"] for t in v) for k, v in f.items() if k == "tag-key")]
+        if ids and not gs:
+            return 400, "InvalidGroup.NotFound", "The security group does not exist"
+        return {"securityGroupInfo": [self.public_group(g) for g in gs]}
+
+    def do_AuthorizeSecurityGroupIngress(self, q):
+        g = self.groups.get(q.get("GroupId"))
+        if not g:
+            return 400, "InvalidGroup.NotFound", "The security group does not exist"
+        i, new = 1, []
+        while f"IpPermissions.{i}.IpProtocol" in q:
+            rule = (q[f"IpPermissions.{i}.IpProtocol"], int(q[f"IpPermissions.{i}.FromPort"]),
+                    int(q[f"IpPermissions.{i}.ToPort"]))
+            if q.get(f"IpPermissions.{i}.IpRanges.1.CidrIp") != "0.0.0.0/0" or \
+                    q.get(f"IpPermissions.{i}.Ipv6Ranges.1.CidrIpv6") != "::/0":
+                return 400, "InvalidParameterValue", "test: expected 0.0.0.0/0 and ::/0"
+            if rule in g["rules"]:
+                return 400, "InvalidPermission.Duplicate", "the specified rule already exists"
+            new.append(rule)
+            i += 1
+        if not new:
+            return 400, "MissingParameter", "IpPermissions"
+        g["rules"] += new
+        return {"return": True}
+
+    def do_DeleteSecurityGroup(self, q):
+        g = self.groups.get(q.get("GroupId"))
+        if not g:
+            return 400, "InvalidGroup.NotFound", "The security group does not exist"
+        if any(i["group"] == g["id"] and i["state"] != "terminated" for i in self.instances.values()):
+            return 400, "DependencyViolation", f"resource {g['id']} has a dependent object"
+        del self.groups[g["id"]]
+        return {"return": True}
+
+    def public_instance(self, i):
+        return {"instanceId": i["id"], "imageId": i["image"], "instanceState": {"code": 16, "name": i["state"]},
+                "instanceType": i["type"], "ipAddress": i.get("ip"),
+                "groupSet": [{"groupId": i["group"], "groupName": self.groups.get(i["group"], {}).get("name", "")}],
+                "tagSet": [{"key": k, "value": v} for k, v in i["tags"].items()]}
+
+    def do_RunInstances(self, q):
+        for k in ("ImageId", "InstanceType", "ClientToken", "SecurityGroupId.1", "UserData"):
+            if not q.get(k):
+                return 400, "MissingParameter", f"The request must contain the parameter {k}"
+        if q.get("MinCount") != "1" or q.get("MaxCount") != "1":
+            return 400, "InvalidParameterValue", "test: one instance"
+        if q["SecurityGroupId.1"] not in self.groups:
+            return 400, "InvalidGroup.NotFound", "The security group does not exist"
+        for i in self.instances.values():
+            if i["token"] == q["ClientToken"]:   # idempotent: the same instance again
+                return {"reservationId": "r-1", "instancesSet": [self.public_instance(i)]}
+        if q.get("TagSpecification.1.ResourceType") != "instance":
+            return 400, "InvalidParameterValue", "test: tags expected"
+        self.user_data = base64.b64decode(q["UserData"], validate=True).decode()
+        iid = self.ident("i")
+        self.instances[iid] = {"id": iid, "image": q["ImageId"], "type": q["InstanceType"], "state": "pending",
+                               "group": q["SecurityGroupId.1"], "tags": self.tags(q), "token": q["ClientToken"],
+                               "polls": 0}
+        return {"reservationId": "r-1", "ownerId": "123456789012", "instancesSet": [self.public_instance(self.instances[iid])]}
+
+    def advance(self, i):
+        i["polls"] += 1
+        if i["state"] == "pending" and i["polls"] >= self.active_after:
+            i["state"], i["ip"] = "running", "127.0.0.1"
+        elif i["state"] == "shutting-down":
+            i["state"], i["ip"] = "terminated", None
+
+    def do_DescribeInstances(self, q):
+        ids = [v for k, v in sorted(q.items()) if k.startswith("InstanceId.")]
+        for iid in ids:
+            if iid not in self.instances:
+                return 400, "InvalidInstanceID.NotFound", f"The instance ID '{iid}' does not exist"
+        f = self.filters(q)
+        found = [i for i in self.instances.values() if (not ids or i["id"] in ids)
+                 and all(any(t in i["tags"] for t in v) for k, v in f.items() if k == "tag-key")
+                 and all(i["state"] in v for k, v in f.items() if k == "instance-state-name")]
+        for i in found:
+            self.advance(i)
+        start = int(q.get("NextToken", "0"))
+        size = int(q.get("MaxResults", "1000"))
+        page = found[start:start + size]
+        out = {"reservationSet": [{"reservationId": "r-1", "instancesSet": [self.public_instance(i) for i in page]}]
+               if page else []}
+        if start + size < len(found):
+            out["nextToken"] = str(start + size)
+        return out
+
+    def do_TerminateInstances(self, q):
+        i = self.instances.get(q.get("InstanceId.1"))
+        if not i:
+            return 400, "InvalidInstanceID.NotFound", "The instance ID does not exist"
+        prev = i["state"]
+        if prev != "terminated":
+            i["state"] = "shutting-down"
+        return {"instancesSet": [{"instanceId": i["id"], "currentState": {"code": 32, "name": i["state"]},
+                                  "previousState": {"code": 16, "name": prev}}]}
