@@ -5,7 +5,10 @@ checked here with an implementation of its own (hashlib/hmac), so a request inle
 wrongly is refused as AWS would refuse it (SignatureDoesNotMatch). Default VPC, security groups
 (create, describe, ingress rules, delete: DependencyViolation while an instance uses one),
 instances (RunInstances with its client token, DescribeInstances with filters and NextToken
-pages, TerminateInstances: shutting-down, then terminated)."""
+pages, TerminateInstances: shutting-down, then terminated). Route 53 (API 2013-04-01, service
+route53 in us-east-1, on the same stand-in): hosted zones by name, record sets listed from a name
+on, change batches whose CREATE is refused when the set exists and whose DELETE must match the set
+exactly, as Route 53 does."""
 
 import base64
 import datetime
@@ -14,6 +17,7 @@ import hmac
 import http.server
 import threading
 import urllib.parse
+import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
 VERSION = "2016-11-15"
@@ -51,6 +55,8 @@ class Ec2StandIn:
         self.faults = {}            # action -> (status, code) once
         self.user_data = None
         self.next = 1
+        # Route 53: zone id -> {"name", "private", "sets": [{"name", "type", "ttl", "values"}]}
+        self.zones = {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -88,14 +94,20 @@ class Ec2StandIn:
                 amz = self.headers.get("X-Amz-Date", "")
                 when = datetime.datetime.strptime(amz, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
                 if abs((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()) > 300 or \
-                        date != amz[:8] or region != outer.region or service != "ec2" or term != "aws4_request":
+                        date != amz[:8] or term != "aws4_request":
                     return "AuthFailure", "the credential scope or date is wrong"
                 if outer.session_token and self.headers.get("X-Amz-Security-Token") != outer.session_token:
                     return "AuthFailure", "the security token is missing or wrong"
                 signed = parts["SignedHeaders"].split(";")
                 if not {"host", "x-amz-date"} <= set(signed):
                     return "AuthFailure", "host and x-amz-date must be signed"
-                canonical = "\n".join(["POST", self.path.split("?")[0] or "/", "",
+                path, _, query = self.path.partition("?")
+                if (service, region) != (("route53", "us-east-1") if path.startswith("/2013-04-01/")
+                                         else ("ec2", outer.region)):
+                    return "AuthFailure", "the credential scope names another service or region"
+                cq = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+                              for k, v in sorted(urllib.parse.parse_qsl(query, keep_blank_values=True)))
+                canonical = "\n".join([self.command, path or "/", cq,
                                        *[f"{h}:{' '.join(self.headers.get(h, '').split())}" for h in signed], "",
                                        ";".join(signed), hashlib.sha256(raw).hexdigest()])
                 sts = "\n".join(["AWS4-HMAC-SHA256", amz, f"{date}/{region}/{service}/aws4_request",
@@ -105,9 +117,45 @@ class Ec2StandIn:
                                                      "signature you provided.")
                 return None
 
+            def r53_error(self, status, code, message):
+                self.answer(status, f'<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/'
+                                    f'2013-04-01/"><Error><Type>Sender</Type><Code>{code}</Code>'
+                                    f'<Message>{escape(message)}</Message></Error><RequestId>r</RequestId>'
+                                    f'</ErrorResponse>')
+
+            def route53(self, raw):
+                bad = self.check_signature(raw)
+                if bad:
+                    return self.r53_error(403, "SignatureDoesNotMatch" if bad[0] != "AuthFailure" else "InvalidClientTokenId",
+                                          bad[1])
+                path, _, query = self.path.partition("?")
+                q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+                name = {"/2013-04-01/hostedzonesbyname": "ListHostedZonesByName"}.get(path) or \
+                    ("ChangeResourceRecordSets" if self.command == "POST" else
+                     "ListResourceRecordSets" if path.endswith("/rrset") else "GetHostedZone")
+                outer.requests.append((name, {**q, "body": raw.decode()}))
+                if name in outer.faults:
+                    fault = outer.faults.pop(name)
+                    if len(fault) > 2:  # carried out, the answer lost
+                        with outer.lock:
+                            outer.r53(self.command, path, q, raw)
+                    return self.r53_error(fault[0], fault[1], "injected")
+                with outer.lock:
+                    status, body = outer.r53(self.command, path, q, raw)
+                if status != 200:
+                    return self.r53_error(status, *body)
+                self.answer(200, '<?xml version="1.0" encoding="UTF-8"?>\n' + body)
+
+            def do_GET(self):
+                if self.path.startswith("/2013-04-01/"):
+                    return self.route53(b"")
+                self.error(400, "InvalidAction", "GET")
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
+                if self.path.startswith("/2013-04-01/"):
+                    return self.route53(raw)
                 if self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
                     return self.error(400, "InvalidParameterValue", "form-encoded bodies only")
                 bad = self.check_signature(raw)
@@ -287,3 +335,70 @@ class Ec2StandIn:
             i["state"] = "shutting-down"
         return {"instancesSet": [{"instanceId": i["id"], "currentState": {"code": 32, "name": i["state"]},
                                   "previousState": {"code": 16, "name": prev}}]}
+
+    # ---- Route 53 ----
+
+    @staticmethod
+    def r53_key(name):
+        """Route 53 orders names by their labels from the right."""
+        return ".".join(reversed(name.rstrip(".").lower().split(".")))
+
+    def r53(self, method, path, q, raw):
+        ns = 'xmlns="https://route53.amazonaws.com/doc/2013-04-01/"'
+        if path == "/2013-04-01/hostedzonesbyname":
+            start = self.r53_key(q.get("dnsname", ""))
+            zs = sorted((self.r53_key(z["name"]), zid, z) for zid, z in self.zones.items())
+            zs = [(zid, z) for k, zid, z in zs if k >= start][:int(q.get("maxitems", "100"))]
+            items = "".join(f"<HostedZone><Id>/hostedzone/{zid}</Id><Name>{z['name']}.</Name>"
+                            f"<CallerReference>c</CallerReference><Config><PrivateZone>{str(z['private']).lower()}"
+                            f"</PrivateZone></Config><ResourceRecordSetCount>{len(z['sets'])}</ResourceRecordSetCount>"
+                            f"</HostedZone>" for zid, z in zs)
+            return 200, (f"<ListHostedZonesByNameResponse {ns}><HostedZones>{items}</HostedZones>"
+                         f"<DNSName>{q.get('dnsname', '')}</DNSName><IsTruncated>false</IsTruncated>"
+                         f"<MaxItems>{q.get('maxitems', '100')}</MaxItems></ListHostedZonesByNameResponse>")
+        parts = path.split("/")  # '', '2013-04-01', 'hostedzone', ID, ['rrset']
+        zone = self.zones.get(parts[3]) if len(parts) > 3 and parts[2] == "hostedzone" else None
+        if not zone:
+            return 404, ("NoSuchHostedZone", "No hosted zone found with ID")
+        if len(parts) == 4 and method == "GET":
+            return 200, (f"<GetHostedZoneResponse {ns}><HostedZone><Id>/hostedzone/{parts[3]}</Id>"
+                         f"<Name>{zone['name']}.</Name></HostedZone></GetHostedZoneResponse>")
+        if len(parts) != 5 or parts[4] != "rrset":
+            return 400, ("InvalidInput", "no such path")
+        if method == "GET":
+            start = (self.r53_key(q.get("name", "")), q.get("type", ""))
+            sets = sorted(zone["sets"], key=lambda r: (self.r53_key(r["name"]), r["type"]))
+            sets = [r for r in sets if (self.r53_key(r["name"]), r["type"]) >= start]
+            size = int(q.get("maxitems", "100"))
+            page, rest = sets[:size], sets[size:]
+            items = "".join(f"<ResourceRecordSet><Name>{r['name']}.</Name><Type>{r['type']}</Type><TTL>{r['ttl']}</TTL>"
+                            f"<ResourceRecords>{''.join(f'<ResourceRecord><Value>{v}</Value></ResourceRecord>' for v in r['values'])}"
+                            f"</ResourceRecords></ResourceRecordSet>" for r in page)
+            more = (f"<IsTruncated>true</IsTruncated><NextRecordName>{rest[0]['name']}.</NextRecordName>"
+                    f"<NextRecordType>{rest[0]['type']}</NextRecordType>") if rest else "<IsTruncated>false</IsTruncated>"
+            return 200, (f"<ListResourceRecordSetsResponse {ns}><ResourceRecordSets>{items}</ResourceRecordSets>{more}"
+                         f"<MaxItems>{size}</MaxItems></ListResourceRecordSetsResponse>")
+        t = "{https://route53.amazonaws.com/doc/2013-04-01/}"
+        doc = ET.fromstring(raw)
+        for ch in doc.iter(t + "Change"):
+            action = ch.find(t + "Action").text
+            rs = ch.find(t + "ResourceRecordSet")
+            rec = {"name": rs.find(t + "Name").text.rstrip(".").lower(), "type": rs.find(t + "Type").text,
+                   "ttl": int(rs.find(t + "TTL").text),
+                   "values": [v.text for v in rs.iter(t + "Value")]}
+            same = [r for r in zone["sets"] if r["name"] == rec["name"] and r["type"] == rec["type"]]
+            if action == "CREATE":
+                if same:
+                    return 400, ("InvalidChangeBatch", f"[Tried to create resource record set [name='{rec['name']}.', "
+                                                       f"type='{rec['type']}'] but it already exists]")
+                zone["sets"].append(rec)
+            elif action == "DELETE":
+                if not same or same[0] != rec:
+                    return 400, ("InvalidChangeBatch", f"[Tried to delete resource record set [name='{rec['name']}.', "
+                                                       f"type='{rec['type']}'] but it was not found]")
+                zone["sets"].remove(same[0])
+            else:
+                return 400, ("InvalidInput", action)
+        return 200, (f"<ChangeResourceRecordSetsResponse {ns}><ChangeInfo><Id>/change/C2682N5HXP0BZ4</Id>"
+                     f"<Status>PENDING</Status><SubmittedAt>2026-12-06T00:00:00Z</SubmittedAt></ChangeInfo>"
+                     f"</ChangeResourceRecordSetsResponse>")

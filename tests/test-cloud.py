@@ -474,7 +474,7 @@ class Cloud(TunnelTest):
         self.assertIn("DNS: blog.inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
         for args, says in ((["--dns"], "which names?"),
                            (["--dns", "--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test"],
-                            "digitalocean only")):
+                            "digitalocean and ec2 (Route 53) only")):
             r = subprocess.run([INLETSCTL, "create", "--provider", "cloud-init", *args, "--output-dir",
                                 f"{self.tmp}/dns3"], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, r.stderr)
@@ -892,6 +892,91 @@ class Cloud(TunnelTest):
         self.assertEqual(api.groups, {})
         self.assertEqual(sorted(q.get("IpPermissions.2.FromPort") for a, q in api.requests
                                 if a == "AuthorizeSecurityGroupIngress")[-1:], ["80"])
+
+    def test_ec2_dns(self):
+        """create --dns at EC2: the records in Route 53 (a stand-in that checks the signatures with
+        service route53, refuses a CREATE of a set that exists and a DELETE that does not match it
+        exactly): names checked first (a public zone holds it, no A/AAAA/CNAME yet), remembered in
+        the instance's tags from its creation; delete removes exactly the records made, keeps the
+        instance when one still points at it in another form; a CREATE whose answer was lost and
+        was sent again is undone with the instance."""
+        key_id, secret = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        api = Ec2StandIn(key_id, secret, "eu-west-1", active_after=1)
+        self.upstreams.append(api)
+        api.zones = {
+            "Z0INLETS": {"name": "inlets.test", "private": False,
+                         "sets": [{"name": "mail.inlets.test", "type": "A", "ttl": 300, "values": ["192.0.2.1"]},
+                                  {"name": "www.inlets.test", "type": "CNAME", "ttl": 300, "values": ["inlets.test"]},
+                                  {"name": "blog.inlets.test", "type": "MX", "ttl": 300, "values": ["10 mail"]}]},
+            "Z1SHOP": {"name": "shop.inlets.test", "private": False, "sets": []},
+            "Z2PRIV": {"name": "internal.test", "private": True, "sets": []},
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+        base = ["--provider", "ec2", "--api-url", api.url]
+
+        def create(name, *names, code=0):
+            le = [a for n in names for a in ("--letsencrypt-domain", n)]
+            r = subprocess.run([INLETSCTL, "create", *base, "--name", name, *le, "--letsencrypt-email",
+                                "admin@inlets.test", "--dns", "--poll-interval", "0.1", "--output-dir", self.tmp],
+                               capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+            self.assertNotIn(secret, r.stdout + r.stderr)
+            return r
+
+        def ours():
+            return sorted((zid, r["name"], r["values"][0]) for zid, z in api.zones.items() for r in z["sets"]
+                          if r["values"][0] == "127.0.0.1")
+
+        for names, says in ((("a.inlets.test", "x.internal.test"), "no public hosted zone of this AWS account holds "
+                                                                   "x.internal.test"),
+                            (("mail.inlets.test",), "mail.inlets.test has a DNS record already (A)"),
+                            (("www.inlets.test",), "www.inlets.test has a DNS record already (CNAME)")):
+            r = create("refused", *names, code=1)
+            self.assertIn(says, r.stderr)
+            self.assertEqual(api.instances, {})
+        r = create("blog", "blog.inlets.test", "inlets.test", "www.shop.inlets.test")
+        self.assertIn("DNS: blog.inlets.test A 127.0.0.1 (in hosted zone Z0INLETS)", r.stdout)
+        self.assertIn("DNS: www.shop.inlets.test A 127.0.0.1 (in hosted zone Z1SHOP)", r.stdout)
+        self.assertEqual(ours(), [("Z0INLETS", "blog.inlets.test", "127.0.0.1"), ("Z0INLETS", "inlets.test", "127.0.0.1"),
+                                  ("Z1SHOP", "www.shop.inlets.test", "127.0.0.1")])
+        (ident, inst), = api.instances.items()
+        self.assertEqual(sorted(k for k in inst["tags"] if k.startswith("inletsd-dns:")),
+                         ["inletsd-dns:Z0INLETS:blog.inlets.test", "inletsd-dns:Z0INLETS:inlets.test",
+                          "inletsd-dns:Z1SHOP:www.shop.inlets.test"])
+        change = [q["body"] for a, q in api.requests if a == "ChangeResourceRecordSets"][0]
+        self.assertIn("<Action>CREATE</Action><ResourceRecordSet><Name>blog.inlets.test.</Name><Type>A</Type>"
+                      "<TTL>300</TTL><ResourceRecords><ResourceRecord><Value>127.0.0.1</Value>", change)
+
+        # Changed by hand: pointing elsewhere, it stays; with another TTL, still pointing here, the
+        # instance is kept.
+        sets = {r["name"]: r for z in api.zones.values() for r in z["sets"]}
+        sets["inlets.test"]["values"] = ["192.0.2.9"]
+        sets["www.shop.inlets.test"]["ttl"] = 60
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("a record of www.shop.inlets.test still points at instance", r.stderr)
+        self.assertIn("Removed 1 DNS record.", r.stdout)  # blog's, before
+        self.assertEqual(api.instances[ident]["state"], "running")
+        sets["www.shop.inlets.test"]["ttl"] = 300
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Removed 1 DNS record.", r.stdout)  # www's
+        self.assertEqual(ours(), [])
+        self.assertEqual(sets["inlets.test"]["values"], ["192.0.2.9"])
+        self.assertEqual(api.instances[ident]["state"], "terminated")
+
+        # A CREATE carried out whose answer was lost (500), sent again and refused (it exists): undone,
+        # record and instance.
+        api.faults["ChangeResourceRecordSets"] = (500, "InternalFailure", "done")
+        r = create("lost", "lost.inlets.test", code=1)
+        self.assertEqual([a for a, q in api.requests if a == "ChangeResourceRecordSets"][-3:],
+                         ["ChangeResourceRecordSets"] * 3)  # CREATE, CREATE again, DELETE
+        self.assertIn("Removed the 1 DNS record made for it.", r.stderr)
+        self.assertEqual(ours(), [])
+        self.assertTrue(all(i["state"] in ("shutting-down", "terminated") for i in api.instances.values()))
 
     def test_api_answers_are_not_trusted(self):
         """What an API answers goes into files and onto a terminal: an address that is not one is no

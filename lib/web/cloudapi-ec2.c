@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cloudapi.h"
+#include "conf-url.h"
 #include "crypto-util.h"
 #include "encoding.h"
 #include "fileio.h"
@@ -152,102 +153,6 @@ static char *url_host(const char *url) {
         return strndup(h, strcspn(h, "/?#"));
 }
 
-/* Action with the form's other parameters (each "&k=v", encoded); *ret the answer's root value.
- * An error answer's code goes to *ret_code when asked for. Every call here may be sent again:
- * RunInstances carries a client token, the others are reads or say "Duplicate". */
-static int ec2_call(CloudApi *api, const char *action, const char *params, json_object **ret, char **ret_code,
-                    char **ret_error) {
-        _cleanup_free_ char *body = asprintf_safe("Action=%s&Version=" EC2_VERSION "%s", action, params ?: ""),
-                            *host = url_host(api->base_url), *url = NULL, *host_h = NULL;
-        int r;
-
-        if (!body || !host || !(url = asprintf_safe("%s/", api->base_url)) || !(host_h = asprintf_safe("Host: %s", host)))
-                return -ENOMEM;
-        for (unsigned attempt = 0;; attempt++) {
-                _cleanup_free_ char *auth = NULL, *auth_h = NULL, *date_h = NULL, *token_h = NULL, *err = NULL;
-                _cleanup_(web_response_done) WebResponse a = {};
-                _cleanup_(json_object_putp) json_object *doc = NULL;
-                json_object *root = NULL, *errs = NULL, *e = NULL;
-                char date[17];
-                SigV4Header sh[4] = {
-                        { "content-type", "application/x-www-form-urlencoded; charset=utf-8" },
-                        { "host", host },
-                        { "x-amz-date", sigv4_amz_date((long long) time(NULL), date) },
-                        { "x-amz-security-token", api->session_token },
-                };
-                SigV4Request q = {
-                        .method = "POST", .path = "/", .headers = sh, .n_headers = api->session_token ? 4 : 3,
-                        .body = body, .body_len = strlen(body), .amz_date = date, .region = api->zone,
-                        .service = "ec2", .access_key = api->key_id, .secret_key = api->token,
-                };
-                r = sigv4_sign(&q, &auth, NULL, NULL);
-                if (r < 0)
-                        return errorf(ret_error, r, "%s: cannot sign the request", action);
-                auth_h = asprintf_safe("Authorization: %s", auth);
-                date_h = asprintf_safe("X-Amz-Date: %s", date);
-                token_h = api->session_token ? asprintf_safe("X-Amz-Security-Token: %s", api->session_token) : NULL;
-                if (!auth_h || !date_h || (api->session_token && !token_h))
-                        return -ENOMEM;
-                const char *headers[] = { host_h, "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
-                                          date_h, auth_h, token_h, NULL };
-                WebRequest w = { .method = "POST", .url = url, .headers = headers, .body = body,
-                                 .body_len = strlen(body), .timeout_sec = api->timeout_sec, .user_agent = "inletsctl" };
-                r = web_request(&w, &a, &err);
-                if (r < 0) {
-                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED)) {
-                                sleep(1u << MIN(attempt, 4u));
-                                continue;
-                        }
-                        return errorf(ret_error, r, "%s", err);
-                }
-                /* throttled (503 RequestLimitExceeded) or a hiccup: back off */
-                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries) {
-                        long s = 1L << MIN(attempt, 4u);
-                        sleep((unsigned) MIN(MAX(s, a.retry_after_sec), 60L));
-                        continue;
-                }
-                r = a.body_len > 0 ? xml_to_json(a.body, a.body_len, &doc, &err) : -EBADMSG;
-                if (r < 0 && (a.status < 200 || a.status > 299))
-                        return errorf(ret_error, a.status >= 500 ? -EIO : -EINVAL, "%s: HTTP %ld", action, a.status);
-                if (r < 0)
-                        return errorf(ret_error, -EBADMSG, "%s: the answer is not XML%s%s", action, err ? ": " : "",
-                                      err ?: "");
-                json_object_object_foreach(doc, k, v) {
-                        (void) k;
-                        root = v;
-                }
-                if (a.status < 200 || a.status > 299) {
-                        const char *code = NULL, *msg = NULL;
-                        _cleanup_free_ char *shown = NULL;
-                        if (json_object_object_get_ex(root, "Errors", &errs) &&
-                            json_object_object_get_ex(errs, "Error", &e)) {
-                                code = json_get_string(e, "Code");
-                                msg = json_get_string(e, "Message");
-                        }
-                        shown = asprintf_safe("%s%s%s", code ?: "", code && msg ? ": " : "", msg ?: "");
-                        /* the API's words go to a terminal: printable, and not a page of them */
-                        if (shown && strlen(shown) > 200)
-                                shown[200] = 0;
-                        for (char *c = shown; c && *c; c++)
-                                if (*c < 0x20 || *c > 0x7e)
-                                        *c = '?';
-                        if (ret_code && code)
-                                *ret_code = strdup(code);
-                        r = a.status == 401 || a.status == 403 || (code && (startswith(code, "AuthFailure") ||
-                                                                            streq(code, "UnauthorizedOperation")))
-                                    ? -EACCES
-                            : code && strlen(code) > 9 && streq(code + strlen(code) - 9, ".NotFound") ? -ENOENT
-                            : a.status >= 500 ? -EIO : -EINVAL;
-                        return errorf(ret_error, r, "%s: HTTP %ld (%s)", action, a.status, shown ?: "");
-                }
-                if (ret)
-                        *ret = json_object_get(root);
-                return 0;
-        }
-}
-
-/* ---- hosts ---- */
-
 static json_object *first_item(json_object *arr) {
         return json_object_is_type(arr, json_type_array) && json_object_array_length(arr) > 0
                        ? json_object_array_get_idx(arr, 0) : NULL;
@@ -257,6 +162,144 @@ static json_object *get(json_object *o, const char *key) {
         json_object *v = NULL;
         return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
+
+/* The endpoint of service: EC2's is the API's base URL (by region); Route 53 is global. A base
+ * URL given with --api-url (a stand-in) serves both. */
+static char *aws_endpoint(const CloudApi *api, const char *service) {
+        if (streq(service, "route53") && strstr(api->base_url, ".amazonaws.com"))
+                return strdup("https://route53.amazonaws.com");
+        return strdup(api->base_url);
+}
+
+typedef struct AwsRequest {
+        const char *service, *region;   /* what the signature's scope names */
+        const char *method, *path, *query;
+        const char *content_type, *body;
+        const char *what;               /* for messages: the action */
+} AwsRequest;
+
+/* One signed request; *ret the answer's root value. An error answer's code goes to *ret_code
+ * when asked for. Requests here may be sent again: RunInstances carries a client token, the
+ * others are reads, or their repetition is refused by the API in a way the caller takes
+ * (Duplicate; Route 53's change batches are exact). */
+static int aws_call(CloudApi *api, const AwsRequest *q, json_object **ret, char **ret_code, char **ret_error) {
+        _cleanup_free_ char *base = aws_endpoint(api, q->service), *host = NULL, *url = NULL, *host_h = NULL,
+                            *ctype_h = NULL;
+        const char *body = q->body ?: "";
+        int r;
+
+        if (!base || !(host = url_host(base)) ||
+            !(url = asprintf_safe("%s%s%s%s", base, q->path, q->query ? "?" : "", q->query ?: "")) ||
+            !(host_h = asprintf_safe("Host: %s", host)) ||
+            !(ctype_h = asprintf_safe("Content-Type: %s", q->content_type ?: "application/xml")))
+                return -ENOMEM;
+        for (unsigned attempt = 0, slept = 0;; attempt++) {
+                _cleanup_free_ char *auth = NULL, *auth_h = NULL, *date_h = NULL, *token_h = NULL, *err = NULL;
+                _cleanup_(web_response_done) WebResponse a = {};
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                json_object *root = NULL, *e = NULL;
+                char date[17];
+                SigV4Header sh[4] = {
+                        { "content-type", q->content_type ?: "application/xml" },
+                        { "host", host },
+                        { "x-amz-date", sigv4_amz_date((long long) time(NULL), date) },
+                        { "x-amz-security-token", api->session_token },
+                };
+                SigV4Request sq = {
+                        .method = q->method, .path = q->path, .query = q->query, .headers = sh,
+                        .n_headers = api->session_token ? 4 : 3, .body = body, .body_len = strlen(body),
+                        .amz_date = date, .region = q->region, .service = q->service, .access_key = api->key_id,
+                        .secret_key = api->token,
+                };
+                r = sigv4_sign(&sq, &auth, NULL, NULL);
+                if (r < 0)
+                        return errorf(ret_error, r, "%s: cannot sign the request", q->what);
+                auth_h = asprintf_safe("Authorization: %s", auth);
+                date_h = asprintf_safe("X-Amz-Date: %s", date);
+                token_h = api->session_token ? asprintf_safe("X-Amz-Security-Token: %s", api->session_token) : NULL;
+                if (!auth_h || !date_h || (api->session_token && !token_h))
+                        return -ENOMEM;
+                const char *headers[] = { host_h, ctype_h, date_h, auth_h, token_h, NULL };
+                WebRequest w = { .method = q->method, .url = url, .headers = headers, .body = q->body,
+                                 .body_len = q->body ? strlen(q->body) : 0, .timeout_sec = api->timeout_sec,
+                                 .user_agent = "inletsctl" };
+                r = web_request(&w, &a, &err);
+                if (r < 0) {
+                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED) && slept < 120) {
+                                sleep(1u << MIN(attempt, 4u));
+                                slept += 1u << MIN(attempt, 4u);
+                                continue;
+                        }
+                        return errorf(ret_error, r, "%s", err);
+                }
+                /* throttled (EC2: 503 RequestLimitExceeded; Route 53: 400 Throttling) or a hiccup */
+                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries && slept < 120) {
+                        unsigned s = (unsigned) MIN(MAX(1L << MIN(attempt, 4u), a.retry_after_sec), 60L);
+                        sleep(s);
+                        slept += s;
+                        continue;
+                }
+                r = a.body_len > 0 ? xml_to_json(a.body, a.body_len, &doc, &err) : -EBADMSG;
+                if (r < 0 && (a.status < 200 || a.status > 299))
+                        return errorf(ret_error, a.status >= 500 ? -EIO : -EINVAL, "%s: HTTP %ld", q->what, a.status);
+                if (r < 0)
+                        return errorf(ret_error, -EBADMSG, "%s: the answer is not XML%s%s", q->what, err ? ": " : "",
+                                      err ?: "");
+                json_object_object_foreach(doc, k, v) {
+                        (void) k;
+                        root = v;
+                }
+                if (a.status < 200 || a.status > 299) {
+                        const char *code = NULL, *msg = NULL;
+                        _cleanup_free_ char *shown = NULL;
+                        /* EC2: <Response><Errors><Error>; Route 53: <ErrorResponse><Error> */
+                        e = get(root, "Errors");
+                        e = json_object_is_type(e, json_type_array) ? first_item(e) : get(root, "Error");
+                        code = json_get_string(e, "Code");
+                        msg = json_get_string(e, "Message");
+                        shown = asprintf_safe("%s%s%s", code ?: "", code && msg ? ": " : "", msg ?: "");
+                        /* the API's words go to a terminal: printable, and not a page of them */
+                        if (shown && strlen(shown) > 200)
+                                shown[200] = 0;
+                        for (char *c = shown; c && *c; c++)
+                                if (*c < 0x20 || *c > 0x7e)
+                                        *c = '?';
+                        if (ret_code && code)
+                                *ret_code = strdup(code);
+                        if (code && streq(code, "Throttling") && attempt < api->max_retries && slept < 120) {
+                                sleep(1u << MIN(attempt, 4u));
+                                slept += 1u << MIN(attempt, 4u);
+                                if (ret_code)
+                                        *ret_code = mfree(*ret_code);
+                                continue;
+                        }
+                        r = a.status == 401 || a.status == 403 || (code && (startswith(code, "AuthFailure") ||
+                                                                            streq(code, "UnauthorizedOperation")))
+                                    ? -EACCES
+                            : code && (strlen(code) > 9 && streq(code + strlen(code) - 9, ".NotFound")) ? -ENOENT
+                            : code && startswith(code, "NoSuch") ? -ENOENT
+                            : a.status >= 500 ? -EIO : -EINVAL;
+                        return errorf(ret_error, r, "%s: HTTP %ld (%s)", q->what, a.status, shown ?: "");
+                }
+                if (ret)
+                        *ret = json_object_get(root);
+                return 0;
+        }
+}
+
+/* EC2's Action with the form's other parameters (each "&k=v", encoded). */
+static int ec2_call(CloudApi *api, const char *action, const char *params, json_object **ret, char **ret_code,
+                    char **ret_error) {
+        _cleanup_free_ char *body = asprintf_safe("Action=%s&Version=" EC2_VERSION "%s", action, params ?: "");
+        if (!body)
+                return -ENOMEM;
+        AwsRequest q = { .service = "ec2", .region = api->zone, .method = "POST", .path = "/",
+                         .content_type = "application/x-www-form-urlencoded; charset=utf-8", .body = body,
+                         .what = action };
+        return aws_call(api, &q, ret, ret_code, ret_error);
+}
+
+/* ---- hosts ---- */
 
 static bool has_tag_key(json_object *inst, const char *key) {
         json_object *tags = get(inst, "tagSet");
@@ -621,10 +664,269 @@ static int ec2_destroy(CloudApi *api, const char *id, char **ret_error) {
         return 0;
 }
 
+/* ---- DNS records: Route 53 (create --dns) ----
+ *
+ * As with DigitalOcean (cloudapi.c), each name is remembered on the instance from its creation,
+ * in a tag "inletsd-dns:ZONEID:NAME", before any record exists; a record is made with CREATE
+ * (refused if one is there) and removed with DELETE, which Route 53 carries out only when name,
+ * type, TTL and value match exactly, so nothing but a record pointing at this instance goes.
+ * When a DELETE is refused, the name's records are read: one still pointing at the instance
+ * keeps it. Whatever cannot be checked fails, and the caller keeps the instance. */
+
+#define R53 "/2013-04-01"
+#define R53_DNS_TAG_PREFIX "inletsd-dns:"
+#define R53_TAG_MAX 128
+#define R53_TTL "300"
+
+static bool r53_zone_id_is_valid(const char *id) {
+        size_t n = id ? strlen(id) : 0;
+        return n > 0 && n <= 32 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+}
+
+/* "blog.example.com." equal to fqdn, ignoring case and the trailing dot */
+static bool r53_name_is(const char *name, const char *fqdn) {
+        size_t lf = strlen(fqdn);
+        return name && strncasecmp(name, fqdn, lf) == 0 && (name[lf] == 0 || (name[lf] == '.' && name[lf + 1] == 0));
+}
+
+static int r53_call(CloudApi *api, const char *method, const char *path, const char *query, const char *body,
+                    const char *what, json_object **ret, char **ret_code, char **ret_error) {
+        AwsRequest q = { .service = "route53", .region = "us-east-1", .method = method, .path = path,
+                         .query = query, .content_type = "application/xml", .body = body, .what = what };
+        return aws_call(api, &q, ret, ret_code, ret_error);
+}
+
+/* The public hosted zone holding name: the longest of its parents (or itself) the account has. */
+static int r53_zone_of(CloudApi *api, const char *name, char **ret_id, char **ret_error) {
+        for (const char *z = name; z && strchr(z, '.'); z = strchr(z, '.') + 1) {
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                _cleanup_free_ char *query = asprintf_safe("dnsname=%s&maxitems=1", z);
+                json_object *hz;
+                const char *id;
+                int r;
+
+                if (!query)
+                        return -ENOMEM;
+                r = r53_call(api, "GET", R53 "/hostedzonesbyname", query, NULL, "ListHostedZonesByName", &doc, NULL,
+                             ret_error);
+                if (r < 0)
+                        return r;
+                hz = first_item(get(doc, "HostedZones"));
+                /* the list starts at z: the first zone is z itself, or z is not a zone */
+                if (!hz || !r53_name_is(json_get_string(hz, "Name"), z) ||
+                    streq_ptr(json_get_string(get(hz, "Config"), "PrivateZone"), "true"))
+                        continue;
+                id = startswith(json_get_string(hz, "Id") ?: "", "/hostedzone/");
+                if (!r53_zone_id_is_valid(id))
+                        return errorf(ret_error, -EBADMSG, "ListHostedZonesByName: no zone id for %s", z);
+                *ret_id = strdup(id);
+                return *ret_id ? 0 : -ENOMEM;
+        }
+        return errorf(ret_error, -ENOENT, "no public hosted zone of this AWS account holds %s: create it (Route 53) "
+                      "first, or leave out --dns and create the record yourself", name);
+}
+
+/* The record sets at fqdn (of any type, or of type): all of them, or an error. */
+static int r53_records_at(CloudApi *api, const char *zone, const char *fqdn, const char *type, json_object **ret_doc,
+                          json_object **ret_sets, char **ret_error) {
+        _cleanup_free_ char *path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone),
+                            *query = asprintf_safe("maxitems=100&name=%s.%s%s", fqdn, type ? "&type=" : "", type ?: "");
+        json_object *sets;
+        int r;
+
+        if (!path || !query)
+                return -ENOMEM;
+        r = r53_call(api, "GET", path, query, NULL, "ListResourceRecordSets", ret_doc, NULL, ret_error);
+        if (r < 0)
+                return r;
+        sets = get(*ret_doc, "ResourceRecordSets");
+        if (!sets || (!json_object_is_type(sets, json_type_array) && !json_object_is_type(sets, json_type_string)))
+                return errorf(ret_error, -EBADMSG, "ListResourceRecordSets: no ResourceRecordSets in the answer");
+        /* the list starts at the name: more of it on a next page is more than is decided on */
+        if (streq_ptr(json_get_string(*ret_doc, "IsTruncated"), "true") &&
+            r53_name_is(json_get_string(*ret_doc, "NextRecordName"), fqdn))
+                return errorf(ret_error, -E2BIG, "%s has more record sets than one page holds", fqdn);
+        *ret_sets = sets;
+        return 0;
+}
+
+static int ec2_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
+        _cleanup_strv_free_ char **tags = NULL;
+        size_t n_tags = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                _cleanup_free_ char *zone = NULL;
+                json_object *sets = NULL;
+                char *tag;
+
+                r = r53_zone_of(api, names[i], &zone, ret_error);
+                if (r < 0)
+                        return r;
+                tag = asprintf_safe(R53_DNS_TAG_PREFIX "%s:%s", zone, names[i]);
+                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
+                        return -ENOMEM;
+                if (strlen(tag) > R53_TAG_MAX)
+                        return errorf(ret_error, -ENAMETOOLONG, "%s is too long to be remembered in an EC2 tag",
+                                      names[i]);
+                /* nobody else's name is taken over, nor one already pointing somewhere */
+                r = r53_records_at(api, zone, names[i], NULL, &doc, &sets, ret_error);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; json_object_is_type(sets, json_type_array) && k < json_object_array_length(sets); k++) {
+                        json_object *rs = json_object_array_get_idx(sets, k);
+                        const char *type = json_get_string(rs, "Type");
+                        if (r53_name_is(json_get_string(rs, "Name"), names[i]) && type &&
+                            (streq(type, "A") || streq(type, "AAAA") || streq(type, "CNAME")))
+                                return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it "
+                                              "first, or leave out --dns", names[i], type);
+                }
+        }
+        *ret_tags = TAKE_PTR(tags);
+        return 0;
+}
+
+/* The zone and name a tag of ours remembers; -EINVAL for any other tag. */
+static int r53_tag_parse(const char *tag, char **ret_zone, const char **ret_name) {
+        const char *rest = startswith(tag, R53_DNS_TAG_PREFIX), *colon;
+        if (!rest || !(colon = strchr(rest, ':')) || !dns_name_is_valid(colon + 1))
+                return -EINVAL;
+        *ret_zone = strndup(rest, (size_t) (colon - rest));
+        if (!*ret_zone)
+                return -ENOMEM;
+        if (!r53_zone_id_is_valid(*ret_zone)) {
+                *ret_zone = mfree(*ret_zone);
+                return -EINVAL;
+        }
+        *ret_name = colon + 1;
+        return 0;
+}
+
+/* A change batch of one record of ours: Action the A/AAAA record of name to ip. */
+static char *r53_change(const char *action, const char *name, const char *ip) {
+        return asprintf_safe("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                             "<ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
+                             "<ChangeBatch><Comment>inletsd</Comment><Changes><Change><Action>%s</Action>"
+                             "<ResourceRecordSet><Name>%s.</Name><Type>%s</Type><TTL>" R53_TTL "</TTL>"
+                             "<ResourceRecords><ResourceRecord><Value>%s</Value></ResourceRecord></ResourceRecords>"
+                             "</ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>",
+                             action, name, strchr(ip, ':') ? "AAAA" : "A", ip);
+}
+
+static int ec2_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        _cleanup_free_ char *zone = NULL, *path = NULL, *body = NULL;
+        const char *name;
+        int r;
+
+        r = r53_tag_parse(tag, &zone, &name);
+        if (r < 0)
+                return r;
+        if (!cloud_ip_is_valid(h->ip))
+                return -EADDRNOTAVAIL;
+        path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone);
+        body = r53_change("CREATE", name, h->ip);
+        if (!path || !body)
+                return -ENOMEM;
+        r = r53_call(api, "POST", path, NULL, body, "ChangeResourceRecordSets", &doc, NULL, ret_error);
+        if (r < 0)
+                return r;
+        if (!get(doc, "ChangeInfo"))
+                return errorf(ret_error, -EBADMSG, "ChangeResourceRecordSets: no ChangeInfo in the answer");
+        *ret_desc = asprintf_safe("%s %s %s (in hosted zone %s)", name, strchr(h->ip, ':') ? "AAAA" : "A", h->ip, zone);
+        return *ret_desc ? 0 : -ENOMEM;
+}
+
+/* Whether a record set at name of ip's type still holds ip. */
+static int r53_points_at(CloudApi *api, const char *zone, const char *name, const char *ip, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        json_object *sets = NULL;
+        int r = r53_records_at(api, zone, name, strchr(ip, ':') ? "AAAA" : "A", &doc, &sets, ret_error);
+
+        if (r < 0)
+                return r;
+        for (size_t k = 0; json_object_is_type(sets, json_type_array) && k < json_object_array_length(sets); k++) {
+                json_object *rs = json_object_array_get_idx(sets, k), *vals = get(rs, "ResourceRecords");
+                if (!r53_name_is(json_get_string(rs, "Name"), name))
+                        continue;
+                if (!json_object_is_type(vals, json_type_array))
+                        return errorf(ret_error, -EBADMSG, "a record set at %s has no values to check", name);
+                for (size_t v = 0; v < json_object_array_length(vals); v++)
+                        if (streq_ptr(json_get_string(json_object_array_get_idx(vals, v), "Value"), ip))
+                                return 1;
+        }
+        return 0;
+}
+
+static int ec2_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        json_object *inst = NULL, *tags;
+        const char *ip;
+        unsigned ours = 0;
+        int r;
+
+        *ret_n = 0;
+        r = ec2_describe(api, id, &doc, &inst, ret_error);
+        if (r < 0)
+                return r;
+        tags = get(inst, "tagSet");
+        if (!tags || (!json_object_is_type(tags, json_type_array) && !json_object_is_type(tags, json_type_string)))
+                return errorf(ret_error, -EBADMSG, "DescribeInstances: no tags in the answer");
+        ip = json_get_string(inst, "ipAddress");
+        for (size_t i = 0; json_object_is_type(tags, json_type_array) && i < json_object_array_length(tags); i++) {
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                _cleanup_free_ char *zone = NULL, *path = NULL, *body = NULL, *code = NULL;
+                const char *name;
+
+                if (r53_tag_parse(json_get_string(json_object_array_get_idx(tags, i), "key") ?: "", &zone, &name) < 0)
+                        continue;
+                if (++ours > 64)
+                        return errorf(ret_error, -E2BIG, "instance %s carries more than 64 %s tags", id,
+                                      R53_DNS_TAG_PREFIX);
+                if (!cloud_ip_is_valid(ip))
+                        return errorf(ret_error, -EADDRNOTAVAIL, "instance %s shows no public address, so the record "
+                                      "of %s cannot be checked", id, name);
+                path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone);
+                body = r53_change("DELETE", name, ip);
+                if (!path || !body)
+                        return -ENOMEM;
+                r = r53_call(api, "POST", path, NULL, body, "ChangeResourceRecordSets", &res, &code, ret_error);
+                if (r >= 0) {
+                        *ret_n += 1;
+                        continue;
+                }
+                if (!streq_ptr(code, "InvalidChangeBatch") && !streq_ptr(code, "NoSuchHostedZone"))
+                        return r;
+                /* refused: not there as it was made; gone only if nothing there still points here */
+                *ret_error = mfree(*ret_error);
+                if (streq_ptr(code, "NoSuchHostedZone")) {
+                        /* the zone is gone, and its records with it: if it says so twice */
+                        _cleanup_free_ char *zpath = asprintf_safe(R53 "/hostedzone/%s", zone);
+                        if (!zpath)
+                                return -ENOMEM;
+                        r = r53_call(api, "GET", zpath, NULL, NULL, "GetHostedZone", NULL, NULL, ret_error);
+                        if (r != -ENOENT)
+                                return r < 0 ? r : errorf(ret_error, -EBADMSG, "hosted zone %s is said to be gone, "
+                                                          "and there", zone);
+                        *ret_error = mfree(*ret_error);
+                        continue;
+                }
+                r = r53_points_at(api, zone, name, ip, ret_error);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return errorf(ret_error, -EBUSY, "a record of %s still points at instance %s (changed since "
+                                      "it was made): remove it yourself, then delete again", name, id);
+        }
+        return 0;
+}
+
 /* Debian 12's current AMI in any region, from the parameter Debian publishes at AWS. */
 const CloudProvider cloud_provider_ec2 = {
         .name = "ec2", .token_env = "AWS_ACCESS_KEY_ID", .api_url = "https://ec2.{zone}.amazonaws.com",
         .region = "eu-west-1", .size = "t3.micro", .image = "resolve:ssm:/aws/service/debian/release/bookworm/latest/amd64",
         .zoned = true, .credentials = ec2_credentials,
         .create = ec2_create, .get = ec2_get, .destroy = ec2_destroy, .list = ec2_list,
+        .dns_plan = ec2_dns_plan, .dns_add = ec2_dns_add, .dns_remove = ec2_dns_remove,
 };

@@ -54,8 +54,14 @@ int main(void) {
         CHECK_XML("<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized "
                   "&amp; &lt;that&gt; &quot;x&quot; &apos;y&apos; &#233;&#xe9;</Message></Error></Errors>"
                   "<RequestID>r</RequestID></Response>",
-                  "{\"Response\":{\"Errors\":{\"Error\":{\"Code\":\"UnauthorizedOperation\",\"Message\":"
-                  "\"You are not authorized & <that> \\\"x\\\" 'y' \xc3\xa9\xc3\xa9\"}},\"RequestID\":\"r\"}}");
+                  "{\"Response\":{\"Errors\":[{\"Code\":\"UnauthorizedOperation\",\"Message\":"
+                  "\"You are not authorized & <that> \\\"x\\\" 'y' \xc3\xa9\xc3\xa9\"}],\"RequestID\":\"r\"}}");
+        /* Route 53's lists: <Things><Thing>; a lone element of another name is an object */
+        CHECK_XML("<R><ResourceRecordSets><ResourceRecordSet><Name>a.</Name><ResourceRecords><ResourceRecord>"
+                  "<Value>1</Value></ResourceRecord><ResourceRecord><Value>2</Value></ResourceRecord></ResourceRecords>"
+                  "</ResourceRecordSet></ResourceRecordSets><Config><PrivateZone>false</PrivateZone></Config></R>",
+                  "{\"R\":{\"ResourceRecordSets\":[{\"Name\":\"a.\",\"ResourceRecords\":[{\"Value\":\"1\"},"
+                  "{\"Value\":\"2\"}]}],\"Config\":{\"PrivateZone\":\"false\"}}}");
         CHECK_XML("<a><!-- c --><![CDATA[<b>&amp;]]><?pi x?></a>", "{\"a\":\"<b>&amp;\"}");
         CHECK_XML("<a x='>' y=\"<\"/>", "{\"a\":\"\"}"); /* quoted: skipped whole */
         CHECK_XML("<a <b/>", "error: XML answer, at byte 3: '<' in a start tag");

@@ -124,7 +124,7 @@ static int parse_element(Parser *x, unsigned depth, json_object **ret_value, cha
         _cleanup_free_ char *text = NULL, *name = NULL;
         const char *n;
         size_t nn, text_len = 0, children = 0;
-        bool all_items = true;
+        bool all_items = true, all_plural = true;
         FILE *t;
         int r;
 
@@ -219,6 +219,9 @@ static int parse_element(Parser *x, unsigned depth, json_object **ret_value, cha
                                 break;
                         children++;
                         all_items = all_items && streq(cn, "item");
+                        /* <Things><Thing/>...</Things>, as Route 53 writes lists */
+                        all_plural = all_plural && nn == strlen(cn) + 1 && n[nn - 1] == 's' &&
+                                     strncmp(n, cn, nn - 1) == 0;
                         /* both shapes are kept until the end says which one it is */
                         json_object_array_add(arr, json_object_get(v));
                         json_object_object_add(obj, cn, v);
@@ -237,7 +240,7 @@ static int parse_element(Parser *x, unsigned depth, json_object **ret_value, cha
         if (children == 0)
                 *ret_value = json_object_new_string_len(text ?: "", (int) MIN(text_len, (size_t) INT32_MAX));
         else
-                *ret_value = json_object_get(all_items ? arr : obj);
+                *ret_value = json_object_get(all_items || all_plural ? arr : obj);
         *ret_name = TAKE_PTR(name);
         return *ret_value ? 0 : -ENOMEM;
 }
