@@ -43,6 +43,8 @@ static void usage(FILE *f) {
         fprintf(f, "ec2: --access-token-file takes a credentials file as ~/.aws/credentials (profile $AWS_PROFILE,\n"
                    "or default); without it, $AWS_ACCESS_KEY_ID with $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN),\n"
                    "then ~/.aws/credentials. A host gets a security group of its own opening its ports.\n"
+                   "gce: a service account's JSON key (--access-token-file, or $GOOGLE_APPLICATION_CREDENTIALS);\n"
+                   "the project is --project or the key's; a firewall rule of the host's own opens its ports.\n"
                    "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
                    "--dns creates those records too (DigitalOcean, EC2 with Route 53), and delete removes them.\n");
@@ -64,7 +66,7 @@ static int cloud_open(const CloudArgs *a, bool creates, const CloudProvider **re
         int r;
 
         if (!p) {
-                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, or "
+                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, gce, or "
                                 "cloud-init for create).\n",
                         a->flags.provider);
                 return -EINVAL;
@@ -264,9 +266,12 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                 .n_tags = 2 + n_dns,
         };
         cloud_create_defaults(&c, &a->flags, p);
-        printf("Creating host %s on %s: region %s, size %s, image %s.\n", c.name, p->name, c.region, c.size, c.image);
+        printf("Creating host %s on %s: %s %s, size %s, image %s.\n", c.name, p->name, p->region_kind ?: "region",
+               c.region, c.size, c.image);
         fflush(stdout);
         r = p->create(&api, &c, &h, &err);
+        if (r == -EEXIST)
+                r = -EADDRINUSE; /* -EEXIST says "there already" to the caller: not this */
         if (r < 0) {
                 fprintf(stderr, "Creating the host failed: %s\n", err);
                 if (r == -EIO || r == -ETIMEDOUT || r == -EBADMSG) /* no answer that tells */
@@ -418,7 +423,7 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                 }
         }
         if (!streq(a->cloud.flags.provider, "cloud-init") && !cloud_provider_find(a->cloud.flags.provider)) {
-                fprintf(stderr, "Unknown provider '%s': digitalocean, hetzner, vultr, linode, scaleway, ec2, or "
+                fprintf(stderr, "Unknown provider '%s': digitalocean, hetzner, vultr, linode, scaleway, ec2, gce, or "
                                 "cloud-init (prints user-data any cloud "
                                 "takes).\n", a->cloud.flags.provider);
                 return -EINVAL;

@@ -52,7 +52,7 @@ class Ec2StandIn:
         self.groups = {}            # id -> dict
         self.default_vpc = "vpc-0d3fa11"
         self.throttle_next = set()  # actions answered 503 RequestLimitExceeded once
-        self.faults = {}            # action -> (status, code) once
+        self.faults = {}            # action -> (status, code[, "done": carried out first]) once
         self.user_data = None
         self.next = 1
         # Route 53: zone id -> {"name", "private", "sets": [{"name", "type", "ttl", "values"}]}
@@ -170,7 +170,11 @@ class Ec2StandIn:
                     outer.throttle_next.discard(action)
                     return self.error(503, "RequestLimitExceeded", "Request limit exceeded.")
                 if action in outer.faults:
-                    return self.error(*outer.faults.pop(action), "injected")
+                    fault = outer.faults.pop(action)
+                    if len(fault) > 2:  # carried out, the answer lost
+                        with outer.lock:
+                            getattr(outer, "do_" + action)(q)
+                    return self.error(fault[0], fault[1], "injected")
                 handler = getattr(outer, "do_" + action, None)
                 if not handler:
                     return self.error(400, "InvalidAction", f"The action {action} is not valid for this web service.")

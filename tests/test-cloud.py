@@ -7,6 +7,7 @@ user-data carries one private key, the host's own: the CA that signed its certif
 key anywhere. The token never reaches a command line and the client's token file is 0600."""
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ import yaml
 from acme_ca import Pebble, https_get
 from cloud_standin import CloudStandIn, host_daemon
 from ec2_standin import Ec2StandIn
+from gce_standin import GceStandIn
 from http_upstream import HttpUpstream
 
 from inletstest import INLETSCTL, Daemon, EchoServer, TunnelTest, echo_roundtrip, free_port, main, port_open, wait_until
@@ -712,7 +714,7 @@ class Cloud(TunnelTest):
         self.assertGreaterEqual(time.monotonic() - t0, 2.0)  # Retry-After: 2
         self.assertNotIn(secret, r.stdout + r.stderr)
         lines = r.stdout.splitlines()
-        self.assertEqual(lines[0], "Creating host inletsd-rdp on scaleway: region nl-ams-1, size DEV1-S, "
+        self.assertEqual(lines[0], "Creating host inletsd-rdp on scaleway: zone nl-ams-1, size DEV1-S, "
                                    "image debian_bookworm.")
         (ident,) = api.droplets
         self.assertIn(f"Host: {ident}, status: stopped", r.stdout)
@@ -841,7 +843,8 @@ class Cloud(TunnelTest):
                          ("resolve:ssm:/aws/service/debian/release/bookworm/latest/amd64", "t3.micro"))
         self.assertEqual(api.instances[ident]["tags"], {"Name": "inletsd-rdp", "inletsd": "", "inletsd-rdp": ""})
         (group,) = api.groups.values()
-        self.assertEqual((group["name"], group["vpc"], group["tags"]), ("inletsd-rdp", api.default_vpc, {"inletsd": ""}))
+        self.assertEqual((group["name"], group["vpc"], group["tags"]),
+                         ("inletsd-rdp", api.default_vpc, {"inletsd": "", "inletsd-run": runs[0]["ClientToken"]}))
         self.assertEqual(sorted(group["rules"]), sorted([("tcp", cport, cport), ("tcp", pub, pub)]))
         check_user_data_secrets(self, api.user_data, "rdp")
 
@@ -892,6 +895,30 @@ class Cloud(TunnelTest):
         self.assertEqual(api.groups, {})
         self.assertEqual(sorted(q.get("IpPermissions.2.FromPort") for a, q in api.requests
                                 if a == "AuthorizeSecurityGroupIngress")[-1:], ["80"])
+        # ... and so when the group's creation was carried out but its answer lost: sent again,
+        # Duplicate, the group found with this run's tag is this run's, and goes.
+        api.faults["CreateSecurityGroup"] = (500, "InternalError", "done")
+        api.faults["RunInstances"] = (400, "InsufficientInstanceCapacity")
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual([a for a, q in api.requests if a == "CreateSecurityGroup"][-2:], ["CreateSecurityGroup"] * 2)
+        self.assertEqual(api.groups, {})
+        # A group left by an earlier host of the name: taken when it opens what is needed, refused
+        # when it opens other ports.
+        gid = "sg-0000000000000feed"
+        api.groups[gid] = {"id": gid, "name": "inletsd-web", "vpc": api.default_vpc, "description": "x",
+                           "tags": {"inletsd": "", "inletsd-run": "old"}, "rules": [("tcp", 1, 65535)]}
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"security group {gid} (inletsd-web), left by an earlier host of that name, opens other ports "
+                      "(1-65535) than this one needs (443-443 80-80 8123-8123)", r.stderr)
+        api.groups[gid]["rules"] = [("tcp", 8123, 8123), ("tcp", 80, 80), ("tcp", 443, 443)]
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--poll-interval", "0.1",
+                            "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([i["group"] for i in api.instances.values() if i["tags"].get("Name") == "inletsd-web"], [gid])
 
     def test_ec2_dns(self):
         """create --dns at EC2: the records in Route 53 (a stand-in that checks the signatures with
@@ -977,6 +1004,84 @@ class Cloud(TunnelTest):
         self.assertIn("Removed the 1 DNS record made for it.", r.stderr)
         self.assertEqual(ours(), [])
         self.assertTrue(all(i["state"] in ("shutting-down", "terminated") for i in api.instances.values()))
+
+    def test_gce(self):
+        """Google Compute Engine: a service account's key from $GOOGLE_APPLICATION_CREDENTIALS, its
+        JWT (RS256) checked by the stand-in with the key's public half, and a new access token
+        before the old one expires; a firewall rule for the host's tag opening its ports; the
+        instance with the user-data in its metadata, run on loopback to serve a tunnel; list-hosts
+        over pageToken pages; delete takes the instance and its rule; a key whose token_uri is
+        elsewhere is refused before it is used."""
+        api = GceStandIn("inlets-test-1", active_after=3, expires_in=300)  # every call: a new token
+        self.upstreams.append(api)
+        keyfile = f"{self.tmp}/sa.json"
+        with open(keyfile, "w") as f:
+            json.dump(api.key_json(), f)
+        env = dict(os.environ, GOOGLE_APPLICATION_CREDENTIALS=keyfile)
+        out = f"{self.tmp}/gce"
+        os.makedirs(out)
+        base = ["--provider", "gce", "--api-url", api.url, "--region", "europe-west4-a"]
+        pub, cport = free_port(), free_port()
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "rdp", "--ports", str(pub), "--control-port",
+                            str(cport), "--poll-interval", "0.1", "--output-dir", out], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("PRIVATE KEY", r.stdout + r.stderr)
+        self.assertFalse([t for t in api.tokens if t in r.stdout + r.stderr])
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "Creating host inletsd-rdp on gce: zone europe-west4-a, size e2-micro, image "
+                                   "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64.")
+        self.assertIn("Host: inletsd-rdp, status: STAGING", r.stdout)
+        self.assertEqual(lines[-1], "Delete it: inletsctl delete --provider gce --id inletsd-rdp --region "
+                                    "europe-west4-a   (or --ip 127.0.0.1)")
+        self.assertGreater(len(api.tokens), 3)  # refreshed before expiry
+        rule = api.firewalls["inletsd-rdp"]
+        self.assertEqual((rule["allowed"], rule["targetTags"], rule["sourceRanges"], rule["description"]),
+                         ([{"IPProtocol": "tcp", "ports": [str(cport), str(pub)]}], ["inletsd-rdp"], ["0.0.0.0/0"],
+                          "inletsd"))
+        inst = api.instances[("europe-west4-a", "inletsd-rdp")]
+        body = inst["body"]
+        self.assertEqual((body["machineType"], body["disks"][0]["initializeParams"]["sourceImage"], body["labels"],
+                          body["tags"]),
+                         ("zones/europe-west4-a/machineTypes/e2-micro",
+                          "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
+                          {"inletsd": "", "inletsd-rdp": ""}, {"items": ["inletsd-rdp"]}))
+        check_user_data_secrets(self, inst["user_data"], "rdp")
+        srv, _ = host_daemon(self.tmp, inst["user_data"], "rdp",
+                             f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n", "gce-host")
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(cport), 10, "exit server")
+        self.client_side(out, "rdp", pub, "gce-client")
+
+        for n in range(700):
+            api.instances[("europe-west4-a", f"other-{n:03d}")] = {
+                "id": n, "name": f"other-{n:03d}", "status": "RUNNING", "ip": "192.0.2.1",
+                "labels": {"inletsd": ""} if n % 7 else {}, "tags": [], "polls": 0}
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 600, r.stdout[:300])
+        self.assertEqual([p.split("?")[1] for m, p, b in api.requests if m == "GET"],
+                         ["maxResults=500", "maxResults=500&pageToken=500"])
+        for n in range(700):
+            del api.instances[("europe-west4-a", f"other-{n:03d}")]
+
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual((api.instances, api.firewalls), ({}, {}))
+
+        # A key whose token_uri is elsewhere: refused, nothing signed or sent.
+        key = api.key_json()
+        key["token_uri"] = "https://attacker.example/token"
+        with open(keyfile, "w") as f:
+            json.dump(key, f)
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("token_uri must be https://oauth2.googleapis.com/token", r.stderr)
+        self.assertEqual(api.requests, [])
 
     def test_api_answers_are_not_trusted(self):
         """What an API answers goes into files and onto a terminal: an address that is not one is no

@@ -30,6 +30,7 @@
 #define EC2_VERSION "2016-11-15"
 #define EC2_PAGES_MAX 20
 #define EC2_TERMINATE_WAIT_SEC 300
+#define AWS_RETRY_SLEEP_MAX_SEC 120   /* asleep in one call's retries, at most */
 
 /* ---- credentials ---- */
 
@@ -224,20 +225,25 @@ static int aws_call(CloudApi *api, const AwsRequest *q, json_object **ret, char 
                                  .body_len = q->body ? strlen(q->body) : 0, .timeout_sec = api->timeout_sec,
                                  .user_agent = "inletsctl" };
                 r = web_request(&w, &a, &err);
+                /* Any request here may be sent again (see above): after any failure to get an answer
+                 * too, a RunInstances whose connection broke among them. */
                 if (r < 0) {
-                        if (attempt < api->max_retries && (r == -ETIMEDOUT || r == -ECONNREFUSED) && slept < 120) {
-                                sleep(1u << MIN(attempt, 4u));
-                                slept += 1u << MIN(attempt, 4u);
+                        unsigned s = 1u << MIN(attempt, 4u);
+                        if (attempt < api->max_retries && slept + s <= AWS_RETRY_SLEEP_MAX_SEC) {
+                                sleep(s);
+                                slept += s;
                                 continue;
                         }
                         return errorf(ret_error, r, "%s", err);
                 }
                 /* throttled (EC2: 503 RequestLimitExceeded; Route 53: 400 Throttling) or a hiccup */
-                if ((a.status == 429 || a.status >= 500) && attempt < api->max_retries && slept < 120) {
+                if (a.status == 429 || a.status >= 500) {
                         unsigned s = (unsigned) MIN(MAX(1L << MIN(attempt, 4u), a.retry_after_sec), 60L);
-                        sleep(s);
-                        slept += s;
-                        continue;
+                        if (attempt < api->max_retries && slept + s <= AWS_RETRY_SLEEP_MAX_SEC) {
+                                sleep(s);
+                                slept += s;
+                                continue;
+                        }
                 }
                 r = a.body_len > 0 ? xml_to_json(a.body, a.body_len, &doc, &err) : -EBADMSG;
                 if (r < 0 && (a.status < 200 || a.status > 299))
@@ -266,7 +272,8 @@ static int aws_call(CloudApi *api, const AwsRequest *q, json_object **ret, char 
                                         *c = '?';
                         if (ret_code && code)
                                 *ret_code = strdup(code);
-                        if (code && streq(code, "Throttling") && attempt < api->max_retries && slept < 120) {
+                        if (code && streq(code, "Throttling") && attempt < api->max_retries &&
+                            slept + (1u << MIN(attempt, 4u)) <= AWS_RETRY_SLEEP_MAX_SEC) {
                                 sleep(1u << MIN(attempt, 4u));
                                 slept += 1u << MIN(attempt, 4u);
                                 if (ret_code)
@@ -417,30 +424,62 @@ static int ec2_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret
                         for (size_t k = 0; json_object_is_type(insts, json_type_array) &&
                                            k < json_object_array_length(insts); k++) {
                                 json_object *inst = json_object_array_get_idx(insts, k);
-                                CloudHost *m;
-                                if (!has_tag_key(inst, tag))
-                                        continue;
-                                m = reallocarray(l, n + 1, sizeof(CloudHost));
-                                if (!m) {
-                                        r = -ENOMEM;
+                                if (has_tag_key(inst, tag) && (r = cloud_hosts_append(&l, &n, inst, ec2_host_parse)) < 0)
                                         break;
-                                }
-                                l = m;
-                                if (ec2_host_parse(inst, &l[n]) >= 0)
-                                        n++;
                         }
                 }
                 free(next);
                 next = json_get_string(doc, "nextToken") && *json_get_string(doc, "nextToken")
                                ? strdup(json_get_string(doc, "nextToken")) : NULL;
-                if (!next)
+                if (r < 0 || !next)
                         break;
         }
         return cloud_hosts_return(l, n, r, ret, ret_n);
 }
 
-/* The security group named name in vpc that carries our tag, if there is one. */
-static int ec2_find_group(CloudApi *api, const char *vpc, const char *name, char **ret_id, char **ret_error) {
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* l sorted and joined by spaces; l is freed. */
+static char *sorted_words(char **l, size_t n) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (n > 0)
+                qsort(l, n, sizeof(char *), cmp_str);
+        f = open_memstream(&out, &len);
+        for (size_t i = 0; f && i < n; i++)
+                fprintf(f, "%s%s", i > 0 ? " " : "", l[i]);
+        if (!f || fclose(f) != 0)
+                out = mfree(out);
+        strv_free(l);
+        return out;
+}
+
+/* The tcp rules of a group, "FROM-TO" each, sorted, space-separated. */
+static char *group_rules(json_object *g) {
+        json_object *perms = get(g, "ipPermissions");
+        char **l = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; json_object_is_type(perms, json_type_array) && i < json_object_array_length(perms); i++) {
+                json_object *p = json_object_array_get_idx(perms, i);
+                char *s = asprintf_safe("%s-%s", json_get_string(p, "fromPort") ?: "?", json_get_string(p, "toPort") ?: "?");
+                if (!s || strv_push(&l, &n, s) < 0) {
+                        strv_free(l);
+                        return NULL;
+                }
+        }
+        return sorted_words(l, n);
+}
+
+/* The security group named name in vpc that carries our tag (-EADDRINUSE when one of that name does
+ * not): its id, whether this run made it (its inletsd-run tag is run, an answer was lost), and
+ * its rules. */
+static int ec2_find_group(CloudApi *api, const char *vpc, const char *name, const char *run, char **ret_id,
+                          bool *ret_made, char **ret_rules, char **ret_error) {
         _cleanup_(json_object_putp) json_object *doc = NULL;
         _cleanup_free_ char *params = NULL;
         size_t len = 0;
@@ -464,10 +503,12 @@ static int ec2_find_group(CloudApi *api, const char *vpc, const char *name, char
         g = first_item(get(doc, "securityGroupInfo"));
         if (!g || !streq_ptr(json_get_string(g, "groupName"), name) || !has_tag_key(g, "inletsd") ||
             !cloud_id_is_valid(json_get_string(g, "groupId")))
-                return errorf(ret_error, -EEXIST, "a security group named %s exists in %s and is not inletsd's: "
+                return errorf(ret_error, -EADDRINUSE, "a security group named %s exists in %s and is not inletsd's: "
                               "rename or delete it", name, vpc);
+        *ret_made = run && streq_ptr(tag_value(g, "inletsd-run"), run);
         *ret_id = strdup(json_get_string(g, "groupId"));
-        return *ret_id ? 0 : -ENOMEM;
+        *ret_rules = group_rules(g);
+        return *ret_id && *ret_rules ? 0 : -ENOMEM;
 }
 
 static int ec2_delete_group(CloudApi *api, const char *id, char **ret_error) {
@@ -480,12 +521,32 @@ static int ec2_delete_group(CloudApi *api, const char *id, char **ret_error) {
         return r == -ENOENT || streq_ptr(code, "InvalidGroup.NotFound") ? 0 : r;
 }
 
-/* The security group of a host: made (or found, when a host of that name had one), tagged
- * inletsd, opening c->open_ports to everyone; *ret_made says whether it is new. */
-static int ec2_group(CloudApi *api, const CloudCreate *c, const char *vpc, char **ret_id, bool *ret_made,
-                     char **ret_error) {
+/* The tcp rules c->open_ports asks for, as group_rules() writes them. */
+static char *wanted_rules(const CloudCreate *c) {
+        _cleanup_free_ char *ports = strdup(c->open_ports ?: "");
+        char **l = NULL;
+        size_t n = 0;
+
+        if (!ports)
+                return NULL;
+        for (char *save = NULL, *t = strtok_r(ports, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+                const char *dash = strchr(t, '-');
+                char *s = dash ? asprintf_safe("%.*s-%s", (int) (dash - t), t, dash + 1) : asprintf_safe("%s-%s", t, t);
+                if (!s || strv_push(&l, &n, s) < 0) {
+                        strv_free(l);
+                        return NULL;
+                }
+        }
+        return sorted_words(l, n);
+}
+
+/* The security group of a host: made (tagged inletsd, and inletsd-run with this run's token, so
+ * that a lost answer still tells it is ours to undo), or one a host of that name left whose rules
+ * are those wanted; opening c->open_ports to everyone. *ret_made: this run made it. */
+static int ec2_group(CloudApi *api, const CloudCreate *c, const char *vpc, const char *run, char **ret_id,
+                     bool *ret_made, char **ret_error) {
         _cleanup_(json_object_putp) json_object *doc = NULL;
-        _cleanup_free_ char *params = NULL, *code = NULL, *id = NULL, *ports = NULL;
+        _cleanup_free_ char *params = NULL, *code = NULL, *id = NULL, *ports = NULL, *rules = NULL, *want = NULL;
         size_t len = 0;
         unsigned k = 0;
         FILE *f = open_memstream(&params, &len);
@@ -499,13 +560,27 @@ static int ec2_group(CloudApi *api, const CloudCreate *c, const char *vpc, char 
         param(f, "TagSpecification.1.ResourceType", "security-group");
         param(f, "TagSpecification.1.Tag.1.Key", "inletsd");
         param(f, "TagSpecification.1.Tag.1.Value", "");
+        param(f, "TagSpecification.1.Tag.2.Key", "inletsd-run");
+        param(f, "TagSpecification.1.Tag.2.Value", run);
         if (fclose(f) != 0 || !params)
+                return -ENOMEM;
+        want = wanted_rules(c);
+        if (!want)
                 return -ENOMEM;
         r = ec2_call(api, "CreateSecurityGroup", params, &doc, &code, ret_error);
         *ret_made = r >= 0;
         if (streq_ptr(code, "InvalidGroup.Duplicate")) {
                 *ret_error = mfree(*ret_error);
-                r = ec2_find_group(api, vpc, c->name, &id, ret_error);
+                r = ec2_find_group(api, vpc, c->name, run, &id, ret_made, &rules, ret_error);
+                if (r >= 0 && !*ret_made && *rules && !streq(rules, want))
+                        r = errorf(ret_error, -EADDRINUSE, "security group %s (%s), left by an earlier host of that name, "
+                                   "opens other ports (%s) than this one needs (%s): delete it (aws ec2 "
+                                   "delete-security-group --group-id %s) or choose another --name", id, c->name,
+                                   rules, want, id);
+                if (r >= 0 && streq(rules, want)) {
+                        *ret_id = TAKE_PTR(id);
+                        return 0; /* open as wanted already */
+                }
         } else if (r >= 0) {
                 id = json_get_string(doc, "groupId") ? strdup(json_get_string(doc, "groupId")) : NULL;
                 if (!id || !cloud_id_is_valid(id))
@@ -544,7 +619,8 @@ static int ec2_group(CloudApi *api, const CloudCreate *c, const char *vpc, char 
                 return -ENOMEM;
         if (k > 0) {
                 r = ec2_call(api, "AuthorizeSecurityGroupIngress", params, NULL, &code, ret_error);
-                if (streq_ptr(code, "InvalidPermission.Duplicate")) /* a group found: open already */
+                /* sent again after a lost answer: what it asked for is there */
+                if (streq_ptr(code, "InvalidPermission.Duplicate"))
                         r = 0, *ret_error = mfree(*ret_error);
                 if (r < 0) {
                         if (*ret_made) {
@@ -578,14 +654,16 @@ static int ec2_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char 
         vpc = strdup(json_get_string(first_item(get(vpcs, "vpcSet")), "vpcId"));
         if (!vpc)
                 return -ENOMEM;
-        r = ec2_group(api, c, vpc, &group, &made, ret_error);
-        if (r < 0)
-                return r;
-
-        /* the instance: one request, which a client token makes safe to send again */
-        if (random_token(&client_token) < 0 || !(ud = base64mem(c->user_data, strlen(c->user_data))))
+        /* one token for this run: the group's inletsd-run tag, and RunInstances' client token,
+         * which makes it safe to send again */
+        if (random_token(&client_token) < 0)
                 return -ENOMEM;
         client_token[32] = 0;
+        r = ec2_group(api, c, vpc, client_token, &group, &made, ret_error);
+        if (r < 0)
+                return r;
+        if (!(ud = base64mem(c->user_data, strlen(c->user_data))))
+                return -ENOMEM;
         f = open_memstream(&params, &len);
         if (!f)
                 return -ENOMEM;
@@ -624,14 +702,15 @@ static int ec2_destroy(CloudApi *api, const char *id, char **ret_error) {
         _cleanup_(json_object_putp) json_object *doc = NULL, *gdoc = NULL;
         _cleanup_free_ char *params = NULL, *group = NULL;
         json_object *inst = NULL, *g;
+        struct timespec start, now;
+        unsigned retries;
         int r;
 
         r = ec2_describe(api, id, &doc, &inst, ret_error);
         if (r < 0)
                 return r;
         g = first_item(get(inst, "groupSet"));
-        if (g && cloud_id_is_valid(json_get_string(g, "groupId")) && startswith(json_get_string(g, "groupName") ?: "",
-                                                                                 "inletsd-")) {
+        if (g && cloud_id_is_valid(json_get_string(g, "groupId"))) {
                 _cleanup_free_ char *q = asprintf_safe("&GroupId.1=%s", json_get_string(g, "groupId"));
                 json_object *sg;
                 if (!q)
@@ -650,18 +729,31 @@ static int ec2_destroy(CloudApi *api, const char *id, char **ret_error) {
         r = ec2_call(api, "TerminateInstances", params, NULL, NULL, ret_error);
         if (r < 0 || !group)
                 return r;
-        /* The group can go once nothing uses it: inletsctl waits; the operator (no retries, no
-         * sleeping) leaves it for the next host of that name, which takes it again. */
-        for (unsigned waited = 0; api->max_retries > 0 && waited < EC2_TERMINATE_WAIT_SEC; waited += 2) {
+        /* The group can go once nothing uses it. The operator (no retries, no sleeping) leaves
+         * it: the next host of that name takes it again. inletsctl waits, a bounded time, one try
+         * a look. */
+        if (api->max_retries == 0)
+                return 0;
+        retries = api->max_retries;
+        api->max_retries = 0;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
                 _cleanup_(json_object_putp) json_object *d = NULL;
                 _cleanup_free_ char *err = NULL;
                 json_object *i = NULL;
                 r = ec2_describe(api, id, &d, &i, &err);
-                if (r == -ENOENT || (r >= 0 && streq_ptr(json_get_string(get(i, "instanceState"), "name"), "terminated")))
+                if (r == -ENOENT || (r >= 0 && streq_ptr(json_get_string(get(i, "instanceState"), "name"), "terminated"))) {
+                        api->max_retries = retries;
                         return ec2_delete_group(api, group, ret_error);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - start.tv_sec >= EC2_TERMINATE_WAIT_SEC)
+                        break;
                 sleep(2);
         }
-        return 0;
+        api->max_retries = retries;
+        return errorf(ret_error, -EBUSY, "instance %s is terminating, but not terminated after %d s: its security "
+                      "group %s is left; run delete again to remove it", id, EC2_TERMINATE_WAIT_SEC, group);
 }
 
 /* ---- DNS records: Route 53 (create --dns) ----

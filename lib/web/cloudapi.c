@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloudapi.h"
@@ -24,6 +25,7 @@ void cloud_api_done(CloudApi *api) {
         free(api->project);
         free(api->key_id);
         erase_and_free(api->session_token);
+        erase_and_free(api->credentials);
         *api = (CloudApi) {};
 }
 
@@ -39,6 +41,16 @@ void cloud_hosts_free(CloudHost *l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 cloud_host_done(&l[i]);
         free(l);
+}
+
+int cloud_hosts_append(CloudHost **l, size_t *n, json_object *d, int (*parse)(json_object *d, CloudHost *ret)) {
+        CloudHost *m = reallocarray(*l, *n + 1, sizeof(CloudHost));
+        if (!m)
+                return -ENOMEM;
+        *l = m;
+        if (parse(d, &m[*n]) >= 0)
+                (*n)++;
+        return 0;
 }
 
 int cloud_hosts_return(CloudHost *l, size_t n, int r, CloudHost **ret, size_t *ret_n) {
@@ -189,6 +201,11 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
         assert(method);
         assert(path);
 
+        if (api->refresh && time(NULL) >= api->token_expires - 300) {
+                int r = api->refresh(api, ret_error);
+                if (r < 0)
+                        return r;
+        }
         url = asprintf_safe("%s%s", api->base_url, path);
         auth = api->auth_header ? asprintf_safe("%s: %s", api->auth_header, api->token)
                                 : asprintf_safe("Authorization: Bearer %s", api->token);
@@ -1068,7 +1085,8 @@ PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.c
 
 const CloudProvider *const cloud_providers[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
                                                  &cloud_provider_vultr, &cloud_provider_linode,
-                                                 &cloud_provider_scaleway, &cloud_provider_ec2, NULL };
+                                                 &cloud_provider_scaleway, &cloud_provider_ec2, &cloud_provider_gce,
+                                                 NULL };
 
 const CloudProvider *cloud_provider_find(const char *name) {
         if (streq(name, "do"))

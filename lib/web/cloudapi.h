@@ -17,6 +17,11 @@ typedef struct CloudApi {
         char *project;         /* providers whose hosts belong to a project (--project or its variable) */
         char *key_id;          /* AWS: the access key id (token is its secret), and a session token */
         char *session_token;
+        /* Tokens that expire (GCE): refresh() makes a new one from credentials (secret) once
+         * token_expires (seconds since the epoch) is near. */
+        int (*refresh)(struct CloudApi *api, char **ret_error);
+        char *credentials;
+        long long token_expires;
         long timeout_sec;
         unsigned max_retries;  /* on 429 and 5xx; a POST only on 429 and a refused connection */
 } CloudApi;
@@ -87,6 +92,8 @@ typedef struct CloudProvider {
 } CloudProvider;
 
 void cloud_hosts_free(CloudHost *l, size_t n);
+/* One more host in *l, parsed from d (an answer that does not parse is skipped); -ENOMEM. */
+int cloud_hosts_append(CloudHost **l, size_t *n, json_object *d, int (*parse)(json_object *d, CloudHost *ret));
 /* The end of a list operation: on r < 0 frees l, else hands it out (never NULL); returns r. */
 int cloud_hosts_return(CloudHost *l, size_t n, int r, CloudHost **ret, size_t *ret_n);
 
@@ -124,7 +131,7 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
 void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p);
 
 extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
-        cloud_provider_linode, cloud_provider_scaleway, cloud_provider_ec2;
+        cloud_provider_linode, cloud_provider_scaleway, cloud_provider_ec2, cloud_provider_gce;
 /* NULL-terminated. */
 extern const CloudProvider *const cloud_providers[];
 const CloudProvider *cloud_provider_find(const char *name);
