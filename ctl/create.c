@@ -8,6 +8,7 @@
  * it by address. */
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -130,6 +131,21 @@ static int cloud_check_unused(const CloudProvider *p, CloudApi *api, const char 
         return r;
 }
 
+/* Ctrl-C, a hangup or SIGTERM while a host exists: what was made is undone, then exit. The
+ * handler only notes it; each step looks before it goes on. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+        interrupted = sig;
+}
+
+static int check_interrupted(const CloudHost *h) {
+        if (!interrupted)
+                return 0;
+        fprintf(stderr, "Interrupted (%s): undoing what was made, host %s first.\n", strsignal(interrupted), h->id);
+        return -EINTR;
+}
+
 /* Polls host h until it is active (*h then holds its address), errored or out of time. */
 static int cloud_wait_active(const CloudArgs *a, const CloudProvider *p, CloudApi *api, CloudHost *h) {
         unsigned n = 0, total = (unsigned) (a->timeout / a->poll) + 1;
@@ -142,6 +158,9 @@ static int cloud_wait_active(const CloudArgs *a, const CloudProvider *p, CloudAp
 
                 printf("[%u/%u] Host: %s, status: %s\n", ++n, total, h->id, h->status);
                 fflush(stdout);
+                r = check_interrupted(h);
+                if (r < 0)
+                        return r;
                 if (streq(h->status, "active") && h->ip)
                         return 0;
                 if (waited >= a->timeout || streq(h->status, "errored")) {
@@ -177,7 +196,10 @@ static void print_delete_line(FILE *f, const CloudArgs *a, const CloudProvider *
 static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, char *const *tags, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *desc = NULL, *err = NULL;
-                int r = p->dns_add(api, h, tags[i], &desc, &err);
+                int r = check_interrupted(h);
+                if (r < 0)
+                        return r; /* the last request's outcome is known: undone in full */
+                r = p->dns_add(api, h, tags[i], &desc, &err);
                 if (r < 0) {
                         fprintf(stderr, "Creating a DNS record failed: %s\n", err ?: strerror(-r));
                         return r;
@@ -198,7 +220,8 @@ static void cloud_undo(const CloudArgs *a, const CloudProvider *p, CloudApi *api
 
         if (dns_tried) {
                 /* refused (4xx) or never sent: known not done */
-                bool unknown = dns_error < 0 && dns_error != -EACCES && dns_error != -ENOENT && dns_error != -EINVAL;
+                bool unknown = dns_error < 0 && dns_error != -EACCES && dns_error != -ENOENT && dns_error != -EINVAL &&
+                               dns_error != -EINTR;
                 unsigned n = 0;
                 int r = unknown ? 0 : p->dns_remove(api, h->id, &n, &err);
 
@@ -266,6 +289,12 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                 .n_tags = 2 + n_dns,
         };
         cloud_create_defaults(&c, &a->flags, p);
+        /* from here on a host may exist: an interruption undoes it (not SA_RESTART: a sleep ends) */
+        struct sigaction sa = { .sa_handler = on_interrupt };
+        sigemptyset(&sa.sa_mask);
+        (void) sigaction(SIGINT, &sa, NULL);
+        (void) sigaction(SIGTERM, &sa, NULL);
+        (void) sigaction(SIGHUP, &sa, NULL);
         printf("Creating host %s on %s: %s %s, size %s, image %s.\n", c.name, p->name, p->region_kind ?: "region",
                c.region, c.size, c.image);
         fflush(stdout);
@@ -279,7 +308,9 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                                         "shows it.\n", p->name);
                 return r;
         }
-        r = cloud_wait_active(a, p, &api, &h);
+        r = check_interrupted(&h);
+        if (r >= 0)
+                r = cloud_wait_active(a, p, &api, &h);
         if (r >= 0 && n_dns > 0) {
                 dns_tried = true;
                 r = cloud_dns(p, &api, &h, dns_tags, n_dns);
@@ -580,6 +611,8 @@ int verb_create(int argc, char *argv[]) {
                                  a.dns ? p->n_acme_domains : 0, &host_made);
                 if (r == -EEXIST)
                         return EXIT_OK;
+                if (r == -EINTR)
+                        return 128 + interrupted; /* as the shell says it */
                 if (r < 0)
                         return EXIT_ERROR;
                 host = host_made.ip;

@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -249,6 +250,29 @@ class Cloud(TunnelTest):
         r, _ = self.do_create(api, "denied")
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 401 (Unable to authenticate you)", r.stderr)
+
+    def test_create_interrupted(self):
+        """Ctrl-C (or SIGTERM) while create waits for the host: what was made is undone, the host
+        deleted, exit 130; nothing is left, no client files."""
+        self.api_token = f"{self.tmp}/do-token"
+        with open(self.api_token, "w") as f:
+            f.write("dop_v1_secret_0123456789\n")
+        api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=10 ** 6)
+        self.upstreams.append(api)
+        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            out = f"{self.tmp}/int-{sig}"
+            os.makedirs(out)
+            proc = subprocess.Popen([INLETSCTL, "create", "--provider", "digitalocean", "--name", "int",
+                                     "--access-token-file", self.api_token, "--api-url", api.url, "--poll-interval",
+                                     "0.2", "--output-dir", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            wait_until(lambda: len(api.droplets) == 1 and list(api.droplets.values())[0]["polls"] >= 2, 20, "polling")
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, code, stdout + stderr)
+            self.assertIn("Interrupted", stderr)
+            self.assertEqual(api.droplets, {})
+            self.assertEqual(os.listdir(out), [])
 
     def test_token_from_the_providers_variable(self):
         """No --access-token-file: the token comes from the variable the provider's own tools
