@@ -909,8 +909,18 @@ class Cloud(TunnelTest):
         self.assertIn("DescribeInstances: HTTP 403 (SignatureDoesNotMatch: The request signature we calculated",
                       r.stderr)
 
-        # RunInstances refused: the security group made for it goes again.
         env["AWS_SECRET_ACCESS_KEY"] = secret
+        # A host that never becomes active: terminated again, and its group deleted.
+        api.active_after = 10 ** 6
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "stuck", "--poll-interval", "0.1", "--timeout", "0.5",
+                            "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("did not become active", r.stderr)
+        self.assertEqual([i["state"] for i in api.instances.values() if i["tags"].get("Name") == "inletsd-stuck"],
+                         ["terminated"])
+        self.assertEqual(api.groups, {})
+        api.active_after = 2
+
         api.faults["RunInstances"] = (400, "InsufficientInstanceCapacity")
         r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--output-dir", out],
                            capture_output=True, text=True, timeout=60, env=env)
@@ -1094,6 +1104,14 @@ class Cloud(TunnelTest):
         r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
                            timeout=30, env=env)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual((api.instances, api.firewalls), ({}, {}))
+
+        # A host that never becomes active: deleted again, with its firewall rule.
+        api.active_after = 10 ** 6
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "stuck", "--poll-interval", "0.1", "--timeout", "0.5",
+                            "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("did not become active", r.stderr)
         self.assertEqual((api.instances, api.firewalls), ({}, {}))
 
         # A key whose token_uri is elsewhere: refused, nothing signed or sent.
