@@ -813,6 +813,13 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("is deleted again", r.stderr)
         self.assertEqual((api.droplets, api.volumes, api.faults), ({}, set(), []))
+        # A server that does not come up in time is still starting: deleted once it is running.
+        api.active_after = 8
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "slow", "--poll-interval", "0.1", "--timeout", "0.3",
+                            "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("did not become active", r.stderr)
+        self.assertEqual((api.droplets, api.volumes), ({}, set()))
         # Without a project, said before anything is asked.
         api.requests.clear()
         env.pop("SCW_DEFAULT_PROJECT_ID")

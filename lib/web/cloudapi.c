@@ -637,6 +637,9 @@ static json_object *body_scw(const CloudCreate *c, const CloudApi *api) {
         return b;
 }
 
+#define SCW_SETTLE_WAIT_SEC 300
+#define STR_ONE_OF(s, a, b) (streq_ptr((s), (a)) || streq_ptr((s), (b)))
+
 static int scw_action(const Flavour *f, CloudApi *api, const char *id, const char *action, char **ret_error) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
         _cleanup_free_ char *path = host_path(f, api, id, "/action");
@@ -672,6 +675,26 @@ static int scw_destroy(const Flavour *f, CloudApi *api, const char *id, char **r
                 return r;
         if (!json_object_object_get_ex(res, "server", &d))
                 return errorf(ret_error, -EBADMSG, "GET %s: no server in the answer", path);
+        /* Neither can be done to a server on its way (starting, stopping): inletsctl waits until it
+         * is running or stopped, a bounded time; the operator tries again on its next pass. */
+        if (api->max_retries > 0) {
+                struct timespec start, now;
+                clock_gettime(CLOCK_MONOTONIC, &start);
+                while (STR_ONE_OF(json_get_string(d, "state"), "starting", "stopping")) {
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        if (now.tv_sec - start.tv_sec >= SCW_SETTLE_WAIT_SEC)
+                                return errorf(ret_error, -EBUSY, "server %s is still %s after %d s: delete it again "
+                                              "later", id, json_get_string(d, "state"), SCW_SETTLE_WAIT_SEC);
+                        sleep(2);
+                        json_object_putp(&res);
+                        path = mfree(path);
+                        r = host_get_json(f, api, id, &res, &path, ret_error);
+                        if (r < 0)
+                                return r;
+                        if (!json_object_object_get_ex(res, "server", &d))
+                                return errorf(ret_error, -EBADMSG, "GET %s: no server in the answer", path);
+                }
+        }
         if (!streq_ptr(json_get_string(d, "state"), "stopped"))
                 return scw_action(f, api, id, "terminate", ret_error);
         r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
