@@ -57,6 +57,7 @@ class Ec2StandIn:
         self.next = 1
         # Route 53: zone id -> {"name", "private", "sets": [{"name", "type", "ttl", "values"}]}
         self.zones = {}
+        self.changes = {}           # change id -> looks
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -132,7 +133,8 @@ class Ec2StandIn:
                 q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
                 name = {"/2013-04-01/hostedzonesbyname": "ListHostedZonesByName"}.get(path) or \
                     ("ChangeResourceRecordSets" if self.command == "POST" else
-                     "ListResourceRecordSets" if path.endswith("/rrset") else "GetHostedZone")
+                     "ListResourceRecordSets" if path.endswith("/rrset") else
+                     "GetChange" if path.startswith("/2013-04-01/change/") else "GetHostedZone")
                 outer.requests.append((name, {**q, "body": raw.decode()}))
                 if name in outer.faults:
                     fault = outer.faults.pop(name)
@@ -224,7 +226,8 @@ class Ec2StandIn:
         return {"ownerId": "123456789012", "groupId": g["id"], "groupName": g["name"], "vpcId": g["vpc"],
                 "groupDescription": g["description"],
                 "tagSet": [{"key": k, "value": v} for k, v in g["tags"].items()],
-                "ipPermissions": [{"ipProtocol": p, "fromPort": a, "toPort": b} for p, a, b in g["rules"]]}
+                "ipPermissions": [{"ipProtocol": p, "fromPort": a, "toPort": b, "ipRanges": [{"cidrIp": "0.0.0.0/0"}],
+                                   "ipv6Ranges": [{"cidrIpv6": "::/0"}]} for p, a, b in g["rules"]]}
 
     def do_CreateSecurityGroup(self, q):
         for k in ("GroupName", "GroupDescription", "VpcId"):
@@ -330,6 +333,13 @@ class Ec2StandIn:
             out["nextToken"] = str(start + size)
         return out
 
+    def do_CreateTags(self, q):
+        i = self.instances.get(q.get("ResourceId.1"))
+        if not i:
+            return 400, "InvalidInstanceID.NotFound", "The instance ID does not exist"
+        i["tags"].update(self.tags(q, "Tag."))
+        return {"return": True}
+
     def do_TerminateInstances(self, q):
         i = self.instances.get(q.get("InstanceId.1"))
         if not i:
@@ -360,6 +370,14 @@ class Ec2StandIn:
             return 200, (f"<ListHostedZonesByNameResponse {ns}><HostedZones>{items}</HostedZones>"
                          f"<DNSName>{q.get('dnsname', '')}</DNSName><IsTruncated>false</IsTruncated>"
                          f"<MaxItems>{q.get('maxitems', '100')}</MaxItems></ListHostedZonesByNameResponse>")
+        if path.startswith("/2013-04-01/change/") and method == "GET":
+            cid = path.rsplit("/", 1)[1]
+            if cid not in self.changes:
+                return 404, ("NoSuchChange", "no such change")
+            self.changes[cid] += 1   # PENDING, then INSYNC at the next look
+            status = "INSYNC" if self.changes[cid] > 1 else "PENDING"
+            return 200, (f"<GetChangeResponse {ns}><ChangeInfo><Id>/change/{cid}</Id><Status>{status}</Status>"
+                         f"</ChangeInfo></GetChangeResponse>")
         parts = path.split("/")  # '', '2013-04-01', 'hostedzone', ID, ['rrset']
         zone = self.zones.get(parts[3]) if len(parts) > 3 and parts[2] == "hostedzone" else None
         if not zone:
@@ -403,6 +421,9 @@ class Ec2StandIn:
                 zone["sets"].remove(same[0])
             else:
                 return 400, ("InvalidInput", action)
-        return 200, (f"<ChangeResourceRecordSetsResponse {ns}><ChangeInfo><Id>/change/C2682N5HXP0BZ4</Id>"
+        self.next += 1
+        cid = f"C{self.next:013X}"
+        self.changes[cid] = 0
+        return 200, (f"<ChangeResourceRecordSetsResponse {ns}><ChangeInfo><Id>/change/{cid}</Id>"
                      f"<Status>PENDING</Status><SubmittedAt>2026-12-06T00:00:00Z</SubmittedAt></ChangeInfo>"
                      f"</ChangeResourceRecordSetsResponse>")

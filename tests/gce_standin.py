@@ -30,6 +30,8 @@ class GceStandIn:
         self.requests = []     # (method, path, body)
         self.instances = {}    # (zone, name) -> dict
         self.firewalls = {}    # name -> body
+        self.operations = {}   # name -> operation, DONE when next read
+        self.fail_insert = None  # an error the next instance insert's operation ends with
         self.next = 1
         outer = self
 
@@ -106,10 +108,12 @@ class GceStandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def operation(self, kind, target):
+    def operation(self, kind, target, error=None):
         self.next += 1
-        return {"kind": "compute#operation", "name": f"operation-{self.next}", "operationType": kind,
-                "targetLink": target, "status": "PENDING"}
+        op = {"kind": "compute#operation", "name": f"operation-{self.next}", "operationType": kind,
+              "targetLink": target, "status": "PENDING"}
+        self.operations[op["name"]] = dict(op, status="DONE", **({"error": {"errors": [error]}} if error else {}))
+        return op
 
     def public(self, i):
         out = {"kind": "compute#instance", "id": str(i["id"]), "name": i["name"], "status": i["status"],
@@ -143,6 +147,10 @@ class GceStandIn:
                     del self.firewalls[name]
                     return 200, self.operation("delete", rest)
             return 404, "notFound", f"The resource 'projects/{self.project}/{rest}' was not found"
+        m = re.fullmatch(r"zones/([\w-]+)/operations/([\w-]+)", rest)
+        if m and method == "GET":
+            op = self.operations.get(m.group(2))
+            return (200, op) if op else (404, "notFound", "no such operation")
         m = re.fullmatch(r"zones/([\w-]+)/instances(?:/([\w-]+))?", rest)
         if not m:
             return 404, "notFound", f"The resource '{path}' was not found"
@@ -150,6 +158,9 @@ class GceStandIn:
         if name is None and method == "POST":
             if (zone, body.get("name")) in self.instances:
                 return 409, "alreadyExists", "already exists"
+            if self.fail_insert:
+                err, self.fail_insert = self.fail_insert, None
+                return 200, self.operation("insert", rest, err)
             ud = [it["value"] for it in body["metadata"]["items"] if it["key"] == "user-data"]
             if body["machineType"] != f"zones/{zone}/machineTypes/e2-micro" and "custom" not in body["machineType"]:
                 return 400, "invalid", f"Invalid value for field 'resource.machineType': '{body['machineType']}'"

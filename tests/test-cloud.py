@@ -955,6 +955,11 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn(f"security group {gid} (inletsd-web), left by an earlier host of that name, opens other ports "
                       "(1-65535) than this one needs (443-443 80-80 8123-8123)", r.stderr)
+        api.groups[gid]["rules"] = [("udp", 8123, 8123), ("udp", 80, 80), ("udp", 443, 443)]
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("opens other ports (other:udp other:udp other:udp)", r.stderr)
         api.groups[gid]["rules"] = [("tcp", 8123, 8123), ("tcp", 80, 80), ("tcp", 443, 443)]
         r = subprocess.run([INLETSCTL, "create", *base, "--name", "web", "--mode", "http", "--poll-interval", "0.1",
                             "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
@@ -1009,9 +1014,11 @@ class Cloud(TunnelTest):
         self.assertEqual(ours(), [("Z0INLETS", "blog.inlets.test", "127.0.0.1"), ("Z0INLETS", "inlets.test", "127.0.0.1"),
                                   ("Z1SHOP", "www.shop.inlets.test", "127.0.0.1")])
         (ident, inst), = api.instances.items()
-        self.assertEqual(sorted(k for k in inst["tags"] if k.startswith("inletsd-dns:")),
-                         ["inletsd-dns:Z0INLETS:blog.inlets.test", "inletsd-dns:Z0INLETS:inlets.test",
-                          "inletsd-dns:Z1SHOP:www.shop.inlets.test"])
+        # remembered with the address each record was made for, set before the record
+        self.assertEqual(sorted((k, v) for k, v in inst["tags"].items() if k.startswith("inletsd-dns:")),
+                         [("inletsd-dns:Z0INLETS:blog.inlets.test", "127.0.0.1"),
+                          ("inletsd-dns:Z0INLETS:inlets.test", "127.0.0.1"),
+                          ("inletsd-dns:Z1SHOP:www.shop.inlets.test", "127.0.0.1")])
         change = [q["body"] for a, q in api.requests if a == "ChangeResourceRecordSets"][0]
         self.assertIn("<Action>CREATE</Action><ResourceRecordSet><Name>blog.inlets.test.</Name><Type>A</Type>"
                       "<TTL>300</TTL><ResourceRecords><ResourceRecord><Value>127.0.0.1</Value>", change)
@@ -1035,6 +1042,19 @@ class Cloud(TunnelTest):
         self.assertEqual(ours(), [])
         self.assertEqual(sets["inlets.test"]["values"], ["192.0.2.9"])
         self.assertEqual(api.instances[ident]["state"], "terminated")
+        # each DELETE waited for until Route 53 said INSYNC
+        self.assertEqual(len([a for a, q in api.requests if a == "GetChange"]), 2 * 2)
+
+        # The instance's address changed since (a stop and start): the record made for the old one
+        # still goes.
+        create("moved", "moved.inlets.test")
+        (ident,) = [i for i, d in api.instances.items() if d["tags"].get("Name") == "inletsd-moved"]
+        api.instances[ident]["ip"] = "127.0.0.2"
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Removed 1 DNS record.", r.stdout)
+        self.assertEqual(ours(), [])
 
         # A CREATE carried out whose answer was lost (500), sent again and refused (it exists): undone,
         # record and instance.
@@ -1120,6 +1140,36 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("did not become active", r.stderr)
         self.assertEqual((api.instances, api.firewalls), ({}, {}))
+
+        # The insert's operation ends in an error (a quota): nothing made, the rule made for it goes.
+        api.active_after = 3
+        api.fail_insert = {"code": "QUOTA_EXCEEDED", "message": "Quota 'CPUS' exceeded. Limit: 8.0 in region "
+                                                                "europe-west4."}
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "quota", "--output-dir", out], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("inserting the instance failed: Quota 'CPUS' exceeded", r.stderr)
+        self.assertEqual((api.instances, api.firewalls), ({}, {}))
+        # A rule of the name left by an earlier host: taken when it opens what is needed, refused
+        # when it opens more; and delete takes only the rule named as the instance.
+        wanted = {"name": "inletsd-again", "description": "inletsd", "network": "global/networks/default",
+                  "direction": "INGRESS", "allowed": [{"IPProtocol": "tcp", "ports": ["8123"]}],
+                  "targetTags": ["inletsd-again"], "sourceRanges": ["0.0.0.0/0"]}
+        api.firewalls["inletsd-again"] = dict(wanted, allowed=[{"IPProtocol": "all"}])
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "again", "--ports", "", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertIn("firewall rule inletsd-again, left by an earlier host of that name, opens other", r.stderr)
+        self.assertEqual(api.instances, {})
+        api.firewalls["inletsd-other"] = dict(wanted, name="inletsd-other", targetTags=["inletsd-other"])
+        api.firewalls["inletsd-again"] = wanted
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "again", "--ports", "", "--poll-interval", "0.1",
+                            "--output-dir", out], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        api.instances[("europe-west4-a", "inletsd-again")]["tags"] = ["inletsd-other", "inletsd-again"]
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "inletsd-again"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual((api.instances, list(api.firewalls)), ({}, ["inletsd-other"]))
 
         # A key whose token_uri is elsewhere: refused, nothing signed or sent.
         key = api.key_json()

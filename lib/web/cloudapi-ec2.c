@@ -465,8 +465,18 @@ static char *group_rules(json_object *g) {
         size_t n = 0;
 
         for (size_t i = 0; json_object_is_type(perms, json_type_array) && i < json_object_array_length(perms); i++) {
-                json_object *p = json_object_array_get_idx(perms, i);
-                char *s = asprintf_safe("%s-%s", json_get_string(p, "fromPort") ?: "?", json_get_string(p, "toPort") ?: "?");
+                json_object *p = json_object_array_get_idx(perms, i), *v4 = get(p, "ipRanges"), *v6 = get(p, "ipv6Ranges");
+                /* tcp to everyone, v4 and v6, and nothing else, or it is not a rule of ours */
+                bool plain = streq_ptr(json_get_string(p, "ipProtocol"), "tcp") &&
+                             json_object_is_type(v4, json_type_array) && json_object_array_length(v4) == 1 &&
+                             streq_ptr(json_get_string(first_item(v4), "cidrIp"), "0.0.0.0/0") &&
+                             json_object_is_type(v6, json_type_array) && json_object_array_length(v6) == 1 &&
+                             streq_ptr(json_get_string(first_item(v6), "cidrIpv6"), "::/0") &&
+                             !json_object_is_type(get(p, "groups"), json_type_array) &&
+                             !json_object_is_type(get(p, "prefixListIds"), json_type_array);
+                char *s = plain ? asprintf_safe("%s-%s", json_get_string(p, "fromPort") ?: "?",
+                                                json_get_string(p, "toPort") ?: "?")
+                                : asprintf_safe("other:%s", json_get_string(p, "ipProtocol") ?: "?");
                 if (!s || strv_push(&l, &n, s) < 0) {
                         strv_free(l);
                         return NULL;
@@ -917,6 +927,23 @@ static int ec2_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char 
                 return r;
         if (!cloud_ip_is_valid(h->ip))
                 return -EADDRNOTAVAIL;
+        /* The address goes into the tag's value first: delete removes the record made for it,
+         * whatever address the instance has by then. */
+        {
+                _cleanup_free_ char *params = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&params, &len);
+                if (!f)
+                        return -ENOMEM;
+                param(f, "ResourceId.1", h->id);
+                param(f, "Tag.1.Key", tag);
+                param(f, "Tag.1.Value", h->ip);
+                if (fclose(f) != 0 || !params)
+                        return -ENOMEM;
+                r = ec2_call(api, "CreateTags", params, NULL, NULL, ret_error);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EINVAL; /* whatever it was: no record was asked for */
+        }
         path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone);
         body = r53_change("CREATE", name, h->ip);
         if (!path || !body)
@@ -951,10 +978,41 @@ static int r53_points_at(CloudApi *api, const char *zone, const char *name, cons
         return 0;
 }
 
+#define R53_INSYNC_WAIT_SEC 180
+
+/* Until the change res answers is INSYNC (Route 53's servers all answer with it), a bounded
+ * time, one look every 2 s; -EBUSY then. */
+static int r53_change_wait(CloudApi *api, json_object *res, char **ret_error) {
+        const char *id = startswith(json_get_string(get(res, "ChangeInfo"), "Id") ?: "", "/change/");
+        struct timespec start, now;
+        int r;
+
+        if (!id || !r53_zone_id_is_valid(id))
+                return errorf(ret_error, -EBADMSG, "ChangeResourceRecordSets: no change id in the answer");
+        if (streq_ptr(json_get_string(get(res, "ChangeInfo"), "Status"), "INSYNC"))
+                return 0;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *doc = NULL;
+                _cleanup_free_ char *path = asprintf_safe(R53 "/change/%s", id);
+                if (!path)
+                        return -ENOMEM;
+                r = r53_call(api, "GET", path, NULL, NULL, "GetChange", &doc, NULL, ret_error);
+                if (r < 0)
+                        return r;
+                if (streq_ptr(json_get_string(get(doc, "ChangeInfo"), "Status"), "INSYNC"))
+                        return 0;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - start.tv_sec >= R53_INSYNC_WAIT_SEC)
+                        return errorf(ret_error, -EBUSY, "Route 53 change %s is not in sync after %d s", id,
+                                      R53_INSYNC_WAIT_SEC);
+                sleep(2);
+        }
+}
+
 static int ec2_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error) {
         _cleanup_(json_object_putp) json_object *doc = NULL;
         json_object *inst = NULL, *tags;
-        const char *ip;
         unsigned ours = 0;
         int r;
 
@@ -965,26 +1023,32 @@ static int ec2_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char *
         tags = get(inst, "tagSet");
         if (!tags || (!json_object_is_type(tags, json_type_array) && !json_object_is_type(tags, json_type_string)))
                 return errorf(ret_error, -EBADMSG, "DescribeInstances: no tags in the answer");
-        ip = json_get_string(inst, "ipAddress");
         for (size_t i = 0; json_object_is_type(tags, json_type_array) && i < json_object_array_length(tags); i++) {
                 _cleanup_(json_object_putp) json_object *res = NULL;
                 _cleanup_free_ char *zone = NULL, *path = NULL, *body = NULL, *code = NULL;
-                const char *name;
+                json_object *t = json_object_array_get_idx(tags, i);
+                const char *name, *ip = json_get_string(t, "value");
 
-                if (r53_tag_parse(json_get_string(json_object_array_get_idx(tags, i), "key") ?: "", &zone, &name) < 0)
+                if (r53_tag_parse(json_get_string(t, "key") ?: "", &zone, &name) < 0)
                         continue;
                 if (++ours > 64)
                         return errorf(ret_error, -E2BIG, "instance %s carries more than 64 %s tags", id,
                                       R53_DNS_TAG_PREFIX);
+                /* the address the record was made for (set before it): none, no record was made */
+                if (!ip || !*ip)
+                        continue;
                 if (!cloud_ip_is_valid(ip))
-                        return errorf(ret_error, -EADDRNOTAVAIL, "instance %s shows no public address, so the record "
-                                      "of %s cannot be checked", id, name);
+                        return errorf(ret_error, -EBADMSG, "the tag of %s on instance %s holds no address", name, id);
                 path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone);
                 body = r53_change("DELETE", name, ip);
                 if (!path || !body)
                         return -ENOMEM;
                 r = r53_call(api, "POST", path, NULL, body, "ChangeResourceRecordSets", &res, &code, ret_error);
                 if (r >= 0) {
+                        /* gone once Route 53's servers say so */
+                        r = r53_change_wait(api, res, ret_error);
+                        if (r < 0)
+                                return r;
                         *ret_n += 1;
                         continue;
                 }

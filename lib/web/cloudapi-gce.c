@@ -265,19 +265,30 @@ static int gce_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret
         return cloud_hosts_return(l, n, r, ret, ret_n);
 }
 
-/* The firewall rule named name is ours: made by us, for that tag. */
+static bool network_is_default(const char *n) {
+        static const char d[] = "global/networks/default";
+        size_t l = n ? strlen(n) : 0;
+        return l >= sizeof d - 1 && streq(n + l - (sizeof d - 1), d) && (l == sizeof d - 1 || n[l - sizeof d] == '/');
+}
+
+static int gce_firewall_get(CloudApi *api, const char *name, json_object **ret, char **ret_error) {
+        _cleanup_free_ char *path = gce_path(api, "global/firewalls", name);
+        return path ? cloud_api_call(api, "GET", path, NULL, NULL, ret, ret_error) : -ENOMEM;
+}
+
+/* A firewall rule is ours: made by us (our description), for that one tag. */
+static bool firewall_is_ours(json_object *rule, const char *name) {
+        json_object *t = get(rule, "targetTags");
+        return streq_ptr(json_get_string(rule, "description"), GCE_FIREWALL_MARK) &&
+               json_object_is_type(t, json_type_array) && json_object_array_length(t) == 1 &&
+               streq_ptr(json_object_get_string(first(t)), name);
+}
+
+/* 1: the rule named name is ours; 0: it is not. */
 static int gce_firewall_is_ours(CloudApi *api, const char *name, char **ret_error) {
         _cleanup_(json_object_putp) json_object *res = NULL;
-        _cleanup_free_ char *path = gce_path(api, "global/firewalls", name);
-        int r;
-
-        if (!path)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        return streq_ptr(json_get_string(res, "description"), GCE_FIREWALL_MARK) &&
-               streq_ptr(json_object_get_string(first(get(res, "targetTags"))), name);
+        int r = gce_firewall_get(api, name, &res, ret_error);
+        return r < 0 ? r : firewall_is_ours(res, name);
 }
 
 static int gce_firewall_delete(CloudApi *api, const char *name, char **ret_error) {
@@ -297,8 +308,10 @@ static int gce_firewall_delete(CloudApi *api, const char *name, char **ret_error
 static int gce_firewall(CloudApi *api, const CloudCreate *c, bool *ret_made, char **ret_error) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *allowed = json_object_new_array(),
                                                 *rule = json_object_new_object(), *ports = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *old = NULL;
         _cleanup_free_ char *path = gce_path(api, "global/firewalls", NULL), *list = strdup(c->open_ports ?: "");
         json_object *tags, *src;
+        long status = 0;
         int r;
 
         *ret_made = false;
@@ -325,24 +338,72 @@ static int gce_firewall(CloudApi *api, const CloudCreate *c, bool *ret_made, cha
         json_object_object_add(body, "allowed", json_object_get(allowed));
         json_object_object_add(body, "targetTags", tags);
         json_object_object_add(body, "sourceRanges", src);
-        r = cloud_api_call(api, "POST", path, body, NULL, NULL, ret_error);
+        r = cloud_api_call(api, "POST", path, body, &status, NULL, ret_error);
         if (r >= 0) {
                 *ret_made = true;
                 return 0;
         }
-        /* 409: a rule of that name exists; taken only if it is ours */
-        if (!strstr(*ret_error ?: "", "HTTP 409"))
+        /* 409: a rule of that name exists; taken only if it is ours and opens exactly this */
+        if (status != 409)
                 return r;
         *ret_error = mfree(*ret_error);
-        r = gce_firewall_is_ours(api, c->name, ret_error);
+        r = gce_firewall_get(api, c->name, &old, ret_error);
         if (r < 0)
                 return r;
-        return r > 0 ? 0 : errorf(ret_error, -EADDRINUSE, "a firewall rule named %s exists and is not inletsd's: rename "
-                                  "or delete it", c->name);
+        if (!firewall_is_ours(old, c->name))
+                return errorf(ret_error, -EADDRINUSE, "a firewall rule named %s exists and is not inletsd's: rename "
+                              "or delete it", c->name);
+        if (!json_object_equal(get(old, "allowed"), allowed) || !json_object_equal(get(old, "sourceRanges"), src) ||
+            !streq_ptr(json_get_string(old, "direction") ?: "INGRESS", "INGRESS") ||
+            !network_is_default(json_get_string(old, "network")) || get(old, "sourceTags") ||
+            get(old, "sourceServiceAccounts") || json_object_get_boolean(get(old, "disabled")))
+                return errorf(ret_error, -EADDRINUSE, "firewall rule %s, left by an earlier host of that name, opens "
+                              "other than this host needs: delete it (gcloud compute firewall-rules delete %s) or "
+                              "choose another --name", c->name, c->name);
+        return 0;
+}
+
+#define GCE_OPERATION_WAIT_SEC 180
+
+/* Waits (inletsctl; the operator does not sleep) until the zone operation op is DONE; -EINVAL
+ * with its error when it failed: then nothing was made. */
+static int gce_operation_wait(CloudApi *api, json_object *op, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *cur = json_object_get(op);
+        struct timespec start, now;
+        const char *name = json_get_string(op, "name");
+        int r;
+
+        if (!name || !cloud_id_is_valid(name))
+                return errorf(ret_error, -EBADMSG, "the instance's insert answered no operation");
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                _cleanup_free_ char *what = NULL, *path = NULL;
+                json_object *err = get(get(cur, "error"), "errors");
+                if (err) {
+                        _cleanup_free_ char *shown = cloud_printable(json_get_string(first(err), "message") ?:
+                                                                     json_get_string(first(err), "code"));
+                        return errorf(ret_error, -EINVAL, "inserting the instance failed: %s", shown ?: "");
+                }
+                if (streq_ptr(json_get_string(cur, "status"), "DONE") || api->max_retries == 0)
+                        return 0;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - start.tv_sec >= GCE_OPERATION_WAIT_SEC)
+                        return errorf(ret_error, -ETIMEDOUT, "the instance's insert did not end in %d s",
+                                      GCE_OPERATION_WAIT_SEC);
+                sleep(1);
+                what = asprintf_safe("zones/%s/operations", api->zone);
+                path = what ? gce_path(api, what, name) : NULL;
+                if (!path)
+                        return -ENOMEM;
+                json_object_putp(&cur);
+                r = cloud_api_call(api, "GET", path, NULL, NULL, &cur, ret_error);
+                if (r < 0)
+                        return r;
+        }
 }
 
 static int gce_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *b = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object(), *op = NULL;
         _cleanup_free_ char *coll = zone_path(api, NULL), *mt = asprintf_safe("zones/%s/machineTypes/%s", api->zone,
                                                                                c->size);
         json_object *disk, *init, *disks, *nic, *nics, *ac, *acs, *meta, *items, *item, *labels, *tags, *titems;
@@ -393,8 +454,11 @@ static int gce_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char 
         json_object_object_add(b, "metadata", meta);
         json_object_object_add(b, "labels", labels);
         json_object_object_add(b, "tags", tags);
-        /* the answer is an operation; the instance is read by its name after it */
-        r = cloud_api_call(api, "POST", coll, b, NULL, NULL, ret_error);
+        /* the answer is an operation, whose end says whether the instance was made (quota, a
+         * missing image...); the instance is read by its name after it */
+        r = cloud_api_call(api, "POST", coll, b, NULL, &op, ret_error);
+        if (r >= 0)
+                r = gce_operation_wait(api, op, ret_error);
         if (r >= 0)
                 r = gce_get(api, c->name, ret, ret_error);
         if (r < 0 && made && (r == -EINVAL || r == -EACCES)) { /* refused: nothing uses the rule */
@@ -417,12 +481,13 @@ static int gce_destroy(CloudApi *api, const char *id, char **ret_error) {
         r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
         if (r < 0)
                 return r;
+        /* its rule is named as it is, and is its only if it carries that network tag and our label;
+         * other tags name nothing here */
         t = get(get(res, "tags"), "items");
-        for (size_t i = 0; json_object_is_type(t, json_type_array) && i < json_object_array_length(t) && !rule; i++) {
-                const char *s = json_object_get_string(json_object_array_get_idx(t, i));
-                if (s && startswith(s, "inletsd-") && cloud_id_is_valid(s))
-                        rule = strdup(s);
-        }
+        for (size_t i = 0; has_label(res, "inletsd") && json_object_is_type(t, json_type_array) &&
+                           i < json_object_array_length(t) && !rule; i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(t, i)), id))
+                        rule = strdup(id);
         r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
         if (r < 0)
                 return r;
