@@ -1031,7 +1031,7 @@ class Cloud(TunnelTest):
         r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
                            env=env)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("a record of www.shop.inlets.test still points at instance", r.stderr)
+        self.assertIn("a record of www.shop.inlets.test still points at 127.0.0.1", r.stderr)
         self.assertIn("Removed 1 DNS record.", r.stdout)  # blog's, before
         self.assertEqual(api.instances[ident]["state"], "running")
         sets["www.shop.inlets.test"]["ttl"] = 300
@@ -1044,6 +1044,33 @@ class Cloud(TunnelTest):
         self.assertEqual(api.instances[ident]["state"], "terminated")
         # each DELETE waited for until Route 53 said INSYNC
         self.assertEqual(len([a for a, q in api.requests if a == "GetChange"]), 2 * 2)
+
+        # The tag's address blanked (as on hosts made before it was kept) or rewritten: the record
+        # pointing at the instance's own address still goes, or the instance is kept.
+        for what, value, n in (("blank", "", 1), ("another address", "192.0.2.77", 2)):
+            create(f"tagged{n}", f"tagged{n}.inlets.test")
+            (ident,) = [i for i, d in api.instances.items() if d["tags"].get("Name") == f"inletsd-tagged{n}"]
+            api.instances[ident]["tags"][f"inletsd-dns:Z0INLETS:tagged{n}.inlets.test"] = value
+            r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                               env=env)
+            self.assertEqual(r.returncode, 0, what + r.stdout + r.stderr)
+            self.assertIn("Removed 1 DNS record.", r.stdout, what)
+            self.assertEqual(ours(), [], what)
+        # ... and when the record can be removed by neither, the instance stays.
+        create("stays", "stays.inlets.test")
+        (ident,) = [i for i, d in api.instances.items() if d["tags"].get("Name") == "inletsd-stays"]
+        api.instances[ident]["tags"]["inletsd-dns:Z0INLETS:stays.inlets.test"] = "192.0.2.77"
+        sets = {r["name"]: r for z in api.zones.values() for r in z["sets"]}
+        sets["stays.inlets.test"]["ttl"] = 60
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("a record of stays.inlets.test still points at 127.0.0.1", r.stderr)
+        self.assertEqual(api.instances[ident]["state"], "running")
+        sets["stays.inlets.test"]["ttl"] = 300
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
         # The instance's address changed since (a stop and start): the record made for the old one
         # still goes.
@@ -1149,6 +1176,27 @@ class Cloud(TunnelTest):
                            text=True, timeout=60, env=env)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("inserting the instance failed: Quota 'CPUS' exceeded", r.stderr)
+        self.assertEqual((api.instances, api.firewalls), ({}, {}))
+        # The operation cannot be read (a role without compute.zoneOperations.get): the instance may
+        # have been made, so its rule stays, and create says where to look.
+        compute = api.compute
+
+        def no_operations(method, path, q, body):
+            if "/operations/" in path:
+                return 403, "forbidden", "Required 'compute.zoneOperations.get' permission"
+            return compute(method, path, q, body)
+        api.compute = no_operations
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "blind", "--output-dir", out], capture_output=True,
+                           text=True, timeout=60, env=env)
+        api.compute = compute
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("the instance may have been made", r.stderr)
+        self.assertIn("inletsctl list-hosts --provider gce shows it", r.stderr)
+        self.assertEqual((list(api.instances), list(api.firewalls)),
+                         ([("europe-west4-a", "inletsd-blind")], ["inletsd-blind"]))
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "inletsd-blind"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual((api.instances, api.firewalls), ({}, {}))
         # A rule of the name left by an earlier host: taken when it opens what is needed, refused
         # when it opens more; and delete takes only the rule named as the instance.

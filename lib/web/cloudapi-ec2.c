@@ -1024,8 +1024,7 @@ static int ec2_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char *
         if (!tags || (!json_object_is_type(tags, json_type_array) && !json_object_is_type(tags, json_type_string)))
                 return errorf(ret_error, -EBADMSG, "DescribeInstances: no tags in the answer");
         for (size_t i = 0; json_object_is_type(tags, json_type_array) && i < json_object_array_length(tags); i++) {
-                _cleanup_(json_object_putp) json_object *res = NULL;
-                _cleanup_free_ char *zone = NULL, *path = NULL, *body = NULL, *code = NULL;
+                _cleanup_free_ char *zone = NULL, *path = NULL;
                 json_object *t = json_object_array_get_idx(tags, i);
                 const char *name, *ip = json_get_string(t, "value");
 
@@ -1034,46 +1033,65 @@ static int ec2_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char *
                 if (++ours > 64)
                         return errorf(ret_error, -E2BIG, "instance %s carries more than 64 %s tags", id,
                                       R53_DNS_TAG_PREFIX);
-                /* the address the record was made for (set before it): none, no record was made */
-                if (!ip || !*ip)
-                        continue;
-                if (!cloud_ip_is_valid(ip))
+                /* The addresses a record of ours may point at: the one remembered in the tag (set
+                 * before the record was made; empty on hosts made before it was kept, or blanked),
+                 * and the instance's own. Each one's exact record goes; then none may be left. */
+                const char *cur = json_get_string(inst, "ipAddress"), *cand[2];
+                size_t n_cand = 0;
+                bool zone_gone = false;
+
+                if (ip && *ip && !cloud_ip_is_valid(ip))
                         return errorf(ret_error, -EBADMSG, "the tag of %s on instance %s holds no address", name, id);
+                if (ip && *ip)
+                        cand[n_cand++] = ip;
+                if (cloud_ip_is_valid(cur) && !(n_cand > 0 && streq(cur, cand[0])))
+                        cand[n_cand++] = cur;
+                if (n_cand == 0)
+                        return errorf(ret_error, -EADDRNOTAVAIL, "instance %s shows no public address and its tag none, "
+                                      "so the record of %s cannot be checked", id, name);
                 path = asprintf_safe(R53 "/hostedzone/%s/rrset", zone);
-                body = r53_change("DELETE", name, ip);
-                if (!path || !body)
+                if (!path)
                         return -ENOMEM;
-                r = r53_call(api, "POST", path, NULL, body, "ChangeResourceRecordSets", &res, &code, ret_error);
-                if (r >= 0) {
-                        /* gone once Route 53's servers say so */
-                        r = r53_change_wait(api, res, ret_error);
+                for (size_t c = 0; c < n_cand && !zone_gone; c++) {
+                        _cleanup_(json_object_putp) json_object *res = NULL;
+                        _cleanup_free_ char *body = r53_change("DELETE", name, cand[c]), *code = NULL;
+                        if (!body)
+                                return -ENOMEM;
+                        r = r53_call(api, "POST", path, NULL, body, "ChangeResourceRecordSets", &res, &code, ret_error);
+                        if (r >= 0) {
+                                /* gone once Route 53's servers say so */
+                                r = r53_change_wait(api, res, ret_error);
+                                if (r < 0)
+                                        return r;
+                                *ret_n += 1;
+                                continue;
+                        }
+                        if (!streq_ptr(code, "InvalidChangeBatch") && !streq_ptr(code, "NoSuchHostedZone"))
+                                return r;
+                        /* refused: not there as it was made */
+                        *ret_error = mfree(*ret_error);
+                        if (streq_ptr(code, "NoSuchHostedZone")) {
+                                /* the zone is gone, and its records with it: if it says so twice */
+                                _cleanup_free_ char *zpath = asprintf_safe(R53 "/hostedzone/%s", zone);
+                                if (!zpath)
+                                        return -ENOMEM;
+                                r = r53_call(api, "GET", zpath, NULL, NULL, "GetHostedZone", NULL, NULL, ret_error);
+                                if (r != -ENOENT)
+                                        return r < 0 ? r : errorf(ret_error, -EBADMSG, "hosted zone %s is said to be "
+                                                                  "gone, and there", zone);
+                                *ret_error = mfree(*ret_error);
+                                zone_gone = true;
+                        }
+                }
+                /* gone only if nothing at the name still points at any of them */
+                for (size_t c = 0; c < n_cand && !zone_gone; c++) {
+                        r = r53_points_at(api, zone, name, cand[c], ret_error);
                         if (r < 0)
                                 return r;
-                        *ret_n += 1;
-                        continue;
+                        if (r > 0)
+                                return errorf(ret_error, -EBUSY, "a record of %s still points at %s (changed since it "
+                                              "was made): remove it yourself, then delete again", name, cand[c]);
                 }
-                if (!streq_ptr(code, "InvalidChangeBatch") && !streq_ptr(code, "NoSuchHostedZone"))
-                        return r;
-                /* refused: not there as it was made; gone only if nothing there still points here */
-                *ret_error = mfree(*ret_error);
-                if (streq_ptr(code, "NoSuchHostedZone")) {
-                        /* the zone is gone, and its records with it: if it says so twice */
-                        _cleanup_free_ char *zpath = asprintf_safe(R53 "/hostedzone/%s", zone);
-                        if (!zpath)
-                                return -ENOMEM;
-                        r = r53_call(api, "GET", zpath, NULL, NULL, "GetHostedZone", NULL, NULL, ret_error);
-                        if (r != -ENOENT)
-                                return r < 0 ? r : errorf(ret_error, -EBADMSG, "hosted zone %s is said to be gone, "
-                                                          "and there", zone);
-                        *ret_error = mfree(*ret_error);
-                        continue;
-                }
-                r = r53_points_at(api, zone, name, ip, ret_error);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        return errorf(ret_error, -EBUSY, "a record of %s still points at instance %s (changed since "
-                                      "it was made): remove it yourself, then delete again", name, id);
         }
         return 0;
 }

@@ -388,8 +388,8 @@ static int gce_operation_wait(CloudApi *api, json_object *op, char **ret_error) 
                         return 0;
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 if (now.tv_sec - start.tv_sec >= GCE_OPERATION_WAIT_SEC)
-                        return errorf(ret_error, -ETIMEDOUT, "the instance's insert did not end in %d s",
-                                      GCE_OPERATION_WAIT_SEC);
+                        return errorf(ret_error, -ETIMEDOUT, "the instance's insert did not end in %d s (the "
+                                      "instance may still be made)", GCE_OPERATION_WAIT_SEC);
                 sleep(1);
                 what = asprintf_safe("zones/%s/operations", api->zone);
                 path = what ? gce_path(api, what, name) : NULL;
@@ -397,8 +397,9 @@ static int gce_operation_wait(CloudApi *api, json_object *op, char **ret_error) 
                         return -ENOMEM;
                 json_object_putp(&cur);
                 r = cloud_api_call(api, "GET", path, NULL, NULL, &cur, ret_error);
-                if (r < 0)
-                        return r;
+                if (r < 0) /* the insert was taken: whether it made the instance is not known */
+                        return errorf(ret_error, r == -ENOMEM ? r : -EIO, "%s; the instance may have been made",
+                                      *ret_error ?: strerror(-r));
         }
 }
 
