@@ -327,27 +327,9 @@ static const char *tag_value(json_object *inst, const char *key) {
 }
 
 static int ec2_host_parse(json_object *inst, CloudHost *ret) {
-        const char *id = json_get_string(inst, "instanceId"), *st = json_get_string(get(inst, "instanceState"), "name"),
-                   *ip = json_get_string(inst, "ipAddress");
-
-        if (!id || !cloud_id_is_valid(id))
-                return -EBADMSG; /* an id goes into requests: nothing but an id */
-        if (!cloud_ip_is_valid(ip))
-                ip = NULL; /* whatever else it is, it is not an address */
-        st = st ?: "unknown";
-        if (streq(st, "running"))
-                st = ip ? "active" : "pending";
-        *ret = (CloudHost) {
-                .id = strdup(id),
-                .name = cloud_printable(tag_value(inst, "Name")),
-                .status = cloud_printable(st),
-                .ip = ip ? strdup(ip) : NULL,
-        };
-        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
-                cloud_host_done(ret);
-                return -ENOMEM;
-        }
-        return 0;
+        return cloud_host_from(json_get_string(inst, "instanceId"), tag_value(inst, "Name"),
+                               json_get_string(get(inst, "instanceState"), "name"), "running",
+                               json_get_string(inst, "ipAddress"), ret);
 }
 
 /* The instance's description (a reference into *ret_doc). */

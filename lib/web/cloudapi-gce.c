@@ -184,25 +184,11 @@ static char *zone_path(const CloudApi *api, const char *name) {
 }
 
 static int gce_host_parse(json_object *d, CloudHost *ret) {
-        const char *name = json_get_string(d, "name"), *st = json_get_string(d, "status") ?: "unknown",
-                   *ip = json_get_string(first(get(first(get(d, "networkInterfaces")), "accessConfigs")), "natIP");
-
+        const char *name = json_get_string(d, "name");
         /* an instance's name is its id in every path */
-        if (!name || !cloud_id_is_valid(name))
-                return -EBADMSG;
-        if (!cloud_ip_is_valid(ip))
-                ip = NULL;
-        if (streq(st, "RUNNING"))
-                st = ip ? "active" : "pending";
-        *ret = (CloudHost) {
-                .id = strdup(name), .name = strdup(name), .status = cloud_printable(st),
-                .ip = ip ? strdup(ip) : NULL,
-        };
-        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
-                cloud_host_done(ret);
-                return -ENOMEM;
-        }
-        return 0;
+        return cloud_host_from(name, name, json_get_string(d, "status"), "RUNNING",
+                               json_get_string(first(get(first(get(d, "networkInterfaces")), "accessConfigs")), "natIP"),
+                               ret);
 }
 
 static int gce_get(CloudApi *api, const char *id, CloudHost *ret, char **ret_error) {

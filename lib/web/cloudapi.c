@@ -43,6 +43,30 @@ void cloud_hosts_free(CloudHost *l, size_t n) {
         free(l);
 }
 
+int cloud_host_from(const char *id, const char *name, const char *status, const char *ready, const char *ip,
+                    CloudHost *ret) {
+        const char *st = status ?: "unknown";
+
+        if (!cloud_id_is_valid(id))
+                return -EBADMSG; /* an id goes into request paths: nothing but an id */
+        if (!cloud_ip_is_valid(ip))
+                ip = NULL; /* whatever else it is, it is not an address */
+        /* "active" once the provider says so and the host has its public address. */
+        if (streq(st, ready))
+                st = ip ? "active" : "pending";
+        *ret = (CloudHost) {
+                .id = strdup(id),
+                .name = cloud_printable(name),
+                .status = cloud_printable(st),
+                .ip = ip ? strdup(ip) : NULL,
+        };
+        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
+                cloud_host_done(ret);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int cloud_hosts_append(CloudHost **l, size_t *n, json_object *d, int (*parse)(json_object *d, CloudHost *ret)) {
         CloudHost *m = reallocarray(*l, *n + 1, sizeof(CloudHost));
         if (!m)
@@ -401,28 +425,11 @@ static json_object *body_linode(const CloudCreate *c, const CloudApi *api _unuse
 
 static int host_parse(const Flavour *f, json_object *d, CloudHost *ret) {
         json_object *id = NULL;
-        const char *st, *ip;
 
-        if (!d || !json_object_object_get_ex(d, "id", &id) || !cloud_id_is_valid(json_object_get_string(id)))
-                return -EBADMSG; /* an id goes into request paths: nothing but an id */
-        st = json_get_string(d, f->status_key ?: "status") ?: "unknown";
-        ip = f->ip(d);
-        if (!cloud_ip_is_valid(ip))
-                ip = NULL; /* whatever else it is, it is not an address */
-        /* "active" once the provider says so and the host has its public address. */
-        if (streq(st, f->ready))
-                st = ip ? "active" : "pending";
-        *ret = (CloudHost) {
-                .id = strdup(json_object_get_string(id)),
-                .name = cloud_printable(json_get_string(d, f->name_key)),
-                .status = cloud_printable(st),
-                .ip = ip ? strdup(ip) : NULL,
-        };
-        if (!ret->id || !ret->name || !ret->status || (ip && !ret->ip)) {
-                cloud_host_done(ret);
-                return -ENOMEM;
-        }
-        return 0;
+        if (!d || !json_object_object_get_ex(d, "id", &id))
+                return -EBADMSG;
+        return cloud_host_from(json_object_get_string(id), json_get_string(d, f->name_key),
+                               json_get_string(d, f->status_key ?: "status"), f->ready, f->ip(d), ret);
 }
 
 static int one_host(const Flavour *f, json_object *res, const char *what, CloudHost *ret, char **ret_error) {

@@ -92,6 +92,11 @@ typedef struct CloudProvider {
 } CloudProvider;
 
 void cloud_hosts_free(CloudHost *l, size_t n);
+/* *ret from what an API says of a host: -EBADMSG unless id is an id (it goes into request paths);
+ * an ip that is not an address is none; status ready (the provider's word for running) is
+ * "active" once there is an address, "pending" before; name and status made printable. */
+int cloud_host_from(const char *id, const char *name, const char *status, const char *ready, const char *ip,
+                    CloudHost *ret);
 /* One more host in *l, parsed from d (an answer that does not parse is skipped); -ENOMEM. */
 int cloud_hosts_append(CloudHost **l, size_t *n, json_object *d, int (*parse)(json_object *d, CloudHost *ret));
 /* The end of a list operation: on r < 0 frees l, else hands it out (never NULL); returns r. */
