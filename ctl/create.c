@@ -48,7 +48,8 @@ static void usage(FILE *f) {
                    "the project is --project or the key's; a firewall rule of the host's own opens its ports.\n"
                    "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
-                   "--dns creates those records too (DigitalOcean, EC2 with Route 53), and delete removes them.\n");
+                   "--dns creates those records too (DigitalOcean, Hetzner, Scaleway, EC2 with Route 53), and delete\n"
+                   "removes them.\n");
 }
 
 #define TAG "inletsd"
@@ -448,8 +449,8 @@ static int parse_create_args(int argc, char *argv[], CreateArgs *a) {
                         return -EINVAL;
                 }
                 if (!p || !p->dns_add) {
-                        fprintf(stderr, "--dns: creating DNS records is supported with --provider digitalocean and "
-                                        "ec2 (Route 53) only (so far); create them yourself.\n");
+                        fprintf(stderr, "--dns: creating DNS records is supported with --provider digitalocean, "
+                                        "hetzner, scaleway and ec2 (Route 53) only (so far); create them yourself.\n");
                         return -EINVAL;
                 }
         }

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Stand-ins for cloud APIs on loopback, checking requests the way the providers document them:
 DigitalOcean API v2 (droplets; name/region/size/image/user_data/tags), Hetzner Cloud API v1
-(servers; name/location/server_type/image/user_data/labels), with DigitalOcean's domains API
-(a domain, the records at a name, creating and deleting records), Vultr API v2 (instances;
+(servers; name/location/server_type/image/user_data/labels; labels replaced by PUT; zones and their
+record sets, changed by actions), with DigitalOcean's domains API (a domain, the records at a name,
+creating and deleting records), Vultr API v2 (instances;
 label/region/plan/os_id/user_data in base64/tags) and Linode API v4 (instances;
 label/region/type/image/root_pass/tags/metadata.user_data in base64): Bearer auth; and the
 Scaleway Instance API v1 (servers in a zone, created stopped; user-data by PATCH as text/plain,
@@ -34,6 +35,19 @@ FLAVOURS = {
 }
 
 
+def labels_ok(labels):
+    """Hetzner's rules for labels: a key is an optional DNS-subdomain prefix and "/", then a name
+    of at most 63 letters, digits, and - _ . inside; a value the same, or empty."""
+    name = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+    prefix = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+    for k, v in labels.items():
+        p, _, n = k.rpartition("/")
+        if (p and (len(p) > 253 or not re.fullmatch(prefix, p))) or not re.fullmatch(name, n) or \
+                not isinstance(v, str) or (v and not re.fullmatch(name, v)):
+            return False
+    return True
+
+
 SCW_ZONES = {f"{r}-{n}" for r in ("fr-par", "nl-ams", "pl-waw") for n in (1, 2, 3)}
 
 
@@ -50,6 +64,12 @@ class CloudStandIn:
         # DigitalOcean domains: zone -> {record id: record}, names relative ("@" for the apex)
         self.zones = {}
         self.next_record = 5001
+        # Hetzner zones: name -> {"mode": "primary"|"secondary", "rrsets": {(name, type): {"ttl",
+        # "records": [{"value", "comment"}]}}}; actions: id -> status once looked at
+        self.hzones = {}
+        self.actions = {}
+        # Scaleway DNS zones: "sub.domain" -> [records {"id", "name", "type", "data", "ttl", ...}]
+        self.szones = {}
         # Faults a test sets: (method, path regex, status, done[, change]); done: the request is
         # carried out first and only its answer lost; with change, the answer is change(answer)
         # instead, with its own status. Each is used once.
@@ -106,10 +126,14 @@ class CloudStandIn:
 
             def route(self, method, body):
                 f = outer.f
+                if outer.flavour == "scaleway" and self.path.startswith("/domain/"):
+                    return self.sdomain(method, body)
                 if outer.flavour == "scaleway":
                     return self.scw(method, body)
                 if outer.flavour == "do" and self.path.startswith("/v2/domains"):
                     return self.dns(method, body)
+                if outer.flavour == "hetzner" and self.path.startswith("/v1/zones"):
+                    return self.hzone(method, body)
                 coll = f["collection"]
                 m = re.fullmatch(coll + r"/([\w-]+)", self.path)
                 if method == "POST" and self.path == coll:
@@ -135,8 +159,12 @@ class CloudStandIn:
                         return self.error(422, "invalid_input", "user_data is not cloud-config")
                     outer.user_data = ud
                     ident = f"{outer.next_id}" if outer.flavour == "vultr" else outer.next_id
+                    if outer.flavour == "hetzner" and not labels_ok(tags):
+                        return self.error(422, "invalid_input", "invalid label")
                     d = {"id": ident, "name": body.get("name") or body["label"], "status": f["starting"],
                          "tags": list(tags), "polls": 0, "user_data": ud}
+                    if outer.flavour == "hetzner":
+                        d["labels"] = dict(tags)
                     outer.droplets[str(d["id"])] = d
                     outer.next_id += 1
                     wrapped = outer.public(d)
@@ -156,6 +184,15 @@ class CloudStandIn:
                     tag = re.search(key + r"=([^&]+)", self.path).group(1) if key else None
                     ds = [outer.public(d) for d in outer.droplets.values() if tag is None or tag in d["tags"]]
                     return self.reply(200, {f["many"]: ds, "meta": {"total": len(ds)}})
+                if method == "PUT" and m and outer.flavour == "hetzner":
+                    d = outer.droplets.get(m.group(1))
+                    if not d:
+                        return self.error(404, "not_found", "server not found")
+                    if set(body) != {"labels"} or not labels_ok(body["labels"]):
+                        return self.error(422, "invalid_input", "invalid label")
+                    d["labels"] = dict(body["labels"])
+                    d["tags"] = list(d["labels"])
+                    return self.reply(200, {"server": outer.public(d)})
                 if method == "DELETE" and m:
                     if outer.droplets.pop(m.group(1), None) is None:
                         return self.error(404, "not_found", "not found")
@@ -225,6 +262,11 @@ class CloudStandIn:
                                                      "description": f"server_{action}"}})
                 if sub:
                     return self.error(404, "not_found", "no such endpoint")
+                if method == "PATCH":
+                    if set(body) != {"tags"} or not all(isinstance(t, str) for t in body["tags"]):
+                        return self.error(400, "invalid_arguments", "tags: a list of strings")
+                    d["tags"] = list(body["tags"])
+                    return self.reply(200, {"server": outer.public(d)})
                 if method == "GET":
                     d["polls"] += 1
                     if d["status"] == "starting" and d["polls"] >= outer.active_after:
@@ -290,8 +332,115 @@ class CloudStandIn:
             def do_PATCH(self):
                 self.handle_any("PATCH")
 
+            def do_PUT(self):
+                self.handle_any("PUT")
+
             def do_DELETE(self):
                 self.handle_any("DELETE")
+
+            def hzone(self, method, body):
+                """Hetzner's zones in the Cloud API, as its reference has it."""
+                m = re.fullmatch(r"/v1/zones/actions/(\d+)", self.path)
+                if m and method == "GET":
+                    a = outer.actions.get(int(m.group(1)))
+                    if not a:
+                        return self.error(404, "not_found", "action not found")
+                    a["status"] = a.pop("then", a["status"])
+                    return self.reply(200, {"action": a})
+                m = re.fullmatch(r"/v1/zones/([^/?]+)(?:/rrsets/([^/]+)/([A-Z]+)(/actions/\w+)?)?", self.path)
+                if not m or m.group(1) not in outer.hzones:
+                    return self.error(404, "not_found", "zone not found")
+                zname, rr, typ, act = m.groups()
+                z = outer.hzones[zname]
+                if rr is None and method == "GET":
+                    return self.reply(200, {"zone": {"id": 42, "name": zname, "mode": z["mode"], "ttl": 3600,
+                                                     "status": "ok", "labels": {}}})
+                if rr is None or rr != rr.lower() or rr.endswith(".") or rr.endswith(zname):
+                    return self.error(422, "invalid_input", "invalid rr_name")
+                key = (rr, typ)
+                if method == "GET" and not act:
+                    if key not in z["rrsets"]:
+                        return self.error(404, "not_found", "rrset not found")
+                    rs = z["rrsets"][key]
+                    return self.reply(200, {"rrset": {"id": f"{rr}/{typ}", "name": rr, "type": typ, "ttl": rs["ttl"],
+                                                      "records": rs["records"], "labels": {}, "zone": 42,
+                                                      "protection": {"change": False}}})
+                if method != "POST" or act not in ("/actions/add_records", "/actions/remove_records"):
+                    return self.error(404, "not_found", "no such endpoint")
+                if z["mode"] != "primary":
+                    return self.error(422, "incorrect_zone_mode", "not supported for this zone's mode")
+                recs = body.get("records")
+                if not isinstance(recs, list) or not recs or not all(isinstance(r.get("value"), str) for r in recs) \
+                        or len({r["value"] for r in recs}) != len(recs):
+                    return self.error(422, "invalid_input", "records must be distinct values")
+                if act == "/actions/add_records":
+                    rs = z["rrsets"].setdefault(key, {"ttl": body.get("ttl"), "records": []})
+                    if body.get("ttl") is not None and rs["ttl"] is not None and rs["ttl"] != body["ttl"]:
+                        return self.error(422, "invalid_input", "ttl differs from the rrset's")
+                    if any(r["value"] == v["value"] for r in recs for v in rs["records"]):
+                        return self.error(422, "uniqueness_error", "record already exists")
+                    rs["records"] += [{"value": r["value"], "comment": r.get("comment", "")} for r in recs]
+                else:
+                    if key not in z["rrsets"]:
+                        return self.error(404, "not_found", "rrset not found")
+                    rs = z["rrsets"][key]
+                    values = {r["value"] for r in recs}
+                    if not values <= {v["value"] for v in rs["records"]}:
+                        return self.error(422, "invalid_input", "record not found in rrset")
+                    rs["records"] = [v for v in rs["records"] if v["value"] not in values]
+                    if not rs["records"]:
+                        del z["rrsets"][key]
+                ident = len(outer.actions) + 7001
+                a = outer.actions[ident] = {"id": ident, "command": act.rsplit("/", 1)[1].replace("records", "rrset_records"),
+                                            "status": "running", "then": "success", "progress": 0, "error": None,
+                                            "resources": [{"id": 42, "type": "zone"}]}
+                return self.reply(201, {"action": {k: v for k, v in a.items() if k != "then"}})
+
+            def sdomain(self, method, body):
+                """Scaleway's domains API v2beta1, as its reference has it."""
+                m = re.fullmatch(r"/domain/v2beta1/dns-zones(?:/([\w.-]+)/records)?(\?.*)?", self.path)
+                if not m:
+                    return self.error(404, "not_found", "no such endpoint")
+                zname, query = m.groups()
+                q = dict(p.split("=", 1) for p in (query or "?")[1:].split("&") if p)
+                page, size = int(q.get("page", 1)), min(int(q.get("page_size", 20)), 100)
+                if zname is None and method == "GET":
+                    zs = [z for z in outer.szones if not q.get("dns_zone") or z == q["dns_zone"]]
+                    out = [{"domain": z.split(".", len(z.split(".")) - 2)[-1],
+                            "subdomain": ".".join(z.split(".")[:-2]), "status": "active", "ns": [], "ns_default": [],
+                            "project_id": q.get("project_id", "")} for z in zs]
+                    return self.reply(200, {"dns_zones": out[(page - 1) * size:page * size],
+                                            "total_count": len(out)})
+                if zname not in outer.szones:
+                    return self.error(404, "not_found", "dns zone not found")
+                recs = outer.szones[zname]
+                if method == "GET" and zname:
+                    rs = [r for r in recs if (not q.get("name") or r["name"] == q["name"]) and
+                          (not q.get("type") or r["type"] == q["type"])]
+                    return self.reply(200, {"records": rs[(page - 1) * size:page * size], "total_count": len(rs)})
+                if method != "PATCH" or not isinstance(body.get("changes"), list):
+                    return self.error(404, "not_found", "no such endpoint")
+                if body.get("disallow_new_zone_creation") is not True:
+                    return self.error(400, "invalid_arguments", "test: a zone may be created by this")
+                added = []
+                for ch in body["changes"]:
+                    if "add" in ch:
+                        for r in ch["add"]["records"]:
+                            if not all(isinstance(r.get(k), str) for k in ("name", "type", "data")) or \
+                                    not isinstance(r.get("ttl"), int):
+                                return self.error(400, "invalid_arguments", "name, type, data, ttl")
+                            rec = {"id": str(uuid.uuid4()), "priority": 0, "comment": None, **r}
+                            recs.append(rec)
+                            added.append(rec)
+                    elif "delete" in ch:
+                        idf = ch["delete"]["id_fields"]
+                        gone = [r for r in recs if all(r[k] == idf[k] for k in ("name", "type", "data"))]
+                        if not gone:
+                            return self.error(404, "not_found", "record not found")
+                        recs[:] = [r for r in recs if r not in gone]
+                    else:
+                        return self.error(400, "invalid_arguments", "unknown change")
+                return self.reply(200, {"records": added})
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -311,7 +460,7 @@ class CloudStandIn:
             out["networks"] = {"v4": [{"ip_address": "10.0.0.5", "type": "private"}] +
                                      ([{"ip_address": ip, "type": "public"}] if ip else [])}
         elif self.flavour == "hetzner":
-            out["labels"] = {t: "" for t in d["tags"]}
+            out["labels"] = dict(d["labels"]) if "labels" in d else {t: "" for t in d["tags"]}
             out["public_net"] = {"ipv4": {"ip": ip} if ip else None}
         elif self.flavour == "scaleway":
             out = {"id": d["id"], "name": d["name"], "state": d["status"], "tags": d["tags"], "zone": d["zone"],

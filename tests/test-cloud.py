@@ -500,7 +500,7 @@ class Cloud(TunnelTest):
         self.assertIn("DNS: blog.inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
         for args, says in ((["--dns"], "which names?"),
                            (["--dns", "--letsencrypt-domain", "a.inlets.test", "--letsencrypt-email", "a@inlets.test"],
-                            "digitalocean and ec2 (Route 53) only")):
+                            "digitalocean, hetzner, scaleway and ec2 (Route 53) only")):
             r = subprocess.run([INLETSCTL, "create", "--provider", "cloud-init", *args, "--output-dir",
                                 f"{self.tmp}/dns3"], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, r.stderr)
@@ -608,6 +608,188 @@ class Cloud(TunnelTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertEqual([p for m, p, b in api.requests if m == "POST"], ["/v2/droplets"])
         self.assertIn("inletsctl list-hosts --provider digitalocean shows it", r.stderr)
+
+    def dns_run(self, base, name, *names, code=0, env=None):
+        out = f"{self.tmp}/dns-{name}"
+        os.makedirs(out, exist_ok=True)
+        le = [a for n in names for a in ("--letsencrypt-domain", n)]
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", name, *le, "--letsencrypt-email",
+                            "admin@inlets.test", "--dns", "--poll-interval", "0.1", "--output-dir", out],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+        return r
+
+    def test_hetzner_dns(self):
+        """create --dns at Hetzner (zones and record sets in the Cloud API, the same token): each
+        name checked first (its primary zone; no A/AAAA/CNAME set), remembered in a label the
+        server is created with, the address in a label before the first record; record set
+        changes are actions, waited for; delete removes the records holding the remembered and
+        the current address, and keeps the server while one is left."""
+        with open(f"{self.tmp}/hz-token", "w") as f:
+            f.write("hz-secret-0123456789\n")
+        api = CloudStandIn("hz-secret-0123456789", "hetzner", active_after=1)
+        self.upstreams.append(api)
+        api.hzones = {"inlets.test": {"mode": "primary", "rrsets": {
+                          ("mail", "A"): {"ttl": 300, "records": [{"value": "127.0.0.1", "comment": ""}]},
+                          ("www", "CNAME"): {"ttl": 300, "records": [{"value": "inlets.test.", "comment": ""}]},
+                          ("blog", "MX"): {"ttl": 300, "records": [{"value": "10 mail.inlets.test.", "comment": ""}]}}},
+                      "shop.inlets.test": {"mode": "primary", "rrsets": {}},
+                      "sec.test": {"mode": "secondary", "rrsets": {}}}
+        base = ["--provider", "hetzner", "--access-token-file", f"{self.tmp}/hz-token", "--api-url", api.url]
+
+        def ours():
+            return sorted((z, k[0], k[1], v["value"]) for z, zone in api.hzones.items()
+                          for k, rs in zone["rrsets"].items() for v in rs["records"] if v["comment"] == "inletsd")
+
+        for names, says in ((("ok.shop.inlets.test", "www.elsewhere.test"), "no zone of this Hetzner project holds "
+                                                                             "www.elsewhere.test"),
+                            (("mail.inlets.test",), "mail.inlets.test has a DNS record already (A)"),
+                            (("www.inlets.test",), "www.inlets.test has a DNS record already (CNAME)"),
+                            (("a.sec.test",), "zone sec.test at Hetzner is a secondary zone")):
+            api.requests.clear()
+            r = self.dns_run(base, "refused", *names, code=1)
+            self.assertIn(says, r.stderr)
+            self.assertIn("Nothing created.", r.stderr)
+            self.assertFalse([q for q in api.requests if q[0] != "GET"], api.requests)
+        self.assertEqual(api.droplets, {})
+
+        api.requests.clear()
+        r = self.dns_run(base, "blog", "Blog.inlets.test", "inlets.test", "www.shop.inlets.test")
+        for line in ("DNS: blog.inlets.test A 127.0.0.1 (in inlets.test)", "DNS: inlets.test A 127.0.0.1 (in inlets.test)",
+                     "DNS: www.shop.inlets.test A 127.0.0.1 (in shop.inlets.test)"):
+            self.assertIn(line, r.stdout)
+        self.assertNotIn("hz-secret", r.stdout + r.stderr)
+        self.assertEqual(ours(), [("inlets.test", "@", "A", "127.0.0.1"), ("inlets.test", "blog", "A", "127.0.0.1"),
+                                  ("shop.inlets.test", "www", "A", "127.0.0.1")])
+        self.assertEqual(api.hzones["inlets.test"]["rrsets"][("blog", "A")]["ttl"], 300)
+        (ident, d), = api.droplets.items()
+        create = [b for m, p, b in api.requests if (m, p) == ("POST", "/v1/servers")][0]
+        self.assertEqual(create["labels"], {"inletsd": "", "inletsd-blog": "", "blog.inlets.test/inletsd-dns-2": "",
+                                            "inlets.test/inletsd-dns-2": "", "www.shop.inlets.test/inletsd-dns-3": ""})
+        # the address label first, then the records, each action waited for
+        writes = [(m, p) for m, p, b in api.requests if m != "GET"]
+        self.assertEqual(writes[1], ("PUT", f"/v1/servers/{ident}"))
+        self.assertEqual(d["labels"]["inletsd-dns-ip"], "127.0.0.1")
+        self.assertEqual(len([w for w in writes if w[1].endswith("/add_records")]), 3)
+        self.assertEqual(len([q for q in api.requests if q[1].startswith("/v1/zones/actions/")]), 3)
+
+        # A value added by hand beside ours stays; the address changed (a new primary IP): both
+        # the remembered and the current address are removed.
+        api.hzones["shop.inlets.test"]["rrsets"][("www", "A")]["records"].append({"value": "192.0.2.7", "comment": ""})
+        api.public_ip = "127.0.0.2"
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Removed 3 DNS records.", r.stdout)
+        self.assertEqual(ours(), [])
+        self.assertEqual(api.hzones["shop.inlets.test"]["rrsets"][("www", "A")]["records"],
+                         [{"value": "192.0.2.7", "comment": ""}])
+        self.assertIn(("mail", "A"), api.hzones["inlets.test"]["rrsets"])
+        self.assertEqual(api.droplets, {})
+        api.public_ip = "127.0.0.1"
+
+        # Fails closed: an add_records whose answer is lost keeps the server and prints the delete
+        # line; a removal whose action fails, or one that said done and was not, keeps it too.
+        api.faults.append(("POST", r"/v1/zones/inlets\.test/rrsets/b/A/actions/add_records", 502, True))
+        r = self.dns_run(base, "lost", "a.shop.inlets.test", "b.inlets.test", code=1)
+        self.assertIn("Whether that record was made is not known", r.stderr)
+        self.assertEqual(len([p for m, p, b in api.requests if p.endswith("/b/A/actions/add_records")]), 1)
+        (ident,) = api.droplets
+        self.assertIn(f"inletsctl delete --provider hetzner --id {ident}", r.stderr)
+        self.assertEqual(ours(), [("inlets.test", "b", "A", "127.0.0.1"), ("shop.inlets.test", "a", "A", "127.0.0.1")])
+
+        def delete(code):
+            r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+            return r
+
+        api.faults.append(("GET", r"/v1/zones/actions/\d+", 200, True,
+                           lambda a: {"action": {**a["action"], "status": "error",
+                                                 "error": {"code": "x", "message": "it failed"}}}))
+        r = delete(1)
+        self.assertIn("failed (it failed)", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
+        self.assertEqual(ours(), [("inlets.test", "b", "A", "127.0.0.1")])  # a's removal was done, b's not tried
+        api.faults.append(("POST", r"/v1/zones/inlets\.test/rrsets/b/A/actions/remove_records", 201, False,
+                           lambda a: {"action": {"id": 7001, "status": "success", "command": "remove_rrset_records"}}))
+        r = delete(1)
+        self.assertIn("a record of b.inlets.test still points at 127.0.0.1 after its removal", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
+        # a label that holds no address: not a guess, kept
+        api.droplets[ident]["labels"]["inletsd-dns-ip"] = "not-an-ip"
+        r = delete(1)
+        self.assertIn("keeps no address in inletsd-dns-ip", r.stderr)
+        api.droplets[ident]["labels"]["inletsd-dns-ip"] = "127.0.0.1"
+        r = delete(0)
+        self.assertEqual((ours(), api.droplets), ([], {}))
+
+    def test_scaleway_dns(self):
+        """create --dns at Scaleway (its domains API, the same secret key): each name checked
+        first (a DNS zone of the project; no A/AAAA/CNAME there, read page by page), remembered
+        in a tag, the address in a tag before the first record; records added by one PATCH that
+        never creates a zone and is never sent twice; delete removes the records holding the
+        remembered and the current address (a dynamic address changes over a stop and start)."""
+        secret = "scw-secret-0123456789abcdef"
+        api = CloudStandIn(secret, "scaleway", active_after=1)
+        self.upstreams.append(api)
+        env = {**os.environ, "SCW_SECRET_KEY": secret, "SCW_DEFAULT_PROJECT_ID": "6a0c2ca8-917a-418a-90a3-05949b55a7ae"}
+        base = ["--provider", "scaleway", "--api-url", api.url, "--region", "fr-par-2"]
+        api.szones = {"inlets.test": [{"id": f"m{i}", "name": f"host{i}", "type": "A", "data": "192.0.2.1", "ttl": 60}
+                                      for i in range(150)] +
+                                     [{"id": "c1", "name": "www", "type": "CNAME", "data": "inlets.test.", "ttl": 60},
+                                      {"id": "x1", "name": "", "type": "MX", "data": "mail.inlets.test.", "ttl": 60}],
+                      "shop.inlets.test": []}
+
+        def ours():
+            return sorted((z, r["name"], r["type"], r["data"]) for z, recs in api.szones.items() for r in recs
+                          if r["ttl"] == 300)  # the others' are 60
+
+        for names, says in ((("www.elsewhere.test",), "no DNS zone of this Scaleway project holds www.elsewhere.test"),
+                            (("www.inlets.test",), "www.inlets.test has a DNS record already"),
+                            (("host149.inlets.test",), "host149.inlets.test has a DNS record already")):
+            api.requests.clear()
+            r = self.dns_run(base, "refused", *names, code=1, env=env)
+            self.assertIn(says, r.stderr)
+            self.assertFalse([q for q in api.requests if q[0] != "GET"], api.requests)
+
+        api.requests.clear()
+        r = self.dns_run(base, "shop", "inlets.test", "www.shop.inlets.test", env=env)
+        self.assertIn("DNS: inlets.test A 127.0.0.1 (in inlets.test)", r.stdout)
+        self.assertIn("DNS: www.shop.inlets.test A 127.0.0.1 (in shop.inlets.test)", r.stdout)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        self.assertEqual(ours(), [("inlets.test", "", "A", "127.0.0.1"), ("shop.inlets.test", "www", "A", "127.0.0.1")])
+        (ident, d), = api.droplets.items()
+        self.assertEqual(d["tags"], ["inletsd", "inletsd-shop", "inletsd-dns:inlets_test:",
+                                     "inletsd-dns:shop_inlets_test:www", "inletsd-dns-ip:127.0.0.1"])
+        # the apex was read in all its pages (152 records)
+        self.assertGreaterEqual(len([p for m, p, b in api.requests
+                                     if m == "GET" and p.startswith("/domain/v2beta1/dns-zones/inlets.test/records?name=&")]), 2)
+        writes = [(m, p) for m, p, b in api.requests if m == "PATCH"]
+        self.assertEqual(writes[-3:], [("PATCH", f"/instance/v1/zones/fr-par-2/servers/{ident}"),
+                                       ("PATCH", "/domain/v2beta1/dns-zones/inlets.test/records"),
+                                       ("PATCH", "/domain/v2beta1/dns-zones/shop.inlets.test/records")])
+
+        # A stop and start gave it another dynamic address; a record at the name for someone else
+        # stays. A record change answered 502 is not sent again and keeps the server.
+        d["ip"] = "127.0.0.3"
+        api.szones["shop.inlets.test"].append({"id": "m-other", "name": "www", "type": "A", "data": "192.0.2.8", "ttl": 60})
+        api.faults.append(("PATCH", r"/domain/v2beta1/dns-zones/inlets\.test/records", 502, False))
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("HTTP 502", r.stderr)
+        self.assertEqual(len([q for q in api.requests if q[0] == "PATCH"]), 1)
+        self.assertEqual(list(api.droplets), [ident])
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Removed 2 DNS records.", r.stdout)
+        self.assertEqual(ours(), [])
+        self.assertEqual([r["id"] for r in api.szones["shop.inlets.test"]], ["m-other"])
+        self.assertEqual(api.droplets, {})
+        deletes = [b["changes"][0]["delete"]["id_fields"] for m, p, b in api.requests if m == "PATCH"]
+        self.assertIn({"name": "", "type": "A", "data": "127.0.0.3"}, deletes)
+        self.assertIn({"name": "", "type": "A", "data": "127.0.0.1"}, deletes)
 
     def test_letsencrypt_refusals(self):
         """What create --letsencrypt-* refuses, before anything is made, each said plainly."""

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cloudapi.h"
+#include "cloudapi-dns.h"
 #include "conf-url.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -216,8 +217,10 @@ static unsigned backoff_sec(unsigned attempt, long retry_after_sec) {
 /* At most this long asleep in one call's retries, whatever the API asks. */
 #define RETRY_SLEEP_MAX_SEC 120
 
+/* once: a request that may not be sent again once it may have been carried out (a 5xx, a timeout):
+ * it would make a second host or record. */
 static int api_request(CloudApi *api, const char *method, const char *path, const char *content_type,
-                       const char *payload, long *ret_status, json_object **ret_json, char **ret_error) {
+                       const char *payload, bool once, long *ret_status, json_object **ret_json, char **ret_error) {
         _cleanup_free_ char *url = NULL, *ctype = NULL;
         _cleanup_(erase_and_freep) char *auth = NULL;
 
@@ -251,15 +254,14 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
                 r = web_request(&q, &a, &err);
                 if (r < 0) {
                         if (attempt < api->max_retries &&
-                            (r == -ECONNREFUSED || (r == -ETIMEDOUT && !streq(method, "POST")))) {
+                            (r == -ECONNREFUSED || (r == -ETIMEDOUT && !once))) {
                                 sleep(backoff_sec(attempt, -1));
                                 continue;
                         }
                         return errorf(ret_error, r, "%s", err);
                 }
-                /* Rate limited or a hiccup: back off. A POST that may have been done (a 5xx) is not
-                 * sent again: it would make a second host or record. */
-                if ((a.status == 429 || (a.status >= 500 && !streq(method, "POST"))) && attempt < api->max_retries &&
+                /* Rate limited or a hiccup: back off; a request sent once is not sent again after a 5xx. */
+                if ((a.status == 429 || (a.status >= 500 && !once)) && attempt < api->max_retries &&
                     slept + backoff_sec(attempt, a.retry_after_sec) <= RETRY_SLEEP_MAX_SEC) {
                         unsigned wait = backoff_sec(attempt, a.retry_after_sec);
                         sleep(wait);
@@ -292,9 +294,10 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
 
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error) {
+        /* POST and PATCH (Scaleway's record changes) are not idempotent: sent once */
         return api_request(api, method, path, "application/json",
-                           body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL, ret_status,
-                           ret_json, ret_error);
+                           body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL,
+                           streq(method, "POST") || streq(method, "PATCH"), ret_status, ret_json, ret_error);
 }
 
 /* ---- providers: one generic implementation, described per provider ---- */
@@ -337,7 +340,7 @@ static const char *ip_do(json_object *d) {
         return NULL;
 }
 
-static const char *ip_hetzner(json_object *d) {
+const char *hetzner_public_ip(json_object *d) {
         json_object *net = NULL, *v4 = NULL;
         return json_object_object_get_ex(d, "public_net", &net) && json_object_object_get_ex(net, "ipv4", &v4)
                        ? json_get_string(v4, "ip") : NULL;
@@ -611,7 +614,7 @@ static const Flavour flavour_do = { "/v2/droplets", "droplet", "droplets", "?per
                                     "active", ip_do, body_do };
 /* Hetzner Cloud API v1: servers and labels. */
 static const Flavour flavour_hetzner = { "/v1/servers", "server", "servers", "?per_page=50&label_selector=", "name",
-                                         "running", ip_hetzner, body_hetzner, .labels = true };
+                                         "running", hetzner_public_ip, body_hetzner, .labels = true };
 /* Vultr API v2: instances and tags; user data base64. */
 static const Flavour flavour_vultr = { "/v2/instances", "instance", "instances", "?per_page=500&tag=", "label",
                                        "active", ip_vultr, body_vultr };
@@ -621,7 +624,7 @@ static const Flavour flavour_linode = { "/v4/linode/instances", NULL, "data", NU
 
 /* Scaleway Instance API v1: servers live in a zone and are created stopped; the user-data is set,
  * then the server is powered on. Authenticated with X-Auth-Token; hosts belong to a project. */
-static const char *ip_scw(json_object *d) {
+const char *scw_public_ip(json_object *d) {
         json_object *ips = NULL, *ip = NULL;
         if (json_object_object_get_ex(d, "public_ips", &ips) && json_object_is_type(ips, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(ips); i++) {
@@ -663,7 +666,7 @@ static int scw_start(const Flavour *f, CloudApi *api, const CloudCreate *c, cons
 
         if (!path)
                 return -ENOMEM;
-        r = api_request(api, "PATCH", path, "text/plain", c->user_data, NULL, NULL, ret_error);
+        r = api_request(api, "PATCH", path, "text/plain", c->user_data, false, NULL, NULL, ret_error); /* idempotent */
         if (r < 0)
                 return r;
         return scw_action(f, api, id, "poweron", ret_error);
@@ -729,387 +732,19 @@ static int scw_destroy(const Flavour *f, CloudApi *api, const char *id, char **r
 }
 
 static const Flavour flavour_scw = { "/instance/v1/zones/{zone}/servers", "server", "servers", "?per_page=100&tags=",
-                                     "name", "running", ip_scw, body_scw, "state", 100, scw_start, scw_destroy };
-
-/* ---- DNS records: DigitalOcean's domains API ----
- *
- * create --dns remembers each name on the droplet itself, in a tag given with the droplet when it
- * is created, before any record exists: "inletsd-dns:ZONE:REL" with dots as underscores, REL
- * empty for the zone's apex. Records are then found by name and address, never by a remembered
- * id, so an answer lost on the way cannot leave a record nobody knows of. A record is removed only
- * while it points at the droplet's address, and any step whose outcome is not known fails: the
- * caller then keeps the droplet, since giving up its address while a record may still name it
- * would let the next holder of that address serve those names. */
-
-#define DNS_TAG_PREFIX "inletsd-dns:"
-#define DNS_TAG_MAX 255          /* DigitalOcean's longest tag */
-#define DNS_TAGS_MAX 64          /* on one droplet; more than create --dns ever makes */
-#define DNS_RECORDS_MAX 200      /* at one name: one page */
-
-/* A copy of s (n bytes) with each from as to. */
-static char *strndup_tr(const char *s, size_t n, char from, char to) {
-        char *c = strndup(s, n);
-        for (char *p = c; p && *p; p++)
-                if (*p == from)
-                        *p = to;
-        return c;
-}
-
-static bool is_address_type(const char *type) {
-        return type && (strcaseeq(type, "A") || strcaseeq(type, "AAAA"));
-}
-
-typedef struct DnsName {
-        char *zone, *rel, *fqdn;   /* rel: "@" at the apex, as the API spells it */
-} DnsName;
-
-static void dns_name_done(DnsName *d) {
-        free(d->zone);
-        free(d->rel);
-        free(d->fqdn);
-        *d = (DnsName) {};
-}
-
-/* The name a tag of ours remembers; -EINVAL for any other tag. */
-static int dns_tag_parse(const char *tag, DnsName *ret) {
-        _cleanup_(dns_name_done) DnsName d = {};
-        const char *rest = startswith(tag, DNS_TAG_PREFIX), *colon;
-
-        if (!rest || !(colon = strchr(rest, ':')) || strchr(colon + 1, ':'))
-                return -EINVAL;
-        d.zone = strndup_tr(rest, (size_t) (colon - rest), '_', '.');
-        d.rel = colon[1] ? strndup_tr(colon + 1, strlen(colon + 1), '_', '.') : strdup("@");
-        if (!d.zone || !d.rel)
-                return -ENOMEM;
-        d.fqdn = streq(d.rel, "@") ? strdup(d.zone) : asprintf_safe("%s.%s", d.rel, d.zone);
-        if (!d.fqdn)
-                return -ENOMEM;
-        if (!dns_name_is_valid(d.zone) || !dns_name_is_valid(d.fqdn))
-                return -EINVAL;
-        *ret = d;
-        d = (DnsName) {};
-        return 0;
-}
-
-/* The account's zone holding name: the longest of its parents (or itself) the API knows. */
-static int do_zone_of(CloudApi *api, const char *name, char **ret, char **ret_error) {
-        for (const char *z = name; z; z = strchr(z, '.') ? strchr(z, '.') + 1 : NULL) {
-                _cleanup_(json_object_putp) json_object *res = NULL;
-                _cleanup_free_ char *path = NULL;
-                json_object *d = NULL;
-                int r;
-
-                if (!strchr(z, '.'))
-                        break; /* a top-level domain is nobody's zone */
-                path = asprintf_safe("/v2/domains/%s", z);
-                if (!path)
-                        return -ENOMEM;
-                r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-                if (r == -ENOENT) {
-                        *ret_error = mfree(*ret_error);
-                        continue;
-                }
-                if (r < 0)
-                        return r;
-                if (!json_object_object_get_ex(res, "domain", &d) || !json_get_string(d, "name") || !strcaseeq(json_get_string(d, "name"), z))
-                        return errorf(ret_error, -EBADMSG, "GET %s: not that domain in the answer", path);
-                *ret = strdup(z);
-                return *ret ? 0 : -ENOMEM;
-        }
-        return errorf(ret_error, -ENOENT,
-                      "no domain of this DigitalOcean account holds %s: add its zone (Networking, Domains) first, "
-                      "or leave out --dns and create the record yourself", name);
-}
-
-/* Every record at a name (all of them, or an error): *ret owns *ret_records. */
-static int do_records_at(CloudApi *api, const DnsName *d, json_object **ret, json_object **ret_records,
-                         char **ret_error) {
-        _cleanup_(json_object_putp) json_object *res = NULL;
-        _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s/records?name=%s&per_page=%d", d->zone, d->fqdn,
-                                                  DNS_RECORDS_MAX);
-        json_object *arr = NULL, *meta = NULL, *total = NULL, *links = NULL, *pages = NULL, *next = NULL;
-        int r;
-
-        if (!path)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(res, "domain_records", &arr) || !json_object_is_type(arr, json_type_array))
-                return errorf(ret_error, -EBADMSG, "GET %s: no domain_records in the answer", path);
-        /* One page holds them all, as its count says, or they are not all known: then nothing is
-         * decided on them. */
-        if (!json_object_object_get_ex(res, "meta", &meta) || !json_object_object_get_ex(meta, "total", &total) ||
-            !json_object_is_type(total, json_type_int) ||
-            json_object_get_int64(total) != (int64_t) json_object_array_length(arr) ||
-            (json_object_object_get_ex(res, "links", &links) && json_object_object_get_ex(links, "pages", &pages) &&
-             json_object_object_get_ex(pages, "next", &next) && !json_object_is_type(next, json_type_null)))
-                return errorf(ret_error, -EBADMSG, "GET %s: the answer does not hold all records at %s", path,
-                              d->fqdn);
-        if (json_object_array_length(arr) >= DNS_RECORDS_MAX)
-                return errorf(ret_error, -E2BIG, "%s has more records than one page of %d holds", d->fqdn,
-                              DNS_RECORDS_MAX);
-        *ret_records = arr;
-        *ret = TAKE_PTR(res);
-        return 0;
-}
-
-/* Whether rec is at d's name (the API's filter is not what decides it). */
-static bool record_at(json_object *rec, const DnsName *d) {
-        const char *name = json_get_string(rec, "name");
-        size_t lf = strlen(d->fqdn);
-        /* relative, as DigitalOcean writes it, or fully qualified, with or without its dot */
-        return name && (strcaseeq(name, d->rel) || strcaseeq(name, d->fqdn) ||
-                        (strlen(name) == lf + 1 && name[lf] == '.' && strncasecmp(name, d->fqdn, lf) == 0));
-}
-
-static int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
-        _cleanup_strv_free_ char **tags = NULL;
-        size_t n_tags = 0;
-        int r;
-
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(json_object_putp) json_object *res = NULL;
-                _cleanup_(dns_name_done) DnsName d = {};
-                _cleanup_free_ char *zone = NULL, *z = NULL, *rel = NULL;
-                json_object *recs = NULL;
-                size_t lz;
-                char *tag;
-
-                if (!dns_name_is_valid(names[i]))
-                        return errorf(ret_error, -EINVAL, "%s is not a DNS name", names[i]);
-                r = do_zone_of(api, names[i], &zone, ret_error);
-                if (r < 0)
-                        return r;
-                lz = strlen(zone);
-                z = strndup_tr(zone, lz, '.', '_');
-                rel = strndup_tr(names[i], strlen(names[i]) - lz - (strlen(names[i]) > lz), '.', '_');
-                tag = z && rel ? asprintf_safe(DNS_TAG_PREFIX "%s:%s", z, rel) : NULL;
-                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
-                        return -ENOMEM;
-                if (strlen(tag) > DNS_TAG_MAX)
-                        return errorf(ret_error, -ENAMETOOLONG,
-                                      "%s is too long to be remembered in a DigitalOcean tag (%zu of %d bytes)",
-                                      names[i], strlen(tag), DNS_TAG_MAX);
-                r = dns_tag_parse(tag, &d);
-                if (r < 0)
-                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
-                /* Nobody else's name is taken over, nor one already pointing somewhere. */
-                r = do_records_at(api, &d, &res, &recs, ret_error);
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < json_object_array_length(recs); k++) {
-                        json_object *rec = json_object_array_get_idx(recs, k);
-                        const char *type = json_get_string(rec, "type");
-                        if (record_at(rec, &d) && (is_address_type(type) || (type && strcaseeq(type, "CNAME"))))
-                                return errorf(ret_error, -EADDRINUSE,
-                                              "%s has a DNS record already (%s): remove it first, or leave out --dns",
-                                              names[i], type);
-                }
-        }
-        *ret_tags = TAKE_PTR(tags);
-        return 0;
-}
-
-static int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
-        _cleanup_(dns_name_done) DnsName d = {};
-        _cleanup_free_ char *path = NULL;
-        const char *type = strchr(h->ip, ':') ? "AAAA" : "A";
-        json_object *rec = NULL;
-        int r;
-
-        if (!body)
-                return -ENOMEM;
-        r = dns_tag_parse(tag, &d);
-        if (r < 0)
-                return r;
-        path = asprintf_safe("/v2/domains/%s/records", d.zone);
-        if (!path)
-                return -ENOMEM;
-        json_object_object_add(body, "type", json_object_new_string(type));
-        json_object_object_add(body, "name", json_object_new_string(d.rel));
-        json_object_object_add(body, "data", json_object_new_string(h->ip));
-        json_object_object_add(body, "ttl", json_object_new_int(300));
-        r = cloud_api_call(api, "POST", path, body, NULL, &res, ret_error); /* a POST is never sent twice */
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(res, "domain_record", &rec))
-                return errorf(ret_error, -EBADMSG, "POST %s: no domain_record in the answer", path);
-        *ret_desc = asprintf_safe("%s %s %s (in %s)", d.fqdn, type, h->ip, d.zone);
-        return *ret_desc ? 0 : -ENOMEM;
-}
-
-/* The droplet's public addresses, v4 and v6. */
-static int do_public_ips(json_object *d, const char **ret, size_t max, size_t *ret_n) {
-        json_object *nets = NULL;
-        size_t n = 0;
-
-        if (!json_object_object_get_ex(d, "networks", &nets))
-                return -EBADMSG;
-        for (unsigned f = 0; f < 2; f++) {
-                json_object *l = NULL;
-                if (!json_object_object_get_ex(nets, f == 0 ? "v4" : "v6", &l) || !json_object_is_type(l, json_type_array))
-                        continue;
-                for (size_t i = 0; i < json_object_array_length(l); i++) {
-                        json_object *e = json_object_array_get_idx(l, i);
-                        const char *ip = json_get_string(e, "ip_address");
-                        if (!streq_ptr(json_get_string(e, "type"), "public") || !ip)
-                                continue;
-                        if (n >= max)
-                                return -E2BIG;
-                        ret[n++] = ip;
-                }
-        }
-        *ret_n = n;
-        return 0;
-}
-
-/* A zone's records listing said 404: gone only if the zone itself is too. */
-static int do_zone_gone(CloudApi *api, const char *zone, char **ret_error) {
-        _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s", zone), *err = NULL;
-        int r;
-
-        if (!path)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, NULL, &err);
-        if (r == -ENOENT)
-                return 1;
-        return errorf(ret_error, r < 0 ? r : -EBADMSG, "the records of zone %s are not found, but the zone is%s%s",
-                      zone, r < 0 ? ": " : "", r < 0 ? err : "");
-}
-
-#define PUBLIC_IPS_MAX 16
-
-/* 1: an address record at n's name pointing at one of ips; 0: one that does not point there;
- * -EBADMSG: one that points there but is not recognised as at that name or of an address type
- * (the answer is not what was asked for, so nothing is decided on it). */
-static int record_is_ours(json_object *rec, const DnsName *n, const char *const *ips, size_t n_ips) {
-        bool at_ip = false;
-        for (size_t j = 0; j < n_ips; j++)
-                at_ip = at_ip || streq_ptr(json_get_string(rec, "data"), ips[j]);
-        if (!at_ip)
-                return 0;
-        return record_at(rec, n) && is_address_type(json_get_string(rec, "type")) ? 1 : -EBADMSG;
-}
-
-static int do_record_delete(CloudApi *api, const DnsName *n, json_object *rec, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        json_object *rid = NULL;
-        int64_t v;
-        int r;
-
-        if (!json_object_object_get_ex(rec, "id", &rid) || !json_object_is_type(rid, json_type_int) ||
-            (v = json_object_get_int64(rid)) <= 0 || v == INT64_MAX)
-                return errorf(ret_error, -EBADMSG, "a record of %s has no id", n->fqdn);
-        path = asprintf_safe("/v2/domains/%s/records/%" PRIi64, n->zone, v);
-        if (!path)
-                return -ENOMEM;
-        r = cloud_api_call(api, "DELETE", path, NULL, NULL, NULL, ret_error);
-        if (r == -ENOENT) /* gone meanwhile: the check after tells */
-                *ret_error = mfree(*ret_error);
-        else if (r < 0)
-                return r;
-        return 0;
-}
-
-/* Removes the A/AAAA records at the names droplet id remembers that point at one of its
- * addresses. Whatever is not as expected fails, and the droplet must then be kept: -ENOENT too
- * (the droplet said to be gone) is no licence to delete it. */
-static int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *res = NULL;
-        _cleanup_free_ char *path = asprintf_safe("/v2/droplets/%s", id);
-        json_object *d = NULL, *tags = NULL;
-        const char *ips[PUBLIC_IPS_MAX];
-        size_t n_ips = 0;
-        unsigned removed = 0, ours = 0;
-        int r;
-
-        *ret_n = 0;
-        if (!path)
-                return -ENOMEM;
-        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(res, "droplet", &d) || !json_object_is_type(d, json_type_object) ||
-            !json_object_object_get_ex(d, "tags", &tags) || !json_object_is_type(tags, json_type_array))
-                return errorf(ret_error, -EBADMSG, "GET %s: no droplet with its tags in the answer", path);
-        r = do_public_ips(d, ips, ELEMENTSOF(ips), &n_ips);
-        if (r < 0)
-                return errorf(ret_error, r, "GET %s: its addresses are not in the answer", path);
-        for (size_t i = 0; i < json_object_array_length(tags); i++) {
-                _cleanup_(dns_name_done) DnsName n = {};
-                const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-
-                if (!t || dns_tag_parse(t, &n) < 0)
-                        continue;
-                if (++ours > DNS_TAGS_MAX)
-                        return errorf(ret_error, -E2BIG, "droplet %s carries more than %d %s tags", id, DNS_TAGS_MAX,
-                                      DNS_TAG_PREFIX);
-                if (n_ips == 0)
-                        return errorf(ret_error, -EADDRNOTAVAIL,
-                                      "droplet %s shows no public address, so the records of %s cannot be checked",
-                                      id, n.fqdn);
-                for (unsigned pass = 0;; pass++) {
-                        _cleanup_(json_object_putp) json_object *rres = NULL;
-                        json_object *recs = NULL;
-                        unsigned left = 0, deleted = 0;
-
-                        r = do_records_at(api, &n, &rres, &recs, ret_error);
-                        if (r == -ENOENT && pass == 0) {
-                                r = do_zone_gone(api, n.zone, ret_error);
-                                if (r < 0)
-                                        return r;
-                                *ret_error = mfree(*ret_error);
-                                break; /* the zone is gone, and its records with it */
-                        }
-                        if (r < 0)
-                                return r;
-                        /* All of the answer is checked before anything is removed on it. */
-                        for (size_t k = 0; k < json_object_array_length(recs); k++)
-                                if (record_is_ours(json_object_array_get_idx(recs, k), &n, ips, n_ips) < 0)
-                                        return errorf(ret_error, -EBADMSG, "the records at %s hold one pointing at "
-                                                      "droplet %s that is not %s's A/AAAA record: not what was asked "
-                                                      "for", n.fqdn, id, n.fqdn);
-                        for (size_t k = 0; k < json_object_array_length(recs); k++) {
-                                json_object *rec = json_object_array_get_idx(recs, k);
-
-                                /* At our name, of an address type, pointing at this droplet: a record
-                                 * changed since to point elsewhere is not ours to remove. */
-                                if (record_is_ours(rec, &n, ips, n_ips) == 0)
-                                        continue;
-                                if (pass > 0) {
-                                        left++;
-                                        continue;
-                                }
-                                r = do_record_delete(api, &n, rec, ret_error);
-                                if (r < 0)
-                                        return r;
-                                *ret_n = ++removed;
-                                deleted++;
-                        }
-                        /* Checked again after removing: an answer that said so is not proof. */
-                        if (pass > 0 && left > 0)
-                                return errorf(ret_error, -EIO, "%u record%s of %s still point%s at droplet %s after "
-                                              "being removed", left, left == 1 ? "" : "s", n.fqdn, left == 1 ? "s" : "",
-                                              id);
-                        if (pass > 0 || deleted == 0)
-                                break;
-                }
-        }
-        return 0;
-}
+                                     "name", "running", scw_public_ip, body_scw, "state", 100, scw_start, scw_destroy };
 
 /* The token's environment variable is the one the provider's own tools read (doctl, hcloud,
  * vultr-cli, and Linode's Terraform provider). */
 PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", "https://api.digitalocean.com", "lon1",
          "s-1vcpu-1gb", "debian-12-x64", .dns_plan = do_dns_plan, .dns_add = do_dns_add,
          .dns_remove = do_dns_remove);
-PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12");
+PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12",
+         .dns_plan = hetzner_dns_plan, .dns_add = hetzner_dns_add, .dns_remove = hetzner_dns_remove);
 PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
 PROVIDER(scaleway, flavour_scw, "scaleway", "SCW_SECRET_KEY", "https://api.scaleway.com", "fr-par-1", "DEV1-S",
          "debian_bookworm", .auth_header = "X-Auth-Token", .project_env = "SCW_DEFAULT_PROJECT_ID", .zoned = true,
-         .region_kind = "zone");
+         .region_kind = "zone", .dns_plan = scw_dns_plan, .dns_add = scw_dns_add, .dns_remove = scw_dns_remove);
 PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",
          "linode/debian12");
 

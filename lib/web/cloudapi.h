@@ -23,13 +23,14 @@ typedef struct CloudApi {
         char *credentials;
         long long token_expires;
         long timeout_sec;
-        unsigned max_retries;  /* on 429 and 5xx; a POST only on 429 and a refused connection */
+        unsigned max_retries;  /* on 429 and 5xx; a POST or PATCH only on 429 and a refused connection */
 } CloudApi;
 
 /* One request; *ret_json gets the parsed body (NULL when empty). A non-2xx answer is an error
  * whose message includes the API's own ("message" field) and the status; its code tells the
- * status apart: 401/403 -EACCES, 404 -ENOENT (the host is gone), any other -EIO. The provider
- * operations below return these codes too. A POST is sent again only when it cannot have been
+ * status apart: 401/403 -EACCES, 404 -ENOENT (the host is gone), any other 4xx -EINVAL (refused),
+ * the rest -EIO (not known whether it was done). The provider
+ * operations below return these codes too. A POST or PATCH is sent again only when it cannot have been
  * done (429, a refused connection). */
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error);
