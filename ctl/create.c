@@ -46,6 +46,10 @@ static void usage(FILE *f) {
                    "then ~/.aws/credentials. A host gets a security group of its own opening its ports.\n"
                    "gce: a service account's JSON key (--access-token-file, or $GOOGLE_APPLICATION_CREDENTIALS);\n"
                    "the project is --project or the key's; a firewall rule of the host's own opens its ports.\n"
+                   "azure: a service principal, --access-token-file F (the JSON of `az ad sp create-for-rbac\n"
+                   "--json-auth`) or $AZURE_CLIENT_ID, $AZURE_CLIENT_SECRET, $AZURE_TENANT_ID; the subscription is\n"
+                   "--project, the file's or $AZURE_SUBSCRIPTION_ID. A host is a resource group of its own (network\n"
+                   "security group, network, public IP, interface, VM), deleted as a whole.\n"
                    "--letsencrypt-domain (repeat it for more names) makes an HTTP-mode exit server that serves\n"
                    "HTTPS on 443 with a certificate it gets by ACME once the names' DNS records point at it;\n"
                    "--dns creates those records too (DigitalOcean, Hetzner, Scaleway, EC2 with Route 53), and delete\n"
@@ -68,8 +72,8 @@ static int cloud_open(const CloudArgs *a, bool creates, const CloudProvider **re
         int r;
 
         if (!p) {
-                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, gce, or "
-                                "cloud-init for create).\n",
+                fprintf(stderr, "Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, gce, "
+                                "azure, or cloud-init for create).\n",
                         a->flags.provider);
                 return -EINVAL;
         }
@@ -688,8 +692,9 @@ int verb_list_hosts(int argc, char *argv[]) {
 
         if (r != 0)
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
-        if (cloud_open(&a, false, &p, &api) < 0)
-                return EXIT_USAGE;
+        r = cloud_open(&a, false, &p, &api);
+        if (r < 0)
+                return r == -EINVAL ? EXIT_USAGE : EXIT_ERROR; /* refused credentials are no usage error */
         r = p->list(&api, TAG, &l, &n, &err);
         if (r < 0) {
                 fprintf(stderr, "%s\n", err);
@@ -720,8 +725,9 @@ int verb_delete(int argc, char *argv[]) {
                                 "hyphens).\n");
                 return EXIT_USAGE;
         }
-        if (cloud_open(&a, false, &p, &api) < 0)
-                return EXIT_USAGE;
+        r = cloud_open(&a, false, &p, &api);
+        if (r < 0)
+                return r == -EINVAL ? EXIT_USAGE : EXIT_ERROR; /* refused credentials are no usage error */
         if (a.ip) {
                 /* Only hosts we made: found through our tag, never any host with that address. */
                 CloudHost *l = NULL;

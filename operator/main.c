@@ -21,14 +21,16 @@ static void help(void) {
                "Gives Services of type LoadBalancer a public IP: an inletsd exit server on a cloud host, or\n"
                "ports on a shared one an ExitServer resource names (annotation " EXIT_SERVER_ANNOTATION "),\n"
                "and a tunnel client Deployment beside the Service, recorded in a Tunnel resource.\n\n"
-               "  --provider P             digitalocean, hetzner, vultr, linode, scaleway, ec2 or gce (none:\n"
+               "  --provider P             digitalocean, hetzner, vultr, linode, scaleway, ec2, gce or azure (none:\n"
                "                           shared exit servers only)\n"
                "  --access-token-file F    the cloud API token (never on the command line; ec2: a credentials\n"
-               "                           file as ~/.aws/credentials; gce: a service account's JSON key)\n"
+               "                           file as ~/.aws/credentials; gce: a service account's JSON key;\n"
+               "                           azure: a service principal's JSON, as az ad sp create-for-rbac\n"
+               "                           --json-auth writes it)\n"
                "  --region R, --size S, --image I   host defaults of the provider, overridden\n"
                "  --api-url URL            the provider's API (default: its public one)\n"
                "  --project ID             the project hosts belong to (scaleway: default $SCW_DEFAULT_PROJECT_ID;\n"
-               "                           gce: default the key's)\n"
+               "                           gce: default the key's; azure: the subscription, default the file's)\n"
                "  --client-image IMAGE     image of the tunnel client (default: " INLETSD_DEFAULT_IMAGE ",\n"
                "                           what tools/image builds; push it and name where it is)\n"
                "  --client-resources JSON  the client containers' resources, e.g.\n"
@@ -223,7 +225,7 @@ int main(int argc, char *argv[]) {
                 goto no_cloud;
         o.provider = cloud_provider_find(o.opt.cloud.provider);
         if (!o.provider) {
-                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, gce).",
+                log_error("Unknown provider '%s' (digitalocean, hetzner, vultr, linode, scaleway, ec2, gce, azure).",
                           o.opt.cloud.provider);
                 return 2;
         }

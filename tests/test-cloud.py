@@ -21,6 +21,7 @@ import time
 import yaml
 
 from acme_ca import Pebble, https_get
+from azure_standin import AzureStandIn
 from cloud_standin import CloudStandIn, host_daemon
 from ec2_standin import Ec2StandIn
 from gce_standin import GceStandIn
@@ -1411,6 +1412,122 @@ class Cloud(TunnelTest):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("token_uri must be https://oauth2.googleapis.com/token", r.stderr)
         self.assertEqual(api.requests, [])
+
+    def test_azure(self):
+        """Microsoft Azure: a service principal from the file az ad sp create-for-rbac writes, or from
+        the variables Azure's SDKs read; its token got at the login endpoint with the client
+        credentials and made again before it expires; a resource group of the host's own (tagged)
+        holding the security group (the host's ports), network, Standard static IP, interface and VM
+        (one PUT each, each provisioned before the next refers to it; the user-data as customData, a
+        throwaway SSH key and no passwords); the host run from that user-data serves a tunnel;
+        list-hosts over nextLink pages; delete takes the group after checking it is ours; a create
+        that fails half way, or whose VM never runs, deletes the group again."""
+        tenant, client, sub = "72f988bf-86f1-41af-91ab-2d7cd011db47", "0c0e4c6b-2d2f-4f33-9b1a-1f6a1c2d3e4f", \
+            "2a4e5c6b-0000-4111-8222-333344445555"
+        secret = "az~Secret.0123456789_abc"
+        api = AzureStandIn(tenant, client, secret, sub, active_after=3)
+        api.expires_in = 300  # every call needs a new token (one is made again 5 minutes before it expires)
+        api.rate_limit_first = True
+        self.upstreams.append(api)
+        creds = f"{self.tmp}/azure.json"
+        with open(creds, "w") as f:
+            json.dump({"clientId": client, "clientSecret": secret, "subscriptionId": sub, "tenantId": tenant,
+                       "activeDirectoryEndpointUrl": "https://login.microsoftonline.com"}, f)
+        out = f"{self.tmp}/azure"
+        os.makedirs(out)
+        base = ["--provider", "azure", "--api-url", api.url]
+        pub, cport = free_port(), free_port()
+        r = subprocess.run([INLETSCTL, "create", *base, "--access-token-file", creds, "--name", "rdp", "--ports",
+                            str(pub), "--control-port", str(cport), "--poll-interval", "0.1", "--output-dir", out],
+                           capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        self.assertFalse([t for t in api.tokens if t in r.stdout + r.stderr])
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "Creating host inletsd-rdp on azure: region westeurope, size Standard_B2ats_v2, "
+                                   "image Debian:debian-12:12-gen2:latest.")
+        self.assertIn("Host: inletsd-rdp, status: creating", r.stdout)
+        self.assertEqual(lines[-1], "Delete it: inletsctl delete --provider azure --id inletsd-rdp "
+                                    "--access-token-file " + creds + "   (or --ip 127.0.0.1)")
+        self.assertGreater(len(api.tokens), 3)
+        puts = [p.split("?")[0].rsplit("/", 2)[-2] for m, p, b in api.requests if m == "PUT"]
+        self.assertEqual(puts, ["resourceGroups", "networkSecurityGroups", "networkSecurityGroups", "virtualNetworks",
+                                "publicIPAddresses", "networkInterfaces", "virtualMachines"])  # a 429 sent again
+        g = api.groups["inletsd-rdp"]
+        self.assertEqual((g["location"], g["tags"]), ("westeurope", {"inletsd": "", "inletsd-rdp": ""}))
+        rule = g["resources"][("networkSecurityGroups", "inletsd-rdp")]["properties"]["securityRules"][0]["properties"]
+        self.assertEqual((rule["protocol"], rule["access"], rule["direction"], rule["destinationPortRanges"]),
+                         ("Tcp", "Allow", "Inbound", [str(cport), str(pub)]))
+        vm = g["resources"][("virtualMachines", "inletsd-rdp")]
+        self.assertEqual(vm["properties"]["storageProfile"]["imageReference"],
+                         {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "latest"})
+        self.assertNotIn("adminPassword", vm["properties"]["osProfile"])
+        check_user_data_secrets(self, api.user_data, "rdp")
+        srv, _ = host_daemon(self.tmp, api.user_data, "rdp",
+                             f"[Server]\nControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\n", "az-host")
+        self.daemons.append(srv)
+        srv.start()
+        wait_until(lambda: port_open(cport), 10, "exit server")
+        self.client_side(out, "rdp", pub, "az-client")
+
+        # the variables instead of a file; list-hosts over pages, only groups tagged inletsd
+        env = dict(os.environ, AZURE_CLIENT_ID=client, AZURE_CLIENT_SECRET=secret, AZURE_TENANT_ID=tenant,
+                   AZURE_SUBSCRIPTION_ID=sub)
+        for n in range(150):
+            api.groups[f"g-{n:03d}"] = {"location": "westeurope", "tags": {"inletsd": ""} if n % 3 else {"x": ""},
+                                        "state": "Succeeded", "polls": 0, "resources": {}}
+        api.page_size = 60
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"inletsd-rdp\s+inletsd-rdp\s+active\s+127.0.0.1")
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 1 + 100, r.stdout[:300])
+        for n in range(150):
+            del api.groups[f"g-{n:03d}"]
+
+        # delete takes only a group tagged inletsd, and waits until it is gone
+        api.groups["prod"] = {"location": "westeurope", "tags": {"env": "prod"}, "state": "Succeeded", "polls": 0,
+                              "resources": {}}
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "prod"], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("resource group prod is not tagged inletsd", r.stderr)
+        self.assertIn("prod", api.groups)
+        self.assertFalse([q for q in api.requests if q[0] == "DELETE"])
+        r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(list(api.groups), ["prod"])
+
+        # A NIC refused half way: the group goes again with all it holds.
+        api.faults.append(("PUT", r".*/networkInterfaces/inletsd-half\?.*", 400,
+                           {"error": {"code": "InvalidRequestFormat", "message": "Cannot parse the request."}}))
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "half", "--poll-interval", "0.1", "--output-dir",
+                            out], capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("HTTP 400 (Cannot parse the request.)", r.stderr)
+        self.assertIn("resource group inletsd-half is deleted again", r.stderr)
+        self.assertEqual(list(api.groups), ["prod"])
+        # A group of that name that is not ours is neither used nor deleted.
+        api.groups["inletsd-taken"] = {"location": "westeurope", "tags": {}, "state": "Succeeded", "polls": 0,
+                                       "resources": {}}
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "taken", "--output-dir", out], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("resource group inletsd-taken is not tagged inletsd", r.stderr)
+        self.assertEqual(api.groups["inletsd-taken"]["tags"], {})
+        # A VM that never runs: deleted again when create gives up.
+        api.never_running = True
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "slow", "--poll-interval", "0.1", "--timeout", "2",
+                            "--output-dir", out], capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertNotIn("inletsd-slow", api.groups)
+        # A wrong secret is said plainly, and nothing is made.
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30,
+                           env=dict(env, AZURE_CLIENT_SECRET="wrong"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Invalid client secret provided", r.stderr)
+        self.assertEqual([m for m, p, b in api.requests], ["POST"])
 
     def test_api_answers_are_not_trusted(self):
         """What an API answers goes into files and onto a terminal: an address that is not one is no

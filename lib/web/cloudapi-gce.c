@@ -62,13 +62,10 @@ static int jwt_rs256(const char *key_pem, const char *header, const char *claims
 /* A fresh access token from the key in api->credentials. */
 static int gce_refresh(CloudApi *api, char **ret_error) {
         _cleanup_(json_object_putp) json_object *key = json_tokener_parse(api->credentials ?: ""), *header = NULL,
-                                                *claims = NULL, *res = NULL;
+                                                *claims = NULL;
         _cleanup_(erase_and_freep) char *jwt = NULL, *body = NULL, *assertion = NULL;
-        _cleanup_(web_response_done) WebResponse a = {};
-        _cleanup_free_ char *err = NULL;
         const char *email = json_get_string(key, "client_email"), *pem = json_get_string(key, "private_key"),
-                   *uri = json_get_string(key, "token_uri") ?: GCE_TOKEN_URI, *tok;
-        json_object *exp = NULL;
+                   *uri = json_get_string(key, "token_uri") ?: GCE_TOKEN_URI;
         long long now = (long long) time(NULL);
         int r;
 
@@ -97,32 +94,7 @@ static int gce_refresh(CloudApi *api, char **ret_error) {
                                          "&assertion=%s", assertion) : NULL;
         if (!body)
                 return -ENOMEM;
-        const char *headers[] = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL };
-        WebRequest q = { .method = "POST", .url = uri, .headers = headers, .body = body, .body_len = strlen(body),
-                         .timeout_sec = api->timeout_sec, .user_agent = "inletsctl" };
-        r = web_request(&q, &a, &err);
-        if (r < 0)
-                return errorf(ret_error, r, "getting an access token: %s", err);
-        res = a.body_len > 0 ? json_tokener_parse(a.body) : NULL;
-        if (a.status != 200) {
-                _cleanup_free_ char *shown = cloud_printable(json_get_string(res, "error_description") ?:
-                                                             json_get_string(res, "error"));
-                return errorf(ret_error, a.status == 400 || a.status == 401 || a.status == 403 ? -EACCES : -EIO,
-                              "getting an access token at %s: HTTP %ld (%s)", uri, a.status, shown ?: "");
-        }
-        tok = json_get_string(res, "access_token");
-        if (!tok || !*tok || strlen(tok) > 4096 || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                             "0123456789-._~+/=") != strlen(tok))
-                return errorf(ret_error, -EBADMSG, "getting an access token: no access_token in the answer");
-        erase_and_free(api->token);
-        api->token = strdup(tok);
-        if (!api->token)
-                return -ENOMEM;
-        json_object_object_get_ex(res, "expires_in", &exp);
-        /* made again once less than 5 minutes are left (cloudapi.c) */
-        api->token_expires = now + (json_object_is_type(exp, json_type_int)
-                                            ? MIN(MAX(json_object_get_int64(exp), 0), 86400) : 3600);
-        return 0;
+        return cloud_oauth_token(api, uri, body, ret_error);
 }
 
 static int gce_credentials(const CloudFlags *f, CloudApi *api, char **ret_error) {

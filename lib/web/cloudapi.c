@@ -300,6 +300,43 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                            streq(method, "POST") || streq(method, "PATCH"), ret_status, ret_json, ret_error);
 }
 
+int cloud_oauth_token(CloudApi *api, const char *uri, const char *form, char **ret_error) {
+        const char *headers[] = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL };
+        WebRequest q = { .method = "POST", .url = uri, .headers = headers, .body = form, .body_len = strlen(form),
+                         .timeout_sec = api->timeout_sec, .user_agent = "inletsctl" };
+        _cleanup_(web_response_done) WebResponse a = {};
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        _cleanup_free_ char *err = NULL;
+        json_object *exp = NULL;
+        long long now = (long long) time(NULL);
+        const char *tok;
+        int r;
+
+        r = web_request(&q, &a, &err);
+        if (r < 0)
+                return errorf(ret_error, r, "getting an access token: %s", err);
+        res = a.body_len > 0 ? json_tokener_parse(a.body) : NULL;
+        if (a.status != 200) {
+                _cleanup_free_ char *shown = cloud_printable(json_get_string(res, "error_description") ?:
+                                                             json_get_string(res, "error"));
+                return errorf(ret_error, a.status == 400 || a.status == 401 || a.status == 403 ? -EACCES : -EIO,
+                              "getting an access token at %s: HTTP %ld (%s)", uri, a.status, shown ?: "");
+        }
+        tok = json_get_string(res, "access_token");
+        if (!tok || !*tok || strlen(tok) > 8192 || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                             "0123456789-._~+/=") != strlen(tok))
+                return errorf(ret_error, -EBADMSG, "getting an access token: no access_token in the answer");
+        erase_and_free(api->token);
+        api->token = strdup(tok);
+        if (!api->token)
+                return -ENOMEM;
+        json_object_object_get_ex(res, "expires_in", &exp);
+        /* made again once less than 5 minutes are left (api_request) */
+        api->token_expires = now + (json_object_is_type(exp, json_type_int)
+                                            ? MIN(MAX(json_object_get_int64(exp), 0), 86400) : 3600);
+        return 0;
+}
+
 /* ---- providers: one generic implementation, described per provider ---- */
 
 typedef struct Flavour Flavour;
@@ -751,7 +788,7 @@ PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.c
 const CloudProvider *const cloud_providers[] = { &cloud_provider_digitalocean, &cloud_provider_hetzner,
                                                  &cloud_provider_vultr, &cloud_provider_linode,
                                                  &cloud_provider_scaleway, &cloud_provider_ec2, &cloud_provider_gce,
-                                                 NULL };
+                                                 &cloud_provider_azure, NULL };
 
 const CloudProvider *cloud_provider_find(const char *name) {
         if (streq(name, "do"))

@@ -36,6 +36,10 @@ int cloud_api_call(CloudApi *api, const char *method, const char *path, json_obj
                    json_object **ret_json, char **ret_error);
 void cloud_api_done(CloudApi *api);
 
+/* An OAuth access token (RFC 6749) for api: form (urlencoded, secret) POSTed to uri; the answer's
+ * access_token becomes api->token, valid for its expires_in (at most a day). */
+int cloud_oauth_token(CloudApi *api, const char *uri, const char *form, char **ret_error);
+
 /* A host id as it may go into a request path: 1 to 64 letters, digits and hyphens (DigitalOcean,
  * Hetzner and Linode use numbers, Vultr UUIDs). */
 bool cloud_id_is_valid(const char *id);
@@ -137,7 +141,7 @@ int cloud_api_init(CloudApi *api, const CloudProvider *p, const CloudFlags *f, c
 void cloud_create_defaults(CloudCreate *c, const CloudFlags *f, const CloudProvider *p);
 
 extern const CloudProvider cloud_provider_digitalocean, cloud_provider_hetzner, cloud_provider_vultr,
-        cloud_provider_linode, cloud_provider_scaleway, cloud_provider_ec2, cloud_provider_gce;
+        cloud_provider_linode, cloud_provider_scaleway, cloud_provider_ec2, cloud_provider_gce, cloud_provider_azure;
 /* NULL-terminated. */
 extern const CloudProvider *const cloud_providers[];
 const CloudProvider *cloud_provider_find(const char *name);
