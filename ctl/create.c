@@ -198,7 +198,16 @@ static void print_delete_line(FILE *f, const CloudArgs *a, const CloudProvider *
 }
 
 /* The DNS records the host's tags remember (create --dns), for its address. */
-static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, char *const *tags, size_t n) {
+static int cloud_dns(const CloudProvider *p, CloudApi *api, const CloudHost *h, char *const *tags, size_t n,
+                     char *const *all_tags, size_t n_all) {
+        if (p->dns_keep) {
+                _cleanup_free_ char *err = NULL;
+                int r = p->dns_keep(api, h, all_tags, n_all, &err);
+                if (r < 0) {
+                        fprintf(stderr, "Keeping the host's address on it failed: %s\n", err ?: strerror(-r));
+                        return r == -ENOMEM ? r : -EINVAL; /* no record was asked for */
+                }
+        }
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *desc = NULL, *err = NULL;
                 int r = check_interrupted(h);
@@ -318,7 +327,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
                 r = cloud_wait_active(a, p, &api, &h);
         if (r >= 0 && n_dns > 0) {
                 dns_tried = true;
-                r = cloud_dns(p, &api, &h, dns_tags, n_dns);
+                r = cloud_dns(p, &api, &h, dns_tags, n_dns, (char *const *) tags, 2 + n_dns);
         }
         if (r >= 0) {
                 *ret = h;

@@ -347,6 +347,31 @@ class CloudStandIn:
                         return self.error(404, "not_found", "action not found")
                     a["status"] = a.pop("then", a["status"])
                     return self.reply(200, {"action": a})
+                m = re.fullmatch(r"/v1/zones/([^/?]+)/rrsets(\?.*)?", self.path)
+                if m and m.group(1) in outer.hzones:
+                    z = outer.hzones[m.group(1)]
+                    if method == "GET":
+                        q = dict(p.split("=", 1) for p in (m.group(2) or "?")[1:].split("&") if p)
+                        sets = [{"id": f"{k[0]}/{k[1]}", "name": k[0], "type": k[1], "ttl": v["ttl"],
+                                 "records": v["records"], "labels": {}} for k, v in z["rrsets"].items()
+                                if q.get("name", k[0]) == k[0] and q.get("type", k[1]) == k[1]]
+                        return self.reply(200, {"rrsets": sets, "meta": {"pagination": {
+                            "page": 1, "per_page": 50, "previous_page": None, "next_page": None, "last_page": 1,
+                            "total_entries": len(sets)}}})
+                    if method == "POST":
+                        if z["mode"] != "primary":
+                            return self.error(422, "incorrect_zone_mode", "not supported for this zone's mode")
+                        rr, typ, recs = body.get("name"), body.get("type"), body.get("records")
+                        if not isinstance(rr, str) or rr != rr.lower() or rr.endswith(".") or typ not in \
+                                ("A", "AAAA") or not isinstance(recs, list) or not recs:
+                            return self.error(422, "invalid_input", "name, type and records required")
+                        if (rr, typ) in z["rrsets"]:
+                            return self.error(409, "uniqueness_error", "rrset already exists")
+                        z["rrsets"][(rr, typ)] = {"ttl": body.get("ttl"), "records": [
+                            {"value": r["value"], "comment": r.get("comment", "")} for r in recs]}
+                        a = outer.new_action("create_rrset")
+                        return self.reply(201, {"rrset": {"id": f"{rr}/{typ}", "name": rr, "type": typ},
+                                                "action": a})
                 m = re.fullmatch(r"/v1/zones/([^/?]+)(?:/rrsets/([^/]+)/([A-Z]+)(/actions/\w+)?)?", self.path)
                 if not m or m.group(1) not in outer.hzones:
                     return self.error(404, "not_found", "zone not found")
@@ -390,11 +415,8 @@ class CloudStandIn:
                     rs["records"] = [v for v in rs["records"] if v["value"] not in values]
                     if not rs["records"]:
                         del z["rrsets"][key]
-                ident = len(outer.actions) + 7001
-                a = outer.actions[ident] = {"id": ident, "command": act.rsplit("/", 1)[1].replace("records", "rrset_records"),
-                                            "status": "running", "then": "success", "progress": 0, "error": None,
-                                            "resources": [{"id": 42, "type": "zone"}]}
-                return self.reply(201, {"action": {k: v for k, v in a.items() if k != "then"}})
+                return self.reply(201, {"action": outer.new_action(act.rsplit("/", 1)[1].replace("records",
+                                                                                                  "rrset_records"))})
 
             def sdomain(self, method, body):
                 """Scaleway's domains API v2beta1, as its reference has it."""
@@ -446,6 +468,13 @@ class CloudStandIn:
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def new_action(self, command):
+        """A Hetzner action, running until it is looked at."""
+        ident = len(self.actions) + 7001
+        a = self.actions[ident] = {"id": ident, "command": command, "status": "running", "then": "success",
+                                   "progress": 0, "error": None, "resources": [{"id": 42, "type": "zone"}]}
+        return {k: v for k, v in a.items() if k != "then"}
 
     def close(self):
         self.server.shutdown()

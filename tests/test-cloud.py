@@ -601,6 +601,17 @@ class Cloud(TunnelTest):
         self.assertEqual(list(api.droplets), [ident])
         self.assertEqual(ours(), [("other.test", "c")])
 
+        # A record made at the name while the droplet was starting stays theirs: checked again just
+        # before, nothing asked for, and the droplet goes.
+        def owner_moves_in(a):
+            api.zones["other.test"][4300] = {"id": 4300, "type": "A", "name": "race", "data": "192.0.2.70", "ttl": 60}
+            return a
+        api.faults.append(("GET", r"/v2/droplets/\d+", 200, True, owner_moves_in))
+        r = self.dns_create(base, "race", "race.other.test", code=1)
+        self.assertIn("race.other.test has a DNS record now", r.stderr)
+        self.assertEqual(api.zones["other.test"][4300]["data"], "192.0.2.70")
+        self.assertEqual(len(api.droplets), 1)  # only noaddr's, from above
+
         # A droplet POST that fails with 502 is not sent again (it may have made a host).
         api.requests.clear()
         api.faults.append(("POST", r"/v2/droplets", 502, False))
@@ -667,11 +678,12 @@ class Cloud(TunnelTest):
         create = [b for m, p, b in api.requests if (m, p) == ("POST", "/v1/servers")][0]
         self.assertEqual(create["labels"], {"inletsd": "", "inletsd-blog": "", "blog.inlets.test/inletsd-dns-2": "",
                                             "inlets.test/inletsd-dns-2": "", "www.shop.inlets.test/inletsd-dns-3": ""})
-        # the address label first, then the records, each action waited for
+        # the address label first (read back), then each record set created, each action waited for
         writes = [(m, p) for m, p, b in api.requests if m != "GET"]
-        self.assertEqual(writes[1], ("PUT", f"/v1/servers/{ident}"))
+        self.assertEqual(writes, [("POST", "/v1/servers"), ("PUT", f"/v1/servers/{ident}"),
+                                  ("POST", "/v1/zones/inlets.test/rrsets"), ("POST", "/v1/zones/inlets.test/rrsets"),
+                                  ("POST", "/v1/zones/shop.inlets.test/rrsets")])
         self.assertEqual(d["labels"]["inletsd-dns-ip"], "127.0.0.1")
-        self.assertEqual(len([w for w in writes if w[1].endswith("/add_records")]), 3)
         self.assertEqual(len([q for q in api.requests if q[1].startswith("/v1/zones/actions/")]), 3)
 
         # A value added by hand beside ours stays; the address changed (a new primary IP): both
@@ -690,10 +702,11 @@ class Cloud(TunnelTest):
 
         # Fails closed: an add_records whose answer is lost keeps the server and prints the delete
         # line; a removal whose action fails, or one that said done and was not, keeps it too.
-        api.faults.append(("POST", r"/v1/zones/inlets\.test/rrsets/b/A/actions/add_records", 502, True))
+        api.requests.clear()
+        api.faults.append(("POST", r"/v1/zones/inlets\.test/rrsets", 502, True))
         r = self.dns_run(base, "lost", "a.shop.inlets.test", "b.inlets.test", code=1)
         self.assertIn("Whether that record was made is not known", r.stderr)
-        self.assertEqual(len([p for m, p, b in api.requests if p.endswith("/b/A/actions/add_records")]), 1)
+        self.assertEqual(len([p for m, p, b in api.requests if (m, p) == ("POST", "/v1/zones/inlets.test/rrsets")]), 1)
         (ident,) = api.droplets
         self.assertIn(f"inletsctl delete --provider hetzner --id {ident}", r.stderr)
         self.assertEqual(ours(), [("inlets.test", "b", "A", "127.0.0.1"), ("shop.inlets.test", "a", "A", "127.0.0.1")])
@@ -720,8 +733,46 @@ class Cloud(TunnelTest):
         r = delete(1)
         self.assertIn("keeps no address in inletsd-dns-ip", r.stderr)
         api.droplets[ident]["labels"]["inletsd-dns-ip"] = "127.0.0.1"
+        # record sets said gone (404) while the zone is there: not believed
+        api.faults.append(("GET", r"/v1/zones/inlets\.test/rrsets\?.*", 404, False))
+        r = delete(1)
+        self.assertIn("the record sets of zone inlets.test are not found, but the zone is", r.stderr)
         r = delete(0)
         self.assertEqual((ours(), api.droplets), ([], {}))
+
+        # A server answer without the names' labels does not make them forgotten: the labels are
+        # written from the names, and read back.
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True, lambda a: a))  # create's wait for it
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True,
+                           lambda a: {"server": {**a["server"], "labels": {"inletsd": ""}}}))
+        api.requests.clear()
+        r = self.dns_run(base, "partial", "p.inlets.test")
+        (ident, d), = api.droplets.items()
+        self.assertFalse(api.faults)
+        put = [b for m, p, b in api.requests if m == "PUT"]
+        self.assertEqual(put, [{"labels": {"inletsd": "", "inletsd-partial": "", "p.inlets.test/inletsd-dns-2": "",
+                                           "inletsd-dns-ip": "127.0.0.1"}}])
+        delete(0)
+        # ... and a server that does not show them after the write: no record is made, it goes.
+        api.faults.append(("PUT", r"/v1/servers/\d+", 200, False, lambda a: {"server": {}}))
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True,
+                           lambda a: {"server": {**a["server"], "labels": {"inletsd": ""}}}))
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True,
+                           lambda a: {"server": {**a["server"], "labels": {"inletsd": ""}}}))
+        r = self.dns_run(base, "unkept", "u.inlets.test", code=1)
+        self.assertIn("does not show the labels that remember its names and address", r.stderr)
+        self.assertEqual((ours(), api.droplets), ([], {}))
+        # A record set someone made at the name while the host was starting stays theirs.
+        def owner_moves_in(a):
+            api.hzones["inlets.test"]["rrsets"][("o", "A")] = {"ttl": 60, "records": [{"value": "192.0.2.50",
+                                                                                    "comment": ""}]}
+            return a
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True, owner_moves_in))
+        r = self.dns_run(base, "race", "o.inlets.test", code=1)
+        self.assertIn("HTTP 409", r.stderr)
+        self.assertEqual(api.hzones["inlets.test"]["rrsets"][("o", "A")]["records"],
+                         [{"value": "192.0.2.50", "comment": ""}])
+        self.assertEqual(api.droplets, {})
 
     def test_scaleway_dns(self):
         """create --dns at Scaleway (its domains API, the same secret key): each name checked
@@ -791,6 +842,38 @@ class Cloud(TunnelTest):
         deletes = [b["changes"][0]["delete"]["id_fields"] for m, p, b in api.requests if m == "PATCH"]
         self.assertIn({"name": "", "type": "A", "data": "127.0.0.3"}, deletes)
         self.assertIn({"name": "", "type": "A", "data": "127.0.0.1"}, deletes)
+
+        # Pages that are not the whole: a page repeating records, a count that changes between
+        # pages; nothing is decided on them (here: nothing is made).
+        apex = r"/domain/v2beta1/dns-zones/inlets\.test/records\?name=&page=2.*"
+        for what, change, says in (
+                ("repeat", lambda a: {**a, "records": [{**r, "id": "m0"} for r in a["records"]]}, "one twice"),
+                ("count", lambda a: {**a, "total_count": a["total_count"] - 1}, "changed while they were read")):
+            api.faults.append(("GET", apex, 200, True, change))
+            r = self.dns_run(base, what, "inlets.test", code=1, env=env)
+            self.assertIn(says, r.stderr, what)
+            self.assertEqual((ours(), api.droplets), ([], {}), what)
+        # A record someone made at the name while the host was starting stays theirs (checked again
+        # just before the record is made), and the host goes.
+        def owner_moves_in(a):
+            api.szones["shop.inlets.test"].append({"id": "own", "name": "app", "type": "A", "data": "192.0.2.60",
+                                                   "ttl": 60})
+            return a
+        api.faults.append(("GET", r"/instance/v1/zones/fr-par-2/servers/[\w-]+", 200, True, owner_moves_in))
+        r = self.dns_run(base, "race", "app.shop.inlets.test", code=1, env=env)
+        self.assertIn("app.shop.inlets.test has a DNS record now", r.stderr)
+        self.assertEqual([r["id"] for r in api.szones["shop.inlets.test"]], ["m-other", "own"])
+        self.assertEqual(api.droplets, {})
+        # A zone's records said gone while a zone of that name is listed: the server is kept.
+        self.dns_run(base, "zone", "z.shop.inlets.test", env=env)
+        (ident,) = api.droplets
+        api.faults.append(("GET", r"/domain/v2beta1/dns-zones/shop\.inlets\.test/records\?.*type=A.*", 404, False))
+        api.faults.append(("PATCH", r"/domain/v2beta1/dns-zones/shop\.inlets\.test/records", 404, False))
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("the records of zone shop.inlets.test are not found, but the zone may be there", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
 
     def test_letsencrypt_refusals(self):
         """What create --letsencrypt-* refuses, before anything is made, each said plainly."""

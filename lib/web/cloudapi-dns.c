@@ -185,17 +185,34 @@ static bool record_at(json_object *rec, const DnsName *d) {
                         (strlen(name) == lf + 1 && name[lf] == '.' && strncasecmp(name, d->fqdn, lf) == 0));
 }
 
+/* 1 when the name has an A, AAAA or CNAME record (its type in ret_type). */
+static int do_name_taken(CloudApi *api, const DnsName *d, char ret_type[static 8], char **ret_error) {
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        json_object *recs = NULL;
+        int r = do_records_at(api, d, &res, &recs, ret_error);
+
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < json_object_array_length(recs); k++) {
+                json_object *rec = json_object_array_get_idx(recs, k);
+                const char *type = json_get_string(rec, "type");
+                if (record_at(rec, d) && (is_address_type(type) || (type && strcaseeq(type, "CNAME")))) {
+                        snprintf(ret_type, 8, "%s", type);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
 int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
         _cleanup_strv_free_ char **tags = NULL;
         size_t n_tags = 0;
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                _cleanup_(json_object_putp) json_object *res = NULL;
                 _cleanup_(dns_name_done) DnsName d = {};
                 _cleanup_free_ char *zone = NULL;
-                json_object *recs = NULL;
-                char *tag;
+                char *tag, type[8];
 
                 if (!dns_name_is_valid(names[i]))
                         return errorf(ret_error, -EINVAL, "%s is not a DNS name", names[i]);
@@ -217,17 +234,12 @@ int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, c
                 if (r < 0)
                         return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
                 /* Nobody else's name is taken over, nor one already pointing somewhere. */
-                r = do_records_at(api, &d, &res, &recs, ret_error);
+                r = do_name_taken(api, &d, type, ret_error);
                 if (r < 0)
                         return r;
-                for (size_t k = 0; k < json_object_array_length(recs); k++) {
-                        json_object *rec = json_object_array_get_idx(recs, k);
-                        const char *type = json_get_string(rec, "type");
-                        if (record_at(rec, &d) && (is_address_type(type) || (type && strcaseeq(type, "CNAME"))))
-                                return errorf(ret_error, -EADDRINUSE,
-                                              "%s has a DNS record already (%s): remove it first, or leave out --dns",
-                                              names[i], type);
-                }
+                if (r > 0)
+                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it first, or "
+                                      "leave out --dns", names[i], type);
         }
         *ret_tags = TAKE_PTR(tags);
         return 0;
@@ -239,6 +251,7 @@ int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_de
         _cleanup_free_ char *path = NULL;
         const char *type = strchr(h->ip, ':') ? "AAAA" : "A";
         json_object *rec = NULL;
+        char taken[8];
         int r;
 
         if (!body)
@@ -246,6 +259,12 @@ int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_de
         r = dns_tag_parse(tag, &d);
         if (r < 0)
                 return r;
+        /* Checked again just before: a record made at the name since create began stays theirs. */
+        r = do_name_taken(api, &d, taken, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL; /* nothing asked for */
+        if (r > 0)
+                return errorf(ret_error, -EINVAL, "%s has a DNS record now (A, AAAA or CNAME): left alone", d.fqdn);
         path = asprintf_safe("/v2/domains/%s/records", d.zone);
         if (!path)
                 return -ENOMEM;
@@ -435,6 +454,7 @@ int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_err
  * kept, for the same reason as above. */
 
 #define DNS_IP_KEY "inletsd-dns-ip"
+#define SCW_IP_TAG DNS_IP_KEY ":"  /* Scaleway: the address in a tag */
 #define DNS_TTL 300
 #define DNS_ACTION_WAIT_SEC 180
 
@@ -601,8 +621,9 @@ static int hetzner_action_wait(CloudApi *api, json_object *res, const char *what
                 const char *status;
                 int r;
 
-                if (!json_object_object_get_ex(cur, "action", &a))
-                        return errorf(ret_error, -EBADMSG, "%s: no action in the answer", what);
+                if (!json_object_object_get_ex(cur, "action", &a) || !json_object_object_get_ex(a, "id", &id) ||
+                    !json_object_is_type(id, json_type_int) || json_object_get_int64(id) != v)
+                        return errorf(ret_error, -EBADMSG, "%s: not that action in the answer", what);
                 status = json_get_string(a, "status");
                 if (streq_ptr(status, "success"))
                         return 0;
@@ -705,40 +726,80 @@ static int hetzner_server(CloudApi *api, const char *id, json_object **ret, json
         return server_get(api, path, "labels", json_type_object, ret, ret_server, ret_labels, ret_error);
 }
 
+/* Whether labels (or tags, an array) hold every one of tags, and the address label ip. */
+static bool keeps_all(json_object *labels, char *const *tags, size_t n, const char *ip) {
+        bool arr = json_object_is_type(labels, json_type_array);
+        _cleanup_free_ char *iptag = asprintf_safe(SCW_IP_TAG "%s", ip);
+
+        for (size_t i = 0; i <= n; i++) {
+                const char *want = i < n ? tags[i] : arr ? iptag : DNS_IP_KEY;
+                bool found = false;
+                if (!want)
+                        return false;
+                if (!arr)
+                        found = json_object_object_get_ex(labels, want, NULL) &&
+                                (i < n || streq_ptr(json_get_string(labels, DNS_IP_KEY), ip));
+                for (size_t k = 0; arr && k < json_object_array_length(labels) && !found; k++)
+                        found = streq_ptr(json_object_get_string(json_object_array_get_idx(labels, k)), want);
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* Before the first record: the address label, written with every label of the server and all the
+ * names' labels (an answer that left one out does not make it forgotten), then read back. Any
+ * failure: no record was asked for (-EINVAL). */
+int hetzner_dns_keep(CloudApi *api, const CloudHost *h, char *const *tags, size_t n, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *srv = NULL, *again = NULL, *body = json_object_new_object(),
+                                                *copy = NULL;
+        _cleanup_free_ char *path = asprintf_safe("/v1/servers/%s", h->id);
+        json_object *server = NULL, *labels = NULL;
+        int r;
+
+        if (!body || !path)
+                return -ENOMEM;
+        if (!cloud_ip_is_valid(h->ip) || strchr(h->ip, ':'))
+                return errorf(ret_error, -EINVAL, "server %s has no public IPv4 address for its records", h->id);
+        r = hetzner_server(api, h->id, &srv, &server, &labels, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        if (json_object_deep_copy(labels, &copy, NULL) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                json_object_object_add(copy, tags[i], json_object_new_string(""));
+        json_object_object_add(copy, DNS_IP_KEY, json_object_new_string(h->ip));
+        json_object_object_add(body, "labels", TAKE_PTR(copy));
+        r = cloud_api_call(api, "PUT", path, body, NULL, NULL, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        r = hetzner_server(api, h->id, &again, &server, &labels, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        if (!keeps_all(labels, tags, n, h->ip))
+                return errorf(ret_error, -EINVAL, "server %s does not show the labels that remember its names and "
+                              "address", h->id);
+        return 0;
+}
+
+/* The record set is created, never added to: Hetzner refuses to create one that exists, so a set
+ * someone made at the name since it was checked stays theirs. */
 int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *res = NULL, *body = NULL, *srv = NULL;
+        _cleanup_(json_object_putp) json_object *res = NULL, *body = NULL;
         _cleanup_(dns_name_done) DnsName d = {};
         _cleanup_free_ char *path = NULL, *what = NULL;
-        json_object *server = NULL, *labels = NULL, *rec = NULL, *recs = NULL;
+        json_object *rec = NULL, *recs = NULL;
         int r;
 
         r = hetzner_label_parse(tag, &d);
         if (r < 0)
                 return r;
         if (!cloud_ip_is_valid(h->ip) || strchr(h->ip, ':'))
-                return -EADDRNOTAVAIL; /* a label value holds no colon: IPv4 */
-        /* The address goes into a label first: delete removes the records made for it. */
-        r = hetzner_server(api, h->id, &srv, &server, &labels, ret_error);
-        if (r < 0)
-                return r == -ENOMEM ? r : -EINVAL; /* whatever it was: no record was asked for */
-        if (!streq_ptr(json_get_string(labels, DNS_IP_KEY), h->ip)) {
-                _cleanup_(json_object_putp) json_object *lbody = json_object_new_object(), *copy = NULL;
-                if (!lbody || json_object_deep_copy(labels, &copy, NULL) < 0)
-                        return -ENOMEM;
-                json_object_object_add(copy, DNS_IP_KEY, json_object_new_string(h->ip));
-                json_object_object_add(lbody, "labels", TAKE_PTR(copy));
-                path = asprintf_safe("/v1/servers/%s", h->id);
-                if (!path)
-                        return -ENOMEM;
-                r = cloud_api_call(api, "PUT", path, lbody, NULL, NULL, ret_error);
-                if (r < 0)
-                        return r == -ENOMEM ? r : -EINVAL;
-                path = mfree(path);
-        }
+                return -EADDRNOTAVAIL;
         body = json_object_new_object();
         rec = json_object_new_object();
         recs = json_object_new_array();
-        path = asprintf_safe("/v1/zones/%s/rrsets/%s/A/actions/add_records", d.zone, d.rel);
+        path = asprintf_safe("/v1/zones/%s/rrsets", d.zone);
         if (!body || !rec || !recs || !path) {
                 json_object_put(rec);
                 json_object_put(recs);
@@ -747,8 +808,10 @@ int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **r
         json_object_object_add(rec, "value", json_object_new_string(h->ip));
         json_object_object_add(rec, "comment", json_object_new_string("inletsd"));
         json_object_array_add(recs, rec);
-        json_object_object_add(body, "records", recs);
+        json_object_object_add(body, "name", json_object_new_string(d.rel));
+        json_object_object_add(body, "type", json_object_new_string("A"));
         json_object_object_add(body, "ttl", json_object_new_int(DNS_TTL));
+        json_object_object_add(body, "records", recs);
         r = cloud_api_call(api, "POST", path, body, NULL, &res, ret_error); /* a POST is never sent twice */
         if (r < 0)
                 return r;
@@ -789,16 +852,43 @@ static int hetzner_remove(CloudApi *api, const DnsName *n, const char *ip, char 
         return r < 0 ? r : 1;
 }
 
+/* Read as a list (name and type filtered, checked here): a 404 then means the zone is gone, which
+ * the zone itself must say too; a set that is not there is an empty list, not a 404 a single
+ * answer could fake. */
 static int hetzner_points_at(CloudApi *api, const DnsName *n, const char *ip, char **ret_error) {
         _cleanup_(json_object_putp) json_object *res = NULL;
-        json_object *values = NULL;
-        int r = hetzner_rrset(api, n, addr_type(ip), &res, &values, ret_error);
+        _cleanup_free_ char *path = asprintf_safe("/v1/zones/%s/rrsets?name=%s&type=%s&per_page=50", n->zone, n->rel,
+                                                  addr_type(ip));
+        json_object *sets = NULL, *pg = NULL, *total = NULL;
+        int r = get_found(api, path, &res, ret_error);
 
-        if (r <= 0)
+        if (r == 0) {
+                _cleanup_free_ char *zpath = asprintf_safe("/v1/zones/%s", n->zone);
+                _cleanup_(json_object_putp) json_object *z = NULL;
+                r = get_found(api, zpath, &z, ret_error);
+                if (r < 0)
+                        return r;
+                return r == 0 ? 0 : errorf(ret_error, -EBADMSG, "the record sets of zone %s are not found, but the "
+                                           "zone is", n->zone);
+        }
+        if (r < 0)
                 return r;
-        for (size_t i = 0; i < json_object_array_length(values); i++)
-                if (streq_ptr(json_get_string(json_object_array_get_idx(values, i), "value"), ip))
-                        return 1;
+        if (!json_object_object_get_ex(res, "rrsets", &sets) || !json_object_is_type(sets, json_type_array) ||
+            !json_object_object_get_ex(res, "meta", &pg) || !json_object_object_get_ex(pg, "pagination", &pg) ||
+            !json_object_object_get_ex(pg, "total_entries", &total) || !json_object_is_type(total, json_type_int) ||
+            json_object_get_int64(total) != (int64_t) json_object_array_length(sets))
+                return errorf(ret_error, -EBADMSG, "GET %s: not all record sets with their count in the answer", path);
+        for (size_t i = 0; i < json_object_array_length(sets); i++) {
+                json_object *set = json_object_array_get_idx(sets, i), *values = NULL;
+                if (!streq_ptr(json_get_string(set, "name"), n->rel) ||
+                    !streq_ptr(json_get_string(set, "type"), addr_type(ip)))
+                        continue;
+                if (!json_object_object_get_ex(set, "records", &values) || !json_object_is_type(values, json_type_array))
+                        return errorf(ret_error, -EBADMSG, "GET %s: a record set without records", path);
+                for (size_t k = 0; k < json_object_array_length(values); k++)
+                        if (streq_ptr(json_get_string(json_object_array_get_idx(values, k), "value"), ip))
+                                return 1;
+        }
         return 0;
 }
 
@@ -839,7 +929,6 @@ int hetzner_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **re
  * its apex; record changes are one PATCH of the zone's records that never creates a zone. */
 
 #define SCW_DOMAIN "/domain/v2beta1/dns-zones"
-#define SCW_IP_TAG DNS_IP_KEY ":"
 #define SCW_PAGE 100
 #define SCW_PAGES_MAX 20
 
@@ -883,9 +972,12 @@ static bool scw_record_at(json_object *rec, const DnsName *n) {
 static int scw_records_at(CloudApi *api, const DnsName *n, const char *type,
                           int (*f)(json_object *rec, const DnsName *n, const void *userdata), const void *userdata,
                           char **ret_error) {
+        _cleanup_strv_free_ char **ids = NULL;
         size_t seen = 0;
+        int64_t first_total = -1;
         int r;
 
+        /* all of them: each id once, the same count on every page */
         for (unsigned page = 1;; page++) {
                 _cleanup_(json_object_putp) json_object *res = NULL;
                 _cleanup_free_ char *path = asprintf_safe(SCW_DOMAIN "/%s/records?name=%s%s%s&page=%u&page_size=%d",
@@ -904,13 +996,25 @@ static int scw_records_at(CloudApi *api, const DnsName *n, const char *type,
                     !json_object_object_get_ex(res, "total_count", &total) ||
                     !json_object_is_type(total, json_type_int) || (t = json_object_get_int64(total)) < 0)
                         return errorf(ret_error, -EBADMSG, "GET %s: no records with their count in the answer", path);
+                if (first_total >= 0 && t != first_total)
+                        return errorf(ret_error, -EBADMSG, "GET %s: the count of records at %s changed while they "
+                                      "were read", path, n->fqdn);
+                first_total = t;
                 m = json_object_array_length(recs);
                 for (size_t i = 0; i < m; i++) {
-                        r = f(json_object_array_get_idx(recs, i), n, userdata);
+                        json_object *rec = json_object_array_get_idx(recs, i);
+                        const char *id = json_get_string(rec, "id");
+                        char *copy;
+                        if (!id || strv_contains(ids, seen, id))
+                                return errorf(ret_error, -EBADMSG, "GET %s: a record without an id, or one twice",
+                                              path);
+                        copy = strdup(id);
+                        if (!copy || strv_push(&ids, &seen, copy) < 0)
+                                return -ENOMEM;
+                        r = f(rec, n, userdata);
                         if (r != 0)
                                 return r;
                 }
-                seen += m;
                 if ((int64_t) seen == t)
                         return 0;
                 if (m == 0 || (int64_t) seen > t || page >= SCW_PAGES_MAX)
@@ -1025,10 +1129,49 @@ static const char *scw_kept_ip(json_object *tags) {
         return kept;
 }
 
+/* Before the first record: the address tag, written with every tag of the server and all the
+ * names' tags, then read back (as hetzner_dns_keep). */
+int scw_dns_keep(CloudApi *api, const CloudHost *h, char *const *tags, size_t n, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *srv = NULL, *again = NULL, *body = json_object_new_object();
+        _cleanup_free_ char *path = scw_server_path(api, h->id), *iptag = asprintf_safe(SCW_IP_TAG "%s", h->ip);
+        json_object *server = NULL, *have = NULL, *l = json_object_new_array();
+        int r;
+
+        if (!body || !path || !iptag || !l) {
+                json_object_put(l);
+                return -ENOMEM;
+        }
+        json_object_object_add(body, "tags", l);
+        if (!cloud_ip_is_valid(h->ip))
+                return errorf(ret_error, -EINVAL, "server %s has no public address for its records", h->id);
+        r = scw_server(api, h->id, &srv, &server, &have, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        for (size_t i = 0; i < json_object_array_length(have); i++) {
+                json_object *t = json_object_array_get_idx(have, i);
+                const char *v = json_object_get_string(t) ?: "";
+                if (!startswith(v, SCW_IP_TAG) && !strv_contains(tags, n, v))
+                        json_object_array_add(l, json_object_get(t));
+        }
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(l, json_object_new_string(tags[i]));
+        json_object_array_add(l, json_object_new_string(iptag));
+        r = cloud_api_call(api, "PATCH", path, body, NULL, NULL, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        r = scw_server(api, h->id, &again, &server, &have, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        if (!keeps_all(have, tags, n, h->ip) || !streq_ptr(scw_kept_ip(have), h->ip))
+                return errorf(ret_error, -EINVAL, "server %s does not show the tags that remember its names and "
+                              "address", h->id);
+        return 0;
+}
+
 int scw_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
-        _cleanup_(json_object_putp) json_object *srv = NULL, *res = NULL;
+        _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_(dns_name_done) DnsName d = {};
-        json_object *server = NULL, *tags = NULL, *recs = NULL, *rec;
+        json_object *recs = NULL, *rec;
         int r;
 
         r = dns_tag_parse(tag, &d);
@@ -1036,30 +1179,13 @@ int scw_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_d
                 return r;
         if (!cloud_ip_is_valid(h->ip))
                 return -EADDRNOTAVAIL;
-        /* The address goes into a tag first (replacing any other): delete removes the records made
-         * for it. */
-        r = scw_server(api, h->id, &srv, &server, &tags, ret_error);
+        /* Checked again just before: a record made at the name since create began stays theirs. */
+        r = scw_records_at(api, &d, NULL, scw_taken, NULL, ret_error);
         if (r < 0)
-                return r == -ENOMEM ? r : -EINVAL; /* whatever it was: no record was asked for */
-        if (!streq_ptr(scw_kept_ip(tags), h->ip)) {
-                _cleanup_(json_object_putp) json_object *body = json_object_new_object();
-                _cleanup_free_ char *path = scw_server_path(api, h->id), *iptag = asprintf_safe(SCW_IP_TAG "%s", h->ip);
-                json_object *l = json_object_new_array();
-                if (!body || !path || !iptag || !l) {
-                        json_object_put(l);
-                        return -ENOMEM;
-                }
-                for (size_t i = 0; i < json_object_array_length(tags); i++) {
-                        json_object *t = json_object_array_get_idx(tags, i);
-                        if (!startswith(json_object_get_string(t) ?: "", SCW_IP_TAG))
-                                json_object_array_add(l, json_object_get(t));
-                }
-                json_object_array_add(l, json_object_new_string(iptag));
-                json_object_object_add(body, "tags", l);
-                r = cloud_api_call(api, "PATCH", path, body, NULL, NULL, ret_error);
-                if (r < 0)
-                        return r == -ENOMEM ? r : -EINVAL;
-        }
+                return r == -ENOMEM ? r : -EINVAL; /* nothing asked for */
+        if (r > 0)
+                return errorf(ret_error, -EINVAL, "%s has a DNS record now (A, AAAA or CNAME): left alone",
+                              d.fqdn); /* nothing asked for */
         rec = scw_record(&d, h->ip, true);
         if (!rec)
                 return -ENOMEM;
@@ -1092,15 +1218,20 @@ static int scw_points_at(CloudApi *api, const DnsName *n, const char *ip, char *
         int r = scw_records_at(api, n, addr_type(ip), scw_holds, ip, ret_error);
 
         if (r == -ENOENT) {
-                /* no such zone: gone with its records, if the zones say so too */
-                _cleanup_free_ char *err = NULL;
-                r = scw_zone_probe(api, n->zone, &err);
-                if (r == 0) {
-                        *ret_error = mfree(*ret_error);
+                /* no such zone: gone with its records, if the list of zones (of any project) by
+                 * that name is empty too */
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                _cleanup_free_ char *path = asprintf_safe(SCW_DOMAIN "?dns_zone=%s&page_size=%d", n->zone, SCW_PAGE);
+                json_object *zones = NULL, *total = NULL;
+                *ret_error = mfree(*ret_error);
+                r = get_member(api, path, "dns_zones", json_type_array, &res, &zones, ret_error);
+                if (r < 0)
+                        return r;
+                if (json_object_array_length(zones) == 0 && json_object_object_get_ex(res, "total_count", &total) &&
+                    json_object_is_type(total, json_type_int) && json_object_get_int64(total) == 0)
                         return 0;
-                }
-                return errorf(ret_error, r < 0 ? r : -EBADMSG, "the records of zone %s are not found, but the zone "
-                              "is%s%s", n->zone, r < 0 ? ": " : "", r < 0 ? err : "");
+                return errorf(ret_error, -EBADMSG, "the records of zone %s are not found, but the zone may be there",
+                              n->zone);
         }
         return r;
 }

@@ -10,10 +10,12 @@ int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_de
 int do_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error);
 
 int hetzner_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error);
+int hetzner_dns_keep(CloudApi *api, const CloudHost *h, char *const *tags, size_t n, char **ret_error);
 int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error);
 int hetzner_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error);
 
 int scw_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error);
+int scw_dns_keep(CloudApi *api, const CloudHost *h, char *const *tags, size_t n, char **ret_error);
 int scw_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error);
 int scw_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error);
 

@@ -777,11 +777,11 @@ PROVIDER(digitalocean, flavour_do, "digitalocean", "DIGITALOCEAN_ACCESS_TOKEN", 
          "s-1vcpu-1gb", "debian-12-x64", .dns_plan = do_dns_plan, .dns_add = do_dns_add,
          .dns_remove = do_dns_remove);
 PROVIDER(hetzner, flavour_hetzner, "hetzner", "HCLOUD_TOKEN", "https://api.hetzner.cloud", "fsn1", "cx22", "debian-12",
-         .dns_plan = hetzner_dns_plan, .dns_add = hetzner_dns_add, .dns_remove = hetzner_dns_remove);
+         .dns_plan = hetzner_dns_plan, .dns_keep = hetzner_dns_keep, .dns_add = hetzner_dns_add, .dns_remove = hetzner_dns_remove);
 PROVIDER(vultr, flavour_vultr, "vultr", "VULTR_API_KEY", "https://api.vultr.com", "ams", "vc2-1c-1gb", "2136");
 PROVIDER(scaleway, flavour_scw, "scaleway", "SCW_SECRET_KEY", "https://api.scaleway.com", "fr-par-1", "DEV1-S",
          "debian_bookworm", .auth_header = "X-Auth-Token", .project_env = "SCW_DEFAULT_PROJECT_ID", .zoned = true,
-         .region_kind = "zone", .dns_plan = scw_dns_plan, .dns_add = scw_dns_add, .dns_remove = scw_dns_remove);
+         .region_kind = "zone", .dns_plan = scw_dns_plan, .dns_keep = scw_dns_keep, .dns_add = scw_dns_add, .dns_remove = scw_dns_remove);
 PROVIDER(linode, flavour_linode, "linode", "LINODE_TOKEN", "https://api.linode.com", "eu-west", "g6-nanode-1",
          "linode/debian12");
 

@@ -92,6 +92,10 @@ typedef struct CloudProvider {
          * anything cannot be checked, and then the host must be kept (a record may still name its
          * address). -ENOENT: the host is gone. */
         int (*dns_plan)(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error);
+        /* Optional, once before the first dns_add: the host keeps the address its records are made
+         * for, beside all the tags it was created with (written from tags, then read back);
+         * -EINVAL: it does not, and no record was asked for. */
+        int (*dns_keep)(CloudApi *api, const CloudHost *h, char *const *tags, size_t n, char **ret_error);
         int (*dns_add)(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error);
         int (*dns_remove)(CloudApi *api, const char *id, unsigned *ret_n, char **ret_error);
 } CloudProvider;
