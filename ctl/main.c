@@ -33,7 +33,7 @@ static void help(void) {
                "  create --provider P [--name NAME] [--mode tcp|http] [--ports LIST] ...\n"
                "                           An exit server: its token and CA made here, its cloud-init user-data\n"
                "                           printed (cloud-init) or a host created with it (digitalocean, hetzner,\n"
-               "                           vultr, linode, scaleway, ec2, gce), and\n"
+               "                           vultr, linode, scaleway, ec2, gce, azure), and\n"
                "                           the client definition that pins its CA (create --help for more)\n"
                "  delete --provider P (--id ID | --ip IP) --access-token-file F\n"
                "  list-hosts --provider P --access-token-file F\n"
