@@ -144,6 +144,10 @@ static void on_interrupt(int sig) {
         interrupted = sig;
 }
 
+static bool create_cancelled(void) {
+        return interrupted != 0;
+}
+
 static int check_interrupted(const CloudHost *h) {
         if (!interrupted)
                 return 0;
@@ -312,6 +316,7 @@ static int cloud_create(const CloudArgs *a, const char *name, const char *user_d
         printf("Creating host %s on %s: %s %s, size %s, image %s.\n", c.name, p->name, p->region_kind ?: "region",
                c.region, c.size, c.image);
         fflush(stdout);
+        api.cancelled = create_cancelled;
         r = p->create(&api, &c, &h, &err);
         if (r == -EEXIST)
                 r = -EADDRINUSE; /* -EEXIST says "there already" to the caller: not this */

@@ -712,13 +712,29 @@ static int create_host(Operator *o, json_object *tun, const Auth *auth, CloudHos
                                        "made by an older operator) and no host yet; delete the Secret to start over.",
                                        meta(tun, "namespace"), meta(tun, "name"));
         user_data = exit_server_user_data(&p);
+        /* The namespace and name, and the start of the Tunnel's uid: "a-b"/"c" and "a"/"b-c" are two
+         * hosts (at Azure the name is the resource group's, which must be unique). */
         hostname = asprintf_safe("inlets-%s-%s", meta(tun, "namespace"), meta(tun, "name"));
         if (!user_data || !hostname)
                 return -ENOMEM;
         for (char *c = hostname; *c; c++)
                 if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
                         *c = '-';
-        hostname[MIN(strlen(hostname), (size_t) 63)] = 0;
+        {
+                const char *uid = meta(tun, "uid") ?: "none";
+                size_t cut = MIN(strlen(hostname), (size_t) 54), k = 0;
+                char suffix[10] = "-";
+                for (const char *u = uid; *u && k < 8; u++)
+                        if ((*u >= 'a' && *u <= 'z') || (*u >= '0' && *u <= '9'))
+                                suffix[1 + k++] = *u;
+                suffix[1 + k] = 0;
+                hostname[cut] = 0;
+                char *h = asprintf_safe("%s%s", hostname, suffix);
+                if (!h)
+                        return -ENOMEM;
+                free(hostname);
+                hostname = h;
+        }
         host_tag(tun, tag);
         char open_ports[24];
         /* a cloud firewall opens the control port and any public port: the Service's may change */

@@ -35,6 +35,7 @@ class AzureStandIn:
         self.user_data = None
         self.public_ip = "127.0.0.1"
         self.never_running = False
+        self.never_succeed = False  # network resources stay "Updating"
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -94,6 +95,16 @@ class AzureStandIn:
             def arm(self, method, body):
                 url = urllib.parse.urlsplit(self.path)
                 q = dict(urllib.parse.parse_qsl(url.query))
+                m = re.fullmatch(rf"/subscriptions/{outer.sub}/resource[gG]roups/([\w.()-]+)/resources", url.path)
+                if m and method == "GET":
+                    g = outer.groups.get(m.group(1).lower())
+                    if q.get("api-version") != API["Microsoft.Resources"]:
+                        return self.error(400, "InvalidApiVersionParameter", "The api-version is invalid.")
+                    if not g:
+                        return self.error(404, "ResourceGroupNotFound", "not found")
+                    return self.reply(200, {"value": [{"id": r["id"], "name": k[1], "type": r["id"].split(
+                        "/providers/")[1].rsplit("/", 1)[0], "location": r["location"]}
+                        for k, r in g["resources"].items()]})
                 m = re.fullmatch(rf"/subscriptions/{outer.sub}/resource[gG]roups(?:/([\w.()-]+)"
                                  r"(?:/providers/(Microsoft\.\w+)/(\w+)/([\w.-]+))?)?", url.path)
                 if not m:
@@ -160,6 +171,10 @@ class AzureStandIn:
                            "properties": {**body.get("properties", {}), "provisioningState": "Updating"}}
                     if typ == "virtualMachines":
                         res["properties"]["provisioningState"] = "Creating"
+                        disk = body["properties"]["storageProfile"]["osDisk"].get("name") or f"{name}_OsDisk_1_ab12"
+                        g["resources"][("disks", disk)] = {
+                            "id": self.rid(group, "Microsoft.Compute", "disks", disk), "name": disk,
+                            "location": body["location"], "polls": 0, "properties": {"provisioningState": "Succeeded"}}
                     g["resources"][key] = res
                     return self.reply(201, self.view(g, key))
                 if key not in g["resources"]:
@@ -167,7 +182,8 @@ class AzureStandIn:
                 if method == "GET":
                     res = g["resources"][key]
                     res["polls"] += 1
-                    if res["polls"] >= (outer.active_after if typ == "virtualMachines" else 1):
+                    if res["polls"] >= (outer.active_after if typ == "virtualMachines" else 1) and \
+                            not outer.never_succeed:
                         if typ != "virtualMachines" or not outer.never_running:
                             res["properties"]["provisioningState"] = "Succeeded"
                     return self.reply(200, self.view(g, key, q.get("$expand") == "instanceView"))

@@ -1537,7 +1537,10 @@ class Cloud(TunnelTest):
         self.assertEqual(puts, ["resourceGroups", "networkSecurityGroups", "networkSecurityGroups", "virtualNetworks",
                                 "publicIPAddresses", "networkInterfaces", "virtualMachines"])  # a 429 sent again
         g = api.groups["inletsd-rdp"]
+        token = g["tags"].pop("inletsd-create")  # only this create knows it: its undo deletes no other group
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
         self.assertEqual((g["location"], g["tags"]), ("westeurope", {"inletsd": "", "inletsd-rdp": ""}))
+        g["tags"]["inletsd-create"] = token
         rule = g["resources"][("networkSecurityGroups", "inletsd-rdp")]["properties"]["securityRules"][0]["properties"]
         self.assertEqual((rule["protocol"], rule["access"], rule["direction"], rule["destinationPortRanges"]),
                          ("Tcp", "Allow", "Inbound", [str(cport), str(pub)]))
@@ -1567,15 +1570,25 @@ class Cloud(TunnelTest):
         for n in range(150):
             del api.groups[f"g-{n:03d}"]
 
-        # delete takes only a group tagged inletsd, and waits until it is gone
+        # delete takes only a group tagged inletsd that holds nothing but a host's, and waits until
+        # it is gone
         api.groups["prod"] = {"location": "westeurope", "tags": {"env": "prod"}, "state": "Succeeded", "polls": 0,
                               "resources": {}}
-        r = subprocess.run([INLETSCTL, "delete", *base, "--id", "prod"], capture_output=True, text=True, timeout=60,
-                           env=env)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("resource group prod is not tagged inletsd", r.stderr)
-        self.assertIn("prod", api.groups)
+        api.groups["inletsd-tagged"] = {"location": "westeurope", "tags": {"inletsd": ""}, "state": "Succeeded",
+                                        "polls": 0, "resources": {("virtualMachines", "payroll-db"): {
+                                            "id": f"/subscriptions/{sub}/resourceGroups/inletsd-tagged/providers/"
+                                                  "Microsoft.Compute/virtualMachines/payroll-db",
+                                            "location": "westeurope", "properties": {}}}}
+        for group, says in (("prod", "resource group prod is not tagged inletsd"),
+                            ("inletsd-tagged", "holds Microsoft.Compute/virtualMachines payroll-db, which inletsctl did "
+                                               "not make: not deleted")):
+            r = subprocess.run([INLETSCTL, "delete", *base, "--id", group], capture_output=True, text=True, timeout=60,
+                               env=env)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(says, r.stderr)
+            self.assertIn(group, api.groups)
         self.assertFalse([q for q in api.requests if q[0] == "DELETE"])
+        del api.groups["inletsd-tagged"]
         r = subprocess.run([INLETSCTL, "delete", *base, "--ip", "127.0.0.1"], capture_output=True, text=True,
                            timeout=60, env=env)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -1604,6 +1617,46 @@ class Cloud(TunnelTest):
                             "--output-dir", out], capture_output=True, text=True, timeout=90, env=env)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertNotIn("inletsd-slow", api.groups)
+        api.never_running = False
+        # A group said not to be there that is there after all (its PUT answered 200): left alone,
+        # nothing made in it, never deleted.
+        api.groups["inletsd-race"] = {"location": "westeurope", "tags": {"owner": "finance"}, "state": "Succeeded",
+                                      "polls": 0, "resources": {}}
+        api.faults.append(("GET", r".*/resourceGroups/inletsd-race\?.*", 404,
+                           {"error": {"code": "ResourceGroupNotFound", "message": "not found"}}))
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "race", "--output-dir", out], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("resource group inletsd-race existed already (HTTP 200 to its PUT", r.stderr)
+        self.assertIn("inletsd-race", api.groups)
+        self.assertEqual([m for m, p, b in api.requests if m in ("PUT", "DELETE")], ["PUT"])
+        # An image that is not publisher:offer:sku:version: refused before anything is made.
+        api.requests.clear()
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "img", "--image", "debian-12", "--output-dir", out],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("--image takes publisher:offer:sku:version", r.stderr)
+        self.assertFalse([q for q in api.requests if q[0] == "PUT"])
+        # Ctrl-C while a resource is being provisioned: undone at once, exit 130.
+        api.never_succeed = True
+        p = subprocess.Popen([INLETSCTL, "create", *base, "--name", "intr", "--output-dir", out],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wait_until(lambda: "inletsd-intr" in api.groups and api.groups["inletsd-intr"]["resources"], 20, "an NSG")
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("interrupted; resource group inletsd-intr is deleted again", err)
+        self.assertNotIn("inletsd-intr", api.groups)
+        self.assertFalse([p for m, p, b in api.requests if m == "PUT" and "virtualNetworks" in p and "intr" in p])
+        api.never_succeed = False
+        # A nextLink that is not a URL path (a terminal escape in it) ends the list, not printed.
+        api.faults.append(("GET", r".*/resourcegroups\?.*", 200,
+                           {"value": [], "nextLink": api.url + "/x\x1b]0;PWNED\x07"}))
+        r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("a nextLink elsewhere, or not a URL", r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
         # A wrong secret is said plainly, and nothing is made.
         api.requests.clear()
         r = subprocess.run([INLETSCTL, "list-hosts", *base], capture_output=True, text=True, timeout=30,

@@ -124,6 +124,9 @@ class Operator(TunnelTest):
         host = self.hosts_tagged(tun)
         self.assertEqual(len(host), 1)
         self.assertEqual(tun["status"]["hostId"], str(host[0]["id"]))
+        # named by namespace and name, and the start of the Tunnel's uid (two Tunnels, two names)
+        uid8 = "".join(ch for ch in tun["metadata"]["uid"] if ch.isalnum())[:8]
+        self.assertEqual(host[0]["name"], f"inlets-{tun['metadata']['namespace']}-{tun['metadata']['name']}-{uid8}")
         self.assertEqual(tun["status"]["hostIP"], "127.0.0.1")
 
         # kubectl's columns, from the CRD's printer columns

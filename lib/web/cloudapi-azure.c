@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cloudapi.h"
+#include "crypto-util.h"
 #include "encoding.h"
 #include "fileio.h"
 #include "macro.h"
@@ -32,6 +33,14 @@
 #define AZ_WAIT_SEC 300          /* for a resource to be provisioned, or a group to be deleted */
 #define AZ_PAGES_MAX 20
 #define AZ_TAG "inletsd"         /* every group inletsctl makes carries it; delete takes no other */
+#define AZ_TOKEN_TAG "inletsd-create" /* a random value only the create that made the group knows */
+
+/* What a host's group holds, each named as the group (and the VM's disk, "GROUP-osdisk"). */
+static const char *const az_types[] = { "Microsoft.Network/networkSecurityGroups",
+                                        "Microsoft.Network/virtualNetworks",
+                                        "Microsoft.Network/publicIPAddresses",
+                                        "Microsoft.Network/networkInterfaces",
+                                        "Microsoft.Compute/virtualMachines" };
 
 static json_object *get(json_object *o, const char *key) {
         json_object *v = NULL;
@@ -156,6 +165,8 @@ static int az_put(CloudApi *api, const char *path, json_object *body, bool wait,
                         return 0;
                 if (streq_ptr(state, "Failed") || streq_ptr(state, "Canceled"))
                         return errorf(ret_error, -EINVAL, "PUT %s: provisioning %s", path, state);
+                if (api->cancelled && api->cancelled())
+                        return errorf(ret_error, -EINTR, "interrupted");
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 if (now.tv_sec - start.tv_sec >= AZ_WAIT_SEC)
                         return errorf(ret_error, -ETIMEDOUT, "PUT %s: not provisioned after %d s", path, AZ_WAIT_SEC);
@@ -291,35 +302,31 @@ out:
         return r;
 }
 
-/* The image as "publisher:offer:sku:version" (az vm image list's URN). */
+/* The image as "publisher:offer:sku:version" (az vm image list's URN): four parts, none empty. */
 static json_object *az_image(const char *urn) {
-        _cleanup_free_ char *s = strdup(urn);
-        char *parts[4] = {}, *save = NULL;
-        json_object *o;
-        size_t i = 0;
+        static const char *const keys[] = { "publisher", "offer", "sku", "version" };
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        const char *p = urn;
 
-        if (!s)
+        if (!o || !urn)
                 return NULL;
-        for (char *t = strtok_r(s, ":", &save); t && i < 4; t = strtok_r(NULL, ":", &save))
-                parts[i++] = t;
-        if (i != 4)
-                return NULL;
-        o = json_object_new_object();
-        if (!o)
-                return NULL;
-        json_object_object_add(o, "publisher", json_object_new_string(parts[0]));
-        json_object_object_add(o, "offer", json_object_new_string(parts[1]));
-        json_object_object_add(o, "sku", json_object_new_string(parts[2]));
-        json_object_object_add(o, "version", json_object_new_string(parts[3]));
-        return o;
+        for (size_t i = 0; i < 4; i++) {
+                size_t n = strcspn(p, ":");
+                if (n == 0 || n > 128 || (i < 3) != (p[n] == ':'))
+                        return NULL;
+                json_object_object_add(o, keys[i], json_object_new_string_len(p, (int) n));
+                p += n + (i < 3);
+        }
+        return TAKE_PTR(o);
 }
 
 static json_object *az_vm(const CloudCreate *c, const char *nic_id, const char *key) {
-        _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data)), *keypath = NULL;
+        _cleanup_free_ char *ud = base64mem(c->user_data, strlen(c->user_data)),
+                            *disk = asprintf_safe("%s-osdisk", c->name);
         _cleanup_(json_object_putp) json_object *vm = NULL, *image = az_image(c->image);
         char spec[1024];
 
-        if (!ud || !image)
+        if (!ud || !image || !disk)
                 return NULL;
         /* the parts that are only ours, written out; the caller's values added as strings */
         snprintf(spec, sizeof spec,
@@ -339,6 +346,7 @@ static json_object *az_vm(const CloudCreate *c, const char *nic_id, const char *
         json_object_object_add(vm, "tags", az_tags(c));
         json_object_object_add(get(props, "hardwareProfile"), "vmSize", json_object_new_string(c->size));
         json_object_object_add(get(props, "storageProfile"), "imageReference", TAKE_PTR(image));
+        json_object_object_add(get(get(props, "storageProfile"), "osDisk"), "name", json_object_new_string(disk));
         json_object_object_add(os, "computerName", json_object_new_string(c->name));
         json_object_object_add(os, "customData", json_object_new_string(ud));
         json_object_object_add(pk, "keyData", json_object_new_string(key));
@@ -346,10 +354,12 @@ static json_object *az_vm(const CloudCreate *c, const char *nic_id, const char *
         return TAKE_PTR(vm);
 }
 
-/* The group, if it is ours (tagged AZ_TAG): 1; 0: there is none; -EPERM: someone else's. */
-static int az_group_is_ours(CloudApi *api, const char *group, char **ret_error) {
+/* The group, if it is ours: 1; 0: there is none; -EPERM: someone else's. Ours: tagged AZ_TAG
+ * (with token: its AZ_TOKEN_TAG holds that value too, as only the create that made it knows). */
+static int az_group_is_ours(CloudApi *api, const char *group, const char *token, char **ret_error) {
         _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_free_ char *path = az_path(api, group, NULL, NULL, AZ_API_GROUPS);
+        json_object *tags;
         int r;
 
         if (!path)
@@ -361,23 +371,63 @@ static int az_group_is_ours(CloudApi *api, const char *group, char **ret_error) 
         }
         if (r < 0)
                 return r;
-        if (!json_object_is_type(get(res, "tags"), json_type_object) || !get(get(res, "tags"), AZ_TAG))
+        tags = get(res, "tags");
+        if (!json_object_is_type(tags, json_type_object) || !get(tags, AZ_TAG))
                 return errorf(ret_error, -EPERM, "resource group %s is not tagged %s: inletsctl deletes only the "
                               "groups it made", group, AZ_TAG);
+        if (token && !streq_ptr(json_get_string(tags, AZ_TOKEN_TAG), token))
+                return errorf(ret_error, -EPERM, "resource group %s was not made by this create", group);
         return 1;
 }
 
-/* Deletes the group (and all in it) once it is known to be ours; waits until it is gone. */
-static int az_destroy(CloudApi *api, const char *id, char **ret_error) {
+/* Whether the group holds only what create makes in it (-EPERM otherwise): deleting a group
+ * deletes all it holds, and a tag is no proof that all of it is a host's. */
+static int az_group_holds_only_ours(CloudApi *api, const char *group, char **ret_error) {
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        _cleanup_free_ char *path = asprintf_safe("/subscriptions/%s/resourceGroups/%s/resources?api-version="
+                                                  AZ_API_GROUPS, api->project, group),
+                            *disk = asprintf_safe("%s-osdisk", group);
+        json_object *v;
+        int r;
+
+        if (!path || !disk)
+                return -ENOMEM;
+        r = cloud_api_call(api, "GET", path, NULL, NULL, &res, ret_error);
+        if (r < 0)
+                return r;
+        v = get(res, "value");
+        if (!json_object_is_type(v, json_type_array) || json_get_string(res, "nextLink"))
+                return errorf(ret_error, -EBADMSG, "GET %s: not one page of resources in the answer", path);
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                const char *name = json_get_string(e, "name"), *type = json_get_string(e, "type");
+                bool ours = streq_ptr(type, "Microsoft.Compute/disks") && name && strcaseeq(name, disk);
+                for (size_t t = 0; t < ELEMENTSOF(az_types) && !ours; t++)
+                        ours = type && name && strcaseeq(type, az_types[t]) && strcaseeq(name, group);
+                if (!ours) {
+                        _cleanup_free_ char *n = cloud_printable(name), *ty = cloud_printable(type);
+                        return errorf(ret_error, -EPERM, "resource group %s holds %s %s, which inletsctl did not make: "
+                                      "not deleted", group, ty ?: "?", n ?: "?");
+                }
+        }
+        return 0;
+}
+
+/* Deletes the group (and all in it) once it is known to be ours (token: made by the create that
+ * knows it); waits until it is gone. */
+static int az_group_delete(CloudApi *api, const char *id, const char *token, char **ret_error) {
         _cleanup_free_ char *path = NULL;
         struct timespec start, now;
         int r;
 
         if (!cloud_id_is_valid(id))
                 return errorf(ret_error, -EINVAL, "%s is not a resource group's name", id);
-        r = az_group_is_ours(api, id, ret_error);
+        r = az_group_is_ours(api, id, token, ret_error);
         if (r == 0)
                 return errorf(ret_error, -ENOENT, "resource group %s: not found", id);
+        if (r < 0)
+                return r;
+        r = az_group_holds_only_ours(api, id, ret_error);
         if (r < 0)
                 return r;
         path = az_path(api, id, NULL, NULL, AZ_API_GROUPS);
@@ -390,7 +440,7 @@ static int az_destroy(CloudApi *api, const char *id, char **ret_error) {
                 return 0; /* the operator looks again on its next pass */
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
-                r = az_group_is_ours(api, id, ret_error);
+                r = az_group_is_ours(api, id, NULL, ret_error);
                 if (r == 0)
                         return 0;
                 if (r < 0)
@@ -403,24 +453,33 @@ static int az_destroy(CloudApi *api, const char *id, char **ret_error) {
         }
 }
 
+static int az_destroy(CloudApi *api, const char *id, char **ret_error) {
+        return az_group_delete(api, id, NULL, ret_error);
+}
+
 static int az_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char **ret_error) {
-        static const char *const types[] = { "Microsoft.Network/networkSecurityGroups",
-                                             "Microsoft.Network/virtualNetworks",
-                                             "Microsoft.Network/publicIPAddresses",
-                                             "Microsoft.Network/networkInterfaces",
-                                             "Microsoft.Compute/virtualMachines" };
-        _cleanup_free_ char *nsg = NULL, *vnet = NULL, *pip = NULL, *nic = NULL, *subnet = NULL, *key = NULL;
+        const char *const *types = az_types;
+        _cleanup_free_ char *nsg = NULL, *vnet = NULL, *pip = NULL, *nic = NULL, *subnet = NULL, *key = NULL,
+                            *token = NULL;
+        _cleanup_(json_object_putp) json_object *image = az_image(c->image);
         const char *g = c->name;
+        long status = 0;
         int r;
 
         if (!cloud_id_is_valid(g))
                 return errorf(ret_error, -EINVAL, "%s cannot name a resource group", g);
-        r = az_group_is_ours(api, g, ret_error);
+        if (!image)
+                return errorf(ret_error, -EINVAL, "--image takes publisher:offer:sku:version, such as %s",
+                              cloud_provider_azure.image);
+        r = az_group_is_ours(api, g, NULL, ret_error);
         if (r != 0)
                 return r < 0 ? r : errorf(ret_error, -EEXIST, "resource group %s exists already", g);
         r = ssh_key_throwaway(&key);
         if (r < 0)
                 return errorf(ret_error, r, "making the VM's SSH key failed");
+        r = random_token(&token);
+        if (r < 0)
+                return r;
         nsg = az_path(api, g, types[0], g, NULL);
         vnet = az_path(api, g, types[1], g, NULL);
         pip = az_path(api, g, types[2], g, NULL);
@@ -431,18 +490,32 @@ static int az_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char *
         {
                 _cleanup_(json_object_putp) json_object *body = az_resource(c->region, NULL);
                 _cleanup_free_ char *path = az_path(api, g, NULL, NULL, AZ_API_GROUPS);
-                if (body)
-                        json_object_object_add(body, "tags", az_tags(c));
-                r = az_put(api, path, body, false, ret_error);
+                json_object *tags = az_tags(c);
+                if (!body || !path || !tags) {
+                        json_object_put(tags);
+                        return -ENOMEM;
+                }
+                json_object_object_add(tags, AZ_TOKEN_TAG, json_object_new_string(token));
+                json_object_object_add(body, "tags", tags);
+                r = cloud_api_call(api, "PUT", path, body, &status, NULL, ret_error);
                 if (r < 0)
                         return r;
+                /* 201: made now. 200: it was there after all (made meanwhile, or the GET was wrong),
+                 * and this PUT replaced its tags: left alone, never undone. */
+                if (status != 201)
+                        return errorf(ret_error, -EEXIST, "resource group %s existed already (HTTP %ld to its PUT; its "
+                                      "tags are now inletsd's): left alone, nothing made in it", g, status);
         }
         /* From here on the group exists: whatever fails, it goes again with all it holds. */
-        for (size_t i = 0; i < ELEMENTSOF(types) && r >= 0; i++) {
+        for (size_t i = 0; i < ELEMENTSOF(az_types) && r >= 0; i++) {
                 _cleanup_(json_object_putp) json_object *body = NULL;
                 _cleanup_free_ char *path = NULL;
                 bool compute = i == 4;
 
+                if (api->cancelled && api->cancelled()) {
+                        r = errorf(ret_error, -EINTR, "interrupted");
+                        break;
+                }
                 path = az_path(api, g, types[i], g, compute ? AZ_API_COMPUTE : AZ_API_NETWORK);
                 switch (i) {
                 case 0:
@@ -484,12 +557,12 @@ static int az_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char *
         }
         if (r < 0) {
                 _cleanup_free_ char *err = NULL;
-                if (az_destroy(api, g, &err) < 0)
-                        r = errorf(ret_error, -ECANCELED, "%s; deleting resource group %s failed too (%s): delete it "
-                                   "by hand", *ret_error ?: strerror(-r), g, err);
+                if (az_group_delete(api, g, token, &err) < 0)
+                        r = errorf(ret_error, r == -EINTR ? -EINTR : -ECANCELED, "%s; deleting resource group %s "
+                                   "failed too (%s): delete it by hand", *ret_error ?: strerror(-r), g, err);
                 else
-                        r = errorf(ret_error, -ECANCELED, "%s; resource group %s is deleted again",
-                                   *ret_error ?: strerror(-r), g);
+                        r = errorf(ret_error, r == -EINTR ? -EINTR : -ECANCELED, "%s; resource group %s is deleted "
+                                   "again", *ret_error ?: strerror(-r), g);
                 return r;
         }
         return cloud_host_from(g, g, "creating", "running", NULL, ret);
@@ -598,8 +671,10 @@ static int az_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_
                 link = json_get_string(res, "nextLink");
                 if (r >= 0 && link && *link) {
                         const char *rest = startswith(link, api->base_url);
-                        if (!rest || *rest != '/') {
-                                r = errorf(ret_error, -EBADMSG, "GET %s: a nextLink elsewhere", path);
+                        if (!rest || *rest != '/' || strlen(rest) > 2048 ||
+                            strspn(rest, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                         "-._~/?&=%$'()+,;:@!*") != strlen(rest)) {
+                                r = errorf(ret_error, -EBADMSG, "GET %s: a nextLink elsewhere, or not a URL", path);
                                 break;
                         }
                         next = strdup(rest);

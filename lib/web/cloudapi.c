@@ -316,6 +316,8 @@ int cloud_oauth_token(CloudApi *api, const char *uri, const char *form, char **r
         if (r < 0)
                 return errorf(ret_error, r, "getting an access token: %s", err);
         res = a.body_len > 0 ? json_tokener_parse(a.body) : NULL;
+        if (a.body)
+                explicit_bzero(a.body, a.body_len); /* the token: only api->token keeps it */
         if (a.status != 200) {
                 _cleanup_free_ char *shown = cloud_printable(json_get_string(res, "error_description") ?:
                                                              json_get_string(res, "error"));

@@ -23,6 +23,9 @@ typedef struct CloudApi {
         char *credentials;
         long long token_expires;
         long timeout_sec;
+        /* Optional: asked between the steps of a long operation (create: Ctrl-C); true: it undoes
+         * what it made and fails with -EINTR. */
+        bool (*cancelled)(void);
         unsigned max_retries;  /* on 429 and 5xx; a POST or PATCH only on 429 and a refused connection */
 } CloudApi;
 
