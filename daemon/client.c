@@ -622,17 +622,13 @@ static void mux_closed(Mux *m, int error, const char *reason, void *userdata) {
         session_end(c, reason);
 }
 
-/* The client's own AllowFrom=/DenyFrom= of d to the exit server, which applies them before a
- * stream or request reaches us (docs/protocol.md, "access"): begin, the rules in messages of at
- * most WS_TEXT_MAX bytes, commit. Lists without rules clear the server's. */
-static void send_access_lists(Client *c, const Definition *d) {
-        char msg[WS_TEXT_MAX + 1];
+/* begin, the rules, commit: the first failure ends it. */
+static int send_access_messages(Client *c, const Definition *d, char msg[static WS_TEXT_MAX + 1]) {
+        int r = send_command(c, SENT_ACCESS, "access begin");
 
-        if (!c->mux || c->access_unknown || send_command(c, SENT_ACCESS, "access begin") < 0)
-                return;
-        for (int allow = 1; allow >= 0; allow--) {
+        for (int allow = 1; r >= 0 && allow >= 0; allow--) {
                 size_t o = 0;
-                for (size_t i = 0; i < d->access.n_rules; i++) {
+                for (size_t i = 0; r >= 0 && i < d->access.n_rules; i++) {
                         char item[ACCESS_RULE_STR_MAX];
                         size_t n;
 
@@ -640,17 +636,37 @@ static void send_access_lists(Client *c, const Definition *d) {
                                 continue;
                         n = strlen(access_rule_format(&d->access.rules[i], item));
                         if (o > 0 && o + 1 + n > WS_TEXT_MAX) {
-                                (void) send_command(c, SENT_ACCESS, msg);
+                                r = send_command(c, SENT_ACCESS, msg);
                                 o = 0;
                         }
                         if (o == 0)
-                                o = (size_t) snprintf(msg, sizeof(msg), "access %s", allow ? "allow" : "deny");
-                        o += (size_t) snprintf(msg + o, sizeof(msg) - o, " %s", item);
+                                o = (size_t) snprintf(msg, WS_TEXT_MAX + 1, "access %s", allow ? "allow" : "deny");
+                        o += (size_t) snprintf(msg + o, WS_TEXT_MAX + 1 - o, " %s", item);
                 }
-                if (o > 0)
-                        (void) send_command(c, SENT_ACCESS, msg);
+                if (r >= 0 && o > 0)
+                        r = send_command(c, SENT_ACCESS, msg);
         }
-        (void) send_command(c, SENT_ACCESS, "access commit");
+        return r < 0 ? r : send_command(c, SENT_ACCESS, "access commit");
+}
+
+/* The client's own AllowFrom=/DenyFrom= of d to the exit server, which applies them before a
+ * stream or request reaches us (docs/protocol.md, "access"): begin, the rules in messages of at
+ * most WS_TEXT_MAX bytes, commit. Lists without rules clear the server's. All of it is sent, or
+ * the session ends: a commit after a message that could not be sent would put part of a deny
+ * list in force, and the server's old lists must not outlive new ones either. The next session
+ * sends them from the start. */
+static void send_access_lists(Client *c, const Definition *d) {
+        char msg[WS_TEXT_MAX + 1];
+        int r;
+
+        if (!c->mux || c->access_unknown)
+                return;
+        r = send_access_messages(c, d, msg);
+        if (r < 0) {
+                log_warning("Cannot send the access lists to the exit server (%s, %zu answers outstanding): "
+                            "reconnecting to send them whole.", strerror(-r), (size_t) c->sent_n);
+                mux_abort(c->mux, "access lists not sent");
+        }
 }
 
 static void mux_control(Mux *m, const char *message, void *userdata) {

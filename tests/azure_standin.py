@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.parse
 
+from cloud_standin import JsonHandler
+
 API = {"Microsoft.Resources": "2021-04-01", "Microsoft.Network": "2024-05-01", "Microsoft.Compute": "2024-07-01"}
 TYPES = {"networkSecurityGroups", "virtualNetworks", "publicIPAddresses", "networkInterfaces", "virtualMachines"}
 
@@ -38,19 +40,7 @@ class AzureStandIn:
         self.never_succeed = False  # network resources stay "Updating"
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=None, headers=()):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JsonHandler):
 
             def error(self, status, code, message):
                 return self.reply(status, {"error": {"code": code, "message": message}})

@@ -35,6 +35,22 @@ FLAVOURS = {
 }
 
 
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in's handler: quiet, answering JSON (or nothing) with extra headers."""
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=None, headers=()):
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def labels_ok(labels):
     """Hetzner's rules for labels: a key is an optional DNS-subdomain prefix and "/", then a name
     of at most 63 letters, digits, and - _ . inside; a value the same, or empty."""
@@ -79,19 +95,7 @@ class CloudStandIn:
         self.public_ip = "127.0.0.1"  # what a host's address becomes
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=None, headers=()):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JsonHandler):
 
             def error(self, status, code, message):
                 if outer.flavour == "hetzner":

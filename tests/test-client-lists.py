@@ -154,6 +154,52 @@ class ClientLists(BusTunnelTest):
         print("against a server without 'access': the client warned once, served the stream from .2, and "
               "refused one from .3 and one naming no visitor; Refused allow-list=2 on the client")
 
+    def test_lists_sent_whole_or_not_at_all(self):
+        """An exit server that answers no control message: the client's answers outstanding fill
+        up over reloads; a list that cannot be sent whole is never committed in part (part of a
+        deny list in force, or an old list kept): the session ends and the next one sends the
+        lists from the start."""
+        echo = self.echo()
+        fake = FakeExitServer()
+        fake.answer_unknown = False  # silent: nothing is ever answered
+        deny = "".join(f"DenyFrom=10.{i >> 8}.{i & 255}.0/24\n" for i in range(4000))
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={self.token_file}\n[Client]\nURL=ws://127.0.0.1:{fake.port}\n"
+                f"Upstream=127.0.0.1\nPorts=7000:{echo.port}\n{deny}DenyFrom=192.0.2.0/24\n")
+        c = Daemon(self.tmp, "cli", conf, args=("--user",), env=self.env)
+        self.daemons.append(c)
+        c.start()
+        try:
+            fake.accept()
+            commits = lambda: fake.texts.count("access commit")  # noqa: E731
+            fake.pump_until(lambda: commits() == 1, 10)
+            last, closed = "192.0.2.0/24", False
+            for k in range(100):
+                new = f"198.51.{k}.0/24"
+                c.reload(f"DenyFrom={last}\n", f"DenyFrom={new}\n")
+                last = new
+                try:
+                    fake.pump_until(lambda: commits() == k + 2, 5)
+                except AssertionError as e:
+                    closed = "closed" in str(e)
+                    break
+            self.assertTrue(closed, "the session was never closed")
+            c.wait_log("Cannot send the access lists to the exit server")
+            # every list committed was whole: begin, all 4001 deny rules, commit
+            rules, begun = 0, False
+            for t in fake.texts:
+                if t == "access begin":
+                    rules, begun = 0, True
+                elif t.startswith("access deny "):
+                    rules += len(t.split()) - 2
+                elif t == "access commit":
+                    self.assertTrue(begun)
+                    self.assertEqual(rules, 4001)
+            self.assertLess(fake.texts.index("access commit"), len(fake.texts))
+        finally:
+            fake.close()
+        print(f"a silent exit server: {fake.texts.count('access commit')} whole lists committed, then the "
+              "session ended when the next could not be sent whole")
+
 
 if __name__ == "__main__":
     main()
