@@ -32,7 +32,8 @@ class AzureStandIn:
         self.expires_in = 3599  # what a token answer says (300: every call needs a new one)
         self.groups = {}        # name -> {"location", "tags", "state", "polls", "resources": {(type, name): res}}
         self.requests = []
-        self.faults = []        # (method, path regex, status[, body]), each used once
+        self.faults = []        # (method, path regex, status[, body[, done]]), each used once; done: the request
+                                # is carried out first and only its answer replaced
         self.rate_limit_first = False
         self.user_data = None
         self.public_ip = "127.0.0.1"
@@ -57,12 +58,16 @@ class AzureStandIn:
                     return self.error(401, "InvalidAuthenticationToken", "The access token is invalid.")
                 if outer.tokens[tok] < time.time():
                     return self.error(401, "ExpiredAuthenticationToken", "The access token expiry has passed.")
+                body = json.loads(raw) if raw else None
                 for f in outer.faults:
                     if f[0] == method and re.fullmatch(f[1], self.path):
                         outer.faults.remove(f)
-                        return self.reply(f[2], f[3] if len(f) > 3 else
+                        if len(f) > 4 and f[4]:
+                            self.reply = lambda *a, **k: None  # noqa: E731 (done, its answer lost)
+                            self.arm(method, body)
+                            del self.reply
+                        return self.reply(f[2], f[3] if len(f) > 3 and f[3] is not None else
                                           {"error": {"code": "Fault", "message": "a fault the test set"}})
-                body = json.loads(raw) if raw else None
                 return self.arm(method, body)
 
             def token(self, method, raw):
@@ -137,6 +142,11 @@ class AzureStandIn:
                             g["polls"] += 1
                             if g["polls"] >= 2:
                                 del outer.groups[group.lower()]
+                        return self.reply(200, self.group_view(group, g))
+                    if method == "PATCH":
+                        if set(body) != {"tags"} or not isinstance(body["tags"], dict):
+                            return self.error(400, "InvalidRequestContent", "tags only")
+                        g["tags"] = body["tags"]
                         return self.reply(200, self.group_view(group, g))
                     if method == "DELETE":
                         g["state"], g["polls"] = "Deleting", 0
@@ -257,6 +267,9 @@ class AzureStandIn:
 
             def do_DELETE(self):
                 self.any("DELETE")
+
+            def do_PATCH(self):
+                self.any("PATCH")
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

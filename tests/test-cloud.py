@@ -733,6 +733,19 @@ class Cloud(TunnelTest):
         r = delete(1)
         self.assertIn("keeps no address in inletsd-dns-ip", r.stderr)
         api.droplets[ident]["labels"]["inletsd-dns-ip"] = "127.0.0.1"
+        # a label that is not a string: kept
+        api.droplets[ident]["labels"]["inletsd-dns-ip"] = 5
+        r = delete(1)
+        self.assertIn("its inletsd-dns-ip label is not a string", r.stderr)
+        api.droplets[ident]["labels"]["inletsd-dns-ip"] = "127.0.0.1"
+        # a removal refused, and a set holding the address under another spelling of the name:
+        # nothing decided on it
+        api.faults.append(("POST", r"/v1/zones/inlets\.test/rrsets/b/A/actions/remove_records", 422, False))
+        api.faults.append(("GET", r"/v1/zones/inlets\.test/rrsets\?.*", 200, True,
+                           lambda a: {**a, "rrsets": [{**x, "name": "b.inlets.test"} for x in a["rrsets"]]}))
+        r = delete(1)
+        self.assertIn("not what was asked for", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
         # record sets said gone (404) while the zone is there: not believed
         api.faults.append(("GET", r"/v1/zones/inlets\.test/rrsets\?.*", 404, False))
         r = delete(1)
@@ -769,9 +782,19 @@ class Cloud(TunnelTest):
             return a
         api.faults.append(("GET", r"/v1/servers/\d+", 200, True, owner_moves_in))
         r = self.dns_run(base, "race", "o.inlets.test", code=1)
-        self.assertIn("HTTP 409", r.stderr)
+        self.assertIn("o.inlets.test has a DNS record now (A): left alone", r.stderr)
         self.assertEqual(api.hzones["inlets.test"]["rrsets"][("o", "A")]["records"],
                          [{"value": "192.0.2.50", "comment": ""}])
+        self.assertEqual(api.droplets, {})
+        # ... an AAAA set too (which Hetzner's refusal of an existing A set would not see)
+        def aaaa_moves_in(a):
+            api.hzones["inlets.test"]["rrsets"][("v6", "AAAA")] = {"ttl": 60, "records": [{"value": "2001:db8::5",
+                                                                                        "comment": ""}]}
+            return a
+        api.faults.append(("GET", r"/v1/servers/\d+", 200, True, aaaa_moves_in))
+        r = self.dns_run(base, "race6", "v6.inlets.test", code=1)
+        self.assertIn("v6.inlets.test has a DNS record now (AAAA): left alone", r.stderr)
+        self.assertNotIn(("v6", "A"), api.hzones["inlets.test"]["rrsets"])
         self.assertEqual(api.droplets, {})
 
     def test_scaleway_dns(self):
@@ -873,6 +896,21 @@ class Cloud(TunnelTest):
                            env=env)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("the records of zone shop.inlets.test are not found, but the zone may be there", r.stderr)
+        self.assertEqual(list(api.droplets), [ident])
+        # the record's type written in lower case, after a refused removal: still ours, still there
+        api.faults.append(("PATCH", r"/domain/v2beta1/dns-zones/shop\.inlets\.test/records", 400, False))
+        api.faults.append(("GET", r"/domain/v2beta1/dns-zones/shop\.inlets\.test/records\?.*type=A.*", 200, True,
+                           lambda a: {**a, "records": [{**x, "type": "a"} for x in a["records"]]}))
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("a record of z.shop.inlets.test still points at 127.0.0.1", r.stderr)
+        # an address tag left empty: not read as "none kept"
+        api.droplets[ident]["tags"].append("inletsd-dns-ip:")
+        r = subprocess.run([INLETSCTL, "delete", *base, "--id", ident], capture_output=True, text=True, timeout=60,
+                           env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("or an empty one", r.stderr)
         self.assertEqual(list(api.droplets), [ident])
 
     def test_letsencrypt_refusals(self):
@@ -1629,8 +1667,18 @@ class Cloud(TunnelTest):
                            text=True, timeout=60, env=env)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("resource group inletsd-race existed already (HTTP 200 to its PUT", r.stderr)
-        self.assertIn("inletsd-race", api.groups)
-        self.assertEqual([m for m, p, b in api.requests if m in ("PUT", "DELETE")], ["PUT"])
+        self.assertIn("its tags are cleared again", r.stderr)
+        self.assertEqual(api.groups["inletsd-race"]["tags"], {})  # not inletsd's: never listed nor deleted
+        self.assertEqual([m for m, p, b in api.requests if m in ("PUT", "DELETE", "PATCH")], ["PUT", "PATCH"])
+        # The group's PUT carried out, its answer lost: not sent again; the group it made goes.
+        api.requests.clear()
+        api.faults.append(("PUT", r".*/resourceGroups/inletsd-lost\?.*", 500, None, True))
+        r = subprocess.run([INLETSCTL, "create", *base, "--name", "lost", "--output-dir", out], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("the group it may have made is deleted again", r.stderr)
+        self.assertNotIn("inletsd-lost", api.groups)
+        self.assertEqual([m for m, p, b in api.requests if m == "PUT"], ["PUT"])
         # An image that is not publisher:offer:sku:version: refused before anything is made.
         api.requests.clear()
         r = subprocess.run([INLETSCTL, "create", *base, "--name", "img", "--image", "debian-12", "--output-dir", out],

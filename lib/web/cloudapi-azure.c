@@ -497,14 +497,37 @@ static int az_create(CloudApi *api, const CloudCreate *c, CloudHost *ret, char *
                 }
                 json_object_object_add(tags, AZ_TOKEN_TAG, json_object_new_string(token));
                 json_object_object_add(body, "tags", tags);
-                r = cloud_api_call(api, "PUT", path, body, &status, NULL, ret_error);
-                if (r < 0)
-                        return r;
+                /* Sent once: a PUT sent again would find the group the first one made (200). */
+                r = cloud_api_call_once(api, "PUT", path, body, &status, NULL, ret_error);
+                if (r < 0 && r != -EIO && r != -ETIMEDOUT && r != -EBADMSG)
+                        return r; /* refused: nothing made */
+                if (r < 0) {
+                        /* Not known whether it was made: if it was, by this create (its token), it goes. */
+                        _cleanup_free_ char *err = NULL;
+                        int q = az_group_is_ours(api, g, token, &err);
+                        if (q == 0)
+                                return r;
+                        if (q > 0)
+                                q = az_group_delete(api, g, token, &err);
+                        return errorf(ret_error, r, "%s; %s", *ret_error ?: strerror(-r),
+                                      q >= 0 ? "the group it may have made is deleted again"
+                                             : "whether it made the group is not known: inletsctl list-hosts shows it");
+                }
                 /* 201: made now. 200: it was there after all (made meanwhile, or the GET was wrong),
-                 * and this PUT replaced its tags: left alone, never undone. */
-                if (status != 201)
-                        return errorf(ret_error, -EEXIST, "resource group %s existed already (HTTP %ld to its PUT; its "
-                                      "tags are now inletsd's): left alone, nothing made in it", g, status);
+                 * and this PUT replaced its tags: ours are taken off again, and it is left alone. */
+                if (status != 201) {
+                        _cleanup_(json_object_putp) json_object *none = json_object_new_object(),
+                                                                *patch = json_object_new_object();
+                        _cleanup_free_ char *err = NULL;
+                        if (!none || !patch)
+                                return -ENOMEM;
+                        json_object_object_add(patch, "tags", TAKE_PTR(none));
+                        int q = cloud_api_call(api, "PATCH", path, patch, NULL, NULL, &err);
+                        return errorf(ret_error, -EEXIST, "resource group %s existed already (HTTP %ld to its PUT, "
+                                      "which replaced its tags): %s, nothing made in it", g, status,
+                                      q >= 0 ? "its tags are cleared again (the ones it had are lost), it is left alone"
+                                             : "taking inletsd's tags off it failed too: remove them by hand");
+                }
         }
         /* From here on the group exists: whatever fails, it goes again with all it holds. */
         for (size_t i = 0; i < ELEMENTSOF(az_types) && r >= 0; i++) {
@@ -668,6 +691,11 @@ static int az_list(CloudApi *api, const char *tag, CloudHost **ret, size_t *ret_
                         l[n++] = h;
                 }
                 /* the next page, only at the same API */
+                if (get(res, "nextLink") && !json_object_is_type(get(res, "nextLink"), json_type_string) &&
+                    !json_object_is_type(get(res, "nextLink"), json_type_null)) {
+                        r = errorf(ret_error, -EBADMSG, "GET %s: a nextLink that is not a URL", path);
+                        break;
+                }
                 link = json_get_string(res, "nextLink");
                 if (r >= 0 && link && *link) {
                         const char *rest = startswith(link, api->base_url);

@@ -650,6 +650,24 @@ static int hetzner_action_wait(CloudApi *api, json_object *res, const char *what
         }
 }
 
+/* 1 when the name has an A, AAAA or CNAME record set (its type in *ret_type). */
+static int hetzner_name_taken(CloudApi *api, const DnsName *d, const char **ret_type, char **ret_error) {
+        static const char *const types[] = { "A", "AAAA", "CNAME" };
+
+        for (size_t t = 0; t < ELEMENTSOF(types); t++) {
+                _cleanup_(json_object_putp) json_object *res = NULL;
+                json_object *values = NULL;
+                int r = hetzner_rrset(api, d, types[t], &res, &values, ret_error);
+                if (r < 0)
+                        return r;
+                if (r > 0 && json_object_array_length(values) > 0) {
+                        *ret_type = types[t];
+                        return 1;
+                }
+        }
+        return 0;
+}
+
 int hetzner_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
         _cleanup_strv_free_ char **tags = NULL;
         size_t n_tags = 0;
@@ -659,6 +677,7 @@ int hetzner_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_ta
                 _cleanup_(dns_name_done) DnsName d = {};
                 _cleanup_free_ char *name = strdup(names[i]), *zone = NULL;
                 unsigned labels = 1;
+                const char *type;
                 char *key;
 
                 if (!name)
@@ -684,18 +703,12 @@ int hetzner_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_ta
                 if (r < 0)
                         return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no label for it", names[i]);
                 /* Nobody else's name is taken over, nor one already pointing somewhere. */
-                for (size_t t = 0; t < 3; t++) {
-                        static const char *const types[] = { "A", "AAAA", "CNAME" };
-                        const char *type = types[t];
-                        _cleanup_(json_object_putp) json_object *res = NULL;
-                        json_object *values = NULL;
-                        r = hetzner_rrset(api, &d, type, &res, &values, ret_error);
-                        if (r < 0)
-                                return r;
-                        if (r > 0 && json_object_array_length(values) > 0)
-                                return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it "
-                                              "first, or leave out --dns", names[i], type);
-                }
+                r = hetzner_name_taken(api, &d, &type, ret_error);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it first, or "
+                                      "leave out --dns", names[i], type);
         }
         *ret_tags = TAKE_PTR(tags);
         return 0;
@@ -789,6 +802,7 @@ int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **r
         _cleanup_(dns_name_done) DnsName d = {};
         _cleanup_free_ char *path = NULL, *what = NULL;
         json_object *rec = NULL, *recs = NULL;
+        const char *taken;
         int r;
 
         r = hetzner_label_parse(tag, &d);
@@ -796,6 +810,13 @@ int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **r
                 return r;
         if (!cloud_ip_is_valid(h->ip) || strchr(h->ip, ':'))
                 return -EADDRNOTAVAIL;
+        /* Checked again just before: an AAAA or CNAME set made at the name since create began
+         * stays theirs (an A set Hetzner's refusal covers too). */
+        r = hetzner_name_taken(api, &d, &taken, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL; /* nothing asked for */
+        if (r > 0)
+                return errorf(ret_error, -EINVAL, "%s has a DNS record now (%s): left alone", d.fqdn, taken);
         body = json_object_new_object();
         rec = json_object_new_object();
         recs = json_object_new_array();
@@ -880,14 +901,19 @@ static int hetzner_points_at(CloudApi *api, const DnsName *n, const char *ip, ch
                 return errorf(ret_error, -EBADMSG, "GET %s: not all record sets with their count in the answer", path);
         for (size_t i = 0; i < json_object_array_length(sets); i++) {
                 json_object *set = json_object_array_get_idx(sets, i), *values = NULL;
-                if (!streq_ptr(json_get_string(set, "name"), n->rel) ||
-                    !streq_ptr(json_get_string(set, "type"), addr_type(ip)))
-                        continue;
+                const char *name = json_get_string(set, "name"), *type = json_get_string(set, "type");
+                bool holds = false;
                 if (!json_object_object_get_ex(set, "records", &values) || !json_object_is_type(values, json_type_array))
                         return errorf(ret_error, -EBADMSG, "GET %s: a record set without records", path);
-                for (size_t k = 0; k < json_object_array_length(values); k++)
-                        if (streq_ptr(json_get_string(json_object_array_get_idx(values, k), "value"), ip))
-                                return 1;
+                for (size_t k = 0; k < json_object_array_length(values) && !holds; k++)
+                        holds = streq_ptr(json_get_string(json_object_array_get_idx(values, k), "value"), ip);
+                if (!holds)
+                        continue;
+                /* one holding the address that is not ours as asked: the answer decides nothing */
+                if (!name || !type || !strcaseeq(name, n->rel) || !strcaseeq(type, addr_type(ip)))
+                        return errorf(ret_error, -EBADMSG, "GET %s: a record set holding %s that is not %s's %s: not "
+                                      "what was asked for", path, ip, n->fqdn, addr_type(ip));
+                return 1;
         }
         return 0;
 }
@@ -914,7 +940,10 @@ int hetzner_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **re
                 if (++ours > DNS_TAGS_MAX)
                         return errorf(ret_error, -E2BIG, "server %s carries more than %d %s labels", id, DNS_TAGS_MAX,
                                       HETZNER_DNS_LABEL);
-                r = dns_remove_exact(api, &hetzner_exact, id, &n, json_get_string(labels, DNS_IP_KEY), cur, ret_n,
+                json_object *kept = NULL;
+                if (json_object_object_get_ex(labels, DNS_IP_KEY, &kept) && !json_object_is_type(kept, json_type_string))
+                        return errorf(ret_error, -EBADMSG, "server %s: its %s label is not a string", id, DNS_IP_KEY);
+                r = dns_remove_exact(api, &hetzner_exact, id, &n, json_object_get_string(kept), cur, ret_n,
                                      ret_error);
                 if (r < 0)
                         return r;
@@ -1115,14 +1144,14 @@ static int scw_server(CloudApi *api, const char *id, json_object **ret, json_obj
         return server_get(api, path, "tags", json_type_array, ret, ret_server, ret_tags, ret_error);
 }
 
-/* The address the server keeps in its tags ("" when none; NULL: more than one). */
+/* The address the server keeps in its tags ("" when none; NULL: more than one, or one empty). */
 static const char *scw_kept_ip(json_object *tags) {
         const char *kept = "";
         for (size_t i = 0; i < json_object_array_length(tags); i++) {
                 const char *v = startswith(json_object_get_string(json_object_array_get_idx(tags, i)) ?: "", SCW_IP_TAG);
                 if (!v)
                         continue;
-                if (*kept)
+                if (*kept || !*v)
                         return NULL;
                 kept = v;
         }
@@ -1209,13 +1238,24 @@ static int scw_remove(CloudApi *api, const DnsName *n, const char *ip, char **re
         return r < 0 ? refused_is_absent(r, ret_error) : 1;
 }
 
+/* 1: rec is n's record of ip's type holding ip; -EBADMSG: it holds ip but is not recognised as
+ * that (the answer is not what was asked for, so nothing is decided on it). At the apex, whose
+ * filter is empty, records of other names are what the answer holds besides. */
 static int scw_holds(json_object *rec, const DnsName *n, const void *ip) {
-        return scw_record_at(rec, n) && streq_ptr(json_get_string(rec, "data"), ip) &&
-               streq_ptr(json_get_string(rec, "type"), addr_type(ip));
+        const char *type = json_get_string(rec, "type");
+        if (!streq_ptr(json_get_string(rec, "data"), ip))
+                return 0;
+        if (!scw_record_at(rec, n))
+                return streq(scw_rel(n), "") ? 0 : -EBADMSG;
+        return type && strcaseeq(type, addr_type(ip)) ? 1 : -EBADMSG;
 }
 
 static int scw_points_at(CloudApi *api, const DnsName *n, const char *ip, char **ret_error) {
         int r = scw_records_at(api, n, addr_type(ip), scw_holds, ip, ret_error);
+
+        if (r == -EBADMSG && !*ret_error)
+                return errorf(ret_error, r, "the records at %s hold one pointing at %s that is not %s's %s record: "
+                              "not what was asked for", n->fqdn, ip, n->fqdn, addr_type(ip));
 
         if (r == -ENOENT) {
                 /* no such zone: gone with its records, if the list of zones (of any project) by
@@ -1251,7 +1291,8 @@ int scw_dns_remove(CloudApi *api, const char *id, unsigned *ret_n, char **ret_er
                 return r;
         kept = scw_kept_ip(tags);
         if (!kept)
-                return errorf(ret_error, -EBADMSG, "server %s carries more than one %s tag", id, SCW_IP_TAG);
+                return errorf(ret_error, -EBADMSG, "server %s carries more than one %s tag, or an empty one", id,
+                              SCW_IP_TAG);
         cur = scw_public_ip(server);
         for (size_t i = 0; i < json_object_array_length(tags); i++) {
                 _cleanup_(dns_name_done) DnsName n = {};

@@ -292,6 +292,13 @@ static int api_request(CloudApi *api, const char *method, const char *path, cons
         }
 }
 
+int cloud_api_call_once(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
+                        json_object **ret_json, char **ret_error) {
+        return api_request(api, method, path, "application/json",
+                           body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL, true,
+                           ret_status, ret_json, ret_error);
+}
+
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error) {
         /* POST and PATCH (Scaleway's record changes) are not idempotent: sent once */

@@ -37,6 +37,10 @@ typedef struct CloudApi {
  * done (429, a refused connection). */
 int cloud_api_call(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
                    json_object **ret_json, char **ret_error);
+/* The same, but never sent again once it may have been carried out (a 5xx, a timeout), whatever
+ * the method: a PUT whose answer tells whether it made or changed something. */
+int cloud_api_call_once(CloudApi *api, const char *method, const char *path, json_object *body, long *ret_status,
+                        json_object **ret_json, char **ret_error);
 void cloud_api_done(CloudApi *api);
 
 /* An OAuth access token (RFC 6749) for api: form (urlencoded, secret) POSTed to uri; the answer's
