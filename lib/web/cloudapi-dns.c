@@ -134,6 +134,67 @@ static int get_member(CloudApi *api, const char *path, const char *key, json_typ
         return 0;
 }
 
+/* How a provider plans create --dns (dns_plan_with()). */
+typedef struct DnsPlanOps {
+        const char *zones, *zone_hint;      /* "no ZONES holds NAME: ZONE_HINT" */
+        ZoneProbe probe;
+        bool (*name_ok)(const char *name);  /* NULL: any DNS name */
+        const char *name_bad;               /* "NAME is not a DNS name" and this */
+        /* The tag (or label) that remembers name in zone, and what it remembers. */
+        char *(*tag_of)(const char *name, const char *zone);
+        int (*parse)(const char *tag, DnsName *ret);
+        size_t tag_max;                     /* 0: no bound */
+        const char *tag_what;               /* "a DigitalOcean tag" */
+        /* 1 when the name has an A, AAAA or CNAME record: its type in type. */
+        int (*taken)(CloudApi *api, const DnsName *d, char type[static 8], char **ret_error);
+} DnsPlanOps;
+
+/* Each name (lower-cased) checked before anything is made: a zone of the account holds it, the
+ * name has no A, AAAA or CNAME record yet; *ret_tags: the tags that remember them. */
+static int dns_plan_with(CloudApi *api, const DnsPlanOps *o, char *const *names, size_t n, char ***ret_tags,
+                         char **ret_error) {
+        _cleanup_strv_free_ char **tags = NULL;
+        size_t n_tags = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(dns_name_done) DnsName d = {};
+                _cleanup_free_ char *name = strdup(names[i]), *zone = NULL;
+                char *tag, type[8];
+
+                if (!name)
+                        return -ENOMEM;
+                for (char *c = name; *c; c++)
+                        *c = ascii_tolower(*c);
+                if (!dns_name_is_valid(name) || (o->name_ok && !o->name_ok(name)))
+                        return errorf(ret_error, -EINVAL, "%s is not a DNS name%s", names[i], o->name_bad ?: "");
+                r = zone_of(api, name, o->probe, &zone, ret_error);
+                if (r == -ENOENT)
+                        return errorf(ret_error, r, "no %s holds %s: %s, or leave out --dns and create the record "
+                                      "yourself", o->zones, names[i], o->zone_hint);
+                if (r < 0)
+                        return r;
+                tag = o->tag_of(name, zone);
+                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
+                        return -ENOMEM;
+                if (o->tag_max > 0 && strlen(tag) > o->tag_max)
+                        return errorf(ret_error, -ENAMETOOLONG, "%s is too long to be remembered in %s (%zu of %zu "
+                                      "bytes)", names[i], o->tag_what, strlen(tag), o->tag_max);
+                r = o->parse(tag, &d);
+                if (r < 0)
+                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
+                /* Nobody else's name is taken over, nor one already pointing somewhere. */
+                r = o->taken(api, &d, type, ret_error);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it first, or "
+                                      "leave out --dns", names[i], type);
+        }
+        *ret_tags = TAKE_PTR(tags);
+        return 0;
+}
+
 static int do_zone_probe(CloudApi *api, const char *z, char **ret_error) {
         _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_free_ char *path = asprintf_safe("/v2/domains/%s", z);
@@ -204,45 +265,19 @@ static int do_name_taken(CloudApi *api, const DnsName *d, char ret_type[static 8
         return 0;
 }
 
+static const DnsPlanOps do_plan = {
+        .zones = "domain of this DigitalOcean account",
+        .zone_hint = "add its zone (Networking, Domains) first",
+        .probe = do_zone_probe,
+        .tag_of = dns_tag_of,
+        .parse = dns_tag_parse,
+        .tag_max = DNS_TAG_MAX,
+        .tag_what = "a DigitalOcean tag",
+        .taken = do_name_taken,
+};
+
 int do_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
-        _cleanup_strv_free_ char **tags = NULL;
-        size_t n_tags = 0;
-        int r;
-
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(dns_name_done) DnsName d = {};
-                _cleanup_free_ char *zone = NULL;
-                char *tag, type[8];
-
-                if (!dns_name_is_valid(names[i]))
-                        return errorf(ret_error, -EINVAL, "%s is not a DNS name", names[i]);
-                r = zone_of(api, names[i], do_zone_probe, &zone, ret_error);
-                if (r == -ENOENT)
-                        return errorf(ret_error, r, "no domain of this DigitalOcean account holds %s: add its zone "
-                                      "(Networking, Domains) first, or leave out --dns and create the record "
-                                      "yourself", names[i]);
-                if (r < 0)
-                        return r;
-                tag = dns_tag_of(names[i], zone);
-                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
-                        return -ENOMEM;
-                if (strlen(tag) > DNS_TAG_MAX)
-                        return errorf(ret_error, -ENAMETOOLONG,
-                                      "%s is too long to be remembered in a DigitalOcean tag (%zu of %d bytes)",
-                                      names[i], strlen(tag), DNS_TAG_MAX);
-                r = dns_tag_parse(tag, &d);
-                if (r < 0)
-                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
-                /* Nobody else's name is taken over, nor one already pointing somewhere. */
-                r = do_name_taken(api, &d, type, ret_error);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it first, or "
-                                      "leave out --dns", names[i], type);
-        }
-        *ret_tags = TAKE_PTR(tags);
-        return 0;
+        return dns_plan_with(api, &do_plan, names, n, ret_tags, ret_error);
 }
 
 int do_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_desc, char **ret_error) {
@@ -650,8 +685,8 @@ static int hetzner_action_wait(CloudApi *api, json_object *res, const char *what
         }
 }
 
-/* 1 when the name has an A, AAAA or CNAME record set (its type in *ret_type). */
-static int hetzner_name_taken(CloudApi *api, const DnsName *d, const char **ret_type, char **ret_error) {
+/* 1 when the name has an A, AAAA or CNAME record set (its type in ret_type). */
+static int hetzner_name_taken(CloudApi *api, const DnsName *d, char ret_type[static 8], char **ret_error) {
         static const char *const types[] = { "A", "AAAA", "CNAME" };
 
         for (size_t t = 0; t < ELEMENTSOF(types); t++) {
@@ -661,57 +696,35 @@ static int hetzner_name_taken(CloudApi *api, const DnsName *d, const char **ret_
                 if (r < 0)
                         return r;
                 if (r > 0 && json_object_array_length(values) > 0) {
-                        *ret_type = types[t];
+                        snprintf(ret_type, 8, "%s", types[t]);
                         return 1;
                 }
         }
         return 0;
 }
 
+/* "NAME/inletsd-dns-N": the zone is the name's last N labels. */
+static char *hetzner_label_of(const char *name, const char *zone) {
+        unsigned labels = 1;
+        for (const char *c = zone; *c; c++)
+                labels += *c == '.';
+        return asprintf_safe("%s" HETZNER_DNS_LABEL "%u", name, labels);
+}
+
+static const DnsPlanOps hetzner_plan = {
+        .zones = "zone of this Hetzner project",
+        .zone_hint = "add it (DNS, in the Hetzner Console) first",
+        .probe = hetzner_zone_probe,
+        .name_ok = hetzner_prefix_ok,
+        .name_bad = " a Hetzner label can remember (letters, digits, hyphens)",
+        .tag_of = hetzner_label_of,
+        .parse = hetzner_label_parse,
+        .tag_what = "a Hetzner label",
+        .taken = hetzner_name_taken,
+};
+
 int hetzner_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
-        _cleanup_strv_free_ char **tags = NULL;
-        size_t n_tags = 0;
-        int r;
-
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(dns_name_done) DnsName d = {};
-                _cleanup_free_ char *name = strdup(names[i]), *zone = NULL;
-                unsigned labels = 1;
-                const char *type;
-                char *key;
-
-                if (!name)
-                        return -ENOMEM;
-                for (char *c = name; *c; c++)
-                        *c = ascii_tolower(*c);
-                if (!dns_name_is_valid(name) || !hetzner_prefix_ok(name))
-                        return errorf(ret_error, -EINVAL, "%s is not a DNS name a Hetzner label can remember "
-                                      "(letters, digits, hyphens)", names[i]);
-                r = zone_of(api, name, hetzner_zone_probe, &zone, ret_error);
-                if (r == -ENOENT)
-                        return errorf(ret_error, r, "no zone of this Hetzner project holds %s: add it (DNS, in the "
-                                      "Hetzner Console) first, or leave out --dns and create the record yourself",
-                                      names[i]);
-                if (r < 0)
-                        return r;
-                for (const char *c = zone; *c; c++)
-                        labels += *c == '.';
-                key = asprintf_safe("%s" HETZNER_DNS_LABEL "%u", name, labels);
-                if (!key || strv_push(&tags, &n_tags, key) < 0)
-                        return -ENOMEM;
-                r = hetzner_label_parse(key, &d);
-                if (r < 0)
-                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no label for it", names[i]);
-                /* Nobody else's name is taken over, nor one already pointing somewhere. */
-                r = hetzner_name_taken(api, &d, &type, ret_error);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (%s): remove it first, or "
-                                      "leave out --dns", names[i], type);
-        }
-        *ret_tags = TAKE_PTR(tags);
-        return 0;
+        return dns_plan_with(api, &hetzner_plan, names, n, ret_tags, ret_error);
 }
 
 /* GET path, a server ("server" in the answer) with its member key of type t: *ret_server and
@@ -802,7 +815,7 @@ int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **r
         _cleanup_(dns_name_done) DnsName d = {};
         _cleanup_free_ char *path = NULL, *what = NULL;
         json_object *rec = NULL, *recs = NULL;
-        const char *taken;
+        char taken[8];
         int r;
 
         r = hetzner_label_parse(tag, &d);
@@ -812,7 +825,7 @@ int hetzner_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **r
                 return -EADDRNOTAVAIL;
         /* Checked again just before: an AAAA or CNAME set made at the name since create began
          * stays theirs (an A set Hetzner's refusal covers too). */
-        r = hetzner_name_taken(api, &d, &taken, ret_error);
+        r = hetzner_name_taken(api, &d, taken, ret_error);
         if (r < 0)
                 return r == -ENOMEM ? r : -EINVAL; /* nothing asked for */
         if (r > 0)
@@ -1052,44 +1065,29 @@ static int scw_records_at(CloudApi *api, const DnsName *n, const char *type,
         }
 }
 
-static int scw_taken(json_object *rec, const DnsName *n, const void *userdata _unused_) {
+static int scw_taken_one(json_object *rec, const DnsName *n, const void *type_buf) {
         const char *type = json_get_string(rec, "type");
-        return scw_record_at(rec, n) && (is_address_type(type) || (type && strcaseeq(type, "CNAME")));
+        if (!scw_record_at(rec, n) || !(is_address_type(type) || (type && strcaseeq(type, "CNAME"))))
+                return 0;
+        snprintf((char *) type_buf, 8, "%s", type);
+        return 1;
 }
 
+static int scw_taken(CloudApi *api, const DnsName *d, char type[static 8], char **ret_error) {
+        return scw_records_at(api, d, NULL, scw_taken_one, type, ret_error);
+}
+
+static const DnsPlanOps scw_plan = {
+        .zones = "DNS zone of this Scaleway project",
+        .zone_hint = "add it (Domains and DNS) first",
+        .probe = scw_zone_probe,
+        .tag_of = dns_tag_of,
+        .parse = dns_tag_parse,
+        .taken = scw_taken,
+};
+
 int scw_dns_plan(CloudApi *api, char *const *names, size_t n, char ***ret_tags, char **ret_error) {
-        _cleanup_strv_free_ char **tags = NULL;
-        size_t n_tags = 0;
-        int r;
-
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(dns_name_done) DnsName d = {};
-                _cleanup_free_ char *zone = NULL;
-                char *tag;
-
-                if (!dns_name_is_valid(names[i]))
-                        return errorf(ret_error, -EINVAL, "%s is not a DNS name", names[i]);
-                r = zone_of(api, names[i], scw_zone_probe, &zone, ret_error);
-                if (r == -ENOENT)
-                        return errorf(ret_error, r, "no DNS zone of this Scaleway project holds %s: add it (Domains "
-                                      "and DNS) first, or leave out --dns and create the record yourself", names[i]);
-                if (r < 0)
-                        return r;
-                tag = dns_tag_of(names[i], zone);
-                if (!tag || strv_push(&tags, &n_tags, tag) < 0)
-                        return -ENOMEM;
-                r = dns_tag_parse(tag, &d);
-                if (r < 0)
-                        return r == -ENOMEM ? r : errorf(ret_error, -EINVAL, "%s: no tag for it", names[i]);
-                r = scw_records_at(api, &d, NULL, scw_taken, NULL, ret_error);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        return errorf(ret_error, -EADDRINUSE, "%s has a DNS record already (A, AAAA or CNAME): "
-                                      "remove it first, or leave out --dns", names[i]);
-        }
-        *ret_tags = TAKE_PTR(tags);
-        return 0;
+        return dns_plan_with(api, &scw_plan, names, n, ret_tags, ret_error);
 }
 
 /* One change to zone's records: {"add": {"records": [rec]}} or {"delete": {"id_fields": rec}}. */
@@ -1201,6 +1199,7 @@ int scw_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_d
         _cleanup_(json_object_putp) json_object *res = NULL;
         _cleanup_(dns_name_done) DnsName d = {};
         json_object *recs = NULL, *rec;
+        char taken[8];
         int r;
 
         r = dns_tag_parse(tag, &d);
@@ -1209,12 +1208,11 @@ int scw_dns_add(CloudApi *api, const CloudHost *h, const char *tag, char **ret_d
         if (!cloud_ip_is_valid(h->ip))
                 return -EADDRNOTAVAIL;
         /* Checked again just before: a record made at the name since create began stays theirs. */
-        r = scw_records_at(api, &d, NULL, scw_taken, NULL, ret_error);
+        r = scw_taken(api, &d, taken, ret_error);
         if (r < 0)
                 return r == -ENOMEM ? r : -EINVAL; /* nothing asked for */
         if (r > 0)
-                return errorf(ret_error, -EINVAL, "%s has a DNS record now (A, AAAA or CNAME): left alone",
-                              d.fqdn); /* nothing asked for */
+                return errorf(ret_error, -EINVAL, "%s has a DNS record now (%s): left alone", d.fqdn, taken);
         rec = scw_record(&d, h->ip, true);
         if (!rec)
                 return -ENOMEM;
