@@ -315,6 +315,9 @@ class Cloud(TunnelTest):
         api = CloudStandIn("dop_v1_secret_0123456789", "do", active_after=1)
         self.upstreams.append(api)
         pub, cport = free_port("127.0.0.2"), free_port()
+        # the upstream of the inlets-style line (127.0.0.1, the public port's number), bound at once:
+        # a port chosen and bound only later can meanwhile be taken by a test running beside this one
+        self.upstreams.append(EchoServer("127.0.0.1", pub))
         out = f"{self.tmp}/pin"
         os.makedirs(out)
         r = subprocess.run([INLETSCTL, "create", "--provider", "digitalocean", "--name", "app", "--ports", str(pub),
@@ -338,7 +341,6 @@ class Cloud(TunnelTest):
             with self.assertRaises(ssl.SSLCertVerificationError):
                 ctx.wrap_socket(raw, server_hostname="127.0.0.1").close()
 
-        self.upstreams.append(EchoServer("127.0.0.1", pub))
         cli = Daemon(self.tmp, "app-client", "", args=line[1:])
         cli.logf = open(cli.log, "ab")
         cli.proc = subprocess.Popen([os.environ["INLETSD"], *line[1:]], stdout=cli.logf, stderr=subprocess.STDOUT)
