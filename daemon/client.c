@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "client-forward.h"
+#include "client-udp.h"
 #include "client.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -55,7 +56,7 @@ typedef struct Client Client;
  * addresses it resolved to. */
 /* Control messages sent and not answered yet, by kind (docs/protocol.md, section 6). */
 #define SENT_MAX 1024
-enum { SENT_PORTS, SENT_ACCESS, SENT_FORWARD };
+enum { SENT_PORTS, SENT_ACCESS, SENT_FORWARD, SENT_UDP };
 
 typedef struct UpstreamHost {
         Client *client;
@@ -123,6 +124,7 @@ struct Client {
         uint64_t sessions;     /* established since start (the first and each reconnect) */
         bool access_unknown;   /* this session's server answered "error unknown command" */
         ClientForwards *forwards; /* LocalForward= */
+        ClientUdp *udp;           /* UDPPorts= */
         /* What each control message sent and not answered yet was (answers come in order). */
         uint8_t sent[SENT_MAX];
         size_t sent_head, sent_n;
@@ -473,6 +475,7 @@ static int hold_expired(sd_event_source *src, uint64_t usec, void *userdata) {
 static void session_retire(Client *c) {
         while (c->dials)
                 dial_free(c->dials);
+        client_udp_flows_end(c->udp); /* flows do not wait for a resumption */
         client_forwards_session(c->forwards, NULL);
         c->sent_head = c->sent_n = 0;
         if (c->mux)
@@ -669,6 +672,21 @@ static void send_access_lists(Client *c, const Definition *d) {
         }
 }
 
+/* "udp-ports LIST": UDPPorts= public ports, the whole offer (an empty list withdraws it). */
+static void send_udp_ports(Client *c, const Definition *d) {
+        char msg[16 + 6 * 256];
+        size_t k = (size_t) snprintf(msg, sizeof(msg), "udp-ports");
+
+        if (!c->mux)
+                return;
+        for (size_t i = 0; i < d->n_udp_ports && k < sizeof(msg) - 8; i++)
+                k += (size_t) snprintf(msg + k, sizeof(msg) - k, "%c%u", i ? ',' : ' ', d->udp_ports[i].public_port);
+        if (send_command(c, SENT_UDP, msg) < 0) {
+                log_warning("Cannot send UDPPorts= to the exit server: reconnecting to send it.");
+                mux_abort(c->mux, "UDP ports not sent");
+        }
+}
+
 static void mux_control(Mux *m, const char *message, void *userdata) {
         Client *c = userdata;
         int kind = -1;
@@ -683,6 +701,19 @@ static void mux_control(Mux *m, const char *message, void *userdata) {
         }
         if (kind == SENT_FORWARD)
                 return client_forwards_answer(c->forwards, message);
+        if (kind == SENT_UDP) {
+                if (streq(message, "error unknown command"))
+                        log_warning("The exit server does not carry UDP (an older version): UDPPorts= is not served.");
+                else if (startswith(message, "ok udp-ports "))
+                        log_info("The exit server carries UDP ports %s.", message + 13);
+                else if (startswith(message, "error ")) {
+                        char msg[300];
+                        snprintf(msg, sizeof(msg), "The exit server refused UDPPorts=: %s", message + 6);
+                        log_error("%s", msg);
+                        set_error(c, msg);
+                }
+                return;
+        }
         if (startswith(message, "ok access commit "))
                 log_info("The exit server applies this client's AllowFrom=/DenyFrom= (%s rules) too.", message + 17);
         else if (startswith(message, "ok access"))
@@ -709,9 +740,48 @@ static void mux_control(Mux *m, const char *message, void *userdata) {
                 log_debug("Ignoring control message from the server.");
 }
 
+/* A CONNECT-UDP stream: its public port through UDPPorts= to an upstream address of ours, never
+ * one the server names. */
+static void udp_request(Client *c, MuxStream *s) {
+        const Definition *d = def(c);
+        const char *authority = mux_stream_authority(s);
+        uint16_t public_port = authority_port(authority);
+        const PortMap *pm = NULL;
+        UpstreamHost *h;
+        SocketAddress a;
+
+        for (size_t i = 0; i < d->n_udp_ports && !pm; i++)
+                if (d->udp_ports[i].public_port == public_port)
+                        pm = &d->udp_ports[i];
+        if (!pm) {
+                if (ratelimit_below(&c->refused_log))
+                        log_warning("Server asked for UDP %s, which is not in UDPPorts=; refused.", authority);
+                return client_udp_refuse(c->udp, s, 403);
+        }
+        if (!stream_allowed(c, s, public_port))
+                return client_udp_refuse(c->udp, s, 403);
+        h = upstream_host(c, port_map_host(d, pm));
+        if (h && !h->query && now_usec() >= h->asked + (h->n_addrs == 0 ? RESOLVE_RETRY_USEC : RESOLVE_REFRESH_USEC))
+                upstream_host_resolve(h);
+        if (!h || h->n_addrs == 0) {
+                if (ratelimit_below(&c->refused_log))
+                        log_warning("UDP port %u: no address for upstream %s yet; flow refused.", public_port,
+                                    port_map_host(d, pm));
+                return client_udp_refuse(c->udp, s, 502);
+        }
+        a = h->addrs[0];
+        socket_address_set_port(&a, pm->upstream_port);
+        client_udp_accept(c->udp, s, &a);
+}
+
 static void http_request(Mux *m, MuxStream *s, HttpHead *h, bool end_stream, void *userdata) {
         Client *c = userdata;
 
+        if (h->protocol && streq(h->protocol, "connect-udp") && def(c)->mode == MODE_TCP) {
+                http_head_free(h);
+                udp_request(c, s);
+                return;
+        }
         if (!c->http) {
                 http_head_free(h);
                 log_warning("The server sent an HTTP request, but this tunnel runs in TCP mode; refused.");
@@ -875,6 +945,9 @@ static void handle_response(Client *c, size_t head_len) {
         c->access_unknown = false;
         c->sent_head = c->sent_n = 0;
         client_forwards_session(c->forwards, c->mux);
+        /* Before the lists: they may scope a UDP port. */
+        if (d->n_udp_ports > 0)
+                send_udp_ports(c, d);
         if (d->access.n_rules > 0)
                 send_access_lists(c, d);
         c->ever_connected = true;
@@ -1289,12 +1362,14 @@ static int refresh_upstream(Client *c) {
 
         if (d->mode != MODE_TCP)
                 return c->http ? http_upstreams_refresh(c->http) : 0;
-        t = new0(UpstreamHost, d->n_ports + 1);
+        t = new0(UpstreamHost, d->n_ports + d->n_udp_ports + 1);
         if (!t)
                 return log_oom();
         r = upstream_hosts_add(t, &n, d->n_upstreams > 0 ? d->upstreams[0] : "127.0.0.1");
         for (size_t i = 0; r >= 0 && i < d->n_ports; i++)
                 r = upstream_hosts_add(t, &n, port_map_host(d, &d->ports[i]));
+        for (size_t i = 0; r >= 0 && i < d->n_udp_ports; i++)
+                r = upstream_hosts_add(t, &n, port_map_host(d, &d->udp_ports[i]));
         if (r < 0) {
                 upstream_hosts_free(t, n);
                 return log_oom();
@@ -1386,6 +1461,12 @@ int client_new(Manager *m, Client **ret) {
                 return -ENOMEM;
         }
         if (client_forwards_new(m->event, send_forward, c, &c->forwards) < 0) {
+                resolver_free(c->server_resolver);
+                free(c);
+                return -ENOMEM;
+        }
+        if (client_udp_new(m, &c->udp) < 0) {
+                client_forwards_free(c->forwards);
                 resolver_free(c->server_resolver);
                 free(c);
                 return -ENOMEM;
@@ -1519,6 +1600,7 @@ Client *client_free(Client *c) {
         while (c->dials)
                 dial_free(c->dials);
         client_forwards_free(c->forwards); /* before the mux: the streams it waits for go with it */
+        c->udp = client_udp_free(c->udp);
         if (c->mux)
                 mux_set_predecessor(c->mux, NULL);
         mux_free(c->held);
@@ -1612,6 +1694,17 @@ static bool ports_hosts_changed(const Definition *a, const Definition *b) {
         return false;
 }
 
+static bool udp_ports_changed(const Definition *a, const Definition *b) {
+        if (a->n_udp_ports != b->n_udp_ports)
+                return true;
+        for (size_t i = 0; i < a->n_udp_ports; i++)
+                if (a->udp_ports[i].public_port != b->udp_ports[i].public_port ||
+                    a->udp_ports[i].upstream_port != b->udp_ports[i].upstream_port ||
+                    !streq(port_map_host(a, &a->udp_ports[i]), port_map_host(b, &b->udp_ports[i])))
+                        return true;
+        return false;
+}
+
 static bool proxy_changed(const ProxyURL *a, const ProxyURL *b) {
         return !streq_ptr(a->host, b->host) || a->port != b->port || !streq_ptr(a->user, b->user) ||
                !streq_ptr(a->password, b->password);
@@ -1682,8 +1775,15 @@ void client_reloaded(Client *c, const Definition *o) {
         if (compute_client_id(c) < 0)
                 log_oom();
         /* A new Upstream= or port mapping applies to new streams. */
-        if (n->mode == MODE_HTTP || !streq(o->upstreams[0], n->upstreams[0]) || ports_hosts_changed(o, n))
+        if (n->mode == MODE_HTTP || !streq(o->upstreams[0], n->upstreams[0]) || ports_hosts_changed(o, n) ||
+            udp_ports_changed(o, n))
                 (void) refresh_upstream(c);
+        if (n->mode == MODE_TCP && (udp_ports_changed(o, n) || !streq(o->upstreams[0], n->upstreams[0]))) {
+                /* UDP flows start over with the new mapping: the peers' next datagrams make new ones. */
+                client_udp_flows_end(c->udp);
+                if (!reconnect && c->state == STATE_CONNECTED && udp_ports_changed(o, n))
+                        send_udp_ports(c, n);
+        }
         if (n->mode == MODE_HTTP && offer_changed(o, n))
                 reconnect = true; /* new host names: the server learns them from a new session */
         /* New lists for the running session (after a new offer, which they may scope). */

@@ -189,6 +189,13 @@ void manager_foreach_mux_stream(Mux *mux, const char *client, void (*f)(const St
         mux_foreach_stream(mux, walk_stream, &w);
 }
 
+const char *const udp_drop_names[_UDP_DROP_MAX] = {
+        [UDP_DROP_FULL] = "full",
+        [UDP_DROP_SIZE] = "size",
+        [UDP_DROP_NO_FLOW] = "no-flow",
+        [UDP_DROP_ERROR] = "error",
+};
+
 const char *const upstream_failure_names[_UPSTREAM_FAILURE_MAX] = {
         [UPSTREAM_REFUSED] = "refused",
         [UPSTREAM_UNREACHABLE] = "unreachable",

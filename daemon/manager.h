@@ -96,6 +96,25 @@ typedef struct RefusedCounters {
         uint64_t client_allow_list; /* exit server: a tunnel client's own lists refused the visitor */
 } RefusedCounters;
 
+/* UDP (UDPPorts=, AllowUDPPorts=): flows and datagrams, either role. In: from the tunnel to a
+ * socket; out: from a socket into the tunnel (as BytesIn/BytesOut). Dropped datagrams by reason. */
+typedef enum UdpDrop {
+        UDP_DROP_FULL,      /* no room: the tunnel or the socket is behind */
+        UDP_DROP_SIZE,      /* larger than the path takes (EMSGSIZE) or a capsule can hold */
+        UDP_DROP_NO_FLOW,   /* no flow for it: no client, a limit, an access list, refused */
+        UDP_DROP_ERROR,     /* the socket refused it otherwise */
+        _UDP_DROP_MAX,
+} UdpDrop;
+extern const char *const udp_drop_names[_UDP_DROP_MAX];
+
+typedef struct UdpCounters {
+        unsigned flows;                 /* open now */
+        uint64_t flows_total;
+        uint64_t datagrams_in, datagrams_out;
+        uint64_t bytes_in, bytes_out;
+        uint64_t dropped[_UDP_DROP_MAX];
+} UdpCounters;
+
 /* Resumable sessions (ResumeSec=): what waits now, and what came back or did not. */
 typedef struct ResumeCounters {
         unsigned held_sessions;     /* lost connections whose streams wait now */
@@ -137,6 +156,7 @@ typedef struct Manager {
         uint64_t emitted_resume[5]; /* RESUME_COUNTERS, as D-Bus Resumption has them */
 
         PortTable ports;      /* TCP mode: streams that ended, per public port */
+        UdpCounters udp;
         Histogram upstream_connect;  /* tunnel client: upstream connections made, by time taken */
         uint64_t upstream_failures[_UPSTREAM_FAILURE_MAX];
 

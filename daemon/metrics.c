@@ -163,6 +163,27 @@ static void render_refused(Out *o, Manager *m) {
         sample(o, "inletsd_refused_total", "reason", "client-allow-list", c.client_allow_list);
 }
 
+/* UDP flows and datagrams (UDPPorts=): in is from the tunnel to a socket, out the other way. */
+static void render_udp(Out *o, Manager *m) {
+        const UdpCounters *u = &m->udp;
+
+        metric(o, "inletsd_udp_flows", "gauge", "UDP flows open now (one per public peer address and port).",
+               u->flows);
+        metric(o, "inletsd_udp_flows_total", "counter", "UDP flows opened since start.", u->flows_total);
+        family(o, "inletsd_udp_datagrams_total", "counter",
+               "UDP datagrams carried: direction=in from the tunnel to a socket, out from a socket into the tunnel.");
+        sample(o, "inletsd_udp_datagrams_total", "direction", "in", u->datagrams_in);
+        sample(o, "inletsd_udp_datagrams_total", "direction", "out", u->datagrams_out);
+        family(o, "inletsd_udp_bytes_total", "counter", "UDP payload bytes carried, by direction (as datagrams).");
+        sample(o, "inletsd_udp_bytes_total", "direction", "in", u->bytes_in);
+        sample(o, "inletsd_udp_bytes_total", "direction", "out", u->bytes_out);
+        family(o, "inletsd_udp_dropped_total", "counter",
+               "UDP datagrams dropped, by reason: full (the tunnel or a socket behind), size (over what the path "
+               "or a capsule takes), no-flow (no client, a limit, an access list, refused), error.");
+        for (size_t i = 0; i < _UDP_DROP_MAX; i++)
+                sample(o, "inletsd_udp_dropped_total", "reason", udp_drop_names[i], u->dropped[i]);
+}
+
 /* HTTP mode, exit server: requests by host, method and status class, and the time to their
  * response head. */
 static void render_http(Out *o) {
@@ -340,8 +361,10 @@ int metrics_render(Manager *m, bool openmetrics, char **ret, size_t *ret_len) {
         }
         if (m->server && m->def->mode == MODE_HTTP)
                 render_http(&o);
-        if (m->def->mode == MODE_TCP && (m->server || m->client))
+        if (m->def->mode == MODE_TCP && (m->server || m->client)) {
                 render_ports(&o, m);
+                render_udp(&o, m);
+        }
         if (m->client) {
                 histogram(&o, "inletsd_upstream_connect_seconds",
                           "Time to connect to an upstream (TCP; HTTP mode: TCP and TLS).", &m->upstream_connect);

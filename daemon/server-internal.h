@@ -46,6 +46,7 @@ typedef struct Session Session;
 typedef struct Pending Pending;
 typedef struct Forward Forward;
 typedef struct Listener Listener;
+typedef struct UdpPort UdpPort;
 
 /* A public port (TCP mode), shared by every session that offers it. */
 struct Listener {
@@ -96,6 +97,9 @@ struct Session {
         AccessList access, access_pending;
         bool access_open;
         SessionEnd end;       /* set by who ends it on purpose, before the mux closes */
+        uint16_t *udp_ports;  /* its UDPPorts= ("udp-ports" control message; server-udp.c) */
+        size_t n_udp_ports;
+        unsigned n_udp_flows;
         Forward *forwards;    /* its LocalForward= dials in progress (server-forward.c) */
         unsigned n_forwards;
         /* Resumption (docs/protocol.md): agreed at the upgrade; the id and secret key a
@@ -152,6 +156,9 @@ struct Server {
         TunnelCounters closed;    /* of sessions that ended */
         ResumeCounters resume;    /* the counters; held_* are counted when asked */
         Listener *listeners;
+        UdpPort *udp_ports;       /* public UDP ports (server-udp.c) */
+        sd_event_source *udp_timer; /* ends idle flows */
+        RateLimit udp_log;
         Session *sessions;
         Pending *pending;
         unsigned n_forwards;      /* LocalForward= dials in progress, every session's */
@@ -238,3 +245,18 @@ void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size);
 /* server-forward.c: the "forward" control message and the dials it starts. */
 void session_control_forward(Session *x, Mux *m, const char *args);
 void session_forwards_free(Session *x);
+
+/* server-udp.c: public UDP ports and their flows. */
+/* "udp-ports LIST" (LIST may be empty: none): the session's new complete UDP offer, answered. */
+void session_control_udp_ports(Session *x, Mux *m, const char *list);
+/* The session's flows end (it ends, or its connection is lost and it is held); then its ports
+ * are given up (session_udp_release). */
+void session_udp_flows_end(Session *x);
+void session_udp_release(Session *x);
+/* A "udp-PORT" socket systemd passed (ListenDatagram=): takes fd, read only while a client
+ * offers the port. */
+int udp_port_add_from_systemd(Server *s, uint16_t port, int fd);
+UdpPort *udp_port_find(Server *s, uint16_t port);
+/* Stop reading: systemd's sockets keep what comes for the next process; ours close. */
+void udp_ports_drain(Server *s);
+void udp_ports_free(Server *s);

@@ -47,6 +47,7 @@ Session *session_free(Session *x) {
                         s->disconnects[x->end]++;
         }
         session_forwards_free(x);
+        session_udp_release(x);
         /* Streams go first, then the ports, so no listener hands out a dead session. */
         mux_free(x->mux);
         for (size_t i = 0; i < x->n_ports; i++) {
@@ -113,6 +114,8 @@ int session_hold_start(Session *x, SessionEnd end) {
         /* Its forward dials would answer into a Mux that is gone (the outside review: an
          * abort); the client asks again for what it still wants. */
         session_forwards_free(x);
+        /* UDP flows do not wait: their peers' next datagrams find a live client, or none. */
+        session_udp_flows_end(x);
         for (size_t i = 0; i < x->n_ports; i++) {
                 Listener *l = listener_find(x->server, x->ports[i]);
                 if (l)
@@ -539,7 +542,8 @@ static bool access_scopes_offered(const Session *x, Mode mode, const AccessList 
                         continue;
                 if (mode == MODE_TCP)
                         ok = parse_unsigned(scope, &port) >= 0 && port <= UINT16_MAX &&
-                             has_port(x->ports, x->n_ports, (uint16_t) port);
+                             (has_port(x->ports, x->n_ports, (uint16_t) port) ||
+                              has_port(x->udp_ports, x->n_udp_ports, (uint16_t) port));
                 else
                         ok = strv_contains(x->hosts, x->n_hosts, scope);
                 if (!ok) {
@@ -630,6 +634,8 @@ static void session_control(Mux *m, const char *message, void *userdata) {
                 session_control_access(x, m, message + 7);
         else if (startswith(message, "forward "))
                 session_control_forward(x, m, message + 8);
+        else if (streq(message, "udp-ports") || startswith(message, "udp-ports "))
+                session_control_udp_ports(x, m, message + 9);
         else
                 (void) mux_send_control(m, "error unknown command");
 }

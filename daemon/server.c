@@ -129,6 +129,7 @@ int server_new(Manager *m, Server **ret) {
         s->control_fd = s->new_control_fd = s->http_fd = s->https_fd = -1;
         s->auth_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         s->busy_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 5 };
+        s->udp_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         s->refused_log = s->control_refused_log = (RateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
         proxy_gate_init(&s->control_gate, m, "Control port", true, &s->refused.proxy_header, server_control_accept,
                         s);
@@ -137,7 +138,7 @@ int server_new(Manager *m, Server **ret) {
 }
 
 /* A socket systemd bound for us (inletsd@NAME.socket and the others inletsd-generator writes):
- * "control", "http", "https" and "data-PORT". Privileged ports need no capability then, and a
+ * "control", "http", "https", "data-PORT" and "udp-PORT". Privileged ports need no capability then, and a
  * restart refuses nothing. */
 static bool take_systemd_socket(const char *name, int fd, void *userdata) {
         Server *s = userdata;
@@ -154,6 +155,8 @@ static bool take_systemd_socket(const char *name, int fd, void *userdata) {
                 log_info("Using the HTTPS socket passed by systemd.");
         } else if (strncmp(name, "data-", 5) == 0 && parse_port(name + 5, &port) >= 0 && !listener_find(s, port))
                 (void) listener_add_from_systemd(s, port, fd);
+        else if (strncmp(name, "udp-", 4) == 0 && parse_port(name + 4, &port) >= 0 && !udp_port_find(s, port))
+                (void) udp_port_add_from_systemd(s, port, fd);
         else
                 return false;
         return true;
@@ -315,6 +318,7 @@ void server_drain(Server *s) {
         proxy_gate_done(&s->control_gate);
         for (Listener *l = s->listeners; l; l = l->next)
                 listener_drain(l);
+        udp_ports_drain(s);
         /* Held connections cannot resume in a process that is going away. */
         for (Session *x = s->sessions, *next; x; x = next) {
                 next = x->next;
@@ -346,6 +350,7 @@ Server *server_free(Server *s) {
         acme_cert_free(s->acme);
         while (s->sessions)
                 session_free(s->sessions);
+        udp_ports_free(s);
         while (s->listeners) {
                 Listener *l = s->listeners;
                 s->listeners = l->next;

@@ -68,6 +68,8 @@ class FakeClient:
         self.buf = b""
         self.texts = []
         self.received = {}   # stream id -> bytes of DATA (with pump(consume=True))
+        self.data = {}       # stream id -> the DATA itself (with pump(consume=True))
+        self.ended = set()   # streams the server reset or ended
         self.requests = {}   # stream id -> request headers
         # (CONNECT without :path is valid HTTP/2 (RFC 9113 §8.5), but h2 insists on :path.)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
@@ -123,8 +125,11 @@ class FakeClient:
                 op, payload, self.buf = frame
                 if op == 2:
                     for ev in self.h2.receive_data(payload):
+                        if isinstance(ev, (h2.events.StreamReset, h2.events.StreamEnded)):
+                            self.ended.add(ev.stream_id)
                         if isinstance(ev, h2.events.DataReceived) and consume:
                             self.received[ev.stream_id] = self.received.get(ev.stream_id, 0) + len(ev.data)
+                            self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
                             self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                         if isinstance(ev, h2.events.RequestReceived):
                             self.requests[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
@@ -155,6 +160,7 @@ class FakeExitServer:
         self.texts = []       # control messages from the client
         self.ended = set()    # streams the client reset or ended
         self.data = {}        # what each stream brought back
+        self.responses = {}   # stream id -> response headers
         self.answer_unknown = True  # answer each control message as an older server would
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8", validate_outbound_headers=False))
@@ -209,6 +215,20 @@ class FakeExitServer:
         self.h2.send_data(sid, data, end_stream=True)
         self.flush()
 
+    def connect_udp(self, authority, peer, data=b""):
+        """A CONNECT-UDP stream (RFC 9298 over extended CONNECT) for the flow of peer, its first
+        capsules in data; its stream id."""
+        sid = self.h2.get_next_available_stream_id()
+        host, _, port = authority.rpartition(":")
+        self.h2.send_headers(sid, [(":method", "CONNECT"), (":protocol", "connect-udp"), (":scheme", "https"),
+                                   (":authority", authority),
+                                   (":path", f"/.well-known/masque/udp/{host.strip('[]')}/{port}/"),
+                                   ("capsule-protocol", "?1"), ("x-forwarded-for", peer)])
+        if data:
+            self.h2.send_data(sid, data)
+        self.flush()
+        return sid
+
     def pump_until(self, pred, timeout):
         end = time.monotonic() + timeout
         self.s.settimeout(0.1)
@@ -231,6 +251,8 @@ class FakeExitServer:
                             self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
                         elif isinstance(ev, (h2.events.StreamReset, h2.events.StreamEnded)):
                             self.ended.add(ev.stream_id)
+                        elif isinstance(ev, h2.events.ResponseReceived):
+                            self.responses[ev.stream_id] = dict(ev.headers)
                     self.flush()
                 elif op == 1:  # a control message: answered as a server of this version would not know it
                     self.texts.append(payload.decode(errors="replace"))

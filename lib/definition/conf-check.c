@@ -38,6 +38,8 @@ static void tunnel_defaults(Definition *d) {
                 d->resume_usec = 30 * USEC_PER_SEC;
         if (d->response_timeout_usec == 0)
                 d->response_timeout_usec = 60 * USEC_PER_SEC;
+        if (d->udp_idle_usec == 0)
+                d->udp_idle_usec = 60 * USEC_PER_SEC;
 }
 
 /* ACMEDomain= and the ports it implies; runs before the HTTP port's own default. */
@@ -131,6 +133,8 @@ static int server_check(Definition *d, const char *f, char **ret_error) {
                 d->max_streams = 1024;
         if (d->max_connections == 0)
                 d->max_connections = 4096;
+        if (d->n_allow_udp_ports > 0 && d->mode != MODE_TCP)
+                return errorf(ret_error, -EINVAL, "%s: AllowUDPPorts= needs Mode=tcp", f);
         if (d->n_upstreams > 0)
                 log_warning("%s: Upstream= has no meaning for a server, ignoring.", f);
         if (d->proxy_protocol > PROXY_PROTOCOL_NO || d->n_proxy_protocol_ports > 0)
@@ -174,6 +178,8 @@ static int client_check_upstreams(Definition *d, const char *f, char **ret_error
         }
         if (d->mode == MODE_HTTP && d->n_ports > 0)
                 log_warning("%s: Ports= has no meaning in HTTP mode, ignoring.", f);
+        if (d->mode == MODE_HTTP && d->n_udp_ports > 0)
+                return errorf(ret_error, -EINVAL, "%s: UDPPorts= needs Mode=tcp", f);
         return 0;
 }
 
@@ -188,9 +194,12 @@ static int client_check_access_offer(Definition *d, const char *f, char **ret_er
                         continue;
                 if (d->mode == MODE_TCP) {
                         unsigned port;
-                        if (parse_unsigned(a->scope, &port) >= 0)
+                        if (parse_unsigned(a->scope, &port) >= 0) {
                                 for (size_t j = 0; j < d->n_ports && !found; j++)
                                         found = d->ports[j].public_port == port;
+                                for (size_t j = 0; j < d->n_udp_ports && !found; j++)
+                                        found = d->udp_ports[j].public_port == port;
+                        }
                 } else
                         for (size_t j = 0; j < d->n_upstreams && !found; j++) {
                                 HttpUpstream u;
@@ -203,7 +212,7 @@ static int client_check_access_offer(Definition *d, const char *f, char **ret_er
                         return errorf(ret_error, -EINVAL, "%s: %s=%s=…: %s %s is not served by this client (%s)", f,
                                       a->allow ? "AllowFrom" : "DenyFrom", a->scope,
                                       d->mode == MODE_TCP ? "port" : "host", a->scope,
-                                      d->mode == MODE_TCP ? "a public port of Ports=" : "an Upstream=HOST=URL");
+                                      d->mode == MODE_TCP ? "a public port of Ports= or UDPPorts=" : "an Upstream=HOST=URL");
         }
         return 0;
 }

@@ -101,6 +101,16 @@ static int conf_resume_sec(const char *value, void *field, Definition *d, const 
         return r;
 }
 
+/* UDPIdleSec=: 1 s to 1 h (a flow holds a socket and a stream while it lasts). */
+static int conf_udp_idle_sec(const char *value, void *field, Definition *d, const char **reason) {
+        int r = conf_positive_sec(value, field, d, reason);
+        if (r >= 0 && (*(uint64_t *) field < USEC_PER_SEC || *(uint64_t *) field > 3600 * USEC_PER_SEC)) {
+                *reason = "expected 1s to 1h";
+                return -ERANGE;
+        }
+        return r;
+}
+
 static int conf_unsigned(const char *value, void *field, Definition *d, const char **reason) {
         unsigned u;
         int r = parse_unsigned(value, &u);
@@ -270,11 +280,19 @@ static int san_item(Definition *d, char **word, const char **reason) {
 
 static const ConfList san_list = { san_reset, san_item, "unbalanced quotes" };
 
+static void port_maps_reset(PortMap **ports, size_t *n) {
+        for (size_t i = 0; i < *n; i++)
+                free((*ports)[i].host);
+        *ports = mfree(*ports);
+        *n = 0;
+}
+
 static void ports_reset(Definition *d) {
-        for (size_t i = 0; i < d->n_ports; i++)
-                free(d->ports[i].host);
-        d->ports = mfree(d->ports);
-        d->n_ports = 0;
+        port_maps_reset(&d->ports, &d->n_ports);
+}
+
+static void udp_ports_reset(Definition *d) {
+        port_maps_reset(&d->udp_ports, &d->n_udp_ports);
 }
 
 static bool address_is_numeric(const char *s) {
@@ -283,8 +301,9 @@ static bool address_is_numeric(const char *s) {
         return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-/* PORT, PUBLIC:UPSTREAM, or PUBLIC:HOST:UPSTREAM (HOST a name, an IPv4 address or [IPv6]). */
-static int ports_item(Definition *d, char **word, const char **reason) {
+/* PORT, PUBLIC:UPSTREAM, or PUBLIC:HOST:UPSTREAM (HOST a name, an IPv4 address or [IPv6]), into
+ * Ports= or UDPPorts=. */
+static int port_map_item(PortMap **ports, size_t *n_ports, char **word, const char **reason) {
         char *first = strchr(*word, ':'), *last = strrchr(*word, ':');
         _cleanup_free_ char *host = NULL;
         PortMap m = {}, *t;
@@ -316,22 +335,31 @@ static int ports_item(Definition *d, char **word, const char **reason) {
         if (parse_port(*word, &m.public_port) < 0 ||
             parse_port(last ? last + 1 : *word, &m.upstream_port) < 0)
                 return -EINVAL;
-        for (size_t j = 0; j < d->n_ports; j++)
-                if (d->ports[j].public_port == m.public_port) {
+        for (size_t j = 0; j < *n_ports; j++)
+                if ((*ports)[j].public_port == m.public_port) {
                         *reason = "public port listed twice";
                         return -EEXIST;
                 }
-        t = realloc(d->ports, sizeof(PortMap) * (d->n_ports + 1));
+        t = realloc(*ports, sizeof(PortMap) * (*n_ports + 1));
         if (!t)
                 return -ENOMEM;
-        d->ports = t;
+        *ports = t;
         m.host = TAKE_PTR(host);
-        d->ports[d->n_ports++] = m;
+        (*ports)[(*n_ports)++] = m;
         *reason = NULL;
         return 0;
 }
 
+static int ports_item(Definition *d, char **word, const char **reason) {
+        return port_map_item(&d->ports, &d->n_ports, word, reason);
+}
+
+static int udp_ports_item(Definition *d, char **word, const char **reason) {
+        return port_map_item(&d->udp_ports, &d->n_udp_ports, word, reason);
+}
+
 static const ConfList ports_list = { ports_reset, ports_item, NULL };
+static const ConfList udp_ports_list = { udp_ports_reset, udp_ports_item, NULL };
 
 /* Splits s at ':' outside brackets into at most max parts (in place); the count. */
 static size_t split_colons(char *s, char **parts, size_t max) {
@@ -475,7 +503,13 @@ static void allow_ports_reset(Definition *d) {
         d->n_allow_ports = 0;
 }
 
-static int allow_ports_item(Definition *d, char **word, const char **reason) {
+static void allow_udp_ports_reset(Definition *d) {
+        d->allow_udp_ports = mfree(d->allow_udp_ports);
+        d->n_allow_udp_ports = 0;
+}
+
+/* PORT or LOW-HIGH, stored as the pair [LOW, HIGH] in *ranges. */
+static int port_range_item(uint16_t **ranges, size_t *n, char **word, const char **reason) {
         char *dash = strchr(*word, '-');
         uint16_t lo, hi, *t;
 
@@ -485,17 +519,25 @@ static int allow_ports_item(Definition *d, char **word, const char **reason) {
                 *reason = "expected PORT or LOW-HIGH";
                 return -EINVAL;
         }
-        /* Stored as pairs [lo, hi]. */
-        t = realloc(d->allow_ports, sizeof(uint16_t) * (d->n_allow_ports + 2));
+        t = realloc(*ranges, sizeof(uint16_t) * (*n + 2));
         if (!t)
                 return -ENOMEM;
-        d->allow_ports = t;
-        d->allow_ports[d->n_allow_ports++] = lo;
-        d->allow_ports[d->n_allow_ports++] = hi;
+        *ranges = t;
+        (*ranges)[(*n)++] = lo;
+        (*ranges)[(*n)++] = hi;
         return 0;
 }
 
+static int allow_ports_item(Definition *d, char **word, const char **reason) {
+        return port_range_item(&d->allow_ports, &d->n_allow_ports, word, reason);
+}
+
+static int allow_udp_ports_item(Definition *d, char **word, const char **reason) {
+        return port_range_item(&d->allow_udp_ports, &d->n_allow_udp_ports, word, reason);
+}
+
 static const ConfList allow_ports_list = { allow_ports_reset, allow_ports_item, NULL };
+static const ConfList allow_udp_ports_list = { allow_udp_ports_reset, allow_udp_ports_item, NULL };
 
 static void acme_domain_reset(Definition *d) {
         d->acme_domains = strv_free(d->acme_domains);
@@ -736,6 +778,7 @@ static const struct ConfItem {
         { "Tunnel", "MaxHeaders", conf_unsigned, F(max_headers) },
         { "Tunnel", "IdleTimeoutSec", conf_positive_sec, F(idle_timeout_usec) },
         { "Tunnel", "MetricsListen", conf_metrics_listen, F(metrics_listen) },
+        { "Tunnel", "UDPIdleSec", conf_udp_idle_sec, F(udp_idle_usec) },
         { "Server", "ControlListen", conf_control_listen, F(control_listen) },
         { "Server", "DataListen", conf_data_listen, F(data_listen) },
         { "Server", "HTTPListen", conf_http_listen, F(http_listen) },
@@ -756,6 +799,7 @@ static const struct ConfItem {
         { "Server", "ACMEDirectory", conf_acme_directory, F(acme_directory) },
         { "Server", "ACMECAFile", conf_string, F(acme_ca_file) },
         { "Server", "AllowPorts", .list = &allow_ports_list },
+        { "Server", "AllowUDPPorts", .list = &allow_udp_ports_list },
         { "Server", "AllowForwardTo", .list = &allow_forward_list },
         { "Server", "AllowFrom", conf_allow_from, F(access) },
         { "Server", "DenyFrom", conf_deny_from, F(access) },
@@ -771,6 +815,7 @@ static const struct ConfItem {
         { "Client", "ServerFingerprint", conf_fingerprint, F(server_fingerprint) },
         { "Client", "Upstream", conf_upstream, F(upstreams) },
         { "Client", "Ports", .list = &ports_list },
+        { "Client", "UDPPorts", .list = &udp_ports_list },
         { "Client", "LocalForward", .list = &local_forward_list },
         { "Client", "ReconnectMaxDelaySec", conf_positive_sec, F(reconnect_max_delay_usec) },
         { "Client", "ClientID", conf_client_id, F(client_id) },

@@ -62,6 +62,7 @@ Definition *definition_free(Definition *d) {
         free(d->key_file);
         free(d->state_directory);
         free(d->allow_ports);
+        free(d->allow_udp_ports);
         access_list_done(&d->access);
         access_list_done(&d->control_access);
         access_list_done(&d->accept_proxy);
@@ -74,6 +75,9 @@ Definition *definition_free(Definition *d) {
         for (size_t i = 0; i < d->n_ports; i++)
                 free(d->ports[i].host);
         free(d->ports);
+        for (size_t i = 0; i < d->n_udp_ports; i++)
+                free(d->udp_ports[i].host);
+        free(d->udp_ports);
         free(d->proxy_protocol_ports);
         for (size_t i = 0; i < d->n_local_forwards; i++)
                 free(d->local_forwards[i].host);
@@ -192,6 +196,15 @@ bool definition_port_allowed(const Definition *d, uint16_t port) {
                 return port >= 1024;
         for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2)
                 if (port >= d->allow_ports[i] && port <= d->allow_ports[i + 1])
+                        return true;
+        return false;
+}
+
+bool definition_udp_port_allowed(const Definition *d, uint16_t port) {
+        assert(d);
+
+        for (size_t i = 0; i + 1 < d->n_allow_udp_ports; i += 2)
+                if (port >= d->allow_udp_ports[i] && port <= d->allow_udp_ports[i + 1])
                         return true;
         return false;
 }

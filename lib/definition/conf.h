@@ -88,6 +88,7 @@ typedef struct Definition {
         uint64_t max_header_bytes;  /* HTTP mode: request/response head limits */
         unsigned max_headers;
         uint64_t idle_timeout_usec; /* HTTP mode: keep-alive connections */
+        uint64_t udp_idle_usec;     /* UDPIdleSec=: a UDP flow without a datagram either way ends */
 
         /* [Server] */
         SocketAddress control_listen;
@@ -108,6 +109,8 @@ typedef struct Definition {
         char *state_directory;
         uint16_t *allow_ports;
         size_t n_allow_ports;
+        uint16_t *allow_udp_ports;    /* AllowUDPPorts=: [lo, hi] pairs; none: no UDP at all */
+        size_t n_allow_udp_ports;
         unsigned max_clients;
         unsigned max_streams;   /* per client */
         uint64_t max_frame_size; /* WebSocket frame / message limit */
@@ -135,6 +138,8 @@ typedef struct Definition {
         HttpRules http_rules;   /* HTTP mode: BasicAuthFile=, BearerTokenFile=, RateLimit=, *Header= */
         PortMap *ports;
         size_t n_ports;
+        PortMap *udp_ports;     /* UDPPorts=: the same items, for UDP */
+        size_t n_udp_ports;
         uint64_t reconnect_max_delay_usec;
         char *client_id;
         ProxyProtocol proxy_protocol;  /* TCP mode, every port; _PROXY_PROTOCOL_INVALID: not set (no) */
@@ -179,6 +184,8 @@ int definition_finish(Definition *d, char **ret_error);
 int definition_finish_no_token(Definition *d, char **ret_error);
 
 bool definition_port_allowed(const Definition *d, uint16_t port);
+/* Exit server: whether AllowUDPPorts= lets a client offer this UDP port (unset: none). */
+bool definition_udp_port_allowed(const Definition *d, uint16_t port);
 /* Tunnel client, TCP mode: the PROXY protocol version for a stream to this public port. */
 ProxyProtocol definition_proxy_protocol(const Definition *d, uint16_t public_port);
 /* Exit server: whether AllowForwardTo= lets a client's LocalForward= reach host:port (host a

@@ -353,7 +353,7 @@ static void test_access_keys(void) {
         err = mfree(err);
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=3389\n"
                      "AllowFrom=25=192.0.2.0/24\n",
-                     "AllowFrom=25=…: port 25 is not served by this client (a public port of Ports=)");
+                     "AllowFrom=25=…: port 25 is not served by this client (a public port of Ports= or UDPPorts=)");
         expect_error("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
                      "Upstream=a.test=http://127.0.0.1:1\nDenyFrom=b.test=192.0.2.0/24\n",
                      "DenyFrom=b.test=…: host b.test is not served by this client (an Upstream=HOST=URL)");
@@ -865,6 +865,50 @@ static void test_http_rules(void) {
         printf("test-conf: BasicAuthFile=, BearerTokenFile=, RequestHeader=, ResponseHeader=, RateLimit=\n");
 }
 
+/* UDPPorts= (Ports= items), AllowUDPPorts= (ranges; none: no UDP), UDPIdleSec= (1 s to 1 h). */
+static void test_udp(void) {
+        Definition *d;
+
+        d = parse_ok("[Tunnel]\nRole=client\nToken=0123456789abcdef\nUDPIdleSec=90\n[Client]\nURL=wss://h\n"
+                     "Ports=1\nUDPPorts=53:5353 51820:10.0.0.2:51820 5000:[fd00::1]:6000\nAllowFrom=53=10.0.0.0/8\n");
+        if (d) {
+                CHECK(d->n_udp_ports == 3 && d->udp_ports[0].public_port == 53 && d->udp_ports[0].upstream_port == 5353 &&
+                              !d->udp_ports[0].host && streq(d->udp_ports[1].host, "10.0.0.2") &&
+                              streq(d->udp_ports[2].host, "fd00::1") && d->udp_ports[2].upstream_port == 6000,
+                      "UDPPorts= items");
+                CHECK(d->udp_idle_usec == 90 * USEC_PER_SEC, "UDPIdleSec=90");
+                CHECK(streq(port_map_host(d, &d->udp_ports[0]), "127.0.0.1"), "a UDP port without a host: Upstream=");
+                definition_free(d);
+        }
+        d = parse_ok("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nAllowUDPPorts=53 5000-5010\n");
+        if (d) {
+                CHECK(definition_udp_port_allowed(d, 53) && definition_udp_port_allowed(d, 5005) &&
+                              !definition_udp_port_allowed(d, 54) && !definition_udp_port_allowed(d, 5011),
+                      "AllowUDPPorts= ranges");
+                CHECK(d->udp_idle_usec == 60 * USEC_PER_SEC, "UDPIdleSec= defaults to 60 s");
+                definition_free(d);
+        }
+        d = parse_ok("[Tunnel]\nRole=server\nToken=0123456789abcdef\n");
+        if (d) {
+                CHECK(!definition_udp_port_allowed(d, 5000) && !definition_udp_port_allowed(d, 53),
+                      "no AllowUDPPorts=: no UDP port at all");
+                definition_free(d);
+        }
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\nUDPPorts=53 53:54\n",
+                     "t.conf:7: Invalid UDPPorts= value '53 53:54': public port listed twice");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\nUDPPorts=0\n",
+                     "Invalid UDPPorts= value '0'");
+        expect_error("[Tunnel]\nRole=client\nMode=http\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n"
+                     "Upstream=http://127.0.0.1\nUDPPorts=53\n", "UDPPorts= needs Mode=tcp");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\n[Server]\nAllowUDPPorts=60-50\n",
+                     "t.conf:5: Invalid AllowUDPPorts= value '60-50': expected PORT or LOW-HIGH");
+        expect_error("[Tunnel]\nRole=server\nMode=http\nToken=0123456789abcdef\n[Server]\nAllowUDPPorts=53\n",
+                     "AllowUDPPorts= needs Mode=tcp");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\nUDPIdleSec=0\n", "UDPIdleSec=");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\nUDPIdleSec=2h\n", "expected 1s to 1h");
+        expect_error("[Tunnel]\nRole=server\nToken=0123456789abcdef\nUDPIdleSec=500ms\n", "expected 1s to 1h");
+}
+
 int main(void) {
         if (!mkdtemp(dir))
                 return EXIT_FAILURE;
@@ -877,6 +921,7 @@ int main(void) {
         test_warnings();
         test_errors();
         test_acme_names_once();
+        test_udp();
         test_forwards(); /* before test_files(): its drop-in directory stays */
         test_files();
         test_parsers();

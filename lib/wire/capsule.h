@@ -17,6 +17,9 @@
 #define CAPSULE_PAYLOAD_MAX 65527
 /* A capsule's type and length at their longest. */
 #define CAPSULE_HEADER_MAX (2 * QUIC_VARINT_LEN_MAX)
+/* The longest capsule a UDP stream takes: a DATAGRAM of the largest payload with its context ID,
+ * and room to spare. A longer one breaks the stream (docs/protocol.md). */
+#define CAPSULE_LENGTH_MAX 65536
 /* The room capsule_write_datagram() needs for a payload of n bytes. */
 #define CAPSULE_DATAGRAM_SIZE(n) (CAPSULE_HEADER_MAX + 1 + (n))
 
@@ -42,6 +45,26 @@ int capsule_parse(const uint8_t *buf, size_t n, size_t max, Capsule *ret);
  * CAPSULE_PAYLOAD_MAX. */
 int capsule_datagram_payload(const Capsule *c, const uint8_t **ret, size_t *ret_n);
 
+/* The start of a DATAGRAM capsule of context ID 0 for a payload of n bytes (everything before the
+ * payload: at most CAPSULE_DATAGRAM_SIZE(0) bytes); returns its size. */
+size_t capsule_datagram_header(uint8_t *out, size_t n);
+
 /* A DATAGRAM capsule of context ID 0 holding payload (n <= CAPSULE_PAYLOAD_MAX bytes), written to
  * out (CAPSULE_DATAGRAM_SIZE(n) bytes of room); returns its size. */
 size_t capsule_write_datagram(uint8_t *out, const void *payload, size_t n);
+
+/* A stream of capsules as DATA frames bring it, in pieces of any size: complete capsules are read
+ * where they lie, and only one split between pieces is copied (at most CAPSULE_HEADER_MAX +
+ * CAPSULE_LENGTH_MAX bytes). */
+typedef struct CapsuleReader {
+        uint8_t *buf;
+        size_t n;
+} CapsuleReader;
+
+typedef void (*capsule_payload_func_t)(const uint8_t *payload, size_t n, void *userdata);
+
+/* Feeds n bytes at p: f gets the payload of each DATAGRAM capsule of context 0, in order; other
+ * capsules and contexts are skipped. < 0 when the stream cannot go on: -E2BIG for a capsule over
+ * CAPSULE_LENGTH_MAX, -EBADMSG for a DATAGRAM without a context ID, -ENOMEM. */
+int capsule_reader_feed(CapsuleReader *r, const uint8_t *p, size_t n, capsule_payload_func_t f, void *userdata);
+void capsule_reader_done(CapsuleReader *r);

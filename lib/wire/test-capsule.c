@@ -111,9 +111,87 @@ static void test_largest(void) {
               "a payload over UDP's bound");
 }
 
+typedef struct Seen {
+        char got[64 * 1024];
+        size_t n, count;
+} Seen;
+
+static void seen_payload(const uint8_t *p, size_t n, void *userdata) {
+        Seen *s = userdata;
+
+        if (s->n + n + 1 <= sizeof(s->got)) {
+                memcpy(s->got + s->n, p, n);
+                s->n += n;
+                s->got[s->n++] = '|';
+        }
+        s->count++;
+}
+
+/* The reader, fed a stream in pieces of every size: the same datagrams, in order, each once;
+ * other capsule types and contexts skipped; a capsule over the bound or a DATAGRAM without a
+ * context ID stops it. */
+static void test_reader(void) {
+        static uint8_t stream[2 * 70000];
+        static uint8_t big[CAPSULE_PAYLOAD_MAX];
+        size_t n = 0;
+        int r;
+
+        n += capsule_write_datagram(stream + n, "one", 3);
+        memcpy(stream + n, "\x17\x03" "abc", 5); /* type 0x17, 3 bytes: skipped */
+        n += 5;
+        n += capsule_write_datagram(stream + n, "", 0);
+        memcpy(stream + n, "\x00\x03\x01xy", 5); /* a DATAGRAM of context 1: skipped */
+        n += 5;
+        memset(big, 'b', sizeof big);
+        n += capsule_write_datagram(stream + n, big, 300);
+        n += capsule_write_datagram(stream + n, "two", 3);
+        for (size_t piece = 1; piece <= n; piece += piece < 20 ? 1 : 37) {
+                CapsuleReader rd = {};
+                Seen seen = {};
+                r = 0;
+                for (size_t o = 0; o < n && r == 0; o += piece)
+                        r = capsule_reader_feed(&rd, stream + o, MIN(piece, n - o), seen_payload, &seen);
+                CHECK(r == 0 && seen.count == 4 && seen.n == 3 + 1 + 1 + 300 + 1 + 3 + 1 &&
+                              memcmp(seen.got, "one||", 5) == 0 && memcmp(seen.got + 5 + 300, "|two|", 5) == 0,
+                      "pieces of %zu: r=%d, %zu datagrams", piece, r, seen.count);
+                CHECK(rd.n == 0, "pieces of %zu: nothing left over", piece);
+                capsule_reader_done(&rd);
+        }
+        /* the largest payload, split */
+        {
+                CapsuleReader rd = {};
+                Seen seen = {};
+                n = capsule_write_datagram(stream, big, sizeof big);
+                r = capsule_reader_feed(&rd, stream, 1000, seen_payload, &seen);
+                r = r ?: capsule_reader_feed(&rd, stream + 1000, n - 1000, seen_payload, &seen);
+                CHECK(r == 0 && seen.count == 1, "the largest datagram in two pieces: r=%d count=%zu", r, seen.count);
+                capsule_reader_done(&rd);
+        }
+        /* a capsule longer than CAPSULE_LENGTH_MAX: refused as soon as its length is read */
+        {
+                CapsuleReader rd = {};
+                Seen seen = {};
+                static const uint8_t over[] = { 0x00, 0x80, 0x01, 0x00, 0x01 }; /* 65,537 */
+                r = capsule_reader_feed(&rd, over, 2, seen_payload, &seen);
+                CHECK(r == 0, "a length cut short asks for more");
+                r = capsule_reader_feed(&rd, over + 2, 3, seen_payload, &seen);
+                CHECK(r == -E2BIG, "over the bound after a split: %d", r);
+                capsule_reader_done(&rd);
+                rd = (CapsuleReader) {};
+                CHECK(capsule_reader_feed(&rd, over, sizeof over, seen_payload, &seen) == -E2BIG, "over the bound");
+                capsule_reader_done(&rd);
+                /* a DATAGRAM without a context ID */
+                CHECK(capsule_reader_feed(&rd, (const uint8_t *) "\x00\x00", 2, seen_payload, &seen) == -EBADMSG,
+                      "no context ID");
+                capsule_reader_done(&rd);
+                CHECK(seen.count == 0, "nothing delivered");
+        }
+}
+
 int main(void) {
         test_varint();
         test_capsules();
         test_largest();
+        test_reader();
         return tests_finish("test-capsule");
 }

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""UDP through the tunnel (UDPPorts=, AllowUDPPorts=, UDPIdleSec=): each public peer address is a
+flow, one CONNECT-UDP stream (RFC 9298) with its datagrams in DATAGRAM capsules (RFC 9297). Real
+peers on loopback: dnsmasq as the upstream and dig as the visitors (1,000 queries from 50 source
+ports, each answer checked), iperf3 -u at a fixed rate (loss and order), a UDP echo for expiry,
+limits, sizes and access lists; and hostile peers (FakeExitServer, FakeClient) that send
+malformed capsules."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+from fake_peers import FakeClient, FakeExitServer
+from inletstest import TunnelTest, free_port, main, port_open, wait_until
+
+
+def capsule(payload, ctype=0, context=0):
+    """A capsule (RFC 9297) with QUIC varints: a DATAGRAM of context 0 unless told."""
+    def varint(v):
+        if v < 64:
+            return bytes([v])
+        if v < 16384:
+            return (0x4000 | v).to_bytes(2, "big")
+        if v < 1 << 30:
+            return (0x80000000 | v).to_bytes(4, "big")
+        return ((0xC0 << 56) | v).to_bytes(8, "big")
+    body = (varint(context) + payload) if ctype == 0 and context is not None else payload
+    return varint(ctype) + varint(len(body)) + body
+
+
+class UdpEcho:
+    """A UDP echo upstream on a thread: answers each datagram to its sender; notes the sources."""
+
+    def __init__(self, host="127.0.0.1"):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        self.sources = []
+        self.closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.closed:
+            try:
+                data, addr = self.sock.recvfrom(70000)
+            except OSError:
+                return
+            self.sources.append(addr)
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def udp_ask(port, payload, source="127.0.0.1", timeout=2.0, sock=None, host="127.0.0.1"):
+    """Sends payload to host:port and returns the answer (None: none in time)."""
+    own = sock is None
+    if own:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((source, 0))
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(payload, (host, port))
+        return sock.recvfrom(70000)[0]
+    except (socket.timeout, OSError):
+        return None
+    finally:
+        if own:
+            sock.close()
+
+
+class Udp(TunnelTest):
+    def metrics(self, port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            m = re.match(r'^(inletsd_udp_\w+)(?:\{[^}]*?(?:direction|reason)="([\w-]+)"\})?(?:\{[^}]*\})? (\S+)$', line)
+            if m:
+                out[m.group(1) + (":" + m.group(2) if m.group(2) else "")] = float(m.group(3))
+        return out
+
+    def tunnel(self, udp_ports, allow="", extra_server="", extra_client="", extra_tunnel="", tcp_ports=None):
+        """A server (AllowUDPPorts=allow) and a client (UDPPorts=udp_ports), each with metrics; waits
+        until the server carries the UDP ports."""
+        self.srv_metrics, self.cli_metrics = free_port(), free_port()
+        self.server(extra_server=(f"AllowUDPPorts={allow}\n" if allow else "") + extra_server,
+                    extra_tunnel=f"MetricsListen=127.0.0.1:{self.srv_metrics}\n{extra_tunnel}")
+        self.tcp_dummy = self.echo()
+        c = self.client(tcp_ports or f"{free_port()}:{self.tcp_dummy.port}",
+                        extra_client=f"UDPPorts={udp_ports}\n{extra_client}",
+                        extra_tunnel=f"MetricsListen=127.0.0.1:{self.cli_metrics}\n{extra_tunnel}")
+        return c
+
+    def test_dns_through_dnsmasq(self):
+        """1,000 queries from 50 source ports (50 flows), each answer the address of its name."""
+        dns = free_port()
+        hosts = os.path.join(self.tmp, "hosts")
+        with open(hosts, "w") as f:
+            for i in range(200):
+                f.write(f"10.77.{i // 100}.{i % 100} n{i}.test\n")
+        d = subprocess.Popen(["dnsmasq", "--no-daemon", f"--port={dns}", "--listen-address=127.0.0.1",
+                              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                              f"--addn-hosts={hosts}", "--pid-file=", "--cache-size=0"]
+                             + (["--user=root"] if os.geteuid() == 0 else []),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (d.kill(), d.wait()))
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{dns}", allow=f"{pub}")
+        c.wait_log("The exit server carries UDP ports")
+        wrong, asked = [], 0
+        started = time.monotonic()
+        for k in range(50):
+            names = [(k * 20 + j) % 200 for j in range(20)]
+            batch = os.path.join(self.tmp, f"batch{k}")
+            with open(batch, "w") as f:
+                f.write("".join(f"n{i}.test\n" for i in names))
+            sport = free_port()
+            r = subprocess.run(["dig", "-b", f"127.0.0.1#{sport}", "@127.0.0.1", "-p", str(pub), "+short",
+                                "+tries=2", "+timeout=3", "-f", batch], capture_output=True, text=True, timeout=120)
+            got = r.stdout.split()
+            want = [f"10.77.{i // 100}.{i % 100}" for i in names]
+            asked += len(names)
+            if got != want:
+                wrong.append((sport, got, want, r.stderr[-200:]))
+        took = time.monotonic() - started
+        self.assertEqual(wrong, [], "every query answered with its own address")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual(m["inletsd_udp_flows_total"], 50, m)
+        self.assertEqual(m["inletsd_udp_datagrams_total:out"], 1000, m)
+        self.assertEqual(m["inletsd_udp_datagrams_total:in"], 1000, m)
+        self.assertEqual(m["inletsd_udp_dropped_total:no-flow"] + m["inletsd_udp_dropped_total:full"], 0, m)
+        mc = self.metrics(self.cli_metrics)
+        self.assertEqual((mc["inletsd_udp_flows_total"], mc["inletsd_udp_datagrams_total:in"],
+                          mc["inletsd_udp_datagrams_total:out"]), (50, 1000, 1000), mc)
+        print(f"dig -> exit server -> tunnel -> dnsmasq: {asked} queries from 50 source ports, all answered "
+              f"correctly in {took:.1f} s; 50 flows, 1000 datagrams each way on both ends")
+
+    def test_iperf3_udp(self):
+        """A bulk flow at a fixed rate (iperf3 -u; its control connection through the TCP port):
+        loss and order as iperf3 counts them."""
+        if not shutil.which("iperf3"):
+            self.skipTest("iperf3 is not installed")
+        port = free_port()
+        srv = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (srv.kill(), srv.wait()))
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{port}", allow=f"{pub}", tcp_ports=f"{pub}:{port}")
+        c.wait_log("The exit server carries UDP ports")
+        r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(pub), "-u", "-b", "50M", "-l", "1200", "-t", "3",
+                            "--json"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout[-500:] + r.stderr)
+        res = json.loads(r.stdout)
+        self.assertNotIn("error", res, res.get("error"))
+        summ = res["end"]["sum"]
+        ooo = res["end"]["streams"][0]["udp"].get("out_of_order", 0)
+        print(f"iperf3 -u -b 50M -l 1200 -t 3 through the tunnel: {summ['packets']} datagrams, "
+              f"{summ['lost_packets']} lost ({summ['lost_percent']:.2f} %), {ooo} out of order, "
+              f"jitter {summ['jitter_ms']:.3f} ms")
+        self.assertGreater(summ["packets"], 10000)
+        self.assertEqual(ooo, 0, "one flow is one stream: never reordered")
+        self.assertLess(summ["lost_percent"], 5.0)
+
+    def test_flow_expiry(self):
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", extra_tunnel="UDPIdleSec=2\n")
+        c.wait_log("The exit server carries UDP ports")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        self.addCleanup(s.close)
+        for i in range(3):
+            self.assertEqual(udp_ask(pub, b"ping %d" % i, sock=s), b"ping %d" % i)
+        self.assertEqual(len(set(echo.sources)), 1, "one flow: one upstream socket")
+        self.assertEqual(self.metrics(self.srv_metrics)["inletsd_udp_flows"], 1)
+        self.assertEqual(self.metrics(self.cli_metrics)["inletsd_udp_flows"], 1)
+        t0 = time.monotonic()
+        wait_until(lambda: self.metrics(self.srv_metrics)["inletsd_udp_flows"] == 0, 6, "the flow to expire")
+        took = time.monotonic() - t0
+        wait_until(lambda: self.metrics(self.cli_metrics)["inletsd_udp_flows"] == 0, 3, "the client's flow to go")
+        self.assertEqual(udp_ask(pub, b"again", sock=s), b"again")
+        self.assertEqual(len(set(echo.sources)), 2, "a new flow after expiry: a new upstream socket")
+        self.assertEqual(self.metrics(self.srv_metrics)["inletsd_udp_flows_total"], 2)
+        print(f"UDPIdleSec=2: the flow ended {took:.1f} s after the check (idle since the last datagram), "
+              "on both ends; the next datagram made a new flow with a new upstream socket")
+
+    def test_flow_limits(self):
+        """MaxStreamsPerClient=8: at most 4 UDP flows for the client (half its streams), the rest
+        of the peers dropped and counted; TCP keeps its room; room comes back as flows expire."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub, tcp = free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", extra_server="MaxStreamsPerClient=8\n",
+                        extra_tunnel="UDPIdleSec=4\n", tcp_ports=None)
+        c.wait_log("The exit server carries UDP ports")
+        socks = []
+        for i in range(10):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            self.addCleanup(s.close)
+            socks.append(s)
+        answers = [udp_ask(pub, b"n%d" % i, sock=s, timeout=0.3) for i, s in enumerate(socks)]
+        served = [i for i, a in enumerate(answers) if a == b"n%d" % i]
+        self.assertEqual(served, [0, 1, 2, 3], answers)
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual((m["inletsd_udp_flows"], m["inletsd_udp_dropped_total:no-flow"]), (4, 6), m)
+        self.assertIn("UDP port %d: 4 flows open (4 on client" % pub, self.daemons[0].output())
+        # A TCP connection still gets a stream (the other half).
+        from visitors import tcp_roundtrip
+        with open(c.path) as f:
+            tport = int(re.search(r"Ports=(\d+):", f.read()).group(1))
+        wait_until(lambda: port_open(tport), 10, "TCP port")
+        self.assertEqual(tcp_roundtrip("127.0.0.1", tport), b"hello through the tunnel")
+        wait_until(lambda: self.metrics(self.srv_metrics)["inletsd_udp_flows"] == 0, 8, "flows to expire")
+        self.assertEqual(udp_ask(pub, b"late", sock=socks[9]), b"late", "room again after expiry")
+        print("MaxStreamsPerClient=8: 4 flows served, 6 peers dropped (no-flow 6), a TCP stream still "
+              "served; after UDPIdleSec= the tenth peer is served")
+
+    def test_sizes(self):
+        """The largest IPv4 datagram (65,507 bytes) goes through whole; one the path cannot carry
+        (65,520 bytes from an IPv6 upstream to an IPv4 visitor) is dropped and counted, never cut."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        big = BigReply("::1", 65520)
+        self.upstreams.append(big)
+        pub, pub2 = free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port} {pub2}:[::1]:{big.port}", allow=f"{pub} {pub2}")
+        c.wait_log("The exit server carries UDP ports")
+        payload = bytes(i % 251 for i in range(65507))
+        self.assertEqual(udp_ask(pub, payload, timeout=5), payload, "65,507 bytes through, byte for byte")
+        self.assertEqual(udp_ask(pub, b"", timeout=5), b"", "an empty datagram is a datagram")
+        self.assertIsNone(udp_ask(pub2, b"x", timeout=2), "65,520 bytes cannot reach an IPv4 visitor")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual(m["inletsd_udp_dropped_total:size"], 1, m)
+        self.assertEqual(big.asked, 1)
+        print("65,507 bytes (IPv4's largest) and 0 bytes through whole; a 65,520-byte reply from an IPv6 "
+              "upstream to an IPv4 visitor dropped, size=1")
+
+    def test_access_lists_and_refusals(self):
+        """AllowFrom= scoped to a UDP port; a UDP offer the server does not allow; a reload that
+        adds and removes UDP ports in the running session."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub, pub2 = free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub} {pub2}", extra_server=f"AllowFrom={pub}=127.0.0.2\n")
+        c.wait_log("The exit server carries UDP ports")
+        self.assertEqual(udp_ask(pub, b"from .2", source="127.0.0.2"), b"from .2")
+        self.assertIsNone(udp_ask(pub, b"from .3", source="127.0.0.3", timeout=1))
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual(m["inletsd_udp_dropped_total:no-flow"], 1, m)
+        c.reload(f"UDPPorts={pub}:{echo.port}", f"UDPPorts={pub2}:{echo.port}")
+        c.wait_log(f"The exit server carries UDP ports {pub2}.")
+        self.assertEqual(udp_ask(pub2, b"new port", source="127.0.0.3"), b"new port")
+        self.assertIsNone(udp_ask(pub, b"old port", source="127.0.0.2", timeout=1), "the old port is closed")
+        self.assertIn(f"UDP port {pub} closed", self.daemons[0].output())
+        print(f"AllowFrom={pub}=127.0.0.2: .2 served, .3 dropped; a reload moved UDP to {pub2} in the running "
+              "session (old port closed)")
+
+    def test_offer_refused(self):
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow="")
+        c.wait_log("The exit server refused UDPPorts=: udp-ports: this exit server carries no UDP "
+                   "(AllowUDPPorts= is empty)")
+        self.assertIsNone(udp_ask(pub, b"x", timeout=1))
+        print("AllowUDPPorts= unset: the client's UDP offer refused with a message naming the key")
+
+    def test_hostile_exit_server(self):
+        """A foreign exit server's CONNECT-UDP streams: served on a UDPPorts= port only, datagrams
+        split over DATA frames and unknown capsules handled, malformed capsules reset the stream
+        and nothing else."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        fake = FakeExitServer()
+        self.addCleanup(fake.close)
+        pub = 7000
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={self.token_file}\n[Client]\nURL=ws://127.0.0.1:{fake.port}\n"
+                f"Ports=7001:{echo.port}\nUDPPorts={pub}:{echo.port}\n")
+        from inletstest import Daemon
+        c = Daemon(self.tmp, "cli", conf, ("--no-bus",), None)
+        self.daemons.append(c)
+        c.start()
+        fake.accept()
+        fake.pump_until(lambda: any(t.startswith("udp-ports") for t in fake.texts), 10)
+        self.assertIn(f"udp-ports {pub}", fake.texts)
+        # a good flow: a datagram in two DATA frames, an unknown capsule and a context-1 datagram skipped
+        data = capsule(b"", ctype=0x17, context=None) + capsule(b"zz", context=1) + capsule(b"first")
+        sid = fake.connect_udp(f"203.0.113.5:{pub}", "198.51.100.7:5000", data[:7])
+        fake.h2.send_data(sid, data[7:])
+        fake.flush()
+        fake.pump_until(lambda: capsule(b"first") in fake.data.get(sid, b""), 10)
+        self.assertEqual(fake.responses[sid].get(":status"), "200")
+        self.assertEqual(fake.responses[sid].get("capsule-protocol"), "?1")
+        self.assertEqual(fake.data[sid], capsule(b"first"), "only the echo of the datagram")
+        # a port the client does not offer
+        bad = fake.connect_udp("203.0.113.5:7002", "198.51.100.7:5000")
+        fake.pump_until(lambda: bad in fake.responses, 10)
+        self.assertEqual(fake.responses[bad].get(":status"), "403")
+        # malformed: over the bound, no context ID, a payload over UDP's
+        for name, cap in (("a capsule over 65,536 bytes", b"\x00\x80\x01\x00\x01"),
+                          ("a DATAGRAM without a context ID", b"\x00\x00"),
+                          ("a payload over 65,527 bytes", b"\x00\x80\x00\xff\xf9\x00" + bytes(65528))):
+            s2 = fake.connect_udp(f"203.0.113.5:{pub}", "198.51.100.8:5001", capsule(b"ok"))
+            fake.pump_until(lambda: capsule(b"ok") in fake.data.get(s2, b""), 10)
+            fake.h2.send_data(s2, cap)
+            fake.flush()
+            fake.pump_until(lambda: s2 in fake.ended, 10)
+            print(f"{name}: stream reset")
+        self.assertIn("malformed capsule", c.output())
+        # the session and the good flow carry on
+        fake.h2.send_data(sid, capsule(b"second"))
+        fake.flush()
+        fake.pump_until(lambda: capsule(b"second") in fake.data.get(sid, b""), 10)
+        self.assertIsNone(c.proc.poll(), "the client runs")
+        print("foreign exit server: a split datagram echoed, unknown capsules skipped, a port not in UDPPorts= "
+              "answered 403, three malformed streams reset, the session and the good flow carry on")
+
+    def test_hostile_client(self):
+        """A tunnel client of its own making: the exit server's CONNECT-UDP request as the wire
+        format says; a refused flow holds its peer off until it expires; malformed capsules reset
+        its stream."""
+        pub = free_port()
+        self.server(extra_server=f"AllowUDPPorts={pub}\n", extra_tunnel="UDPIdleSec=2\n")
+        fc = FakeClient(self.control_port, f"{self.tmp}/state/ca.crt", str(free_port()))
+        self.addCleanup(fc.s.close)
+        self.assertEqual(fc.ask(f"udp-ports {pub},53"), "error udp-ports: UDP port 53 is not in AllowUDPPorts=")
+        self.assertEqual(fc.ask(f"udp-ports {pub}"), f"ok udp-ports {pub}")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        self.addCleanup(peer.close)
+        peer.settimeout(3)
+        got = []
+
+        def answer(sid, status="200"):
+            got.append(sid)
+            fc.h2.send_headers(sid, [(":status", status)] + ([("capsule-protocol", "?1")] if status == "200" else []))
+
+        peer.sendto(b"visitor", ("127.0.0.1", pub))
+        wait_until(lambda: fc.pump(0.05, on_request=answer, consume=True) and got and capsule(b"visitor") in
+                   fc.data.get(got[0], b""), 10, "the flow's stream")
+        sid = got[0]
+        req = fc.requests[sid]
+        sport = peer.getsockname()[1]
+        self.assertEqual((req[":method"], req[":protocol"], req[":scheme"], req[":authority"], req[":path"],
+                          req["capsule-protocol"], req["x-forwarded-for"]),
+                         ("CONNECT", "connect-udp", "https", f"127.0.0.1:{pub}",
+                          f"/.well-known/masque/udp/127.0.0.1/{pub}/", "?1", f"127.0.0.1:{sport}"))
+        fc.h2.send_data(sid, capsule(b"reply one") + capsule(b"x", ctype=0x2a, context=None) + capsule(b"two"))
+        fc.flush()
+        self.assertEqual(peer.recvfrom(100)[0], b"reply one")
+        self.assertEqual(peer.recvfrom(100)[0], b"two")
+        fc.h2.send_data(sid, b"\x00\x80\x01\x00\x01")  # over the bound
+        fc.flush()
+        wait_until(lambda: fc.pump(0.05, consume=True) and sid in fc.ended, 10, "the stream reset")
+        # a refused flow: the peer's next datagrams open nothing until it expires
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.1", 0))
+        self.addCleanup(other.close)
+        n = len(got)
+        other.sendto(b"one", ("127.0.0.1", pub))
+        wait_until(lambda: fc.pump(0.05, on_request=lambda s: answer(s, "403")) and len(got) > n, 10, "a request")
+        for i in range(5):
+            other.sendto(b"more", ("127.0.0.1", pub))
+        fc.pump(0.5, on_request=answer)
+        self.assertEqual(len(got), n + 1, "no new stream for a refused flow")
+        self.assertIn("refused the flow of", self.daemons[0].output())
+        fc.pump(2.5, on_request=answer)  # (answering the server's pings meanwhile)
+        self.assertEqual(len(got), n + 1)
+        other.sendto(b"after", ("127.0.0.1", pub))
+        wait_until(lambda: fc.pump(0.05, on_request=answer) and len(got) > n + 1, 10, "a new request after expiry")
+        print("exit server's CONNECT-UDP request checked field by field; two datagrams delivered, an unknown "
+              "capsule skipped; an over-bound capsule reset the stream; a refused flow asked once, then again "
+              "only after UDPIdleSec=")
+
+
+class BigReply(UdpEcho):
+    """Answers every datagram with size bytes."""
+
+    def __init__(self, host, size):
+        self.size, self.asked = size, 0
+        super().__init__(host)
+
+    def _serve(self):
+        while not self.closed:
+            try:
+                _, addr = self.sock.recvfrom(70000)
+            except OSError:
+                return
+            self.asked += 1
+            try:
+                self.sock.sendto(bytes(self.size), addr)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()
