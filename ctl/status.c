@@ -89,6 +89,20 @@ static void print_status(const TunnelInfo *t, bool color) {
                         printf("; %" PRIu64 " not resumed in time", t->resume[4]);
                 putchar('\n');
         }
+        if (t->has_udp && (t->n_udp_ports > 0 || t->udp[1] > 0)) {
+                uint64_t dropped = t->udp[6] + t->udp[7] + t->udp[8] + t->udp[9];
+                printf("       UDP: ports");
+                for (size_t i = 0; i < t->n_udp_ports; i++)
+                        printf(" %u", t->udp_ports[i]);
+                if (t->n_udp_ports == 0)
+                        printf(" none");
+                printf("; %" PRIu64 " flow%s (%" PRIu64 " total), %" PRIu64 " datagrams in, %" PRIu64 " out", t->udp[0],
+                       t->udp[0] == 1 ? "" : "s", t->udp[1], t->udp[2], t->udp[3]);
+                if (dropped > 0)
+                        printf(", %" PRIu64 " dropped (%" PRIu64 " full, %" PRIu64 " size, %" PRIu64 " no flow, %" PRIu64
+                               " error)", dropped, t->udp[6], t->udp[7], t->udp[8], t->udp[9]);
+                putchar('\n');
+        }
         if (t->n_cert_names > 0) {
                 char na[64], ra[64];
                 format_timestamp(t->cert_not_after, na);

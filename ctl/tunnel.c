@@ -136,6 +136,24 @@ static int read_resumption(sd_bus_message *reply, TunnelInfo *t) {
         return r;
 }
 
+/* UDP (a{st}): the counters this inletsctl knows. */
+static int read_udp(sd_bus_message *reply, TunnelInfo *t) {
+        const char *name;
+        uint64_t n;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &name, &n)) > 0)
+                for (size_t i = 0; i < UDP_COUNTERS; i++)
+                        if (streq(name, tunnel_udp_counters[i])) {
+                                t->udp[i] = n;
+                                t->has_udp = true;
+                        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
 /* The value of property prop (D-Bus signature contents) into its field of t; unknown ones are
  * skipped, so that a newer daemon's properties do not trouble an older inletsctl. */
 static int read_property(sd_bus_message *reply, const char *prop, const char *contents, TunnelInfo *t) {
@@ -155,13 +173,15 @@ static int read_property(sd_bus_message *reply, const char *prop, const char *co
                 r = sd_bus_message_read(reply, "s", &v);
                 if (r >= 0 && dst)
                         *dst = strdup(v);
-        } else if (streq(prop, "Ports")) {
+        } else if (streq(prop, "Ports") || streq(prop, "UDPPorts")) {
+                bool udp = prop[0] == 'U';
+                uint16_t **dst = udp ? &t->udp_ports : &t->ports;
                 const void *p;
                 size_t n;
                 r = sd_bus_message_read_array(reply, 'q', &p, &n);
-                if (r >= 0 && n > 0 && (t->ports = malloc(n))) {
-                        memcpy(t->ports, p, n);
-                        t->n_ports = n / sizeof(uint16_t);
+                if (r >= 0 && n > 0 && (*dst = malloc(n))) {
+                        memcpy(*dst, p, n);
+                        *(udp ? &t->n_udp_ports : &t->n_ports) = n / sizeof(uint16_t);
                 }
         } else if (streq(prop, "Upstreams")) {
                 r = sd_bus_message_read_strv(reply, &t->upstreams);
@@ -177,6 +197,8 @@ static int read_property(sd_bus_message *reply, const char *prop, const char *co
                 r = read_refused(reply, t);
         else if (streq(prop, "Resumption") && streq(contents, "a{st}"))
                 r = read_resumption(reply, t);
+        else if (streq(prop, "UDP") && streq(contents, "a{st}"))
+                r = read_udp(reply, t);
         else if (streq(contents, "t")) {
                 uint64_t v;
                 r = sd_bus_message_read(reply, "t", &v);

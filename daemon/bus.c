@@ -109,29 +109,64 @@ static int get_resumption(sd_bus *bus, const char *path, const char *interface, 
         return sd_bus_message_close_container(reply);
 }
 
+/* UDP counters (tunnel_udp_counters' names). */
+static void udp_counters(Manager *m, uint64_t ret[static UDP_COUNTERS]) {
+        const UdpCounters *u = &m->udp;
+        const uint64_t v[UDP_COUNTERS] = { u->flows, u->flows_total, u->datagrams_in, u->datagrams_out, u->bytes_in,
+                                           u->bytes_out, u->dropped[UDP_DROP_FULL], u->dropped[UDP_DROP_SIZE],
+                                           u->dropped[UDP_DROP_NO_FLOW], u->dropped[UDP_DROP_ERROR] };
+        memcpy(ret, v, sizeof(v));
+}
+
+static int get_udp(sd_bus *bus, const char *path, const char *interface, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t v[UDP_COUNTERS];
+        int r;
+
+        udp_counters(m, v);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        for (size_t i = 0; r >= 0 && m->def->role != ROLE_FILESERVER && i < UDP_COUNTERS; i++)
+                r = sd_bus_message_append(reply, "{st}", tunnel_udp_counters[i], v[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 typedef struct PortSet {
         uint16_t ports[1024];
         size_t n;
 } PortSet;
 
-static void collect_ports(const PeerInfo *p, void *userdata) {
-        PortSet *set = userdata;
-        for (size_t i = 0; i < p->n_ports; i++) {
+static void port_set_add(PortSet *set, const uint16_t *ports, size_t n) {
+        for (size_t i = 0; i < n; i++) {
                 bool seen = false;
                 for (size_t j = 0; j < set->n && !seen; j++)
-                        seen = set->ports[j] == p->ports[i];
+                        seen = set->ports[j] == ports[i];
                 if (!seen && set->n < ELEMENTSOF(set->ports))
-                        set->ports[set->n++] = p->ports[i];
+                        set->ports[set->n++] = ports[i];
         }
 }
 
-/* Server: the public ports open now (offered by some client); client: the ports it offers. */
-static void tunnel_ports(Manager *m, PortSet *set) {
+static void collect_ports(const PeerInfo *p, void *userdata) {
+        port_set_add(userdata, p->ports, p->n_ports);
+}
+
+static void collect_udp_ports(const PeerInfo *p, void *userdata) {
+        port_set_add(userdata, p->udp_ports, p->n_udp_ports);
+}
+
+/* Server: the public ports open now (offered by some client); client: the ports it offers.
+ * TCP ports, or UDP ones. */
+static void tunnel_ports(Manager *m, bool udp, PortSet *set) {
+        const PortMap *maps = udp ? m->def->udp_ports : m->def->ports;
+        size_t n = udp ? m->def->n_udp_ports : m->def->n_ports;
+
         if (m->def->role == ROLE_CLIENT)
-                for (size_t i = 0; i < m->def->n_ports && set->n < ELEMENTSOF(set->ports); i++)
-                        set->ports[set->n++] = m->def->ports[i].public_port;
+                for (size_t i = 0; i < n && set->n < ELEMENTSOF(set->ports); i++)
+                        set->ports[set->n++] = maps[i].public_port;
         else
-                manager_foreach_client(m, collect_ports, set);
+                manager_foreach_client(m, udp ? collect_udp_ports : collect_ports, set);
 }
 
 static int get_ports(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -139,7 +174,7 @@ static int get_ports(sd_bus *bus, const char *path, const char *interface, const
         PortSet set = {};
         int r;
 
-        tunnel_ports(userdata, &set);
+        tunnel_ports(userdata, streq(property, "UDPPorts"), &set);
         r = sd_bus_message_open_container(reply, 'a', "q");
         for (size_t i = 0; i < set.n && r >= 0; i++)
                 r = sd_bus_message_append(reply, "q", set.ports[i]);
@@ -328,13 +363,26 @@ int bus_tunnel_info(Manager *m, TunnelInfo *ret) {
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (!(*strings[i] = strdup(string_property(m, names[i], buf))))
                         return -ENOMEM;
-        tunnel_ports(m, &set);
+        tunnel_ports(m, false, &set);
         if (set.n > 0) {
                 t.ports = new0(uint16_t, set.n);
                 if (!t.ports)
                         return -ENOMEM;
                 memcpy(t.ports, set.ports, set.n * sizeof(uint16_t));
                 t.n_ports = set.n;
+        }
+        if (m->def->role != ROLE_FILESERVER && m->def->mode == MODE_TCP) {
+                PortSet udp = {};
+                tunnel_ports(m, true, &udp);
+                if (udp.n > 0) {
+                        t.udp_ports = new0(uint16_t, udp.n);
+                        if (!t.udp_ports)
+                                return -ENOMEM;
+                        memcpy(t.udp_ports, udp.ports, udp.n * sizeof(uint16_t));
+                        t.n_udp_ports = udp.n;
+                }
+                t.has_udp = true;
+                udp_counters(m, t.udp);
         }
         for (size_t i = 0; i < n_upstreams(m->def); i++)
                 if (strv_push(&t.upstreams, &t.n_upstreams, strdup(upstream_string(m->def, i, ubuf))) < 0)
@@ -402,6 +450,8 @@ static const sd_bus_vtable tunnel_vtable[] = {
         SD_BUS_PROPERTY("BytesOut", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Refused", "a{st}", get_refused, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Resumption", "a{st}", get_resumption, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UDPPorts", "aq", get_ports, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UDP", "a{st}", get_udp, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", get_counter, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CertificateNames", "as", get_certificate, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -445,6 +495,12 @@ static int on_counter_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (memcmp(rv, m->emitted_resume, sizeof(rv)) != 0) {
                 memcpy(m->emitted_resume, rv, sizeof(rv));
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "Resumption", NULL);
+        }
+        uint64_t uv[UDP_COUNTERS];
+        udp_counters(m, uv);
+        if (memcmp(uv, m->emitted_udp, sizeof(uv)) != 0) {
+                memcpy(m->emitted_udp, uv, sizeof(uv));
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, BUS_INTERFACE, "UDP", NULL);
         }
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);

@@ -1572,6 +1572,7 @@ void client_drain(Client *c) {
         }
         if (c->http)
                 http_upstreams_drain(c->http);
+        client_udp_flows_end(c->udp); /* nothing to wait for: a flow has no end of its own */
         release_held(c, "stopping"); /* they cannot resume in a process that is going away */
         if (c->mux)
                 mux_goaway(c->mux);
@@ -1589,6 +1590,7 @@ void client_stop(Client *c) {
         manager_set_state(c->manager, TUNNEL_STOPPING);
         c->timer = sd_event_source_disable_unref(c->timer);
         release_held(c, "stopping");
+        client_udp_flows_end(c->udp);
         if (c->mux)
                 mux_shutdown(c->mux, WS_CLOSE_GOING_AWAY);
 }

@@ -8,6 +8,8 @@
  *   inletsd-https@NAME.socket      HTTPSListen=     FileDescriptorName=https     (if set)
  *   inletsd-data-PORT@NAME.socket  DataListen=:PORT FileDescriptorName=data-PORT (each single
  *                                  port of AllowPorts=; ranges are bound by the daemon)
+ *   inletsd-udp-PORT@NAME.socket   ListenDatagram= DataListen=:PORT FileDescriptorName=udp-PORT
+ *                                  (each single port of AllowUDPPorts=)
  *   inletsd-metrics@NAME.socket    MetricsListen=   FileDescriptorName=metrics   (if set)
  *   inletsd-forward-PORT@NAME.socket  LocalForward=  FileDescriptorName=forward-PORT (tunnel
  *                                  clients: each port of LocalForward=)
@@ -51,7 +53,7 @@ static int socket_unit(const char *dir, const char *name, const Definition *d, c
         _cleanup_free_ char *content = NULL, *unit = NULL, *u = NULL;
         char buf[SOCKADDR_STR_MAX], listen[SOCKADDR_STR_MAX];
         const char *s = socket_address_format(a, buf);
-        bool control = streq(fdname, "control");
+        bool control = streq(fdname, "control"), datagram = startswith(fdname, "udp-");
 
         if (asprintf(&unit, "inletsd%s%s@%s.socket", control ? "" : "-", control ? "" : fdname, name) < 0)
                 return -ENOMEM;
@@ -65,15 +67,16 @@ static int socket_unit(const char *dir, const char *name, const Definition *d, c
                      "SourcePath=%s\n"
                      "\n"
                      "[Socket]\n"
-                     "ListenStream=%s\n"
+                     "%s=%s\n"
                      "FileDescriptorName=%s\n"
                      "Service=inletsd@%s.service\n"
                      "ReusePort=no\n"
-                     "Backlog=4096\n"
+                     "%s"
                      "\n"
                      "[Install]\n"
                      "WantedBy=sockets.target\n",
-                     d->path, d->name, what, d->path, listen, fdname, d->name) < 0)
+                     d->path, d->name, what, d->path, datagram ? "ListenDatagram" : "ListenStream", listen, fdname,
+                     d->name, datagram ? "ReceiveBuffer=4M\n" : "Backlog=4096\n") < 0)
                 return -ENOMEM;
         if (asprintf(&u, "%s%s%s", *units ? *units : "", *units ? " " : "", unit) < 0)
                 return -ENOMEM;
@@ -104,6 +107,17 @@ static int server_sockets(const char *dir, const char *name, const Definition *d
                         socket_address_set_port(&a, d->allow_ports[i]);
                         snprintf(fdname, sizeof(fdname), "data-%u", d->allow_ports[i]);
                         snprintf(what, sizeof(what), "port %u", d->allow_ports[i]);
+                        r = socket_unit(dir, name, d, what, &a, fdname, units);
+                        if (r < 0)
+                                return r;
+                }
+        for (size_t i = 0; i + 1 < d->n_allow_udp_ports; i += 2)
+                if (d->allow_udp_ports[i] == d->allow_udp_ports[i + 1]) {
+                        SocketAddress a = d->data_listen;
+                        char fdname[16], what[32];
+                        socket_address_set_port(&a, d->allow_udp_ports[i]);
+                        snprintf(fdname, sizeof(fdname), "udp-%u", d->allow_udp_ports[i]);
+                        snprintf(what, sizeof(what), "UDP port %u", d->allow_udp_ports[i]);
                         r = socket_unit(dir, name, d, what, &a, fdname, units);
                         if (r < 0)
                                 return r;

@@ -786,6 +786,16 @@ int manager_take_systemd_sockets(Manager *m, bool (*take)(const char *name, int 
                         continue;
                 }
                 (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* accept() must never block */
+                if (startswith(name, "udp-")) { /* ListenDatagram= */
+                        if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) <= 0) {
+                                log_warning("Ignoring passed fd %d (%s): not a datagram socket.", fd, name);
+                                safe_close(fd);
+                        } else if (!take(name, fd, userdata)) {
+                                log_warning("Ignoring passed fd %d (%s): not a socket this tunnel uses.", fd, name);
+                                safe_close(fd);
+                        }
+                        continue;
+                }
                 socket_set_nodelay(fd); /* inherited by what we accept, as for our own listeners */
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                         log_warning("Ignoring passed fd %d (%s): not a listening stream socket.", fd, name);

@@ -43,6 +43,8 @@ typedef struct PeerInfo {
         unsigned streams;
         const uint16_t *ports;
         size_t n_ports;
+        const uint16_t *udp_ports;
+        size_t n_udp_ports;
 } PeerInfo;
 
 typedef struct StreamInfo {
@@ -154,6 +156,7 @@ typedef struct Manager {
         TunnelCounters emitted;
         RefusedCounters emitted_refused;
         uint64_t emitted_resume[5]; /* RESUME_COUNTERS, as D-Bus Resumption has them */
+        uint64_t emitted_udp[10];   /* UDP_COUNTERS, as D-Bus UDP has them */
 
         PortTable ports;      /* TCP mode: streams that ended, per public port */
         UdpCounters udp;

@@ -257,6 +257,6 @@ void session_udp_release(Session *x);
  * offers the port. */
 int udp_port_add_from_systemd(Server *s, uint16_t port, int fd);
 UdpPort *udp_port_find(Server *s, uint16_t port);
-/* Stop reading: systemd's sockets keep what comes for the next process; ours close. */
+/* Stop reading and end every flow: what comes waits in the sockets for the next process. */
 void udp_ports_drain(Server *s);
 void udp_ports_free(Server *s);

@@ -459,14 +459,17 @@ static UdpPort *udp_port_free(UdpPort *p) {
         return NULL;
 }
 
-/* Where each datagram came to: replies must leave from there. */
-static void udp_socket_options(int fd) {
-        int one = 1;
+/* Where each datagram came to: replies must leave from there. Room for bursts (the kernel caps
+ * it at net.core.rmem_max; systemd's sockets get ReceiveBuffer= from the generator). */
+static void udp_socket_options(int fd, bool ours) {
+        int one = 1, rcvbuf = 4 << 20;
+        if (ours)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
         (void) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
         (void) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
 }
 
-static UdpPort *udp_port_new(Server *s, uint16_t port, int fd) {
+static UdpPort *udp_port_new(Server *s, uint16_t port, int fd, bool ours) {
         UdpPort *p = new0(UdpPort, 1);
         char desc[32];
 
@@ -476,7 +479,7 @@ static UdpPort *udp_port_new(Server *s, uint16_t port, int fd) {
         p->port = port;
         p->fd = fd;
         snprintf(p->scope, sizeof(p->scope), "%u", port);
-        udp_socket_options(fd);
+        udp_socket_options(fd, ours);
         if (sd_event_add_io(s->manager->event, &p->io, fd, EPOLLIN, udp_port_handler, p) < 0 ||
             udp_sweep_start(s) < 0) {
                 p->fd = -1; /* the caller's */
@@ -515,7 +518,7 @@ static int udp_port_ref(Server *s, uint16_t port, char **ret_error) {
                         *ret_error = NULL;
                 return r;
         }
-        p = udp_port_new(s, port, fd);
+        p = udp_port_new(s, port, fd, true);
         if (!p) {
                 safe_close(fd);
                 return -ENOMEM;
@@ -546,7 +549,7 @@ static void udp_port_unref(Server *s, uint16_t port) {
 }
 
 int udp_port_add_from_systemd(Server *s, uint16_t port, int fd) {
-        UdpPort *p = udp_port_new(s, port, fd);
+        UdpPort *p = udp_port_new(s, port, fd, false);
 
         if (!p) {
                 safe_close(fd);
@@ -581,8 +584,14 @@ void session_udp_release(Session *x) {
 }
 
 void udp_ports_drain(Server *s) {
-        for (UdpPort *p = s->udp_ports; p; p = p->next)
+        /* Flows have no end of their own to wait for: they end now, and the peers' next
+         * datagrams wait in systemd's sockets for the next process. */
+        for (UdpPort *p = s->udp_ports; p; p = p->next) {
                 (void) sd_event_source_set_enabled(p->io, SD_EVENT_OFF);
+                for (unsigned b = 0; b < UDP_BUCKETS; b++)
+                        while (p->buckets[b])
+                                flow_free(p->buckets[b]);
+        }
 }
 
 void udp_ports_free(Server *s) {

@@ -481,6 +481,8 @@ void server_foreach_client(Server *s, void (*f)(const PeerInfo *p, void *userdat
                         .streams = st.active_streams,
                         .ports = x->ports,
                         .n_ports = x->n_ports,
+                        .udp_ports = x->udp_ports,
+                        .n_udp_ports = x->n_udp_ports,
                 };
                 f(&p, userdata);
         }

@@ -31,7 +31,8 @@ class Systemd(TunnelTest):
     def write_defs(self, d):
         os.makedirs(d, exist_ok=True)
         with open(f"{d}/rdp.conf", "w") as f:
-            f.write("[Tunnel]\nRole=server\n[Server]\nControlListen=0.0.0.0:8123\nAllowPorts=3389 2222 5000-5010\n")
+            f.write("[Tunnel]\nRole=server\n[Server]\nControlListen=0.0.0.0:8123\nAllowPorts=3389 2222 5000-5010\n"
+                    "AllowUDPPorts=53 6000-6010\n")
         with open(f"{d}/web.conf", "w") as f:
             f.write("[Tunnel]\nRole=server\nMode=http\nMetricsListen=127.0.0.1:9124\n[Server]\nControlListen=[::]:9123\n"
                     "HTTPListen=0.0.0.0:80\nHTTPSListen=0.0.0.0:443\n")
@@ -58,6 +59,7 @@ class Systemd(TunnelTest):
         self.assertEqual(files, ["inletsd-data-2222@rdp.socket", "inletsd-data-3389@rdp.socket",
                                  "inletsd-forward-5432@db.socket", "inletsd-forward-6000@db.socket",
                                  "inletsd-http@web.socket", "inletsd-https@web.socket", "inletsd-metrics@web.socket",
+                                 "inletsd-udp-53@rdp.socket",
                                  "inletsd@db.service.d/50-sockets.conf", "inletsd@rdp.service.d/50-sockets.conf",
                                  "inletsd@rdp.socket", "inletsd@web.service.d/50-sockets.conf",
                                  "inletsd@web.socket"])
@@ -68,6 +70,11 @@ class Systemd(TunnelTest):
         data = readf(f"{out}/inletsd-data-3389@rdp.socket")
         self.assertIn("ListenStream=0.0.0.0:3389\n", data)
         self.assertIn("FileDescriptorName=data-3389\n", data)
+        udp = readf(f"{out}/inletsd-udp-53@rdp.socket")
+        self.assertIn("ListenDatagram=0.0.0.0:53\n", udp)
+        self.assertIn("FileDescriptorName=udp-53\n", udp)
+        self.assertNotIn("ListenStream=", udp)
+        self.assertIn("inletsd-udp-53@rdp.socket", readf(f"{out}/inletsd@rdp.service.d/50-sockets.conf"))
         self.assertIn("ListenStream=[::]:9123\n", readf(f"{out}/inletsd@web.socket"))
         self.assertIn("FileDescriptorName=http\n", readf(f"{out}/inletsd-http@web.socket"))
         self.assertIn("ListenStream=0.0.0.0:443\n", readf(f"{out}/inletsd-https@web.socket"))
@@ -86,7 +93,7 @@ class Systemd(TunnelTest):
         self.assertIn("Sockets=inletsd-forward-5432@db.socket inletsd-forward-6000@db.socket\n",
                       readf(f"{out}/inletsd@db.service.d/50-sockets.conf"))
         self.assertIn("broken.conf", err)   # skipped with a reason, the others still generated
-        print("generator: control/data/http sockets for server definitions, LocalForward= ports for clients "
+        print("generator: control/data/udp/http sockets for server definitions, LocalForward= ports for clients "
               "(none for plain ones), a broken definition skipped with a warning")
 
     def test_examples_pass_check(self):
@@ -119,7 +126,8 @@ class Systemd(TunnelTest):
             f"{bindir}/inletsctl ", f"{BUILD}/ctl/inletsctl ")
         with open(f"{udir}/inletsd@rdp.service", "w") as f:
             f.write(unit)
-        for n in ("inletsd@rdp.socket", "inletsd-data-3389@rdp.socket", "inletsd-data-2222@rdp.socket"):
+        for n in ("inletsd@rdp.socket", "inletsd-data-3389@rdp.socket", "inletsd-data-2222@rdp.socket",
+                  "inletsd-udp-53@rdp.socket"):
             shutil.copy(f"{out}/{n}", udir)
         shutil.copytree(f"{out}/inletsd@rdp.service.d", f"{udir}/inletsd@rdp.service.d")
         r = subprocess.run(["systemd-analyze", "verify", "--man=no", *sorted(f"{udir}/{n}" for n in os.listdir(udir)

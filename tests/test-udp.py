@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -18,7 +19,8 @@ import time
 import urllib.request
 
 from fake_peers import FakeClient, FakeExitServer
-from inletstest import TunnelTest, free_port, main, port_open, wait_until
+from inletstest import INLETSCTL, INLETSD, TunnelTest, free_port, main, port_open, wait_until
+from peers import BusTunnelTest
 
 
 def capsule(payload, ctype=0, context=0):
@@ -281,6 +283,72 @@ class Udp(TunnelTest):
         self.assertIsNone(udp_ask(pub, b"x", timeout=1))
         print("AllowUDPPorts= unset: the client's UDP offer refused with a message naming the key")
 
+    def test_socket_from_systemd(self):
+        """A UDP port bound by systemd (ListenDatagram=, FileDescriptorName=udp-PORT): taken by
+        name, not bound again; what arrives while no client offers it, or while the daemon
+        restarts, waits in the socket and is answered."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        cport, pub = free_port(), free_port()
+        path = f"{self.tmp}/srv.conf"
+        with open(path, "w") as f:
+            f.write(f"[Tunnel]\nRole=server\nTokenFile={self.token_file}\nKeepaliveSec=3\n[Server]\n"
+                    f"ControlListen=127.0.0.1:{cport}\nDataListen=127.0.0.1\nStateDirectory={self.tmp}/state\n"
+                    f"AutoTLSSAN=127.0.0.1\nAllowUDPPorts={pub}\n")
+        ctl_s = socket.create_server(("127.0.0.1", cport), backlog=64)
+        udp_s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp_s.bind(("127.0.0.1", pub))
+        self.addCleanup(ctl_s.close)
+        self.addCleanup(udp_s.close)
+        fds = [ctl_s.fileno(), udp_s.fileno()]
+        log = open(f"{self.tmp}/act.log", "ab")
+        self.addCleanup(log.close)
+
+        def start():
+            # the sockets to 3 and 4 through numbers above 100 (one may sit at 3 or 4 already),
+            # LISTEN_PID the daemon's own: a launcher that execs it
+            launcher = ("import fcntl, os, sys\n"
+                        f"hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in {fds}]\n"
+                        "for i, fd in enumerate(hi):\n    os.dup2(fd, 3 + i)\n    os.close(fd)\n"
+                        "os.environ['LISTEN_PID'] = str(os.getpid())\n"
+                        f"os.execv({INLETSD!r}, [{INLETSD!r}, '--no-bus', '-v', '--config', {path!r}])\n")
+            p = subprocess.Popen(["/usr/bin/python3", "-c", launcher], pass_fds=fds, stdout=log,
+                                 stderr=subprocess.STDOUT,
+                                 env=dict(os.environ, LISTEN_FDS="2", LISTEN_FDNAMES=f"control:udp-{pub}"))
+            self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+            return p
+
+        srv = start()
+        wait_until(lambda: os.path.exists(f"{self.tmp}/state/ca.crt"), 10, "server")
+        visitor = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        visitor.bind(("127.0.0.1", 0))
+        self.addCleanup(visitor.close)
+        visitor.settimeout(10)
+        visitor.sendto(b"early", ("127.0.0.1", pub))   # no client yet: waits in the socket
+        self.control_port = cport
+        c = self.client(f"{free_port()}:{echo.port}", extra_client=f"UDPPorts={pub}:{echo.port}\n", wait=False)
+        try:
+            c.wait_log("Connection established", 20)
+        except AssertionError:
+            with open(f"{self.tmp}/act.log") as f:
+                print(f.read()[-3000:])
+            raise
+        self.assertEqual(visitor.recvfrom(100)[0], b"early")
+        with open(f"{self.tmp}/act.log") as f:
+            out = f.read()
+        self.assertIn(f"Using the UDP socket passed by systemd for port {pub}.", out)
+        self.assertNotIn("Listening on UDP", out)
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(10)
+        visitor.sendto(b"while down", ("127.0.0.1", pub))
+        srv = start()
+        wait_until(lambda: c.output().count("Connection established") >= 2, 20, "the client to come back")
+        self.assertEqual(visitor.recvfrom(100)[0], b"while down")
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(10)
+        print("udp-PORT from systemd: taken by name, not bound again; a datagram sent before any client and one "
+              "sent while the daemon restarted both waited in the socket and were answered")
+
     def test_hostile_exit_server(self):
         """A foreign exit server's CONNECT-UDP streams: served on a UDPPorts= port only, datagrams
         split over DATA frames and unknown capsules handled, malformed capsules reset the stream
@@ -387,6 +455,31 @@ class Udp(TunnelTest):
         print("exit server's CONNECT-UDP request checked field by field; two datagrams delivered, an unknown "
               "capsule skipped; an over-bound capsule reset the stream; a refused flow asked once, then again "
               "only after UDPIdleSec=")
+
+
+class UdpStatus(BusTunnelTest):
+    def test_status_and_bus(self):
+        """inletsctl status (D-Bus UDPPorts and UDP) on both ends, and its JSON."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        self.server(extra_server=f"AllowUDPPorts={pub}\n", name="srv", args=("--user",), env=self.env)
+        c = self.client(f"{free_port()}:{echo.port}", extra_client=f"UDPPorts={pub}:{echo.port}\n", name="cli",
+                        args=("--user",), env=self.env)
+        c.wait_log("The exit server carries UDP ports")
+        for i in range(3):
+            self.assertEqual(udp_ask(pub, b"q%d" % i), b"q%d" % i)
+        for name in ("srv", "cli"):
+            udp = wait_until(lambda: (u := self.status_json(name).get("udp")) and u["datagrams-in"] == 3 and u,
+                             10, f"{name}'s UDP counters")
+            self.assertEqual((udp["ports"], udp["flows"], udp["flows-total"], udp["datagrams-out"], udp["bytes-in"]),
+                             ([pub], 3, 3, 3, 6), udp)
+        r = subprocess.run([INLETSCTL, "--user", "status", "srv"], capture_output=True, text=True, env=self.env,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"UDP: ports {pub}; 3 flows (3 total), 3 datagrams in, 3 out\n", r.stdout)
+        print(f"inletsctl status: 'UDP: ports {pub}; 3 flows (3 total), 3 datagrams in, 3 out' and the same "
+              "counters in --json on both ends")
 
 
 class BigReply(UdpEcho):

@@ -28,11 +28,13 @@ void inlets_args_help(FILE *f) {
               "              [--lb-proxy-protocol[=CIDR,...]] (PROXY headers from load balancers: AcceptProxyProtocol=,\n"
               "              from any address when none is named)\n"
               "              [--allow-forward-to HOST:PORT|PREFIX,...] (what clients' --local-forward may reach: AllowForwardTo=)\n"
+              "              [--allow-udp-ports LIST] (UDP ports clients may offer: AllowUDPPorts=; none without it)\n"
               "  tcp client  --url wss://HOST:8123 --upstream HOST --ports 3389,2222:22 [--tls-ca FILE | --fingerprint sha256:…]\n"
               "              (--port/-p PORT, repeatable, adds to --ports; --upstream HOST:PORT with one port, or\n"
               "              PUBLIC=HOST:PORT items for several hosts: Ports= PUBLIC:HOST:PORT)\n"
               "              [--proxy-protocol v1|v2] (a PROXY header to the upstream: ProxyProtocol=)\n"
               "              [--local-forward [LISTEN:]PORT:HOST:PORT,...] (remote services brought local: LocalForward=)\n"
+              "              [--udp-ports 53,51820:10.0.0.2:51820] (UDP ports, the items of --ports: UDPPorts=)\n"
               "  http server [--port 8000] (and the server flags above)\n"
               "              [--letsencrypt-domain NAME]... [--letsencrypt-email ADDR] [--letsencrypt-issuer prod|staging|URL]\n"
               "              (Let's Encrypt: HTTP on port 80 unless --port, HTTPS on 443)\n"
@@ -138,6 +140,8 @@ static const struct Flag {
         { "client-id", FLAG_KEY, "Client", "ClientID" },
         { "local-forward", FLAG_LIST, "Client", "LocalForward" },
         { "allow-forward-to", FLAG_LIST, "Server", "AllowForwardTo" },
+        { "udp-ports", FLAG_LIST, "Client", "UDPPorts" },
+        { "allow-udp-ports", FLAG_LIST, "Server", "AllowUDPPorts" },
         { "proxy-protocol", FLAG_CUSTOM, "Client", "ProxyProtocol" },
         { "tls-cert", FLAG_KEY, "Server", "CertificateFile" },
         { "tls-key", FLAG_KEY, "Server", "KeyFile" },
@@ -493,6 +497,33 @@ static void write_port_item(FILE *f, size_t i, unsigned a, unsigned b, char sep)
                 fprintf(f, "%s%u%c%u", i ? " " : "", a, sep, b);
 }
 
+/* AllowPorts=/AllowUDPPorts=: pairs [lo, hi]; nothing when empty. */
+static void write_port_ranges(FILE *f, const char *key, const uint16_t *ranges, size_t n) {
+        if (n == 0)
+                return;
+        fputs(key, f);
+        for (size_t i = 0; i + 1 < n; i += 2)
+                write_port_item(f, i, ranges[i], ranges[i + 1], '-');
+        fputc('\n', f);
+}
+
+/* Ports=/UDPPorts= items; nothing when empty. */
+static void write_port_maps(FILE *f, const char *key, const PortMap *ports, size_t n) {
+        if (n == 0)
+                return;
+        fputs(key, f);
+        for (size_t i = 0; i < n; i++) {
+                const PortMap *p = &ports[i];
+                if (p->host) {
+                        bool v6 = strchr(p->host, ':');
+                        fprintf(f, "%s%u:%s%s%s:%u", i ? " " : "", p->public_port, v6 ? "[" : "", p->host,
+                                v6 ? "]" : "", p->upstream_port);
+                } else
+                        write_port_item(f, i, p->public_port, p->upstream_port, ':');
+        }
+        fputc('\n', f);
+}
+
 /* One AllowFrom=/DenyFrom=/ControlAllowFrom= line: the rules of one kind, if any. */
 static void write_access(FILE *f, const char *key, const AccessList *l, bool allow) {
         bool any = false;
@@ -535,12 +566,8 @@ static void write_server(FILE *f, const Definition *d) {
                 fprintf(f, "AutoTLS=yes\n");
         for (size_t i = 0; i < d->n_auto_tls_san; i++)
                 fprintf(f, "AutoTLSSAN=%s\n", d->auto_tls_san[i]);
-        if (d->n_allow_ports > 0) {
-                fprintf(f, "AllowPorts=");
-                for (size_t i = 0; i + 1 < d->n_allow_ports; i += 2) /* pairs [lo, hi] */
-                        write_port_item(f, i, d->allow_ports[i], d->allow_ports[i + 1], '-');
-                fprintf(f, "\n");
-        }
+        write_port_ranges(f, "AllowPorts=", d->allow_ports, d->n_allow_ports);
+        write_port_ranges(f, "AllowUDPPorts=", d->allow_udp_ports, d->n_allow_udp_ports);
         write_access(f, "AllowFrom=", &d->access, true);
         write_access(f, "DenyFrom=", &d->access, false);
         write_access(f, "ControlAllowFrom=", &d->control_access, true);
@@ -569,19 +596,8 @@ static void write_client(FILE *f, const Definition *d) {
         }
         for (size_t i = 0; i < d->n_upstreams; i++)
                 fprintf(f, "Upstream=%s\n", d->upstreams[i]);
-        if (d->n_ports > 0) {
-                fprintf(f, "Ports=");
-                for (size_t i = 0; i < d->n_ports; i++) {
-                        const PortMap *p = &d->ports[i];
-                        if (p->host) {
-                                bool v6 = strchr(p->host, ':');
-                                fprintf(f, "%s%u:%s%s%s:%u", i ? " " : "", p->public_port, v6 ? "[" : "", p->host,
-                                        v6 ? "]" : "", p->upstream_port);
-                        } else
-                                write_port_item(f, i, p->public_port, p->upstream_port, ':');
-                }
-                fprintf(f, "\n");
-        }
+        write_port_maps(f, "Ports=", d->ports, d->n_ports);
+        write_port_maps(f, "UDPPorts=", d->udp_ports, d->n_udp_ports);
         if (d->client_id)
                 fprintf(f, "ClientID=%s\n", d->client_id);
         for (size_t i = 0; i < d->n_local_forwards; i++) {

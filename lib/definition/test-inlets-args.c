@@ -469,6 +469,29 @@ static void test_http_client_auth(void) {
         printf("inlets-args: http client --basic-auth-username/-password, --bearer-token, the file flags\n");
 }
 
+/* --udp-ports and --allow-udp-ports: UDPPorts= and AllowUDPPorts=, written back by --generate. */
+static void test_udp_flags(void) {
+        _cleanup_(definition_freep) Definition *d = NULL;
+        _cleanup_free_ char *err = NULL, *ini = NULL;
+        InletsArgs a;
+        int r;
+
+        expect_same("tcp client --url wss://h:8123 --ports 22 --udp-ports 53:5353,51820:10.0.0.2:51820,5000:[fd00::1]:6000 "
+                    "--token-file /run/t",
+                    "[Tunnel]\nRole=client\nMode=tcp\n[Client]\nURL=wss://h:8123\nPorts=22\n"
+                    "UDPPorts=53:5353 51820:10.0.0.2:51820 5000:[fd00::1]:6000\n");
+        expect_same("tcp server --token-file /run/t --allow-udp-ports 53,6000-6010",
+                    "[Tunnel]\nRole=server\n[Server]\nAllowUDPPorts=53 6000-6010\n");
+        r = parse("tcp client --url wss://h:8123 --ports 22 --udp-ports 53:5353 --token-file /run/t", &d, &a, &err);
+        CHECK(r == 0 && definition_finish_no_token(d, &err) == 0, "--udp-ports: %s", err ?: "");
+        ini = r == 0 ? definition_to_ini(d, "/run/t") : NULL;
+        CHECK_CONTAINS(ini, "\nUDPPorts=53:5353\n");
+        inlets_args_done(&a);
+        expect_refused("tcp client --url wss://h --ports 1 --udp-ports 0", "--udp-ports: Invalid UDPPorts= value '0': expected PORT, PUBLIC:UPSTREAM or PUBLIC:HOST:UPSTREAM, "
+                       "ports 1-65535");
+        printf("inlets-args: --udp-ports and --allow-udp-ports become UDPPorts= and AllowUDPPorts=\n");
+}
+
 int main(void) {
         log_max_level = LOG_ERR;
         test_tcp_server();
@@ -478,6 +501,7 @@ int main(void) {
         test_allow_ips();
         test_http_client_auth();
         test_forward_flags();
+        test_udp_flags();
         test_more_inlets_flags();
         test_refusals();
         test_is_mode();

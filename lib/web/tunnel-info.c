@@ -17,6 +17,10 @@ const char *const tunnel_refused_reasons[REFUSED_REASONS] = { "allow-list", "con
 const char *const tunnel_resume_counters[RESUME_COUNTERS] = { "held-streams", "resumed-sessions",
                                                               "resumed-streams", "resent-bytes", "expired-streams" };
 
+const char *const tunnel_udp_counters[UDP_COUNTERS] = { "flows", "flows-total", "datagrams-in", "datagrams-out",
+                                                        "bytes-in", "bytes-out", "dropped-full", "dropped-size",
+                                                        "dropped-no-flow", "dropped-error" };
+
 uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i) {
         uint64_t *const fields[REFUSED_REASONS] = { &t->refused_allow, &t->refused_control, &t->refused_proxy,
                                                     &t->refused_client };
@@ -41,6 +45,7 @@ void tunnel_info_done(TunnelInfo *t) {
         free(t->url);
         free(t->last_error);
         free(t->ports);
+        free(t->udp_ports);
         strv_free(t->upstreams);
         strv_free(t->cert_names);
         for (size_t i = 0; i < t->n_clients; i++) {
@@ -107,6 +112,16 @@ json_object *tunnel_info_json(const TunnelInfo *t) {
                         json_object_object_add(c, tunnel_resume_counters[i], json_object_new_int64((int64_t) t->resume[i]));
                 json_object_object_add(o, "resumption", c);
         }
+        if (t->has_udp) {
+                json_object *c = json_object_new_object();
+                a = json_object_new_array();
+                for (size_t i = 0; i < t->n_udp_ports; i++)
+                        json_object_array_add(a, json_object_new_int(t->udp_ports[i]));
+                json_object_object_add(c, "ports", a);
+                for (size_t i = 0; i < UDP_COUNTERS; i++)
+                        json_object_object_add(c, tunnel_udp_counters[i], json_object_new_int64((int64_t) t->udp[i]));
+                json_object_object_add(o, "udp", c);
+        }
         if (t->n_cert_names > 0) {
                 json_object *c = json_object_new_object();
                 a = json_object_new_array();
@@ -165,6 +180,27 @@ static int get_array(json_object *o, const char *key, json_object **ret, size_t 
         return 0;
 }
 
+/* An array of ports (1-65535), if there is one. */
+static int get_ports(json_object *o, const char *key, uint16_t **ret, size_t *ret_n) {
+        json_object *a;
+        size_t n;
+        int r = get_array(o, key, &a, &n);
+
+        if (r < 0 || n == 0)
+                return r;
+        *ret = calloc(n, sizeof(uint16_t));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+                    json_object_get_int64(v) > 65535)
+                        return -EBADMSG;
+                (*ret)[(*ret_n)++] = (uint16_t) json_object_get_int64(v);
+        }
+        return 0;
+}
+
 static int get_strv(json_object *o, const char *key, char ***ret, size_t *ret_n) {
         json_object *a;
         size_t n;
@@ -211,9 +247,8 @@ static int read_clients(json_object *o, TunnelInfo *t) {
 }
 
 static int read_object(json_object *o, TunnelInfo *t) {
-        json_object *a, *v;
+        json_object *v;
         uint64_t u = 0;
-        size_t n;
         int r;
 
         if ((r = get_string(o, "name", &t->name)) < 0 || (r = get_string(o, "role", &t->role)) < 0 ||
@@ -222,21 +257,9 @@ static int read_object(json_object *o, TunnelInfo *t) {
             (r = get_string(o, "control_address", &t->control)) < 0 || (r = get_string(o, "url", &t->url)) < 0 ||
             (r = get_string(o, "last_error", &t->last_error)) < 0)
                 return r;
-        r = get_array(o, "ports", &a, &n);
+        r = get_ports(o, "ports", &t->ports, &t->n_ports);
         if (r < 0)
                 return r;
-        if (n > 0) {
-                t->ports = calloc(n, sizeof(uint16_t));
-                if (!t->ports)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n; i++) {
-                        v = json_object_array_get_idx(a, i);
-                        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
-                            json_object_get_int64(v) > 65535)
-                                return -EBADMSG;
-                        t->ports[t->n_ports++] = (uint16_t) json_object_get_int64(v);
-                }
-        }
         if ((r = get_strv(o, "upstreams", &t->upstreams, &t->n_upstreams)) < 0 || (r = read_clients(o, t)) < 0 ||
             (r = get_u64(o, "active_streams", UINT32_MAX, &u)) < 0 ||
             (r = get_u64(o, "total_streams", INT64_MAX, &t->total_streams)) < 0 ||
@@ -267,6 +290,19 @@ static int read_object(json_object *o, TunnelInfo *t) {
                         if (r < 0)
                                 return r;
                 }
+        }
+        if (json_object_object_get_ex(o, "udp", &v)) {
+                if (!json_object_is_type(v, json_type_object))
+                        return -EBADMSG;
+                t->has_udp = true;
+                for (size_t i = 0; i < UDP_COUNTERS; i++) {
+                        r = get_u64(v, tunnel_udp_counters[i], INT64_MAX, &t->udp[i]);
+                        if (r < 0)
+                                return r;
+                }
+                r = get_ports(v, "ports", &t->udp_ports, &t->n_udp_ports);
+                if (r < 0)
+                        return r;
         }
         if (json_object_object_get_ex(o, "certificate", &v)) {
                 if (!json_object_is_type(v, json_type_object))

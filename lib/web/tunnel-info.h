@@ -37,6 +37,11 @@ typedef struct TunnelInfo {
          * "resent-bytes", "expired-streams" since start */
         uint64_t resume[5];
         bool has_resume;
+        /* UDP (UDPPorts=): the public UDP ports, and the counters of tunnel_udp_counters */
+        uint16_t *udp_ports;
+        size_t n_udp_ports;
+        uint64_t udp[10];
+        bool has_udp;
 } TunnelInfo;
 
 /* The reasons of Refused known here, in the order of refused_keys' bits. */
@@ -47,6 +52,11 @@ uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i);
 
 #define RESUME_COUNTERS 5
 extern const char *const tunnel_resume_counters[RESUME_COUNTERS];
+
+/* UDP: "flows" now, "flows-total", "datagrams-in", "datagrams-out", "bytes-in", "bytes-out",
+ * "dropped-full", "dropped-size", "dropped-no-flow", "dropped-error" since start. */
+#define UDP_COUNTERS 10
+extern const char *const tunnel_udp_counters[UDP_COUNTERS];
 
 void tunnel_info_done(TunnelInfo *t);
 json_object *tunnel_info_json(const TunnelInfo *t);
