@@ -55,7 +55,7 @@ int server_reload(Server *s, const Definition *n, char **ret_error) {
         return 0;
 }
 
-/* Clients holding ports that are no longer allowed lose their session; the rest (and their
+/* Clients holding ports (TCP or UDP) that are no longer allowed lose their session; the rest (and their
  * streams) carry on. A new token applies to new clients. */
 static void drop_disallowed_sessions(Server *s) {
         const Definition *d = server_def(s);
@@ -63,12 +63,21 @@ static void drop_disallowed_sessions(Server *s) {
 
         for (x = s->sessions; x; x = next) {
                 next = x->next;
-                for (size_t i = 0; i < x->n_ports; i++)
+                bool gone = false;
+                for (size_t i = 0; !gone && i < x->n_ports; i++)
                         if (!definition_port_allowed(d, x->ports[i])) {
                                 log_info("Client %s: port %u is no longer allowed (AllowPorts=), disconnecting.",
                                          x->id, x->ports[i]);
                                 session_end_now(x, SESSION_END_RELOAD, "port no longer allowed");
-                                break;
+                                gone = true;
+                        }
+                /* The same for UDP: its next session offers again, and hears what is refused. */
+                for (size_t i = 0; !gone && i < x->n_udp_ports; i++)
+                        if (!definition_udp_port_allowed(d, x->udp_ports[i])) {
+                                log_info("Client %s: UDP port %u is no longer allowed (AllowUDPPorts=), disconnecting.",
+                                         x->id, x->udp_ports[i]);
+                                session_end_now(x, SESSION_END_RELOAD, "UDP port no longer allowed");
+                                gone = true;
                         }
         }
 }

@@ -273,6 +273,26 @@ class Udp(TunnelTest):
         print(f"AllowFrom={pub}=127.0.0.2: .2 served, .3 dropped; a reload moved UDP to {pub2} in the running "
               "session (old port closed)")
 
+    def test_server_reload_takes_a_udp_port_away(self):
+        """AllowUDPPorts= without the port after a reload: the client's session ends (as for
+        AllowPorts=), its next one is refused the UDP port and keeps its TCP ports."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub, tport = free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", tcp_ports=f"{tport}:{self.echo().port}")
+        c.wait_log("The exit server carries UDP ports")
+        self.assertEqual(udp_ask(pub, b"before"), b"before")
+        srv = self.daemons[0]
+        srv.reload(f"AllowUDPPorts={pub}", "AllowUDPPorts=1")
+        srv.wait_log(f"UDP port {pub} is no longer allowed (AllowUDPPorts=), disconnecting.")
+        c.wait_log(f"The exit server refused UDPPorts=: udp-ports: UDP port {pub} is not in AllowUDPPorts=", 20)
+        self.assertIsNone(udp_ask(pub, b"after", timeout=1))
+        from visitors import tcp_roundtrip
+        wait_until(lambda: port_open(tport), 10, "the TCP port again")
+        self.assertEqual(tcp_roundtrip("127.0.0.1", tport), b"hello through the tunnel")
+        print("reload without the UDP port: the session ended, the next one was refused the UDP port by name "
+              "and kept its TCP port")
+
     def test_offer_refused(self):
         echo = UdpEcho()
         self.upstreams.append(echo)
