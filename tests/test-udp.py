@@ -22,6 +22,8 @@ from fake_peers import FakeClient, FakeExitServer
 from inletstest import INLETSCTL, INLETSD, TunnelTest, free_port, main, port_open, wait_until
 from peers import BusTunnelTest
 
+VALGRIND = bool(os.environ.get("INLETS_UNDER_VALGRIND"))
+
 
 def capsule(payload, ctype=0, context=0):
     """A capsule (RFC 9297) with QUIC varints: a DATAGRAM of context 0 unless told."""
@@ -163,17 +165,18 @@ class Udp(TunnelTest):
         pub = free_port()
         c = self.tunnel(f"{pub}:{port}", allow=f"{pub}", tcp_ports=f"{pub}:{port}")
         c.wait_log("The exit server carries UDP ports")
-        r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(pub), "-u", "-b", "50M", "-l", "1200", "-t", "3",
+        rate = "5M" if VALGRIND else "50M"   # valgrind runs the daemons some twenty times slower
+        r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(pub), "-u", "-b", rate, "-l", "1200", "-t", "3",
                             "--json"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout[-500:] + r.stderr)
         res = json.loads(r.stdout)
         self.assertNotIn("error", res, res.get("error"))
         summ = res["end"]["sum"]
         ooo = res["end"]["streams"][0]["udp"].get("out_of_order", 0)
-        print(f"iperf3 -u -b 50M -l 1200 -t 3 through the tunnel: {summ['packets']} datagrams, "
+        print(f"iperf3 -u -b {rate} -l 1200 -t 3 through the tunnel: {summ['packets']} datagrams, "
               f"{summ['lost_packets']} lost ({summ['lost_percent']:.2f} %), {ooo} out of order, "
               f"jitter {summ['jitter_ms']:.3f} ms")
-        self.assertGreater(summ["packets"], 10000)
+        self.assertGreater(summ["packets"], 1000 if VALGRIND else 10000)
         self.assertEqual(ooo, 0, "one flow is one stream: never reordered")
         self.assertLess(summ["lost_percent"], 5.0)
 
@@ -216,7 +219,17 @@ class Udp(TunnelTest):
             s.bind(("127.0.0.1", 0))
             self.addCleanup(s.close)
             socks.append(s)
-        answers = [udp_ask(pub, b"n%d" % i, sock=s, timeout=0.3) for i, s in enumerate(socks)]
+        for i, s in enumerate(socks):   # in order: the first four make flows
+            s.sendto(b"n%d" % i, ("127.0.0.1", pub))
+            time.sleep(0.02)
+        answers = []
+        deadline = time.monotonic() + 2
+        for s in socks:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                answers.append(s.recvfrom(100)[0])
+            except OSError:
+                answers.append(None)
         served = [i for i, a in enumerate(answers) if a == b"n%d" % i]
         self.assertEqual(served, [0, 1, 2, 3], answers)
         m = self.metrics(self.srv_metrics)
