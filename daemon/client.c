@@ -845,7 +845,9 @@ static int send_upgrade(Client *c) {
                 offer = http_upstreams_offer(d);
                 if (!offer)
                         return -ENOMEM;
-        } else
+        } else if (d->n_ports == 0)
+                strcpy(ports, "none"); /* UDPPorts= only */
+        else
                 for (size_t i = 0; i < d->n_ports && o < sizeof(ports) - 8; i++)
                         o += (size_t) snprintf(ports + o, sizeof(ports) - o, "%s%u", i ? "," : "",
                                                d->ports[i].public_port);
@@ -1794,7 +1796,7 @@ void client_reloaded(Client *c, const Definition *o) {
         if (!reconnect && offer_changed(o, n) && c->state == STATE_CONNECTED) {
                 /* Tell the server in the running session: untouched ports keep their streams. */
                 char msg[MAX(1, 6 * 256) + 8];
-                size_t k = (size_t) snprintf(msg, sizeof(msg), "ports ");
+                size_t k = (size_t) snprintf(msg, sizeof(msg), n->n_ports > 0 ? "ports " : "ports none");
                 for (size_t i = 0; i < n->n_ports && k < sizeof(msg) - 8; i++)
                         k += (size_t) snprintf(msg + k, sizeof(msg) - k, "%s%u", i ? "," : "", n->ports[i].public_port);
                 if (send_command(c, SENT_PORTS, msg) >= 0) {

@@ -303,7 +303,8 @@ static bool upgrade_read_offer(Pending *p, const HttpHead *h, Offer *ret) {
                                               NULL);
         } else if (parse_offered_ports(http_head_get(h, "X-Inlets-Ports"), &ret->ports, &ret->n_ports) < 0)
                 return pending_refuse(p, 400, "Bad Request",
-                                      "X-Inlets-Ports must list 1 to 256 distinct ports, comma-separated", NULL);
+                                      "X-Inlets-Ports must list 1 to 256 distinct ports, comma-separated, or none",
+                                      NULL);
         for (size_t i = 0; i < ret->n_ports; i++)
                 if (!definition_port_allowed(d, ret->ports[i])) {
                         char msg[96];

@@ -275,7 +275,7 @@ void session_log_connected(Session *x) {
                 log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s connected from %s, hosts %s.", x->id, x->remote,
                          list);
         } else {
-                char list[MAX_OFFERED_PORTS * 6 + 1] = "";
+                char list[MAX_OFFERED_PORTS * 6 + 1] = "none";
                 size_t o = 0;
                 for (size_t i = 0; i < x->n_ports; i++)
                         o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%u", i ? " " : "", x->ports[i]);
@@ -350,13 +350,19 @@ void port_refusal(const Definition *d, uint16_t port, char *buf, size_t size) {
                 snprintf(buf, size, "port %u is not in AllowPorts=", port);
 }
 
-/* X-Inlets-Ports and the "ports" control message: distinct ports, comma-separated. */
+/* X-Inlets-Ports and the "ports" control message: distinct ports, comma-separated, or "none" (a
+ * client that serves UDPPorts= only). */
 int parse_offered_ports(const char *v, uint16_t **ret, size_t *ret_n) {
         _cleanup_free_ uint16_t *ports = NULL;
         size_t n = 0;
 
         assert(ret);
         assert(ret_n);
+        if (v && streq(v, "none")) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
         while (v && *v) {
                 char num[8];
                 size_t k;
@@ -462,7 +468,7 @@ static int session_control_parse(Session *x, Mux *m, const char *list, uint16_t 
                 return -EINVAL;
         }
         if (parse_offered_ports(list, ret, ret_n) < 0) {
-                (void) mux_send_control(m, "error ports must list 1 to 256 distinct ports, comma-separated");
+                (void) mux_send_control(m, "error ports must list 1 to 256 distinct ports, comma-separated, or none");
                 return -EINVAL;
         }
         for (size_t i = 0; i < *ret_n; i++)
@@ -488,7 +494,7 @@ static void session_control_ports(Session *x, Mux *m, const char *list) {
 
         if (session_control_parse(x, m, list, &ports, &n) < 0)
                 return;
-        added = calloc(n, sizeof(uint16_t));
+        added = calloc(n ?: 1, sizeof(uint16_t));
         removed = calloc(x->n_ports ?: 1, sizeof(uint16_t));
         if (!added || !removed)
                 return (void) log_oom();
@@ -521,7 +527,7 @@ static void session_control_ports(Session *x, Mux *m, const char *list) {
         }
         for (size_t i = 0; i < n_added; i++)
                 listener_update(s, added[i]);
-        o = (size_t) snprintf(reply, sizeof(reply), "ok ports ");
+        o = (size_t) snprintf(reply, sizeof(reply), n > 0 ? "ok ports " : "ok ports none");
         for (size_t i = 0; i < n; i++)
                 o += (size_t) snprintf(reply + o, sizeof(reply) - o, "%s%u", i ? "," : "", x->ports[i]);
         log_info("Client %s now offers ports %s.", x->id, reply + 9);

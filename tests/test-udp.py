@@ -306,6 +306,32 @@ class Udp(TunnelTest):
         print("reload without the UDP port: the session ended, the next one was refused the UDP port by name "
               "and kept its TCP port")
 
+    def test_udp_only_client(self):
+        """A client with UDPPorts= and no Ports= (X-Inlets-Ports: none); a reload that adds a TCP
+        port and one that takes it away again ("ports none")."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub, tport = free_port(), free_port()
+        self.server(extra_server=f"AllowUDPPorts={pub}\n")
+        c = self.client("", extra_client=f"UDPPorts={pub}:{echo.port}\n")
+        c.wait_log("The exit server carries UDP ports")
+        self.assertEqual(udp_ask(pub, b"udp only"), b"udp only")
+        self.assertIn("connected from 127.0.0.1", self.daemons[0].output())
+        self.assertIn(", ports none.", self.daemons[0].output())
+        tcp = self.echo()
+        c.reload("Ports=\n", f"Ports={tport}:{tcp.port}\n")
+        c.wait_log(f"The server accepted the new offer: ports {tport}.")
+        from visitors import tcp_roundtrip
+        wait_until(lambda: port_open(tport), 10, "the new TCP port")
+        self.assertEqual(tcp_roundtrip("127.0.0.1", tport), b"hello through the tunnel")
+        c.reload(f"Ports={tport}:{tcp.port}\n", "Ports=\n")
+        c.wait_log("The server accepted the new offer: ports none.")
+        wait_until(lambda: not port_open(tport), 10, "the TCP port to close")
+        self.assertEqual(udp_ask(pub, b"still"), b"still", "UDP carries on in the same session")
+        self.assertEqual(c.output().count("Connection established"), 1, "no reconnect")
+        print("UDPPorts= without Ports=: served; a reload added a TCP port and took it away ('ports none') in "
+              "the same session")
+
     def test_offer_refused(self):
         echo = UdpEcho()
         self.upstreams.append(echo)

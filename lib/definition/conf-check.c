@@ -155,8 +155,8 @@ static int server_check(Definition *d, const char *f, char **ret_error) {
 /* Upstream= and Ports= as the mode wants them (TCP: one host, default 127.0.0.1; HTTP: URLs). */
 static int client_check_upstreams(Definition *d, const char *f, char **ret_error) {
         if (d->mode == MODE_TCP) {
-                if (d->n_ports == 0)
-                        return errorf(ret_error, -EINVAL, "%s: Ports= is not set in [Client]", f);
+                if (d->n_ports == 0 && d->n_udp_ports == 0)
+                        return errorf(ret_error, -EINVAL, "%s: Ports= (or UDPPorts=) is not set in [Client]", f);
                 if (d->n_upstreams > 1)
                         return errorf(ret_error, -EINVAL,
                                          "%s: TCP mode takes one Upstream= host, %zu given", f, d->n_upstreams);

@@ -403,7 +403,7 @@ static void test_errors(void) {
         expect_error("[Tunnel\n", "t.conf:1: Invalid section header");
         expect_error("[Tunnel]\nMode=tcp\n", "Role= is not set");
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n", "URL= is not set");
-        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n", "Ports= is not set");
+        expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\n", "Ports= (or UDPPorts=) is not set");
         expect_error("[Tunnel]\nRole=client\nToken=0123456789abcdef\n[Client]\nURL=wss://h\nPorts=1\n"
                      "Upstream=a\nUpstream=b\n",
                      "TCP mode takes one Upstream=");
