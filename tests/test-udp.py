@@ -458,6 +458,36 @@ class Udp(TunnelTest):
         print("foreign exit server: a split datagram echoed, unknown capsules skipped, a port not in UDPPorts= "
               "answered 403, three malformed streams reset, the session and the good flow carry on")
 
+    def test_stalled_tunnel_drops(self):
+        """An exit server that stops reading: the client's flow holds at most 256 KiB for the
+        stream and drops the rest of a flooding upstream's datagrams (counted), its memory flat."""
+        flood = Flood(1000, 60000)
+        self.upstreams.append(flood)
+        fake = FakeExitServer()
+        self.addCleanup(fake.close)
+        mport = free_port()
+        conf = (f"[Tunnel]\nRole=client\nTokenFile={self.token_file}\nMetricsListen=127.0.0.1:{mport}\n[Client]\n"
+                f"URL=ws://127.0.0.1:{fake.port}\nUDPPorts=7000:{flood.port}\n")
+        from inletstest import Daemon
+        c = Daemon(self.tmp, "cli", conf, ("--no-bus",), None)
+        self.daemons.append(c)
+        c.start()
+        fake.accept()
+        fake.pump_until(lambda: any(t.startswith("udp-ports") for t in fake.texts), 10)
+        rss0 = rss_kib(c.proc.pid)
+        fake.connect_udp("203.0.113.5:7000", "198.51.100.7:5000", capsule(b"go"))
+        # and then never read again: the client's writes stall on the socket
+        wait_until(lambda: flood.done, 30, "the flood")
+        m = wait_until(lambda: (x := self.metrics(mport))["inletsd_udp_dropped_total:full"] > 0 and x, 10,
+                       "datagrams dropped for a stalled tunnel")
+        rss1 = rss_kib(c.proc.pid)
+        sent = m["inletsd_udp_datagrams_total:out"]
+        print(f"stalled exit server: {sent:.0f} datagrams into the stream, "
+              f"{m['inletsd_udp_dropped_total:full']:.0f} dropped (full) of 60,000 sent; client RSS "
+              f"{rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB")
+        self.assertLess(rss1 - rss0, 48 * 1024, "memory bounded")
+        self.assertIsNone(c.proc.poll())
+
     def test_hostile_client(self):
         """A tunnel client of its own making: the exit server's CONNECT-UDP request as the wire
         format says; a refused flow holds its peer off until it expires; malformed capsules reset
@@ -539,6 +569,31 @@ class UdpStatus(BusTunnelTest):
         self.assertIn(f"UDP: ports {pub}; 3 flows (3 total), 3 datagrams in, 3 out\n", r.stdout)
         print(f"inletsctl status: 'UDP: ports {pub}; 3 flows (3 total), 3 datagrams in, 3 out' and the same "
               "counters in --json on both ends")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+class Flood(UdpEcho):
+    """At its first datagram, sends count datagrams of size bytes back, in bursts."""
+
+    def __init__(self, size, count):
+        self.size, self.count, self.done = size, count, False
+        super().__init__("127.0.0.1")
+
+    def _serve(self):
+        try:
+            _, addr = self.sock.recvfrom(70000)
+            payload = bytes(self.size)
+            for i in range(self.count):
+                self.sock.sendto(payload, addr)
+                if i % 50 == 49:
+                    time.sleep(0.0005)
+        except OSError:
+            pass
+        self.done = True
 
 
 class BigReply(UdpEcho):
