@@ -98,6 +98,8 @@ static void print_status(const TunnelInfo *t, bool color) {
                         printf(" none");
                 printf("; %" PRIu64 " flow%s (%" PRIu64 " total), %" PRIu64 " datagrams in, %" PRIu64 " out", t->udp[0],
                        t->udp[0] == 1 ? "" : "s", t->udp[1], t->udp[2], t->udp[3]);
+                if (t->udp[10] > 0)
+                        printf(", %" PRIu64 " flows evicted", t->udp[10]);
                 if (dropped > 0)
                         printf(", %" PRIu64 " dropped (%" PRIu64 " full, %" PRIu64 " size, %" PRIu64 " no flow, %" PRIu64
                                " error)", dropped, t->udp[6], t->udp[7], t->udp[8], t->udp[9]);

@@ -114,7 +114,7 @@ static void udp_counters(Manager *m, uint64_t ret[static UDP_COUNTERS]) {
         const UdpCounters *u = &m->udp;
         const uint64_t v[UDP_COUNTERS] = { u->flows, u->flows_total, u->datagrams_in, u->datagrams_out, u->bytes_in,
                                            u->bytes_out, u->dropped[UDP_DROP_FULL], u->dropped[UDP_DROP_SIZE],
-                                           u->dropped[UDP_DROP_NO_FLOW], u->dropped[UDP_DROP_ERROR] };
+                                           u->dropped[UDP_DROP_NO_FLOW], u->dropped[UDP_DROP_ERROR], u->evicted };
         memcpy(ret, v, sizeof(v));
 }
 

@@ -2,7 +2,7 @@
 /* The tunnel client's UDP flows: a socket per flow, connected to its upstream, so replies find
  * their flow by the socket they come to and nothing else reaches it. Datagrams that the stream
  * or the socket has no room for are dropped and counted, never queued without bound. A flow ends
- * with its stream, or after UDPIdleSec= (this client's) without a datagram either way. */
+ * with its stream, or after UDPIdleSec= (this client's) without a datagram from its visitor. */
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -80,7 +80,7 @@ static void flow_deliver(const uint8_t *payload, size_t n, void *userdata) {
                                                               : UDP_DROP_ERROR);
                 return;
         }
-        f->last = now_cached(u);
+        f->last = now_cached(u); /* the visitor's: they keep the flow */
         u->manager->udp.datagrams_in++;
         u->manager->udp.bytes_in += n;
 }
@@ -155,7 +155,7 @@ static int flow_readable(sd_event_source *src, int fd, uint32_t revents, void *u
                         drop(u, UDP_DROP_ERROR);
                         continue;
                 }
-                f->last = now_cached(u);
+                /* (only the visitor's datagrams keep a flow: see flow_deliver()) */
                 u->manager->udp.datagrams_out++;
                 u->manager->udp.bytes_out += (size_t) n;
         }

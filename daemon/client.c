@@ -1793,6 +1793,8 @@ void client_reloaded(Client *c, const Definition *o) {
         /* New lists for the running session (after a new offer, which they may scope). */
         if (!reconnect && c->state == STATE_CONNECTED && !access_list_equal(&o->access, &n->access))
                 send_lists = true;
+        if (!access_list_equal(&o->access, &n->access))
+                client_udp_flows_end(c->udp); /* a flow may last: its visitor's next datagram is judged anew */
         if (!reconnect && offer_changed(o, n) && c->state == STATE_CONNECTED) {
                 /* Tell the server in the running session: untouched ports keep their streams. */
                 char msg[MAX(1, 6 * 256) + 8];

@@ -112,6 +112,7 @@ extern const char *const udp_drop_names[_UDP_DROP_MAX];
 typedef struct UdpCounters {
         unsigned flows;                 /* open now */
         uint64_t flows_total;
+        uint64_t evicted;               /* flows ended to make room for new ones */
         uint64_t datagrams_in, datagrams_out;
         uint64_t bytes_in, bytes_out;
         uint64_t dropped[_UDP_DROP_MAX];
@@ -156,7 +157,7 @@ typedef struct Manager {
         TunnelCounters emitted;
         RefusedCounters emitted_refused;
         uint64_t emitted_resume[5]; /* RESUME_COUNTERS, as D-Bus Resumption has them */
-        uint64_t emitted_udp[10];   /* UDP_COUNTERS, as D-Bus UDP has them */
+        uint64_t emitted_udp[11];   /* UDP_COUNTERS, as D-Bus UDP has them */
 
         PortTable ports;      /* TCP mode: streams that ended, per public port */
         UdpCounters udp;

@@ -170,6 +170,8 @@ static void render_udp(Out *o, Manager *m) {
         metric(o, "inletsd_udp_flows", "gauge", "UDP flows open now (one per public peer address and port).",
                u->flows);
         metric(o, "inletsd_udp_flows_total", "counter", "UDP flows opened since start.", u->flows_total);
+        metric(o, "inletsd_udp_flows_evicted_total", "counter",
+               "UDP flows ended to make room for new ones (a limit reached).", u->evicted);
         family(o, "inletsd_udp_datagrams_total", "counter",
                "UDP datagrams carried: direction=in from the tunnel to a socket, out from a socket into the tunnel.");
         sample(o, "inletsd_udp_datagrams_total", "direction", "in", u->datagrams_in);

@@ -253,6 +253,12 @@ void session_control_udp_ports(Session *x, Mux *m, const char *list);
  * are given up (session_udp_release). */
 void session_udp_flows_end(Session *x);
 void session_udp_release(Session *x);
+/* x's ports are read while a live session offers them (after x is held, or resumed). */
+void session_udp_update(Session *x);
+/* A resumed session x takes over held's UDP ports, which stay bound meanwhile. */
+void session_udp_take(Session *x, Session *held);
+/* Flows whose visitors the lists in force (the server's, their client's) refuse end. */
+void udp_flows_recheck(Server *s);
 /* A "udp-PORT" socket systemd passed (ListenDatagram=): takes fd, read only while a client
  * offers the port. */
 int udp_port_add_from_systemd(Server *s, uint16_t port, int fd);

@@ -114,4 +114,5 @@ void server_reloaded(Server *s, const Definition *old) {
         if (s->acme && d->n_acme_domains > 0)
                 acme_cert_reloaded(s->acme);
         drop_disallowed_sessions(s);
+        udp_flows_recheck(s); /* UDP flows can last for ever: the new lists judge the open ones */
 }

@@ -114,8 +114,10 @@ int session_hold_start(Session *x, SessionEnd end) {
         /* Its forward dials would answer into a Mux that is gone (the outside review: an
          * abort); the client asks again for what it still wants. */
         session_forwards_free(x);
-        /* UDP flows do not wait: their peers' next datagrams find a live client, or none. */
+        /* UDP flows do not wait: their peers' next datagrams find a live client, or wait in the
+         * socket while only held sessions offer the port. */
         session_udp_flows_end(x);
+        session_udp_update(x);
         for (size_t i = 0; i < x->n_ports; i++) {
                 Listener *l = listener_find(x->server, x->ports[i]);
                 if (l)
@@ -172,6 +174,7 @@ void session_resume(Session *x, Session *held) {
         log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s resumed its session from %s: %u connections carry on.",
                  x->id, x->remote, n);
         held->end = SESSION_END_RESUMED;
+        session_udp_take(x, held); /* its UDP ports stay bound: the client offers them again */
         session_free(held);
 }
 
@@ -591,6 +594,7 @@ static void session_control_access(Session *x, Mux *m, const char *args) {
                 x->access = x->access_pending;
                 x->access_pending = (AccessList) {};
                 x->access_open = false;
+                udp_flows_recheck(x->server); /* a UDP flow may last: the new lists judge it now */
                 snprintf(reply, sizeof(reply), "ok access commit %zu", x->access.n_rules);
                 log_conn(LOG_INFO, x->id, x->remote, 0, "Client %s applies its own access lists (%zu rules).", x->id,
                          x->access.n_rules);

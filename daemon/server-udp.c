@@ -3,10 +3,16 @@
  * control message, as AllowUDPPorts= permits. Each public peer address on a port is a flow: one
  * CONNECT-UDP stream (RFC 9298) to a client that offers the port, its datagrams in DATAGRAM
  * capsules both ways (docs/protocol.md, "UDP streams"). A flow ends after UDPIdleSec= without a
- * datagram either way, when its client refuses or ends it, or with its session. Nothing queues
- * without bound: a datagram the stream has no room for is dropped, and counted. Replies leave
- * from the address the flow's datagrams came to (IP_PKTINFO), as a UDP server on a wildcard
- * address must. */
+ * datagram from its visitor, when its client refuses or ends it, or with its session. Nothing
+ * queues without bound: a datagram the stream has no room for is dropped, and counted. A flow is
+ * a visitor's address and the address it sent to (IP_PKTINFO): replies leave from there, as a
+ * UDP server on a wildcard address must.
+ *
+ * Flows are a bounded table that visitors with spoofed sources can try to fill: one source
+ * address (an IPv6 /64) has at most UDP_FLOWS_PER_SOURCE per port; a flow that never got an
+ * answer lasts at most UDP_UNANSWERED_USEC; and a full table makes room by evicting (the least
+ * recently heard unanswered flow, else the least recently heard one) rather than refusing, so
+ * that no one can keep a port to themselves by sending a byte a minute. */
 
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,6 +29,8 @@
 #define UDP_BUCKETS 256
 #define UDP_BATCH 64                  /* datagrams read per wakeup */
 #define UDP_FLOWS_PER_PORT 1024
+#define UDP_FLOWS_PER_SOURCE 64        /* per port, per IPv4 address or IPv6 /64 */
+#define UDP_UNANSWERED_USEC (10 * USEC_PER_SEC)
 #define UDP_SWEEP_USEC (250 * USEC_PER_MSEC)
 #define UDP_RECV_MAX 65536            /* a byte more than UDP carries: a longer one shows as such */
 
@@ -46,7 +54,8 @@ struct UdpFlow {
         Session *session;
         MuxStream *stream;           /* NULL: refused, its datagrams dropped until it expires */
         SocketAddress peer, local;   /* local: where its datagrams came to (len 0: unknown) */
-        uint64_t last;               /* CLOCK_MONOTONIC µs of its last datagram either way */
+        uint64_t last;               /* CLOCK_MONOTONIC µs of its visitor's last datagram */
+        bool answered;               /* a datagram came back through the tunnel */
         CapsuleReader reader;
 };
 
@@ -71,6 +80,26 @@ static bool peer_equal(const SocketAddress *a, const SocketAddress *b) {
                 return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
         return a->in6.sin6_port == b->in6.sin6_port &&
                memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/* The same source for UDP_FLOWS_PER_SOURCE: the IPv4 address, or the IPv6 /64. */
+static bool source_equal(const SocketAddress *a, const SocketAddress *b) {
+        if (a->sa.sa_family != b->sa.sa_family)
+                return false;
+        if (a->sa.sa_family == AF_INET)
+                return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+        return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 8) == 0;
+}
+
+/* The address a datagram came to, as the flow it belongs to knows it (len 0: unknown). */
+static bool local_equal(const SocketAddress *a, const SocketAddress *b) {
+        if (a->len == 0 || b->len == 0)
+                return a->len == b->len;
+        if (a->sa.sa_family != b->sa.sa_family)
+                return false;
+        if (a->sa.sa_family == AF_INET)
+                return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+        return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
 static unsigned peer_bucket(const SocketAddress *a) {
@@ -149,7 +178,9 @@ static void flow_deliver(const uint8_t *payload, size_t n, void *userdata) {
                                                               : UDP_DROP_ERROR);
                 return;
         }
-        f->last = now_cached(s);
+        /* The visitor's own datagrams keep a flow; what comes back does not (a spoofed byte
+         * must not start an endless stream at someone). */
+        f->answered = true;
         s->manager->udp.datagrams_in++;
         s->manager->udp.bytes_in += n;
 }
@@ -267,10 +298,47 @@ static int flow_open(UdpFlow *f, Session *x) {
         return mux_request(x->mux, h, false, peer, &flow_ops, f, &f->stream);
 }
 
-/* A datagram from a peer without a flow: a new one, if the lists, a client and the limits allow. */
+/* Whether a goes before b when room is made: unanswered first, then the least recently heard. */
+static bool flow_evicts_before(const UdpFlow *a, const UdpFlow *b) {
+        return !b || (a->answered != b->answered ? !a->answered : a->last < b->last);
+}
+
+/* The flow to evict for room: among only_port's flows (or every port's), of only_session (or any
+ * client), from only_source's address (or any). */
+static UdpFlow *flow_victim(Server *s, UdpPort *only_port, Session *only_session, const SocketAddress *only_source) {
+        UdpFlow *best = NULL;
+
+        for (UdpPort *p = s->udp_ports; p; p = p->next) {
+                if (only_port && p != only_port)
+                        continue;
+                for (unsigned b = 0; b < UDP_BUCKETS; b++)
+                        for (UdpFlow *f = p->buckets[b]; f; f = f->next)
+                                if ((!only_session || f->session == only_session) &&
+                                    (!only_source || source_equal(&f->peer, only_source)) && flow_evicts_before(f, best))
+                                        best = f;
+        }
+        return best;
+}
+
+static void flow_evict(Server *s, UdpFlow *f, const char *why) {
+        char buf[SOCKADDR_STR_MAX];
+
+        if (!f)
+                return;
+        if (ratelimit_below(&s->udp_log))
+                log_conn(LOG_INFO, f->session ? f->session->id : NULL, socket_address_format(&f->peer, buf),
+                         f->port->port, "UDP port %u: %s; the flow of %s (%s) makes room.", f->port->port, why, buf,
+                         f->answered ? "the least recently heard" : "never answered");
+        s->manager->udp.evicted++;
+        flow_free(f);
+}
+
+/* A datagram from a peer without a flow: a new one, if the lists and a client allow, making room
+ * when a limit is reached. */
 static UdpFlow *flow_new(UdpPort *p, const SocketAddress *peer, const SocketAddress *local, unsigned bucket) {
         Server *s = p->server;
         char buf[SOCKADDR_STR_MAX];
+        unsigned same = 0;
         UdpFlow *f;
         Session *x;
         int r;
@@ -282,13 +350,15 @@ static UdpFlow *flow_new(UdpPort *p, const SocketAddress *peer, const SocketAddr
         x = udp_session_for_port(s, p);
         if (!x || !session_allows(x, p->scope, peer))
                 return NULL;
-        if (p->n_flows >= UDP_FLOWS_PER_PORT || x->n_udp_flows >= session_flow_limit(s)) {
-                if (ratelimit_below(&s->udp_log))
-                        log_conn(LOG_WARNING, x->id, socket_address_format(peer, buf), p->port,
-                                 "UDP port %u: %u flows open (%u on client %s); no new flow for %s until some end.",
-                                 p->port, p->n_flows, x->n_udp_flows, x->id, buf);
-                return NULL;
-        }
+        for (unsigned b = 0; b < UDP_BUCKETS; b++)
+                for (UdpFlow *g = p->buckets[b]; g; g = g->next)
+                        same += source_equal(&g->peer, peer);
+        if (same >= UDP_FLOWS_PER_SOURCE)
+                flow_evict(s, flow_victim(s, p, NULL, peer), "one source has 64 flows");
+        if (p->n_flows >= UDP_FLOWS_PER_PORT)
+                flow_evict(s, flow_victim(s, p, NULL, NULL), "1024 flows open");
+        if (x->n_udp_flows >= session_flow_limit(s))
+                flow_evict(s, flow_victim(s, NULL, x, NULL), "the client's flows take half its streams");
         f = new0(UdpFlow, 1);
         if (!f)
                 return NULL;
@@ -336,7 +406,6 @@ static void flow_send(UdpFlow *f, uint8_t *payload, size_t n) {
                 drop(f->port->server, UDP_DROP_ERROR);
                 return;
         }
-        f->last = now_cached(f->port->server);
         m->udp.datagrams_out++;
         m->udp.bytes_out += n;
 }
@@ -395,8 +464,10 @@ static int udp_port_handler(sd_event_source *src, int fd, uint32_t revents, void
                 }
                 datagram_local(&mh, &local);
                 bucket = peer_bucket(&peer);
+                /* A flow is the visitor and the address it sent to: a datagram (spoofed, maybe) to
+                 * another of our addresses does not change where a flow's replies come from. */
                 for (f = p->buckets[bucket]; f; f = f->next)
-                        if (peer_equal(&f->peer, &peer))
+                        if (peer_equal(&f->peer, &peer) && local_equal(&f->local, &local))
                                 break;
                 if (!f)
                         f = flow_new(p, &peer, &local, bucket);
@@ -404,21 +475,25 @@ static int udp_port_handler(sd_event_source *src, int fd, uint32_t revents, void
                         drop(s, UDP_DROP_NO_FLOW);
                         continue;
                 }
+                if (f->stream) /* a refused flow ends in its time, whatever its visitor sends */
+                        f->last = now_cached(s);
                 flow_send(f, payload, (size_t) n);
         }
         return 0;
 }
 
-/* Every flow of every port idle for UDPIdleSec= ends; so do refused ones, from their refusal. */
+/* Every flow whose visitor was silent for UDPIdleSec= ends (for a flow never answered, at most
+ * UDP_UNANSWERED_USEC); so do refused ones, from their refusal. */
 static int udp_sweep(sd_event_source *src, uint64_t usec, void *userdata) {
         Server *s = userdata;
-        uint64_t idle = server_def(s)->udp_idle_usec, now = now_cached(s);
+        uint64_t now = now_cached(s), answered = server_def(s)->udp_idle_usec,
+                 unanswered = MIN(answered, UDP_UNANSWERED_USEC);
 
         for (UdpPort *p = s->udp_ports; p; p = p->next)
                 for (unsigned b = 0; b < UDP_BUCKETS; b++)
                         for (UdpFlow *f = p->buckets[b], *next; f; f = next) {
                                 next = f->next;
-                                if (now >= f->last + idle)
+                                if (now >= f->last + (f->answered ? answered : unanswered))
                                         flow_free(f);
                         }
         (void) sd_event_source_set_time_relative(src, UDP_SWEEP_USEC);
@@ -570,6 +645,51 @@ static void port_flows_end(UdpPort *p, Session *x) {
                 }
 }
 
+/* Reads the port while a live session offers it; while only held ones do (ResumeSec=), datagrams
+ * wait in the socket's buffer, as connections wait in a listener's queue. */
+static void udp_port_update(Server *s, uint16_t port) {
+        UdpPort *p = udp_port_find(s, port);
+        bool live = false;
+
+        if (!p || p->refs == 0)
+                return;
+        for (Session *x = s->sessions; x && !live; x = x->next)
+                live = !x->held && session_offers_udp(x, port);
+        (void) sd_event_source_set_enabled(p->io, live ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+void session_udp_update(Session *x) {
+        for (size_t i = 0; i < x->n_udp_ports; i++)
+                udp_port_update(x->server, x->udp_ports[i]);
+}
+
+void session_udp_take(Session *x, Session *held) {
+        if (x->n_udp_ports > 0 || held->n_udp_ports == 0)
+                return;
+        x->udp_ports = TAKE_PTR(held->udp_ports);
+        x->n_udp_ports = held->n_udp_ports;
+        held->n_udp_ports = 0;
+        session_udp_update(x);
+}
+
+void udp_flows_recheck(Server *s) {
+        const Definition *d = server_def(s);
+        unsigned n = 0;
+
+        for (UdpPort *p = s->udp_ports; p; p = p->next)
+                for (unsigned b = 0; b < UDP_BUCKETS; b++)
+                        for (UdpFlow *f = p->buckets[b], *next; f; f = next) {
+                                next = f->next;
+                                if (access_list_allows(&d->access, p->scope, &f->peer) &&
+                                    (!f->session || access_list_allows(&f->session->access, p->scope, &f->peer)))
+                                        continue;
+                                flow_free(f);
+                                n++;
+                        }
+        if (n > 0)
+                log_info("UDP: %u flows ended, the new AllowFrom=/DenyFrom= refuse their visitors.", n);
+}
+
 void session_udp_flows_end(Session *x) {
         for (UdpPort *p = x->server->udp_ports; p && x->n_udp_flows > 0; p = p->next)
                 port_flows_end(p, x);
@@ -577,8 +697,10 @@ void session_udp_flows_end(Session *x) {
 
 void session_udp_release(Session *x) {
         session_udp_flows_end(x);
-        for (size_t i = 0; i < x->n_udp_ports; i++)
+        for (size_t i = 0; i < x->n_udp_ports; i++) {
                 udp_port_unref(x->server, x->udp_ports[i]);
+                udp_port_update(x->server, x->udp_ports[i]);
+        }
         x->udp_ports = mfree(x->udp_ports);
         x->n_udp_ports = 0;
 }
@@ -667,6 +789,7 @@ void session_control_udp_ports(Session *x, Mux *m, const char *list) {
         free(x->udp_ports);
         x->udp_ports = TAKE_PTR(ports);
         x->n_udp_ports = n;
+        session_udp_update(x);
         o = (size_t) snprintf(reply, sizeof(reply), "ok udp-ports ");
         for (size_t i = 0; i < n; i++)
                 o += (size_t) snprintf(reply + o, sizeof(reply) - o, "%s%u", i ? "," : "", x->udp_ports[i]);

@@ -204,47 +204,179 @@ class Udp(TunnelTest):
         print(f"UDPIdleSec=2: the flow ended {took:.1f} s after the check (idle since the last datagram), "
               "on both ends; the next datagram made a new flow with a new upstream socket")
 
-    def test_flow_limits(self):
-        """MaxStreamsPerClient=8: at most 4 UDP flows for the client (half its streams), the rest
-        of the peers dropped and counted; TCP keeps its room; room comes back as flows expire."""
+    def test_upstream_alone_does_not_keep_a_flow(self):
+        """An upstream that streams after one datagram (a spoofed byte would start it): the flow
+        ends UDPIdleSec= after the visitor's last datagram, however much comes back."""
+        streamer = Streamer(0.1, 60)
+        self.upstreams.append(streamer)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{streamer.port}", allow=f"{pub}", extra_tunnel="UDPIdleSec=2\n")
+        c.wait_log("The exit server carries UDP ports")
+        v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v.bind(("127.0.0.1", 0))
+        self.addCleanup(v.close)
+        v.sendto(b"start", ("127.0.0.1", pub))
+        got, end = 0, time.monotonic() + 6
+        v.settimeout(0.2)
+        while time.monotonic() < end:
+            try:
+                v.recvfrom(100)
+                got += 1
+            except OSError:
+                pass
+        self.assertGreater(got, 5)
+        self.assertLess(got, 35, "the stream did not keep the flow")
+        self.assertEqual(self.metrics(self.srv_metrics)["inletsd_udp_flows"], 0)
+        print(f"an upstream streaming 10 datagrams/s after one visitor datagram: {got} reached the visitor in 6 s "
+              "(UDPIdleSec=2), then the flow ended")
+
+    def test_reply_from_the_address_reached(self):
+        """DataListen=0.0.0.0 (in a network namespace of the test's own, with only loopback): a
+        flow is the visitor and the address it reached; replies come from that address, and a
+        datagram to another address of ours is another flow, not a change of where replies come
+        from (the outside review: one spoofed datagram moved a visitor's replies for good)."""
+        if not os.environ.get("INLETS_UDP_NETNS"):
+            if os.geteuid() != 0 or not shutil.which("unshare"):
+                self.skipTest("needs root and unshare for a network namespace")
+            r = subprocess.run(["unshare", "--net", "sh", "-c",
+                                f"ip link set lo up && exec /usr/bin/python3 {os.path.abspath(__file__)} "
+                                "Udp.test_reply_from_the_address_reached"],
+                               capture_output=True, text=True, timeout=120, env=dict(os.environ, INLETS_UDP_NETNS="1"))
+            print(r.stdout[-500:] + r.stderr[-1500:])
+            self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-3000:])
+            self.assertIn("OK", r.stderr)
+            return
         echo = UdpEcho()
         self.upstreams.append(echo)
-        pub, tcp = free_port(), free_port()
-        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", extra_server="MaxStreamsPerClient=8\n",
-                        extra_tunnel="UDPIdleSec=4\n", tcp_ports=None)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", extra_server="DataListen=0.0.0.0\n")
+        c.wait_log("The exit server carries UDP ports")
+        v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v.bind(("127.0.0.5", 0))
+        v.settimeout(3)
+        self.addCleanup(v.close)
+        for to in ("127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"):
+            v.sendto(b"to " + to.encode(), (to, pub))
+            data, frm = v.recvfrom(100)
+            self.assertEqual((data, frm), (b"to " + to.encode(), (to, pub)))
+        self.assertEqual(len(set(echo.sources)), 2, "two flows: one per address reached")
+        print("DataListen=0.0.0.0: replies from 127.0.0.1 and 127.0.0.2 as reached, two flows for one visitor")
+
+    def test_resumed_session_keeps_its_udp_ports(self):
+        """A lost tunnel connection (ResumeSec=): the UDP port stays bound while the session is held,
+        unread, so what comes meanwhile waits in the socket and is answered after the resumption;
+        the resumed session takes the port over (the outside review: it was closed and bound again,
+        open for another process to take)."""
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader(
+            "test_resume", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-resume.py"))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("test_resume", loader))
+        loader.exec_module(module)
+        Relay = module.Relay
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        tcp = self.echo()
+        pub, tport = free_port(), free_port()
+        self.server(extra_server=f"AllowUDPPorts={pub}\n")
+        relay = Relay(self.control_port)
+        self.addCleanup(relay.close)
+        c = self.client(f"{tport}:{tcp.port}", extra_client=f"UDPPorts={pub}:{echo.port}\n",
+                        url=f"wss://127.0.0.1:{relay.port}")
+        c.wait_log("The exit server carries UDP ports")
+        self.assertEqual(udp_ask(pub, b"before"), b"before")
+        held = socket.create_connection(("127.0.0.1", tport), timeout=10)   # something to resume
+        self.addCleanup(held.close)
+        held.sendall(b"tcp ")
+        self.assertEqual(held.recv(100), b"tcp ")
+        srv = self.daemons[0]
+        relay.kill()
+        srv.wait_log("holding 1 connections")
+        v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v.bind(("127.0.0.1", 0))
+        self.addCleanup(v.close)
+        v.sendto(b"while held", ("127.0.0.1", pub))
+        time.sleep(0.5)
+        relay.start()
+        srv.wait_log("resumed its session", 20)
+        v.settimeout(10)
+        self.assertEqual(v.recvfrom(100)[0], b"while held")
+        out = srv.output()
+        self.assertNotIn(f"UDP port {pub} closed", out)
+        self.assertEqual(out.count(f"Listening on UDP 127.0.0.1:{pub}"), 1, "bound once")
+        held.sendall(b"after")
+        self.assertEqual(held.recv(100), b"after")
+        print("tunnel connection cut with a held session: the UDP port stayed bound and unread; a datagram sent "
+              "meanwhile was answered after the resumption; the port was never bound again")
+
+    def test_flow_limits(self):
+        """MaxStreamsPerClient=8: at most 4 UDP flows for the client (half its streams); a new
+        visitor makes room by evicting, a flow never answered first, else the least recently
+        heard; TCP keeps its half."""
+        echo = UdpEcho()
+        hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # a port nothing answers: a black hole
+        hole.bind(("127.0.0.1", 0))
+        self.addCleanup(hole.close)
+        self.upstreams.append(echo)
+        pub, pub_hole = free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port} {pub_hole}:{hole.getsockname()[1]}", allow=f"{pub} {pub_hole}",
+                        extra_server="MaxStreamsPerClient=8\n")
         c.wait_log("The exit server carries UDP ports")
         socks = []
-        for i in range(10):
+        for i in range(6):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("127.0.0.1", 0))
             self.addCleanup(s.close)
             socks.append(s)
-        for i, s in enumerate(socks):   # in order: the first four make flows
-            s.sendto(b"n%d" % i, ("127.0.0.1", pub))
-            time.sleep(0.02)
-        answers = []
-        deadline = time.monotonic() + 2
-        for s in socks:
-            s.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                answers.append(s.recvfrom(100)[0])
-            except OSError:
-                answers.append(None)
-        served = [i for i, a in enumerate(answers) if a == b"n%d" % i]
-        self.assertEqual(served, [0, 1, 2, 3], answers)
+        for i in range(4):
+            self.assertEqual(udp_ask(pub, b"n%d" % i, sock=socks[i]), b"n%d" % i)
+        self.assertEqual(udp_ask(pub_hole, b"into the hole", sock=socks[4], timeout=0.5), None)
         m = self.metrics(self.srv_metrics)
-        self.assertEqual((m["inletsd_udp_flows"], m["inletsd_udp_dropped_total:no-flow"]), (4, 6), m)
-        self.assertIn("UDP port %d: 4 flows open (4 on client" % pub, self.daemons[0].output())
+        self.assertEqual((m["inletsd_udp_flows"], m["inletsd_udp_flows_evicted_total"]), (4, 1), m)
+        self.assertEqual(udp_ask(pub, b"n5", sock=socks[5]), b"n5", "room made for a new visitor")
+        self.assertEqual(udp_ask(pub, b"n1 again", sock=socks[1]), b"n1 again")
+        self.assertEqual(len(set(echo.sources)), 5, "n1's flow (answered) was kept; the unanswered one went")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual((m["inletsd_udp_flows"], m["inletsd_udp_flows_evicted_total"],
+                          m["inletsd_udp_dropped_total:no-flow"]), (4, 2, 0), m)
+        self.assertIn("never answered", self.daemons[0].output())
         # A TCP connection still gets a stream (the other half).
         from visitors import tcp_roundtrip
         with open(c.path) as f:
             tport = int(re.search(r"Ports=(\d+):", f.read()).group(1))
         wait_until(lambda: port_open(tport), 10, "TCP port")
         self.assertEqual(tcp_roundtrip("127.0.0.1", tport), b"hello through the tunnel")
-        wait_until(lambda: self.metrics(self.srv_metrics)["inletsd_udp_flows"] == 0, 8, "flows to expire")
-        self.assertEqual(udp_ask(pub, b"late", sock=socks[9]), b"late", "room again after expiry")
-        print("MaxStreamsPerClient=8: 4 flows served, 6 peers dropped (no-flow 6), a TCP stream still "
-              "served; after UDPIdleSec= the tenth peer is served")
+        print("MaxStreamsPerClient=8: 4 flows; the fifth visitor evicted the least recently heard, the sixth the "
+              "one never answered (n1's flow kept: 5 upstream sockets in all), nothing dropped; a TCP stream "
+              "still served")
+
+    def test_one_source_cannot_hold_a_port(self):
+        """One address with 100 source ports: at most 64 flows, its own oldest evicted; another
+        visitor is served at once, and stays served while the first keeps sending."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}")
+        c.wait_log("The exit server carries UDP ports")
+        socks = []
+        for i in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.66", 0))
+            self.addCleanup(s.close)
+            socks.append(s)
+        for rnd in range(2):
+            for s in socks:
+                s.sendto(b"x", ("127.0.0.1", pub))
+                time.sleep(0.002)
+            wait_until(lambda: self.metrics(self.srv_metrics)["inletsd_udp_datagrams_total:out"] >= 100 * (rnd + 1),
+                       10, "the attacker's datagrams")
+            self.assertEqual(udp_ask(pub, b"me too", source="127.0.0.2"), b"me too")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual(m["inletsd_udp_flows"], 64 + 2, m)   # (two visitors from .2: a socket each time)
+        self.assertGreaterEqual(m["inletsd_udp_flows_evicted_total"], 36, m)
+        self.assertEqual(m["inletsd_udp_dropped_total:no-flow"], 0, m)
+        print(f"one source, 100 ports, twice: 64 flows kept for it ({m['inletsd_udp_flows_evicted_total']:.0f} of "
+              "its own evicted), another visitor served each time")
 
     def test_sizes(self):
         """The largest IPv4 datagram (65,507 bytes) goes through whole; one the path cannot carry
@@ -285,6 +417,34 @@ class Udp(TunnelTest):
         self.assertIn(f"UDP port {pub} closed", self.daemons[0].output())
         print(f"AllowFrom={pub}=127.0.0.2: .2 served, .3 dropped; a reload moved UDP to {pub2} in the running "
               "session (old port closed)")
+
+    def test_new_lists_end_open_flows(self):
+        """A flow lasts as long as its visitor sends: new AllowFrom=/DenyFrom= (the server's on a
+        reload, the client's sent in its session) end the open flows they refuse, not only new ones."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}")
+        c.wait_log("The exit server carries UDP ports")
+        s2, s3 = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        s2.bind(("127.0.0.2", 0))
+        s3.bind(("127.0.0.3", 0))
+        self.addCleanup(s2.close)
+        self.addCleanup(s3.close)
+        self.assertEqual(udp_ask(pub, b"2", sock=s2), b"2")
+        self.assertEqual(udp_ask(pub, b"3", sock=s3), b"3")
+        srv = self.daemons[0]
+        srv.reload(f"AllowUDPPorts={pub}\n", f"AllowUDPPorts={pub}\nDenyFrom=127.0.0.2\n")
+        srv.wait_log("UDP: 1 flows ended, the new AllowFrom=/DenyFrom= refuse their visitors.")
+        self.assertIsNone(udp_ask(pub, b"2 again", sock=s2, timeout=1), "the open flow of .2 ended")
+        self.assertEqual(udp_ask(pub, b"3 again", sock=s3), b"3 again", ".3's flow carries on")
+        self.assertEqual(len(set(echo.sources)), 2, "in the same flow")
+        c.reload(f"UDPPorts={pub}:{echo.port}\n", f"UDPPorts={pub}:{echo.port}\nAllowFrom={pub}=127.0.0.4\n")
+        c.wait_log("applies this client's AllowFrom=/DenyFrom= (1 rules) too.")
+        self.assertIsNone(udp_ask(pub, b"3 after", sock=s3, timeout=1), "the client's new list ended .3's flow")
+        self.assertEqual(udp_ask(pub, b"4", source="127.0.0.4"), b"4")
+        print("server reload with DenyFrom=127.0.0.2 ended .2's open flow (.3's kept); the client's new "
+              "AllowFrom= ended .3's; .4 served")
 
     def test_server_reload_takes_a_udp_port_away(self):
         """AllowUDPPorts= without the port after a reload: the client's session ends (as for
@@ -594,6 +754,25 @@ class Flood(UdpEcho):
         except OSError:
             pass
         self.done = True
+
+
+class Streamer(UdpEcho):
+    """After its first datagram, sends count datagrams back, one every interval seconds."""
+
+    def __init__(self, interval, count):
+        self.interval, self.count = interval, count
+        super().__init__("127.0.0.1")
+
+    def _serve(self):
+        try:
+            _, addr = self.sock.recvfrom(70000)
+            for i in range(self.count):
+                if self.closed:
+                    return
+                self.sock.sendto(b"tick %d" % i, addr)
+                time.sleep(self.interval)
+        except OSError:
+            pass
 
 
 class BigReply(UdpEcho):

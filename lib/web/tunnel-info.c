@@ -19,7 +19,7 @@ const char *const tunnel_resume_counters[RESUME_COUNTERS] = { "held-streams", "r
 
 const char *const tunnel_udp_counters[UDP_COUNTERS] = { "flows", "flows-total", "datagrams-in", "datagrams-out",
                                                         "bytes-in", "bytes-out", "dropped-full", "dropped-size",
-                                                        "dropped-no-flow", "dropped-error" };
+                                                        "dropped-no-flow", "dropped-error", "flows-evicted" };
 
 uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i) {
         uint64_t *const fields[REFUSED_REASONS] = { &t->refused_allow, &t->refused_control, &t->refused_proxy,

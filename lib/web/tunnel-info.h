@@ -40,7 +40,7 @@ typedef struct TunnelInfo {
         /* UDP (UDPPorts=): the public UDP ports, and the counters of tunnel_udp_counters */
         uint16_t *udp_ports;
         size_t n_udp_ports;
-        uint64_t udp[10];
+        uint64_t udp[11];
         bool has_udp;
 } TunnelInfo;
 
@@ -54,8 +54,8 @@ uint64_t *tunnel_info_refused(TunnelInfo *t, size_t i);
 extern const char *const tunnel_resume_counters[RESUME_COUNTERS];
 
 /* UDP: "flows" now, "flows-total", "datagrams-in", "datagrams-out", "bytes-in", "bytes-out",
- * "dropped-full", "dropped-size", "dropped-no-flow", "dropped-error" since start. */
-#define UDP_COUNTERS 10
+ * "dropped-full", "dropped-size", "dropped-no-flow", "dropped-error", "flows-evicted" since start. */
+#define UDP_COUNTERS 11
 extern const char *const tunnel_udp_counters[UDP_COUNTERS];
 
 void tunnel_info_done(TunnelInfo *t);
