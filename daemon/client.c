@@ -702,6 +702,8 @@ static void mux_control(Mux *m, const char *message, void *userdata) {
         if (kind == SENT_FORWARD)
                 return client_forwards_answer(c->forwards, message);
         if (kind == SENT_UDP) {
+                if (def(c)->n_udp_ports == 0)
+                        return; /* an empty offer: nothing to say, whatever the answer */
                 if (streq(message, "error unknown command"))
                         log_warning("The exit server does not carry UDP (an older version): UDPPorts= is not served.");
                 else if (startswith(message, "ok udp-ports "))
@@ -947,8 +949,9 @@ static void handle_response(Client *c, size_t head_len) {
         c->access_unknown = false;
         c->sent_head = c->sent_n = 0;
         client_forwards_session(c->forwards, c->mux);
-        /* Before the lists: they may scope a UDP port. */
-        if (d->n_udp_ports > 0)
+        /* Before the lists: they may scope a UDP port. A resumed session has its predecessor's
+         * UDP ports on the server: told the offer of now, even an empty one. */
+        if (d->n_udp_ports > 0 || (resumed && d->mode == MODE_TCP))
                 send_udp_ports(c, d);
         if (d->access.n_rules > 0)
                 send_access_lists(c, d);

@@ -157,6 +157,7 @@ struct Server {
         ResumeCounters resume;    /* the counters; held_* are counted when asked */
         Listener *listeners;
         UdpPort *udp_ports;       /* public UDP ports (server-udp.c) */
+        bool udp_draining;        /* server_drain(): UDP ports stay unread, none is bound */
         sd_event_source *udp_timer; /* ends idle flows */
         RateLimit udp_log;
         Session *sessions;

@@ -56,6 +56,7 @@ struct UdpFlow {
         SocketAddress peer, local;   /* local: where its datagrams came to (len 0: unknown) */
         uint64_t last;               /* CLOCK_MONOTONIC µs of its visitor's last datagram */
         bool answered;               /* a datagram came back through the tunnel */
+        bool assured;                /* ... and its visitor spoke again after it */
         CapsuleReader reader;
 };
 
@@ -82,12 +83,15 @@ static bool peer_equal(const SocketAddress *a, const SocketAddress *b) {
                memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
-/* The same source for UDP_FLOWS_PER_SOURCE: the IPv4 address, or the IPv6 /64. */
+/* The same source for UDP_FLOWS_PER_SOURCE: the IPv4 address (also as a dual-stack socket shows
+ * it, v4-mapped), or the IPv6 /64. */
 static bool source_equal(const SocketAddress *a, const SocketAddress *b) {
         if (a->sa.sa_family != b->sa.sa_family)
                 return false;
         if (a->sa.sa_family == AF_INET)
                 return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr) || IN6_IS_ADDR_V4MAPPED(&b->in6.sin6_addr))
+                return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
         return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 8) == 0;
 }
 
@@ -298,14 +302,29 @@ static int flow_open(UdpFlow *f, Session *x) {
         return mux_request(x->mux, h, false, peer, &flow_ops, f, &f->stream);
 }
 
-/* Whether a goes before b when room is made: unanswered first, then the least recently heard. */
-static bool flow_evicts_before(const UdpFlow *a, const UdpFlow *b) {
-        return !b || (a->answered != b->answered ? !a->answered : a->last < b->last);
+/* How much a flow has shown that its visitor is there: never answered, answered, or answered
+ * and spoken to again (assured, as conntrack says). */
+static int flow_class(const UdpFlow *f) {
+        return f->assured ? 2 : f->answered;
 }
 
-/* The flow to evict for room: among only_port's flows (or every port's), of only_session (or any
- * client), from only_source's address (or any). */
-static UdpFlow *flow_victim(Server *s, UdpPort *only_port, Session *only_session, const SocketAddress *only_source) {
+/* Whether a goes before b when room is made for a flow on port: the lower class first, then a
+ * flow of that port (a flood on one port pushes out its own before another port's), then the
+ * least recently heard. */
+static bool flow_evicts_before(const UdpFlow *a, const UdpFlow *b, const UdpPort *port) {
+        if (!b)
+                return true;
+        if (flow_class(a) != flow_class(b))
+                return flow_class(a) < flow_class(b);
+        if ((a->port == port) != (b->port == port))
+                return a->port == port;
+        return a->last < b->last;
+}
+
+/* The flow to evict for room on port: among only_port's flows (or every port's), of
+ * only_session (or any client), from only_source's address (or any). */
+static UdpFlow *flow_victim(Server *s, UdpPort *port, UdpPort *only_port, Session *only_session,
+                            const SocketAddress *only_source) {
         UdpFlow *best = NULL;
 
         for (UdpPort *p = s->udp_ports; p; p = p->next) {
@@ -314,7 +333,8 @@ static UdpFlow *flow_victim(Server *s, UdpPort *only_port, Session *only_session
                 for (unsigned b = 0; b < UDP_BUCKETS; b++)
                         for (UdpFlow *f = p->buckets[b]; f; f = f->next)
                                 if ((!only_session || f->session == only_session) &&
-                                    (!only_source || source_equal(&f->peer, only_source)) && flow_evicts_before(f, best))
+                                    (!only_source || source_equal(&f->peer, only_source)) &&
+                                    flow_evicts_before(f, best, port))
                                         best = f;
         }
         return best;
@@ -350,15 +370,26 @@ static UdpFlow *flow_new(UdpPort *p, const SocketAddress *peer, const SocketAddr
         x = udp_session_for_port(s, p);
         if (!x || !session_allows(x, p->scope, peer))
                 return NULL;
+        /* No stream to open (its TCP connections take the rest): evicting would free none now
+         * (a reset stream counts until it is gone), so nothing is evicted for nothing. */
+        MuxStats st;
+        mux_get_stats(x->mux, &st);
+        if (st.active_streams >= server_def(s)->max_streams) {
+                if (ratelimit_below(&s->udp_log))
+                        log_conn(LOG_WARNING, x->id, socket_address_format(peer, buf), p->port,
+                                 "UDP port %u: client %s has MaxStreamsPerClient=%u streams open; no flow for %s.",
+                                 p->port, x->id, server_def(s)->max_streams, buf);
+                return NULL;
+        }
         for (unsigned b = 0; b < UDP_BUCKETS; b++)
                 for (UdpFlow *g = p->buckets[b]; g; g = g->next)
                         same += source_equal(&g->peer, peer);
         if (same >= UDP_FLOWS_PER_SOURCE)
-                flow_evict(s, flow_victim(s, p, NULL, peer), "one source has 64 flows");
+                flow_evict(s, flow_victim(s, p, p, NULL, peer), "one source has 64 flows");
         if (p->n_flows >= UDP_FLOWS_PER_PORT)
-                flow_evict(s, flow_victim(s, p, NULL, NULL), "1024 flows open");
+                flow_evict(s, flow_victim(s, p, p, NULL, NULL), "1024 flows open");
         if (x->n_udp_flows >= session_flow_limit(s))
-                flow_evict(s, flow_victim(s, NULL, x, NULL), "the client's flows take half its streams");
+                flow_evict(s, flow_victim(s, p, NULL, x, NULL), "the client's flows take half its streams");
         f = new0(UdpFlow, 1);
         if (!f)
                 return NULL;
@@ -475,8 +506,10 @@ static int udp_port_handler(sd_event_source *src, int fd, uint32_t revents, void
                         drop(s, UDP_DROP_NO_FLOW);
                         continue;
                 }
-                if (f->stream) /* a refused flow ends in its time, whatever its visitor sends */
+                if (f->stream) { /* a refused flow ends in its time, whatever its visitor sends */
                         f->last = now_cached(s);
+                        f->assured = f->answered;
+                }
                 flow_send(f, payload, (size_t) n);
         }
         return 0;
@@ -653,7 +686,7 @@ static void udp_port_update(Server *s, uint16_t port) {
 
         if (!p || p->refs == 0)
                 return;
-        for (Session *x = s->sessions; x && !live; x = x->next)
+        for (Session *x = s->sessions; x && !live && !s->udp_draining; x = x->next)
                 live = !x->held && session_offers_udp(x, port);
         (void) sd_event_source_set_enabled(p->io, live ? SD_EVENT_ON : SD_EVENT_OFF);
 }
@@ -708,6 +741,7 @@ void session_udp_release(Session *x) {
 void udp_ports_drain(Server *s) {
         /* Flows have no end of their own to wait for: they end now, and the peers' next
          * datagrams wait in systemd's sockets for the next process. */
+        s->udp_draining = true;
         for (UdpPort *p = s->udp_ports; p; p = p->next) {
                 (void) sd_event_source_set_enabled(p->io, SD_EVENT_OFF);
                 for (unsigned b = 0; b < UDP_BUCKETS; b++)
@@ -743,6 +777,10 @@ void session_control_udp_ports(Session *x, Mux *m, const char *list) {
 
         if (d->mode != MODE_TCP) {
                 (void) mux_send_control(m, "error udp-ports: this server runs in HTTP mode: it opens no ports");
+                return;
+        }
+        if (s->udp_draining) {
+                (void) mux_send_control(m, "error udp-ports: the exit server is stopping");
                 return;
         }
         list += strspn(list, " \t");

@@ -49,6 +49,7 @@ class UdpEcho:
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
         self.sources = []
+        self.payloads = []
         self.closed = False
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -59,6 +60,7 @@ class UdpEcho:
             except OSError:
                 return
             self.sources.append(addr)
+            self.payloads.append(data)
             try:
                 self.sock.sendto(data, addr)
             except OSError:
@@ -87,6 +89,21 @@ def udp_ask(port, payload, source="127.0.0.1", timeout=2.0, sock=None, host="127
 
 
 class Udp(TunnelTest):
+    def run_in_netns(self, test):
+        """Outside a namespace: runs test again in a network namespace of its own (only loopback,
+        so that it may bind the wildcard address) and returns True; inside: False."""
+        if os.environ.get("INLETS_UDP_NETNS"):
+            return False
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a network namespace")
+        r = subprocess.run(["unshare", "--net", "sh", "-c",
+                            f"ip link set lo up && exec /usr/bin/python3 {os.path.abspath(__file__)} {test}"],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ, INLETS_UDP_NETNS="1"))
+        print(r.stdout[-500:] + r.stderr[-1500:])
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-3000:])
+        self.assertIn("OK", r.stderr)
+        return True
+
     def metrics(self, port):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             text = r.read().decode()
@@ -235,16 +252,7 @@ class Udp(TunnelTest):
         flow is the visitor and the address it reached; replies come from that address, and a
         datagram to another address of ours is another flow, not a change of where replies come
         from (the outside review: one spoofed datagram moved a visitor's replies for good)."""
-        if not os.environ.get("INLETS_UDP_NETNS"):
-            if os.geteuid() != 0 or not shutil.which("unshare"):
-                self.skipTest("needs root and unshare for a network namespace")
-            r = subprocess.run(["unshare", "--net", "sh", "-c",
-                                f"ip link set lo up && exec /usr/bin/python3 {os.path.abspath(__file__)} "
-                                "Udp.test_reply_from_the_address_reached"],
-                               capture_output=True, text=True, timeout=120, env=dict(os.environ, INLETS_UDP_NETNS="1"))
-            print(r.stdout[-500:] + r.stderr[-1500:])
-            self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-3000:])
-            self.assertIn("OK", r.stderr)
+        if self.run_in_netns("Udp.test_reply_from_the_address_reached"):
             return
         echo = UdpEcho()
         self.upstreams.append(echo)
@@ -308,6 +316,62 @@ class Udp(TunnelTest):
         self.assertEqual(held.recv(100), b"after")
         print("tunnel connection cut with a held session: the UDP port stayed bound and unread; a datagram sent "
               "meanwhile was answered after the resumption; the port was never bound again")
+
+    def test_ipv4_sources_on_a_dual_stack_port(self):
+        """DataListen=[::] (in a network namespace): IPv4 visitors arrive v4-mapped, and each IPv4
+        address is a source of its own (the outside review: they all counted as one /64, so one
+        host's 64 flows evicted every other IPv4 visitor's)."""
+        if self.run_in_netns("Udp.test_ipv4_sources_on_a_dual_stack_port"):
+            return
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pub = free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub}", extra_server="DataListen=[::]\n")
+        c.wait_log("The exit server carries UDP ports")
+        visitors = []
+        for i in range(10):
+            v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            v.bind((f"127.0.0.{10 + i}", 0))
+            self.addCleanup(v.close)
+            visitors.append(v)
+            self.assertEqual(udp_ask(pub, b"v", sock=v), b"v")
+        for i in range(70):
+            self.assertEqual(udp_ask(pub, b"a", source="127.0.0.66"), b"a")
+        for v in visitors:
+            self.assertEqual(udp_ask(pub, b"again", sock=v), b"again")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual((m["inletsd_udp_flows"], m["inletsd_udp_flows_evicted_total"]), (74, 6), m)
+        self.assertEqual(len(set(echo.sources)), 80, "the ten visitors kept their flows")
+        print("DataListen=[::]: one IPv4 host with 70 flows kept 64 (6 of its own evicted); ten other IPv4 "
+              "visitors kept theirs")
+
+    def test_a_flood_on_one_port_spares_another(self):
+        """Room made for a flood on one port comes from that port's flows first, and assured
+        flows (answered, then spoken to again) go last."""
+        echo = UdpEcho()
+        self.upstreams.append(echo)
+        pa, pb = free_port(), free_port()
+        c = self.tunnel(f"{pa}:{echo.port} {pb}:{echo.port}", allow=f"{pa} {pb}",
+                        extra_server="MaxStreamsPerClient=8\n")
+        c.wait_log("The exit server carries UDP ports")
+        w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        w.bind(("127.0.0.2", 0))
+        self.addCleanup(w.close)
+        for i in range(2):   # answered, then spoken to again: assured
+            self.assertEqual(udp_ask(pb, b"wg %d" % i, sock=w), b"wg %d" % i)
+        for i in range(20):   # a flood of assured flows on the other port
+            a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            a.bind(("127.0.0.3", 0))
+            self.addCleanup(a.close)
+            for k in range(2):
+                self.assertEqual(udp_ask(pa, b"x", sock=a), b"x")
+        self.assertEqual(udp_ask(pb, b"wg 2", sock=w), b"wg 2")
+        wsrc = [src for src, data in zip(echo.sources, echo.payloads) if data.startswith(b"wg")]
+        self.assertEqual(len(set(wsrc)), 1, "the visitor on the other port kept its flow")
+        m = self.metrics(self.srv_metrics)
+        self.assertEqual(m["inletsd_udp_flows_evicted_total"], 17, m)
+        print("4 flows for the client: 20 assured flows on one port evicted 17 of their own; the assured flow on "
+              "the other port kept its upstream socket")
 
     def test_flow_limits(self):
         """MaxStreamsPerClient=8: at most 4 UDP flows for the client (half its streams); a new
@@ -567,6 +631,33 @@ class Udp(TunnelTest):
         srv.wait(10)
         print("udp-PORT from systemd: taken by name, not bound again; a datagram sent before any client and one "
               "sent while the daemon restarted both waited in the socket and were answered")
+
+    def test_drain_reads_no_udp(self):
+        """SIGTERM with a TCP connection open (the exit server drains): the UDP ports are not read
+        and a client cannot offer new ones (the outside review: an offer turned reading back on
+        and bound new ports, and new flows held the drain to its deadline)."""
+        echo, tcp = UdpEcho(), self.echo()
+        self.upstreams.append(echo)
+        pub, pub2, tport = free_port(), free_port(), free_port()
+        c = self.tunnel(f"{pub}:{echo.port}", allow=f"{pub} {pub2}", tcp_ports=f"{tport}:{tcp.port}")
+        c.wait_log("The exit server carries UDP ports")
+        self.assertEqual(udp_ask(pub, b"before"), b"before")
+        held = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        self.addCleanup(held.close)
+        held.sendall(b"x")
+        self.assertEqual(held.recv(10), b"x")
+        srv = self.daemons[0]
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_log("shutting down once the open connections end")
+        c.reload(f"UDPPorts={pub}:{echo.port}", f"UDPPorts={pub}:{echo.port} {pub2}:{echo.port}")
+        c.wait_log("The exit server refused UDPPorts=: udp-ports: the exit server is stopping")
+        self.assertIsNone(udp_ask(pub, b"during the drain", timeout=1))
+        self.assertIsNone(udp_ask(pub2, b"a new port", timeout=1))
+        held.close()
+        t0 = time.monotonic()
+        srv.proc.wait(10)
+        print(f"draining: the new UDP offer refused, no datagram read; the server exited "
+              f"{time.monotonic() - t0:.1f} s after the last TCP connection closed")
 
     def test_hostile_exit_server(self):
         """A foreign exit server's CONNECT-UDP streams: served on a UDPPorts= port only, datagrams
